@@ -1,0 +1,1 @@
+//! spindel-node

@@ -1,0 +1,516 @@
+//! The single accept/refuse decision for an entry, used by local publish, the store and sync.
+//!
+//! [`check`] is pure: the author's stored state comes in through [`AuthorView`], time as
+//! `now_ms`. It returns what to store ([`Accepted`]) or a [`Refusal`] whose [`Refusal::reason`]
+//! is the counter name shown in `status`.
+
+use crate::entry::{Entry, Hash, Head, Op, PAYLOAD_BYTES_MAX, Payload, RecordId};
+use crate::keys::NodeId;
+use crate::record::{Kind, Record, SchemaError};
+
+/// How far an entry's timestamp may be ahead of the receiver's clock.
+pub const FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
+
+/// What the receiver knows of one record of the author.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordState {
+    pub kind: Kind,
+    pub deleted: bool,
+}
+
+/// The receiver's view of the entry's author, as stored.
+pub trait AuthorView {
+    /// May this node accept entries of the author at all (admitted region, own key, or known
+    /// through the aggregate)?
+    fn admitted(&self) -> bool;
+    /// The author is frozen after a proven fork.
+    fn frozen(&self) -> bool;
+    fn head(&self) -> Option<Head>;
+    /// The stored entry hash at `seq` (`seq <= head.seq`).
+    fn hash_at(&self, seq: u64) -> Option<Hash>;
+    fn record(&self, record_id: &RecordId) -> Option<RecordState>;
+}
+
+/// Why an entry was refused. Every variant is reached by a test in this module.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("author {0} is not admitted here")]
+    NotAdmitted(NodeId),
+    #[error("entry is by {got}, but only entries by {expected} are accepted here")]
+    WrongAuthor { expected: NodeId, got: NodeId },
+    #[error("author {0} is frozen after a fork")]
+    Frozen(NodeId),
+    #[error("signature does not verify (verify_strict) over the received header bytes")]
+    BadSignature,
+    #[error("seq {got} leaves a gap: the next seq is {expected}")]
+    Gap { expected: u64, got: u64 },
+    #[error("seq {0} is already stored (replay)")]
+    Replay(u64),
+    #[error("prev does not match the stored head at seq {0}")]
+    PrevMismatch(u64),
+    #[error("fork: a different entry with seq {seq} is already stored")]
+    Fork { seq: u64, existing: Hash },
+    #[error("timestamp {timestamp_ms} is more than 5 minutes ahead of now ({now_ms})")]
+    FromTheFuture { timestamp_ms: u64, now_ms: u64 },
+    #[error("record {0} is deleted; a deleted record never comes back")]
+    Tombstoned(RecordId),
+    #[error("record {record_id} is a {stored}, not a {got}")]
+    KindChanged {
+        record_id: RecordId,
+        stored: Kind,
+        got: Kind,
+    },
+    #[error("tombstone for unknown record {0}")]
+    UnknownRecord(RecordId),
+    #[error("tombstone carries a payload hash or length")]
+    TombstoneWithPayload,
+    #[error("payload is {len} bytes, over the limit of {PAYLOAD_BYTES_MAX}")]
+    PayloadTooLarge { len: u64 },
+    #[error("payload length {got} does not match the signed length {signed}")]
+    PayloadSizeMismatch { signed: u32, got: usize },
+    #[error("payload does not match the signed hash")]
+    PayloadHashMismatch,
+    #[error("payload is malformed: {0}")]
+    PayloadMalformed(String),
+    #[error("payload breaks the schema: {0}")]
+    Schema(#[from] SchemaError),
+}
+
+impl Refusal {
+    /// A stable snake_case name, used as the refusal counter key.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NotAdmitted(_) => "not_admitted",
+            Refusal::WrongAuthor { .. } => "wrong_author",
+            Refusal::Frozen(_) => "frozen",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::Gap { .. } => "gap",
+            Refusal::Replay(_) => "replay",
+            Refusal::PrevMismatch(_) => "prev_mismatch",
+            Refusal::Fork { .. } => "fork",
+            Refusal::FromTheFuture { .. } => "future_timestamp",
+            Refusal::Tombstoned(_) => "tombstoned",
+            Refusal::KindChanged { .. } => "kind_changed",
+            Refusal::UnknownRecord(_) => "unknown_record",
+            Refusal::TombstoneWithPayload => "tombstone_with_payload",
+            Refusal::PayloadTooLarge { .. } => "payload_too_large",
+            Refusal::PayloadSizeMismatch { .. } => "payload_size_mismatch",
+            Refusal::PayloadHashMismatch => "payload_hash_mismatch",
+            Refusal::PayloadMalformed(_) => "payload_malformed",
+            Refusal::Schema(_) => "schema",
+        }
+    }
+}
+
+/// An accepted entry, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The validated record of a `Put` whose payload came along; `None` for a tombstone or a
+    /// put whose payload was purged at the source (the header stays verifiable without it).
+    pub record: Option<Record>,
+}
+
+/// Decides whether `entry` (with its `payload`, if it came along) may be appended.
+///
+/// `expected_author`: when set, only that author's entries are accepted (a region pushing its
+/// own log). Checks run in this order: author, signature, seq and prev, time, record, payload.
+pub fn check(
+    view: &impl AuthorView,
+    expected_author: Option<NodeId>,
+    now_ms: u64,
+    entry: &Entry,
+    payload: Option<&[u8]>,
+) -> Result<Accepted, Refusal> {
+    let header = entry.header();
+    if let Some(expected) = expected_author
+        && expected != header.author
+    {
+        return Err(Refusal::WrongAuthor {
+            expected,
+            got: header.author,
+        });
+    }
+    if !view.admitted() {
+        return Err(Refusal::NotAdmitted(header.author));
+    }
+    if view.frozen() {
+        return Err(Refusal::Frozen(header.author));
+    }
+    entry.verify().map_err(|_| Refusal::BadSignature)?;
+
+    let (next, prev) = match view.head() {
+        Some(head) => (head.seq + 1, head.hash),
+        None => (1, Hash::ZERO),
+    };
+    if header.seq < next {
+        return match view.hash_at(header.seq) {
+            Some(existing) if existing == entry.hash() => Err(Refusal::Replay(header.seq)),
+            Some(existing) => Err(Refusal::Fork {
+                seq: header.seq,
+                existing,
+            }),
+            None => Err(Refusal::Replay(header.seq)),
+        };
+    }
+    if header.seq > next {
+        return Err(Refusal::Gap {
+            expected: next,
+            got: header.seq,
+        });
+    }
+    if header.prev != prev {
+        return Err(Refusal::PrevMismatch(header.seq));
+    }
+    if header.timestamp_ms > now_ms.saturating_add(FUTURE_SKEW_MS_MAX) {
+        return Err(Refusal::FromTheFuture {
+            timestamp_ms: header.timestamp_ms,
+            now_ms,
+        });
+    }
+
+    let stored = view.record(&header.record_id);
+    if let Some(state) = stored {
+        if state.deleted {
+            return Err(Refusal::Tombstoned(header.record_id));
+        }
+        if state.kind != header.kind {
+            return Err(Refusal::KindChanged {
+                record_id: header.record_id,
+                stored: state.kind,
+                got: header.kind,
+            });
+        }
+    }
+
+    match header.op {
+        Op::Tombstone => {
+            if header.payload_hash != Hash::ZERO || header.payload_len != 0 {
+                return Err(Refusal::TombstoneWithPayload);
+            }
+            if stored.is_none() {
+                return Err(Refusal::UnknownRecord(header.record_id));
+            }
+            Ok(Accepted { record: None })
+        }
+        Op::Put => {
+            if header.payload_len as usize > PAYLOAD_BYTES_MAX {
+                return Err(Refusal::PayloadTooLarge {
+                    len: u64::from(header.payload_len),
+                });
+            }
+            let Some(bytes) = payload else {
+                return Ok(Accepted { record: None });
+            };
+            if bytes.len() != header.payload_len as usize {
+                return Err(Refusal::PayloadSizeMismatch {
+                    signed: header.payload_len,
+                    got: bytes.len(),
+                });
+            }
+            if Hash::of(bytes) != header.payload_hash {
+                return Err(Refusal::PayloadHashMismatch);
+            }
+            let decoded =
+                Payload::decode(bytes).map_err(|e| Refusal::PayloadMalformed(e.to_string()))?;
+            let record = Record::from_json(header.kind, &decoded.body)?;
+            Ok(Accepted {
+                record: Some(record),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::entry::{Header, next_header};
+    use crate::keys::SecretKey;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    /// An in-memory author log, the model the store must agree with.
+    #[derive(Default)]
+    struct Log {
+        admitted: bool,
+        frozen: bool,
+        entries: Vec<Entry>,
+        records: BTreeMap<RecordId, RecordState>,
+    }
+
+    impl AuthorView for Log {
+        fn admitted(&self) -> bool {
+            self.admitted
+        }
+        fn frozen(&self) -> bool {
+            self.frozen
+        }
+        fn head(&self) -> Option<Head> {
+            self.entries.last().map(|e| Head {
+                seq: e.header().seq,
+                hash: e.hash(),
+            })
+        }
+        fn hash_at(&self, seq: u64) -> Option<Hash> {
+            self.entries
+                .get(seq.checked_sub(1)? as usize)
+                .map(Entry::hash)
+        }
+        fn record(&self, id: &RecordId) -> Option<RecordState> {
+            self.records.get(id).copied()
+        }
+    }
+
+    impl Log {
+        fn apply(&mut self, entry: Entry) {
+            let h = entry.header();
+            self.records.insert(
+                h.record_id,
+                RecordState {
+                    kind: h.kind,
+                    deleted: h.op == Op::Tombstone,
+                },
+            );
+            self.entries.push(entry);
+        }
+    }
+
+    fn key() -> SecretKey {
+        SecretKey::from_bytes(&[1; 32])
+    }
+
+    fn payload(body: &str) -> Vec<u8> {
+        crate::codec::encode(&Payload {
+            salt: [5; 16],
+            body: body.to_string(),
+        })
+    }
+
+    const METHOD: &str = r#"{"title":"Metod","summary":"Kort"}"#;
+
+    fn put(log: &Log, rid: RecordId, body: &str) -> (Entry, Vec<u8>) {
+        let p = payload(body);
+        let h = next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            Some(&p),
+        );
+        (Entry::sign(&key(), h), p)
+    }
+
+    fn admitted_log() -> Log {
+        Log {
+            admitted: true,
+            ..Log::default()
+        }
+    }
+
+    fn refuse(log: &Log, entry: &Entry, payload: Option<&[u8]>) -> &'static str {
+        check(log, None, NOW, entry, payload).unwrap_err().reason()
+    }
+
+    fn resign(header: Header) -> Entry {
+        Entry::sign(&key(), header)
+    }
+
+    #[test]
+    fn accepts_a_valid_chain_and_tombstone() {
+        let mut log = admitted_log();
+        let rid = RecordId([1; 16]);
+        let (e1, p1) = put(&log, rid, METHOD);
+        let accepted = check(&log, Some(key().node_id()), NOW, &e1, Some(&p1)).unwrap();
+        assert_eq!(accepted.record.unwrap().title(), "Metod");
+        log.apply(e1);
+        let (e2, p2) = put(&log, rid, METHOD);
+        check(&log, None, NOW, &e2, Some(&p2)).unwrap();
+        log.apply(e2);
+        let t = resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ));
+        assert_eq!(check(&log, None, NOW, &t, None).unwrap().record, None);
+        log.apply(t);
+        // A put after the tombstone is refused for ever.
+        let (e4, p4) = put(&log, rid, METHOD);
+        assert_eq!(refuse(&log, &e4, Some(&p4)), "tombstoned");
+    }
+
+    #[test]
+    fn every_refusal_reason_is_reached() {
+        let mut reached = std::collections::BTreeSet::new();
+        let mut note = |r: &'static str| {
+            reached.insert(r);
+            r
+        };
+        let rid = RecordId([1; 16]);
+        let mut log = admitted_log();
+        let (e1, p1) = put(&log, rid, METHOD);
+
+        // Not admitted, frozen, wrong author.
+        assert_eq!(
+            note(refuse(&Log::default(), &e1, Some(&p1))),
+            "not_admitted"
+        );
+        let frozen = Log {
+            admitted: true,
+            frozen: true,
+            ..Log::default()
+        };
+        assert_eq!(note(refuse(&frozen, &e1, Some(&p1))), "frozen");
+        let other = SecretKey::from_bytes(&[2; 32]).node_id();
+        assert_eq!(
+            note(
+                check(&log, Some(other), NOW, &e1, Some(&p1))
+                    .unwrap_err()
+                    .reason()
+            ),
+            "wrong_author"
+        );
+
+        // Bad signature: another key's signature over this header.
+        let forged = Entry::from_parts(
+            e1.header_bytes().to_vec(),
+            &SecretKey::from_bytes(&[2; 32]).sign(e1.header_bytes()),
+        )
+        .unwrap();
+        assert_eq!(note(refuse(&log, &forged, Some(&p1))), "bad_signature");
+
+        // Payload checks.
+        let mut short = p1.clone();
+        short.pop();
+        assert_eq!(
+            note(refuse(&log, &e1, Some(&short))),
+            "payload_size_mismatch"
+        );
+        let mut flipped = p1.clone();
+        flipped[3] ^= 1;
+        assert_eq!(
+            note(refuse(&log, &e1, Some(&flipped))),
+            "payload_hash_mismatch"
+        );
+        let garbage = vec![0xffu8; 10];
+        let mut h = e1.header().clone();
+        h.payload_hash = Hash::of(&garbage);
+        h.payload_len = 10;
+        assert_eq!(
+            note(refuse(&log, &resign(h), Some(&garbage))),
+            "payload_malformed"
+        );
+        let bad_schema = payload(r#"{"title":"x"}"#);
+        let mut h = e1.header().clone();
+        h.payload_hash = Hash::of(&bad_schema);
+        h.payload_len = bad_schema.len() as u32;
+        assert_eq!(note(refuse(&log, &resign(h), Some(&bad_schema))), "schema");
+        let mut h = e1.header().clone();
+        h.payload_len = PAYLOAD_BYTES_MAX as u32 + 1;
+        assert_eq!(note(refuse(&log, &resign(h), None)), "payload_too_large");
+
+        // Time.
+        let mut h = e1.header().clone();
+        h.timestamp_ms = NOW + FUTURE_SKEW_MS_MAX + 1;
+        assert_eq!(
+            note(refuse(&log, &resign(h.clone()), Some(&p1))),
+            "future_timestamp"
+        );
+        h.timestamp_ms = NOW + FUTURE_SKEW_MS_MAX;
+        check(&log, None, NOW, &resign(h), Some(&p1)).unwrap();
+
+        // Tombstone rules on an empty log.
+        let t = resign(next_header(
+            key().node_id(),
+            None,
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ));
+        assert_eq!(note(refuse(&log, &t, None)), "unknown_record");
+
+        // Sequence rules.
+        let mut h = e1.header().clone();
+        h.seq = 2;
+        assert_eq!(note(refuse(&log, &resign(h), Some(&p1))), "gap");
+        let mut h = e1.header().clone();
+        h.prev = Hash([9; 32]);
+        assert_eq!(note(refuse(&log, &resign(h), Some(&p1))), "prev_mismatch");
+
+        log.apply(e1.clone());
+        assert_eq!(note(refuse(&log, &e1, Some(&p1))), "replay");
+        let mut h = e1.header().clone();
+        h.timestamp_ms += 1;
+        match check(&log, None, NOW, &resign(h), Some(&p1)).unwrap_err() {
+            Refusal::Fork { seq: 1, existing } => assert_eq!(existing, e1.hash()),
+            other => panic!("expected a fork, got {other:?}"),
+        }
+        note("fork");
+
+        // Kind change, tombstone with payload, tombstoned.
+        let p = payload(r#"{"title":"t","summary":"s"}"#);
+        let h = next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Innovation,
+            rid,
+            Some(&p),
+        );
+        assert_eq!(note(refuse(&log, &resign(h), Some(&p))), "kind_changed");
+        let mut h = next_header(key().node_id(), log.head(), NOW, Kind::Method, rid, None);
+        h.payload_len = 1;
+        assert_eq!(
+            note(refuse(&log, &resign(h), None)),
+            "tombstone_with_payload"
+        );
+        let t = resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ));
+        log.apply(t);
+        let (e3, p3) = put(&log, rid, METHOD);
+        assert_eq!(note(refuse(&log, &e3, Some(&p3))), "tombstoned");
+
+        let all = [
+            "not_admitted",
+            "wrong_author",
+            "frozen",
+            "bad_signature",
+            "gap",
+            "replay",
+            "prev_mismatch",
+            "fork",
+            "future_timestamp",
+            "tombstoned",
+            "kind_changed",
+            "unknown_record",
+            "tombstone_with_payload",
+            "payload_too_large",
+            "payload_size_mismatch",
+            "payload_hash_mismatch",
+            "payload_malformed",
+            "schema",
+        ];
+        assert_eq!(reached.len(), all.len(), "reached {reached:?}");
+        for r in all {
+            assert!(reached.contains(r), "reason {r} not reached");
+        }
+    }
+
+    #[test]
+    fn purged_payload_is_accepted_without_record() {
+        let log = admitted_log();
+        let (e1, _) = put(&log, RecordId([1; 16]), METHOD);
+        assert_eq!(check(&log, None, NOW, &e1, None).unwrap().record, None);
+    }
+}

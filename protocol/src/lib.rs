@@ -1,0 +1,24 @@
+//! spindel-protocol: the pure, deterministic core of spindel.
+//!
+//! Everything here is a function of its inputs: time (`now_ms`), randomness (an injected
+//! `CryptoRngCore`) and storage (the [`ingest::AuthorView`] trait) come in as parameters.
+//! This crate never touches the network, the file system or the clock; a test in
+//! `spindel-tests` reads `cargo metadata` to keep it so.
+//!
+//! - [`keys`]: [`NodeId`] and [`SecretKey`] over ed25519-dalek, `verify_strict` only.
+//! - [`codec`]: the one bincode configuration, size-capped decoding, canonical form.
+//! - [`entry`]: headers, signed entries, payloads, the exact bytes that are signed.
+//! - [`record`]: record kinds and their validation (contract.md section 2).
+//! - [`ingest`]: the single accept/refuse decision for an entry.
+//! - [`time`]: RFC 3339 formatting of millisecond timestamps.
+
+pub mod codec;
+pub mod entry;
+pub mod ingest;
+pub mod keys;
+pub mod record;
+pub mod time;
+
+pub use entry::{Entry, Hash, Header, Op, RecordId};
+pub use keys::{NodeId, SecretKey};
+pub use record::Kind;

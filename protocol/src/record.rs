@@ -1,0 +1,787 @@
+//! Record kinds and their validation: the schemas of contract.md section 2.
+//!
+//! Input is JSON. Unknown fields are refused; strings are trimmed before their limits are
+//! checked and are stored trimmed; limits count characters, not bytes. Every refusal is a
+//! [`SchemaError`] whose text names the kind, the field and the rule, in one line.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of record a region authors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Profile,
+    Innovation,
+    Method,
+    Researcher,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Profile,
+        Kind::Innovation,
+        Kind::Method,
+        Kind::Researcher,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Profile => "profile",
+            Kind::Innovation => "innovation",
+            Kind::Method => "method",
+            Kind::Researcher => "researcher",
+        }
+    }
+
+    /// One byte per kind, for store index keys.
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::Profile => 0,
+            Kind::Innovation => 1,
+            Kind::Method => 2,
+            Kind::Researcher => 3,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a kind name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kind {0:?}: expected profile, innovation, method or researcher")]
+pub struct ParseKindError(pub String);
+
+impl FromStr for Kind {
+    type Err = ParseKindError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
+    }
+}
+
+/// A record that breaks its kind's schema. The message is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
+/// Limits of contract.md section 2, named.
+pub mod limits {
+    pub const TITLE_CHARS_MAX: usize = 200;
+    pub const SUMMARY_CHARS_MAX: usize = 2000;
+    pub const DESCRIPTION_CHARS_MAX: usize = 20_000;
+    pub const PROFILE_DESCRIPTION_CHARS_MAX: usize = 5000;
+    pub const NAME_CHARS_MAX: usize = 200;
+    pub const MEMBERS_MAX: usize = 500;
+    pub const ORGANISATIONS_MAX: usize = 50;
+    pub const ORGANISATION_CHARS_MAX: usize = 200;
+    pub const TAGS_MAX: usize = 20;
+    pub const TAG_CHARS_MAX: usize = 40;
+    pub const LINKS_MAX: usize = 20;
+    pub const URL_CHARS_MAX: usize = 2000;
+    pub const CONTACT_CHARS_MAX: usize = 200;
+    pub const FIELDS_MAX: usize = 20;
+    pub const FIELD_CHARS_MAX: usize = 100;
+    pub const EMAIL_CHARS_MAX: usize = 254;
+    pub const PHONE_CHARS_MAX: usize = 40;
+    pub const REGION_NAME_CHARS_MAX: usize = 32;
+    pub const SROI_YEAR_MIN: i64 = 1900;
+    pub const SROI_YEAR_MAX: i64 = 2200;
+}
+use limits::*;
+
+/// A region's profile. `name` is spindel's extension: the short node name given at `init`
+/// (1-32 of `a-z 0-9 -`), which `--region` matches; the node fills it in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+}
+
+/// A documented social innovation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Innovation {
+    pub title: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organisations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sroi: Option<Sroi>,
+}
+
+/// A social return on investment figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sroi {
+    pub ratio: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+}
+
+/// A method or an experience.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Method {
+    pub title: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+}
+
+/// A researcher who agreed to be listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Researcher {
+    pub name: String,
+    pub affiliation: String,
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub consent: Option<bool>,
+}
+
+/// A validated record of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Profile(Profile),
+    Innovation(Innovation),
+    Method(Method),
+    Researcher(Researcher),
+}
+
+impl Record {
+    /// Parses and validates JSON text as a record of `kind`; strings come back trimmed.
+    pub fn from_json(kind: Kind, text: &str) -> Result<Record, SchemaError> {
+        let mut record = match kind {
+            Kind::Profile => Record::Profile(parse(kind, text)?),
+            Kind::Innovation => Record::Innovation(parse(kind, text)?),
+            Kind::Method => Record::Method(parse(kind, text)?),
+            Kind::Researcher => Record::Researcher(parse(kind, text)?),
+        };
+        record.trim();
+        record.validate()?;
+        Ok(record)
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Record::Profile(_) => Kind::Profile,
+            Record::Innovation(_) => Kind::Innovation,
+            Record::Method(_) => Kind::Method,
+            Record::Researcher(_) => Kind::Researcher,
+        }
+    }
+
+    /// The JSON that is stored in the payload and shown as `data`.
+    pub fn to_json(&self) -> String {
+        let result = match self {
+            Record::Profile(r) => serde_json::to_string(r),
+            Record::Innovation(r) => serde_json::to_string(r),
+            Record::Method(r) => serde_json::to_string(r),
+            Record::Researcher(r) => serde_json::to_string(r),
+        };
+        // Serializing these plain structs (finite floats only, by validation) cannot fail.
+        result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.to_json()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The line a list shows for this record.
+    pub fn title(&self) -> &str {
+        match self {
+            Record::Profile(r) => &r.display_name,
+            Record::Innovation(r) => &r.title,
+            Record::Method(r) => &r.title,
+            Record::Researcher(r) => &r.name,
+        }
+    }
+
+    /// Tags used by the tag filter: `tags` of innovations and methods, `fields` of researchers.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Record::Profile(_) => &[],
+            Record::Innovation(r) => &r.tags,
+            Record::Method(r) => &r.tags,
+            Record::Researcher(r) => &r.fields,
+        }
+    }
+
+    /// All human text of the record, for the full-text index.
+    pub fn search_text(&self) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        match self {
+            Record::Profile(r) => {
+                parts.push(&r.display_name);
+                parts.extend(r.name.as_deref());
+                parts.extend(r.description.as_deref());
+                parts.extend(r.members.iter().map(String::as_str));
+            }
+            Record::Innovation(r) => {
+                parts.extend([r.title.as_str(), &r.summary]);
+                parts.extend(r.description.as_deref());
+                parts.extend(r.tags.iter().map(String::as_str));
+                parts.extend(r.organisations.iter().map(String::as_str));
+                parts.extend(r.contact.as_deref());
+            }
+            Record::Method(r) => {
+                parts.extend([r.title.as_str(), &r.summary]);
+                parts.extend(r.description.as_deref());
+                parts.extend(r.tags.iter().map(String::as_str));
+            }
+            Record::Researcher(r) => {
+                parts.extend([r.name.as_str(), &r.affiliation]);
+                parts.extend(r.fields.iter().map(String::as_str));
+            }
+        }
+        parts.join("\n")
+    }
+
+    fn trim(&mut self) {
+        fn t(s: &mut String) {
+            let trimmed = s.trim();
+            if trimmed.len() != s.len() {
+                *s = trimmed.to_string();
+            }
+        }
+        fn o(s: &mut Option<String>) {
+            if let Some(s) = s {
+                t(s)
+            }
+        }
+        fn v(list: &mut [String]) {
+            list.iter_mut().for_each(t)
+        }
+        match self {
+            Record::Profile(r) => {
+                t(&mut r.display_name);
+                o(&mut r.name);
+                o(&mut r.description);
+                v(&mut r.members);
+                o(&mut r.website);
+            }
+            Record::Innovation(r) => {
+                t(&mut r.title);
+                t(&mut r.summary);
+                o(&mut r.description);
+                v(&mut r.tags);
+                v(&mut r.organisations);
+                v(&mut r.links);
+                o(&mut r.contact);
+                if let Some(s) = &mut r.sroi {
+                    o(&mut s.report_url);
+                }
+            }
+            Record::Method(r) => {
+                t(&mut r.title);
+                t(&mut r.summary);
+                o(&mut r.description);
+                v(&mut r.tags);
+                v(&mut r.links);
+            }
+            Record::Researcher(r) => {
+                t(&mut r.name);
+                t(&mut r.affiliation);
+                v(&mut r.fields);
+                o(&mut r.email);
+                o(&mut r.phone);
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), SchemaError> {
+        let kind = self.kind().as_str();
+        let c = Check { kind };
+        match self {
+            Record::Profile(r) => {
+                c.text("display_name", &r.display_name, 1, NAME_CHARS_MAX)?;
+                if let Some(name) = &r.name {
+                    validate_region_name(name)
+                        .map_err(|e| SchemaError(format!("profile name: {e}")))?;
+                }
+                c.opt_text("description", &r.description, PROFILE_DESCRIPTION_CHARS_MAX)?;
+                c.list("members", &r.members, 0, MEMBERS_MAX, NAME_CHARS_MAX)?;
+                c.opt_url("website", &r.website)?;
+            }
+            Record::Innovation(r) => {
+                c.text("title", &r.title, 1, TITLE_CHARS_MAX)?;
+                c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX)?;
+                c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX)?;
+                c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX)?;
+                c.list(
+                    "organisations",
+                    &r.organisations,
+                    0,
+                    ORGANISATIONS_MAX,
+                    ORGANISATION_CHARS_MAX,
+                )?;
+                c.urls("links", &r.links)?;
+                c.opt_text("contact", &r.contact, CONTACT_CHARS_MAX)?;
+                if let Some(sroi) = &r.sroi {
+                    if !(sroi.ratio.is_finite() && sroi.ratio > 0.0) {
+                        return Err(c.fail(format!(
+                            "sroi.ratio must be a number > 0, got {}",
+                            sroi.ratio
+                        )));
+                    }
+                    if let Some(year) = sroi.year
+                        && !(SROI_YEAR_MIN..=SROI_YEAR_MAX).contains(&year)
+                    {
+                        return Err(c.fail(format!(
+                            "sroi.year must be between {SROI_YEAR_MIN} and {SROI_YEAR_MAX}, got {year}"
+                        )));
+                    }
+                    c.opt_url("sroi.report_url", &sroi.report_url)?;
+                }
+            }
+            Record::Method(r) => {
+                c.text("title", &r.title, 1, TITLE_CHARS_MAX)?;
+                c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX)?;
+                c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX)?;
+                c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX)?;
+                c.urls("links", &r.links)?;
+            }
+            Record::Researcher(r) => {
+                if r.consent != Some(true) {
+                    return Err(SchemaError(
+                        "researcher record needs consent: true".to_string(),
+                    ));
+                }
+                c.text("name", &r.name, 1, NAME_CHARS_MAX)?;
+                c.text("affiliation", &r.affiliation, 1, NAME_CHARS_MAX)?;
+                c.list("fields", &r.fields, 1, FIELDS_MAX, FIELD_CHARS_MAX)?;
+                if let Some(email) = &r.email
+                    && !is_email(email)
+                {
+                    return Err(c.fail(format!("email is not a valid address: {email:?}")));
+                }
+                if let Some(phone) = &r.phone
+                    && !is_phone(phone)
+                {
+                    return Err(c.fail(format!(
+                        "phone must be 1-{PHONE_CHARS_MAX} of digits, spaces and + - ( ), got {phone:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> {
+    serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        // serde_json reports a missing consent like any missing field; say what matters.
+        if kind == Kind::Researcher && msg.contains("missing field `consent`") {
+            return SchemaError("researcher record needs consent: true".to_string());
+        }
+        SchemaError(format!("invalid {kind} record: {msg}"))
+    })
+}
+
+struct Check {
+    kind: &'static str,
+}
+
+impl Check {
+    fn fail(&self, msg: String) -> SchemaError {
+        SchemaError(format!("{} record: {msg}", self.kind))
+    }
+
+    fn text(&self, field: &str, value: &str, min: usize, max: usize) -> Result<(), SchemaError> {
+        let n = value.chars().count();
+        if n < min || n > max {
+            return Err(self.fail(if min > 0 && n == 0 {
+                format!("{field} is required and must not be empty")
+            } else {
+                format!("{field} must be {min}-{max} characters, got {n}")
+            }));
+        }
+        if value
+            .chars()
+            .any(|ch| ch.is_control() && ch != '\n' && ch != '\t' && ch != '\r')
+        {
+            return Err(self.fail(format!("{field} contains control characters")));
+        }
+        Ok(())
+    }
+
+    fn opt_text(&self, field: &str, value: &Option<String>, max: usize) -> Result<(), SchemaError> {
+        match value {
+            Some(v) => self.text(field, v, 0, max),
+            None => Ok(()),
+        }
+    }
+
+    fn list(
+        &self,
+        field: &str,
+        items: &[String],
+        min_items: usize,
+        max_items: usize,
+        max_chars: usize,
+    ) -> Result<(), SchemaError> {
+        if items.len() < min_items || items.len() > max_items {
+            return Err(self.fail(format!(
+                "{field} must have {min_items}-{max_items} entries, got {}",
+                items.len()
+            )));
+        }
+        for (i, item) in items.iter().enumerate() {
+            self.text(&format!("{field}[{i}]"), item, 1, max_chars)?;
+        }
+        Ok(())
+    }
+
+    fn urls(&self, field: &str, urls: &[String]) -> Result<(), SchemaError> {
+        if urls.len() > LINKS_MAX {
+            return Err(self.fail(format!(
+                "{field} must have at most {LINKS_MAX} entries, got {}",
+                urls.len()
+            )));
+        }
+        for (i, url) in urls.iter().enumerate() {
+            self.url(&format!("{field}[{i}]"), url)?;
+        }
+        Ok(())
+    }
+
+    fn opt_url(&self, field: &str, url: &Option<String>) -> Result<(), SchemaError> {
+        match url {
+            Some(u) => self.url(field, u),
+            None => Ok(()),
+        }
+    }
+
+    fn url(&self, field: &str, url: &str) -> Result<(), SchemaError> {
+        if is_http_url(url) {
+            Ok(())
+        } else {
+            Err(self.fail(format!(
+                "{field} must be an http or https URL, got {:?}",
+                url.chars().take(80).collect::<String>()
+            )))
+        }
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host, no whitespace or control characters,
+/// at most [`limits::URL_CHARS_MAX`] characters.
+pub fn is_http_url(url: &str) -> bool {
+    if url.chars().count() > URL_CHARS_MAX
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = match lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    {
+        Some(rest) => rest,
+        None => return false,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !host.ends_with(']') => {
+            if !port.is_empty() && !port.chars().all(|c| c.is_ascii_digit()) {
+                return false;
+            }
+            h
+        }
+        _ => host,
+    };
+    !host.is_empty() && !host.starts_with('.') && !host.starts_with('-')
+}
+
+/// `local@domain.tld`: one `@`, a non-empty local part, a dotted domain of letters, digits and
+/// hyphens, no whitespace, at most 254 characters.
+pub fn is_email(email: &str) -> bool {
+    if email.chars().count() > EMAIL_CHARS_MAX
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    if local.is_empty() || local.len() > 64 || domain.contains('@') {
+        return false;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+fn is_phone(phone: &str) -> bool {
+    let n = phone.chars().count();
+    (1..=PHONE_CHARS_MAX).contains(&n)
+        && phone.chars().any(|c| c.is_ascii_digit())
+        && phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')'))
+}
+
+/// A node's short name: 1-32 of `a-z 0-9 -`.
+pub fn validate_region_name(name: &str) -> Result<(), String> {
+    let ok = (1..=REGION_NAME_CHARS_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a name is 1-{REGION_NAME_CHARS_MAX} of a-z, 0-9 and -, got {:?}",
+            name.chars().take(40).collect::<String>()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: Kind, json: &str) -> String {
+        Record::from_json(kind, json).unwrap_err().0
+    }
+
+    #[test]
+    fn valid_records_of_every_kind() {
+        let p = Record::from_json(
+            Kind::Profile,
+            r#"{"display_name":" Nätverket Social Ekonomi Skåne ","members":["Coompanion Skåne"],"website":"https://example.se"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.title(), "Nätverket Social Ekonomi Skåne");
+        let i = Record::from_json(
+            Kind::Innovation,
+            r#"{"title":"Språkcafé","summary":"Föreningar möts","tags":["integration"],"sroi":{"ratio":3.2,"year":2011,"report_url":"http://x.se/r.pdf"},"links":["https://a.se/b?c=d"]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.tags(), ["integration"]);
+        Record::from_json(
+            Kind::Method,
+            r#"{"title":"Lokal överenskommelse","summary":"Så gör man"}"#,
+        )
+        .unwrap();
+        let r = Record::from_json(
+            Kind::Researcher,
+            r#"{"name":"Anna","affiliation":"Lunds universitet","fields":["social ekonomi"],"email":"anna@lu.se","phone":"+46 46-222 00 00","consent":true}"#,
+        )
+        .unwrap();
+        assert!(r.search_text().contains("Lunds universitet"));
+        // The stored JSON round-trips to the same record.
+        assert_eq!(
+            Record::from_json(Kind::Researcher, &r.to_json()).unwrap(),
+            r
+        );
+    }
+
+    #[test]
+    fn every_rule_is_enforced() {
+        assert_eq!(
+            err(
+                Kind::Researcher,
+                r#"{"name":"A","affiliation":"B","fields":["c"]}"#
+            ),
+            "researcher record needs consent: true"
+        );
+        assert_eq!(
+            err(
+                Kind::Researcher,
+                r#"{"name":"A","affiliation":"B","fields":["c"],"consent":false}"#
+            ),
+            "researcher record needs consent: true"
+        );
+        assert!(
+            err(
+                Kind::Researcher,
+                r#"{"name":"A","affiliation":"B","fields":[],"consent":true}"#
+            )
+            .contains("fields must have 1-20")
+        );
+        assert!(
+            err(
+                Kind::Researcher,
+                r#"{"name":"A","affiliation":"B","fields":["c"],"email":"nope","consent":true}"#
+            )
+            .contains("email")
+        );
+        assert!(
+            err(
+                Kind::Researcher,
+                r#"{"name":"A","affiliation":"B","fields":["c"],"phone":"call me","consent":true}"#
+            )
+            .contains("phone")
+        );
+        assert!(
+            err(
+                Kind::Method,
+                r#"{"title":"x","summary":"y","colour":"red"}"#
+            )
+            .contains("unknown field `colour`")
+        );
+        assert!(
+            err(Kind::Method, r#"{"title":"   ","summary":"y"}"#).contains("title is required")
+        );
+        assert!(err(Kind::Method, r#"{"summary":"y"}"#).contains("missing field `title`"));
+        assert!(
+            err(Kind::Method, r#"{"title":"x","summary":"y""#).starts_with("invalid method record")
+        );
+        let long = "å".repeat(201);
+        assert!(
+            err(
+                Kind::Innovation,
+                &format!(r#"{{"title":"{long}","summary":"s"}}"#)
+            )
+            .contains("title must be 1-200 characters, got 201")
+        );
+        // 200 multi-byte characters are within the limit: limits count characters.
+        let ok = "å".repeat(200);
+        Record::from_json(
+            Kind::Innovation,
+            &format!(r#"{{"title":"{ok}","summary":"s"}}"#),
+        )
+        .unwrap();
+        assert!(
+            err(
+                Kind::Innovation,
+                r#"{"title":"t","summary":"s","links":["ftp://x.se"]}"#
+            )
+            .contains("links[0] must be an http or https URL")
+        );
+        assert!(
+            err(
+                Kind::Innovation,
+                r#"{"title":"t","summary":"s","sroi":{"ratio":0}}"#
+            )
+            .contains("sroi.ratio must be a number > 0")
+        );
+        assert!(
+            err(
+                Kind::Innovation,
+                r#"{"title":"t","summary":"s","sroi":{"ratio":2,"year":12}}"#
+            )
+            .contains("sroi.year")
+        );
+        assert!(
+            err(
+                Kind::Innovation,
+                r#"{"title":"t","summary":"s","sroi":{"year":2012}}"#
+            )
+            .contains("missing field `ratio`")
+        );
+        let tags: Vec<String> = (0..21).map(|i| format!("\"t{i}\"")).collect();
+        assert!(
+            err(
+                Kind::Innovation,
+                &format!(
+                    r#"{{"title":"t","summary":"s","tags":[{}]}}"#,
+                    tags.join(",")
+                )
+            )
+            .contains("tags must have 0-20 entries, got 21")
+        );
+        assert!(
+            err(
+                Kind::Innovation,
+                r#"{"title":"t","summary":"s","tags":[""]}"#
+            )
+            .contains("tags[0] is required")
+        );
+        assert!(
+            err(
+                Kind::Profile,
+                r#"{"display_name":"x","website":"javascript:alert(1)"}"#
+            )
+            .contains("website")
+        );
+        assert!(
+            err(Kind::Profile, r#"{"display_name":"x","name":"Skåne"}"#).contains("profile name")
+        );
+        assert!(err(Kind::Method, "[]").starts_with("invalid method record"));
+    }
+
+    #[test]
+    fn url_and_email_rules() {
+        for good in [
+            "http://a.se",
+            "https://a.se/x?y=z#w",
+            "https://user@host:8080/p",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_http_url(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a.se",
+            "https://",
+            "https:///path",
+            "mailto:a@b.se",
+            "https://a .se",
+            "https://a.se:x/",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+        for good in ["a@b.se", "förnamn.efternamn@universitet.se"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in ["", "a@", "@b.se", "a@b", "a@@b.se", "a b@c.se", "a@-b.se"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kind_and_region_name_parsing() {
+        assert_eq!("method".parse::<Kind>(), Ok(Kind::Method));
+        assert!("Method".parse::<Kind>().is_err());
+        assert!(validate_region_name("skane-1").is_ok());
+        assert!(validate_region_name("").is_err());
+        assert!(validate_region_name(&"a".repeat(33)).is_err());
+        assert!(validate_region_name("Skåne").is_err());
+    }
+}
