@@ -1,1 +1,12 @@
-//! spindel-node
+//! spindel-node: a node's store, full-text index, queries and local operations.
+//!
+//! - [`store`]: sled trees, atomic apply of verified entries, purge, indexes.
+//! - [`search`]: the tantivy full-text index (Swedish and English stemming), derived data.
+//! - [`query`]: filters, newest-first ordering, cursors; the JSON shape of a record.
+//! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
+//!   import / delete / status.
+
+pub mod local;
+pub mod query;
+pub mod search;
+pub mod store;

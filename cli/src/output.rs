@@ -1,0 +1,121 @@
+//! Printing: exactly one JSON document with `--json`, readable text otherwise.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use spindel_node::local::Status;
+use spindel_node::query::QueryPage;
+
+/// Prints `value` as one JSON document, or the text `human` makes.
+pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+pub fn progress_bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+fn cut(s: &str, width: usize) -> String {
+    let one_line = s.replace(['\n', '\t'], " ");
+    if one_line.chars().count() <= width {
+        one_line
+    } else {
+        let mut t: String = one_line.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn title_of(data: &serde_json::Value) -> &str {
+    ["title", "display_name", "name"]
+        .iter()
+        .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
+        .unwrap_or("")
+}
+
+/// The table `spindel query` prints.
+pub fn records_table(page: &QueryPage) -> String {
+    if page.records.is_empty() {
+        return "no records found".to_string();
+    }
+    let mut out = format!(
+        "{:<17} {:<10} {:<20} {:<32} {}\n",
+        "UPDATED (UTC)", "KIND", "REGION", "RECORD", "TITLE"
+    );
+    for r in &page.records {
+        let updated = r
+            .updated_at
+            .get(..16)
+            .unwrap_or(&r.updated_at)
+            .replace('T', " ");
+        out.push_str(&format!(
+            "{:<17} {:<10} {:<20} {:<32} {}\n",
+            updated,
+            r.kind.as_str(),
+            cut(r.region.as_deref().unwrap_or("-"), 20),
+            r.record_id,
+            cut(title_of(&r.data), 60)
+        ));
+    }
+    out.push_str(&format!("{} record(s)", page.records.len()));
+    if let Some(c) = &page.next_cursor {
+        out.push_str(&format!("; more with --cursor {c}"));
+    }
+    out
+}
+
+/// The text `spindel status` prints.
+pub fn status_text(s: &Status) -> String {
+    let mut out = format!(
+        "node      {} ({}, {})\nrecords   {}\n",
+        s.node_id,
+        s.name,
+        s.role.as_str(),
+        s.records
+    );
+    out.push_str(&format!(
+        "\n{:<20} {:<18} {:>6} {:>8}  {}\n",
+        "AUTHOR", "NODE", "HEAD", "RECORDS", "STATE"
+    ));
+    for a in &s.authors {
+        let state = match (a.frozen, a.admitted) {
+            (true, _) => "frozen (fork)",
+            (false, true) => "admitted",
+            (false, false) => "known",
+        };
+        out.push_str(&format!(
+            "{:<20} {:<18} {:>6} {:>8}  {}\n",
+            cut(a.name.as_deref().unwrap_or("-"), 20),
+            format!("{}…", &a.node_id[..16]),
+            a.head,
+            a.records,
+            state
+        ));
+    }
+    if s.refused.is_empty() {
+        out.push_str("\nrefused   none");
+    } else {
+        let list: Vec<String> = s.refused.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out.push_str(&format!("\nrefused   {}", list.join(", ")));
+    }
+    for f in &s.forks {
+        out.push_str(&format!(
+            "\nFORK      author {} at seq {}: {} vs {}",
+            f.author, f.seq, f.first, f.second
+        ));
+    }
+    out
+}

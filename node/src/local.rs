@@ -1,0 +1,672 @@
+//! A node's data directory and the operations a person runs on it: init, publish, import,
+//! delete, status, query.
+//!
+//! ```text
+//! DIR/config.toml   name, role (written last by init: its presence means "a node lives here")
+//! DIR/node.key      the ed25519 secret key, 64 hex characters, mode 0600
+//! DIR/store/        sled: the signed logs and everything derived (see store.rs)
+//! DIR/index/        tantivy full-text index, derived, rebuilt when stale
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use spindel_protocol::entry::{Entry, Hash, PAYLOAD_BYTES_MAX, Payload, RecordId, next_header};
+use spindel_protocol::record::{Kind, Record, SchemaError, validate_region_name};
+use spindel_protocol::{NodeId, SecretKey};
+
+use crate::query::{self, Query, QueryError, QueryPage};
+use crate::store::{ApplyOptions, Incoming, Store, StoreError};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const KEY_FILE: &str = "node.key";
+/// Lines one import may hold.
+pub const IMPORT_RECORDS_MAX: usize = 1_000_000;
+/// Invalid lines named in an import error before "and N more".
+const IMPORT_ERRORS_SHOWN: usize = 5;
+
+/// The two roles of one program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Authors records and replicates them to aggregators.
+    Region,
+    /// Gathers admitted regions' records, serves queries, relays the aggregate back.
+    Aggregator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Region => "region",
+            Role::Aggregator => "aggregator",
+        }
+    }
+}
+
+/// `DIR/config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A node operation that failed. Every message is one line and names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("no spindel node in {0} (create one with `spindel init --data-dir {0} --name NAME`)")]
+    NotANode(PathBuf),
+    #[error("{0} already holds a spindel node; refusing to overwrite it")]
+    AlreadyANode(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("key file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error("key file {path} is not a spindel key (64 hex characters)")]
+    KeyFormat { path: PathBuf },
+    #[error("invalid name: {0}")]
+    BadName(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("an aggregator authors no records; publish from a region node")]
+    AggregatorAuthors,
+    #[error("record {0} does not exist in this region")]
+    UnknownRecord(RecordId),
+    #[error("record {0} is deleted; a deleted record cannot be published again")]
+    Deleted(RecordId),
+    #[error("record {record_id} is a {stored} record, not a {given} record")]
+    KindMismatch {
+        record_id: RecordId,
+        stored: Kind,
+        given: Kind,
+    },
+    #[error("the profile is edited with `publish --kind profile`; it cannot be deleted")]
+    ProfileDelete,
+    #[error("a region has one profile: {0}")]
+    ProfileId(String),
+    #[error("record is {0} bytes encoded, over the limit of {PAYLOAD_BYTES_MAX}")]
+    TooLarge(usize),
+    #[error("{invalid} invalid line(s), nothing was imported: {details}")]
+    ImportInvalid { invalid: usize, details: String },
+    #[error("nothing to import: the input holds no records")]
+    ImportEmpty,
+    #[error("import holds more than {IMPORT_RECORDS_MAX} records")]
+    ImportTooLarge,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| NodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What `init` and `id` report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What `publish` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Published {
+    pub record_id: String,
+    pub seq: u64,
+    /// Hash of the new entry's header.
+    pub entry: String,
+}
+
+/// What `import` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Imported {
+    pub imported: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// What `delete` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deleted {
+    pub record_id: String,
+    pub seq: u64,
+}
+
+/// One author as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthorStatus {
+    pub node_id: String,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub admitted: bool,
+    pub frozen: bool,
+    pub head: u64,
+    pub records: u64,
+}
+
+/// A proven fork as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForkStatus {
+    pub author: String,
+    pub seq: u64,
+    pub first: String,
+    pub second: String,
+}
+
+/// What `status` reports (contract keys first; more keys are welcome).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub node_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Current, non-deleted records of every author held here.
+    pub records: u64,
+    pub heads: BTreeMap<String, u64>,
+    pub peers: Vec<serde_json::Value>,
+    pub authors: Vec<AuthorStatus>,
+    pub refused: BTreeMap<String, u64>,
+    pub forks: Vec<ForkStatus>,
+    pub generation: u64,
+}
+
+/// Creates a new node in `dir`. A region's first entry is its signed profile. On any failure
+/// everything created is removed again.
+pub fn init(
+    dir: &Path,
+    name: &str,
+    role: Role,
+    display_name: Option<&str>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<NodeInfo, NodeError> {
+    validate_region_name(name).map_err(NodeError::BadName)?;
+    if [CONFIG_FILE, KEY_FILE, "store"]
+        .iter()
+        .any(|f| dir.join(f).exists())
+    {
+        return Err(NodeError::AlreadyANode(dir.to_path_buf()));
+    }
+    let created_dir = !dir.exists();
+    if created_dir {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+    }
+    let result = init_inner(dir, name, role, display_name, rng);
+    if result.is_err() {
+        // Leave nothing half-written.
+        if created_dir {
+            let _ = fs::remove_dir_all(dir);
+        } else {
+            for f in [KEY_FILE, CONFIG_FILE, "config.toml.tmp"] {
+                let _ = fs::remove_file(dir.join(f));
+            }
+            for d in ["store", "index"] {
+                let _ = fs::remove_dir_all(dir.join(d));
+            }
+        }
+    }
+    result
+}
+
+fn init_inner(
+    dir: &Path,
+    name: &str,
+    role: Role,
+    display_name: Option<&str>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<NodeInfo, NodeError> {
+    let key = SecretKey::generate(rng);
+    write_key(&dir.join(KEY_FILE), &key)?;
+    let config = NodeConfig {
+        name: name.to_string(),
+        role,
+        display_name: display_name.map(|d| d.trim().to_string()),
+    };
+    let store = Store::open(dir)?;
+    store.admit(&key.node_id(), Some(name.to_string()))?;
+    let node = LocalNode {
+        dir: dir.to_path_buf(),
+        config: config.clone(),
+        key,
+        store,
+    };
+    if role == Role::Region {
+        let profile = serde_json::json!({
+            "display_name": display_name.unwrap_or(name),
+            "name": name,
+        });
+        node.publish(Kind::Profile, &profile.to_string(), None, rng, now_ms())?;
+    }
+    node.store.flush()?;
+    // The config is written last, atomically: its presence marks a complete node.
+    let text = toml::to_string(&config).map_err(|e| NodeError::Config {
+        path: dir.join(CONFIG_FILE),
+        reason: e.to_string(),
+    })?;
+    let tmp = dir.join("config.toml.tmp");
+    fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, dir.join(CONFIG_FILE)).map_err(io_err(dir))?;
+    Ok(node.info())
+}
+
+fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    writeln!(file, "{}", hex::encode(key.to_bytes())).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    Ok(())
+}
+
+fn read_key(path: &Path) -> Result<SecretKey, NodeError> {
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(NodeError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let mut bytes = [0u8; 32];
+    let hex_text = text.trim();
+    if hex_text.len() != 64 || hex::decode_to_slice(hex_text, &mut bytes).is_err() {
+        return Err(NodeError::KeyFormat {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(SecretKey::from_bytes(&bytes))
+}
+
+/// Reads `DIR/config.toml`.
+pub fn read_config(dir: &Path) -> Result<NodeConfig, NodeError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NodeError::NotANode(dir.to_path_buf()));
+        }
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let config: NodeConfig = toml::from_str(&text).map_err(|e| NodeError::Config {
+        path: path.clone(),
+        reason: e.message().to_string(),
+    })?;
+    validate_region_name(&config.name).map_err(|reason| NodeError::Config { path, reason })?;
+    Ok(config)
+}
+
+/// An opened node: its config, key and store.
+pub struct LocalNode {
+    dir: PathBuf,
+    config: NodeConfig,
+    key: SecretKey,
+    store: Store,
+}
+
+impl std::fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNode")
+            .field("dir", &self.dir)
+            .field("name", &self.config.name)
+            .field("node_id", &self.key.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalNode {
+    /// Opens the node in `dir`.
+    pub fn open(dir: &Path) -> Result<LocalNode, NodeError> {
+        let config = read_config(dir)?;
+        let key = read_key(&dir.join(KEY_FILE))?;
+        let store = Store::open(dir)?;
+        Ok(LocalNode {
+            dir: dir.to_path_buf(),
+            config,
+            key,
+            store,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.key.node_id()
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id().to_hex(),
+            name: self.config.name.clone(),
+            role: self.config.role,
+        }
+    }
+
+    /// Validates, signs and appends a record; returns once it is durable on disk.
+    /// `record_id`: publish a new version of an existing own record.
+    pub fn publish(
+        &self,
+        kind: Kind,
+        json: &str,
+        record_id: Option<RecordId>,
+        rng: &mut impl CryptoRngCore,
+        now_ms: u64,
+    ) -> Result<Published, NodeError> {
+        if self.config.role == Role::Aggregator {
+            return Err(NodeError::AggregatorAuthors);
+        }
+        let record = self.prepare(kind, json)?;
+        let record_id = self.target_record(kind, record_id, rng)?;
+        let entry = self.sign_and_apply(vec![(record_id, record)], rng, now_ms, &|_, _| {})?;
+        let (seq, hash) = entry[0];
+        Ok(Published {
+            record_id: record_id.to_hex(),
+            seq,
+            entry: hash.to_hex(),
+        })
+    }
+
+    /// Bulk publish from JSON Lines: every line is validated first and nothing is written if
+    /// any is invalid; then all are signed and appended in one atomic batch.
+    /// `progress(done, total)` is called while signing.
+    pub fn import(
+        &self,
+        kind: Kind,
+        text: &str,
+        rng: &mut impl CryptoRngCore,
+        now_ms: u64,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Imported, NodeError> {
+        if self.config.role == Role::Aggregator {
+            return Err(NodeError::AggregatorAuthors);
+        }
+        if kind == Kind::Profile {
+            return Err(NodeError::ProfileId(
+                "import cannot create profiles; use `publish --kind profile`".into(),
+            ));
+        }
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if records.len() + errors.len() >= IMPORT_RECORDS_MAX {
+                return Err(NodeError::ImportTooLarge);
+            }
+            match self.prepare(kind, line) {
+                Ok(record) => records.push((RecordId::random(rng), record)),
+                Err(e) => errors.push(format!("line {}: {e}", i + 1)),
+            }
+        }
+        if !errors.is_empty() {
+            let mut details = errors
+                .iter()
+                .take(IMPORT_ERRORS_SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            if errors.len() > IMPORT_ERRORS_SHOWN {
+                details.push_str(&format!(
+                    "; and {} more",
+                    errors.len() - IMPORT_ERRORS_SHOWN
+                ));
+            }
+            return Err(NodeError::ImportInvalid {
+                invalid: errors.len(),
+                details,
+            });
+        }
+        if records.is_empty() {
+            return Err(NodeError::ImportEmpty);
+        }
+        let seqs = self.sign_and_apply(records, rng, now_ms, progress)?;
+        Ok(Imported {
+            imported: seqs.len() as u64,
+            first_seq: seqs.first().map_or(0, |s| s.0),
+            last_seq: seqs.last().map_or(0, |s| s.0),
+        })
+    }
+
+    /// Appends a signed tombstone; the record's payloads are purged.
+    pub fn delete(&self, record_id: RecordId, now_ms: u64) -> Result<Deleted, NodeError> {
+        if self.config.role == Role::Aggregator {
+            return Err(NodeError::AggregatorAuthors);
+        }
+        let me = self.node_id();
+        let meta = self
+            .store
+            .record_meta(&me, &record_id)?
+            .ok_or(NodeError::UnknownRecord(record_id))?;
+        if meta.deleted {
+            return Err(NodeError::Deleted(record_id));
+        }
+        if meta.kind == Kind::Profile {
+            return Err(NodeError::ProfileDelete);
+        }
+        let header = next_header(
+            me,
+            self.store.head(&me)?,
+            now_ms,
+            meta.kind,
+            record_id,
+            None,
+        );
+        let entry = Entry::sign(&self.key, header);
+        let seq = entry.header().seq;
+        self.apply_own(
+            vec![Incoming {
+                entry,
+                payload: None,
+            }],
+            now_ms,
+        )?;
+        Ok(Deleted {
+            record_id: record_id.to_hex(),
+            seq,
+        })
+    }
+
+    /// Runs a query against this node's store.
+    pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
+        Ok(query::run(&self.store, q)?)
+    }
+
+    /// Identity, heads, counts, refusals and forks.
+    pub fn status(&self) -> Result<Status, NodeError> {
+        let heads = self.store.heads()?;
+        let mut authors = Vec::new();
+        for (id, meta) in self.store.authors()? {
+            let records = self
+                .store
+                .records_of(&id)?
+                .iter()
+                .filter(|(_, m)| m.visible())
+                .count() as u64;
+            authors.push(AuthorStatus {
+                node_id: id.to_hex(),
+                name: meta.label().map(str::to_string),
+                display_name: meta.display_name.clone(),
+                admitted: meta.admitted,
+                frozen: meta.frozen,
+                head: heads.get(&id).map_or(0, |h| h.seq),
+                records,
+            });
+        }
+        let forks = self
+            .store
+            .forks()?
+            .into_iter()
+            .map(|(author, proof)| ForkStatus {
+                author: author.to_hex(),
+                seq: proof.seq,
+                first: Hash::of(&proof.first.header).to_hex(),
+                second: Hash::of(&proof.second.header).to_hex(),
+            })
+            .collect();
+        Ok(Status {
+            node_id: self.node_id().to_hex(),
+            name: self.config.name.clone(),
+            role: self.config.role,
+            records: self.store.visible_count()?,
+            heads: heads.iter().map(|(id, h)| (id.to_hex(), h.seq)).collect(),
+            peers: Vec::new(),
+            authors,
+            refused: self.store.refusals()?,
+            forks,
+            generation: self.store.generation()?,
+        })
+    }
+
+    /// Validates JSON as a record of `kind`, filling in the profile's `name`.
+    fn prepare(&self, kind: Kind, json: &str) -> Result<Record, NodeError> {
+        let mut record = Record::from_json(kind, json)?;
+        if let Record::Profile(profile) = &mut record {
+            match &profile.name {
+                None => profile.name = Some(self.config.name.clone()),
+                Some(n) if *n == self.config.name => {}
+                Some(n) => {
+                    return Err(NodeError::ProfileId(format!(
+                        "its name is this node's name {:?}, not {n:?}",
+                        self.config.name
+                    )));
+                }
+            }
+        }
+        let encoded = record.to_json().len() + spindel_protocol::entry::SALT_BYTES + 8;
+        if encoded > PAYLOAD_BYTES_MAX {
+            return Err(NodeError::TooLarge(encoded));
+        }
+        Ok(record)
+    }
+
+    /// The record id a publish writes to: the profile's own for profiles, the given one (which
+    /// must be an existing own record of this kind), or a new one.
+    fn target_record(
+        &self,
+        kind: Kind,
+        given: Option<RecordId>,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<RecordId, NodeError> {
+        let me = self.node_id();
+        if kind == Kind::Profile {
+            let current = self.store.author(&me)?.and_then(|m| m.profile);
+            return match (current, given) {
+                (Some(p), Some(g)) if p != g => Err(NodeError::ProfileId(format!(
+                    "its record id is {p}, not {g}"
+                ))),
+                (Some(p), _) => Ok(p),
+                (None, Some(g)) => Err(NodeError::UnknownRecord(g)),
+                (None, None) => Ok(RecordId::random(rng)),
+            };
+        }
+        let Some(rid) = given else {
+            return Ok(RecordId::random(rng));
+        };
+        let meta = self
+            .store
+            .record_meta(&me, &rid)?
+            .ok_or(NodeError::UnknownRecord(rid))?;
+        if meta.deleted {
+            return Err(NodeError::Deleted(rid));
+        }
+        if meta.kind != kind {
+            return Err(NodeError::KindMismatch {
+                record_id: rid,
+                stored: meta.kind,
+                given: kind,
+            });
+        }
+        Ok(rid)
+    }
+
+    /// Seals, signs and appends records in one atomic batch; returns (seq, entry hash) each.
+    fn sign_and_apply(
+        &self,
+        records: Vec<(RecordId, Record)>,
+        rng: &mut impl CryptoRngCore,
+        now_ms: u64,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Vec<(u64, Hash)>, NodeError> {
+        let me = self.node_id();
+        let total = records.len() as u64;
+        let mut head = self.store.head(&me)?;
+        let mut batch = Vec::with_capacity(records.len());
+        let mut out = Vec::with_capacity(records.len());
+        for (i, (rid, record)) in records.into_iter().enumerate() {
+            let payload = Payload::seal(rng, record.to_json());
+            if payload.len() > PAYLOAD_BYTES_MAX {
+                return Err(NodeError::TooLarge(payload.len()));
+            }
+            let header = next_header(me, head, now_ms, record.kind(), rid, Some(&payload));
+            let entry = Entry::sign(&self.key, header);
+            head = Some(spindel_protocol::entry::Head {
+                seq: entry.header().seq,
+                hash: entry.hash(),
+            });
+            out.push((entry.header().seq, entry.hash()));
+            batch.push(Incoming {
+                entry,
+                payload: Some(payload),
+            });
+            if (i as u64 + 1).is_multiple_of(1000) || i as u64 + 1 == total {
+                progress(i as u64 + 1, total);
+            }
+        }
+        self.apply_own(batch, now_ms)?;
+        Ok(out)
+    }
+
+    fn apply_own(&self, batch: Vec<Incoming>, now_ms: u64) -> Result<(), NodeError> {
+        self.store.apply(
+            batch,
+            ApplyOptions {
+                expected_author: Some(self.node_id()),
+                now_ms,
+                all_or_nothing: true,
+            },
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Queries over the store: current, non-deleted records, newest first, with filters by kind,
+//! region, tag and full text, and an opaque cursor for paging.
+//!
+//! The cursor is the hex of the last returned record's time-index key (inverted update time,
+//! author, record id), so paging is stable while new records arrive: they sort before the
+//! cursor and never shift later pages.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::record::Kind;
+use spindel_protocol::time::rfc3339_ms;
+
+use crate::store::{AuthorMeta, RecordMeta, Store, StoreError, k_time};
+
+/// Records per page unless `limit` says otherwise.
+pub const LIMIT_DEFAULT: usize = 20;
+/// The largest page.
+pub const LIMIT_MAX: usize = 1000;
+/// Longest `--text` / `q` accepted.
+pub const TEXT_CHARS_MAX: usize = 500;
+const CURSOR_BYTES: usize = 8 + 32 + 16;
+
+/// A query; every filter is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub kind: Option<Kind>,
+    /// Matches a region's profile `name`, its admitted name, or its display name (any case).
+    pub region: Option<String>,
+    /// Matches a tag (researchers: a field), ignoring case.
+    pub tag: Option<String>,
+    /// Full text: every word must match, by its Swedish or English stem.
+    pub text: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// One record as every interface shows it (the `query --json` and HTTP shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordView {
+    pub record_id: String,
+    pub kind: Kind,
+    /// The author region's name, if it has published one.
+    pub region: Option<String>,
+    pub author: String,
+    pub seq: u64,
+    pub updated_at: String,
+    pub created_at: String,
+    pub data: serde_json::Value,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryPage {
+    pub records: Vec<RecordView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Why a query was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("limit must be between 1 and {LIMIT_MAX}, got {0}")]
+    BadLimit(usize),
+    #[error("invalid cursor {0:?}: pass back the next_cursor of a previous page")]
+    BadCursor(String),
+    #[error("search text is over {TEXT_CHARS_MAX} characters")]
+    TextTooLong,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn region_matches(meta: &AuthorMeta, wanted: &str) -> bool {
+    meta.name.as_deref() == Some(wanted)
+        || meta.admitted_name.as_deref() == Some(wanted)
+        || meta
+            .display_name
+            .as_deref()
+            .is_some_and(|d| d.to_lowercase() == wanted.to_lowercase())
+}
+
+/// Runs `q` against `store`.
+pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
+    let limit = q.limit.unwrap_or(LIMIT_DEFAULT);
+    if limit == 0 || limit > LIMIT_MAX {
+        return Err(QueryError::BadLimit(limit));
+    }
+    let after = match &q.cursor {
+        Some(c) => {
+            let bytes = hex::decode(c).map_err(|_| QueryError::BadCursor(c.clone()))?;
+            if bytes.len() != CURSOR_BYTES {
+                return Err(QueryError::BadCursor(c.clone()));
+            }
+            let mut k = vec![b'T'];
+            k.extend_from_slice(&bytes);
+            Some(k)
+        }
+        None => None,
+    };
+    let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
+    let region: Option<HashSet<NodeId>> = q.region.as_deref().map(|wanted| {
+        authors
+            .iter()
+            .filter(|(_, m)| region_matches(m, wanted.trim()))
+            .map(|(id, _)| *id)
+            .collect()
+    });
+    let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
+    let keep = |author: &NodeId, meta: &RecordMeta| {
+        meta.visible()
+            && q.kind.is_none_or(|k| k == meta.kind)
+            && region.as_ref().is_none_or(|set| set.contains(author))
+            && tag.as_ref().is_none_or(|t| meta.tags.contains(t))
+    };
+
+    // (time key, author, record, meta) of up to limit + 1 matches, newest first.
+    let mut found: Vec<(Vec<u8>, NodeId, RecordId, RecordMeta)> = Vec::new();
+    match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => {
+            if text.chars().count() > TEXT_CHARS_MAX {
+                return Err(QueryError::TextTooLong);
+            }
+            // Text matches are few next to the whole store: load them and sort by time.
+            for (author, rid) in store.search(text)?.unwrap_or_default() {
+                let Some(meta) = store.record_meta(&author, &rid)? else {
+                    continue;
+                };
+                if !keep(&author, &meta) {
+                    continue;
+                }
+                let k = k_time(meta.updated_ms, &author, &rid);
+                if after.as_ref().is_some_and(|a| k <= *a) {
+                    continue;
+                }
+                found.push((k, author, rid, meta));
+            }
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.truncate(limit + 1);
+        }
+        None => {
+            for item in store.time_index(after.as_deref()) {
+                let (k, author, rid, code) = item?;
+                if q.kind.is_some_and(|kind| kind.code() != code)
+                    || region.as_ref().is_some_and(|set| !set.contains(&author))
+                {
+                    continue;
+                }
+                let Some(meta) = store.record_meta(&author, &rid)? else {
+                    continue;
+                };
+                if keep(&author, &meta) {
+                    found.push((k, author, rid, meta));
+                    if found.len() > limit {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let next_cursor = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|(k, ..)| hex::encode(&k[1..]))
+    } else {
+        None
+    };
+    let mut records = Vec::with_capacity(found.len());
+    for (_, author, rid, meta) in found {
+        if let Some(view) = view(store, &authors, &author, &rid, &meta)? {
+            records.push(view);
+        }
+    }
+    Ok(QueryPage {
+        records,
+        next_cursor,
+    })
+}
+
+/// One current, visible record; `None` if unknown or deleted.
+pub fn get(
+    store: &Store,
+    author: &NodeId,
+    rid: &RecordId,
+) -> Result<Option<RecordView>, StoreError> {
+    let Some(meta) = store.record_meta(author, rid)? else {
+        return Ok(None);
+    };
+    let authors: HashMap<NodeId, AuthorMeta> = store
+        .author(author)?
+        .map(|m| (*author, m))
+        .into_iter()
+        .collect();
+    view(store, &authors, author, rid, &meta)
+}
+
+fn view(
+    store: &Store,
+    authors: &HashMap<NodeId, AuthorMeta>,
+    author: &NodeId,
+    rid: &RecordId,
+    meta: &RecordMeta,
+) -> Result<Option<RecordView>, StoreError> {
+    let Some(record) = store.load_record(meta)? else {
+        return Ok(None);
+    };
+    Ok(Some(RecordView {
+        record_id: rid.to_hex(),
+        kind: meta.kind,
+        region: authors
+            .get(author)
+            .and_then(|m| m.label())
+            .map(str::to_string),
+        author: author.to_hex(),
+        seq: meta.seq,
+        updated_at: rfc3339_ms(meta.updated_ms),
+        created_at: rfc3339_ms(meta.created_ms),
+        data: record.to_value(),
+    }))
+}

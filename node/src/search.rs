@@ -1,0 +1,303 @@
+//! The full-text index: tantivy, with Swedish and English stemming.
+//!
+//! Derived data. Every visible record is one document with its text analysed twice: once by
+//! the Swedish pipeline (lower-case, Swedish stop words, Swedish Snowball stemmer) and once by
+//! the English one. A query word matches if either stem matches; all words must match.
+//! There is deliberately no ASCII folding before the Swedish stemmer: it would turn å ä ö into
+//! a a o and break Swedish stemming ("föreningarna" must find "förening").
+//!
+//! The store's generation (count of applied entries) is written as the commit payload; when the
+//! index is missing, unreadable or its generation differs from the store's, the store rebuilds
+//! it from the log ([`crate::store::Store::open`]).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::DocSetCollector;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// Memory budget of the index writer (tantivy's minimum is 15 MB).
+const WRITER_HEAP_BYTES: usize = 32 * 1024 * 1024;
+/// Tokens longer than this are dropped (they are not words).
+const TOKEN_BYTES_MAX: usize = 60;
+
+pub type SearchError = tantivy::TantivyError;
+
+/// One change to apply: index `text` under `key`, or remove `key` when `text` is `None`.
+#[derive(Debug, Clone)]
+pub struct DocChange {
+    pub key: String,
+    pub text: Option<String>,
+}
+
+/// The full-text index of one node.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    key: Field,
+    body_sv: Field,
+    body_en: Field,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").finish_non_exhaustive()
+    }
+}
+
+fn analyzer(language: Language) -> TextAnalyzer {
+    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(TOKEN_BYTES_MAX))
+        .filter(LowerCaser);
+    match StopWordFilter::new(language) {
+        Some(stop) => builder.filter(stop).filter(Stemmer::new(language)).build(),
+        None => builder.filter(Stemmer::new(language)).build(),
+    }
+}
+
+fn schema() -> (Schema, Field, Field, Field) {
+    let mut b = Schema::builder();
+    let key = b.add_text_field("key", STRING | STORED);
+    let text = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::Basic),
+        )
+    };
+    let body_sv = b.add_text_field("body_sv", text("spindel_sv"));
+    let body_en = b.add_text_field("body_en", text("spindel_en"));
+    (b.build(), key, body_sv, body_en)
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it if missing. Returns the index and the generation
+    /// it was last committed at (`None`: new, or no readable payload).
+    pub fn open(dir: &Path) -> Result<(SearchIndex, Option<u64>), SearchError> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, key, body_sv, body_en) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)?;
+        let index = Index::open_or_create(directory, schema)?;
+        index
+            .tokenizers()
+            .register("spindel_sv", analyzer(Language::Swedish));
+        index
+            .tokenizers()
+            .register("spindel_en", analyzer(Language::English));
+        let generation = index
+            .load_metas()?
+            .payload
+            .and_then(|p| p.parse::<u64>().ok());
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok((
+            SearchIndex {
+                index,
+                reader,
+                writer: Mutex::new(writer),
+                key,
+                body_sv,
+                body_en,
+            },
+            generation,
+        ))
+    }
+
+    /// Applies changes and commits them with `generation` as the payload.
+    pub fn apply(&self, changes: &[DocChange], generation: u64) -> Result<(), SearchError> {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for change in changes {
+            writer.delete_term(Term::from_field_text(self.key, &change.key));
+            if let Some(text) = &change.text {
+                let mut doc = TantivyDocument::default();
+                doc.add_text(self.key, &change.key);
+                doc.add_text(self.body_sv, text);
+                doc.add_text(self.body_en, text);
+                writer.add_document(doc)?;
+            }
+        }
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&generation.to_string());
+        prepared.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Drops every document (before a rebuild).
+    pub fn clear(&self) -> Result<(), SearchError> {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writer.delete_all_documents()?;
+        Ok(())
+    }
+
+    /// The keys of every document matching all words of `text` (each word by its Swedish or
+    /// its English stem). `None` when the text has no searchable word (only stop words or
+    /// punctuation): the caller decides what that means.
+    pub fn search(&self, text: &str) -> Result<Option<HashSet<String>>, SearchError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            // A word that is a stop word in either language ("och", "the") is skipped.
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            let mut stop_word = false;
+            for (field, tokenizer) in [(self.body_sv, "spindel_sv"), (self.body_en, "spindel_en")] {
+                let Some(mut analyzer) = self.index.tokenizers().get(tokenizer) else {
+                    continue;
+                };
+                let mut stream = analyzer.token_stream(word);
+                let mut produced = false;
+                while let Some(token) = stream.next() {
+                    produced = true;
+                    let term = Term::from_field_text(field, &token.text);
+                    alternatives.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                    ));
+                }
+                stop_word |= !produced;
+            }
+            if !stop_word && !alternatives.is_empty() {
+                clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+            }
+        }
+        if clauses.is_empty() {
+            return Ok(None);
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let hits = searcher.search(&query, &DocSetCollector)?;
+        let mut keys = HashSet::with_capacity(hits.len());
+        for address in hits {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(key) = doc.get_first(self.key).and_then(|v| v.as_str()) {
+                keys.insert(key.to_string());
+            }
+        }
+        Ok(Some(keys))
+    }
+
+    /// Number of documents in the last committed state.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stems(language: Language, text: &str) -> Vec<String> {
+        let mut a = analyzer(language);
+        let mut s = a.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(t) = s.next() {
+            out.push(t.text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn swedish_inflections_share_a_stem_and_keep_a_ring() {
+        assert_eq!(
+            stems(Language::Swedish, "föreningarna"),
+            stems(Language::Swedish, "förening")
+        );
+        assert_eq!(
+            stems(Language::Swedish, "Föreningar"),
+            stems(Language::Swedish, "förening")
+        );
+        // å ä ö survive: no ASCII folding before the stemmer.
+        assert!(stems(Language::Swedish, "näringsliv")[0].contains('ä'));
+        // Stop words vanish.
+        assert!(stems(Language::Swedish, "och").is_empty());
+        assert_eq!(
+            stems(Language::English, "associations"),
+            stems(Language::English, "association")
+        );
+    }
+
+    #[test]
+    fn search_add_replace_remove_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, generation) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(generation, None);
+        index
+            .apply(
+                &[
+                    DocChange {
+                        key: "a".into(),
+                        text: Some("Integration i föreningar".into()),
+                    },
+                    DocChange {
+                        key: "b".into(),
+                        text: Some("Social enterprises and associations".into()),
+                    },
+                ],
+                2,
+            )
+            .unwrap();
+        let hits = |q: &str| {
+            let mut v: Vec<String> = index
+                .search(q)
+                .unwrap()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(hits("föreningarna"), ["a"]);
+        assert_eq!(hits("association"), ["b"]);
+        assert_eq!(hits("föreningarna integration"), ["a"]);
+        assert_eq!(hits("integration och föreningar"), ["a"]);
+        assert!(hits("föreningarna enterprise").is_empty());
+        assert_eq!(index.search("och !!").unwrap(), None);
+        index
+            .apply(
+                &[
+                    DocChange {
+                        key: "a".into(),
+                        text: Some("Läxhjälp".into()),
+                    },
+                    DocChange {
+                        key: "b".into(),
+                        text: None,
+                    },
+                ],
+                4,
+            )
+            .unwrap();
+        assert!(hits("förening").is_empty());
+        assert!(hits("association").is_empty());
+        assert_eq!(hits("läxhjälpen"), ["a"]);
+        drop(index);
+        let (index, generation) = SearchIndex::open(dir.path()).unwrap();
+        assert_eq!(generation, Some(4));
+        assert_eq!(index.len(), 1);
+    }
+}
