@@ -42,7 +42,8 @@ pub struct DocChange {
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` only while dropping.
+    writer: Mutex<Option<IndexWriter>>,
     key: Field,
     body_sv: Field,
     body_en: Field,
@@ -79,6 +80,23 @@ fn schema() -> (Schema, Field, Field, Field) {
     (b.build(), key, body_sv, body_en)
 }
 
+impl Drop for SearchIndex {
+    /// Waits for tantivy's merge threads, so nothing writes into the index after the node is
+    /// gone.
+    fn drop(&mut self) {
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer
+            && let Err(e) = writer.wait_merging_threads()
+        {
+            tracing::warn!(error = %e, "full-text index merge did not finish cleanly");
+        }
+    }
+}
+
 impl SearchIndex {
     /// Opens the index in `dir`, creating it if missing. Returns the index and the generation
     /// it was last committed at (`None`: new, or no readable payload).
@@ -106,7 +124,7 @@ impl SearchIndex {
             SearchIndex {
                 index,
                 reader,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Some(writer)),
                 key,
                 body_sv,
                 body_en,
@@ -117,10 +135,13 @@ impl SearchIndex {
 
     /// Applies changes and commits them with `generation` as the payload.
     pub fn apply(&self, changes: &[DocChange], generation: u64) -> Result<(), SearchError> {
-        let mut writer = self
+        let mut guard = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(writer) = guard.as_mut() else {
+            return Ok(());
+        };
         for change in changes {
             writer.delete_term(Term::from_field_text(self.key, &change.key));
             if let Some(text) = &change.text {
@@ -134,18 +155,20 @@ impl SearchIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&generation.to_string());
         prepared.commit()?;
-        drop(writer);
+        drop(guard);
         self.reader.reload()?;
         Ok(())
     }
 
     /// Drops every document (before a rebuild).
     pub fn clear(&self) -> Result<(), SearchError> {
-        let writer = self
+        let guard = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        writer.delete_all_documents()?;
+        if let Some(writer) = guard.as_ref() {
+            writer.delete_all_documents()?;
+        }
         Ok(())
     }
 
