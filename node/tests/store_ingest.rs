@@ -2,6 +2,8 @@
 //! counters, fork proofs and freezing, all-or-nothing batches, purged payloads. Real sled and
 //! tantivy files on disk; entries built and signed through the protocol library.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use spindel_node::store::{ApplyOptions, Incoming, Outcome, Store, StoreError};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};

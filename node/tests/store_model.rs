@@ -2,6 +2,8 @@
 //! (sled and tantivy files on disk) and a `BTreeMap` model; after every step they must agree.
 //! On failure the seed is printed; rerun one seed with SPINDEL_MODEL_SEED=N.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
