@@ -172,10 +172,15 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One line: clap's first line names the problem.
+            // One line: clap's first paragraph names the problem (it may list missing
+            // arguments on the following lines).
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: invalid usage");
-            eprintln!("{first} (see `spindel --help`)");
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see `spindel --help`)", first.join(" "));
             return ExitCode::from(2);
         }
     };
