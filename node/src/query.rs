@@ -121,22 +121,30 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
             if text.chars().count() > TEXT_CHARS_MAX {
                 return Err(QueryError::TextTooLong);
             }
-            // Text matches are few next to the whole store: load them and sort by time.
-            for (author, rid) in store.search(text)?.unwrap_or_default() {
+            // Order the hits by the index's update times (no store reads), then load records
+            // in that order until the page is full.
+            let mut hits: Vec<(Vec<u8>, NodeId, RecordId)> = store
+                .search(text)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(updated_ms, author, rid)| (k_time(updated_ms, &author, &rid), author, rid))
+                .filter(|(k, author, _)| {
+                    after.as_ref().is_none_or(|a| k > a)
+                        && region.as_ref().is_none_or(|set| set.contains(author))
+                })
+                .collect();
+            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (k, author, rid) in hits {
                 let Some(meta) = store.record_meta(&author, &rid)? else {
                     continue;
                 };
-                if !keep(&author, &meta) {
-                    continue;
+                if keep(&author, &meta) {
+                    found.push((k, author, rid, meta));
+                    if found.len() > limit {
+                        break;
+                    }
                 }
-                let k = k_time(meta.updated_ms, &author, &rid);
-                if after.as_ref().is_some_and(|a| k <= *a) {
-                    continue;
-                }
-                found.push((k, author, rid, meta));
             }
-            found.sort_by(|a, b| a.0.cmp(&b.0));
-            found.truncate(limit + 1);
         }
         None => {
             for item in store.time_index(after.as_deref()) {

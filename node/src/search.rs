@@ -10,14 +10,14 @@
 //! index is missing, unreadable or its generation differs from the store's, the store rebuilds
 //! it from the log ([`crate::store::Store::open`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -35,7 +35,16 @@ pub type SearchError = tantivy::TantivyError;
 #[derive(Debug, Clone)]
 pub struct DocChange {
     pub key: String,
+    /// The record's update time; text hits come back ordered by it without a store read.
+    pub updated_ms: u64,
     pub text: Option<String>,
+}
+
+/// One text hit: the record's key and its update time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub key: String,
+    pub updated_ms: u64,
 }
 
 /// The full-text index of one node.
@@ -45,6 +54,7 @@ pub struct SearchIndex {
     /// `None` only while dropping.
     writer: Mutex<Option<IndexWriter>>,
     key: Field,
+    updated: Field,
     body_sv: Field,
     body_en: Field,
 }
@@ -65,9 +75,18 @@ fn analyzer(language: Language) -> TextAnalyzer {
     }
 }
 
-fn schema() -> (Schema, Field, Field, Field) {
+struct Fields {
+    key: Field,
+    updated: Field,
+    body_sv: Field,
+    body_en: Field,
+}
+
+fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let key = b.add_text_field("key", STRING | STORED);
+    // Fast fields: hits are read from columns, never from the compressed document store.
+    let key = b.add_text_field("key", STRING | FAST);
+    let updated = b.add_u64_field("updated_ms", FAST);
     let text = |tokenizer: &str| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
@@ -77,7 +96,15 @@ fn schema() -> (Schema, Field, Field, Field) {
     };
     let body_sv = b.add_text_field("body_sv", text("spindel_sv"));
     let body_en = b.add_text_field("body_en", text("spindel_en"));
-    (b.build(), key, body_sv, body_en)
+    (
+        b.build(),
+        Fields {
+            key,
+            updated,
+            body_sv,
+            body_en,
+        },
+    )
 }
 
 impl Drop for SearchIndex {
@@ -102,7 +129,7 @@ impl SearchIndex {
     /// it was last committed at (`None`: new, or no readable payload).
     pub fn open(dir: &Path) -> Result<(SearchIndex, Option<u64>), SearchError> {
         std::fs::create_dir_all(dir)?;
-        let (schema, key, body_sv, body_en) = schema();
+        let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
         index
@@ -125,9 +152,10 @@ impl SearchIndex {
                 index,
                 reader,
                 writer: Mutex::new(Some(writer)),
-                key,
-                body_sv,
-                body_en,
+                key: fields.key,
+                updated: fields.updated,
+                body_sv: fields.body_sv,
+                body_en: fields.body_en,
             },
             generation,
         ))
@@ -147,6 +175,7 @@ impl SearchIndex {
             if let Some(text) = &change.text {
                 let mut doc = TantivyDocument::default();
                 doc.add_text(self.key, &change.key);
+                doc.add_u64(self.updated, change.updated_ms);
                 doc.add_text(self.body_sv, text);
                 doc.add_text(self.body_en, text);
                 writer.add_document(doc)?;
@@ -175,7 +204,7 @@ impl SearchIndex {
     /// The keys of every document matching all words of `text` (each word by its Swedish or
     /// its English stem). `None` when the text has no searchable word (only stop words or
     /// punctuation): the caller decides what that means.
-    pub fn search(&self, text: &str) -> Result<Option<HashSet<String>>, SearchError> {
+    pub fn search(&self, text: &str) -> Result<Option<Vec<Hit>>, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for word in text
             .split(|c: char| !c.is_alphanumeric())
@@ -210,14 +239,36 @@ impl SearchIndex {
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
         let hits = searcher.search(&query, &DocSetCollector)?;
-        let mut keys = HashSet::with_capacity(hits.len());
+        let mut by_segment: HashMap<u32, Vec<u32>> = HashMap::new();
         for address in hits {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(key) = doc.get_first(self.key).and_then(|v| v.as_str()) {
-                keys.insert(key.to_string());
+            by_segment
+                .entry(address.segment_ord)
+                .or_default()
+                .push(address.doc_id);
+        }
+        let mut out = Vec::new();
+        let mut key = String::new();
+        for (segment, docs) in by_segment {
+            let reader = searcher.segment_reader(segment);
+            let fast = reader.fast_fields();
+            let Some(keys) = fast.str("key")? else {
+                continue;
+            };
+            let updated = fast.u64("updated_ms")?;
+            for doc in docs {
+                let Some(ord) = keys.term_ords(doc).next() else {
+                    continue;
+                };
+                key.clear();
+                if keys.ord_to_str(ord, &mut key)? {
+                    out.push(Hit {
+                        key: key.clone(),
+                        updated_ms: updated.first(doc).unwrap_or(0),
+                    });
+                }
             }
         }
-        Ok(Some(keys))
+        Ok(Some(out))
     }
 
     /// Number of documents in the last committed state.
@@ -274,10 +325,12 @@ mod tests {
                 &[
                     DocChange {
                         key: "a".into(),
+                        updated_ms: 1,
                         text: Some("Integration i föreningar".into()),
                     },
                     DocChange {
                         key: "b".into(),
+                        updated_ms: 2,
                         text: Some("Social enterprises and associations".into()),
                     },
                 ],
@@ -290,6 +343,7 @@ mod tests {
                 .unwrap()
                 .unwrap_or_default()
                 .into_iter()
+                .map(|h| h.key)
                 .collect();
             v.sort();
             v
@@ -305,10 +359,12 @@ mod tests {
                 &[
                     DocChange {
                         key: "a".into(),
+                        updated_ms: 3,
                         text: Some("Läxhjälp".into()),
                     },
                     DocChange {
                         key: "b".into(),
+                        updated_ms: 3,
                         text: None,
                     },
                 ],
@@ -318,6 +374,7 @@ mod tests {
         assert!(hits("förening").is_empty());
         assert!(hits("association").is_empty());
         assert_eq!(hits("läxhjälpen"), ["a"]);
+        assert_eq!(index.search("läxhjälp").unwrap().unwrap()[0].updated_ms, 3);
         drop(index);
         let (index, generation) = SearchIndex::open(dir.path()).unwrap();
         assert_eq!(generation, Some(4));

@@ -119,6 +119,9 @@ pub struct ForkProof {
     pub second: WireEntry,
 }
 
+/// A full-text hit: (update time in ms, author, record).
+pub type TextHit = (u64, NodeId, RecordId);
+
 /// An entry arriving at the store, with its payload if it came along.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -303,6 +306,7 @@ impl Store {
             };
             chunk.push(DocChange {
                 key: search_key(&author, &rid),
+                updated_ms: meta.updated_ms,
                 text: Some(record.search_text()),
             });
             if chunk.len() >= REBUILD_CHUNK_RECORDS {
@@ -507,19 +511,19 @@ impl Store {
             })
     }
 
-    /// Full-text search: keys (author, record) of matching visible records; `None` when the
-    /// text has no searchable word.
-    pub fn search(&self, text: &str) -> Result<Option<Vec<(NodeId, RecordId)>>, StoreError> {
-        let Some(keys) = self.search.search(text)? else {
+    /// Full-text search: (update time, author, record) of every match; `None` when the text
+    /// has no searchable word.
+    pub fn search(&self, text: &str) -> Result<Option<Vec<TextHit>>, StoreError> {
+        let Some(hits) = self.search.search(text)? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            let Some((a, r)) = k.split_once('/') else {
+        let mut out = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some((a, r)) = hit.key.split_once('/') else {
                 continue;
             };
             if let (Ok(a), Ok(r)) = (a.parse::<NodeId>(), r.parse::<RecordId>()) {
-                out.push((a, r));
+                out.push((hit.updated_ms, a, r));
             }
         }
         Ok(Some(out))
@@ -721,6 +725,7 @@ impl<'s> Overlay<'s> {
                 }
                 self.changes.push(DocChange {
                     key: skey,
+                    updated_ms: h.timestamp_ms,
                     text: record.as_ref().map(Record::search_text),
                 });
                 if let Some(Record::Profile(profile)) = &record {
@@ -753,6 +758,7 @@ impl<'s> Overlay<'s> {
                 }
                 self.changes.push(DocChange {
                     key: skey,
+                    updated_ms: h.timestamp_ms,
                     text: None,
                 });
                 RecordMeta {

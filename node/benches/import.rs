@@ -1,0 +1,117 @@
+//! `cargo bench -p spindel-node --bench import`: prints how fast a region imports, queries and
+//! rebuilds its index. Figures, not assertions: speed targets live here, never in tests.
+//!
+//! SPINDEL_BENCH_RECORDS sets the record count (default 100,000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::query::Query;
+use spindel_protocol::record::Kind;
+
+fn main() {
+    let n: usize = std::env::var("SPINDEL_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let words = [
+        "förening",
+        "kooperativ",
+        "integration",
+        "läxhjälp",
+        "studiecirkel",
+        "bygdegård",
+    ];
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "title": format!("Innovation {i} om {}", words[i % words.len()]),
+                "summary": format!("Erfarenheter från {} i regionen, nummer {i}, om samverkan och lärande", words[(i / 7) % words.len()]),
+                "description": "Social ekonomi ".repeat(40),
+                "tags": [words[i % words.len()], format!("t{}", i % 100)],
+                "sroi": {"ratio": 1.0 + (i % 50) as f64 / 10.0, "year": 2010 + (i % 4) as i64},
+            })
+            .to_string()
+        })
+        .collect();
+    let text = lines.join("\n");
+    let bytes = text.len();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("region");
+    local::init(&path, "bench", Role::Region, None, &mut rand_core::OsRng).unwrap();
+    let node = LocalNode::open(&path).unwrap();
+
+    let t = Instant::now();
+    let out = node
+        .import(
+            Kind::Innovation,
+            &text,
+            &mut rand_core::OsRng,
+            local::now_ms(),
+            &|_, _| {},
+        )
+        .unwrap();
+    let import_s = t.elapsed().as_secs_f64();
+    assert_eq!(out.imported as usize, n);
+    println!(
+        "import: {n} records ({:.1} MiB JSON) in {import_s:.2} s = {:.0} records/s",
+        bytes as f64 / 1048576.0,
+        n as f64 / import_s
+    );
+
+    let t = Instant::now();
+    let rounds = 200;
+    for i in 0..rounds {
+        let page = node
+            .query(&Query {
+                text: Some(format!("{}arna", words[i % words.len()])),
+                limit: Some(20),
+                ..Query::default()
+            })
+            .unwrap();
+        assert!(!page.records.is_empty() || i % words.len() >= 4);
+    }
+    println!(
+        "query --text (inflected word, {n} records): {:.2} ms each",
+        t.elapsed().as_secs_f64() * 1000.0 / rounds as f64
+    );
+
+    let t = Instant::now();
+    for i in 0..rounds {
+        node.query(&Query {
+            tag: Some(format!("t{}", i % 100)),
+            limit: Some(20),
+            ..Query::default()
+        })
+        .unwrap();
+    }
+    println!(
+        "query --tag (first page): {:.2} ms each",
+        t.elapsed().as_secs_f64() * 1000.0 / rounds as f64
+    );
+
+    drop(node);
+    std::fs::remove_dir_all(path.join("index")).unwrap();
+    let t = Instant::now();
+    let node = LocalNode::open(&path).unwrap();
+    println!(
+        "full-text index rebuild from the log: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let st = node.status().unwrap();
+    println!("records after rebuild: {}", st.records);
+    let size: u64 = walk(&path);
+    println!("data directory size: {:.1} MiB", size as f64 / 1048576.0);
+}
+
+fn walk(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() { walk(&e.path()) } else { m.len() };
+    }
+    total
+}
