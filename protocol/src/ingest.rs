@@ -508,6 +508,21 @@ mod tests {
     }
 
     #[test]
+    fn flipping_any_payload_byte_is_refused() {
+        let log = admitted_log();
+        let (e1, p1) = put(&log, RecordId([1; 16]), METHOD);
+        for i in 0..p1.len() {
+            let mut p = p1.clone();
+            p[i] ^= 0x01;
+            assert_eq!(
+                refuse(&log, &e1, Some(&p)),
+                "payload_hash_mismatch",
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
     fn purged_payload_is_accepted_without_record() {
         let log = admitted_log();
         let (e1, _) = put(&log, RecordId([1; 16]), METHOD);
