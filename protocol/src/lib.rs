@@ -17,6 +17,7 @@ pub mod entry;
 pub mod ingest;
 pub mod keys;
 pub mod record;
+pub mod sync;
 pub mod time;
 
 pub use entry::{Entry, Hash, Header, Op, RecordId};
