@@ -8,5 +8,7 @@
 
 pub mod local;
 pub mod query;
+pub mod runtime;
 pub mod search;
 pub mod store;
+pub mod transport;

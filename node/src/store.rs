@@ -358,7 +358,11 @@ impl Store {
                     if let Refusal::Fork { seq, .. } = &refusal {
                         ov.record_fork(&incoming.entry, *seq)?;
                     }
-                    ov.count(refusal.reason());
+                    // An identical entry arriving twice (two aggregators relay the same log) is
+                    // a harmless duplicate, not a refusal worth counting.
+                    if !matches!(refusal, Refusal::Replay(_)) {
+                        ov.count(refusal.reason());
+                    }
                     outcomes.push(Outcome::Refused(refusal));
                 }
             }
@@ -381,6 +385,31 @@ impl Store {
         self.db.insert(k_author(author), codec::encode(&meta))?;
         self.db.flush()?;
         Ok(meta)
+    }
+
+    /// A region accepts the authors its aggregator vouches for (admitted there). Keeps what is
+    /// already known; never unfreezes.
+    pub fn vouch(&self, author: &NodeId, name: Option<String>) -> Result<(), StoreError> {
+        match self.author(author)? {
+            Some(meta) if meta.admitted => Ok(()),
+            _ => self.admit(author, name).map(|_| ()),
+        }
+    }
+
+    /// Adds `n` to the refusal counter `reason` (refusals found before the store saw an entry,
+    /// such as malformed bytes).
+    pub fn count_refusal(&self, reason: &str, n: u64) -> Result<(), StoreError> {
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = match self.db.get(k_counter(reason))? {
+            Some(v) => u64_value("counter", &v)?,
+            None => 0,
+        };
+        self.db
+            .insert(k_counter(reason), &(before + n).to_be_bytes()[..])?;
+        Ok(())
     }
 
     pub fn author(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {

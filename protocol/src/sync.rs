@@ -329,6 +329,15 @@ impl Session {
             && self.wanted().next().is_none()
     }
 
+    /// Idle, and this node holds at least what the peer said it held: a one-shot sync is done.
+    pub fn caught_up(&self) -> bool {
+        self.is_idle()
+            && self
+                .peer
+                .iter()
+                .all(|(a, s)| self.local.get(a).copied().unwrap_or(0) >= *s)
+    }
+
     /// What the peer holds, as far as this session knows.
     pub fn peer_heads(&self) -> &BTreeMap<NodeId, u64> {
         &self.peer

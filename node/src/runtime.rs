@@ -1,0 +1,772 @@
+//! The running node (`spindel run`): QUIC listener, dialers to aggregators, sync sessions,
+//! live push, remote queries, and the local control channel.
+//!
+//! Every connection runs one sync session ([`spindel_protocol::sync::Session`]) on one
+//! bidirectional stream opened by the dialer; a query client opens one stream per query. A
+//! dedicated reader task per stream is the only thing that awaits the socket, so no frame is
+//! ever cut by a cancelled read. Store work (sled, tantivy) runs on the blocking pool.
+//!
+//! New heads (a local publish, or entries accepted from a peer) go out on a broadcast channel;
+//! every live session hears them and pushes what its peer lacks at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use spindel_protocol::entry::{Entry, RecordId};
+use spindel_protocol::sync::{
+    BATCH_BYTES_MAX, ErrorCode, Message, Output, PeerRole, QueryRequest, Session, SyncEntry,
+};
+use spindel_protocol::{NodeId, SecretKey};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::local::{LocalNode, NodeError, Role};
+use crate::query::Query;
+use crate::store::{ApplyOptions, Incoming, Outcome};
+use crate::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport, TransportError};
+
+/// Reconnect backoff: first delay, cap, and how long a session must live to reset it.
+pub const BACKOFF_MIN_MS: u64 = 200;
+pub const BACKOFF_MAX_MS: u64 = 30_000;
+pub const BACKOFF_RESET_AFTER_MS: u64 = 10_000;
+/// How long a closing side waits for the peer to read its error frame.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// Frames buffered between a stream's reader task and its session.
+const READ_QUEUE_FRAMES: usize = 2;
+/// Capacity of the new-heads broadcast; a session that lags re-reads all heads.
+const HEADS_CHANNEL_CAPACITY: usize = 4096;
+
+/// What `spindel run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub listen: Option<SocketAddr>,
+    pub aggregators: Vec<PeerAddr>,
+    pub limits: Limits,
+}
+
+/// A peer as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerStatus {
+    pub node_id: String,
+    pub address: String,
+    pub role: String,
+    pub connected: bool,
+    /// Entries this node holds that the peer does not (yet), for the authors sent to it.
+    pub lag: u64,
+    pub last_error: Option<String>,
+}
+
+/// State shared by every task of a running node.
+pub struct Shared {
+    pub node: Arc<LocalNode>,
+    heads: broadcast::Sender<(NodeId, u64)>,
+    peers: Mutex<BTreeMap<String, PeerStatus>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(node: Arc<LocalNode>, shutdown: watch::Receiver<bool>) -> Arc<Shared> {
+        let (heads, _) = broadcast::channel(HEADS_CHANNEL_CAPACITY);
+        Arc::new(Shared {
+            node,
+            heads,
+            peers: Mutex::new(BTreeMap::new()),
+            shutdown,
+        })
+    }
+
+    /// Publishes a record while the node runs and pushes it to live peers.
+    pub async fn publish(
+        &self,
+        kind: spindel_protocol::record::Kind,
+        json: String,
+        record_id: Option<RecordId>,
+    ) -> Result<crate::local::Published, NodeError> {
+        let published = self
+            .blocking(move |n| {
+                n.publish(
+                    kind,
+                    &json,
+                    record_id,
+                    &mut rand_core::OsRng,
+                    crate::local::now_ms(),
+                )
+            })
+            .await?;
+        self.announce(self.node.node_id(), published.seq);
+        Ok(published)
+    }
+
+    /// Announces a new head to every live session.
+    pub fn announce(&self, author: NodeId, seq: u64) {
+        let _ = self.heads.send((author, seq));
+    }
+
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = peers.get_mut(key) {
+            update(p);
+        }
+    }
+
+    fn add_peer(&self, key: String, status: PeerStatus) {
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, status);
+    }
+
+    fn remove_peer(&self, key: &str) {
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Runs store work on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let node = self.node.clone();
+        match tokio::task::spawn_blocking(move || f(&node)).await {
+            Ok(r) => r,
+            Err(e) => Err(NodeError::Config {
+                path: node_dir(&self.node),
+                reason: format!("store task failed: {e}"),
+            }),
+        }
+    }
+}
+
+fn node_dir(node: &LocalNode) -> std::path::PathBuf {
+    node.dir().to_path_buf()
+}
+
+/// Loads up to `max` entries of `author` from `from_seq`, cut at [`BATCH_BYTES_MAX`] bytes.
+fn load_batch(
+    node: &LocalNode,
+    author: NodeId,
+    from_seq: u64,
+    max: usize,
+) -> Result<Vec<SyncEntry>, NodeError> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for inc in node.store().entries_from(&author, from_seq, max)? {
+        let e = SyncEntry {
+            entry: inc.entry.to_wire(),
+            payload: inc.payload,
+        };
+        bytes += e.size();
+        if bytes > BATCH_BYTES_MAX && !out.is_empty() {
+            break;
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Heads of a batch's authors after applying it, and the ones that advanced.
+type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>);
+
+/// Outcome of applying one received batch: the heads of its authors and what was accepted.
+fn apply_batch(
+    node: &LocalNode,
+    entries: Vec<SyncEntry>,
+    expected_author: Option<NodeId>,
+    now_ms: u64,
+) -> Result<AppliedBatch, NodeError> {
+    let mut batch = Vec::with_capacity(entries.len());
+    let mut authors = std::collections::BTreeSet::new();
+    let mut malformed = 0u64;
+    for e in entries {
+        match Entry::from_wire(e.entry) {
+            Ok(entry) => {
+                authors.insert(entry.header().author);
+                batch.push(Incoming {
+                    entry,
+                    payload: e.payload,
+                });
+            }
+            Err(err) => {
+                malformed += 1;
+                tracing::debug!(%err, "malformed entry in batch");
+            }
+        }
+    }
+    if malformed > 0 {
+        node.store().count_refusal("malformed", malformed)?;
+    }
+    let outcomes = node.store().apply(
+        batch,
+        ApplyOptions {
+            expected_author,
+            now_ms,
+            all_or_nothing: false,
+        },
+    )?;
+    let accepted = outcomes.iter().filter(|o| **o == Outcome::Accepted).count();
+    let mut heads = Vec::new();
+    for a in authors {
+        heads.push((a, node.store().head(&a)?.map_or(0, |h| h.seq)));
+    }
+    let advanced = if accepted > 0 {
+        heads.clone()
+    } else {
+        Vec::new()
+    };
+    Ok((heads, advanced))
+}
+
+/// What a session driver works with.
+struct SessionCtx {
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    peer: NodeId,
+    /// Key of the peer in the status table.
+    peer_key: String,
+    /// An aggregator takes only the region's own entries from it.
+    expected_author: Option<NodeId>,
+    /// One-shot sync: stop once caught up.
+    until_caught_up: bool,
+}
+
+/// Drives one sync session over one stream until it ends.
+async fn drive_session(
+    ctx: SessionCtx,
+    mut send: FramedSend,
+    recv: FramedRecv,
+    mut session: Session,
+) -> Result<(), String> {
+    let SessionCtx {
+        shared,
+        conn,
+        peer,
+        peer_key,
+        expected_author,
+        until_caught_up,
+    } = ctx;
+    let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
+    let reader = tokio::spawn(read_frames(recv, tx));
+    let mut heads_rx = shared.heads.subscribe();
+    let mut shutdown = shared.shutdown.clone();
+    let me = shared.node.node_id();
+    let result = loop {
+        while let Some(out) = session.poll() {
+            match out {
+                Output::Send(m) => {
+                    if let Err(e) = send.send(&m).await {
+                        return finish(&reader, Err(e.to_string()));
+                    }
+                }
+                Output::Load {
+                    author,
+                    from_seq,
+                    max,
+                } => {
+                    let entries = shared
+                        .blocking(move |n| load_batch(n, author, from_seq, max))
+                        .await
+                        .map_err(|e| e.to_string());
+                    match entries {
+                        Ok(entries) => session.loaded(author, entries),
+                        Err(e) => {
+                            conn.close(ErrorCode::Internal.code().into(), b"store");
+                            return finish(&reader, Err(e));
+                        }
+                    }
+                }
+                Output::Apply { entries } => {
+                    let now = crate::local::now_ms();
+                    let applied = shared
+                        .blocking(move |n| apply_batch(n, entries, expected_author, now))
+                        .await;
+                    match applied {
+                        Ok((heads, advanced)) => {
+                            for (a, s) in advanced {
+                                shared.announce(a, s);
+                            }
+                            session.applied(heads);
+                        }
+                        Err(e) => {
+                            conn.close(ErrorCode::Internal.code().into(), b"store");
+                            return finish(&reader, Err(e.to_string()));
+                        }
+                    }
+                }
+                Output::Admitted(list) => {
+                    let r = shared
+                        .blocking(move |n| {
+                            for (id, name) in list {
+                                if id != n.node_id() && id.is_usable() {
+                                    n.store().vouch(&id, name)?;
+                                }
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        return finish(&reader, Err(e.to_string()));
+                    }
+                }
+                Output::Close { code, reason } => {
+                    send.finish();
+                    if code != ErrorCode::Done {
+                        // Let the peer read the error frame; it closes on reading it.
+                        let _ = tokio::time::timeout(CLOSE_GRACE, conn.closed()).await;
+                    }
+                    conn.close(code.code().into(), reason.as_bytes());
+                    let r = if code == ErrorCode::Done {
+                        Ok(())
+                    } else {
+                        Err(reason)
+                    };
+                    return finish(&reader, r);
+                }
+            }
+        }
+        if until_caught_up && session.caught_up() {
+            send.finish();
+            conn.close(ErrorCode::Done.code().into(), b"caught up");
+            return finish(&reader, Ok(()));
+        }
+        let lag: u64 = {
+            let peer_heads = session.peer_heads();
+            shared_heads_lag(&shared, me, peer_heads, expected_author.is_none())
+        };
+        shared.set_peer(&peer_key, |p| p.lag = lag);
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(Ok(Some(m))) => {
+                    if let Err(e) = session.handle(m) {
+                        tracing::warn!(peer = %peer.short(), error = %e, "peer broke the protocol");
+                    }
+                }
+                Some(Ok(None)) | None => break Err("peer closed the stream".to_string()),
+                Some(Err(TransportError::Frame(e))) => {
+                    conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
+                    break Err(format!("bad frame: {e}"));
+                }
+                Some(Err(e)) => break Err(e.to_string()),
+            },
+            head = heads_rx.recv() => match head {
+                Ok((author, seq)) => session.local_head(author, seq),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let heads = shared.blocking(|n| Ok(n.store().heads()?)).await;
+                    if let Ok(heads) = heads {
+                        for (a, h) in heads {
+                            session.local_head(a, h.seq);
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break Ok(()),
+            },
+            _ = shutdown.changed() => {
+                conn.close(ErrorCode::Done.code().into(), b"node shutting down");
+                break Ok(());
+            }
+        }
+    };
+    finish(&reader, result)
+}
+
+fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), String>) -> Result<(), String> {
+    reader.abort();
+    r
+}
+
+/// Entries this node holds that the peer lacks, for the authors this node sends it.
+fn shared_heads_lag(
+    shared: &Shared,
+    me: NodeId,
+    peer: &BTreeMap<NodeId, u64>,
+    send_all: bool,
+) -> u64 {
+    // Cheap: the store's heads are a small prefix scan.
+    let Ok(heads) = shared.node.store().heads() else {
+        return 0;
+    };
+    heads
+        .iter()
+        .filter(|(a, _)| send_all || **a == me)
+        .map(|(a, h)| h.seq.saturating_sub(peer.get(a).copied().unwrap_or(0)))
+        .sum()
+}
+
+async fn read_frames(
+    mut recv: FramedRecv,
+    tx: mpsc::Sender<Result<Option<Message>, TransportError>>,
+) {
+    loop {
+        let frame = recv.recv().await;
+        let end = !matches!(frame, Ok(Some(_)));
+        if tx.send(frame).await.is_err() || end {
+            return;
+        }
+    }
+}
+
+fn my_role(node: &LocalNode) -> PeerRole {
+    match node.config().role {
+        Role::Region => PeerRole::Region,
+        Role::Aggregator => PeerRole::Aggregator,
+    }
+}
+
+/// Handles one accepted connection: a sync session, or query streams.
+async fn serve_connection(
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    peer: NodeId,
+    frame_max: usize,
+) {
+    let peer_key = format!("in:{}:{}", peer, conn.remote_address());
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => break,
+        };
+        let mut send = FramedSend::new(send);
+        let mut recv = FramedRecv::new(recv, frame_max);
+        let first = match recv.recv().await {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(peer = %peer.short(), error = %e, "bad first frame");
+                conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
+                break;
+            }
+        };
+        match first {
+            Message::Query(request) => {
+                let json = answer_query(&shared, request).await;
+                let _ = send.send(&Message::QueryResult { json }).await;
+                send.finish();
+            }
+            hello @ Message::Hello { .. } => {
+                let role = my_role(&shared.node);
+                let setup = shared
+                    .blocking(move |n| {
+                        let meta = n.store().author(&peer)?;
+                        let admitted = meta.as_ref().is_some_and(|m| m.admitted && !m.frozen);
+                        let heads = n
+                            .store()
+                            .heads()?
+                            .into_iter()
+                            .map(|(a, h)| (a, h.seq))
+                            .collect();
+                        let list = n
+                            .store()
+                            .authors()?
+                            .into_iter()
+                            .filter(|(_, m)| m.admitted)
+                            .map(|(a, m)| (a, m.label().map(str::to_string)))
+                            .collect::<Vec<_>>();
+                        Ok((admitted, heads, list))
+                    })
+                    .await;
+                let Ok((admitted, heads, list)) = setup else {
+                    break;
+                };
+                let (peer_admitted, announce) = match role {
+                    PeerRole::Aggregator => (admitted, list),
+                    _ => (true, Vec::new()),
+                };
+                let mut session = Session::new(
+                    shared.node.node_id(),
+                    role,
+                    &shared.node.config().name,
+                    heads,
+                    peer_admitted,
+                    announce,
+                );
+                if let Err(e) = session.handle(hello) {
+                    tracing::info!(peer = %peer, error = %e, "refused a sync session");
+                }
+                shared.add_peer(
+                    peer_key.clone(),
+                    PeerStatus {
+                        node_id: peer.to_hex(),
+                        address: conn.remote_address().to_string(),
+                        role: "incoming".into(),
+                        connected: true,
+                        lag: 0,
+                        last_error: None,
+                    },
+                );
+                // An aggregator takes only the region's own entries from the region.
+                let expected = (role == PeerRole::Aggregator).then_some(peer);
+                let ctx = SessionCtx {
+                    shared: shared.clone(),
+                    conn: conn.clone(),
+                    peer,
+                    peer_key: peer_key.clone(),
+                    expected_author: expected,
+                    until_caught_up: false,
+                };
+                let r = drive_session(ctx, send, recv, session).await;
+                if let Err(e) = r {
+                    tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
+                }
+                shared.remove_peer(&peer_key);
+                break;
+            }
+            other => {
+                tracing::debug!(peer = %peer.short(), message = other.name(), "unexpected first message");
+                conn.close(
+                    ErrorCode::Protocol.code().into(),
+                    b"unexpected first message",
+                );
+                break;
+            }
+        }
+    }
+}
+
+async fn answer_query(shared: &Arc<Shared>, request: QueryRequest) -> Result<String, String> {
+    let query = query_from_request(&request)?;
+    shared
+        .blocking(move |n| {
+            let page = n.query(&query)?;
+            serde_json::to_string(&page).map_err(|e| NodeError::Config {
+                path: n.dir().to_path_buf(),
+                reason: e.to_string(),
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Turns a wire query into a store query, validating the kind.
+pub fn query_from_request(r: &QueryRequest) -> Result<Query, String> {
+    let kind = match &r.kind {
+        Some(k) => Some(
+            k.parse()
+                .map_err(|e: spindel_protocol::record::ParseKindError| e.to_string())?,
+        ),
+        None => None,
+    };
+    Ok(Query {
+        kind,
+        region: r.region.clone(),
+        tag: r.tag.clone(),
+        text: r.text.clone(),
+        limit: r.limit.map(|l| l as usize),
+        cursor: r.cursor.clone(),
+    })
+}
+
+/// Keeps a live link to one aggregator: dial, sync, and on any failure reconnect with
+/// exponential backoff and jitter.
+async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
+    let key = format!("out:{peer}");
+    shared.add_peer(
+        key.clone(),
+        PeerStatus {
+            node_id: peer.node_id.to_hex(),
+            address: format!("{}:{}", peer.host, peer.port),
+            role: "aggregator".into(),
+            connected: false,
+            lag: 0,
+            last_error: None,
+        },
+    );
+    let mut delay_ms = BACKOFF_MIN_MS;
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let result = sync_once(&shared, &transport, &peer, &key, false).await;
+        shared.set_peer(&key, |p| {
+            p.connected = false;
+            p.last_error = result.as_ref().err().cloned();
+        });
+        match &result {
+            Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
+            Err(e) => {
+                tracing::info!(peer = %peer.node_id.short(), error = %e, "link to aggregator failed")
+            }
+        }
+        if started.elapsed() > Duration::from_millis(BACKOFF_RESET_AFTER_MS) {
+            delay_ms = BACKOFF_MIN_MS;
+        }
+        let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (delay_ms / 2 + 1);
+        let wait = Duration::from_millis(delay_ms / 2 + jitter);
+        delay_ms = (delay_ms * 2).min(BACKOFF_MAX_MS);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One sync session with an aggregator. With `until_caught_up`, returns once both sides hold
+/// what the other had (one-shot `spindel sync`); otherwise keeps the live link until it breaks.
+pub async fn sync_once(
+    shared: &Arc<Shared>,
+    transport: &Transport,
+    peer: &PeerAddr,
+    key: &str,
+    until_caught_up: bool,
+) -> Result<(), String> {
+    let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    shared.set_peer(key, |p| {
+        p.connected = true;
+        p.last_error = None;
+    });
+    let heads = shared
+        .blocking(|n| {
+            Ok(n.store()
+                .heads()?
+                .into_iter()
+                .map(|(a, h)| (a, h.seq))
+                .collect())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = Session::new(
+        shared.node.node_id(),
+        PeerRole::Region,
+        &shared.node.config().name,
+        heads,
+        true,
+        Vec::new(),
+    );
+    let send = FramedSend::new(send);
+    let recv = FramedRecv::new(recv, transport.limits().frame_bytes_max);
+    let ctx = SessionCtx {
+        shared: shared.clone(),
+        conn,
+        peer: peer.node_id,
+        peer_key: key.to_string(),
+        expected_author: None,
+        until_caught_up,
+    };
+    drive_session(ctx, send, recv, session).await
+}
+
+/// A running node's tasks.
+#[derive(Debug)]
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub listen_addr: Option<SocketAddr>,
+    transport: Option<Transport>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts the node's network side.
+    pub async fn start(
+        node: Arc<LocalNode>,
+        key: SecretKey,
+        opts: RunOptions,
+    ) -> Result<Running, TransportError> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Shared::new(node, shutdown_rx);
+        let mut tasks = Vec::new();
+        let transport = match opts.listen {
+            Some(addr) => Transport::bind(&key, addr, opts.limits.clone())?,
+            None => Transport::client(&key, opts.limits.clone())?,
+        };
+        let listen_addr = match opts.listen {
+            Some(_) => transport.local_addr().ok(),
+            None => None,
+        };
+        if opts.listen.is_some() {
+            let shared = shared.clone();
+            let t = transport.clone();
+            let frame_max = opts.limits.frame_bytes_max;
+            tasks.push(tokio::spawn(async move {
+                while let Some(accepted) = t.accept().await {
+                    match accepted {
+                        Ok((conn, peer)) => {
+                            tokio::spawn(serve_connection(shared.clone(), conn, peer, frame_max));
+                        }
+                        Err(e) => tracing::debug!(error = %e, "incoming connection failed"),
+                    }
+                }
+            }));
+        }
+        for peer in opts.aggregators {
+            tasks.push(tokio::spawn(dial_loop(
+                shared.clone(),
+                transport.clone(),
+                peer,
+            )));
+        }
+        Ok(Running {
+            shared,
+            listen_addr,
+            transport: Some(transport),
+            shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// Stops every task and closes the endpoint.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(t) = self.transport.take() {
+            t.shutdown().await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// A one-shot query against a remote node, with a throw-away key.
+pub async fn remote_query(
+    peer: &PeerAddr,
+    request: QueryRequest,
+    limits: Limits,
+) -> Result<String, String> {
+    let key = SecretKey::generate(&mut rand_core::OsRng);
+    let transport = Transport::client(&key, limits.clone()).map_err(|e| e.to_string())?;
+    let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let mut send = FramedSend::new(send);
+    let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
+    send.send(&Message::Query(request))
+        .await
+        .map_err(|e| e.to_string())?;
+    send.finish();
+    let answer = recv.recv().await.map_err(|e| e.to_string())?;
+    conn.close(0u32.into(), b"done");
+    match answer {
+        Some(Message::QueryResult { json }) => json,
+        Some(other) => Err(format!("peer answered with a {} message", other.name())),
+        None => Err("peer closed the stream without an answer".into()),
+    }
+}
+
+/// Parses a record id for control requests.
+pub fn parse_record_id(s: &str) -> Result<RecordId, String> {
+    s.parse::<RecordId>().map_err(|e| e.to_string())
+}

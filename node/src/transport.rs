@@ -1,0 +1,581 @@
+//! QUIC transport: a quinn endpoint whose TLS identity is the node's own ed25519 key.
+//!
+//! TLS 1.3 with RFC 7250 raw public keys: the "certificate" each side presents is the
+//! SubjectPublicKeyInfo of its node key, and its handshake signature proves it holds the secret
+//! key. A dialer pins the NodeId of the peer address: any other key fails the handshake. A
+//! listener accepts any valid ed25519 key; *authorization* (is this region admitted?) is decided
+//! by the sync session after the handshake, never assumed from a successful connect.
+//!
+//! Every message is a length-prefixed frame ([`FramedSend`], [`FramedRecv`]); the length is
+//! checked against the frame cap before a byte of the body is buffered.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{
+    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature_with_raw_key,
+};
+use rustls::pki_types::{
+    CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime, alg_id,
+};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use spindel_protocol::sync::{self, ALPN, FRAME_PREFIX_BYTES, Message};
+use spindel_protocol::{NodeId, SecretKey};
+
+/// Named limits of the transport; all configurable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest frame accepted (length prefix excluded).
+    pub frame_bytes_max: usize,
+    /// Connections this endpoint accepts at once.
+    pub connections_max: usize,
+    /// Bidirectional streams a peer may open at once on one connection.
+    pub streams_per_connection_max: u32,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A connect that has not completed its handshake by then fails.
+    pub handshake_timeout_ms: u64,
+    /// Flow-control window of one stream.
+    pub stream_window_bytes: u32,
+    /// Flow-control window of one connection.
+    pub connection_window_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frame_bytes_max: sync::FRAME_BYTES_MAX,
+            connections_max: 256,
+            streams_per_connection_max: 8,
+            idle_timeout_ms: 30_000,
+            handshake_timeout_ms: 10_000,
+            stream_window_bytes: 2 * 1024 * 1024,
+            connection_window_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// A transport failure, naming the peer where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("connecting to {peer}: {reason}")]
+    Connect { peer: String, reason: String },
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream write: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream read: {0}")]
+    Read(String),
+    #[error("peer sent a bad frame: {0}")]
+    Frame(#[from] sync::FrameError),
+    #[error("peer closed the stream")]
+    Closed,
+}
+
+/// `NODEID@HOST:PORT`: where a peer is and which key must answer there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub node_id: NodeId,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}@[{}]:{}", self.node_id, self.host, self.port)
+        } else {
+            write!(f, "{}@{}:{}", self.node_id, self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("a peer address is NODEID@HOST:PORT, got {s:?}");
+        let (id, rest) = s.split_once('@').ok_or_else(bad)?;
+        let node_id: NodeId = id.parse().map_err(|e| format!("{e}"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(PeerAddr {
+            node_id,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl PeerAddr {
+    /// Resolves the host to a socket address (the first one it names).
+    pub async fn resolve(&self) -> Result<SocketAddr, TransportError> {
+        let target = format!("{}:{}", self.host, self.port);
+        let found = tokio::net::lookup_host(target.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        found.ok_or(TransportError::Resolve(target))
+    }
+}
+
+/// The SubjectPublicKeyInfo DER of an ed25519 key: what this node presents in TLS.
+pub fn spki_of(id: &NodeId) -> SubjectPublicKeyInfoDer<'static> {
+    rustls::sign::public_key_to_spki(&alg_id::ED25519, id.as_bytes())
+}
+
+/// The NodeId inside an ed25519 SubjectPublicKeyInfo, if it is one.
+pub fn node_id_of_spki(spki: &[u8]) -> Option<NodeId> {
+    let key: [u8; 32] = spki.get(spki.len().checked_sub(32)?..)?.try_into().ok()?;
+    let id = NodeId(key);
+    (spki_of(&id).as_ref() == spki).then_some(id)
+}
+
+/// The authenticated NodeId of a connection's peer.
+pub fn peer_id(conn: &quinn::Connection) -> Option<NodeId> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    node_id_of_spki(certs.first()?.as_ref())
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certified_key(
+    key: &SecretKey,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TransportError> {
+    let pkcs8 = key
+        .signing_key()
+        .to_pkcs8_der()
+        .map_err(|e| rustls::Error::General(format!("pkcs8: {e}")))?;
+    let der = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+    let signing = provider.key_provider.load_private_key(der.into())?;
+    let spki = spki_of(&key.node_id());
+    Ok(Arc::new(CertifiedKey::new(
+        vec![CertificateDer::from(spki.as_ref().to_vec())],
+        signing,
+    )))
+}
+
+fn ed25519_signature_valid(
+    algs: &WebPkiSupportedAlgorithms,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    if dss.scheme != SignatureScheme::ED25519 {
+        return Err(rustls::Error::General("only ed25519 handshakes".into()));
+    }
+    verify_tls13_signature_with_raw_key(
+        message,
+        &SubjectPublicKeyInfoDer::from(cert.as_ref()),
+        dss,
+        algs,
+    )
+}
+
+/// Dialer side: the server must present exactly the pinned key.
+#[derive(Debug)]
+struct PinnedServer {
+    expected: NodeId,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match node_id_of_spki(end_entity.as_ref()) {
+            Some(id) if id == self.expected => Ok(ServerCertVerified::assertion()),
+            Some(id) => Err(rustls::Error::General(format!(
+                "peer is {id}, not the pinned {}",
+                self.expected
+            ))),
+            None => Err(rustls::Error::General("peer key is not ed25519".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ed25519_signature_valid(&self.algs, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+/// Listener side: any usable ed25519 key; admission is the sync session's decision.
+#[derive(Debug)]
+struct AnyEd25519Client {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyEd25519Client {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match node_id_of_spki(end_entity.as_ref()) {
+            Some(id) if id.is_usable() => Ok(ClientCertVerified::assertion()),
+            _ => Err(rustls::Error::General(
+                "client key is not a usable ed25519 key".into(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ed25519_signature_valid(&self.algs, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+fn transport_config(limits: &Limits) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(limits.streams_per_connection_max.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(limits.stream_window_bytes.into())
+        .receive_window(limits.connection_window_bytes.into())
+        .max_idle_timeout(
+            quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms)).ok(),
+        )
+        .keep_alive_interval(Some(Duration::from_millis(limits.idle_timeout_ms / 3)));
+    Arc::new(t)
+}
+
+/// A QUIC endpoint speaking `spindel/1` as `key`.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    endpoint: quinn::Endpoint,
+    key: SecretKey,
+    limits: Limits,
+}
+
+impl Transport {
+    /// Binds `addr` (port 0 picks a free port) and accepts connections.
+    pub fn bind(
+        key: &SecretKey,
+        addr: SocketAddr,
+        limits: Limits,
+    ) -> Result<Transport, TransportError> {
+        let provider = provider();
+        let algs = provider.signature_verification_algorithms;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(AnyEd25519Client { algs }))
+            .with_cert_resolver(Arc::new(
+                rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(
+                    key, &provider,
+                )?),
+            ));
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let quic = QuicServerConfig::try_from(tls)
+            .map_err(|e| rustls::Error::General(format!("QUIC TLS: {e}")))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        server.transport_config(transport_config(&limits));
+        server.max_incoming(limits.connections_max);
+        let endpoint = quinn::Endpoint::server(server, addr)
+            .map_err(|source| TransportError::Bind { addr, source })?;
+        Ok(Transport {
+            endpoint,
+            key: key.clone(),
+            limits,
+        })
+    }
+
+    /// A dial-only endpoint on an ephemeral loopback-or-any port.
+    pub fn client(key: &SecretKey, limits: Limits) -> Result<Transport, TransportError> {
+        let addr: SocketAddr = "[::]:0"
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let endpoint = match quinn::Endpoint::client(addr) {
+            Ok(e) => e,
+            Err(_) => {
+                let v4 = SocketAddr::from(([0, 0, 0, 0], 0));
+                quinn::Endpoint::client(v4)
+                    .map_err(|source| TransportError::Bind { addr: v4, source })?
+            }
+        };
+        Ok(Transport {
+            endpoint,
+            key: key.clone(),
+            limits,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.key.node_id()
+    }
+
+    /// Dials `peer`, requiring it to present the pinned key, within the handshake timeout.
+    pub async fn connect(&self, peer: &PeerAddr) -> Result<quinn::Connection, TransportError> {
+        let fail = |reason: String| TransportError::Connect {
+            peer: peer.to_string(),
+            reason,
+        };
+        let provider = provider();
+        let algs = provider.signature_verification_algorithms;
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedServer {
+                expected: peer.node_id,
+                algs,
+            }))
+            .with_client_cert_resolver(Arc::new(
+                rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(
+                    &self.key, &provider,
+                )?),
+            ));
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let quic = QuicClientConfig::try_from(tls).map_err(|e| fail(format!("QUIC TLS: {e}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(quic));
+        config.transport_config(transport_config(&self.limits));
+        let addr = peer.resolve().await?;
+        let connecting = self
+            .endpoint
+            .connect_with(config, addr, "spindel")
+            .map_err(|e| fail(e.to_string()))?;
+        let timeout = Duration::from_millis(self.limits.handshake_timeout_ms);
+        let conn = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| fail("handshake timed out".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        match peer_id(&conn) {
+            Some(id) if id == peer.node_id => Ok(conn),
+            _ => {
+                conn.close(0u32.into(), b"wrong peer key");
+                Err(fail("peer did not present the pinned key".into()))
+            }
+        }
+    }
+
+    /// The next incoming connection, handshake completed; `None` once the endpoint is closed.
+    pub async fn accept(&self) -> Option<Result<(quinn::Connection, NodeId), TransportError>> {
+        let incoming = self.endpoint.accept().await?;
+        let timeout = Duration::from_millis(self.limits.handshake_timeout_ms);
+        Some(
+            async {
+                let conn = tokio::time::timeout(timeout, incoming)
+                    .await
+                    .map_err(|_| TransportError::Connect {
+                        peer: "incoming".into(),
+                        reason: "handshake timed out".into(),
+                    })?
+                    .map_err(TransportError::Connection)?;
+                let id = peer_id(&conn).ok_or_else(|| TransportError::Connect {
+                    peer: conn.remote_address().to_string(),
+                    reason: "no ed25519 identity".into(),
+                })?;
+                Ok((conn, id))
+            }
+            .await,
+        )
+    }
+
+    /// Closes every connection and stops accepting.
+    pub async fn shutdown(&self) {
+        self.endpoint.close(0u32.into(), b"shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// The sending half of a framed stream.
+#[derive(Debug)]
+pub struct FramedSend {
+    inner: quinn::SendStream,
+}
+
+impl FramedSend {
+    pub fn new(inner: quinn::SendStream) -> Self {
+        FramedSend { inner }
+    }
+
+    pub async fn send(&mut self, message: &Message) -> Result<(), TransportError> {
+        self.inner.write_all(&sync::encode_frame(message)).await?;
+        Ok(())
+    }
+
+    pub fn finish(&mut self) {
+        let _ = self.inner.finish();
+    }
+}
+
+/// The receiving half of a framed stream; the only place that reads the socket.
+#[derive(Debug)]
+pub struct FramedRecv {
+    inner: quinn::RecvStream,
+    frame_bytes_max: usize,
+}
+
+impl FramedRecv {
+    pub fn new(inner: quinn::RecvStream, frame_bytes_max: usize) -> Self {
+        FramedRecv {
+            inner,
+            frame_bytes_max,
+        }
+    }
+
+    /// The next message; `Ok(None)` at a clean end of stream between frames.
+    pub async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
+        let mut prefix = [0u8; FRAME_PREFIX_BYTES];
+        match self.inner.read_exact(&mut prefix).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(TransportError::Closed),
+            Err(quinn::ReadExactError::ReadError(e)) => {
+                return Err(TransportError::Read(describe(e)));
+            }
+        }
+        let len = sync::frame_len(prefix, self.frame_bytes_max)?;
+        let mut body = vec![0u8; len];
+        self.inner
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| match e {
+                quinn::ReadExactError::ReadError(e) => TransportError::Read(describe(e)),
+                quinn::ReadExactError::FinishedEarly(_) => TransportError::Closed,
+            })?;
+        Ok(Some(sync::decode_body(&body)?))
+    }
+}
+
+/// A read error with the peer's close reason, when it gave one.
+fn describe(e: quinn::ReadError) -> String {
+    match e {
+        quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(close)) => {
+            format!(
+                "peer closed the connection (code {}): {}",
+                close.error_code,
+                String::from_utf8_lossy(&close.reason)
+            )
+        }
+        quinn::ReadError::ConnectionLost(other) => format!("connection lost: {other}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addr_parses_and_refuses() {
+        let id = SecretKey::from_bytes(&[1; 32]).node_id();
+        let p: PeerAddr = format!("{id}@127.0.0.1:7700").parse().unwrap();
+        assert_eq!(p.port, 7700);
+        assert_eq!(p.host, "127.0.0.1");
+        let v6: PeerAddr = format!("{id}@[::1]:7700").parse().unwrap();
+        assert_eq!(v6.host, "::1");
+        assert_eq!(v6.to_string(), format!("{id}@[::1]:7700"));
+        for bad in [
+            "",
+            "x@1.2.3.4:5",
+            &format!("{id}@host"),
+            &format!("{id}@:5"),
+            &format!("{id}@h:0"),
+            &format!("{id}1.2.3.4:5"),
+        ] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn spki_round_trip() {
+        let id = SecretKey::from_bytes(&[1; 32]).node_id();
+        let spki = spki_of(&id);
+        assert_eq!(spki.as_ref().len(), 44);
+        assert_eq!(node_id_of_spki(spki.as_ref()), Some(id));
+        let mut other = spki.as_ref().to_vec();
+        other[3] ^= 1;
+        assert_eq!(node_id_of_spki(&other), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! Federation over real QUIC on 127.0.0.1: an aggregator and regions as in-process nodes with
+//! their own keys and sled stores on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::query::Query;
+use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::transport::{Limits, PeerAddr};
+use spindel_protocol::record::Kind;
+use spindel_protocol::{NodeId, SecretKey};
+
+fn key_of(dir: &std::path::Path) -> SecretKey {
+    let text = std::fs::read_to_string(dir.join("node.key")).unwrap();
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut b).unwrap();
+    SecretKey::from_bytes(&b)
+}
+
+struct TestNode {
+    _dir: tempfile::TempDir,
+    running: Running,
+    id: NodeId,
+}
+
+impl TestNode {
+    fn node(&self) -> &LocalNode {
+        &self.running.shared.node
+    }
+
+    fn addr(&self) -> PeerAddr {
+        let a = self.running.listen_addr.unwrap();
+        format!("{}@127.0.0.1:{}", self.id, a.port())
+            .parse()
+            .unwrap()
+    }
+
+    fn titles(&self, q: Query) -> Vec<String> {
+        self.node()
+            .query(&Query {
+                limit: Some(1000),
+                ..q
+            })
+            .unwrap()
+            .records
+            .iter()
+            .filter_map(|r| {
+                r.data
+                    .get("title")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}
+
+async fn start(
+    name: &str,
+    role: Role,
+    listen: bool,
+    aggregators: Vec<PeerAddr>,
+    admit: &[NodeId],
+) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    local::init(&path, name, role, None, &mut rand_core::OsRng).unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    for id in admit {
+        node.store().admit(id, None).unwrap();
+    }
+    let id = node.node_id();
+    let key = key_of(&path);
+    let opts = RunOptions {
+        listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
+        aggregators,
+        limits: Limits::default(),
+    };
+    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
+    TestNode {
+        _dir: dir,
+        running,
+        id,
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn method(title: &str) -> String {
+    serde_json::json!({"title": title, "summary": "Erfarenheter från föreningar"}).to_string()
+}
+
+/// A region's key, made before the region starts so the aggregator can admit it.
+fn prepare_region(name: &str) -> (tempfile::TempDir, std::path::PathBuf, NodeId) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    local::init(&path, name, Role::Region, None, &mut rand_core::OsRng).unwrap();
+    let id = LocalNode::open(&path).unwrap().node_id();
+    (dir, path, id)
+}
+
+async fn run_prepared(
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    aggregators: Vec<PeerAddr>,
+) -> TestNode {
+    let node = LocalNode::open(&path).unwrap();
+    let id = node.node_id();
+    let running = Running::start(
+        Arc::new(node),
+        key_of(&path),
+        RunOptions {
+            listen: None,
+            aggregators,
+            limits: Limits::default(),
+        },
+    )
+    .await
+    .unwrap();
+    TestNode {
+        _dir: dir,
+        running,
+        id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_replicate_through_the_aggregator_both_ways() {
+    let (da, pa, a_id) = prepare_region("skane");
+    let (db, pb, b_id) = prepare_region("dalarna");
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    let b = run_prepared(db, pb, vec![agg.addr()]).await;
+
+    // Profiles flow: each region ends up with both profiles, the aggregator too.
+    eventually("profiles at the aggregator", || {
+        agg.node().store().heads().unwrap().len() == 2
+    })
+    .await;
+    eventually("profiles in every region", || {
+        a.node().store().heads().unwrap().len() == 2 && b.node().store().heads().unwrap().len() == 2
+    })
+    .await;
+
+    // A live publish reaches the aggregator and the other region.
+    a.running
+        .shared
+        .publish(Kind::Method, method("Studiecirkel i Skåne"), None)
+        .await
+        .unwrap();
+    eventually("the method in Dalarna", || {
+        b.titles(Query::default()) == ["Studiecirkel i Skåne"]
+    })
+    .await;
+    assert_eq!(
+        agg.titles(Query {
+            text: Some("föreningarna".into()),
+            ..Query::default()
+        }),
+        ["Studiecirkel i Skåne"]
+    );
+    b.running
+        .shared
+        .publish(Kind::Method, method("Bygdegårdar i Dalarna"), None)
+        .await
+        .unwrap();
+    eventually("the method in Skåne", || {
+        a.titles(Query::default()).len() == 2
+    })
+    .await;
+    // Region names travel with the profiles: --region works in the other region.
+    assert_eq!(
+        a.titles(Query {
+            region: Some("dalarna".into()),
+            ..Query::default()
+        }),
+        ["Bygdegårdar i Dalarna"]
+    );
+
+    // The aggregator authored nothing and holds no record of its own.
+    assert!(agg.node().store().head(&agg.id).unwrap().is_none());
+    assert!(
+        agg.node().store().refusals().unwrap().is_empty(),
+        "{:?}",
+        agg.node().store().refusals()
+    );
+    let st = a.running.shared.peers();
+    assert_eq!(st.len(), 1);
+    assert!(st[0].connected);
+
+    b.running.shutdown().await;
+    a.running.shutdown().await;
+    agg.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[]).await;
+    let stranger = start("okand", Role::Region, false, vec![agg.addr()], &[]).await;
+    stranger
+        .running
+        .shared
+        .publish(Kind::Method, method("Ska inte in"), None)
+        .await
+        .ok();
+    eventually("a refused link", || {
+        stranger.running.shared.peers().iter().any(|p| {
+            p.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not admitted"))
+        })
+    })
+    .await;
+    assert!(
+        agg.node().store().heads().unwrap().is_empty(),
+        "nothing of a stranger is stored"
+    );
+
+    // A dialer that pins another key does not get a connection.
+    let wrong: PeerAddr = format!(
+        "{}@{}",
+        SecretKey::from_bytes(&[9; 32]).node_id(),
+        agg.running.listen_addr.unwrap()
+    )
+    .parse()
+    .unwrap();
+    let err = spindel_node::runtime::remote_query(&wrong, Default::default(), Limits::default())
+        .await
+        .unwrap_err();
+    assert!(err.contains("pinned") || err.contains("peer is"), "{err}");
+    // The right key answers.
+    let ok =
+        spindel_node::runtime::remote_query(&agg.addr(), Default::default(), Limits::default())
+            .await
+            .unwrap();
+    assert!(ok.contains("\"records\""), "{ok}");
+
+    stranger.running.shutdown().await;
+    agg.running.shutdown().await;
+}
