@@ -12,10 +12,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::query::Query;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use spindel_node::control::{self, Request};
+use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
+use spindel_node::query::{Query, QueryPage};
+use spindel_node::runtime::{self, RunOptions, Running};
+use spindel_node::transport::{Limits, PeerAddr};
+use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
+use spindel_protocol::sync::QueryRequest;
 
 /// Largest `--file` accepted by `publish` (a record is at most 64 KiB encoded).
 const PUBLISH_FILE_BYTES_MAX: u64 = 1024 * 1024;
@@ -108,10 +116,19 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Find current records, newest first.
+    /// Find current records, newest first (in a local node, or at a remote node with --from).
     Query {
-        #[command(flatten)]
-        dir: DataDir,
+        /// The node's data directory.
+        #[arg(
+            long,
+            env = "SPINDEL_DATA_DIR",
+            value_name = "DIR",
+            required_unless_present = "from"
+        )]
+        data_dir: Option<PathBuf>,
+        /// Ask a remote node over QUIC instead (NODEID@HOST:PORT).
+        #[arg(long, value_name = "PEER", value_parser = parse_peer)]
+        from: Option<PeerAddr>,
         #[arg(long, value_parser = parse_kind)]
         kind: Option<Kind>,
         /// A region's name (or display name).
@@ -128,6 +145,39 @@ enum Command {
         /// The next_cursor of a previous page.
         #[arg(long, value_name = "C")]
         cursor: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Run the node until SIGINT/SIGTERM: replicate over QUIC, serve queries and the control
+    /// channel.
+    Run {
+        #[command(flatten)]
+        dir: DataDir,
+        /// QUIC address to listen on (port 0 picks a free port); an aggregator needs one.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+        /// An aggregator to replicate with (NODEID@HOST:PORT); repeat for several.
+        #[arg(long = "aggregator", value_name = "PEER", value_parser = parse_peer)]
+        aggregators: Vec<PeerAddr>,
+    },
+    /// Aggregator: admit a region (also while the node runs).
+    Allow {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(value_parser = parse_node_id)]
+        node_id: NodeId,
+        /// The region's short name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Catch up with an aggregator once and exit (first-time set-up of a region).
+    Sync {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long, value_name = "PEER", value_parser = parse_peer)]
+        aggregator: PeerAddr,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -152,6 +202,31 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 
 fn parse_record_id(s: &str) -> Result<RecordId, String> {
     s.parse::<RecordId>().map_err(|e| e.to_string())
+}
+
+fn parse_peer(s: &str) -> Result<PeerAddr, String> {
+    s.parse::<PeerAddr>()
+}
+
+fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    s.parse::<NodeId>().map_err(|e| e.to_string())
+}
+
+/// Sends a request to the node running in `dir`; `None` if no node runs there.
+fn via_control<T: serde::de::DeserializeOwned>(dir: &Path, request: Request) -> Result<Option<T>> {
+    match control::request(dir, &request)? {
+        Some(v) => Ok(Some(
+            serde_json::from_value(v).context("the running node sent an unexpected answer")?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn main() -> ExitCode {
@@ -252,9 +327,16 @@ fn run(cli: Cli) -> Result<()> {
             id,
             out,
         } => {
-            let node = open(&dir)?;
             let text = read_input(&file, PUBLISH_FILE_BYTES_MAX)?;
-            let published = node.publish(kind, &text, id, &mut rng, local::now_ms())?;
+            let request = Request::Publish {
+                kind,
+                json: text.clone(),
+                record_id: id.map(|r| r.to_hex()),
+            };
+            let published: Published = match via_control(&dir.data_dir, request)? {
+                Some(p) => p,
+                None => open(&dir)?.publish(kind, &text, id, &mut rng, local::now_ms())?,
+            };
             output::emit(out.json, &published, || {
                 format!(
                     "published {kind} {} (seq {})",
@@ -268,8 +350,20 @@ fn run(cli: Cli) -> Result<()> {
             file,
             out,
         } => {
-            let node = open(&dir)?;
             let text = read_input(&file, IMPORT_FILE_BYTES_MAX)?;
+            let request = Request::Import {
+                kind,
+                text: text.clone(),
+            };
+            if let Some(imported) = via_control::<Imported>(&dir.data_dir, request)? {
+                return output::emit(out.json, &imported, || {
+                    format!(
+                        "imported {} {kind} records (seq {}-{}) through the running node",
+                        imported.imported, imported.first_seq, imported.last_seq
+                    )
+                });
+            }
+            let node = open(&dir)?;
             let bar = output::progress_bar("signing");
             let imported = node.import(kind, &text, &mut rng, local::now_ms(), &|done, total| {
                 bar.set_length(total);
@@ -292,14 +386,20 @@ fn run(cli: Cli) -> Result<()> {
             record_id,
             out,
         } => {
-            let node = open(&dir)?;
-            let deleted = node.delete(record_id, local::now_ms())?;
+            let request = Request::Delete {
+                record_id: record_id.to_hex(),
+            };
+            let deleted: Deleted = match via_control(&dir.data_dir, request)? {
+                Some(d) => d,
+                None => open(&dir)?.delete(record_id, local::now_ms())?,
+            };
             output::emit(out.json, &deleted, || {
                 format!("deleted {} (seq {})", deleted.record_id, deleted.seq)
             })
         }
         Command::Query {
-            dir,
+            data_dir,
+            from,
             kind,
             region,
             tag,
@@ -308,24 +408,202 @@ fn run(cli: Cli) -> Result<()> {
             cursor,
             out,
         } => {
-            let node = open(&dir)?;
-            let page = node.query(&Query {
-                kind,
-                region,
-                tag,
-                text,
-                limit,
-                cursor,
-            })?;
+            let request = QueryRequest {
+                kind: kind.map(|k| k.as_str().to_string()),
+                region: region.clone(),
+                tag: tag.clone(),
+                text: text.clone(),
+                limit: limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX)),
+                cursor: cursor.clone(),
+            };
+            let page: QueryPage = if let Some(peer) = from {
+                let json = runtime()?
+                    .block_on(runtime::remote_query(&peer, request, Limits::default()))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                serde_json::from_str(&json).context("the remote node sent an unexpected answer")?
+            } else {
+                let dir = DataDir {
+                    data_dir: data_dir.context("--data-dir or --from is required")?,
+                };
+                match via_control(&dir.data_dir, Request::Query { query: request })? {
+                    Some(page) => page,
+                    None => open(&dir)?.query(&Query {
+                        kind,
+                        region,
+                        tag,
+                        text,
+                        limit,
+                        cursor,
+                    })?,
+                }
+            };
             output::emit(out.json, &page, || output::records_table(&page))
         }
+        Command::Run {
+            dir,
+            listen,
+            aggregators,
+        } => run_node(&dir, listen, aggregators),
+        Command::Allow {
+            dir,
+            node_id,
+            name,
+            out,
+        } => {
+            let request = Request::Allow {
+                node_id: node_id.to_hex(),
+                name: name.clone(),
+            };
+            let allowed: Allowed = match via_control(&dir.data_dir, request)? {
+                Some(a) => a,
+                None => open(&dir)?.allow(node_id, name)?,
+            };
+            output::emit(out.json, &allowed, || {
+                format!(
+                    "admitted {}{}",
+                    allowed.node_id,
+                    allowed
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        Command::Sync {
+            dir,
+            aggregator,
+            out,
+        } => sync_once(&dir, aggregator, out.json),
         Command::Status { dir, out } => {
-            let node = open(&dir)?;
-            let status = node.status()?;
+            let status: Status = match via_control(&dir.data_dir, Request::Status)? {
+                Some(s) => s,
+                None => open(&dir)?.status()?,
+            };
             output::emit(out.json, &status, || output::status_text(&status))
         }
     }
 }
+
+/// `spindel run`: the node until SIGINT/SIGTERM.
+fn run_node(dir: &DataDir, listen: Option<SocketAddr>, aggregators: Vec<PeerAddr>) -> Result<()> {
+    let node = open(dir)?;
+    let key = node.key().clone();
+    let role = node.config().role;
+    if role == Role::Aggregator && listen.is_none() {
+        bail!("an aggregator needs --listen HOST:PORT so regions can reach it");
+    }
+    if role == Role::Aggregator && !aggregators.is_empty() {
+        bail!("an aggregator does not dial other aggregators; --aggregator is for regions");
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let opts = RunOptions {
+            listen,
+            aggregators,
+            limits: Limits::default(),
+        };
+        let running = Running::start(Arc::new(node), key, opts).await?;
+        let control = control::serve(running.shared.clone())?;
+        if let Some(addr) = running.listen_addr {
+            eprintln!("listening on {addr}");
+        }
+        eprintln!(
+            "node {} running; stop with Ctrl-C",
+            running.shared.node.node_id()
+        );
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        control.abort();
+        let shared = running.shared.clone();
+        running.shutdown().await;
+        control::remove_socket(shared.node.dir());
+        shared.node.store().flush()?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// `spindel sync`: catch up with one aggregator and exit.
+fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
+    if control::request(&dir.data_dir, &Request::Status)?.is_some() {
+        bail!(
+            "a node is running in {}; it syncs by itself",
+            dir.data_dir.display()
+        );
+    }
+    let node = Arc::new(open(dir)?);
+    let before = node.store().generation()?;
+    let key = node.key().clone();
+    let rt = runtime()?;
+    let bar = output::spinner("syncing");
+    let result = rt.block_on(async {
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let shared = runtime::Shared::new(node.clone(), stop_rx);
+        let transport = spindel_node::transport::Transport::client(&key, Limits::default())?;
+        let progress = {
+            let node = node.clone();
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                loop {
+                    let now = node.store().generation().unwrap_or(before);
+                    bar.set_message(format!("received {} entries", now.saturating_sub(before)));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let r = tokio::time::timeout(
+            SYNC_TIMEOUT,
+            runtime::sync_once(&shared, &transport, &aggregator, "sync", true),
+        )
+        .await;
+        progress.abort();
+        transport.shutdown().await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::anyhow!("sync with {aggregator}: {e}")),
+            Err(_) => Err(anyhow::anyhow!(
+                "sync with {aggregator} did not finish within {} s",
+                SYNC_TIMEOUT.as_secs()
+            )),
+        }
+    });
+    bar.finish_and_clear();
+    result?;
+    node.store().flush()?;
+    let received = node.store().generation()? - before;
+    let heads: std::collections::BTreeMap<String, u64> = node
+        .store()
+        .heads()?
+        .into_iter()
+        .map(|(a, h)| (a.to_hex(), h.seq))
+        .collect();
+    let value = serde_json::json!({
+        "aggregator": aggregator.to_string(),
+        "received": received,
+        "heads": heads,
+    });
+    output::emit(json, &value, || {
+        format!(
+            "synced with {aggregator}: received {received} entries; {} authors",
+            heads.len()
+        )
+    })
+}
+
+/// How long a one-shot sync may take.
+const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Reads a file (or stdin for `-`), refusing more than `max` bytes and non-UTF-8 text.
 fn read_input(path: &Path, max: u64) -> Result<String> {

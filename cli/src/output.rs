@@ -28,6 +28,14 @@ pub fn progress_bar(message: &'static str) -> ProgressBar {
     bar
 }
 
+/// A spinner with a message on stderr (hidden when stderr is not a terminal).
+pub fn spinner(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn cut(s: &str, width: usize) -> String {
     let one_line = s.replace(['\n', '\t'], " ");
     if one_line.chars().count() <= width {

@@ -6,6 +6,7 @@
 //! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
 //!   import / delete / status.
 
+pub mod control;
 pub mod local;
 pub mod query;
 pub mod runtime;

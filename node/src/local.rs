@@ -106,6 +106,12 @@ pub enum NodeError {
     ImportEmpty,
     #[error("import holds more than {IMPORT_RECORDS_MAX} records")]
     ImportTooLarge,
+    #[error("only an aggregator admits regions (this node is a region)")]
+    NotAggregator,
+    #[error("{0} is not a usable ed25519 public key")]
+    WeakKey(NodeId),
+    #[error("{0} is this node's own key")]
+    OwnKey(NodeId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -127,7 +133,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// What `init` and `id` report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub node_id: String,
     pub name: String,
@@ -135,7 +141,7 @@ pub struct NodeInfo {
 }
 
 /// What `publish` reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Published {
     pub record_id: String,
     pub seq: u64,
@@ -144,22 +150,29 @@ pub struct Published {
 }
 
 /// What `import` reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imported {
     pub imported: u64,
     pub first_seq: u64,
     pub last_seq: u64,
 }
 
+/// What `allow` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allowed {
+    pub node_id: String,
+    pub name: Option<String>,
+}
+
 /// What `delete` reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deleted {
     pub record_id: String,
     pub seq: u64,
 }
 
 /// One author as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorStatus {
     pub node_id: String,
     pub name: Option<String>,
@@ -171,7 +184,7 @@ pub struct AuthorStatus {
 }
 
 /// A proven fork as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForkStatus {
     pub author: String,
     pub seq: u64,
@@ -180,7 +193,7 @@ pub struct ForkStatus {
 }
 
 /// What `status` reports (contract keys first; more keys are welcome).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub node_id: String,
     pub name: String,
@@ -506,6 +519,30 @@ impl LocalNode {
             record_id: record_id.to_hex(),
             seq,
         })
+    }
+
+    /// Aggregator: admits a region (persisted). Weak keys are refused.
+    pub fn allow(&self, id: NodeId, name: Option<String>) -> Result<Allowed, NodeError> {
+        crate::control::require_aggregator(self.config.role)?;
+        if !id.is_usable() {
+            return Err(NodeError::WeakKey(id));
+        }
+        if id == self.node_id() {
+            return Err(NodeError::OwnKey(id));
+        }
+        if let Some(n) = &name {
+            validate_region_name(n).map_err(NodeError::BadName)?;
+        }
+        let meta = self.store.admit(&id, name)?;
+        Ok(Allowed {
+            node_id: id.to_hex(),
+            name: meta.label().map(str::to_string),
+        })
+    }
+
+    /// The node's secret key (for the transport's TLS identity).
+    pub fn key(&self) -> &SecretKey {
+        &self.key
     }
 
     /// Runs a query against this node's store.

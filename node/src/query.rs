@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
@@ -38,7 +38,7 @@ pub struct Query {
 }
 
 /// One record as every interface shows it (the `query --json` and HTTP shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordView {
     pub record_id: String,
     pub kind: Kind,
@@ -52,7 +52,7 @@ pub struct RecordView {
 }
 
 /// A page of results.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryPage {
     pub records: Vec<RecordView>,
     pub next_cursor: Option<String>,

@@ -145,6 +145,14 @@ impl Shared {
             .remove(key);
     }
 
+    /// Runs a node operation on the blocking pool; errors as one-line text.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, String> {
+        self.blocking(f).await.map_err(|e| e.to_string())
+    }
+
     /// Runs store work on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -481,7 +489,7 @@ async fn serve_connection(
                             .store()
                             .authors()?
                             .into_iter()
-                            .filter(|(_, m)| m.admitted)
+                            .filter(|(a, m)| m.admitted && *a != n.node_id())
                             .map(|(a, m)| (a, m.label().map(str::to_string)))
                             .collect::<Vec<_>>();
                         Ok((admitted, heads, list))

@@ -94,7 +94,12 @@ pub fn spindel_stdin(args: &[&str], input: &str) -> Run {
         .spawn()
         .expect("spawn spindel");
     // The command may exit before reading its input (an early error): a broken pipe is fine.
-    if let Err(e) = child.stdin.take().expect("stdin").write_all(input.as_bytes()) {
+    if let Err(e) = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+    {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
     }
     Run::from(child.wait_with_output().expect("wait spindel"))

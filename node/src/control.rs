@@ -1,0 +1,241 @@
+//! The local control channel: `DIR/control.sock`, a Unix socket that only the data
+//! directory's owner can use (socket mode 0600, directory 0700, and the peer's uid is checked
+//! against the directory's owner).
+//!
+//! While `spindel run` holds a data directory (sled allows one process), `publish`, `import`,
+//! `delete`, `allow`, `status` and `query` go through this socket; when no node runs, the CLI
+//! opens the store itself. One JSON request line, one JSON response line; the answers are the
+//! same values the direct path returns, so the output is identical either way.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use spindel_protocol::NodeId;
+use spindel_protocol::record::Kind;
+use spindel_protocol::sync::QueryRequest;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use crate::local::{NodeError, Role};
+use crate::runtime::{Shared, query_from_request};
+
+pub const SOCKET_FILE: &str = "control.sock";
+/// Largest request (an import carries its whole file).
+pub const REQUEST_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+/// Largest response.
+pub const RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// One control request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    Publish {
+        kind: Kind,
+        json: String,
+        record_id: Option<String>,
+    },
+    Import {
+        kind: Kind,
+        text: String,
+    },
+    Delete {
+        record_id: String,
+    },
+    Allow {
+        node_id: String,
+        name: Option<String>,
+    },
+    Status,
+    Query {
+        query: QueryRequest,
+    },
+}
+
+/// The answer: the command's JSON value, or a one-line error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Response {
+    Ok(serde_json::Value),
+    Error(String),
+}
+
+/// A control channel failure on the client side.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control channel {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control channel {0}: the node sent an unreadable answer")]
+    BadAnswer(PathBuf),
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// Sends `request` to the node running in `dir`. `Ok(None)`: no node runs there.
+pub fn request(dir: &Path, request: &Request) -> Result<Option<serde_json::Value>, ControlError> {
+    let path = dir.join(SOCKET_FILE);
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = match UnixStream::connect(&path) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut line = serde_json::to_vec(request).map_err(|e| io(std::io::Error::other(e)))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    let mut answer = Vec::new();
+    BufReader::new(stream)
+        .take(RESPONSE_BYTES_MAX)
+        .read_until(b'\n', &mut answer)
+        .map_err(io)?;
+    match serde_json::from_slice::<Response>(&answer) {
+        Ok(Response::Ok(v)) => Ok(Some(v)),
+        Ok(Response::Error(e)) => Err(ControlError::Remote(e)),
+        Err(_) => Err(ControlError::BadAnswer(path)),
+    }
+}
+
+/// Binds `DIR/control.sock` and serves requests until the task is dropped.
+pub fn serve(shared: Arc<Shared>) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let dir = shared.node.dir().to_path_buf();
+    let path = dir.join(SOCKET_FILE);
+    let io = |source| NodeError::Io {
+        path: path.clone(),
+        source,
+    };
+    // A socket file left by a killed node: nobody listens (sled's lock says we own DIR now).
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(io)?;
+    }
+    let listener = tokio::net::UnixListener::bind(&path).map_err(io)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    let owner = std::fs::metadata(&dir).map_err(io)?.uid();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == owner || cred.uid() == 0 => {}
+                _ => {
+                    tracing::warn!("control connection from another user refused");
+                    continue;
+                }
+            }
+            tokio::spawn(handle(shared.clone(), stream));
+        }
+    }))
+}
+
+/// Removes the socket file (on clean shutdown).
+pub fn remove_socket(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+}
+
+async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    let mut reader = tokio::io::BufReader::new(read).take(REQUEST_BYTES_MAX);
+    if reader.read_until(b'\n', &mut line).await.is_err() {
+        return;
+    }
+    let response = match serde_json::from_slice::<Request>(&line) {
+        Ok(request) => match execute(&shared, request).await {
+            Ok(v) => Response::Ok(v),
+            Err(e) => Response::Error(e),
+        },
+        Err(e) => Response::Error(format!("bad control request: {e}")),
+    };
+    let mut out =
+        serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"error\":\"internal\"}".to_vec());
+    out.push(b'\n');
+    let _ = write.write_all(&out).await;
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::Value, String> {
+    let me = shared.node.node_id();
+    match request {
+        Request::Publish {
+            kind,
+            json,
+            record_id,
+        } => {
+            let rid = record_id
+                .map(|r| crate::runtime::parse_record_id(&r))
+                .transpose()?;
+            to_value(
+                &shared
+                    .publish(kind, json, rid)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        Request::Import { kind, text } => {
+            let imported = shared
+                .run_blocking(move |n| {
+                    n.import(
+                        kind,
+                        &text,
+                        &mut rand_core::OsRng,
+                        crate::local::now_ms(),
+                        &|_, _| {},
+                    )
+                })
+                .await?;
+            shared.announce(me, imported.last_seq);
+            to_value(&imported)
+        }
+        Request::Delete { record_id } => {
+            let rid = crate::runtime::parse_record_id(&record_id)?;
+            let deleted = shared
+                .run_blocking(move |n| n.delete(rid, crate::local::now_ms()))
+                .await?;
+            shared.announce(me, deleted.seq);
+            to_value(&deleted)
+        }
+        Request::Allow { node_id, name } => {
+            let id: NodeId = node_id.parse().map_err(|e| format!("{e}"))?;
+            to_value(&shared.run_blocking(move |n| n.allow(id, name)).await?)
+        }
+        Request::Status => {
+            let mut status = shared.run_blocking(|n| n.status()).await?;
+            status.peers = shared
+                .peers()
+                .iter()
+                .filter_map(|p| serde_json::to_value(p).ok())
+                .collect();
+            to_value(&status)
+        }
+        Request::Query { query } => {
+            let q = query_from_request(&query)?;
+            to_value(&shared.run_blocking(move |n| n.query(&q)).await?)
+        }
+    }
+}
+
+/// The role check `allow` needs, shared by both paths.
+pub fn require_aggregator(role: Role) -> Result<(), NodeError> {
+    match role {
+        Role::Aggregator => Ok(()),
+        Role::Region => Err(NodeError::NotAggregator),
+    }
+}
