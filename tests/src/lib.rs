@@ -109,3 +109,119 @@ pub fn spindel_stdin(args: &[&str], input: &str) -> Run {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// A `spindel run` process. Killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub child: std::process::Child,
+    /// The QUIC address it listens on, if it listens.
+    pub listen: Option<std::net::SocketAddr>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl NodeProc {
+    /// Starts `spindel run --data-dir DIR ARGS` and waits until it runs.
+    pub fn start(dir: &Path, args: &[&str]) -> NodeProc {
+        use std::io::BufRead;
+        let mut child = Command::new(spindel_bin())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env_remove("SPINDEL_DATA_DIR")
+            .env("SPINDEL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spindel run");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(Some(addr.trim().parse().expect("listen address")));
+                } else if line.contains(" running; stop with Ctrl-C") {
+                    let _ = tx.send(None);
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut listen = None;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(Some(addr)) => listen = Some(addr),
+                Ok(None) => break,
+                Err(_) => panic!("spindel run did not start: {}", log.lock().unwrap()),
+            }
+        }
+        NodeProc {
+            child,
+            listen,
+            stderr: log,
+        }
+    }
+
+    /// `NODEID@127.0.0.1:PORT` of this listening node.
+    pub fn peer(&self, node_id: &str) -> String {
+        format!("{node_id}@{}", self.listen.expect("listening node"))
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit code (panics if it takes over `secs`).
+    pub fn terminate(mut self, secs: u64) -> i32 {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit {secs} s after SIGTERM: {}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, like a power cut.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds, panicking with `what` after `secs`.
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// True when slow suites should run (`SPINDEL_SLOW_TESTS=1`; CI sets it).
+pub fn slow_tests() -> bool {
+    std::env::var("SPINDEL_SLOW_TESTS").is_ok_and(|v| v == "1")
+}

@@ -1,0 +1,287 @@
+//! Multi-process tests of the real binary: `spindel run` processes replicating over QUIC on
+//! 127.0.0.1, publishing through the control channel, kill -9 and restart.
+//! The eight-region and kill -9 suites are slow: they run with SPINDEL_SLOW_TESTS=1 (CI does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use spindel_tests::{NodeProc, eventually, s, slow_tests, spindel, spindel_stdin};
+
+fn init(tmp: &Path, name: &str, role: &str) -> (PathBuf, String) {
+    let dir = tmp.join(name);
+    let v = spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        name,
+        "--role",
+        role,
+        "--json",
+    ])
+    .json();
+    (dir, v["node_id"].as_str().unwrap().to_string())
+}
+
+fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
+    let json =
+        serde_json::json!({"title": title, "summary": "Lärande mellan föreningar i regionen"})
+            .to_string();
+    let run = spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(dir),
+            "--kind",
+            "method",
+            "--file",
+            "-",
+            "--json",
+        ],
+        &json,
+    );
+    (run.code == 0).then(|| {
+        let v = run.json();
+        (
+            v["record_id"].as_str().unwrap().to_string(),
+            v["seq"].as_u64().unwrap(),
+        )
+    })
+}
+
+fn heads(dir: &Path) -> BTreeMap<String, u64> {
+    let v = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+    serde_json::from_value(v["heads"].clone()).unwrap()
+}
+
+fn record_ids(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["query", "--data-dir", s(dir), "--json", "--limit", "1000"];
+    args.extend_from_slice(extra);
+    spindel(&args).json()["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn three_processes_replicate_live_and_stop_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
+    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).json_or_fail();
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    // allow also works while the aggregator runs (through the control channel).
+    let allowed = spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &b_id,
+        "--name",
+        "dalarna",
+        "--json",
+    ])
+    .json();
+    assert_eq!(allowed["name"], "dalarna");
+    let peer = agg.peer(&agg_id);
+    let a = NodeProc::start(&a_dir, &["--aggregator", &peer]);
+    let b = NodeProc::start(&b_dir, &["--aggregator", &peer]);
+
+    let (rid, seq) = publish(&a_dir, "Studiecirkel om samverkan").expect("publish while running");
+    assert_eq!(seq, 2);
+    eventually(20, "the record in Dalarna", || {
+        record_ids(&b_dir, &["--kind", "method"]) == [rid.clone()]
+    });
+    // Found in the other region by an inflected Swedish word, and at the aggregator over QUIC.
+    assert_eq!(
+        record_ids(&b_dir, &["--text", "föreningarna"]),
+        [rid.clone()]
+    );
+    let remote = spindel(&["query", "--from", &peer, "--kind", "method", "--json"]).json();
+    assert_eq!(remote["records"][0]["record_id"], rid.as_str());
+    assert_eq!(remote["records"][0]["region"], "skane");
+    let table = spindel(&["query", "--from", &peer]);
+    assert!(
+        table.stdout.contains("Studiecirkel om samverkan"),
+        "{table:?}"
+    );
+
+    // Status of a running region shows its aggregator link.
+    let st = spindel(&["status", "--data-dir", s(&a_dir), "--json"]).json();
+    assert_eq!(st["peers"][0]["node_id"], agg_id.as_str());
+    assert_eq!(st["peers"][0]["connected"], true);
+
+    // A region that is not admitted gets nothing in and learns why.
+    let (c_dir, c_id) = init(tmp.path(), "okand", "region");
+    let c = NodeProc::start(&c_dir, &["--aggregator", &peer]);
+    eventually(20, "a refusal", || {
+        let st = spindel(&["status", "--data-dir", s(&c_dir), "--json"]).json();
+        st["peers"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not admitted"))
+    });
+    assert!(!heads(&b_dir).contains_key(&c_id));
+
+    // SIGTERM: every node exits 0 within seconds and leaves a usable data directory.
+    for p in [c, b, a, agg] {
+        assert_eq!(p.terminate(10), 0);
+    }
+    assert_eq!(record_ids(&agg_dir, &["--kind", "method"]), [rid]);
+    assert!(!agg_dir.join("control.sock").exists());
+}
+
+#[test]
+fn bad_run_arguments_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, _) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    spindel(&["run", "--data-dir", s(&agg_dir)]).fails(1, "--listen");
+    spindel(&["run", "--data-dir", s(&a_dir), "--aggregator", "nope"]).fails(2, "NODEID@HOST:PORT");
+    spindel(&["allow", "--data-dir", s(&a_dir), &a_id]).fails(1, "only an aggregator admits");
+    spindel(&["allow", "--data-dir", s(&agg_dir), "abc"]).fails(2, "node id");
+    let weak = format!("01{}", "0".repeat(62));
+    spindel(&["allow", "--data-dir", s(&agg_dir), &weak])
+        .fails(1, "not a usable ed25519 public key");
+    spindel(&["query", "--from", "nope"]).fails(2, "NODEID@HOST:PORT");
+    // Nothing listens there: a clear error, not a hang.
+    let nobody = format!("{a_id}@127.0.0.1:9");
+    let run = spindel(&["query", "--from", &nobody]);
+    assert_eq!(run.code, 1, "{run:?}");
+    // A second `run` on a directory in use is refused.
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    spindel(&["run", "--data-dir", s(&agg_dir), "--listen", "127.0.0.1:0"]).fails(1, "in use");
+    assert_eq!(agg.terminate(10), 0);
+}
+
+trait OkOrFail {
+    fn json_or_fail(&self);
+}
+impl OkOrFail for spindel_tests::Run {
+    fn json_or_fail(&self) {
+        assert_eq!(self.code, 0, "{self:?}");
+    }
+}
+
+#[test]
+fn eight_regions_kill9_and_catch_up() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let names = [
+        "skane",
+        "ostra-mellansverige",
+        "dalarna",
+        "stockholm",
+        "mellersta-norrland",
+        "ovre-norrland",
+        "smaland-oarna",
+        "vastra-gotaland",
+    ];
+    let regions: Vec<(PathBuf, String)> = names
+        .iter()
+        .map(|n| init(tmp.path(), n, "region"))
+        .collect();
+    for ((_, id), name) in regions.iter().zip(names) {
+        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).json_or_fail();
+    }
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let port = agg.listen.unwrap().port();
+    let peer = agg.peer(&agg_id);
+    let mut procs: Vec<Option<NodeProc>> = regions
+        .iter()
+        .map(|(d, _)| Some(NodeProc::start(d, &["--aggregator", &peer])))
+        .collect();
+
+    // Every region publishes; every region sees every other region's records.
+    for (i, (dir, _)) in regions.iter().enumerate() {
+        for j in 0..3 {
+            publish(dir, &format!("Metod {j} från {}", names[i])).unwrap();
+        }
+    }
+    for (dir, _) in &regions {
+        eventually(60, "all 24 methods in every region", || {
+            record_ids(dir, &["--kind", "method"]).len() == 24
+        });
+    }
+
+    // kill -9 the aggregator; regions keep publishing; restart it on the same port: it catches up.
+    agg.kill9();
+    let mut acknowledged: Vec<(usize, String)> = Vec::new();
+    for (i, (dir, _)) in regions.iter().enumerate() {
+        let (rid, _) = publish(dir, &format!("Under avbrottet {}", names[i])).unwrap();
+        acknowledged.push((i, rid));
+    }
+    let agg = NodeProc::start(&agg_dir, &["--listen", &format!("127.0.0.1:{port}")]);
+    eventually(60, "the aggregator to catch up", || {
+        let h = heads(&agg_dir);
+        regions.iter().all(|(_, id)| h.get(id) == Some(&5))
+    });
+    for (dir, _) in &regions {
+        eventually(60, "32 methods everywhere", || {
+            record_ids(dir, &["--kind", "method"]).len() == 32
+        });
+    }
+
+    // kill -9 a region in the middle of a burst of publishes; restart: no acknowledged entry
+    // is missing and its head equals the aggregator's.
+    let (v_dir, v_id) = regions[0].clone();
+    let burst = {
+        let v_dir = v_dir.clone();
+        std::thread::spawn(move || {
+            let mut ok = Vec::new();
+            for k in 0..40 {
+                if let Some((rid, _)) = publish(&v_dir, &format!("Skur {k}")) {
+                    ok.push(rid);
+                }
+            }
+            ok
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    procs[0].take().unwrap().kill9();
+    let burst_ok = burst.join().unwrap();
+    assert!(!burst_ok.is_empty());
+    eprintln!(
+        "burst: {} of 40 publishes acknowledged around the kill -9",
+        burst_ok.len()
+    );
+    procs[0] = Some(NodeProc::start(&v_dir, &["--aggregator", &peer]));
+    let own = record_ids(&v_dir, &["--region", "skane", "--kind", "method"]);
+    for rid in burst_ok
+        .iter()
+        .chain(acknowledged.iter().filter(|(i, _)| *i == 0).map(|(_, r)| r))
+    {
+        assert!(
+            own.contains(rid),
+            "acknowledged {rid} missing after kill -9"
+        );
+    }
+    eventually(60, "equal heads after the region's restart", || {
+        heads(&agg_dir).get(&v_id) == heads(&v_dir).get(&v_id)
+    });
+    let at_agg = record_ids(&agg_dir, &["--region", "skane", "--kind", "method"]);
+    for rid in &burst_ok {
+        assert!(
+            at_agg.contains(rid),
+            "acknowledged {rid} never reached the aggregator"
+        );
+    }
+    let refused =
+        spindel(&["status", "--data-dir", s(&agg_dir), "--json"]).json()["refused"].clone();
+    assert_eq!(
+        refused,
+        serde_json::json!({}),
+        "honest regions cause no refusals"
+    );
+    for p in procs.into_iter().flatten() {
+        assert_eq!(p.terminate(10), 0);
+    }
+    assert_eq!(agg.terminate(10), 0);
+}
