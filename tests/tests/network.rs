@@ -94,12 +94,12 @@ fn three_processes_replicate_live_and_stop_cleanly() {
     let (rid, seq) = publish(&a_dir, "Studiecirkel om samverkan").expect("publish while running");
     assert_eq!(seq, 2);
     eventually(20, "the record in Dalarna", || {
-        record_ids(&b_dir, &["--kind", "method"]) == [rid.clone()]
+        record_ids(&b_dir, &["--kind", "method"]) == std::slice::from_ref(&rid)
     });
     // Found in the other region by an inflected Swedish word, and at the aggregator over QUIC.
     assert_eq!(
         record_ids(&b_dir, &["--text", "föreningarna"]),
-        [rid.clone()]
+        std::slice::from_ref(&rid)
     );
     let remote = spindel(&["query", "--from", &peer, "--kind", "method", "--json"]).json();
     assert_eq!(remote["records"][0]["record_id"], rid.as_str());
