@@ -358,11 +358,9 @@ impl Store {
                     if let Refusal::Fork { seq, .. } = &refusal {
                         ov.record_fork(&incoming.entry, *seq)?;
                     }
-                    // An identical entry arriving twice (two aggregators relay the same log) is
-                    // a harmless duplicate, not a refusal worth counting.
-                    if !matches!(refusal, Refusal::Replay(_)) {
-                        ov.count(refusal.reason());
-                    }
+                    // Every refusal is counted, replays too (a region with several aggregators
+                    // may see the same entry twice: harmless, and visible in `status`).
+                    ov.count(refusal.reason());
                     outcomes.push(Outcome::Refused(refusal));
                 }
             }

@@ -1,0 +1,273 @@
+//! A hostile peer over a real QUIC connection to a running aggregator: forged entries built
+//! with the protocol library are refused and counted; oversize and malformed frames close the
+//! connection with a protocol error and the aggregator keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::runtime::{RunOptions, Running, remote_query};
+use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
+use spindel_protocol::SecretKey;
+use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
+use spindel_protocol::record::Kind;
+use spindel_protocol::sync::{
+    ErrorCode, FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole, SyncEntry,
+};
+
+async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agg");
+    local::init(
+        &path,
+        "nationell",
+        Role::Aggregator,
+        None,
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    for k in admit {
+        node.allow(k.node_id(), None).unwrap();
+    }
+    let key = node.key().clone();
+    let id = node.node_id();
+    let opts = RunOptions {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        aggregators: vec![],
+        limits: Limits::default(),
+    };
+    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
+    let peer = format!("{id}@{}", running.listen_addr.unwrap())
+        .parse()
+        .unwrap();
+    (dir, running, peer)
+}
+
+fn entry(key: &SecretKey, head: Option<Head>, ts: u64, rid: u8, title: &str) -> SyncEntry {
+    let body = serde_json::json!({"title": title, "summary": "s"}).to_string();
+    let payload = Payload::seal(&mut rand_core::OsRng, body);
+    let h = next_header(
+        key.node_id(),
+        head,
+        ts,
+        Kind::Method,
+        RecordId([rid; 16]),
+        Some(&payload),
+    );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload: Some(payload),
+    }
+}
+
+fn head_of(e: &SyncEntry) -> Head {
+    let entry = Entry::from_wire(e.entry.clone()).unwrap();
+    Head {
+        seq: entry.header().seq,
+        hash: entry.hash(),
+    }
+}
+
+struct Hostile {
+    send: FramedSend,
+    recv: FramedRecv,
+    _conn: quinn::Connection,
+    _t: Transport,
+}
+
+impl Hostile {
+    async fn connect(key: &SecretKey, peer: &PeerAddr) -> Hostile {
+        let t = Transport::client(key, Limits::default()).unwrap();
+        let conn = t.connect(peer).await.unwrap();
+        let (s, r) = conn.open_bi().await.unwrap();
+        let mut h = Hostile {
+            send: FramedSend::new(s),
+            recv: FramedRecv::new(r, FRAME_BYTES_MAX),
+            _conn: conn,
+            _t: t,
+        };
+        h.send
+            .send(&Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Region,
+                name: "elak".into(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            h.recv.recv().await.unwrap(),
+            Some(Message::Hello { .. })
+        ));
+        h.send
+            .send(&Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            h.recv.recv().await.unwrap(),
+            Some(Message::Heads { .. })
+        ));
+        h
+    }
+
+    /// Pushes one batch and returns the aggregator's acked head for `author`.
+    async fn push(&mut self, entries: Vec<SyncEntry>, author: spindel_protocol::NodeId) -> u64 {
+        self.send.send(&Message::Entries { entries }).await.unwrap();
+        loop {
+            match self.recv.recv().await.unwrap() {
+                Some(Message::Ack { heads }) => {
+                    return heads
+                        .iter()
+                        .find(|(a, _)| *a == author)
+                        .map_or(0, |(_, s)| *s);
+                }
+                Some(Message::Entries { .. }) => continue, // the aggregate flowing back
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+fn now() -> u64 {
+    local::now_ms()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_entries_over_quic_are_refused_and_counted() {
+    let evil = SecretKey::from_bytes(&[66; 32]);
+    let other = SecretKey::from_bytes(&[77; 32]);
+    let (_dir, running, peer) = aggregator(&[&evil, &other]).await;
+    let me = evil.node_id();
+    let mut h = Hostile::connect(&evil, &peer).await;
+
+    let e1 = entry(&evil, None, now(), 1, "Äkta");
+    assert_eq!(h.push(vec![e1.clone()], me).await, 1);
+
+    // Bad signature: the header of a valid entry with the signature of another key.
+    let mut bad = entry(&evil, Some(head_of(&e1)), now(), 2, "Förfalskad");
+    bad.entry.signature = other.sign(&bad.entry.header).to_vec();
+    assert_eq!(h.push(vec![bad], me).await, 1);
+    // Another author's entry (even an admitted one) pushed by this region.
+    let foreign = entry(&other, None, now(), 3, "Någon annans");
+    h.push(vec![foreign], me).await;
+    // Replay, gap, far-future timestamp.
+    assert_eq!(h.push(vec![e1.clone()], me).await, 1);
+    let mut gap_head = head_of(&e1);
+    gap_head.seq = 4;
+    assert_eq!(
+        h.push(vec![entry(&evil, Some(gap_head), now(), 4, "Lucka")], me)
+            .await,
+        1
+    );
+    let future = entry(&evil, Some(head_of(&e1)), now() + 3_600_000, 5, "Framtid");
+    assert_eq!(h.push(vec![future], me).await, 1);
+    // A payload that does not match its signed hash.
+    let mut swapped = entry(&evil, Some(head_of(&e1)), now(), 6, "Byte");
+    swapped.payload = entry(&evil, None, now(), 6, "Bytt").payload; // same length, other bytes
+    assert_eq!(h.push(vec![swapped], me).await, 1);
+    // Fork: a different signed entry with seq 1. The author is frozen after it.
+    let twin = entry(&evil, None, now(), 7, "Tvilling");
+    assert_eq!(h.push(vec![twin], me).await, 1);
+    let e2 = entry(&evil, Some(head_of(&e1)), now(), 8, "Efter gaffeln");
+    assert_eq!(h.push(vec![e2], me).await, 1);
+
+    let store = running.shared.node.store();
+    let refused = store.refusals().unwrap();
+    for reason in [
+        "bad_signature",
+        "wrong_author",
+        "replay",
+        "gap",
+        "future_timestamp",
+        "payload_hash_mismatch",
+        "fork",
+        "frozen",
+    ] {
+        assert_eq!(refused.get(reason), Some(&1), "{reason} in {refused:?}");
+    }
+    let forks = store.forks().unwrap();
+    assert_eq!(forks.len(), 1);
+    assert_eq!(forks[0].0, me);
+    let status = running.shared.node.status().unwrap();
+    assert_eq!(status.forks.len(), 1);
+    assert!(
+        status
+            .authors
+            .iter()
+            .any(|a| a.node_id == me.to_hex() && a.frozen)
+    );
+    // Only the one honest entry is stored.
+    assert_eq!(store.head(&me).unwrap().unwrap().seq, 1);
+    assert!(store.head(&other.node_id()).unwrap().is_none());
+    running.shutdown().await;
+}
+
+async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
+    match tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .ok()?
+    {
+        quinn::ConnectionError::ApplicationClosed(c) => Some(c.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_and_malformed_frames_disconnect_without_harm() {
+    let region = SecretKey::from_bytes(&[11; 32]);
+    let (_dir, running, peer) = aggregator(&[&region]).await;
+    let t = Transport::client(&region, Limits::default()).unwrap();
+
+    // A length prefix over the cap: closed before any body is buffered.
+    let conn = t.connect(&peer).await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&((FRAME_BYTES_MAX as u32) + 1).to_be_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_with(&conn).await,
+        Some(u64::from(ErrorCode::Protocol.code()))
+    );
+
+    // A frame of garbage.
+    let conn = t.connect(&peer).await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0, 0, 0, 5, 0xff, 0xfe, 0xfd, 0xfc, 0xfb])
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_with(&conn).await,
+        Some(u64::from(ErrorCode::Protocol.code()))
+    );
+
+    // Garbage in the middle of a session.
+    let conn = t.connect(&peer).await.unwrap();
+    let (s, r) = conn.open_bi().await.unwrap();
+    let mut send = FramedSend::new(s);
+    let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
+    send.send(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        role: PeerRole::Region,
+        name: "x".into(),
+    })
+    .await
+    .unwrap();
+    recv.recv().await.unwrap();
+    send.send(&Message::Ack { heads: vec![] }).await.unwrap();
+    assert_eq!(
+        closed_with(&conn).await,
+        Some(u64::from(ErrorCode::Protocol.code()))
+    );
+
+    // The aggregator is unharmed and still answers.
+    let answer = remote_query(&peer, Default::default(), Limits::default())
+        .await
+        .unwrap();
+    assert!(answer.contains("records"));
+    running.shutdown().await;
+}
