@@ -159,6 +159,9 @@ enum Command {
         /// An aggregator to replicate with (NODEID@HOST:PORT); repeat for several.
         #[arg(long = "aggregator", value_name = "PEER", value_parser = parse_peer)]
         aggregators: Vec<PeerAddr>,
+        /// Serve the read-only HTTP/JSON API on this address (port 0 picks a free port).
+        #[arg(long, value_name = "HOST:PORT")]
+        http: Option<SocketAddr>,
     },
     /// Aggregator: admit a region (also while the node runs).
     Allow {
@@ -443,7 +446,8 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             listen,
             aggregators,
-        } => run_node(&dir, listen, aggregators),
+            http,
+        } => run_node(&dir, listen, aggregators, http),
         Command::Allow {
             dir,
             node_id,
@@ -486,7 +490,12 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `spindel run`: the node until SIGINT/SIGTERM.
-fn run_node(dir: &DataDir, listen: Option<SocketAddr>, aggregators: Vec<PeerAddr>) -> Result<()> {
+fn run_node(
+    dir: &DataDir,
+    listen: Option<SocketAddr>,
+    aggregators: Vec<PeerAddr>,
+    http: Option<SocketAddr>,
+) -> Result<()> {
     let node = open(dir)?;
     let key = node.key().clone();
     let role = node.config().role;
@@ -508,6 +517,16 @@ fn run_node(dir: &DataDir, listen: Option<SocketAddr>, aggregators: Vec<PeerAddr
         if let Some(addr) = running.listen_addr {
             eprintln!("listening on {addr}");
         }
+        let http_task = match http {
+            Some(addr) => {
+                let (bound, task) = spindel_node::http::serve(running.shared.clone(), addr)
+                    .await
+                    .with_context(|| format!("cannot serve http on {addr}"))?;
+                eprintln!("http on {bound}");
+                Some(task)
+            }
+            None => None,
+        };
         eprintln!(
             "node {} running; stop with Ctrl-C",
             running.shared.node.node_id()
@@ -517,6 +536,9 @@ fn run_node(dir: &DataDir, listen: Option<SocketAddr>, aggregators: Vec<PeerAddr
         control.abort();
         let shared = running.shared.clone();
         running.shutdown().await;
+        if let Some(task) = http_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
         control::remove_socket(shared.node.dir());
         shared.node.store().flush()?;
         eprintln!("stopped");

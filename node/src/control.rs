@@ -216,15 +216,7 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
             let id: NodeId = node_id.parse().map_err(|e| format!("{e}"))?;
             to_value(&shared.run_blocking(move |n| n.allow(id, name)).await?)
         }
-        Request::Status => {
-            let mut status = shared.run_blocking(|n| n.status()).await?;
-            status.peers = shared
-                .peers()
-                .iter()
-                .filter_map(|p| serde_json::to_value(p).ok())
-                .collect();
-            to_value(&status)
-        }
+        Request::Status => to_value(&shared.status().await.map_err(|e| e.to_string())?),
         Request::Query { query } => {
             let q = query_from_request(&query)?;
             to_value(&shared.run_blocking(move |n| n.query(&q)).await?)

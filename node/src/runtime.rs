@@ -145,6 +145,30 @@ impl Shared {
             .remove(key);
     }
 
+    /// Runs a node operation on the blocking pool.
+    pub async fn node_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        self.blocking(f).await
+    }
+
+    /// `status` of the running node, with its live peers.
+    pub async fn status(&self) -> Result<crate::local::Status, NodeError> {
+        let mut status = self.blocking(|n| n.status()).await?;
+        status.peers = self
+            .peers()
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
+        Ok(status)
+    }
+
+    /// A receiver that turns true when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
     /// Runs a node operation on the blocking pool; errors as one-line text.
     pub async fn run_blocking<T: Send + 'static>(
         &self,

@@ -110,12 +110,62 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// A plain HTTP/1.1 GET against `addr`: (status, body). No client library: the bytes on the
+/// wire are exactly what a browser or curl would send.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect http");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read http");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
 /// A `spindel run` process. Killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct NodeProc {
     pub child: std::process::Child,
     /// The QUIC address it listens on, if it listens.
     pub listen: Option<std::net::SocketAddr>,
+    /// The HTTP address it serves, if it does.
+    pub http: Option<std::net::SocketAddr>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -143,7 +193,9 @@ impl NodeProc {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(Some(addr.trim().parse().expect("listen address")));
+                    let _ = tx.send(Some((false, addr.trim().parse().expect("listen address"))));
+                } else if let Some(addr) = line.strip_prefix("http on ") {
+                    let _ = tx.send(Some((true, addr.trim().parse().expect("http address"))));
                 } else if line.contains(" running; stop with Ctrl-C") {
                     let _ = tx.send(None);
                 }
@@ -152,10 +204,11 @@ impl NodeProc {
                 l.push('\n');
             }
         });
-        let mut listen = None;
+        let (mut listen, mut http) = (None, None);
         loop {
             match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-                Ok(Some(addr)) => listen = Some(addr),
+                Ok(Some((false, addr))) => listen = Some(addr),
+                Ok(Some((true, addr))) => http = Some(addr),
                 Ok(None) => break,
                 Err(_) => panic!("spindel run did not start: {}", log.lock().unwrap()),
             }
@@ -163,6 +216,7 @@ impl NodeProc {
         NodeProc {
             child,
             listen,
+            http,
             stderr: log,
         }
     }

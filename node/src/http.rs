@@ -1,0 +1,198 @@
+//! The read-only HTTP/JSON API (contract.md section 4), served by `spindel run --http`.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json` |
+//! | `GET /api/v1/records/{author}/{record_id}` | one record; 404 if unknown or deleted |
+//! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
+//! | `GET /api/v1/status` | same JSON as `status --json` |
+//!
+//! A bad parameter is 400 with `{"error": "..."}`; an unknown route or record is 404. Only GET
+//! and HEAD are routed: nothing over HTTP can write.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::sync::QueryRequest;
+
+use crate::runtime::{Shared, query_from_request};
+
+/// Query parameters `GET /api/v1/records` understands.
+const RECORD_PARAMS: [&str; 6] = ["kind", "region", "tag", "q", "limit", "cursor"];
+
+/// An API error: status and a one-line message, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.into())
+}
+
+fn internal(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, msg.into())
+}
+
+/// One region as `/api/v1/regions` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionView {
+    pub node_id: String,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub records: u64,
+    pub head: u64,
+}
+
+/// The API's routes over a running node.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v1/records", get(records))
+        .route("/api/v1/records/{author}/{record_id}", get(record))
+        .route("/api/v1/regions", get(regions))
+        .route("/api/v1/status", get(status))
+        .fallback(|| async { not_found("no such route") })
+        .with_state(shared)
+}
+
+/// Parses the parameters of `GET /api/v1/records`; unknown or repeated ones are refused.
+pub fn records_request(params: &HashMap<String, String>) -> Result<QueryRequest, ApiError> {
+    if let Some(unknown) = params.keys().find(|k| !RECORD_PARAMS.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "unknown parameter {unknown:?}; use kind, region, tag, q, limit, cursor"
+        )));
+    }
+    let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
+    let limit = match get("limit") {
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| bad(format!("limit must be a number from 1 to 1000, got {l:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(QueryRequest {
+        kind: get("kind"),
+        region: get("region"),
+        tag: get("tag"),
+        text: get("q"),
+        limit,
+        cursor: get("cursor"),
+    })
+}
+
+async fn records(
+    State(shared): State<Arc<Shared>>,
+    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let request = records_request(&params)?;
+    let query = query_from_request(&request).map_err(bad)?;
+    let page = shared
+        .node_blocking(move |n| n.query(&query))
+        .await
+        .map_err(|e| match e {
+            crate::local::NodeError::Query(q)
+                if !matches!(q, crate::query::QueryError::Store(_)) =>
+            {
+                bad(q.to_string())
+            }
+            other => internal(other.to_string()),
+        })?;
+    Ok(axum::Json(page).into_response())
+}
+
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    Path((author, record_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let author: NodeId = author.parse().map_err(|e| bad(format!("{e}")))?;
+    let rid: RecordId = record_id.parse().map_err(|e| bad(format!("{e}")))?;
+    let view = shared
+        .node_blocking(move |n| Ok(crate::query::get(n.store(), &author, &rid)?))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    match view {
+        Some(v) => Ok(axum::Json(v).into_response()),
+        None => Err(not_found(format!("no record {rid} by {author}"))),
+    }
+}
+
+/// Every author with a profile, with its visible record count and head.
+pub fn region_list(
+    node: &crate::local::LocalNode,
+) -> Result<Vec<RegionView>, crate::local::NodeError> {
+    let store = node.store();
+    let heads = store.heads()?;
+    let mut out = Vec::new();
+    for (id, meta) in store.authors()? {
+        if meta.profile.is_none() {
+            continue;
+        }
+        let records = store
+            .records_of(&id)?
+            .iter()
+            .filter(|(_, m)| m.visible())
+            .count() as u64;
+        out.push(RegionView {
+            node_id: id.to_hex(),
+            name: meta.label().map(str::to_string),
+            display_name: meta.display_name.clone(),
+            records,
+            head: heads.get(&id).map_or(0, |h| h.seq),
+        });
+    }
+    out.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    Ok(out)
+}
+
+async fn regions(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let list = shared
+        .node_blocking(region_list)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(axum::Json(serde_json::json!({ "regions": list })).into_response())
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let status = shared.status().await.map_err(|e| internal(e.to_string()))?;
+    Ok(axum::Json(status).into_response())
+}
+
+/// Binds `addr` and serves the API until `shutdown` turns true.
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let mut shutdown = shared.shutdown_signal();
+    let app = router(shared);
+    let task = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    Ok((bound, task))
+}

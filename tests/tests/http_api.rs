@@ -1,0 +1,154 @@
+//! The HTTP/JSON API of a running node (`spindel run --http`): every route and bad parameter,
+//! through a real process and real TCP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use spindel_tests::{NodeProc, http_get, s, spindel, spindel_stdin};
+
+#[test]
+fn every_route_and_bad_parameter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    let id = spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        "skane",
+        "--display-name",
+        "Social Ekonomi Skåne",
+        "--json",
+    ])
+    .json();
+    let author = id["node_id"].as_str().unwrap().to_string();
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let http = node.http.expect("http address printed");
+    let mut ids = Vec::new();
+    for (i, title) in [
+        "Språkcafé i föreningen",
+        "Läxhjälp i kooperativet",
+        "Mentorskap för nyanlända",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let json = serde_json::json!({"title": title, "summary": "Om integration", "tags": [format!("t{i}"), "integration"]}).to_string();
+        let v = spindel_stdin(
+            &[
+                "publish",
+                "--data-dir",
+                s(&dir),
+                "--kind",
+                "innovation",
+                "--file",
+                "-",
+                "--json",
+            ],
+            &json,
+        )
+        .json();
+        ids.push(v["record_id"].as_str().unwrap().to_string());
+    }
+
+    // Records: the same JSON as `query --json`.
+    let (code, body) = http_get(http, "/api/v1/records?kind=innovation");
+    assert_eq!(code, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cli = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "innovation",
+        "--json",
+    ])
+    .json();
+    assert_eq!(page, cli);
+    assert_eq!(page["records"].as_array().unwrap().len(), 3);
+    let (_, body) = http_get(http, "/api/v1/records?q=f%C3%B6reningarna");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        found["records"][0]["data"]["title"],
+        "Språkcafé i föreningen"
+    );
+    let (_, body) = http_get(http, "/api/v1/records?tag=t1&region=skane");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        found["records"][0]["data"]["title"],
+        "Läxhjälp i kooperativet"
+    );
+    // Paging with the cursor.
+    let (_, body) = http_get(http, "/api/v1/records?kind=innovation&limit=2");
+    let p1: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cursor = p1["next_cursor"].as_str().expect("a second page");
+    let (_, body) = http_get(
+        http,
+        &format!("/api/v1/records?kind=innovation&limit=2&cursor={cursor}"),
+    );
+    let p2: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p2["records"].as_array().unwrap().len(), 1);
+    assert_eq!(p2["next_cursor"], serde_json::Value::Null);
+
+    // One record; 404 when unknown or deleted; 400 when malformed.
+    let (code, body) = http_get(http, &format!("/api/v1/records/{author}/{}", ids[0]));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Språkcafé"));
+    spindel(&["delete", "--data-dir", s(&dir), &ids[0]]);
+    let (code, body) = http_get(http, &format!("/api/v1/records/{author}/{}", ids[0]));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("\"error\""));
+    let (code, _) = http_get(
+        http,
+        &format!("/api/v1/records/{author}/{}", "0".repeat(32)),
+    );
+    assert_eq!(code, 404);
+    let (code, body) = http_get(http, &format!("/api/v1/records/{author}/xyz"));
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = http_get(http, "/api/v1/records/nope/abc");
+    assert_eq!(code, 400);
+
+    // Regions and status.
+    let (code, body) = http_get(http, "/api/v1/regions");
+    assert_eq!(code, 200);
+    let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let r = &regions["regions"][0];
+    assert_eq!(r["node_id"], author.as_str());
+    assert_eq!(r["name"], "skane");
+    assert_eq!(r["display_name"], "Social Ekonomi Skåne");
+    assert_eq!(r["records"], 3); // profile + two innovations
+    assert_eq!(r["head"], 5);
+    let (code, body) = http_get(http, "/api/v1/status");
+    assert_eq!(code, 200);
+    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for key in ["node_id", "role", "records", "heads", "peers"] {
+        assert!(st.get(key).is_some(), "status lacks {key}");
+    }
+
+    // Bad parameters: 400 with a JSON error naming the problem.
+    for (path, needle) in [
+        ("/api/v1/records?kind=poem", "unknown kind"),
+        ("/api/v1/records?limit=0", "limit"),
+        ("/api/v1/records?limit=lots", "limit"),
+        ("/api/v1/records?limit=5000", "limit"),
+        ("/api/v1/records?cursor=zz", "cursor"),
+        ("/api/v1/records?colour=red", "unknown parameter"),
+    ] {
+        let (code, body) = http_get(http, path);
+        assert_eq!(code, 400, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains(needle),
+            "{path}: {body}"
+        );
+    }
+    // Unknown routes are 404; nothing can write.
+    assert_eq!(http_get(http, "/api/v2/records").0, 404);
+    assert_eq!(http_get(http, "/admin").0, 404);
+    let mut stream = std::net::TcpStream::connect(http).unwrap();
+    use std::io::{Read, Write};
+    write!(stream, "POST /api/v1/records HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+    assert_eq!(node.terminate(10), 0);
+}
