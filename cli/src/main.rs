@@ -593,7 +593,7 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         progress.abort();
         transport.shutdown().await;
         match r {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(report)) => Ok(report),
             Ok(Err(e)) => Err(anyhow::anyhow!("sync with {aggregator}: {e}")),
             Err(_) => Err(anyhow::anyhow!(
                 "sync with {aggregator} did not finish within {} s",
@@ -602,7 +602,7 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         }
     });
     bar.finish_and_clear();
-    result?;
+    let report = result?;
     node.store().flush()?;
     let received = node.store().generation()? - before;
     let heads: std::collections::BTreeMap<String, u64> = node
@@ -615,6 +615,7 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         "aggregator": aggregator.to_string(),
         "received": received,
         "heads": heads,
+        "traffic": report,
     });
     output::emit(json, &value, || {
         format!(

@@ -25,7 +25,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::local::{LocalNode, NodeError, Role};
 use crate::query::Query;
 use crate::store::{ApplyOptions, Incoming, Outcome};
-use crate::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport, TransportError};
+use crate::transport::{
+    FramedRecv, FramedSend, Limits, PeerAddr, Traffic, Transport, TransportError,
+};
 
 /// Reconnect backoff: first delay, cap, and how long a session must live to reset it.
 pub const BACKOFF_MIN_MS: u64 = 200;
@@ -105,6 +107,11 @@ impl Shared {
             .await?;
         self.announce(self.node.node_id(), published.seq);
         Ok(published)
+    }
+
+    /// Every new head this node announces (for benchmarks and tests).
+    pub fn subscribe_heads(&self) -> broadcast::Receiver<(NodeId, u64)> {
+        self.heads.subscribe()
     }
 
     /// Announces a new head to every live session.
@@ -632,7 +639,9 @@ async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
             return;
         }
         let started = Instant::now();
-        let result = sync_once(&shared, &transport, &peer, &key, false).await;
+        let result = sync_once(&shared, &transport, &peer, &key, false)
+            .await
+            .map(|_| ());
         shared.set_peer(&key, |p| {
             p.connected = false;
             p.last_error = result.as_ref().err().cloned();
@@ -656,6 +665,19 @@ async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
     }
 }
 
+/// What one sync session with an aggregator cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub frames_sent: u64,
+    pub frame_bytes_sent: u64,
+    pub frames_received: u64,
+    pub frame_bytes_received: u64,
+    /// Everything on the wire, QUIC handshake and acknowledgements included.
+    pub udp_bytes_sent: u64,
+    pub udp_bytes_received: u64,
+    pub rtt_us: u64,
+}
+
 /// One sync session with an aggregator. With `until_caught_up`, returns once both sides hold
 /// what the other had (one-shot `spindel sync`); otherwise keeps the live link until it breaks.
 pub async fn sync_once(
@@ -664,7 +686,7 @@ pub async fn sync_once(
     peer: &PeerAddr,
     key: &str,
     until_caught_up: bool,
-) -> Result<(), String> {
+) -> Result<SyncReport, String> {
     let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
     let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     shared.set_peer(key, |p| {
@@ -689,17 +711,29 @@ pub async fn sync_once(
         true,
         Vec::new(),
     );
-    let send = FramedSend::new(send);
-    let recv = FramedRecv::new(recv, transport.limits().frame_bytes_max);
+    let traffic = Arc::new(Traffic::default());
+    let send = FramedSend::with_traffic(send, traffic.clone());
+    let recv = FramedRecv::with_traffic(recv, transport.limits().frame_bytes_max, traffic.clone());
     let ctx = SessionCtx {
         shared: shared.clone(),
-        conn,
+        conn: conn.clone(),
         peer: peer.node_id,
         peer_key: key.to_string(),
         expected_author: None,
         until_caught_up,
     };
-    drive_session(ctx, send, recv, session).await
+    let result = drive_session(ctx, send, recv, session).await;
+    let stats = conn.stats();
+    let (frames_sent, frame_bytes_sent, frames_received, frame_bytes_received) = traffic.snapshot();
+    result.map(|()| SyncReport {
+        frames_sent,
+        frame_bytes_sent,
+        frames_received,
+        frame_bytes_received,
+        udp_bytes_sent: stats.udp_tx.bytes,
+        udp_bytes_received: stats.udp_rx.bytes,
+        rtt_us: stats.path.rtt.as_micros() as u64,
+    })
 }
 
 /// A running node's tasks.

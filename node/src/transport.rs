@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -468,19 +469,51 @@ impl Transport {
     }
 }
 
+/// Frames and bytes (length prefixes included) that crossed one stream.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub frames_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+impl Traffic {
+    /// (frames sent, bytes sent, frames received, bytes received).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.frames_sent.load(Ordering::Relaxed),
+            self.bytes_sent.load(Ordering::Relaxed),
+            self.frames_received.load(Ordering::Relaxed),
+            self.bytes_received.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The sending half of a framed stream.
 #[derive(Debug)]
 pub struct FramedSend {
     inner: quinn::SendStream,
+    traffic: Arc<Traffic>,
 }
 
 impl FramedSend {
     pub fn new(inner: quinn::SendStream) -> Self {
-        FramedSend { inner }
+        Self::with_traffic(inner, Arc::default())
+    }
+
+    /// A sender that counts into `traffic` (shared with the stream's receiver).
+    pub fn with_traffic(inner: quinn::SendStream, traffic: Arc<Traffic>) -> Self {
+        FramedSend { inner, traffic }
     }
 
     pub async fn send(&mut self, message: &Message) -> Result<(), TransportError> {
-        self.inner.write_all(&sync::encode_frame(message)).await?;
+        let frame = sync::encode_frame(message);
+        self.inner.write_all(&frame).await?;
+        self.traffic.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.traffic
+            .bytes_sent
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -494,13 +527,24 @@ impl FramedSend {
 pub struct FramedRecv {
     inner: quinn::RecvStream,
     frame_bytes_max: usize,
+    traffic: Arc<Traffic>,
 }
 
 impl FramedRecv {
     pub fn new(inner: quinn::RecvStream, frame_bytes_max: usize) -> Self {
+        Self::with_traffic(inner, frame_bytes_max, Arc::default())
+    }
+
+    /// A receiver that counts into `traffic`.
+    pub fn with_traffic(
+        inner: quinn::RecvStream,
+        frame_bytes_max: usize,
+        traffic: Arc<Traffic>,
+    ) -> Self {
         FramedRecv {
             inner,
             frame_bytes_max,
+            traffic,
         }
     }
 
@@ -524,6 +568,10 @@ impl FramedRecv {
                 quinn::ReadExactError::ReadError(e) => TransportError::Read(describe(e)),
                 quinn::ReadExactError::FinishedEarly(_) => TransportError::Closed,
             })?;
+        self.traffic.frames_received.fetch_add(1, Ordering::Relaxed);
+        self.traffic
+            .bytes_received
+            .fetch_add((FRAME_PREFIX_BYTES + len) as u64, Ordering::Relaxed);
         Ok(Some(sync::decode_body(&body)?))
     }
 }

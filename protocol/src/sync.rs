@@ -254,7 +254,6 @@ pub struct Session {
     peer_admitted: bool,
     policy: SendPolicy,
     state: State,
-    admitted: Vec<(NodeId, Option<String>)>,
     local: BTreeMap<NodeId, u64>,
     /// What the peer has told us it holds (heads, acks).
     peer: BTreeMap<NodeId, u64>,
@@ -292,13 +291,20 @@ impl Session {
             role,
             name: name.to_string(),
         }));
+        // Heads go out in the same flight as the hello (one round trip to resume), except to a
+        // peer that is not admitted: it learns nothing but the refusal.
+        if peer_admitted {
+            out.push_back(Output::Send(Message::Heads {
+                heads: local.iter().map(|(a, s)| (*a, *s)).collect(),
+                admitted,
+            }));
+        }
         Session {
             me,
             role,
             peer_admitted,
             policy,
             state: State::AwaitHello,
-            admitted,
             local,
             peer: BTreeMap::new(),
             sent: BTreeMap::new(),
@@ -403,10 +409,6 @@ impl Session {
                     });
                 }
                 self.state = State::AwaitHeads;
-                let heads = self.local.iter().map(|(a, s)| (*a, *s)).collect();
-                let admitted = std::mem::take(&mut self.admitted);
-                self.out
-                    .push_back(Output::Send(Message::Heads { heads, admitted }));
                 Ok(())
             }
             (State::AwaitHeads, Message::Heads { heads, admitted }) => {
@@ -614,7 +616,15 @@ mod tests {
             true,
             vec![],
         );
-        let _hello = s.poll();
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Send(Message::Hello { .. }))
+        ));
+        // Heads go out in the same flight as the hello.
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Send(Message::Heads { .. }))
+        ));
         let err = s.handle(Message::Ack { heads: vec![] }).unwrap_err();
         assert_eq!(err.code, ErrorCode::Protocol);
         assert!(matches!(
@@ -647,6 +657,20 @@ mod tests {
             name: "x".into(),
         };
         assert_eq!(agg.handle(hello).unwrap_err().code, ErrorCode::NotAdmitted);
+        // An unadmitted peer is told why and learns no heads.
+        let sent: Vec<Output> = std::iter::from_fn(|| agg.poll()).collect();
+        assert!(
+            !sent
+                .iter()
+                .any(|o| matches!(o, Output::Send(Message::Heads { .. })))
+        );
+        assert!(sent.iter().any(|o| matches!(
+            o,
+            Output::Send(Message::Error {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        )));
         let mut agg = Session::new(
             key(1).node_id(),
             PeerRole::Aggregator,

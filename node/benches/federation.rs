@@ -1,0 +1,280 @@
+//! `cargo bench -p spindel-node --bench federation`: prints, in one run on this machine,
+//! - the raw `verify_strict` rate and the batch-verify rate (the ceiling);
+//! - the aggregator's ingest rate from 8 regions at once (1 KiB records), and its ratio to both;
+//! - publish -> visible-at-aggregator latency p50 / p99 over a live link;
+//! - bytes and round trips to resume when 1 entry of 100,000 is missing.
+//!
+//! Figures, not assertions. SPINDEL_BENCH_SCALE=0.1 runs a smaller version.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::runtime::{RunOptions, Running, Shared, sync_once};
+use spindel_node::transport::{Limits, PeerAddr, Transport};
+use spindel_protocol::NodeId;
+use spindel_protocol::record::Kind;
+
+fn scale(n: usize) -> usize {
+    let f: f64 = std::env::var("SPINDEL_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * f) as usize).max(10)
+}
+
+fn verify_rates() -> (f64, f64) {
+    let keys: Vec<SigningKey> = (0..8u8)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
+    let n = 20_000;
+    let msgs: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("spindel/entry header {i} {}", "x".repeat(120)).into_bytes())
+        .collect();
+    let sigs: Vec<Signature> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| keys[i % 8].sign(m))
+        .collect();
+    let vks: Vec<VerifyingKey> = (0..n).map(|i| keys[i % 8].verifying_key()).collect();
+    let t = Instant::now();
+    for i in 0..n {
+        vks[i].verify_strict(&msgs[i], &sigs[i]).unwrap();
+    }
+    let strict = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let m: Vec<&[u8]> = chunk.iter().map(|&i| msgs[i].as_slice()).collect();
+        let s: Vec<Signature> = chunk.iter().map(|&i| sigs[i]).collect();
+        let k: Vec<VerifyingKey> = chunk.iter().map(|&i| vks[i]).collect();
+        ed25519_dalek::verify_batch(&m, &s, &k).unwrap();
+    }
+    let batch = n as f64 / t.elapsed().as_secs_f64();
+    (strict, batch)
+}
+
+fn region(tmp: &std::path::Path, name: &str, records: usize, body_bytes: usize) -> LocalNode {
+    let path = tmp.join(name);
+    local::init(&path, name, Role::Region, None, &mut rand_core::OsRng).unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    if records > 0 {
+        let lines: Vec<String> = (0..records)
+            .map(|i| {
+                serde_json::json!({"title": format!("Metod {i} i {name}"), "summary": "Lärande", "description": "x".repeat(body_bytes)}).to_string()
+            })
+            .collect();
+        node.import(
+            Kind::Method,
+            &lines.join("\n"),
+            &mut rand_core::OsRng,
+            local::now_ms(),
+            &|_, _| {},
+        )
+        .unwrap();
+    }
+    node
+}
+
+async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAddr) {
+    let path = tmp.join("agg");
+    local::init(
+        &path,
+        "nationell",
+        Role::Aggregator,
+        None,
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    for id in admit {
+        node.allow(*id, None).unwrap();
+    }
+    let key = node.key().clone();
+    let id = node.node_id();
+    let opts = RunOptions {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        aggregators: vec![],
+        limits: Limits::default(),
+    };
+    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
+    let peer = format!("{id}@{}", running.listen_addr.unwrap())
+        .parse()
+        .unwrap();
+    (running, peer)
+}
+
+fn total_entries(node: &LocalNode) -> u64 {
+    node.store().heads().unwrap().values().map(|h| h.seq).sum()
+}
+
+async fn ingest_rate(strict: f64, batch: f64) {
+    let per_region = scale(4000);
+    let tmp = tempfile::tempdir().unwrap();
+    let regions: Vec<LocalNode> = (0..8)
+        .map(|i| region(tmp.path(), &format!("r{i}"), per_region, 900))
+        .collect();
+    let ids: Vec<NodeId> = regions.iter().map(LocalNode::node_id).collect();
+    let (agg, peer) = aggregator(tmp.path(), &ids).await;
+    let expected = 8 * (per_region as u64 + 1);
+    let t = Instant::now();
+    let mut running = Vec::new();
+    for r in regions {
+        let key = r.key().clone();
+        let opts = RunOptions {
+            listen: None,
+            aggregators: vec![peer.clone()],
+            limits: Limits::default(),
+        };
+        running.push(Running::start(Arc::new(r), key, opts).await.unwrap());
+    }
+    while total_entries(&agg.shared.node) < expected {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = expected as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "aggregator ingest, 8 regions at once, 1 KiB records: {expected} entries in {:.2} s = {rate:.0} entries/s \
+         ({:.0}% of batch-verify ceiling, {:.0}% of verify_strict rate)",
+        t.elapsed().as_secs_f64(),
+        100.0 * rate / batch,
+        100.0 * rate / strict
+    );
+    for r in running {
+        r.shutdown().await;
+    }
+    agg.shutdown().await;
+}
+
+async fn latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = region(tmp.path(), "skane", 0, 0);
+    let (agg, peer) = aggregator(tmp.path(), &[r.node_id()]).await;
+    let key = r.key().clone();
+    let me = r.node_id();
+    let running = Running::start(
+        Arc::new(r),
+        key,
+        RunOptions {
+            listen: None,
+            aggregators: vec![peer],
+            limits: Limits::default(),
+        },
+    )
+    .await
+    .unwrap();
+    while agg.shared.node.store().head(&me).unwrap().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut heads = agg.shared.subscribe_heads();
+    let rounds = scale(300);
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let json =
+            serde_json::json!({"title": format!("Metod {i}"), "summary": "Kort"}).to_string();
+        let t = Instant::now();
+        let p = running
+            .shared
+            .publish(Kind::Method, json, None)
+            .await
+            .unwrap();
+        loop {
+            let (a, seq) = heads.recv().await.unwrap();
+            if a == me && seq >= p.seq {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "publish -> visible at the aggregator ({rounds} publishes, each flushed on both sides): p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.50).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0
+    );
+    running.shutdown().await;
+    agg.shutdown().await;
+}
+
+async fn resume() {
+    let n = scale(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let r = Arc::new(region(tmp.path(), "skane", n - 2, 0)); // + profile = n - 1 entries
+    let (agg, peer) = aggregator(tmp.path(), &[r.node_id()]).await;
+    let key = r.key().clone();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let shared = Shared::new(r.clone(), stop_rx);
+    let transport = Transport::client(&key, Limits::default()).unwrap();
+    let t = Instant::now();
+    sync_once(&shared, &transport, &peer, "bench", true)
+        .await
+        .unwrap();
+    while agg
+        .shared
+        .node
+        .store()
+        .head(&r.node_id())
+        .unwrap()
+        .map_or(0, |h| h.seq)
+        < (n - 1) as u64
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "first sync of {} entries: {:.2} s",
+        n - 1,
+        t.elapsed().as_secs_f64()
+    );
+    // One more entry, then resume.
+    r.publish(
+        Kind::Method,
+        r#"{"title":"Den saknade","summary":"En enda post"}"#,
+        None,
+        &mut rand_core::OsRng,
+        local::now_ms(),
+    )
+    .unwrap();
+    let entry_bytes: usize = r
+        .store()
+        .entries_from(&r.node_id(), n as u64, 1)
+        .unwrap()
+        .iter()
+        .map(|i| i.entry.encode().len() + i.payload.as_ref().map_or(0, Vec::len))
+        .sum();
+    let report = sync_once(&shared, &transport, &peer, "bench", true)
+        .await
+        .unwrap();
+    let frames = report.frame_bytes_sent + report.frame_bytes_received;
+    println!(
+        "resume with 1 of {n} entries missing: {} frames / {} bytes sent, {} frames / {} bytes received \
+         (frames total {frames} B; the entry is {entry_bytes} B; budget entry + 1 KiB + 40 B/author = {} B); \
+         on the wire incl. QUIC handshake: {} B out, {} B in; round trips after the handshake: 1 (hello+heads flight) + 1 (entry, ack); rtt {} us",
+        report.frames_sent,
+        report.frame_bytes_sent,
+        report.frames_received,
+        report.frame_bytes_received,
+        entry_bytes + 1024 + 40,
+        report.udp_bytes_sent,
+        report.udp_bytes_received,
+        report.rtt_us,
+    );
+    transport.shutdown().await;
+    agg.shutdown().await;
+}
+
+fn main() {
+    let (strict, batch) = verify_rates();
+    println!("verify_strict: {strict:.0} signatures/s (one core)");
+    println!("verify_batch (64 per batch): {batch:.0} signatures/s (one core)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ingest_rate(strict, batch).await;
+        latency().await;
+        resume().await;
+    });
+}
