@@ -319,8 +319,7 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Id { dir, out } => {
-            let node = open(&dir)?;
-            let info = node.info();
+            let info = local::identity(&dir.data_dir)?;
             output::emit(out.json, &info, || info.node_id.clone())
         }
         Command::Publish {

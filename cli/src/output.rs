@@ -113,6 +113,29 @@ pub fn status_text(s: &Status) -> String {
             state
         ));
     }
+    for p in &s.peers {
+        let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        let connected = p
+            .get("connected")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let lag = p.get("lag").and_then(|v| v.as_u64()).unwrap_or(0);
+        out.push_str(&format!(
+            "\npeer      {} {}… at {}: {}, lag {lag}{}",
+            get("role"),
+            get("node_id").get(..16).unwrap_or("-"),
+            get("address"),
+            if connected {
+                "connected"
+            } else {
+                "not connected"
+            },
+            p.get("last_error")
+                .and_then(|v| v.as_str())
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+    }
     if s.refused.is_empty() {
         out.push_str("\nrefused   none");
     } else {

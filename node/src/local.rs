@@ -340,6 +340,18 @@ pub fn read_config(dir: &Path) -> Result<NodeConfig, NodeError> {
     Ok(config)
 }
 
+/// The node's identity from its config and key file alone, without opening the store (so it
+/// works while `spindel run` holds the directory).
+pub fn identity(dir: &Path) -> Result<NodeInfo, NodeError> {
+    let config = read_config(dir)?;
+    let key = read_key(&dir.join(KEY_FILE))?;
+    Ok(NodeInfo {
+        node_id: key.node_id().to_hex(),
+        name: config.name,
+        role: config.role,
+    })
+}
+
 /// An opened node: its config, key and store.
 pub struct LocalNode {
     dir: PathBuf,

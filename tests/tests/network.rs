@@ -88,6 +88,9 @@ fn three_processes_replicate_live_and_stop_cleanly() {
     .json();
     assert_eq!(allowed["name"], "dalarna");
     let peer = agg.peer(&agg_id);
+    // `id` works while the node runs (it does not open the store).
+    let id = spindel(&["id", "--data-dir", s(&agg_dir)]);
+    assert_eq!(id.stdout.trim(), agg_id);
     let a = NodeProc::start(&a_dir, &["--aggregator", &peer]);
     let b = NodeProc::start(&b_dir, &["--aggregator", &peer]);
 
