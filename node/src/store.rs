@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
@@ -222,8 +222,75 @@ fn u64_value(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
 /// The node's store: sled for the log and its derived keys, tantivy for full text.
 pub struct Store {
     db: sled::Db,
-    search: SearchIndex,
+    index: Arc<IndexQueue>,
+    committer: Option<std::thread::JoinHandle<()>>,
     write: Mutex<()>,
+}
+
+/// How often queued full-text changes are committed in the background.
+pub const INDEX_COMMIT_INTERVAL_MS: u64 = 200;
+
+/// The full-text index and the changes waiting to be committed to it. Applying a batch only
+/// queues its changes (a tantivy commit costs several fsyncs and is kept off the ack path); a
+/// background thread commits them every [`INDEX_COMMIT_INTERVAL_MS`], a text search commits
+/// what is pending first (so searches see every applied entry), and dropping the store commits
+/// the rest. The index is derived: pending changes lost in a crash leave its generation behind
+/// the store's, and the next open rebuilds it.
+struct IndexQueue {
+    search: SearchIndex,
+    pending: Mutex<(Vec<DocChange>, u64)>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl IndexQueue {
+    fn enqueue(&self, changes: Vec<DocChange>, generation: u64) {
+        let mut p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.0.extend(changes);
+        p.1 = generation;
+    }
+
+    /// Commits pending changes, if any.
+    fn flush(&self) -> Result<(), SearchError> {
+        let mut p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if p.0.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut p.0);
+        // Hold the lock while committing so commits stay in order.
+        self.search.apply(&changes, p.1)
+    }
+
+    fn run(queue: Arc<IndexQueue>) {
+        use std::sync::atomic::Ordering;
+        while !queue.stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(std::time::Duration::from_millis(INDEX_COMMIT_INTERVAL_MS));
+            if let Err(e) = queue.flush() {
+                tracing::error!(error = %e, "full-text index commit failed; it is rebuilt on next start");
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.index
+            .stop
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.committer.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        if let Err(e) = self.index.flush() {
+            tracing::error!(error = %e, "full-text index commit failed; it is rebuilt on next start");
+        }
+        let _ = self.db.flush();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -242,9 +309,10 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| match e {
+                // sled reports a held lock as "could not acquire lock on ..." (EWOULDBLOCK).
                 sled::Error::Io(io)
                     if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
+                        || io.to_string().contains("could not acquire lock") =>
                 {
                     StoreError::Locked {
                         path: dir.to_path_buf(),
@@ -261,9 +329,22 @@ impl Store {
                 SearchIndex::open(&index_dir)?
             }
         };
+        let index = Arc::new(IndexQueue {
+            search,
+            pending: Mutex::new((Vec::new(), 0)),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        let committer = {
+            let index = index.clone();
+            std::thread::Builder::new()
+                .name("spindel-index".into())
+                .spawn(move || IndexQueue::run(index))
+                .map_err(|e| corrupt("index committer thread", e))?
+        };
         let store = Store {
             db,
-            search,
+            index,
+            committer: Some(committer),
             write: Mutex::new(()),
         };
         let generation = store.generation()?;
@@ -293,7 +374,8 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let generation = self.generation()?;
-        self.search.clear()?;
+        self.index.flush()?;
+        self.index.search.clear()?;
         let mut chunk = Vec::new();
         let mut total = 0usize;
         for item in self.db.scan_prefix([b'R']) {
@@ -311,11 +393,13 @@ impl Store {
             });
             if chunk.len() >= REBUILD_CHUNK_RECORDS {
                 total += chunk.len();
-                self.search.apply(&std::mem::take(&mut chunk), generation)?;
+                self.index
+                    .search
+                    .apply(&std::mem::take(&mut chunk), generation)?;
                 tracing::info!(records = total, "rebuilding full-text index");
             }
         }
-        self.search.apply(&chunk, generation)?;
+        self.index.search.apply(&chunk, generation)?;
         Ok(())
     }
 
@@ -326,25 +410,29 @@ impl Store {
         batch: Vec<Incoming>,
         opts: ApplyOptions,
     ) -> Result<Vec<Outcome>, StoreError> {
+        // verify_strict of every signature, before the write lock: concurrent batches verify
+        // on all cores. The verdicts go into the same ingest rules.
+        let verdicts: Vec<_> = batch.iter().map(|i| i.entry.verify()).collect();
         let _guard = self
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut ov = Overlay::new(self);
         let mut outcomes = Vec::with_capacity(batch.len());
-        for (index, incoming) in batch.into_iter().enumerate() {
+        for ((index, incoming), verdict) in batch.into_iter().enumerate().zip(verdicts) {
             let header = incoming.entry.header().clone();
             ov.preload(&header.author, &header.record_id, header.seq)?;
             let view = View {
                 ov: &ov,
                 author: header.author,
             };
-            match ingest::check(
+            match ingest::check_verified(
                 &view,
                 opts.expected_author,
                 opts.now_ms,
                 &incoming.entry,
                 incoming.payload.as_deref(),
+                verdict,
             ) {
                 Ok(accepted) => {
                     ov.accept(incoming, accepted.record)?;
@@ -541,7 +629,8 @@ impl Store {
     /// Full-text search: (update time, author, record) of every match; `None` when the text
     /// has no searchable word.
     pub fn search(&self, text: &str) -> Result<Option<Vec<TextHit>>, StoreError> {
-        let Some(hits) = self.search.search(text)? else {
+        self.index.flush()?;
+        let Some(hits) = self.index.search.search(text)? else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(hits.len());
@@ -853,11 +942,7 @@ impl<'s> Overlay<'s> {
         self.store.db.apply_batch(self.batch)?;
         self.store.db.flush()?;
         if !self.changes.is_empty() {
-            // The index is derived: if this fails the next open sees a stale generation and
-            // rebuilds it from the log.
-            if let Err(e) = self.store.search.apply(&self.changes, generation) {
-                tracing::error!(error = %e, "full-text index update failed; it is rebuilt on next start");
-            }
+            self.store.index.enqueue(self.changes, generation);
         }
         Ok(())
     }

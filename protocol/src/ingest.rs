@@ -121,6 +121,27 @@ pub fn check(
     entry: &Entry,
     payload: Option<&[u8]>,
 ) -> Result<Accepted, Refusal> {
+    check_verified(
+        view,
+        expected_author,
+        now_ms,
+        entry,
+        payload,
+        entry.verify(),
+    )
+}
+
+/// [`check`] with the signature verdict computed beforehand: `signature` must be
+/// `entry.verify()` (`verify_strict` over the received header bytes). This lets a store verify
+/// a batch's signatures in parallel, outside its write lock; the rules are the same.
+pub fn check_verified(
+    view: &impl AuthorView,
+    expected_author: Option<NodeId>,
+    now_ms: u64,
+    entry: &Entry,
+    payload: Option<&[u8]>,
+    signature: Result<(), crate::keys::VerifyError>,
+) -> Result<Accepted, Refusal> {
     let header = entry.header();
     if let Some(expected) = expected_author
         && expected != header.author
@@ -136,7 +157,7 @@ pub fn check(
     if view.frozen() {
         return Err(Refusal::Frozen(header.author));
     }
-    entry.verify().map_err(|_| Refusal::BadSignature)?;
+    signature.map_err(|_| Refusal::BadSignature)?;
 
     let (next, prev) = match view.head() {
         Some(head) => (head.seq + 1, head.hash),
