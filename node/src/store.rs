@@ -48,7 +48,7 @@ pub enum StoreError {
     #[error(
         "the store at {path} is in use by another spindel process (is `spindel run` holding it?)"
     )]
-    Locked { path: PathBuf },
+    Locked { path: PathBuf, detail: String },
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("full-text index: {0}")]
@@ -219,6 +219,37 @@ fn u64_value(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// How long `open` waits for sled's file lock: sled releases it when its background flusher
+/// lets go, a moment after the previous handle in this process was dropped.
+const LOCK_WAIT_MS: u64 = 1500;
+
+fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
+    loop {
+        match sled::Config::new()
+            .path(sled_dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as "could not acquire lock on ..." (EWOULDBLOCK).
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                        detail: io.to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(other) => return Err(StoreError::Sled(other)),
+        }
+    }
+}
+
 /// The node's store: sled for the log and its derived keys, tantivy for full text.
 pub struct Store {
     db: sled::Db,
@@ -304,22 +335,7 @@ impl Store {
     /// rebuilding the full-text index from the log if it is missing or stale.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let sled_dir = dir.join("store");
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as "could not acquire lock on ..." (EWOULDBLOCK).
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked {
-                        path: dir.to_path_buf(),
-                    }
-                }
-                other => StoreError::Sled(other),
-            })?;
+        let db = open_sled(dir, &sled_dir)?;
         let index_dir = dir.join("index");
         let (search, indexed) = match SearchIndex::open(&index_dir) {
             Ok(opened) => opened,
@@ -413,7 +429,7 @@ impl Store {
         // verify_strict of every signature, before the write lock: concurrent batches verify
         // on all cores. The verdicts go into the same ingest rules.
         let verdicts: Vec<_> = batch.iter().map(|i| i.entry.verify()).collect();
-        let _guard = self
+        let guard = self
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -454,6 +470,10 @@ impl Store {
             }
         }
         ov.commit()?;
+        // Durable before returning, but flushed outside the write lock: sled's flush covers
+        // everything applied so far, so concurrent batches share one fsync.
+        drop(guard);
+        self.db.flush()?;
         Ok(outcomes)
     }
 
@@ -940,7 +960,6 @@ impl<'s> Overlay<'s> {
         self.batch
             .insert(K_GENERATION, &generation.to_be_bytes()[..]);
         self.store.db.apply_batch(self.batch)?;
-        self.store.db.flush()?;
         if !self.changes.is_empty() {
             self.store.index.enqueue(self.changes, generation);
         }
