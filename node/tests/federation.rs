@@ -249,3 +249,53 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     stranger.running.shutdown().await;
     agg.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
+    let (da, pa, a_id) = prepare_region("skane");
+    let (db, pb, b_id) = prepare_region("dalarna");
+    let agg1 = start("nord", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    let agg2 = start("syd", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    // Skåne talks to both aggregators; Dalarna only to the second.
+    let a = run_prepared(da, pa, vec![agg1.addr(), agg2.addr()]).await;
+    let b = run_prepared(db, pb, vec![agg2.addr()]).await;
+    a.running
+        .shared
+        .publish(Kind::Method, method("Via två noder"), None)
+        .await
+        .unwrap();
+    eventually("Skåne's method at both aggregators", || {
+        agg1.titles(Query::default()) == ["Via två noder"]
+            && agg2.titles(Query::default()) == ["Via två noder"]
+    })
+    .await;
+    b.running
+        .shared
+        .publish(Kind::Method, method("Från Dalarna"), None)
+        .await
+        .unwrap();
+    eventually(
+        "Dalarna's method in Skåne through the second aggregator",
+        || {
+            a.titles(Query {
+                region: Some("dalarna".into()),
+                ..Query::default()
+            }) == ["Från Dalarna"]
+        },
+    )
+    .await;
+    // The first aggregator never hears from Dalarna directly: it holds only what Skåne sent.
+    assert!(agg1.node().store().head(&b_id).unwrap().is_none());
+    assert_eq!(
+        a.running
+            .shared
+            .peers()
+            .iter()
+            .filter(|p| p.connected)
+            .count(),
+        2
+    );
+    for n in [b, a, agg2, agg1] {
+        n.running.shutdown().await;
+    }
+}

@@ -138,6 +138,67 @@ fn three_processes_replicate_live_and_stop_cleanly() {
 }
 
 #[test]
+fn one_shot_sync_catches_up_both_ways_and_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
+    for (id, name) in [(&a_id, "skane"), (&b_id, "dalarna")] {
+        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).json_or_fail();
+    }
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    // Dalarna publishes offline, then syncs once: its entries reach the aggregator.
+    for i in 0..5 {
+        publish(&b_dir, &format!("Dalarna {i}")).unwrap();
+    }
+    let v = spindel(&[
+        "sync",
+        "--data-dir",
+        s(&b_dir),
+        "--aggregator",
+        &peer,
+        "--json",
+    ])
+    .json();
+    assert_eq!(v["heads"][&b_id], 6);
+    assert!(v["traffic"]["frames_sent"].as_u64().unwrap() >= 3);
+    assert_eq!(heads(&agg_dir).get(&b_id), Some(&6));
+    // A new region's first sync brings the whole aggregate down.
+    let v = spindel(&[
+        "sync",
+        "--data-dir",
+        s(&a_dir),
+        "--aggregator",
+        &peer,
+        "--json",
+    ])
+    .json();
+    assert_eq!(v["heads"][&b_id], 6, "{v}");
+    assert!(v["received"].as_u64().unwrap() >= 6);
+    assert_eq!(
+        record_ids(&a_dir, &["--region", "dalarna", "--kind", "method"]).len(),
+        5
+    );
+    // Syncing again costs nothing new.
+    let v = spindel(&[
+        "sync",
+        "--data-dir",
+        s(&a_dir),
+        "--aggregator",
+        &peer,
+        "--json",
+    ])
+    .json();
+    assert_eq!(v["received"], 0);
+    // A wrong pinned key or an unreachable address is a clear error.
+    let wrong = format!("{b_id}@{}", agg.listen.unwrap());
+    let run = spindel(&["sync", "--data-dir", s(&a_dir), "--aggregator", &wrong]);
+    run.fails(1, "sync with");
+    assert_eq!(agg.terminate(10), 0);
+}
+
+#[test]
 fn bad_run_arguments_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (agg_dir, _) = init(tmp.path(), "nationell", "aggregator");
