@@ -144,11 +144,7 @@ pub fn region_list(
         if meta.profile.is_none() {
             continue;
         }
-        let records = store
-            .records_of(&id)?
-            .iter()
-            .filter(|(_, m)| m.visible())
-            .count() as u64;
+        let records = store.visible_count_of(&id)?;
         out.push(RegionView {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),

@@ -567,12 +567,7 @@ impl LocalNode {
         let heads = self.store.heads()?;
         let mut authors = Vec::new();
         for (id, meta) in self.store.authors()? {
-            let records = self
-                .store
-                .records_of(&id)?
-                .iter()
-                .filter(|(_, m)| m.visible())
-                .count() as u64;
+            let records = self.store.visible_count_of(&id)?;
             authors.push(AuthorStatus {
                 node_id: id.to_hex(),
                 name: meta.label().map(str::to_string),

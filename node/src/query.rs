@@ -80,6 +80,9 @@ fn region_matches(meta: &AuthorMeta, wanted: &str) -> bool {
             .is_some_and(|d| d.to_lowercase() == wanted.to_lowercase())
 }
 
+/// A record in time order: (time-index key, author, record id).
+type Candidate = (Vec<u8>, NodeId, RecordId);
+
 /// Runs `q` against `store`.
 pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     let limit = q.limit.unwrap_or(LIMIT_DEFAULT);
@@ -107,62 +110,58 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
             .collect()
     });
     let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
-    let keep = |author: &NodeId, meta: &RecordMeta| {
+    let keep = |meta: &RecordMeta| {
         meta.visible()
             && q.kind.is_none_or(|k| k == meta.kind)
-            && region.as_ref().is_none_or(|set| set.contains(author))
             && tag.as_ref().is_none_or(|t| meta.tags.contains(t))
     };
 
-    // (time key, author, record, meta) of up to limit + 1 matches, newest first.
-    let mut found: Vec<(Vec<u8>, NodeId, RecordId, RecordMeta)> = Vec::new();
-    match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    // Candidates in time order (newest first), then one loop loads, filters and pages them.
+    let candidates: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> = match q
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         Some(text) => {
             if text.chars().count() > TEXT_CHARS_MAX {
                 return Err(QueryError::TextTooLong);
             }
-            // Order the hits by the index's update times (no store reads), then load records
-            // in that order until the page is full.
+            // Order the hits by the index's update times (no store reads).
             let mut hits: Vec<(Vec<u8>, NodeId, RecordId)> = store
                 .search(text)?
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(updated_ms, author, rid)| (k_time(updated_ms, &author, &rid), author, rid))
-                .filter(|(k, author, _)| {
-                    after.as_ref().is_none_or(|a| k > a)
-                        && region.as_ref().is_none_or(|set| set.contains(author))
-                })
+                .filter(|(k, ..)| after.as_ref().is_none_or(|a| k > a))
                 .collect();
             hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (k, author, rid) in hits {
-                let Some(meta) = store.record_meta(&author, &rid)? else {
-                    continue;
-                };
-                if keep(&author, &meta) {
-                    found.push((k, author, rid, meta));
-                    if found.len() > limit {
-                        break;
-                    }
-                }
-            }
+            Box::new(hits.into_iter().map(Ok))
         }
-        None => {
-            for item in store.time_index(after.as_deref()) {
-                let (k, author, rid, code) = item?;
-                if q.kind.is_some_and(|kind| kind.code() != code)
-                    || region.as_ref().is_some_and(|set| !set.contains(&author))
-                {
-                    continue;
-                }
-                let Some(meta) = store.record_meta(&author, &rid)? else {
-                    continue;
-                };
-                if keep(&author, &meta) {
-                    found.push((k, author, rid, meta));
-                    if found.len() > limit {
-                        break;
-                    }
-                }
+        None => Box::new(
+            store
+                .time_index(after.as_deref())
+                .filter_map(|item| match item {
+                    // The time index carries the kind: skip other kinds without a store read.
+                    Ok((_, _, _, code)) if q.kind.is_some_and(|kind| kind.code() != code) => None,
+                    Ok((k, author, rid, _)) => Some(Ok((k, author, rid))),
+                    Err(e) => Some(Err(e)),
+                }),
+        ),
+    };
+    let mut found: Vec<(Vec<u8>, NodeId, RecordId, RecordMeta)> = Vec::new();
+    for item in candidates {
+        let (k, author, rid) = item?;
+        if region.as_ref().is_some_and(|set| !set.contains(&author)) {
+            continue;
+        }
+        let Some(meta) = store.record_meta(&author, &rid)? else {
+            continue;
+        };
+        if keep(&meta) {
+            found.push((k, author, rid, meta));
+            if found.len() > limit {
+                break;
             }
         }
     }

@@ -626,6 +626,15 @@ impl Store {
             .collect()
     }
 
+    /// Visible (current, not deleted) records of one author.
+    pub fn visible_count_of(&self, author: &NodeId) -> Result<u64, StoreError> {
+        Ok(self
+            .records_of(author)?
+            .iter()
+            .filter(|(_, m)| m.visible())
+            .count() as u64)
+    }
+
     /// Visible records in time order (newest first), from just after `after` (a time key).
     pub(crate) fn time_index(
         &self,
