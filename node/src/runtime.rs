@@ -33,6 +33,8 @@ use crate::transport::{
 pub const BACKOFF_MIN_MS: u64 = 200;
 pub const BACKOFF_MAX_MS: u64 = 30_000;
 pub const BACKOFF_RESET_AFTER_MS: u64 = 10_000;
+/// How often a session refreshes the lag it reports in `status`.
+const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// How long a closing side waits for the peer to read its error frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Frames buffered between a stream's reader task and its session.
@@ -312,6 +314,9 @@ async fn drive_session(
     let mut heads_rx = shared.heads.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let me = shared.node.node_id();
+    let mut last_lag = Instant::now()
+        .checked_sub(LAG_REFRESH)
+        .unwrap_or_else(Instant::now);
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -391,11 +396,13 @@ async fn drive_session(
             conn.close(ErrorCode::Done.code().into(), b"caught up");
             return finish(&reader, Ok(()));
         }
-        let lag: u64 = {
-            let peer_heads = session.peer_heads();
-            shared_heads_lag(&shared, me, peer_heads, expected_author.is_none())
-        };
-        shared.set_peer(&peer_key, |p| p.lag = lag);
+        // The lag shown in `status`: a scan of the store's heads, so at most every 250 ms.
+        if last_lag.elapsed() >= LAG_REFRESH || session.is_idle() {
+            let lag =
+                shared_heads_lag(&shared, me, session.peer_heads(), expected_author.is_none());
+            shared.set_peer(&peer_key, |p| p.lag = lag);
+            last_lag = Instant::now();
+        }
         tokio::select! {
             frame = rx.recv() => match frame {
                 Some(Ok(Some(m))) => {
