@@ -184,6 +184,19 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// A whole national network on loopback: one aggregator and the eight regions of SOUL's
+    /// action plan (or N), each publishing sample records, synced over QUIC.
+    Demo {
+        /// How many regions (1-64; the first eight are the seed's platforms).
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        regions: usize,
+        /// Where the aggregator serves HTTP (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:7780", value_name = "HOST:PORT")]
+        http: SocketAddr,
+        /// Exit 0 once every region's records are at the aggregator and back in every region.
+        #[arg(long)]
+        exit_when_synced: bool,
+    },
     /// Identity, heads of every known author, counts, refusals and forks.
     Status {
         #[command(flatten)]
@@ -478,6 +491,11 @@ fn run(cli: Cli) -> Result<()> {
             aggregator,
             out,
         } => sync_once(&dir, aggregator, out.json),
+        Command::Demo {
+            regions,
+            http,
+            exit_when_synced,
+        } => run_demo(regions, http, exit_when_synced),
         Command::Status { dir, out } => {
             let status: Status = match via_control(&dir.data_dir, Request::Status)? {
                 Some(s) => s,
@@ -621,6 +639,42 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
             "synced with {aggregator}: received {received} entries; {} authors",
             heads.len()
         )
+    })
+}
+
+/// How long the demo may take to get in sync.
+const DEMO_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `spindel demo`.
+fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool) -> Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let progress = |line: String| eprintln!("{line}");
+        let started = std::time::Instant::now();
+        let demo = spindel_node::demo::start(regions, http, &progress)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rows = match demo.wait_synced(DEMO_SYNC_TIMEOUT, &progress).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                demo.shutdown().await;
+                bail!("{e}");
+            }
+        };
+        println!("{}", output::demo_summary(&rows, started.elapsed()));
+        println!(
+            "HTTP API: http://{}/api/v1/records  (regioner: /api/v1/regions)",
+            demo.http
+        );
+        if exit_when_synced {
+            demo.shutdown().await;
+            return Ok(());
+        }
+        eprintln!("nätverket körs; avsluta med Ctrl-C");
+        wait_for_signal().await?;
+        demo.shutdown().await;
+        eprintln!("stopped");
+        Ok(())
     })
 }
 

@@ -85,6 +85,31 @@ pub fn records_table(page: &QueryPage) -> String {
     out
 }
 
+/// The table `spindel demo` prints once the network is in sync.
+pub fn demo_summary(rows: &[spindel_node::demo::SummaryRow], took: std::time::Duration) -> String {
+    let mut out = format!(
+        "{:<48} {:>7} {:>6} {:>12} {:>14}\n",
+        "REGION", "POSTER", "LOGG", "AGGREGATORN", "ALLA REGIONER"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<48} {:>7} {:>6} {:>12} {:>14}\n",
+            cut(&r.display_name, 48),
+            r.records,
+            r.head,
+            r.at_aggregator,
+            r.in_every_region
+        ));
+    }
+    let records: u64 = rows.iter().map(|r| r.records).sum();
+    out.push_str(&format!(
+        "{} regioner, {records} poster: allt finns hos aggregatorn och i varje region ({:.1} s)",
+        rows.len(),
+        took.as_secs_f64()
+    ));
+    out
+}
+
 /// The text `spindel status` prints.
 pub fn status_text(s: &Status) -> String {
     let mut out = format!(

@@ -7,6 +7,7 @@
 //!   import / delete / status.
 
 pub mod control;
+pub mod demo;
 pub mod http;
 pub mod local;
 pub mod query;

@@ -1,0 +1,116 @@
+//! `spindel demo`: a whole national network on loopback, through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use spindel_tests::{http_get, spindel, spindel_bin};
+
+const SEED_REGIONS: [&str; 8] = [
+    "Nätverket Social Ekonomi Skåne",
+    "PLUS Östra Mellansverige",
+    "Föreningen Social Ekonomi i Dalarna",
+    "Stockholms läns utvecklingspartnerskap (SLUP)",
+    "Social Ekonomi Mellersta Norrland",
+    "Social ekonomi Övre Norrland",
+    "Region Småland och Öarna",
+    "Västra Götalandsplattformen",
+];
+
+#[test]
+fn demo_syncs_the_eight_regions_and_exits_when_asked() {
+    let run = spindel(&["demo", "--http", "127.0.0.1:0", "--exit-when-synced"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for region in SEED_REGIONS {
+        assert!(
+            run.stdout.contains(region),
+            "summary lacks {region}: {}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("8 regioner, 33 poster"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("synkat: 8/8"), "{}", run.stderr);
+    // The temporary network is removed afterwards.
+    let dir = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("data i "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "{dir} was left behind"
+    );
+
+    let three = spindel(&[
+        "demo",
+        "--regions",
+        "3",
+        "--http",
+        "127.0.0.1:0",
+        "--exit-when-synced",
+    ]);
+    assert_eq!(three.code, 0, "{three:?}");
+    assert!(three.stdout.contains("3 regioner"), "{}", three.stdout);
+    spindel(&["demo", "--regions", "0", "--http", "127.0.0.1:0"])
+        .fails(1, "--regions must be between 1 and 64");
+    spindel(&["demo", "--regions", "many"]).fails(2, "many");
+}
+
+#[test]
+fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
+    let mut child = Command::new(spindel_bin())
+        .args(["demo", "--regions", "8", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut http = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("HTTP API: http://") {
+            http = Some(rest.split('/').next().unwrap().parse().unwrap());
+            break;
+        }
+    }
+    let http: std::net::SocketAddr = http.expect("the demo prints its HTTP address");
+    let (code, body) = http_get(http, "/api/v1/regions");
+    assert_eq!(code, 200);
+    let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(regions["regions"].as_array().unwrap().len(), 8);
+    let (_, body) = http_get(http, "/api/v1/records?q=f%C3%B6reningarna&limit=50");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        found["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["data"]["title"] == "Integration i förening"),
+        "{body}"
+    );
+    let (_, body) = http_get(http, "/api/v1/records?kind=researcher&limit=50");
+    let researchers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(researchers["records"].as_array().unwrap().len(), 7);
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
