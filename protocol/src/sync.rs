@@ -595,6 +595,20 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn golden_frame() {
+        // Pins the wire form documented in docs/protocol.md: 4-byte big-endian length, then
+        // bincode (variant index 0 = hello, version 1, role 0 = region, name "skane").
+        let frame = encode_frame(&Message::Hello {
+            version: 1,
+            role: PeerRole::Region,
+            name: "skane".into(),
+        });
+        assert_eq!(hex::encode(frame), "0000000900010005736b616e65");
+        let ack = encode_frame(&Message::Ack { heads: vec![] });
+        assert_eq!(hex::encode(ack), "000000020300");
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
