@@ -389,10 +389,21 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // SPINDEL_BENCH_ONLY=raw|network|latency|resume runs one part (for profiling).
+    let only = std::env::var("SPINDEL_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
     rt.block_on(async {
-        raw_ingest_rate(strict, batch).await;
-        ingest_rate(strict, batch).await;
-        latency().await;
-        resume().await;
+        if run("raw") {
+            raw_ingest_rate(strict, batch).await;
+        }
+        if run("network") {
+            ingest_rate(strict, batch).await;
+        }
+        if run("latency") {
+            latency().await;
+        }
+        if run("resume") {
+            resume().await;
+        }
     });
 }
