@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use spindel_node::control::{self, Request};
 use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
-use spindel_node::query::{Query, QueryPage};
+use spindel_node::query::QueryPage;
 use spindel_node::runtime::{self, RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::NodeId;
@@ -425,11 +425,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let request = QueryRequest {
                 kind: kind.map(|k| k.as_str().to_string()),
-                region: region.clone(),
-                tag: tag.clone(),
-                text: text.clone(),
+                region,
+                tag,
+                text,
                 limit: limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX)),
-                cursor: cursor.clone(),
+                cursor,
             };
             let page: QueryPage = if let Some(peer) = from {
                 let json = runtime()?
@@ -440,16 +440,11 @@ fn run(cli: Cli) -> Result<()> {
                 let dir = DataDir {
                     data_dir: data_dir.context("--data-dir or --from is required")?,
                 };
+                let query =
+                    runtime::query_from_request(&request).map_err(|e| anyhow::anyhow!(e))?;
                 match via_control(&dir.data_dir, Request::Query { query: request })? {
                     Some(page) => page,
-                    None => open(&dir)?.query(&Query {
-                        kind,
-                        region,
-                        tag,
-                        text,
-                        limit,
-                        cursor,
-                    })?,
+                    None => open(&dir)?.query(&query)?,
                 }
             };
             output::emit(out.json, &page, || output::records_table(&page))

@@ -19,7 +19,7 @@ use spindel_protocol::record::Kind;
 use spindel_protocol::sync::QueryRequest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::local::{NodeError, Role};
+use crate::local::NodeError;
 use crate::runtime::{Shared, query_from_request};
 
 pub const SOCKET_FILE: &str = "control.sock";
@@ -221,13 +221,5 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
             let q = query_from_request(&query)?;
             to_value(&shared.run_blocking(move |n| n.query(&q)).await?)
         }
-    }
-}
-
-/// The role check `allow` needs, shared by both paths.
-pub fn require_aggregator(role: Role) -> Result<(), NodeError> {
-    match role {
-        Role::Aggregator => Ok(()),
-        Role::Region => Err(NodeError::NotAggregator),
     }
 }

@@ -104,7 +104,7 @@ async fn records(
     let request = records_request(&params)?;
     let query = query_from_request(&request).map_err(bad)?;
     let page = shared
-        .node_blocking(move |n| n.query(&query))
+        .blocking(move |n| n.query(&query))
         .await
         .map_err(|e| match e {
             crate::local::NodeError::Query(q)
@@ -124,7 +124,7 @@ async fn record(
     let author: NodeId = author.parse().map_err(|e| bad(format!("{e}")))?;
     let rid: RecordId = record_id.parse().map_err(|e| bad(format!("{e}")))?;
     let view = shared
-        .node_blocking(move |n| Ok(crate::query::get(n.store(), &author, &rid)?))
+        .blocking(move |n| Ok(crate::query::get(n.store(), &author, &rid)?))
         .await
         .map_err(|e| internal(e.to_string()))?;
     match view {
@@ -159,7 +159,7 @@ pub fn region_list(
 
 async fn regions(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let list = shared
-        .node_blocking(region_list)
+        .blocking(region_list)
         .await
         .map_err(|e| internal(e.to_string()))?;
     Ok(axum::Json(serde_json::json!({ "regions": list })).into_response())

@@ -535,7 +535,9 @@ impl LocalNode {
 
     /// Aggregator: admits a region (persisted). Weak keys are refused.
     pub fn allow(&self, id: NodeId, name: Option<String>) -> Result<Allowed, NodeError> {
-        crate::control::require_aggregator(self.config.role)?;
+        if self.config.role != Role::Aggregator {
+            return Err(NodeError::NotAggregator);
+        }
         if !id.is_usable() {
             return Err(NodeError::WeakKey(id));
         }

@@ -154,14 +154,6 @@ impl Shared {
             .remove(key);
     }
 
-    /// Runs a node operation on the blocking pool.
-    pub async fn node_blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
-    ) -> Result<T, NodeError> {
-        self.blocking(f).await
-    }
-
     /// `status` of the running node, with its live peers.
     pub async fn status(&self) -> Result<crate::local::Status, NodeError> {
         let mut status = self.blocking(|n| n.status()).await?;
@@ -186,8 +178,8 @@ impl Shared {
         self.blocking(f).await.map_err(|e| e.to_string())
     }
 
-    /// Runs store work on the blocking pool.
-    async fn blocking<T: Send + 'static>(
+    /// Runs a node operation (store work) on the blocking pool.
+    pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
@@ -195,15 +187,11 @@ impl Shared {
         match tokio::task::spawn_blocking(move || f(&node)).await {
             Ok(r) => r,
             Err(e) => Err(NodeError::Config {
-                path: node_dir(&self.node),
+                path: self.node.dir().to_path_buf(),
                 reason: format!("store task failed: {e}"),
             }),
         }
     }
-}
-
-fn node_dir(node: &LocalNode) -> std::path::PathBuf {
-    node.dir().to_path_buf()
 }
 
 /// Loads up to `max` entries of `author` from `from_seq`, cut at [`BATCH_BYTES_MAX`] bytes.

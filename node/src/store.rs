@@ -509,13 +509,18 @@ impl Store {
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = match self.db.get(k_counter(reason))? {
-            Some(v) => u64_value("counter", &v)?,
-            None => 0,
-        };
+        let before = self.counter(reason)?;
         self.db
             .insert(k_counter(reason), &(before + n).to_be_bytes()[..])?;
         Ok(())
+    }
+
+    /// The refusal counter `reason` as stored.
+    fn counter(&self, reason: &str) -> Result<u64, StoreError> {
+        match self.db.get(k_counter(reason))? {
+            Some(v) => u64_value("counter", &v),
+            None => Ok(0),
+        }
     }
 
     pub fn author(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
@@ -958,10 +963,7 @@ impl<'s> Overlay<'s> {
             return Ok(());
         }
         for (reason, n) in std::mem::take(&mut self.counters) {
-            let before = match self.store.db.get(k_counter(reason))? {
-                Some(v) => u64_value("counter", &v)?,
-                None => 0,
-            };
+            let before = self.store.counter(reason)?;
             self.batch
                 .insert(k_counter(reason), &(before + n).to_be_bytes()[..]);
         }
