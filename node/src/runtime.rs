@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ pub const BACKOFF_MAX_MS: u64 = 30_000;
 pub const BACKOFF_RESET_AFTER_MS: u64 = 10_000;
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
+/// A live session re-reads the store's heads this often, so a head it was never told of
+/// (a bug, a lagged channel) is still sent within this time.
+const HEADS_RESCAN: Duration = Duration::from_secs(10);
 /// How long a closing side waits for the peer to read its error frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Frames buffered between a stream's reader task and its session.
@@ -68,6 +72,9 @@ pub struct Shared {
     heads: broadcast::Sender<(NodeId, u64)>,
     peers: Mutex<BTreeMap<String, PeerStatus>>,
     shutdown: watch::Receiver<bool>,
+    /// Fault injection for tests: a pause for the next served session between reading the
+    /// heads it opens with and starting it (0 in normal operation).
+    session_setup_delay_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -86,6 +93,7 @@ impl Shared {
             heads,
             peers: Mutex::new(BTreeMap::new()),
             shutdown,
+            session_setup_delay_ms: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +117,13 @@ impl Shared {
             .await?;
         self.announce(self.node.node_id(), published.seq);
         Ok(published)
+    }
+
+    /// Fault injection for tests: pause the next served session this long after it read its
+    /// opening heads, widening the window in which other sessions announce new heads.
+    pub fn inject_session_setup_delay(&self, delay: Duration) {
+        self.session_setup_delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Every new head this node announces (for benchmarks and tests).
@@ -288,6 +303,7 @@ async fn drive_session(
     mut send: FramedSend,
     recv: FramedRecv,
     mut session: Session,
+    mut heads_rx: broadcast::Receiver<(NodeId, u64)>,
 ) -> Result<(), String> {
     let SessionCtx {
         shared,
@@ -299,8 +315,10 @@ async fn drive_session(
     } = ctx;
     let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
     let reader = tokio::spawn(read_frames(recv, tx));
-    let mut heads_rx = shared.heads.subscribe();
     let mut shutdown = shared.shutdown.clone();
+    let mut rescan =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEADS_RESCAN, HEADS_RESCAN);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let me = shared.node.node_id();
     let mut last_lag = Instant::now()
         .checked_sub(LAG_REFRESH)
@@ -408,15 +426,11 @@ async fn drive_session(
             head = heads_rx.recv() => match head {
                 Ok((author, seq)) => session.local_head(author, seq),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let heads = shared.blocking(|n| Ok(n.store().heads()?)).await;
-                    if let Ok(heads) = heads {
-                        for (a, h) in heads {
-                            session.local_head(a, h.seq);
-                        }
-                    }
+                    rescan_heads(&shared, &mut session).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
+            _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
             _ = shutdown.changed() => {
                 conn.close(ErrorCode::Done.code().into(), b"node shutting down");
                 break Ok(());
@@ -424,6 +438,15 @@ async fn drive_session(
         }
     };
     finish(&reader, result)
+}
+
+/// Tells the session every head of the store (after missed announcements).
+async fn rescan_heads(shared: &Shared, session: &mut Session) {
+    if let Ok(heads) = shared.blocking(|n| Ok(n.store().heads()?)).await {
+        for (a, h) in heads {
+            session.local_head(a, h.seq);
+        }
+    }
 }
 
 fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), String>) -> Result<(), String> {
@@ -501,6 +524,9 @@ async fn serve_connection(
             }
             hello @ Message::Hello { .. } => {
                 let role = my_role(&shared.node);
+                // Subscribe before reading the heads: a head announced in between would
+                // otherwise be missed by this session for as long as it lives.
+                let heads_rx = shared.heads.subscribe();
                 let setup = shared
                     .blocking(move |n| {
                         let meta = n.store().author(&peer)?;
@@ -524,6 +550,10 @@ async fn serve_connection(
                 let Ok((admitted, heads, list)) = setup else {
                     break;
                 };
+                let delay = shared.session_setup_delay_ms.swap(0, Ordering::Relaxed);
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 let (peer_admitted, announce) = match role {
                     PeerRole::Aggregator => (admitted, list),
                     _ => (true, Vec::new()),
@@ -560,7 +590,7 @@ async fn serve_connection(
                     expected_author: expected,
                     until_caught_up: false,
                 };
-                let r = drive_session(ctx, send, recv, session).await;
+                let r = drive_session(ctx, send, recv, session, heads_rx).await;
                 if let Err(e) = r {
                     tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
                 }
@@ -688,6 +718,8 @@ pub async fn sync_once(
         p.connected = true;
         p.last_error = None;
     });
+    // Subscribe before reading the heads (see serve_connection).
+    let heads_rx = shared.heads.subscribe();
     let heads = shared
         .blocking(|n| {
             Ok(n.store()
@@ -717,7 +749,7 @@ pub async fn sync_once(
         expected_author: None,
         until_caught_up,
     };
-    let result = drive_session(ctx, send, recv, session).await;
+    let result = drive_session(ctx, send, recv, session, heads_rx).await;
     let stats = conn.stats();
     let (frames_sent, frame_bytes_sent, frames_received, frame_bytes_received) = traffic.snapshot();
     result.map(|()| SyncReport {

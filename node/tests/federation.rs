@@ -86,8 +86,12 @@ async fn start(
     }
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_within(Duration::from_secs(20), what, cond).await
+}
+
+async fn eventually_within(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
     while !cond() {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -298,4 +302,79 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     for n in [b, a, agg2, agg1] {
         n.running.shutdown().await;
     }
+}
+
+/// A head announced while a session is being set up reaches that session: it subscribes to
+/// new heads before it reads the heads it opens with. (It used to subscribe after, and a
+/// region that missed the first entries of another region never got them for as long as its
+/// link lived; `spindel demo` timed out on it in CI.) The aggregator pauses Dalarna's session
+/// after reading its opening heads, and Skåne's first entries arrive inside that pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_announced_while_a_session_opens_is_not_missed() {
+    let (da, pa, a_id) = prepare_region("skane");
+    let (db, pb, b_id) = prepare_region("dalarna");
+    {
+        let a = LocalNode::open(&pa).unwrap();
+        a.publish(
+            Kind::Method,
+            &method("Studiecirkel i Skåne"),
+            None,
+            &mut rand_core::OsRng,
+            local::now_ms(),
+        )
+        .unwrap();
+    }
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    agg.running
+        .shared
+        .inject_session_setup_delay(Duration::from_millis(800));
+    let b = run_prepared(db, pb, vec![agg.addr()]).await;
+    // Dalarna's session is now paused at the aggregator, its opening heads (no Skåne) read.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    eventually("Skåne's log at the aggregator", || {
+        agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
+    })
+    .await;
+    // Well before a live session's periodic rescan of the heads (10 s) would mend a miss.
+    eventually_within(Duration::from_secs(5), "Skåne's log in Dalarna", || {
+        b.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
+    })
+    .await;
+    eventually("Dalarna's profile in Skåne", || {
+        a.node().store().head(&b_id).unwrap().is_some()
+    })
+    .await;
+    b.running.shutdown().await;
+    a.running.shutdown().await;
+    agg.running.shutdown().await;
+}
+
+/// A live session re-reads the heads now and then: an entry written to the store without an
+/// announcement (here: straight through the store, behind the running node's back) still
+/// reaches the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
+    let (da, pa, a_id) = prepare_region("skane");
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id]).await;
+    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    eventually("Skåne's profile at the aggregator", || {
+        agg.node().store().head(&a_id).unwrap().is_some()
+    })
+    .await;
+    a.node()
+        .publish(
+            Kind::Method,
+            &method("Tyst metod"),
+            None,
+            &mut rand_core::OsRng,
+            local::now_ms(),
+        )
+        .unwrap();
+    eventually("the unannounced method at the aggregator", || {
+        agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
+    })
+    .await;
+    a.running.shutdown().await;
+    agg.running.shutdown().await;
 }

@@ -69,9 +69,16 @@ fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
         .args(["demo", "--regions", "8", "--http", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Keep the demo's stderr so a failure can show it.
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut http = None;
     for line in stdout.lines() {
@@ -81,7 +88,14 @@ fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
             break;
         }
     }
-    let http: std::net::SocketAddr = http.expect("the demo prints its HTTP address");
+    let Some(http) = http else {
+        let _ = child.wait();
+        panic!(
+            "the demo never printed its HTTP address; stderr:\n{}",
+            stderr.join().unwrap()
+        );
+    };
+    let http: std::net::SocketAddr = http;
     let (code, body) = http_get(http, "/api/v1/regions");
     assert_eq!(code, 200);
     let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
