@@ -6,7 +6,7 @@
 
 mod output;
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -656,11 +656,17 @@ fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool) -> Result<
                 bail!("{e}");
             }
         };
-        println!("{}", output::demo_summary(&rows, started.elapsed()));
-        println!(
+        // A closed stdout (`spindel demo | head`) must not stop the network: errors ignored.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", output::demo_summary(&rows, started.elapsed()));
+        let _ = writeln!(out, "Kunskapsbanken: http://{}/", demo.http);
+        let _ = writeln!(
+            out,
             "HTTP API: http://{}/api/v1/records  (regioner: /api/v1/regions)",
             demo.http
         );
+        let _ = out.flush();
+        drop(out);
         if exit_when_synced {
             demo.shutdown().await;
             return Ok(());

@@ -8,7 +8,8 @@
 //! | `GET /api/v1/status` | same JSON as `status --json` |
 //!
 //! A bad parameter is 400 with `{"error": "..."}`; an unknown route or record is 404. Only GET
-//! and HEAD are routed: nothing over HTTP can write.
+//! and HEAD are routed: nothing over HTTP can write. The same server serves the knowledge bank
+//! page ([`crate::web`]); unknown paths outside `/api/` get its Swedish 404 page.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,8 +69,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/records/{author}/{record_id}", get(record))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/status", get(status))
-        .fallback(|| async { not_found("no such route") })
+        .merge(crate::web::routes())
+        .fallback(fallback)
         .with_state(shared)
+}
+
+/// An unknown route: JSON under `/api/`, the Swedish 404 page elsewhere.
+async fn fallback(state: State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        not_found("no such route").into_response()
+    } else {
+        crate::web::not_found_page(state).await
+    }
 }
 
 /// Parses the parameters of `GET /api/v1/records`; unknown or repeated ones are refused.

@@ -5,7 +5,12 @@
 //! - [`query`]: filters, newest-first ordering, cursors; the JSON shape of a record.
 //! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
 //!   import / delete / status.
+//! - [`runtime`], [`transport`], [`control`]: the running node, QUIC, the local control socket.
+//! - [`http`]: the JSON API; [`web`]: the knowledge bank page; [`bank`]: what the page computes
+//!   beyond a query (facets live in [`query`]): the national overview, a region's page, SROI.
+//! - [`demo`]: `spindel demo`.
 
+pub mod bank;
 pub mod control;
 pub mod demo;
 pub mod http;
@@ -15,3 +20,4 @@ pub mod runtime;
 pub mod search;
 pub mod store;
 pub mod transport;
+pub mod web;

@@ -33,6 +33,8 @@ pub struct Query {
     pub tag: Option<String>,
     /// Full text: every word must match, by its Swedish or English stem.
     pub text: Option<String>,
+    /// Only this author's records (the page of one region).
+    pub author: Option<NodeId>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
@@ -152,7 +154,9 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     let mut found: Vec<(Vec<u8>, NodeId, RecordId, RecordMeta)> = Vec::new();
     for item in candidates {
         let (k, author, rid) = item?;
-        if region.as_ref().is_some_and(|set| !set.contains(&author)) {
+        if region.as_ref().is_some_and(|set| !set.contains(&author))
+            || q.author.is_some_and(|a| a != author)
+        {
             continue;
         }
         let Some(meta) = store.record_meta(&author, &rid)? else {
@@ -180,6 +184,131 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     Ok(QueryPage {
         records,
         next_cursor,
+    })
+}
+
+/// One value of a facet and how many records it would give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FacetCount {
+    /// What the filter takes (`kind=`, `region=`, `tag=`).
+    pub value: String,
+    /// What a person reads (a region's display name; the value otherwise).
+    pub label: String,
+    pub count: u64,
+}
+
+/// Counts for a search: how many records match, and per kind, region and tag how many would
+/// match with that value chosen (the other filters kept), largest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facets {
+    pub total: u64,
+    pub kinds: Vec<FacetCount>,
+    pub regions: Vec<FacetCount>,
+    pub tags: Vec<FacetCount>,
+}
+
+/// Tags listed in [`Facets::tags`] at most.
+pub const FACET_TAGS_MAX: usize = 30;
+
+/// The facet counts of `q` (its limit and cursor are ignored: the counts cover every match).
+pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
+    let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
+    let region: Option<HashSet<NodeId>> = q.region.as_deref().map(|wanted| {
+        authors
+            .iter()
+            .filter(|(_, m)| region_matches(m, wanted.trim()))
+            .map(|(id, _)| *id)
+            .collect()
+    });
+    let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
+    let mut metas: Vec<(NodeId, RecordMeta)> = Vec::new();
+    match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => {
+            if text.chars().count() > TEXT_CHARS_MAX {
+                return Err(QueryError::TextTooLong);
+            }
+            for (_, author, rid) in store.search(text)?.unwrap_or_default() {
+                if let Some(meta) = store.record_meta(&author, &rid)? {
+                    metas.push((author, meta));
+                }
+            }
+        }
+        None => {
+            for author in authors.keys() {
+                for (_, meta) in store.records_of(author)? {
+                    metas.push((*author, meta));
+                }
+            }
+        }
+    }
+    let mut kinds: HashMap<Kind, u64> = HashMap::new();
+    let mut regions: HashMap<NodeId, u64> = HashMap::new();
+    let mut tags: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for (author, meta) in metas.iter().filter(|(_, m)| m.visible()) {
+        let kind_ok = q.kind.is_none_or(|k| k == meta.kind);
+        let region_ok = region.as_ref().is_none_or(|set| set.contains(author))
+            && q.author.is_none_or(|a| a == *author);
+        let tag_ok = tag.as_ref().is_none_or(|t| meta.tags.contains(t));
+        if region_ok && tag_ok {
+            *kinds.entry(meta.kind).or_default() += 1;
+        }
+        if kind_ok && tag_ok {
+            *regions.entry(*author).or_default() += 1;
+        }
+        if kind_ok && region_ok {
+            for t in &meta.tags {
+                *tags.entry(t.clone()).or_default() += 1;
+            }
+        }
+        if kind_ok && region_ok && tag_ok {
+            total += 1;
+        }
+    }
+    let sorted = |mut v: Vec<FacetCount>| {
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.label.cmp(&b.label)));
+        v
+    };
+    let kinds = sorted(
+        kinds
+            .into_iter()
+            .map(|(k, count)| FacetCount {
+                value: k.as_str().to_string(),
+                label: k.as_str().to_string(),
+                count,
+            })
+            .collect(),
+    );
+    let regions = sorted(
+        regions
+            .into_iter()
+            .filter_map(|(id, count)| {
+                let meta = authors.get(&id)?;
+                let value = meta.label()?.to_string();
+                let label = meta.display_name.clone().unwrap_or_else(|| value.clone());
+                Some(FacetCount {
+                    value,
+                    label,
+                    count,
+                })
+            })
+            .collect(),
+    );
+    let mut tags = sorted(
+        tags.into_iter()
+            .map(|(t, count)| FacetCount {
+                value: t.clone(),
+                label: t,
+                count,
+            })
+            .collect(),
+    );
+    tags.truncate(FACET_TAGS_MAX);
+    Ok(Facets {
+        total,
+        kinds,
+        regions,
+        tags,
     })
 }
 

@@ -637,6 +637,7 @@ pub fn query_from_request(r: &QueryRequest) -> Result<Query, String> {
         region: r.region.clone(),
         tag: r.tag.clone(),
         text: r.text.clone(),
+        author: None,
         limit: r.limit.map(|l| l as usize),
         cursor: r.cursor.clone(),
     })

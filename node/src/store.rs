@@ -14,6 +14,7 @@
 //! | `A`    | author                      | [`AuthorMeta`]                          |
 //! | `F`    | author                      | [`ForkProof`]: both signed headers      |
 //! | `C`    | refusal reason              | u64 count                               |
+//! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
 //! | `M`    | name                        | store metadata (`generation`)           |
 //!
 //! Writes go through [`Store::apply`]: entries are checked one by one with
@@ -177,6 +178,9 @@ pub(crate) fn k_time(updated_ms: u64, a: &NodeId, r: &RecordId) -> Vec<u8> {
 }
 fn k_author(a: &NodeId) -> Vec<u8> {
     key(b'A', &[&a.0])
+}
+fn k_received(a: &NodeId) -> Vec<u8> {
+    key(b'S', &[&a.0])
 }
 fn k_fork(a: &NodeId) -> Vec<u8> {
     key(b'F', &[&a.0])
@@ -451,6 +455,8 @@ impl Store {
                 verdict,
             ) {
                 Ok(accepted) => {
+                    ov.batch
+                        .insert(k_received(&header.author), &opts.now_ms.to_be_bytes()[..]);
                     ov.accept(incoming, accepted.record)?;
                     outcomes.push(Outcome::Accepted);
                 }
@@ -539,6 +545,20 @@ impl Store {
                 Ok((node_id_at(&k, 1)?, decode_meta("author", &v)?))
             })
             .collect()
+    }
+
+    /// When this node last accepted an entry of `author` (ms since the epoch, its own clock).
+    pub fn last_received_ms(&self, author: &NodeId) -> Result<Option<u64>, StoreError> {
+        match self.db.get(k_received(author))? {
+            Some(v) => {
+                let bytes: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("last-received time", "not 8 bytes"))?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn head(&self, author: &NodeId) -> Result<Option<Head>, StoreError> {

@@ -52,6 +52,12 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", self.stdout))
     }
 
+    /// Asserts success.
+    pub fn ok(&self) -> &Run {
+        assert_eq!(self.code, 0, "expected success, got {self:?}");
+        self
+    }
+
     /// Asserts exit code `code` and exactly one line on stderr containing `needle`.
     pub fn fails(&self, code: i32, needle: &str) {
         assert_eq!(self.code, code, "exit code for {self:?}");
@@ -113,47 +119,93 @@ pub fn s(p: &Path) -> &str {
 /// A plain HTTP/1.1 GET against `addr`: (status, body). No client library: the bytes on the
 /// wire are exactly what a browser or curl would send.
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(addr, "GET", path, None);
+    (status, body)
+}
+
+/// One HTTP/1.1 request (`Connection: close`), optionally with a JSON body: (status, head,
+/// body). The head is lower-cased for header checks.
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> (u16, String, String) {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(addr).expect("connect http");
     stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
+    let body = json.unwrap_or("");
+    let content = if json.is_some() {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    } else {
+        String::new()
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{content}\r\n{body}"
     )
     .expect("write");
+    // Read the head, then the body by Content-Length, by chunks, or to the end: some servers
+    // (chromedriver) keep the connection open despite `Connection: close`.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read http");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut buf = [0u8; 16 * 1024];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = stream.read(&mut buf).expect("read http");
+        if n == 0 {
+            break raw.len();
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    let chunked = head.contains("transfer-encoding: chunked");
+    loop {
+        let complete = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if complete {
+            break;
+        }
+        let n = stream.read(&mut buf).expect("read http");
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    )
+    let body = if chunked { dechunk(&body) } else { body };
+    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..eol]);
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
+        let rest = &body[eol + 2..];
+        if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
+        out.extend_from_slice(&rest[..n]);
+        body = rest.get(n + 2..).unwrap_or_default();
     }
     out
 }

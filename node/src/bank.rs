@@ -1,0 +1,243 @@
+//! What the knowledge bank page shows beyond a search, computed from the store: the national
+//! overview (records per region and kind, the latest additions, SROI figures gathered across
+//! regions) and a region's own page. No HTML here: `web.rs` renders these.
+
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::record::{Kind, Record};
+use spindel_protocol::time::rfc3339_ms;
+
+use crate::query::{self, Query, QueryError, RecordView};
+use crate::store::{AuthorMeta, Store, StoreError};
+
+/// The kinds in the order the page lists them.
+pub const KINDS: [Kind; 4] = [
+    Kind::Innovation,
+    Kind::Method,
+    Kind::Researcher,
+    Kind::Profile,
+];
+
+/// Latest additions on the overview.
+pub const LATEST: usize = 10;
+
+/// One region's line in the overview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionRow {
+    pub node_id: String,
+    pub name: String,
+    pub display_name: String,
+    /// Visible records per kind, in [`KINDS`] order.
+    pub counts: Vec<u64>,
+    pub total: u64,
+    /// When this node last accepted an entry of the region (RFC 3339), if ever.
+    pub last_received: Option<String>,
+}
+
+/// One SROI figure, with the record it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SroiFigure {
+    pub ratio: f64,
+    pub year: Option<i64>,
+    pub report_url: Option<String>,
+    pub title: String,
+    pub region: Option<String>,
+    pub region_display: Option<String>,
+    pub author: String,
+    pub record_id: String,
+}
+
+/// SROI figures across regions: how many, median and range of the ratios.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SroiStats {
+    pub count: usize,
+    pub median: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Highest ratio first.
+    pub figures: Vec<SroiFigure>,
+}
+
+impl SroiStats {
+    /// Statistics of `figures` (any order).
+    pub fn of(mut figures: Vec<SroiFigure>) -> SroiStats {
+        figures.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+        let ratios: Vec<f64> = figures.iter().rev().map(|f| f.ratio).collect();
+        let median = match ratios.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(ratios[n / 2]),
+            n => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+        };
+        SroiStats {
+            count: figures.len(),
+            median,
+            min: ratios.first().copied(),
+            max: ratios.last().copied(),
+            figures,
+        }
+    }
+}
+
+/// The national overview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    pub regions: Vec<RegionRow>,
+    /// Visible records per kind over every region, in [`KINDS`] order.
+    pub totals: Vec<u64>,
+    pub total: u64,
+    pub latest: Vec<RecordView>,
+    pub sroi: SroiStats,
+}
+
+fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow, StoreError> {
+    let mut counts = vec![0u64; KINDS.len()];
+    for (_, m) in store.records_of(id)? {
+        if m.visible()
+            && let Some(i) = KINDS.iter().position(|k| *k == m.kind)
+        {
+            counts[i] += 1;
+        }
+    }
+    let name = meta.label().unwrap_or_default().to_string();
+    Ok(RegionRow {
+        node_id: id.to_hex(),
+        display_name: meta.display_name.clone().unwrap_or_else(|| name.clone()),
+        name,
+        total: counts.iter().sum(),
+        counts,
+        last_received: store.last_received_ms(id)?.map(rfc3339_ms),
+    })
+}
+
+/// Every SROI figure in visible innovations (of `only` when given).
+fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>, StoreError> {
+    let mut out = Vec::new();
+    for (id, meta) in store.authors()? {
+        if only.is_some_and(|o| *o != id) {
+            continue;
+        }
+        for (rid, m) in store.records_of(&id)? {
+            if m.kind != Kind::Innovation || !m.visible() {
+                continue;
+            }
+            if let Some(Record::Innovation(inn)) = store.load_record(&m)?
+                && let Some(sroi) = inn.sroi
+            {
+                out.push(SroiFigure {
+                    ratio: sroi.ratio,
+                    year: sroi.year,
+                    report_url: sroi.report_url,
+                    title: inn.title,
+                    region: meta.label().map(str::to_string),
+                    region_display: meta
+                        .display_name
+                        .clone()
+                        .or_else(|| meta.label().map(str::to_string)),
+                    author: id.to_hex(),
+                    record_id: rid.to_hex(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The national overview of everything this node holds.
+pub fn overview(store: &Store) -> Result<Overview, QueryError> {
+    let mut regions = Vec::new();
+    for (id, meta) in store.authors()? {
+        if meta.profile.is_none() {
+            continue;
+        }
+        regions.push(region_row(store, &id, &meta)?);
+    }
+    regions.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    let mut totals = vec![0u64; KINDS.len()];
+    for r in &regions {
+        for (t, c) in totals.iter_mut().zip(&r.counts) {
+            *t += c;
+        }
+    }
+    let latest = query::run(
+        store,
+        &Query {
+            limit: Some(LATEST),
+            ..Query::default()
+        },
+    )?
+    .records;
+    Ok(Overview {
+        total: totals.iter().sum(),
+        totals,
+        regions,
+        latest,
+        sroi: SroiStats::of(sroi_figures(store, None)?),
+    })
+}
+
+/// A region's page: its line in the overview, its profile and its SROI figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionPage {
+    pub row: RegionRow,
+    pub profile: Option<RecordView>,
+    pub sroi: SroiStats,
+}
+
+/// The region page of `id`; `None` if this node knows no profile of it.
+pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, StoreError> {
+    let Some(meta) = store.author(id)? else {
+        return Ok(None);
+    };
+    let Some(profile_id) = meta.profile else {
+        return Ok(None);
+    };
+    Ok(Some(RegionPage {
+        row: region_row(store, id, &meta)?,
+        profile: query::get(store, id, &profile_id)?,
+        sroi: SroiStats::of(sroi_figures(store, Some(id))?),
+    }))
+}
+
+/// Finds a region by NodeId (hex) or by its name.
+pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
+    if let Ok(id) = key.parse::<NodeId>() {
+        return Ok(Some(id));
+    }
+    Ok(store
+        .authors()?
+        .into_iter()
+        .find(|(_, m)| m.profile.is_some() && m.label() == Some(key))
+        .map(|(id, _)| id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(ratio: f64) -> SroiFigure {
+        SroiFigure {
+            ratio,
+            year: None,
+            report_url: None,
+            title: format!("{ratio}"),
+            region: None,
+            region_display: None,
+            author: String::new(),
+            record_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn sroi_median_and_range() {
+        let s = SroiStats::of(vec![fig(3.0), fig(1.5), fig(7.25)]);
+        assert_eq!(
+            (s.count, s.median, s.min, s.max),
+            (3, Some(3.0), Some(1.5), Some(7.25))
+        );
+        assert_eq!(s.figures[0].ratio, 7.25, "highest first");
+        let even = SroiStats::of(vec![fig(2.0), fig(4.0), fig(1.0), fig(10.0)]);
+        assert_eq!(even.median, Some(3.0));
+        let none = SroiStats::of(vec![]);
+        assert_eq!((none.count, none.median, none.min), (0, None, None));
+    }
+}

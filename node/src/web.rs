@@ -1,0 +1,678 @@
+//! The knowledge bank page (contract.md section 4): server-rendered Swedish HTML from minijinja
+//! templates (`node/templates/`, compiled into the binary, HTML auto-escaped), usable without
+//! JavaScript. Read-only like the API.
+//!
+//! | route | page |
+//! |---|---|
+//! | `GET /?q=&kind=&region=&tag=&cursor=` | search with facet counts, newest first, 20 a page |
+//! | `GET /post/{author}/{record_id}` | one record with every field |
+//! | `GET /region/{node_id or name}` | a region: profile, members, counts, last sync, records |
+//! | `GET /oversikt` | national overview: per region and kind, latest additions, SROI |
+//! | `GET /assets/spindel.css` | the style sheet |
+//!
+//! A bad parameter is a 400 page, an unknown record or region a 404 page, each saying why in
+//! Swedish. Every page sends a strict Content-Security-Policy (no scripts at all).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::record::Kind;
+
+use crate::bank::{self, KINDS};
+use crate::local::{LocalNode, NodeError};
+use crate::query::{self, Facets, Query, QueryError, RecordView};
+use crate::runtime::Shared;
+
+/// Results per page.
+pub const PAGE_SIZE: usize = 20;
+/// Latest records on a region's page.
+const REGION_RECORDS: usize = 10;
+/// Parameters the search page understands.
+const SEARCH_PARAMS: [&str; 5] = ["q", "kind", "region", "tag", "cursor"];
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   base-uri 'none'; frame-ancestors 'none'";
+const STYLE: &str = include_str!("../templates/spindel.css");
+
+/// The compiled templates (once per process).
+fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("../templates/base.html")),
+            ("macros.html", include_str!("../templates/macros.html")),
+            ("search.html", include_str!("../templates/search.html")),
+            ("record.html", include_str!("../templates/record.html")),
+            ("region.html", include_str!("../templates/region.html")),
+            ("overview.html", include_str!("../templates/overview.html")),
+            ("error.html", include_str!("../templates/error.html")),
+        ] {
+            // The templates are part of the binary and tested; a syntax error is a build bug.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "template does not compile");
+            }
+        }
+        env.add_filter("kind_label", |k: &str| kind_label(k, false));
+        env.add_filter("kind_plural", |k: &str| kind_label(k, true));
+        env.add_filter("date", |t: &str| t.get(..10).unwrap_or(t).to_string());
+        env.add_filter("datetime", datetime);
+        env.add_filter("short_datetime", |t: &str| {
+            match (t.get(..10), t.get(11..16)) {
+                (Some(d), Some(hm)) => format!("{d} {hm}"),
+                _ => t.to_string(),
+            }
+        });
+        env.add_filter("sv_number", sv_number);
+        env.add_filter("truncate", truncate);
+        env.add_filter("paragraphs", paragraphs);
+        env
+    })
+}
+
+/// A kind in Swedish.
+pub fn kind_label(kind: &str, plural: bool) -> String {
+    let (one, many) = match kind {
+        "innovation" => ("Social innovation", "Sociala innovationer"),
+        "method" => ("Metod", "Metoder"),
+        "researcher" => ("Forskarkontakt", "Forskarkontakter"),
+        "profile" => ("Regional plattform", "Regionala plattformar"),
+        other => (other, other),
+    };
+    if plural { many } else { one }.to_string()
+}
+
+/// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 01:40 UTC`.
+fn datetime(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} kl. {hm} UTC"),
+        _ => t.to_string(),
+    }
+}
+
+/// A number the Swedish way: decimal comma, at most two decimals, no trailing zeros.
+pub fn sv_number(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.replace('.', ",")
+}
+
+/// At most `n` characters (default 240), cut at a word and marked with an ellipsis.
+fn truncate(s: &str, n: Option<usize>) -> String {
+    let n = n.unwrap_or(240);
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(n).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(a, _)| a);
+    format!("{}…", cut.trim_end_matches([',', '.', ';', ':']))
+}
+
+/// Plain text as escaped HTML paragraphs (blank lines separate them, single newlines break).
+fn paragraphs(s: &str) -> Value {
+    let mut html = String::new();
+    for p in s.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        html.push_str("<p>");
+        html.push_str(&escape(p).replace('\n', "<br>"));
+        html.push_str("</p>");
+    }
+    Value::from_safe_string(html)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page that could not be shown: status, heading and a Swedish sentence saying why.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    heading: &'static str,
+    message: String,
+}
+
+fn bad_request(message: impl Into<String>) -> PageError {
+    PageError {
+        status: StatusCode::BAD_REQUEST,
+        heading: "Felaktig adress",
+        message: message.into(),
+    }
+}
+
+fn not_found(message: impl Into<String>) -> PageError {
+    PageError {
+        status: StatusCode::NOT_FOUND,
+        heading: "Sidan finns inte",
+        message: message.into(),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> PageError {
+    tracing::error!(error = %e, "page failed");
+    PageError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        heading: "Något gick fel",
+        message: format!("Noden kunde inte läsa sitt lager: {e}"),
+    }
+}
+
+fn query_error(e: NodeError) -> PageError {
+    match e {
+        NodeError::Query(QueryError::BadCursor(_)) => {
+            bad_request("Sidmarkören är ogiltig. Börja om från första sidan.")
+        }
+        NodeError::Query(QueryError::TextTooLong) => bad_request(format!(
+            "Söktexten är längre än {} tecken.",
+            query::TEXT_CHARS_MAX
+        )),
+        other => internal(other),
+    }
+}
+
+/// Renders `template` with the node's name and role and `ctx`; adds the page headers.
+fn render(
+    shared: &Shared,
+    status: StatusCode,
+    template: &str,
+    section: &str,
+    ctx: Value,
+) -> Response {
+    let config = shared.node.config();
+    let role = match config.role {
+        crate::local::Role::Region => "regional nod",
+        crate::local::Role::Aggregator => "nationell aggregator",
+    };
+    let full = context! {
+        node_name => config.name.clone(),
+        node_role => role,
+        section => section,
+        ..ctx
+    };
+    let rendered = templates()
+        .get_template(template)
+        .and_then(|t| t.render(full));
+    match rendered {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            tracing::error!(template, error = %e, "template failed");
+            let body = format!(
+                "<!doctype html><html lang=\"sv\"><title>Fel</title><h1>Något gick fel</h1><p>{}</p></html>",
+                escape(&e.to_string())
+            );
+            html(StatusCode::INTERNAL_SERVER_ERROR, body)
+        }
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}
+
+fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -> Response {
+    match r {
+        Ok((template, section, ctx)) => render(shared, StatusCode::OK, template, section, ctx),
+        Err(e) => render(
+            shared,
+            e.status,
+            "error.html",
+            "",
+            context! { heading => e.heading, message => e.message },
+        ),
+    }
+}
+
+/// A record as a list shows it: the view plus its title and its region's display name.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordItem {
+    #[serde(flatten)]
+    pub view: RecordView,
+    pub title: String,
+    pub region_display: Option<String>,
+}
+
+fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
+    let names: HashMap<String, String> = node
+        .store()
+        .authors()?
+        .into_iter()
+        .filter_map(|(id, m)| Some((id.to_hex(), m.display_name.clone()?)))
+        .collect();
+    Ok(views
+        .into_iter()
+        .map(|view| {
+            let d = &view.data;
+            let title = ["title", "display_name", "name"]
+                .iter()
+                .find_map(|k| d.get(k).and_then(|v| v.as_str()))
+                .unwrap_or("(utan titel)")
+                .to_string();
+            let region_display = names.get(&view.author).cloned().or(view.region.clone());
+            RecordItem {
+                view,
+                title,
+                region_display,
+            }
+        })
+        .collect())
+}
+
+/// `/` with these parameters (empty ones left out).
+fn search_url(params: &BTreeMap<&str, String>) -> String {
+    let pairs: Vec<(&str, &str)> = SEARCH_PARAMS
+        .iter()
+        .filter_map(|k| {
+            params
+                .get(k)
+                .filter(|v| !v.is_empty())
+                .map(|v| (*k, v.as_str()))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return "/".to_string();
+    }
+    match serde_urlencoded::to_string(pairs) {
+        Ok(q) => format!("/?{q}"),
+        Err(_) => "/".to_string(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FacetLink {
+    label: String,
+    count: u64,
+    href: String,
+    active: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct FacetGroup {
+    title: &'static str,
+    items: Vec<FacetLink>,
+}
+
+#[derive(Debug, Serialize)]
+struct ActiveFilter {
+    label: String,
+    remove: String,
+}
+
+/// The search page's parameters; unknown or repeated ones are refused.
+fn search_params(raw: Vec<(String, String)>) -> Result<BTreeMap<&'static str, String>, PageError> {
+    let mut params = BTreeMap::new();
+    for (k, v) in raw {
+        let Some(name) = SEARCH_PARAMS.iter().find(|p| **p == k) else {
+            return Err(bad_request(format!(
+                "Okänd parameter ”{k}”. Sidan förstår q, kind, region, tag och cursor."
+            )));
+        };
+        if params.insert(*name, v.trim().to_string()).is_some() {
+            return Err(bad_request(format!("Parametern ”{k}” står flera gånger.")));
+        }
+    }
+    Ok(params)
+}
+
+async fn search_page(
+    shared: &Arc<Shared>,
+    raw: Vec<(String, String)>,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let params = search_params(raw)?;
+    let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
+    let kind = match get("kind") {
+        Some(k) => Some(k.parse::<Kind>().map_err(|_| {
+            bad_request(format!(
+                "Okänd posttyp ”{k}”. Välj innovation, method, researcher eller profile."
+            ))
+        })?),
+        None => None,
+    };
+    let q = Query {
+        kind,
+        region: get("region"),
+        tag: get("tag"),
+        text: get("q"),
+        author: None,
+        limit: Some(PAGE_SIZE),
+        cursor: get("cursor"),
+    };
+    let (page, facets, records, region_count) = shared
+        .blocking(move |n| {
+            let page = n.query(&q)?;
+            let facets = query::facets(n.store(), &q)?;
+            let regions = crate::http::region_list(n)?.len();
+            let records = items(n, page.records.clone())?;
+            Ok((page, facets, records, regions))
+        })
+        .await
+        .map_err(query_error)?;
+    let Facets {
+        ref kinds,
+        ref regions,
+        ref tags,
+        ..
+    } = facets;
+    let with = |k: &'static str, v: Option<&str>| {
+        let mut p = params.clone();
+        p.remove("cursor");
+        match v {
+            Some(v) => p.insert(k, v.to_string()),
+            None => p.remove(k),
+        };
+        search_url(&p)
+    };
+    let current = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
+    let group = |title,
+                 key: &'static str,
+                 list: &[query::FacetCount],
+                 label: &dyn Fn(&query::FacetCount) -> String| FacetGroup {
+        title,
+        items: list
+            .iter()
+            .map(|f| FacetLink {
+                label: label(f),
+                count: f.count,
+                href: with(key, Some(&f.value)),
+                active: current(key) == f.value,
+            })
+            .collect(),
+    };
+    let facet_links = vec![
+        group("Typ", "kind", kinds, &|f| kind_label(&f.value, true)),
+        group("Region", "region", regions, &|f| f.label.clone()),
+        group("Tagg", "tag", tags, &|f| f.label.clone()),
+    ];
+    let mut active = Vec::new();
+    for (key, label) in [
+        ("kind", get("kind").map(|k| kind_label(&k, true))),
+        (
+            "region",
+            get("region").map(|r| {
+                regions
+                    .iter()
+                    .find(|f| f.value == r)
+                    .map_or(r.clone(), |f| f.label.clone())
+            }),
+        ),
+        ("tag", get("tag").map(|t| format!("tagg: {t}"))),
+    ] {
+        if let Some(label) = label {
+            active.push(ActiveFilter {
+                label,
+                remove: with(key, None),
+            });
+        }
+    }
+    let next_page = page.next_cursor.as_ref().map(|c| {
+        let mut p = params.clone();
+        p.insert("cursor", c.clone());
+        search_url(&p)
+    });
+    let first_page = params.get("cursor").filter(|c| !c.is_empty()).map(|_| {
+        let mut p = params.clone();
+        p.remove("cursor");
+        search_url(&p)
+    });
+    Ok((
+        "search.html",
+        "search",
+        context! {
+            q => current("q"),
+            kind => current("kind"),
+            region => current("region"),
+            tag => current("tag"),
+            facets => Value::from_serialize(&facets),
+            facet_links => facet_links,
+            active => active,
+            records => records,
+            next_page => next_page,
+            first_page => first_page,
+            region_count => region_count,
+        },
+    ))
+}
+
+async fn search(
+    State(shared): State<Arc<Shared>>,
+    UrlQuery(raw): UrlQuery<Vec<(String, String)>>,
+) -> Response {
+    let r = search_page(&shared, raw).await;
+    page(&shared, r)
+}
+
+async fn record_page(
+    shared: &Arc<Shared>,
+    author: String,
+    rid: String,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let author: NodeId = author
+        .parse()
+        .map_err(|_| bad_request("Adressen till posten är felaktig (regionens nyckel)."))?;
+    let rid: RecordId = rid
+        .parse()
+        .map_err(|_| bad_request("Adressen till posten är felaktig (postens id)."))?;
+    let item = shared
+        .blocking(move |n| {
+            let view = query::get(n.store(), &author, &rid)?;
+            Ok(match view {
+                Some(v) => items(n, vec![v])?.pop(),
+                None => None,
+            })
+        })
+        .await
+        .map_err(internal)?;
+    let Some(r) = item else {
+        return Err(not_found(
+            "Posten finns inte här, eller så har regionen tagit bort den.",
+        ));
+    };
+    Ok(("record.html", "", context! { r => r }))
+}
+
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    Path((author, rid)): Path<(String, String)>,
+) -> Response {
+    let r = record_page(&shared, author, rid).await;
+    page(&shared, r)
+}
+
+async fn region_page(
+    shared: &Arc<Shared>,
+    key: String,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let found = shared
+        .blocking(move |n| {
+            let Some(id) = bank::find_region(n.store(), &key)? else {
+                return Ok(None);
+            };
+            let Some(page) = bank::region_page(n.store(), &id)? else {
+                return Ok(None);
+            };
+            let latest = n.query(&Query {
+                author: Some(id),
+                limit: Some(REGION_RECORDS),
+                ..Query::default()
+            })?;
+            Ok(Some((id, page, items(n, latest.records)?)))
+        })
+        .await
+        .map_err(internal)?;
+    let Some((id, region, records)) = found else {
+        return Err(not_found("Ingen region med den adressen är känd här."));
+    };
+    let hex = id.to_hex();
+    let connected = shared
+        .peers()
+        .iter()
+        .any(|p| p.connected && p.node_id == hex);
+    let all_records = search_url(&BTreeMap::from([("region", region.row.name.clone())]));
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+    Ok((
+        "region.html",
+        "",
+        context! {
+            row => Value::from_serialize(&region.row),
+            profile => Value::from_serialize(&region.profile),
+            sroi => Value::from_serialize(&region.sroi),
+            records => records,
+            connected => connected,
+            all_records => all_records,
+            kinds => kinds,
+        },
+    ))
+}
+
+async fn region(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    let r = region_page(&shared, key).await;
+    page(&shared, r)
+}
+
+async fn overview_page(
+    shared: &Arc<Shared>,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let (o, latest) = shared
+        .blocking(|n| {
+            let o = bank::overview(n.store())?;
+            let latest = items(n, o.latest.clone())?;
+            Ok((o, latest))
+        })
+        .await
+        .map_err(query_error)?;
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+    Ok((
+        "overview.html",
+        "overview",
+        context! { o => Value::from_serialize(&o), latest => latest, kinds => kinds },
+    ))
+}
+
+async fn overview(State(shared): State<Arc<Shared>>) -> Response {
+    let r = overview_page(&shared).await;
+    page(&shared, r)
+}
+
+async fn style() -> Response {
+    let mut r = STYLE.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+/// A 404 page for a path that is not a page.
+pub async fn not_found_page(State(shared): State<Arc<Shared>>) -> Response {
+    page(
+        &shared,
+        Err(not_found(
+            "Adressen leder ingenstans. Sök i kunskapsbanken eller se den nationella översikten.",
+        )),
+    )
+}
+
+/// The page's routes.
+pub fn routes() -> axum::Router<Arc<Shared>> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(search))
+        .route("/post/{author}/{record_id}", get(record))
+        .route("/region/{key}", get(region))
+        .route("/oversikt", get(overview))
+        .route("/assets/spindel.css", get(style))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let env = templates();
+        for name in [
+            "base.html",
+            "macros.html",
+            "search.html",
+            "record.html",
+            "region.html",
+            "overview.html",
+            "error.html",
+        ] {
+            assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn swedish_numbers_and_text_helpers() {
+        assert_eq!(sv_number(3.0), "3");
+        assert_eq!(sv_number(3.25), "3,25");
+        assert_eq!(sv_number(7.5), "7,5");
+        assert_eq!(
+            datetime("2026-11-28T01:40:12.345Z"),
+            "2026-11-28 kl. 01:40 UTC"
+        );
+        assert_eq!(truncate("kort", Some(10)), "kort");
+        assert_eq!(
+            truncate("Integration i förening, steg för steg", Some(25)),
+            "Integration i förening…"
+        );
+        assert_eq!(
+            paragraphs("a <b>\n\nc\nd").to_string(),
+            "<p>a &lt;b&gt;</p><p>c<br>d</p>"
+        );
+    }
+
+    #[test]
+    fn search_urls_encode_and_drop_empty_parameters() {
+        let p = BTreeMap::from([
+            ("q", "lokal överenskommelse".to_string()),
+            ("tag", String::new()),
+            ("region", "skane".to_string()),
+        ]);
+        assert_eq!(
+            search_url(&p),
+            "/?q=lokal+%C3%B6verenskommelse&region=skane"
+        );
+        assert_eq!(search_url(&BTreeMap::new()), "/");
+    }
+}

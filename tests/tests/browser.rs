@@ -1,0 +1,388 @@
+//! The knowledge bank page in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver, Debian packages `chromium` and `chromium-driver`), against a running
+//! `spindel demo`. Part of the slow suite (`SPINDEL_SLOW_TESTS=1`, which CI sets; `.ci/run`
+//! installs both packages); there it fails if the browser is missing.
+//!
+//! A person's path: open `/`, type an inflected Swedish word into the search box, press Sök,
+//! open a result and read it, narrow the results with a filter link and with the region
+//! select, and look at the page on a phone-sized screen. Screenshots land in
+//! `target/tmp/browser/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use spindel_tests::{http_request, slow_tests, spindel_bin};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// W3C WebDriver's key for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Kills a child process when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A WebDriver session: the few commands this test needs.
+struct Browser {
+    driver: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        call(self.driver, method, &path, body)
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    /// Clicks `element` and waits until the browser has left `from` and loaded the new page.
+    fn click_and_load(&self, element: &str) {
+        let from = self.url();
+        self.click(element);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.url() != from && self.script("return document.readyState") == "complete" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking did not leave {from}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        self.call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .as_array()
+        .unwrap_or_else(|| panic!("elements {css:?}: not a list"))
+        .iter()
+        .map(|e| e[ELEMENT].as_str().unwrap().to_string())
+        .collect()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let all = self.find_all(css);
+        assert!(!all.is_empty(), "no element {css:?} on {}", self.url());
+        all[0].clone()
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn texts(&self, css: &str) -> Vec<String> {
+        self.find_all(css).iter().map(|e| self.text(e)).collect()
+    }
+
+    fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.call("GET", "/screenshot", None);
+        let png = base64_decode(b64.as_str().unwrap());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// The number in the results heading ("11 träffar för …").
+    fn hits(&self) -> usize {
+        let heading = self.text(&self.find("#traffar"));
+        heading
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no hit count in {heading:?}"))
+    }
+}
+
+fn call(driver: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
+    let body = body.map(|b| b.to_string());
+    let (status, _, text) = http_request(driver, method, path, body.as_deref());
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{method} {path}: {status}: not JSON ({e}): {text}"));
+    assert_eq!(status, 200, "{method} {path}: {v}");
+    v["value"].clone()
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        other => panic!("not base64: {other}"),
+    };
+    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let data: Vec<u8> = chunk
+            .iter()
+            .copied()
+            .filter(|c| *c != b'=')
+            .map(val)
+            .collect();
+        let n = data
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
+        for i in 0..data.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `spindel demo` and returns it with the address of its page.
+fn start_demo() -> (Guard, SocketAddr) {
+    let mut child = Command::new(spindel_bin())
+        .args(["demo", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read stdout to its end in a thread (the demo keeps printing after the address line),
+    // handing over the page's address.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Kunskapsbanken: http://") {
+                let _ = tx.send(rest.trim_end_matches('/').parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let http = rx.recv_timeout(Duration::from_secs(120)).ok();
+    let guard = Guard(child);
+    (guard, http.expect("the demo prints the page's address"))
+}
+
+fn start_browser() -> (Guard, Browser) {
+    for bin in [CHROMEDRIVER, CHROMIUM] {
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "{bin} is missing: install Debian's chromium and chromium-driver \
+             (apt-get install chromium chromium-driver), as .ci/run does"
+        );
+    }
+    let port = free_port();
+    let driver = Guard(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok()
+            && call(addr, "GET", "/status", None)["ready"] == true
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = tempfile::tempdir().unwrap().keep();
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--lang=sv-SE",
+                "--window-size=1280,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }}});
+    let session = call(addr, "POST", "/session", Some(caps));
+    let browser = Browser {
+        driver: addr,
+        session: session["sessionId"].as_str().unwrap().to_string(),
+    };
+    (driver, browser)
+}
+
+#[test]
+fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    let (_demo, http) = start_demo();
+    let (_driver, b) = start_browser();
+    let base = format!("http://{http}");
+
+    // The start page: a labelled search box, every record, in Swedish.
+    b.goto(&format!("{base}/"));
+    assert_eq!(b.script("return document.documentElement.lang"), "sv");
+    let all = b.hits();
+    assert_eq!(all, 33, "the demo's 33 records");
+    assert_eq!(b.text(&b.find("label[for=q]")), "Sökord");
+
+    // Search an inflected form: "föreningarna" finds what says "förening".
+    let q = b.find("#q");
+    b.click(&q);
+    b.type_into(&q, "föreningarna");
+    b.click_and_load(&b.find("form.search button[type=submit]"));
+    assert!(b.url().contains("q=f%C3%B6reningarna"), "{}", b.url());
+    let found = b.hits();
+    assert!(found > 0 && found < all, "{found} of {all}");
+    let titles = b.texts("li.record h3 a");
+    assert!(
+        titles.iter().any(|t| t == "Integration i förening"),
+        "{titles:?}"
+    );
+    b.screenshot("search.png");
+
+    // Open the result and read what a person sees.
+    let link = b
+        .find_all("li.record h3 a")
+        .into_iter()
+        .find(|e| b.text(e) == "Integration i förening")
+        .unwrap();
+    b.click_and_load(&link);
+    assert!(b.url().contains("/post/"), "{}", b.url());
+    assert_eq!(b.text(&b.find("h1")), "Integration i förening");
+    let page = b.text(&b.find("main"));
+    for seen in [
+        "Social innovation från Nätverket Social Ekonomi Skåne",
+        "Nyanlända möter föreningslivet",
+        "Partnerskap Skåne",
+        "1 : 3,2 (2011)",
+        "Taggar",
+        "nyanlända",
+    ] {
+        assert!(
+            page.contains(seen),
+            "{seen:?} not on the record page:\n{page}"
+        );
+    }
+    b.screenshot("record.png");
+
+    // Filters narrow: a facet link, then the region select on top of it.
+    b.goto(&format!("{base}/"));
+    let methods = b
+        .find_all("aside a")
+        .into_iter()
+        .find(|e| b.text(e) == "Metoder")
+        .expect("a Metoder facet link");
+    b.click_and_load(&methods);
+    let method_hits = b.hits();
+    assert!(method_hits > 0 && method_hits < all, "{method_hits}");
+    assert!(
+        b.texts("li.record .kind").iter().all(|k| k == "Metod"),
+        "{:?}",
+        b.texts("li.record .kind")
+    );
+    b.click(&b.find("#region option[value=skane]"));
+    b.click_and_load(&b.find("form.search button[type=submit]"));
+    let narrowed = b.hits();
+    assert!(
+        narrowed > 0 && narrowed < method_hits,
+        "{narrowed} of {method_hits}"
+    );
+    assert!(b.url().contains("region=skane") && b.url().contains("kind=method"));
+    assert!(
+        b.text(&b.find("p.active"))
+            .contains("Nätverket Social Ekonomi Skåne")
+    );
+
+    // The national overview shows the SROI figures with their median.
+    b.click_and_load(&b.find("nav a[href='/oversikt']"));
+    let overview = b.text(&b.find("main"));
+    assert!(overview.contains("Median 1 :"), "{overview}");
+    assert!(
+        overview.contains("Västra Götalandsplattformen"),
+        "{overview}"
+    );
+    b.screenshot("overview.png");
+
+    // On a phone-sized screen nothing runs off the side.
+    b.goto(&format!("{base}/?q=f%C3%B6reningarna"));
+    b.resize(390, 844);
+    b.screenshot("phone.png");
+    let widths = b.script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth, \
+         Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className).slice(0, 5)]",
+    );
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "the page is wider than a phone: {widths}"
+    );
+    b.resize(1280, 1100);
+    b.goto(&format!("{base}/"));
+    let shot = b.screenshot("knowledge-bank.png");
+    eprintln!("screenshots in {}", shot.parent().unwrap().display());
+    b.call("DELETE", "", None);
+}

@@ -1,0 +1,392 @@
+//! The knowledge bank page of a running node (`spindel run --http`): every page route and bad
+//! parameter, through a real process and real TCP; what a person can read, and what must never
+//! be there (script injection, a deleted researcher's details).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use spindel_tests::{NodeProc, http_get, http_request, s, spindel, spindel_stdin};
+
+fn publish(dir: &std::path::Path, kind: &str, json: serde_json::Value) -> String {
+    let v = spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(dir),
+            "--kind",
+            kind,
+            "--file",
+            "-",
+            "--json",
+        ],
+        &json.to_string(),
+    )
+    .json();
+    v["record_id"].as_str().unwrap().to_string()
+}
+
+fn publish_version(dir: &std::path::Path, id: &str, kind: &str, json: serde_json::Value) {
+    spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(dir),
+            "--kind",
+            kind,
+            "--id",
+            id,
+            "--file",
+            "-",
+        ],
+        &json.to_string(),
+    )
+    .ok();
+}
+
+/// The hrefs of `<a>` elements whose attribute text starts with `prefix`.
+fn hrefs(html: &str, prefix: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|h| h.starts_with(prefix))
+        .map(|h| h.replace("&amp;", "&"))
+        .collect()
+}
+
+fn page(http: SocketAddr, path: &str) -> String {
+    let (code, head, body) = http_request(http, "GET", path, None);
+    assert_eq!(code, 200, "{path}: {body}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(
+        body.starts_with("<!doctype html>\n<html lang=\"sv\">"),
+        "{body}"
+    );
+    // minijinja escapes `/` in text and attributes as `&#x2f;`; a browser reads it as `/`.
+    body.replace("&#x2f;", "/")
+}
+
+fn refused(http: SocketAddr, path: &str, code: u16, says: &str) {
+    let (got, head, body) = http_request(http, "GET", path, None);
+    assert_eq!(got, code, "{path}: {body}");
+    assert!(head.contains("text/html"), "{path}: {head}");
+    assert!(body.contains(says), "{path}: {says:?} not in {body}");
+}
+
+#[test]
+fn every_page_and_bad_parameter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    let id = spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        "skane",
+        "--display-name",
+        "Nätverket Social Ekonomi Skåne",
+        "--json",
+    ])
+    .json();
+    let author = id["node_id"].as_str().unwrap().to_string();
+    // 24 methods (more than one page of 20), imported in one go.
+    let lines: Vec<String> = (0..24)
+        .map(|i| {
+            serde_json::json!({"title": format!("Studiecirkel {i:02}"), "summary": "Lärande i grupp", "tags": ["folkbildning"]})
+                .to_string()
+        })
+        .collect();
+    let jsonl = tmp.path().join("methods.jsonl");
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&jsonl),
+    ])
+    .ok();
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let http = node.http.expect("http address printed");
+    // The profile made by init, edited to carry a description, members and a website.
+    let profile = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "profile",
+        "--json",
+    ])
+    .json()["records"][0]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    publish_version(
+        &dir,
+        &profile,
+        "profile",
+        serde_json::json!({"display_name": "Nätverket Social Ekonomi Skåne",
+            "description": "Nätverk för idéburna organisationer i Skåne.",
+            "members": ["Coompanion Skåne", "Famna"], "website": "https://example.org/skane"}),
+    );
+    let integration = publish(
+        &dir,
+        "innovation",
+        serde_json::json!({"title": "Integration i förening", "summary": "Nyanlända möter föreningslivet.",
+            "description": "Första stycket.\n\nAndra stycket.", "tags": ["integration", "Föreningsliv"],
+            "organisations": ["Partnerskap Skåne"], "links": ["https://example.org/integration"],
+            "contact": "Kansliet", "sroi": {"ratio": 3.2, "year": 2011, "report_url": "https://example.org/sroi.pdf"}}),
+    );
+    for (title, ratio) in [
+        ("Arbetsintegrerande café", 2.0),
+        ("Kooperativ förskola", 5.5),
+    ] {
+        publish(
+            &dir,
+            "innovation",
+            serde_json::json!({"title": title, "summary": "Ett socialt företag.", "sroi": {"ratio": ratio}}),
+        );
+    }
+    let hostile = publish(
+        &dir,
+        "method",
+        serde_json::json!({"title": "<script>alert(1)</script> Metod", "summary": "\"><img src=x onerror=alert(1)>"}),
+    );
+    let researcher = publish(
+        &dir,
+        "researcher",
+        serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
+            "fields": ["social ekonomi"], "email": "eva@example.org", "phone": "+46 46 123 45", "consent": true}),
+    );
+
+    // The start page: search box with a label, facet counts, newest first.
+    let home = page(http, "/");
+    assert!(home.contains("<label for=\"q\">Sökord</label>"), "{home}");
+    assert!(home.contains("<label for=\"kind\">Typ</label>"));
+    assert!(home.contains("30 träffar"), "{home}");
+    assert!(home.contains("Metoder (25)"), "{home}");
+    assert!(home.contains("Sociala innovationer (3)"), "{home}");
+    assert!(
+        home.contains("Nätverket Social Ekonomi Skåne (30)"),
+        "{home}"
+    );
+    assert!(home.contains("folkbildning (24)"), "{home}");
+    assert_eq!(
+        home.matches("<li class=\"record\">").count(),
+        20,
+        "a page of 20"
+    );
+    let first = home.find("Eva Exempelsson").unwrap();
+    assert!(
+        first < home.find("Integration i förening").unwrap(),
+        "newest first"
+    );
+    // The 24 imported methods share one timestamp: the last 14 fill the first page.
+    assert_eq!(home.matches("Studiecirkel ").count(), 14);
+    // Injection is escaped, never executed.
+    assert!(!home.contains("<script>alert"), "script injected");
+    assert!(home.contains("&lt;script&gt;alert(1)"), "{home}");
+    assert!(!home.contains("<img src=x"));
+
+    // Paging: the next link carries the cursor; the pages together hold everything once.
+    let next = hrefs(&home, "/?cursor=");
+    assert_eq!(next.len(), 1, "{next:?}");
+    let second = page(http, &next[0]);
+    assert_eq!(second.matches("<li class=\"record\">").count(), 10);
+    assert!(second.contains("← Första sidan"));
+    assert!(hrefs(&second, "/?cursor=").is_empty(), "last page");
+    for i in 0..24 {
+        let t = format!("Studiecirkel {i:02}");
+        assert_eq!(
+            home.matches(&t).count() + second.matches(&t).count(),
+            1,
+            "{t} exactly once"
+        );
+    }
+
+    // Search by an inflected Swedish word, filters, and their combination.
+    let found = page(http, "/?q=f%C3%B6reningarna");
+    assert!(found.contains("1 träff för ”föreningarna”"), "{found}");
+    assert!(found.contains("Integration i förening"));
+    let methods = page(http, "/?kind=method&tag=folkbildning");
+    assert!(methods.contains("24 träffar"), "{methods}");
+    assert!(methods.contains("Avgränsat till:"));
+    let tag = page(http, "/?tag=f%C3%B6reningsliv");
+    assert!(tag.contains("1 träff"), "{tag}");
+    let none = page(http, "/?region=dalarna");
+    assert!(none.contains("0 träffar") && none.contains("Inga poster matchar"));
+    let facet_links = hrefs(&home, "/?kind=");
+    assert!(
+        facet_links.contains(&"/?kind=innovation".to_string()),
+        "{facet_links:?}"
+    );
+    let empty = page(http, "/?q=&kind=&region=&tag=");
+    assert!(empty.contains("30 träffar"), "empty fields are no filter");
+
+    // Bad parameters: a Swedish page with status 400.
+    refused(http, "/?kind=bok", 400, "Okänd posttyp ”bok”");
+    refused(http, "/?page=2", 400, "Okänd parameter ”page”");
+    refused(http, "/?q=a&q=b", 400, "står flera gånger");
+    refused(http, "/?cursor=zz", 400, "Sidmarkören är ogiltig");
+    refused(
+        http,
+        &format!("/?q={}", "a".repeat(501)),
+        400,
+        "längre än 500 tecken",
+    );
+
+    // A record page with every field.
+    let rec = page(http, &format!("/post/{author}/{integration}"));
+    for seen in [
+        "<h1>Integration i förening</h1>",
+        "Nyanlända möter föreningslivet.",
+        "<p>Första stycket.</p><p>Andra stycket.</p>",
+        "Partnerskap Skåne",
+        "href=\"https://example.org/integration\"",
+        "Kansliet",
+        "1 : 3,2</span> (2011)",
+        "href=\"https://example.org/sroi.pdf\"",
+        "href=\"/?tag=f%C3%B6reningsliv\"",
+        &format!("href=\"/region/{author}\""),
+        &format!("/api/v1/records/{author}/{integration}"),
+    ] {
+        assert!(rec.contains(seen), "{seen:?} not on the record page: {rec}");
+    }
+    let person = page(http, &format!("/post/{author}/{researcher}"));
+    for seen in [
+        "Eva Exempelsson",
+        "Lunds universitet",
+        "href=\"mailto:eva@example.org\"",
+        "href=\"tel:+464612345\"",
+        "har samtyckt till att listas",
+    ] {
+        assert!(person.contains(seen), "{seen:?}: {person}");
+    }
+    let hostile_page = page(http, &format!("/post/{author}/{hostile}"));
+    assert!(!hostile_page.contains("<script>alert"));
+    refused(
+        http,
+        "/post/nyckel/id",
+        400,
+        "Adressen till posten är felaktig",
+    );
+    refused(
+        http,
+        &format!("/post/{author}/zz"),
+        400,
+        "Adressen till posten är felaktig",
+    );
+    refused(
+        http,
+        &format!("/post/{author}/{}", "0".repeat(32)),
+        404,
+        "Posten finns inte här",
+    );
+
+    // The region page, by NodeId and by name.
+    for key in [author.as_str(), "skane"] {
+        let region = page(http, &format!("/region/{key}"));
+        for seen in [
+            "<h1>Nätverket Social Ekonomi Skåne</h1>",
+            "Nätverk för idéburna organisationer i Skåne.",
+            "Coompanion Skåne",
+            "Famna",
+            "Senast synkad hit",
+            "30: 3 sociala innovationer, 25 metoder, 1 forskarkontakter, 1 regionala plattformar",
+            "href=\"/?region=skane\"",
+        ] {
+            assert!(region.contains(seen), "{seen:?}: {region}");
+        }
+    }
+    refused(http, "/region/dalarna", 404, "Ingen region");
+    refused(
+        http,
+        &format!("/region/{}", "ab".repeat(32)),
+        404,
+        "Ingen region",
+    );
+
+    // The national overview: counts per region and kind, latest additions, SROI statistics.
+    let overview = page(http, "/oversikt");
+    for seen in [
+        "30 poster från 1 regionala plattformar",
+        "3 beräkningar",
+        "Median <strong>1 : 3,2</strong>, spridning 1 : 2 till 1 : 5,5",
+        &format!("href=\"/post/{author}/{integration}\""),
+        "Eva Exempelsson",
+    ] {
+        assert!(overview.contains(seen), "{seen:?}: {overview}");
+    }
+    // The SROI table is highest first.
+    let (a, b, c) = (
+        overview.find("1 : 5,5</td>").unwrap(),
+        overview.find("1 : 3,2</td>").unwrap(),
+        overview.find("1 : 2</td>").unwrap(),
+    );
+    assert!(a < b && b < c);
+
+    // The style sheet, unknown pages, writes.
+    let (code, head, css) = http_request(http, "GET", "/assets/spindel.css", None);
+    assert_eq!(code, 200);
+    assert!(head.contains("content-type: text/css"), "{head}");
+    assert!(css.contains("@media"));
+    refused(http, "/finns-inte", 404, "Sidan finns inte");
+    let (code, _, body) = http_request(http, "GET", "/api/v1/finns-inte", None);
+    assert_eq!(
+        (code, body.as_str()),
+        (404, "{\"error\":\"no such route\"}")
+    );
+    let (code, _, _) = http_request(http, "POST", "/", Some("{}"));
+    assert_eq!(code, 405);
+
+    // After a deletion nothing personal remains: not the page, the search, the region, the
+    // overview, nor the facets.
+    for path in [
+        "/?q=universitet",
+        "/?tag=social+ekonomi",
+        "/?kind=researcher",
+    ] {
+        assert!(
+            page(http, path).contains("Eva Exempelsson"),
+            "{path} before the deletion"
+        );
+    }
+    spindel(&["delete", "--data-dir", s(&dir), &researcher]).ok();
+    refused(
+        http,
+        &format!("/post/{author}/{researcher}"),
+        404,
+        "Posten finns inte här",
+    );
+    for path in [
+        "/".to_string(),
+        // Words from the deleted record (not its name: a search echoes its own words).
+        "/?q=universitet".to_string(),
+        "/?tag=social+ekonomi".to_string(),
+        "/?kind=researcher".to_string(),
+        "/oversikt".to_string(),
+        format!("/region/{author}"),
+    ] {
+        let body = page(http, &path);
+        for personal in [
+            "Eva",
+            "Exempelsson",
+            "eva@example.org",
+            "123 45",
+            "Lunds universitet",
+        ] {
+            assert!(!body.contains(personal), "{personal:?} still on {path}");
+        }
+    }
+    let (_, body) = http_get(http, "/?kind=researcher");
+    assert!(body.contains("0 träffar"), "{body}");
+}
