@@ -1,5 +1,5 @@
-//! `cargo bench -p spindel-node --bench import`: prints how fast a region imports, queries and
-//! rebuilds its index. Figures, not assertions: speed targets live here, never in tests.
+//! `cargo bench -p spindel-node --bench import`: prints how fast a region imports, queries,
+//! computes the knowledge bank page's facets and overview, and rebuilds its index. Figures, not assertions: speed targets live here, never in tests.
 //!
 //! SPINDEL_BENCH_RECORDS sets the record count (default 100,000).
 
@@ -7,8 +7,9 @@
 
 use std::time::Instant;
 
+use spindel_node::bank;
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::query::Query;
+use spindel_node::query::{self, Query};
 use spindel_protocol::record::Kind;
 
 fn main() {
@@ -91,6 +92,34 @@ fn main() {
         "query --tag (first page): {:.2} ms each",
         t.elapsed().as_secs_f64() * 1000.0 / rounds as f64
     );
+
+    // The knowledge bank page: facet counts of a search (every match's metadata) and the
+    // national overview (every innovation's payload: here all of them carry an SROI figure).
+    let time = |what: &str, rounds: usize, f: &dyn Fn()| {
+        let t = Instant::now();
+        for _ in 0..rounds {
+            f();
+        }
+        println!(
+            "{what}: {:.0} ms each",
+            t.elapsed().as_secs_f64() * 1000.0 / rounds as f64
+        );
+    };
+    time(&format!("page facets, no filter ({n} records)"), 5, &|| {
+        let f = query::facets(node.store(), &Query::default()).unwrap();
+        assert_eq!(f.total as usize, n + 1);
+    });
+    time("page facets, text \"föreningarna\"", 5, &|| {
+        let q = Query {
+            text: Some("föreningarna".into()),
+            ..Query::default()
+        };
+        assert!(query::facets(node.store(), &q).unwrap().total > 0);
+    });
+    time(&format!("page overview with {n} SROI figures"), 3, &|| {
+        let o = bank::overview(node.store()).unwrap();
+        assert_eq!(o.sroi.count, n);
+    });
 
     drop(node);
     std::fs::remove_dir_all(path.join("index")).unwrap();

@@ -240,6 +240,7 @@ fn apply_batch(
     node: &LocalNode,
     entries: Vec<SyncEntry>,
     expected_author: Option<NodeId>,
+    vouched: bool,
     now_ms: u64,
 ) -> Result<AppliedBatch, NodeError> {
     let mut batch = Vec::with_capacity(entries.len());
@@ -262,6 +263,17 @@ fn apply_batch(
     }
     if malformed > 0 {
         node.store().count_refusal("malformed", malformed)?;
+    }
+    if vouched {
+        // From the aggregator this region pinned: it relays only authors it admitted, so its
+        // sending them vouches for them, also for regions admitted after this session began.
+        // Each entry must still be signed by its author.
+        for a in authors
+            .iter()
+            .filter(|a| **a != node.node_id() && a.is_usable())
+        {
+            node.store().vouch(a, None)?;
+        }
     }
     let outcomes = node.store().apply(
         batch,
@@ -295,6 +307,9 @@ struct SessionCtx {
     expected_author: Option<NodeId>,
     /// One-shot sync: stop once caught up.
     until_caught_up: bool,
+    /// The peer is an aggregator this node dialed and pinned (`--aggregator`): its admission
+    /// list, and the authors it sends, are trusted. Never true for a session a node accepted.
+    trusted_aggregator: bool,
 }
 
 /// Drives one sync session over one stream until it ends.
@@ -312,6 +327,7 @@ async fn drive_session(
         peer_key,
         expected_author,
         until_caught_up,
+        trusted_aggregator,
     } = ctx;
     let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
     let reader = tokio::spawn(read_frames(recv, tx));
@@ -351,7 +367,9 @@ async fn drive_session(
                 Output::Apply { entries } => {
                     let now = crate::local::now_ms();
                     let applied = shared
-                        .blocking(move |n| apply_batch(n, entries, expected_author, now))
+                        .blocking(move |n| {
+                            apply_batch(n, entries, expected_author, trusted_aggregator, now)
+                        })
                         .await;
                     match applied {
                         Ok((heads, advanced)) => {
@@ -365,6 +383,9 @@ async fn drive_session(
                             return finish(&reader, Err(e.to_string()));
                         }
                     }
+                }
+                Output::Admitted(_) if !trusted_aggregator => {
+                    tracing::debug!(peer = %peer.short(), "ignored an admission list from a peer this node did not dial");
                 }
                 Output::Admitted(list) => {
                     let r = shared
@@ -589,6 +610,7 @@ async fn serve_connection(
                     peer_key: peer_key.clone(),
                     expected_author: expected,
                     until_caught_up: false,
+                    trusted_aggregator: false,
                 };
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
                 if let Err(e) = r {
@@ -749,6 +771,7 @@ pub async fn sync_once(
         peer_key: key.to_string(),
         expected_author: None,
         until_caught_up,
+        trusted_aggregator: true,
     };
     let result = drive_session(ctx, send, recv, session, heads_rx).await;
     let stats = conn.stats();

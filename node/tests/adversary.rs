@@ -271,3 +271,83 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
     assert!(answer.contains("records"));
     running.shutdown().await;
 }
+
+/// A node that dials a listening region and calls itself an aggregator is not that region's
+/// aggregator: its admission list is ignored and the authors it sends are not vouched for, so
+/// records of a made-up "region" never enter the region's store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_declared_aggregator_cannot_vouch_for_fake_regions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skane");
+    local::init(&path, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    let key = node.key().clone();
+    let id = node.node_id();
+    let region = Running::start(
+        Arc::new(node),
+        key,
+        RunOptions {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            aggregators: vec![],
+            limits: Limits::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let peer: PeerAddr = format!("{id}@{}", region.listen_addr.unwrap())
+        .parse()
+        .unwrap();
+
+    let rogue = SecretKey::from_bytes(&[88; 32]);
+    let fake = SecretKey::from_bytes(&[99; 32]);
+    let t = Transport::client(&rogue, Limits::default()).unwrap();
+    let conn = t.connect(&peer).await.unwrap();
+    let (s, r) = conn.open_bi().await.unwrap();
+    let mut send = FramedSend::new(s);
+    let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
+    send.send(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        role: PeerRole::Aggregator,
+        name: "falsk-nationell".into(),
+    })
+    .await
+    .unwrap();
+    send.send(&Message::Heads {
+        heads: vec![],
+        admitted: vec![(fake.node_id(), Some("falsk".into()))],
+    })
+    .await
+    .unwrap();
+    let fake_entry = entry(&fake, None, now(), 1, "Påhittad region");
+    send.send(&Message::Entries {
+        entries: vec![fake_entry],
+    })
+    .await
+    .unwrap();
+    let acked = loop {
+        match tokio::time::timeout(Duration::from_secs(10), recv.recv())
+            .await
+            .expect("an answer")
+            .unwrap()
+        {
+            Some(Message::Ack { heads }) => break heads,
+            Some(_) => continue,
+            None => panic!("closed without an ack"),
+        }
+    };
+    assert!(
+        acked.iter().all(|(a, s)| *a != fake.node_id() || *s == 0),
+        "{acked:?}"
+    );
+    let store = region.shared.node.store();
+    assert!(store.head(&fake.node_id()).unwrap().is_none());
+    assert!(
+        !store
+            .author(&fake.node_id())
+            .unwrap()
+            .is_some_and(|m| m.admitted),
+        "the fake region was admitted"
+    );
+    assert_eq!(store.refusals().unwrap().get("not_admitted"), Some(&1));
+    region.shutdown().await;
+}

@@ -378,3 +378,32 @@ async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
     a.running.shutdown().await;
     agg.running.shutdown().await;
 }
+
+/// A region admitted while the network runs (`spindel allow` on a running aggregator) reaches
+/// the regions that were already connected: their sessions started before the aggregator
+/// vouched for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_admitted_while_running_reaches_the_connected_regions() {
+    let (da, pa, a_id) = prepare_region("skane");
+    let (dc, pc, c_id) = prepare_region("dalarna");
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id]).await;
+    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    eventually("Skåne at the aggregator", || {
+        agg.node().store().head(&a_id).unwrap().is_some()
+    })
+    .await;
+    agg.node().allow(c_id, Some("dalarna".into())).unwrap();
+    let c = run_prepared(dc, pc, vec![agg.addr()]).await;
+    eventually("Dalarna's profile in Skåne", || {
+        a.node().store().head(&c_id).unwrap().is_some()
+    })
+    .await;
+    eventually("Skåne's profile in Dalarna", || {
+        c.node().store().head(&a_id).unwrap().is_some()
+    })
+    .await;
+    assert!(a.node().store().refusals().unwrap().is_empty());
+    c.running.shutdown().await;
+    a.running.shutdown().await;
+    agg.running.shutdown().await;
+}
