@@ -375,7 +375,12 @@ async fn search_page(
         .blocking(move |n| {
             let page = n.query(&q)?;
             let facets = query::facets(n.store(), &q)?;
-            let regions = crate::http::region_list(n)?.len();
+            let regions = n
+                .store()
+                .authors()?
+                .iter()
+                .filter(|(_, m)| m.profile.is_some())
+                .count();
             let records = items(n, page.records.clone())?;
             Ok((page, facets, records, regions))
         })
