@@ -62,6 +62,7 @@ fn templates() -> &'static Environment<'static> {
         }
         env.add_filter("kind_label", |k: &str| kind_label(k, false));
         env.add_filter("kind_plural", |k: &str| kind_label(k, true));
+        env.add_filter("kind_count", |k: &str, n: u64| kind_count(k, n));
         env.add_filter("date", |t: &str| t.get(..10).unwrap_or(t).to_string());
         env.add_filter("datetime", datetime);
         env.add_filter("short_datetime", |t: &str| {
@@ -87,6 +88,18 @@ pub fn kind_label(kind: &str, plural: bool) -> String {
         other => (other, other),
     };
     if plural { many } else { one }.to_string()
+}
+
+/// "1 metod", "2 metoder": a count of records of a kind, in running text.
+pub fn kind_count(kind: &str, n: u64) -> String {
+    let (one, many) = match kind {
+        "innovation" => ("social innovation", "sociala innovationer"),
+        "method" => ("metod", "metoder"),
+        "researcher" => ("forskarkontakt", "forskarkontakter"),
+        "profile" => ("profil", "profiler"),
+        other => (other, other),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 01:40 UTC`.
@@ -649,6 +662,9 @@ mod tests {
 
     #[test]
     fn swedish_numbers_and_text_helpers() {
+        assert_eq!(kind_count("method", 1), "1 metod");
+        assert_eq!(kind_count("innovation", 2), "2 sociala innovationer");
+        assert_eq!(kind_count("researcher", 0), "0 forskarkontakter");
         assert_eq!(sv_number(3.0), "3");
         assert_eq!(sv_number(3.25), "3,25");
         assert_eq!(sv_number(7.5), "7,5");
