@@ -82,6 +82,17 @@ fn region_matches(meta: &AuthorMeta, wanted: &str) -> bool {
             .is_some_and(|d| d.to_lowercase() == wanted.to_lowercase())
 }
 
+/// The authors `q.region` names (`None`: no region filter).
+fn region_authors(authors: &HashMap<NodeId, AuthorMeta>, q: &Query) -> Option<HashSet<NodeId>> {
+    q.region.as_deref().map(|wanted| {
+        authors
+            .iter()
+            .filter(|(_, m)| region_matches(m, wanted.trim()))
+            .map(|(id, _)| *id)
+            .collect()
+    })
+}
+
 /// A record in time order: (time-index key, author, record id).
 type Candidate = (Vec<u8>, NodeId, RecordId);
 
@@ -104,13 +115,7 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
         None => None,
     };
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
-    let region: Option<HashSet<NodeId>> = q.region.as_deref().map(|wanted| {
-        authors
-            .iter()
-            .filter(|(_, m)| region_matches(m, wanted.trim()))
-            .map(|(id, _)| *id)
-            .collect()
-    });
+    let region = region_authors(&authors, q);
     let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
     let keep = |meta: &RecordMeta| {
         meta.visible()
@@ -213,13 +218,7 @@ pub const FACET_TAGS_MAX: usize = 30;
 /// The facet counts of `q` (its limit and cursor are ignored: the counts cover every match).
 pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
-    let region: Option<HashSet<NodeId>> = q.region.as_deref().map(|wanted| {
-        authors
-            .iter()
-            .filter(|(_, m)| region_matches(m, wanted.trim()))
-            .map(|(id, _)| *id)
-            .collect()
-    });
+    let region = region_authors(&authors, q);
     let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
     let mut metas: Vec<(NodeId, RecordMeta)> = Vec::new();
     match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {

@@ -78,28 +78,41 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
-/// A kind in Swedish.
+/// A kind's Swedish words: heading singular and plural, then in running text singular and plural.
+fn kind_words(kind: &str) -> [&str; 4] {
+    match kind {
+        "innovation" => [
+            "Social innovation",
+            "Sociala innovationer",
+            "social innovation",
+            "sociala innovationer",
+        ],
+        "method" => ["Metod", "Metoder", "metod", "metoder"],
+        "researcher" => [
+            "Forskarkontakt",
+            "Forskarkontakter",
+            "forskarkontakt",
+            "forskarkontakter",
+        ],
+        "profile" => [
+            "Regional plattform",
+            "Regionala plattformar",
+            "profil",
+            "profiler",
+        ],
+        other => [other; 4],
+    }
+}
+
+/// A kind in Swedish, as a heading.
 pub fn kind_label(kind: &str, plural: bool) -> String {
-    let (one, many) = match kind {
-        "innovation" => ("Social innovation", "Sociala innovationer"),
-        "method" => ("Metod", "Metoder"),
-        "researcher" => ("Forskarkontakt", "Forskarkontakter"),
-        "profile" => ("Regional plattform", "Regionala plattformar"),
-        other => (other, other),
-    };
-    if plural { many } else { one }.to_string()
+    kind_words(kind)[usize::from(plural)].to_string()
 }
 
 /// "1 metod", "2 metoder": a count of records of a kind, in running text.
 pub fn kind_count(kind: &str, n: u64) -> String {
-    let (one, many) = match kind {
-        "innovation" => ("social innovation", "sociala innovationer"),
-        "method" => ("metod", "metoder"),
-        "researcher" => ("forskarkontakt", "forskarkontakter"),
-        "profile" => ("profil", "profiler"),
-        other => (other, other),
-    };
-    format!("{n} {}", if n == 1 { one } else { many })
+    let w = kind_words(kind);
+    format!("{n} {}", if n == 1 { w[2] } else { w[3] })
 }
 
 /// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 01:40 UTC`.

@@ -111,6 +111,28 @@ pub fn spindel_stdin(args: &[&str], input: &str) -> Run {
     Run::from(child.wait_with_output().expect("wait spindel"))
 }
 
+/// `spindel publish --data-dir DIR --kind KIND --file - --json` with `json` on stdin.
+pub fn publish_run(dir: &Path, kind: &str, json: &str) -> Run {
+    spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(dir),
+            "--kind",
+            kind,
+            "--file",
+            "-",
+            "--json",
+        ],
+        json,
+    )
+}
+
+/// Publishes `json` as a record of `kind` and returns the `--json` answer (asserting success).
+pub fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
+    publish_run(dir, kind, json).json()
+}
+
 /// A path as `&str` for argument lists.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{s, spindel, spindel_env, spindel_stdin};
+use spindel_tests::{publish, s, spindel, spindel_env, spindel_stdin};
 
 const INNOVATION: &str = r#"{"title":"Språkcafé i föreningen","summary":"Nyanlända och föreningsaktiva möts varje vecka","tags":["integration","Språk"],"organisations":["Coompanion Skåne"],"sroi":{"ratio":3.4,"year":2012}}"#;
 const METHOD: &str = r#"{"title":"Lokal överenskommelse","summary":"Så skrivs en överenskommelse mellan kommun och idéburen sektor","tags":["samverkan"]}"#;
@@ -21,23 +21,6 @@ fn region(tmp: &Path, name: &str) -> PathBuf {
     assert_eq!(v["role"], "region");
     assert_eq!(v["node_id"].as_str().unwrap().len(), 64);
     dir
-}
-
-fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(dir),
-            "--kind",
-            kind,
-            "--file",
-            "-",
-            "--json",
-        ],
-        json,
-    )
-    .json()
 }
 
 fn query(dir: &Path, extra: &[&str]) -> serde_json::Value {

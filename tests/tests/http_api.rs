@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spindel_tests::{NodeProc, http_get, s, spindel, spindel_stdin};
+use spindel_tests::{NodeProc, http_get, publish, s, spindel};
 
 #[test]
 fn every_route_and_bad_parameter() {
@@ -33,20 +33,7 @@ fn every_route_and_bad_parameter() {
     .enumerate()
     {
         let json = serde_json::json!({"title": title, "summary": "Om integration", "tags": [format!("t{i}"), "integration"]}).to_string();
-        let v = spindel_stdin(
-            &[
-                "publish",
-                "--data-dir",
-                s(&dir),
-                "--kind",
-                "innovation",
-                "--file",
-                "-",
-                "--json",
-            ],
-            &json,
-        )
-        .json();
+        let v = publish(&dir, "innovation", &json);
         ids.push(v["record_id"].as_str().unwrap().to_string());
     }
 

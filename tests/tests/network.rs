@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{NodeProc, eventually, s, slow_tests, spindel, spindel_stdin};
+use spindel_tests::{NodeProc, eventually, publish_run, s, slow_tests, spindel};
 
 fn init(tmp: &Path, name: &str, role: &str) -> (PathBuf, String) {
     let dir = tmp.join(name);
@@ -29,19 +29,7 @@ fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
     let json =
         serde_json::json!({"title": title, "summary": "Lärande mellan föreningar i regionen"})
             .to_string();
-    let run = spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(dir),
-            "--kind",
-            "method",
-            "--file",
-            "-",
-            "--json",
-        ],
-        &json,
-    );
+    let run = publish_run(dir, "method", &json);
     (run.code == 0).then(|| {
         let v = run.json();
         (

@@ -9,21 +9,10 @@ use std::net::SocketAddr;
 use spindel_tests::{NodeProc, http_get, http_request, s, spindel, spindel_stdin};
 
 fn publish(dir: &std::path::Path, kind: &str, json: serde_json::Value) -> String {
-    let v = spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(dir),
-            "--kind",
-            kind,
-            "--file",
-            "-",
-            "--json",
-        ],
-        &json.to_string(),
-    )
-    .json();
-    v["record_id"].as_str().unwrap().to_string()
+    spindel_tests::publish(dir, kind, &json.to_string())["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn publish_version(dir: &std::path::Path, id: &str, kind: &str, json: serde_json::Value) {
