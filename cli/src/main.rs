@@ -196,6 +196,8 @@ enum Command {
         /// Exit 0 once every region's records are at the aggregator and back in every region.
         #[arg(long)]
         exit_when_synced: bool,
+        #[command(flatten)]
+        out: JsonFlag,
     },
     /// Identity, heads of every known author, counts, refusals and forks.
     Status {
@@ -490,7 +492,8 @@ fn run(cli: Cli) -> Result<()> {
             regions,
             http,
             exit_when_synced,
-        } => run_demo(regions, http, exit_when_synced),
+            out,
+        } => run_demo(regions, http, exit_when_synced, out.json),
         Command::Status { dir, out } => {
             let status: Status = match via_control(&dir.data_dir, Request::Status)? {
                 Some(s) => s,
@@ -641,7 +644,7 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
 const DEMO_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `spindel demo`.
-fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool) -> Result<()> {
+fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool, json: bool) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let progress = |line: String| eprintln!("{line}");
@@ -657,14 +660,26 @@ fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool) -> Result<
             }
         };
         // A closed stdout (`spindel demo | head`) must not stop the network: errors ignored.
+        let took = started.elapsed();
+        let text = if json {
+            serde_json::json!({
+                "regions": rows,
+                "records": rows.iter().map(|r| r.records).sum::<u64>(),
+                "synced_in_ms": took.as_millis() as u64,
+                "page": format!("http://{}/", demo.http),
+                "api": format!("http://{}/api/v1/records", demo.http),
+            })
+            .to_string()
+        } else {
+            format!(
+                "{}\nKunskapsbanken: http://{addr}/\n\
+                 HTTP API: http://{addr}/api/v1/records  (regioner: /api/v1/regions)",
+                output::demo_summary(&rows, took),
+                addr = demo.http
+            )
+        };
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", output::demo_summary(&rows, started.elapsed()));
-        let _ = writeln!(out, "Kunskapsbanken: http://{}/", demo.http);
-        let _ = writeln!(
-            out,
-            "HTTP API: http://{}/api/v1/records  (regioner: /api/v1/regions)",
-            demo.http
-        );
+        let _ = writeln!(out, "{text}");
         let _ = out.flush();
         drop(out);
         if exit_when_synced {

@@ -58,6 +58,30 @@ fn demo_syncs_the_eight_regions_and_exits_when_asked() {
     ]);
     assert_eq!(three.code, 0, "{three:?}");
     assert!(three.stdout.contains("3 regioner"), "{}", three.stdout);
+    let json = spindel(&[
+        "demo",
+        "--regions",
+        "3",
+        "--http",
+        "127.0.0.1:0",
+        "--exit-when-synced",
+        "--json",
+    ])
+    .json();
+    let regions = json["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 3, "{json}");
+    for r in regions {
+        assert_eq!(r["head"], r["at_aggregator"], "{r}");
+        assert_eq!(r["head"], r["in_every_region"], "{r}");
+    }
+    let sum: u64 = regions.iter().map(|r| r["records"].as_u64().unwrap()).sum();
+    assert_eq!(json["records"], sum);
+    assert!(
+        json["page"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
     spindel(&["demo", "--regions", "0", "--http", "127.0.0.1:0"])
         .fails(1, "--regions must be between 1 and 64");
     spindel(&["demo", "--regions", "many"]).fails(2, "many");
