@@ -397,7 +397,7 @@ async fn search_page(
         limit: Some(PAGE_SIZE),
         cursor: get("cursor"),
     };
-    let (page, facets, records, region_count) = shared
+    let (next_cursor, facets, records, region_count) = shared
         .blocking(move |n| {
             let page = n.query(&q)?;
             let facets = query::facets(n.store(), &q)?;
@@ -407,8 +407,8 @@ async fn search_page(
                 .iter()
                 .filter(|(_, m)| m.profile.is_some())
                 .count();
-            let records = items(n, page.records.clone())?;
-            Ok((page, facets, records, regions))
+            let records = items(n, page.records)?;
+            Ok((page.next_cursor, facets, records, regions))
         })
         .await
         .map_err(query_error)?;
@@ -469,7 +469,7 @@ async fn search_page(
             });
         }
     }
-    let next_page = page.next_cursor.as_ref().map(|c| {
+    let next_page = next_cursor.as_ref().map(|c| {
         let mut p = params.clone();
         p.insert("cursor", c.clone());
         search_url(&p)
