@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 
-use crate::local::{self, LocalNode, Role};
+use crate::local::{self, Role};
 use crate::runtime::{RunOptions, Running};
 use crate::transport::{Limits, PeerAddr};
 
@@ -464,7 +464,7 @@ pub async fn start(
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     progress(format!("data i {}", root.display()));
     let agg_dir = root.join("nationell");
-    local::init(
+    let agg = local::init_open(
         &agg_dir,
         "nationell",
         Role::Aggregator,
@@ -472,12 +472,11 @@ pub async fn start(
         &mut rand_core::OsRng,
     )
     .map_err(err)?;
-    let agg = LocalNode::open(&agg_dir).map_err(err)?;
     let samples = demo_regions(n);
     let mut prepared = Vec::new();
     for sample in samples {
         let dir = root.join(&sample.name);
-        local::init(
+        let node = local::init_open(
             &dir,
             &sample.name,
             Role::Region,
@@ -485,7 +484,6 @@ pub async fn start(
             &mut rand_core::OsRng,
         )
         .map_err(err)?;
-        let node = LocalNode::open(&dir).map_err(err)?;
         for (kind, value) in &sample.records {
             node.publish(
                 *kind,

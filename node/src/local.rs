@@ -217,6 +217,17 @@ pub fn init(
     display_name: Option<&str>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<NodeInfo, NodeError> {
+    init_open(dir, name, role, display_name, rng).map(|node| node.info())
+}
+
+/// [`init`], keeping the new node open (no second open that would wait for sled's file lock).
+pub fn init_open(
+    dir: &Path,
+    name: &str,
+    role: Role,
+    display_name: Option<&str>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<LocalNode, NodeError> {
     validate_region_name(name).map_err(NodeError::BadName)?;
     if [CONFIG_FILE, KEY_FILE, "store"]
         .iter()
@@ -255,7 +266,7 @@ fn init_inner(
     role: Role,
     display_name: Option<&str>,
     rng: &mut impl CryptoRngCore,
-) -> Result<NodeInfo, NodeError> {
+) -> Result<LocalNode, NodeError> {
     let key = SecretKey::generate(rng);
     write_key(&dir.join(KEY_FILE), &key)?;
     let config = NodeConfig {
@@ -287,7 +298,7 @@ fn init_inner(
     let tmp = dir.join("config.toml.tmp");
     fs::write(&tmp, text).map_err(io_err(&tmp))?;
     fs::rename(&tmp, dir.join(CONFIG_FILE)).map_err(io_err(dir))?;
-    Ok(node.info())
+    Ok(node)
 }
 
 fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
