@@ -367,7 +367,13 @@ fn search_params(raw: Vec<(String, String)>) -> Result<BTreeMap<&'static str, St
                 "Okänd parameter ”{k}”. Sidan förstår q, kind, region, tag och cursor."
             )));
         };
-        if params.insert(*name, v.trim().to_string()).is_some() {
+        // Tags match without case; one spelling keeps the chosen one selected in the form.
+        let v = if *name == "tag" {
+            v.trim().to_lowercase()
+        } else {
+            v.trim().to_string()
+        };
+        if params.insert(*name, v).is_some() {
             return Err(bad_request(format!("Parametern ”{k}” står flera gånger.")));
         }
     }
@@ -397,7 +403,7 @@ async fn search_page(
         limit: Some(PAGE_SIZE),
         cursor: get("cursor"),
     };
-    let (next_cursor, facets, records, region_count) = shared
+    let (next_cursor, mut facets, records, region_count) = shared
         .blocking(move |n| {
             let page = n.query(&q)?;
             let facets = query::facets(n.store(), &q)?;
@@ -412,6 +418,24 @@ async fn search_page(
         })
         .await
         .map_err(query_error)?;
+    // A chosen value stays in its list even with no results (or beyond the top tags), so the
+    // form sends it again.
+    for (list, key) in [
+        (&mut facets.kinds, "kind"),
+        (&mut facets.regions, "region"),
+        (&mut facets.tags, "tag"),
+    ] {
+        if let Some(v) = get(key)
+            && !list.iter().any(|f| f.value == v)
+        {
+            let count = if key == "tag" { facets.total } else { 0 };
+            list.push(query::FacetCount {
+                label: v.clone(),
+                value: v,
+                count,
+            });
+        }
+    }
     let Facets {
         ref kinds,
         ref regions,

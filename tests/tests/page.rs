@@ -213,6 +213,16 @@ fn every_page_and_bad_parameter() {
     assert!(tag.contains("1 träff"), "{tag}");
     let none = page(http, "/?region=dalarna");
     assert!(none.contains("0 träffar") && none.contains("Inga poster matchar"));
+    // A chosen value stays selected in the form, so "Sök" sends it again.
+    assert!(
+        none.contains("<option value=\"dalarna\" selected>dalarna (0)</option>"),
+        "{none}"
+    );
+    let mixed = page(http, "/?tag=F%C3%B6reningsliv");
+    assert!(
+        mixed.contains("<option value=\"föreningsliv\" selected>föreningsliv (1)</option>"),
+        "{mixed}"
+    );
     let facet_links = hrefs(&home, "/?kind=");
     assert!(
         facet_links.contains(&"/?kind=innovation".to_string()),
