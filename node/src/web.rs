@@ -498,11 +498,7 @@ async fn search_page(
         p.insert("cursor", c.clone());
         search_url(&p)
     });
-    let first_page = params.get("cursor").filter(|c| !c.is_empty()).map(|_| {
-        let mut p = params.clone();
-        p.remove("cursor");
-        search_url(&p)
-    });
+    let first_page = get("cursor").map(|_| with("cursor", None));
     Ok((
         "search.html",
         "search",
