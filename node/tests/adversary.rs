@@ -80,6 +80,16 @@ struct Hostile {
 
 impl Hostile {
     async fn connect(key: &SecretKey, peer: &PeerAddr) -> Hostile {
+        Hostile::connect_as(key, peer, PeerRole::Region, vec![]).await
+    }
+
+    /// Opens a session claiming `role`, announcing `admitted` authors with its heads.
+    async fn connect_as(
+        key: &SecretKey,
+        peer: &PeerAddr,
+        role: PeerRole,
+        admitted: Vec<(spindel_protocol::NodeId, Option<String>)>,
+    ) -> Hostile {
         let t = Transport::client(key, Limits::default()).unwrap();
         let conn = t.connect(peer).await.unwrap();
         let (s, r) = conn.open_bi().await.unwrap();
@@ -92,7 +102,7 @@ impl Hostile {
         h.send
             .send(&Message::Hello {
                 version: PROTOCOL_VERSION,
-                role: PeerRole::Region,
+                role,
                 name: "elak".into(),
             })
             .await
@@ -104,7 +114,7 @@ impl Hostile {
         h.send
             .send(&Message::Heads {
                 heads: vec![],
-                admitted: vec![],
+                admitted,
             })
             .await
             .unwrap();
@@ -115,7 +125,7 @@ impl Hostile {
         h
     }
 
-    /// Pushes one batch and returns the aggregator's acked head for `author`.
+    /// Pushes one batch and returns the peer's acked head for `author`.
     async fn push(&mut self, entries: Vec<SyncEntry>, author: spindel_protocol::NodeId) -> u64 {
         self.send.send(&Message::Entries { entries }).await.unwrap();
         loop {
@@ -300,45 +310,15 @@ async fn a_self_declared_aggregator_cannot_vouch_for_fake_regions() {
 
     let rogue = SecretKey::from_bytes(&[88; 32]);
     let fake = SecretKey::from_bytes(&[99; 32]);
-    let t = Transport::client(&rogue, Limits::default()).unwrap();
-    let conn = t.connect(&peer).await.unwrap();
-    let (s, r) = conn.open_bi().await.unwrap();
-    let mut send = FramedSend::new(s);
-    let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
-    send.send(&Message::Hello {
-        version: PROTOCOL_VERSION,
-        role: PeerRole::Aggregator,
-        name: "falsk-nationell".into(),
-    })
-    .await
-    .unwrap();
-    send.send(&Message::Heads {
-        heads: vec![],
-        admitted: vec![(fake.node_id(), Some("falsk".into()))],
-    })
-    .await
-    .unwrap();
+    let mut h = Hostile::connect_as(
+        &rogue,
+        &peer,
+        PeerRole::Aggregator,
+        vec![(fake.node_id(), Some("falsk".into()))],
+    )
+    .await;
     let fake_entry = entry(&fake, None, now(), 1, "Påhittad region");
-    send.send(&Message::Entries {
-        entries: vec![fake_entry],
-    })
-    .await
-    .unwrap();
-    let acked = loop {
-        match tokio::time::timeout(Duration::from_secs(10), recv.recv())
-            .await
-            .expect("an answer")
-            .unwrap()
-        {
-            Some(Message::Ack { heads }) => break heads,
-            Some(_) => continue,
-            None => panic!("closed without an ack"),
-        }
-    };
-    assert!(
-        acked.iter().all(|(a, s)| *a != fake.node_id() || *s == 0),
-        "{acked:?}"
-    );
+    assert_eq!(h.push(vec![fake_entry], fake.node_id()).await, 0);
     let store = region.shared.node.store();
     assert!(store.head(&fake.node_id()).unwrap().is_none());
     assert!(
