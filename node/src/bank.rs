@@ -120,7 +120,7 @@ fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>,
             if m.kind != Kind::Innovation || !m.visible() {
                 continue;
             }
-            if let Some(Record::Innovation(inn)) = store.load_record(&m)?
+            if let Some(Record::Innovation(inn)) = store.load_record(&id, &rid, &m)?
                 && let Some(sroi) = inn.sroi
             {
                 out.push(SroiFigure {

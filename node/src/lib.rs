@@ -1,6 +1,7 @@
 //! spindel-node: a node's store, full-text index, queries and local operations.
 //!
 //! - [`store`]: sled trees, atomic apply of verified entries, purge, indexes.
+//! - [`payloads`]: record contents in pack files that can erase a purged payload for good.
 //! - [`search`]: the tantivy full-text index (Swedish and English stemming), derived data.
 //! - [`query`]: filters, newest-first ordering, cursors; the JSON shape of a record.
 //! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
@@ -15,6 +16,7 @@ pub mod control;
 pub mod demo;
 pub mod http;
 pub mod local;
+pub mod payloads;
 pub mod query;
 pub mod runtime;
 pub mod search;

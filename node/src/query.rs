@@ -93,6 +93,24 @@ fn region_authors(authors: &HashMap<NodeId, AuthorMeta>, q: &Query) -> Option<Ha
     })
 }
 
+/// The records carrying `q.tag` (any case), or `None` without a tag filter.
+fn tagged_records(
+    store: &Store,
+    q: &Query,
+) -> Result<Option<HashSet<(NodeId, RecordId)>>, StoreError> {
+    let Some(wanted) = q.tag.as_deref().map(|t| t.trim().to_lowercase()) else {
+        return Ok(None);
+    };
+    store
+        .with_tags(|map| {
+            map.iter()
+                .filter(|(_, tags)| tags.contains(&wanted))
+                .map(|(key, _)| *key)
+                .collect()
+        })
+        .map(Some)
+}
+
 /// A record in time order: (time-index key, author, record id).
 type Candidate = (Vec<u8>, NodeId, RecordId);
 
@@ -116,11 +134,13 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     };
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
     let region = region_authors(&authors, q);
-    let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
-    let keep = |meta: &RecordMeta| {
+    let tagged = tagged_records(store, q)?;
+    let keep = |author: &NodeId, rid: &RecordId, meta: &RecordMeta| {
         meta.visible()
             && q.kind.is_none_or(|k| k == meta.kind)
-            && tag.as_ref().is_none_or(|t| meta.tags.contains(t))
+            && tagged
+                .as_ref()
+                .is_none_or(|set| set.contains(&(*author, *rid)))
     };
 
     // Candidates in time order (newest first), then one loop loads, filters and pages them.
@@ -167,7 +187,7 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
         let Some(meta) = store.record_meta(&author, &rid)? else {
             continue;
         };
-        if keep(&meta) {
+        if keep(&author, &rid, &meta) {
             found.push((k, author, rid, meta));
             if found.len() > limit {
                 break;
@@ -220,7 +240,7 @@ pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
     let region = region_authors(&authors, q);
     let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
-    let mut metas: Vec<(NodeId, RecordMeta)> = Vec::new();
+    let mut metas: Vec<(NodeId, RecordId, RecordMeta)> = Vec::new();
     match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) => {
             if text.chars().count() > TEXT_CHARS_MAX {
@@ -228,27 +248,50 @@ pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
             }
             for (_, author, rid) in store.search(text)?.unwrap_or_default() {
                 if let Some(meta) = store.record_meta(&author, &rid)? {
-                    metas.push((author, meta));
+                    metas.push((author, rid, meta));
                 }
             }
         }
         None => {
             for author in authors.keys() {
-                for (_, meta) in store.records_of(author)? {
-                    metas.push((*author, meta));
+                for (rid, meta) in store.records_of(author)? {
+                    metas.push((*author, rid, meta));
                 }
             }
         }
     }
+    store.with_tags(|tag_map| {
+        facet_counts(
+            q,
+            &authors,
+            region.as_ref(),
+            tag.as_deref(),
+            &metas,
+            tag_map,
+        )
+    })?
+}
+
+/// The counting half of [`facets`], over the candidate records and the tag map.
+fn facet_counts(
+    q: &Query,
+    authors: &HashMap<NodeId, AuthorMeta>,
+    region: Option<&HashSet<NodeId>>,
+    tag: Option<&str>,
+    metas: &[(NodeId, RecordId, RecordMeta)],
+    tag_map: &crate::store::TagMap,
+) -> Result<Facets, QueryError> {
+    let no_tags: Vec<String> = Vec::new();
     let mut kinds: HashMap<Kind, u64> = HashMap::new();
     let mut regions: HashMap<NodeId, u64> = HashMap::new();
     let mut tags: HashMap<String, u64> = HashMap::new();
     let mut total = 0;
-    for (author, meta) in metas.iter().filter(|(_, m)| m.visible()) {
+    for (author, rid, meta) in metas.iter().filter(|(_, _, m)| m.visible()) {
+        let record_tags = tag_map.get(&(*author, *rid)).unwrap_or(&no_tags);
         let kind_ok = q.kind.is_none_or(|k| k == meta.kind);
-        let region_ok = region.as_ref().is_none_or(|set| set.contains(author))
-            && q.author.is_none_or(|a| a == *author);
-        let tag_ok = tag.as_ref().is_none_or(|t| meta.tags.contains(t));
+        let region_ok =
+            region.is_none_or(|set| set.contains(author)) && q.author.is_none_or(|a| a == *author);
+        let tag_ok = tag.is_none_or(|t| record_tags.iter().any(|x| x == t));
         if region_ok && tag_ok {
             *kinds.entry(meta.kind).or_default() += 1;
         }
@@ -256,7 +299,7 @@ pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
             *regions.entry(*author).or_default() += 1;
         }
         if kind_ok && region_ok {
-            for t in &meta.tags {
+            for t in record_tags {
                 *tags.entry(t.clone()).or_default() += 1;
             }
         }
@@ -335,7 +378,7 @@ fn view(
     rid: &RecordId,
     meta: &RecordMeta,
 ) -> Result<Option<RecordView>, StoreError> {
-    let Some(record) = store.load_record(meta)? else {
+    let Some(record) = store.load_record(author, rid, meta)? else {
         return Ok(None);
     };
     Ok(Some(RecordView {

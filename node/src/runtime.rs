@@ -72,6 +72,9 @@ pub struct Shared {
     heads: broadcast::Sender<(NodeId, u64)>,
     peers: Mutex<BTreeMap<String, PeerStatus>>,
     shutdown: watch::Receiver<bool>,
+    /// The aggregators this node dials and pins (`--aggregator`): the only peers a region
+    /// syncs with, and whose relayed entries and admission lists it trusts.
+    pinned: Mutex<std::collections::BTreeSet<NodeId>>,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -93,6 +96,7 @@ impl Shared {
             heads,
             peers: Mutex::new(BTreeMap::new()),
             shutdown,
+            pinned: Mutex::new(std::collections::BTreeSet::new()),
             session_setup_delay_ms: AtomicU64::new(0),
         })
     }
@@ -117,6 +121,21 @@ impl Shared {
             .await?;
         self.announce(self.node.node_id(), published.seq);
         Ok(published)
+    }
+
+    /// Records the aggregators this node dials (a region syncs with these only).
+    pub fn pin_aggregators(&self, ids: impl IntoIterator<Item = NodeId>) {
+        self.pinned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(ids);
+    }
+
+    fn is_pinned(&self, id: &NodeId) -> bool {
+        self.pinned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
     }
 
     /// Fault injection for tests: pause the next served session this long after it read its
@@ -575,9 +594,13 @@ async fn serve_connection(
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
+                // An aggregator syncs with the regions it admitted. A region syncs only with
+                // the aggregators it pinned: any other key that dials it gets neither entries
+                // in nor its log out (it is refused before heads are sent).
+                let pinned = shared.is_pinned(&peer);
                 let (peer_admitted, announce) = match role {
                     PeerRole::Aggregator => (admitted, list),
-                    _ => (true, Vec::new()),
+                    _ => (pinned, Vec::new()),
                 };
                 let mut session = Session::new(
                     shared.node.node_id(),
@@ -610,7 +633,7 @@ async fn serve_connection(
                     peer_key: peer_key.clone(),
                     expected_author: expected,
                     until_caught_up: false,
-                    trusted_aggregator: false,
+                    trusted_aggregator: role == PeerRole::Region && pinned,
                 };
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
                 if let Err(e) = r {
@@ -830,6 +853,7 @@ impl Running {
                 }
             }));
         }
+        shared.pin_aggregators(opts.aggregators.iter().map(|p| p.node_id));
         for peer in opts.aggregators {
             tasks.push(tokio::spawn(dial_loop(
                 shared.clone(),

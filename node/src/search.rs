@@ -50,6 +50,8 @@ pub struct Hit {
 /// The full-text index of one node.
 pub struct SearchIndex {
     index: Index,
+    /// When segments holding deleted documents were last merged away.
+    last_expunge: Mutex<Option<std::time::Instant>>,
     reader: IndexReader,
     /// `None` only while dropping.
     writer: Mutex<Option<IndexWriter>>,
@@ -132,6 +134,8 @@ impl SearchIndex {
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
+        // Merges are ours (`expunge_deletes`, and few segments by commit cadence): tantivy's
+        // own policy would race them for the same segments.
         index
             .tokenizers()
             .register("spindel_sv", analyzer(Language::Swedish));
@@ -150,6 +154,7 @@ impl SearchIndex {
         Ok((
             SearchIndex {
                 index,
+                last_expunge: Mutex::new(None),
                 reader,
                 writer: Mutex::new(Some(writer)),
                 key: fields.key,
@@ -187,6 +192,52 @@ impl SearchIndex {
         drop(guard);
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Merges every segment that holds deleted (or replaced) documents into a new segment
+    /// without them, and removes the old segment files: until then a deleted document's terms
+    /// stay in its segment. Runs at most once per `min_interval_ms` (0: now, if needed).
+    /// Returns whether a merge ran.
+    pub fn expunge_deletes(&self, min_interval_ms: u64) -> Result<bool, SearchError> {
+        {
+            let mut last = self
+                .last_expunge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(t) = *last
+                && t.elapsed() < std::time::Duration::from_millis(min_interval_ms)
+            {
+                return Ok(false);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let with_deletes: Vec<_> = self
+            .index
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|m| m.has_deletes())
+            .map(|m| m.id())
+            .collect();
+        if with_deletes.is_empty() {
+            return Ok(false);
+        }
+        let mut guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(writer) = guard.as_mut() else {
+            return Ok(false);
+        };
+        // The merge also removes the files no segment uses any more (tantivy's GC).
+        writer.merge(&with_deletes).wait()?;
+        writer.garbage_collect_files().wait()?;
+        drop(guard);
+        self.reader.reload()?;
+        tracing::debug!(
+            segments = with_deletes.len(),
+            "merged deleted documents out of the full-text index"
+        );
+        Ok(true)
     }
 
     /// Drops every document (before a rebuild).

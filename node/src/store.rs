@@ -6,16 +6,25 @@
 //! | prefix | key                         | value                                   |
 //! |--------|-----------------------------|-----------------------------------------|
 //! | `L`    | author, seq (BE)            | the entry as received ([`WireEntry`])   |
-//! | `P`    | payload hash                | payload bytes as received               |
+//! | `P`    | author, record_id           | [`PayloadRef`]: where the current version's payload is in the packs |
+//! | `Q`    | pack number (BE)            | u64 (BE): the pack's committed length   |
+//! | `Z`    | pack number, offset (BE)    | u32 (BE) length: a purged range still to be erased |
 //! | `H`    | author                      | [`Head`]                                |
 //! | `R`    | author, record_id           | [`RecordMeta`] (current version)        |
-//! | `V`    | author, record_id, seq (BE) | payload hash of that version (purge)    |
 //! | `T`    | !updated_ms (BE), author, record_id | kind code: visible records, newest first |
 //! | `A`    | author                      | [`AuthorMeta`]                          |
 //! | `F`    | author                      | [`ForkProof`]: both signed headers      |
 //! | `C`    | refusal reason              | u64 count                               |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
-//! | `M`    | name                        | store metadata (`generation`)           |
+//! | `M`    | name                        | store metadata (`generation`, `format`) |
+//!
+//! **Nothing a record says is written to sled** (it keeps removed values in its files until it
+//! happens to rewrite them): payloads live in the packs of [`crate::payloads`], which can erase
+//! a range for good, and a record's tags are kept in memory only (built from the payloads on
+//! first use). Each record keeps the payload of its current version only, owned by its author:
+//! a new version or a tombstone purges the previous payload of *that author's* record and
+//! nothing else. Purged ranges are listed under `Z` in the same atomic batch and erased right
+//! after it is durable, and on every open before the store is used.
 //!
 //! Writes go through [`Store::apply`]: entries are checked one by one with
 //! [`spindel_protocol::ingest::check`] against the store plus the batch so far, and everything a
@@ -33,9 +42,10 @@ use spindel_protocol::entry::{
     Entry, EntryError, HEADER_BYTES_MAX, Hash, Head, Op, PAYLOAD_BYTES_MAX, Payload, RecordId,
     WireEntry,
 };
-use spindel_protocol::ingest::{self, AuthorView, RecordState, Refusal};
+use spindel_protocol::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
 use spindel_protocol::record::{Kind, Record};
 
+use crate::payloads::{Location, PAYLOADS_DIR, Packs};
 use crate::search::{DocChange, SearchError, SearchIndex};
 
 /// Upper bound of a stored metadata value (tags make `RecordMeta` the largest).
@@ -52,6 +62,17 @@ pub enum StoreError {
     Locked { path: PathBuf, detail: String },
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("payload store {path}: {source}")]
+    Payloads {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store in {path} was written by an older spindel (store format {found}, this one reads {STORE_FORMAT}): \
+         it kept record contents where they cannot be erased. Create the node anew (`spindel init`) and let it catch up \
+         from its aggregator"
+    )]
+    OldFormat { path: PathBuf, found: u64 },
     #[error("full-text index: {0}")]
     Search(#[from] SearchError),
     #[error("store is corrupt at {what}: {reason}")]
@@ -76,11 +97,22 @@ pub struct RecordMeta {
     pub created_ms: u64,
     pub updated_ms: u64,
     pub deleted: bool,
-    /// Hash of the current payload; `None` when deleted or purged at the source.
+    /// Hash of the current version's payload when this node holds it; `None` when deleted,
+    /// or when the version arrived without its payload.
     pub payload: Option<Hash>,
-    /// Lower-cased tags, for the tag filter.
-    pub tags: Vec<String>,
 }
+
+/// Where the payload of a record's current version is kept (the `P` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadRef {
+    /// The seq of the version this payload belongs to.
+    pub seq: u64,
+    pub hash: Hash,
+    pub at: Location,
+}
+
+/// Lower-cased tags (researchers: fields) of every visible record.
+pub type TagMap = HashMap<(NodeId, RecordId), Vec<String>>;
 
 impl RecordMeta {
     pub fn visible(&self) -> bool {
@@ -160,17 +192,20 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
 fn k_log(a: &NodeId, seq: u64) -> Vec<u8> {
     key(b'L', &[&a.0, &seq.to_be_bytes()])
 }
-fn k_payload(h: &Hash) -> Vec<u8> {
-    key(b'P', &[&h.0])
+fn k_payload(a: &NodeId, r: &RecordId) -> Vec<u8> {
+    key(b'P', &[&a.0, &r.0])
+}
+fn k_pack(segment: u32) -> Vec<u8> {
+    key(b'Q', &[&segment.to_be_bytes()])
+}
+fn k_erase(at: &Location) -> Vec<u8> {
+    key(b'Z', &[&at.segment.to_be_bytes(), &at.offset.to_be_bytes()])
 }
 fn k_head(a: &NodeId) -> Vec<u8> {
     key(b'H', &[&a.0])
 }
 fn k_record(a: &NodeId, r: &RecordId) -> Vec<u8> {
     key(b'R', &[&a.0, &r.0])
-}
-fn k_version(a: &NodeId, r: &RecordId, seq: u64) -> Vec<u8> {
-    key(b'V', &[&a.0, &r.0, &seq.to_be_bytes()])
 }
 /// Time index key: newest first because the timestamp is inverted.
 pub(crate) fn k_time(updated_ms: u64, a: &NodeId, r: &RecordId) -> Vec<u8> {
@@ -189,6 +224,9 @@ fn k_counter(reason: &str) -> Vec<u8> {
     key(b'C', &[reason.as_bytes()])
 }
 const K_GENERATION: &[u8] = b"Mgeneration";
+const K_FORMAT: &[u8] = b"Mformat";
+/// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled.
+pub const STORE_FORMAT: u64 = 2;
 
 /// The key a record has in the full-text index.
 pub fn search_key(a: &NodeId, r: &RecordId) -> String {
@@ -254,16 +292,50 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout.
+fn check_format(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
+    match db.get(K_FORMAT)? {
+        Some(v) => {
+            let found = u64_value("store format", &v)?;
+            if found != STORE_FORMAT {
+                return Err(StoreError::OldFormat {
+                    path: dir.to_path_buf(),
+                    found,
+                });
+            }
+        }
+        None => {
+            if db.scan_prefix([b'L']).next().is_some() {
+                return Err(StoreError::OldFormat {
+                    path: dir.to_path_buf(),
+                    found: 1,
+                });
+            }
+            db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
+            db.flush()?;
+        }
+    }
+    Ok(())
+}
+
 /// The node's store: sled for the log and its derived keys, tantivy for full text.
 pub struct Store {
     db: sled::Db,
+    packs: Packs,
     index: Arc<IndexQueue>,
     committer: Option<std::thread::JoinHandle<()>>,
     write: Mutex<()>,
+    /// Serialises erasure passes (after each batch, and on open).
+    erasing: Mutex<()>,
+    /// Tags of visible records, built from the payloads on first use (never in sled).
+    tags: std::sync::RwLock<Option<TagMap>>,
 }
 
 /// How often queued full-text changes are committed in the background.
 pub const INDEX_COMMIT_INTERVAL_MS: u64 = 200;
+/// Segments of the full-text index holding deleted documents are merged away at most this
+/// often (the erasure promise is 60 s; docs/data-protection.md).
+pub const EXPUNGE_INTERVAL_MS: u64 = 5_000;
 
 /// The full-text index and the changes waiting to be committed to it. Applying a batch only
 /// queues its changes (a tantivy commit costs several fsyncs and is kept off the ack path); a
@@ -308,6 +380,12 @@ impl IndexQueue {
             if let Err(e) = queue.flush() {
                 tracing::error!(error = %e, "full-text index commit failed; it is rebuilt on next start");
             }
+            // Deleted and replaced documents stay in their segments (terms included) until a
+            // merge rewrites them: merge those segments away, at most every
+            // EXPUNGE_INTERVAL_MS, well within the erasure promise.
+            if let Err(e) = queue.search.expunge_deletes(EXPUNGE_INTERVAL_MS) {
+                tracing::error!(error = %e, "merging deleted documents out of the full-text index failed; retried");
+            }
         }
     }
 }
@@ -340,6 +418,20 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let sled_dir = dir.join("store");
         let db = open_sled(dir, &sled_dir)?;
+        check_format(&db, dir)?;
+        let mut committed = BTreeMap::new();
+        for item in db.scan_prefix([b'Q']) {
+            let (k, v) = item?;
+            let segment: [u8; 4] = k[1..]
+                .try_into()
+                .map_err(|_| corrupt("pack key", "not 4 bytes"))?;
+            committed.insert(u32::from_be_bytes(segment), u64_value("pack length", &v)?);
+        }
+        let packs_dir = dir.join(PAYLOADS_DIR);
+        let packs = Packs::open(&packs_dir, &committed).map_err(|source| StoreError::Payloads {
+            path: packs_dir.clone(),
+            source,
+        })?;
         let index_dir = dir.join("index");
         let (search, indexed) = match SearchIndex::open(&index_dir) {
             Ok(opened) => opened,
@@ -363,10 +455,15 @@ impl Store {
         };
         let store = Store {
             db,
+            packs,
             index,
             committer: Some(committer),
             write: Mutex::new(()),
+            erasing: Mutex::new(()),
+            tags: std::sync::RwLock::new(None),
         };
+        // Finish every erasure a crash interrupted before anything reads the store.
+        store.erase_pending()?;
         let generation = store.generation()?;
         if indexed != Some(generation) {
             tracing::info!(
@@ -376,7 +473,56 @@ impl Store {
             );
             store.rebuild_index()?;
         }
+        // Segments still holding deleted documents (a crash before their merge) go now.
+        store.index.search.expunge_deletes(0)?;
         Ok(store)
+    }
+
+    fn packs_error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Payloads {
+            path: PathBuf::from(PAYLOADS_DIR),
+            source,
+        }
+    }
+
+    /// Erases every purged range still listed under `Z` (zeros, durable, blocks released),
+    /// then forgets it. Idempotent: a range erased twice stays zeros.
+    pub fn erase_pending(&self) -> Result<usize, StoreError> {
+        let _guard = self
+            .erasing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut done = Vec::new();
+        for item in self.db.scan_prefix([b'Z']) {
+            let (k, v) = item?;
+            let (segment, offset) = match (k.get(1..5), k.get(5..13)) {
+                (Some(s), Some(o)) => (
+                    u32::from_be_bytes(s.try_into().unwrap_or_default()),
+                    u64::from_be_bytes(o.try_into().unwrap_or_default()),
+                ),
+                _ => return Err(corrupt("erase key", "short key")),
+            };
+            let len: [u8; 4] = v[..]
+                .try_into()
+                .map_err(|_| corrupt("erase length", "not 4 bytes"))?;
+            let at = Location {
+                segment,
+                offset,
+                len: u32::from_be_bytes(len),
+            };
+            self.packs.erase(at).map_err(|e| self.packs_error(e))?;
+            done.push(k);
+        }
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        for k in &done {
+            batch.remove(k.clone());
+        }
+        self.db.apply_batch(batch)?;
+        tracing::debug!(ranges = done.len(), "erased purged payloads");
+        Ok(done.len())
     }
 
     /// Count of entries ever applied; the full-text index records the generation it reflects.
@@ -403,7 +549,7 @@ impl Store {
             let author = node_id_at(&k, 1)?;
             let rid = record_id_at(&k, 33)?;
             let meta: RecordMeta = decode_meta("record", &v)?;
-            let Some(record) = self.load_record(&meta)? else {
+            let Some(record) = self.load_record(&author, &rid, &meta)? else {
                 continue;
             };
             chunk.push(DocChange {
@@ -457,7 +603,7 @@ impl Store {
                 Ok(accepted) => {
                     ov.batch
                         .insert(k_received(&header.author), &opts.now_ms.to_be_bytes()[..]);
-                    ov.accept(incoming, accepted.record)?;
+                    ov.accept(incoming, accepted)?;
                     outcomes.push(Outcome::Accepted);
                 }
                 Err(refusal) => {
@@ -475,11 +621,15 @@ impl Store {
                 }
             }
         }
-        ov.commit()?;
+        let committed = ov.commit()?;
         // Durable before returning, but flushed outside the write lock: sled's flush covers
         // everything applied so far, so concurrent batches share one fsync.
         drop(guard);
         self.db.flush()?;
+        if committed.purged {
+            // The tombstone or new version is durable: erase what it purged.
+            self.erase_pending()?;
+        }
         Ok(outcomes)
     }
 
@@ -602,8 +752,10 @@ impl Store {
         for item in self.db.range(start..=end).take(max) {
             let (k, v) = item?;
             let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
-            let payload = match entry.header().op {
-                Op::Put => self.payload(&entry.header().payload_hash)?,
+            let h = entry.header();
+            // Only the current version travels with its payload: older ones are purged.
+            let payload = match h.op {
+                Op::Put => self.payload_at(&h.author, &h.record_id, h.seq)?,
                 Op::Tombstone => None,
             };
             out.push(Incoming { entry, payload });
@@ -611,8 +763,35 @@ impl Store {
         Ok(out)
     }
 
-    pub fn payload(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(k_payload(hash))?.map(|v| v.to_vec()))
+    /// Where the payload of `author`'s record is kept, if this node holds it.
+    pub fn payload_ref(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Option<PayloadRef>, StoreError> {
+        self.db
+            .get(k_payload(author, rid))?
+            .map(|v| decode_meta("payload ref", &v))
+            .transpose()
+    }
+
+    /// The payload bytes of `author`'s record at version `seq`, if held (only the current
+    /// version's payload is kept). Bytes that do not match their hash (erased while read) are
+    /// treated as gone.
+    pub fn payload_at(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(r) = self.payload_ref(author, rid)? else {
+            return Ok(None);
+        };
+        if r.seq != seq {
+            return Ok(None);
+        }
+        let bytes = self.packs.read(r.at).map_err(|e| self.packs_error(e))?;
+        Ok(bytes.filter(|b| Hash::of(b) == r.hash))
     }
 
     pub fn record_meta(
@@ -627,11 +806,16 @@ impl Store {
     }
 
     /// The current content of a visible record.
-    pub fn load_record(&self, meta: &RecordMeta) -> Result<Option<Record>, StoreError> {
+    pub fn load_record(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        meta: &RecordMeta,
+    ) -> Result<Option<Record>, StoreError> {
         let Some(hash) = meta.payload.filter(|_| !meta.deleted) else {
             return Ok(None);
         };
-        let Some(bytes) = self.payload(&hash)? else {
+        let Some(bytes) = self.payload_at(author, rid, meta.seq)? else {
             return Ok(None);
         };
         let payload = Payload::decode(&bytes).map_err(|e| corrupt(format!("payload {hash}"), e))?;
@@ -649,6 +833,47 @@ impl Store {
                 Ok((record_id_at(&k, 33)?, decode_meta("record", &v)?))
             })
             .collect()
+    }
+
+    /// Runs `f` over the tags of every visible record, building them from the payloads the
+    /// first time (tags are content: they are never written to sled).
+    pub fn with_tags<R>(&self, f: impl FnOnce(&TagMap) -> R) -> Result<R, StoreError> {
+        {
+            let guard = self
+                .tags
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = guard.as_ref() {
+                return Ok(f(map));
+            }
+        }
+        // Built under the write lock, so no batch changes records while it is read.
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .tags
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            let mut map = TagMap::new();
+            for item in self.db.scan_prefix([b'R']) {
+                let (k, v) = item?;
+                let author = node_id_at(&k, 1)?;
+                let rid = record_id_at(&k, 33)?;
+                let meta: RecordMeta = decode_meta("record", &v)?;
+                if let Some(record) = self.load_record(&author, &rid, &meta)? {
+                    let tags = lower_tags(&record);
+                    if !tags.is_empty() {
+                        map.insert((author, rid), tags);
+                    }
+                }
+            }
+            *guard = Some(map);
+        }
+        let empty = TagMap::new();
+        Ok(f(guard.as_ref().unwrap_or(&empty)))
     }
 
     /// Visible (current, not deleted) records of one author.
@@ -741,6 +966,14 @@ impl Store {
     }
 }
 
+/// Lower-cased tags of a record, for the tag filter and facets.
+fn lower_tags(record: &Record) -> Vec<String> {
+    record.tags().iter().map(|t| t.to_lowercase()).collect()
+}
+
+/// A record of one author: the unit payloads, tags and full-text documents belong to.
+type RecordKey = (NodeId, RecordId);
+
 /// The store plus what the batch so far has changed. `preload` reads everything the ingest
 /// check needs for one entry, so the check itself only reads these maps.
 struct Overlay<'s> {
@@ -749,9 +982,16 @@ struct Overlay<'s> {
     heads: HashMap<NodeId, Option<Head>>,
     hashes: HashMap<(NodeId, u64), Hash>,
     log: HashMap<(NodeId, u64), WireEntry>,
-    records: HashMap<(NodeId, RecordId), Option<RecordMeta>>,
+    records: HashMap<RecordKey, Option<RecordMeta>>,
     authors: HashMap<NodeId, AuthorMeta>,
-    versions: HashMap<(NodeId, RecordId), Vec<Hash>>,
+    /// Where each touched record's payload is stored (`None`: nowhere, or purged by this batch).
+    refs: HashMap<RecordKey, Option<PayloadRef>>,
+    /// Payloads this batch writes: the current version's of each record (seq, hash, bytes).
+    new_payloads: BTreeMap<RecordKey, (u64, Hash, Vec<u8>)>,
+    /// Stored payload ranges this batch purges.
+    purged: Vec<Location>,
+    /// New tags per record (empty: the record no longer shows).
+    tag_changes: Vec<(RecordKey, Vec<String>)>,
     counters: BTreeMap<&'static str, u64>,
     changes: Vec<DocChange>,
     accepted: u64,
@@ -787,8 +1027,17 @@ impl AuthorView for View<'_, '_> {
             .map(|m| RecordState {
                 kind: m.kind,
                 deleted: m.deleted,
+                seq: m.seq,
+                payload_held: m.payload.is_some(),
             })
     }
+}
+
+/// What a committed batch left to do once it is durable.
+#[derive(Debug, Default)]
+struct Committed {
+    /// Payload ranges were purged: erase them.
+    purged: bool,
 }
 
 impl<'s> Overlay<'s> {
@@ -801,7 +1050,10 @@ impl<'s> Overlay<'s> {
             log: HashMap::new(),
             records: HashMap::new(),
             authors: HashMap::new(),
-            versions: HashMap::new(),
+            refs: HashMap::new(),
+            new_payloads: BTreeMap::new(),
+            purged: Vec::new(),
+            tag_changes: Vec::new(),
             counters: BTreeMap::new(),
             changes: Vec::new(),
             accepted: 0,
@@ -831,9 +1083,14 @@ impl<'s> Overlay<'s> {
             self.hashes.insert((*author, seq), entry.hash());
             self.log.insert((*author, seq), entry.to_wire());
         }
-        if !self.records.contains_key(&(*author, *rid)) {
+        let key = (*author, *rid);
+        if !self.records.contains_key(&key) {
             let meta = self.store.record_meta(author, rid)?;
-            self.records.insert((*author, *rid), meta);
+            self.records.insert(key, meta);
+        }
+        if !self.refs.contains_key(&key) {
+            let r = self.store.payload_ref(author, rid)?;
+            self.refs.insert(key, r);
         }
         Ok(())
     }
@@ -842,8 +1099,50 @@ impl<'s> Overlay<'s> {
         self.batch.insert(key, codec::encode(value));
     }
 
-    fn accept(&mut self, incoming: Incoming, record: Option<Record>) -> Result<(), StoreError> {
+    /// Drops the payload `key` holds, whether stored (its range is erased once the batch is
+    /// durable) or written earlier in this batch. Only this author's record is touched.
+    fn purge_payload(&mut self, key: RecordKey) {
+        self.new_payloads.remove(&key);
+        if let Some(Some(stored)) = self.refs.insert(key, None) {
+            self.purged.push(stored.at);
+            self.batch.remove(k_payload(&key.0, &key.1));
+        }
+    }
+
+    /// A record's content became visible: text, tags, and for a profile the author's names.
+    fn show(&mut self, key: RecordKey, updated_ms: u64, record: &Record) {
+        self.changes.push(DocChange {
+            key: search_key(&key.0, &key.1),
+            updated_ms,
+            text: Some(record.search_text()),
+        });
+        self.tag_changes.push((key, lower_tags(record)));
+        if let Record::Profile(profile) = record {
+            let author = self.authors.entry(key.0).or_default();
+            author.name.clone_from(&profile.name);
+            author.display_name = Some(profile.display_name.clone());
+            author.profile = Some(key.1);
+            let author = author.clone();
+            self.put_meta(k_author(&key.0), &author);
+        }
+    }
+
+    /// A record's content no longer shows (deleted, or a new version without its payload).
+    fn hide(&mut self, key: RecordKey, updated_ms: u64) {
+        self.changes.push(DocChange {
+            key: search_key(&key.0, &key.1),
+            updated_ms,
+            text: None,
+        });
+        self.tag_changes.push((key, Vec::new()));
+    }
+
+    fn accept(&mut self, incoming: Incoming, accepted: Accepted) -> Result<(), StoreError> {
         let Incoming { entry, payload } = incoming;
+        if accepted.completes {
+            return self.complete(&entry, payload, accepted.record);
+        }
+        let record = accepted.record;
         let h = entry.header().clone();
         let a = h.author;
         let hash = entry.hash();
@@ -855,95 +1154,90 @@ impl<'s> Overlay<'s> {
         self.heads.insert(a, Some(head));
         self.put_meta(k_head(&a), &head);
 
-        let old = self.records.get(&(a, h.record_id)).cloned().flatten();
+        let key = (a, h.record_id);
+        let old = self.records.get(&key).cloned().flatten();
         if let Some(old) = old.as_ref().filter(|m| m.visible()) {
             self.batch.remove(k_time(old.updated_ms, &a, &h.record_id));
         }
-        let skey = search_key(&a, &h.record_id);
+        // Only the current version keeps a payload: the previous one is purged.
+        self.purge_payload(key);
+        let created_ms = old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms);
         let meta = match h.op {
             Op::Put => {
-                self.batch
-                    .insert(k_version(&a, &h.record_id, h.seq), &h.payload_hash.0[..]);
-                self.versions
-                    .entry((a, h.record_id))
-                    .or_default()
-                    .push(h.payload_hash);
-                let stored_payload = payload.filter(|_| record.is_some());
-                if let Some(bytes) = &stored_payload {
+                let stored = payload.filter(|_| record.is_some());
+                let held = stored.is_some();
+                if let Some(bytes) = stored {
                     debug_assert!(bytes.len() <= PAYLOAD_BYTES_MAX);
-                    self.batch
-                        .insert(k_payload(&h.payload_hash), bytes.as_slice());
+                    self.new_payloads
+                        .insert(key, (h.seq, h.payload_hash, bytes));
                 }
-                let tags = record
-                    .as_ref()
-                    .map(|r| r.tags().iter().map(|t| t.to_lowercase()).collect())
-                    .unwrap_or_default();
                 let meta = RecordMeta {
                     kind: h.kind,
                     seq: h.seq,
-                    created_ms: old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms),
+                    created_ms,
                     updated_ms: h.timestamp_ms,
                     deleted: false,
-                    payload: stored_payload.as_ref().map(|_| h.payload_hash),
-                    tags,
+                    payload: held.then_some(h.payload_hash),
                 };
-                if meta.visible() {
-                    self.batch.insert(
-                        k_time(meta.updated_ms, &a, &h.record_id),
-                        &[h.kind.code()][..],
-                    );
-                }
-                self.changes.push(DocChange {
-                    key: skey,
-                    updated_ms: h.timestamp_ms,
-                    text: record.as_ref().map(Record::search_text),
-                });
-                if let Some(Record::Profile(profile)) = &record {
-                    let author = self.authors.entry(a).or_default();
-                    author.name.clone_from(&profile.name);
-                    author.display_name = Some(profile.display_name.clone());
-                    author.profile = Some(h.record_id);
-                    let author = author.clone();
-                    self.put_meta(k_author(&a), &author);
+                match record.as_ref().filter(|_| held) {
+                    Some(record) => {
+                        self.batch.insert(
+                            k_time(meta.updated_ms, &a, &h.record_id),
+                            &[h.kind.code()][..],
+                        );
+                        self.show(key, h.timestamp_ms, record);
+                    }
+                    None => self.hide(key, h.timestamp_ms),
                 }
                 meta
             }
             Op::Tombstone => {
-                // Purge every version's payload: stored ones and those of this batch.
-                let mut hashes = self.versions.remove(&(a, h.record_id)).unwrap_or_default();
-                for item in self
-                    .store
-                    .db
-                    .scan_prefix(key(b'V', &[&a.0, &h.record_id.0]))
-                {
-                    let (k, v) = item?;
-                    let hash: [u8; 32] = v[..]
-                        .try_into()
-                        .map_err(|_| corrupt("version", "not 32 bytes"))?;
-                    hashes.push(Hash(hash));
-                    self.batch.remove(k);
-                }
-                for hash in hashes {
-                    self.batch.remove(k_payload(&hash));
-                }
-                self.changes.push(DocChange {
-                    key: skey,
-                    updated_ms: h.timestamp_ms,
-                    text: None,
-                });
+                self.hide(key, h.timestamp_ms);
                 RecordMeta {
                     kind: h.kind,
                     seq: h.seq,
-                    created_ms: old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms),
+                    created_ms,
                     updated_ms: h.timestamp_ms,
                     deleted: true,
                     payload: None,
-                    tags: Vec::new(),
                 }
             }
         };
         self.put_meta(k_record(&a, &h.record_id), &meta);
-        self.records.insert((a, h.record_id), Some(meta));
+        self.records.insert(key, Some(meta));
+        self.accepted += 1;
+        Ok(())
+    }
+
+    /// The payload of a stored header-only current version arrived: the record shows.
+    fn complete(
+        &mut self,
+        entry: &Entry,
+        payload: Option<Vec<u8>>,
+        record: Option<Record>,
+    ) -> Result<(), StoreError> {
+        let h = entry.header();
+        let key = (h.author, h.record_id);
+        let (Some(bytes), Some(record)) = (payload, record) else {
+            return Err(corrupt("completion", "accepted without its payload"));
+        };
+        let mut meta = self
+            .records
+            .get(&key)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| corrupt("completion", "record unknown"))?;
+        meta.payload = Some(h.payload_hash);
+        self.new_payloads
+            .insert(key, (h.seq, h.payload_hash, bytes));
+        self.batch.insert(
+            k_time(meta.updated_ms, &h.author, &h.record_id),
+            &[h.kind.code()][..],
+        );
+        self.show(key, meta.updated_ms, &record);
+        self.put_meta(k_record(&h.author, &h.record_id), &meta);
+        self.records.insert(key, Some(meta));
+        tracing::info!(author = %h.author.short(), seq = h.seq, "a record that arrived without its payload is complete now");
         self.accepted += 1;
         Ok(())
     }
@@ -978,9 +1272,11 @@ impl<'s> Overlay<'s> {
         *self.counters.entry(reason).or_default() += 1;
     }
 
-    fn commit(mut self) -> Result<(), StoreError> {
+    /// Writes the batch: payloads first (durable in the packs), then one atomic sled batch
+    /// that names them, lists the purged ranges, and moves the log.
+    fn commit(mut self) -> Result<Committed, StoreError> {
         if self.accepted == 0 && self.counters.is_empty() && !self.forked {
-            return Ok(());
+            return Ok(Committed::default());
         }
         for (reason, n) in std::mem::take(&mut self.counters) {
             let before = self.store.counter(reason)?;
@@ -990,11 +1286,68 @@ impl<'s> Overlay<'s> {
         let generation = self.store.generation()? + self.accepted;
         self.batch
             .insert(K_GENERATION, &generation.to_be_bytes()[..]);
-        self.store.db.apply_batch(self.batch)?;
+        let mut appended = None;
+        if !self.new_payloads.is_empty() {
+            let total = self.new_payloads.values().map(|p| p.2.len()).sum();
+            let mut buf = Vec::with_capacity(total);
+            let mut placed = Vec::with_capacity(self.new_payloads.len());
+            for (key, (seq, hash, bytes)) in std::mem::take(&mut self.new_payloads) {
+                placed.push((key, seq, hash, buf.len() as u64, bytes.len() as u32));
+                buf.extend_from_slice(&bytes);
+            }
+            let (segment, start) = self
+                .store
+                .packs
+                .append(&buf)
+                .map_err(|e| self.store.packs_error(e))?;
+            for ((a, rid), seq, hash, offset, len) in placed {
+                let r = PayloadRef {
+                    seq,
+                    hash,
+                    at: Location {
+                        segment,
+                        offset: start + offset,
+                        len,
+                    },
+                };
+                self.put_meta(k_payload(&a, &rid), &r);
+            }
+            self.batch.insert(
+                k_pack(segment),
+                &(start + buf.len() as u64).to_be_bytes()[..],
+            );
+            appended = Some((segment, start));
+        }
+        let purged = !self.purged.is_empty();
+        for at in std::mem::take(&mut self.purged) {
+            self.batch.insert(k_erase(&at), &at.len.to_be_bytes()[..]);
+        }
+        if let Err(e) = self.store.db.apply_batch(self.batch) {
+            if let Some((segment, start)) = appended {
+                self.store.packs.abandon(segment, start);
+            }
+            return Err(e.into());
+        }
         if !self.changes.is_empty() {
             self.store.index.enqueue(self.changes, generation);
         }
-        Ok(())
+        if !self.tag_changes.is_empty() {
+            let mut tags = self
+                .store
+                .tags
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = tags.as_mut() {
+                for (key, t) in self.tag_changes {
+                    if t.is_empty() {
+                        map.remove(&key);
+                    } else {
+                        map.insert(key, t);
+                    }
+                }
+            }
+        }
+        Ok(Committed { purged })
     }
 }
 

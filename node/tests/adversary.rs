@@ -283,10 +283,10 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
 }
 
 /// A node that dials a listening region and calls itself an aggregator is not that region's
-/// aggregator: its admission list is ignored and the authors it sends are not vouched for, so
-/// records of a made-up "region" never enter the region's store.
+/// aggregator: it is refused right after its hello, learns no heads, and nothing it sends
+/// enters the region's store (neither entries in nor the log out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_self_declared_aggregator_cannot_vouch_for_fake_regions() {
+async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skane");
     local::init(&path, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
@@ -310,15 +310,54 @@ async fn a_self_declared_aggregator_cannot_vouch_for_fake_regions() {
 
     let rogue = SecretKey::from_bytes(&[88; 32]);
     let fake = SecretKey::from_bytes(&[99; 32]);
-    let mut h = Hostile::connect_as(
-        &rogue,
-        &peer,
-        PeerRole::Aggregator,
-        vec![(fake.node_id(), Some("falsk".into()))],
-    )
-    .await;
-    let fake_entry = entry(&fake, None, now(), 1, "Påhittad region");
-    assert_eq!(h.push(vec![fake_entry], fake.node_id()).await, 0);
+    let t = Transport::client(&rogue, Limits::default()).unwrap();
+    let conn = t.connect(&peer).await.unwrap();
+    let (s, r) = conn.open_bi().await.unwrap();
+    let mut send = FramedSend::new(s);
+    let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
+    send.send(&Message::Hello {
+        version: PROTOCOL_VERSION,
+        role: PeerRole::Aggregator,
+        name: "elak".into(),
+    })
+    .await
+    .unwrap();
+    let _ = send
+        .send(&Message::Heads {
+            heads: vec![],
+            admitted: vec![(fake.node_id(), Some("falsk".into()))],
+        })
+        .await;
+    let _ = send
+        .send(&Message::Entries {
+            entries: vec![entry(&fake, None, now(), 1, "Påhittad region")],
+        })
+        .await;
+    // Everything the region says: its hello, then the refusal; never its heads or entries.
+    let mut said = Vec::new();
+    while let Ok(Some(m)) = recv.recv().await {
+        said.push(m);
+    }
+    assert!(
+        matches!(said.first(), Some(Message::Hello { .. })),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|m| matches!(
+            m,
+            Message::Error {
+                code: ErrorCode::NotAdmitted,
+                ..
+            }
+        )),
+        "{said:?}"
+    );
+    assert!(
+        !said
+            .iter()
+            .any(|m| matches!(m, Message::Heads { .. } | Message::Entries { .. })),
+        "the region told a stranger its log: {said:?}"
+    );
     let store = region.shared.node.store();
     assert!(store.head(&fake.node_id()).unwrap().is_none());
     assert!(
@@ -328,6 +367,138 @@ async fn a_self_declared_aggregator_cannot_vouch_for_fake_regions() {
             .is_some_and(|m| m.admitted),
         "the fake region was admitted"
     );
-    assert_eq!(store.refusals().unwrap().get("not_admitted"), Some(&1));
     region.shutdown().await;
+}
+
+/// A method entry of `key` whose payload is `payload` (the bytes of any record).
+fn entry_with_payload(
+    key: &SecretKey,
+    head: Option<Head>,
+    rid: u8,
+    payload: Vec<u8>,
+    send_payload: bool,
+) -> SyncEntry {
+    let h = next_header(
+        key.node_id(),
+        head,
+        now(),
+        Kind::Method,
+        RecordId([rid; 16]),
+        Some(&payload),
+    );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload: send_payload.then_some(payload),
+    }
+}
+
+fn tombstone(key: &SecretKey, head: Option<Head>, rid: u8) -> SyncEntry {
+    let h = next_header(
+        key.node_id(),
+        head,
+        now(),
+        Kind::Method,
+        RecordId([rid; 16]),
+        None,
+    );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload: None,
+    }
+}
+
+/// Headers are public, so an admitted region can name another region's payload hash. Its
+/// tombstones purge its own payloads only: neither a header-only put naming the victim's hash
+/// nor a full put of the victim's exact bytes lets it erase the victim's record anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_purges_only_its_own_authors_payloads() {
+    let victim = SecretKey::from_bytes(&[21; 32]);
+    let evil = SecretKey::from_bytes(&[22; 32]);
+    let (_dir, running, peer) = aggregator(&[&victim, &evil]).await;
+    let mut v = Hostile::connect(&victim, &peer).await;
+    let real = entry(&victim, None, now(), 1, "Offrets metod");
+    let victim_bytes = real.payload.clone().unwrap();
+    assert_eq!(v.push(vec![real.clone()], victim.node_id()).await, 1);
+
+    let mut e = Hostile::connect(&evil, &peer).await;
+    // 1. A header naming the victim's payload hash, without the payload; then its tombstone.
+    let named = entry_with_payload(&evil, None, 1, victim_bytes.clone(), false);
+    let t1 = tombstone(&evil, Some(head_of(&named)), 1);
+    assert_eq!(
+        e.push(vec![named.clone(), t1.clone()], evil.node_id())
+            .await,
+        2
+    );
+    // 2. The victim's exact payload bytes as its own full put; then its tombstone.
+    let copied = entry_with_payload(&evil, Some(head_of(&t1)), 2, victim_bytes.clone(), true);
+    let t2 = tombstone(&evil, Some(head_of(&copied)), 2);
+    assert_eq!(e.push(vec![copied, t2], evil.node_id()).await, 4);
+
+    let node = &running.shared.node;
+    let store = node.store();
+    let rid = RecordId([1; 16]);
+    assert_eq!(
+        store.payload_at(&victim.node_id(), &rid, 1).unwrap(),
+        Some(victim_bytes),
+        "the victim's payload was purged by another author's tombstone"
+    );
+    let page = node.query(&Default::default()).unwrap();
+    assert!(
+        page.records
+            .iter()
+            .any(|r| r.author == victim.node_id().to_hex() && r.data["title"] == "Offrets metod"),
+        "the victim's record is hidden: {page:?}"
+    );
+    // And it still travels to regions with its payload.
+    let sent = store.entries_from(&victim.node_id(), 1, 10).unwrap();
+    assert!(sent[0].payload.is_some());
+    running.shutdown().await;
+}
+
+/// A put that arrived without its payload (stripped on the way) is completed when the same
+/// signed entry arrives with it, while it is still the record's current version; a superseded
+/// version is never completed, and no record stays hidden for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripped_put_is_completed_when_its_payload_arrives() {
+    let region = SecretKey::from_bytes(&[31; 32]);
+    let (_dir, running, peer) = aggregator(&[&region]).await;
+    let me = region.node_id();
+    let mut h = Hostile::connect(&region, &peer).await;
+    let full = entry(&region, None, now(), 1, "Gömd metod");
+    let mut stripped = full.clone();
+    stripped.payload = None;
+    assert_eq!(h.push(vec![stripped], me).await, 1);
+    let node = &running.shared.node;
+    let visible = |title: &str| {
+        node.query(&Default::default())
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.data["title"] == title)
+    };
+    assert!(!visible("Gömd metod"));
+    // The same entry with its payload: completed, not refused as a replay.
+    assert_eq!(h.push(vec![full.clone()], me).await, 1);
+    assert!(visible("Gömd metod"), "the stripped record stayed hidden");
+    assert_eq!(
+        node.query(&spindel_node::query::Query {
+            text: Some("gömd".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .records
+        .len(),
+        1,
+        "the completed record is not searchable"
+    );
+    // A superseded version is never completed: v2 arrives stripped, then v1 with payload.
+    let v2 = entry(&region, Some(head_of(&full)), now(), 1, "Version två");
+    let mut v2_stripped = v2.clone();
+    v2_stripped.payload = None;
+    assert_eq!(h.push(vec![v2_stripped], me).await, 2);
+    assert_eq!(h.push(vec![full], me).await, 2);
+    assert!(!visible("Gömd metod"), "a superseded version came back");
+    assert_eq!(h.push(vec![v2], me).await, 2);
+    assert!(visible("Version två"));
+    running.shutdown().await;
 }

@@ -77,21 +77,37 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
         Some(seq),
         "seed {seed}: head"
     );
-    // Every payload of a deleted record is gone; every live record's current payload is there.
+    // Only a live record's current version keeps its payload: every payload of a deleted
+    // record and every superseded version's payload is gone.
     let entries = node.store().entries_from(&me, 1, usize::MAX).unwrap();
     assert_eq!(entries.len() as u64, seq);
     for inc in &entries {
         let h = inc.entry.header();
-        if let Some(m) = model.get(&h.record_id)
-            && m.deleted
-            && h.op == Op::Put
-        {
+        if h.op != Op::Put {
+            continue;
+        }
+        let current = node
+            .store()
+            .record_meta(&me, &h.record_id)
+            .unwrap()
+            .unwrap();
+        let deleted = model.get(&h.record_id).is_some_and(|m| m.deleted);
+        let should_hold = !deleted && current.seq == h.seq;
+        assert_eq!(
+            inc.payload.is_some(),
+            should_hold,
+            "seed {seed}: payload of {} seq {} (current seq {}, deleted {deleted})",
+            h.record_id,
+            h.seq,
+            current.seq
+        );
+        if deleted {
             assert!(
-                inc.payload.is_none(),
-                "seed {seed}: payload of deleted {} survived",
-                h.record_id
+                node.store()
+                    .payload_ref(&me, &h.record_id)
+                    .unwrap()
+                    .is_none()
             );
-            assert!(node.store().payload(&h.payload_hash).unwrap().is_none());
         }
     }
     // Full text agrees: every live record is found by its word; no deleted one is.

@@ -16,6 +16,10 @@ pub const FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
 pub struct RecordState {
     pub kind: Kind,
     pub deleted: bool,
+    /// Seq of the record's current (latest) entry.
+    pub seq: u64,
+    /// The current version's payload is held (false: it arrived without one).
+    pub payload_held: bool,
 }
 
 /// The receiver's view of the entry's author, as stored.
@@ -108,6 +112,9 @@ pub struct Accepted {
     /// The validated record of a `Put` whose payload came along; `None` for a tombstone or a
     /// put whose payload was purged at the source (the header stays verifiable without it).
     pub record: Option<Record>,
+    /// The entry is already stored without its payload and is still its record's current
+    /// version: this payload completes it (the log does not grow).
+    pub completes: bool,
 }
 
 /// Decides whether `entry` (with its `payload`, if it came along) may be appended.
@@ -165,7 +172,23 @@ pub fn check_verified(
     };
     if header.seq < next {
         return match view.hash_at(header.seq) {
-            Some(existing) if existing == entry.hash() => Err(Refusal::Replay(header.seq)),
+            Some(existing) if existing == entry.hash() => match (header.op, payload) {
+                // The same signed entry again, now with its payload: it completes a put that
+                // arrived without one, but only while that put is the record's current version
+                // (a superseded or deleted version is never completed).
+                (Op::Put, Some(bytes))
+                    if view
+                        .record(&header.record_id)
+                        .is_some_and(|r| r.seq == header.seq && !r.deleted && !r.payload_held) =>
+                {
+                    let record = check_payload(header, bytes)?;
+                    Ok(Accepted {
+                        record: Some(record),
+                        completes: true,
+                    })
+                }
+                _ => Err(Refusal::Replay(header.seq)),
+            },
             Some(existing) => Err(Refusal::Fork {
                 seq: header.seq,
                 existing,
@@ -211,7 +234,10 @@ pub fn check_verified(
             if stored.is_none() {
                 return Err(Refusal::UnknownRecord(header.record_id));
             }
-            Ok(Accepted { record: None })
+            Ok(Accepted {
+                record: None,
+                completes: false,
+            })
         }
         Op::Put => {
             if header.payload_len as usize > PAYLOAD_BYTES_MAX {
@@ -219,26 +245,31 @@ pub fn check_verified(
                     len: u64::from(header.payload_len),
                 });
             }
-            let Some(bytes) = payload else {
-                return Ok(Accepted { record: None });
+            let record = match payload {
+                Some(bytes) => Some(check_payload(header, bytes)?),
+                None => None,
             };
-            if bytes.len() != header.payload_len as usize {
-                return Err(Refusal::PayloadSizeMismatch {
-                    signed: header.payload_len,
-                    got: bytes.len(),
-                });
-            }
-            if Hash::of(bytes) != header.payload_hash {
-                return Err(Refusal::PayloadHashMismatch);
-            }
-            let decoded =
-                Payload::decode(bytes).map_err(|e| Refusal::PayloadMalformed(e.to_string()))?;
-            let record = Record::from_json(header.kind, &decoded.body)?;
             Ok(Accepted {
-                record: Some(record),
+                record,
+                completes: false,
             })
         }
     }
+}
+
+/// The payload of a put: signed length and hash, then its form and its kind's schema.
+fn check_payload(header: &crate::entry::Header, bytes: &[u8]) -> Result<Record, Refusal> {
+    if bytes.len() != header.payload_len as usize {
+        return Err(Refusal::PayloadSizeMismatch {
+            signed: header.payload_len,
+            got: bytes.len(),
+        });
+    }
+    if Hash::of(bytes) != header.payload_hash {
+        return Err(Refusal::PayloadHashMismatch);
+    }
+    let decoded = Payload::decode(bytes).map_err(|e| Refusal::PayloadMalformed(e.to_string()))?;
+    Ok(Record::from_json(header.kind, &decoded.body)?)
 }
 
 #[cfg(test)]
@@ -285,12 +316,19 @@ mod tests {
 
     impl Log {
         fn apply(&mut self, entry: Entry) {
+            let held = entry.header().op == Op::Put;
+            self.apply_held(entry, held);
+        }
+
+        fn apply_held(&mut self, entry: Entry, payload_held: bool) {
             let h = entry.header();
             self.records.insert(
                 h.record_id,
                 RecordState {
                     kind: h.kind,
                     deleted: h.op == Op::Tombstone,
+                    seq: h.seq,
+                    payload_held,
                 },
             );
             self.entries.push(entry);
@@ -548,5 +586,42 @@ mod tests {
         let log = admitted_log();
         let (e1, _) = put(&log, RecordId([1; 16]), METHOD);
         assert_eq!(check(&log, None, NOW, &e1, None).unwrap().record, None);
+    }
+
+    #[test]
+    fn a_stripped_current_version_is_completed_by_its_payload_and_nothing_else() {
+        let rid = RecordId([1; 16]);
+        let mut log = admitted_log();
+        let (e1, p1) = put(&log, rid, METHOD);
+        // It arrived without its payload (stripped by a relay): header only.
+        log.apply_held(e1.clone(), false);
+        let done = check(&log, None, NOW, &e1, Some(&p1)).unwrap();
+        assert!(done.completes);
+        assert_eq!(done.record.unwrap().title(), "Metod");
+        // Wrong bytes never complete it.
+        let mut flipped = p1.clone();
+        flipped[3] ^= 1;
+        assert_eq!(refuse(&log, &e1, Some(&flipped)), "payload_hash_mismatch");
+        // Without a payload it is a replay.
+        assert_eq!(refuse(&log, &e1, None), "replay");
+        // Once superseded, the old version is never completed.
+        let (e2, _) = put(&log, rid, METHOD);
+        log.apply_held(e2.clone(), false);
+        assert_eq!(refuse(&log, &e1, Some(&p1)), "replay");
+        // A held current version is a plain replay.
+        let mut held = admitted_log();
+        held.apply(e1.clone());
+        assert_eq!(refuse(&held, &e1, Some(&p1)), "replay");
+        // A deleted record is never completed.
+        let t = resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ));
+        log.apply(t);
+        assert_eq!(refuse(&log, &e2, Some(&p1)), "replay");
     }
 }

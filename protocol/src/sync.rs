@@ -402,10 +402,15 @@ impl Session {
                     });
                 }
                 if !self.peer_admitted {
+                    let reason = match self.role {
+                        PeerRole::Aggregator => {
+                            "this region is not admitted by the aggregator (spindel allow)"
+                        }
+                        _ => "a region syncs only with the aggregators it pinned (--aggregator)",
+                    };
                     return Err(SessionError {
                         code: ErrorCode::NotAdmitted,
-                        reason: "this region is not admitted by the aggregator (spindel allow)"
-                            .into(),
+                        reason: reason.into(),
                     });
                 }
                 self.state = State::AwaitHeads;
