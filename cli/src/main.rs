@@ -240,6 +240,40 @@ fn via_control<T: serde::de::DeserializeOwned>(dir: &Path, request: Request) -> 
     }
 }
 
+/// How long a command waits for a node that is starting: `spindel run` holds the store before
+/// its control socket is bound.
+const NODE_START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the socket is looked for meanwhile.
+const NODE_START_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Runs `request` through the node running in `dir`, or `direct` on the store when none runs.
+/// A node that is just starting (store held, socket not bound yet) is waited for.
+fn with_node<T: serde::de::DeserializeOwned>(
+    dir: &DataDir,
+    request: Request,
+    direct: impl FnOnce(LocalNode) -> Result<T>,
+) -> Result<T> {
+    let deadline = std::time::Instant::now() + NODE_START_WAIT;
+    loop {
+        if let Some(answer) = via_control(&dir.data_dir, request.clone())? {
+            return Ok(answer);
+        }
+        match LocalNode::open(&dir.data_dir) {
+            Ok(node) => return direct(node),
+            Err(local::NodeError::Store(spindel_node::store::StoreError::Locked { .. }))
+                if std::time::Instant::now() < deadline =>
+            {
+                // Wait for the starting node's control socket (or for the lock to go).
+                let socket = dir.data_dir.join(control::SOCKET_FILE);
+                while !socket.exists() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(NODE_START_POLL);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,6 +312,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // Fault injection for the crash tests (tests/tests/integrity.rs); never set in operation.
+    if std::env::var("SPINDEL_FAULT_INJECT").is_ok_and(|v| v == "abort-before-erase") {
+        spindel_node::store::ABORT_BEFORE_ERASE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -350,10 +388,9 @@ fn run(cli: Cli) -> Result<()> {
                 json: text.clone(),
                 record_id: id.map(|r| r.to_hex()),
             };
-            let published: Published = match via_control(&dir.data_dir, request)? {
-                Some(p) => p,
-                None => open(&dir)?.publish(kind, &text, id, &mut rng, local::now_ms())?,
-            };
+            let published: Published = with_node(&dir, request, |node| {
+                Ok(node.publish(kind, &text, id, &mut rng, local::now_ms())?)
+            })?;
             output::emit(out.json, &published, || {
                 format!(
                     "published {kind} {} (seq {})",
@@ -372,29 +409,32 @@ fn run(cli: Cli) -> Result<()> {
                 kind,
                 text: text.clone(),
             };
-            if let Some(imported) = via_control::<Imported>(&dir.data_dir, request)? {
-                return output::emit(out.json, &imported, || {
-                    format!(
-                        "imported {} {kind} records (seq {}-{}) through the running node",
-                        imported.imported, imported.first_seq, imported.last_seq
-                    )
-                });
-            }
-            let node = open(&dir)?;
-            let bar = output::progress_bar("signing");
-            let imported = node.import(kind, &text, &mut rng, local::now_ms(), &|done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-                if done == total {
-                    bar.set_message("writing");
-                }
-            });
-            bar.finish_and_clear();
-            let imported = imported?;
+            let mut direct = false;
+            let imported: Imported = with_node(&dir, request, |node| {
+                direct = true;
+                let bar = output::progress_bar("signing");
+                let imported =
+                    node.import(kind, &text, &mut rng, local::now_ms(), &|done, total| {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                        if done == total {
+                            bar.set_message("writing");
+                        }
+                    });
+                bar.finish_and_clear();
+                Ok(imported?)
+            })?;
             output::emit(out.json, &imported, || {
                 format!(
-                    "imported {} {kind} records (seq {}-{})",
-                    imported.imported, imported.first_seq, imported.last_seq
+                    "imported {} {kind} records (seq {}-{}){}",
+                    imported.imported,
+                    imported.first_seq,
+                    imported.last_seq,
+                    if direct {
+                        ""
+                    } else {
+                        " through the running node"
+                    }
                 )
             })
         }
@@ -406,10 +446,9 @@ fn run(cli: Cli) -> Result<()> {
             let request = Request::Delete {
                 record_id: record_id.to_hex(),
             };
-            let deleted: Deleted = match via_control(&dir.data_dir, request)? {
-                Some(d) => d,
-                None => open(&dir)?.delete(record_id, local::now_ms())?,
-            };
+            let deleted: Deleted = with_node(&dir, request, |node| {
+                Ok(node.delete(record_id, local::now_ms())?)
+            })?;
             output::emit(out.json, &deleted, || {
                 format!("deleted {} (seq {})", deleted.record_id, deleted.seq)
             })
@@ -444,10 +483,9 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 let query =
                     runtime::query_from_request(&request).map_err(|e| anyhow::anyhow!(e))?;
-                match via_control(&dir.data_dir, Request::Query { query: request })? {
-                    Some(page) => page,
-                    None => open(&dir)?.query(&query)?,
-                }
+                with_node(&dir, Request::Query { query: request }, |node| {
+                    Ok(node.query(&query)?)
+                })?
             };
             output::emit(out.json, &page, || output::records_table(&page))
         }
@@ -467,10 +505,7 @@ fn run(cli: Cli) -> Result<()> {
                 node_id: node_id.to_hex(),
                 name: name.clone(),
             };
-            let allowed: Allowed = match via_control(&dir.data_dir, request)? {
-                Some(a) => a,
-                None => open(&dir)?.allow(node_id, name)?,
-            };
+            let allowed: Allowed = with_node(&dir, request, |node| Ok(node.allow(node_id, name)?))?;
             output::emit(out.json, &allowed, || {
                 format!(
                     "admitted {}{}",
@@ -495,10 +530,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => run_demo(regions, http, exit_when_synced, out.json),
         Command::Status { dir, out } => {
-            let status: Status = match via_control(&dir.data_dir, Request::Status)? {
-                Some(s) => s,
-                None => open(&dir)?.status()?,
-            };
+            let status: Status = with_node(&dir, Request::Status, |node| Ok(node.status()?))?;
             output::emit(out.json, &status, || output::status_text(&status))
         }
     }

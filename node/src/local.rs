@@ -281,6 +281,7 @@ fn init_inner(
         config: config.clone(),
         key,
         store,
+        own_log: std::sync::Mutex::new(()),
     };
     if role == Role::Region {
         let profile = serde_json::json!({
@@ -369,6 +370,9 @@ pub struct LocalNode {
     config: NodeConfig,
     key: SecretKey,
     store: Store,
+    /// The one writer of this node's own log: choosing the next seq, signing and applying are
+    /// one critical section, so concurrent publishes never sign two entries with one seq.
+    own_log: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -392,6 +396,7 @@ impl LocalNode {
             config,
             key,
             store,
+            own_log: std::sync::Mutex::new(()),
         })
     }
 
@@ -433,6 +438,7 @@ impl LocalNode {
             return Err(NodeError::AggregatorAuthors);
         }
         let record = self.prepare(kind, json)?;
+        let _writer = self.own_log_writer();
         let record_id = self.target_record(kind, record_id, rng)?;
         let entry = self.sign_and_apply(vec![(record_id, record)], rng, now_ms, &|_, _| {})?;
         let (seq, hash) = entry[0];
@@ -497,6 +503,7 @@ impl LocalNode {
         if records.is_empty() {
             return Err(NodeError::ImportEmpty);
         }
+        let _writer = self.own_log_writer();
         let seqs = self.sign_and_apply(records, rng, now_ms, progress)?;
         Ok(Imported {
             imported: seqs.len() as u64,
@@ -511,6 +518,7 @@ impl LocalNode {
             return Err(NodeError::AggregatorAuthors);
         }
         let me = self.node_id();
+        let _writer = self.own_log_writer();
         let meta = self
             .store
             .record_meta(&me, &record_id)?
@@ -563,6 +571,13 @@ impl LocalNode {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),
         })
+    }
+
+    /// Held while the next entry of the own log is chosen, signed and applied.
+    fn own_log_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.own_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The node's secret key (for the transport's TLS identity).

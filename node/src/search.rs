@@ -366,6 +366,59 @@ mod tests {
         );
     }
 
+    /// Whether any segment's term dictionary (Swedish field) still holds `word`'s stem,
+    /// deleted documents included.
+    fn holds_term(index: &SearchIndex, word: &str) -> bool {
+        let stem = stems(Language::Swedish, word).remove(0);
+        index.reader.reload().unwrap();
+        let searcher = index.reader.searcher();
+        searcher.segment_readers().iter().any(|segment| {
+            segment
+                .inverted_index(index.body_sv)
+                .unwrap()
+                .terms()
+                .get(stem.as_bytes())
+                .unwrap()
+                .is_some()
+        })
+    }
+
+    #[test]
+    fn a_deleted_documents_words_leave_the_term_dictionaries_when_merged_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, _) = SearchIndex::open(dir.path()).unwrap();
+        let doc = |key: &str, text: Option<&str>| DocChange {
+            key: key.into(),
+            updated_ms: 1,
+            text: text.map(str::to_string),
+        };
+        // Two documents in one segment, so deleting one cannot drop the segment whole.
+        index
+            .apply(
+                &[
+                    doc("a", Some("Kanariefågel Qxzvbnmxq")),
+                    doc("b", Some("Bertil Grannsson metod")),
+                ],
+                1,
+            )
+            .unwrap();
+        index.apply(&[doc("a", None)], 2).unwrap();
+        assert!(index.search("qxzvbnmxq").unwrap().unwrap().is_empty());
+        assert!(
+            holds_term(&index, "qxzvbnmxq"),
+            "a deleted document's words stay until a merge (the test would be blind)"
+        );
+        assert!(index.expunge_deletes(0).unwrap());
+        assert!(!holds_term(&index, "qxzvbnmxq"));
+        assert!(!holds_term(&index, "kanariefågel"));
+        assert!(holds_term(&index, "grannsson"));
+        assert_eq!(index.search("metod").unwrap().unwrap().len(), 1);
+        // Nothing left to merge; the interval is respected.
+        assert!(!index.expunge_deletes(0).unwrap());
+        index.apply(&[doc("b", None)], 3).unwrap();
+        assert!(!index.expunge_deletes(60_000).unwrap());
+    }
+
     #[test]
     fn search_add_replace_remove_and_reopen() {
         let dir = tempfile::tempdir().unwrap();

@@ -402,9 +402,20 @@ impl Drop for Store {
         if let Err(e) = self.index.flush() {
             tracing::error!(error = %e, "full-text index commit failed; it is rebuilt on next start");
         }
+        // A short-lived command (`spindel delete` without a running node) leaves no deleted
+        // document in the index either.
+        if let Err(e) = self.index.search.expunge_deletes(0) {
+            tracing::error!(error = %e, "merging deleted documents out of the full-text index failed; done on next open");
+        }
         let _ = self.db.flush();
     }
 }
+
+/// Fault injection for crash tests only: when set, the process aborts right after a batch that
+/// purged payloads is durable and before they are erased (as a `kill -9` there would). The
+/// CLI sets it from `SPINDEL_FAULT_INJECT=abort-before-erase`.
+pub static ABORT_BEFORE_ERASE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -627,6 +638,9 @@ impl Store {
         drop(guard);
         self.db.flush()?;
         if committed.purged {
+            if ABORT_BEFORE_ERASE.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::abort();
+            }
             // The tombstone or new version is durable: erase what it purged.
             self.erase_pending()?;
         }

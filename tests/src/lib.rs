@@ -133,6 +133,23 @@ pub fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
     publish_run(dir, kind, json).json()
 }
 
+/// `spindel init` of a node named `name` with `role` in `tmp/name`: its directory and NodeId.
+pub fn init(tmp: &Path, name: &str, role: &str) -> (std::path::PathBuf, String) {
+    let dir = tmp.join(name);
+    let v = spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        name,
+        "--role",
+        role,
+        "--json",
+    ])
+    .json();
+    (dir, v["node_id"].as_str().expect("node_id").to_string())
+}
+
 /// A path as `&str` for argument lists.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

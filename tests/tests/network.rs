@@ -7,23 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{NodeProc, eventually, publish_run, s, slow_tests, spindel};
-
-fn init(tmp: &Path, name: &str, role: &str) -> (PathBuf, String) {
-    let dir = tmp.join(name);
-    let v = spindel(&[
-        "init",
-        "--data-dir",
-        s(&dir),
-        "--name",
-        name,
-        "--role",
-        role,
-        "--json",
-    ])
-    .json();
-    (dir, v["node_id"].as_str().unwrap().to_string())
-}
+use spindel_tests::{NodeProc, eventually, init, publish_run, s, slow_tests, spindel};
 
 fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
     let json =
