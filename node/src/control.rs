@@ -190,6 +190,7 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
             )
         }
         Request::Import { kind, text } => {
+            shared.own_log_ready().await.map_err(|e| e.to_string())?;
             let imported = shared
                 .run_blocking(move |n| {
                     n.import(
@@ -206,6 +207,7 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
         }
         Request::Delete { record_id } => {
             let rid = crate::runtime::parse_record_id(&record_id)?;
+            shared.own_log_ready().await.map_err(|e| e.to_string())?;
             let deleted = shared
                 .run_blocking(move |n| n.delete(rid, crate::local::now_ms()))
                 .await?;

@@ -25,6 +25,9 @@ use crate::query::{self, Query, QueryError, QueryPage};
 use crate::store::{ApplyOptions, Incoming, Store, StoreError};
 
 pub const CONFIG_FILE: &str = "config.toml";
+/// Marks a data directory `spindel restore` made that has not caught up with its aggregator
+/// yet: it signs nothing until it has (a restored old copy must never fork its own log).
+pub const RESTORED_MARKER: &str = "restored";
 pub const KEY_FILE: &str = "node.key";
 /// Lines one import may hold.
 pub const IMPORT_RECORDS_MAX: usize = 1_000_000;
@@ -106,6 +109,17 @@ pub enum NodeError {
     ImportEmpty,
     #[error("import holds more than {IMPORT_RECORDS_MAX} records")]
     ImportTooLarge,
+    #[error(
+        "this node was restored from a backup and has not caught up with its aggregator yet; \
+         run it with `spindel run --aggregator PEER` until it has, then publish"
+    )]
+    RestoredNotCaughtUp,
+    #[error("{}", if *restored {
+        format!("this node was restored from a backup and is still catching up with its aggregator (waited {waited_s} s); nothing was written, try again once `spindel status` shows the link up")
+    } else {
+        format!("the node is still catching up with its own log at its aggregator (waited {waited_s} s); nothing was written")
+    })]
+    CatchingUp { waited_s: u64, restored: bool },
     #[error("only an aggregator admits regions (this node is a region)")]
     NotAggregator,
     #[error("{0} is not a usable ed25519 public key")]
@@ -282,6 +296,7 @@ fn init_inner(
         key,
         store,
         own_log: std::sync::Mutex::new(()),
+        restored: std::sync::atomic::AtomicBool::new(false),
     };
     if role == Role::Region {
         let profile = serde_json::json!({
@@ -373,6 +388,8 @@ pub struct LocalNode {
     /// The one writer of this node's own log: choosing the next seq, signing and applying are
     /// one critical section, so concurrent publishes never sign two entries with one seq.
     own_log: std::sync::Mutex<()>,
+    /// `DIR/restored` exists: a restored node that has not caught up yet.
+    restored: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -391,12 +408,14 @@ impl LocalNode {
         let config = read_config(dir)?;
         let key = read_key(&dir.join(KEY_FILE))?;
         let store = Store::open(dir)?;
+        let restored = dir.join(RESTORED_MARKER).exists();
         Ok(LocalNode {
             dir: dir.to_path_buf(),
             config,
             key,
             store,
             own_log: std::sync::Mutex::new(()),
+            restored: std::sync::atomic::AtomicBool::new(restored),
         })
     }
 
@@ -438,7 +457,7 @@ impl LocalNode {
             return Err(NodeError::AggregatorAuthors);
         }
         let record = self.prepare(kind, json)?;
-        let _writer = self.own_log_writer();
+        let _writer = self.own_log_writer()?;
         let record_id = self.target_record(kind, record_id, rng)?;
         let entry = self.sign_and_apply(vec![(record_id, record)], rng, now_ms, &|_, _| {})?;
         let (seq, hash) = entry[0];
@@ -503,7 +522,7 @@ impl LocalNode {
         if records.is_empty() {
             return Err(NodeError::ImportEmpty);
         }
-        let _writer = self.own_log_writer();
+        let _writer = self.own_log_writer()?;
         let seqs = self.sign_and_apply(records, rng, now_ms, progress)?;
         Ok(Imported {
             imported: seqs.len() as u64,
@@ -518,7 +537,7 @@ impl LocalNode {
             return Err(NodeError::AggregatorAuthors);
         }
         let me = self.node_id();
-        let _writer = self.own_log_writer();
+        let _writer = self.own_log_writer()?;
         let meta = self
             .store
             .record_meta(&me, &record_id)?
@@ -573,11 +592,37 @@ impl LocalNode {
         })
     }
 
-    /// Held while the next entry of the own log is chosen, signed and applied.
-    fn own_log_writer(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.own_log
+    /// Held while the next entry of the own log is chosen, signed and applied. A restored
+    /// node that has not caught up with its aggregator signs nothing.
+    fn own_log_writer(&self) -> Result<std::sync::MutexGuard<'_, ()>, NodeError> {
+        if self.restored() {
+            return Err(NodeError::RestoredNotCaughtUp);
+        }
+        Ok(self
+            .own_log
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// This data directory came from `spindel restore` and has not caught up yet.
+    pub fn restored(&self) -> bool {
+        self.restored.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The restored node caught up with its aggregator: it may sign again.
+    pub fn clear_restored(&self) -> Result<(), NodeError> {
+        let path = self.dir.join(RESTORED_MARKER);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir))?;
+        self.restored
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The node's secret key (for the transport's TLS identity).

@@ -46,6 +46,22 @@ const READ_QUEUE_FRAMES: usize = 2;
 /// Capacity of the new-heads broadcast; a session that lags re-reads all heads.
 const HEADS_CHANNEL_CAPACITY: usize = 4096;
 
+/// How long a starting region waits for an aggregator to tell it how far its own log goes
+/// before it signs anything; then it publishes offline (regions keep working while the
+/// aggregator is down), except a node `spindel restore` made, which waits until caught up.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// How long a publish on a restored node that has not caught up waits before it gives up.
+pub const RESTORED_PUBLISH_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether this node may sign new entries of its own log yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Waiting to learn from an aggregator whether it holds own entries beyond the head.
+    Waiting,
+    /// Caught up (or offline after [`CATCH_UP_WAIT`]): publishing goes on.
+    Ready,
+}
+
 /// What `spindel run` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -75,6 +91,9 @@ pub struct Shared {
     /// The aggregators this node dials and pins (`--aggregator`): the only peers a region
     /// syncs with, and whose relayed entries and admission lists it trusts.
     pinned: Mutex<std::collections::BTreeSet<NodeId>>,
+    /// The gate every own-log write passes: closed while a starting region catches up with
+    /// its own log at its aggregators (a restored copy must not fork it).
+    catch_up: watch::Sender<CatchUp>,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -97,8 +116,41 @@ impl Shared {
             peers: Mutex::new(BTreeMap::new()),
             shutdown,
             pinned: Mutex::new(std::collections::BTreeSet::new()),
+            catch_up: watch::Sender::new(CatchUp::Ready),
             session_setup_delay_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Waits until own-log writes may go on (see [`CatchUp`]).
+    pub async fn own_log_ready(&self) -> Result<(), NodeError> {
+        let mut rx = self.catch_up.subscribe();
+        let wait = if self.node.restored() {
+            RESTORED_PUBLISH_WAIT
+        } else {
+            // The offline fallback opens the gate after CATCH_UP_WAIT; this is a backstop.
+            CATCH_UP_WAIT * 3
+        };
+        match tokio::time::timeout(wait, rx.wait_for(|c| *c == CatchUp::Ready)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(NodeError::CatchingUp {
+                waited_s: wait.as_secs(),
+                restored: self.node.restored(),
+            }),
+        }
+    }
+
+    /// The own log at an aggregator ends at or before this node's head: signing may go on.
+    fn caught_up_with(&self, aggregator: &NodeId, head: u64) {
+        let was = self.catch_up.send_replace(CatchUp::Ready);
+        if was == CatchUp::Waiting {
+            tracing::info!(aggregator = %aggregator.short(), head, "caught up with the own log held at the aggregator; publishing");
+        }
+        if self.node.restored() {
+            match self.node.clear_restored() {
+                Ok(()) => tracing::info!("the restored node has caught up with its aggregator"),
+                Err(e) => tracing::error!(error = %e, "cannot remove the restore marker"),
+            }
+        }
     }
 
     /// Publishes a record while the node runs and pushes it to live peers.
@@ -108,6 +160,7 @@ impl Shared {
         json: String,
         record_id: Option<RecordId>,
     ) -> Result<crate::local::Published, NodeError> {
+        self.own_log_ready().await?;
         let published = self
             .blocking(move |n| {
                 n.publish(
@@ -358,6 +411,10 @@ async fn drive_session(
     let mut last_lag = Instant::now()
         .checked_sub(LAG_REFRESH)
         .unwrap_or_else(Instant::now);
+    // A dialed aggregator's heads say how far this node's own log goes there; once this node
+    // holds that much, own-log writes may go on.
+    let mut own_log_target: Option<u64> = None;
+    let mut own_log_checked = false;
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -435,6 +492,23 @@ async fn drive_session(
                     };
                     return finish(&reader, r);
                 }
+            }
+        }
+        if trusted_aggregator && !own_log_checked && session.heads_received() {
+            // Fixed at the aggregator's opening heads (later acks raise what the session
+            // knows of the peer).
+            let target = *own_log_target
+                .get_or_insert_with(|| session.peer_heads().get(&me).copied().unwrap_or(0));
+            let here = shared
+                .node
+                .store()
+                .head(&me)
+                .ok()
+                .flatten()
+                .map_or(0, |h| h.seq);
+            if here >= target {
+                shared.caught_up_with(&peer, here);
+                own_log_checked = true;
             }
         }
         if until_caught_up && session.caught_up() {
@@ -854,6 +928,26 @@ impl Running {
             }));
         }
         shared.pin_aggregators(opts.aggregators.iter().map(|p| p.node_id));
+        let is_region = shared.node.config().role == Role::Region;
+        if is_region && (!opts.aggregators.is_empty() || shared.node.restored()) {
+            shared.catch_up.send_replace(CatchUp::Waiting);
+            let restored = shared.node.restored();
+            let gate = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                if restored {
+                    // A restored node never signs offline: it waits for its aggregator.
+                    tracing::warn!("this node was restored from a backup: it publishes once it has caught up with its aggregator");
+                    return;
+                }
+                tokio::time::sleep(CATCH_UP_WAIT).await;
+                if gate.catch_up.send_replace(CatchUp::Ready) == CatchUp::Waiting {
+                    tracing::warn!(
+                        waited_s = CATCH_UP_WAIT.as_secs(),
+                        "no aggregator answered; publishing offline (entries go out when a link is up)"
+                    );
+                }
+            }));
+        }
         for peer in opts.aggregators {
             tasks.push(tokio::spawn(dial_loop(
                 shared.clone(),

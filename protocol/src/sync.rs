@@ -344,6 +344,11 @@ impl Session {
                 .all(|(a, s)| self.local.get(a).copied().unwrap_or(0) >= *s)
     }
 
+    /// The peer's heads have arrived (the session is past its opening exchange).
+    pub fn heads_received(&self) -> bool {
+        self.state == State::Syncing
+    }
+
     /// What the peer holds, as far as this session knows.
     pub fn peer_heads(&self) -> &BTreeMap<NodeId, u64> {
         &self.peer

@@ -289,3 +289,93 @@ fn a_publish_while_the_node_starts_waits_for_it() {
     let status = spindel(&["status", "--data-dir", s(&dir), "--json"]).json();
     assert_eq!(status["heads"][&id], 6);
 }
+
+fn titles_at(dir: &Path, author: &str) -> Vec<String> {
+    let page = spindel(&["query", "--data-dir", s(dir), "--json", "--limit", "1000"]).json();
+    let mut titles: Vec<String> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["author"] == author && r["kind"] == "method")
+        .map(|r| r["data"]["title"].as_str().unwrap().to_string())
+        .collect();
+    titles.sort();
+    titles
+}
+
+fn method(dir: &Path, title: &str) -> u64 {
+    let json = serde_json::json!({"title": title, "summary": "Återställd"}).to_string();
+    let run = publish_run(dir, "method", &json);
+    assert_eq!(run.code, 0, "publish {title}: {}", run.stderr);
+    run.json()["seq"].as_u64().unwrap()
+}
+
+/// The scenario of a restore from an old copy: the region's later records were at the
+/// aggregator only. On start the region catches up with its own log before it signs, so the
+/// next publish continues the true log: every record everywhere, no fork, no refusal.
+#[test]
+fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (skane, skane_id) = init(tmp.path(), "skane", "region");
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &skane_id,
+        "--name",
+        "skane",
+    ])
+    .ok();
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let run_skane = || NodeProc::start(&skane, &["--aggregator", &peer]);
+
+    let node = run_skane();
+    assert_eq!(method(&skane, "Före kopian"), 2);
+    eventually(30, "seq 2 at the aggregator", || {
+        head_of(&agg_dir, &skane_id) == 2
+    });
+    assert_eq!(node.terminate(10), 0);
+    let old = tmp.path().join("skane-kopia");
+    assert!(
+        std::process::Command::new("cp")
+            .args(["-a", s(&skane), s(&old)])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let node = run_skane();
+    assert_eq!(method(&skane, "Efter kopian 1"), 3);
+    assert_eq!(method(&skane, "Efter kopian 2"), 4);
+    eventually(30, "seq 4 at the aggregator", || {
+        head_of(&agg_dir, &skane_id) == 4
+    });
+    assert_eq!(node.terminate(10), 0);
+
+    // The old copy is put back and started: it must not sign seq 3 again.
+    std::fs::remove_dir_all(&skane).unwrap();
+    std::fs::rename(&old, &skane).unwrap();
+    assert_eq!(head_of(&skane, &skane_id), 2, "the copy is old");
+    let _node = run_skane();
+    assert_eq!(method(&skane, "Efter återställningen"), 5);
+    eventually(30, "seq 5 at the aggregator", || {
+        head_of(&agg_dir, &skane_id) == 5
+    });
+    let all = [
+        "Efter kopian 1",
+        "Efter kopian 2",
+        "Efter återställningen",
+        "Före kopian",
+    ];
+    assert_eq!(titles_at(&agg_dir, &skane_id), all);
+    assert_eq!(titles_at(&skane, &skane_id), all);
+    for dir in [&agg_dir, &skane] {
+        let status = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+        assert!(status["forks"].as_array().unwrap().is_empty(), "{status}");
+        for reason in ["fork", "prev_mismatch", "frozen"] {
+            assert!(status["refused"].get(reason).is_none(), "{status}");
+        }
+    }
+}
