@@ -167,10 +167,29 @@ pub fn status_text(s: &Status) -> String {
         let list: Vec<String> = s.refused.iter().map(|(r, n)| format!("{r} {n}")).collect();
         out.push_str(&format!("\nrefused   {}", list.join(", ")));
     }
+    for (author, reasons) in &s.refused_by_author {
+        let name = s
+            .authors
+            .iter()
+            .find(|a| &a.node_id == author)
+            .and_then(|a| a.name.as_deref())
+            .unwrap_or("-");
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out.push_str(&format!(
+            "\n          from {name} ({}…): {}",
+            author.get(..16).unwrap_or(author),
+            list.join(", ")
+        ));
+    }
     for f in &s.forks {
         out.push_str(&format!(
-            "\nFORK      author {} at seq {}: {} vs {}",
-            f.author, f.seq, f.first, f.second
+            "\nFORK      {} ({}…) at seq {}: entries {} and {}\n          {}",
+            f.name.as_deref().unwrap_or("-"),
+            f.author.get(..16).unwrap_or(&f.author),
+            f.seq,
+            f.first,
+            f.second,
+            f.advice
         ));
     }
     out

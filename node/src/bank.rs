@@ -181,6 +181,8 @@ pub struct RegionPage {
     pub row: RegionRow,
     pub profile: Option<RecordView>,
     pub sroi: SroiStats,
+    /// The seq at which this region's log is proven forked, if it is.
+    pub fork_seq: Option<u64>,
 }
 
 /// The region page of `id`; `None` if this node knows no profile of it.
@@ -195,6 +197,11 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
         row: region_row(store, id, &meta)?,
         profile: query::get(store, id, &profile_id)?,
         sroi: SroiStats::of(sroi_figures(store, Some(id))?),
+        fork_seq: store
+            .forks()?
+            .into_iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, p)| p.seq),
     }))
 }
 

@@ -114,6 +114,8 @@ pub enum NodeError {
          run it with `spindel run --aggregator PEER` until it has, then publish"
     )]
     RestoredNotCaughtUp,
+    #[error("{0}")]
+    OwnLogForked(String),
     #[error("{}", if *restored {
         format!("this node was restored from a backup and is still catching up with its aggregator (waited {waited_s} s); nothing was written, try again once `spindel status` shows the link up")
     } else {
@@ -201,9 +203,33 @@ pub struct AuthorStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForkStatus {
     pub author: String,
+    /// The region's name, when known.
+    #[serde(default)]
+    pub name: Option<String>,
     pub seq: u64,
+    /// Hashes of the two signed entries with this seq (the first is the one kept).
     pub first: String,
     pub second: String,
+    /// This node's own log forked.
+    #[serde(default)]
+    pub own: bool,
+    /// What the operator should do, in one sentence.
+    #[serde(default)]
+    pub advice: String,
+}
+
+/// The one sentence `status` gives an operator about a fork.
+pub fn fork_advice(own: bool, name: Option<&str>, seq: u64) -> String {
+    if own {
+        format!(
+            "This node's own log forked at seq {seq}: a copy of this data directory signed entries              the network already had, and nothing it signs is accepted any more; stop every copy,              create a new node with `spindel init` and ask the aggregator's operator to admit its              key under this region's name (`spindel allow NEW_NODEID --name NAME`)."
+        )
+    } else {
+        format!(
+            "Region {} signed two different entries with seq {seq} (a restored old copy that              published offline); its entries after that are refused everywhere until its operator              replaces the node and the aggregator admits the new key.",
+            name.unwrap_or("(unnamed)")
+        )
+    }
 }
 
 /// What `status` reports (contract keys first; more keys are welcome).
@@ -218,6 +244,9 @@ pub struct Status {
     pub peers: Vec<serde_json::Value>,
     pub authors: Vec<AuthorStatus>,
     pub refused: BTreeMap<String, u64>,
+    /// Refusals per author (NodeId) and reason.
+    #[serde(default)]
+    pub refused_by_author: BTreeMap<String, BTreeMap<String, u64>>,
     pub forks: Vec<ForkStatus>,
     pub generation: u64,
 }
@@ -598,6 +627,18 @@ impl LocalNode {
         if self.restored() {
             return Err(NodeError::RestoredNotCaughtUp);
         }
+        if let Some((_, proof)) = self
+            .store
+            .forks()?
+            .into_iter()
+            .find(|(a, _)| *a == self.node_id())
+        {
+            return Err(NodeError::OwnLogForked(fork_advice(
+                true,
+                Some(&self.config.name),
+                proof.seq,
+            )));
+        }
         Ok(self
             .own_log
             .lock()
@@ -651,16 +692,35 @@ impl LocalNode {
                 records,
             });
         }
+        let names: BTreeMap<NodeId, Option<String>> = self
+            .store
+            .authors()?
+            .into_iter()
+            .map(|(id, m)| (id, m.label().map(str::to_string)))
+            .collect();
+        let me = self.node_id();
         let forks = self
             .store
             .forks()?
             .into_iter()
-            .map(|(author, proof)| ForkStatus {
-                author: author.to_hex(),
-                seq: proof.seq,
-                first: Hash::of(&proof.first.header).to_hex(),
-                second: Hash::of(&proof.second.header).to_hex(),
+            .map(|(author, proof)| {
+                let name = names.get(&author).cloned().flatten();
+                ForkStatus {
+                    author: author.to_hex(),
+                    advice: fork_advice(author == me, name.as_deref(), proof.seq),
+                    name,
+                    seq: proof.seq,
+                    first: Hash::of(&proof.first.header).to_hex(),
+                    second: Hash::of(&proof.second.header).to_hex(),
+                    own: author == me,
+                }
             })
+            .collect();
+        let refused_by_author = self
+            .store
+            .refusals_by_author()?
+            .into_iter()
+            .map(|(a, r)| (a.to_hex(), r))
             .collect();
         Ok(Status {
             node_id: self.node_id().to_hex(),
@@ -671,6 +731,7 @@ impl LocalNode {
             peers: Vec::new(),
             authors,
             refused: self.store.refusals()?,
+            refused_by_author,
             forks,
             generation: self.store.generation()?,
         })

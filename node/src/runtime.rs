@@ -94,6 +94,8 @@ pub struct Shared {
     /// The gate every own-log write passes: closed while a starting region catches up with
     /// its own log at its aggregators (a restored copy must not fork it).
     catch_up: watch::Sender<CatchUp>,
+    /// Bumped whenever this node learns of a fork, so every session passes the proof on.
+    forks_seen: watch::Sender<u64>,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -117,6 +119,7 @@ impl Shared {
             shutdown,
             pinned: Mutex::new(std::collections::BTreeSet::new()),
             catch_up: watch::Sender::new(CatchUp::Ready),
+            forks_seen: watch::Sender::new(0),
             session_setup_delay_ms: AtomicU64::new(0),
         })
     }
@@ -304,8 +307,9 @@ fn load_batch(
     Ok(out)
 }
 
-/// Heads of a batch's authors after applying it, and the ones that advanced.
-type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>);
+/// Heads of a batch's authors after applying it, the ones that advanced, and whether the
+/// batch proved a fork.
+type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>, bool);
 
 /// Outcome of applying one received batch: the heads of its authors and what was accepted.
 fn apply_batch(
@@ -365,7 +369,13 @@ fn apply_batch(
     } else {
         Vec::new()
     };
-    Ok((heads, advanced))
+    let forked = outcomes.iter().any(|o| {
+        matches!(
+            o,
+            Outcome::Refused(spindel_protocol::ingest::Refusal::Fork { .. })
+        )
+    });
+    Ok((heads, advanced, forked))
 }
 
 /// What a session driver works with.
@@ -415,6 +425,9 @@ async fn drive_session(
     // holds that much, own-log writes may go on.
     let mut own_log_target: Option<u64> = None;
     let mut own_log_checked = false;
+    let mut forks_sent = 0usize;
+    let mut tips_sent = false;
+    let mut forks_rx = shared.forks_seen.subscribe();
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -448,7 +461,10 @@ async fn drive_session(
                         })
                         .await;
                     match applied {
-                        Ok((heads, advanced)) => {
+                        Ok((heads, advanced, forked)) => {
+                            if forked {
+                                shared.forks_seen.send_modify(|n| *n += 1);
+                            }
                             for (a, s) in advanced {
                                 shared.announce(a, s);
                             }
@@ -458,6 +474,46 @@ async fn drive_session(
                             conn.close(ErrorCode::Internal.code().into(), b"store");
                             return finish(&reader, Err(e.to_string()));
                         }
+                    }
+                }
+                Output::Forks(proofs) => {
+                    let r = shared.blocking(move |n| keep_fork_proofs(n, proofs)).await;
+                    match r {
+                        Ok(0) => {}
+                        Ok(_) => shared.forks_seen.send_modify(|n| *n += 1),
+                        Err(e) => return finish(&reader, Err(e.to_string())),
+                    }
+                }
+                Output::Tips(tips) => {
+                    let wanted = shared.blocking(move |n| differing_tips(n, tips)).await;
+                    match wanted {
+                        Ok(w) => session.send_want(w),
+                        Err(e) => return finish(&reader, Err(e.to_string())),
+                    }
+                }
+                Output::Want(list) => {
+                    let only = (my_role(&shared.node) == PeerRole::Region).then_some(me);
+                    let loaded = shared.blocking(move |n| load_wanted(n, list, only)).await;
+                    match loaded {
+                        Ok(entries) => session.send_wanted(entries),
+                        Err(e) => return finish(&reader, Err(e.to_string())),
+                    }
+                }
+                Output::Wanted(entries) => {
+                    let now = crate::local::now_ms();
+                    let applied = shared
+                        .blocking(move |n| apply_batch(n, entries, expected_author, false, now))
+                        .await;
+                    match applied {
+                        Ok((_, advanced, forked)) => {
+                            for (a, s) in advanced {
+                                shared.announce(a, s);
+                            }
+                            if forked {
+                                shared.forks_seen.send_modify(|n| *n += 1);
+                            }
+                        }
+                        Err(e) => return finish(&reader, Err(e.to_string())),
                     }
                 }
                 Output::Admitted(_) if !trusted_aggregator => {
@@ -492,6 +548,37 @@ async fn drive_session(
                     };
                     return finish(&reader, r);
                 }
+            }
+        }
+        // Head hashes go out once: equal seqs with different entries are a fork that heads
+        // alone never show (an old copy that signed offline).
+        if !tips_sent && session.heads_received() {
+            tips_sent = true;
+            if let Ok(heads) = shared.node.store().heads() {
+                session.send_tips(heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect());
+            }
+            continue;
+        }
+        // Every fork proof this node holds goes to the peer once heads are exchanged, and
+        // again whenever it learns of a new one, so every node names a fork.
+        if session.heads_received() {
+            let held = shared
+                .node
+                .store()
+                .forks()
+                .map(|f| f.len())
+                .unwrap_or(forks_sent);
+            if held > forks_sent {
+                if let Ok(forks) = shared.node.store().forks() {
+                    session.send_forks(
+                        forks
+                            .into_iter()
+                            .map(|(_, p)| (p.first, p.second))
+                            .collect(),
+                    );
+                }
+                forks_sent = held;
+                continue;
             }
         }
         if trusted_aggregator && !own_log_checked && session.heads_received() {
@@ -545,6 +632,8 @@ async fn drive_session(
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
             _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
+            // A new fork proof: the check at the top of the loop passes it on.
+            _ = forks_rx.changed() => {}
             _ = shutdown.changed() => {
                 conn.close(ErrorCode::Done.code().into(), b"node shutting down");
                 break Ok(());
@@ -552,6 +641,78 @@ async fn drive_session(
         }
     };
     finish(&reader, result)
+}
+
+/// The (author, seq) of every tip the peer sent whose entry here has another hash.
+fn differing_tips(
+    node: &LocalNode,
+    tips: Vec<(NodeId, u64, spindel_protocol::entry::Hash)>,
+) -> Result<Vec<(NodeId, u64)>, NodeError> {
+    let mut want = Vec::new();
+    for (author, seq, hash) in tips {
+        if let Some(entry) = node.store().entry(&author, seq)?
+            && entry.hash() != hash
+        {
+            tracing::warn!(author = %author.short(), seq, "a peer holds another entry with this seq; fetching it as proof");
+            want.push((author, seq));
+        }
+    }
+    Ok(want)
+}
+
+/// The entries a peer wants, as stored here (`only`: of that author alone).
+fn load_wanted(
+    node: &LocalNode,
+    list: Vec<(NodeId, u64)>,
+    only: Option<NodeId>,
+) -> Result<Vec<SyncEntry>, NodeError> {
+    let mut out = Vec::new();
+    for (author, seq) in list {
+        if only.is_some_and(|o| o != author) {
+            continue;
+        }
+        if let Some(inc) = node.store().entries_from(&author, seq, 1)?.pop()
+            && inc.entry.header().seq == seq
+        {
+            out.push(SyncEntry {
+                entry: inc.entry.to_wire(),
+                payload: inc.payload,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks fork proofs a peer sent and keeps those that hold (freezing their authors).
+fn keep_fork_proofs(
+    node: &LocalNode,
+    proofs: Vec<(
+        spindel_protocol::entry::WireEntry,
+        spindel_protocol::entry::WireEntry,
+    )>,
+) -> Result<usize, NodeError> {
+    let mut new = 0;
+    for (first, second) in proofs {
+        let (first, second) = match (Entry::from_wire(first), Entry::from_wire(second)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => {
+                node.store().count_refusal("bad_fork_proof", 1)?;
+                continue;
+            }
+        };
+        match spindel_protocol::ingest::check_fork_proof(&first, &second) {
+            Ok(_) => {
+                if node.store().record_fork_proof(&first, &second)? {
+                    new += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a peer sent a fork proof that does not hold");
+                node.store().count_refusal("bad_fork_proof", 1)?;
+            }
+        }
+    }
+    Ok(new)
 }
 
 /// Tells the session every head of the store (after missed announcements).

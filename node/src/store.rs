@@ -15,6 +15,7 @@
 //! | `A`    | author                      | [`AuthorMeta`]                          |
 //! | `F`    | author                      | [`ForkProof`]: both signed headers      |
 //! | `C`    | refusal reason              | u64 count                               |
+//! | `D`    | author, refusal reason      | u64 count: refusals of that author's entries |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
 //! | `M`    | name                        | store metadata (`generation`, `format`) |
 //!
@@ -222,6 +223,9 @@ fn k_fork(a: &NodeId) -> Vec<u8> {
 }
 fn k_counter(reason: &str) -> Vec<u8> {
     key(b'C', &[reason.as_bytes()])
+}
+fn k_author_counter(a: &NodeId, reason: &str) -> Vec<u8> {
+    key(b'D', &[&a.0, reason.as_bytes()])
 }
 const K_GENERATION: &[u8] = b"Mgeneration";
 const K_FORMAT: &[u8] = b"Mformat";
@@ -627,7 +631,7 @@ impl Store {
                     }
                     // Every refusal is counted, replays too (a region with several aggregators
                     // may see the same entry twice: harmless, and visible in `status`).
-                    ov.count(refusal.reason());
+                    ov.count(header.author, refusal.reason());
                     outcomes.push(Outcome::Refused(refusal));
                 }
             }
@@ -960,6 +964,51 @@ impl Store {
             .collect()
     }
 
+    /// Refusals so far, by author and reason.
+    pub fn refusals_by_author(
+        &self,
+    ) -> Result<BTreeMap<NodeId, BTreeMap<String, u64>>, StoreError> {
+        let mut out: BTreeMap<NodeId, BTreeMap<String, u64>> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'D']) {
+            let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            let reason = String::from_utf8_lossy(&k[33..]).into_owned();
+            out.entry(author)
+                .or_default()
+                .insert(reason, u64_value("counter", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Keeps a fork proof a peer sent (checked with `ingest::check_fork_proof` by the caller)
+    /// and freezes its author. Returns false when a proof for that author is already held.
+    pub fn record_fork_proof(&self, first: &Entry, second: &Entry) -> Result<bool, StoreError> {
+        let (a, seq) = (first.header().author, first.header().seq);
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.db.get(k_fork(&a))?.is_some() {
+            return Ok(false);
+        }
+        let mut meta = self.author(&a)?.unwrap_or_default();
+        meta.frozen = true;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            k_fork(&a),
+            codec::encode(&ForkProof {
+                seq,
+                first: first.to_wire(),
+                second: second.to_wire(),
+            }),
+        );
+        batch.insert(k_author(&a), codec::encode(&meta));
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        tracing::warn!(author = %a, name = meta.label().unwrap_or("-"), seq, "fork proven by a peer's proof: two different entries signed with one seq; the author is frozen here");
+        Ok(true)
+    }
+
     /// Proven forks, by author.
     pub fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, StoreError> {
         self.db
@@ -1007,6 +1056,7 @@ struct Overlay<'s> {
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
     counters: BTreeMap<&'static str, u64>,
+    author_counters: BTreeMap<(NodeId, &'static str), u64>,
     changes: Vec<DocChange>,
     accepted: u64,
     forked: bool,
@@ -1069,6 +1119,7 @@ impl<'s> Overlay<'s> {
             purged: Vec::new(),
             tag_changes: Vec::new(),
             counters: BTreeMap::new(),
+            author_counters: BTreeMap::new(),
             changes: Vec::new(),
             accepted: 0,
             forked: false,
@@ -1265,7 +1316,11 @@ impl<'s> Overlay<'s> {
                 None => return Ok(()),
             },
         };
-        tracing::warn!(author = %a, seq, "fork proven: two signed entries with one seq; author frozen");
+        let name = self
+            .authors
+            .get(&a)
+            .and_then(|m| m.label().map(str::to_string));
+        tracing::warn!(author = %a, name = name.as_deref().unwrap_or("-"), seq, "fork proven: two different entries signed with one seq; the author is frozen here");
         self.put_meta(
             k_fork(&a),
             &ForkProof {
@@ -1282,8 +1337,9 @@ impl<'s> Overlay<'s> {
         Ok(())
     }
 
-    fn count(&mut self, reason: &'static str) {
+    fn count(&mut self, author: NodeId, reason: &'static str) {
         *self.counters.entry(reason).or_default() += 1;
+        *self.author_counters.entry((author, reason)).or_default() += 1;
     }
 
     /// Writes the batch: payloads first (durable in the packs), then one atomic sled batch
@@ -1296,6 +1352,14 @@ impl<'s> Overlay<'s> {
             let before = self.store.counter(reason)?;
             self.batch
                 .insert(k_counter(reason), &(before + n).to_be_bytes()[..]);
+        }
+        for ((author, reason), n) in std::mem::take(&mut self.author_counters) {
+            let k = k_author_counter(&author, reason);
+            let before = match self.store.db.get(&k)? {
+                Some(v) => u64_value("counter", &v)?,
+                None => 0,
+            };
+            self.batch.insert(k, &(before + n).to_be_bytes()[..]);
         }
         let generation = self.store.generation()? + self.accepted;
         self.batch

@@ -601,6 +601,7 @@ async fn region_page(
             row => Value::from_serialize(&region.row),
             profile => Value::from_serialize(&region.profile),
             sroi => Value::from_serialize(&region.sroi),
+            fork_seq => region.fork_seq,
             records => records,
             connected => connected,
             all_records => all_records,

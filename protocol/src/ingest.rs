@@ -106,6 +106,37 @@ impl Refusal {
     }
 }
 
+/// Why a fork proof was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForkProofError {
+    #[error("an entry of the proof is malformed: {0}")]
+    Malformed(String),
+    #[error("a signature of the proof does not verify")]
+    BadSignature,
+    #[error("the two entries are by different authors or have different seqs")]
+    NotTwins,
+    #[error("the two entries are the same entry")]
+    Same,
+}
+
+/// Checks a fork proof: two entries, each signed (`verify_strict`) by the same author over
+/// its received header bytes, with the same seq and different hashes. Only the key holder can
+/// make one, so a valid proof from anyone freezes that author. Returns the author and seq.
+pub fn check_fork_proof(first: &Entry, second: &Entry) -> Result<(NodeId, u64), ForkProofError> {
+    let (a, b) = (first.header(), second.header());
+    if a.author != b.author || a.seq != b.seq {
+        return Err(ForkProofError::NotTwins);
+    }
+    if first.hash() == second.hash() {
+        return Err(ForkProofError::Same);
+    }
+    first
+        .verify()
+        .and_then(|()| second.verify())
+        .map_err(|_| ForkProofError::BadSignature)?;
+    Ok((a.author, a.seq))
+}
+
 /// An accepted entry, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
@@ -579,6 +610,46 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn fork_proofs_hold_only_for_two_signed_twins() {
+        let log = admitted_log();
+        let rid = RecordId([1; 16]);
+        let (e1, _) = put(&log, rid, METHOD);
+        let mut h = e1.header().clone();
+        h.timestamp_ms += 1;
+        let twin = resign(h);
+        assert_eq!(check_fork_proof(&e1, &twin), Ok((key().node_id(), 1)));
+        assert_eq!(check_fork_proof(&e1, &e1), Err(ForkProofError::Same));
+        // Another seq, another author, a forged signature: no proof.
+        let mut later = log_after(&e1);
+        let (e2, _) = put(&later, rid, METHOD);
+        later.apply(e2.clone());
+        assert_eq!(check_fork_proof(&e1, &e2), Err(ForkProofError::NotTwins));
+        let other = SecretKey::from_bytes(&[2; 32]);
+        let mut h = e1.header().clone();
+        h.author = other.node_id();
+        let theirs = Entry::sign(&other, h);
+        assert_eq!(
+            check_fork_proof(&e1, &theirs),
+            Err(ForkProofError::NotTwins)
+        );
+        let forged = Entry::from_parts(
+            twin.header_bytes().to_vec(),
+            &other.sign(twin.header_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            check_fork_proof(&e1, &forged),
+            Err(ForkProofError::BadSignature)
+        );
+    }
+
+    fn log_after(e: &Entry) -> Log {
+        let mut log = admitted_log();
+        log.apply(e.clone());
+        log
     }
 
     #[test]

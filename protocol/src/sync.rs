@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
-use crate::entry::{PAYLOAD_BYTES_MAX, WIRE_ENTRY_BYTES_MAX, WireEntry};
+use crate::entry::{Hash, PAYLOAD_BYTES_MAX, WIRE_ENTRY_BYTES_MAX, WireEntry};
 use crate::keys::NodeId;
 
 /// QUIC ALPN of this protocol version; bumped on a breaking change.
@@ -32,6 +32,10 @@ pub const BATCH_BYTES_MAX: usize = 512 * 1024;
 pub const BATCHES_IN_FLIGHT_MAX: usize = 4;
 /// Authors in one heads message, at most.
 pub const HEADS_AUTHORS_MAX: usize = 10_000;
+/// Fork proofs in one forks message, at most (one per author can exist).
+pub const FORK_PROOFS_MAX: usize = 1_000;
+/// Entries one want (and its answer) names, at most.
+pub const WANT_ENTRIES_MAX: usize = 64;
 /// Bytes of the length prefix of a frame.
 pub const FRAME_PREFIX_BYTES: usize = 4;
 
@@ -132,6 +136,26 @@ pub enum Message {
         code: ErrorCode,
         message: String,
     },
+    /// Proofs of forks the sender holds: two different entries one author signed with one seq.
+    /// Each proof is checked by the receiver ([`crate::ingest::check_fork_proof`]); a valid one
+    /// freezes that author there too, so every node names the fork.
+    Forks {
+        proofs: Vec<(WireEntry, WireEntry)>,
+    },
+    /// The hash of the sender's head entry per author, sent once after the heads: two nodes
+    /// at the same seq with different hashes hold a fork that seq numbers alone never show.
+    Tips {
+        tips: Vec<(NodeId, u64, Hash)>,
+    },
+    /// Asks for these entries (author, seq) as the sender holds them: a tip that differs.
+    Want {
+        entries: Vec<(NodeId, u64)>,
+    },
+    /// The answer to a [`Message::Want`]: entries (with their payload if still held), applied
+    /// by the receiver like any others (so a differing one proves the fork); not acknowledged.
+    Wanted {
+        entries: Vec<SyncEntry>,
+    },
 }
 
 impl Message {
@@ -144,6 +168,10 @@ impl Message {
             Message::Query(_) => "query",
             Message::QueryResult { .. } => "query-result",
             Message::Error { .. } => "error",
+            Message::Forks { .. } => "forks",
+            Message::Tips { .. } => "tips",
+            Message::Want { .. } => "want",
+            Message::Wanted { .. } => "wanted",
         }
     }
 }
@@ -193,6 +221,14 @@ pub fn decode_frame(buf: &[u8], max: usize) -> Result<Option<(Message, usize)>, 
     Ok(Some((decode_body(body)?, FRAME_PREFIX_BYTES + len)))
 }
 
+/// An entry within the size limits of the wire.
+fn entry_within_limits(e: &SyncEntry) -> bool {
+    e.entry.header.len() + e.entry.signature.len() <= WIRE_ENTRY_BYTES_MAX
+        && e.payload
+            .as_ref()
+            .is_none_or(|p| p.len() <= PAYLOAD_BYTES_MAX)
+}
+
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -210,6 +246,14 @@ pub enum Output {
     Apply { entries: Vec<SyncEntry> },
     /// The aggregator vouches for these authors: a region may accept their entries.
     Admitted(Vec<(NodeId, Option<String>)>),
+    /// The peer sent fork proofs: check each, and keep (and freeze) what holds.
+    Forks(Vec<(WireEntry, WireEntry)>),
+    /// The peer's head hashes: want every entry whose hash differs from the one held here.
+    Tips(Vec<(NodeId, u64, Hash)>),
+    /// Load these entries and answer with [`Session::send_wanted`].
+    Want(Vec<(NodeId, u64)>),
+    /// Apply these entries (no acknowledgement).
+    Wanted(Vec<SyncEntry>),
     /// The session is over: close the connection with this code.
     Close { code: ErrorCode, reason: String },
 }
@@ -446,17 +490,42 @@ impl Session {
                 if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
                     return Err(violation(format!("batch of {} entries", entries.len())));
                 }
-                for e in &entries {
-                    if e.entry.header.len() + e.entry.signature.len() > WIRE_ENTRY_BYTES_MAX
-                        || e.payload
-                            .as_ref()
-                            .is_some_and(|p| p.len() > PAYLOAD_BYTES_MAX)
-                    {
-                        return Err(violation("entry over its size limit"));
-                    }
+                if !entries.iter().all(entry_within_limits) {
+                    return Err(violation("entry over its size limit"));
                 }
                 self.applying = true;
                 self.out.push_back(Output::Apply { entries });
+                Ok(())
+            }
+            (State::Syncing, Message::Forks { proofs }) => {
+                if proofs.is_empty() || proofs.len() > FORK_PROOFS_MAX {
+                    return Err(violation(format!(
+                        "forks message of {} proofs",
+                        proofs.len()
+                    )));
+                }
+                self.out.push_back(Output::Forks(proofs));
+                Ok(())
+            }
+            (State::Syncing, Message::Tips { tips }) => {
+                if tips.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("tips list is too long"));
+                }
+                self.out.push_back(Output::Tips(tips));
+                Ok(())
+            }
+            (State::Syncing, Message::Want { entries }) => {
+                if entries.is_empty() || entries.len() > WANT_ENTRIES_MAX {
+                    return Err(violation(format!("want of {} entries", entries.len())));
+                }
+                self.out.push_back(Output::Want(entries));
+                Ok(())
+            }
+            (State::Syncing, Message::Wanted { entries }) => {
+                if entries.len() > WANT_ENTRIES_MAX || !entries.iter().all(entry_within_limits) {
+                    return Err(violation("wanted entries over their limits"));
+                }
+                self.out.push_back(Output::Wanted(entries));
                 Ok(())
             }
             (State::Syncing, Message::Ack { heads }) => {
@@ -481,6 +550,42 @@ impl Session {
                 "unexpected {} message in state {state:?}",
                 message.name()
             ))),
+        }
+    }
+
+    /// Sends this node's head hashes (once, after the opening heads).
+    pub fn send_tips(&mut self, tips: Vec<(NodeId, u64, Hash)>) {
+        if self.state == State::Syncing && !tips.is_empty() {
+            self.out.push_back(Output::Send(Message::Tips { tips }));
+        }
+    }
+
+    /// Asks the peer for these entries (at most [`WANT_ENTRIES_MAX`] are sent).
+    pub fn send_want(&mut self, mut entries: Vec<(NodeId, u64)>) {
+        entries.truncate(WANT_ENTRIES_MAX);
+        if self.state == State::Syncing && !entries.is_empty() {
+            self.out.push_back(Output::Send(Message::Want { entries }));
+        }
+    }
+
+    /// Answers a want with the entries loaded for it.
+    pub fn send_wanted(&mut self, mut entries: Vec<SyncEntry>) {
+        entries.truncate(WANT_ENTRIES_MAX);
+        if self.state == State::Syncing && !entries.is_empty() {
+            self.out
+                .push_back(Output::Send(Message::Wanted { entries }));
+        }
+    }
+
+    /// Tells the peer of fork proofs this node holds (after the opening heads only).
+    pub fn send_forks(&mut self, proofs: Vec<(WireEntry, WireEntry)>) {
+        if self.state != State::Syncing || proofs.is_empty() {
+            return;
+        }
+        for chunk in proofs.chunks(FORK_PROOFS_MAX) {
+            self.out.push_back(Output::Send(Message::Forks {
+                proofs: chunk.to_vec(),
+            }));
         }
     }
 
@@ -854,6 +959,7 @@ mod tests {
                             nodes[node_idx].admitted.insert(a);
                         }
                     }
+                    Output::Forks(_) | Output::Tips(_) | Output::Want(_) | Output::Wanted(_) => {}
                     Output::Close { code, reason } => panic!("unexpected close {code:?}: {reason}"),
                 }
             }

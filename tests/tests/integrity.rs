@@ -379,3 +379,99 @@ fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
         }
     }
 }
+
+/// An old copy that signed while offline forks its region's log. Every node names it: the
+/// aggregator that caught it, the other region (from the aggregator's signed proof) and the
+/// forked region itself, in `status` (with one sentence of advice), the logs and the page;
+/// the forked node refuses to sign more, saying what to do.
+#[test]
+fn a_forked_old_copy_is_named_on_every_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (skane, skane_id) = init(tmp.path(), "skane", "region");
+    let (dalarna, dalarna_id) = init(tmp.path(), "dalarna", "region");
+    for (id, name) in [(&skane_id, "skane"), (&dalarna_id, "dalarna")] {
+        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).ok();
+    }
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let _dalarna_node = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    method(&skane, "Före kopian");
+    assert_eq!(node.terminate(10), 0);
+    let old = tmp.path().join("skane-kopia");
+    assert!(
+        std::process::Command::new("cp")
+            .args(["-a", s(&skane), s(&old)])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    assert_eq!(method(&skane, "Efter kopian"), 3);
+    eventually(30, "seq 3 in dalarna", || head_of(&dalarna, &skane_id) == 3);
+    assert_eq!(node.terminate(10), 0);
+
+    // The old copy signs seq 3 again while no node runs (offline), then goes online.
+    std::fs::remove_dir_all(&skane).unwrap();
+    std::fs::rename(&old, &skane).unwrap();
+    assert_eq!(method(&skane, "Gaffel"), 3);
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+
+    let forks_of = |dir: &Path| -> Vec<serde_json::Value> {
+        spindel(&["status", "--data-dir", s(dir), "--json"]).json()["forks"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    for (dir, what) in [
+        (&agg_dir, "the aggregator"),
+        (&dalarna, "dalarna"),
+        (&skane, "skane itself"),
+    ] {
+        eventually(30, &format!("{what} to name the fork"), || {
+            !forks_of(dir).is_empty()
+        });
+        let fork = &forks_of(dir)[0];
+        assert_eq!(fork["author"], skane_id.as_str(), "{what}: {fork}");
+        assert_eq!(fork["seq"], 3, "{what}: {fork}");
+        assert_eq!(fork["name"], "skane", "{what}: {fork}");
+        assert_ne!(fork["first"], fork["second"]);
+        let advice = fork["advice"].as_str().unwrap();
+        assert!(advice.contains("seq 3"), "{what}: {advice}");
+        assert_eq!(fork["own"], dir == &skane, "{what}: {fork}");
+        let text = spindel(&["status", "--data-dir", s(dir)])
+            .ok()
+            .stdout
+            .clone();
+        assert!(
+            text.contains("FORK") && text.contains(advice),
+            "{what}: {text}"
+        );
+    }
+    let status = spindel(&["status", "--data-dir", s(&agg_dir), "--json"]).json();
+    assert_eq!(
+        status["refused_by_author"][&skane_id]["fork"], 1,
+        "the refusal names its author: {status}"
+    );
+    // The forked node signs nothing more and says what to do.
+    let refused = publish_run(
+        &skane,
+        "method",
+        r#"{"title":"Efter gaffeln","summary":"Nej"}"#,
+    );
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("forked at seq 3") && refused.stderr.contains("spindel init"),
+        "{}",
+        refused.stderr
+    );
+    let (code, page) = spindel_tests::http_get(agg.http.unwrap(), "/region/skane");
+    assert_eq!(code, 200);
+    assert!(page.contains("förgrenats vid nummer 3"), "{page}");
+    assert!(agg.log().contains("fork proven"), "{}", agg.log());
+    drop(node);
+}
