@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use spindel_node::backup::BackedUp;
 use spindel_node::control::{self, Request};
 use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
 use spindel_node::query::QueryPage;
@@ -196,6 +197,28 @@ enum Command {
         /// Exit 0 once every region's records are at the aggregator and back in every region.
         #[arg(long)]
         exit_when_synced: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Write a consistent backup of the node (its key, admissions and every signed log) to
+    /// FILE, also while it runs. The file holds the secret key: keep it like the key.
+    Backup {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The backup file (replaced atomically if it exists).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Make a node from a backup (every entry is verified again). Refuses a DIR that holds a
+    /// node. A restored region signs nothing until it has caught up with its aggregator.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        #[command(flatten)]
+        dir: DataDir,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -529,6 +552,36 @@ fn run(cli: Cli) -> Result<()> {
             exit_when_synced,
             out,
         } => run_demo(regions, http, exit_when_synced, out.json),
+        Command::Backup { dir, to, out } => {
+            // The running node writes the file: give it a path that does not depend on our
+            // working directory.
+            let to = std::path::absolute(&to)
+                .with_context(|| format!("cannot use {} as a backup file", to.display()))?;
+            let request = Request::Backup {
+                to: to.to_string_lossy().into_owned(),
+            };
+            let done: BackedUp = with_node(&dir, request, |node| {
+                Ok(spindel_node::backup::write(&node, &to)?)
+            })?;
+            output::emit(out.json, &done, || {
+                format!(
+                    "backup of {} entries in {} ({} bytes); it holds the node's secret key",
+                    done.entries, done.file, done.bytes
+                )
+            })
+        }
+        Command::Restore { from, dir, out } => {
+            let done = spindel_node::backup::restore(&from, &dir.data_dir)?;
+            output::emit(out.json, &done, || {
+                format!(
+                    "restored node {} with {} entries in {}; start it with its aggregator: it \
+                     publishes once it has caught up",
+                    done.node_id,
+                    done.entries,
+                    dir.data_dir.display()
+                )
+            })
+        }
         Command::Status { dir, out } => {
             let status: Status = with_node(&dir, Request::Status, |node| Ok(node.status()?))?;
             output::emit(out.json, &status, || output::status_text(&status))

@@ -52,6 +52,10 @@ pub enum Request {
     Query {
         query: QueryRequest,
     },
+    /// Write a backup to this absolute path.
+    Backup {
+        to: String,
+    },
 }
 
 /// The answer: the command's JSON value, or a one-line error.
@@ -219,6 +223,14 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
             to_value(&shared.run_blocking(move |n| n.allow(id, name)).await?)
         }
         Request::Status => to_value(&shared.status().await.map_err(|e| e.to_string())?),
+        Request::Backup { to } => {
+            let to = std::path::PathBuf::from(to);
+            to_value(
+                &shared
+                    .run_blocking(move |n| crate::backup::write(n, &to))
+                    .await?,
+            )
+        }
         Request::Query { query } => {
             let q = query_from_request(&query)?;
             to_value(&shared.run_blocking(move |n| n.query(&q)).await?)

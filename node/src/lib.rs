@@ -9,8 +9,10 @@
 //! - [`runtime`], [`transport`], [`control`]: the running node, QUIC, the local control socket.
 //! - [`http`]: the JSON API; [`web`]: the knowledge bank page; [`bank`]: what the page computes
 //!   beyond a query (facets live in [`query`]): the national overview, a region's page, SROI.
+//! - [`backup`]: `spindel backup` and `spindel restore` (a node's logs in one verified file).
 //! - [`demo`]: `spindel demo`.
 
+pub mod backup;
 pub mod bank;
 pub mod control;
 pub mod demo;

@@ -336,17 +336,34 @@ fn init_inner(
     }
     node.store.flush()?;
     // The config is written last, atomically: its presence marks a complete node.
-    let text = toml::to_string(&config).map_err(|e| NodeError::Config {
+    write_config(dir, &config)?;
+    Ok(node)
+}
+
+/// Writes `DIR/config.toml` atomically (temporary file, synced, renamed, directory synced).
+pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeError> {
+    let text = toml::to_string(config).map_err(|e| NodeError::Config {
         path: dir.join(CONFIG_FILE),
         reason: e.to_string(),
     })?;
     let tmp = dir.join("config.toml.tmp");
-    fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, dir.join(CONFIG_FILE)).map_err(io_err(dir))?;
-    Ok(node)
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    Ok(())
 }
 
-fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
+pub(crate) fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -475,3 +475,136 @@ fn a_forked_old_copy_is_named_on_every_node() {
     assert!(agg.log().contains("fork proven"), "{}", agg.log());
     drop(node);
 }
+
+/// `backup` while the node runs (through the control channel) and while it is stopped; after
+/// more publishing, `restore` of the old backup makes a node that waits until it has caught up
+/// with the aggregator, then continues the true log. A backup never overwrites a node, and a
+/// damaged backup leaves nothing behind.
+#[test]
+fn backup_and_restore_never_fork() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (skane, skane_id) = init(tmp.path(), "skane", "region");
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &skane_id,
+        "--name",
+        "skane",
+    ])
+    .ok();
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    method(&skane, "I säkerhetskopian");
+    let file = tmp.path().join("skane.backup");
+    let done = spindel(&[
+        "backup",
+        "--data-dir",
+        s(&skane),
+        "--to",
+        s(&file),
+        "--json",
+    ])
+    .json();
+    assert_eq!(done["entries"], 2, "{done}");
+    assert_eq!(done["file"], s(&file));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the backup holds the secret key"
+    );
+    // Publishing goes on after the backup; these records exist only at the aggregator then.
+    method(&skane, "Efter säkerhetskopian 1");
+    method(&skane, "Efter säkerhetskopian 2");
+    eventually(30, "seq 4 at the aggregator", || {
+        head_of(&agg_dir, &skane_id) == 4
+    });
+    assert_eq!(node.terminate(10), 0);
+    // A backup of the stopped node works too.
+    let stopped = tmp.path().join("stoppad.backup");
+    let done = spindel(&[
+        "backup",
+        "--data-dir",
+        s(&skane),
+        "--to",
+        s(&stopped),
+        "--json",
+    ])
+    .json();
+    assert_eq!(done["entries"], 4);
+
+    // The machine is lost; the old backup is restored elsewhere.
+    let restored = tmp.path().join("skane-ny");
+    let refused = spindel(&["restore", "--from", s(&file), "--data-dir", s(&skane)]);
+    refused.fails(1, "already holds a spindel node");
+    let v = spindel(&[
+        "restore",
+        "--from",
+        s(&file),
+        "--data-dir",
+        s(&restored),
+        "--json",
+    ])
+    .json();
+    assert_eq!(v["node_id"], skane_id.as_str());
+    assert_eq!(v["entries"], 2);
+    // Without its aggregator it will not sign: that could fork the log.
+    let offline = publish_run(
+        &restored,
+        "method",
+        r#"{"title":"För tidigt","summary":"Nej"}"#,
+    );
+    assert_eq!(offline.code, 1);
+    assert!(
+        offline.stderr.contains("restored from a backup"),
+        "{}",
+        offline.stderr
+    );
+    // Started with its aggregator it catches up, then continues the true log.
+    let _node = NodeProc::start(&restored, &["--aggregator", &peer]);
+    assert_eq!(method(&restored, "Efter återställningen"), 5);
+    eventually(30, "seq 5 at the aggregator", || {
+        head_of(&agg_dir, &skane_id) == 5
+    });
+    assert_eq!(
+        titles_at(&restored, &skane_id),
+        [
+            "Efter säkerhetskopian 1",
+            "Efter säkerhetskopian 2",
+            "Efter återställningen",
+            "I säkerhetskopian"
+        ]
+    );
+    assert!(!restored.join("restored").exists());
+    let status = spindel(&["status", "--data-dir", s(&agg_dir), "--json"]).json();
+    assert!(status["forks"].as_array().unwrap().is_empty(), "{status}");
+
+    // A damaged backup: refused with a clear error, nothing left behind.
+    let mut bytes = std::fs::read(&stopped).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let damaged = tmp.path().join("skadad.backup");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let target = tmp.path().join("skadad");
+    let r = spindel(&["restore", "--from", s(&damaged), "--data-dir", s(&target)]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("not a usable spindel backup"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !target.exists(),
+        "a failed restore left {}",
+        target.display()
+    );
+    let cut = tmp.path().join("kort.backup");
+    std::fs::write(&cut, &std::fs::read(&stopped).unwrap()[..mid]).unwrap();
+    let r = spindel(&["restore", "--from", s(&cut), "--data-dir", s(&target)]);
+    assert!(r.stderr.contains("cut short"), "{}", r.stderr);
+    assert!(!target.exists());
+}
