@@ -144,15 +144,16 @@ impl Shared {
 
     /// The own log at an aggregator ends at or before this node's head: signing may go on.
     fn caught_up_with(&self, aggregator: &NodeId, head: u64) {
-        let was = self.catch_up.send_replace(CatchUp::Ready);
-        if was == CatchUp::Waiting {
-            tracing::info!(aggregator = %aggregator.short(), head, "caught up with the own log held at the aggregator; publishing");
-        }
+        // The restore marker goes first: a publish woken by the gate must find it gone.
         if self.node.restored() {
             match self.node.clear_restored() {
                 Ok(()) => tracing::info!("the restored node has caught up with its aggregator"),
                 Err(e) => tracing::error!(error = %e, "cannot remove the restore marker"),
             }
+        }
+        let was = self.catch_up.send_replace(CatchUp::Ready);
+        if was == CatchUp::Waiting {
+            tracing::info!(aggregator = %aggregator.short(), head, "caught up with the own log held at the aggregator; publishing");
         }
     }
 

@@ -136,7 +136,10 @@ impl Hostile {
                         .find(|(a, _)| *a == author)
                         .map_or(0, |(_, s)| *s);
                 }
-                Some(Message::Entries { .. }) => continue, // the aggregate flowing back
+                // The aggregate flowing back; head hashes and fork proofs after the heads.
+                Some(Message::Entries { .. } | Message::Tips { .. } | Message::Forks { .. }) => {
+                    continue;
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
