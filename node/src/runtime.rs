@@ -558,6 +558,18 @@ async fn drive_session(
             if let Ok(heads) = shared.node.store().heads() {
                 session.send_tips(heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect());
             }
+            // Records held without their payload (a relay stripped it): ask the aggregator
+            // for them whole; a matching payload completes them.
+            if trusted_aggregator
+                && let Ok(missing) = shared
+                    .node
+                    .store()
+                    .header_only_current(spindel_protocol::sync::WANT_ENTRIES_MAX)
+                && !missing.is_empty()
+            {
+                tracing::info!(peer = %peer.short(), records = missing.len(), "asking the aggregator for records held without their content");
+                session.send_want(missing);
+            }
             continue;
         }
         // Every fork proof this node holds goes to the peer once heads are exchanged, and

@@ -894,6 +894,23 @@ impl Store {
         Ok(f(guard.as_ref().unwrap_or(&empty)))
     }
 
+    /// Records whose current version is held without its payload (it arrived stripped), at
+    /// most `max`: (author, seq) of that version, to ask an aggregator for.
+    pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([b'R']) {
+            if out.len() >= max {
+                break;
+            }
+            let (k, v) = item?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            if !meta.deleted && meta.payload.is_none() {
+                out.push((node_id_at(&k, 1)?, meta.seq));
+            }
+        }
+        Ok(out)
+    }
+
     /// Visible (current, not deleted) records of one author.
     pub fn visible_count_of(&self, author: &NodeId) -> Result<u64, StoreError> {
         Ok(self

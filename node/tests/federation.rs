@@ -407,3 +407,75 @@ async fn a_region_admitted_while_running_reaches_the_connected_regions() {
     a.running.shutdown().await;
     agg.running.shutdown().await;
 }
+
+/// A region holds another region's records without their payloads (a relay stripped them). On
+/// its next link to its aggregator it asks for them whole, and the payloads complete them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
+    let (xdir, xpath, xid) = prepare_region("skane");
+    LocalNode::open(&xpath)
+        .unwrap()
+        .publish(
+            Kind::Method,
+            &method("Hel metod"),
+            None,
+            &mut rand_core::OsRng,
+            local::now_ms(),
+        )
+        .unwrap();
+    let (rdir, rpath, rid) = prepare_region("dalarna");
+    let agg = start("nationell", Role::Aggregator, true, vec![], &[xid, rid]).await;
+    let x = run_prepared(xdir, xpath, vec![agg.addr()]).await;
+    eventually("skane's method at the aggregator", || {
+        agg.titles(Query::default()).contains(&"Hel metod".to_string())
+    })
+    .await;
+    // Dalarna receives skane's log stripped of every payload (a hostile relay's doing).
+    {
+        let r = LocalNode::open(&rpath).unwrap();
+        r.store().vouch(&xid, None).unwrap();
+        let stripped: Vec<_> = agg
+            .node()
+            .store()
+            .entries_from(&xid, 1, 100)
+            .unwrap()
+            .into_iter()
+            .map(|mut inc| {
+                inc.payload = None;
+                inc
+            })
+            .collect();
+        assert_eq!(stripped.len(), 2);
+        r.store()
+            .apply(
+                stripped,
+                spindel_node::store::ApplyOptions {
+                    expected_author: None,
+                    now_ms: local::now_ms(),
+                    all_or_nothing: true,
+                },
+            )
+            .unwrap();
+        assert!(r.query(&Query::default()).unwrap().records.iter().all(|v| v.author != xid.to_hex()));
+        assert_eq!(r.store().header_only_current(10).unwrap().len(), 2);
+    }
+    // Its heads equal the aggregator's: only the want brings the payloads.
+    let r = run_prepared(rdir, rpath, vec![agg.addr()]).await;
+    eventually("the stripped records completed in dalarna", || {
+        r.titles(Query::default()).contains(&"Hel metod".to_string())
+    })
+    .await;
+    assert!(r.node().store().header_only_current(10).unwrap().is_empty());
+    assert_eq!(
+        r.node()
+            .query(&Query {
+                text: Some("metod".into()),
+                ..Query::default()
+            })
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    drop(x);
+}
