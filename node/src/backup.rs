@@ -24,7 +24,7 @@
 
 use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,9 +35,7 @@ use spindel_protocol::ingest::check_fork_proof;
 use spindel_protocol::sync::SyncEntry;
 use spindel_protocol::{NodeId, SecretKey};
 
-use crate::local::{
-    self, CONFIG_FILE, KEY_FILE, LocalNode, NodeConfig, NodeError, RESTORED_MARKER, Role,
-};
+use crate::local::{self, KEY_FILE, LocalNode, NodeConfig, NodeError, RESTORED_MARKER, Role};
 use crate::store::{ApplyOptions, Incoming, Store};
 
 /// The first bytes of every backup file.
@@ -256,62 +254,35 @@ impl<R: Read> Reader<R> {
 /// Makes a node in `dir` from the backup `from`. Refuses a `dir` that holds a node; on any
 /// failure removes everything it made.
 pub fn restore(from: &Path, dir: &Path) -> Result<Restored, NodeError> {
-    if [CONFIG_FILE, KEY_FILE, "store"]
-        .iter()
-        .any(|f| dir.join(f).exists())
-    {
-        return Err(NodeError::AlreadyANode(dir.to_path_buf()));
-    }
-    let file = fs::File::open(from).map_err(io_err(from))?;
-    let mut reader = Reader {
-        input: BufReader::new(file),
-        hash: Sha256::new(),
-    };
-    let mut magic = vec![0u8; MAGIC.len()];
-    reader
-        .exact(&mut magic)
-        .map_err(|_| bad(from, "it is too short"))?;
-    if magic != MAGIC {
-        return Err(bad(from, "it does not start with the spindel backup mark"));
-    }
-    let (first, _) = reader.item(from)?;
-    let Item::Node {
-        config_toml,
-        key_hex,
-    } = first
-    else {
-        return Err(bad(from, "it does not start with the node's identity"));
-    };
-    let config: NodeConfig =
-        toml::from_str(&config_toml).map_err(|e| bad(from, format!("config: {}", e.message())))?;
-    let mut key_bytes = [0u8; 32];
-    hex::decode_to_slice(key_hex.trim(), &mut key_bytes)
-        .map_err(|_| bad(from, "the key is not 64 hex characters"))?;
-    let key = SecretKey::from_bytes(&key_bytes);
-
-    let created_dir = !dir.exists();
-    if created_dir {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(dir))?;
-    }
-    let result = restore_into(from, dir, &mut reader, &config, &key);
-    if result.is_err() {
-        // Leave nothing half-written.
-        if created_dir {
-            let _ = fs::remove_dir_all(dir);
-        } else {
-            for f in [KEY_FILE, CONFIG_FILE, RESTORED_MARKER, "config.toml.tmp"] {
-                let _ = fs::remove_file(dir.join(f));
-            }
-            for d in ["store", "index", crate::payloads::PAYLOADS_DIR] {
-                let _ = fs::remove_dir_all(dir.join(d));
-            }
+    local::in_new_node_dir(dir, || {
+        let file = fs::File::open(from).map_err(io_err(from))?;
+        let mut reader = Reader {
+            input: BufReader::new(file),
+            hash: Sha256::new(),
+        };
+        let mut magic = vec![0u8; MAGIC.len()];
+        reader
+            .exact(&mut magic)
+            .map_err(|_| bad(from, "it is too short"))?;
+        if magic != MAGIC {
+            return Err(bad(from, "it does not start with the spindel backup mark"));
         }
-    }
-    result
+        let (first, _) = reader.item(from)?;
+        let Item::Node {
+            config_toml,
+            key_hex,
+        } = first
+        else {
+            return Err(bad(from, "it does not start with the node's identity"));
+        };
+        let config: NodeConfig = toml::from_str(&config_toml)
+            .map_err(|e| bad(from, format!("config: {}", e.message())))?;
+        let mut key_bytes = [0u8; 32];
+        hex::decode_to_slice(key_hex.trim(), &mut key_bytes)
+            .map_err(|_| bad(from, "the key is not 64 hex characters"))?;
+        let key = SecretKey::from_bytes(&key_bytes);
+        restore_into(from, dir, &mut reader, &config, &key)
+    })
 }
 
 fn restore_into(

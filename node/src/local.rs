@@ -272,6 +272,15 @@ pub fn init_open(
     rng: &mut impl CryptoRngCore,
 ) -> Result<LocalNode, NodeError> {
     validate_region_name(name).map_err(NodeError::BadName)?;
+    in_new_node_dir(dir, || init_inner(dir, name, role, display_name, rng))
+}
+
+/// Runs `make` to create a node in `dir`: refuses a `dir` that holds a node, creates it (0700)
+/// if missing, and on failure removes everything made, so nothing is left half-written.
+pub(crate) fn in_new_node_dir<T>(
+    dir: &Path,
+    make: impl FnOnce() -> Result<T, NodeError>,
+) -> Result<T, NodeError> {
     if [CONFIG_FILE, KEY_FILE, "store"]
         .iter()
         .any(|f| dir.join(f).exists())
@@ -286,16 +295,15 @@ pub fn init_open(
             .create(dir)
             .map_err(io_err(dir))?;
     }
-    let result = init_inner(dir, name, role, display_name, rng);
+    let result = make();
     if result.is_err() {
-        // Leave nothing half-written.
         if created_dir {
             let _ = fs::remove_dir_all(dir);
         } else {
-            for f in [KEY_FILE, CONFIG_FILE, "config.toml.tmp"] {
+            for f in [KEY_FILE, CONFIG_FILE, RESTORED_MARKER, "config.toml.tmp"] {
                 let _ = fs::remove_file(dir.join(f));
             }
-            for d in ["store", "index"] {
+            for d in ["store", "index", crate::payloads::PAYLOADS_DIR] {
                 let _ = fs::remove_dir_all(dir.join(d));
             }
         }

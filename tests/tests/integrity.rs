@@ -43,6 +43,37 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     found
 }
 
+/// An aggregator that admitted `regions` (each initialised in `tmp`), running with `extra`
+/// arguments: its directory, process and peer address, and each region's directory and NodeId.
+struct Network {
+    agg_dir: PathBuf,
+    agg: NodeProc,
+    peer: String,
+    regions: Vec<(PathBuf, String)>,
+}
+
+fn network(tmp: &Path, regions: &[&str], extra: &[&str]) -> Network {
+    let (agg_dir, agg_id) = init(tmp, "nationell", "aggregator");
+    let regions: Vec<(PathBuf, String)> = regions
+        .iter()
+        .map(|name| {
+            let (dir, id) = init(tmp, name, "region");
+            spindel(&["allow", "--data-dir", s(&agg_dir), &id, "--name", name]).ok();
+            (dir, id)
+        })
+        .collect();
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let agg = NodeProc::start(&agg_dir, &args);
+    let peer = agg.peer(&agg_id);
+    Network {
+        agg_dir,
+        agg,
+        peer,
+        regions,
+    }
+}
+
 fn researcher(name: &str, phone: Option<&str>) -> String {
     let mut v = serde_json::json!({
         "name": name,
@@ -88,14 +119,9 @@ fn head_of(dir: &Path, author: &str) -> u64 {
 #[test]
 fn deletion_and_correction_erase_the_bytes_on_every_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (skane, skane_id) = init(tmp.path(), "skane", "region");
-    let (dalarna, dalarna_id) = init(tmp.path(), "dalarna", "region");
-    for (id, name) in [(&skane_id, "skane"), (&dalarna_id, "dalarna")] {
-        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).ok();
-    }
-    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
-    let peer = agg.peer(&agg_id);
+    let net = network(tmp.path(), &["skane", "dalarna"], &[]);
+    let (agg_dir, peer) = (net.agg_dir.clone(), net.peer.clone());
+    let [(skane, skane_id), (dalarna, _)] = <[_; 2]>::try_from(net.regions.clone()).unwrap();
     let _skane_node = NodeProc::start(&skane, &["--aggregator", &peer]);
     let _dalarna_node = NodeProc::start(&dalarna, &["--aggregator", &peer]);
     let dirs = [&agg_dir, &skane, &dalarna];
@@ -316,19 +342,9 @@ fn method(dir: &Path, title: &str) -> u64 {
 #[test]
 fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (skane, skane_id) = init(tmp.path(), "skane", "region");
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg_dir),
-        &skane_id,
-        "--name",
-        "skane",
-    ])
-    .ok();
-    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
-    let peer = agg.peer(&agg_id);
+    let net = network(tmp.path(), &["skane"], &[]);
+    let (agg_dir, peer) = (net.agg_dir.clone(), net.peer.clone());
+    let (skane, skane_id) = net.regions[0].clone();
     let run_skane = || NodeProc::start(&skane, &["--aggregator", &peer]);
 
     let node = run_skane();
@@ -387,17 +403,9 @@ fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
 #[test]
 fn a_forked_old_copy_is_named_on_every_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (skane, skane_id) = init(tmp.path(), "skane", "region");
-    let (dalarna, dalarna_id) = init(tmp.path(), "dalarna", "region");
-    for (id, name) in [(&skane_id, "skane"), (&dalarna_id, "dalarna")] {
-        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).ok();
-    }
-    let agg = NodeProc::start(
-        &agg_dir,
-        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-    );
-    let peer = agg.peer(&agg_id);
+    let net = network(tmp.path(), &["skane", "dalarna"], &["--http", "127.0.0.1:0"]);
+    let (agg_dir, peer, agg) = (net.agg_dir.clone(), net.peer.clone(), &net.agg);
+    let [(skane, skane_id), (dalarna, _)] = <[_; 2]>::try_from(net.regions.clone()).unwrap();
     let _dalarna_node = NodeProc::start(&dalarna, &["--aggregator", &peer]);
     let node = NodeProc::start(&skane, &["--aggregator", &peer]);
     method(&skane, "Före kopian");
@@ -483,19 +491,9 @@ fn a_forked_old_copy_is_named_on_every_node() {
 #[test]
 fn backup_and_restore_never_fork() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (skane, skane_id) = init(tmp.path(), "skane", "region");
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg_dir),
-        &skane_id,
-        "--name",
-        "skane",
-    ])
-    .ok();
-    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
-    let peer = agg.peer(&agg_id);
+    let net = network(tmp.path(), &["skane"], &[]);
+    let (agg_dir, peer) = (net.agg_dir.clone(), net.peer.clone());
+    let (skane, skane_id) = net.regions[0].clone();
 
     let node = NodeProc::start(&skane, &["--aggregator", &peer]);
     method(&skane, "I säkerhetskopian");
