@@ -3,7 +3,9 @@
 //! A backup is logical, not a copy of sled's files: the node's config and key, the admission
 //! list, every author's signed log in seq order (each current version with its payload), and
 //! the fork proofs. A restore verifies every entry again (`verify_strict`, the ingest rules)
-//! as it rebuilds the store, so a damaged or altered backup cannot plant anything.
+//! as it rebuilds the store, so no entry a region did not sign gets in. The checksum finds
+//! damage, not tampering (it has no key; the file holds the node's key anyway): whoever can
+//! write the file can change the admission list in it, like whoever holds the key.
 //!
 //! ```text
 //! file  = MAGIC, item*          MAGIC = "spindel-backup/1\n"
@@ -277,6 +279,8 @@ pub fn restore(from: &Path, dir: &Path) -> Result<Restored, NodeError> {
         };
         let config: NodeConfig = toml::from_str(&config_toml)
             .map_err(|e| bad(from, format!("config: {}", e.message())))?;
+        spindel_protocol::record::validate_region_name(&config.name)
+            .map_err(|e| bad(from, format!("node name: {e}")))?;
         let mut key_bytes = [0u8; 32];
         hex::decode_to_slice(key_hex.trim(), &mut key_bytes)
             .map_err(|_| bad(from, "the key is not 64 hex characters"))?;
@@ -320,6 +324,10 @@ fn restore_into(
                 admitted,
                 admitted_name,
             } => {
+                if let Some(name) = &admitted_name {
+                    spindel_protocol::record::validate_region_name(name)
+                        .map_err(|e| bad(from, format!("admitted name: {e}")))?;
+                }
                 if admitted && id != key.node_id() && id.is_usable() {
                     store.admit(&id, admitted_name)?;
                 }

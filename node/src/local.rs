@@ -462,6 +462,11 @@ impl LocalNode {
         let config = read_config(dir)?;
         let key = read_key(&dir.join(KEY_FILE))?;
         let store = Store::open(dir)?;
+        // A store made anew beside an existing key (see StoreError::OldFormat) takes its own
+        // log back from the aggregator: its own key must be admitted in it.
+        if !store.author(&key.node_id())?.is_some_and(|m| m.admitted) {
+            store.admit(&key.node_id(), Some(config.name.clone()))?;
+        }
         let restored = dir.join(RESTORED_MARKER).exists();
         Ok(LocalNode {
             dir: dir.to_path_buf(),

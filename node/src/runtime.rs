@@ -50,6 +50,8 @@ const HEADS_CHANNEL_CAPACITY: usize = 4096;
 /// before it signs anything; then it publishes offline (regions keep working while the
 /// aggregator is down), except a node `spindel restore` made, which waits until caught up.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// How often purged payloads whose erasure failed are tried again.
+pub const ERASE_RETRY: Duration = Duration::from_secs(30);
 /// How long a publish on a restored node that has not caught up waits before it gives up.
 pub const RESTORED_PUBLISH_WAIT: Duration = Duration::from_secs(30);
 
@@ -60,6 +62,17 @@ pub enum CatchUp {
     Waiting,
     /// Caught up (or offline after [`CATCH_UP_WAIT`]): publishing goes on.
     Ready,
+}
+
+/// The catch-up gate's knowledge (see [`CatchUp`]).
+#[derive(Debug, Default)]
+struct GateState {
+    /// Pinned aggregators whose opening heads arrived.
+    answered: std::collections::BTreeSet<NodeId>,
+    /// The furthest own-log head any of them holds.
+    target: u64,
+    /// [`CATCH_UP_WAIT`] has passed since the start.
+    waited: bool,
 }
 
 /// What `spindel run` was asked to do.
@@ -94,6 +107,9 @@ pub struct Shared {
     /// The gate every own-log write passes: closed while a starting region catches up with
     /// its own log at its aggregators (a restored copy must not fork it).
     catch_up: watch::Sender<CatchUp>,
+    /// What the gate knows: which pinned aggregators have said how far the own log goes
+    /// there, the furthest of those heads, and whether the offline wait has passed.
+    gate: Mutex<GateState>,
     /// Bumped whenever this node learns of a fork, so every session passes the proof on.
     forks_seen: watch::Sender<u64>,
     /// Fault injection for tests: a pause for the next served session between reading the
@@ -119,6 +135,7 @@ impl Shared {
             shutdown,
             pinned: Mutex::new(std::collections::BTreeSet::new()),
             catch_up: watch::Sender::new(CatchUp::Ready),
+            gate: Mutex::new(GateState::default()),
             forks_seen: watch::Sender::new(0),
             session_setup_delay_ms: AtomicU64::new(0),
         })
@@ -142,18 +159,73 @@ impl Shared {
         }
     }
 
-    /// The own log at an aggregator ends at or before this node's head: signing may go on.
-    fn caught_up_with(&self, aggregator: &NodeId, head: u64) {
+    /// A pinned aggregator said (in its opening heads) how far this node's own log goes there.
+    fn own_log_at(&self, aggregator: NodeId, head: u64) {
+        {
+            let mut gate = self
+                .gate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            gate.answered.insert(aggregator);
+            gate.target = gate.target.max(head);
+        }
+        self.consider_gate();
+    }
+
+    /// Opens the gate when this node holds its own log as far as any aggregator that answered
+    /// holds it, and either every pinned aggregator answered or [`CATCH_UP_WAIT`] passed. A
+    /// node that knows an aggregator holds more never opens it: signing would fork the log. A
+    /// restored node needs an answer; any other opens offline when nobody answered.
+    fn consider_gate(&self) {
+        if *self.catch_up.borrow() == CatchUp::Ready {
+            return;
+        }
+        let me = self.node.node_id();
+        let here = self
+            .node
+            .store()
+            .head(&me)
+            .ok()
+            .flatten()
+            .map_or(0, |h| h.seq);
+        let pinned = self
+            .pinned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let (answered, target, waited) = {
+            let gate = self
+                .gate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (gate.answered.len(), gate.target, gate.waited)
+        };
+        let restored = self.node.restored();
+        let open = here >= target
+            && ((answered > 0 && answered >= pinned) || (waited && (answered > 0 || !restored)));
+        if !open {
+            return;
+        }
         // The restore marker goes first: a publish woken by the gate must find it gone.
-        if self.node.restored() {
+        if restored && answered > 0 {
             match self.node.clear_restored() {
                 Ok(()) => tracing::info!("the restored node has caught up with its aggregator"),
                 Err(e) => tracing::error!(error = %e, "cannot remove the restore marker"),
             }
         }
-        let was = self.catch_up.send_replace(CatchUp::Ready);
-        if was == CatchUp::Waiting {
-            tracing::info!(aggregator = %aggregator.short(), head, "caught up with the own log held at the aggregator; publishing");
+        if self.catch_up.send_replace(CatchUp::Ready) == CatchUp::Waiting {
+            if answered > 0 {
+                tracing::info!(
+                    head = here,
+                    aggregators = answered,
+                    "caught up with the own log held at the aggregators; publishing"
+                );
+            } else {
+                tracing::warn!(
+                    waited_s = CATCH_UP_WAIT.as_secs(),
+                    "no aggregator answered; publishing offline (entries go out when a link is up)"
+                );
+            }
         }
     }
 
@@ -424,9 +496,8 @@ async fn drive_session(
         .unwrap_or_else(Instant::now);
     // A dialed aggregator's heads say how far this node's own log goes there; once this node
     // holds that much, own-log writes may go on.
-    let mut own_log_target: Option<u64> = None;
-    let mut own_log_checked = false;
-    let mut forks_sent = 0usize;
+    let mut own_log_reported = false;
+    let mut forks_sent: Option<u64> = None;
     let mut tips_sent = false;
     let mut forks_rx = shared.forks_seen.subscribe();
     let result = loop {
@@ -574,41 +645,34 @@ async fn drive_session(
         }
         // Every fork proof this node holds goes to the peer once heads are exchanged, and
         // again whenever it learns of a new one, so every node names a fork.
-        if session.heads_received() {
-            let held = shared
-                .node
-                .store()
-                .forks()
-                .map(|f| f.len())
-                .unwrap_or(forks_sent);
-            if held > forks_sent {
-                if let Ok(forks) = shared.node.store().forks() {
-                    session.send_forks(
-                        forks
-                            .into_iter()
-                            .map(|(_, p)| (p.first, p.second))
-                            .collect(),
-                    );
-                }
-                forks_sent = held;
+        if session.heads_received() && forks_sent != Some(*forks_rx.borrow_and_update()) {
+            forks_sent = Some(*forks_rx.borrow());
+            let forks = shared
+                .blocking(|n| Ok(n.store().forks()?))
+                .await
+                .unwrap_or_default();
+            if !forks.is_empty() {
+                session.send_forks(
+                    forks
+                        .into_iter()
+                        .map(|(_, p)| (p.first, p.second))
+                        .collect(),
+                );
                 continue;
             }
         }
-        if trusted_aggregator && !own_log_checked && session.heads_received() {
-            // Fixed at the aggregator's opening heads (later acks raise what the session
-            // knows of the peer).
-            let target = *own_log_target
-                .get_or_insert_with(|| session.peer_heads().get(&me).copied().unwrap_or(0));
-            let here = shared
-                .node
-                .store()
-                .head(&me)
-                .ok()
-                .flatten()
-                .map_or(0, |h| h.seq);
-            if here >= target {
-                shared.caught_up_with(&peer, here);
-                own_log_checked = true;
+        if trusted_aggregator
+            && session.heads_received()
+            && *shared.catch_up.borrow() == CatchUp::Waiting
+        {
+            if !own_log_reported {
+                // Fixed at the aggregator's opening heads (later acks raise what the session
+                // knows of the peer).
+                own_log_reported = true;
+                shared.own_log_at(peer, session.peer_heads().get(&me).copied().unwrap_or(0));
+            } else {
+                // Entries of the own log may have arrived.
+                shared.consider_gate();
             }
         }
         if until_caught_up && session.caught_up() {
@@ -666,9 +730,14 @@ fn differing_tips(
         if let Some(entry) = node.store().entry(&author, seq)?
             && entry.hash() != hash
         {
-            tracing::warn!(author = %author.short(), seq, "a peer holds another entry with this seq; fetching it as proof");
             want.push((author, seq));
+            if want.len() >= spindel_protocol::sync::WANT_ENTRIES_MAX {
+                break;
+            }
         }
+    }
+    if let Some((author, seq)) = want.first() {
+        tracing::warn!(author = %author.short(), seq, differing = want.len(), "a peer holds other entries at the same seq; fetching them as proof");
     }
     Ok(want)
 }
@@ -680,6 +749,7 @@ fn load_wanted(
     only: Option<NodeId>,
 ) -> Result<Vec<SyncEntry>, NodeError> {
     let mut out = Vec::new();
+    let mut bytes = 0;
     for (author, seq) in list {
         if only.is_some_and(|o| o != author) {
             continue;
@@ -687,10 +757,17 @@ fn load_wanted(
         if let Some(inc) = node.store().entries_from(&author, seq, 1)?.pop()
             && inc.entry.header().seq == seq
         {
-            out.push(SyncEntry {
+            let e = SyncEntry {
                 entry: inc.entry.to_wire(),
                 payload: inc.payload,
-            });
+            };
+            // One answer stays within a batch's bytes (well under the frame cap); what does
+            // not fit is asked for again on the next link.
+            bytes += e.size();
+            if bytes > BATCH_BYTES_MAX && !out.is_empty() {
+                break;
+            }
+            out.push(e);
         }
     }
     Ok(out)
@@ -714,6 +791,11 @@ fn keep_fork_proofs(
             }
         };
         match spindel_protocol::ingest::check_fork_proof(&first, &second) {
+            // Only authors this node takes entries of: a proof for a made-up key (anyone can
+            // make one) is not kept, so nobody can fill a node with them.
+            Ok((author, _)) if !node.store().author(&author)?.is_some_and(|m| m.admitted) => {
+                node.store().count_refusal("fork_proof_unknown_author", 1)?;
+            }
             Ok(_) => {
                 if node.store().record_fork_proof(&first, &second)? {
                     new += 1;
@@ -818,7 +900,9 @@ async fn serve_connection(
                 let setup = shared
                     .blocking(move |n| {
                         let meta = n.store().author(&peer)?;
-                        let admitted = meta.as_ref().is_some_and(|m| m.admitted && !m.frozen);
+                        // A frozen region still gets its session: it learns of its fork
+                        // (the proof) there; ingest refuses its entries as frozen.
+                        let admitted = meta.as_ref().is_some_and(|m| m.admitted);
                         let heads = n
                             .store()
                             .heads()?
@@ -1101,6 +1185,21 @@ impl Running {
                 }
             }));
         }
+        {
+            // A purged payload whose erasure failed (a full disk, an I/O error) is retried.
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(ERASE_RETRY);
+                loop {
+                    tick.tick().await;
+                    if shared.node.store().erasures_pending()
+                        && let Err(e) = shared.blocking(|n| Ok(n.store().erase_pending()?)).await
+                    {
+                        tracing::error!(error = %e, "erasing purged payloads failed; retried");
+                    }
+                }
+            }));
+        }
         shared.pin_aggregators(opts.aggregators.iter().map(|p| p.node_id));
         let is_region = shared.node.config().role == Role::Region;
         if is_region && (!opts.aggregators.is_empty() || shared.node.restored()) {
@@ -1109,17 +1208,14 @@ impl Running {
             let gate = shared.clone();
             tasks.push(tokio::spawn(async move {
                 if restored {
-                    // A restored node never signs offline: it waits for its aggregator.
                     tracing::warn!("this node was restored from a backup: it publishes once it has caught up with its aggregator");
-                    return;
                 }
                 tokio::time::sleep(CATCH_UP_WAIT).await;
-                if gate.catch_up.send_replace(CatchUp::Ready) == CatchUp::Waiting {
-                    tracing::warn!(
-                        waited_s = CATCH_UP_WAIT.as_secs(),
-                        "no aggregator answered; publishing offline (entries go out when a link is up)"
-                    );
-                }
+                gate.gate
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .waited = true;
+                gate.consider_gate();
             }));
         }
         for peer in opts.aggregators {

@@ -134,8 +134,8 @@ impl SearchIndex {
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
-        // Merges are ours (`expunge_deletes`, and few segments by commit cadence): tantivy's
-        // own policy would race them for the same segments.
+        // tantivy's default merge policy keeps the segment count down; `expunge_deletes`
+        // merges away every segment that still holds a deleted document.
         index
             .tokenizers()
             .register("spindel_sv", analyzer(Language::Swedish));
@@ -228,16 +228,39 @@ impl SearchIndex {
         let Some(writer) = guard.as_mut() else {
             return Ok(false);
         };
-        // The merge also removes the files no segment uses any more (tantivy's GC).
-        writer.merge(&with_deletes).wait()?;
-        writer.garbage_collect_files().wait()?;
+        // The merge runs on tantivy's merge thread: commits (and the store's writes waiting
+        // on them) go on meanwhile. Its end also removes the files no segment uses any more.
+        let merge = writer.merge(&with_deletes);
         drop(guard);
+        if let Err(e) = merge.wait() {
+            // Most often tantivy's own merge policy is already merging one of these segments
+            // (its merge drops the deleted documents too); try again next time.
+            *self
+                .last_expunge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            tracing::debug!(error = %e, "merging deleted documents away did not run; retried");
+            return Ok(false);
+        }
         self.reader.reload()?;
         tracing::debug!(
             segments = with_deletes.len(),
             "merged deleted documents out of the full-text index"
         );
         Ok(true)
+    }
+
+    /// Undoes what was added or deleted since the last commit (after a failed commit).
+    pub fn rollback(&self) {
+        let mut guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(writer) = guard.as_mut()
+            && let Err(e) = writer.rollback()
+        {
+            tracing::error!(error = %e, "rolling the full-text index back failed");
+        }
     }
 
     /// Drops every document (before a rebuild).

@@ -70,8 +70,9 @@ pub enum StoreError {
     },
     #[error(
         "the store in {path} was written by an older spindel (store format {found}, this one reads {STORE_FORMAT}): \
-         it kept record contents where they cannot be erased. Create the node anew (`spindel init`) and let it catch up \
-         from its aggregator"
+         it kept record contents where they cannot be erased. Keep node.key and config.toml, move store/ and index/ \
+         out of {path}, then `spindel sync --data-dir {path} --aggregator PEER` fetches the node's log back \
+         (delete the old store/ once it has)"
     )]
     OldFormat { path: PathBuf, found: u64 },
     #[error("full-text index: {0}")]
@@ -130,9 +131,12 @@ pub struct AuthorMeta {
     pub admitted_name: Option<String>,
     /// Frozen after a proven fork: nothing more is accepted.
     pub frozen: bool,
-    /// `name` of the author's current profile.
+    /// `name` of the author's current profile. Content: never written to sled, filled in from
+    /// the profile's payload when read.
+    #[serde(skip)]
     pub name: Option<String>,
-    /// `display_name` of the author's current profile.
+    /// `display_name` of the author's current profile (like `name`, never in sled).
+    #[serde(skip)]
     pub display_name: Option<String>,
     /// The author's profile record.
     pub profile: Option<RecordId>,
@@ -333,7 +337,13 @@ pub struct Store {
     erasing: Mutex<()>,
     /// Tags of visible records, built from the payloads on first use (never in sled).
     tags: std::sync::RwLock<Option<TagMap>>,
+    /// Each author's names from its current profile, built from the payloads on first use
+    /// (never in sled).
+    profile_names: std::sync::RwLock<Option<ProfileNames>>,
 }
+
+/// `name` and `display_name` of each author's current, visible profile.
+type ProfileNames = HashMap<NodeId, (Option<String>, String)>;
 
 /// How often queued full-text changes are committed in the background.
 pub const INDEX_COMMIT_INTERVAL_MS: u64 = 200;
@@ -373,8 +383,19 @@ impl IndexQueue {
             return Ok(());
         }
         let changes = std::mem::take(&mut p.0);
-        // Hold the lock while committing so commits stay in order.
-        self.search.apply(&changes, p.1)
+        // Hold the lock while committing so commits stay in order. A failed commit is rolled
+        // back and its changes stay queued (a delete must never be lost while later commits
+        // stamp the index as up to date).
+        match self.search.apply(&changes, p.1) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.search.rollback();
+                let mut requeued = changes;
+                requeued.append(&mut p.0);
+                p.0 = requeued;
+                Err(e)
+            }
+        }
     }
 
     fn run(queue: Arc<IndexQueue>) {
@@ -476,6 +497,7 @@ impl Store {
             write: Mutex::new(()),
             erasing: Mutex::new(()),
             tags: std::sync::RwLock::new(None),
+            profile_names: std::sync::RwLock::new(None),
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;
@@ -501,43 +523,77 @@ impl Store {
     }
 
     /// Erases every purged range still listed under `Z` (zeros, durable, blocks released),
-    /// then forgets it. Idempotent: a range erased twice stays zeros.
+    /// then forgets it. Idempotent: a range erased twice stays zeros. Runs on open, and
+    /// periodically as a retry; sled is flushed under the write lock first, so every range it
+    /// finds belongs to a batch that is durable (erasing the range of a batch a crash could
+    /// still undo would lose the payload that batch replaced).
     pub fn erase_pending(&self) -> Result<usize, StoreError> {
+        let ranges = {
+            let _write = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.db.flush()?;
+            let mut ranges = Vec::new();
+            for item in self.db.scan_prefix([b'Z']) {
+                let (k, v) = item?;
+                let (segment, offset) = match (k.get(1..5), k.get(5..13)) {
+                    (Some(s), Some(o)) => (
+                        u32::from_be_bytes(s.try_into().unwrap_or_default()),
+                        u64::from_be_bytes(o.try_into().unwrap_or_default()),
+                    ),
+                    _ => return Err(corrupt("erase key", "short key")),
+                };
+                let len: [u8; 4] = v[..]
+                    .try_into()
+                    .map_err(|_| corrupt("erase length", "not 4 bytes"))?;
+                ranges.push(Location {
+                    segment,
+                    offset,
+                    len: u32::from_be_bytes(len),
+                });
+            }
+            ranges
+        };
+        self.erase(&ranges)
+    }
+
+    /// Purged ranges are waiting to be erased (a failed erasure, to retry).
+    pub fn erasures_pending(&self) -> bool {
+        self.db.scan_prefix([b'Z']).next().is_some()
+    }
+
+    /// Erases `ranges` (of batches known to be durable) and drops their `Z` keys. A range that
+    /// fails is kept for the next try; the others go on.
+    fn erase(&self, ranges: &[Location]) -> Result<usize, StoreError> {
+        if ranges.is_empty() {
+            return Ok(0);
+        }
         let _guard = self
             .erasing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut done = Vec::new();
-        for item in self.db.scan_prefix([b'Z']) {
-            let (k, v) = item?;
-            let (segment, offset) = match (k.get(1..5), k.get(5..13)) {
-                (Some(s), Some(o)) => (
-                    u32::from_be_bytes(s.try_into().unwrap_or_default()),
-                    u64::from_be_bytes(o.try_into().unwrap_or_default()),
-                ),
-                _ => return Err(corrupt("erase key", "short key")),
-            };
-            let len: [u8; 4] = v[..]
-                .try_into()
-                .map_err(|_| corrupt("erase length", "not 4 bytes"))?;
-            let at = Location {
-                segment,
-                offset,
-                len: u32::from_be_bytes(len),
-            };
-            self.packs.erase(at).map_err(|e| self.packs_error(e))?;
-            done.push(k);
-        }
-        if done.is_empty() {
-            return Ok(0);
-        }
         let mut batch = sled::Batch::default();
-        for k in &done {
-            batch.remove(k.clone());
+        let mut done = 0;
+        let mut first_error = None;
+        for at in ranges {
+            match self.packs.erase(*at) {
+                Ok(()) => {
+                    batch.remove(k_erase(at));
+                    done += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, segment = at.segment, offset = at.offset, "erasing a purged payload failed; retried");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
         self.db.apply_batch(batch)?;
-        tracing::debug!(ranges = done.len(), "erased purged payloads");
-        Ok(done.len())
+        tracing::debug!(ranges = done, "erased purged payloads");
+        match first_error {
+            Some(e) => Err(self.packs_error(e)),
+            None => Ok(done),
+        }
     }
 
     /// Count of entries ever applied; the full-text index records the generation it reflects.
@@ -641,12 +697,13 @@ impl Store {
         // everything applied so far, so concurrent batches share one fsync.
         drop(guard);
         self.db.flush()?;
-        if committed.purged {
+        if !committed.purged.is_empty() {
             if ABORT_BEFORE_ERASE.load(std::sync::atomic::Ordering::Relaxed) {
                 std::process::abort();
             }
-            // The tombstone or new version is durable: erase what it purged.
-            self.erase_pending()?;
+            // This batch is durable: erase what it purged (only its own ranges; another
+            // batch's may not be durable yet).
+            self.erase(&committed.purged)?;
         }
         Ok(outcomes)
     }
@@ -657,7 +714,7 @@ impl Store {
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut meta = self.author(author)?.unwrap_or_default();
+        let mut meta = self.author_stored(author)?.unwrap_or_default();
         meta.admitted = true;
         if name.is_some() {
             meta.admitted_name = name;
@@ -698,6 +755,15 @@ impl Store {
     }
 
     pub fn author(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        let Some(mut meta) = self.author_stored(author)? else {
+            return Ok(None);
+        };
+        self.with_profile_names(|names| fill_names(&mut meta, names.get(author)))?;
+        Ok(Some(meta))
+    }
+
+    /// The author's metadata as stored (without the names of its profile).
+    fn author_stored(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
         self.db
             .get(k_author(author))?
             .map(|v| decode_meta("author", &v))
@@ -706,13 +772,66 @@ impl Store {
 
     /// Every author the store knows of, with its metadata.
     pub fn authors(&self) -> Result<Vec<(NodeId, AuthorMeta)>, StoreError> {
-        self.db
+        let mut out: Vec<(NodeId, AuthorMeta)> = self
+            .db
             .scan_prefix([b'A'])
             .map(|item| {
                 let (k, v) = item?;
                 Ok((node_id_at(&k, 1)?, decode_meta("author", &v)?))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        self.with_profile_names(|names| {
+            for (id, meta) in &mut out {
+                fill_names(meta, names.get(id));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `f` over every author's profile names, building them from the profile payloads
+    /// the first time.
+    fn with_profile_names<R>(&self, f: impl FnOnce(&ProfileNames) -> R) -> Result<R, StoreError> {
+        {
+            let guard = self
+                .profile_names
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = guard.as_ref() {
+                return Ok(f(map));
+            }
+        }
+        // Built under the write lock, so no batch changes a profile while it is read.
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(map) = self
+            .profile_names
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(f(map));
+        }
+        let mut map = ProfileNames::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            let id = node_id_at(&k, 1)?;
+            let meta: AuthorMeta = decode_meta("author", &v)?;
+            let Some(rid) = meta.profile else { continue };
+            let Some(rmeta) = self.record_meta(&id, &rid)? else {
+                continue;
+            };
+            if let Some(Record::Profile(p)) = self.load_record(&id, &rid, &rmeta)? {
+                map.insert(id, (p.name, p.display_name));
+            }
+        }
+        let mut guard = self
+            .profile_names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = guard.get_or_insert(map);
+        Ok(f(map))
     }
 
     /// When this node last accepted an entry of `author` (ms since the epoch, its own clock).
@@ -895,17 +1014,34 @@ impl Store {
     }
 
     /// Records whose current version is held without its payload (it arrived stripped), at
-    /// most `max`: (author, seq) of that version, to ask an aggregator for.
+    /// most `max`, from a random place on (so records that cannot be completed never keep the
+    /// others waiting): (author, seq) of that version, to ask an aggregator for. Authors this
+    /// node does not take entries of (frozen, not admitted) are left out.
     pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
+        let usable: std::collections::HashSet<NodeId> = self
+            .authors()?
+            .into_iter()
+            .filter(|(_, m)| m.admitted && !m.frozen)
+            .map(|(id, _)| id)
+            .collect();
+        let mut start = [0u8; 48];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut start);
+        let from = key(b'R', &[&start]);
+        let after = self.db.range(from.clone()..key(b'R' + 1, &[]));
+        let before = self.db.range(vec![b'R']..from);
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([b'R']) {
+        for item in after.chain(before) {
             if out.len() >= max {
                 break;
             }
             let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            if !usable.contains(&author) {
+                continue;
+            }
             let meta: RecordMeta = decode_meta("record", &v)?;
             if !meta.deleted && meta.payload.is_none() {
-                out.push((node_id_at(&k, 1)?, meta.seq));
+                out.push((author, meta.seq));
             }
         }
         Ok(out)
@@ -1008,7 +1144,7 @@ impl Store {
         if self.db.get(k_fork(&a))?.is_some() {
             return Ok(false);
         }
-        let mut meta = self.author(&a)?.unwrap_or_default();
+        let mut meta = self.author_stored(&a)?.unwrap_or_default();
         meta.frozen = true;
         let mut batch = sled::Batch::default();
         batch.insert(
@@ -1046,6 +1182,12 @@ impl Store {
     }
 }
 
+/// Sets `meta`'s names from its current profile's (or clears them).
+fn fill_names(meta: &mut AuthorMeta, names: Option<&(Option<String>, String)>) {
+    meta.name = names.and_then(|n| n.0.clone());
+    meta.display_name = names.map(|n| n.1.clone());
+}
+
 /// Lower-cased tags of a record, for the tag filter and facets.
 fn lower_tags(record: &Record) -> Vec<String> {
     record.tags().iter().map(|t| t.to_lowercase()).collect()
@@ -1072,6 +1214,8 @@ struct Overlay<'s> {
     purged: Vec<Location>,
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
+    /// New profile names per author (`None`: its profile no longer shows).
+    name_changes: Vec<(NodeId, Option<(Option<String>, String)>)>,
     counters: BTreeMap<&'static str, u64>,
     author_counters: BTreeMap<(NodeId, &'static str), u64>,
     changes: Vec<DocChange>,
@@ -1117,8 +1261,8 @@ impl AuthorView for View<'_, '_> {
 /// What a committed batch left to do once it is durable.
 #[derive(Debug, Default)]
 struct Committed {
-    /// Payload ranges were purged: erase them.
-    purged: bool,
+    /// The payload ranges it purged, to erase.
+    purged: Vec<Location>,
 }
 
 impl<'s> Overlay<'s> {
@@ -1135,6 +1279,7 @@ impl<'s> Overlay<'s> {
             new_payloads: BTreeMap::new(),
             purged: Vec::new(),
             tag_changes: Vec::new(),
+            name_changes: Vec::new(),
             counters: BTreeMap::new(),
             author_counters: BTreeMap::new(),
             changes: Vec::new(),
@@ -1145,7 +1290,9 @@ impl<'s> Overlay<'s> {
 
     fn preload(&mut self, author: &NodeId, rid: &RecordId, seq: u64) -> Result<(), StoreError> {
         if !self.authors.contains_key(author) {
-            let meta = self.store.author(author)?.unwrap_or_default();
+            // As stored: ingest needs admission and freezing, not names (and this runs under
+            // the write lock, which building the names would take).
+            let meta = self.store.author_stored(author)?.unwrap_or_default();
             self.authors.insert(*author, meta);
         }
         if !self.heads.contains_key(author) {
@@ -1205,18 +1352,30 @@ impl<'s> Overlay<'s> {
             author.display_name = Some(profile.display_name.clone());
             author.profile = Some(key.1);
             let author = author.clone();
+            // The names stay in memory (AuthorMeta skips them when encoded).
             self.put_meta(k_author(&key.0), &author);
+            self.name_changes.push((
+                key.0,
+                Some((profile.name.clone(), profile.display_name.clone())),
+            ));
         }
     }
 
     /// A record's content no longer shows (deleted, or a new version without its payload).
-    fn hide(&mut self, key: RecordKey, updated_ms: u64) {
+    fn hide(&mut self, key: RecordKey, updated_ms: u64, kind: Kind) {
         self.changes.push(DocChange {
             key: search_key(&key.0, &key.1),
             updated_ms,
             text: None,
         });
         self.tag_changes.push((key, Vec::new()));
+        if kind == Kind::Profile {
+            if let Some(author) = self.authors.get_mut(&key.0) {
+                author.name = None;
+                author.display_name = None;
+            }
+            self.name_changes.push((key.0, None));
+        }
     }
 
     fn accept(&mut self, incoming: Incoming, accepted: Accepted) -> Result<(), StoreError> {
@@ -1269,12 +1428,12 @@ impl<'s> Overlay<'s> {
                         );
                         self.show(key, h.timestamp_ms, record);
                     }
-                    None => self.hide(key, h.timestamp_ms),
+                    None => self.hide(key, h.timestamp_ms, h.kind),
                 }
                 meta
             }
             Op::Tombstone => {
-                self.hide(key, h.timestamp_ms);
+                self.hide(key, h.timestamp_ms, h.kind);
                 RecordMeta {
                     kind: h.kind,
                     seq: h.seq,
@@ -1413,9 +1572,9 @@ impl<'s> Overlay<'s> {
             );
             appended = Some((segment, start));
         }
-        let purged = !self.purged.is_empty();
-        for at in std::mem::take(&mut self.purged) {
-            self.batch.insert(k_erase(&at), &at.len.to_be_bytes()[..]);
+        let purged = std::mem::take(&mut self.purged);
+        for at in &purged {
+            self.batch.insert(k_erase(at), &at.len.to_be_bytes()[..]);
         }
         if let Err(e) = self.store.db.apply_batch(self.batch) {
             if let Some((segment, start)) = appended {
@@ -1425,6 +1584,21 @@ impl<'s> Overlay<'s> {
         }
         if !self.changes.is_empty() {
             self.store.index.enqueue(self.changes, generation);
+        }
+        if !self.name_changes.is_empty() {
+            let mut names = self
+                .store
+                .profile_names
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = names.as_mut() {
+                for (author, n) in self.name_changes {
+                    match n {
+                        Some(n) => map.insert(author, n),
+                        None => map.remove(&author),
+                    };
+                }
+            }
         }
         if !self.tag_changes.is_empty() {
             let mut tags = self

@@ -505,3 +505,46 @@ async fn a_stripped_put_is_completed_when_its_payload_arrives() {
     assert!(visible("Version två"));
     running.shutdown().await;
 }
+
+/// Fork proofs are checked and kept only for authors a node takes entries of: anyone can make
+/// a "fork" of a throwaway key, so those are dropped (counted); a real one freezes its author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_proofs_of_made_up_keys_are_dropped_and_real_ones_freeze() {
+    let region = SecretKey::from_bytes(&[41; 32]);
+    let (_dir, running, peer) = aggregator(&[&region]).await;
+    let mut h = Hostile::connect(&region, &peer).await;
+    let twins = |k: &SecretKey| {
+        let a = entry(k, None, now(), 1, "Ett");
+        let b = entry(k, None, now() + 1, 2, "Två");
+        (a.entry, b.entry)
+    };
+    let junk: Vec<_> = (0..50u8)
+        .map(|i| twins(&SecretKey::from_bytes(&[100 + i; 32])))
+        .collect();
+    h.send.send(&Message::Forks { proofs: junk }).await.unwrap();
+    // Then a real proof of the region's own key (it signed two seq-1 entries).
+    h.send
+        .send(&Message::Forks {
+            proofs: vec![twins(&region)],
+        })
+        .await
+        .unwrap();
+    let store = running.shared.node.store();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.forks().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the real proof was not kept"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let forks = store.forks().unwrap();
+    assert_eq!(forks.len(), 1, "made-up keys were kept: {}", forks.len());
+    assert_eq!(forks[0].0, region.node_id());
+    assert!(store.author(&region.node_id()).unwrap().unwrap().frozen);
+    assert_eq!(
+        store.refusals().unwrap().get("fork_proof_unknown_author"),
+        Some(&50)
+    );
+    running.shutdown().await;
+}

@@ -427,7 +427,8 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
     let agg = start("nationell", Role::Aggregator, true, vec![], &[xid, rid]).await;
     let x = run_prepared(xdir, xpath, vec![agg.addr()]).await;
     eventually("skane's method at the aggregator", || {
-        agg.titles(Query::default()).contains(&"Hel metod".to_string())
+        agg.titles(Query::default())
+            .contains(&"Hel metod".to_string())
     })
     .await;
     // Dalarna receives skane's log stripped of every payload (a hostile relay's doing).
@@ -456,13 +457,20 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
                 },
             )
             .unwrap();
-        assert!(r.query(&Query::default()).unwrap().records.iter().all(|v| v.author != xid.to_hex()));
+        assert!(
+            r.query(&Query::default())
+                .unwrap()
+                .records
+                .iter()
+                .all(|v| v.author != xid.to_hex())
+        );
         assert_eq!(r.store().header_only_current(10).unwrap().len(), 2);
     }
     // Its heads equal the aggregator's: only the want brings the payloads.
     let r = run_prepared(rdir, rpath, vec![agg.addr()]).await;
     eventually("the stripped records completed in dalarna", || {
-        r.titles(Query::default()).contains(&"Hel metod".to_string())
+        r.titles(Query::default())
+            .contains(&"Hel metod".to_string())
     })
     .await;
     assert!(r.node().store().header_only_current(10).unwrap().is_empty());

@@ -36,6 +36,9 @@ pub const HEADS_AUTHORS_MAX: usize = 10_000;
 pub const FORK_PROOFS_MAX: usize = 1_000;
 /// Entries one want (and its answer) names, at most.
 pub const WANT_ENTRIES_MAX: usize = 64;
+/// Wants a peer may send in one session (one for differing tips, one for records held
+/// without their payload, and a margin); more is a protocol violation.
+pub const WANTS_PER_SESSION_MAX: u32 = 4;
 /// Bytes of the length prefix of a frame.
 pub const FRAME_PREFIX_BYTES: usize = 4;
 
@@ -310,6 +313,10 @@ pub struct Session {
     /// Acks come back in order, one per batch.
     in_flight: VecDeque<(NodeId, u64)>,
     applying: bool,
+    /// The peer's tips arrived (one message a session).
+    tips_received: bool,
+    /// Wants the peer sent this session.
+    wants_received: u32,
     out: VecDeque<Output>,
 }
 
@@ -356,6 +363,8 @@ impl Session {
             stalled: BTreeSet::new(),
             in_flight: VecDeque::new(),
             applying: false,
+            tips_received: false,
+            wants_received: 0,
             out,
         }
     }
@@ -511,12 +520,20 @@ impl Session {
                 if tips.len() > HEADS_AUTHORS_MAX {
                     return Err(violation("tips list is too long"));
                 }
+                if self.tips_received {
+                    return Err(violation("a second tips message"));
+                }
+                self.tips_received = true;
                 self.out.push_back(Output::Tips(tips));
                 Ok(())
             }
             (State::Syncing, Message::Want { entries }) => {
                 if entries.is_empty() || entries.len() > WANT_ENTRIES_MAX {
                     return Err(violation(format!("want of {} entries", entries.len())));
+                }
+                self.wants_received += 1;
+                if self.wants_received > WANTS_PER_SESSION_MAX {
+                    return Err(violation("too many wants in one session"));
                 }
                 self.out.push_back(Output::Want(entries));
                 Ok(())
@@ -677,7 +694,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{Entry, Head, Payload, RecordId, next_header};
+    use crate::entry::{Entry, Hash, Head, Payload, RecordId, next_header};
     use crate::keys::SecretKey;
     use crate::record::Kind;
 
@@ -768,6 +785,90 @@ mod tests {
             })
         ));
         assert!(s.is_closed());
+    }
+
+    #[test]
+    fn tips_once_and_a_few_wants_per_session_then_a_violation() {
+        let mut agg = Session::new(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            "agg",
+            BTreeMap::new(),
+            true,
+            vec![],
+        );
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        let tips = Message::Tips {
+            tips: vec![(key(2).node_id(), 1, Hash::ZERO)],
+        };
+        agg.handle(tips.clone()).unwrap();
+        assert_eq!(
+            agg.handle(tips).unwrap_err().reason,
+            "a second tips message"
+        );
+        let mut agg = Session::new(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            "agg",
+            BTreeMap::new(),
+            true,
+            vec![],
+        );
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        let want = Message::Want {
+            entries: vec![(key(2).node_id(), 1)],
+        };
+        for _ in 0..WANTS_PER_SESSION_MAX {
+            agg.handle(want.clone()).unwrap();
+        }
+        assert!(agg.handle(want).is_err());
+        assert!(agg.is_closed());
+        // Oversized wants and empty fork lists are violations too.
+        let mut s = Session::new(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            "agg",
+            BTreeMap::new(),
+            true,
+            vec![],
+        );
+        s.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        s.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        assert!(
+            s.handle(Message::Want {
+                entries: vec![(key(2).node_id(), 1); WANT_ENTRIES_MAX + 1],
+            })
+            .is_err()
+        );
     }
 
     #[test]

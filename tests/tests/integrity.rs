@@ -195,10 +195,41 @@ fn deletion_and_correction_erase_the_bytes_on_every_node() {
         assert!(!files_containing(dir, name_canary).is_empty());
     }
 
+    // A profile's old display name goes too once corrected (profiles are content as well).
+    let display_canary = "Qvzkanarieplattform";
+    let profile = |name: &str| serde_json::json!({"display_name": name}).to_string();
+    publish_run(
+        &skane,
+        "profile",
+        &profile(&format!("Skåne {display_canary}")),
+    )
+    .ok();
+    eventually(30, "the profile everywhere", || {
+        head_of(&agg_dir, &skane_id) >= 5 && head_of(&dalarna, &skane_id) >= 5
+    });
+    assert!(!files_containing(&dalarna, display_canary).is_empty());
+    publish_run(
+        &skane,
+        "profile",
+        &profile("Nätverket Social Ekonomi Skåne"),
+    )
+    .ok();
+    eventually(30, "the corrected profile everywhere", || {
+        head_of(&agg_dir, &skane_id) >= 6 && head_of(&dalarna, &skane_id) >= 6
+    });
+    eventually(
+        ERASE_DEADLINE_S,
+        "the old display name erased everywhere",
+        || {
+            dirs.iter()
+                .all(|d| files_containing(d, display_canary).is_empty())
+        },
+    );
+
     // The deletion: nothing of the contact is left in any file on any node.
     spindel(&["delete", "--data-dir", s(&skane), &rid, "--json"]).ok();
     eventually(30, "the tombstone everywhere", || {
-        head_of(&agg_dir, &skane_id) >= 5 && head_of(&dalarna, &skane_id) >= 5
+        head_of(&agg_dir, &skane_id) >= 7 && head_of(&dalarna, &skane_id) >= 7
     });
     let started = std::time::Instant::now();
     eventually(ERASE_DEADLINE_S, "the contact erased everywhere", || {
@@ -211,7 +242,7 @@ fn deletion_and_correction_erase_the_bytes_on_every_node() {
     );
     // The signed headers stay: the log is still complete and verifiable everywhere.
     for dir in dirs {
-        assert_eq!(head_of(dir, &skane_id), 5);
+        assert_eq!(head_of(dir, &skane_id), 7);
         assert!(!files_containing(dir, "Grannsson").is_empty());
     }
     let status = spindel(&["status", "--data-dir", s(&dalarna), "--json"]).json();
@@ -403,7 +434,11 @@ fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
 #[test]
 fn a_forked_old_copy_is_named_on_every_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let net = network(tmp.path(), &["skane", "dalarna"], &["--http", "127.0.0.1:0"]);
+    let net = network(
+        tmp.path(),
+        &["skane", "dalarna"],
+        &["--http", "127.0.0.1:0"],
+    );
     let (agg_dir, peer, agg) = (net.agg_dir.clone(), net.peer.clone(), &net.agg);
     let [(skane, skane_id), (dalarna, _)] = <[_; 2]>::try_from(net.regions.clone()).unwrap();
     let _dalarna_node = NodeProc::start(&dalarna, &["--aggregator", &peer]);
