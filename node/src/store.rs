@@ -342,8 +342,10 @@ pub struct Store {
     profile_names: std::sync::RwLock<Option<ProfileNames>>,
 }
 
-/// `name` and `display_name` of each author's current, visible profile.
-type ProfileNames = HashMap<NodeId, (Option<String>, String)>;
+/// `name` and `display_name` of an author's current, visible profile.
+type ProfileName = (Option<String>, String);
+/// Every author's [`ProfileName`].
+type ProfileNames = HashMap<NodeId, ProfileName>;
 
 /// How often queued full-text changes are committed in the background.
 pub const INDEX_COMMIT_INTERVAL_MS: u64 = 200;
@@ -1183,7 +1185,7 @@ impl Store {
 }
 
 /// Sets `meta`'s names from its current profile's (or clears them).
-fn fill_names(meta: &mut AuthorMeta, names: Option<&(Option<String>, String)>) {
+fn fill_names(meta: &mut AuthorMeta, names: Option<&ProfileName>) {
     meta.name = names.and_then(|n| n.0.clone());
     meta.display_name = names.map(|n| n.1.clone());
 }
@@ -1215,7 +1217,7 @@ struct Overlay<'s> {
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
     /// New profile names per author (`None`: its profile no longer shows).
-    name_changes: Vec<(NodeId, Option<(Option<String>, String)>)>,
+    name_changes: Vec<(NodeId, Option<ProfileName>)>,
     counters: BTreeMap<&'static str, u64>,
     author_counters: BTreeMap<(NodeId, &'static str), u64>,
     changes: Vec<DocChange>,
