@@ -250,19 +250,6 @@ impl SearchIndex {
         Ok(true)
     }
 
-    /// Undoes what was added or deleted since the last commit (after a failed commit).
-    pub fn rollback(&self) {
-        let mut guard = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(writer) = guard.as_mut()
-            && let Err(e) = writer.rollback()
-        {
-            tracing::error!(error = %e, "rolling the full-text index back failed");
-        }
-    }
-
     /// Drops every document (before a rebuild).
     pub fn clear(&self) -> Result<(), SearchError> {
         let guard = self

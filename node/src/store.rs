@@ -385,13 +385,13 @@ impl IndexQueue {
             return Ok(());
         }
         let changes = std::mem::take(&mut p.0);
-        // Hold the lock while committing so commits stay in order. A failed commit is rolled
-        // back and its changes stay queued (a delete must never be lost while later commits
-        // stamp the index as up to date).
+        // Hold the lock while committing so commits stay in order. The changes of a failed
+        // commit stay queued (a delete must never be lost while later commits stamp the index
+        // as up to date). Applying them again is harmless: each change deletes every earlier
+        // document of its record before it adds one.
         match self.search.apply(&changes, p.1) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.search.rollback();
                 let mut requeued = changes;
                 requeued.append(&mut p.0);
                 p.0 = requeued;
