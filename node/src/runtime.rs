@@ -364,9 +364,17 @@ fn load_batch(
     from_seq: u64,
     max: usize,
 ) -> Result<Vec<SyncEntry>, NodeError> {
+    Ok(within_batch_bytes(
+        node.store().entries_from(&author, from_seq, max)?,
+    ))
+}
+
+/// Stored entries as they travel, cut where they would pass [`BATCH_BYTES_MAX`] (at least
+/// one): a batch, or a want's answer, stays well under the frame cap.
+fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEntry> {
     let mut out = Vec::new();
     let mut bytes = 0;
-    for inc in node.store().entries_from(&author, from_seq, max)? {
+    for inc in entries {
         let e = SyncEntry {
             entry: inc.entry.to_wire(),
             payload: inc.payload,
@@ -377,7 +385,7 @@ fn load_batch(
         }
         out.push(e);
     }
-    Ok(out)
+    out
 }
 
 /// Heads of a batch's authors after applying it, the ones that advanced, and whether the
@@ -742,14 +750,14 @@ fn differing_tips(
     Ok(want)
 }
 
-/// The entries a peer wants, as stored here (`only`: of that author alone).
+/// The entries a peer wants, as stored here (`only`: of that author alone), within a batch's
+/// bytes; what does not fit is asked for again on the next link.
 fn load_wanted(
     node: &LocalNode,
     list: Vec<(NodeId, u64)>,
     only: Option<NodeId>,
 ) -> Result<Vec<SyncEntry>, NodeError> {
-    let mut out = Vec::new();
-    let mut bytes = 0;
+    let mut found = Vec::new();
     for (author, seq) in list {
         if only.is_some_and(|o| o != author) {
             continue;
@@ -757,20 +765,10 @@ fn load_wanted(
         if let Some(inc) = node.store().entries_from(&author, seq, 1)?.pop()
             && inc.entry.header().seq == seq
         {
-            let e = SyncEntry {
-                entry: inc.entry.to_wire(),
-                payload: inc.payload,
-            };
-            // One answer stays within a batch's bytes (well under the frame cap); what does
-            // not fit is asked for again on the next link.
-            bytes += e.size();
-            if bytes > BATCH_BYTES_MAX && !out.is_empty() {
-                break;
-            }
-            out.push(e);
+            found.push(inc);
         }
     }
-    Ok(out)
+    Ok(within_batch_bytes(found))
 }
 
 /// Checks fork proofs a peer sent and keeps those that hold (freezing their authors).

@@ -793,47 +793,22 @@ impl Store {
     /// Runs `f` over every author's profile names, building them from the profile payloads
     /// the first time.
     fn with_profile_names<R>(&self, f: impl FnOnce(&ProfileNames) -> R) -> Result<R, StoreError> {
-        {
-            let guard = self
-                .profile_names
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(map) = guard.as_ref() {
-                return Ok(f(map));
+        self.with_lazy(&self.profile_names, f, || {
+            let mut map = ProfileNames::new();
+            for item in self.db.scan_prefix([b'A']) {
+                let (k, v) = item?;
+                let id = node_id_at(&k, 1)?;
+                let meta: AuthorMeta = decode_meta("author", &v)?;
+                let Some(rid) = meta.profile else { continue };
+                let Some(rmeta) = self.record_meta(&id, &rid)? else {
+                    continue;
+                };
+                if let Some(Record::Profile(p)) = self.load_record(&id, &rid, &rmeta)? {
+                    map.insert(id, (p.name, p.display_name));
+                }
             }
-        }
-        // Built under the write lock, so no batch changes a profile while it is read.
-        let _write = self
-            .write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(map) = self
-            .profile_names
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-        {
-            return Ok(f(map));
-        }
-        let mut map = ProfileNames::new();
-        for item in self.db.scan_prefix([b'A']) {
-            let (k, v) = item?;
-            let id = node_id_at(&k, 1)?;
-            let meta: AuthorMeta = decode_meta("author", &v)?;
-            let Some(rid) = meta.profile else { continue };
-            let Some(rmeta) = self.record_meta(&id, &rid)? else {
-                continue;
-            };
-            if let Some(Record::Profile(p)) = self.load_record(&id, &rid, &rmeta)? {
-                map.insert(id, (p.name, p.display_name));
-            }
-        }
-        let mut guard = self
-            .profile_names
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let map = guard.get_or_insert(map);
-        Ok(f(map))
+            Ok(map)
+        })
     }
 
     /// When this node last accepted an entry of `author` (ms since the epoch, its own clock).
@@ -977,25 +952,7 @@ impl Store {
     /// Runs `f` over the tags of every visible record, building them from the payloads the
     /// first time (tags are content: they are never written to sled).
     pub fn with_tags<R>(&self, f: impl FnOnce(&TagMap) -> R) -> Result<R, StoreError> {
-        {
-            let guard = self
-                .tags
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(map) = guard.as_ref() {
-                return Ok(f(map));
-            }
-        }
-        // Built under the write lock, so no batch changes records while it is read.
-        let _write = self
-            .write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut guard = self
-            .tags
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.is_none() {
+        self.with_lazy(&self.tags, f, || {
             let mut map = TagMap::new();
             for item in self.db.scan_prefix([b'R']) {
                 let (k, v) = item?;
@@ -1009,10 +966,39 @@ impl Store {
                     }
                 }
             }
-            *guard = Some(map);
+            Ok(map)
+        })
+    }
+
+    /// Runs `f` over the in-memory map in `cell`, building it with `build` the first time,
+    /// under the write lock (so no batch changes what it reads; batches keep it current).
+    fn with_lazy<M, R>(
+        &self,
+        cell: &std::sync::RwLock<Option<M>>,
+        f: impl FnOnce(&M) -> R,
+        build: impl FnOnce() -> Result<M, StoreError>,
+    ) -> Result<R, StoreError> {
+        if let Some(map) = cell
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(f(map));
         }
-        let empty = TagMap::new();
-        Ok(f(guard.as_ref().unwrap_or(&empty)))
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = cell
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(build()?);
+        }
+        match guard.as_ref() {
+            Some(map) => Ok(f(map)),
+            None => Err(corrupt("in-memory index", "not built")),
+        }
     }
 
     /// Records whose current version is held without its payload (it arrived stripped), at

@@ -787,8 +787,8 @@ mod tests {
         assert!(s.is_closed());
     }
 
-    #[test]
-    fn tips_once_and_a_few_wants_per_session_then_a_violation() {
+    /// An aggregator's session with an admitted region, past the opening hello and heads.
+    fn syncing_aggregator() -> Session {
         let mut agg = Session::new(
             key(1).node_id(),
             PeerRole::Aggregator,
@@ -808,6 +808,13 @@ mod tests {
             admitted: vec![],
         })
         .unwrap();
+        assert!(agg.heads_received());
+        agg
+    }
+
+    #[test]
+    fn tips_once_and_a_few_wants_per_session_then_a_violation() {
+        let mut agg = syncing_aggregator();
         let tips = Message::Tips {
             tips: vec![(key(2).node_id(), 1, Hash::ZERO)],
         };
@@ -816,25 +823,7 @@ mod tests {
             agg.handle(tips).unwrap_err().reason,
             "a second tips message"
         );
-        let mut agg = Session::new(
-            key(1).node_id(),
-            PeerRole::Aggregator,
-            "agg",
-            BTreeMap::new(),
-            true,
-            vec![],
-        );
-        agg.handle(Message::Hello {
-            version: PROTOCOL_VERSION,
-            role: PeerRole::Region,
-            name: "r".into(),
-        })
-        .unwrap();
-        agg.handle(Message::Heads {
-            heads: vec![],
-            admitted: vec![],
-        })
-        .unwrap();
+        let mut agg = syncing_aggregator();
         let want = Message::Want {
             entries: vec![(key(2).node_id(), 1)],
         };
@@ -844,31 +833,15 @@ mod tests {
         assert!(agg.handle(want).is_err());
         assert!(agg.is_closed());
         // Oversized wants and empty fork lists are violations too.
-        let mut s = Session::new(
-            key(1).node_id(),
-            PeerRole::Aggregator,
-            "agg",
-            BTreeMap::new(),
-            true,
-            vec![],
-        );
-        s.handle(Message::Hello {
-            version: PROTOCOL_VERSION,
-            role: PeerRole::Region,
-            name: "r".into(),
-        })
-        .unwrap();
-        s.handle(Message::Heads {
-            heads: vec![],
-            admitted: vec![],
-        })
-        .unwrap();
+        let mut s = syncing_aggregator();
         assert!(
             s.handle(Message::Want {
                 entries: vec![(key(2).node_id(), 1); WANT_ENTRIES_MAX + 1],
             })
             .is_err()
         );
+        let mut s = syncing_aggregator();
+        assert!(s.handle(Message::Forks { proofs: vec![] }).is_err());
     }
 
     #[test]
