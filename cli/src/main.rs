@@ -266,6 +266,9 @@ fn via_control<T: serde::de::DeserializeOwned>(dir: &Path, request: Request) -> 
 /// How long a command waits for a node that is starting: `spindel run` holds the store before
 /// its control socket is bound.
 const NODE_START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a write on a restored node that no running node holds waits for one to start
+/// (it could not sign by itself).
+const RESTORED_START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How often the socket is looked for meanwhile.
 const NODE_START_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -276,12 +279,32 @@ fn with_node<T: serde::de::DeserializeOwned>(
     request: Request,
     direct: impl FnOnce(LocalNode) -> Result<T>,
 ) -> Result<T> {
+    let writes = matches!(
+        request,
+        Request::Publish { .. } | Request::Import { .. } | Request::Delete { .. }
+    );
     let deadline = std::time::Instant::now() + NODE_START_WAIT;
+    let restored_deadline = std::time::Instant::now() + RESTORED_START_WAIT;
     loop {
         if let Some(answer) = via_control(&dir.data_dir, request.clone())? {
             return Ok(answer);
         }
         match LocalNode::open(&dir.data_dir) {
+            // A restored node signs nothing until its running self has caught up: if one is
+            // starting (`spindel run ... &` just before), wait for it instead of failing.
+            Ok(node)
+                if writes && node.restored() && std::time::Instant::now() < restored_deadline =>
+            {
+                drop(node);
+                let socket = dir.data_dir.join(control::SOCKET_FILE);
+                while !socket.exists() && std::time::Instant::now() < restored_deadline {
+                    std::thread::sleep(NODE_START_POLL);
+                }
+                if !socket.exists() {
+                    let node = LocalNode::open(&dir.data_dir)?;
+                    return direct(node);
+                }
+            }
             Ok(node) => return direct(node),
             Err(local::NodeError::Store(spindel_node::store::StoreError::Locked { .. }))
                 if std::time::Instant::now() < deadline =>

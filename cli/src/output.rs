@@ -181,6 +181,12 @@ pub fn status_text(s: &Status) -> String {
             list.join(", ")
         ));
     }
+    if s.restored {
+        out.push_str(
+            "\nRESTORED  this node was restored from a backup: it publishes once it has caught up \
+             with its aggregator (run it with --aggregator)",
+        );
+    }
     for f in &s.forks {
         out.push_str(&format!(
             "\nFORK      {} ({}…) at seq {}: entries {} and {}\n          {}",

@@ -86,9 +86,9 @@ pub struct Restored {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| NodeError::Io {
+    move |error| NodeError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -118,9 +118,9 @@ pub fn request(dir: &Path, request: &Request) -> Result<Option<serde_json::Value
 pub fn serve(shared: Arc<Shared>) -> Result<tokio::task::JoinHandle<()>, NodeError> {
     let dir = shared.node.dir().to_path_buf();
     let path = dir.join(SOCKET_FILE);
-    let io = |source| NodeError::Io {
+    let io = |error| NodeError::Io {
         path: path.clone(),
-        source,
+        error,
     };
     // A socket file left by a killed node: nobody listens (sled's lock says we own DIR now).
     if path.exists() {

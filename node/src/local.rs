@@ -70,10 +70,12 @@ pub enum NodeError {
     NotANode(PathBuf),
     #[error("{0} already holds a spindel node; refusing to overwrite it")]
     AlreadyANode(PathBuf),
-    #[error("{path}: {source}")]
+    #[error("{0} is not empty; a new node needs an empty or new directory")]
+    NotEmpty(PathBuf),
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
@@ -135,9 +137,9 @@ pub enum NodeError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| NodeError::Io {
+    move |error| NodeError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -222,11 +224,16 @@ pub struct ForkStatus {
 pub fn fork_advice(own: bool, name: Option<&str>, seq: u64) -> String {
     if own {
         format!(
-            "This node's own log forked at seq {seq}: a copy of this data directory signed entries              the network already had, and nothing it signs is accepted any more; stop every copy,              create a new node with `spindel init` and ask the aggregator's operator to admit its              key under this region's name (`spindel allow NEW_NODEID --name NAME`)."
+            "This node's own log forked at seq {seq}: a copy of this data directory signed entries \
+             the network already had, and nothing this key signs is accepted any more; stop every \
+             copy, create a new node with `spindel init` and ask the aggregator's operator to \
+             admit its key under this region's name (`spindel allow NEW_NODEID --name NAME`)."
         )
     } else {
         format!(
-            "Region {} signed two different entries with seq {seq} (a restored old copy that              published offline); its entries after that are refused everywhere until its operator              replaces the node and the aggregator admits the new key.",
+            "Region {} signed two different entries with seq {seq} (an old copy of its data \
+             directory that published offline); nothing more is accepted from that key, and its \
+             operator replaces the node with a new key that the aggregator admits.",
             name.unwrap_or("(unnamed)")
         )
     }
@@ -249,6 +256,9 @@ pub struct Status {
     pub refused_by_author: BTreeMap<String, BTreeMap<String, u64>>,
     pub forks: Vec<ForkStatus>,
     pub generation: u64,
+    /// Restored from a backup and not caught up with an aggregator yet: publishing waits.
+    #[serde(default)]
+    pub restored: bool,
 }
 
 /// Creates a new node in `dir`. A region's first entry is its signed profile. On any failure
@@ -288,6 +298,9 @@ pub(crate) fn in_new_node_dir<T>(
         return Err(NodeError::AlreadyANode(dir.to_path_buf()));
     }
     let created_dir = !dir.exists();
+    if !created_dir && fs::read_dir(dir).map_err(io_err(dir))?.next().is_some() {
+        return Err(NodeError::NotEmpty(dir.to_path_buf()));
+    }
     if created_dir {
         fs::DirBuilder::new()
             .recursive(true)
@@ -764,6 +777,7 @@ impl LocalNode {
             refused_by_author,
             forks,
             generation: self.store.generation()?,
+            restored: self.restored(),
         })
     }
 

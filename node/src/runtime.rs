@@ -794,8 +794,13 @@ fn keep_fork_proofs(
             Ok((author, _)) if !node.store().author(&author)?.is_some_and(|m| m.admitted) => {
                 node.store().count_refusal("fork_proof_unknown_author", 1)?;
             }
-            Ok(_) => {
+            Ok((author, seq)) => {
                 if node.store().record_fork_proof(&first, &second)? {
+                    let name = node
+                        .store()
+                        .author(&author)?
+                        .and_then(|m| m.label().map(str::to_string));
+                    tracing::warn!(author = %author, name = name.as_deref().unwrap_or("-"), seq, "fork proven by a peer's proof: two different entries signed with one seq; the author is frozen here");
                     new += 1;
                 }
             }

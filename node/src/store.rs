@@ -1146,7 +1146,6 @@ impl Store {
         batch.insert(k_author(&a), codec::encode(&meta));
         self.db.apply_batch(batch)?;
         self.db.flush()?;
-        tracing::warn!(author = %a, name = meta.label().unwrap_or("-"), seq, "fork proven by a peer's proof: two different entries signed with one seq; the author is frozen here");
         Ok(true)
     }
 

@@ -485,6 +485,7 @@ fn a_forked_old_copy_is_named_on_every_node() {
         assert_ne!(fork["first"], fork["second"]);
         let advice = fork["advice"].as_str().unwrap();
         assert!(advice.contains("seq 3"), "{what}: {advice}");
+        assert!(!advice.contains("  "), "{what}: {advice}");
         assert_eq!(fork["own"], dir == &skane, "{what}: {fork}");
         let text = spindel(&["status", "--data-dir", s(dir)])
             .ok()
@@ -597,8 +598,22 @@ fn backup_and_restore_never_fork() {
         "{}",
         offline.stderr
     );
-    // Started with its aggregator it catches up, then continues the true log.
-    let _node = NodeProc::start(&restored, &["--aggregator", &peer]);
+    let status = spindel(&["status", "--data-dir", s(&restored), "--json"]).json();
+    assert_eq!(status["restored"], true, "{status}");
+    let text = spindel(&["status", "--data-dir", s(&restored)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(text.contains("RESTORED"), "{text}");
+    // Started with its aggregator it catches up, then continues the true log; a publish given
+    // right after the start waits for that instead of failing.
+    let mut node = std::process::Command::new(spindel_tests::spindel_bin())
+        .args(["run", "--data-dir", s(&restored), "--aggregator", &peer])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     assert_eq!(method(&restored, "Efter återställningen"), 5);
     eventually(30, "seq 5 at the aggregator", || {
         head_of(&agg_dir, &skane_id) == 5
@@ -615,6 +630,27 @@ fn backup_and_restore_never_fork() {
     assert!(!restored.join("restored").exists());
     let status = spindel(&["status", "--data-dir", s(&agg_dir), "--json"]).json();
     assert!(status["forks"].as_array().unwrap().is_empty(), "{status}");
+    let _ = node.kill();
+    let _ = node.wait();
+
+    // Not into a directory that holds other files, and a missing file is named once.
+    let busy = tmp.path().join("upptagen");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("anteckning.txt"), "min fil").unwrap();
+    let r = spindel(&["restore", "--from", s(&file), "--data-dir", s(&busy)]);
+    r.fails(1, "is not empty");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+    let missing = tmp.path().join("finns-inte.backup");
+    let r = spindel(&[
+        "restore",
+        "--from",
+        s(&missing),
+        "--data-dir",
+        s(&busy.join("ny")),
+    ]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("finns-inte.backup"), "{}", r.stderr);
 
     // A damaged backup: refused with a clear error, nothing left behind.
     let mut bytes = std::fs::read(&stopped).unwrap();
