@@ -74,6 +74,8 @@ fn templates() -> &'static Environment<'static> {
         env.add_filter("sv_number", sv_number);
         env.add_filter("truncate", truncate);
         env.add_filter("paragraphs", paragraphs);
+        env.add_filter("mailto", mailto);
+        env.add_filter("tel", tel);
         env
     })
 }
@@ -674,9 +676,49 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/assets/spindel.css", get(style))
 }
 
+/// An e-mail address as a `mailto:` URI: every byte outside RFC 6068's safe set is
+/// percent-encoded, so an address holding `?`, `&`, `=` or `%` (valid in an addr-spec) can never
+/// add headers such as a hidden Bcc.
+fn mailto(address: &str) -> String {
+    let mut out = String::from("mailto:");
+    for b in address.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$'()*+,;:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A phone number as a `tel:` URI: the leading `+` and the digits, nothing else.
+fn tel(phone: &str) -> String {
+    let mut out = String::from("tel:");
+    out.extend(
+        phone
+            .chars()
+            .enumerate()
+            .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
+            .map(|(_, c)| c),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mailto_and_tel_links_carry_nothing_but_the_address() {
+        assert_eq!(
+            mailto("a?bcc=spy%40evil.se&x=@lu.se"),
+            "mailto:a%3Fbcc%3Dspy%2540evil.se%26x%3D@lu.se"
+        );
+        assert_eq!(mailto("anna@lu.se"), "mailto:anna@lu.se");
+        assert_eq!(mailto("å@lu.se"), "mailto:%C3%A5@lu.se");
+        assert_eq!(tel("+46 46-222 00 00"), "tel:+46462220000");
+        assert_eq!(tel("(08) 123 45"), "tel:0812345");
+    }
 
     #[test]
     fn every_template_compiles() {

@@ -389,3 +389,40 @@ fn every_page_and_bad_parameter() {
     let (_, body) = http_get(http, "/?kind=researcher");
     assert!(body.contains("0 träffar"), "{body}");
 }
+
+/// An address may hold `?`, `&`, `=` and `%` (a valid addr-spec): the page percent-encodes it
+/// in the `mailto:` link, so following the link never adds a hidden Bcc or any other header.
+#[test]
+fn a_mailto_link_carries_the_address_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, author) = spindel_tests::init(tmp.path(), "skane", "region");
+    let tricky = "a?bcc=spy%40evil.se&x=@lu.se";
+    let researcher = publish(
+        &dir,
+        "researcher",
+        serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
+            "fields": ["social ekonomi"], "email": tricky, "phone": "+46 (46) 123-45", "consent": true}),
+    );
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let person = page(node.http.unwrap(), &format!("/post/{author}/{researcher}"));
+    assert!(
+        person.contains("href=\"mailto:a%3Fbcc%3Dspy%2540evil.se%26x%3D@lu.se\""),
+        "{person}"
+    );
+    assert!(!person.contains("mailto:a?"), "{person}");
+    assert!(person.contains("href=\"tel:+464612345\""), "{person}");
+    // What the record says is still shown as it is.
+    assert!(
+        person.contains(">a?bcc=spy%40evil.se&amp;x=@lu.se<"),
+        "{person}"
+    );
+    // And an address outside the addr-spec is refused at publish.
+    let bad = spindel_tests::publish_run(
+        &dir,
+        "researcher",
+        &serde_json::json!({"name": "X", "affiliation": "Y", "fields": ["z"],
+            "email": "a..b@lu.se", "consent": true})
+        .to_string(),
+    );
+    bad.fails(1, "email");
+}
