@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json` |
+//! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json`, without researchers' `email` and `phone` |
 //! | `GET /api/v1/records/{author}/{record_id}` | one record; 404 if unknown or deleted |
 //! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
 //! | `GET /api/v1/status` | same JSON as `status --json` |
@@ -125,7 +125,29 @@ async fn records(
             }
             other => internal(other.to_string()),
         })?;
-    Ok(axum::Json(page).into_response())
+    let mut page = page;
+    leave_out_contacts(&mut page);
+    let mut response = axum::Json(page).into_response();
+    crate::web::personal_data(&mut response);
+    Ok(response)
+}
+
+/// Contact fields of researcher records that a list leaves out: a person's e-mail address and
+/// phone number are shown only to someone who asks for that one record.
+pub const CONTACT_FIELDS: [&str; 2] = ["email", "phone"];
+
+/// Takes the contact fields out of every researcher record of a page (lists never carry them
+/// in bulk: the HTTP API and remote queries).
+pub fn leave_out_contacts(page: &mut crate::query::QueryPage) {
+    for r in &mut page.records {
+        if r.kind == spindel_protocol::record::Kind::Researcher
+            && let Some(data) = r.data.as_object_mut()
+        {
+            for field in CONTACT_FIELDS {
+                data.remove(field);
+            }
+        }
+    }
 }
 
 async fn record(
@@ -139,7 +161,14 @@ async fn record(
         .await
         .map_err(|e| internal(e.to_string()))?;
     match view {
-        Some(v) => Ok(axum::Json(v).into_response()),
+        Some(v) => {
+            let personal = v.kind == spindel_protocol::record::Kind::Researcher;
+            let mut response = axum::Json(v).into_response();
+            if personal {
+                crate::web::personal_data(&mut response);
+            }
+            Ok(response)
+        }
         None => Err(not_found(format!("no record {rid} by {author}"))),
     }
 }

@@ -993,7 +993,9 @@ async fn answer_query(shared: &Arc<Shared>, request: QueryRequest) -> Result<Str
     let query = query_from_request(&request)?;
     shared
         .blocking(move |n| {
-            let page = n.query(&query)?;
+            let mut page = n.query(&query)?;
+            // An answer is a list: no contact fields in bulk.
+            crate::http::leave_out_contacts(&mut page);
             serde_json::to_string(&page).map_err(|e| NodeError::Config {
                 path: n.dir().to_path_buf(),
                 reason: e.to_string(),

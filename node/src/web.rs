@@ -274,7 +274,14 @@ fn html(status: StatusCode, body: String) -> Response {
 
 fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -> Response {
     match r {
-        Ok((template, section, ctx)) => render(shared, StatusCode::OK, template, section, ctx),
+        Ok((template, section, ctx)) => {
+            let personal = ctx.get_attr("personal").is_ok_and(|v| v.is_true());
+            let mut response = render(shared, StatusCode::OK, template, section, ctx);
+            if personal {
+                personal_data(&mut response);
+            }
+            response
+        }
         Err(e) => render(
             shared,
             e.status,
@@ -283,6 +290,38 @@ fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -> Response 
             context! { heading => e.heading, message => e.message },
         ),
     }
+}
+
+/// Marks a response that carries personal data (a researcher contact): no cache keeps it and
+/// no search engine indexes it.
+pub fn personal_data(response: &mut Response) {
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+}
+
+/// Whether a list of records shows a person (a researcher contact).
+fn shows_people(items: &[RecordItem]) -> bool {
+    items.iter().any(|i| i.view.kind == Kind::Researcher)
+}
+
+/// What crawlers may read: not the API, not the researcher listings (researcher pages say
+/// `noindex` themselves).
+pub const ROBOTS_TXT: &str = "# spindel: researcher contacts and the API are not for crawlers.\n\
+User-agent: *\n\
+Disallow: /api/\n\
+Disallow: /*kind=researcher\n";
+
+async fn robots() -> Response {
+    let mut r = ROBOTS_TXT.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// A record as a list shows it: the view plus its title and its region's display name.
@@ -495,6 +534,7 @@ async fn search_page(
             });
         }
     }
+    let personal = shows_people(&records) || get("kind") == Some("researcher".to_string());
     let next_page = next_cursor.as_ref().map(|c| {
         let mut p = params.clone();
         p.insert("cursor", c.clone());
@@ -512,6 +552,7 @@ async fn search_page(
             facets => Value::from_serialize(&facets),
             facet_links => facet_links,
             active => active,
+            personal => personal,
             records => records,
             next_page => next_page,
             first_page => first_page,
@@ -554,7 +595,8 @@ async fn record_page(
             "Posten finns inte här, eller så har regionen tagit bort den.",
         ));
     };
-    Ok(("record.html", "", context! { r => r }))
+    let personal = r.view.kind == Kind::Researcher;
+    Ok(("record.html", "", context! { r => r, personal => personal }))
 }
 
 async fn record(
@@ -604,6 +646,7 @@ async fn region_page(
             profile => Value::from_serialize(&region.profile),
             sroi => Value::from_serialize(&region.sroi),
             fork_seq => region.fork_seq,
+            personal => shows_people(&records),
             records => records,
             connected => connected,
             all_records => all_records,
@@ -632,7 +675,7 @@ async fn overview_page(
     Ok((
         "overview.html",
         "overview",
-        context! { o => Value::from_serialize(&o), latest => latest, kinds => kinds },
+        context! { o => Value::from_serialize(&o), personal => shows_people(&latest), latest => latest, kinds => kinds },
     ))
 }
 
@@ -674,6 +717,7 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/region/{key}", get(region))
         .route("/oversikt", get(overview))
         .route("/assets/spindel.css", get(style))
+        .route("/robots.txt", get(robots))
 }
 
 /// An e-mail address as a `mailto:` URI: every byte outside RFC 6068's safe set is

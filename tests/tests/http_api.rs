@@ -139,3 +139,77 @@ fn every_route_and_bad_parameter() {
     assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
     assert_eq!(node.terminate(10), 0);
 }
+
+/// Researcher contacts never leave in bulk: API lists and remote queries leave out e-mail and
+/// phone; one record asked for by its address shows them. Responses carrying a person say
+/// `Cache-Control: private, no-store` and `X-Robots-Tag: noindex`; `/robots.txt` keeps crawlers
+/// away from the API and the researcher listings.
+#[test]
+fn contact_fields_are_shown_one_record_at_a_time_and_never_cached_or_indexed() {
+    use spindel_tests::http_request;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, author) = spindel_tests::init(tmp.path(), "skane", "region");
+    let researcher = publish(
+        &dir,
+        "researcher",
+        &serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
+            "fields": ["social ekonomi"], "email": "eva@example.org", "phone": "+46 46 123 45",
+            "consent": true})
+        .to_string(),
+    )["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
+    let http = node.http.unwrap();
+    let private = |head: &str| {
+        head.contains("cache-control: private, no-store") && head.contains("x-robots-tag: noindex")
+    };
+
+    let (code, head, body) = http_request(http, "GET", "/api/v1/records?kind=researcher", None);
+    assert_eq!(code, 200);
+    assert!(private(&head), "{head}");
+    assert!(body.contains("Eva Exempelsson"), "{body}");
+    assert!(
+        !body.contains("eva@example.org") && !body.contains("123 45"),
+        "{body}"
+    );
+
+    let one = format!("/api/v1/records/{author}/{researcher}");
+    let (code, head, body) = http_request(http, "GET", &one, None);
+    assert_eq!(code, 200);
+    assert!(private(&head), "{head}");
+    assert!(body.contains("eva@example.org"), "{body}");
+
+    // The record page shows the contact and is private; a page without people is not marked.
+    let (code, head, body) =
+        http_request(http, "GET", &format!("/post/{author}/{researcher}"), None);
+    assert_eq!(code, 200);
+    assert!(private(&head), "{head}");
+    assert!(body.contains("eva@example.org"));
+    let (_, head, _) = http_request(http, "GET", "/?kind=profile", None);
+    assert!(!head.contains("x-robots-tag"), "{head}");
+    let (_, head, _) = http_request(http, "GET", "/", None);
+    assert!(
+        private(&head),
+        "the start page lists the researcher: {head}"
+    );
+
+    let (code, head, robots) = http_request(http, "GET", "/robots.txt", None);
+    assert_eq!(code, 200);
+    assert!(head.contains("text/plain"), "{head}");
+    assert!(robots.contains("Disallow: /api/"), "{robots}");
+    assert!(robots.contains("Disallow: /*kind=researcher"), "{robots}");
+
+    // A remote query is a list too.
+    let id = spindel(&["id", "--data-dir", s(&dir)])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let from = node.peer(&id);
+    let answer = spindel(&["query", "--from", &from, "--kind", "researcher", "--json"]).json();
+    let text = answer.to_string();
+    assert!(text.contains("Eva Exempelsson"), "{text}");
+    assert!(!text.contains("eva@example.org"), "{text}");
+}
