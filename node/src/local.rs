@@ -307,6 +307,10 @@ pub(crate) fn in_new_node_dir<T>(
             .mode(0o700)
             .create(dir)
             .map_err(io_err(dir))?;
+    } else {
+        // An existing (empty) directory may have been made with a umask that lets every
+        // local user read it: the node's directory is its owner's alone.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
     }
     let result = make();
     if result.is_err() {
@@ -368,10 +372,16 @@ pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeEr
         reason: e.to_string(),
     })?;
     let tmp = dir.join("config.toml.tmp");
+    // Created exclusively: never through a link someone left in its place (a stale file or
+    // link from a crash is removed first; removing a link does not follow it).
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&tmp)(e)),
+    }
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err(&tmp))?;

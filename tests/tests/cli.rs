@@ -149,6 +149,34 @@ fn init_bad_inputs() {
         .fails(1, "/proc/spindel-test");
 }
 
+/// A node's directory is its owner's alone, also when it existed before (made with umask 022),
+/// and a non-empty directory that is not a node is refused.
+#[test]
+fn init_makes_the_directory_private_and_refuses_a_busy_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    spindel(&["init", "--data-dir", s(&dir), "--name", "skane"]).ok();
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for f in ["config.toml", "node.key"] {
+        assert_eq!(
+            std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o077,
+            0,
+            "{f} is readable by others"
+        );
+    }
+    let busy = tmp.path().join("upptagen");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("anteckning.txt"), "min fil").unwrap();
+    spindel(&["init", "--data-dir", s(&busy), "--name", "x"]).fails(1, "is not empty");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+}
+
 #[test]
 fn publish_edit_delete_and_find_by_kind_tag_and_swedish_words() {
     let tmp = tempfile::tempdir().unwrap();
