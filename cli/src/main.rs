@@ -127,7 +127,8 @@ enum Command {
             required_unless_present = "from"
         )]
         data_dir: Option<PathBuf>,
-        /// Ask a remote node over QUIC instead (NODEID@HOST:PORT).
+        /// Ask a remote node over QUIC instead (NODEID@HOST:PORT), as the node in --data-dir
+        /// (nodes answer member nodes only).
         #[arg(long, value_name = "PEER", value_parser = parse_peer)]
         from: Option<PeerAddr>,
         #[arg(long, value_parser = parse_kind)]
@@ -519,9 +520,19 @@ fn run(cli: Cli) -> Result<()> {
                 cursor,
             };
             let page: QueryPage = if let Some(peer) = from {
+                // Nodes answer member nodes only: ask as the node in --data-dir when given.
+                let key = match &data_dir {
+                    Some(dir) => local::node_key(dir)?,
+                    None => spindel_protocol::SecretKey::generate(&mut rng),
+                };
                 let json = runtime()?
-                    .block_on(runtime::remote_query(&peer, request, Limits::default()))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .block_on(runtime::remote_query_as(
+                        &key,
+                        &peer,
+                        request,
+                        Limits::default(),
+                    ))
+                    .map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
                 serde_json::from_str(&json).context("the remote node sent an unexpected answer")?
             } else {
                 let dir = DataDir {

@@ -444,6 +444,13 @@ pub fn read_config(dir: &Path) -> Result<NodeConfig, NodeError> {
     Ok(config)
 }
 
+/// The node's key from its key file (checked like every open), without opening the store:
+/// for asking another node as this one while `spindel run` holds the directory.
+pub fn node_key(dir: &Path) -> Result<SecretKey, NodeError> {
+    read_config(dir)?;
+    read_key(&dir.join(KEY_FILE))
+}
+
 /// The node's identity from its config and key file alone, without opening the store (so it
 /// works while `spindel run` holds the directory).
 pub fn identity(dir: &Path) -> Result<NodeInfo, NodeError> {

@@ -50,6 +50,10 @@ const HEADS_CHANNEL_CAPACITY: usize = 4096;
 /// before it signs anything; then it publishes offline (regions keep working while the
 /// aggregator is down), except a node `spindel restore` made, which waits until caught up.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// The answer to a query from a key that is neither an admitted region nor a pinned
+/// aggregator (nor the node itself).
+pub const NOT_A_MEMBER: &str = "this node answers queries from member nodes only (admitted regions and their \
+     aggregators); ask as one: spindel query --from PEER --data-dir DIR";
 /// How often purged payloads whose erasure failed are tried again.
 pub const ERASE_RETRY: Duration = Duration::from_secs(30);
 /// How long a publish on a restored node that has not caught up waits before it gives up.
@@ -891,7 +895,26 @@ async fn serve_connection(
         };
         match first {
             Message::Query(request) => {
-                let json = answer_query(&shared, request).await;
+                // Records hold personal data (researcher contacts): only member nodes ask.
+                let member = {
+                    let pinned = shared.is_pinned(&peer);
+                    shared
+                        .blocking(move |n| {
+                            Ok(pinned
+                                || peer == n.node_id()
+                                || n.store()
+                                    .author(&peer)?
+                                    .is_some_and(|m| m.admitted && !m.frozen))
+                        })
+                        .await
+                        .unwrap_or(false)
+                };
+                let json = if member {
+                    answer_query(&shared, request).await
+                } else {
+                    tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
+                    Err(NOT_A_MEMBER.to_string())
+                };
                 let _ = send.send(&Message::QueryResult { json }).await;
                 send.finish();
             }
@@ -1251,14 +1274,25 @@ impl Running {
     }
 }
 
-/// A one-shot query against a remote node, with a throw-away key.
+/// A one-shot query against a remote node, with a throw-away key (a node that answers members
+/// only refuses it: see [`remote_query_as`]).
 pub async fn remote_query(
     peer: &PeerAddr,
     request: QueryRequest,
     limits: Limits,
 ) -> Result<String, String> {
     let key = SecretKey::generate(&mut rand_core::OsRng);
-    let transport = Transport::client(&key, limits.clone()).map_err(|e| e.to_string())?;
+    remote_query_as(&key, peer, request, limits).await
+}
+
+/// A one-shot query against a remote node, as the node whose key is `key`.
+pub async fn remote_query_as(
+    key: &SecretKey,
+    peer: &PeerAddr,
+    request: QueryRequest,
+    limits: Limits,
+) -> Result<String, String> {
+    let transport = Transport::client(key, limits.clone()).map_err(|e| e.to_string())?;
     let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
     let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     let mut send = FramedSend::new(send);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running, remote_query};
+use spindel_node::runtime::{RunOptions, Running, remote_query, remote_query_as};
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
@@ -277,11 +277,15 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
         Some(u64::from(ErrorCode::Protocol.code()))
     );
 
-    // The aggregator is unharmed and still answers.
-    let answer = remote_query(&peer, Default::default(), Limits::default())
+    // The aggregator is unharmed and still answers (its member; a throwaway key is refused).
+    let answer = remote_query_as(&region, &peer, Default::default(), Limits::default())
         .await
         .unwrap();
     assert!(answer.contains("records"));
+    let refused = remote_query(&peer, Default::default(), Limits::default())
+        .await
+        .unwrap_err();
+    assert!(refused.contains("member nodes only"), "{refused}");
     running.shutdown().await;
 }
 

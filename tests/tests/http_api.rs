@@ -208,7 +208,17 @@ fn contact_fields_are_shown_one_record_at_a_time_and_never_cached_or_indexed() {
         .trim()
         .to_string();
     let from = node.peer(&id);
-    let answer = spindel(&["query", "--from", &from, "--kind", "researcher", "--json"]).json();
+    let answer = spindel(&[
+        "query",
+        "--from",
+        &from,
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "researcher",
+        "--json",
+    ])
+    .json();
     let text = answer.to_string();
     assert!(text.contains("Eva Exempelsson"), "{text}");
     assert!(!text.contains("eva@example.org"), "{text}");

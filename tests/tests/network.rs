@@ -76,10 +76,22 @@ fn three_processes_replicate_live_and_stop_cleanly() {
         record_ids(&b_dir, &["--text", "föreningarna"]),
         std::slice::from_ref(&rid)
     );
-    let remote = spindel(&["query", "--from", &peer, "--kind", "method", "--json"]).json();
+    // A node answers member nodes only: Dalarna asks as itself; a throwaway key is refused.
+    let remote = spindel(&[
+        "query",
+        "--from",
+        &peer,
+        "--data-dir",
+        s(&b_dir),
+        "--kind",
+        "method",
+        "--json",
+    ])
+    .json();
     assert_eq!(remote["records"][0]["record_id"], rid.as_str());
     assert_eq!(remote["records"][0]["region"], "skane");
-    let table = spindel(&["query", "--from", &peer]);
+    spindel(&["query", "--from", &peer]).fails(1, "member nodes only");
+    let table = spindel(&["query", "--from", &peer, "--data-dir", s(&a_dir)]);
     assert!(
         table.stdout.contains("Studiecirkel om samverkan"),
         "{table:?}"
