@@ -671,10 +671,13 @@ impl LocalNode {
         if id == self.node_id() {
             return Err(NodeError::OwnKey(id));
         }
-        if let Some(n) = &name {
-            validate_region_name(n).map_err(NodeError::BadName)?;
-        }
-        let meta = self.store.admit(&id, name)?;
+        let meta = match &name {
+            Some(n) => {
+                validate_region_name(n).map_err(NodeError::BadName)?;
+                self.store.admit_unique(&id, n, &self.config.name)?
+            }
+            None => self.store.admit(&id, None)?,
+        };
         Ok(Allowed {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),

@@ -79,6 +79,10 @@ pub enum StoreError {
     Search(#[from] SearchError),
     #[error("store is corrupt at {what}: {reason}")]
     Corrupt { what: String, reason: String },
+    #[error(
+        "the name {name:?} is already held by {holder}; a region's name is unique in the network"
+    )]
+    NameTaken { name: String, holder: String },
     #[error("entry {index} of the batch was refused: {refusal}")]
     Refused { index: usize, refusal: Refusal },
 }
@@ -724,6 +728,40 @@ impl Store {
         self.db.insert(k_author(author), codec::encode(&meta))?;
         self.db.flush()?;
         Ok(meta)
+    }
+
+    /// [`Store::admit`] under a name no other key holds here (checked under the write lock, so
+    /// two admissions at once cannot both take it). `reserved` is this node's own name.
+    pub fn admit_unique(
+        &self,
+        author: &NodeId,
+        name: &str,
+        reserved: &str,
+    ) -> Result<AuthorMeta, StoreError> {
+        {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if name == reserved {
+                return Err(StoreError::NameTaken {
+                    name: name.to_string(),
+                    holder: "this aggregator".to_string(),
+                });
+            }
+            for item in self.db.scan_prefix([b'A']) {
+                let (k, v) = item?;
+                let id = node_id_at(&k, 1)?;
+                let meta: AuthorMeta = decode_meta("author", &v)?;
+                if id != *author && meta.admitted_name.as_deref() == Some(name) {
+                    return Err(StoreError::NameTaken {
+                        name: name.to_string(),
+                        holder: id.to_hex(),
+                    });
+                }
+            }
+        }
+        self.admit(author, Some(name.to_string()))
     }
 
     /// A region accepts the authors its aggregator vouches for (admitted there). Keeps what is

@@ -677,3 +677,57 @@ fn import_is_all_or_nothing_and_names_bad_lines() {
         250
     );
 }
+
+/// `allow` refuses a name another key holds (or the aggregator's own): the spoof of issue 8
+/// starts with a second key admitted under a taken name.
+#[test]
+fn allow_refuses_a_name_another_key_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg, _) = spindel_tests::init(tmp.path(), "nationell", "aggregator");
+    let (_, dalarna) = spindel_tests::init(tmp.path(), "dalarna", "region");
+    let (_, other) = spindel_tests::init(tmp.path(), "ostra", "region");
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg),
+        &dalarna,
+        "--name",
+        "dalarna",
+    ])
+    .ok();
+    // The same key again under its own name is fine; another key under it is not.
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg),
+        &dalarna,
+        "--name",
+        "dalarna",
+    ])
+    .ok();
+    let refused = spindel(&["allow", "--data-dir", s(&agg), &other, "--name", "dalarna"]);
+    refused.fails(1, "already held by");
+    assert!(refused.stderr.contains(&dalarna), "{}", refused.stderr);
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg),
+        &other,
+        "--name",
+        "nationell",
+    ])
+    .fails(1, "already held by this aggregator");
+    spindel(&["allow", "--data-dir", s(&agg), &other, "--name", "ostra"]).ok();
+    let status = spindel(&["status", "--data-dir", s(&agg), "--json"]).json();
+    let names: Vec<&str> = status["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "dalarna").count(),
+        1,
+        "{names:?}"
+    );
+}
