@@ -297,13 +297,8 @@ fn with_node<T: serde::de::DeserializeOwned>(
                 if writes && node.restored() && std::time::Instant::now() < restored_deadline =>
             {
                 drop(node);
-                let socket = dir.data_dir.join(control::SOCKET_FILE);
-                while !socket.exists() && std::time::Instant::now() < restored_deadline {
-                    std::thread::sleep(NODE_START_POLL);
-                }
-                if !socket.exists() {
-                    let node = LocalNode::open(&dir.data_dir)?;
-                    return direct(node);
+                if !wait_for_socket(dir, restored_deadline) {
+                    return direct(LocalNode::open(&dir.data_dir)?);
                 }
             }
             Ok(node) => return direct(node),
@@ -311,14 +306,20 @@ fn with_node<T: serde::de::DeserializeOwned>(
                 if std::time::Instant::now() < deadline =>
             {
                 // Wait for the starting node's control socket (or for the lock to go).
-                let socket = dir.data_dir.join(control::SOCKET_FILE);
-                while !socket.exists() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(NODE_START_POLL);
-                }
+                wait_for_socket(dir, deadline);
             }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Waits until a starting node's control socket is there, or until `deadline`; says which.
+fn wait_for_socket(dir: &DataDir, deadline: std::time::Instant) -> bool {
+    let socket = dir.data_dir.join(control::SOCKET_FILE);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(NODE_START_POLL);
+    }
+    socket.exists()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -494,7 +494,7 @@ impl LocalNode {
         let store = Store::open(dir)?;
         // A store made anew beside an existing key (see StoreError::OldFormat) takes its own
         // log back from the aggregator: its own key must be admitted in it.
-        if !store.author(&key.node_id())?.is_some_and(|m| m.admitted) {
+        if !store.is_admitted(&key.node_id())? {
             store.admit(&key.node_id(), Some(config.name.clone()))?;
         }
         let restored = dir.join(RESTORED_MARKER).exists();

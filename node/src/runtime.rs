@@ -283,6 +283,17 @@ impl Shared {
         self.heads.subscribe()
     }
 
+    /// Tells every live session what was just stored here: the heads that advanced, and
+    /// whether a fork was proven (its proof then goes to every peer).
+    fn after_apply(&self, advanced: Vec<(NodeId, u64)>, forked: bool) {
+        for (author, seq) in advanced {
+            self.announce(author, seq);
+        }
+        if forked {
+            self.forks_seen.send_modify(|n| *n += 1);
+        }
+    }
+
     /// Announces a new head to every live session.
     pub fn announce(&self, author: NodeId, seq: u64) {
         let _ = self.heads.send((author, seq));
@@ -546,12 +557,7 @@ async fn drive_session(
                         .await;
                     match applied {
                         Ok((heads, advanced, forked)) => {
-                            if forked {
-                                shared.forks_seen.send_modify(|n| *n += 1);
-                            }
-                            for (a, s) in advanced {
-                                shared.announce(a, s);
-                            }
+                            shared.after_apply(advanced, forked);
                             session.applied(heads);
                         }
                         Err(e) => {
@@ -563,8 +569,7 @@ async fn drive_session(
                 Output::Forks(proofs) => {
                     let r = shared.blocking(move |n| keep_fork_proofs(n, proofs)).await;
                     match r {
-                        Ok(0) => {}
-                        Ok(_) => shared.forks_seen.send_modify(|n| *n += 1),
+                        Ok(new) => shared.after_apply(Vec::new(), new > 0),
                         Err(e) => return finish(&reader, Err(e.to_string())),
                     }
                 }
@@ -589,15 +594,11 @@ async fn drive_session(
                         .blocking(move |n| apply_batch(n, entries, expected_author, false, now))
                         .await;
                     match applied {
-                        Ok((_, advanced, forked)) => {
-                            for (a, s) in advanced {
-                                shared.announce(a, s);
-                            }
-                            if forked {
-                                shared.forks_seen.send_modify(|n| *n += 1);
-                            }
+                        Ok((_, advanced, forked)) => shared.after_apply(advanced, forked),
+                        Err(e) => {
+                            conn.close(ErrorCode::Internal.code().into(), b"store");
+                            return finish(&reader, Err(e.to_string()));
                         }
-                        Err(e) => return finish(&reader, Err(e.to_string())),
                     }
                 }
                 Output::Admitted(_) if !trusted_aggregator => {
@@ -795,7 +796,7 @@ fn keep_fork_proofs(
         match spindel_protocol::ingest::check_fork_proof(&first, &second) {
             // Only authors this node takes entries of: a proof for a made-up key (anyone can
             // make one) is not kept, so nobody can fill a node with them.
-            Ok((author, _)) if !node.store().author(&author)?.is_some_and(|m| m.admitted) => {
+            Ok((author, _)) if !node.store().is_admitted(&author)? => {
                 node.store().count_refusal("fork_proof_unknown_author", 1)?;
             }
             Ok((author, seq)) => {

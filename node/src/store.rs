@@ -802,6 +802,11 @@ impl Store {
         Ok(Some(meta))
     }
 
+    /// Whether entries of `author` are accepted here (read as stored: no profile names needed).
+    pub fn is_admitted(&self, author: &NodeId) -> Result<bool, StoreError> {
+        Ok(self.author_stored(author)?.is_some_and(|m| m.admitted))
+    }
+
     /// The author's metadata as stored (without the names of its profile).
     fn author_stored(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
         self.db
