@@ -181,6 +181,13 @@ pub fn status_text(s: &Status) -> String {
             list.join(", ")
         ));
     }
+    if let Some(admitted) = &s.admitted_as {
+        out.push_str(&format!(
+            "\nNAME      the aggregator admitted this region as {admitted:?}, not {:?}: the \
+             network shows its records under {admitted:?}",
+            s.name
+        ));
+    }
     if s.restored {
         out.push_str(
             "\nRESTORED  this node was restored from a backup: it publishes once it has caught up \

@@ -98,10 +98,10 @@ fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow
             counts[i] += 1;
         }
     }
-    let name = meta.label().unwrap_or_default().to_string();
+    let name = meta.label().map_or_else(|| id.to_hex(), str::to_string);
     Ok(RegionRow {
         node_id: id.to_hex(),
-        display_name: meta.display_name.clone().unwrap_or_else(|| name.clone()),
+        display_name: meta.shown().unwrap_or_else(|| name.clone()),
         name,
         total: counts.iter().sum(),
         counts,
@@ -129,10 +129,7 @@ fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>,
                     report_url: sroi.report_url,
                     title: inn.title,
                     region: meta.label().map(str::to_string),
-                    region_display: meta
-                        .display_name
-                        .clone()
-                        .or_else(|| meta.label().map(str::to_string)),
+                    region_display: meta.shown(),
                     author: id.to_hex(),
                     record_id: rid.to_hex(),
                 });
@@ -213,7 +210,7 @@ pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreErro
     Ok(store
         .authors()?
         .into_iter()
-        .find(|(_, m)| m.profile.is_some() && m.label() == Some(key))
+        .find(|(_, m)| m.label() == Some(key))
         .map(|(id, _)| id))
 }
 

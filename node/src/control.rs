@@ -220,7 +220,7 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
         }
         Request::Allow { node_id, name } => {
             let id: NodeId = node_id.parse().map_err(|e| format!("{e}"))?;
-            to_value(&shared.run_blocking(move |n| n.allow(id, name)).await?)
+            to_value(&shared.allow(id, name).await?)
         }
         Request::Status => to_value(&shared.status().await.map_err(|e| e.to_string())?),
         Request::Backup { to } => {

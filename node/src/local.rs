@@ -259,6 +259,10 @@ pub struct Status {
     /// Restored from a backup and not caught up with an aggregator yet: publishing waits.
     #[serde(default)]
     pub restored: bool,
+    /// The name the aggregator admitted this region under, when it is not `name`: the
+    /// network shows its records under this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_as: Option<String>,
 }
 
 /// Creates a new node in `dir`. A region's first entry is its signed profile. On any failure
@@ -671,13 +675,18 @@ impl LocalNode {
         if id == self.node_id() {
             return Err(NodeError::OwnKey(id));
         }
-        let meta = match &name {
-            Some(n) => {
-                validate_region_name(n).map_err(NodeError::BadName)?;
-                self.store.admit_unique(&id, n, &self.config.name)?
-            }
-            None => self.store.admit(&id, None)?,
+        // The name is the region's name on every node. Without `--name` a region keeps the
+        // name it was admitted under before, or gets one made from its key (never the name
+        // its profile claims: anyone can write any profile).
+        let name = match name {
+            Some(n) => n,
+            None => match self.store.author(&id)?.and_then(|m| m.admitted_name) {
+                Some(held) => held,
+                None => format!("region-{}", &id.to_hex()[..8]),
+            },
         };
+        validate_region_name(&name).map_err(NodeError::BadName)?;
+        let meta = self.store.admit_unique(&id, &name, &self.config.name)?;
         Ok(Allowed {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),
@@ -798,6 +807,11 @@ impl LocalNode {
             forks,
             generation: self.store.generation()?,
             restored: self.restored(),
+            admitted_as: self
+                .store
+                .author(&me)?
+                .and_then(|m| m.admitted_name)
+                .filter(|n| *n != self.config.name),
         })
     }
 

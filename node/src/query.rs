@@ -73,13 +73,10 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-fn region_matches(meta: &AuthorMeta, wanted: &str) -> bool {
-    meta.name.as_deref() == Some(wanted)
-        || meta.admitted_name.as_deref() == Some(wanted)
-        || meta
-            .display_name
-            .as_deref()
-            .is_some_and(|d| d.to_lowercase() == wanted.to_lowercase())
+/// A region is found by the name it was admitted under, or by its NodeId; never by what its
+/// profile claims (anyone can write any display name).
+fn region_matches(id: &NodeId, meta: &AuthorMeta, wanted: &str) -> bool {
+    meta.label() == Some(wanted) || id.to_hex() == wanted
 }
 
 /// The authors `q.region` names (`None`: no region filter).
@@ -87,7 +84,7 @@ fn region_authors(authors: &HashMap<NodeId, AuthorMeta>, q: &Query) -> Option<Ha
     q.region.as_deref().map(|wanted| {
         authors
             .iter()
-            .filter(|(_, m)| region_matches(m, wanted.trim()))
+            .filter(|(id, m)| region_matches(id, m, wanted.trim()))
             .map(|(id, _)| *id)
             .collect()
     })
@@ -326,8 +323,8 @@ fn facet_counts(
             .into_iter()
             .filter_map(|(id, count)| {
                 let meta = authors.get(&id)?;
-                let value = meta.label()?.to_string();
-                let label = meta.display_name.clone().unwrap_or_else(|| value.clone());
+                let value = meta.label().map_or_else(|| id.to_hex(), str::to_string);
+                let label = meta.shown().unwrap_or_else(|| value.clone());
                 Some(FacetCount {
                     value,
                     label,

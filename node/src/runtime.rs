@@ -116,6 +116,9 @@ pub struct Shared {
     gate: Mutex<GateState>,
     /// Bumped whenever this node learns of a fork, so every session passes the proof on.
     forks_seen: watch::Sender<u64>,
+    /// Aggregator: bumped whenever an admission changes, so every region's session sends the
+    /// new list (the names regions show) before relaying entries of a newly admitted region.
+    admissions: watch::Sender<u64>,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -141,8 +144,21 @@ impl Shared {
             catch_up: watch::Sender::new(CatchUp::Ready),
             gate: Mutex::new(GateState::default()),
             forks_seen: watch::Sender::new(0),
+            admissions: watch::Sender::new(0),
             session_setup_delay_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Aggregator: admits a region ([`LocalNode::allow`]) and sends every connected region
+    /// the new admission list.
+    pub async fn allow(
+        &self,
+        id: NodeId,
+        name: Option<String>,
+    ) -> Result<crate::local::Allowed, String> {
+        let allowed = self.run_blocking(move |n| n.allow(id, name)).await?;
+        self.admissions.send_modify(|g| *g += 1);
+        Ok(allowed)
     }
 
     /// Waits until own-log writes may go on (see [`CatchUp`]).
@@ -488,6 +504,31 @@ struct SessionCtx {
     /// The peer is an aggregator this node dialed and pinned (`--aggregator`): its admission
     /// list, and the authors it sends, are trusted. Never true for a session a node accepted.
     trusted_aggregator: bool,
+    /// Aggregator serving a region: told of admission changes, to send the region the list;
+    /// with the generation the opening heads' list was read at.
+    admissions: Option<(watch::Receiver<u64>, u64)>,
+}
+
+/// Aggregator: every region it admitted, with the name it admitted it under.
+fn admission_list(n: &LocalNode) -> Result<Vec<(NodeId, Option<String>)>, NodeError> {
+    Ok(n.store()
+        .authors()?
+        .into_iter()
+        .filter(|(a, m)| m.admitted && *a != n.node_id())
+        .map(|(a, m)| (a, m.label().map(str::to_string)))
+        .collect())
+}
+
+/// Resolves when `rx` sees a new value; never when there is none to watch.
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Drives one sync session over one stream until it ends.
@@ -506,7 +547,12 @@ async fn drive_session(
         expected_author,
         until_caught_up,
         trusted_aggregator,
+        admissions,
     } = ctx;
+    let (mut admissions, mut admissions_sent) = match admissions {
+        Some((rx, generation)) => (Some(rx), generation),
+        None => (None, 0),
+    };
     let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
     let reader = tokio::spawn(read_frames(recv, tx));
     let mut shutdown = shared.shutdown.clone();
@@ -606,17 +652,19 @@ async fn drive_session(
                 }
                 Output::Admitted(list) => {
                     let r = shared
-                        .blocking(move |n| {
-                            for (id, name) in list {
-                                if id != n.node_id() && id.is_usable() {
-                                    n.store().vouch(&id, name)?;
+                        .blocking(move |n| Ok(n.store().take_admissions(&list, &n.node_id())?))
+                        .await;
+                    match r {
+                        Ok(renamed) => {
+                            for (id, name) in renamed {
+                                if id == me && name != shared.node.config().name {
+                                    tracing::warn!(admitted_as = %name, own_name = %shared.node.config().name, aggregator = %peer.short(), "the aggregator admitted this region under another name; the network shows its records under the admitted name");
+                                } else {
+                                    tracing::info!(author = %id.short(), name = %name, "a region's admitted name, from the aggregator");
                                 }
                             }
-                            Ok(())
-                        })
-                        .await;
-                    if let Err(e) = r {
-                        return finish(&reader, Err(e.to_string()));
+                        }
+                        Err(e) => return finish(&reader, Err(e.to_string())),
                     }
                 }
                 Output::Close { code, reason } => {
@@ -674,6 +722,21 @@ async fn drive_session(
                 continue;
             }
         }
+        // A changed admission list goes to the region at once (the first was in the heads).
+        if session.heads_received()
+            && let Some(rx) = admissions.as_mut()
+            && *rx.borrow_and_update() != admissions_sent
+        {
+            admissions_sent = *rx.borrow();
+            match shared.blocking(admission_list).await {
+                Ok(list) => session.send_admitted(list),
+                Err(e) => {
+                    conn.close(ErrorCode::Internal.code().into(), b"store");
+                    return finish(&reader, Err(e.to_string()));
+                }
+            }
+            continue;
+        }
         if trusted_aggregator
             && session.heads_received()
             && *shared.catch_up.borrow() == CatchUp::Waiting
@@ -724,6 +787,8 @@ async fn drive_session(
             _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
             // A new fork proof: the check at the top of the loop passes it on.
             _ = forks_rx.changed() => {}
+            // Admissions changed: the check at the top of the loop sends the list.
+            () = changed(&mut admissions) => {}
             _ = shutdown.changed() => {
                 conn.close(ErrorCode::Done.code().into(), b"node shutting down");
                 break Ok(());
@@ -924,6 +989,9 @@ async fn serve_connection(
                 // Subscribe before reading the heads: a head announced in between would
                 // otherwise be missed by this session for as long as it lives.
                 let heads_rx = shared.heads.subscribe();
+                // Likewise for admissions: a change after this sends the list again.
+                let admissions_rx = shared.admissions.subscribe();
+                let admissions_at = *admissions_rx.borrow();
                 let setup = shared
                     .blocking(move |n| {
                         let meta = n.store().author(&peer)?;
@@ -936,14 +1004,7 @@ async fn serve_connection(
                             .into_iter()
                             .map(|(a, h)| (a, h.seq))
                             .collect();
-                        let list = n
-                            .store()
-                            .authors()?
-                            .into_iter()
-                            .filter(|(a, m)| m.admitted && *a != n.node_id())
-                            .map(|(a, m)| (a, m.label().map(str::to_string)))
-                            .collect::<Vec<_>>();
-                        Ok((admitted, heads, list))
+                        Ok((admitted, heads, admission_list(n)?))
                     })
                     .await;
                 let Ok((admitted, heads, list)) = setup else {
@@ -993,6 +1054,8 @@ async fn serve_connection(
                     expected_author: expected,
                     until_caught_up: false,
                     trusted_aggregator: role == PeerRole::Region && pinned,
+                    admissions: (role == PeerRole::Aggregator)
+                        .then_some((admissions_rx, admissions_at)),
                 };
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
                 if let Err(e) = r {
@@ -1156,6 +1219,7 @@ pub async fn sync_once(
         expected_author: None,
         until_caught_up,
         trusted_aggregator: true,
+        admissions: None,
     };
     let result = drive_session(ctx, send, recv, session, heads_rx).await;
     let stats = conn.stats();

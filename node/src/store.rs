@@ -131,14 +131,17 @@ impl RecordMeta {
 pub struct AuthorMeta {
     /// Entries of this author are accepted.
     pub admitted: bool,
-    /// The name given when admitting (`spindel allow --name`).
+    /// The region's name in the network: the one its aggregator admitted it under
+    /// (`spindel allow --name`), learned by regions from their aggregator. The only name
+    /// queries, filters, facets, the API and the pages use for it.
     pub admitted_name: Option<String>,
     /// Frozen after a proven fork: nothing more is accepted.
     pub frozen: bool,
-    /// `name` of the author's current profile. Content: never written to sled, filled in from
+    /// `name` of the author's current profile: what the region calls itself, a description
+    /// only (never used to find or label it). Content: never written to sled, filled in from
     /// the profile's payload when read.
     #[serde(skip)]
-    pub name: Option<String>,
+    pub profile_name: Option<String>,
     /// `display_name` of the author's current profile (like `name`, never in sled).
     #[serde(skip)]
     pub display_name: Option<String>,
@@ -147,9 +150,21 @@ pub struct AuthorMeta {
 }
 
 impl AuthorMeta {
-    /// The best short name to show: profile name, else the admitted name.
+    /// The region's name: the one it was admitted under (never what its profile claims).
     pub fn label(&self) -> Option<&str> {
-        self.name.as_deref().or(self.admitted_name.as_deref())
+        self.admitted_name.as_deref()
+    }
+
+    /// How pages and lists show the region: its profile's display name with the admitted
+    /// name beside it ("Social ekonomi Dalarna – dalarna"), so a profile that copies another
+    /// region's display name still reads as the region it is.
+    pub fn shown(&self) -> Option<String> {
+        match (&self.display_name, self.label()) {
+            (Some(d), Some(n)) if d == n => Some(n.to_string()),
+            (Some(d), Some(n)) => Some(format!("{d} – {n}")),
+            (Some(d), None) => Some(d.clone()),
+            (None, n) => n.map(str::to_string),
+        }
     }
 }
 
@@ -764,6 +779,77 @@ impl Store {
         self.admit(author, Some(name.to_string()))
     }
 
+    /// A region takes its pinned aggregator's admission list: every listed author is accepted
+    /// here, under the name the aggregator admitted it with (this node's own entry too). A name
+    /// is held by one key: another author holding it here loses it. A listed author without a
+    /// name keeps the one it has; an invalid name counts as a refusal and is not taken.
+    /// Returns the authors whose name changed, with the new name.
+    pub fn take_admissions(
+        &self,
+        list: &[(NodeId, Option<String>)],
+        me: &NodeId,
+    ) -> Result<Vec<(NodeId, String)>, StoreError> {
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut authors: HashMap<NodeId, AuthorMeta> = HashMap::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            authors.insert(node_id_at(&k, 1)?, decode_meta("author", &v)?);
+        }
+        let mut touched = std::collections::BTreeSet::new();
+        let mut renamed = Vec::new();
+        let mut bad = 0u64;
+        for (id, name) in list {
+            if !id.is_usable() {
+                continue;
+            }
+            let name = name.as_ref().filter(|n| {
+                let ok = spindel_protocol::record::validate_region_name(n).is_ok();
+                bad += u64::from(!ok);
+                ok
+            });
+            let meta = authors.entry(*id).or_default();
+            if id != me && !meta.admitted {
+                meta.admitted = true;
+                touched.insert(*id);
+            }
+            let Some(name) = name else { continue };
+            if meta.admitted_name.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            meta.admitted_name = Some(name.clone());
+            touched.insert(*id);
+            renamed.push((*id, name.clone()));
+            for (other, m) in authors.iter_mut() {
+                if other != id && m.admitted_name.as_deref() == Some(name.as_str()) {
+                    m.admitted_name = None;
+                    touched.insert(*other);
+                }
+            }
+        }
+        if bad > 0 {
+            let before = self.counter("bad_admitted_name")?;
+            self.db.insert(
+                k_counter("bad_admitted_name"),
+                &(before + bad).to_be_bytes()[..],
+            )?;
+        }
+        if touched.is_empty() {
+            return Ok(renamed);
+        }
+        let mut batch = sled::Batch::default();
+        for id in &touched {
+            if let Some(meta) = authors.get(id) {
+                batch.insert(k_author(id), codec::encode(meta));
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(renamed)
+    }
+
     /// A region accepts the authors its aggregator vouches for (admitted there). Keeps what is
     /// already known; never unfreezes.
     pub fn vouch(&self, author: &NodeId, name: Option<String>) -> Result<(), StoreError> {
@@ -1214,7 +1300,7 @@ impl Store {
 
 /// Sets `meta`'s names from its current profile's (or clears them).
 fn fill_names(meta: &mut AuthorMeta, names: Option<&ProfileName>) {
-    meta.name = names.and_then(|n| n.0.clone());
+    meta.profile_name = names.and_then(|n| n.0.clone());
     meta.display_name = names.map(|n| n.1.clone());
 }
 
@@ -1273,6 +1359,9 @@ impl AuthorView for View<'_, '_> {
     }
     fn hash_at(&self, seq: u64) -> Option<Hash> {
         self.ov.hashes.get(&(self.author, seq)).copied()
+    }
+    fn profile(&self) -> Option<RecordId> {
+        self.ov.authors.get(&self.author).and_then(|a| a.profile)
     }
     fn record(&self, record_id: &RecordId) -> Option<RecordState> {
         self.ov
@@ -1378,7 +1467,7 @@ impl<'s> Overlay<'s> {
         self.tag_changes.push((key, lower_tags(record)));
         if let Record::Profile(profile) = record {
             let author = self.authors.entry(key.0).or_default();
-            author.name.clone_from(&profile.name);
+            author.profile_name.clone_from(&profile.name);
             author.display_name = Some(profile.display_name.clone());
             author.profile = Some(key.1);
             let author = author.clone();
@@ -1401,7 +1490,7 @@ impl<'s> Overlay<'s> {
         self.tag_changes.push((key, Vec::new()));
         if kind == Kind::Profile {
             if let Some(author) = self.authors.get_mut(&key.0) {
-                author.name = None;
+                author.profile_name = None;
                 author.display_name = None;
             }
             self.name_changes.push((key.0, None));
@@ -1426,6 +1515,16 @@ impl<'s> Overlay<'s> {
         self.put_meta(k_head(&a), &head);
 
         let key = (a, h.record_id);
+        if h.kind == Kind::Profile {
+            // The author's one profile (ingest refuses a second), also when it arrived
+            // without its payload.
+            let author = self.authors.entry(a).or_default();
+            if author.profile.is_none() {
+                author.profile = Some(h.record_id);
+                let author = author.clone();
+                self.put_meta(k_author(&a), &author);
+            }
+        }
         let old = self.records.get(&key).cloned().flatten();
         if let Some(old) = old.as_ref().filter(|m| m.visible()) {
             self.batch.remove(k_time(old.updated_ms, &a, &h.record_id));

@@ -338,7 +338,7 @@ fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, No
         .store()
         .authors()?
         .into_iter()
-        .filter_map(|(id, m)| Some((id.to_hex(), m.display_name.clone()?)))
+        .filter_map(|(id, m)| Some((id.to_hex(), m.shown()?)))
         .collect();
     Ok(views
         .into_iter()

@@ -551,3 +551,78 @@ async fn fork_proofs_of_made_up_keys_are_dropped_and_real_ones_freeze() {
     );
     running.shutdown().await;
 }
+
+/// A profile entry of `key` (record `rid`), or its tombstone when `body` is `None`.
+fn profile_entry(key: &SecretKey, head: Option<Head>, rid: u8, body: Option<&str>) -> SyncEntry {
+    let payload = body.map(|b| Payload::seal(&mut rand_core::OsRng, b.to_string()));
+    let h = next_header(
+        key.node_id(),
+        head,
+        now(),
+        Kind::Profile,
+        RecordId([rid; 16]),
+        payload.as_deref(),
+    );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload,
+    }
+}
+
+/// The profile rules hold at ingest on every node, not only where a region publishes: an
+/// admitted region that signs a second profile, or a tombstone of its profile, gets neither
+/// accepted; both are counted. Its profile's claimed names never become its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
+    let evil = SecretKey::from_bytes(&[41; 32]);
+    let (_dir, running, peer) = aggregator(&[&evil]).await;
+    let me = evil.node_id();
+    let mut h = Hostile::connect(&evil, &peer).await;
+    let claim = r#"{"display_name":"Social ekonomi Dalarna","name":"dalarna"}"#;
+    let first = profile_entry(&evil, None, 1, Some(claim));
+    assert_eq!(h.push(vec![first.clone()], me).await, 1);
+    let second = profile_entry(&evil, Some(head_of(&first)), 2, Some(claim));
+    assert_eq!(
+        h.push(vec![second], me).await,
+        1,
+        "a second profile was accepted"
+    );
+    let gone = profile_entry(&evil, Some(head_of(&first)), 1, None);
+    assert_eq!(
+        h.push(vec![gone], me).await,
+        1,
+        "the profile's tombstone was accepted"
+    );
+    // A new version of its one profile is fine.
+    let edit = profile_entry(
+        &evil,
+        Some(head_of(&first)),
+        1,
+        Some(r#"{"display_name":"Ny text"}"#),
+    );
+    assert_eq!(h.push(vec![edit], me).await, 2);
+
+    let status = running.shared.node.status().unwrap();
+    assert_eq!(status.refused.get("second_profile"), Some(&1), "{status:?}");
+    assert_eq!(
+        status.refused.get("profile_deleted"),
+        Some(&1),
+        "{status:?}"
+    );
+    let author = status
+        .authors
+        .iter()
+        .find(|a| a.node_id == me.to_hex())
+        .unwrap();
+    // Admitted without --name: a name made from its key, never the profile's "dalarna".
+    assert_eq!(
+        author.name.as_deref(),
+        Some(format!("region-{}", &me.to_hex()[..8]).as_str())
+    );
+    let q = spindel_node::query::Query {
+        region: Some("dalarna".into()),
+        ..Default::default()
+    };
+    assert!(running.shared.node.query(&q).unwrap().records.is_empty());
+    running.shutdown().await;
+}

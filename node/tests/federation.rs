@@ -62,14 +62,14 @@ async fn start(
     role: Role,
     listen: bool,
     aggregators: Vec<PeerAddr>,
-    admit: &[NodeId],
+    admit: &[(NodeId, &str)],
 ) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     local::init(&path, name, role, None, &mut rand_core::OsRng).unwrap();
     let node = LocalNode::open(&path).unwrap();
-    for id in admit {
-        node.store().admit(id, None).unwrap();
+    for (id, name) in admit {
+        node.allow(*id, Some(name.to_string())).unwrap();
     }
     let id = node.node_id();
     let key = key_of(&path);
@@ -143,7 +143,14 @@ async fn run_prepared(
 async fn regions_replicate_through_the_aggregator_both_ways() {
     let (da, pa, a_id) = prepare_region("skane");
     let (db, pb, b_id) = prepare_region("dalarna");
-    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    let agg = start(
+        "nationell",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane"), (b_id, "dalarna")],
+    )
+    .await;
     let a = run_prepared(da, pa, vec![agg.addr()]).await;
     let b = run_prepared(db, pb, vec![agg.addr()]).await;
 
@@ -262,8 +269,22 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
 async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     let (da, pa, a_id) = prepare_region("skane");
     let (db, pb, b_id) = prepare_region("dalarna");
-    let agg1 = start("nord", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
-    let agg2 = start("syd", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    let agg1 = start(
+        "nord",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane"), (b_id, "dalarna")],
+    )
+    .await;
+    let agg2 = start(
+        "syd",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane"), (b_id, "dalarna")],
+    )
+    .await;
     // Skåne talks to both aggregators; Dalarna only to the second.
     let a = run_prepared(da, pa, vec![agg1.addr(), agg2.addr()]).await;
     let b = run_prepared(db, pb, vec![agg2.addr()]).await;
@@ -328,7 +349,14 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
         )
         .unwrap();
     }
-    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id, b_id]).await;
+    let agg = start(
+        "nationell",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane"), (b_id, "dalarna")],
+    )
+    .await;
     agg.running
         .shared
         .inject_session_setup_delay(Duration::from_millis(800));
@@ -360,7 +388,14 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
     let (da, pa, a_id) = prepare_region("skane");
-    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id]).await;
+    let agg = start(
+        "nationell",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane")],
+    )
+    .await;
     let a = run_prepared(da, pa, vec![agg.addr()]).await;
     eventually("Skåne's profile at the aggregator", || {
         agg.node().store().head(&a_id).unwrap().is_some()
@@ -390,18 +425,32 @@ async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
 async fn a_region_admitted_while_running_reaches_the_connected_regions() {
     let (da, pa, a_id) = prepare_region("skane");
     let (dc, pc, c_id) = prepare_region("dalarna");
-    let agg = start("nationell", Role::Aggregator, true, vec![], &[a_id]).await;
+    let agg = start(
+        "nationell",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(a_id, "skane")],
+    )
+    .await;
     let a = run_prepared(da, pa, vec![agg.addr()]).await;
     eventually("Skåne at the aggregator", || {
         agg.node().store().head(&a_id).unwrap().is_some()
     })
     .await;
-    agg.node().allow(c_id, Some("dalarna".into())).unwrap();
+    agg.running
+        .shared
+        .allow(c_id, Some("dalarna".into()))
+        .await
+        .unwrap();
     let c = run_prepared(dc, pc, vec![agg.addr()]).await;
     eventually("Dalarna's profile in Skåne", || {
         a.node().store().head(&c_id).unwrap().is_some()
     })
     .await;
+    // Skåne knows it by its admitted name: the aggregator sent the new list at once.
+    let meta = a.node().store().author(&c_id).unwrap().unwrap();
+    assert_eq!(meta.label(), Some("dalarna"));
     eventually("Skåne's profile in Dalarna", || {
         c.node().store().head(&a_id).unwrap().is_some()
     })
@@ -428,7 +477,14 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
         )
         .unwrap();
     let (rdir, rpath, rid) = prepare_region("dalarna");
-    let agg = start("nationell", Role::Aggregator, true, vec![], &[xid, rid]).await;
+    let agg = start(
+        "nationell",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[(xid, "skane"), (rid, "dalarna")],
+    )
+    .await;
     let x = run_prepared(xdir, xpath, vec![agg.addr()]).await;
     eventually("skane's method at the aggregator", || {
         agg.titles(Query::default())

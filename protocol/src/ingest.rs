@@ -33,6 +33,8 @@ pub trait AuthorView {
     /// The stored entry hash at `seq` (`seq <= head.seq`).
     fn hash_at(&self, seq: u64) -> Option<Hash>;
     fn record(&self, record_id: &RecordId) -> Option<RecordState>;
+    /// The record id of the author's profile, once one was accepted (a region has one).
+    fn profile(&self) -> Option<RecordId>;
 }
 
 /// Why an entry was refused. Every variant is reached by a test in this module.
@@ -78,6 +80,10 @@ pub enum Refusal {
     PayloadMalformed(String),
     #[error("payload breaks the schema: {0}")]
     Schema(#[from] SchemaError),
+    #[error("a region has one profile ({existing}); record {got} would be a second")]
+    SecondProfile { existing: RecordId, got: RecordId },
+    #[error("profile {0} cannot be deleted; a region's profile is edited, never removed")]
+    ProfileDeleted(RecordId),
 }
 
 impl Refusal {
@@ -102,6 +108,8 @@ impl Refusal {
             Refusal::PayloadHashMismatch => "payload_hash_mismatch",
             Refusal::PayloadMalformed(_) => "payload_malformed",
             Refusal::Schema(_) => "schema",
+            Refusal::SecondProfile { .. } => "second_profile",
+            Refusal::ProfileDeleted(_) => "profile_deleted",
         }
     }
 }
@@ -262,8 +270,12 @@ pub fn check_verified(
             if header.payload_hash != Hash::ZERO || header.payload_len != 0 {
                 return Err(Refusal::TombstoneWithPayload);
             }
-            if stored.is_none() {
-                return Err(Refusal::UnknownRecord(header.record_id));
+            match stored {
+                None => return Err(Refusal::UnknownRecord(header.record_id)),
+                Some(state) if state.kind == Kind::Profile => {
+                    return Err(Refusal::ProfileDeleted(header.record_id));
+                }
+                Some(_) => {}
             }
             Ok(Accepted {
                 record: None,
@@ -271,6 +283,15 @@ pub fn check_verified(
             })
         }
         Op::Put => {
+            if header.kind == Kind::Profile
+                && let Some(existing) = view.profile()
+                && existing != header.record_id
+            {
+                return Err(Refusal::SecondProfile {
+                    existing,
+                    got: header.record_id,
+                });
+            }
             if header.payload_len as usize > PAYLOAD_BYTES_MAX {
                 return Err(Refusal::PayloadTooLarge {
                     len: u64::from(header.payload_len),
@@ -320,6 +341,7 @@ mod tests {
         frozen: bool,
         entries: Vec<Entry>,
         records: BTreeMap<RecordId, RecordState>,
+        profile: Option<RecordId>,
     }
 
     impl AuthorView for Log {
@@ -343,6 +365,9 @@ mod tests {
         fn record(&self, id: &RecordId) -> Option<RecordState> {
             self.records.get(id).copied()
         }
+        fn profile(&self) -> Option<RecordId> {
+            self.profile
+        }
     }
 
     impl Log {
@@ -353,6 +378,9 @@ mod tests {
 
         fn apply_held(&mut self, entry: Entry, payload_held: bool) {
             let h = entry.header();
+            if h.kind == Kind::Profile {
+                self.profile = Some(h.record_id);
+            }
             self.records.insert(
                 h.record_id,
                 RecordState {
@@ -571,6 +599,52 @@ mod tests {
         let (e3, p3) = put(&log, rid, METHOD);
         assert_eq!(note(refuse(&log, &e3, Some(&p3))), "tombstoned");
 
+        // Profile rules: one profile per author, never deleted (also when it arrived without
+        // its payload: the header's kind is enough).
+        let profile_body = payload(r#"{"display_name":"Skåne"}"#);
+        let first = RecordId([7; 16]);
+        let h = next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Profile,
+            first,
+            Some(&profile_body),
+        );
+        let e = resign(h);
+        check(&log, None, NOW, &e, None).unwrap();
+        log.apply_held(e, false);
+        let h = next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Profile,
+            RecordId([8; 16]),
+            Some(&profile_body),
+        );
+        assert_eq!(
+            note(refuse(&log, &resign(h), Some(&profile_body))),
+            "second_profile"
+        );
+        let h = next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Profile,
+            first,
+            Some(&profile_body),
+        );
+        check(&log, None, NOW, &resign(h), Some(&profile_body)).unwrap();
+        let t = resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Profile,
+            first,
+            None,
+        ));
+        assert_eq!(note(refuse(&log, &t, None)), "profile_deleted");
+
         let all = [
             "not_admitted",
             "wrong_author",
@@ -590,6 +664,8 @@ mod tests {
             "payload_hash_mismatch",
             "payload_malformed",
             "schema",
+            "second_profile",
+            "profile_deleted",
         ];
         assert_eq!(reached.len(), all.len(), "reached {reached:?}");
         for r in all {

@@ -159,6 +159,11 @@ pub enum Message {
     Wanted {
         entries: Vec<SyncEntry>,
     },
+    /// An aggregator's admitted regions and the names it admitted them under, sent again
+    /// while a session runs whenever an admission changes: the names regions show.
+    Admitted {
+        admitted: Vec<(NodeId, Option<String>)>,
+    },
 }
 
 impl Message {
@@ -175,6 +180,7 @@ impl Message {
             Message::Tips { .. } => "tips",
             Message::Want { .. } => "want",
             Message::Wanted { .. } => "wanted",
+            Message::Admitted { .. } => "admitted",
         }
     }
 }
@@ -516,6 +522,16 @@ impl Session {
                 self.out.push_back(Output::Forks(proofs));
                 Ok(())
             }
+            (State::Syncing, Message::Admitted { admitted }) => {
+                if self.role != PeerRole::Region {
+                    return Err(violation("only an aggregator announces admitted authors"));
+                }
+                if admitted.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("admitted list is too long"));
+                }
+                self.out.push_back(Output::Admitted(admitted));
+                Ok(())
+            }
             (State::Syncing, Message::Tips { tips }) => {
                 if tips.len() > HEADS_AUTHORS_MAX {
                     return Err(violation("tips list is too long"));
@@ -574,6 +590,15 @@ impl Session {
     pub fn send_tips(&mut self, tips: Vec<(NodeId, u64, Hash)>) {
         if self.state == State::Syncing && !tips.is_empty() {
             self.out.push_back(Output::Send(Message::Tips { tips }));
+        }
+    }
+
+    /// Aggregator: tells the region of a changed admission list (after the opening heads).
+    pub fn send_admitted(&mut self, mut admitted: Vec<(NodeId, Option<String>)>) {
+        admitted.truncate(HEADS_AUTHORS_MAX);
+        if self.state == State::Syncing && self.role == PeerRole::Aggregator {
+            self.out
+                .push_back(Output::Send(Message::Admitted { admitted }));
         }
     }
 
@@ -842,6 +867,86 @@ mod tests {
         );
         let mut s = syncing_aggregator();
         assert!(s.handle(Message::Forks { proofs: vec![] }).is_err());
+    }
+
+    #[test]
+    fn admission_lists_flow_from_aggregator_to_region_only() {
+        // A region's session, past hello and heads: a later list reaches its driver.
+        let mut region = Session::new(
+            key(2).node_id(),
+            PeerRole::Region,
+            "r",
+            BTreeMap::new(),
+            true,
+            vec![],
+        );
+        region
+            .handle(Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Aggregator,
+                name: "agg".into(),
+            })
+            .unwrap();
+        region
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap();
+        let list = vec![(key(3).node_id(), Some("ostra".to_string()))];
+        region
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap();
+        let outs: Vec<Output> = std::iter::from_fn(|| region.poll()).collect();
+        assert!(outs.contains(&Output::Admitted(list.clone())));
+        // A region never sends one, and an aggregator refuses one.
+        region.send_admitted(list.clone());
+        assert!(std::iter::from_fn(|| region.poll()).next().is_none());
+        let mut agg = syncing_aggregator();
+        let err = agg
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap_err();
+        assert_eq!(err.reason, "only an aggregator announces admitted authors");
+        // The aggregator sends it once syncing; an oversized one is a violation.
+        let mut agg = syncing_aggregator();
+        while agg.poll().is_some() {}
+        agg.send_admitted(list.clone());
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Send(Message::Admitted { admitted: list }))
+        );
+        let mut region2 = Session::new(
+            key(2).node_id(),
+            PeerRole::Region,
+            "r",
+            BTreeMap::new(),
+            true,
+            vec![],
+        );
+        region2
+            .handle(Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Aggregator,
+                name: "agg".into(),
+            })
+            .unwrap();
+        region2
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap();
+        assert!(
+            region2
+                .handle(Message::Admitted {
+                    admitted: vec![(key(3).node_id(), None); HEADS_AUTHORS_MAX + 1],
+                })
+                .is_err()
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{NodeProc, eventually, init, publish_run, s, slow_tests, spindel};
+use spindel_tests::{NodeProc, eventually, http_get, init, publish_run, s, slow_tests, spindel};
 
 fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
     let json =
@@ -119,6 +119,163 @@ fn three_processes_replicate_live_and_stop_cleanly() {
     }
     assert_eq!(record_ids(&agg_dir, &["--kind", "method"]), [rid]);
     assert!(!agg_dir.join("control.sock").exists());
+}
+
+/// Titles of the method records `query --region REGION` finds on `dir`, with each record's
+/// `region` field.
+fn methods_of(dir: &Path, region: &str) -> Vec<(String, String)> {
+    spindel(&[
+        "query",
+        "--data-dir",
+        s(dir),
+        "--json",
+        "--kind",
+        "method",
+        "--region",
+        region,
+    ])
+    .json()["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["data"]["title"].as_str().unwrap().to_string(),
+                r["region"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A region's name is the one it was admitted under, on every node. A key created as
+/// "dalarna", with the real Dalarna's display name, admitted as "ostra" while the network
+/// runs, shows as "ostra" at the aggregator and in another region (which learns the name from
+/// its aggregator's live list); its records never mix with the real Dalarna's, and a second
+/// key under a name already held is refused.
+#[test]
+fn a_region_is_known_by_its_admitted_name_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (dal_dir, dal_id) = init(tmp.path(), "dalarna", "region");
+    let (sk_dir, sk_id) = init(tmp.path(), "skane", "region");
+    let spoof_dir = tmp.path().join("spoof");
+    let spoof_id = spindel(&[
+        "init",
+        "--data-dir",
+        s(&spoof_dir),
+        "--name",
+        "dalarna",
+        "--display-name",
+        "Social ekonomi Dalarna",
+        "--json",
+    ])
+    .json()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &dal_id,
+        "--name",
+        "dalarna",
+    ])
+    .ok();
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &sk_id,
+        "--name",
+        "skane",
+    ])
+    .ok();
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let sk = NodeProc::start(&sk_dir, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
+    let dal = NodeProc::start(&dal_dir, &["--aggregator", &peer]);
+    publish(&dal_dir, "Dalarnas metod").unwrap();
+
+    // Admitted while everything runs; a name another key holds is refused.
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &spoof_id,
+        "--name",
+        "dalarna",
+    ])
+    .fails(1, "already held");
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &spoof_id,
+        "--name",
+        "ostra",
+    ])
+    .ok();
+    let spoof = NodeProc::start(&spoof_dir, &["--aggregator", &peer]);
+    publish(&spoof_dir, "Den falska metoden").unwrap();
+    eventually(20, "both methods in Skåne", || {
+        record_ids(&sk_dir, &["--kind", "method"]).len() == 2
+    });
+
+    for dir in [&agg_dir, &sk_dir] {
+        assert_eq!(
+            methods_of(dir, "dalarna"),
+            [("Dalarnas metod".to_string(), "dalarna".to_string())],
+            "--region dalarna on {}",
+            dir.display()
+        );
+        assert_eq!(
+            methods_of(dir, "ostra"),
+            [("Den falska metoden".to_string(), "ostra".to_string())],
+            "{}",
+            spindel(&["status", "--data-dir", s(dir), "--json"]).stdout
+        );
+        // Neither the profile's display name nor its claimed name finds it.
+        assert!(methods_of(dir, "social ekonomi dalarna").is_empty());
+    }
+    // The spoofer is told under which name the network shows it.
+    eventually(10, "the spoofer learns its admitted name", || {
+        let v = spindel(&["status", "--data-dir", s(&spoof_dir), "--json"]).json();
+        v["admitted_as"] == "ostra"
+    });
+    let plain = spindel(&["status", "--data-dir", s(&spoof_dir)]);
+    assert!(
+        plain.stdout.contains("admitted this region as \"ostra\""),
+        "{}",
+        plain.stdout
+    );
+
+    // Skåne's API and page: one "dalarna", and the spoofer under its admitted name.
+    let http = sk.http.unwrap();
+    let (code, body) = http_get(http, "/api/v1/regions");
+    assert_eq!(code, 200);
+    let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<(&str, &str)> = regions["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["node_id"].as_str().unwrap()))
+        .collect();
+    assert!(names.contains(&("dalarna", dal_id.as_str())), "{names:?}");
+    assert!(names.contains(&("ostra", spoof_id.as_str())), "{names:?}");
+    assert_eq!(names.iter().filter(|(n, _)| *n == "dalarna").count(), 1);
+    let (_, page) = http_get(http, "/?kind=method");
+    assert!(page.contains("Social ekonomi Dalarna – ostra"), "{page}");
+    assert_eq!(page.matches("value=\"dalarna\"").count(), 1, "{page}");
+    let (_, region_page) = http_get(http, "/region/dalarna");
+    assert!(
+        region_page.contains(&dal_id),
+        "/region/dalarna is not the real Dalarna"
+    );
+
+    for p in [spoof, dal, sk, agg] {
+        assert_eq!(p.terminate(15), 0);
+    }
 }
 
 #[test]

@@ -165,7 +165,7 @@ fn every_page_and_bad_parameter() {
     assert!(home.contains("Metoder (25)"), "{home}");
     assert!(home.contains("Sociala innovationer (3)"), "{home}");
     assert!(
-        home.contains("Nätverket Social Ekonomi Skåne (30)"),
+        home.contains("Nätverket Social Ekonomi Skåne – skane (30)"),
         "{home}"
     );
     assert!(home.contains("folkbildning (24)"), "{home}");
@@ -295,7 +295,7 @@ fn every_page_and_bad_parameter() {
     for key in [author.as_str(), "skane"] {
         let region = page(http, &format!("/region/{key}"));
         for seen in [
-            "<h1>Nätverket Social Ekonomi Skåne</h1>",
+            "<h1>Nätverket Social Ekonomi Skåne – skane</h1>",
             "Nätverk för idéburna organisationer i Skåne.",
             "Coompanion Skåne",
             "Famna",
