@@ -52,7 +52,9 @@ const RESTORE_BATCH: usize = 256;
 enum Item {
     Node {
         config_toml: String,
-        key_hex: String,
+        /// The node's secret key as hex: zeroed when dropped (encoded and decoded with the
+        /// codec's secret functions, which leave no copy behind).
+        key_hex: zeroize::Zeroizing<String>,
     },
     Author {
         id: NodeId,
@@ -120,6 +122,19 @@ impl<W: Write> Writer<W> {
     }
 }
 
+impl Writer<BufWriter<fs::File>> {
+    /// An item holding the secret key: encoded into a zeroed-on-drop buffer and written to
+    /// the file past the buffered writer (whose buffer would keep a copy).
+    fn secret_item(&mut self, item: &Item) -> std::io::Result<()> {
+        let body = codec::encode_secret(item);
+        self.raw(&(body.len() as u32).to_be_bytes())?;
+        self.out.flush()?;
+        self.hash.update(&body[..]);
+        self.bytes += body.len() as u64;
+        self.out.get_mut().write_all(&body)
+    }
+}
+
 /// Writes a backup of `node` to `to` (replacing it atomically).
 pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
     let store = node.store();
@@ -142,9 +157,9 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
         let write_all = |w: &mut Writer<BufWriter<fs::File>>| -> std::io::Result<u64> {
             w.raw(MAGIC)?;
             let config_toml = toml::to_string(node.config()).map_err(std::io::Error::other)?;
-            w.item(&Item::Node {
+            w.secret_item(&Item::Node {
                 config_toml,
-                key_hex: hex::encode(node.key().to_bytes()),
+                key_hex: node.key().to_hex(),
             })?;
             let authors = store.authors().map_err(std::io::Error::other)?;
             for (id, meta) in &authors {
@@ -244,10 +259,11 @@ impl<R: Read> Reader<R> {
                 format!("an item of {len} bytes is over the limit of {ITEM_BYTES_MAX}"),
             ));
         }
-        let mut body = vec![0u8; len];
+        // Zeroed after use: the first item holds the secret key.
+        let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
         self.exact(&mut body)
             .map_err(|_| bad(path, "it ends in the middle of an item (cut short?)"))?;
-        let item = codec::decode::<Item, ITEM_BYTES_MAX>("backup item", &body)
+        let item = codec::decode_secret::<Item, ITEM_BYTES_MAX>("backup item", &body)
             .map_err(|e| bad(path, e.to_string()))?;
         Ok((item, before))
     }
@@ -281,10 +297,8 @@ pub fn restore(from: &Path, dir: &Path) -> Result<Restored, NodeError> {
             .map_err(|e| bad(from, format!("config: {}", e.message())))?;
         spindel_protocol::record::validate_region_name(&config.name)
             .map_err(|e| bad(from, format!("node name: {e}")))?;
-        let mut key_bytes = [0u8; 32];
-        hex::decode_to_slice(key_hex.trim(), &mut key_bytes)
-            .map_err(|_| bad(from, "the key is not 64 hex characters"))?;
-        let key = SecretKey::from_bytes(&key_bytes);
+        let key = SecretKey::from_hex(&key_hex)
+            .ok_or_else(|| bad(from, "the key is not 64 hex characters"))?;
         restore_into(from, dir, &mut reader, &config, &key)
     })
 }

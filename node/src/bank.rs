@@ -202,6 +202,51 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
     }))
 }
 
+/// One region on the privacy page: who answers for the researcher contacts it published.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Controller {
+    pub node_id: String,
+    pub name: String,
+    /// The profile's display name with the admitted name ([`AuthorMeta::shown`]).
+    pub shown: String,
+    /// The contact the region gives in its profile (its website), if any.
+    pub website: Option<String>,
+    /// Researcher records of the region held here.
+    pub researchers: u64,
+}
+
+/// Every region with a profile, for the privacy page: the controllers of the records held here.
+pub fn controllers(store: &Store) -> Result<Vec<Controller>, StoreError> {
+    let mut out = Vec::new();
+    for (id, meta) in store.authors()? {
+        let Some(profile_id) = meta.profile else {
+            continue;
+        };
+        let website = match store.record_meta(&id, &profile_id)? {
+            Some(m) => match store.load_record(&id, &profile_id, &m)? {
+                Some(Record::Profile(p)) => p.website,
+                _ => None,
+            },
+            None => None,
+        };
+        let researchers = store
+            .records_of(&id)?
+            .into_iter()
+            .filter(|(_, m)| m.kind == Kind::Researcher && m.visible())
+            .count() as u64;
+        let name = meta.label().map_or_else(|| id.to_hex(), str::to_string);
+        out.push(Controller {
+            node_id: id.to_hex(),
+            shown: meta.shown().unwrap_or_else(|| name.clone()),
+            name,
+            website,
+            researchers,
+        });
+    }
+    out.sort_by(|a, b| a.shown.cmp(&b.shown));
+    Ok(out)
+}
+
 /// Finds a region by NodeId (hex) or by its name.
 pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
     if let Ok(id) = key.parse::<NodeId>() {

@@ -38,7 +38,7 @@ fn researcher(name: &str, affiliation: &str, fields: &[&str], email: &str) -> (K
             "affiliation": affiliation,
             "fields": fields,
             "email": email,
-            "consent": true,
+            "consent": {"given": true, "date": "2026-09-15", "method": "e-post", "scope": "att listas i kunskapsbanken"},
         }),
     )
 }

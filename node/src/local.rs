@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,7 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use spindel_protocol::entry::{Entry, Hash, PAYLOAD_BYTES_MAX, Payload, RecordId, next_header};
-use spindel_protocol::record::{Kind, Record, SchemaError, validate_region_name};
+use spindel_protocol::record::{
+    CONSENT_FORM, Consent, Kind, Record, SchemaError, validate_region_name,
+};
 use spindel_protocol::{NodeId, SecretKey};
 
 use crate::query::{self, Query, QueryError, QueryPage};
@@ -398,6 +400,9 @@ pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeEr
     Ok(())
 }
 
+/// A key file holds 64 hex characters and a newline; anything over this many bytes is not one.
+pub const KEY_FILE_BYTES_MAX: usize = 128;
+
 pub(crate) fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -405,7 +410,10 @@ pub(crate) fn write_key(path: &Path, key: &SecretKey) -> Result<(), NodeError> {
         .mode(0o600)
         .open(path)
         .map_err(io_err(path))?;
-    writeln!(file, "{}", hex::encode(key.to_bytes())).map_err(io_err(path))?;
+    let hex_text = key.to_hex();
+    file.write_all(hex_text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(io_err(path))?;
     file.sync_all().map_err(io_err(path))?;
     Ok(())
 }
@@ -419,15 +427,31 @@ fn read_key(path: &Path) -> Result<SecretKey, NodeError> {
             mode,
         });
     }
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
-    let mut bytes = [0u8; 32];
-    let hex_text = text.trim();
-    if hex_text.len() != 64 || hex::decode_to_slice(hex_text, &mut bytes).is_err() {
-        return Err(NodeError::KeyFormat {
-            path: path.to_path_buf(),
-        });
+    // Read into one buffer of a fixed size, zeroed after use (a growing buffer would leave
+    // copies of the key text in freed memory). A longer file is not a key file.
+    let mut text = zeroize::Zeroizing::new(vec![0u8; KEY_FILE_BYTES_MAX + 1]);
+    let mut len = 0;
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    loop {
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == text.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
     }
-    Ok(SecretKey::from_bytes(&bytes))
+    let key = (len <= KEY_FILE_BYTES_MAX)
+        .then(|| std::str::from_utf8(&text[..len]).ok())
+        .flatten()
+        .and_then(SecretKey::from_hex);
+    key.ok_or_else(|| NodeError::KeyFormat {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Reads `DIR/config.toml`.
@@ -818,6 +842,16 @@ impl LocalNode {
     /// Validates JSON as a record of `kind`, filling in the profile's `name`.
     fn prepare(&self, kind: Kind, json: &str) -> Result<Record, NodeError> {
         let mut record = Record::from_json(kind, json)?;
+        // The bare `consent: true` of the first format stays readable in old records; a new
+        // one says when, how and for what.
+        if let Record::Researcher(r) = &record
+            && matches!(r.consent, Some(Consent::Bare(_)))
+        {
+            return Err(NodeError::Schema(SchemaError(format!(
+                "researcher record needs consent as an object {CONSENT_FORM}; the bare \
+                 consent: true is read in old records only"
+            ))));
+        }
         if let Record::Profile(profile) = &mut record {
             match &profile.name {
                 None => profile.name = Some(self.config.name.clone()),

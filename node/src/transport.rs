@@ -164,16 +164,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certified_key(
-    key: &SecretKey,
-    provider: &CryptoProvider,
-) -> Result<Arc<CertifiedKey>, TransportError> {
+fn certified_key(key: &SecretKey) -> Result<Arc<CertifiedKey>, TransportError> {
+    // The PKCS#8 form of the key lives in a document that zeroes itself when dropped, and
+    // rustls reads it borrowed (no copy of it is made). Built once per endpoint, not per dial.
     let pkcs8 = key
         .signing_key()
         .to_pkcs8_der()
         .map_err(|e| rustls::Error::General(format!("pkcs8: {e}")))?;
-    let der = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
-    let signing = provider.key_provider.load_private_key(der.into())?;
+    let signing =
+        rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(pkcs8.as_bytes()))?;
     let spki = spki_of(&key.node_id());
     Ok(Arc::new(CertifiedKey::new(
         vec![CertificateDer::from(spki.as_ref().to_vec())],
@@ -328,7 +327,9 @@ fn transport_config(limits: &Limits) -> Arc<quinn::TransportConfig> {
 #[derive(Debug, Clone)]
 pub struct Transport {
     endpoint: quinn::Endpoint,
-    key: SecretKey,
+    node_id: NodeId,
+    /// The TLS identity made from the node key, once: every dial presents it.
+    identity: Arc<CertifiedKey>,
     limits: Limits,
 }
 
@@ -340,14 +341,13 @@ impl Transport {
         limits: Limits,
     ) -> Result<Transport, TransportError> {
         let provider = provider();
+        let identity = certified_key(key)?;
         let algs = provider.signature_verification_algorithms;
         let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(AnyEd25519Client { algs }))
             .with_cert_resolver(Arc::new(
-                rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(
-                    key, &provider,
-                )?),
+                rustls::server::AlwaysResolvesServerRawPublicKeys::new(identity.clone()),
             ));
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = QuicServerConfig::try_from(tls)
@@ -359,7 +359,8 @@ impl Transport {
             .map_err(|source| TransportError::Bind { addr, source })?;
         Ok(Transport {
             endpoint,
-            key: key.clone(),
+            node_id: key.node_id(),
+            identity,
             limits,
         })
     }
@@ -379,7 +380,8 @@ impl Transport {
         };
         Ok(Transport {
             endpoint,
-            key: key.clone(),
+            node_id: key.node_id(),
+            identity: certified_key(key)?,
             limits,
         })
     }
@@ -393,7 +395,7 @@ impl Transport {
     }
 
     pub fn node_id(&self) -> NodeId {
-        self.key.node_id()
+        self.node_id
     }
 
     /// Dials `peer`, requiring it to present the pinned key, within the handshake timeout.
@@ -412,9 +414,7 @@ impl Transport {
                 algs,
             }))
             .with_client_cert_resolver(Arc::new(
-                rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(
-                    &self.key, &provider,
-                )?),
+                rustls::client::AlwaysResolvesClientRawPublicKeys::new(self.identity.clone()),
             ));
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = QuicClientConfig::try_from(tls).map_err(|e| fail(format!("QUIC TLS: {e}")))?;

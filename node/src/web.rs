@@ -54,6 +54,10 @@ fn templates() -> &'static Environment<'static> {
             ("region.html", include_str!("../templates/region.html")),
             ("overview.html", include_str!("../templates/overview.html")),
             ("error.html", include_str!("../templates/error.html")),
+            (
+                "integritet.html",
+                include_str!("../templates/integritet.html"),
+            ),
         ] {
             // The templates are part of the binary and tested; a syntax error is a build bug.
             if let Err(e) = env.add_template(name, source) {
@@ -684,6 +688,27 @@ async fn overview(State(shared): State<Arc<Shared>>) -> Response {
     page(&shared, r)
 }
 
+async fn privacy_page(
+    shared: &Arc<Shared>,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let controllers = shared
+        .blocking(|n| Ok(bank::controllers(n.store())?))
+        .await
+        .map_err(internal)?;
+    Ok((
+        "integritet.html",
+        "privacy",
+        context! { controllers => Value::from_serialize(&controllers) },
+    ))
+}
+
+/// `/integritet`: what is stored of researchers, who answers for it, how to have it corrected
+/// or removed.
+async fn privacy(State(shared): State<Arc<Shared>>) -> Response {
+    let r = privacy_page(&shared).await;
+    page(&shared, r)
+}
+
 async fn style() -> Response {
     let mut r = STYLE.into_response();
     let h = r.headers_mut();
@@ -716,6 +741,7 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/post/{author}/{record_id}", get(record))
         .route("/region/{key}", get(region))
         .route("/oversikt", get(overview))
+        .route("/integritet", get(privacy))
         .route("/assets/spindel.css", get(style))
         .route("/robots.txt", get(robots))
 }

@@ -49,11 +49,48 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     }
 }
 
+/// [`encode`] for a value holding secret bytes (a key): the buffer is sized first and allocated
+/// once (a growing `Vec` would leave copies of what it held in freed memory), and it is zeroed
+/// when dropped.
+pub fn encode_secret<T: Serialize>(value: &T) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    if let Err(e) = bincode::serde::encode_into_writer(value, &mut size, config()) {
+        panic!("encoding a spindel value failed: {e}");
+    }
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; size.bytes_written]);
+    match bincode::serde::encode_into_slice(value, &mut buf, config()) {
+        Ok(n) if n == buf.len() => buf,
+        Ok(n) => panic!(
+            "encoding a spindel value took {n} bytes, sized {}",
+            buf.len()
+        ),
+        Err(e) => panic!("encoding a spindel value failed: {e}"),
+    }
+}
+
+/// [`decode`] for a value holding secret bytes: the canonical-form check re-encodes with
+/// [`encode_secret`], so no unzeroed copy is left behind. (The value's own fields must zeroize
+/// themselves: wrap them in `zeroize::Zeroizing`.)
+pub fn decode_secret<T: Serialize + DeserializeOwned, const MAX: usize>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
+    decode_checked::<T, MAX>(what, bytes, |v| *encode_secret(v) == *bytes)
+}
+
 /// Decodes `bytes` as a `T`, refusing more than `MAX` bytes, trailing bytes and non-canonical
 /// encodings. `what` names the thing in errors ("entry header", "frame", ...).
 pub fn decode<T: Serialize + DeserializeOwned, const MAX: usize>(
     what: &'static str,
     bytes: &[u8],
+) -> Result<T, DecodeError> {
+    decode_checked::<T, MAX>(what, bytes, |v| encode(v) == bytes)
+}
+
+fn decode_checked<T: Serialize + DeserializeOwned, const MAX: usize>(
+    what: &'static str,
+    bytes: &[u8],
+    canonical: impl FnOnce(&T) -> bool,
 ) -> Result<T, DecodeError> {
     if bytes.len() > MAX {
         return Err(DecodeError::TooLarge {
@@ -73,7 +110,7 @@ pub fn decode<T: Serialize + DeserializeOwned, const MAX: usize>(
             extra: bytes.len() - used,
         });
     }
-    if encode(&value) != bytes {
+    if !canonical(&value) {
         return Err(DecodeError::NotCanonical { what });
     }
     Ok(value)
@@ -100,6 +137,24 @@ mod tests {
             list: vec![1, 70000],
         });
         assert_eq!(hex::encode(&bytes), "fb2c0102c3a50201fc70110100");
+    }
+
+    #[test]
+    fn secret_encoding_is_the_same_encoding() {
+        let sample = Sample {
+            n: 300,
+            name: "hemlig".repeat(40),
+            list: (0..100).collect(),
+        };
+        let bytes = encode(&sample);
+        assert_eq!(*encode_secret(&sample), bytes);
+        assert_eq!(
+            decode_secret::<Sample, 4096>("sample", &bytes).unwrap(),
+            sample
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_secret::<Sample, 4096>("sample", &longer).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// Length of a signature in bytes.
 pub const SIGNATURE_BYTES: usize = 64;
@@ -116,9 +117,31 @@ impl SecretKey {
         SecretKey(SigningKey::from_bytes(bytes))
     }
 
-    /// The 32 secret bytes, for writing the key file. Handle with care.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+    /// The 32 secret bytes, zeroed when dropped. Handle with care.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The secret as 64 lowercase hex characters (the key file's form), zeroed when dropped.
+    /// Written into one buffer of the final size: no copy is left behind.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        let mut buf = Zeroizing::new(vec![0u8; 64]);
+        // 32 bytes always fit 64 hex characters, which are ASCII.
+        let secret = self.to_bytes();
+        let _ = hex::encode_to_slice(secret.as_slice(), &mut buf);
+        let bytes = std::mem::take(&mut *buf);
+        Zeroizing::new(String::from_utf8(bytes).unwrap_or_default())
+    }
+
+    /// A key from its 64 hex characters (surrounding whitespace is ignored); `None` if they
+    /// are not. The decoded bytes are zeroed after use.
+    pub fn from_hex(text: &str) -> Option<SecretKey> {
+        let text = text.trim();
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        if text.len() != 64 || hex::decode_to_slice(text, &mut *bytes).is_err() {
+            return None;
+        }
+        Some(SecretKey::from_bytes(&bytes))
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -147,6 +170,16 @@ mod tests {
 
     fn fixed_key() -> SecretKey {
         SecretKey::from_bytes(&[7u8; 32])
+    }
+
+    #[test]
+    fn secret_hex_round_trips_and_refuses_bad_text() {
+        let key = fixed_key();
+        assert_eq!(key.to_hex().as_str(), "07".repeat(32));
+        let back = SecretKey::from_hex(&format!(" {}\n", key.to_hex().as_str())).unwrap();
+        assert_eq!(back.node_id(), key.node_id());
+        assert!(SecretKey::from_hex(&"0".repeat(63)).is_none());
+        assert!(SecretKey::from_hex(&"zz".repeat(32)).is_none());
     }
 
     #[test]

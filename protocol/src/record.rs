@@ -97,6 +97,11 @@ pub mod limits {
     pub const REGION_NAME_CHARS_MAX: usize = 32;
     pub const SROI_YEAR_MIN: i64 = 1900;
     pub const SROI_YEAR_MAX: i64 = 2200;
+    pub const CONSENT_METHOD_CHARS_MAX: usize = 200;
+    pub const CONSENT_SCOPE_CHARS_MAX: usize = 500;
+    /// Years a consent date may carry (`YYYY-MM-DD`).
+    pub const CONSENT_YEAR_MIN: u32 = 1970;
+    pub const CONSENT_YEAR_MAX: u32 = 2200;
 }
 use limits::*;
 
@@ -173,7 +178,82 @@ pub struct Researcher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     #[serde(default)]
-    pub consent: Option<bool>,
+    pub consent: Option<Consent>,
+}
+
+/// A researcher's consent to be listed. The object form says when, how and for what; the first
+/// form, a bare `true`, is still read in records published before it ("samtycke utan
+/// detaljer") and never written anew (a node refuses it on publish). The region that collected
+/// the consent is the record's author: it signs the record and answers for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Consent {
+    Bare(bool),
+    Given(ConsentDetails),
+}
+
+/// `{"given": true, "date": "YYYY-MM-DD", "method": "...", "scope": "..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentDetails {
+    pub given: bool,
+    /// The day consent was given, `YYYY-MM-DD`.
+    pub date: String,
+    /// How it was given (a form, an e-mail, a meeting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// What it covers; absent means being listed in the knowledge bank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Consent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Through a value, so a bad object names its own problem (an untagged enum would
+        // only say that no variant matched).
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(b) => Ok(Consent::Bare(b)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(Consent::Given)
+                .map_err(|e| D::Error::custom(format!("consent: {e}"))),
+            _ => Err(D::Error::custom(format!(
+                "consent must be an object {CONSENT_FORM}"
+            ))),
+        }
+    }
+}
+
+/// The error for a researcher record without given consent.
+pub const NEEDS_CONSENT: &str = r#"researcher record needs consent: {"given": true, "date": "YYYY-MM-DD", "method": "...", "scope": "..."}"#;
+
+/// The consent form, as error messages show it.
+pub const CONSENT_FORM: &str =
+    r#"{"given": true, "date": "YYYY-MM-DD", "method": "...", "scope": "..."}"#;
+
+/// Whether `s` is a calendar date `YYYY-MM-DD` with a year in the consent range.
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (CONSENT_YEAR_MIN..=CONSENT_YEAR_MAX).contains(&y) && (1..=days).contains(&d)
 }
 
 /// A validated record of one kind.
@@ -322,6 +402,11 @@ impl Record {
                 v(&mut r.fields);
                 o(&mut r.email);
                 o(&mut r.phone);
+                if let Some(Consent::Given(c)) = &mut r.consent {
+                    t(&mut c.date);
+                    o(&mut c.method);
+                    o(&mut c.scope);
+                }
             }
         }
     }
@@ -379,10 +464,19 @@ impl Record {
                 c.urls("links", &r.links)?;
             }
             Record::Researcher(r) => {
-                if r.consent != Some(true) {
-                    return Err(SchemaError(
-                        "researcher record needs consent: true".to_string(),
-                    ));
+                match &r.consent {
+                    Some(Consent::Bare(true)) => {}
+                    Some(Consent::Given(consent)) if consent.given => {
+                        if !is_date(&consent.date) {
+                            return Err(c.fail(format!(
+                                "consent.date must be a date YYYY-MM-DD ({CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), got {:?}",
+                                consent.date.chars().take(40).collect::<String>()
+                            )));
+                        }
+                        c.opt_text("consent.method", &consent.method, CONSENT_METHOD_CHARS_MAX)?;
+                        c.opt_text("consent.scope", &consent.scope, CONSENT_SCOPE_CHARS_MAX)?;
+                    }
+                    _ => return Err(SchemaError(NEEDS_CONSENT.to_string())),
                 }
                 c.text("name", &r.name, 1, NAME_CHARS_MAX)?;
                 c.text("affiliation", &r.affiliation, 1, NAME_CHARS_MAX)?;
@@ -410,7 +504,7 @@ fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> 
         let msg = e.to_string();
         // serde_json reports a missing consent like any missing field; say what matters.
         if kind == Kind::Researcher && msg.contains("missing field `consent`") {
-            return SchemaError("researcher record needs consent: true".to_string());
+            return SchemaError(NEEDS_CONSENT.to_string());
         }
         SchemaError(format!("invalid {kind} record: {msg}"))
     })
@@ -643,14 +737,77 @@ mod tests {
                 Kind::Researcher,
                 r#"{"name":"A","affiliation":"B","fields":["c"]}"#
             ),
-            "researcher record needs consent: true"
+            NEEDS_CONSENT
         );
         assert_eq!(
             err(
                 Kind::Researcher,
                 r#"{"name":"A","affiliation":"B","fields":["c"],"consent":false}"#
             ),
-            "researcher record needs consent: true"
+            NEEDS_CONSENT
+        );
+        // The consent object: given must be true, a real date, known fields, capped texts.
+        let consent = |c: &str| {
+            err(
+                Kind::Researcher,
+                &format!(r#"{{"name":"A","affiliation":"B","fields":["c"],"consent":{c}}}"#),
+            )
+        };
+        assert_eq!(
+            consent(r#"{"given":false,"date":"2026-01-05"}"#),
+            NEEDS_CONSENT
+        );
+        assert!(consent(r#"{"given":true}"#).contains("missing field `date`"));
+        for bad in [
+            "2026-02-30",
+            "2025-02-29",
+            "26-01-05",
+            "2026-1-5",
+            "1969-12-31",
+            "2026-13-01",
+        ] {
+            assert!(
+                consent(&format!(r#"{{"given":true,"date":"{bad}"}}"#)).contains("consent.date"),
+                "{bad}"
+            );
+        }
+        assert!(
+            consent(r#"{"given":true,"date":"2026-01-05","by":"x"}"#)
+                .contains("unknown field `by`")
+        );
+        assert!(consent(r#""ja""#).contains("consent must be an object"));
+        let long = "x".repeat(CONSENT_SCOPE_CHARS_MAX + 1);
+        assert!(
+            consent(&format!(
+                r#"{{"given":true,"date":"2024-02-29","scope":"{long}"}}"#
+            ))
+            .contains("consent.scope")
+        );
+        let method = "x".repeat(CONSENT_METHOD_CHARS_MAX + 1);
+        assert!(
+            consent(&format!(
+                r#"{{"given":true,"date":"2024-02-29","method":"{method}"}}"#
+            ))
+            .contains("consent.method")
+        );
+        let ok = Record::from_json(
+            Kind::Researcher,
+            r#"{"name":"A","affiliation":"B","fields":["c"],"consent":{"given":true,"date":" 2024-02-29 ","method":"blankett","scope":"listas i kunskapsbanken"}}"#,
+        )
+        .unwrap();
+        let Record::Researcher(r) = &ok else { panic!() };
+        assert_eq!(
+            r.consent,
+            Some(Consent::Given(ConsentDetails {
+                given: true,
+                date: "2024-02-29".into(),
+                method: Some("blankett".into()),
+                scope: Some("listas i kunskapsbanken".into()),
+            }))
+        );
+        assert_eq!(
+            Record::from_json(Kind::Researcher, &ok.to_json()).unwrap(),
+            ok
         );
         assert!(
             err(

@@ -11,7 +11,7 @@ use spindel_tests::{publish, s, spindel, spindel_env, spindel_stdin};
 
 const INNOVATION: &str = r#"{"title":"Språkcafé i föreningen","summary":"Nyanlända och föreningsaktiva möts varje vecka","tags":["integration","Språk"],"organisations":["Coompanion Skåne"],"sroi":{"ratio":3.4,"year":2012}}"#;
 const METHOD: &str = r#"{"title":"Lokal överenskommelse","summary":"Så skrivs en överenskommelse mellan kommun och idéburen sektor","tags":["samverkan"]}"#;
-const RESEARCHER: &str = r#"{"name":"Anna Forskare","affiliation":"Lunds universitet","fields":["social ekonomi"],"email":"anna@example.se","consent":true}"#;
+const RESEARCHER: &str = r#"{"name":"Anna Forskare","affiliation":"Lunds universitet","fields":["social ekonomi"],"email":"anna@example.se","consent":{"given":true,"date":"2026-03-12"}}"#;
 
 fn region(tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
@@ -358,12 +358,12 @@ fn every_bad_record_is_refused_clearly_and_writes_nothing() {
         "researcher",
         r#"{"name":"A","affiliation":"B","fields":["c"]}"#,
     )
-    .fails(1, "researcher record needs consent: true");
+    .fails(1, "researcher record needs consent");
     pub_(
         "researcher",
         r#"{"name":"A","affiliation":"B","fields":["c"],"consent":false}"#,
     )
-    .fails(1, "researcher record needs consent: true");
+    .fails(1, "researcher record needs consent");
     pub_("method", r#"{"title":"x","summary":"y""#).fails(1, "invalid method record");
     pub_("method", "").fails(1, "invalid method record");
     pub_("method", r#"{"title":"x","summary":"y","colour":"röd"}"#)
@@ -386,7 +386,7 @@ fn every_bad_record_is_refused_clearly_and_writes_nothing() {
     .fails(1, "sroi.ratio");
     pub_(
         "researcher",
-        r#"{"name":"A","affiliation":"B","fields":["c"],"email":"inte-en-adress","consent":true}"#,
+        r#"{"name":"A","affiliation":"B","fields":["c"],"email":"inte-en-adress","consent":{"given":true,"date":"2026-03-12"}}"#,
     )
     .fails(1, "email");
     let huge = format!(
@@ -555,6 +555,19 @@ fn aggregator_and_missing_or_damaged_nodes_are_refused() {
     std::fs::set_permissions(dir.join("node.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     spindel(&["status", "--data-dir", s(&dir)]).fails(1, "chmod 600");
     std::fs::set_permissions(dir.join("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A key file is at most KEY_FILE_BYTES_MAX bytes: the key with trailing space up to the
+    // limit is read, one byte more is not a key file.
+    let key = std::fs::read_to_string(dir.join("node.key")).unwrap();
+    let max = spindel_node::local::KEY_FILE_BYTES_MAX;
+    std::fs::write(dir.join("node.key"), format!("{:<max$}", key.trim())).unwrap();
+    spindel(&["status", "--data-dir", s(&dir)]).ok();
+    std::fs::write(
+        dir.join("node.key"),
+        format!("{:<w$}", key.trim(), w = max + 1),
+    )
+    .unwrap();
+    spindel(&["status", "--data-dir", s(&dir)]).fails(1, "is not a spindel key");
+    std::fs::write(dir.join("node.key"), &key).unwrap();
     std::fs::write(dir.join("config.toml"), "name = 1\n").unwrap();
     spindel(&["status", "--data-dir", s(&dir)]).fails(1, "config.toml");
 }

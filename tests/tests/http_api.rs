@@ -154,7 +154,7 @@ fn contact_fields_are_shown_one_record_at_a_time_and_never_cached_or_indexed() {
         "researcher",
         &serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
             "fields": ["social ekonomi"], "email": "eva@example.org", "phone": "+46 46 123 45",
-            "consent": true})
+            "consent": {"given": true, "date": "2026-03-12"}})
         .to_string(),
     )["record_id"]
         .as_str()

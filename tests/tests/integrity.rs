@@ -80,7 +80,7 @@ fn researcher(name: &str, phone: Option<&str>) -> String {
         "affiliation": "Umeå universitet",
         "fields": ["social ekonomi"],
         "email": "forskare@example.org",
-        "consent": true,
+        "consent": {"given": true, "date": "2026-03-12", "method": "blankett"},
     });
     if let Some(p) = phone {
         v["phone"] = p.into();

@@ -154,7 +154,7 @@ fn every_page_and_bad_parameter() {
         &dir,
         "researcher",
         serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
-            "fields": ["social ekonomi"], "email": "eva@example.org", "phone": "+46 46 123 45", "consent": true}),
+            "fields": ["social ekonomi"], "email": "eva@example.org", "phone": "+46 46 123 45", "consent": {"given": true, "date": "2026-03-12", "method": "e-post"}}),
     );
 
     // The start page: search box with a label, facet counts, newest first.
@@ -266,7 +266,8 @@ fn every_page_and_bad_parameter() {
         "Lunds universitet",
         "href=\"mailto:eva@example.org\"",
         "href=\"tel:+464612345\"",
-        "har samtyckt till att listas",
+        "2026-03-12, e-post: att listas i kunskapsbanken.",
+        "href=\"/integritet#rattelse\"",
     ] {
         assert!(person.contains(seen), "{seen:?}: {person}");
     }
@@ -401,7 +402,7 @@ fn a_mailto_link_carries_the_address_and_nothing_else() {
         &dir,
         "researcher",
         serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
-            "fields": ["social ekonomi"], "email": tricky, "phone": "+46 (46) 123-45", "consent": true}),
+            "fields": ["social ekonomi"], "email": tricky, "phone": "+46 (46) 123-45", "consent": {"given": true, "date": "2026-03-12", "method": "e-post"}}),
     );
     let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
     let person = page(node.http.unwrap(), &format!("/post/{author}/{researcher}"));
@@ -421,8 +422,123 @@ fn a_mailto_link_carries_the_address_and_nothing_else() {
         &dir,
         "researcher",
         &serde_json::json!({"name": "X", "affiliation": "Y", "fields": ["z"],
-            "email": "a..b@lu.se", "consent": true})
+            "email": "a..b@lu.se", "consent": {"given": true, "date": "2026-03-12", "method": "e-post"}})
         .to_string(),
     );
     bad.fails(1, "email");
+}
+
+/// A researcher record published in the first format (a bare `consent: true`, as signed before
+/// the consent object existed), in this node's own log.
+fn old_format_researcher(dir: &std::path::Path, name: &str) -> String {
+    use spindel_node::store::{ApplyOptions, Incoming};
+    use spindel_protocol::entry::{Entry, Payload, RecordId, next_header};
+    let node = spindel_node::local::LocalNode::open(dir).unwrap();
+    let me = node.node_id();
+    let body = serde_json::json!({"name": name, "affiliation": "Umeå universitet",
+        "fields": ["social ekonomi"], "consent": true})
+    .to_string();
+    let payload = spindel_protocol::codec::encode(&Payload {
+        salt: [7; 16],
+        body,
+    });
+    let rid = RecordId([0x5a; 16]);
+    let now = spindel_node::local::now_ms();
+    let head = node.store().head(&me).unwrap();
+    let h = next_header(
+        me,
+        head,
+        now,
+        spindel_protocol::Kind::Researcher,
+        rid,
+        Some(&payload),
+    );
+    let outcomes = node
+        .store()
+        .apply(
+            vec![Incoming {
+                entry: Entry::sign(node.key(), h),
+                payload: Some(payload),
+            }],
+            ApplyOptions {
+                expected_author: Some(me),
+                now_ms: now,
+                all_or_nothing: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(outcomes, [spindel_node::store::Outcome::Accepted]);
+    rid.to_hex()
+}
+
+/// Consent that can be shown: a new researcher record needs the consent object (the bare
+/// `consent: true` is refused on publish), a record of the first format stays readable and
+/// says "samtycke utan detaljer", and `/integritet` says what is stored, who answers for which
+/// records with the contact from each region's profile, and how to have a record corrected or
+/// removed. Every page links to it.
+#[test]
+fn consent_is_shown_and_the_privacy_page_names_who_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, author) = spindel_tests::init(tmp.path(), "skane", "region");
+    spindel_tests::publish_run(
+        &dir,
+        "researcher",
+        &serde_json::json!({"name": "Ny", "affiliation": "Y", "fields": ["z"], "consent": true})
+            .to_string(),
+    )
+    .fails(1, "consent as an object");
+    spindel_stdin(
+        &["publish", "--data-dir", s(&dir), "--kind", "profile", "--file", "-"],
+        r#"{"display_name":"Nätverket Social Ekonomi Skåne","website":"https://example.org/skane"}"#,
+    )
+    .ok();
+    let new = publish(
+        &dir,
+        "researcher",
+        serde_json::json!({"name": "Eva Exempelsson", "affiliation": "Lunds universitet",
+            "fields": ["social ekonomi"], "consent": {"given": true, "date": "2025-11-03",
+            "method": "möte", "scope": "att listas och kontaktas om samarbeten"}}),
+    );
+    let old = old_format_researcher(&dir, "Olle Äldre");
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let http = node.http.unwrap();
+
+    let person = page(http, &format!("/post/{author}/{new}"));
+    assert!(
+        person.contains("2025-11-03, möte: att listas och kontaktas om samarbeten."),
+        "{person}"
+    );
+    assert!(
+        person.contains("Insamlat av Nätverket Social Ekonomi Skåne – skane"),
+        "{person}"
+    );
+    let older = page(http, &format!("/post/{author}/{old}"));
+    assert!(older.contains("Olle Äldre"), "{older}");
+    assert!(older.contains("Samtycke utan detaljer"), "{older}");
+    // The API shows both forms as they were signed.
+    let (_, json) = http_get(http, &format!("/api/v1/records/{author}/{old}"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["data"]["consent"], true);
+
+    let privacy = page(http, "/integritet");
+    for seen in [
+        "<h1>Integritet och personuppgifter</h1>",
+        "Vad som sparas och varför",
+        "e-postadress och telefonnummer",
+        "Nätverket Social Ekonomi Skåne – skane",
+        "href=\"https://example.org/skane\"",
+        "href=\"/?kind=researcher&amp;region=skane\">2</a>",
+        "Rättelse och borttagning",
+        "når alla noder i nätverket",
+        "raderas det gamla innehållet",
+    ] {
+        assert!(
+            privacy.contains(seen),
+            "{seen:?} not on /integritet: {privacy}"
+        );
+    }
+    for path in ["/", "/oversikt", &format!("/post/{author}/{new}")] {
+        assert!(page(http, path).contains("href=\"/integritet\""), "{path}");
+    }
+    assert_eq!(node.terminate(15), 0);
 }
