@@ -32,7 +32,7 @@ use crate::transport::{
 
 /// Reconnect backoff: first delay, cap, and how long a session must live to reset it.
 pub const BACKOFF_MIN_MS: u64 = 200;
-pub const BACKOFF_MAX_MS: u64 = 30_000;
+pub const BACKOFF_MAX_MS: u64 = 3_000;
 pub const BACKOFF_RESET_AFTER_MS: u64 = 10_000;
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
@@ -1129,6 +1129,7 @@ async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
     );
     let mut delay_ms = BACKOFF_MIN_MS;
     let mut shutdown = shared.shutdown.clone();
+    let mut last_failure: Option<String> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -1137,16 +1138,24 @@ async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
         let result = sync_once(&shared, &transport, &peer, &key, false)
             .await
             .map(|_| ());
+        let mut was_up = false;
         shared.set_peer(&key, |p| {
+            was_up = p.connected;
             p.connected = false;
             p.last_error = result.as_ref().err().cloned();
         });
+        // One line per transition: the link going down, or a new reason it cannot come up.
+        // The same failure again while the aggregator stays away is logged at debug.
         match &result {
             Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
+            Err(e) if was_up || last_failure.as_deref() != Some(e.as_str()) => {
+                tracing::warn!(peer = %peer.node_id.short(), address = %format!("{}:{}", peer.host, peer.port), error = %e, "link to aggregator down; reconnecting");
+            }
             Err(e) => {
-                tracing::info!(peer = %peer.node_id.short(), error = %e, "link to aggregator failed")
+                tracing::debug!(peer = %peer.node_id.short(), error = %e, "link to aggregator still down")
             }
         }
+        last_failure = result.err();
         if started.elapsed() > Duration::from_millis(BACKOFF_RESET_AFTER_MS) {
             delay_ms = BACKOFF_MIN_MS;
         }
@@ -1188,6 +1197,9 @@ pub async fn sync_once(
         p.connected = true;
         p.last_error = None;
     });
+    if !until_caught_up {
+        tracing::info!(peer = %peer.node_id.short(), address = %conn.remote_address(), "link to aggregator up");
+    }
     // Subscribe before reading the heads (see serve_connection).
     let heads_rx = shared.heads.subscribe();
     let heads = shared

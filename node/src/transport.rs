@@ -50,13 +50,19 @@ pub struct Limits {
     pub connection_window_bytes: u32,
 }
 
+/// A link with no packet for this long is dead: a silent peer is noticed within it.
+pub const IDLE_TIMEOUT_MS: u64 = 4_000;
+/// Keep-alives go out this often on an idle link, so a live one never reaches the idle timeout
+/// (several may be lost before it does).
+pub const KEEP_ALIVE_MS: u64 = 1_000;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             frame_bytes_max: sync::FRAME_BYTES_MAX,
             connections_max: 256,
             streams_per_connection_max: 8,
-            idle_timeout_ms: 30_000,
+            idle_timeout_ms: IDLE_TIMEOUT_MS,
             handshake_timeout_ms: 10_000,
             stream_window_bytes: 2 * 1024 * 1024,
             connection_window_bytes: 8 * 1024 * 1024,
@@ -319,8 +325,44 @@ fn transport_config(limits: &Limits) -> Arc<quinn::TransportConfig> {
         .max_idle_timeout(
             quinn::IdleTimeout::try_from(Duration::from_millis(limits.idle_timeout_ms)).ok(),
         )
-        .keep_alive_interval(Some(Duration::from_millis(limits.idle_timeout_ms / 3)));
+        .keep_alive_interval(Some(Duration::from_millis(
+            KEEP_ALIVE_MS.min(limits.idle_timeout_ms / 3),
+        )));
     Arc::new(t)
+}
+
+/// The label that separates the stateless-reset key from every other use of the node key.
+const RESET_KEY_LABEL: &[u8] = b"spindel/1 QUIC stateless reset key";
+/// The label of the key that signs this endpoint's connection IDs (so a restarted node
+/// recognises its old ones as its own and answers them with a reset).
+const CID_KEY_LABEL: &[u8] = b"spindel/1 QUIC connection id key";
+
+/// The endpoint's QUIC configuration with a stateless-reset key derived from the node key:
+/// HMAC-SHA256 keyed with the secret over a fixed label (one-way and domain-separated; never the
+/// key itself). A restarted node thus answers packets of its old connections with resets the
+/// peer recognises, and the peer drops the dead link at once instead of after its idle timeout.
+fn endpoint_config(key: &SecretKey) -> quinn::EndpointConfig {
+    use ring::hmac;
+    let secret = key.to_bytes();
+    let prf = hmac::Key::new(hmac::HMAC_SHA256, secret.as_slice());
+    let derive = |label: &[u8]| zeroize::Zeroizing::new(hmac::sign(&prf, label).as_ref().to_vec());
+    let reset = derive(RESET_KEY_LABEL);
+    let cid = derive(CID_KEY_LABEL);
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&cid[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config =
+        quinn::EndpointConfig::new(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &reset)));
+    config.cid_generator(move || {
+        Box::new(quinn_proto_cid(cid_key)) as Box<dyn quinn::ConnectionIdGenerator>
+    });
+    config
+}
+
+/// Connection IDs signed with `key` (SipHash), as quinn's default generator makes them with a
+/// random key.
+fn quinn_proto_cid(key: u64) -> quinn_proto::HashedConnectionIdGenerator {
+    quinn_proto::HashedConnectionIdGenerator::from_key(key)
 }
 
 /// A QUIC endpoint speaking `spindel/1` as `key`.
@@ -355,7 +397,15 @@ impl Transport {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
         server.transport_config(transport_config(&limits));
         server.max_incoming(limits.connections_max);
-        let endpoint = quinn::Endpoint::server(server, addr)
+        let endpoint = std::net::UdpSocket::bind(addr)
+            .and_then(|socket| {
+                quinn::Endpoint::new(
+                    endpoint_config(key),
+                    Some(server),
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+            })
             .map_err(|source| TransportError::Bind { addr, source })?;
         Ok(Transport {
             endpoint,
@@ -370,12 +420,32 @@ impl Transport {
         let addr: SocketAddr = "[::]:0"
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let endpoint = match quinn::Endpoint::client(addr) {
+        let client = |addr: SocketAddr| {
+            // Dual-stack where the system allows, as quinn's own client endpoint does.
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            );
+            socket.and_then(|socket| {
+                if addr.is_ipv6() {
+                    let _ = socket.set_only_v6(false);
+                }
+                socket.bind(&addr.into())?;
+                let socket: std::net::UdpSocket = socket.into();
+                quinn::Endpoint::new(
+                    endpoint_config(key),
+                    None,
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+            })
+        };
+        let endpoint = match client(addr) {
             Ok(e) => e,
             Err(_) => {
                 let v4 = SocketAddr::from(([0, 0, 0, 0], 0));
-                quinn::Endpoint::client(v4)
-                    .map_err(|source| TransportError::Bind { addr: v4, source })?
+                client(v4).map_err(|source| TransportError::Bind { addr: v4, source })?
             }
         };
         Ok(Transport {

@@ -371,6 +371,73 @@ impl OkOrFail for spindel_tests::Run {
     }
 }
 
+/// Failure detection (issue 9): after kill -9 and an immediate restart of the aggregator, a
+/// record a region publishes is at the aggregator and in the other region within 5 s (the
+/// restarted aggregator resets the regions' old connections: its stateless-reset key comes from
+/// its node key). An aggregator that stays away is noticed by its regions within the idle
+/// timeout, and each region logs the link going down and coming up.
+#[test]
+fn an_aggregator_restart_is_noticed_at_once() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
+    for (id, name) in [(&a_id, "skane"), (&b_id, "dalarna")] {
+        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).ok();
+    }
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let port = agg.listen.unwrap().port();
+    let peer = agg.peer(&agg_id);
+    let a = NodeProc::start(&a_dir, &["--aggregator", &peer]);
+    let b = NodeProc::start(&b_dir, &["--aggregator", &peer]);
+    publish(&a_dir, "Före avbrottet").unwrap();
+    eventually(20, "the first record in Dalarna", || {
+        record_ids(&b_dir, &["--kind", "method"]).len() == 1
+    });
+
+    // kill -9 and an immediate restart on the same port.
+    agg.kill9();
+    let agg = NodeProc::start(&agg_dir, &["--listen", &format!("127.0.0.1:{port}")]);
+    let t0 = std::time::Instant::now();
+    let (rid, _) = publish(&a_dir, "Efter omstarten").unwrap();
+    eventually(
+        5,
+        "the record at the aggregator and in Dalarna within 5 s",
+        || {
+            record_ids(&agg_dir, &["--kind", "method"]).contains(&rid)
+                && record_ids(&b_dir, &["--kind", "method"]).contains(&rid)
+        },
+    );
+    eprintln!(
+        "after kill -9 and restart: a record is everywhere in {} ms",
+        t0.elapsed().as_millis()
+    );
+
+    // An aggregator that stays away: every region says so within the idle timeout (5 s).
+    agg.kill9();
+    let t0 = std::time::Instant::now();
+    eventually(7, "both regions to notice the aggregator is gone", || {
+        [&a_dir, &b_dir].iter().all(|dir| {
+            let v = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+            v["peers"][0]["connected"] == false
+        })
+    });
+    eprintln!(
+        "aggregator gone: both regions noticed in {} ms",
+        t0.elapsed().as_millis()
+    );
+    let log = a.log();
+    assert!(log.contains("link to aggregator down"), "{log}");
+    assert!(log.matches("link to aggregator up").count() >= 2, "{log}");
+    for p in [a, b] {
+        assert_eq!(p.terminate(15), 0);
+    }
+}
+
 #[test]
 fn eight_regions_kill9_and_catch_up() {
     if !slow_tests() {
