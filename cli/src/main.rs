@@ -164,6 +164,8 @@ enum Command {
         /// Serve the read-only HTTP/JSON API on this address (port 0 picks a free port).
         #[arg(long, value_name = "HOST:PORT")]
         http: Option<SocketAddr>,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Aggregator: admit a region (also while the node runs).
     Allow {
@@ -359,7 +361,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    init_tracing(&cli.command);
     // Fault injection for the crash tests (tests/tests/integrity.rs); never set in operation.
     if std::env::var("SPINDEL_FAULT_INJECT").is_ok_and(|v| v == "abort-before-erase") {
         spindel_node::store::ABORT_BEFORE_ERASE.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -374,14 +376,57 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPINDEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// How `spindel run` logs.
+#[derive(Debug, Clone, clap::Args)]
+struct LogArgs {
+    /// Log level: error, warn, info (the default for `run`), debug or trace. Overrides
+    /// RUST_LOG; the libraries' own chatter stays at warn unless RUST_LOG names them.
+    #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
+    /// Log line format: text (one line per event; colours only on a terminal) or json (one
+    /// JSON object per line, for journald or Loki).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Libraries that log their internals at info; kept at warn unless asked for by name.
+const QUIET_LIBRARIES: &str = "tantivy=warn,sled=warn,quinn=warn,quinn_proto=warn,rustls=warn";
+
+/// The log filter: `--log-level` (with the libraries kept quiet), else RUST_LOG (or the older
+/// SPINDEL_LOG) as given, else `default` (info for `run`, warn for one-shot commands).
+fn log_filter(level: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    if let Some(level) = level {
+        return EnvFilter::new(format!("{level},{QUIET_LIBRARIES}"));
+    }
+    for var in ["RUST_LOG", "SPINDEL_LOG"] {
+        if let Ok(f) = EnvFilter::try_from_env(var) {
+            return f;
+        }
+    }
+    EnvFilter::new(format!("{default},{QUIET_LIBRARIES}"))
+}
+
+fn init_tracing(command: &Command) {
+    use std::io::IsTerminal;
+    let (level, format, default) = match command {
+        Command::Run { log, .. } => (log.log_level.as_deref(), log.log_format, "info"),
+        _ => (None, LogFormat::Text, "warn"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(level, default))
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn open(dir: &DataDir) -> Result<LocalNode> {
@@ -552,6 +597,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             aggregators,
             http,
+            log: _,
         } => run_node(&dir, listen, aggregators, http),
         Command::Allow {
             dir,

@@ -157,6 +157,7 @@ impl Shared {
         name: Option<String>,
     ) -> Result<crate::local::Allowed, String> {
         let allowed = self.run_blocking(move |n| n.allow(id, name)).await?;
+        tracing::info!(region = %id.short(), name = allowed.name.as_deref().unwrap_or("-"), "admitted a region");
         self.admissions.send_modify(|g| *g += 1);
         Ok(allowed)
     }
@@ -426,6 +427,7 @@ type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>, bool);
 /// Outcome of applying one received batch: the heads of its authors and what was accepted.
 fn apply_batch(
     node: &LocalNode,
+    from: NodeId,
     entries: Vec<SyncEntry>,
     expected_author: Option<NodeId>,
     vouched: bool,
@@ -472,6 +474,22 @@ fn apply_batch(
         },
     )?;
     let accepted = outcomes.iter().filter(|o| **o == Outcome::Accepted).count();
+    // One line per batch with refusals, naming the peer and the reasons (a replay is routine:
+    // a region with two aggregators hears most entries twice).
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut first = None;
+    for o in &outcomes {
+        if let Outcome::Refused(r) = o
+            && !matches!(r, spindel_protocol::ingest::Refusal::Replay(_))
+        {
+            *reasons.entry(r.reason()).or_default() += 1;
+            first.get_or_insert_with(|| r.to_string());
+        }
+    }
+    if let Some(first) = first {
+        let counts: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        tracing::warn!(peer = %from.short(), refused = %counts.join(", "), first = %first, "refused entries from a peer");
+    }
     let mut heads = Vec::new();
     for a in authors {
         heads.push((a, node.store().head(&a)?.map_or(0, |h| h.seq)));
@@ -598,7 +616,7 @@ async fn drive_session(
                     let now = crate::local::now_ms();
                     let applied = shared
                         .blocking(move |n| {
-                            apply_batch(n, entries, expected_author, trusted_aggregator, now)
+                            apply_batch(n, peer, entries, expected_author, trusted_aggregator, now)
                         })
                         .await;
                     match applied {
@@ -637,7 +655,9 @@ async fn drive_session(
                 Output::Wanted(entries) => {
                     let now = crate::local::now_ms();
                     let applied = shared
-                        .blocking(move |n| apply_batch(n, entries, expected_author, false, now))
+                        .blocking(move |n| {
+                            apply_batch(n, peer, entries, expected_author, false, now)
+                        })
                         .await;
                     match applied {
                         Ok((_, advanced, forked)) => shared.after_apply(advanced, forked),
@@ -1031,7 +1051,7 @@ async fn serve_connection(
                     announce,
                 );
                 if let Err(e) = session.handle(hello) {
-                    tracing::info!(peer = %peer, error = %e, "refused a sync session");
+                    tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
                 }
                 shared.add_peer(
                     peer_key.clone(),

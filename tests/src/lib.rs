@@ -263,14 +263,23 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts `spindel run --data-dir DIR ARGS` and waits until it runs.
     pub fn start(dir: &Path, args: &[&str]) -> NodeProc {
+        NodeProc::start_logging(dir, args, Some("info"))
+    }
+
+    /// [`NodeProc::start`] with RUST_LOG set to `rust_log`, or with no log variable at all.
+    pub fn start_logging(dir: &Path, args: &[&str], rust_log: Option<&str>) -> NodeProc {
         use std::io::BufRead;
-        let mut child = Command::new(spindel_bin())
+        let mut cmd = Command::new(spindel_bin());
+        cmd.env_remove("SPINDEL_LOG").env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let mut child = cmd
             .arg("run")
             .arg("--data-dir")
             .arg(dir)
             .args(args)
             .env_remove("SPINDEL_DATA_DIR")
-            .env("SPINDEL_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -278,6 +278,78 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
     }
 }
 
+/// Logs an operator can read: `run` logs at info by default, without colour codes when stderr
+/// is not a terminal and without the libraries' chatter; the link coming up, a region the
+/// aggregator refuses (on both sides) are one line each; `--log-level warn` hides info and
+/// `--log-format json` writes one JSON object per line.
+#[test]
+fn run_logs_what_an_operator_needs_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (x_dir, _) = init(tmp.path(), "okand", "region");
+    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).ok();
+    let agg = NodeProc::start_logging(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--log-format", "json"],
+        None,
+    );
+    let peer = agg.peer(&agg_id);
+    let a = NodeProc::start_logging(&a_dir, &["--aggregator", &peer], None);
+    let x = NodeProc::start_logging(
+        &x_dir,
+        &["--aggregator", &peer, "--log-level", "warn"],
+        Some("debug"),
+    );
+    eventually(20, "Skåne's link up in its log", || {
+        a.log().contains("link to aggregator up")
+    });
+    eventually(20, "the refusal in the refused region's log", || {
+        let log = x.log();
+        log.contains("link to aggregator down") && log.contains("not admitted")
+    });
+    eventually(20, "the refusal in the aggregator's log", || {
+        agg.log().contains("refused a sync session")
+    });
+    let a_log = a.log();
+    assert!(
+        !a_log.contains('\u{1b}'),
+        "colour codes in a log file: {a_log}"
+    );
+    for chatter in ["Prepared commit", "save metas", "Garbage collect"] {
+        assert!(!a_log.contains(chatter), "{chatter:?} at info: {a_log}");
+    }
+    // --log-level warn wins over RUST_LOG=debug: no info or debug lines.
+    let x_log = x.log();
+    assert!(
+        !x_log.contains(" INFO ") && !x_log.contains("DEBUG"),
+        "{x_log}"
+    );
+    // JSON lines: every log line of the aggregator is one object (the address lines the
+    // binary prints for scripts are plain text).
+    let agg_log = agg.log();
+    let events: Vec<serde_json::Value> = agg_log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["level"] == "WARN" && e["fields"]["message"] == "refused a sync session"),
+        "{agg_log}"
+    );
+    for l in agg_log.lines().filter(|l| !l.starts_with('{')) {
+        assert!(
+            l.starts_with("listening on") || l.contains("running; stop with Ctrl-C"),
+            "a log line that is not JSON: {l}"
+        );
+    }
+    for p in [x, a, agg] {
+        assert_eq!(p.terminate(15), 0);
+    }
+}
+
 #[test]
 fn one_shot_sync_catches_up_both_ways_and_exits() {
     let tmp = tempfile::tempdir().unwrap();
