@@ -164,6 +164,10 @@ enum Command {
         /// Serve the read-only HTTP/JSON API on this address (port 0 picks a free port).
         #[arg(long, value_name = "HOST:PORT")]
         http: Option<SocketAddr>,
+        /// Serve the operator's /metrics (Prometheus), /healthz and full /api/v1/status (with
+        /// peers' addresses and errors) on this address; keep it internal.
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics: Option<SocketAddr>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -597,8 +601,9 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             aggregators,
             http,
+            metrics,
             log: _,
-        } => run_node(&dir, listen, aggregators, http),
+        } => run_node(&dir, listen, aggregators, http, metrics),
         Command::Allow {
             dir,
             node_id,
@@ -676,6 +681,7 @@ fn run_node(
     listen: Option<SocketAddr>,
     aggregators: Vec<PeerAddr>,
     http: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
 ) -> Result<()> {
     let node = open(dir)?;
     let key = node.key().clone();
@@ -708,6 +714,17 @@ fn run_node(
             }
             None => None,
         };
+        let metrics_task = match metrics {
+            Some(addr) => {
+                let (bound, task) =
+                    spindel_node::http::serve_operator(running.shared.clone(), addr)
+                        .await
+                        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+                eprintln!("metrics on {bound}");
+                Some(task)
+            }
+            None => None,
+        };
         eprintln!(
             "node {} running; stop with Ctrl-C",
             running.shared.node.node_id()
@@ -717,7 +734,7 @@ fn run_node(
         control.abort();
         let shared = running.shared.clone();
         running.shutdown().await;
-        if let Some(task) = http_task {
+        for task in [http_task, metrics_task].into_iter().flatten() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
         control::remove_socket(shared.node.dir());

@@ -5,7 +5,12 @@
 //! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json`, without researchers' `email` and `phone` |
 //! | `GET /api/v1/records/{author}/{record_id}` | one record; 404 if unknown or deleted |
 //! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
-//! | `GET /api/v1/status` | same JSON as `status --json` |
+//! | `GET /api/v1/status` | same JSON as `status --json`, without peers' addresses and errors |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /healthz` | 200 `ok` while the node serves |
+//!
+//! `spindel run --metrics HOST:PORT` serves `/metrics`, `/healthz` and the whole status (with
+//! peers' addresses and errors) on a separate listener for the operator ([`operator_router`]).
 //!
 //! A bad parameter is 400 with `{"error": "..."}`; an unknown route or record is 404. Only GET
 //! and HEAD are routed: nothing over HTTP can write. The same server serves the knowledge bank
@@ -68,10 +73,86 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/records", get(records))
         .route("/api/v1/records/{author}/{record_id}", get(record))
         .route("/api/v1/regions", get(regions))
-        .route("/api/v1/status", get(status))
+        .route("/api/v1/status", get(public_status))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
         .merge(crate::web::routes())
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            count_request,
+        ))
         .with_state(shared)
+}
+
+/// The operator's listener (`run --metrics`): `/metrics`, `/healthz`, and the whole status
+/// with peers' addresses and errors, which the public listener leaves out.
+pub fn operator_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/status", get(status))
+        .fallback(fallback_json)
+        .with_state(shared)
+}
+
+/// Counts each request by its matched route and status for `/metrics`.
+async fn count_request(
+    State(shared): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    shared
+        .metrics
+        .http_request(&route, response.status().as_u16());
+    response
+}
+
+async fn fallback_json() -> Response {
+    not_found("no such route").into_response()
+}
+
+/// `GET /healthz`: 200 while the node serves (its store answers).
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.blocking(|n| Ok(n.store().generation()?)).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `GET /metrics` in Prometheus text format.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let peers = shared.peers();
+    let s2 = shared.clone();
+    let text = shared
+        .blocking(move |n| crate::metrics::render(n, &s2.metrics, &peers))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// The public `/api/v1/status`: what a visitor needs (identity, heads, counts, forks), without
+/// the peers' addresses and errors (those are for the operator: `spindel status`, or
+/// `/api/v1/status` on the `--metrics` listener).
+async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let mut status = shared.status().await.map_err(|e| internal(e.to_string()))?;
+    for p in &mut status.peers {
+        if let Some(o) = p.as_object_mut() {
+            o.remove("address");
+            o.remove("last_error");
+        }
+    }
+    Ok(axum::Json(status).into_response())
 }
 
 /// An unknown route: JSON under `/api/`, the Swedish 404 page elsewhere.
@@ -215,10 +296,27 @@ pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = router(shared.clone());
+    serve_app(shared, addr, app).await
+}
+
+/// Binds `addr` and serves the operator's routes ([`operator_router`]).
+pub async fn serve_operator(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = operator_router(shared.clone());
+    serve_app(shared, addr, app).await
+}
+
+async fn serve_app(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    app: Router,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let mut shutdown = shared.shutdown_signal();
-    let app = router(shared);
     let task = tokio::spawn(async move {
         let graceful = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;

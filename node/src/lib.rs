@@ -7,6 +7,7 @@
 //! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
 //!   import / delete / status.
 //! - [`runtime`], [`transport`], [`control`]: the running node, QUIC, the local control socket.
+//! - [`metrics`]: `/metrics` in Prometheus text format and the counters behind it.
 //! - [`http`]: the JSON API; [`web`]: the knowledge bank page; [`bank`]: what the page computes
 //!   beyond a query (facets live in [`query`]): the national overview, a region's page, SROI.
 //! - [`backup`]: `spindel backup` and `spindel restore` (a node's logs in one verified file).
@@ -18,6 +19,7 @@ pub mod control;
 pub mod demo;
 pub mod http;
 pub mod local;
+pub mod metrics;
 pub mod payloads;
 pub mod query;
 pub mod runtime;

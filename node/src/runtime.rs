@@ -119,6 +119,8 @@ pub struct Shared {
     /// Aggregator: bumped whenever an admission changes, so every region's session sends the
     /// new list (the names regions show) before relaying entries of a newly admitted region.
     admissions: watch::Sender<u64>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -145,6 +147,7 @@ impl Shared {
             gate: Mutex::new(GateState::default()),
             forks_seen: watch::Sender::new(0),
             admissions: watch::Sender::new(0),
+            metrics: crate::metrics::Metrics::default(),
             session_setup_delay_ms: AtomicU64::new(0),
         })
     }
@@ -420,9 +423,9 @@ fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEn
     out
 }
 
-/// Heads of a batch's authors after applying it, the ones that advanced, and whether the
-/// batch proved a fork.
-type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>, bool);
+/// Heads of a batch's authors after applying it, the ones that advanced, whether the batch
+/// proved a fork, and how many entries were accepted.
+type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>, bool, u64);
 
 /// Outcome of applying one received batch: the heads of its authors and what was accepted.
 fn apply_batch(
@@ -505,7 +508,7 @@ fn apply_batch(
             Outcome::Refused(spindel_protocol::ingest::Refusal::Fork { .. })
         )
     });
-    Ok((heads, advanced, forked))
+    Ok((heads, advanced, forked, accepted as u64))
 }
 
 /// What a session driver works with.
@@ -620,7 +623,8 @@ async fn drive_session(
                         })
                         .await;
                     match applied {
-                        Ok((heads, advanced, forked)) => {
+                        Ok((heads, advanced, forked, accepted)) => {
+                            shared.metrics.accepted(accepted);
                             shared.after_apply(advanced, forked);
                             session.applied(heads);
                         }
@@ -660,7 +664,10 @@ async fn drive_session(
                         })
                         .await;
                     match applied {
-                        Ok((_, advanced, forked)) => shared.after_apply(advanced, forked),
+                        Ok((_, advanced, forked, accepted)) => {
+                            shared.metrics.accepted(accepted);
+                            shared.after_apply(advanced, forked);
+                        }
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
                             return finish(&reader, Err(e.to_string()));
@@ -1077,7 +1084,9 @@ async fn serve_connection(
                     admissions: (role == PeerRole::Aggregator)
                         .then_some((admissions_rx, admissions_at)),
                 };
+                let began = Instant::now();
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
+                shared.metrics.session_ended(began.elapsed());
                 if let Err(e) = r {
                     tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
                 }
@@ -1253,7 +1262,9 @@ pub async fn sync_once(
         trusted_aggregator: true,
         admissions: None,
     };
+    let began = Instant::now();
     let result = drive_session(ctx, send, recv, session, heads_rx).await;
+    shared.metrics.session_ended(began.elapsed());
     let stats = conn.stats();
     let (frames_sent, frame_bytes_sent, frames_received, frame_bytes_received) = traffic.snapshot();
     result.map(|()| SyncReport {

@@ -257,6 +257,8 @@ pub struct NodeProc {
     pub listen: Option<std::net::SocketAddr>,
     /// The HTTP address it serves, if it does.
     pub http: Option<std::net::SocketAddr>,
+    /// The operator's address (`--metrics`), if it serves one.
+    pub metrics: Option<std::net::SocketAddr>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -288,6 +290,7 @@ impl NodeProc {
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (mtx, mrx) = std::sync::mpsc::channel();
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
@@ -296,6 +299,8 @@ impl NodeProc {
                     let _ = tx.send(Some((false, addr.trim().parse().expect("listen address"))));
                 } else if let Some(addr) = line.strip_prefix("http on ") {
                     let _ = tx.send(Some((true, addr.trim().parse().expect("http address"))));
+                } else if let Some(addr) = line.strip_prefix("metrics on ") {
+                    let _ = mtx.send(addr.trim().parse().expect("metrics address"));
                 } else if line.contains(" running; stop with Ctrl-C") {
                     let _ = tx.send(None);
                 }
@@ -317,6 +322,7 @@ impl NodeProc {
             child,
             listen,
             http,
+            metrics: mrx.try_recv().ok(),
             stderr: log,
         }
     }

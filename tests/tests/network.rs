@@ -350,6 +350,89 @@ fn run_logs_what_an_operator_needs_and_nothing_else() {
     }
 }
 
+/// Health and metrics (issue 9): `/healthz` and `/metrics` on the public listener and on the
+/// operator's `--metrics` listener; the metrics show the node, its authors under their
+/// admitted names, refusals, peers and their lag, HTTP requests by route and memory. The public
+/// `/api/v1/status` carries no peer address or error; the operator's does.
+#[test]
+fn metrics_health_and_a_public_status_without_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
+    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).ok();
+    let agg = NodeProc::start(
+        &agg_dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let a = NodeProc::start(&a_dir, &["--aggregator", &agg.peer(&agg_id)]);
+    publish(&a_dir, "Mätbar metod").unwrap();
+    eventually(20, "the method at the aggregator", || {
+        record_ids(&agg_dir, &["--kind", "method"]).len() == 1
+    });
+    let (http, ops) = (agg.http.unwrap(), agg.metrics.expect("metrics listener"));
+    for addr in [http, ops] {
+        assert_eq!(http_get(addr, "/healthz"), (200, "ok\n".to_string()));
+    }
+    let (code, metrics) = http_get(ops, "/metrics");
+    assert_eq!(code, 200);
+    for seen in [
+        "spindel_up{name=\"nationell\",role=\"aggregator\"} 1",
+        "spindel_records 2",
+        &format!(
+            "spindel_log_entries{{author=\"{}\",name=\"skane\"}} 2",
+            &a_id[..16]
+        ),
+        &format!(
+            "spindel_peer_connected{{peer=\"{}\",role=\"incoming\"}} 1",
+            &a_id[..16]
+        ),
+        "spindel_entries_accepted_total 2",
+        "spindel_disk_bytes{part=\"payloads\"}",
+        "process_resident_memory_bytes",
+        "# TYPE spindel_entries_refused_total counter",
+    ] {
+        assert!(metrics.contains(seen), "{seen:?} not in {metrics}");
+    }
+    // Requests to the public listener are counted by route and status.
+    http_get(http, "/api/v1/records?kind=nope");
+    let (_, public_metrics) = http_get(http, "/metrics");
+    assert!(
+        public_metrics.contains("spindel_http_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+        "{public_metrics}"
+    );
+    assert!(
+        public_metrics
+            .contains("spindel_http_requests_total{route=\"/api/v1/records\",status=\"400\"} 1"),
+        "{public_metrics}"
+    );
+    // The public status has no peer addresses or errors; the operator's has them.
+    let public: serde_json::Value =
+        serde_json::from_str(&http_get(http, "/api/v1/status").1).unwrap();
+    let peer = &public["peers"][0];
+    assert_eq!(peer["node_id"], a_id.as_str());
+    assert!(
+        peer.get("address").is_none() && peer.get("last_error").is_none(),
+        "{peer}"
+    );
+    let full: serde_json::Value = serde_json::from_str(&http_get(ops, "/api/v1/status").1).unwrap();
+    assert!(
+        full["peers"][0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    for p in [a, agg] {
+        assert_eq!(p.terminate(15), 0);
+    }
+}
+
 #[test]
 fn one_shot_sync_catches_up_both_ways_and_exits() {
     let tmp = tempfile::tempdir().unwrap();

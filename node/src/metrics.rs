@@ -1,0 +1,282 @@
+//! `GET /metrics`: the node's health in Prometheus text format (exposition format 0.0.4), for
+//! an operator's Prometheus and Grafana (`deploy/prometheus.yml`, `deploy/grafana-dashboard.json`).
+//! Counters kept while the node runs live in [`Metrics`]; the rest is read from the store and
+//! the process when scraped. No peer addresses or error texts: those are in `spindel status`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::local::LocalNode;
+use crate::runtime::PeerStatus;
+
+/// Counters of a running node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Entries accepted from peers since the node started.
+    entries_accepted: AtomicU64,
+    /// Sync sessions ended, and their total duration in microseconds.
+    sessions: AtomicU64,
+    session_micros: AtomicU64,
+    /// HTTP requests by route (the matched pattern) and status.
+    http: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+/// Distinct HTTP routes counted; requests beyond this share the label `other`, so no client
+/// can grow the table (unmatched paths are `unmatched` anyway).
+pub const HTTP_ROUTES_MAX: usize = 64;
+
+impl Metrics {
+    pub fn accepted(&self, n: u64) {
+        self.entries_accepted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn session_ended(&self, lasted: Duration) {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        self.session_micros.fetch_add(
+            u64::try_from(lasted.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn http_request(&self, route: &str, status: u16) {
+        let mut map = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        let known = map.keys().any(|(r, _)| r == route);
+        let distinct = map
+            .keys()
+            .map(|(r, _)| r)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let route = if known || distinct < HTTP_ROUTES_MAX {
+            route.to_string()
+        } else {
+            "other".to_string()
+        };
+        *map.entry((route, status)).or_default() += 1;
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Bytes of every file under `dir` (0 if it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// The process's resident memory in bytes (Linux), if it can be read.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The whole exposition: the node's counters, its store, its peers and the process.
+pub fn render(
+    node: &LocalNode,
+    metrics: &Metrics,
+    peers: &[PeerStatus],
+) -> Result<String, crate::local::NodeError> {
+    let mut out = String::new();
+    let config = node.config();
+    head(&mut out, "spindel_up", "gauge", "1 while the node serves.");
+    let role = match config.role {
+        crate::local::Role::Region => "region",
+        crate::local::Role::Aggregator => "aggregator",
+    };
+    let _ = writeln!(
+        out,
+        "spindel_up{{name=\"{}\",role=\"{role}\"}} 1",
+        esc(&config.name)
+    );
+
+    let status = node.status()?;
+    head(
+        &mut out,
+        "spindel_records",
+        "gauge",
+        "Current, visible records held here.",
+    );
+    let _ = writeln!(out, "spindel_records {}", status.records);
+    head(
+        &mut out,
+        "spindel_log_entries",
+        "gauge",
+        "Entries held per author (its head seq), by the name it was admitted under.",
+    );
+    for a in &status.authors {
+        let _ = writeln!(
+            out,
+            "spindel_log_entries{{author=\"{}\",name=\"{}\"}} {}",
+            esc(a.node_id.get(..16).unwrap_or(&a.node_id)),
+            esc(a.name.as_deref().unwrap_or("")),
+            a.head
+        );
+    }
+    head(
+        &mut out,
+        "spindel_entries_accepted_total",
+        "counter",
+        "Entries accepted from peers since the node started.",
+    );
+    let _ = writeln!(
+        out,
+        "spindel_entries_accepted_total {}",
+        metrics.entries_accepted.load(Ordering::Relaxed)
+    );
+    head(
+        &mut out,
+        "spindel_entries_refused_total",
+        "counter",
+        "Entries refused, by reason (kept in the store across restarts).",
+    );
+    for (reason, n) in &status.refused {
+        let _ = writeln!(
+            out,
+            "spindel_entries_refused_total{{reason=\"{}\"}} {n}",
+            esc(reason)
+        );
+    }
+    head(
+        &mut out,
+        "spindel_forks",
+        "gauge",
+        "Authors proven to have forked their log (frozen here).",
+    );
+    let _ = writeln!(out, "spindel_forks {}", status.forks.len());
+
+    head(
+        &mut out,
+        "spindel_peer_connected",
+        "gauge",
+        "1 if the link to the peer is up.",
+    );
+    for p in peers {
+        let _ = writeln!(
+            out,
+            "spindel_peer_connected{{peer=\"{}\",role=\"{}\"}} {}",
+            esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
+            esc(&p.role),
+            u8::from(p.connected)
+        );
+    }
+    head(
+        &mut out,
+        "spindel_peer_lag_entries",
+        "gauge",
+        "Entries this node holds that the peer does not yet.",
+    );
+    for p in peers {
+        let _ = writeln!(
+            out,
+            "spindel_peer_lag_entries{{peer=\"{}\",role=\"{}\"}} {}",
+            esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
+            esc(&p.role),
+            p.lag
+        );
+    }
+    head(
+        &mut out,
+        "spindel_sync_session_seconds",
+        "summary",
+        "Durations of ended sync sessions.",
+    );
+    let _ = writeln!(
+        out,
+        "spindel_sync_session_seconds_sum {}",
+        metrics.session_micros.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "spindel_sync_session_seconds_count {}",
+        metrics.sessions.load(Ordering::Relaxed)
+    );
+
+    head(
+        &mut out,
+        "spindel_disk_bytes",
+        "gauge",
+        "Bytes on disk per part of the data directory.",
+    );
+    for part in ["store", "index", "payloads"] {
+        let _ = writeln!(
+            out,
+            "spindel_disk_bytes{{part=\"{part}\"}} {}",
+            dir_bytes(&node.dir().join(part))
+        );
+    }
+    head(
+        &mut out,
+        "spindel_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+    );
+    for ((route, code), n) in metrics
+        .http
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "spindel_http_requests_total{{route=\"{}\",status=\"{code}\"}} {n}",
+            esc(route)
+        );
+    }
+    if let Some(rss) = rss_bytes() {
+        head(
+            &mut out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the node process.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_routes_are_bounded() {
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::default();
+        for i in 0..HTTP_ROUTES_MAX + 10 {
+            m.http_request(&format!("/r{i}"), 200);
+        }
+        m.http_request("/r0", 200);
+        let map = m.http.lock().unwrap();
+        assert_eq!(map.len(), HTTP_ROUTES_MAX + 1, "the routes and `other`");
+        assert_eq!(map[&("/r0".to_string(), 200)], 2);
+        assert_eq!(map[&("other".to_string(), 200)], 10);
+    }
+}
