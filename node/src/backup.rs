@@ -274,8 +274,10 @@ impl<R: Read> Reader<R> {
 pub fn restore(from: &Path, dir: &Path) -> Result<Restored, NodeError> {
     local::in_new_node_dir(dir, || {
         let file = fs::File::open(from).map_err(io_err(from))?;
+        // The mark and the identity item (which holds the secret key) are read straight from
+        // the file into zeroing buffers: a buffered reader's buffer would keep a copy.
         let mut reader = Reader {
-            input: BufReader::new(file),
+            input: file,
             hash: Sha256::new(),
         };
         let mut magic = vec![0u8; MAGIC.len()];
@@ -299,6 +301,10 @@ pub fn restore(from: &Path, dir: &Path) -> Result<Restored, NodeError> {
             .map_err(|e| bad(from, format!("node name: {e}")))?;
         let key = SecretKey::from_hex(&key_hex)
             .ok_or_else(|| bad(from, "the key is not 64 hex characters"))?;
+        let mut reader = Reader {
+            input: BufReader::new(reader.input),
+            hash: reader.hash,
+        };
         restore_into(from, dir, &mut reader, &config, &key)
     })
 }

@@ -98,10 +98,10 @@ fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow
             counts[i] += 1;
         }
     }
-    let name = meta.label().map_or_else(|| id.to_hex(), str::to_string);
+    let name = meta.name_or_key(id);
     Ok(RegionRow {
         node_id: id.to_hex(),
-        display_name: meta.shown().unwrap_or_else(|| name.clone()),
+        display_name: meta.shown(id),
         name,
         total: counts.iter().sum(),
         counts,
@@ -129,7 +129,7 @@ fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>,
                     report_url: sroi.report_url,
                     title: inn.title,
                     region: meta.label().map(str::to_string),
-                    region_display: meta.shown(),
+                    region_display: Some(meta.shown(&id)),
                     author: id.to_hex(),
                     record_id: rid.to_hex(),
                 });
@@ -234,10 +234,10 @@ pub fn controllers(store: &Store) -> Result<Vec<Controller>, StoreError> {
             .into_iter()
             .filter(|(_, m)| m.kind == Kind::Researcher && m.visible())
             .count() as u64;
-        let name = meta.label().map_or_else(|| id.to_hex(), str::to_string);
+        let name = meta.name_or_key(&id);
         out.push(Controller {
             node_id: id.to_hex(),
-            shown: meta.shown().unwrap_or_else(|| name.clone()),
+            shown: meta.shown(&id),
             name,
             website,
             researchers,
@@ -255,7 +255,7 @@ pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreErro
     Ok(store
         .authors()?
         .into_iter()
-        .find(|(_, m)| m.label() == Some(key))
+        .find(|(id, m)| m.name_or_key(id) == key)
         .map(|(id, _)| id))
 }
 

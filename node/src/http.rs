@@ -268,7 +268,7 @@ pub fn region_list(
         let records = store.visible_count_of(&id)?;
         out.push(RegionView {
             node_id: id.to_hex(),
-            name: meta.label().map(str::to_string),
+            name: Some(meta.name_or_key(&id)),
             display_name: meta.display_name.clone(),
             records,
             head: heads.get(&id).map_or(0, |h| h.seq),

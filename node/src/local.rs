@@ -834,7 +834,7 @@ impl LocalNode {
             admitted_as: self
                 .store
                 .author(&me)?
-                .and_then(|m| m.admitted_name)
+                .map(|m| m.name_or_key(&me))
                 .filter(|n| *n != self.config.name),
         })
     }

@@ -76,7 +76,7 @@ pub enum QueryError {
 /// A region is found by the name it was admitted under, or by its NodeId; never by what its
 /// profile claims (anyone can write any display name).
 fn region_matches(id: &NodeId, meta: &AuthorMeta, wanted: &str) -> bool {
-    meta.label() == Some(wanted) || id.to_hex() == wanted
+    meta.name_or_key(id) == wanted || id.to_hex() == wanted
 }
 
 /// The authors `q.region` names (`None`: no region filter).
@@ -323,8 +323,8 @@ fn facet_counts(
             .into_iter()
             .filter_map(|(id, count)| {
                 let meta = authors.get(&id)?;
-                let value = meta.label().map_or_else(|| id.to_hex(), str::to_string);
-                let label = meta.shown().unwrap_or_else(|| value.clone());
+                let value = meta.name_or_key(&id);
+                let label = meta.shown(&id);
                 Some(FacetCount {
                     value,
                     label,
@@ -381,10 +381,7 @@ fn view(
     Ok(Some(RecordView {
         record_id: rid.to_hex(),
         kind: meta.kind,
-        region: authors
-            .get(author)
-            .and_then(|m| m.label())
-            .map(str::to_string),
+        region: authors.get(author).map(|m| m.name_or_key(author)),
         author: author.to_hex(),
         seq: meta.seq,
         updated_at: rfc3339_ms(meta.updated_ms),

@@ -536,8 +536,23 @@ fn admission_list(n: &LocalNode) -> Result<Vec<(NodeId, Option<String>)>, NodeEr
         .authors()?
         .into_iter()
         .filter(|(a, m)| m.admitted && *a != n.node_id())
-        .map(|(a, m)| (a, m.label().map(str::to_string)))
+        // A region admitted before names were required has none stored: it is known by the
+        // name made from its key, here and everywhere (never by what its profile claims).
+        .map(|(a, m)| (a, Some(m.name_or_key(&a))))
         .collect())
+}
+
+/// Whether the admission list changed since the one the region has (and marks it sent).
+fn admissions_due(rx: &mut Option<watch::Receiver<u64>>, sent: &mut u64) -> bool {
+    match rx {
+        Some(rx) => {
+            let now = *rx.borrow_and_update();
+            let due = now != *sent;
+            *sent = now;
+            due
+        }
+        None => false,
+    }
 }
 
 /// Resolves when `rx` sees a new value; never when there is none to watch.
@@ -683,11 +698,13 @@ async fn drive_session(
                         .await;
                     match r {
                         Ok(renamed) => {
+                            let own = &shared.node.config().name;
                             for (id, name) in renamed {
-                                if id == me && name != shared.node.config().name {
-                                    tracing::warn!(admitted_as = %name, own_name = %shared.node.config().name, aggregator = %peer.short(), "the aggregator admitted this region under another name; the network shows its records under the admitted name");
+                                let shown = name.as_deref().unwrap_or("(none)");
+                                if id == me && name.as_deref() != Some(own.as_str()) {
+                                    tracing::warn!(admitted_as = %shown, own_name = %own, aggregator = %peer.short(), "the aggregator does not list this region under its own name; the network shows its records under the admitted name");
                                 } else {
-                                    tracing::info!(author = %id.short(), name = %name, "a region's admitted name, from the aggregator");
+                                    tracing::info!(author = %id.short(), name = %shown, "a region's admitted name, from the aggregator");
                                 }
                             }
                         }
@@ -750,11 +767,7 @@ async fn drive_session(
             }
         }
         // A changed admission list goes to the region at once (the first was in the heads).
-        if session.heads_received()
-            && let Some(rx) = admissions.as_mut()
-            && *rx.borrow_and_update() != admissions_sent
-        {
-            admissions_sent = *rx.borrow();
+        if session.heads_received() && admissions_due(&mut admissions, &mut admissions_sent) {
             match shared.blocking(admission_list).await {
                 Ok(list) => session.send_admitted(list),
                 Err(e) => {
@@ -805,6 +818,17 @@ async fn drive_session(
                 Some(Err(e)) => break Err(e.to_string()),
             },
             head = heads_rx.recv() => match head {
+                // A newly admitted region's first entries: its name goes out before them.
+                Ok((author, seq))
+                    if session.heads_received()
+                        && admissions_due(&mut admissions, &mut admissions_sent) =>
+                {
+                    match shared.blocking(admission_list).await {
+                        Ok(list) => session.send_admitted(list),
+                        Err(e) => break Err(e.to_string()),
+                    }
+                    session.local_head(author, seq);
+                }
                 Ok((author, seq)) => session.local_head(author, seq),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     rescan_heads(&shared, &mut session).await;

@@ -155,17 +155,31 @@ impl AuthorMeta {
         self.admitted_name.as_deref()
     }
 
-    /// How pages and lists show the region: its profile's display name with the admitted
-    /// name beside it ("Social ekonomi Dalarna – dalarna"), so a profile that copies another
-    /// region's display name still reads as the region it is.
-    pub fn shown(&self) -> Option<String> {
-        match (&self.display_name, self.label()) {
-            (Some(d), Some(n)) if d == n => Some(n.to_string()),
-            (Some(d), Some(n)) => Some(format!("{d} – {n}")),
-            (Some(d), None) => Some(d.clone()),
-            (None, n) => n.map(str::to_string),
+    /// How pages and lists show the region `id`: its profile's display name with its name in
+    /// the network beside it ("Social ekonomi Dalarna – dalarna"), so a profile that copies
+    /// another region's display name still reads as the region it is. A region without an
+    /// admitted name here shows as `region-<8 hex of its key>`, never by its display name
+    /// alone.
+    pub fn shown(&self, id: &NodeId) -> String {
+        let name = self.name_or_key(id);
+        match &self.display_name {
+            Some(d) if *d == name => name,
+            Some(d) => format!("{d} – {name}"),
+            None => name,
         }
     }
+
+    /// The admitted name, else `region-<first 8 hex of the key>` (what `allow` without
+    /// `--name` gives).
+    pub fn name_or_key(&self, id: &NodeId) -> String {
+        self.label()
+            .map_or_else(|| unnamed_region(id), str::to_string)
+    }
+}
+
+/// The name of a region admitted without one: `region-` and the first 8 hex of its key.
+pub fn unnamed_region(id: &NodeId) -> String {
+    format!("region-{}", &id.to_hex()[..8])
 }
 
 /// Proof of a fork: two different signed entries of one author with the same seq.
@@ -782,13 +796,13 @@ impl Store {
     /// A region takes its pinned aggregator's admission list: every listed author is accepted
     /// here, under the name the aggregator admitted it with (this node's own entry too). A name
     /// is held by one key: another author holding it here loses it. A listed author without a
-    /// name keeps the one it has; an invalid name counts as a refusal and is not taken.
+    /// name has none here; an invalid name counts as a refusal and is not taken.
     /// Returns the authors whose name changed, with the new name.
     pub fn take_admissions(
         &self,
         list: &[(NodeId, Option<String>)],
         me: &NodeId,
-    ) -> Result<Vec<(NodeId, String)>, StoreError> {
+    ) -> Result<Vec<(NodeId, Option<String>)>, StoreError> {
         let _guard = self
             .write
             .lock()
@@ -815,17 +829,27 @@ impl Store {
                 meta.admitted = true;
                 touched.insert(*id);
             }
-            let Some(name) = name else { continue };
+            // The aggregator's list is the truth: a listed author without a name has none
+            // (a name kept from elsewhere, such as a profile's claim an older aggregator
+            // relayed, must not survive).
+            let Some(name) = name else {
+                if meta.admitted_name.take().is_some() {
+                    touched.insert(*id);
+                    renamed.push((*id, None));
+                }
+                continue;
+            };
             if meta.admitted_name.as_deref() == Some(name.as_str()) {
                 continue;
             }
             meta.admitted_name = Some(name.clone());
             touched.insert(*id);
-            renamed.push((*id, name.clone()));
+            renamed.push((*id, Some(name.clone())));
             for (other, m) in authors.iter_mut() {
                 if other != id && m.admitted_name.as_deref() == Some(name.as_str()) {
                     m.admitted_name = None;
                     touched.insert(*other);
+                    renamed.push((*other, None));
                 }
             }
         }

@@ -342,7 +342,7 @@ fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, No
         .store()
         .authors()?
         .into_iter()
-        .filter_map(|(id, m)| Some((id.to_hex(), m.shown()?)))
+        .map(|(id, m)| (id.to_hex(), m.shown(&id)))
         .collect();
     Ok(views
         .into_iter()

@@ -180,3 +180,55 @@ fn expected_author_refuses_others() {
         .unwrap();
     assert_eq!(refused(&out[0]), "wrong_author");
 }
+
+/// A region takes its aggregator's admission list as the truth (issue 8): names come from the
+/// list, a name moves to the key the list gives it, a listed author without a name (or with an
+/// invalid one) has none, and an author without a name shows by the name made from its key,
+/// never by its profile's display name alone.
+#[test]
+fn admission_lists_are_the_truth_for_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let me = SecretKey::from_bytes(&[1; 32]).node_id();
+    let (a, b) = (
+        SecretKey::from_bytes(&[2; 32]).node_id(),
+        SecretKey::from_bytes(&[3; 32]).node_id(),
+    );
+    store.admit(&me, Some("skane".into())).unwrap();
+    // An older aggregator relayed what a profile claimed: "dalarna" for b.
+    store.vouch(&b, Some("dalarna".into())).unwrap();
+    let name = |id| store.author(id).unwrap().unwrap().admitted_name;
+    let renamed = store
+        .take_admissions(
+            &[
+                (a, Some("dalarna".into())),
+                (b, None),
+                (me, Some("skane".into())),
+            ],
+            &me,
+        )
+        .unwrap();
+    assert_eq!(name(&a).as_deref(), Some("dalarna"));
+    assert_eq!(name(&b), None, "the claimed name survived the list");
+    assert!(renamed.contains(&(b, None)), "{renamed:?}");
+    assert!(store.author(&a).unwrap().unwrap().admitted);
+    // Shown by the name made from its key, whatever its profile says.
+    let mut meta = store.author(&b).unwrap().unwrap();
+    meta.display_name = Some("Social ekonomi Dalarna".into());
+    let key_name = format!("region-{}", &b.to_hex()[..8]);
+    assert_eq!(
+        meta.shown(&b),
+        format!("Social ekonomi Dalarna – {key_name}")
+    );
+    // The name moves: the list gives "skane" to a; this node loses it (and can say so).
+    store
+        .take_admissions(
+            &[(a, Some("skane".into())), (b, Some("NOT A NAME".into()))],
+            &me,
+        )
+        .unwrap();
+    assert_eq!(name(&a).as_deref(), Some("skane"));
+    assert_eq!(name(&me), None);
+    assert_eq!(name(&b), None);
+    assert_eq!(store.refusals().unwrap().get("bad_admitted_name"), Some(&1));
+}

@@ -400,6 +400,22 @@ fn metrics_health_and_a_public_status_without_addresses() {
     ] {
         assert!(metrics.contains(seen), "{seen:?} not in {metrics}");
     }
+    // Every metric the deploy/ dashboard and alerts use exists (they cannot drift apart).
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for file in ["grafana-dashboard.json", "spindel-alerts.yml"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        for (i, _) in text.match_indices("spindel_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            assert!(
+                metrics.contains(&format!("# TYPE {name} "))
+                    || metrics.contains(&format!("\n{name}")),
+                "{file} uses {name}, which /metrics does not show"
+            );
+        }
+    }
     // Requests to the public listener are counted by route and status.
     http_get(http, "/api/v1/records?kind=nope");
     let (_, public_metrics) = http_get(http, "/metrics");
