@@ -29,7 +29,7 @@ use spindel_protocol::sync::QueryRequest;
 /// Largest `--file` accepted by `publish` (a record is at most 64 KiB encoded).
 const PUBLISH_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Largest `--file` accepted by `import`.
-const IMPORT_FILE_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+const IMPORT_FILE_BYTES_MAX: u64 = spindel_node::control::IMPORT_BYTES_MAX;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -23,8 +23,11 @@ use crate::local::NodeError;
 use crate::runtime::{Shared, query_from_request};
 
 pub const SOCKET_FILE: &str = "control.sock";
-/// Largest request (an import carries its whole file).
-pub const REQUEST_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+/// Largest import file (`spindel import --file`), whether or not a node runs.
+pub const IMPORT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest control request: an import carries its whole file as a JSON string, where quotes,
+/// backslashes, tabs and newlines take two bytes each.
+pub const REQUEST_BYTES_MAX: u64 = 2 * IMPORT_BYTES_MAX + 1024 * 1024;
 /// Largest response.
 pub const RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
@@ -154,16 +157,26 @@ pub fn remove_socket(dir: &Path) {
 async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
-    let mut reader = tokio::io::BufReader::new(read).take(REQUEST_BYTES_MAX);
+    let mut reader = tokio::io::BufReader::new(read).take(REQUEST_BYTES_MAX + 1);
     if reader.read_until(b'\n', &mut line).await.is_err() {
         return;
     }
-    let response = match serde_json::from_slice::<Request>(&line) {
-        Ok(request) => match execute(&shared, request).await {
-            Ok(v) => Response::Ok(v),
-            Err(e) => Response::Error(e),
-        },
-        Err(e) => Response::Error(format!("bad control request: {e}")),
+    let response = if line.len() as u64 > REQUEST_BYTES_MAX {
+        tracing::warn!(
+            bytes = line.len(),
+            "refused a control request over the limit"
+        );
+        Response::Error(format!(
+            "control request over the limit of {REQUEST_BYTES_MAX} bytes"
+        ))
+    } else {
+        match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => match execute(&shared, request).await {
+                Ok(v) => Response::Ok(v),
+                Err(e) => Response::Error(e),
+            },
+            Err(e) => Response::Error(format!("bad control request: {e}")),
+        }
     };
     let mut out =
         serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"error\":\"internal\"}".to_vec());

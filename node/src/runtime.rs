@@ -30,6 +30,33 @@ use crate::transport::{
     FramedRecv, FramedSend, Limits, PeerAddr, Traffic, Transport, TransportError,
 };
 
+/// Incoming connections one key may hold at once (a region needs one per aggregator link,
+/// plus a query or two).
+pub const PEER_CONNECTIONS_MAX: usize = 4;
+
+/// One live incoming connection of a peer, counted in [`Shared::peer_connection`].
+#[derive(Debug)]
+pub struct PeerSlot {
+    shared: Arc<Shared>,
+    peer: NodeId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .per_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// Reconnect backoff: first delay, cap, and how long a session must live to reset it.
 pub const BACKOFF_MIN_MS: u64 = 200;
 pub const BACKOFF_MAX_MS: u64 = 3_000;
@@ -121,6 +148,8 @@ pub struct Shared {
     admissions: watch::Sender<u64>,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Live incoming connections per peer key.
+    per_peer: Mutex<BTreeMap<NodeId, usize>>,
     /// Fault injection for tests: a pause for the next served session between reading the
     /// heads it opens with and starting it (0 in normal operation).
     session_setup_delay_ms: AtomicU64,
@@ -148,7 +177,26 @@ impl Shared {
             forks_seen: watch::Sender::new(0),
             admissions: watch::Sender::new(0),
             metrics: crate::metrics::Metrics::default(),
+            per_peer: Mutex::new(BTreeMap::new()),
             session_setup_delay_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// A slot for one more connection from `peer`, held while it lives; `None` when the peer
+    /// has [`PEER_CONNECTIONS_MAX`] already.
+    pub fn peer_connection(self: &Arc<Self>, peer: NodeId) -> Option<PeerSlot> {
+        let mut map = self
+            .per_peer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(peer).or_insert(0);
+        if *n >= PEER_CONNECTIONS_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            shared: self.clone(),
+            peer,
         })
     }
 
@@ -1334,14 +1382,33 @@ impl Running {
             let shared = shared.clone();
             let t = transport.clone();
             let frame_max = opts.limits.frame_bytes_max;
+            let connections = Arc::new(tokio::sync::Semaphore::new(opts.limits.connections_max));
             tasks.push(tokio::spawn(async move {
-                while let Some(accepted) = t.accept().await {
-                    match accepted {
-                        Ok((conn, peer)) => {
-                            tokio::spawn(serve_connection(shared.clone(), conn, peer, frame_max));
+                while let Some(incoming) = t.accept().await {
+                    // Each connection holds a permit for as long as it lives: at most
+                    // `connections_max` at once, handshakes included; more are refused.
+                    let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        tracing::warn!(address = %incoming.remote_address(), "refused a connection: at the connection limit");
+                        incoming.refuse();
+                        continue;
+                    };
+                    // Each handshake in a task of its own: a peer that never completes one holds
+                    // up nobody else.
+                    let (shared, t) = (shared.clone(), t.clone());
+                    tokio::spawn(async move {
+                        match t.handshake(incoming).await {
+                            Ok((conn, peer)) => {
+                                let Some(_per_peer) = shared.peer_connection(peer) else {
+                                    tracing::warn!(peer = %peer.short(), "refused a connection: too many from one key");
+                                    conn.close(ErrorCode::Protocol.code().into(), b"too many connections");
+                                    return;
+                                };
+                                serve_connection(shared, conn, peer, frame_max).await;
+                            }
+                            Err(e) => tracing::debug!(error = %e, "incoming connection failed"),
                         }
-                        Err(e) => tracing::debug!(error = %e, "incoming connection failed"),
-                    }
+                        drop(permit);
+                    });
                 }
             }));
         }

@@ -510,26 +510,31 @@ impl Transport {
     }
 
     /// The next incoming connection, handshake completed; `None` once the endpoint is closed.
-    pub async fn accept(&self) -> Option<Result<(quinn::Connection, NodeId), TransportError>> {
-        let incoming = self.endpoint.accept().await?;
+    /// The next incoming connection attempt, before its handshake ([`Transport::handshake`]
+    /// completes it: run that in a task of its own, so a stalled handshake holds up no other).
+    pub async fn accept(&self) -> Option<quinn::Incoming> {
+        self.endpoint.accept().await
+    }
+
+    /// Completes an incoming handshake within the handshake timeout; the peer's NodeId.
+    pub async fn handshake(
+        &self,
+        incoming: quinn::Incoming,
+    ) -> Result<(quinn::Connection, NodeId), TransportError> {
         let timeout = Duration::from_millis(self.limits.handshake_timeout_ms);
-        Some(
-            async {
-                let conn = tokio::time::timeout(timeout, incoming)
-                    .await
-                    .map_err(|_| TransportError::Connect {
-                        peer: "incoming".into(),
-                        reason: "handshake timed out".into(),
-                    })?
-                    .map_err(TransportError::Connection)?;
-                let id = peer_id(&conn).ok_or_else(|| TransportError::Connect {
-                    peer: conn.remote_address().to_string(),
-                    reason: "no ed25519 identity".into(),
-                })?;
-                Ok((conn, id))
-            }
-            .await,
-        )
+        let remote = incoming.remote_address();
+        let conn = tokio::time::timeout(timeout, incoming)
+            .await
+            .map_err(|_| TransportError::Connect {
+                peer: remote.to_string(),
+                reason: "handshake timed out".into(),
+            })?
+            .map_err(TransportError::Connection)?;
+        let id = peer_id(&conn).ok_or_else(|| TransportError::Connect {
+            peer: conn.remote_address().to_string(),
+            reason: "no ed25519 identity".into(),
+        })?;
+        Ok((conn, id))
     }
 
     /// Closes every connection and stops accepting.

@@ -18,6 +18,13 @@ use spindel_protocol::sync::{
 };
 
 async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAddr) {
+    aggregator_with(admit, Limits::default()).await
+}
+
+async fn aggregator_with(
+    admit: &[&SecretKey],
+    limits: Limits,
+) -> (tempfile::TempDir, Running, PeerAddr) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agg");
     local::init(
@@ -37,7 +44,7 @@ async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAd
     let opts = RunOptions {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         aggregators: vec![],
-        limits: Limits::default(),
+        limits,
     };
     let running = Running::start(Arc::new(node), key, opts).await.unwrap();
     let peer = format!("{id}@{}", running.listen_addr.unwrap())
@@ -624,5 +631,154 @@ async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
         ..Default::default()
     };
     assert!(running.shared.node.query(&q).unwrap().records.is_empty());
+    running.shutdown().await;
+}
+
+/// A handshake that never completes holds up nobody (issue 9): a peer whose first flight
+/// reaches the aggregator and then goes silent (a relay passes its first datagram and drops
+/// everything after) leaves the handshake pending for the whole handshake timeout, and an
+/// admitted region connecting meanwhile is served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_does_not_hold_up_the_others() {
+    let region = SecretKey::from_bytes(&[51; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agg");
+    local::init(
+        &path,
+        "nationell",
+        Role::Aggregator,
+        None,
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let node = LocalNode::open(&path).unwrap();
+    node.allow(region.node_id(), Some("skane".into())).unwrap();
+    let key = node.key().clone();
+    let id = node.node_id();
+    // Long idle and handshake timeouts: a stalled handshake stays pending for 10 s.
+    let limits = Limits {
+        idle_timeout_ms: 30_000,
+        handshake_timeout_ms: 10_000,
+        ..Limits::default()
+    };
+    let running = Running::start(
+        Arc::new(node),
+        key,
+        RunOptions {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            aggregators: vec![],
+            limits,
+        },
+    )
+    .await
+    .unwrap();
+    let agg_addr = running.listen_addr.unwrap();
+
+    // The relay: the first datagram from the client goes to the aggregator; nothing else
+    // passes either way.
+    let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let (first_sent, first_flight) = tokio::sync::oneshot::channel();
+    let forwarded = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = relay.recv_from(&mut buf).await.unwrap();
+        relay.send_to(&buf[..n], agg_addr).await.unwrap();
+        let _ = first_sent.send(());
+        loop {
+            if relay.recv_from(&mut buf).await.is_err() {
+                break;
+            }
+        }
+    });
+    let staller = SecretKey::from_bytes(&[52; 32]);
+    let stalled_peer: PeerAddr = format!("{id}@{relay_addr}").parse().unwrap();
+    let stalled = tokio::spawn(async move {
+        let t = Transport::client(&staller, Limits::default()).unwrap();
+        let _ = t.connect(&stalled_peer).await;
+    });
+    // Once the first flight is on its way to the aggregator, connect as the admitted region.
+    first_flight.await.unwrap();
+    let peer: PeerAddr = format!("{id}@{agg_addr}").parse().unwrap();
+    let started = std::time::Instant::now();
+    let _h = tokio::time::timeout(Duration::from_secs(5), Hostile::connect(&region, &peer))
+        .await
+        .expect("the admitted region waited behind a stalled handshake");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    stalled.abort();
+    forwarded.abort();
+    running.shutdown().await;
+}
+
+/// One key holds at most `PEER_CONNECTIONS_MAX` connections at once (issue 9); one more is
+/// closed with a protocol error, and a slot comes back when a connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_holds_a_bounded_number_of_connections() {
+    use spindel_node::runtime::PEER_CONNECTIONS_MAX;
+    let key = SecretKey::from_bytes(&[61; 32]);
+    let (_dir, running, peer) = aggregator(&[&key]).await;
+    let t = Transport::client(&key, Limits::default()).unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..PEER_CONNECTIONS_MAX {
+        let c = t.connect(&peer).await.unwrap();
+        // Served: a stream opens and answers.
+        let (s, r) = c.open_bi().await.unwrap();
+        let (mut s, mut r) = (FramedSend::new(s), FramedRecv::new(r, FRAME_BYTES_MAX));
+        s.send(&Message::Query(Default::default())).await.unwrap();
+        assert!(matches!(
+            r.recv().await.unwrap(),
+            Some(Message::QueryResult { .. })
+        ));
+        conns.push(c);
+    }
+    let extra = t.connect(&peer).await.unwrap();
+    assert_eq!(
+        closed_with(&extra).await,
+        Some(u64::from(ErrorCode::Protocol.code())),
+        "a connection over the per-key limit was served"
+    );
+    // One ends: a new one is served again.
+    conns.pop().unwrap().close(0u32.into(), b"done");
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let c = t.connect(&peer).await.unwrap();
+            let (s, r) = c.open_bi().await.unwrap();
+            let (mut s, mut r) = (FramedSend::new(s), FramedRecv::new(r, FRAME_BYTES_MAX));
+            if s.send(&Message::Query(Default::default())).await.is_ok()
+                && matches!(r.recv().await, Ok(Some(Message::QueryResult { .. })))
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "the slot never came back");
+    running.shutdown().await;
+}
+
+/// At most `connections_max` connections are open at once, whoever holds them (issue 9): one
+/// more is refused before its handshake, and the node serves the ones it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_holds_at_most_its_connection_limit() {
+    let keys: Vec<SecretKey> = (70..73).map(|n| SecretKey::from_bytes(&[n; 32])).collect();
+    let refs: Vec<&SecretKey> = keys.iter().collect();
+    let limits = Limits {
+        connections_max: 2,
+        ..Limits::default()
+    };
+    let (_dir, running, peer) = aggregator_with(&refs, limits).await;
+    let mut held = Vec::new();
+    for k in &keys[..2] {
+        let t = Transport::client(k, Limits::default()).unwrap();
+        let c = t.connect(&peer).await.unwrap();
+        held.push((t, c));
+    }
+    let t = Transport::client(&keys[2], Limits::default()).unwrap();
+    assert!(
+        t.connect(&peer).await.is_err(),
+        "a connection over the limit was accepted"
+    );
+    for (_, c) in &held {
+        assert!(c.close_reason().is_none(), "a held connection was dropped");
+    }
     running.shutdown().await;
 }

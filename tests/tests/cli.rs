@@ -744,3 +744,52 @@ fn allow_refuses_a_name_another_key_holds() {
         "{names:?}"
     );
 }
+
+/// Size limits on what the CLI and the control socket take in (issue 9): an import file over
+/// `IMPORT_BYTES_MAX` is refused before it is read whole, and a running node answers a control
+/// request over `REQUEST_BYTES_MAX` with a one-line error instead of buffering more.
+#[test]
+fn import_files_and_control_requests_are_size_capped() {
+    use std::io::{BufRead, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = region(tmp.path(), "skane");
+    let big = tmp.path().join("big.jsonl");
+    let max = spindel_node::control::IMPORT_BYTES_MAX;
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(max + 1)
+        .unwrap();
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&big),
+    ])
+    .fails(1, &format!("over the limit of {max} bytes"));
+
+    let node = spindel_tests::NodeProc::start(&dir, &[]);
+    let mut sock = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
+    let chunk = vec![b'a'; 1024 * 1024];
+    let limit = spindel_node::control::REQUEST_BYTES_MAX;
+    let mut sent = 0u64;
+    while sent <= limit {
+        if sock.write_all(&chunk).is_err() {
+            break; // the node stopped reading: it has answered
+        }
+        sent += chunk.len() as u64;
+    }
+    let mut answer = String::new();
+    std::io::BufReader::new(&sock)
+        .read_line(&mut answer)
+        .unwrap();
+    assert!(
+        answer.contains(&format!("control request over the limit of {limit} bytes")),
+        "{answer}"
+    );
+    // The node goes on serving.
+    spindel(&["status", "--data-dir", s(&dir)]).ok();
+    assert_eq!(node.terminate(15), 0);
+}
