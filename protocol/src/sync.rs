@@ -569,7 +569,16 @@ impl Session {
                     return Err(violation("ack is too long"));
                 }
                 for (a, seq) in heads {
-                    let known = self.peer.entry(a).or_insert(0);
+                    // The ack is for one author's batch: it may raise what is known of that
+                    // author or of one the peer already named, never add others (the session's
+                    // state stays bounded by the opening heads, whatever a peer sends).
+                    let Some(known) = (if a == author {
+                        Some(self.peer.entry(a).or_insert(0))
+                    } else {
+                        self.peer.get_mut(&a)
+                    }) else {
+                        continue;
+                    };
                     *known = (*known).max(seq);
                     if a == author && seq < last_sent {
                         // The peer refused part of the batch: do not resend it in this session.
@@ -947,6 +956,53 @@ mod tests {
                 })
                 .is_err()
         );
+    }
+
+    #[test]
+    fn acks_never_grow_the_session_state() {
+        let k = key(9);
+        let payload = crate::entry::Payload::seal(
+            &mut rand::rngs::OsRng,
+            r#"{"title":"t","summary":"s"}"#.to_string(),
+        );
+        let h = next_header(k.node_id(), None, 1, Kind::Method, RecordId([1; 16]), Some(&payload));
+        let entry = SyncEntry {
+            entry: Entry::sign(&k, h).to_wire(),
+            payload: Some(payload),
+        };
+        let mut agg = Session::new(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            "agg",
+            BTreeMap::from([(k.node_id(), 1)]),
+            true,
+            vec![],
+        );
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        while agg.poll().is_some() {}
+        agg.loaded(k.node_id(), vec![entry]);
+        // An ack naming the batch's author and HEADS_AUTHORS_MAX made-up ones.
+        let mut heads: Vec<(NodeId, u64)> = (0..HEADS_AUTHORS_MAX as u32 - 1)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_be_bytes());
+                (NodeId(b), 5)
+            })
+            .collect();
+        heads.push((k.node_id(), 1));
+        agg.handle(Message::Ack { heads }).unwrap();
+        assert_eq!(agg.peer_heads().len(), 1, "an ack added authors to the session");
+        assert_eq!(agg.peer_heads()[&k.node_id()], 1);
     }
 
     #[test]
