@@ -683,8 +683,26 @@ impl Store {
         opts: ApplyOptions,
     ) -> Result<Vec<Outcome>, StoreError> {
         // verify_strict of every signature, before the write lock: concurrent batches verify
-        // on all cores. The verdicts go into the same ingest rules.
-        let verdicts: Vec<_> = batch.iter().map(|i| i.entry.verify()).collect();
+        // on all cores. The verdicts go into the same ingest rules. Cheap checks first: an
+        // entry by another author than the expected one, or by an author not admitted here or
+        // frozen, is refused before its signature matters, so it costs no verification.
+        let mut admitted: HashMap<NodeId, bool> = HashMap::new();
+        let mut verdicts = Vec::with_capacity(batch.len());
+        for i in &batch {
+            let a = i.entry.header().author;
+            let ok = match admitted.get(&a) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = self
+                        .author_stored(&a)?
+                        .is_some_and(|m| m.admitted && !m.frozen);
+                    admitted.insert(a, ok);
+                    ok
+                }
+            };
+            let expected = opts.expected_author.is_none_or(|e| e == a);
+            verdicts.push((ok && expected).then(|| i.entry.verify()));
+        }
         let guard = self
             .write
             .lock()
@@ -697,6 +715,18 @@ impl Store {
             let view = View {
                 ov: &ov,
                 author: header.author,
+            };
+            // Not verified above: refused on its author before the signature is read, unless
+            // it was admitted meanwhile (then it is verified now, under the lock).
+            let verdict = match verdict {
+                Some(v) => v,
+                None if view.admitted()
+                    && !view.frozen()
+                    && opts.expected_author.is_none_or(|e| e == header.author) =>
+                {
+                    incoming.entry.verify()
+                }
+                None => Err(spindel_protocol::keys::VerifyError::BadSignature),
             };
             match ingest::check_verified(
                 &view,
@@ -727,11 +757,16 @@ impl Store {
                 }
             }
         }
+        let wrote_entries = ov.accepted > 0 || ov.forked;
         let committed = ov.commit()?;
         // Durable before returning, but flushed outside the write lock: sled's flush covers
-        // everything applied so far, so concurrent batches share one fsync.
+        // everything applied so far, so concurrent batches share one fsync. A batch that only
+        // counted refusals needs no fsync (nothing is acknowledged on it; the counters reach
+        // disk with the next flush).
         drop(guard);
-        self.db.flush()?;
+        if wrote_entries {
+            self.db.flush()?;
+        }
         if !committed.purged.is_empty() {
             if ABORT_BEFORE_ERASE.load(std::sync::atomic::Ordering::Relaxed) {
                 std::process::abort();

@@ -232,3 +232,50 @@ fn admission_lists_are_the_truth_for_names() {
     assert_eq!(name(&b), None);
     assert_eq!(store.refusals().unwrap().get("bad_admitted_name"), Some(&1));
 }
+
+/// Cheap checks before signatures (issue 9): a batch of entries by an author that is not
+/// admitted, or not the expected one, is refused and counted as before; the timing of such a
+/// batch is printed with `--nocapture` (a measurement, not an assertion).
+#[test]
+fn refused_authors_cost_no_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut admitted = Author::new(1);
+    store
+        .admit(&admitted.key.node_id(), Some("skane".into()))
+        .unwrap();
+    let mut stranger = Author::new(2);
+    let strangers: Vec<Incoming> = (0..256u32)
+        .map(|i| {
+            let mut rid = [0u8; 16];
+            rid[..4].copy_from_slice(&i.to_be_bytes());
+            stranger.method(RecordId(rid), "Okänd")
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    let out = store.apply(strangers, opts()).unwrap();
+    let not_admitted = t0.elapsed();
+    assert!(out.iter().all(|o| refused(o) == "not_admitted"));
+    let own: Vec<Incoming> = (0..256u32)
+        .map(|i| {
+            let mut rid = [1u8; 16];
+            rid[..4].copy_from_slice(&i.to_be_bytes());
+            admitted.method(RecordId(rid), "Egen")
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    let out = store
+        .apply(
+            own,
+            ApplyOptions {
+                expected_author: Some(stranger.key.node_id()),
+                ..opts()
+            },
+        )
+        .unwrap();
+    let wrong_author = t0.elapsed();
+    assert!(out.iter().all(|o| refused(o) == "wrong_author"));
+    assert_eq!(store.refusals().unwrap().get("not_admitted"), Some(&256));
+    assert_eq!(store.refusals().unwrap().get("wrong_author"), Some(&256));
+    eprintln!("256 refused entries: not admitted {not_admitted:?}, wrong author {wrong_author:?}");
+}

@@ -965,7 +965,14 @@ mod tests {
             &mut rand::rngs::OsRng,
             r#"{"title":"t","summary":"s"}"#.to_string(),
         );
-        let h = next_header(k.node_id(), None, 1, Kind::Method, RecordId([1; 16]), Some(&payload));
+        let h = next_header(
+            k.node_id(),
+            None,
+            1,
+            Kind::Method,
+            RecordId([1; 16]),
+            Some(&payload),
+        );
         let entry = SyncEntry {
             entry: Entry::sign(&k, h).to_wire(),
             payload: Some(payload),
@@ -1001,7 +1008,11 @@ mod tests {
             .collect();
         heads.push((k.node_id(), 1));
         agg.handle(Message::Ack { heads }).unwrap();
-        assert_eq!(agg.peer_heads().len(), 1, "an ack added authors to the session");
+        assert_eq!(
+            agg.peer_heads().len(),
+            1,
+            "an ack added authors to the session"
+        );
         assert_eq!(agg.peer_heads()[&k.node_id()], 1);
     }
 
