@@ -1039,22 +1039,29 @@ async fn serve_connection(
     shared: Arc<Shared>,
     conn: quinn::Connection,
     peer: NodeId,
-    frame_max: usize,
+    limits: crate::transport::Limits,
 ) {
     let peer_key = format!("in:{}:{}", peer, conn.remote_address());
+    let first_frame_within = Duration::from_millis(limits.first_frame_timeout_ms);
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(_) => break,
         };
         let mut send = FramedSend::new(send);
-        let mut recv = FramedRecv::new(recv, frame_max);
-        let first = match recv.recv().await {
-            Ok(Some(m)) => m,
-            Ok(None) => continue,
-            Err(e) => {
+        let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
+        // The first frame arrives whole within the deadline, or the connection is closed.
+        let first = match tokio::time::timeout(first_frame_within, recv.recv()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
                 tracing::debug!(peer = %peer.short(), error = %e, "bad first frame");
                 conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
+                break;
+            }
+            Err(_) => {
+                tracing::info!(peer = %peer.short(), "closed a connection whose first frame did not arrive in time");
+                conn.close(ErrorCode::Protocol.code().into(), b"first frame too slow");
                 break;
             }
         };
@@ -1080,7 +1087,12 @@ async fn serve_connection(
                     tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
                     Err(NOT_A_MEMBER.to_string())
                 };
-                let _ = send.send(&Message::QueryResult { json }).await;
+                // An answer the asker does not read is dropped after the deadline.
+                let _ = tokio::time::timeout(
+                    first_frame_within,
+                    send.send(&Message::QueryResult { json }),
+                )
+                .await;
                 send.finish();
             }
             hello @ Message::Hello { .. } => {
@@ -1381,7 +1393,7 @@ impl Running {
         if opts.listen.is_some() {
             let shared = shared.clone();
             let t = transport.clone();
-            let frame_max = opts.limits.frame_bytes_max;
+            let limits = opts.limits.clone();
             let connections = Arc::new(tokio::sync::Semaphore::new(opts.limits.connections_max));
             tasks.push(tokio::spawn(async move {
                 while let Some(incoming) = t.accept().await {
@@ -1394,7 +1406,7 @@ impl Running {
                     };
                     // Each handshake in a task of its own: a peer that never completes one holds
                     // up nobody else.
-                    let (shared, t) = (shared.clone(), t.clone());
+                    let (shared, t, limits) = (shared.clone(), t.clone(), limits.clone());
                     tokio::spawn(async move {
                         match t.handshake(incoming).await {
                             Ok((conn, peer)) => {
@@ -1403,7 +1415,7 @@ impl Running {
                                     conn.close(ErrorCode::Protocol.code().into(), b"too many connections");
                                     return;
                                 };
-                                serve_connection(shared, conn, peer, frame_max).await;
+                                serve_connection(shared, conn, peer, limits).await;
                             }
                             Err(e) => tracing::debug!(error = %e, "incoming connection failed"),
                         }

@@ -44,11 +44,17 @@ pub struct Limits {
     pub idle_timeout_ms: u64,
     /// A connect that has not completed its handshake by then fails.
     pub handshake_timeout_ms: u64,
+    /// A stream whose first frame has not arrived whole by then is closed, and a query answer
+    /// the asker does not read within it is dropped.
+    pub first_frame_timeout_ms: u64,
     /// Flow-control window of one stream.
     pub stream_window_bytes: u32,
     /// Flow-control window of one connection.
     pub connection_window_bytes: u32,
 }
+
+/// What a frame's buffer starts with; it grows as the frame's bytes arrive.
+pub const FRAME_INITIAL_BYTES: usize = 16 * 1024;
 
 /// A link with no packet for this long is dead: a silent peer is noticed within it.
 pub const IDLE_TIMEOUT_MS: u64 = 4_000;
@@ -64,6 +70,7 @@ impl Default for Limits {
             streams_per_connection_max: 8,
             idle_timeout_ms: IDLE_TIMEOUT_MS,
             handshake_timeout_ms: 10_000,
+            first_frame_timeout_ms: 10_000,
             stream_window_bytes: 2 * 1024 * 1024,
             connection_window_bytes: 8 * 1024 * 1024,
         }
@@ -635,14 +642,16 @@ impl FramedRecv {
             }
         }
         let len = sync::frame_len(prefix, self.frame_bytes_max)?;
-        let mut body = vec![0u8; len];
-        self.inner
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| match e {
-                quinn::ReadExactError::ReadError(e) => TransportError::Read(describe(e)),
-                quinn::ReadExactError::FinishedEarly(_) => TransportError::Closed,
-            })?;
+        // The buffer grows as bytes arrive: a length prefix alone reserves little, so peers
+        // that announce large frames and send nothing hold no memory.
+        let mut body = Vec::with_capacity(len.min(FRAME_INITIAL_BYTES));
+        while body.len() < len {
+            match self.inner.read_chunk(len - body.len(), true).await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+                Ok(None) => return Err(TransportError::Closed),
+                Err(e) => return Err(TransportError::Read(describe(e))),
+            }
+        }
         self.traffic.frames_received.fetch_add(1, Ordering::Relaxed);
         self.traffic
             .bytes_received

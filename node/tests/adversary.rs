@@ -782,3 +782,34 @@ async fn the_node_holds_at_most_its_connection_limit() {
     }
     running.shutdown().await;
 }
+
+/// A stream whose first frame never arrives whole is not waited on for ever (issue 9): a peer
+/// that sends a length prefix announcing the largest frame and then nothing has its connection
+/// closed at the first-frame deadline; the node goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_frame_that_never_arrives_is_not_waited_on() {
+    let key = SecretKey::from_bytes(&[81; 32]);
+    let other = SecretKey::from_bytes(&[82; 32]);
+    let limits = Limits {
+        first_frame_timeout_ms: 500,
+        ..Limits::default()
+    };
+    let (_dir, running, peer) = aggregator_with(&[&key, &other], limits).await;
+    let t = Transport::client(&key, Limits::default()).unwrap();
+    let conn = t.connect(&peer).await.unwrap();
+    let (mut s, _r) = conn.open_bi().await.unwrap();
+    s.write_all(&(FRAME_BYTES_MAX as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&[0u8; 100]).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        closed_with(&conn).await,
+        Some(u64::from(ErrorCode::Protocol.code())),
+        "the stalled stream was not closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Others are served meanwhile and after.
+    let _h = Hostile::connect(&other, &peer).await;
+    running.shutdown().await;
+}
