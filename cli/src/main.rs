@@ -85,6 +85,7 @@ enum Command {
     Publish {
         #[command(flatten)]
         dir: DataDir,
+        /// The record kind: profile, innovation, method or researcher (fields: README, "Records").
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON file of the record, or - for stdin.
@@ -100,6 +101,7 @@ enum Command {
     Import {
         #[command(flatten)]
         dir: DataDir,
+        /// The record kind: profile, innovation, method or researcher (fields: README, "Records").
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON Lines file, one record a line (- for stdin).
@@ -112,6 +114,7 @@ enum Command {
     Delete {
         #[command(flatten)]
         dir: DataDir,
+        /// The record's id (32 hex characters), as `publish` and `query` print it.
         #[arg(value_parser = parse_record_id)]
         record_id: RecordId,
         #[command(flatten)]
@@ -131,9 +134,10 @@ enum Command {
         /// (nodes answer member nodes only).
         #[arg(long, value_name = "PEER", value_parser = parse_peer)]
         from: Option<PeerAddr>,
+        /// Only records of this kind: profile, innovation, method or researcher.
         #[arg(long, value_parser = parse_kind)]
         kind: Option<Kind>,
-        /// A region's name (or display name).
+        /// Only records of the region admitted under this name (or with this NodeId).
         #[arg(long, value_name = "NAME")]
         region: Option<String>,
         #[arg(long)]
@@ -156,17 +160,17 @@ enum Command {
         #[command(flatten)]
         dir: DataDir,
         /// QUIC address to listen on (port 0 picks a free port); an aggregator needs one.
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         listen: Option<SocketAddr>,
         /// An aggregator to replicate with (NODEID@HOST:PORT); repeat for several.
         #[arg(long = "aggregator", value_name = "PEER", value_parser = parse_peer)]
         aggregators: Vec<PeerAddr>,
         /// Serve the read-only HTTP/JSON API on this address (port 0 picks a free port).
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         http: Option<SocketAddr>,
         /// Serve the operator's /metrics (Prometheus), /healthz and full /api/v1/status (with
         /// peers' addresses and errors) on this address; keep it internal.
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         metrics: Option<SocketAddr>,
         #[command(flatten)]
         log: LogArgs,
@@ -175,9 +179,10 @@ enum Command {
     Allow {
         #[command(flatten)]
         dir: DataDir,
+        /// The region's NodeId (64 hex characters), as `spindel id` prints it on the region.
         #[arg(value_parser = parse_node_id)]
         node_id: NodeId,
-        /// The region's short name.
+        /// The region's name in the network (1-32 of a-z, 0-9, -), unique.
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -199,7 +204,7 @@ enum Command {
         #[arg(long, default_value_t = 8, value_name = "N")]
         regions: usize,
         /// Where the aggregator serves HTTP (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:7780", value_name = "HOST:PORT")]
+        #[arg(long, default_value = "127.0.0.1:7780", value_name = "HOST:PORT", value_parser = parse_addr)]
         http: SocketAddr,
         /// Exit 0 once every region's records are at the aggregator and back in every region.
         #[arg(long)]
@@ -248,6 +253,17 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse::<Kind>().map_err(|e| e.to_string())
 }
 
+/// A listen address: `HOST:PORT` with an IP address or a host name (`localhost:7780`).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not HOST:PORT ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{s:?} names no address"))
+}
+
 fn parse_record_id(s: &str) -> Result<RecordId, String> {
     s.parse::<RecordId>().map_err(|e| e.to_string())
 }
@@ -290,6 +306,7 @@ fn with_node<T: serde::de::DeserializeOwned>(
         request,
         Request::Publish { .. } | Request::Import { .. } | Request::Delete { .. }
     );
+    check_data_dir(&dir.data_dir)?;
     let deadline = std::time::Instant::now() + NODE_START_WAIT;
     let restored_deadline = std::time::Instant::now() + RESTORED_START_WAIT;
     loop {
@@ -433,7 +450,16 @@ fn init_tracing(command: &Command) {
     }
 }
 
+/// A data directory given that is a file (or not a directory) is named as such.
+fn check_data_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => bail!("{} is a file, not a data directory", dir.display()),
+        _ => Ok(()),
+    }
+}
+
 fn open(dir: &DataDir) -> Result<LocalNode> {
+    check_data_dir(&dir.data_dir)?;
     Ok(LocalNode::open(&dir.data_dir)?)
 }
 
@@ -901,5 +927,20 @@ fn read_input(path: &Path, max: u64) -> Result<String> {
     if bytes.len() as u64 > max {
         bail!("{} is over the limit of {max} bytes", path.display());
     }
-    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
+    // A byte-order mark (some editors on Windows write one) is not part of the JSON.
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let line = body[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            bail!(
+                "{} is not UTF-8 text: line {line} holds bytes that are not (save the file as UTF-8)",
+                path.display()
+            )
+        }
+    }
 }

@@ -72,10 +72,10 @@ pub enum Response {
 /// A control channel failure on the client side.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("control channel {path}: {source}")]
+    #[error("control channel {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("control channel {0}: the node sent an unreadable answer")]
     BadAnswer(PathBuf),
@@ -86,9 +86,9 @@ pub enum ControlError {
 /// Sends `request` to the node running in `dir`. `Ok(None)`: no node runs there.
 pub fn request(dir: &Path, request: &Request) -> Result<Option<serde_json::Value>, ControlError> {
     let path = dir.join(SOCKET_FILE);
-    let io = |source| ControlError::Io {
+    let io = |error| ControlError::Io {
         path: path.clone(),
-        source,
+        error,
     };
     let mut stream = match UnixStream::connect(&path) {
         Ok(s) => s,

@@ -78,6 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .merge(crate::web::routes())
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             count_request,
@@ -153,6 +154,28 @@ async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, Ap
         }
     }
     Ok(axum::Json(status).into_response())
+}
+
+/// A method other than GET or HEAD: 405 saying why (JSON under `/api/`).
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    let mut r = if uri.path().starts_with("/api/") {
+        ApiError(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD: nothing over HTTP can write".into(),
+        )
+        .into_response()
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Bara GET och HEAD: kunskapsbanken går inte att ändra över HTTP.\n",
+        )
+            .into_response()
+    };
+    r.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET, HEAD"),
+    );
+    r
 }
 
 /// An unknown route: JSON under `/api/`, the Swedish 404 page elsewhere.

@@ -95,7 +95,7 @@ pub enum NodeError {
     UnknownRecord(RecordId),
     #[error("record {0} is deleted; a deleted record cannot be published again")]
     Deleted(RecordId),
-    #[error("record {record_id} is a {stored} record, not a {given} record")]
+    #[error("record {record_id} is of kind {stored}, not {given}")]
     KindMismatch {
         record_id: RecordId,
         stored: Kind,
@@ -613,6 +613,14 @@ impl LocalNode {
             if records.len() + errors.len() >= IMPORT_RECORDS_MAX {
                 return Err(NodeError::ImportTooLarge);
             }
+            if line.trim_start().starts_with('[') {
+                errors.push(format!(
+                    "line {}: a JSON array; import takes JSON Lines, one record object per line \
+                     (`jq -c '.[]' FILE` turns an array into lines)",
+                    i + 1
+                ));
+                continue;
+            }
             match self.prepare(kind, line) {
                 Ok(record) => records.push((RecordId::random(rng), record)),
                 Err(e) => errors.push(format!("line {}: {e}", i + 1)),
@@ -769,7 +777,7 @@ impl LocalNode {
 
     /// Runs a query against this node's store.
     pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
-        Ok(query::run(&self.store, q)?)
+        Ok(query::run_checked(&self.store, q)?)
     }
 
     /// Identity, heads, counts, refusals and forks.

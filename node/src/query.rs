@@ -69,6 +69,8 @@ pub enum QueryError {
     BadCursor(String),
     #[error("search text is over {TEXT_CHARS_MAX} characters")]
     TextTooLong,
+    #[error("unknown region {0:?}; known here: {1}")]
+    UnknownRegion(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -110,6 +112,31 @@ fn tagged_records(
 
 /// A record in time order: (time-index key, author, record id).
 type Candidate = (Vec<u8>, NodeId, RecordId);
+
+/// [`run`], refusing a `region` no author here holds with [`QueryError::UnknownRegion`]
+/// (the CLI, the API and remote queries; the page shows such a filter as zero hits).
+pub fn run_checked(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
+    if let Some(wanted) = &q.region {
+        let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
+        if region_authors(&authors, q).is_some_and(|set| set.is_empty()) {
+            let mut known: Vec<String> = authors
+                .iter()
+                .filter(|(_, m)| m.profile.is_some())
+                .map(|(id, m)| m.name_or_key(id))
+                .collect();
+            known.sort();
+            return Err(QueryError::UnknownRegion(
+                wanted.trim().chars().take(40).collect(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                },
+            ));
+        }
+    }
+    run(store, q)
+}
 
 /// Runs `q` against `store`.
 pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {

@@ -505,7 +505,14 @@ impl Transport {
         let timeout = Duration::from_millis(self.limits.handshake_timeout_ms);
         let conn = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| fail("handshake timed out".into()))?
+            .map_err(|_| {
+                fail(format!(
+                    "no answer within {} s: is the node running, and is UDP port {} open in \
+                     every firewall on the way? (QUIC runs over UDP)",
+                    timeout.as_secs(),
+                    peer.port
+                ))
+            })?
             .map_err(|e| fail(e.to_string()))?;
         match peer_id(&conn) {
             Some(id) if id == peer.node_id => Ok(conn),

@@ -450,7 +450,8 @@ async fn search_page(
     };
     let (next_cursor, mut facets, records, region_count) = shared
         .blocking(move |n| {
-            let page = n.query(&q)?;
+            // An unknown region shows as zero hits, its name kept in the form.
+            let page = query::run(n.store(), &q).map_err(NodeError::Query)?;
             let facets = query::facets(n.store(), &q)?;
             let regions = n
                 .store()

@@ -60,7 +60,7 @@ pub enum Refusal {
     FromTheFuture { timestamp_ms: u64, now_ms: u64 },
     #[error("record {0} is deleted; a deleted record never comes back")]
     Tombstoned(RecordId),
-    #[error("record {record_id} is a {stored}, not a {got}")]
+    #[error("record {record_id} is of kind {stored}, not {got}")]
     KindChanged {
         record_id: RecordId,
         stored: Kind,

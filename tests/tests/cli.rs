@@ -250,7 +250,8 @@ fn publish_edit_delete_and_find_by_kind_tag_and_swedish_words() {
         titles(&query(&dir, &["--region", "skane", "--kind", "innovation"])),
         ["Språkcafé i föreningen"]
     );
-    assert!(titles(&query(&dir, &["--region", "dalarna"])).is_empty());
+    spindel(&["query", "--data-dir", s(&dir), "--region", "dalarna"])
+        .fails(1, "unknown region \"dalarna\"");
     // Swedish stemming: an inflected form finds the record.
     assert_eq!(
         titles(&query(&dir, &["--text", "föreningarna"])),
@@ -486,7 +487,7 @@ fn every_bad_record_is_refused_clearly_and_writes_nothing() {
         ],
         INNOVATION,
     )
-    .fails(1, "is a method record, not a innovation record");
+    .fails(1, "is of kind method, not innovation");
 
     // delete: unknown, malformed, the profile.
     spindel(&["delete", "--data-dir", s(&dir), &unknown]).fails(1, "does not exist");
@@ -791,5 +792,112 @@ fn import_files_and_control_requests_are_size_capped() {
     );
     // The node goes on serving.
     spindel(&["status", "--data-dir", s(&dir)]).ok();
+    assert_eq!(node.terminate(15), 0);
+}
+
+/// Messages a new user met (issue 9, part 7), each naming the problem: a data directory that
+/// is a file, a byte-order mark (accepted), a JSON array given to import, bytes that are not
+/// UTF-8 (by line), an unknown region, `--http` with a host name (accepted), a POST to the
+/// API (405 with a JSON error), a record id of another kind, help texts for kinds and ids.
+#[test]
+fn messages_a_new_user_meets_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = region(tmp.path(), "skane");
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    spindel(&["status", "--data-dir", s(&file)]).fails(1, "is a file, not a data directory");
+
+    let bom = tmp.path().join("bom.json");
+    std::fs::write(
+        &bom,
+        b"\xef\xbb\xbf{\"title\":\"Med BOM\",\"summary\":\"s\"}",
+    )
+    .unwrap();
+    let id = spindel(&[
+        "publish",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&bom),
+        "--json",
+    ])
+    .json()["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let arr = tmp.path().join("arr.jsonl");
+    std::fs::write(&arr, "[{\"title\":\"t\",\"summary\":\"s\"}]\n").unwrap();
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&arr),
+    ])
+    .fails(1, "line 1: a JSON array; import takes JSON Lines");
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        b"{\"title\":\"t\",\"summary\":\"s\"}\n{\"title\":\"\xff\",\"summary\":\"s\"}\n",
+    )
+    .unwrap();
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&bad),
+    ])
+    .fails(1, "line 2 holds bytes that are not");
+
+    spindel(&["query", "--data-dir", s(&dir), "--region", "nowhere"])
+        .fails(1, "unknown region \"nowhere\"; known here: skane");
+    spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(&dir),
+            "--kind",
+            "innovation",
+            "--id",
+            &id,
+            "--file",
+            "-",
+        ],
+        r#"{"title":"t","summary":"s"}"#,
+    )
+    .fails(1, "is of kind method, not innovation");
+    for (cmd, needle) in [
+        (
+            vec!["publish", "--help"],
+            "profile, innovation, method or researcher",
+        ),
+        (vec!["delete", "--help"], "32 hex characters"),
+        (vec!["allow", "--help"], "64 hex characters"),
+    ] {
+        let out = spindel(&cmd);
+        assert!(out.stdout.contains(needle), "{cmd:?}: {}", out.stdout);
+    }
+
+    let node = spindel_tests::NodeProc::start(&dir, &["--http", "localhost:0"]);
+    let http = node.http.expect("http on a host name");
+    let (code, head, body) =
+        spindel_tests::http_request(http, "POST", "/api/v1/records", Some("{}"));
+    assert_eq!(code, 405, "{body}");
+    assert!(head.to_lowercase().contains("allow: get, head"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing over HTTP can write")
+    );
     assert_eq!(node.terminate(15), 0);
 }

@@ -235,8 +235,15 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
             "{}",
             spindel(&["status", "--data-dir", s(dir), "--json"]).stdout
         );
-        // Neither the profile's display name nor its claimed name finds it.
-        assert!(methods_of(dir, "social ekonomi dalarna").is_empty());
+        // The profile's display name finds nothing: no region is called that.
+        spindel(&[
+            "query",
+            "--data-dir",
+            s(dir),
+            "--region",
+            "social ekonomi dalarna",
+        ])
+        .fails(1, "unknown region");
     }
     // The spoofer is told under which name the network shows it.
     eventually(10, "the spoofer learns its admitted name", || {
