@@ -172,6 +172,10 @@ enum Command {
         /// peers' addresses and errors) on this address; keep it internal.
         #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         metrics: Option<SocketAddr>,
+        /// Settings file (default: DIR/spindel.toml if it exists): listen, http, metrics,
+        /// aggregators, log_level, log_format. Flags override it. A file given here must exist.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -382,12 +386,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&cli.command);
+    // `run` reads its settings file first: the log level may come from it.
+    let settings = match &cli.command {
+        Command::Run { dir, config, .. } => match run_file(&dir.data_dir, config.as_deref()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
+    init_tracing(&cli.command, settings.as_ref().map(|(_, f)| f));
     // Fault injection for the crash tests (tests/tests/integrity.rs); never set in operation.
     if std::env::var("SPINDEL_FAULT_INJECT").is_ok_and(|v| v == "abort-before-erase") {
         spindel_node::store::ABORT_BEFORE_ERASE.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    match run(cli) {
+    match run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
@@ -404,13 +419,14 @@ struct LogArgs {
     /// RUST_LOG; the libraries' own chatter stays at warn unless RUST_LOG names them.
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: Option<String>,
-    /// Log line format: text (one line per event; colours only on a terminal) or json (one
-    /// JSON object per line, for journald or Loki).
-    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    log_format: LogFormat,
+    /// Log line format: text (the default: one line per event; colours only on a terminal)
+    /// or json (one JSON object per line, for journald or Loki).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum LogFormat {
     Text,
     Json,
@@ -434,10 +450,72 @@ fn log_filter(level: Option<&str>, default: &str) -> tracing_subscriber::EnvFilt
     EnvFilter::new(format!("{default},{QUIET_LIBRARIES}"))
 }
 
-fn init_tracing(command: &Command) {
+/// `spindel run`'s settings file (`DIR/spindel.toml` or `--config FILE`). Flags override it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    listen: Option<String>,
+    http: Option<String>,
+    metrics: Option<String>,
+    #[serde(default)]
+    aggregators: Vec<String>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+/// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
+/// there is one. Every value is checked here, naming the file and the field.
+fn run_file(dir: &Path, config: Option<&Path>) -> Result<(Option<PathBuf>, RunFile)> {
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = dir.join("spindel.toml");
+            if !p.exists() {
+                return Ok((None, RunFile::default()));
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let file: RunFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " ")))?;
+    let bad = |field: &str, e: String| anyhow::anyhow!("{}: {field}: {e}", path.display());
+    for (field, v) in [
+        ("listen", &file.listen),
+        ("http", &file.http),
+        ("metrics", &file.metrics),
+    ] {
+        if let Some(v) = v {
+            parse_addr(v).map_err(|e| bad(field, e))?;
+        }
+    }
+    for (i, a) in file.aggregators.iter().enumerate() {
+        parse_peer(a).map_err(|e| bad(&format!("aggregators[{i}]"), e))?;
+    }
+    if let Some(l) = &file.log_level
+        && !["error", "warn", "info", "debug", "trace"].contains(&l.as_str())
+    {
+        return Err(bad(
+            "log_level",
+            format!("{l:?} is not one of error, warn, info, debug, trace"),
+        ));
+    }
+    Ok((Some(path), file))
+}
+
+fn init_tracing(command: &Command, file: Option<&RunFile>) {
     use std::io::IsTerminal;
     let (level, format, default) = match command {
-        Command::Run { log, .. } => (log.log_level.as_deref(), log.log_format, "info"),
+        Command::Run { log, .. } => (
+            log.log_level
+                .as_deref()
+                .or(file.and_then(|f| f.log_level.as_deref())),
+            log.log_format
+                .or(file.and_then(|f| f.log_format))
+                .unwrap_or(LogFormat::Text),
+            "info",
+        ),
         _ => (None, LogFormat::Text, "warn"),
     };
     let builder = tracing_subscriber::fmt()
@@ -463,7 +541,7 @@ fn open(dir: &DataDir) -> Result<LocalNode> {
     Ok(LocalNode::open(&dir.data_dir)?)
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, settings: Option<(Option<PathBuf>, RunFile)>) -> Result<()> {
     let mut rng = rand_core::OsRng;
     match cli.command {
         Command::Init {
@@ -628,8 +706,30 @@ fn run(cli: Cli) -> Result<()> {
             aggregators,
             http,
             metrics,
+            config: _,
             log: _,
-        } => run_node(&dir, listen, aggregators, http, metrics),
+        } => {
+            // Flags override the settings file, field by field (the file was checked).
+            let (path, file) = settings.unwrap_or_default();
+            let addr = |v: Option<String>| v.map(|v| parse_addr(&v)).transpose();
+            let from_file = |e: String| anyhow::anyhow!(e);
+            let listen = listen.or(addr(file.listen).map_err(from_file)?);
+            let http = http.or(addr(file.http).map_err(from_file)?);
+            let metrics = metrics.or(addr(file.metrics).map_err(from_file)?);
+            let aggregators = if aggregators.is_empty() {
+                file.aggregators
+                    .iter()
+                    .map(|a| parse_peer(a))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(from_file)?
+            } else {
+                aggregators
+            };
+            if let Some(path) = path {
+                tracing::info!(file = %path.display(), "settings read");
+            }
+            run_node(&dir, listen, aggregators, http, metrics)
+        }
         Command::Allow {
             dir,
             node_id,
@@ -717,6 +817,11 @@ fn run_node(
     }
     if role == Role::Aggregator && !aggregators.is_empty() {
         bail!("an aggregator does not dial other aggregators; --aggregator is for regions");
+    }
+    if role == Role::Region && aggregators.is_empty() {
+        tracing::warn!(
+            "no aggregator configured: this region shares nothing with the network (set aggregators in spindel.toml, or --aggregator)"
+        );
     }
     let rt = runtime()?;
     rt.block_on(async move {

@@ -901,3 +901,119 @@ fn messages_a_new_user_meets_name_the_problem() {
     );
     assert_eq!(node.terminate(15), 0);
 }
+
+/// `spindel run` reads its settings from `DIR/spindel.toml` or `--config FILE` (issue 9): the
+/// file's listen, http, metrics and log format are used, flags override them, and a missing
+/// `--config` file, an unknown key or a bad value stops the node with one line naming the file
+/// and the field.
+#[test]
+fn run_reads_its_settings_file_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agg = tmp.path().join("nationell");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&agg),
+        "--name",
+        "nationell",
+        "--role",
+        "aggregator",
+    ])
+    .ok();
+    std::fs::write(
+        agg.join("spindel.toml"),
+        "listen = \"127.0.0.1:0\"\nhttp = \"localhost:0\"\nmetrics = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let node = spindel_tests::NodeProc::start_logging(&agg, &[], None);
+    assert!(node.listen.is_some() && node.http.is_some() && node.metrics.is_some());
+    assert!(
+        node.log()
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("settings read")),
+        "{}",
+        node.log()
+    );
+    assert_eq!(node.terminate(15), 0);
+    // Flags override the file: --http and --log-format given on the command line win.
+    let node =
+        spindel_tests::NodeProc::start(&agg, &["--http", "127.0.0.1:0", "--log-format", "text"]);
+    assert_eq!(node.http.unwrap().ip().to_string(), "127.0.0.1");
+    assert!(
+        !node.log().lines().any(|l| l.starts_with('{')),
+        "{}",
+        node.log()
+    );
+    assert_eq!(node.terminate(15), 0);
+
+    let missing = tmp.path().join("nowhere.toml");
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&missing)])
+        .fails(1, "cannot read the settings file");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n").unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "unknown field `lisen`");
+    std::fs::write(&bad, "aggregators = [\"nope\"]\n").unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
+        .fails(1, "bad.toml: aggregators[0]");
+    std::fs::write(&bad, "log_level = \"loud\"\n").unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "log_level");
+}
+
+/// Every ready settings file in deploy/examples is one `spindel run` accepts (placeholders
+/// filled in, ports moved to free ones by flags, which override the file).
+#[test]
+fn the_deploy_examples_are_settings_files_run_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agg = tmp.path().join("nationell");
+    let agg_id = spindel(&[
+        "init",
+        "--data-dir",
+        s(&agg),
+        "--name",
+        "nationell",
+        "--role",
+        "aggregator",
+        "--json",
+    ])
+    .json()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reg = region(tmp.path(), "skane");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".toml") || name == "config.toml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("AGGREGATOR_NODEID", &agg_id)
+            .replace("aggregator.example.se", "127.0.0.1");
+        let file = tmp.path().join(&name);
+        std::fs::write(&file, text).unwrap();
+        let (dir, free) = if name == "nationell.toml" {
+            (
+                &agg,
+                vec![
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--http",
+                    "127.0.0.1:0",
+                    "--metrics",
+                    "127.0.0.1:0",
+                ],
+            )
+        } else {
+            (&reg, vec!["--metrics", "127.0.0.1:0"])
+        };
+        let mut args = vec!["--config", s(&file)];
+        args.extend(free);
+        let node = spindel_tests::NodeProc::start(dir, &args);
+        assert_eq!(node.terminate(15), 0, "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, 9, "the aggregator and the eight regions");
+}
