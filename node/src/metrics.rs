@@ -59,6 +59,9 @@ impl Metrics {
     }
 }
 
+/// A per-peer gauge: its name, its help text and its value for one peer.
+type PeerGauge = (&'static str, &'static str, fn(&PeerStatus) -> u64);
+
 /// A label value with `\`, `"` and newlines escaped.
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -172,35 +175,29 @@ pub fn render(
     );
     let _ = writeln!(out, "spindel_forks {}", status.forks.len());
 
-    head(
-        &mut out,
-        "spindel_peer_connected",
-        "gauge",
-        "1 if the link to the peer is up.",
-    );
-    for p in peers {
-        let _ = writeln!(
-            out,
-            "spindel_peer_connected{{peer=\"{}\",role=\"{}\"}} {}",
-            esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
-            esc(&p.role),
-            u8::from(p.connected)
-        );
-    }
-    head(
-        &mut out,
-        "spindel_peer_lag_entries",
-        "gauge",
-        "Entries this node holds that the peer does not yet.",
-    );
-    for p in peers {
-        let _ = writeln!(
-            out,
-            "spindel_peer_lag_entries{{peer=\"{}\",role=\"{}\"}} {}",
-            esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
-            esc(&p.role),
-            p.lag
-        );
+    let peer_gauges: [PeerGauge; 2] = [
+        (
+            "spindel_peer_connected",
+            "1 if the link to the peer is up.",
+            |p| u64::from(p.connected),
+        ),
+        (
+            "spindel_peer_lag_entries",
+            "Entries this node holds that the peer does not yet.",
+            |p| p.lag,
+        ),
+    ];
+    for (name, help, value) in peer_gauges {
+        head(&mut out, name, "gauge", help);
+        for p in peers {
+            let _ = writeln!(
+                out,
+                "{name}{{peer=\"{}\",role=\"{}\"}} {}",
+                esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
+                esc(&p.role),
+                value(p)
+            );
+        }
     }
     head(
         &mut out,

@@ -647,37 +647,14 @@ async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_does_not_hold_up_the_others() {
     let region = SecretKey::from_bytes(&[51; 32]);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("agg");
-    local::init(
-        &path,
-        "nationell",
-        Role::Aggregator,
-        None,
-        &mut rand_core::OsRng,
-    )
-    .unwrap();
-    let node = LocalNode::open(&path).unwrap();
-    node.allow(region.node_id(), Some("skane".into())).unwrap();
-    let key = node.key().clone();
-    let id = node.node_id();
     // Long idle and handshake timeouts: a stalled handshake stays pending for 10 s.
     let limits = Limits {
         idle_timeout_ms: 30_000,
         handshake_timeout_ms: 10_000,
         ..Limits::default()
     };
-    let running = Running::start(
-        Arc::new(node),
-        key,
-        RunOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            aggregators: vec![],
-            limits,
-        },
-    )
-    .await
-    .unwrap();
+    let (_dir, running, peer) = aggregator_with(&[&region], limits).await;
+    let id = peer.node_id;
     let agg_addr = running.listen_addr.unwrap();
 
     // The relay: the first datagram from the client goes to the aggregator; nothing else
@@ -704,7 +681,6 @@ async fn a_stalled_handshake_does_not_hold_up_the_others() {
     });
     // Once the first flight is on its way to the aggregator, connect as the admitted region.
     first_flight.await.unwrap();
-    let peer: PeerAddr = format!("{id}@{agg_addr}").parse().unwrap();
     let started = std::time::Instant::now();
     let _h = tokio::time::timeout(Duration::from_secs(5), Hostile::connect(&region, &peer))
         .await
