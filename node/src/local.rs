@@ -8,7 +8,7 @@
 //! DIR/index/        tantivy full-text index, derived, rebuilt when stale
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -265,6 +265,27 @@ pub struct Status {
     /// network shows its records under this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_as: Option<String>,
+}
+
+/// An import line's own `record_id` (if any) and the record's JSON without it.
+fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_, str>), NodeError> {
+    if !line.contains("\"record_id\"") {
+        return Ok((None, std::borrow::Cow::Borrowed(line)));
+    }
+    let bad = |m: String| NodeError::Schema(SchemaError(m));
+    let mut value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Ok((None, std::borrow::Cow::Borrowed(line)));
+    };
+    let rid = match obj.remove("record_id") {
+        Some(serde_json::Value::String(s)) => s
+            .parse::<RecordId>()
+            .map_err(|_| bad(format!("record_id must be 32 hex characters, got {s:?}")))?,
+        Some(other) => return Err(bad(format!("record_id must be a string, got {other}"))),
+        None => return Ok((None, std::borrow::Cow::Borrowed(line))),
+    };
+    Ok((Some(rid), std::borrow::Cow::Owned(value.to_string())))
 }
 
 /// Creates a new node in `dir`. A region's first entry is its signed profile. On any failure
@@ -606,6 +627,7 @@ impl LocalNode {
         }
         let mut records = Vec::new();
         let mut errors = Vec::new();
+        let mut targets: HashMap<RecordId, usize> = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -621,8 +643,21 @@ impl LocalNode {
                 ));
                 continue;
             }
-            match self.prepare(kind, line) {
-                Ok(record) => records.push((RecordId::random(rng), record)),
+            // A line may name an own record to publish a new version of it, so running an
+            // edited file again updates instead of duplicating.
+            let target = split_record_id(line).and_then(|(given, body)| {
+                if let Some(rid) = given
+                    && let Some(first) = targets.insert(rid, i + 1)
+                {
+                    return Err(NodeError::Schema(SchemaError(format!(
+                        "record_id {rid} is also on line {first}"
+                    ))));
+                }
+                let record = self.prepare(kind, &body)?;
+                Ok((self.target_record(kind, given, rng)?, record))
+            });
+            match target {
+                Ok(pair) => records.push(pair),
                 Err(e) => errors.push(format!("line {}: {e}", i + 1)),
             }
         }

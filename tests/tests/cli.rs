@@ -1017,3 +1017,97 @@ fn the_deploy_examples_are_settings_files_run_accepts() {
     }
     assert_eq!(seen, 9, "the aggregator and the eight regions");
 }
+
+/// An import line may carry `record_id` (issue 9, part 5): the line then publishes a new
+/// version of that own record, so running an edited file again updates instead of
+/// duplicating. A record_id given twice, unknown, or malformed refuses the whole file.
+#[test]
+fn import_lines_with_record_id_update_instead_of_duplicating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = region(tmp.path(), "skane");
+    let file = tmp.path().join("m.jsonl");
+    std::fs::write(
+        &file,
+        "{\"title\":\"Första\",\"summary\":\"s\"}\n{\"title\":\"Andra\",\"summary\":\"s\"}\n",
+    )
+    .unwrap();
+    let import = |f: &Path| {
+        spindel(&[
+            "import",
+            "--data-dir",
+            s(&dir),
+            "--kind",
+            "method",
+            "--file",
+            s(f),
+            "--json",
+        ])
+    };
+    import(&file).json();
+    let methods = || -> Vec<(String, String)> {
+        let v = spindel(&["query", "--data-dir", s(&dir), "--kind", "method", "--json"]).json();
+        let mut out: Vec<(String, String)> = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["data"]["title"].as_str().unwrap().to_string(),
+                    r["record_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let before = methods();
+    assert_eq!(before.len(), 2);
+    let edited: String = before
+        .iter()
+        .map(|(t, id)| {
+            format!("{{\"record_id\":\"{id}\",\"title\":\"{t} (ändrad)\",\"summary\":\"s\"}}\n")
+        })
+        .collect();
+    std::fs::write(&file, &edited).unwrap();
+    import(&file).json();
+    let after = methods();
+    assert_eq!(
+        after.len(),
+        2,
+        "the edited file duplicated records: {after:?}"
+    );
+    assert!(
+        after.iter().all(|(t, _)| t.ends_with("(ändrad)")),
+        "{after:?}"
+    );
+    let ids = |v: &[(String, String)]| {
+        v.iter()
+            .map(|(_, id)| id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(ids(&before), ids(&after));
+
+    let id = &before[0].1;
+    std::fs::write(
+        &file,
+        format!("{{\"record_id\":\"{id}\",\"title\":\"a\",\"summary\":\"s\"}}\n{{\"record_id\":\"{id}\",\"title\":\"b\",\"summary\":\"s\"}}\n"),
+    )
+    .unwrap();
+    import(&file).fails(1, &format!("line 2: record_id {id} is also on line 1"));
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"record_id\":\"{}\",\"title\":\"a\",\"summary\":\"s\"}}\n",
+            "0".repeat(32)
+        ),
+    )
+    .unwrap();
+    import(&file).fails(1, "line 1");
+    std::fs::write(
+        &file,
+        "{\"record_id\":\"xyz\",\"title\":\"a\",\"summary\":\"s\"}\n",
+    )
+    .unwrap();
+    import(&file).fails(1, "record_id must be 32 hex characters");
+    assert_eq!(methods(), after, "a refused file changed something");
+}
