@@ -80,10 +80,59 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
+            HttpLimits::new(HTTP_CONCURRENCY_MAX, HTTP_REQUEST_TIMEOUT),
+            limit_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             count_request,
         ))
         .with_state(shared)
+}
+
+/// Requests served at once by one listener; more get 503 at once (no queue to fill).
+pub const HTTP_CONCURRENCY_MAX: usize = 64;
+/// A request not answered within this gets 503.
+pub const HTTP_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The limits [`limit_requests`] applies.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    permits: Arc<tokio::sync::Semaphore>,
+    timeout: std::time::Duration,
+}
+
+impl HttpLimits {
+    pub fn new(concurrency: usize, timeout: std::time::Duration) -> Self {
+        HttpLimits {
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            timeout,
+        }
+    }
+}
+
+/// At most `concurrency` requests at once and each within `timeout`; otherwise 503 with a JSON
+/// error and `Retry-After`.
+pub async fn limit_requests(
+    State(limits): State<HttpLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let busy = |msg: &str| {
+        let mut r = ApiError(StatusCode::SERVICE_UNAVAILABLE, msg.to_string()).into_response();
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        r
+    };
+    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
+        return busy("busy: too many requests at once; try again");
+    };
+    match tokio::time::timeout(limits.timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => busy("the request took too long and was stopped"),
+    }
 }
 
 /// The operator's listener (`run --metrics`): `/metrics`, `/healthz`, and the whole status
@@ -94,6 +143,10 @@ pub fn operator_router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/status", get(status))
         .fallback(fallback_json)
+        .layer(axum::middleware::from_fn_with_state(
+            HttpLimits::new(HTTP_CONCURRENCY_MAX, HTTP_REQUEST_TIMEOUT),
+            limit_requests,
+        ))
         .with_state(shared)
 }
 
@@ -352,4 +405,67 @@ async fn serve_app(
         }
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A status line from a plain HTTP/1.1 GET on a real socket.
+    fn status_of(addr: SocketAddr, path: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// The limits hit: with one request in flight and a concurrency of 1, the next gets 503
+    /// at once; a request that does not finish within the timeout gets 503.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_and_timeout_limits_answer_503() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let (g, e) = (gate.clone(), entered.clone());
+        let app = Router::new()
+            .route(
+                "/hold",
+                get(move || {
+                    let (g, e) = (g.clone(), e.clone());
+                    async move {
+                        e.notify_one();
+                        g.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/fast", get(|| async { "fast" }))
+            .layer(axum::middleware::from_fn_with_state(
+                HttpLimits::new(1, std::time::Duration::from_millis(300)),
+                limit_requests,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        // The held request times out: 503.
+        let held = tokio::task::spawn_blocking(move || status_of(addr, "/hold"));
+        entered.notified().await;
+        // Meanwhile the only permit is taken: 503 at once.
+        let busy = tokio::task::spawn_blocking(move || status_of(addr, "/fast"))
+            .await
+            .unwrap();
+        assert!(busy.contains("503"), "{busy}");
+        assert!(held.await.unwrap().contains("503"));
+        // Free again: served.
+        let ok = tokio::task::spawn_blocking(move || status_of(addr, "/fast"))
+            .await
+            .unwrap();
+        assert!(ok.contains("200"), "{ok}");
+        gate.notify_waiters();
+    }
 }
