@@ -28,6 +28,8 @@ pub const IMPORT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Largest control request: an import carries its whole file as a JSON string, where quotes,
 /// backslashes, tabs and newlines take two bytes each.
 pub const REQUEST_BYTES_MAX: u64 = 2 * IMPORT_BYTES_MAX + 1024 * 1024;
+/// How long the control socket waits after a failed accept (out of file descriptors).
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest response.
 pub const RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
@@ -134,8 +136,14 @@ pub fn serve(shared: Arc<Shared>) -> Result<tokio::task::JoinHandle<()>, NodeErr
     let owner = std::fs::metadata(&dir).map_err(io)?.uid();
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "control socket: accept failed; retrying shortly");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             match stream.peer_cred() {
                 Ok(cred) if cred.uid() == owner || cred.uid() == 0 => {}

@@ -1087,6 +1087,20 @@ async fn serve_connection(
                     tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
                     Err(NOT_A_MEMBER.to_string())
                 };
+                if !member {
+                    // One refusal per connection: a key that is not a member gets its answer
+                    // and the connection ends, so asking again costs it a new handshake (and
+                    // counts against the connection limits).
+                    let _ = tokio::time::timeout(
+                        first_frame_within,
+                        send.send(&Message::QueryResult { json }),
+                    )
+                    .await;
+                    send.finish();
+                    let _ = tokio::time::timeout(first_frame_within, conn.closed()).await;
+                    conn.close(ErrorCode::NotAdmitted.code().into(), b"not a member");
+                    break;
+                }
                 // An answer the asker does not read is dropped after the deadline.
                 let _ = tokio::time::timeout(
                     first_frame_within,

@@ -795,3 +795,50 @@ async fn a_first_frame_that_never_arrives_is_not_waited_on() {
     let _h = Hostile::connect(&other, &peer).await;
     running.shutdown().await;
 }
+
+/// A key that is not a member gets one refusal per connection (issue 9): its query is
+/// answered with the refusal and the connection then ends, so each further try costs it a new
+/// handshake, bounded by the connection limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_gets_one_refusal_per_connection() {
+    let member = SecretKey::from_bytes(&[91; 32]);
+    let stranger = SecretKey::from_bytes(&[92; 32]);
+    // The node waits at most this long for the stranger to read its refusal and go.
+    let limits = Limits {
+        first_frame_timeout_ms: 1_000,
+        ..Limits::default()
+    };
+    let (_dir, running, peer) = aggregator_with(&[&member], limits).await;
+    let t = Transport::client(&stranger, Limits::default()).unwrap();
+    let conn = t.connect(&peer).await.unwrap();
+    let (s, r) = conn.open_bi().await.unwrap();
+    let (mut s, mut r) = (FramedSend::new(s), FramedRecv::new(r, FRAME_BYTES_MAX));
+    s.send(&Message::Query(Default::default())).await.unwrap();
+    match r.recv().await.unwrap() {
+        Some(Message::QueryResult { json: Err(e) }) => assert!(e.contains("member"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop((s, r));
+    // The same connection serves no second query.
+    let second = async {
+        let (s, r) = conn.open_bi().await.ok()?;
+        let (mut s, mut r) = (FramedSend::new(s), FramedRecv::new(r, FRAME_BYTES_MAX));
+        s.send(&Message::Query(Default::default())).await.ok()?;
+        r.recv().await.ok().flatten()
+    };
+    let answered = tokio::time::timeout(Duration::from_secs(15), second)
+        .await
+        .expect("the connection neither answered nor closed");
+    assert!(
+        answered.is_none(),
+        "a second query was answered: {answered:?}"
+    );
+    // A member is answered as often as it asks.
+    for _ in 0..2 {
+        let answer = remote_query_as(&member, &peer, Default::default(), Limits::default())
+            .await
+            .unwrap();
+        assert!(answer.contains("records"), "{answer}");
+    }
+    running.shutdown().await;
+}
