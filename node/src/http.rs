@@ -412,6 +412,19 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    proptest::proptest! {
+        /// Query strings are untrusted: any parameters never panic the parsing, and what is
+        /// accepted becomes a query or a one-line error.
+        #[test]
+        fn arbitrary_query_parameters_never_panic(
+            params in proptest::collection::hash_map("[a-z]{1,8}", ".{0,60}", 0..8),
+        ) {
+            if let Ok(request) = records_request(&params) {
+                let _ = crate::runtime::query_from_request(&request);
+            }
+        }
+    }
+
     /// A status line from a plain HTTP/1.1 GET on a real socket.
     fn status_of(addr: SocketAddr, path: &str) -> String {
         let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -698,6 +698,48 @@ mod tests {
         Record::from_json(kind, json).unwrap_err().0
     }
 
+    const SAMPLES: [(Kind, &str); 4] = [
+        (
+            Kind::Profile,
+            r#"{"display_name":"Skåne","website":"https://example.se","members":["A"]}"#,
+        ),
+        (
+            Kind::Innovation,
+            r#"{"title":"t","summary":"s","tags":["x"],"sroi":{"ratio":3.2,"year":2011}}"#,
+        ),
+        (
+            Kind::Method,
+            r#"{"title":"t","summary":"s","links":["https://example.se"]}"#,
+        ),
+        (
+            Kind::Researcher,
+            r#"{"name":"A","affiliation":"B","fields":["c"],"email":"a@b.se","consent":{"given":true,"date":"2026-01-05"}}"#,
+        ),
+    ];
+
+    proptest::proptest! {
+        /// Untrusted record JSON (a payload from a peer): arbitrary text and valid records with
+        /// bytes changed never panic, and whatever is accepted round-trips unchanged.
+        #[test]
+        fn arbitrary_and_mutated_record_json_never_panics(
+            text in ".{0,300}",
+            which in 0usize..4,
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let (kind, sample) = SAMPLES[which];
+            let _ = Record::from_json(kind, &text);
+            let mut bytes = sample.as_bytes().to_vec();
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(mutated) = std::str::from_utf8(&bytes)
+                && let Ok(r) = Record::from_json(kind, mutated)
+            {
+                proptest::prop_assert_eq!(Record::from_json(kind, &r.to_json()).unwrap(), r);
+            }
+        }
+    }
+
     #[test]
     fn valid_records_of_every_kind() {
         let p = Record::from_json(
