@@ -179,10 +179,26 @@ async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
         ))
     } else {
         match serde_json::from_slice::<Request>(&line) {
-            Ok(request) => match execute(&shared, request).await {
-                Ok(v) => Response::Ok(v),
-                Err(e) => Response::Error(e),
-            },
+            Ok(request) => {
+                // The asker going away (Ctrl-C) cancels what can still be cancelled: an
+                // import writes nothing unless it reached its one atomic write.
+                let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let work = execute(&shared, request, cancel.clone());
+                tokio::pin!(work);
+                let mut probe = [0u8; 1];
+                let result = tokio::select! {
+                    r = &mut work => r,
+                    _ = reader.read(&mut probe) => {
+                        cancel.store(true, std::sync::atomic::Ordering::Release);
+                        tracing::info!("the control client went away; cancelling its request");
+                        work.await
+                    }
+                };
+                match result {
+                    Ok(v) => Response::Ok(v),
+                    Err(e) => Response::Error(e),
+                }
+            }
             Err(e) => Response::Error(format!("bad control request: {e}")),
         }
     };
@@ -196,7 +212,11 @@ fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
-async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::Value, String> {
+async fn execute(
+    shared: &Arc<Shared>,
+    request: Request,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<serde_json::Value, String> {
     let me = shared.node.node_id();
     match request {
         Request::Publish {
@@ -215,15 +235,17 @@ async fn execute(shared: &Arc<Shared>, request: Request) -> Result<serde_json::V
             )
         }
         Request::Import { kind, text } => {
+            tracing::info!(kind = %kind.as_str(), bytes = text.len(), "import through the control socket");
             shared.own_log_ready().await.map_err(|e| e.to_string())?;
             let imported = shared
                 .run_blocking(move |n| {
-                    n.import(
+                    n.import_cancellable(
                         kind,
                         &text,
                         &mut rand_core::OsRng,
                         crate::local::now_ms(),
                         &|_, _| {},
+                        &cancel,
                     )
                 })
                 .await?;

@@ -13,6 +13,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand_core::CryptoRngCore;
@@ -101,6 +102,8 @@ pub enum NodeError {
         stored: Kind,
         given: Kind,
     },
+    #[error("cancelled: nothing was written")]
+    Cancelled,
     #[error("the profile is edited with `publish --kind profile`; it cannot be deleted")]
     ProfileDelete,
     #[error("a region has one profile: {0}")]
@@ -597,7 +600,13 @@ impl LocalNode {
         let record = self.prepare(kind, json)?;
         let _writer = self.own_log_writer()?;
         let record_id = self.target_record(kind, record_id, rng)?;
-        let entry = self.sign_and_apply(vec![(record_id, record)], rng, now_ms, &|_, _| {})?;
+        let entry = self.sign_and_apply(
+            vec![(record_id, record)],
+            rng,
+            now_ms,
+            &|_, _| {},
+            &AtomicBool::new(false),
+        )?;
         let (seq, hash) = entry[0];
         Ok(Published {
             record_id: record_id.to_hex(),
@@ -616,6 +625,20 @@ impl LocalNode {
         rng: &mut impl CryptoRngCore,
         now_ms: u64,
         progress: &dyn Fn(u64, u64),
+    ) -> Result<Imported, NodeError> {
+        self.import_cancellable(kind, text, rng, now_ms, progress, &AtomicBool::new(false))
+    }
+
+    /// [`LocalNode::import`] that stops with [`NodeError::Cancelled`], writing nothing, once
+    /// `cancel` is set before its one atomic write (the asker went away: Ctrl-C).
+    pub fn import_cancellable(
+        &self,
+        kind: Kind,
+        text: &str,
+        rng: &mut impl CryptoRngCore,
+        now_ms: u64,
+        progress: &dyn Fn(u64, u64),
+        cancel: &AtomicBool,
     ) -> Result<Imported, NodeError> {
         if self.config.role == Role::Aggregator {
             return Err(NodeError::AggregatorAuthors);
@@ -683,7 +706,10 @@ impl LocalNode {
             return Err(NodeError::ImportEmpty);
         }
         let _writer = self.own_log_writer()?;
-        let seqs = self.sign_and_apply(records, rng, now_ms, progress)?;
+        if cancel.load(Ordering::Acquire) {
+            return Err(NodeError::Cancelled);
+        }
+        let seqs = self.sign_and_apply(records, rng, now_ms, progress, cancel)?;
         Ok(Imported {
             imported: seqs.len() as u64,
             first_seq: seqs.first().map_or(0, |s| s.0),
@@ -961,6 +987,7 @@ impl LocalNode {
         rng: &mut impl CryptoRngCore,
         now_ms: u64,
         progress: &dyn Fn(u64, u64),
+        cancel: &AtomicBool,
     ) -> Result<Vec<(u64, Hash)>, NodeError> {
         let me = self.node_id();
         let total = records.len() as u64;
@@ -986,6 +1013,13 @@ impl LocalNode {
             if (i as u64 + 1).is_multiple_of(1000) || i as u64 + 1 == total {
                 progress(i as u64 + 1, total);
             }
+            if cancel.load(Ordering::Acquire) {
+                return Err(NodeError::Cancelled);
+            }
+        }
+        // The last point where a cancel leaves nothing behind: the batch is one atomic write.
+        if cancel.load(Ordering::Acquire) {
+            return Err(NodeError::Cancelled);
         }
         self.apply_own(batch, now_ms)?;
         Ok(out)

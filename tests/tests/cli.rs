@@ -1111,3 +1111,53 @@ fn import_lines_with_record_id_update_instead_of_duplicating() {
     import(&file).fails(1, "record_id must be 32 hex characters");
     assert_eq!(methods(), after, "a refused file changed something");
 }
+
+/// Ctrl-C on an import through a running node cancels it with nothing written (issue 9): the
+/// node notices the asker going away and stops before its one atomic write.
+#[test]
+fn ctrl_c_on_an_import_through_a_running_node_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = region(tmp.path(), "skane");
+    let file = tmp.path().join("many.jsonl");
+    let lines: String = (0..60_000)
+        .map(|i| {
+            format!("{{\"title\":\"Metod {i}\",\"summary\":\"Att dela kunskap i regionen\"}}\n")
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let node = spindel_tests::NodeProc::start(&dir, &[]);
+    let head_before =
+        spindel(&["status", "--data-dir", s(&dir), "--json"]).json()["records"].clone();
+    let mut cli = std::process::Command::new(spindel_tests::spindel_bin())
+        .args([
+            "import",
+            "--data-dir",
+            s(&dir),
+            "--kind",
+            "method",
+            "--file",
+            s(&file),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    spindel_tests::eventually(30, "the node to start the import", || {
+        node.log().contains("import through the control socket")
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &cli.id().to_string()])
+        .status();
+    let status = cli.wait().unwrap();
+    assert!(!status.success());
+    spindel_tests::eventually(60, "the node to cancel", || {
+        node.log().contains("cancelling its request")
+    });
+    // Whatever the node was doing has ended: a status answers after it.
+    let after = spindel(&["status", "--data-dir", s(&dir), "--json"]).json();
+    assert_eq!(
+        after["records"], head_before,
+        "the cancelled import wrote records"
+    );
+    assert_eq!(node.terminate(15), 0);
+}
