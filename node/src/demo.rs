@@ -454,6 +454,10 @@ pub async fn start(
             "--regions must be between 1 and {DEMO_REGIONS_MAX}, got {n}"
         ));
     }
+    // The page's port first: a taken port fails before anything is written.
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| format!("cannot serve http on {http}: {e}"))?;
     let mut salt = [0u8; 4];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
     let root = std::env::temp_dir().join(format!(
@@ -462,6 +466,8 @@ pub async fn start(
         hex::encode(salt)
     ));
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    // Any failure from here on removes the directory again (it holds the nodes' keys).
+    let guard = RemoveOnFailure(Some(root.clone()));
     progress(format!("data i {}", root.display()));
     let agg_dir = root.join("nationell");
     let agg = local::init_open(
@@ -516,8 +522,7 @@ pub async fn start(
     )
     .await
     .map_err(err)?;
-    let (http, _task) = crate::http::serve(aggregator.shared.clone(), http)
-        .await
+    let (http, _task) = crate::http::serve_listener(aggregator.shared.clone(), listener)
         .map_err(|e| format!("cannot serve http on {http}: {e}"))?;
     let listen = aggregator
         .listen_addr
@@ -544,12 +549,30 @@ pub async fn start(
         .map_err(err)?;
         regions.push((sample, id, running));
     }
+    guard.disarm();
     Ok(Demo {
         root,
         aggregator,
         regions,
         http,
     })
+}
+
+/// Removes a directory when dropped, unless disarmed.
+struct RemoveOnFailure(Option<std::path::PathBuf>);
+
+impl RemoveOnFailure {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnFailure {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Demo {

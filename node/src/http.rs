@@ -391,6 +391,24 @@ async fn serve_app(
     app: Router,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(shared, listener, app)
+}
+
+/// Serves the API and the page on a listener bound beforehand (so a taken port fails before
+/// anything else is made).
+pub fn serve_listener(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = router(shared.clone());
+    serve_on(shared, listener, app)
+}
+
+fn serve_on(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    app: Router,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let bound = listener.local_addr()?;
     let mut shutdown = shared.shutdown_signal();
     let task = tokio::spawn(async move {

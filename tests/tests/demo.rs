@@ -152,3 +152,32 @@ fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A demo whose page port is taken stops at once, saying so, and leaves nothing behind (its
+/// directory would hold the nodes' keys).
+#[test]
+fn a_demo_whose_port_is_taken_leaves_nothing_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(spindel_bin())
+        .args([
+            "demo",
+            "--regions",
+            "2",
+            "--http",
+            &addr,
+            "--exit-when-synced",
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot serve http on {addr}")),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
