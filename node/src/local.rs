@@ -717,6 +717,26 @@ impl LocalNode {
         })
     }
 
+    /// The time the next own entry carries: `now_ms`, or the own head's time if the clock went
+    /// back, so an author's entries never go back in time (called under the own-log lock).
+    fn own_time(&self, now_ms: u64) -> Result<u64, NodeError> {
+        let me = self.node_id();
+        let last = match self.store.head(&me)? {
+            Some(head) => self
+                .store
+                .entry(&me, head.seq)?
+                .map_or(0, |e| e.header().timestamp_ms),
+            None => 0,
+        };
+        if last > now_ms {
+            tracing::warn!(
+                behind_ms = last - now_ms,
+                "the clock is behind this region's last entry; signing with that entry's time"
+            );
+        }
+        Ok(now_ms.max(last))
+    }
+
     /// Appends a signed tombstone; the record's payloads are purged.
     pub fn delete(&self, record_id: RecordId, now_ms: u64) -> Result<Deleted, NodeError> {
         if self.config.role == Role::Aggregator {
@@ -724,6 +744,7 @@ impl LocalNode {
         }
         let me = self.node_id();
         let _writer = self.own_log_writer()?;
+        let now_ms = self.own_time(now_ms)?;
         let meta = self
             .store
             .record_meta(&me, &record_id)?
@@ -990,6 +1011,7 @@ impl LocalNode {
         cancel: &AtomicBool,
     ) -> Result<Vec<(u64, Hash)>, NodeError> {
         let me = self.node_id();
+        let now_ms = self.own_time(now_ms)?;
         let total = records.len() as u64;
         let mut head = self.store.head(&me)?;
         let mut batch = Vec::with_capacity(records.len());

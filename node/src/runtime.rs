@@ -66,6 +66,9 @@ const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// A live session re-reads the store's heads this often, so a head it was never told of
 /// (a bug, a lagged channel) is still sent within this time.
 const HEADS_RESCAN: Duration = Duration::from_secs(10);
+/// How often a session sends again what its peer refused (an entry from the future is taken
+/// once the peer's clock has caught up).
+pub const STALLED_RETRY: Duration = Duration::from_secs(30);
 /// How long a closing side waits for the peer to read its error frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Frames buffered between a stream's reader task and its session.
@@ -643,6 +646,9 @@ async fn drive_session(
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + HEADS_RESCAN, HEADS_RESCAN);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry =
+        tokio::time::interval_at(tokio::time::Instant::now() + STALLED_RETRY, STALLED_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let me = shared.node.node_id();
     let mut last_lag = Instant::now()
         .checked_sub(LAG_REFRESH)
@@ -884,6 +890,7 @@ async fn drive_session(
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
             _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
+            _ = retry.tick() => session.retry_stalled(),
             // A new fork proof: the check at the top of the loop passes it on.
             _ = forks_rx.changed() => {}
             // Admissions changed: the check at the top of the loop sends the list.

@@ -279,3 +279,48 @@ fn refused_authors_cost_no_verification() {
     assert_eq!(store.refusals().unwrap().get("wrong_author"), Some(&256));
     eprintln!("256 refused entries: not admitted {not_admitted:?}, wrong author {wrong_author:?}");
 }
+
+/// An author's own entries never go back in time (issue 9): a region whose clock went back
+/// signs with its last entry's time instead, for publishes and deletes alike.
+#[test]
+fn own_entries_never_go_back_in_time() {
+    use spindel_node::local::{self, LocalNode, Role};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    local::init(&dir, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
+    let node = LocalNode::open(&dir).unwrap();
+    let me = node.node_id();
+    let method = r#"{"title":"t","summary":"s"}"#;
+    // After the profile init signed (with the real clock).
+    let base = local::now_ms() + 1_000;
+    let time_of = |seq: u64| {
+        node.store()
+            .entry(&me, seq)
+            .unwrap()
+            .unwrap()
+            .header()
+            .timestamp_ms
+    };
+    let p = node
+        .publish(Kind::Method, method, None, &mut rand_core::OsRng, base)
+        .unwrap();
+    // The clock goes back an hour.
+    let q = node
+        .publish(
+            Kind::Method,
+            method,
+            None,
+            &mut rand_core::OsRng,
+            base - 3_600_000,
+        )
+        .unwrap();
+    assert_eq!(time_of(q.seq), time_of(p.seq));
+    let rid: RecordId = q.record_id.parse().unwrap();
+    let d = node.delete(rid, base - 7_200_000).unwrap();
+    assert_eq!(time_of(d.seq), base);
+    // Forward again: its own time.
+    let r = node
+        .publish(Kind::Method, method, None, &mut rand_core::OsRng, base + 1)
+        .unwrap();
+    assert_eq!(time_of(r.seq), base + 1);
+}

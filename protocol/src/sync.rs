@@ -595,6 +595,24 @@ impl Session {
         }
     }
 
+    /// Sends again, from what the peer acknowledged, every author the peer refused part of a
+    /// batch of earlier in this session: an entry from the future is accepted once the peer's
+    /// clock has caught up. The driver calls this now and then (not on every message: a
+    /// refusal that lasts costs one batch a call).
+    pub fn retry_stalled(&mut self) {
+        if self.state != State::Syncing || self.stalled.is_empty() {
+            return;
+        }
+        for author in std::mem::take(&mut self.stalled) {
+            if self.loading.contains(&author) || self.in_flight.iter().any(|(a, _)| *a == author) {
+                continue;
+            }
+            let acked = self.peer.get(&author).copied().unwrap_or(0);
+            self.sent.insert(author, acked);
+        }
+        self.pump();
+    }
+
     /// Sends this node's head hashes (once, after the opening heads).
     pub fn send_tips(&mut self, tips: Vec<(NodeId, u64, Hash)>) {
         if self.state == State::Syncing && !tips.is_empty() {
@@ -983,6 +1001,69 @@ mod tests {
                     admitted: vec![(key(3).node_id(), None); HEADS_AUTHORS_MAX + 1],
                 })
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_is_sent_again_when_retried() {
+        let k = key(9);
+        let mut agg = Session::new(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            "agg",
+            BTreeMap::from([(k.node_id(), 2)]),
+            true,
+            vec![],
+        );
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        let mut entries = Vec::new();
+        let mut head = None;
+        for seq in 1..=2u64 {
+            let h = next_header(
+                k.node_id(),
+                head,
+                seq,
+                Kind::Method,
+                RecordId([1; 16]),
+                None,
+            );
+            let e = Entry::sign(&k, h);
+            head = Some(Head {
+                seq,
+                hash: e.hash(),
+            });
+            entries.push(SyncEntry {
+                entry: e.to_wire(),
+                payload: None,
+            });
+        }
+        while agg.poll().is_some() {}
+        agg.loaded(k.node_id(), entries);
+        while agg.poll().is_some() {}
+        // The peer took seq 1 and refused seq 2 (say, from the future): stalled, nothing more.
+        agg.handle(Message::Ack {
+            heads: vec![(k.node_id(), 1)],
+        })
+        .unwrap();
+        assert!(std::iter::from_fn(|| agg.poll()).next().is_none());
+        agg.retry_stalled();
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 2,
+                max: BATCH_ENTRIES_MAX
+            })
         );
     }
 
