@@ -85,7 +85,7 @@ enum Command {
     Publish {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method or researcher (fields: README, "Records").
+        /// The record kind: profile, innovation, method or researcher (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON file of the record, or - for stdin.
@@ -101,7 +101,7 @@ enum Command {
     Import {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method or researcher (fields: README, "Records").
+        /// The record kind: profile, innovation, method or researcher (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON Lines file, one record a line (- for stdin).

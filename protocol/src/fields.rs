@@ -1,0 +1,167 @@
+//! The record fields as people read them: one table per kind, built from the same limits the
+//! validation uses ([`crate::record::limits`]). `docs/records.md` is generated from it, and a
+//! test checks the file is up to date and that every field listed is one the schema takes.
+
+use crate::record::Kind;
+use crate::record::limits::*;
+
+/// One field of a kind: its JSON name, whether it is required, the rule, and an example value
+/// (JSON) that the schema accepts.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: &'static str,
+    pub required: bool,
+    pub rule: String,
+    pub example: &'static str,
+}
+
+fn f(name: &'static str, required: bool, rule: String, example: &'static str) -> Field {
+    Field {
+        name,
+        required,
+        rule,
+        example,
+    }
+}
+
+fn text(min: usize, max: usize) -> String {
+    if min == 0 {
+        format!("text, at most {max} characters")
+    } else {
+        format!("text, {min}-{max} characters")
+    }
+}
+
+fn list(max_items: usize, max_chars: usize) -> String {
+    format!("list of at most {max_items} texts of at most {max_chars} characters")
+}
+
+/// The fields of `kind`, in the order the schema lists them.
+pub fn fields(kind: Kind) -> Vec<Field> {
+    let urls = format!("list of at most {LINKS_MAX} http or https URLs");
+    match kind {
+        Kind::Profile => vec![
+            f("display_name", true, text(1, NAME_CHARS_MAX), r#""Nätverket Social Ekonomi Skåne""#),
+            f("name", false, format!("the node's short name (1-{REGION_NAME_CHARS_MAX} of a-z, 0-9, -); filled in by the node"), r#""skane""#),
+            f("description", false, text(0, PROFILE_DESCRIPTION_CHARS_MAX), r#""Nätverk för idéburna organisationer""#),
+            f("members", false, list(MEMBERS_MAX, ORGANISATION_CHARS_MAX), r#"["Coompanion Skåne"]"#),
+            f("website", false, "an http or https URL; shown as the region's contact".into(), r#""https://example.se""#),
+        ],
+        Kind::Innovation => vec![
+            f("title", true, text(1, TITLE_CHARS_MAX), r#""Språkcafé i föreningen""#),
+            f("summary", true, text(1, SUMMARY_CHARS_MAX), r#""Nyanlända möter föreningslivet""#),
+            f("description", false, text(0, DESCRIPTION_CHARS_MAX), r#""Så gick det till""#),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["integration"]"#),
+            f("organisations", false, list(ORGANISATIONS_MAX, ORGANISATION_CHARS_MAX), r#"["Studieförbundet"]"#),
+            f("links", false, urls.clone(), r#"["https://example.se/rapport"]"#),
+            f("contact", false, text(0, CONTACT_CHARS_MAX), r#""Anna, 070-000 00 00""#),
+            f("sroi", false, format!("object: `ratio` (required, a number above 0), `year` ({SROI_YEAR_MIN}-{SROI_YEAR_MAX}), `report_url` (http or https)"), r#"{"ratio":3.2,"year":2011}"#),
+        ],
+        Kind::Method => vec![
+            f("title", true, text(1, TITLE_CHARS_MAX), r#""Lokal överenskommelse""#),
+            f("summary", true, text(1, SUMMARY_CHARS_MAX), r#""Så skrivs en överenskommelse""#),
+            f("description", false, text(0, DESCRIPTION_CHARS_MAX), r#""Steg för steg""#),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["samverkan"]"#),
+            f("links", false, urls, r#"["https://example.se"]"#),
+        ],
+        Kind::Researcher => vec![
+            f("name", true, text(1, NAME_CHARS_MAX), r#""Anna Forskare""#),
+            f("affiliation", true, text(1, NAME_CHARS_MAX), r#""Lunds universitet""#),
+            f("fields", true, format!("list of 1-{FIELDS_MAX} texts of 1-{FIELD_CHARS_MAX} characters"), r#"["social ekonomi"]"#),
+            f("email", false, format!("an e-mail address (addr-spec, dot-atom form, at most {EMAIL_CHARS_MAX} characters); shown only on the record's own page"), r#""anna@example.se""#),
+            f("phone", false, "5-20 digits with spaces, - and ( ), one leading + at most; shown only on the record's own page".into(), r#""+46 46-222 00 00""#),
+            f("consent", true, format!("object: `given` (must be true), `date` (YYYY-MM-DD, {CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), `method` (how, at most {CONSENT_METHOD_CHARS_MAX} characters), `scope` (for what, at most {CONSENT_SCOPE_CHARS_MAX}; absent: being listed in the knowledge bank). Records with the earlier bare `true` stay readable (\"samtycke utan detaljer\")"), r#"{"given":true,"date":"2026-11-02","method":"e-post"}"#),
+        ],
+    }
+}
+
+/// `docs/records.md`, as generated from [`fields`].
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Record kinds and their fields\n\n\
+         Generated from `protocol/src/fields.rs` (the limits the validation uses); a test keeps\n\
+         this file up to date: `SPINDEL_WRITE_DOCS=1 cargo test -p spindel-protocol records_doc`\n\
+         writes it again. Unknown fields are an error; strings are trimmed UTF-8; limits count\n\
+         characters; a record is at most 64 KiB encoded. `publish --file` takes one record as a\n\
+         JSON object, `import --file` one per line (a line may add `\"record_id\"` to publish a\n\
+         new version of an own record).\n",
+    );
+    for kind in [
+        Kind::Profile,
+        Kind::Innovation,
+        Kind::Method,
+        Kind::Researcher,
+    ] {
+        out.push_str(&format!(
+            "\n## `{}`\n\n| field | required | rule |\n|---|---|---|\n",
+            kind.as_str()
+        ));
+        let all = fields(kind);
+        for field in &all {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                field.name,
+                if field.required { "yes" } else { "" },
+                field.rule
+            ));
+        }
+        out.push_str(&format!("\nExample:\n\n```json\n{}\n```\n", example(&all)));
+    }
+    out
+}
+
+/// A record of every field's example, as one JSON line.
+fn example(all: &[Field]) -> String {
+    let body: Vec<String> = all
+        .iter()
+        .map(|f| format!("\"{}\":{}", f.name, f.example))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    #[test]
+    fn records_doc_is_generated_from_the_schema() {
+        for kind in [
+            Kind::Profile,
+            Kind::Innovation,
+            Kind::Method,
+            Kind::Researcher,
+        ] {
+            let all = fields(kind);
+            // Every field listed is one the schema takes (unknown fields are refused), with
+            // its example; the required ones alone make a valid record.
+            Record::from_json(kind, &example(&all))
+                .unwrap_or_else(|e| panic!("{kind:?} example: {e:?}"));
+            let required: Vec<Field> = all.iter().filter(|f| f.required).cloned().collect();
+            Record::from_json(kind, &example(&required))
+                .unwrap_or_else(|e| panic!("{kind:?} required only: {e:?}"));
+            for f in &required {
+                let without: Vec<Field> = required
+                    .iter()
+                    .filter(|g| g.name != f.name)
+                    .cloned()
+                    .collect();
+                assert!(
+                    Record::from_json(kind, &example(&without)).is_err(),
+                    "{kind:?}: {} is listed as required but is not",
+                    f.name
+                );
+            }
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/records.md");
+        let generated = markdown();
+        if std::env::var_os("SPINDEL_WRITE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/records.md is out of date: run SPINDEL_WRITE_DOCS=1 cargo test -p spindel-protocol records_doc"
+        );
+    }
+}
