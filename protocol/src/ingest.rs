@@ -11,6 +11,12 @@ use crate::record::{Kind, Record, SchemaError};
 /// How far an entry's timestamp may be ahead of the receiver's clock.
 pub const FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
 
+/// Entries one author's log may hold on any node: versions and tombstones included, so no
+/// region can fill every node's disk with headers (each about 200 bytes: at most ~400 MB of
+/// headers per author). Far above what a region writes in decades (a busy region: a few
+/// thousand entries a year).
+pub const AUTHOR_ENTRIES_MAX: u64 = 2_000_000;
+
 /// What the receiver knows of one record of the author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordState {
@@ -84,6 +90,8 @@ pub enum Refusal {
     SecondProfile { existing: RecordId, got: RecordId },
     #[error("profile {0} cannot be deleted; a region's profile is edited, never removed")]
     ProfileDeleted(RecordId),
+    #[error("seq {0} is over the limit of {AUTHOR_ENTRIES_MAX} entries per author")]
+    AuthorQuota(u64),
 }
 
 impl Refusal {
@@ -110,6 +118,7 @@ impl Refusal {
             Refusal::Schema(_) => "schema",
             Refusal::SecondProfile { .. } => "second_profile",
             Refusal::ProfileDeleted(_) => "profile_deleted",
+            Refusal::AuthorQuota(_) => "author_quota",
         }
     }
 }
@@ -202,6 +211,9 @@ pub fn check_verified(
     }
     if view.frozen() {
         return Err(Refusal::Frozen(header.author));
+    }
+    if header.seq > AUTHOR_ENTRIES_MAX {
+        return Err(Refusal::AuthorQuota(header.seq));
     }
     signature.map_err(|_| Refusal::BadSignature)?;
 
@@ -508,6 +520,10 @@ mod tests {
             note(refuse(&log, &e1, Some(&short))),
             "payload_size_mismatch"
         );
+        // The per-author quota, on seq alone (before the signature is even looked at).
+        let mut h = e1.header().clone();
+        h.seq = AUTHOR_ENTRIES_MAX + 1;
+        assert_eq!(note(refuse(&log, &resign(h), Some(&p1))), "author_quota");
         let mut flipped = p1.clone();
         flipped[3] ^= 1;
         assert_eq!(
@@ -666,6 +682,7 @@ mod tests {
             "schema",
             "second_profile",
             "profile_deleted",
+            "author_quota",
         ];
         assert_eq!(reached.len(), all.len(), "reached {reached:?}");
         for r in all {
