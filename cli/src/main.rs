@@ -461,6 +461,9 @@ struct RunFile {
     aggregators: Vec<String>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
+    /// Transport limits (`[limits]`); a key left out keeps its default.
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
@@ -493,6 +496,9 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<(Option<PathBuf>, RunFi
     for (i, a) in file.aggregators.iter().enumerate() {
         parse_peer(a).map_err(|e| bad(&format!("aggregators[{i}]"), e))?;
     }
+    file.limits
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(l) = &file.log_level
         && !["error", "warn", "info", "debug", "trace"].contains(&l.as_str())
     {
@@ -728,7 +734,7 @@ fn run(cli: Cli, settings: Option<(Option<PathBuf>, RunFile)>) -> Result<()> {
             if let Some(path) = path {
                 tracing::info!(file = %path.display(), "settings read");
             }
-            run_node(&dir, listen, aggregators, http, metrics)
+            run_node(&dir, listen, aggregators, http, metrics, file.limits)
         }
         Command::Allow {
             dir,
@@ -808,6 +814,7 @@ fn run_node(
     aggregators: Vec<PeerAddr>,
     http: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    limits: Limits,
 ) -> Result<()> {
     let node = open(dir)?;
     let key = node.key().clone();
@@ -828,7 +835,7 @@ fn run_node(
         let opts = RunOptions {
             listen,
             aggregators,
-            limits: Limits::default(),
+            limits,
         };
         let running = Running::start(Arc::new(node), key, opts).await?;
         let control = control::serve(running.shared.clone())?;

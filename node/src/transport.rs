@@ -31,8 +31,10 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use spindel_protocol::sync::{self, ALPN, FRAME_PREFIX_BYTES, Message};
 use spindel_protocol::{NodeId, SecretKey};
 
-/// Named limits of the transport; all configurable.
-#[derive(Debug, Clone)]
+/// Named limits of the transport; all configurable (`[limits]` in `spindel.toml`; a key left
+/// out keeps its default).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest frame accepted (length prefix excluded).
     pub frame_bytes_max: usize,
@@ -74,6 +76,59 @@ impl Default for Limits {
             stream_window_bytes: 2 * 1024 * 1024,
             connection_window_bytes: 8 * 1024 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// Every limit within the range the node works in; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let within = |name: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "limits.{name} must be between {lo} and {hi}, got {v}"
+                ))
+            }
+        };
+        within(
+            "frame_bytes_max",
+            self.frame_bytes_max as u64,
+            64 * 1024,
+            16 * 1024 * 1024,
+        )?;
+        within("connections_max", self.connections_max as u64, 1, 100_000)?;
+        within(
+            "streams_per_connection_max",
+            u64::from(self.streams_per_connection_max),
+            1,
+            1024,
+        )?;
+        within("idle_timeout_ms", self.idle_timeout_ms, 1_000, 600_000)?;
+        within(
+            "handshake_timeout_ms",
+            self.handshake_timeout_ms,
+            1_000,
+            600_000,
+        )?;
+        within(
+            "first_frame_timeout_ms",
+            self.first_frame_timeout_ms,
+            100,
+            600_000,
+        )?;
+        within(
+            "stream_window_bytes",
+            u64::from(self.stream_window_bytes),
+            64 * 1024,
+            1 << 30,
+        )?;
+        within(
+            "connection_window_bytes",
+            u64::from(self.connection_window_bytes),
+            64 * 1024,
+            1 << 30,
+        )
     }
 }
 

@@ -957,6 +957,24 @@ fn run_reads_its_settings_file_and_flags_override_it() {
         .fails(1, "bad.toml: aggregators[0]");
     std::fs::write(&bad, "log_level = \"loud\"\n").unwrap();
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "log_level");
+    // Transport limits: each checked and named; an unknown one refused; good ones taken.
+    std::fs::write(&bad, "[limits]\nconnections_max = 0\n").unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
+        1,
+        "limits.connections_max must be between 1 and 100000, got 0",
+    );
+    std::fs::write(&bad, "[limits]\nconections_max = 5\n").unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
+        .fails(1, "unknown field `conections_max`");
+    let good = tmp.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:0\"\n[limits]\nconnections_max = 16\nidle_timeout_ms = 6000\n",
+    )
+    .unwrap();
+    let node = spindel_tests::NodeProc::start(&agg, &["--config", s(&good)]);
+    assert!(node.listen.is_some());
+    assert_eq!(node.terminate(15), 0);
 }
 
 /// Every ready settings file in deploy/examples is one `spindel run` accepts (placeholders
