@@ -63,6 +63,8 @@ pub enum StoreError {
     Locked { path: PathBuf, detail: String },
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("cannot open the store {path}: {error}")]
+    Open { path: PathBuf, error: String },
     #[error("payload store {path}: {source}")]
     Payloads {
         path: PathBuf,
@@ -328,7 +330,12 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
-            Err(other) => return Err(StoreError::Sled(other)),
+            Err(other) => {
+                return Err(StoreError::Open {
+                    path: sled_dir.to_path_buf(),
+                    error: other.to_string(),
+                });
+            }
         }
     }
 }

@@ -806,6 +806,14 @@ fn messages_a_new_user_meets_name_the_problem() {
     let file = tmp.path().join("afile");
     std::fs::write(&file, "x").unwrap();
     spindel(&["status", "--data-dir", s(&file)]).fails(1, "is a file, not a data directory");
+    // A store that cannot be opened is named by its path.
+    let broken = region(tmp.path(), "trasig");
+    std::fs::remove_dir_all(broken.join("store")).unwrap();
+    std::fs::write(broken.join("store"), "x").unwrap();
+    spindel(&["status", "--data-dir", s(&broken)]).fails(
+        1,
+        &format!("cannot open the store {}", broken.join("store").display()),
+    );
 
     let bom = tmp.path().join("bom.json");
     std::fs::write(
