@@ -397,7 +397,7 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    init_tracing(&cli.command, settings.as_ref().map(|(_, f)| f));
+    init_tracing(&cli.command, settings.as_ref());
     // Fault injection for the crash tests (tests/tests/integrity.rs); never set in operation.
     if std::env::var("SPINDEL_FAULT_INJECT").is_ok_and(|v| v == "abort-before-erase") {
         spindel_node::store::ABORT_BEFORE_ERASE.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -466,15 +466,29 @@ struct RunFile {
     limits: Limits,
 }
 
+/// `run`'s settings, read and checked once: every address and peer parsed.
+#[derive(Debug, Default)]
+struct Settings {
+    /// The file they came from, if any.
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    aggregators: Vec<PeerAddr>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    limits: Limits,
+}
+
 /// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
 /// there is one. Every value is checked here, naming the file and the field.
-fn run_file(dir: &Path, config: Option<&Path>) -> Result<(Option<PathBuf>, RunFile)> {
+fn run_file(dir: &Path, config: Option<&Path>) -> Result<Settings> {
     let path = match config {
         Some(p) => p.to_path_buf(),
         None => {
             let p = dir.join("spindel.toml");
             if !p.exists() {
-                return Ok((None, RunFile::default()));
+                return Ok(Settings::default());
             }
             p
         }
@@ -484,18 +498,16 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<(Option<PathBuf>, RunFi
     let file: RunFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().replace('\n', " ")))?;
     let bad = |field: &str, e: String| anyhow::anyhow!("{}: {field}: {e}", path.display());
-    for (field, v) in [
-        ("listen", &file.listen),
-        ("http", &file.http),
-        ("metrics", &file.metrics),
-    ] {
-        if let Some(v) = v {
-            parse_addr(v).map_err(|e| bad(field, e))?;
-        }
-    }
-    for (i, a) in file.aggregators.iter().enumerate() {
-        parse_peer(a).map_err(|e| bad(&format!("aggregators[{i}]"), e))?;
-    }
+    let addr = |field: &str, v: Option<String>| {
+        v.map(|v| parse_addr(&v).map_err(|e| bad(field, e)))
+            .transpose()
+    };
+    let aggregators = file
+        .aggregators
+        .iter()
+        .enumerate()
+        .map(|(i, a)| parse_peer(a).map_err(|e| bad(&format!("aggregators[{i}]"), e)))
+        .collect::<Result<Vec<_>>>()?;
     file.limits
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -507,10 +519,19 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<(Option<PathBuf>, RunFi
             format!("{l:?} is not one of error, warn, info, debug, trace"),
         ));
     }
-    Ok((Some(path), file))
+    Ok(Settings {
+        listen: addr("listen", file.listen)?,
+        http: addr("http", file.http)?,
+        metrics: addr("metrics", file.metrics)?,
+        aggregators,
+        log_level: file.log_level,
+        log_format: file.log_format,
+        limits: file.limits,
+        path: Some(path),
+    })
 }
 
-fn init_tracing(command: &Command, file: Option<&RunFile>) {
+fn init_tracing(command: &Command, file: Option<&Settings>) {
     use std::io::IsTerminal;
     let (level, format, default) = match command {
         Command::Run { log, .. } => (
@@ -547,7 +568,7 @@ fn open(dir: &DataDir) -> Result<LocalNode> {
     Ok(LocalNode::open(&dir.data_dir)?)
 }
 
-fn run(cli: Cli, settings: Option<(Option<PathBuf>, RunFile)>) -> Result<()> {
+fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
     let mut rng = rand_core::OsRng;
     match cli.command {
         Command::Init {
@@ -715,23 +736,17 @@ fn run(cli: Cli, settings: Option<(Option<PathBuf>, RunFile)>) -> Result<()> {
             config: _,
             log: _,
         } => {
-            // Flags override the settings file, field by field (the file was checked).
-            let (path, file) = settings.unwrap_or_default();
-            let addr = |v: Option<String>| v.map(|v| parse_addr(&v)).transpose();
-            let from_file = |e: String| anyhow::anyhow!(e);
-            let listen = listen.or(addr(file.listen).map_err(from_file)?);
-            let http = http.or(addr(file.http).map_err(from_file)?);
-            let metrics = metrics.or(addr(file.metrics).map_err(from_file)?);
+            // Flags override the settings file, field by field.
+            let file = settings.unwrap_or_default();
+            let listen = listen.or(file.listen);
+            let http = http.or(file.http);
+            let metrics = metrics.or(file.metrics);
             let aggregators = if aggregators.is_empty() {
                 file.aggregators
-                    .iter()
-                    .map(|a| parse_peer(a))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(from_file)?
             } else {
                 aggregators
             };
-            if let Some(path) = path {
+            if let Some(path) = &file.path {
                 tracing::info!(file = %path.display(), "settings read");
             }
             run_node(&dir, listen, aggregators, http, metrics, file.limits)

@@ -18,7 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
-use spindel_protocol::entry::{Entry, Hash, PAYLOAD_BYTES_MAX, Payload, RecordId, next_header};
+use spindel_protocol::entry::{
+    Entry, Hash, Head, PAYLOAD_BYTES_MAX, Payload, RecordId, next_header,
+};
 use spindel_protocol::record::{
     CONSENT_FORM, Consent, Kind, Record, SchemaError, validate_region_name,
 };
@@ -719,9 +721,9 @@ impl LocalNode {
 
     /// The time the next own entry carries: `now_ms`, or the own head's time if the clock went
     /// back, so an author's entries never go back in time (called under the own-log lock).
-    fn own_time(&self, now_ms: u64) -> Result<u64, NodeError> {
+    fn own_time(&self, now_ms: u64, head: Option<Head>) -> Result<u64, NodeError> {
         let me = self.node_id();
-        let last = match self.store.head(&me)? {
+        let last = match head {
             Some(head) => self
                 .store
                 .entry(&me, head.seq)?
@@ -744,7 +746,8 @@ impl LocalNode {
         }
         let me = self.node_id();
         let _writer = self.own_log_writer()?;
-        let now_ms = self.own_time(now_ms)?;
+        let head = self.store.head(&me)?;
+        let now_ms = self.own_time(now_ms, head)?;
         let meta = self
             .store
             .record_meta(&me, &record_id)?
@@ -755,14 +758,7 @@ impl LocalNode {
         if meta.kind == Kind::Profile {
             return Err(NodeError::ProfileDelete);
         }
-        let header = next_header(
-            me,
-            self.store.head(&me)?,
-            now_ms,
-            meta.kind,
-            record_id,
-            None,
-        );
+        let header = next_header(me, head, now_ms, meta.kind, record_id, None);
         let entry = Entry::sign(&self.key, header);
         let seq = entry.header().seq;
         self.apply_own(
@@ -1011,9 +1007,9 @@ impl LocalNode {
         cancel: &AtomicBool,
     ) -> Result<Vec<(u64, Hash)>, NodeError> {
         let me = self.node_id();
-        let now_ms = self.own_time(now_ms)?;
-        let total = records.len() as u64;
         let mut head = self.store.head(&me)?;
+        let now_ms = self.own_time(now_ms, head)?;
+        let total = records.len() as u64;
         let mut batch = Vec::with_capacity(records.len());
         let mut out = Vec::with_capacity(records.len());
         for (i, (rid, record)) in records.into_iter().enumerate() {
@@ -1023,7 +1019,7 @@ impl LocalNode {
             }
             let header = next_header(me, head, now_ms, record.kind(), rid, Some(&payload));
             let entry = Entry::sign(&self.key, header);
-            head = Some(spindel_protocol::entry::Head {
+            head = Some(Head {
                 seq: entry.header().seq,
                 hash: entry.hash(),
             });

@@ -21,8 +21,8 @@ pub struct Metrics {
     /// Sync sessions ended, and their total duration in microseconds.
     sessions: AtomicU64,
     session_micros: AtomicU64,
-    /// HTTP requests by route (the matched pattern) and status.
-    http: Mutex<BTreeMap<(String, u16), u64>>,
+    /// HTTP requests by route (the matched pattern), then status.
+    http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
 }
 
 /// Distinct HTTP routes counted; requests beyond this share the label `other`, so no client
@@ -44,18 +44,15 @@ impl Metrics {
 
     pub fn http_request(&self, route: &str, status: u16) {
         let mut map = self.http.lock().unwrap_or_else(|e| e.into_inner());
-        let known = map.keys().any(|(r, _)| r == route);
-        let distinct = map
-            .keys()
-            .map(|(r, _)| r)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        let route = if known || distinct < HTTP_ROUTES_MAX {
-            route.to_string()
+        let route = if map.contains_key(route) || map.len() < HTTP_ROUTES_MAX {
+            route
         } else {
-            "other".to_string()
+            "other"
         };
-        *map.entry((route, status)).or_default() += 1;
+        *map.entry(route.to_string())
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
     }
 }
 
@@ -235,17 +232,19 @@ pub fn render(
         "counter",
         "HTTP requests by route and status.",
     );
-    for ((route, code), n) in metrics
+    for (route, codes) in metrics
         .http
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
     {
-        let _ = writeln!(
-            out,
-            "spindel_http_requests_total{{route=\"{}\",status=\"{code}\"}} {n}",
-            esc(route)
-        );
+        for (code, n) in codes {
+            let _ = writeln!(
+                out,
+                "spindel_http_requests_total{{route=\"{}\",status=\"{code}\"}} {n}",
+                esc(route)
+            );
+        }
     }
     if let Some(rss) = rss_bytes() {
         head(
@@ -273,7 +272,7 @@ mod tests {
         m.http_request("/r0", 200);
         let map = m.http.lock().unwrap();
         assert_eq!(map.len(), HTTP_ROUTES_MAX + 1, "the routes and `other`");
-        assert_eq!(map[&("/r0".to_string(), 200)], 2);
-        assert_eq!(map[&("other".to_string(), 200)], 10);
+        assert_eq!(map["/r0"][&200], 2);
+        assert_eq!(map["other"][&200], 10);
     }
 }

@@ -415,16 +415,13 @@ fn endpoint_config(key: &SecretKey) -> quinn::EndpointConfig {
     let cid_key = u64::from_le_bytes(cid_key);
     let mut config =
         quinn::EndpointConfig::new(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &reset)));
+    // Connection IDs signed (SipHash) with that key, as quinn's default generator signs them
+    // with a random one.
     config.cid_generator(move || {
-        Box::new(quinn_proto_cid(cid_key)) as Box<dyn quinn::ConnectionIdGenerator>
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+            as Box<dyn quinn::ConnectionIdGenerator>
     });
     config
-}
-
-/// Connection IDs signed with `key` (SipHash), as quinn's default generator makes them with a
-/// random key.
-fn quinn_proto_cid(key: u64) -> quinn_proto::HashedConnectionIdGenerator {
-    quinn_proto::HashedConnectionIdGenerator::from_key(key)
 }
 
 /// A QUIC endpoint speaking `spindel/1` as `key`.
