@@ -281,8 +281,12 @@ fn parse_node_id(s: &str) -> Result<NodeId, String> {
 }
 
 /// Sends a request to the node running in `dir`; `None` if no node runs there.
-fn via_control<T: serde::de::DeserializeOwned>(dir: &Path, request: Request) -> Result<Option<T>> {
-    match control::request(dir, &request)? {
+fn via_control<'b, T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    request: &Request,
+    body: &dyn Fn() -> Result<Box<dyn Read + 'b>>,
+) -> Result<Option<T>> {
+    match control::request_with_body(dir, request, &mut body()?)? {
         Some(v) => Ok(Some(
             serde_json::from_value(v).context("the running node sent an unexpected answer")?,
         )),
@@ -303,7 +307,18 @@ const NODE_START_POLL: std::time::Duration = std::time::Duration::from_millis(50
 /// A node that is just starting (store held, socket not bound yet) is waited for.
 fn with_node<T: serde::de::DeserializeOwned>(
     dir: &DataDir,
-    request: Request,
+    request: &Request,
+    direct: impl FnOnce(LocalNode) -> Result<T>,
+) -> Result<T> {
+    with_node_body(dir, request, &|| Ok(Box::new(std::io::empty())), direct)
+}
+
+/// [`with_node`] for a request followed by bytes (an import's file): `body` gives them anew
+/// at each try.
+fn with_node_body<'b, T: serde::de::DeserializeOwned>(
+    dir: &DataDir,
+    request: &Request,
+    body: &dyn Fn() -> Result<Box<dyn Read + 'b>>,
     direct: impl FnOnce(LocalNode) -> Result<T>,
 ) -> Result<T> {
     let writes = matches!(
@@ -314,7 +329,7 @@ fn with_node<T: serde::de::DeserializeOwned>(
     let deadline = std::time::Instant::now() + NODE_START_WAIT;
     let restored_deadline = std::time::Instant::now() + RESTORED_START_WAIT;
     loop {
-        if let Some(answer) = via_control(&dir.data_dir, request.clone())? {
+        if let Some(answer) = via_control(&dir.data_dir, request, body)? {
             return Ok(answer);
         }
         match LocalNode::open(&dir.data_dir) {
@@ -399,8 +414,15 @@ fn main() -> ExitCode {
     };
     init_tracing(&cli.command, settings.as_ref());
     // Fault injection for the crash tests (tests/tests/integrity.rs); never set in operation.
-    if std::env::var("SPINDEL_FAULT_INJECT").is_ok_and(|v| v == "abort-before-erase") {
-        spindel_node::store::ABORT_BEFORE_ERASE.store(true, std::sync::atomic::Ordering::Relaxed);
+    match std::env::var("SPINDEL_FAULT_INJECT").as_deref() {
+        Ok("abort-before-erase") => spindel_node::store::ABORT_BEFORE_ERASE
+            .store(true, std::sync::atomic::Ordering::Relaxed),
+        Ok(point) => {
+            if let Some(fault) = local::ImportFault::named(point) {
+                local::IMPORT_FAULT.store(fault as u8, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Err(_) => {}
     }
     match run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -616,7 +638,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 json: text.clone(),
                 record_id: id.map(|r| r.to_hex()),
             };
-            let published: Published = with_node(&dir, request, |node| {
+            let published: Published = with_node(&dir, &request, |node| {
                 Ok(node.publish(kind, &text, id, &mut rng, local::now_ms())?)
             })?;
             output::emit(out.json, &published, || {
@@ -632,23 +654,33 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             file,
             out,
         } => {
-            let text = read_input(&file, IMPORT_FILE_BYTES_MAX)?;
+            // A file is read from disk (twice: validated, then signed) or sent to the running
+            // node as it is read, never held in memory; stdin and pipes are read first.
+            let input = ImportInput::open(&file)?;
             let request = Request::Import {
                 kind,
-                text: text.clone(),
+                bytes: input.len(),
+                name: file.display().to_string(),
             };
+            let body = || input.body();
             let mut direct = false;
-            let imported: Imported = with_node(&dir, request, |node| {
+            let imported: Imported = with_node_body(&dir, &request, &body, |node| {
                 direct = true;
+                let name = file.display().to_string();
                 let bar = output::progress_bar("signing");
-                let imported =
-                    node.import(kind, &text, &mut rng, local::now_ms(), &|done, total| {
+                let imported = node.import(
+                    kind,
+                    input.source(&name),
+                    &mut rng,
+                    local::now_ms(),
+                    &|done, total| {
                         bar.set_length(total);
                         bar.set_position(done);
                         if done == total {
                             bar.set_message("writing");
                         }
-                    });
+                    },
+                );
                 bar.finish_and_clear();
                 Ok(imported?)
             })?;
@@ -674,7 +706,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let request = Request::Delete {
                 record_id: record_id.to_hex(),
             };
-            let deleted: Deleted = with_node(&dir, request, |node| {
+            let deleted: Deleted = with_node(&dir, &request, |node| {
                 Ok(node.delete(record_id, local::now_ms())?)
             })?;
             output::emit(out.json, &deleted, || {
@@ -721,7 +753,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 };
                 let query =
                     runtime::query_from_request(&request).map_err(|e| anyhow::anyhow!(e))?;
-                with_node(&dir, Request::Query { query: request }, |node| {
+                with_node(&dir, &Request::Query { query: request }, |node| {
                     Ok(node.query(&query)?)
                 })?
             };
@@ -761,7 +793,8 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 node_id: node_id.to_hex(),
                 name: name.clone(),
             };
-            let allowed: Allowed = with_node(&dir, request, |node| Ok(node.allow(node_id, name)?))?;
+            let allowed: Allowed =
+                with_node(&dir, &request, |node| Ok(node.allow(node_id, name)?))?;
             output::emit(out.json, &allowed, || {
                 format!(
                     "admitted {}{}",
@@ -793,7 +826,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let request = Request::Backup {
                 to: to.to_string_lossy().into_owned(),
             };
-            let done: BackedUp = with_node(&dir, request, |node| {
+            let done: BackedUp = with_node(&dir, &request, |node| {
                 Ok(spindel_node::backup::write(&node, &to)?)
             })?;
             output::emit(out.json, &done, || {
@@ -816,7 +849,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             })
         }
         Command::Status { dir, out } => {
-            let status: Status = with_node(&dir, Request::Status, |node| Ok(node.status()?))?;
+            let status: Status = with_node(&dir, &Request::Status, |node| Ok(node.status()?))?;
             output::emit(out.json, &status, || output::status_text(&status))
         }
     }
@@ -847,6 +880,9 @@ fn run_node(
     }
     let rt = runtime()?;
     rt.block_on(async move {
+        // Before anything says the node runs: a SIGTERM right after "running" (systemd, a
+        // test) must stop it cleanly, not kill it.
+        let mut stop = StopSignals::install()?;
         let opts = RunOptions {
             listen,
             aggregators,
@@ -882,7 +918,7 @@ fn run_node(
             "node {} running; stop with Ctrl-C",
             running.shared.node.node_id()
         );
-        wait_for_signal().await?;
+        stop.wait().await;
         tracing::info!("shutting down");
         control.abort();
         let shared = running.shared.clone();
@@ -897,15 +933,27 @@ fn run_node(
     })
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// `spindel sync`: catch up with one aggregator and exit.
@@ -995,6 +1043,15 @@ fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool, json: bool
                 bail!("{e}");
             }
         };
+        // Caught from before the summary says the network runs (Ctrl-C during the set-up
+        // still stops the command at once).
+        let mut stop = match StopSignals::install() {
+            Ok(stop) => stop,
+            Err(e) => {
+                demo.shutdown().await;
+                return Err(e);
+            }
+        };
         // A closed stdout (`spindel demo | head`) must not stop the network: errors ignored.
         let took = started.elapsed();
         let text = if json {
@@ -1023,7 +1080,7 @@ fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool, json: bool
             return Ok(());
         }
         eprintln!("nätverket körs; avsluta med Ctrl-C");
-        wait_for_signal().await?;
+        stop.wait().await;
         demo.shutdown().await;
         eprintln!("stopped");
         Ok(())
@@ -1032,6 +1089,61 @@ fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool, json: bool
 
 /// How long a one-shot sync may take.
 const SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The input of `import`: a regular file, read where it lies, or the text of stdin, a pipe
+/// or a device, read first (up to the limit).
+enum ImportInput<'a> {
+    File { path: &'a Path, len: u64 },
+    Text(String),
+}
+
+impl<'a> ImportInput<'a> {
+    fn open(path: &'a Path) -> Result<ImportInput<'a>> {
+        if path.as_os_str() != "-" {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if meta.is_file() {
+                if meta.len() > IMPORT_FILE_BYTES_MAX {
+                    bail!(
+                        "{} is over the limit of {IMPORT_FILE_BYTES_MAX} bytes",
+                        path.display()
+                    );
+                }
+                return Ok(ImportInput::File {
+                    path,
+                    len: meta.len(),
+                });
+            }
+        }
+        Ok(ImportInput::Text(read_input(path, IMPORT_FILE_BYTES_MAX)?))
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            ImportInput::File { len, .. } => *len,
+            ImportInput::Text(text) => text.len() as u64,
+        }
+    }
+
+    /// The bytes a running node is sent.
+    fn body(&self) -> Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            ImportInput::File { path, len } => Box::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .take(*len),
+            ),
+            ImportInput::Text(text) => Box::new(text.as_bytes()),
+        })
+    }
+
+    fn source<'s>(&'s self, name: &'s str) -> local::ImportSource<'s> {
+        match self {
+            ImportInput::File { path, .. } => local::ImportSource::File { path, name },
+            ImportInput::Text(text) => local::ImportSource::Text(text),
+        }
+    }
+}
 
 /// Reads a file (or stdin for `-`), refusing more than `max` bytes and non-UTF-8 text.
 fn read_input(path: &Path, max: u64) -> Result<String> {
@@ -1055,11 +1167,15 @@ fn read_input(path: &Path, max: u64) -> Result<String> {
         bail!("{} is over the limit of {max} bytes", path.display());
     }
     // A byte-order mark (some editors on Windows write one) is not part of the JSON.
-    let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
-    match std::str::from_utf8(body) {
-        Ok(text) => Ok(text.to_string()),
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
+    // Taken over without a copy: an import's text is as large as its file.
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
         Err(e) => {
-            let line = body[..e.valid_up_to()]
+            let valid = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..valid]
                 .iter()
                 .filter(|b| **b == b'\n')
                 .count()

@@ -68,7 +68,7 @@ fn region(tmp: &std::path::Path, name: &str, records: usize, body_bytes: usize) 
             .collect();
         node.import(
             Kind::Method,
-            &lines.join("\n"),
+            local::ImportSource::Text(&lines.join("\n")),
             &mut rand_core::OsRng,
             local::now_ms(),
             &|_, _| {},

@@ -48,7 +48,7 @@ fn main() {
     let out = node
         .import(
             Kind::Innovation,
-            &text,
+            local::ImportSource::Text(&text),
             &mut rand_core::OsRng,
             local::now_ms(),
             &|_, _| {},

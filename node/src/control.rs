@@ -5,10 +5,13 @@
 //! While `spindel run` holds a data directory (sled allows one process), `publish`, `import`,
 //! `delete`, `allow`, `status` and `query` go through this socket; when no node runs, the CLI
 //! opens the store itself. One JSON request line, one JSON response line; the answers are the
-//! same values the direct path returns, so the output is identical either way.
+//! same values the direct path returns, so the output is identical either way. An import's
+//! line is followed by the file's bytes (`bytes` of them), which the node receives into a file
+//! in its data directory (`import.upload.N`, 0600, erased afterwards): its memory does not
+//! grow with the file.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,11 +26,11 @@ use crate::local::NodeError;
 use crate::runtime::{Shared, query_from_request};
 
 pub const SOCKET_FILE: &str = "control.sock";
-/// Largest import file (`spindel import --file`), whether or not a node runs.
-pub const IMPORT_BYTES_MAX: u64 = 64 * 1024 * 1024;
-/// Largest control request: an import carries its whole file as a JSON string, where quotes,
-/// backslashes, tabs and newlines take two bytes each.
-pub const REQUEST_BYTES_MAX: u64 = 2 * IMPORT_BYTES_MAX + 1024 * 1024;
+pub use crate::local::IMPORT_BYTES_MAX;
+/// Largest control request line: a publish carries its record (a file of at most 1 MiB) as a
+/// JSON string, where a control character takes six bytes. An import's bytes follow its line
+/// and are capped by [`IMPORT_BYTES_MAX`].
+pub const REQUEST_BYTES_MAX: u64 = 8 * 1024 * 1024;
 /// How long the control socket waits after a failed accept (out of file descriptors).
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest response.
@@ -42,9 +45,11 @@ pub enum Request {
         json: String,
         record_id: Option<String>,
     },
+    /// Followed by `bytes` bytes of JSON Lines; `name` names the file in errors.
     Import {
         kind: Kind,
-        text: String,
+        bytes: u64,
+        name: String,
     },
     Delete {
         record_id: String,
@@ -87,6 +92,15 @@ pub enum ControlError {
 
 /// Sends `request` to the node running in `dir`. `Ok(None)`: no node runs there.
 pub fn request(dir: &Path, request: &Request) -> Result<Option<serde_json::Value>, ControlError> {
+    request_with_body(dir, request, &mut std::io::empty())
+}
+
+/// [`request`], with `body` sent after the request line (an import's file).
+pub fn request_with_body(
+    dir: &Path,
+    request: &Request,
+    body: &mut dyn Read,
+) -> Result<Option<serde_json::Value>, ControlError> {
     let path = dir.join(SOCKET_FILE);
     let io = |error| ControlError::Io {
         path: path.clone(),
@@ -107,6 +121,12 @@ pub fn request(dir: &Path, request: &Request) -> Result<Option<serde_json::Value
     let mut line = serde_json::to_vec(request).map_err(|e| io(std::io::Error::other(e)))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
+    // A node that refuses the request early stops reading: its answer says why.
+    match std::io::copy(body, &mut &stream) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(io(e)),
+    }
     let mut answer = Vec::new();
     BufReader::new(stream)
         .take(RESPONSE_BYTES_MAX)
@@ -165,8 +185,13 @@ pub fn remove_socket(dir: &Path) {
 async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
-    let mut reader = tokio::io::BufReader::new(read).take(REQUEST_BYTES_MAX + 1);
-    if reader.read_until(b'\n', &mut line).await.is_err() {
+    let mut reader = tokio::io::BufReader::new(read);
+    if (&mut reader)
+        .take(REQUEST_BYTES_MAX + 1)
+        .read_until(b'\n', &mut line)
+        .await
+        .is_err()
+    {
         return;
     }
     let response = if line.len() as u64 > REQUEST_BYTES_MAX {
@@ -179,26 +204,7 @@ async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
         ))
     } else {
         match serde_json::from_slice::<Request>(&line) {
-            Ok(request) => {
-                // The asker going away (Ctrl-C) cancels what can still be cancelled: an
-                // import writes nothing unless it reached its one atomic write.
-                let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let work = execute(&shared, request, cancel.clone());
-                tokio::pin!(work);
-                let mut probe = [0u8; 1];
-                let result = tokio::select! {
-                    r = &mut work => r,
-                    _ = reader.read(&mut probe) => {
-                        cancel.store(true, std::sync::atomic::Ordering::Release);
-                        tracing::info!("the control client went away; cancelling its request");
-                        work.await
-                    }
-                };
-                match result {
-                    Ok(v) => Response::Ok(v),
-                    Err(e) => Response::Error(e),
-                }
-            }
+            Ok(request) => answer(&shared, request, &mut reader).await,
             Err(e) => Response::Error(format!("bad control request: {e}")),
         }
     };
@@ -208,6 +214,89 @@ async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
     let _ = write.write_all(&out).await;
 }
 
+/// Receives an import's bytes into the file `name` in the data directory.
+async fn receive_upload(
+    dir: &Path,
+    name: &str,
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    bytes: u64,
+) -> Result<(), String> {
+    if bytes > IMPORT_BYTES_MAX {
+        return Err(format!(
+            "the import is {bytes} bytes, over the limit of {IMPORT_BYTES_MAX}"
+        ));
+    }
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let copied = tokio::io::copy(&mut reader.take(bytes), &mut file).await;
+    let flushed = file.flush().await;
+    match (copied, flushed) {
+        (Ok(n), Ok(())) if n == bytes => Ok(()),
+        (Ok(n), Ok(())) => Err(format!(
+            "the import ended after {n} of its {bytes} bytes: the client went away"
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Runs one request; the asker going away (Ctrl-C) cancels what can still be cancelled: an
+/// import writes nothing unless it reached its commit point.
+async fn answer(
+    shared: &Arc<Shared>,
+    request: Request,
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Response {
+    let dir = shared.node.dir().to_path_buf();
+    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let upload = match &request {
+        Request::Import { bytes, .. } => {
+            let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("{}.{n}", crate::local::IMPORT_UPLOAD);
+            if let Err(e) = receive_upload(&dir, &name, reader, *bytes).await {
+                erase_upload(&dir, name).await;
+                return Response::Error(e);
+            }
+            Some(name)
+        }
+        _ => None,
+    };
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let work = execute(shared, request, upload.clone(), cancel.clone());
+    tokio::pin!(work);
+    let mut probe = [0u8; 1];
+    let result = tokio::select! {
+        r = &mut work => r,
+        _ = reader.read(&mut probe) => {
+            cancel.store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!("the control client went away; cancelling its request");
+            work.await
+        }
+    };
+    if let Some(name) = upload {
+        erase_upload(&dir, name).await;
+    }
+    match result {
+        Ok(v) => Response::Ok(v),
+        Err(e) => Response::Error(e),
+    }
+}
+
+/// Erases a received import file (zeros first: it holds the records' content).
+async fn erase_upload(dir: &Path, name: String) {
+    let dir = dir.to_path_buf();
+    let erased = tokio::task::spawn_blocking(move || crate::local::erase_file(&dir, &name)).await;
+    if let Ok(Err(e)) = erased {
+        tracing::error!(error = %e, "erasing a received import file failed; erased at next start");
+    }
+}
+
 fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
@@ -215,6 +304,7 @@ fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
 async fn execute(
     shared: &Arc<Shared>,
     request: Request,
+    upload: Option<String>,
     cancel: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<serde_json::Value, String> {
     let me = shared.node.node_id();
@@ -234,14 +324,19 @@ async fn execute(
                     .map_err(|e| e.to_string())?,
             )
         }
-        Request::Import { kind, text } => {
-            tracing::info!(kind = %kind.as_str(), bytes = text.len(), "import through the control socket");
+        Request::Import { kind, bytes, name } => {
+            tracing::info!(kind = %kind.as_str(), bytes, file = %name, "import through the control socket");
+            let upload = upload.ok_or("an import without its bytes")?;
             shared.own_log_ready().await.map_err(|e| e.to_string())?;
             let imported = shared
                 .run_blocking(move |n| {
+                    let path = n.dir().join(&upload);
                     n.import_cancellable(
                         kind,
-                        &text,
+                        crate::local::ImportSource::File {
+                            path: &path,
+                            name: &name,
+                        },
                         &mut rand_core::OsRng,
                         crate::local::now_ms(),
                         &|_, _| {},

@@ -6,14 +6,14 @@
 //! DIR/node.key      the ed25519 secret key, 64 hex characters, mode 0600
 //! DIR/store/        sled: the signed logs and everything derived (see store.rs)
 //! DIR/index/        tantivy full-text index, derived, rebuilt when stale
+//! DIR/import.*      an import on its way into the store (see import.rs), erased when in
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand_core::CryptoRngCore;
@@ -28,6 +28,12 @@ use spindel_protocol::{NodeId, SecretKey};
 
 use crate::query::{self, Query, QueryError, QueryPage};
 use crate::store::{ApplyOptions, Incoming, Store, StoreError};
+
+mod import;
+pub use import::{
+    IMPORT_BYTES_MAX, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT, IMPORT_LINE_BYTES_MAX,
+    IMPORT_STAGING, IMPORT_UPLOAD, ImportFault, ImportSource, erase_file,
+};
 
 pub const CONFIG_FILE: &str = "config.toml";
 /// Marks a data directory `spindel restore` made that has not caught up with its aggregator
@@ -75,6 +81,8 @@ pub enum NodeError {
     NotANode(PathBuf),
     #[error("{0} already holds a spindel node; refusing to overwrite it")]
     AlreadyANode(PathBuf),
+    #[error("{name}: {reason}")]
+    BadInput { name: String, reason: String },
     #[error("{0} is not empty; a new node needs an empty or new directory")]
     NotEmpty(PathBuf),
     #[error("{path}: {error}")]
@@ -206,6 +214,9 @@ pub struct AuthorStatus {
     pub frozen: bool,
     pub head: u64,
     pub records: u64,
+    /// Signed payload bytes of its current versions (the payload quota's count).
+    #[serde(default)]
+    pub payload_bytes: u64,
 }
 
 /// A proven fork as `status` shows it.
@@ -552,14 +563,21 @@ impl LocalNode {
             store.admit(&key.node_id(), Some(config.name.clone()))?;
         }
         let restored = dir.join(RESTORED_MARKER).exists();
-        Ok(LocalNode {
+        let node = LocalNode {
             dir: dir.to_path_buf(),
             config,
             key,
             store,
             own_log: std::sync::Mutex::new(()),
             restored: std::sync::atomic::AtomicBool::new(restored),
-        })
+        };
+        // An import a crash interrupted is dropped or finished before anything reads the
+        // store. One that cannot be finished keeps the own log from signing (each write
+        // tries again and names the problem) but leaves the node readable.
+        if let Err(e) = node.recover_import() {
+            tracing::error!(error = %e, "an interrupted import could not be finished; this node signs nothing until it is");
+        }
+        Ok(node)
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -602,120 +620,11 @@ impl LocalNode {
         let record = self.prepare(kind, json)?;
         let _writer = self.own_log_writer()?;
         let record_id = self.target_record(kind, record_id, rng)?;
-        let entry = self.sign_and_apply(
-            vec![(record_id, record)],
-            rng,
-            now_ms,
-            &|_, _| {},
-            &AtomicBool::new(false),
-        )?;
-        let (seq, hash) = entry[0];
+        let (seq, hash) = self.sign_and_apply(record_id, record, rng, now_ms)?;
         Ok(Published {
             record_id: record_id.to_hex(),
             seq,
             entry: hash.to_hex(),
-        })
-    }
-
-    /// Bulk publish from JSON Lines: every line is validated first and nothing is written if
-    /// any is invalid; then all are signed and appended in one atomic batch.
-    /// `progress(done, total)` is called while signing.
-    pub fn import(
-        &self,
-        kind: Kind,
-        text: &str,
-        rng: &mut impl CryptoRngCore,
-        now_ms: u64,
-        progress: &dyn Fn(u64, u64),
-    ) -> Result<Imported, NodeError> {
-        self.import_cancellable(kind, text, rng, now_ms, progress, &AtomicBool::new(false))
-    }
-
-    /// [`LocalNode::import`] that stops with [`NodeError::Cancelled`], writing nothing, once
-    /// `cancel` is set before its one atomic write (the asker went away: Ctrl-C).
-    pub fn import_cancellable(
-        &self,
-        kind: Kind,
-        text: &str,
-        rng: &mut impl CryptoRngCore,
-        now_ms: u64,
-        progress: &dyn Fn(u64, u64),
-        cancel: &AtomicBool,
-    ) -> Result<Imported, NodeError> {
-        if self.config.role == Role::Aggregator {
-            return Err(NodeError::AggregatorAuthors);
-        }
-        if kind == Kind::Profile {
-            return Err(NodeError::ProfileId(
-                "import cannot create profiles; use `publish --kind profile`".into(),
-            ));
-        }
-        let mut records = Vec::new();
-        let mut errors = Vec::new();
-        let mut targets: HashMap<RecordId, usize> = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            if records.len() + errors.len() >= IMPORT_RECORDS_MAX {
-                return Err(NodeError::ImportTooLarge);
-            }
-            if line.trim_start().starts_with('[') {
-                errors.push(format!(
-                    "line {}: a JSON array; import takes JSON Lines, one record object per line \
-                     (`jq -c '.[]' FILE` turns an array into lines)",
-                    i + 1
-                ));
-                continue;
-            }
-            // A line may name an own record to publish a new version of it, so running an
-            // edited file again updates instead of duplicating.
-            let target = split_record_id(line).and_then(|(given, body)| {
-                if let Some(rid) = given
-                    && let Some(first) = targets.insert(rid, i + 1)
-                {
-                    return Err(NodeError::Schema(SchemaError(format!(
-                        "record_id {rid} is also on line {first}"
-                    ))));
-                }
-                let record = self.prepare(kind, &body)?;
-                Ok((self.target_record(kind, given, rng)?, record))
-            });
-            match target {
-                Ok(pair) => records.push(pair),
-                Err(e) => errors.push(format!("line {}: {e}", i + 1)),
-            }
-        }
-        if !errors.is_empty() {
-            let mut details = errors
-                .iter()
-                .take(IMPORT_ERRORS_SHOWN)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ");
-            if errors.len() > IMPORT_ERRORS_SHOWN {
-                details.push_str(&format!(
-                    "; and {} more",
-                    errors.len() - IMPORT_ERRORS_SHOWN
-                ));
-            }
-            return Err(NodeError::ImportInvalid {
-                invalid: errors.len(),
-                details,
-            });
-        }
-        if records.is_empty() {
-            return Err(NodeError::ImportEmpty);
-        }
-        let _writer = self.own_log_writer()?;
-        if cancel.load(Ordering::Acquire) {
-            return Err(NodeError::Cancelled);
-        }
-        let seqs = self.sign_and_apply(records, rng, now_ms, progress, cancel)?;
-        Ok(Imported {
-            imported: seqs.len() as u64,
-            first_seq: seqs.first().map_or(0, |s| s.0),
-            last_seq: seqs.last().map_or(0, |s| s.0),
         })
     }
 
@@ -821,10 +730,14 @@ impl LocalNode {
                 proof.seq,
             )));
         }
-        Ok(self
+        let guard = self
             .own_log
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A committed import that a crash or a failed write left unfinished comes first: the
+        // next own entry follows its last.
+        self.apply_committed_import()?;
+        Ok(guard)
     }
 
     /// This data directory came from `spindel restore` and has not caught up yet.
@@ -872,6 +785,7 @@ impl LocalNode {
                 frozen: meta.frozen,
                 head: heads.get(&id).map_or(0, |h| h.seq),
                 records,
+                payload_bytes: self.store.payload_bytes_of(&id)?,
             });
         }
         let names: BTreeMap<NodeId, Option<String>> = self
@@ -997,50 +911,32 @@ impl LocalNode {
         Ok(rid)
     }
 
-    /// Seals, signs and appends records in one atomic batch; returns (seq, entry hash) each.
+    /// Seals, signs and appends one record; returns its (seq, entry hash).
     fn sign_and_apply(
         &self,
-        records: Vec<(RecordId, Record)>,
+        record_id: RecordId,
+        record: Record,
         rng: &mut impl CryptoRngCore,
         now_ms: u64,
-        progress: &dyn Fn(u64, u64),
-        cancel: &AtomicBool,
-    ) -> Result<Vec<(u64, Hash)>, NodeError> {
+    ) -> Result<(u64, Hash), NodeError> {
         let me = self.node_id();
-        let mut head = self.store.head(&me)?;
+        let head = self.store.head(&me)?;
         let now_ms = self.own_time(now_ms, head)?;
-        let total = records.len() as u64;
-        let mut batch = Vec::with_capacity(records.len());
-        let mut out = Vec::with_capacity(records.len());
-        for (i, (rid, record)) in records.into_iter().enumerate() {
-            let payload = Payload::seal(rng, record.to_json());
-            if payload.len() > PAYLOAD_BYTES_MAX {
-                return Err(NodeError::TooLarge(payload.len()));
-            }
-            let header = next_header(me, head, now_ms, record.kind(), rid, Some(&payload));
-            let entry = Entry::sign(&self.key, header);
-            head = Some(Head {
-                seq: entry.header().seq,
-                hash: entry.hash(),
-            });
-            out.push((entry.header().seq, entry.hash()));
-            batch.push(Incoming {
+        let payload = Payload::seal(rng, record.to_json());
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(NodeError::TooLarge(payload.len()));
+        }
+        let header = next_header(me, head, now_ms, record.kind(), record_id, Some(&payload));
+        let entry = Entry::sign(&self.key, header);
+        let signed = (entry.header().seq, entry.hash());
+        self.apply_own(
+            vec![Incoming {
                 entry,
                 payload: Some(payload),
-            });
-            if (i as u64 + 1).is_multiple_of(1000) || i as u64 + 1 == total {
-                progress(i as u64 + 1, total);
-            }
-            if cancel.load(Ordering::Acquire) {
-                return Err(NodeError::Cancelled);
-            }
-        }
-        // The last point where a cancel leaves nothing behind: the batch is one atomic write.
-        if cancel.load(Ordering::Acquire) {
-            return Err(NodeError::Cancelled);
-        }
-        self.apply_own(batch, now_ms)?;
-        Ok(out)
+            }],
+            now_ms,
+        )?;
+        Ok(signed)
     }
 
     fn apply_own(&self, batch: Vec<Incoming>, now_ms: u64) -> Result<(), NodeError> {

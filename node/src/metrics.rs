@@ -142,6 +142,24 @@ pub fn render(
     }
     head(
         &mut out,
+        "spindel_author_payload_bytes",
+        "gauge",
+        &format!(
+            "Signed payload bytes of each author's current records; entries past {} are refused (payload_quota).",
+            spindel_protocol::ingest::AUTHOR_PAYLOAD_BYTES_MAX
+        ),
+    );
+    for a in &status.authors {
+        let _ = writeln!(
+            out,
+            "spindel_author_payload_bytes{{author=\"{}\",name=\"{}\"}} {}",
+            esc(a.node_id.get(..16).unwrap_or(&a.node_id)),
+            esc(a.name.as_deref().unwrap_or("")),
+            a.payload_bytes
+        );
+    }
+    head(
+        &mut out,
         "spindel_entries_accepted_total",
         "counter",
         "Entries accepted from peers since the node started.",

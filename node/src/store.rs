@@ -266,7 +266,13 @@ fn k_counter(reason: &str) -> Vec<u8> {
 fn k_author_counter(a: &NodeId, reason: &str) -> Vec<u8> {
     key(b'D', &[&a.0, reason.as_bytes()])
 }
+/// Signed payload bytes of the author's current versions (the payload quota's count).
+fn k_bytes(a: &NodeId) -> Vec<u8> {
+    key(b'B', &[&a.0])
+}
 const K_GENERATION: &[u8] = b"Mgeneration";
+/// Present once every author's `B` count is kept (stores from before it are counted on open).
+const K_BYTES_COUNTED: &[u8] = b"Mpayload_bytes_counted";
 const K_FORMAT: &[u8] = b"Mformat";
 /// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled.
 pub const STORE_FORMAT: u64 = 2;
@@ -304,6 +310,10 @@ fn u64_value(what: &str, bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// sled's page cache. sled keeps every page it wrote in memory up to this (its default is
+/// 1 GiB): the memory of a node whose store outgrows it stays flat.
+pub const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// How long `open` waits for sled's file lock: sled releases it when its background flusher
 /// lets go, a moment after the previous handle in this process was dropped.
 const LOCK_WAIT_MS: u64 = 1500;
@@ -314,6 +324,7 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
         match sled::Config::new()
             .path(sled_dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
         {
             Ok(db) => return Ok(db),
@@ -543,6 +554,7 @@ impl Store {
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;
+        store.count_payload_bytes()?;
         let generation = store.generation()?;
         if indexed != Some(generation) {
             tracing::info!(
@@ -1114,6 +1126,77 @@ impl Store {
             .transpose()
     }
 
+    /// The signed payload length of a record's current version (`meta`): from where its payload
+    /// is kept, or from its header when it arrived without one.
+    fn current_len(
+        &self,
+        author: &NodeId,
+        meta: &RecordMeta,
+        held: Option<&PayloadRef>,
+    ) -> Result<u32, StoreError> {
+        if meta.deleted {
+            return Ok(0);
+        }
+        if let Some(r) = held.filter(|r| r.seq == meta.seq) {
+            return Ok(r.at.len);
+        }
+        Ok(self
+            .entry(author, meta.seq)?
+            .map_or(0, |e| e.header().payload_len))
+    }
+
+    /// Signed payload bytes of `author`'s current versions (see
+    /// [`spindel_protocol::ingest::AUTHOR_PAYLOAD_BYTES_MAX`]).
+    pub fn payload_bytes_of(&self, author: &NodeId) -> Result<u64, StoreError> {
+        match self.db.get(k_bytes(author))? {
+            Some(v) => u64_value("payload bytes", &v),
+            None => Ok(0),
+        }
+    }
+
+    /// Every author's payload bytes, counted from the records (what each batch keeps up to
+    /// date under `B`).
+    pub fn recount_payload_bytes(&self) -> Result<BTreeMap<NodeId, u64>, StoreError> {
+        let mut totals: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'R']) {
+            let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            let rid = record_id_at(&k, 33)?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            let held = self.payload_ref(&author, &rid)?;
+            let len = self.current_len(&author, &meta, held.as_ref())?;
+            *totals.entry(author).or_default() += u64::from(len);
+        }
+        Ok(totals)
+    }
+
+    /// Counts every author's payload bytes once, for a store written before the count was
+    /// kept (afterwards each batch keeps it).
+    fn count_payload_bytes(&self) -> Result<(), StoreError> {
+        if self.db.contains_key(K_BYTES_COUNTED)? {
+            return Ok(());
+        }
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let totals = self.recount_payload_bytes()?;
+        let mut batch = sled::Batch::default();
+        for (author, total) in &totals {
+            batch.insert(k_bytes(author), &total.to_be_bytes()[..]);
+        }
+        batch.insert(K_BYTES_COUNTED, &[1u8][..]);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        if !totals.is_empty() {
+            tracing::info!(
+                authors = totals.len(),
+                "counted each author's payload bytes"
+            );
+        }
+        Ok(())
+    }
+
     /// The current content of a visible record.
     pub fn load_record(
         &self,
@@ -1390,6 +1473,10 @@ struct Overlay<'s> {
     authors: HashMap<NodeId, AuthorMeta>,
     /// Where each touched record's payload is stored (`None`: nowhere, or purged by this batch).
     refs: HashMap<RecordKey, Option<PayloadRef>>,
+    /// Signed payload length of each touched record's current version (0: deleted).
+    lens: HashMap<RecordKey, u32>,
+    /// Each touched author's payload bytes (the quota's count).
+    bytes: HashMap<NodeId, u64>,
     /// Payloads this batch writes: the current version's of each record (seq, hash, bytes).
     new_payloads: BTreeMap<RecordKey, (u64, Hash, Vec<u8>)>,
     /// Stored payload ranges this batch purges.
@@ -1439,7 +1526,16 @@ impl AuthorView for View<'_, '_> {
                 deleted: m.deleted,
                 seq: m.seq,
                 payload_held: m.payload.is_some(),
+                payload_len: self
+                    .ov
+                    .lens
+                    .get(&(self.author, *record_id))
+                    .copied()
+                    .unwrap_or(0),
             })
+    }
+    fn payload_bytes(&self) -> u64 {
+        self.ov.bytes.get(&self.author).copied().unwrap_or(0)
     }
 }
 
@@ -1461,6 +1557,8 @@ impl<'s> Overlay<'s> {
             records: HashMap::new(),
             authors: HashMap::new(),
             refs: HashMap::new(),
+            lens: HashMap::new(),
+            bytes: HashMap::new(),
             new_payloads: BTreeMap::new(),
             purged: Vec::new(),
             tag_changes: Vec::new(),
@@ -1506,7 +1604,30 @@ impl<'s> Overlay<'s> {
             let r = self.store.payload_ref(author, rid)?;
             self.refs.insert(key, r);
         }
+        if !self.lens.contains_key(&key) {
+            let len = match self.records.get(&key).cloned().flatten() {
+                Some(meta) => {
+                    let held = self.refs.get(&key).cloned().flatten();
+                    self.store.current_len(author, &meta, held.as_ref())?
+                }
+                None => 0,
+            };
+            self.lens.insert(key, len);
+        }
+        if !self.bytes.contains_key(author) {
+            let total = self.store.payload_bytes_of(author)?;
+            self.bytes.insert(*author, total);
+        }
         Ok(())
+    }
+
+    /// Keeps the author's payload bytes as `key`'s current version becomes `len` bytes.
+    fn set_len(&mut self, key: RecordKey, len: u32) {
+        let old = self.lens.insert(key, len).unwrap_or(0);
+        let total = self.bytes.entry(key.0).or_default();
+        *total = total.saturating_sub(u64::from(old)) + u64::from(len);
+        let total = *total;
+        self.batch.insert(k_bytes(&key.0), &total.to_be_bytes()[..]);
     }
 
     fn put_meta<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
@@ -1641,6 +1762,7 @@ impl<'s> Overlay<'s> {
         };
         self.put_meta(k_record(&a, &h.record_id), &meta);
         self.records.insert(key, Some(meta));
+        self.set_len(key, h.payload_len);
         self.accepted += 1;
         Ok(())
     }

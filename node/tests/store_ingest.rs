@@ -324,3 +324,63 @@ fn own_entries_never_go_back_in_time() {
         .unwrap();
     assert_eq!(time_of(r.seq), base + 1);
 }
+
+/// The payload quota's count follows new records, new versions (also without their payload:
+/// the signed length counts) and tombstones, agrees with a count from the records, and survives
+/// a reopen.
+#[test]
+fn payload_bytes_follow_current_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Author::new(7);
+    let mut b = Author::new(8);
+    let (ia, ib) = (a.key.node_id(), b.key.node_id());
+    let len = |i: &Incoming| u64::from(i.entry.header().payload_len);
+    let kept = {
+        let store = Store::open(dir.path()).unwrap();
+        store.admit(&ia, None).unwrap();
+        store.admit(&ib, None).unwrap();
+        let r1 = a.method(RecordId([1; 16]), "Första");
+        let r2 = a.method(RecordId([2; 16]), "Andra posten med längre titel");
+        let rb = b.method(RecordId([1; 16]), "Annan region");
+        let (l1, l2, lb) = (len(&r1), len(&r2), len(&rb));
+        store.apply(vec![r1, r2, rb], opts()).unwrap();
+        assert_eq!(store.payload_bytes_of(&ia).unwrap(), l1 + l2);
+        assert_eq!(store.payload_bytes_of(&ib).unwrap(), lb);
+
+        let v2 = a.method(
+            RecordId([1; 16]),
+            "Första, rättad och mycket längre än förut",
+        );
+        let l1b = len(&v2);
+        let mut v3 = a.method(RecordId([2; 16]), "Andra");
+        let l2b = len(&v3);
+        v3.payload = None; // arrives without its payload: its signed length counts
+        store.apply(vec![v2, v3], opts()).unwrap();
+        assert_eq!(store.payload_bytes_of(&ia).unwrap(), l1b + l2b);
+
+        let h = next_header(ia, a.head, NOW, Kind::Method, RecordId([1; 16]), None);
+        let t = Entry::sign(&a.key, h);
+        a.head = Some(Head {
+            seq: t.header().seq,
+            hash: t.hash(),
+        });
+        let outcome = store
+            .apply(
+                vec![Incoming {
+                    entry: t,
+                    payload: None,
+                }],
+                opts(),
+            )
+            .unwrap();
+        assert_eq!(outcome, vec![Outcome::Accepted]);
+        assert_eq!(store.payload_bytes_of(&ia).unwrap(), l2b);
+        let recount = store.recount_payload_bytes().unwrap();
+        assert_eq!(recount.get(&ia), Some(&l2b));
+        assert_eq!(recount.get(&ib), Some(&lb));
+        (l2b, lb)
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.payload_bytes_of(&ia).unwrap(), kept.0);
+    assert_eq!(store.payload_bytes_of(&ib).unwrap(), kept.1);
+}

@@ -81,6 +81,8 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
     // record and every superseded version's payload is gone.
     let entries = node.store().entries_from(&me, 1, usize::MAX).unwrap();
     assert_eq!(entries.len() as u64, seq);
+    // The payload quota's count: the signed lengths of the current versions, from the log.
+    let mut current_bytes = 0u64;
     for inc in &entries {
         let h = inc.entry.header();
         if h.op != Op::Put {
@@ -93,6 +95,9 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
             .unwrap();
         let deleted = model.get(&h.record_id).is_some_and(|m| m.deleted);
         let should_hold = !deleted && current.seq == h.seq;
+        if should_hold {
+            current_bytes += u64::from(h.payload_len);
+        }
         assert_eq!(
             inc.payload.is_some(),
             should_hold,
@@ -110,6 +115,11 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
             );
         }
     }
+    assert_eq!(
+        node.store().payload_bytes_of(&me).unwrap(),
+        current_bytes,
+        "seed {seed}: payload bytes"
+    );
     // Full text agrees: every live record is found by its word; no deleted one is.
     for word in WORDS {
         let mut found: Vec<String> = node

@@ -17,6 +17,13 @@ pub const FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1000;
 /// thousand entries a year).
 pub const AUTHOR_ENTRIES_MAX: u64 = 2_000_000;
 
+/// Signed payload bytes of one author's current versions (deleted records and older versions
+/// count nothing) that a node takes: with [`AUTHOR_ENTRIES_MAX`] it bounds what one region can
+/// make every node store. Counted from the signed headers' `payload_len`, so every node with the
+/// same log counts the same and refuses the same entry. A busy region's whole knowledge bank is
+/// a few tens of MB.
+pub const AUTHOR_PAYLOAD_BYTES_MAX: u64 = 1 << 30;
+
 /// What the receiver knows of one record of the author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordState {
@@ -26,6 +33,8 @@ pub struct RecordState {
     pub seq: u64,
     /// The current version's payload is held (false: it arrived without one).
     pub payload_held: bool,
+    /// The current version's signed payload length (0 for a tombstone).
+    pub payload_len: u32,
 }
 
 /// The receiver's view of the entry's author, as stored.
@@ -41,6 +50,8 @@ pub trait AuthorView {
     fn record(&self, record_id: &RecordId) -> Option<RecordState>;
     /// The record id of the author's profile, once one was accepted (a region has one).
     fn profile(&self) -> Option<RecordId>;
+    /// Sum of the signed payload lengths of the author's current versions.
+    fn payload_bytes(&self) -> u64;
 }
 
 /// Why an entry was refused. Every variant is reached by a test in this module.
@@ -92,6 +103,11 @@ pub enum Refusal {
     ProfileDeleted(RecordId),
     #[error("seq {0} is over the limit of {AUTHOR_ENTRIES_MAX} entries per author")]
     AuthorQuota(u64),
+    #[error(
+        "the author's current records would hold {would} payload bytes, over the limit of \
+         {AUTHOR_PAYLOAD_BYTES_MAX} per author (deleting records frees room)"
+    )]
+    PayloadQuota { would: u64 },
 }
 
 impl Refusal {
@@ -119,6 +135,7 @@ impl Refusal {
             Refusal::SecondProfile { .. } => "second_profile",
             Refusal::ProfileDeleted(_) => "profile_deleted",
             Refusal::AuthorQuota(_) => "author_quota",
+            Refusal::PayloadQuota { .. } => "payload_quota",
         }
     }
 }
@@ -309,6 +326,13 @@ pub fn check_verified(
                     len: u64::from(header.payload_len),
                 });
             }
+            // A new version replaces the current one's bytes.
+            let replaced = stored.map_or(0, |s| u64::from(s.payload_len));
+            let would =
+                view.payload_bytes().saturating_sub(replaced) + u64::from(header.payload_len);
+            if would > AUTHOR_PAYLOAD_BYTES_MAX {
+                return Err(Refusal::PayloadQuota { would });
+            }
             let record = match payload {
                 Some(bytes) => Some(check_payload(header, bytes)?),
                 None => None,
@@ -354,6 +378,8 @@ mod tests {
         entries: Vec<Entry>,
         records: BTreeMap<RecordId, RecordState>,
         profile: Option<RecordId>,
+        /// Payload bytes of records this log does not list (to bring it near the quota).
+        base_bytes: u64,
     }
 
     impl AuthorView for Log {
@@ -380,6 +406,14 @@ mod tests {
         fn profile(&self) -> Option<RecordId> {
             self.profile
         }
+        fn payload_bytes(&self) -> u64 {
+            self.base_bytes
+                + self
+                    .records
+                    .values()
+                    .map(|r| u64::from(r.payload_len))
+                    .sum::<u64>()
+        }
     }
 
     impl Log {
@@ -400,6 +434,7 @@ mod tests {
                     deleted: h.op == Op::Tombstone,
                     seq: h.seq,
                     payload_held,
+                    payload_len: h.payload_len,
                 },
             );
             self.entries.push(entry);
@@ -524,6 +559,18 @@ mod tests {
         let mut h = e1.header().clone();
         h.seq = AUTHOR_ENTRIES_MAX + 1;
         assert_eq!(note(refuse(&log, &resign(h), Some(&p1))), "author_quota");
+        // The payload quota: an author whose current records hold all but a few bytes of it.
+        let len = u64::from(e1.header().payload_len);
+        let full = Log {
+            base_bytes: AUTHOR_PAYLOAD_BYTES_MAX - len + 1,
+            ..admitted_log()
+        };
+        assert_eq!(note(refuse(&full, &e1, Some(&p1))), "payload_quota");
+        let room = Log {
+            base_bytes: AUTHOR_PAYLOAD_BYTES_MAX - len,
+            ..admitted_log()
+        };
+        check(&room, None, NOW, &e1, Some(&p1)).unwrap();
         let mut flipped = p1.clone();
         flipped[3] ^= 1;
         assert_eq!(
@@ -683,11 +730,45 @@ mod tests {
             "second_profile",
             "profile_deleted",
             "author_quota",
+            "payload_quota",
         ];
         assert_eq!(reached.len(), all.len(), "reached {reached:?}");
         for r in all {
             assert!(reached.contains(r), "reason {r} not reached");
         }
+    }
+
+    /// A new version replaces its record's bytes and a tombstone frees them: an author at its
+    /// payload quota can still correct and delete, and deleting makes room.
+    #[test]
+    fn the_payload_quota_counts_current_versions_only() {
+        let mut log = admitted_log();
+        let rid = RecordId([1; 16]);
+        let (e1, p1) = put(&log, rid, METHOD);
+        let len = u64::from(e1.header().payload_len);
+        log.base_bytes = AUTHOR_PAYLOAD_BYTES_MAX - len;
+        check(&log, None, NOW, &e1, Some(&p1)).unwrap();
+        log.apply(e1);
+        // Full: a new record does not fit, a new version of the same size does.
+        let (other, po) = put(&log, RecordId([2; 16]), METHOD);
+        assert_eq!(refuse(&log, &other, Some(&po)), "payload_quota");
+        let (e2, p2) = put(&log, rid, METHOD);
+        check(&log, None, NOW, &e2, Some(&p2)).unwrap();
+        log.apply(e2);
+        // A tombstone frees the record's bytes; then the new record fits.
+        let t = resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ));
+        check(&log, None, NOW, &t, None).unwrap();
+        log.apply(t);
+        assert_eq!(log.payload_bytes(), AUTHOR_PAYLOAD_BYTES_MAX - len);
+        let (e4, p4) = put(&log, RecordId([2; 16]), METHOD);
+        check(&log, None, NOW, &e4, Some(&p4)).unwrap();
     }
 
     #[test]

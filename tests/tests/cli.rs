@@ -770,8 +770,60 @@ fn import_files_and_control_requests_are_size_capped() {
         s(&big),
     ])
     .fails(1, &format!("over the limit of {max} bytes"));
+    // A line longer than any record could be (a file without newlines, say) is named.
+    let long = tmp.path().join("long.jsonl");
+    let line_max = spindel_node::local::IMPORT_LINE_BYTES_MAX;
+    let mut text = String::from("{\"title\":\"Metod\",\"summary\":\"ok\"}\n");
+    text.push_str(&"a".repeat(line_max + 1));
+    std::fs::write(&long, &text).unwrap();
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&long),
+    ])
+    .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
 
     let node = spindel_tests::NodeProc::start(&dir, &[]);
+    // Through the running node too, where the file is sent after the request line.
+    spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&long),
+    ])
+    .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
+    // An import that announces more bytes than the limit is refused before they are read.
+    let mut sock = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
+    writeln!(
+        sock,
+        "{{\"op\":\"import\",\"kind\":\"method\",\"bytes\":{},\"name\":\"x\"}}",
+        max + 1
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(&sock)
+        .read_line(&mut answer)
+        .unwrap();
+    assert!(
+        answer.contains(&format!("over the limit of {max}")),
+        "{answer}"
+    );
+    // The received files are gone: nothing of an import stays beside the store.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("import."))
+        .collect();
+    assert!(left.is_empty(), "left in the data directory: {left:?}");
+
     let mut sock = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
     let chunk = vec![b'a'; 1024 * 1024];
     let limit = spindel_node::control::REQUEST_BYTES_MAX;

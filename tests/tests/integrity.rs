@@ -677,3 +677,75 @@ fn backup_and_restore_never_fork() {
     assert!(r.stderr.contains("cut short"), "{}", r.stderr);
     assert!(!target.exists());
 }
+
+/// An import a crash interrupts is all or nothing: before its commit point nothing of it is
+/// in the store and its staged entries are erased by the next start; after it (also in the
+/// middle of applying it in chunks) the next start finishes it, and the region's next own
+/// entry follows the import's last (no fork of its own log).
+#[test]
+fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
+    let chunk = spindel_node::local::IMPORT_CHUNK_ENTRIES;
+    let n = chunk * 2 + chunk / 2;
+    let canary = "Zqximportkanarie";
+    let lines: String = (0..n)
+        .map(|i| {
+            format!("{{\"title\":\"Metod {i}\",\"summary\":\"{canary} i regionen nummer {i}\"}}\n")
+        })
+        .collect();
+    for (fault, lands) in [
+        ("abort-import-staged", false),
+        ("abort-import-committed", true),
+        ("abort-import-applying", true),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, id) = init(tmp.path(), "skane", "region");
+        let file = tmp.path().join("many.jsonl");
+        std::fs::write(&file, &lines).unwrap();
+        let crashed = spindel_env(
+            &[
+                "import",
+                "--data-dir",
+                s(&dir),
+                "--kind",
+                "method",
+                "--file",
+                s(&file),
+            ],
+            &[("SPINDEL_FAULT_INJECT", fault)],
+        );
+        assert_ne!(crashed.code, 0, "{fault}: the fault was not injected");
+        let pending = if lands {
+            spindel_node::local::IMPORT_COMMITTED
+        } else {
+            spindel_node::local::IMPORT_STAGING
+        };
+        assert!(
+            dir.join(pending).exists(),
+            "{fault}: no {pending} after the crash"
+        );
+
+        // The next start drops or finishes the import before it answers.
+        let status = spindel(&["status", "--data-dir", s(&dir), "--json"]).json();
+        let expected = if lands { n as u64 + 1 } else { 1 };
+        assert_eq!(status["records"], expected, "{fault}: {status}");
+        assert_eq!(head_of(&dir, &id), expected, "{fault}");
+        for name in [
+            spindel_node::local::IMPORT_STAGING,
+            spindel_node::local::IMPORT_COMMITTED,
+        ] {
+            assert!(!dir.join(name).exists(), "{fault}: {name} left behind");
+        }
+        if !lands {
+            let left = files_containing(&dir, canary);
+            assert!(left.is_empty(), "{fault}: staged content left in {left:?}");
+        }
+        let next = publish_run(
+            &dir,
+            "method",
+            r#"{"title":"Efter importen","summary":"Nästa post"}"#,
+        );
+        assert_eq!(next.json()["seq"], expected + 1, "{fault}");
+        let status = spindel(&["status", "--data-dir", s(&dir), "--json"]).json();
+        assert!(status["forks"].as_array().unwrap().is_empty(), "{fault}");
+    }
+}
