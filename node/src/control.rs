@@ -35,6 +35,25 @@ pub const REQUEST_BYTES_MAX: u64 = 8 * 1024 * 1024;
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest response.
 pub const RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Imports received at once: each may hold a file of [`IMPORT_BYTES_MAX`] in the data
+/// directory while it waits for the own-log lock (imports are signed one at a time anyway).
+pub const CONTROL_UPLOADS_MAX: usize = 2;
+/// A client that sends nothing for this long (no request line, or a stalled import) is
+/// dropped, so a stuck or hostile client holds no task or file.
+pub const CONTROL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Bytes of an import read from the socket at a time.
+const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
+
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONTROL_UPLOADS_MAX);
+
+/// A place to receive one more import, or why there is none.
+fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, String> {
+    UPLOADS.try_acquire().map_err(|_| {
+        format!(
+            "{CONTROL_UPLOADS_MAX} imports are being received already; try again when they have finished"
+        )
+    })
+}
 
 /// One control request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,7 +142,17 @@ pub fn request_with_body(
     stream.write_all(&line).map_err(io)?;
     // A node that refuses the request early stops reading: its answer says why.
     match std::io::copy(body, &mut &stream) {
-        Ok(_) => {}
+        Ok(sent) => {
+            if let Request::Import { bytes, name, .. } = request
+                && sent != *bytes
+            {
+                // The node waits for the bytes announced; it drops the connection and erases
+                // what it received.
+                return Err(ControlError::Remote(format!(
+                    "{name}: it changed while it was sent ({sent} of {bytes} bytes); nothing was imported, run the import again"
+                )));
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(io(e)),
     }
@@ -186,13 +215,15 @@ async fn handle(shared: Arc<Shared>, stream: tokio::net::UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = tokio::io::BufReader::new(read);
-    if (&mut reader)
-        .take(REQUEST_BYTES_MAX + 1)
-        .read_until(b'\n', &mut line)
-        .await
-        .is_err()
-    {
-        return;
+    let mut limited = (&mut reader).take(REQUEST_BYTES_MAX + 1);
+    let first = limited.read_until(b'\n', &mut line);
+    match tokio::time::timeout(CONTROL_READ_TIMEOUT, first).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::warn!("dropped a control client that sent no request");
+            return;
+        }
     }
     let response = if line.len() as u64 > REQUEST_BYTES_MAX {
         tracing::warn!(
@@ -235,15 +266,31 @@ async fn receive_upload(
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut file = tokio::fs::File::from_std(file);
-    let copied = tokio::io::copy(&mut reader.take(bytes), &mut file).await;
-    let flushed = file.flush().await;
-    match (copied, flushed) {
-        (Ok(n), Ok(())) if n == bytes => Ok(()),
-        (Ok(n), Ok(())) => Err(format!(
-            "the import ended after {n} of its {bytes} bytes: the client went away"
-        )),
-        (Err(e), _) | (_, Err(e)) => Err(format!("{}: {e}", path.display())),
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
+    let mut got = 0u64;
+    while got < bytes {
+        let want = (bytes - got).min(buf.len() as u64) as usize;
+        let n = match tokio::time::timeout(CONTROL_READ_TIMEOUT, reader.read(&mut buf[..want]))
+            .await
+        {
+            Ok(read) => read.map_err(failed)?,
+            Err(_) => {
+                return Err(format!(
+                    "the import stalled after {got} of its {bytes} bytes (nothing for {} s); nothing was imported",
+                    CONTROL_READ_TIMEOUT.as_secs()
+                ));
+            }
+        };
+        if n == 0 {
+            return Err(format!(
+                "the import ended after {got} of its {bytes} bytes: the client went away"
+            ));
+        }
+        file.write_all(&buf[..n]).await.map_err(failed)?;
+        got += n as u64;
     }
+    file.flush().await.map_err(failed)
 }
 
 /// Runs one request; the asker going away (Ctrl-C) cancels what can still be cancelled: an
@@ -254,10 +301,19 @@ async fn answer(
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> Response {
     let dir = shared.node.dir().to_path_buf();
-    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static UPLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut _permit = None;
     let upload = match &request {
-        Request::Import { bytes, .. } => {
-            let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Request::Import { bytes, kind, .. } => {
+            // What refuses an import whatever its lines, before its bytes are received.
+            if let Err(e) = shared.node.import_allowed(*kind) {
+                return Response::Error(e.to_string());
+            }
+            match upload_permit() {
+                Ok(p) => _permit = Some(p),
+                Err(e) => return Response::Error(e),
+            }
+            let n = UPLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = format!("{}.{n}", crate::local::IMPORT_UPLOAD);
             if let Err(e) = receive_upload(&dir, &name, reader, *bytes).await {
                 erase_upload(&dir, name).await;
@@ -373,5 +429,61 @@ async fn execute(
             let q = query_from_request(&query)?;
             to_value(&shared.run_blocking(move |n| n.query(&q)).await?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// [`CONTROL_UPLOADS_MAX`] imports are received at once; the next is refused by name
+    /// until one finishes.
+    #[test]
+    fn uploads_beyond_the_limit_are_refused_until_one_ends() {
+        let held: Vec<_> = (0..CONTROL_UPLOADS_MAX)
+            .map(|_| upload_permit().unwrap())
+            .collect();
+        let refused = upload_permit().unwrap_err();
+        assert!(
+            refused.contains("imports are being received already"),
+            "{refused}"
+        );
+        drop(held);
+        assert!(upload_permit().is_ok());
+    }
+
+    /// An import whose client stops sending is dropped after [`CONTROL_READ_TIMEOUT`] (the
+    /// clock is paused, so the test waits for nothing), and one that ends early is named.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_or_cut_upload_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, mut node_side) = tokio::io::duplex(1024);
+        client.write_all(b"{\"title\":").await.unwrap();
+        let started = tokio::time::Instant::now();
+        let e = receive_upload(dir.path(), "import.upload.0", &mut node_side, 100)
+            .await
+            .unwrap_err();
+        assert!(e.contains("stalled after 9 of its 100 bytes"), "{e}");
+        assert!(started.elapsed() >= CONTROL_READ_TIMEOUT);
+
+        let (mut client, mut node_side) = tokio::io::duplex(1024);
+        client.write_all(b"{}").await.unwrap();
+        drop(client);
+        let e = receive_upload(dir.path(), "import.upload.1", &mut node_side, 100)
+            .await
+            .unwrap_err();
+        assert!(e.contains("ended after 2 of its 100 bytes"), "{e}");
+
+        let mut over = tokio::io::empty();
+        let e = receive_upload(
+            dir.path(),
+            "import.upload.2",
+            &mut over,
+            IMPORT_BYTES_MAX + 1,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("over the limit"), "{e}");
     }
 }

@@ -441,6 +441,17 @@ mod tests {
                 let _ = crate::runtime::query_from_request(&request);
             }
         }
+
+        /// Raw query strings, as a client sends them (percent escapes, `+`, repeats, bytes
+        /// that are not UTF-8), through both the API's and the page's parsing.
+        #[test]
+        fn arbitrary_query_strings_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            text in "([a-z]{1,6}=[%+a-zA-Z0-9åäö&]{0,20}){0,6}",
+        ) {
+            crate::fuzz::query_string(&bytes);
+            crate::fuzz::query_string(text.as_bytes());
+        }
     }
 
     /// A status line from a plain HTTP/1.1 GET on a real socket.

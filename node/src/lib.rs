@@ -17,6 +17,7 @@ pub mod backup;
 pub mod bank;
 pub mod control;
 pub mod demo;
+pub mod fuzz;
 pub mod http;
 pub mod local;
 pub mod metrics;

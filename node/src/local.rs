@@ -31,8 +31,8 @@ use crate::store::{ApplyOptions, Incoming, Store, StoreError};
 
 mod import;
 pub use import::{
-    IMPORT_BYTES_MAX, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT, IMPORT_LINE_BYTES_MAX,
-    IMPORT_STAGING, IMPORT_UPLOAD, ImportFault, ImportSource, erase_file,
+    IMPORT_APPLIED, IMPORT_BYTES_MAX, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT,
+    IMPORT_LINE_BYTES_MAX, IMPORT_STAGING, IMPORT_UPLOAD, ImportFault, ImportSource, erase_file,
 };
 
 pub const CONFIG_FILE: &str = "config.toml";
@@ -126,6 +126,13 @@ pub enum NodeError {
     ImportEmpty,
     #[error("import holds more than {IMPORT_RECORDS_MAX} records")]
     ImportTooLarge,
+    #[error(
+        "the import is committed but not all of it is applied yet ({reason}); the node finishes \
+         it at its next write or start, so do not import the file again"
+    )]
+    ImportPending { reason: String },
+    #[error(transparent)]
+    Refused(spindel_protocol::ingest::Refusal),
     #[error(
         "this node was restored from a backup and has not caught up with its aggregator yet; \
          run it with `spindel run --aggregator PEER` until it has, then publish"

@@ -77,6 +77,11 @@ pub enum StoreError {
          (delete the old store/ once it has)"
     )]
     OldFormat { path: PathBuf, found: u64 },
+    #[error(
+        "the store in {path} was written by a newer spindel (store format {found}, this one reads {STORE_FORMAT}): \
+         run that version, or restore a backup taken before the upgrade"
+    )]
+    NewerFormat { path: PathBuf, found: u64 },
     #[error("full-text index: {0}")]
     Search(#[from] SearchError),
     #[error("store is corrupt at {what}: {reason}")]
@@ -271,11 +276,14 @@ fn k_bytes(a: &NodeId) -> Vec<u8> {
     key(b'B', &[&a.0])
 }
 const K_GENERATION: &[u8] = b"Mgeneration";
-/// Present once every author's `B` count is kept (stores from before it are counted on open).
-const K_BYTES_COUNTED: &[u8] = b"Mpayload_bytes_counted";
 const K_FORMAT: &[u8] = b"Mformat";
-/// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled.
-pub const STORE_FORMAT: u64 = 2;
+/// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled;
+/// 3 keeps each author's payload bytes under `B` in every batch. A format-2 store is counted
+/// once on open and marked 3, so a binary that does not keep the count (format 2) refuses it
+/// afterwards instead of letting the count go stale.
+pub const STORE_FORMAT: u64 = 3;
+/// The oldest layout this version opens (and upgrades in place).
+const STORE_FORMAT_UPGRADED: u64 = 2;
 
 /// The key a record has in the full-text index.
 pub fn search_key(a: &NodeId, r: &RecordId) -> String {
@@ -351,30 +359,25 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout.
-fn check_format(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
-    match db.get(K_FORMAT)? {
-        Some(v) => {
-            let found = u64_value("store format", &v)?;
-            if found != STORE_FORMAT {
-                return Err(StoreError::OldFormat {
-                    path: dir.to_path_buf(),
-                    found,
-                });
-            }
-        }
+/// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout, except a
+/// format-2 store, which it returns as needing its payload bytes counted (then it is marked 3).
+fn check_format(db: &sled::Db, dir: &Path) -> Result<bool, StoreError> {
+    let found = match db.get(K_FORMAT)? {
+        Some(v) => u64_value("store format", &v)?,
+        None if db.scan_prefix([b'L']).next().is_some() => 1,
         None => {
-            if db.scan_prefix([b'L']).next().is_some() {
-                return Err(StoreError::OldFormat {
-                    path: dir.to_path_buf(),
-                    found: 1,
-                });
-            }
             db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
             db.flush()?;
+            return Ok(false);
         }
+    };
+    let path = dir.to_path_buf();
+    match found {
+        STORE_FORMAT => Ok(false),
+        STORE_FORMAT_UPGRADED => Ok(true),
+        f if f > STORE_FORMAT => Err(StoreError::NewerFormat { path, found }),
+        _ => Err(StoreError::OldFormat { path, found }),
     }
-    Ok(())
 }
 
 /// The node's store: sled for the log and its derived keys, tantivy for full text.
@@ -507,7 +510,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let sled_dir = dir.join("store");
         let db = open_sled(dir, &sled_dir)?;
-        check_format(&db, dir)?;
+        let upgrade = check_format(&db, dir)?;
         let mut committed = BTreeMap::new();
         for item in db.scan_prefix([b'Q']) {
             let (k, v) = item?;
@@ -554,7 +557,9 @@ impl Store {
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;
-        store.count_payload_bytes()?;
+        if upgrade {
+            store.count_payload_bytes()?;
+        }
         let generation = store.generation()?;
         if indexed != Some(generation) {
             tracing::info!(
@@ -1126,6 +1131,16 @@ impl Store {
             .transpose()
     }
 
+    /// The signed payload length of `author`'s record `rid` now (0 when it is deleted or
+    /// unknown): what a new version of it frees of the author's payload bytes.
+    pub fn current_payload_len(&self, author: &NodeId, rid: &RecordId) -> Result<u64, StoreError> {
+        let Some(meta) = self.record_meta(author, rid)? else {
+            return Ok(0);
+        };
+        let held = self.payload_ref(author, rid)?;
+        Ok(u64::from(self.current_len(author, &meta, held.as_ref())?))
+    }
+
     /// The signed payload length of a record's current version (`meta`): from where its payload
     /// is kept, or from its header when it arrived without one.
     fn current_len(
@@ -1170,12 +1185,10 @@ impl Store {
         Ok(totals)
     }
 
-    /// Counts every author's payload bytes once, for a store written before the count was
-    /// kept (afterwards each batch keeps it).
+    /// Counts every author's payload bytes once, for a format-2 store (written before the
+    /// count was kept; afterwards each batch keeps it), and marks the store format 3 in the
+    /// same write.
     fn count_payload_bytes(&self) -> Result<(), StoreError> {
-        if self.db.contains_key(K_BYTES_COUNTED)? {
-            return Ok(());
-        }
         let _guard = self
             .write
             .lock()
@@ -1185,7 +1198,7 @@ impl Store {
         for (author, total) in &totals {
             batch.insert(k_bytes(author), &total.to_be_bytes()[..]);
         }
-        batch.insert(K_BYTES_COUNTED, &[1u8][..]);
+        batch.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..]);
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         if !totals.is_empty() {

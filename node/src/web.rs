@@ -404,7 +404,9 @@ struct ActiveFilter {
 }
 
 /// The search page's parameters; unknown or repeated ones are refused.
-fn search_params(raw: Vec<(String, String)>) -> Result<BTreeMap<&'static str, String>, PageError> {
+pub(crate) fn search_params(
+    raw: Vec<(String, String)>,
+) -> Result<BTreeMap<&'static str, String>, PageError> {
     let mut params = BTreeMap::new();
     for (k, v) in raw {
         let Some(name) = SEARCH_PARAMS.iter().find(|p| **p == k) else {

@@ -384,3 +384,180 @@ fn payload_bytes_follow_current_versions() {
     assert_eq!(store.payload_bytes_of(&ia).unwrap(), kept.0);
     assert_eq!(store.payload_bytes_of(&ib).unwrap(), kept.1);
 }
+
+/// A store from before the payload count (format 2, no `B` keys) is counted on open and marked
+/// format 3, so a binary that does not keep the count (it reads format 2) cannot open it and
+/// let the count go stale; formats older than 2 and newer than this binary's are refused by
+/// name.
+#[test]
+fn a_format_2_store_is_counted_and_upgraded_and_other_formats_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Author::new(9);
+    let ia = a.key.node_id();
+    let total = {
+        let store = Store::open(dir.path()).unwrap();
+        store.admit(&ia, None).unwrap();
+        let r1 = a.method(RecordId([1; 16]), "Första");
+        let r2 = a.method(RecordId([2; 16]), "Andra");
+        store.apply(vec![r1, r2], opts()).unwrap();
+        store.payload_bytes_of(&ia).unwrap()
+    };
+    assert!(total > 0);
+    let set_format = |format: u64, drop_counts: bool| {
+        let db = sled::open(dir.path().join("store")).unwrap();
+        db.insert(b"Mformat", &format.to_be_bytes()[..]).unwrap();
+        if drop_counts {
+            for k in db.scan_prefix([b'B']).keys() {
+                db.remove(k.unwrap()).unwrap();
+            }
+        }
+        db.flush().unwrap();
+    };
+    let format_now = || {
+        let db = sled::open(dir.path().join("store")).unwrap();
+        let v = db.get(b"Mformat").unwrap().unwrap();
+        u64::from_be_bytes(v.as_ref().try_into().unwrap())
+    };
+    assert_eq!(format_now(), spindel_node::store::STORE_FORMAT);
+
+    set_format(2, true);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.payload_bytes_of(&ia).unwrap(), total);
+    }
+    assert_eq!(format_now(), 3);
+
+    set_format(4, false);
+    let Err(newer) = Store::open(dir.path()) else {
+        panic!("a newer format is refused");
+    };
+    assert!(
+        matches!(newer, StoreError::NewerFormat { found: 4, .. }),
+        "{newer}"
+    );
+    assert!(newer.to_string().contains("newer spindel"), "{newer}");
+
+    set_format(1, false);
+    let Err(older) = Store::open(dir.path()) else {
+        panic!("an older format is refused");
+    };
+    assert!(
+        matches!(older, StoreError::OldFormat { found: 1, .. }),
+        "{older}"
+    );
+}
+
+/// An import that would take its region over the payload quota is refused before its commit
+/// point, naming the line, with nothing of it applied (once committed, a refusal of one of its
+/// chunks could no longer undo the chunks before); the region can still write (delete frees
+/// room).
+#[test]
+fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
+    use spindel_node::local::{ImportSource, LocalNode, NodeError, Role, init_open};
+    use spindel_protocol::ingest::AUTHOR_PAYLOAD_BYTES_MAX;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    let lines: String = (0..3)
+        .map(|i| format!("{{\"title\":\"Metod {i}\",\"summary\":\"Samma längd\"}}\n"))
+        .collect();
+    let (me, one, first) = {
+        let node = init_open(&dir, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
+        let me = node.node_id();
+        let before = node.store().payload_bytes_of(&me).unwrap();
+        node.import(
+            Kind::Method,
+            ImportSource::Text(&lines),
+            &mut rand_core::OsRng,
+            NOW,
+            &|_, _| {},
+        )
+        .unwrap();
+        let one = (node.store().payload_bytes_of(&me).unwrap() - before) / 3;
+        let first = node.store().records_of(&me).unwrap()[0].0;
+        (me, one, first)
+    };
+    // The region's current records hold all but one and a half lines' worth of the quota.
+    {
+        let db = sled::open(dir.join("store")).unwrap();
+        let mut k = vec![b'B'];
+        k.extend_from_slice(&me.0);
+        let near = AUTHOR_PAYLOAD_BYTES_MAX - one - one / 2;
+        db.insert(k, &near.to_be_bytes()[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let node = LocalNode::open(&dir).unwrap();
+    let head = node.store().head(&me).unwrap();
+    let refused = node
+        .import(
+            Kind::Method,
+            ImportSource::Text(&lines),
+            &mut rand_core::OsRng,
+            NOW + 1,
+            &|_, _| {},
+        )
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("line 2")
+            && text.contains("over the limit")
+            && text.contains("nothing was imported"),
+        "{text}"
+    );
+    assert!(matches!(refused, NodeError::BadInput { .. }), "{refused:?}");
+    assert_eq!(node.store().head(&me).unwrap(), head);
+    assert_eq!(node.store().visible_count_of(&me).unwrap(), 4);
+    for name in ["import.staging", "import.committed", "import.applied"] {
+        assert!(!dir.join(name).exists(), "{name} left behind");
+    }
+    node.delete(first, NOW + 2).unwrap();
+}
+
+/// The lines signed are the lines validated: a file that changes between the two passes (a
+/// line edited, or one added) is refused with nothing written.
+#[test]
+fn an_import_file_that_changes_while_it_is_imported_is_refused() {
+    use spindel_node::local::{ImportSource, init_open};
+    let tmp = tempfile::tempdir().unwrap();
+    let node = init_open(
+        &tmp.path().join("skane"),
+        "skane",
+        spindel_node::local::Role::Region,
+        None,
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let me = node.node_id();
+    let head = node.store().head(&me).unwrap();
+    let file = tmp.path().join("metoder.jsonl");
+    let line =
+        |i: usize, word: &str| format!("{{\"title\":\"Metod {i:04}\",\"summary\":\"{word}\"}}\n");
+    let lines: String = (0..1500).map(|i| line(i, "Först")).collect();
+    let edited = lines.replace(&line(1499, "Först"), &line(1499, "Sedan"));
+    let appended = format!("{lines}{}", line(1500, "Extra"));
+    for (what, changed) in [("edited", &edited), ("appended", &appended)] {
+        std::fs::write(&file, &lines).unwrap();
+        let refused = node
+            .import(
+                Kind::Method,
+                ImportSource::File {
+                    path: &file,
+                    name: "metoder.jsonl",
+                },
+                &mut rand_core::OsRng,
+                NOW,
+                &|done, _| {
+                    if done == 1000 {
+                        std::fs::write(&file, changed).unwrap();
+                    }
+                },
+            )
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("metoder.jsonl: it changed while it was imported"),
+            "{what}: {refused}"
+        );
+        assert_eq!(node.store().head(&me).unwrap(), head, "{what}");
+    }
+}

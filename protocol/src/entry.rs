@@ -497,9 +497,23 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn arbitrary_entry_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700)) {
-            let _ = Entry::decode(&bytes);
-            let _ = Header::decode(&bytes);
-            let _ = Payload::decode(&bytes);
+            crate::fuzz::entry(&bytes);
+        }
+
+        /// Valid entries with bytes changed: what still decodes is canonical.
+        #[test]
+        fn mutated_entries_decode_canonically(
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let payload = Payload::seal(&mut rand::rngs::OsRng, "{}".into());
+            let h = next_header(key().node_id(), None, 1, Kind::Method, RecordId([1; 16]), Some(&payload));
+            let entry = Entry::sign(&key(), h);
+            for mut bytes in [entry.encode(), entry.header_bytes().to_vec(), payload] {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+                crate::fuzz::entry(&bytes);
+            }
         }
 
         #[test]

@@ -16,6 +16,7 @@
 pub mod codec;
 pub mod entry;
 pub mod fields;
+pub mod fuzz;
 pub mod ingest;
 pub mod keys;
 pub mod record;

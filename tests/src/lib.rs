@@ -128,6 +128,24 @@ pub fn publish_run(dir: &Path, kind: &str, json: &str) -> Run {
     )
 }
 
+/// The arguments of `spindel import --data-dir DIR --kind KIND --file FILE`.
+pub fn import_args<'a>(dir: &'a Path, kind: &'a str, file: &'a Path) -> [&'a str; 7] {
+    [
+        "import",
+        "--data-dir",
+        s(dir),
+        "--kind",
+        kind,
+        "--file",
+        s(file),
+    ]
+}
+
+/// Runs `spindel import` of `file` as records of `kind` into the node in `dir`.
+pub fn import_file(dir: &Path, kind: &str, file: &Path) -> Run {
+    spindel(&import_args(dir, kind, file))
+}
+
 /// Publishes `json` as a record of `kind` and returns the `--json` answer (asserting success).
 pub fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
     publish_run(dir, kind, json).json()

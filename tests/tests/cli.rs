@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{publish, s, spindel, spindel_env, spindel_stdin};
+use spindel_tests::{import_file, publish, s, spindel, spindel_env, spindel_stdin};
 
 const INNOVATION: &str = r#"{"title":"Språkcafé i föreningen","summary":"Nyanlända och föreningsaktiva möts varje vecka","tags":["integration","Språk"],"organisations":["Coompanion Skåne"],"sroi":{"ratio":3.4,"year":2012}}"#;
 const METHOD: &str = r#"{"title":"Lokal överenskommelse","summary":"Så skrivs en överenskommelse mellan kommun och idéburen sektor","tags":["samverkan"]}"#;
@@ -603,15 +603,7 @@ fn import_is_all_or_nothing_and_names_bad_lines() {
     let bad_file = tmp.path().join("bad.jsonl");
     std::fs::write(&bad_file, bad).unwrap();
     let before = status(&dir);
-    let run = spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&bad_file),
-    ]);
+    let run = import_file(&dir, "method", &bad_file);
     run.fails(1, "2 invalid line(s), nothing was imported");
     assert!(
         run.stderr.contains("line 2:") && run.stderr.contains("line 5:"),
@@ -621,26 +613,8 @@ fn import_is_all_or_nothing_and_names_bad_lines() {
 
     let empty = tmp.path().join("empty.jsonl");
     std::fs::write(&empty, "\n\n").unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&empty),
-    ])
-    .fails(1, "nothing to import");
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "profile",
-        "--file",
-        s(&empty),
-    ])
-    .fails(1, "profile");
+    import_file(&dir, "method", &empty).fails(1, "nothing to import");
+    import_file(&dir, "profile", &empty).fails(1, "profile");
 
     let good = tmp.path().join("good.jsonl");
     std::fs::write(&good, lines.join("\n")).unwrap();
@@ -760,45 +734,20 @@ fn import_files_and_control_requests_are_size_capped() {
         .unwrap()
         .set_len(max + 1)
         .unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&big),
-    ])
-    .fails(1, &format!("over the limit of {max} bytes"));
+    import_file(&dir, "method", &big).fails(1, &format!("over the limit of {max} bytes"));
     // A line longer than any record could be (a file without newlines, say) is named.
     let long = tmp.path().join("long.jsonl");
     let line_max = spindel_node::local::IMPORT_LINE_BYTES_MAX;
     let mut text = String::from("{\"title\":\"Metod\",\"summary\":\"ok\"}\n");
     text.push_str(&"a".repeat(line_max + 1));
     std::fs::write(&long, &text).unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&long),
-    ])
-    .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
+    import_file(&dir, "method", &long)
+        .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
 
     let node = spindel_tests::NodeProc::start(&dir, &[]);
     // Through the running node too, where the file is sent after the request line.
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&long),
-    ])
-    .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
+    import_file(&dir, "method", &long)
+        .fails(1, &format!("line 2 is over the limit of {line_max} bytes"));
     // An import that announces more bytes than the limit is refused before they are read.
     let mut sock = std::os::unix::net::UnixStream::connect(dir.join("control.sock")).unwrap();
     writeln!(
@@ -890,32 +839,14 @@ fn messages_a_new_user_meets_name_the_problem() {
 
     let arr = tmp.path().join("arr.jsonl");
     std::fs::write(&arr, "[{\"title\":\"t\",\"summary\":\"s\"}]\n").unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&arr),
-    ])
-    .fails(1, "line 1: a JSON array; import takes JSON Lines");
+    import_file(&dir, "method", &arr).fails(1, "line 1: a JSON array; import takes JSON Lines");
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(
         &bad,
         b"{\"title\":\"t\",\"summary\":\"s\"}\n{\"title\":\"\xff\",\"summary\":\"s\"}\n",
     )
     .unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&bad),
-    ])
-    .fails(1, "line 2 holds bytes that are not");
+    import_file(&dir, "method", &bad).fails(1, "line 2 holds bytes that are not");
 
     spindel(&["query", "--data-dir", s(&dir), "--region", "nowhere"])
         .fails(1, "unknown region \"nowhere\"; known here: skane");

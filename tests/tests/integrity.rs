@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{NodeProc, eventually, init, publish_run, s, spindel, spindel_env};
+use spindel_tests::{
+    NodeProc, eventually, import_args, init, publish_run, s, spindel, spindel_env,
+};
 
 /// How long erasure may take after a tombstone or a new version is applied (the promise).
 const ERASE_DEADLINE_S: u64 = 60;
@@ -696,28 +698,21 @@ fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
         ("abort-import-staged", false),
         ("abort-import-committed", true),
         ("abort-import-applying", true),
+        ("abort-import-erasing", true),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let (dir, id) = init(tmp.path(), "skane", "region");
         let file = tmp.path().join("many.jsonl");
         std::fs::write(&file, &lines).unwrap();
         let crashed = spindel_env(
-            &[
-                "import",
-                "--data-dir",
-                s(&dir),
-                "--kind",
-                "method",
-                "--file",
-                s(&file),
-            ],
+            &import_args(&dir, "method", &file),
             &[("SPINDEL_FAULT_INJECT", fault)],
         );
         assert_ne!(crashed.code, 0, "{fault}: the fault was not injected");
-        let pending = if lands {
-            spindel_node::local::IMPORT_COMMITTED
-        } else {
-            spindel_node::local::IMPORT_STAGING
+        let pending = match fault {
+            "abort-import-staged" => spindel_node::local::IMPORT_STAGING,
+            "abort-import-erasing" => spindel_node::local::IMPORT_APPLIED,
+            _ => spindel_node::local::IMPORT_COMMITTED,
         };
         assert!(
             dir.join(pending).exists(),
@@ -732,6 +727,7 @@ fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
         for name in [
             spindel_node::local::IMPORT_STAGING,
             spindel_node::local::IMPORT_COMMITTED,
+            spindel_node::local::IMPORT_APPLIED,
         ] {
             assert!(!dir.join(name).exists(), "{fault}: {name} left behind");
         }
@@ -748,4 +744,21 @@ fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
         let status = spindel(&["status", "--data-dir", s(&dir), "--json"]).json();
         assert!(status["forks"].as_array().unwrap().is_empty(), "{fault}");
     }
+
+    // A committed import that cannot be read (a disk that lost it) stops the own log with a
+    // message naming the file and the way out; removing it gives up the unapplied rest.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    let committed = dir.join(spindel_node::local::IMPORT_COMMITTED);
+    std::fs::write(&committed, vec![0u8; 4096]).unwrap();
+    let stuck = publish_run(&dir, "method", r#"{"title":"Fast","summary":"s"}"#);
+    assert_ne!(stuck.code, 0);
+    assert!(
+        stuck.stderr.contains("import.committed") && stuck.stderr.contains("remove this file"),
+        "{}",
+        stuck.stderr
+    );
+    std::fs::remove_file(&committed).unwrap();
+    let after = publish_run(&dir, "method", r#"{"title":"Loss","summary":"s"}"#);
+    assert_eq!(after.json()["seq"], 2);
 }

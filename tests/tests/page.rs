@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use spindel_tests::{NodeProc, http_get, http_request, s, spindel, spindel_stdin};
+use spindel_tests::{NodeProc, http_get, http_request, import_file, s, spindel, spindel_stdin};
 
 fn publish(dir: &std::path::Path, kind: &str, json: serde_json::Value) -> String {
     spindel_tests::publish(dir, kind, &json.to_string())["record_id"]
@@ -94,16 +94,7 @@ fn every_page_and_bad_parameter() {
         .collect();
     let jsonl = tmp.path().join("methods.jsonl");
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
-    spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&jsonl),
-    ])
-    .ok();
+    import_file(&dir, "method", &jsonl).ok();
     let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
     let http = node.http.expect("http address printed");
     // The profile made by init, edited to carry a description, members and a website.
