@@ -2,16 +2,14 @@
 //! targets in `fuzz/` (the protocol's are in `spindel_protocol::fuzz`): each takes any bytes
 //! and must never panic.
 
-use std::collections::HashMap;
-
-/// A query string as `GET /api/v1/records` and the page's search (`/sok`) receive it.
+/// A query string as `GET /api/v1/records` and the page's search (`/`) receive it (a URL's
+/// query is text; other bytes never reach a handler).
 pub fn query_string(bytes: &[u8]) {
-    if let Ok(params) = serde_urlencoded::from_bytes::<HashMap<String, String>>(bytes)
-        && let Ok(request) = crate::http::records_request(&params)
-    {
+    let Ok(raw) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    if let Ok(request) = crate::http::records_request(Some(raw)) {
         let _ = crate::runtime::query_from_request(&request);
     }
-    if let Ok(raw) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes) {
-        let _ = crate::web::search_params(raw);
-    }
+    let _ = crate::web::search_params(Some(raw));
 }

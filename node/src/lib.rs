@@ -21,6 +21,7 @@ pub mod fuzz;
 pub mod http;
 pub mod local;
 pub mod metrics;
+pub mod params;
 pub mod payloads;
 pub mod query;
 pub mod runtime;

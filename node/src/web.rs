@@ -13,10 +13,10 @@
 //! A bad parameter is a 400 page, an unknown record or region a 404 page, each saying why in
 //! Swedish. Every page sends a strict Content-Security-Policy (no scripts at all).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value, context};
@@ -27,6 +27,7 @@ use spindel_protocol::record::Kind;
 
 use crate::bank::{self, KINDS};
 use crate::local::{LocalNode, NodeError};
+use crate::params::{ParamError, Params};
 use crate::query::{self, Facets, Query, QueryError, RecordView};
 use crate::runtime::Shared;
 
@@ -35,7 +36,7 @@ pub const PAGE_SIZE: usize = 20;
 /// Latest records on a region's page.
 const REGION_RECORDS: usize = 10;
 /// Parameters the search page understands.
-const SEARCH_PARAMS: [&str; 5] = ["q", "kind", "region", "tag", "cursor"];
+const SEARCH_PARAMS: &[&str] = &["q", "kind", "region", "tag", "cursor"];
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    base-uri 'none'; frame-ancestors 'none'";
@@ -364,15 +365,10 @@ fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, No
 }
 
 /// `/` with these parameters (empty ones left out).
-fn search_url(params: &BTreeMap<&str, String>) -> String {
+fn search_url(params: &Params) -> String {
     let pairs: Vec<(&str, &str)> = SEARCH_PARAMS
         .iter()
-        .filter_map(|k| {
-            params
-                .get(k)
-                .filter(|v| !v.is_empty())
-                .map(|v| (*k, v.as_str()))
-        })
+        .filter_map(|k| params.get(k).map(|v| (*k, v)))
         .collect();
     if pairs.is_empty() {
         return "/".to_string();
@@ -404,35 +400,28 @@ struct ActiveFilter {
 }
 
 /// The search page's parameters; unknown or repeated ones are refused.
-pub(crate) fn search_params(
-    raw: Vec<(String, String)>,
-) -> Result<BTreeMap<&'static str, String>, PageError> {
-    let mut params = BTreeMap::new();
-    for (k, v) in raw {
-        let Some(name) = SEARCH_PARAMS.iter().find(|p| **p == k) else {
-            return Err(bad_request(format!(
-                "Okänd parameter ”{k}”. Sidan förstår q, kind, region, tag och cursor."
-            )));
-        };
-        // Tags match without case; one spelling keeps the chosen one selected in the form.
-        let v = if *name == "tag" {
-            v.trim().to_lowercase()
-        } else {
-            v.trim().to_string()
-        };
-        if params.insert(*name, v).is_some() {
-            return Err(bad_request(format!("Parametern ”{k}” står flera gånger.")));
-        }
-    }
+pub(crate) fn search_params(raw: Option<&str>) -> Result<Params, PageError> {
+    let mut params = Params::parse(raw, SEARCH_PARAMS).map_err(|e| {
+        bad_request(match e {
+            ParamError::Unknown { name, .. } => {
+                format!("Okänd parameter ”{name}”. Sidan förstår q, kind, region, tag och cursor.")
+            }
+            ParamError::Repeated(name) => format!("Parametern ”{name}” står flera gånger."),
+            ParamError::Malformed(_) => "Adressens parametrar går inte att läsa.".to_string(),
+        })
+    })?;
+    // Tags match without case; one spelling keeps the chosen one selected in the form.
+    let tag = params.get("tag").map(str::to_lowercase);
+    params.set("tag", tag);
     Ok(params)
 }
 
 async fn search_page(
     shared: &Arc<Shared>,
-    raw: Vec<(String, String)>,
+    raw: Option<&str>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let params = search_params(raw)?;
-    let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
+    let get = |k: &str| params.get(k).map(str::to_string);
     let kind = match get("kind") {
         Some(k) => Some(k.parse::<Kind>().map_err(|_| {
             bad_request(format!(
@@ -492,14 +481,11 @@ async fn search_page(
     } = facets;
     let with = |k: &'static str, v: Option<&str>| {
         let mut p = params.clone();
-        p.remove("cursor");
-        match v {
-            Some(v) => p.insert(k, v.to_string()),
-            None => p.remove(k),
-        };
+        p.set("cursor", None);
+        p.set(k, v.map(str::to_string));
         search_url(&p)
     };
-    let current = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
+    let current = |k: &str| params.get(k).unwrap_or_default();
     let group = |title,
                  key: &'static str,
                  list: &[query::FacetCount],
@@ -544,7 +530,7 @@ async fn search_page(
     let personal = shows_people(&records) || get("kind") == Some("researcher".to_string());
     let next_page = next_cursor.as_ref().map(|c| {
         let mut p = params.clone();
-        p.insert("cursor", c.clone());
+        p.set("cursor", Some(c.clone()));
         search_url(&p)
     });
     let first_page = get("cursor").map(|_| with("cursor", None));
@@ -568,11 +554,8 @@ async fn search_page(
     ))
 }
 
-async fn search(
-    State(shared): State<Arc<Shared>>,
-    UrlQuery(raw): UrlQuery<Vec<(String, String)>>,
-) -> Response {
-    let r = search_page(&shared, raw).await;
+async fn search(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
+    let r = search_page(&shared, raw.as_deref()).await;
     page(&shared, r)
 }
 
@@ -643,7 +626,9 @@ async fn region_page(
         .peers()
         .iter()
         .any(|p| p.connected && p.node_id == hex);
-    let all_records = search_url(&BTreeMap::from([("region", region.row.name.clone())]));
+    let mut only_region = Params::default();
+    only_region.set("region", Some(region.row.name.clone()));
+    let all_records = search_url(&only_region);
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
     Ok((
         "region.html",
@@ -834,15 +819,11 @@ mod tests {
 
     #[test]
     fn search_urls_encode_and_drop_empty_parameters() {
-        let p = BTreeMap::from([
-            ("q", "lokal överenskommelse".to_string()),
-            ("tag", String::new()),
-            ("region", "skane".to_string()),
-        ]);
+        let p = search_params(Some("q=lokal+%C3%B6verenskommelse&tag=&region=skane")).unwrap();
         assert_eq!(
             search_url(&p),
             "/?q=lokal+%C3%B6verenskommelse&region=skane"
         );
-        assert_eq!(search_url(&BTreeMap::new()), "/");
+        assert_eq!(search_url(&Params::default()), "/");
     }
 }

@@ -119,6 +119,15 @@ fn every_route_and_bad_parameter() {
         ("/api/v1/records?limit=5000", "limit"),
         ("/api/v1/records?cursor=zz", "cursor"),
         ("/api/v1/records?colour=red", "unknown parameter"),
+        // A repeated parameter is refused, not silently narrowed to its last value.
+        (
+            "/api/v1/records?kind=method&kind=researcher",
+            "\"kind\" is given more than once",
+        ),
+        (
+            "/api/v1/records?q=&q=skola",
+            "\"q\" is given more than once",
+        ),
     ] {
         let (code, body) = http_get(http, path);
         assert_eq!(code, 400, "{path}: {body}");
