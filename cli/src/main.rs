@@ -986,7 +986,7 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         };
         let r = tokio::time::timeout(
             SYNC_TIMEOUT,
-            runtime::sync_once(&shared, &transport, &aggregator, "sync", true),
+            runtime::sync_until_caught_up(&shared, &transport, &aggregator, "sync"),
         )
         .await;
         progress.abort();

@@ -157,7 +157,10 @@ pub fn status_text(s: &Status) -> String {
             },
             p.get("last_error")
                 .and_then(|v| v.as_str())
-                .map(|e| format!(" ({e})"))
+                .map(|e| {
+                    let retry = p.get("retry_in_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+                    format!(" ({e}; next try within {} s)", retry.div_ceil(1000))
+                })
                 .unwrap_or_default()
         ));
     }

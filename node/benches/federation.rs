@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running, Shared, sync_once};
+use spindel_node::runtime::{RunOptions, Running, Shared, sync_until_caught_up};
 use spindel_node::transport::{Limits, PeerAddr, Transport};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
@@ -325,7 +325,7 @@ async fn resume() {
     let shared = Shared::new(r.clone(), stop_rx);
     let transport = Transport::client(&key, Limits::default()).unwrap();
     let t = Instant::now();
-    sync_once(&shared, &transport, &peer, "bench", true)
+    sync_until_caught_up(&shared, &transport, &peer, "bench")
         .await
         .unwrap();
     while agg
@@ -360,7 +360,7 @@ async fn resume() {
         .iter()
         .map(|i| i.entry.encode().len() + i.payload.as_ref().map_or(0, Vec::len))
         .sum();
-    let report = sync_once(&shared, &transport, &peer, "bench", true)
+    let report = sync_until_caught_up(&shared, &transport, &peer, "bench")
         .await
         .unwrap();
     let frames = report.frame_bytes_sent + report.frame_bytes_received;

@@ -133,6 +133,9 @@ pub enum NodeError {
     ImportPending { reason: String },
     #[error(transparent)]
     Refused(spindel_protocol::ingest::Refusal),
+    /// A task on the blocking pool panicked or was cancelled.
+    #[error("a store task failed: {0}")]
+    Task(String),
     #[error(
         "this node was restored from a backup and has not caught up with its aggregator yet; \
          run it with `spindel run --aggregator PEER` until it has, then publish"

@@ -23,6 +23,7 @@ use spindel_protocol::sync::{
 use spindel_protocol::{NodeId, SecretKey};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::link::LinkError;
 use crate::local::{LocalNode, NodeError, Role};
 use crate::query::Query;
 use crate::store::{ApplyOptions, Incoming, Outcome};
@@ -57,10 +58,6 @@ impl Drop for PeerSlot {
     }
 }
 
-/// Reconnect backoff: first delay, cap, and how long a session must live to reset it.
-pub const BACKOFF_MIN_MS: u64 = 200;
-pub const BACKOFF_MAX_MS: u64 = 3_000;
-pub const BACKOFF_RESET_AFTER_MS: u64 = 10_000;
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// A live session re-reads the store's heads this often, so a head it was never told of
@@ -127,6 +124,9 @@ pub struct PeerStatus {
     /// Entries this node holds that the peer does not (yet), for the authors sent to it.
     pub lag: u64,
     pub last_error: Option<String>,
+    /// Dialed peers: the wait before the next attempt after the last failure (0 while
+    /// connected); long after a refusal only an operator can lift (see `link::Backoff`).
+    pub retry_in_ms: u64,
 }
 
 /// State shared by every task of a running node.
@@ -379,7 +379,7 @@ impl Shared {
             .collect()
     }
 
-    fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
+    pub(crate) fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
         let mut peers = self
             .peers
             .lock()
@@ -389,7 +389,7 @@ impl Shared {
         }
     }
 
-    fn add_peer(&self, key: String, status: PeerStatus) {
+    pub(crate) fn add_peer(&self, key: String, status: PeerStatus) {
         self.peers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -435,10 +435,7 @@ impl Shared {
         let node = self.node.clone();
         match tokio::task::spawn_blocking(move || f(&node)).await {
             Ok(r) => r,
-            Err(e) => Err(NodeError::Config {
-                path: self.node.dir().to_path_buf(),
-                reason: format!("store task failed: {e}"),
-            }),
+            Err(e) => Err(NodeError::Task(e.to_string())),
         }
     }
 }
@@ -625,7 +622,7 @@ async fn drive_session(
     recv: FramedRecv,
     mut session: Session,
     mut heads_rx: broadcast::Receiver<(NodeId, u64)>,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     let SessionCtx {
         shared,
         conn,
@@ -664,7 +661,7 @@ async fn drive_session(
             match out {
                 Output::Send(m) => {
                     if let Err(e) = send.send(&m).await {
-                        return finish(&reader, Err(e.to_string()));
+                        return finish(&reader, Err(e.into()));
                     }
                 }
                 Output::Load {
@@ -674,13 +671,12 @@ async fn drive_session(
                 } => {
                     let entries = shared
                         .blocking(move |n| load_batch(n, author, from_seq, max))
-                        .await
-                        .map_err(|e| e.to_string());
+                        .await;
                     match entries {
                         Ok(entries) => session.loaded(author, entries),
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
-                            return finish(&reader, Err(e));
+                            return finish(&reader, Err(e.into()));
                         }
                     }
                 }
@@ -699,7 +695,7 @@ async fn drive_session(
                         }
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
-                            return finish(&reader, Err(e.to_string()));
+                            return finish(&reader, Err(e.into()));
                         }
                     }
                 }
@@ -707,14 +703,14 @@ async fn drive_session(
                     let r = shared.blocking(move |n| keep_fork_proofs(n, proofs)).await;
                     match r {
                         Ok(new) => shared.after_apply(Vec::new(), new > 0),
-                        Err(e) => return finish(&reader, Err(e.to_string())),
+                        Err(e) => return finish(&reader, Err(e.into())),
                     }
                 }
                 Output::Tips(tips) => {
                     let wanted = shared.blocking(move |n| differing_tips(n, tips)).await;
                     match wanted {
                         Ok(w) => session.send_want(w),
-                        Err(e) => return finish(&reader, Err(e.to_string())),
+                        Err(e) => return finish(&reader, Err(e.into())),
                     }
                 }
                 Output::Want(list) => {
@@ -722,7 +718,7 @@ async fn drive_session(
                     let loaded = shared.blocking(move |n| load_wanted(n, list, only)).await;
                     match loaded {
                         Ok(entries) => session.send_wanted(entries),
-                        Err(e) => return finish(&reader, Err(e.to_string())),
+                        Err(e) => return finish(&reader, Err(e.into())),
                     }
                 }
                 Output::Wanted(entries) => {
@@ -739,7 +735,7 @@ async fn drive_session(
                         }
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
-                            return finish(&reader, Err(e.to_string()));
+                            return finish(&reader, Err(e.into()));
                         }
                     }
                 }
@@ -762,7 +758,7 @@ async fn drive_session(
                                 }
                             }
                         }
-                        Err(e) => return finish(&reader, Err(e.to_string())),
+                        Err(e) => return finish(&reader, Err(e.into())),
                     }
                 }
                 Output::Close { code, reason } => {
@@ -775,7 +771,7 @@ async fn drive_session(
                     let r = if code == ErrorCode::Done {
                         Ok(())
                     } else {
-                        Err(reason)
+                        Err(LinkError::Closed { code, reason })
                     };
                     return finish(&reader, r);
                 }
@@ -785,6 +781,17 @@ async fn drive_session(
         // alone never show (an old copy that signed offline).
         if !tips_sent && session.heads_received() {
             tips_sent = true;
+            // A dialed aggregator took the session (a refusal comes before its heads).
+            if trusted_aggregator {
+                shared.set_peer(&peer_key, |p| {
+                    p.connected = true;
+                    p.last_error = None;
+                    p.retry_in_ms = 0;
+                });
+                if !until_caught_up {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
+                }
+            }
             if let Ok(heads) = shared.node.store().heads() {
                 session.send_tips(heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect());
             }
@@ -826,7 +833,7 @@ async fn drive_session(
                 Ok(list) => session.send_admitted(list),
                 Err(e) => {
                     conn.close(ErrorCode::Internal.code().into(), b"store");
-                    return finish(&reader, Err(e.to_string()));
+                    return finish(&reader, Err(e.into()));
                 }
             }
             continue;
@@ -864,12 +871,12 @@ async fn drive_session(
                         tracing::warn!(peer = %peer.short(), error = %e, "peer broke the protocol");
                     }
                 }
-                Some(Ok(None)) | None => break Err("peer closed the stream".to_string()),
-                Some(Err(TransportError::Frame(e))) => {
+                Some(Ok(None)) | None => break Err(LinkError::StreamEnded),
+                Some(Err(e @ TransportError::Frame(_))) => {
                     conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
-                    break Err(format!("bad frame: {e}"));
+                    break Err(e.into());
                 }
-                Some(Err(e)) => break Err(e.to_string()),
+                Some(Err(e)) => break Err(e.into()),
             },
             head = heads_rx.recv() => match head {
                 // A newly admitted region's first entries: its name goes out before them.
@@ -879,7 +886,7 @@ async fn drive_session(
                 {
                     match shared.blocking(admission_list).await {
                         Ok(list) => session.send_admitted(list),
-                        Err(e) => break Err(e.to_string()),
+                        Err(e) => break Err(e.into()),
                     }
                     session.local_head(author, seq);
                 }
@@ -998,7 +1005,7 @@ async fn rescan_heads(shared: &Shared, session: &mut Session) {
     }
 }
 
-fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), String>) -> Result<(), String> {
+fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), LinkError>) -> Result<(), LinkError> {
     reader.abort();
     r
 }
@@ -1174,6 +1181,7 @@ async fn serve_connection(
                         connected: true,
                         lag: 0,
                         last_error: None,
+                        retry_in_ms: 0,
                     },
                 );
                 // An aggregator takes only the region's own entries from the region.
@@ -1248,59 +1256,15 @@ pub fn query_from_request(r: &QueryRequest) -> Result<Query, String> {
 
 /// Keeps a live link to one aggregator: dial, sync, and on any failure reconnect with
 /// exponential backoff and jitter.
-async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
-    let key = format!("out:{peer}");
-    shared.add_peer(
-        key.clone(),
-        PeerStatus {
-            node_id: peer.node_id.to_hex(),
-            address: format!("{}:{}", peer.host, peer.port),
-            role: "aggregator".into(),
-            connected: false,
-            lag: 0,
-            last_error: None,
-        },
-    );
-    let mut delay_ms = BACKOFF_MIN_MS;
-    let mut shutdown = shared.shutdown.clone();
-    let mut last_failure: Option<String> = None;
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let started = Instant::now();
-        let result = sync_once(&shared, &transport, &peer, &key, false)
-            .await
-            .map(|_| ());
-        let mut was_up = false;
-        shared.set_peer(&key, |p| {
-            was_up = p.connected;
-            p.connected = false;
-            p.last_error = result.as_ref().err().cloned();
-        });
-        // One line per transition: the link going down, or a new reason it cannot come up.
-        // The same failure again while the aggregator stays away is logged at debug.
-        match &result {
-            Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
-            Err(e) if was_up || last_failure.as_deref() != Some(e.as_str()) => {
-                tracing::warn!(peer = %peer.node_id.short(), address = %format!("{}:{}", peer.host, peer.port), error = %e, "link to aggregator down; reconnecting");
-            }
-            Err(e) => {
-                tracing::debug!(peer = %peer.node_id.short(), error = %e, "link to aggregator still down")
-            }
-        }
-        last_failure = result.err();
-        if started.elapsed() > Duration::from_millis(BACKOFF_RESET_AFTER_MS) {
-            delay_ms = BACKOFF_MIN_MS;
-        }
-        let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (delay_ms / 2 + 1);
-        let wait = Duration::from_millis(delay_ms / 2 + jitter);
-        delay_ms = (delay_ms * 2).min(BACKOFF_MAX_MS);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
+/// One-shot sync (`spindel sync`): one session with the aggregator until both sides hold what
+/// the other had.
+pub async fn sync_until_caught_up(
+    shared: &Arc<Shared>,
+    transport: &Transport,
+    peer: &PeerAddr,
+    key: &str,
+) -> Result<SyncReport, LinkError> {
+    session_with_aggregator(shared, transport, peer, key, SessionMode::UntilCaughtUp).await
 }
 
 /// What one sync session with an aggregator cost.
@@ -1316,24 +1280,26 @@ pub struct SyncReport {
     pub rtt_us: u64,
 }
 
-/// One sync session with an aggregator. With `until_caught_up`, returns once both sides hold
-/// what the other had (one-shot `spindel sync`); otherwise keeps the live link until it breaks.
-pub async fn sync_once(
+/// How long a session with an aggregator lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// The permanent link: live push both ways until it breaks or the node stops.
+    Live,
+    /// One-shot (`spindel sync`): returns once both sides hold what the other had.
+    UntilCaughtUp,
+}
+
+/// One sync session with an aggregator (see [`SessionMode`]).
+pub async fn session_with_aggregator(
     shared: &Arc<Shared>,
     transport: &Transport,
     peer: &PeerAddr,
     key: &str,
-    until_caught_up: bool,
-) -> Result<SyncReport, String> {
-    let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    shared.set_peer(key, |p| {
-        p.connected = true;
-        p.last_error = None;
-    });
-    if !until_caught_up {
-        tracing::info!(peer = %peer.node_id.short(), address = %conn.remote_address(), "link to aggregator up");
-    }
+    mode: SessionMode,
+) -> Result<SyncReport, LinkError> {
+    let until_caught_up = mode == SessionMode::UntilCaughtUp;
+    let conn = transport.connect(peer).await?;
+    let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     // Subscribe before reading the heads (see serve_connection).
     let heads_rx = shared.heads.subscribe();
     let heads = shared
@@ -1344,8 +1310,7 @@ pub async fn sync_once(
                 .map(|(a, h)| (a, h.seq))
                 .collect())
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let session = Session::new(
         shared.node.node_id(),
         PeerRole::Region,
@@ -1479,7 +1444,7 @@ impl Running {
             }));
         }
         for peer in opts.aggregators {
-            tasks.push(tokio::spawn(dial_loop(
+            tasks.push(tokio::spawn(crate::dialer::dial_loop(
                 shared.clone(),
                 transport.clone(),
                 peer,

@@ -156,6 +156,10 @@ pub enum TransportError {
     Frame(#[from] sync::FrameError),
     #[error("peer closed the stream")]
     Closed,
+    /// The peer at the address answered with another key than the pinned one: a wrong
+    /// `--aggregator` key, or another node at that address.
+    #[error("the peer is {found}, not the pinned {expected}: check the key in --aggregator")]
+    WrongPeer { expected: NodeId, found: NodeId },
 }
 
 /// `NODEID@HOST:PORT`: where a peer is and which key must answer there.
@@ -270,6 +274,8 @@ fn ed25519_signature_valid(
 struct PinnedServer {
     expected: NodeId,
     algs: WebPkiSupportedAlgorithms,
+    /// The key a peer presented instead of the pinned one, for the dialer's typed error.
+    mismatch: Arc<std::sync::Mutex<Option<NodeId>>>,
 }
 
 impl ServerCertVerifier for PinnedServer {
@@ -283,10 +289,16 @@ impl ServerCertVerifier for PinnedServer {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match node_id_of_spki(end_entity.as_ref()) {
             Some(id) if id == self.expected => Ok(ServerCertVerified::assertion()),
-            Some(id) => Err(rustls::Error::General(format!(
-                "peer is {id}, not the pinned {}",
-                self.expected
-            ))),
+            Some(id) => {
+                *self
+                    .mismatch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id);
+                Err(rustls::Error::General(format!(
+                    "peer is {id}, not the pinned {}",
+                    self.expected
+                )))
+            }
             None => Err(rustls::Error::General("peer key is not ed25519".into())),
         }
     }
@@ -535,12 +547,14 @@ impl Transport {
         };
         let provider = provider();
         let algs = provider.signature_verification_algorithms;
+        let mismatch = Arc::new(std::sync::Mutex::new(None));
         let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedServer {
                 expected: peer.node_id,
                 algs,
+                mismatch: mismatch.clone(),
             }))
             .with_client_cert_resolver(Arc::new(
                 rustls::client::AlwaysResolvesClientRawPublicKeys::new(self.identity.clone()),
@@ -565,12 +579,29 @@ impl Transport {
                     peer.port
                 ))
             })?
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| {
+                let found = *mismatch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match found {
+                    Some(found) => TransportError::WrongPeer {
+                        expected: peer.node_id,
+                        found,
+                    },
+                    None => fail(e.to_string()),
+                }
+            })?;
         match peer_id(&conn) {
             Some(id) if id == peer.node_id => Ok(conn),
-            _ => {
+            found => {
                 conn.close(0u32.into(), b"wrong peer key");
-                Err(fail("peer did not present the pinned key".into()))
+                Err(match found {
+                    Some(found) => TransportError::WrongPeer {
+                        expected: peer.node_id,
+                        found,
+                    },
+                    None => fail("peer did not present an ed25519 key".into()),
+                })
             }
         }
     }

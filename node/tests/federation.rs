@@ -237,8 +237,27 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
         agg.node().store().heads().unwrap().is_empty(),
         "nothing of a stranger is stored"
     );
+    // Only an operator can lift the refusal: it is not retried hot (a lost link is retried
+    // within BACKOFF_MAX_MS), and status says when the next try comes.
+    let refused_wait = |node: &TestNode| {
+        node.running
+            .shared
+            .peers()
+            .iter()
+            .find(|p| p.last_error.is_some())
+            .map(|p| p.retry_in_ms)
+    };
+    eventually("the refusal's wait in status", || {
+        refused_wait(&stranger).is_some_and(|w| w > 0)
+    })
+    .await;
+    let wait = refused_wait(&stranger).unwrap();
+    assert!(
+        wait >= spindel_node::link::REFUSED_BACKOFF_MIN_MS,
+        "a refused region tries again after {wait} ms"
+    );
 
-    // A dialer that pins another key does not get a connection.
+    // A dialer that pins another key does not get a connection, and does not retry hot either.
     let wrong: PeerAddr = format!(
         "{}@{}",
         SecretKey::from_bytes(&[9; 32]).node_id(),
@@ -246,6 +265,17 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     )
     .parse()
     .unwrap();
+    let pinned_wrong = start("felnyckel", Role::Region, false, vec![wrong.clone()], &[]).await;
+    eventually("a wrong key named", || {
+        pinned_wrong.running.shared.peers().iter().any(|p| {
+            p.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not the pinned"))
+                && p.retry_in_ms >= spindel_node::link::REFUSED_BACKOFF_MIN_MS
+        })
+    })
+    .await;
+    pinned_wrong.running.shutdown().await;
     let err = spindel_node::runtime::remote_query(&wrong, Default::default(), Limits::default())
         .await
         .unwrap_err();

@@ -80,6 +80,20 @@ impl ErrorCode {
             ErrorCode::Internal => 5,
         }
     }
+
+    /// The error code a QUIC application close code stands for, if any.
+    pub fn from_code(code: u64) -> Option<ErrorCode> {
+        [
+            ErrorCode::Done,
+            ErrorCode::Protocol,
+            ErrorCode::Version,
+            ErrorCode::NotAdmitted,
+            ErrorCode::Role,
+            ErrorCode::Internal,
+        ]
+        .into_iter()
+        .find(|c| u64::from(c.code()) == code)
+    }
 }
 
 /// One entry as it travels: the signed bytes, and the payload unless it was purged.

@@ -313,7 +313,10 @@ fn run_logs_what_an_operator_needs_and_nothing_else() {
     });
     eventually(20, "the refusal in the refused region's log", || {
         let log = x.log();
-        log.contains("link to aggregator down") && log.contains("not admitted")
+        // A refusal only an operator can lift is an error, retried after a long wait.
+        log.contains("the aggregator refuses this node")
+            && log.contains("not admitted")
+            && log.contains("ERROR")
     });
     eventually(20, "the refusal in the aggregator's log", || {
         agg.log().contains("refused a sync session")

@@ -1,0 +1,71 @@
+//! The dialer: one task per pinned aggregator keeps the link up, trying again after each
+//! failure as [`Backoff`] says (seconds after a lost link, long after a refusal only an
+//! operator can lift), and logs one line per transition.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::link::{Backoff, LinkError};
+use crate::runtime::{PeerStatus, SessionMode, Shared, session_with_aggregator};
+use crate::transport::{PeerAddr, Transport};
+
+/// Keeps the live link to the aggregator `peer` until the node shuts down.
+pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: PeerAddr) {
+    let key = format!("out:{peer}");
+    let address = format!("{}:{}", peer.host, peer.port);
+    shared.add_peer(
+        key.clone(),
+        PeerStatus {
+            node_id: peer.node_id.to_hex(),
+            address: address.clone(),
+            role: "aggregator".into(),
+            connected: false,
+            lag: 0,
+            last_error: None,
+            retry_in_ms: 0,
+        },
+    );
+    let mut backoff = Backoff::default();
+    let mut shutdown = shared.shutdown_signal();
+    let mut last_failure: Option<String> = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let result: Result<(), LinkError> =
+            session_with_aggregator(&shared, &transport, &peer, &key, SessionMode::Live)
+                .await
+                .map(|_| ());
+        let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
+        let wait = backoff.after(&result, started.elapsed(), jitter);
+        let mut was_up = false;
+        shared.set_peer(&key, |p| {
+            was_up = p.connected;
+            p.connected = false;
+            p.last_error = result.as_ref().err().map(ToString::to_string);
+            p.retry_in_ms = wait.as_millis() as u64;
+        });
+        // One line per transition: the link going down, or a new reason it cannot come up.
+        // The same failure again while the aggregator stays away is logged at debug.
+        let text = result.as_ref().err().map(ToString::to_string);
+        let retry_s = format!("{:.1}", wait.as_secs_f64());
+        match &result {
+            Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
+            Err(e) if e.is_permanent() && last_failure != text => {
+                tracing::error!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "the aggregator refuses this node; an operator must act (admit it with `spindel allow`, or fix the pinned key); trying again later");
+            }
+            Err(e) if was_up || last_failure != text => {
+                tracing::warn!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "link to aggregator down; reconnecting");
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer.node_id.short(), error = %e, retry_in_s = %retry_s, "link to aggregator still down")
+            }
+        }
+        last_failure = text;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
