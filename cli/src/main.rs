@@ -4,6 +4,7 @@
 //! 0 success, 2 usage error, 1 any other error; every error is one line on stderr).
 //! The work is done by `spindel_node`.
 
+mod demo;
 mod output;
 
 use std::io::{IsTerminal, Read, Write};
@@ -1031,12 +1032,10 @@ const DEMO_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12
 fn run_demo(regions: usize, http: SocketAddr, exit_when_synced: bool, json: bool) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
-        let progress = |line: String| eprintln!("{line}");
+        let progress: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|line| eprintln!("{line}"));
         let started = std::time::Instant::now();
-        let demo = spindel_node::demo::start(regions, http, &progress)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rows = match demo.wait_synced(DEMO_SYNC_TIMEOUT, &progress).await {
+        let demo = demo::start(regions, http, progress.clone()).await?;
+        let rows = match demo.wait_synced(DEMO_SYNC_TIMEOUT, &*progress).await {
             Ok(rows) => rows,
             Err(e) => {
                 demo.shutdown().await;

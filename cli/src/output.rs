@@ -86,7 +86,7 @@ pub fn records_table(page: &QueryPage) -> String {
 }
 
 /// The table `spindel demo` prints once the network is in sync.
-pub fn demo_summary(rows: &[spindel_node::demo::SummaryRow], took: std::time::Duration) -> String {
+pub fn demo_summary(rows: &[crate::demo::SummaryRow], took: std::time::Duration) -> String {
     let mut out = format!(
         "{:<48} {:>7} {:>6} {:>12} {:>14}\n",
         "REGION", "POSTER", "LOGG", "AGGREGATORN", "ALLA REGIONER"

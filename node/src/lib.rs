@@ -16,7 +16,6 @@
 pub mod backup;
 pub mod bank;
 pub mod control;
-pub mod demo;
 mod dialer;
 pub mod fuzz;
 pub mod http;

@@ -146,6 +146,23 @@ pub fn import_file(dir: &Path, kind: &str, file: &Path) -> Run {
     spindel(&import_args(dir, kind, file))
 }
 
+/// Stops a child as an operator would: SIGTERM, then SIGKILL if it has not exited `within`
+/// (a demo removes its temporary directory, with the nodes' keys, only when it is let stop).
+pub fn stop_gently(child: &mut std::process::Child, within: std::time::Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Publishes `json` as a record of `kind` and returns the `--json` answer (asserting success).
 pub fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
     publish_run(dir, kind, json).json()

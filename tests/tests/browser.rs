@@ -29,8 +29,7 @@ struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        spindel_tests::stop_gently(&mut self.0, Duration::from_secs(10));
     }
 }
 

@@ -1,0 +1,446 @@
+//! `spindel demo`: a whole national network on loopback. One aggregator and the eight regional
+//! platforms of SOUL's action plan (or N), each a real node with its own key and sled store in a
+//! temporary directory, replicating over QUIC exactly as in production.
+//!
+//! The sample records are data, not code: `cli/demo/samples.jsonl`, one record a line
+//! (`{"region", "kind", "record"}`; a region's display name is its profile's), compiled into
+//! the binary. They are written for the project in Swedish from the facts of the action plan
+//! (the platforms, their member organisations, the activities the plan describes). Researcher
+//! contacts and SROI figures are invented for the demonstration and say so in their text.
+//!
+//! Store work (creating nodes, signing, reading heads) runs on the blocking pool, never on the
+//! async workers; shutting down waits until every node's store is closed before the directory
+//! is removed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::transport::{Limits, PeerAddr};
+use spindel_protocol::NodeId;
+use spindel_protocol::record::Kind;
+
+/// Regions `--regions` accepts.
+pub const DEMO_REGIONS_MAX: usize = 64;
+/// The sample records, one a line.
+const SAMPLES: &str = include_str!("../demo/samples.jsonl");
+/// How often the summary is read while the network gets in sync (each read is a few store
+/// lookups per region, on the blocking pool).
+const SYNC_POLL: Duration = Duration::from_millis(50);
+/// How long shutting down waits for a node's tasks to let go of its store, and how often it
+/// looks.
+const RELEASE_WITHIN: Duration = Duration::from_secs(10);
+const RELEASE_POLL: Duration = Duration::from_millis(5);
+
+/// One region of the demo: its node name, display name, and records to publish.
+#[derive(Debug, Clone)]
+pub struct RegionSample {
+    pub name: String,
+    pub display_name: String,
+    pub records: Vec<(Kind, Value)>,
+}
+
+/// One line of `samples.jsonl`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleLine {
+    region: String,
+    kind: Kind,
+    record: Value,
+}
+
+/// The eight platforms of the action plan with their sample records, in the file's order.
+pub fn seed_regions() -> Result<Vec<RegionSample>> {
+    let mut regions: Vec<RegionSample> = Vec::new();
+    for (i, line) in SAMPLES.lines().enumerate() {
+        let s: SampleLine = serde_json::from_str(line)
+            .with_context(|| format!("demo/samples.jsonl line {}", i + 1))?;
+        let at = match regions.iter().position(|r| r.name == s.region) {
+            Some(at) => at,
+            None => {
+                regions.push(RegionSample {
+                    name: s.region.clone(),
+                    display_name: String::new(),
+                    records: Vec::new(),
+                });
+                regions.len() - 1
+            }
+        };
+        if s.kind == Kind::Profile {
+            regions[at].display_name = s.record["display_name"]
+                .as_str()
+                .unwrap_or(&s.region)
+                .to_string();
+        }
+        regions[at].records.push((s.kind, s.record));
+    }
+    if let Some(r) = regions.iter().find(|r| r.display_name.is_empty()) {
+        bail!("demo/samples.jsonl: region {} has no profile", r.name);
+    }
+    Ok(regions)
+}
+
+/// `n` regions: the seed's eight first, then numbered extra regions.
+pub fn demo_regions(n: usize) -> Result<Vec<RegionSample>> {
+    let mut regions = seed_regions()?;
+    let base = regions.clone();
+    let mut i = regions.len();
+    while regions.len() < n {
+        let template = &base[i % base.len()];
+        let mut extra = template.clone();
+        extra.name = format!("region-{}", i + 1);
+        extra.display_name = format!("Region {} (exempel)", i + 1);
+        for (kind, value) in &mut extra.records {
+            if *kind == Kind::Profile {
+                value["display_name"] = Value::from(extra.display_name.clone());
+            }
+        }
+        regions.push(extra);
+        i += 1;
+    }
+    regions.truncate(n);
+    Ok(regions)
+}
+
+/// One row of the summary printed when the network is in sync.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SummaryRow {
+    pub name: String,
+    pub display_name: String,
+    pub records: u64,
+    pub head: u64,
+    pub at_aggregator: u64,
+    /// The lowest head of this region seen in any other region.
+    pub in_every_region: u64,
+}
+
+/// A running demo network.
+pub struct Demo {
+    pub root: PathBuf,
+    pub aggregator: Running,
+    pub regions: Vec<(RegionSample, NodeId, Running)>,
+    pub http: SocketAddr,
+    /// The page and API server (it holds the aggregator's node until it stops).
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+/// Creates the nodes and publishes the sample data (blocking: store work).
+fn prepare(
+    root: &std::path::Path,
+    samples: Vec<RegionSample>,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<(LocalNode, Vec<(RegionSample, LocalNode)>)> {
+    let agg = local::init_open(
+        &root.join("nationell"),
+        "nationell",
+        Role::Aggregator,
+        Some("SOUL nationellt nätverk"),
+        &mut rand_core::OsRng,
+    )?;
+    let mut prepared = Vec::new();
+    for sample in samples {
+        let node = local::init_open(
+            &root.join(&sample.name),
+            &sample.name,
+            Role::Region,
+            Some(&sample.display_name),
+            &mut rand_core::OsRng,
+        )?;
+        for (kind, value) in &sample.records {
+            node.publish(
+                *kind,
+                &value.to_string(),
+                None,
+                &mut rand_core::OsRng,
+                local::now_ms(),
+            )
+            .with_context(|| sample.name.clone())?;
+        }
+        agg.allow(node.node_id(), Some(sample.name.clone()))?;
+        progress(format!(
+            "{}: {} poster signerade",
+            sample.display_name,
+            sample.records.len()
+        ));
+        prepared.push((sample, node));
+    }
+    Ok((agg, prepared))
+}
+
+/// Creates the nodes, publishes the sample data and starts the network.
+pub async fn start(
+    n: usize,
+    http: SocketAddr,
+    progress: Arc<dyn Fn(String) + Send + Sync>,
+) -> Result<Demo> {
+    if n == 0 || n > DEMO_REGIONS_MAX {
+        bail!("--regions must be between 1 and {DEMO_REGIONS_MAX}, got {n}");
+    }
+    let samples = demo_regions(n)?;
+    // The page's port first: a taken port fails before anything is written.
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .with_context(|| format!("cannot serve http on {http}"))?;
+    let mut salt = [0u8; 4];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
+    let root = std::env::temp_dir().join(format!(
+        "spindel-demo-{}-{:02x}{:02x}{:02x}{:02x}",
+        std::process::id(),
+        salt[0],
+        salt[1],
+        salt[2],
+        salt[3]
+    ));
+    std::fs::create_dir_all(&root).with_context(|| root.display().to_string())?;
+    // Any failure from here on removes the directory again (it holds the nodes' keys).
+    let guard = RemoveOnFailure(Some(root.clone()));
+    progress(format!("data i {}", root.display()));
+    let (agg, prepared) = {
+        let (root, progress) = (root.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || prepare(&root, samples, &*progress)).await??
+    };
+    let agg_key = agg.key().clone();
+    let agg_id = agg.node_id();
+    let aggregator = Running::start(
+        Arc::new(agg),
+        agg_key,
+        RunOptions {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            aggregators: vec![],
+            limits: Limits::default(),
+        },
+    )
+    .await?;
+    let (http, http_task) = spindel_node::http::serve_listener(aggregator.shared.clone(), listener)
+        .with_context(|| format!("cannot serve http on {http}"))?;
+    let listen = aggregator
+        .listen_addr
+        .ok_or_else(|| anyhow!("the aggregator did not bind"))?;
+    let peer: PeerAddr = format!("{agg_id}@{listen}")
+        .parse()
+        .map_err(|e| anyhow!("{e}"))?;
+    progress(format!(
+        "aggregator {} lyssnar på {listen} (QUIC)",
+        agg_id.short()
+    ));
+    let mut regions = Vec::new();
+    for (sample, node) in prepared {
+        let id = node.node_id();
+        let key = node.key().clone();
+        let running = Running::start(
+            Arc::new(node),
+            key,
+            RunOptions {
+                listen: None,
+                aggregators: vec![peer.clone()],
+                limits: Limits::default(),
+            },
+        )
+        .await?;
+        regions.push((sample, id, running));
+    }
+    guard.disarm();
+    Ok(Demo {
+        root,
+        aggregator,
+        regions,
+        http,
+        http_task,
+    })
+}
+
+/// Removes a directory when dropped, unless disarmed.
+struct RemoveOnFailure(Option<PathBuf>);
+
+impl RemoveOnFailure {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnFailure {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Every region's row, and whether the whole network is in sync (blocking: store reads).
+fn summary(
+    aggregator: &LocalNode,
+    regions: &[(String, String, NodeId, Arc<LocalNode>)],
+) -> Result<(Vec<SummaryRow>, bool)> {
+    let agg_heads = aggregator.store().heads()?;
+    let region_heads: Vec<_> = regions
+        .iter()
+        .map(|(.., node)| node.store().heads())
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    let mut synced = true;
+    for (i, (name, display_name, id, node)) in regions.iter().enumerate() {
+        let head = region_heads[i].get(id).map_or(0, |h| h.seq);
+        let at_aggregator = agg_heads.get(id).map_or(0, |h| h.seq);
+        let in_every_region = region_heads
+            .iter()
+            .map(|h| h.get(id).map_or(0, |h| h.seq))
+            .min()
+            .unwrap_or(0);
+        synced &= at_aggregator == head && in_every_region == head;
+        rows.push(SummaryRow {
+            name: name.clone(),
+            display_name: display_name.clone(),
+            records: node.store().visible_count_of(id)?,
+            head,
+            at_aggregator,
+            in_every_region,
+        });
+    }
+    Ok((rows, synced))
+}
+
+impl Demo {
+    /// Waits until every region's log is at the aggregator and back in every other region,
+    /// reporting progress; fails after `timeout`.
+    pub async fn wait_synced(
+        &self,
+        timeout: Duration,
+        progress: &(dyn Fn(String) + Sync),
+    ) -> Result<Vec<SummaryRow>> {
+        let aggregator = self.aggregator.shared.node.clone();
+        let regions: Arc<Vec<_>> = Arc::new(
+            self.regions
+                .iter()
+                .map(|(s, id, r)| {
+                    (
+                        s.name.clone(),
+                        s.display_name.clone(),
+                        *id,
+                        r.shared.node.clone(),
+                    )
+                })
+                .collect(),
+        );
+        let started = Instant::now();
+        let mut last = usize::MAX;
+        let mut poll = tokio::time::interval(SYNC_POLL);
+        loop {
+            poll.tick().await;
+            let (rows, synced) = {
+                let (aggregator, regions) = (aggregator.clone(), regions.clone());
+                tokio::task::spawn_blocking(move || summary(&aggregator, &regions)).await??
+            };
+            let done = rows
+                .iter()
+                .filter(|r| r.at_aggregator == r.head && r.in_every_region == r.head)
+                .count();
+            if done != last {
+                progress(format!(
+                    "synkat: {done}/{} regioner hos aggregatorn och i alla regioner",
+                    rows.len()
+                ));
+                last = done;
+            }
+            if synced {
+                return Ok(rows);
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "the network did not get in sync within {} s ({done} of {} regions)",
+                    timeout.as_secs(),
+                    rows.len()
+                );
+            }
+        }
+    }
+
+    /// Stops every node, waits until each has closed its store, and removes the temporary
+    /// directory.
+    pub async fn shutdown(self) {
+        let mut nodes = vec![self.aggregator.shared.node.clone()];
+        nodes.extend(self.regions.iter().map(|(.., r)| r.shared.node.clone()));
+        self.http_task.abort();
+        let _ = self.http_task.await;
+        for (_, _, r) in self.regions {
+            r.shutdown().await;
+        }
+        self.aggregator.shutdown().await;
+        for node in nodes {
+            release(node).await;
+        }
+        let root = self.root;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(root)).await;
+    }
+}
+
+/// Waits until `node` is the last handle to its node (the stopped tasks have let go), then
+/// drops it on the blocking pool: the store flushes and closes its files.
+async fn release(node: Arc<LocalNode>) {
+    let deadline = Instant::now() + RELEASE_WITHIN;
+    let mut node = node;
+    loop {
+        match Arc::try_unwrap(node) {
+            Ok(last) => {
+                let _ = tokio::task::spawn_blocking(move || drop(last)).await;
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                node = shared;
+                tokio::time::sleep(RELEASE_POLL).await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "a demo node's tasks still hold its store; removing its files anyway"
+                );
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use spindel_protocol::record::Record;
+
+    #[test]
+    fn every_sample_record_is_valid_and_examples_are_marked() {
+        let regions = seed_regions().unwrap();
+        assert_eq!(regions.len(), 8);
+        for r in &regions {
+            spindel_protocol::record::validate_region_name(&r.name).unwrap();
+            assert_eq!(r.records[0].0, Kind::Profile, "{}: profile first", r.name);
+            for (kind, value) in &r.records {
+                let record = Record::from_json(*kind, &value.to_string()).unwrap();
+                if let Record::Researcher(x) = &record {
+                    assert!(x.name.contains("exempel"), "{}", x.name);
+                    assert!(
+                        x.email
+                            .as_deref()
+                            .is_some_and(|e| e.ends_with("@example.org"))
+                    );
+                }
+                if let Record::Innovation(x) = &record
+                    && x.sroi.is_some()
+                {
+                    assert!(
+                        x.description
+                            .as_deref()
+                            .is_some_and(|d| d.contains("exempelvärde"))
+                    );
+                }
+            }
+        }
+        assert_eq!(demo_regions(3).unwrap().len(), 3);
+        let many = demo_regions(11).unwrap();
+        assert_eq!(many.len(), 11);
+        let names: std::collections::BTreeSet<_> = many.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names.len(), 11, "region names are unique");
+    }
+}
