@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use spindel_protocol::sync::{
     BATCH_BYTES_MAX, ErrorCode, Message, Output, PeerRole, QueryRequest, Session, SyncEntry,
 };
 use spindel_protocol::{NodeId, SecretKey};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::link::LinkError;
 use crate::local::{LocalNode, NodeError, Role};
@@ -153,9 +152,17 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Live incoming connections per peer key.
     per_peer: Mutex<BTreeMap<NodeId, usize>>,
-    /// Fault injection for tests: a pause for the next served session between reading the
-    /// heads it opens with and starting it (0 in normal operation).
-    session_setup_delay_ms: AtomicU64,
+    /// Fault injection for tests: holds the next served session between reading the heads it
+    /// opens with and starting it (`None` in normal operation; see [`Shared::hold_next_session`]).
+    session_setup_gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+/// A served session held by [`Shared::hold_next_session`]: `paused` fires once it has read its
+/// opening heads and waits; sending on (or dropping) `release` lets it go on.
+#[derive(Debug)]
+pub struct HeldSession {
+    pub paused: oneshot::Receiver<()>,
+    pub release: oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -181,7 +188,7 @@ impl Shared {
             admissions: watch::Sender::new(0),
             metrics: crate::metrics::Metrics::default(),
             per_peer: Mutex::new(BTreeMap::new()),
-            session_setup_delay_ms: AtomicU64::new(0),
+            session_setup_gate: Mutex::new(None),
         })
     }
 
@@ -342,11 +349,17 @@ impl Shared {
             .contains(id)
     }
 
-    /// Fault injection for tests: pause the next served session this long after it read its
-    /// opening heads, widening the window in which other sessions announce new heads.
-    pub fn inject_session_setup_delay(&self, delay: Duration) {
-        self.session_setup_delay_ms
-            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    /// Fault injection for tests: holds the next served session after it read its opening
+    /// heads, until released, so other sessions can announce new heads in between (an event,
+    /// not a guessed duration).
+    pub fn hold_next_session(&self) -> HeldSession {
+        let (paused_tx, paused) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self
+            .session_setup_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((paused_tx, release_rx));
+        HeldSession { paused, release }
     }
 
     /// Every new head this node announces (for benchmarks and tests).
@@ -1149,9 +1162,14 @@ async fn serve_connection(
                 let Ok((admitted, heads, list)) = setup else {
                     break;
                 };
-                let delay = shared.session_setup_delay_ms.swap(0, Ordering::Relaxed);
-                if delay > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                let held = shared
+                    .session_setup_gate
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                if let Some((paused, release)) = held {
+                    let _ = paused.send(());
+                    let _ = release.await;
                 }
                 // An aggregator syncs with the regions it admitted. A region syncs only with
                 // the aggregators it pinned: any other key that dials it gets neither entries

@@ -387,17 +387,20 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
         &[(a_id, "skane"), (b_id, "dalarna")],
     )
     .await;
-    agg.running
-        .shared
-        .inject_session_setup_delay(Duration::from_millis(800));
+    let held = agg.running.shared.hold_next_session();
     let b = run_prepared(db, pb, vec![agg.addr()]).await;
-    // Dalarna's session is now paused at the aggregator, its opening heads (no Skåne) read.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Dalarna's session is paused at the aggregator, its opening heads (no Skåne) read.
+    tokio::time::timeout(Duration::from_secs(20), held.paused)
+        .await
+        .expect("Dalarna's session reaches the aggregator")
+        .unwrap();
     let a = run_prepared(da, pa, vec![agg.addr()]).await;
     eventually("Skåne's log at the aggregator", || {
         agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
     })
     .await;
+    // Skåne's head was announced while Dalarna's session waited; now it goes on.
+    held.release.send(()).unwrap();
     // Well before a live session's periodic rescan of the heads (10 s) would mend a miss.
     eventually_within(Duration::from_secs(5), "Skåne's log in Dalarna", || {
         b.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)

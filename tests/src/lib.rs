@@ -149,18 +149,31 @@ pub fn import_file(dir: &Path, kind: &str, file: &Path) -> Run {
 /// Stops a child as an operator would: SIGTERM, then SIGKILL if it has not exited `within`
 /// (a demo removes its temporary directory, with the nodes' keys, only when it is let stop).
 pub fn stop_gently(child: &mut std::process::Child, within: std::time::Duration) {
+    if sigterm_and_wait(child, within).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Sends SIGTERM and waits up to `within` for the child to exit; its exit status, or `None`
+/// if it is still running.
+pub fn sigterm_and_wait(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Publishes `json` as a record of `kind` and returns the `--json` answer (asserting success).
@@ -374,19 +387,9 @@ impl NodeProc {
 
     /// SIGTERM, then the exit code (panics if it takes over `secs`).
     pub fn terminate(mut self, secs: u64) -> i32 {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no exit {secs} s after SIGTERM: {}",
-                self.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        match sigterm_and_wait(&mut self.child, std::time::Duration::from_secs(secs)) {
+            Some(status) => status.code().unwrap_or(-1),
+            None => panic!("no exit {secs} s after SIGTERM: {}", self.log()),
         }
     }
 

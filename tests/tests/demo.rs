@@ -137,20 +137,9 @@ fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
     let (_, body) = http_get(http, "/api/v1/records?kind=researcher&limit=50");
     let researchers: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(researchers["records"].as_array().unwrap().len(), 7);
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "demo did not stop on SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let status = spindel_tests::sigterm_and_wait(&mut child, std::time::Duration::from_secs(10))
+        .expect("demo stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
 }
 
 /// A demo whose page port is taken stops at once, saying so, and leaves nothing behind (its

@@ -685,6 +685,8 @@ fn eight_regions_kill9_and_catch_up() {
     // kill -9 a region in the middle of a burst of publishes; restart: no acknowledged entry
     // is missing and its head equals the aggregator's.
     let (v_dir, v_id) = regions[0].clone();
+    // The kill lands after the fifth acknowledged publish of forty: mid-burst on any machine.
+    let (acked, fifth) = std::sync::mpsc::channel();
     let burst = {
         let v_dir = v_dir.clone();
         std::thread::spawn(move || {
@@ -692,12 +694,17 @@ fn eight_regions_kill9_and_catch_up() {
             for k in 0..40 {
                 if let Some((rid, _)) = publish(&v_dir, &format!("Skur {k}")) {
                     ok.push(rid);
+                    if ok.len() == 5 {
+                        let _ = acked.send(());
+                    }
                 }
             }
             ok
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    fifth
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("five publishes acknowledged");
     procs[0].take().unwrap().kill9();
     let burst_ok = burst.join().unwrap();
     assert!(!burst_ok.is_empty());
