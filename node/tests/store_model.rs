@@ -1,6 +1,10 @@
-//! Model-based test: random publish / edit / delete / restart sequences against the real store
-//! (sled and tantivy files on disk) and a `BTreeMap` model; after every step they must agree.
-//! On failure the seed is printed; rerun one seed with SPINDEL_MODEL_SEED=N.
+//! Model-based test: random publish / edit / delete / restart / crash sequences against the real
+//! store (sled and tantivy files on disk) and a `BTreeMap` model; after every step they must
+//! agree. A crash is not a clean drop: the files are copied as they lie on disk while the node
+//! is open and a new record is being written (what kill -9 leaves), the copy is opened, and the
+//! old node is abandoned unflushed. Everything acknowledged before must be in the copy; the
+//! record in flight is there whole or not at all. On failure the seed is printed; rerun one
+//! seed with SPINDEL_MODEL_SEED=N.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -144,6 +148,38 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
     }
 }
 
+/// Copies a node's data directory file by file while it is in use, in the order its writes
+/// depend on each other (sled's files before the payload packs they point into, the derived
+/// index last), so the copy is a state a crash could leave. Files that vanish meanwhile (sled
+/// snapshots being replaced) are skipped.
+fn copy_as_crash_leaves(from: &std::path::Path, to: &std::path::Path) {
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        let Ok(items) = std::fs::read_dir(from) else {
+            return;
+        };
+        for item in items.flatten() {
+            let target = to.join(item.file_name());
+            match item.file_type() {
+                Ok(t) if t.is_dir() => copy_tree(&item.path(), &target),
+                Ok(_) => match std::fs::copy(item.path(), &target) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("copying {}: {e}", item.path().display()),
+                },
+                Err(_) => {}
+            }
+        }
+    }
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["config.toml", "node.key"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+    for dir in ["store", "payloads", "index"] {
+        copy_tree(&from.join(dir), &to.join(dir));
+    }
+}
+
 fn run_seed(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut os = rand_core::OsRng;
@@ -151,6 +187,8 @@ fn run_seed(seed: u64) {
     let path = dir.path().join("node");
     local::init(&path, "modell", Role::Region, None, &mut os).unwrap();
     let mut node = LocalNode::open(&path).unwrap();
+    let mut path = path;
+    let mut abandoned = Vec::new();
     let mut model: BTreeMap<RecordId, ModelRecord> = BTreeMap::new();
     let mut seq = 1u64; // the profile
     let mut now = 1_800_000_000_000u64;
@@ -221,6 +259,39 @@ fn run_seed(seed: u64) {
                     std::fs::remove_dir_all(path.join("index")).unwrap();
                 }
                 node = LocalNode::open(&path).unwrap();
+            }
+            9 => {
+                // Crash while a new record is being written: the copy is what kill -9 leaves.
+                let word = WORDS[rng.gen_range(0..WORDS.len())].to_string();
+                let title = format!("Under kraschen {step} om {word}");
+                let json = serde_json::json!({"title": title, "summary": "I luften"}).to_string();
+                let crashed = dir.path().join(format!("krasch-{step}"));
+                let published = std::thread::scope(|scope| {
+                    let writer =
+                        scope.spawn(|| node.publish(Kind::Method, &json, None, &mut os, now));
+                    copy_as_crash_leaves(&path, &crashed);
+                    writer.join().unwrap().unwrap()
+                });
+                // The old node is abandoned as it is, never flushed or closed.
+                abandoned.push(std::mem::replace(
+                    &mut node,
+                    LocalNode::open(&crashed).unwrap(),
+                ));
+                path = crashed;
+                let rid: RecordId = published.record_id.parse().unwrap();
+                let me = node.node_id();
+                if node.store().head(&me).unwrap().map(|h| h.seq) == Some(published.seq) {
+                    seq += 1;
+                    model.insert(
+                        rid,
+                        ModelRecord {
+                            kind: Kind::Method,
+                            title,
+                            word,
+                            deleted: false,
+                        },
+                    );
+                }
             }
             _ => {}
         }
