@@ -247,18 +247,6 @@ pub fn controllers(store: &Store) -> Result<Vec<Controller>, StoreError> {
     Ok(out)
 }
 
-/// Finds a region by NodeId (hex) or by its name.
-pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
-    if let Ok(id) = key.parse::<NodeId>() {
-        return Ok(Some(id));
-    }
-    Ok(store
-        .authors()?
-        .into_iter()
-        .find(|(id, m)| m.name_or_key(id) == key)
-        .map(|(id, _)| id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -331,20 +331,17 @@ async fn record(
 pub fn region_list(
     node: &crate::local::LocalNode,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
-    let store = node.store();
-    let heads = store.heads()?;
     let mut out = Vec::new();
-    for (id, meta) in store.authors()? {
-        if meta.profile.is_none() {
+    for a in crate::read::authors(node.store())? {
+        if !a.is_region() {
             continue;
         }
-        let records = store.visible_count_of(&id)?;
         out.push(RegionView {
-            node_id: id.to_hex(),
-            name: Some(meta.name_or_key(&id)),
-            display_name: meta.display_name.clone(),
-            records,
-            head: heads.get(&id).map_or(0, |h| h.seq),
+            node_id: a.id.to_hex(),
+            name: Some(a.meta.name_or_key(&a.id)),
+            display_name: a.meta.display_name.clone(),
+            records: a.records,
+            head: a.head,
         });
     }
     out.sort_by(|a, b| a.display_name.cmp(&b.display_name));

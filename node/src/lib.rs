@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod params;
 pub mod payloads;
 pub mod query;
+pub mod read;
 pub mod runtime;
 pub mod search;
 pub mod store;

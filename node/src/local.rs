@@ -785,17 +785,16 @@ impl LocalNode {
     pub fn status(&self) -> Result<Status, NodeError> {
         let heads = self.store.heads()?;
         let mut authors = Vec::new();
-        for (id, meta) in self.store.authors()? {
-            let records = self.store.visible_count_of(&id)?;
+        for a in crate::read::authors(&self.store)? {
             authors.push(AuthorStatus {
-                node_id: id.to_hex(),
-                name: meta.label().map(str::to_string),
-                display_name: meta.display_name.clone(),
-                admitted: meta.admitted,
-                frozen: meta.frozen,
-                head: heads.get(&id).map_or(0, |h| h.seq),
-                records,
-                payload_bytes: self.store.payload_bytes_of(&id)?,
+                node_id: a.id.to_hex(),
+                name: a.meta.label().map(str::to_string),
+                display_name: a.meta.display_name.clone(),
+                admitted: a.meta.admitted,
+                frozen: a.meta.frozen,
+                head: a.head,
+                records: a.records,
+                payload_bytes: self.store.payload_bytes_of(&a.id)?,
             });
         }
         let names: BTreeMap<NodeId, Option<String>> = self

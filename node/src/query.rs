@@ -75,18 +75,12 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-/// A region is found by the name it was admitted under, or by its NodeId; never by what its
-/// profile claims (anyone can write any display name).
-fn region_matches(id: &NodeId, meta: &AuthorMeta, wanted: &str) -> bool {
-    meta.name_or_key(id) == wanted || id.to_hex() == wanted
-}
-
 /// The authors `q.region` names (`None`: no region filter).
 fn region_authors(authors: &HashMap<NodeId, AuthorMeta>, q: &Query) -> Option<HashSet<NodeId>> {
     q.region.as_deref().map(|wanted| {
         authors
             .iter()
-            .filter(|(id, m)| region_matches(id, m, wanted.trim()))
+            .filter(|(id, m)| crate::read::region_matches(id, m, wanted))
             .map(|(id, _)| *id)
             .collect()
     })

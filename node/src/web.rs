@@ -603,7 +603,7 @@ async fn region_page(
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let found = shared
         .blocking(move |n| {
-            let Some(id) = bank::find_region(n.store(), &key)? else {
+            let Some(id) = crate::read::find_region(n.store(), &key)? else {
                 return Ok(None);
             };
             let Some(page) = bank::region_page(n.store(), &id)? else {
