@@ -1202,32 +1202,201 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// A node of the simulation: per-author logs of entries, applied in order with verification.
+    use crate::entry::Op;
+    use crate::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
+
+    /// Every clock of a simulation starts here (ms); each step of a run is one second.
+    const SIM_T0: u64 = 1_800_000_000_000;
+
+    /// One author's log as a simulated node holds it, with what [`ingest::check`] asks of it.
+    #[derive(Default)]
+    struct SimLog {
+        entries: Vec<SyncEntry>,
+        hashes: Vec<Hash>,
+        records: BTreeMap<RecordId, RecordState>,
+        profile: Option<RecordId>,
+    }
+
+    impl SimLog {
+        fn head(&self) -> Option<Head> {
+            self.hashes.last().map(|hash| Head {
+                seq: self.hashes.len() as u64,
+                hash: *hash,
+            })
+        }
+
+        /// Stores an entry [`ingest::check`] accepted, as the store does: appended, or (its
+        /// payload completing a current version that arrived without one) completed in place.
+        fn accept(&mut self, entry: &Entry, sync: SyncEntry, accepted: &Accepted) {
+            let h = entry.header();
+            if accepted.completes {
+                self.entries[h.seq as usize - 1].payload = sync.payload;
+                if let Some(r) = self.records.get_mut(&h.record_id) {
+                    r.payload_held = true;
+                }
+                return;
+            }
+            if h.kind == Kind::Profile {
+                self.profile = Some(h.record_id);
+            }
+            self.records.insert(
+                h.record_id,
+                RecordState {
+                    kind: h.kind,
+                    deleted: h.op == Op::Tombstone,
+                    seq: h.seq,
+                    payload_held: h.op == Op::Put && sync.payload.is_some(),
+                    payload_len: h.payload_len,
+                },
+            );
+            self.hashes.push(entry.hash());
+            self.entries.push(sync);
+        }
+    }
+
+    /// What [`ingest::check`] sees of one author on a simulated node (the store's `View`).
+    struct SimView<'a> {
+        node: &'a SimNode,
+        author: NodeId,
+        log: Option<&'a SimLog>,
+    }
+
+    impl AuthorView for SimView<'_> {
+        fn admitted(&self) -> bool {
+            // Every node admits itself; an aggregator its regions, a region what its pinned
+            // aggregator lists or relays.
+            self.author == self.node.key.node_id() || self.node.admitted.contains(&self.author)
+        }
+        fn frozen(&self) -> bool {
+            self.node.frozen.contains(&self.author)
+        }
+        fn head(&self) -> Option<Head> {
+            self.log?.head()
+        }
+        fn hash_at(&self, seq: u64) -> Option<Hash> {
+            let i = usize::try_from(seq.checked_sub(1)?).ok()?;
+            self.log?.hashes.get(i).copied()
+        }
+        fn record(&self, record_id: &RecordId) -> Option<RecordState> {
+            self.log?.records.get(record_id).copied()
+        }
+        fn profile(&self) -> Option<RecordId> {
+            self.log?.profile
+        }
+        fn payload_bytes(&self) -> u64 {
+            self.log.map_or(0, |l| {
+                l.records.values().map(|r| u64::from(r.payload_len)).sum()
+            })
+        }
+    }
+
+    /// What a region does to the batches of its own log it sends.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Tamper {
+        Honest,
+        /// Puts one bad entry ahead of each batch, chosen by the seq the batch starts at: a
+        /// copy of another author's entry, that seq signed by another key, or that seq signed
+        /// by itself with a wrong prev.
+        Poison,
+        /// Puts a second signed entry with this seq (a fork) ahead of every later batch.
+        ForkAt(u64),
+    }
+
+    /// A node of the simulation: per-author logs; every entry, published or received, is
+    /// judged by [`ingest::check`] as the store judges it.
     struct SimNode {
         key: SecretKey,
         role: PeerRole,
-        logs: BTreeMap<NodeId, Vec<SyncEntry>>,
+        logs: BTreeMap<NodeId, SimLog>,
         admitted: BTreeSet<NodeId>,
+        /// Authors frozen here after a proven fork (the store freezes on a `fork` refusal).
+        frozen: BTreeSet<NodeId>,
+        /// Refusals by [`Refusal::reason`], as `status` counts them.
+        refused: BTreeMap<&'static str, u64>,
+        /// This node's clock.
+        now_ms: u64,
+        tamper: Tamper,
+        /// Hashes of the bad entries this node sent (none may be stored anywhere).
+        poison: BTreeSet<Hash>,
     }
 
     impl SimNode {
+        fn new(key: SecretKey, role: PeerRole) -> SimNode {
+            SimNode {
+                key,
+                role,
+                logs: BTreeMap::new(),
+                admitted: BTreeSet::new(),
+                frozen: BTreeSet::new(),
+                refused: BTreeMap::new(),
+                now_ms: SIM_T0,
+                tamper: Tamper::Honest,
+                poison: BTreeSet::new(),
+            }
+        }
+
+        fn id(&self) -> NodeId {
+            self.key.node_id()
+        }
+
         fn heads(&self) -> BTreeMap<NodeId, u64> {
             self.logs
                 .iter()
-                .map(|(a, l)| (*a, l.len() as u64))
+                .map(|(a, l)| (*a, l.entries.len() as u64))
                 .collect()
         }
 
-        fn publish(&mut self, n: u64) {
-            let me = self.key.node_id();
-            let log = self.logs.entry(me).or_default();
-            let head = log.last().map(|e| {
-                let entry = Entry::from_wire(e.entry.clone()).unwrap();
-                Head {
-                    seq: entry.header().seq,
-                    hash: entry.hash(),
+        fn head_seq(&self, author: &NodeId) -> u64 {
+            self.logs.get(author).map_or(0, |l| l.entries.len() as u64)
+        }
+
+        /// This node's own log.
+        fn own(&self) -> &[SyncEntry] {
+            self.logs.get(&self.id()).map_or(&[], |l| &l.entries)
+        }
+
+        /// Judges one entry with [`ingest::check`] and stores it if accepted; a refusal is
+        /// counted by reason, and a fork freezes its author (as the store does).
+        fn ingest(
+            &mut self,
+            entry: &Entry,
+            sync: SyncEntry,
+            expected_author: Option<NodeId>,
+        ) -> Result<(), Refusal> {
+            let author = entry.header().author;
+            let view = SimView {
+                node: self,
+                author,
+                log: self.logs.get(&author),
+            };
+            let verdict = ingest::check(
+                &view,
+                expected_author,
+                self.now_ms,
+                entry,
+                sync.payload.as_deref(),
+            );
+            match verdict {
+                Ok(accepted) => {
+                    self.logs
+                        .entry(author)
+                        .or_default()
+                        .accept(entry, sync, &accepted);
+                    Ok(())
                 }
-            });
+                Err(refusal) => {
+                    if matches!(refusal, Refusal::Fork { .. }) {
+                        self.frozen.insert(author);
+                    }
+                    *self.refused.entry(refusal.reason()).or_default() += 1;
+                    Err(refusal)
+                }
+            }
+        }
+
+        fn publish(&mut self, n: u64) {
+            let me = self.id();
+            let head = self.logs.get(&me).and_then(SimLog::head);
             let body = format!(r#"{{"title":"Metod {n}","summary":"s"}}"#);
             let payload = crate::codec::encode(&Payload {
                 salt: [n as u8; 16],
@@ -1236,39 +1405,125 @@ mod tests {
             let h = next_header(
                 me,
                 head,
-                1,
+                self.now_ms,
                 Kind::Method,
                 RecordId([n as u8; 16]),
                 Some(&payload),
             );
             let entry = Entry::sign(&self.key, h);
-            log.push(SyncEntry {
+            let sync = SyncEntry {
                 entry: entry.to_wire(),
                 payload: Some(payload),
-            });
+            };
+            // A local publish passes the same rules (the node's expected author is itself).
+            self.ingest(&entry, sync, Some(me))
+                .expect("an honest entry is accepted");
         }
 
-        /// Appends entries that continue a log, verifying each; returns heads of touched authors.
+        /// Applies a received batch entry by entry, as the node's `apply_batch` does; returns
+        /// this node's heads of the batch's authors (refused ones too), for the ack.
         fn apply(&mut self, entries: Vec<SyncEntry>, from: NodeId) -> Vec<(NodeId, u64)> {
-            let mut touched = BTreeSet::new();
+            let me = self.id();
+            // An aggregator takes from a region only the region's own entries.
+            let expected_author = (self.role == PeerRole::Aggregator).then_some(from);
+            let mut authors = BTreeSet::new();
+            let mut batch = Vec::with_capacity(entries.len());
             for e in entries {
-                let entry = Entry::from_wire(e.entry.clone()).unwrap();
-                entry.verify().unwrap();
-                let author = entry.header().author;
-                let allowed = match self.role {
-                    PeerRole::Aggregator => author == from && self.admitted.contains(&author),
-                    _ => self.admitted.contains(&author) || author == self.key.node_id(),
-                };
-                touched.insert(author);
-                let log = self.logs.entry(author).or_default();
-                if allowed && entry.header().seq == log.len() as u64 + 1 {
-                    log.push(e);
+                match Entry::from_wire(e.entry.clone()) {
+                    Ok(entry) => {
+                        authors.insert(entry.header().author);
+                        batch.push((entry, e));
+                    }
+                    Err(_) => *self.refused.entry("malformed").or_default() += 1,
                 }
             }
-            touched
+            if self.role == PeerRole::Region {
+                // The pinned aggregator relays only authors it admitted: its sending them
+                // vouches for them (each entry must still be signed by its author).
+                let vouched = authors.iter().filter(|a| **a != me && a.is_usable());
+                self.admitted.extend(vouched);
+            }
+            for (entry, sync) in batch {
+                let _ = self.ingest(&entry, sync, expected_author);
+            }
+            authors
                 .into_iter()
-                .map(|a| (a, self.logs.get(&a).map_or(0, |l| l.len() as u64)))
+                .map(|a| (a, self.head_seq(&a)))
                 .collect()
+        }
+
+        /// Entries `from_seq..` of `author` to send (a few at a time, so batches stay
+        /// small), with the bad entry a tampering node puts ahead of its own.
+        fn load(&mut self, author: NodeId, from_seq: u64, max: usize) -> Vec<SyncEntry> {
+            let mut batch: Vec<SyncEntry> = self
+                .logs
+                .get(&author)
+                .map_or(&[][..], |l| &l.entries[..])
+                .iter()
+                .skip(from_seq as usize - 1)
+                .take(max.min(7))
+                .cloned()
+                .collect();
+            if author != self.id() || batch.is_empty() {
+                return batch;
+            }
+            let bad = match self.tamper {
+                Tamper::Honest => None,
+                Tamper::Poison => self.poisoned(from_seq),
+                Tamper::ForkAt(seq) if seq < from_seq => {
+                    let mut h = self.own_header(seq);
+                    h.timestamp_ms += 1;
+                    Some(Entry::sign(&self.key, h))
+                }
+                Tamper::ForkAt(_) => None,
+            };
+            if let Some(bad) = bad {
+                if bad.header().author == self.id() {
+                    self.poison.insert(bad.hash());
+                }
+                batch.insert(
+                    0,
+                    SyncEntry {
+                        entry: bad.to_wire(),
+                        payload: None,
+                    },
+                );
+            }
+            batch
+        }
+
+        fn own_header(&self, seq: u64) -> crate::entry::Header {
+            let wire = self.own()[seq as usize - 1].entry.clone();
+            Entry::from_wire(wire).unwrap().header().clone()
+        }
+
+        /// The bad entry [`Tamper::Poison`] sends ahead of the batch starting at `seq`.
+        fn poisoned(&self, seq: u64) -> Option<Entry> {
+            let me = self.id();
+            let mut h = self.own_header(seq);
+            match seq % 3 {
+                0 => {
+                    // Another author's entry, validly signed by that author: not this region's
+                    // to send (an aggregator takes a region's own entries only).
+                    let (_, log) = self
+                        .logs
+                        .iter()
+                        .find(|(a, l)| **a != me && !l.entries.is_empty())?;
+                    Some(Entry::from_wire(log.entries[0].entry.clone()).unwrap())
+                }
+                1 => {
+                    // This seq, claimed by this region but signed by another key.
+                    h.timestamp_ms += 1;
+                    let bytes = h.signed_bytes();
+                    let signature = key(250).sign(&bytes);
+                    Some(Entry::from_parts(bytes, &signature).unwrap())
+                }
+                _ => {
+                    // This seq, signed by this region, naming a prev that is not its head.
+                    h.prev = Hash([7; 32]);
+                    Some(Entry::sign(&self.key, h))
+                }
+            }
         }
     }
 
@@ -1291,7 +1546,7 @@ mod tests {
                     (&mut link.a, link.agg, link.region)
                 };
                 let Some(out) = session.poll() else { break };
-                let peer_id = nodes[peer_idx].key.node_id();
+                let peer_id = nodes[peer_idx].id();
                 match out {
                     Output::Send(m) => {
                         if side_is_region {
@@ -1305,16 +1560,7 @@ mod tests {
                         from_seq,
                         max,
                     } => {
-                        let log = nodes[node_idx]
-                            .logs
-                            .get(&author)
-                            .cloned()
-                            .unwrap_or_default();
-                        let batch: Vec<SyncEntry> = log
-                            .into_iter()
-                            .skip(from_seq as usize - 1)
-                            .take(max.min(7))
-                            .collect();
+                        let batch = nodes[node_idx].load(author, from_seq, max);
                         session.loaded(author, batch);
                     }
                     Output::Apply { entries } => {
@@ -1333,12 +1579,36 @@ mod tests {
         }
     }
 
+    /// Hands the next message of one direction to its session; a lossy link (`loss` > 0)
+    /// sometimes drops one entry of a batch, never its last (so a later entry arrives with a
+    /// gap). Returns whether a message moved.
+    fn deliver(link: &mut Link, to_aggregator: bool, rng: &mut StdRng, loss: f64) -> bool {
+        let (queue, session) = if to_aggregator {
+            (&mut link.to_a, &mut link.a)
+        } else {
+            (&mut link.to_r, &mut link.r)
+        };
+        let Some(mut m) = queue.pop_front() else {
+            return false;
+        };
+        if loss > 0.0
+            && let Message::Entries { entries } = &mut m
+            && entries.len() > 1
+            && rng.gen_bool(loss)
+        {
+            let i = rng.gen_range(0..entries.len() - 1);
+            entries.remove(i);
+        }
+        let _ = session.handle(m);
+        true
+    }
+
     fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
         let agg_node = &nodes[agg];
         let admitted_list: Vec<(NodeId, Option<String>)> =
             agg_node.admitted.iter().map(|a| (*a, None)).collect();
         let r = Session::new(
-            nodes[region].key.node_id(),
+            nodes[region].id(),
             PeerRole::Region,
             "r",
             nodes[region].heads(),
@@ -1346,11 +1616,11 @@ mod tests {
             vec![],
         );
         let a = Session::new(
-            agg_node.key.node_id(),
+            agg_node.id(),
             PeerRole::Aggregator,
             "a",
             agg_node.heads(),
-            agg_node.admitted.contains(&nodes[region].key.node_id()),
+            agg_node.admitted.contains(&nodes[region].id()),
             admitted_list,
         );
         Link {
@@ -1363,29 +1633,55 @@ mod tests {
         }
     }
 
-    fn run_sim(seed: u64, regions: usize, aggregators: usize) {
+    /// An aggregator's heads reach its live sessions (entries it accepted from one region go
+    /// out to the others).
+    fn spread_heads(nodes: &[SimNode], links: &mut [Option<Link>], agg: usize) {
+        let heads = nodes[agg].heads();
+        for l in links.iter_mut().flatten().filter(|l| l.agg == agg) {
+            for (a, s) in &heads {
+                l.a.local_head(*a, *s);
+            }
+        }
+    }
+
+    /// Faults a simulation run injects besides disconnects.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct Faults {
+        /// How many regions (the last ones) send poison ([`Tamper::Poison`]).
+        hostile: usize,
+        /// Chance that a batch in transit loses one entry (see [`deliver`]).
+        loss: f64,
+        /// How far the first region's clock runs ahead of every other clock.
+        skew_ms: u64,
+        /// Chance per step that a link's sessions retry what their peer refused; with it,
+        /// healing keeps live links (a stall must clear through a retry, not a new session).
+        retry: f64,
+    }
+
+    /// A finished run: the nodes (aggregators first) and the final links.
+    struct SimRun {
+        nodes: Vec<SimNode>,
+        links: Vec<Option<Link>>,
+        aggregators: usize,
+    }
+
+    fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> SimRun {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut nodes: Vec<SimNode> = Vec::new();
         for i in 0..aggregators {
-            nodes.push(SimNode {
-                key: key(200 + i as u8),
-                role: PeerRole::Aggregator,
-                logs: BTreeMap::new(),
-                admitted: BTreeSet::new(),
-            });
+            nodes.push(SimNode::new(key(200 + i as u8), PeerRole::Aggregator));
         }
         for i in 0..regions {
-            nodes.push(SimNode {
-                key: key(1 + i as u8),
-                role: PeerRole::Region,
-                logs: BTreeMap::new(),
-                admitted: BTreeSet::new(),
-            });
+            let mut node = SimNode::new(key(1 + i as u8), PeerRole::Region);
+            if i == 0 {
+                node.now_ms += faults.skew_ms;
+            }
+            if i >= regions - faults.hostile {
+                node.tamper = Tamper::Poison;
+            }
+            nodes.push(node);
         }
-        let region_ids: Vec<NodeId> = nodes[aggregators..]
-            .iter()
-            .map(|n| n.key.node_id())
-            .collect();
+        let region_ids: Vec<NodeId> = nodes[aggregators..].iter().map(SimNode::id).collect();
         for agg in nodes.iter_mut().take(aggregators) {
             agg.admitted.extend(region_ids.iter().copied());
         }
@@ -1397,6 +1693,9 @@ mod tests {
         }
         let mut published = 0u64;
         for _ in 0..3000 {
+            for n in nodes.iter_mut() {
+                n.now_ms += 1000;
+            }
             let i = rng.gen_range(0..links.len());
             match rng.gen_range(0..100) {
                 0..=9 => {
@@ -1404,8 +1703,8 @@ mod tests {
                     let r = aggregators + rng.gen_range(0..regions);
                     published += 1;
                     nodes[r].publish(published);
-                    let me = nodes[r].key.node_id();
-                    let seq = nodes[r].logs[&me].len() as u64;
+                    let me = nodes[r].id();
+                    let seq = nodes[r].head_seq(&me);
                     for link in links.iter_mut().flatten().filter(|l| l.region == r) {
                         link.r.local_head(me, seq);
                     }
@@ -1417,98 +1716,342 @@ mod tests {
                 }
                 _ => {
                     if let Some(link) = links[i].as_mut() {
+                        if faults.retry > 0.0 && rng.gen_bool(faults.retry) {
+                            link.r.retry_stalled();
+                            link.a.retry_stalled();
+                        }
                         drive(&mut nodes, link);
                         // Deliver one message in one direction (FIFO within a stream).
-                        if rng.gen_bool(0.5) {
-                            if let Some(m) = link.to_a.pop_front() {
-                                let _ = link.a.handle(m);
-                            }
-                        } else if let Some(m) = link.to_r.pop_front() {
-                            let _ = link.r.handle(m);
-                        }
+                        let to_aggregator = rng.gen_bool(0.5);
+                        deliver(link, to_aggregator, &mut rng, faults.loss);
                         drive(&mut nodes, link);
-                        // An aggregator's new heads reach its other live sessions.
                         let agg = link.agg;
-                        let heads = nodes[agg].heads();
-                        for l in links.iter_mut().flatten().filter(|l| l.agg == agg) {
-                            for (a, s) in &heads {
-                                l.a.local_head(*a, *s);
-                            }
-                        }
+                        spread_heads(&nodes, &mut links, agg);
                     }
                 }
             }
         }
-        // Heal: reconnect everything and run until quiet.
+        // Heal: every clock past every timestamp, no more loss, every link up; without
+        // retries every link starts over, with them live links keep their sessions.
+        for n in nodes.iter_mut() {
+            n.now_ms += 3_600_000;
+        }
         for (i, link) in links.iter_mut().enumerate() {
-            let (r, a) = (i / aggregators, i % aggregators);
-            *link = Some(connect(&nodes, aggregators + r, a));
+            if faults.retry == 0.0 || link.is_none() {
+                let (r, a) = (i / aggregators, i % aggregators);
+                *link = Some(connect(&nodes, aggregators + r, a));
+            }
         }
         for _round in 0..10_000 {
             let mut moved = false;
             for i in 0..links.len() {
                 let link = links[i].as_mut().unwrap();
+                if faults.retry > 0.0 {
+                    link.r.retry_stalled();
+                    link.a.retry_stalled();
+                }
                 drive(&mut nodes, link);
-                if let Some(m) = link.to_a.pop_front() {
-                    let _ = link.a.handle(m);
-                    moved = true;
-                }
-                if let Some(m) = link.to_r.pop_front() {
-                    let _ = link.r.handle(m);
-                    moved = true;
-                }
+                moved |= deliver(link, true, &mut rng, 0.0);
+                moved |= deliver(link, false, &mut rng, 0.0);
                 drive(&mut nodes, link);
                 let agg = link.agg;
-                let heads = nodes[agg].heads();
-                for l in links.iter_mut().flatten().filter(|l| l.agg == agg) {
-                    for (a, s) in &heads {
-                        l.a.local_head(*a, *s);
-                    }
-                }
+                spread_heads(&nodes, &mut links, agg);
             }
             if !moved {
                 break;
             }
         }
-        let expected = region_ids.len();
-        let first = nodes[0].heads();
-        assert_eq!(
-            first.len(),
-            expected,
-            "seed {seed}: aggregator lacks authors"
-        );
-        let total: u64 = first.values().sum();
-        assert_eq!(
-            total, published,
-            "seed {seed}: not every entry reached the aggregator"
-        );
-        for (i, n) in nodes.iter().enumerate() {
-            assert_eq!(n.heads(), first, "seed {seed}: node {i} did not converge");
+        SimRun {
+            nodes,
+            links,
+            aggregators,
         }
-        for link in links.iter().flatten() {
+    }
+
+    impl SimRun {
+        fn regions(&self) -> &[SimNode] {
+            &self.nodes[self.aggregators..]
+        }
+
+        /// Every honest node holds every region's log exactly as the region wrote it; a
+        /// tampering region holds a prefix of each (it may fall behind, never hold another).
+        fn assert_converged(&self, what: &str) {
+            for region in self.regions() {
+                let truth = region.own();
+                for (i, n) in self.nodes.iter().enumerate() {
+                    let held = n.logs.get(&region.id()).map_or(&[][..], |l| &l.entries);
+                    let ok = match n.tamper {
+                        Tamper::Honest => held == truth,
+                        _ => truth.starts_with(held),
+                    };
+                    let differs = held.iter().zip(truth).position(|(a, b)| a != b);
+                    assert!(
+                        ok,
+                        "{what}: node {i} holds {} entries of region {} (which wrote {}), the \
+                         first differing at seq {:?}",
+                        held.len(),
+                        region.id(),
+                        truth.len(),
+                        differs.map(|d| d + 1)
+                    );
+                }
+            }
+            for link in self.links.iter().flatten() {
+                assert!(
+                    link.r.is_idle() && link.a.is_idle(),
+                    "{what}: sessions not idle"
+                );
+            }
+        }
+
+        /// Refusals summed over the aggregators, or over the regions.
+        fn refused(&self, aggregators: bool) -> BTreeMap<&'static str, u64> {
+            let mut sum = BTreeMap::new();
+            for n in &self.nodes {
+                if (n.role == PeerRole::Aggregator) == aggregators {
+                    for (r, c) in &n.refused {
+                        *sum.entry(*r).or_default() += c;
+                    }
+                }
+            }
+            sum
+        }
+    }
+
+    fn assert_reasons(what: &str, refused: &BTreeMap<&'static str, u64>, allowed: &[&str]) {
+        for reason in refused.keys() {
             assert!(
-                link.r.is_idle() && link.a.is_idle(),
-                "seed {seed}: sessions not idle"
+                allowed.contains(reason),
+                "{what}: unexpected refusals {refused:?}"
             );
+        }
+    }
+
+    fn run_sim(seed: u64, regions: usize, aggregators: usize) {
+        let run = simulate(seed, regions, aggregators, Faults::default());
+        let what = format!("seed {seed}");
+        let first = run.nodes[0].heads();
+        assert_eq!(first.len(), regions, "{what}: aggregator lacks authors");
+        assert!(
+            run.regions().iter().any(|r| !r.own().is_empty()),
+            "{what}: nothing was published"
+        );
+        run.assert_converged(&what);
+        // Honest peers only: nothing is refused but the second copy a region with several
+        // aggregators hears.
+        assert_reasons(&what, &run.refused(true), &[]);
+        assert_reasons(&what, &run.refused(false), &["replay"]);
+    }
+
+    /// Runs `f` for each seed (or `SPINDEL_SIM_SEED` only), naming the seed if it fails.
+    fn for_seeds(count: u64, what: &str, f: impl Fn(u64) + std::panic::RefUnwindSafe) {
+        let seeds: Vec<u64> = match std::env::var("SPINDEL_SIM_SEED") {
+            Ok(s) => vec![s.parse().expect("SPINDEL_SIM_SEED is a number")],
+            Err(_) => (0..count).collect(),
+        };
+        for seed in seeds {
+            if let Err(e) = std::panic::catch_unwind(|| f(seed)) {
+                eprintln!("{what} failed: seed {seed} (rerun: SPINDEL_SIM_SEED={seed})");
+                std::panic::resume_unwind(e);
+            }
         }
     }
 
     #[test]
     fn simulation_converges_under_disconnects() {
-        let seeds: Vec<u64> = match std::env::var("SPINDEL_SIM_SEED") {
-            Ok(s) => vec![s.parse().expect("SPINDEL_SIM_SEED is a number")],
-            Err(_) => (0..20).collect(),
-        };
-        for seed in seeds {
+        for_seeds(20, "sync simulation", |seed| {
             for (regions, aggs) in [(8, 1), (5, 2), (3, 3)] {
                 let r = std::panic::catch_unwind(|| run_sim(seed, regions, aggs));
                 if let Err(e) = r {
-                    eprintln!(
-                        "sync simulation failed: seed {seed}, {regions} regions, {aggs} aggregators (rerun: SPINDEL_SIM_SEED={seed})"
-                    );
+                    eprintln!("{regions} regions, {aggs} aggregators");
                     std::panic::resume_unwind(e);
                 }
             }
+        });
+    }
+
+    /// A hostile region puts a bad entry ahead of every batch it sends: another region's
+    /// entry, its next seq signed by another key, or its next seq with a wrong prev. Each is
+    /// refused by the aggregators with its reason and stored nowhere; every log, the hostile
+    /// region's good entries included, still reaches every honest node.
+    #[test]
+    fn simulation_refuses_a_hostile_region() {
+        for_seeds(5, "hostile simulation", |seed| {
+            let faults = Faults {
+                hostile: 1,
+                ..Faults::default()
+            };
+            let run = simulate(seed, 5, 2, faults);
+            let what = format!("seed {seed}");
+            run.assert_converged(&what);
+            let hostile = run.regions().last().unwrap();
+            assert!(!hostile.poison.is_empty(), "{what}: no poison was sent");
+            for (i, n) in run.nodes.iter().enumerate() {
+                for log in n.logs.values() {
+                    assert!(
+                        log.hashes.iter().all(|h| !hostile.poison.contains(h)),
+                        "{what}: node {i} stored a poisoned entry"
+                    );
+                }
+            }
+            let agg = run.refused(true);
+            let reasons = ["wrong_author", "bad_signature", "prev_mismatch"];
+            assert_reasons(&what, &agg, &reasons);
+            for reason in reasons {
+                assert!(agg.get(reason).is_some_and(|c| *c > 0), "{what}: {agg:?}");
+            }
+            // The aggregators stored none of it, so no honest region ever saw any. The hostile
+            // region may fall behind on other logs and see gaps: an aggregator session that
+            // refused a foreign entry from it takes the aggregator's own head of that author as
+            // what the region holds (`Session::applied`), and skips those entries for the rest
+            // of the session (a retry starts from there too).
+            for n in run.regions() {
+                let allowed: &[&str] = match n.tamper {
+                    Tamper::Honest => &["replay"],
+                    _ => &["replay", "gap"],
+                };
+                assert_reasons(&what, &n.refused, allowed);
+            }
+        });
+    }
+
+    /// Links lose entries out of batches (the rest of the batch arrives with a gap) and one
+    /// region's clock runs 10 minutes ahead (its entries are from the future for 5 minutes).
+    /// Both are refused and stall the author in that session; live sessions retry now and
+    /// then, and once healed (clocks past, no loss) every node holds every log, through
+    /// retries alone on links that stayed up.
+    #[test]
+    fn simulation_recovers_from_gaps_and_a_fast_clock() {
+        for_seeds(5, "lossy simulation", |seed| {
+            let faults = Faults {
+                loss: 0.3,
+                skew_ms: 10 * 60 * 1000,
+                retry: 0.05,
+                ..Faults::default()
+            };
+            let run = simulate(seed, 5, 2, faults);
+            let what = format!("seed {seed}");
+            run.assert_converged(&what);
+            let (agg, reg) = (run.refused(true), run.refused(false));
+            assert_reasons(&what, &agg, &["gap", "future_timestamp", "replay"]);
+            assert_reasons(&what, &reg, &["gap", "replay"]);
+            for (refused, reason) in [(&agg, "gap"), (&agg, "future_timestamp"), (&reg, "gap")] {
+                assert!(
+                    refused.get(reason).is_some_and(|c| *c > 0),
+                    "{what}: no {reason}: {agg:?} {reg:?}"
+                );
+            }
+        });
+    }
+
+    /// Drives a link until no message moves; `tamper` sees each message to the aggregator.
+    fn settle(nodes: &mut [SimNode], link: &mut Link, mut tamper: impl FnMut(&mut Message)) {
+        loop {
+            drive(nodes, link);
+            let mut moved = false;
+            if let Some(mut m) = link.to_a.pop_front() {
+                tamper(&mut m);
+                let _ = link.a.handle(m);
+                moved = true;
+            }
+            if let Some(m) = link.to_r.pop_front() {
+                let _ = link.r.handle(m);
+                moved = true;
+            }
+            drive(nodes, link);
+            if !moved {
+                break;
+            }
         }
+    }
+
+    /// An aggregator and `regions` regions it admits (aggregator at index 0).
+    fn small_world(regions: u8) -> Vec<SimNode> {
+        let mut nodes = vec![SimNode::new(key(200), PeerRole::Aggregator)];
+        for i in 0..regions {
+            nodes.push(SimNode::new(key(1 + i), PeerRole::Region));
+        }
+        let ids: Vec<NodeId> = nodes[1..].iter().map(SimNode::id).collect();
+        nodes[0].admitted.extend(ids);
+        nodes
+    }
+
+    #[test]
+    fn a_gap_stalls_the_author_until_the_sender_retries() {
+        let mut nodes = small_world(1);
+        for n in 1..=5 {
+            nodes[1].publish(n);
+        }
+        let r = nodes[1].id();
+        let mut link = connect(&nodes, 1, 0);
+        // The first batch (seq 1..=5) loses seq 2 on the way: 3, 4 and 5 arrive with a gap.
+        let mut dropped = false;
+        settle(&mut nodes, &mut link, |m| {
+            if let Message::Entries { entries } = m
+                && !dropped
+            {
+                entries.remove(1);
+                dropped = true;
+            }
+        });
+        assert!(dropped);
+        assert_eq!(nodes[0].head_seq(&r), 1);
+        assert_eq!(nodes[0].refused, BTreeMap::from([("gap", 3)]));
+        assert_eq!(link.r.peer_heads()[&r], 1);
+        // Stalled: new entries do not go out in this session.
+        nodes[1].publish(6);
+        link.r.local_head(r, 6);
+        settle(&mut nodes, &mut link, |_| {});
+        assert_eq!(nodes[0].head_seq(&r), 1);
+        assert!(link.r.is_idle() && !link.a.caught_up());
+        // A retry sends again from what the aggregator acknowledged.
+        link.r.retry_stalled();
+        settle(&mut nodes, &mut link, |_| {});
+        assert_eq!(nodes[0].logs[&r].entries, nodes[1].own());
+        assert_eq!(nodes[0].refused, BTreeMap::from([("gap", 3)]));
+        assert!(link.r.caught_up() && link.a.caught_up());
+    }
+
+    #[test]
+    fn a_forked_entry_is_refused_and_freezes_its_author() {
+        let mut nodes = small_world(2);
+        nodes[1].tamper = Tamper::ForkAt(2);
+        let h = nodes[1].id();
+        for n in 1..=3 {
+            nodes[1].publish(n);
+        }
+        let mut link = connect(&nodes, 1, 0);
+        settle(&mut nodes, &mut link, |_| {});
+        assert_eq!(nodes[0].head_seq(&h), 3);
+        // The next batch carries a second seq 2, signed: a fork. The author is frozen, and
+        // the rest of the batch is refused for it.
+        nodes[1].publish(4);
+        nodes[1].publish(5);
+        link.r.local_head(h, 5);
+        settle(&mut nodes, &mut link, |_| {});
+        assert_eq!(nodes[1].poison.len(), 1);
+        assert!(nodes[0].frozen.contains(&h));
+        assert_eq!(
+            nodes[0].refused,
+            BTreeMap::from([("fork", 1), ("frozen", 2)])
+        );
+        assert_eq!(nodes[0].head_seq(&h), 3);
+        // A retry is refused again: a frozen author stays out.
+        link.r.retry_stalled();
+        settle(&mut nodes, &mut link, |_| {});
+        assert_eq!(
+            nodes[0].refused,
+            BTreeMap::from([("fork", 1), ("frozen", 5)])
+        );
+        // Another region gets the three entries before the fork, never the second seq 2.
+        let mut other = connect(&nodes, 2, 0);
+        settle(&mut nodes, &mut other, |_| {});
+        assert_eq!(nodes[2].logs[&h].entries, nodes[1].own()[..3]);
+        for n in &nodes {
+            for log in n.logs.values() {
+                assert!(log.hashes.iter().all(|x| !nodes[1].poison.contains(x)));
+            }
+        }
+        assert!(nodes[2].refused.is_empty());
     }
 }
