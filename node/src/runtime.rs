@@ -484,9 +484,18 @@ fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEn
     out
 }
 
-/// Heads of a batch's authors after applying it, the ones that advanced, whether the batch
-/// proved a fork, and how many entries were accepted.
-type AppliedBatch = (Vec<(NodeId, u64)>, Vec<(NodeId, u64)>, bool, u64);
+/// What applying a received batch gave.
+struct AppliedBatch {
+    /// This node's heads of the batch's authors, after it (acked back).
+    heads: Vec<(NodeId, u64)>,
+    /// Per author, the highest seq the peer proved it holds (an entry accepted or replayed).
+    held_by_peer: Vec<(NodeId, u64)>,
+    /// The heads that advanced.
+    advanced: Vec<(NodeId, u64)>,
+    /// The batch proved a fork.
+    forked: bool,
+    accepted: u64,
+}
 
 /// Outcome of applying one received batch: the heads of its authors and what was accepted.
 fn apply_batch(
@@ -529,6 +538,10 @@ fn apply_batch(
             node.store().vouch(a, None)?;
         }
     }
+    let sent: Vec<(NodeId, u64)> = batch
+        .iter()
+        .map(|i| (i.entry.header().author, i.entry.header().seq))
+        .collect();
     let outcomes = node.store().apply(
         batch,
         ApplyOptions {
@@ -537,6 +550,16 @@ fn apply_batch(
             all_or_nothing: false,
         },
     )?;
+    let mut held: BTreeMap<NodeId, u64> = BTreeMap::new();
+    for ((author, seq), o) in sent.iter().zip(&outcomes) {
+        if matches!(
+            o,
+            Outcome::Accepted | Outcome::Refused(spindel_protocol::ingest::Refusal::Replay(_))
+        ) {
+            let h = held.entry(*author).or_default();
+            *h = (*h).max(*seq);
+        }
+    }
     let accepted = outcomes.iter().filter(|o| **o == Outcome::Accepted).count();
     // One line per batch with refusals, naming the peer and the reasons (a replay is routine:
     // a region with two aggregators hears most entries twice).
@@ -569,7 +592,13 @@ fn apply_batch(
             Outcome::Refused(spindel_protocol::ingest::Refusal::Fork { .. })
         )
     });
-    Ok((heads, advanced, forked, accepted as u64))
+    Ok(AppliedBatch {
+        heads,
+        held_by_peer: held.into_iter().collect(),
+        advanced,
+        forked,
+        accepted: accepted as u64,
+    })
 }
 
 /// What a session driver works with.
@@ -701,10 +730,10 @@ async fn drive_session(
                         })
                         .await;
                     match applied {
-                        Ok((heads, advanced, forked, accepted)) => {
-                            shared.metrics.accepted(accepted);
-                            shared.after_apply(advanced, forked);
-                            session.applied(heads);
+                        Ok(a) => {
+                            shared.metrics.accepted(a.accepted);
+                            shared.after_apply(a.advanced, a.forked);
+                            session.applied(a.heads, &a.held_by_peer);
                         }
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
@@ -742,9 +771,9 @@ async fn drive_session(
                         })
                         .await;
                     match applied {
-                        Ok((_, advanced, forked, accepted)) => {
-                            shared.metrics.accepted(accepted);
-                            shared.after_apply(advanced, forked);
+                        Ok(a) => {
+                            shared.metrics.accepted(a.accepted);
+                            shared.after_apply(a.advanced, a.forked);
                         }
                         Err(e) => {
                             conn.close(ErrorCode::Internal.code().into(), b"store");
