@@ -274,7 +274,7 @@ fn parse_record_id(s: &str) -> Result<RecordId, String> {
 }
 
 fn parse_peer(s: &str) -> Result<PeerAddr, String> {
-    s.parse::<PeerAddr>()
+    s.parse::<PeerAddr>().map_err(|e| e.to_string())
 }
 
 fn parse_node_id(s: &str) -> Result<NodeId, String> {

@@ -1524,7 +1524,7 @@ pub async fn remote_query(
     peer: &PeerAddr,
     request: QueryRequest,
     limits: Limits,
-) -> Result<String, String> {
+) -> Result<String, RemoteQueryError> {
     let key = SecretKey::generate(&mut rand_core::OsRng);
     remote_query_as(&key, peer, request, limits).await
 }
@@ -1535,23 +1535,35 @@ pub async fn remote_query_as(
     peer: &PeerAddr,
     request: QueryRequest,
     limits: Limits,
-) -> Result<String, String> {
-    let transport = Transport::client(key, limits.clone()).map_err(|e| e.to_string())?;
-    let conn = transport.connect(peer).await.map_err(|e| e.to_string())?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+) -> Result<String, RemoteQueryError> {
+    let transport = Transport::client(key, limits.clone())?;
+    let conn = transport.connect(peer).await?;
+    let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     let mut send = FramedSend::new(send);
     let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
-    send.send(&Message::Query(request))
-        .await
-        .map_err(|e| e.to_string())?;
+    send.send(&Message::Query(request)).await?;
     send.finish();
-    let answer = recv.recv().await.map_err(|e| e.to_string())?;
+    let answer = recv.recv().await?;
     conn.close(0u32.into(), b"done");
     match answer {
-        Some(Message::QueryResult { json }) => json,
-        Some(other) => Err(format!("peer answered with a {} message", other.name())),
-        None => Err("peer closed the stream without an answer".into()),
+        Some(Message::QueryResult { json }) => json.map_err(RemoteQueryError::Refused),
+        Some(other) => Err(RemoteQueryError::Unexpected(other.name())),
+        None => Err(RemoteQueryError::NoAnswer),
     }
+}
+
+/// Why a remote query got no records.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteQueryError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The node answered with an error (not a member, a bad query).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the peer answered with a {0} message")]
+    Unexpected(&'static str),
+    #[error("the peer closed the stream without an answer")]
+    NoAnswer,
 }
 
 /// Parses a record id for control requests.

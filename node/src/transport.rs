@@ -180,13 +180,22 @@ impl fmt::Display for PeerAddr {
     }
 }
 
+/// Why a text is not a [`PeerAddr`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerAddrError {
+    #[error("a peer address is NODEID@HOST:PORT, got {0:?}")]
+    Shape(String),
+    #[error(transparent)]
+    NodeId(#[from] spindel_protocol::keys::ParseNodeIdError),
+}
+
 impl FromStr for PeerAddr {
-    type Err = String;
+    type Err = PeerAddrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("a peer address is NODEID@HOST:PORT, got {s:?}");
+        let bad = || PeerAddrError::Shape(s.to_string());
         let (id, rest) = s.split_once('@').ok_or_else(bad)?;
-        let node_id: NodeId = id.parse().map_err(|e| format!("{e}"))?;
+        let node_id: NodeId = id.parse()?;
         let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port: u16 = port.parse().map_err(|_| bad())?;
