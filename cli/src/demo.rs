@@ -21,7 +21,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::runtime::{RunOptions, Running};
-use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 
@@ -204,44 +203,24 @@ pub async fn start(
         let (root, progress) = (root.clone(), progress.clone());
         tokio::task::spawn_blocking(move || prepare(&root, samples, &*progress)).await??
     };
-    let agg_key = agg.key().clone();
     let agg_id = agg.node_id();
-    let aggregator = Running::start(
-        Arc::new(agg),
-        agg_key,
-        RunOptions {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            aggregators: vec![],
-            limits: Limits::default(),
-        },
-    )
-    .await?;
+    let aggregator = Running::start_node(agg, RunOptions::loopback(true, vec![])).await?;
     let (http, http_task) = spindel_node::http::serve_listener(aggregator.shared.clone(), listener)
         .with_context(|| format!("cannot serve http on {http}"))?;
-    let listen = aggregator
-        .listen_addr
+    let peer = aggregator
+        .peer_addr()
         .ok_or_else(|| anyhow!("the aggregator did not bind"))?;
-    let peer: PeerAddr = format!("{agg_id}@{listen}")
-        .parse()
-        .map_err(|e| anyhow!("{e}"))?;
     progress(format!(
-        "aggregator {} lyssnar på {listen} (QUIC)",
-        agg_id.short()
+        "aggregator {} lyssnar på {}:{} (QUIC)",
+        agg_id.short(),
+        peer.host,
+        peer.port
     ));
     let mut regions = Vec::new();
     for (sample, node) in prepared {
         let id = node.node_id();
-        let key = node.key().clone();
-        let running = Running::start(
-            Arc::new(node),
-            key,
-            RunOptions {
-                listen: None,
-                aggregators: vec![peer.clone()],
-                limits: Limits::default(),
-            },
-        )
-        .await?;
+        let running =
+            Running::start_node(node, RunOptions::loopback(false, vec![peer.clone()])).await?;
         regions.push((sample, id, running));
     }
     guard.disarm();

@@ -92,17 +92,10 @@ async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAd
     for id in admit {
         node.allow(*id, None).unwrap();
     }
-    let key = node.key().clone();
-    let id = node.node_id();
-    let opts = RunOptions {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        aggregators: vec![],
-        limits: Limits::default(),
-    };
-    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
-    let peer = format!("{id}@{}", running.listen_addr.unwrap())
-        .parse()
+    let running = Running::start_node(node, RunOptions::loopback(true, vec![]))
+        .await
         .unwrap();
+    let peer = running.peer_addr().unwrap();
     (running, peer)
 }
 
@@ -122,13 +115,8 @@ async fn ingest_rate(strict: f64, batch: f64) {
     let t = Instant::now();
     let mut running = Vec::new();
     for r in regions {
-        let key = r.key().clone();
-        let opts = RunOptions {
-            listen: None,
-            aggregators: vec![peer.clone()],
-            limits: Limits::default(),
-        };
-        running.push(Running::start(Arc::new(r), key, opts).await.unwrap());
+        let opts = RunOptions::loopback(false, vec![peer.clone()]);
+        running.push(Running::start_node(r, opts).await.unwrap());
     }
     while total_entries(&agg.shared.node) < expected {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -268,19 +256,10 @@ async fn latency() {
     let tmp = tempfile::tempdir().unwrap();
     let r = region(tmp.path(), "skane", 0, 0);
     let (agg, peer) = aggregator(tmp.path(), &[r.node_id()]).await;
-    let key = r.key().clone();
     let me = r.node_id();
-    let running = Running::start(
-        Arc::new(r),
-        key,
-        RunOptions {
-            listen: None,
-            aggregators: vec![peer],
-            limits: Limits::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let running = Running::start_node(r, RunOptions::loopback(false, vec![peer]))
+        .await
+        .unwrap();
     while agg.shared.node.store().head(&me).unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

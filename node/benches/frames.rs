@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::runtime::{RunOptions, Running, remote_query_as};
-use spindel_node::transport::{Limits, PeerAddr, Transport};
+use spindel_node::transport::{Limits, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::sync::{Message, QueryRequest, encode_frame};
 
@@ -59,22 +59,10 @@ async fn main() {
     let node = LocalNode::open(&path).unwrap();
     let region = SecretKey::from_bytes(&[7; 32]);
     node.allow(region.node_id(), Some("skane".into())).unwrap();
-    let key = node.key().clone();
-    let id = node.node_id();
-    let running = Running::start(
-        Arc::new(node),
-        key,
-        RunOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            aggregators: vec![],
-            limits: Limits::default(),
-        },
-    )
-    .await
-    .unwrap();
-    let peer: PeerAddr = format!("{id}@{}", running.listen_addr.unwrap())
-        .parse()
+    let running = Running::start_node(node, RunOptions::loopback(true, vec![]))
+        .await
         .unwrap();
+    let peer = running.peer_addr().unwrap();
     let valid = encode_frame(&Message::Query(QueryRequest {
         kind: Some("method".into()),
         region: Some("skane".into()),

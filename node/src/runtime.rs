@@ -113,6 +113,18 @@ pub struct RunOptions {
     pub limits: Limits,
 }
 
+impl RunOptions {
+    /// A node on this machine only (the demo, tests, benchmarks): listening on an ephemeral
+    /// loopback port when `listen`, dialing `aggregators`, default limits.
+    pub fn loopback(listen: bool, aggregators: Vec<PeerAddr>) -> RunOptions {
+        RunOptions {
+            listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            aggregators,
+            limits: Limits::default(),
+        }
+    }
+}
+
 /// A peer as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeerStatus {
@@ -1407,6 +1419,21 @@ pub struct Running {
 
 impl Running {
     /// Starts the node's network side.
+    /// Starts `node` with its own key.
+    pub async fn start_node(node: LocalNode, opts: RunOptions) -> Result<Running, TransportError> {
+        let key = node.key().clone();
+        Running::start(Arc::new(node), key, opts).await
+    }
+
+    /// Where peers reach this node (`NODEID@ADDR`), when it listens.
+    pub fn peer_addr(&self) -> Option<PeerAddr> {
+        self.listen_addr.map(|addr| PeerAddr {
+            node_id: self.shared.node.node_id(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        })
+    }
+
     pub async fn start(
         node: Arc<LocalNode>,
         key: SecretKey,

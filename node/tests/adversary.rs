@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use spindel_node::local::{self, LocalNode, Role};
@@ -39,17 +38,12 @@ async fn aggregator_with(
     for k in admit {
         node.allow(k.node_id(), None).unwrap();
     }
-    let key = node.key().clone();
-    let id = node.node_id();
     let opts = RunOptions {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        aggregators: vec![],
         limits,
+        ..RunOptions::loopback(true, vec![])
     };
-    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
-    let peer = format!("{id}@{}", running.listen_addr.unwrap())
-        .parse()
-        .unwrap();
+    let running = Running::start_node(node, opts).await.unwrap();
+    let peer = running.peer_addr().unwrap();
     (dir, running, peer)
 }
 
@@ -308,22 +302,10 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
     let path = dir.path().join("skane");
     local::init(&path, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
     let node = LocalNode::open(&path).unwrap();
-    let key = node.key().clone();
-    let id = node.node_id();
-    let region = Running::start(
-        Arc::new(node),
-        key,
-        RunOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            aggregators: vec![],
-            limits: Limits::default(),
-        },
-    )
-    .await
-    .unwrap();
-    let peer: PeerAddr = format!("{id}@{}", region.listen_addr.unwrap())
-        .parse()
+    let region = Running::start_node(node, RunOptions::loopback(true, vec![]))
+        .await
         .unwrap();
+    let peer = region.peer_addr().unwrap();
 
     let rogue = SecretKey::from_bytes(&[88; 32]);
     let fake = SecretKey::from_bytes(&[99; 32]);

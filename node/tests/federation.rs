@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use spindel_node::local::{self, LocalNode, Role};
@@ -12,13 +11,6 @@ use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::record::Kind;
 use spindel_protocol::{NodeId, SecretKey};
-
-fn key_of(dir: &std::path::Path) -> SecretKey {
-    let text = std::fs::read_to_string(dir.join("node.key")).unwrap();
-    let mut b = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut b).unwrap();
-    SecretKey::from_bytes(&b)
-}
 
 struct TestNode {
     _dir: tempfile::TempDir,
@@ -32,10 +24,7 @@ impl TestNode {
     }
 
     fn addr(&self) -> PeerAddr {
-        let a = self.running.listen_addr.unwrap();
-        format!("{}@127.0.0.1:{}", self.id, a.port())
-            .parse()
-            .unwrap()
+        self.running.peer_addr().unwrap()
     }
 
     fn titles(&self, q: Query) -> Vec<String> {
@@ -72,13 +61,9 @@ async fn start(
         node.allow(*id, Some(name.to_string())).unwrap();
     }
     let id = node.node_id();
-    let key = key_of(&path);
-    let opts = RunOptions {
-        listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
-        aggregators,
-        limits: Limits::default(),
-    };
-    let running = Running::start(Arc::new(node), key, opts).await.unwrap();
+    let running = Running::start_node(node, RunOptions::loopback(listen, aggregators))
+        .await
+        .unwrap();
     TestNode {
         _dir: dir,
         running,
@@ -121,17 +106,9 @@ async fn run_prepared(
 ) -> TestNode {
     let node = LocalNode::open(&path).unwrap();
     let id = node.node_id();
-    let running = Running::start(
-        Arc::new(node),
-        key_of(&path),
-        RunOptions {
-            listen: None,
-            aggregators,
-            limits: Limits::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let running = Running::start_node(node, RunOptions::loopback(false, aggregators))
+        .await
+        .unwrap();
     TestNode {
         _dir: dir,
         running,
