@@ -363,7 +363,6 @@ async fn execute(
     upload: Option<String>,
     cancel: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<serde_json::Value, String> {
-    let me = shared.node.node_id();
     match request {
         Request::Publish {
             kind,
@@ -400,7 +399,6 @@ async fn execute(
                     )
                 })
                 .await?;
-            shared.announce(me, imported.last_seq);
             to_value(&imported)
         }
         Request::Delete { record_id } => {
@@ -409,7 +407,6 @@ async fn execute(
             let deleted = shared
                 .run_blocking(move |n| n.delete(rid, crate::local::now_ms()))
                 .await?;
-            shared.announce(me, deleted.seq);
             to_value(&deleted)
         }
         Request::Allow { node_id, name } => {

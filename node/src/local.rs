@@ -404,6 +404,7 @@ fn init_inner(
         store,
         own_log: std::sync::Mutex::new(()),
         restored: std::sync::atomic::AtomicBool::new(false),
+        own_entries: std::sync::RwLock::new(None),
     };
     if role == Role::Region {
         let profile = serde_json::json!({
@@ -549,7 +550,13 @@ pub struct LocalNode {
     own_log: std::sync::Mutex<()>,
     /// `DIR/restored` exists: a restored node that has not caught up yet.
     restored: std::sync::atomic::AtomicBool,
+    /// Told of every own entry once it is durable (the running node announces it to every live
+    /// session), whichever write made it: publish, import, delete.
+    own_entries: std::sync::RwLock<Option<OwnEntryHook>>,
 }
+
+/// See [`LocalNode::on_own_entry`].
+type OwnEntryHook = std::sync::Arc<dyn Fn(NodeId, u64) + Send + Sync>;
 
 impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -580,6 +587,7 @@ impl LocalNode {
             store,
             own_log: std::sync::Mutex::new(()),
             restored: std::sync::atomic::AtomicBool::new(restored),
+            own_entries: std::sync::RwLock::new(None),
         };
         // An import a crash interrupted is dropped or finished before anything reads the
         // store. One that cannot be finished keeps the own log from signing (each write
@@ -948,7 +956,10 @@ impl LocalNode {
         Ok(signed)
     }
 
+    /// Applies own entries (all or nothing), then tells the [`LocalNode::on_own_entry`] hook
+    /// the new head: every own write goes through here, so none can forget to announce.
     fn apply_own(&self, batch: Vec<Incoming>, now_ms: u64) -> Result<(), NodeError> {
+        let last = batch.iter().map(|i| i.entry.header().seq).max();
         self.store.apply(
             batch,
             ApplyOptions {
@@ -957,6 +968,23 @@ impl LocalNode {
                 all_or_nothing: true,
             },
         )?;
+        let hook = self
+            .own_entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let (Some(hook), Some(seq)) = (hook, last) {
+            hook(self.node_id(), seq);
+        }
         Ok(())
+    }
+
+    /// Sets what is told of every own entry once it is durable (the running node: announce it
+    /// to every live session); replaces an earlier hook.
+    pub fn on_own_entry(&self, hook: impl Fn(NodeId, u64) + Send + Sync + 'static) {
+        *self
+            .own_entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
     }
 }

@@ -188,6 +188,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub fn new(node: Arc<LocalNode>, shutdown: watch::Receiver<bool>) -> Arc<Shared> {
         let (heads, _) = broadcast::channel(HEADS_CHANNEL_CAPACITY);
+        // Every own write, through whatever path, announces its new head.
+        let announce = heads.clone();
+        node.on_own_entry(move |author, seq| {
+            let _ = announce.send((author, seq));
+        });
         Arc::new(Shared {
             node,
             heads,
@@ -342,7 +347,6 @@ impl Shared {
                 )
             })
             .await?;
-        self.announce(self.node.node_id(), published.seq);
         Ok(published)
     }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::store::{ApplyOptions, Incoming};
 use spindel_node::transport::{Limits, PeerAddr};
+use spindel_protocol::entry::{Entry, Payload, RecordId, next_header};
 use spindel_protocol::record::Kind;
 use spindel_protocol::{NodeId, SecretKey};
 
@@ -400,11 +402,13 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
     agg.running.shutdown().await;
 }
 
-/// A live session re-reads the heads now and then: an entry written to the store without an
-/// announcement (here: straight through the store, behind the running node's back) still
-/// reaches the peer.
+/// Every own write announces itself, whichever path it takes: a publish straight through the
+/// `LocalNode` of a running node (not through `Shared`) reaches the aggregator well before a
+/// live session's periodic rescan (10 s) would send it. And a session re-reads the heads now
+/// and then: an entry written behind the node's back (straight into the store, unannounced)
+/// still reaches the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
+async fn own_writes_announce_themselves_and_the_rescan_sends_what_was_not_announced() {
     let (da, pa, a_id) = prepare_region("skane");
     let agg = start(
         "nationell",
@@ -428,8 +432,41 @@ async fn an_unannounced_entry_is_sent_by_the_periodic_rescan() {
             local::now_ms(),
         )
         .unwrap();
+    eventually_within(
+        Duration::from_secs(3),
+        "the method at the aggregator at once",
+        || agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2),
+    )
+    .await;
+
+    // Straight into the store: nothing announces it.
+    let key = a.node().key().clone();
+    let head = a.node().store().head(&a_id).unwrap();
+    let payload = Payload::seal(&mut rand_core::OsRng, method("Tyst metod"));
+    let header = next_header(
+        a_id,
+        head,
+        local::now_ms(),
+        Kind::Method,
+        RecordId::random(&mut rand_core::OsRng),
+        Some(&payload),
+    );
+    a.node()
+        .store()
+        .apply(
+            vec![Incoming {
+                entry: Entry::sign(&key, header),
+                payload: Some(payload),
+            }],
+            ApplyOptions {
+                expected_author: Some(a_id),
+                now_ms: local::now_ms(),
+                all_or_nothing: true,
+            },
+        )
+        .unwrap();
     eventually("the unannounced method at the aggregator", || {
-        agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
+        agg.node().store().head(&a_id).unwrap().map(|h| h.seq) == Some(3)
     })
     .await;
     a.running.shutdown().await;
