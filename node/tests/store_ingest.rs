@@ -473,7 +473,14 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
         )
         .unwrap();
         let one = (node.store().payload_bytes_of(&me).unwrap() - before) / 3;
-        let first = node.store().records_of(&me).unwrap()[0].0;
+        let first = node
+            .store()
+            .records_of(&me)
+            .unwrap()
+            .into_iter()
+            .find(|(_, m)| m.kind == Kind::Method)
+            .unwrap()
+            .0;
         (me, one, first)
     };
     // The region's current records hold all but one and a half lines' worth of the quota.

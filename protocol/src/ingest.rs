@@ -37,6 +37,19 @@ pub struct RecordState {
     pub payload_len: u32,
 }
 
+impl RecordState {
+    /// The record's state once `header` is its current entry.
+    pub fn of(header: &crate::entry::Header, payload_held: bool) -> RecordState {
+        RecordState {
+            kind: header.kind,
+            deleted: header.op == Op::Tombstone,
+            seq: header.seq,
+            payload_held,
+            payload_len: header.payload_len,
+        }
+    }
+}
+
 /// The receiver's view of the entry's author, as stored.
 pub trait AuthorView {
     /// May this node accept entries of the author at all (admitted region, own key, or known
@@ -427,16 +440,8 @@ mod tests {
             if h.kind == Kind::Profile {
                 self.profile = Some(h.record_id);
             }
-            self.records.insert(
-                h.record_id,
-                RecordState {
-                    kind: h.kind,
-                    deleted: h.op == Op::Tombstone,
-                    seq: h.seq,
-                    payload_held,
-                    payload_len: h.payload_len,
-                },
-            );
+            self.records
+                .insert(h.record_id, RecordState::of(h, payload_held));
             self.entries.push(entry);
         }
     }

@@ -1248,16 +1248,8 @@ mod tests {
             if h.kind == Kind::Profile {
                 self.profile = Some(h.record_id);
             }
-            self.records.insert(
-                h.record_id,
-                RecordState {
-                    kind: h.kind,
-                    deleted: h.op == Op::Tombstone,
-                    seq: h.seq,
-                    payload_held: h.op == Op::Put && sync.payload.is_some(),
-                    payload_len: h.payload_len,
-                },
-            );
+            let held = h.op == Op::Put && sync.payload.is_some();
+            self.records.insert(h.record_id, RecordState::of(h, held));
             self.hashes.push(entry.hash());
             self.entries.push(sync);
         }
