@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use spindel_node::client::remote_query_as;
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running, remote_query_as};
+use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::sync::{Message, QueryRequest, encode_frame};

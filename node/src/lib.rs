@@ -15,6 +15,7 @@
 
 pub mod backup;
 pub mod bank;
+pub mod client;
 pub mod control;
 mod dialer;
 pub mod fuzz;

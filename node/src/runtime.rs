@@ -1549,54 +1549,6 @@ impl Running {
     }
 }
 
-/// A one-shot query against a remote node, with a throw-away key (a node that answers members
-/// only refuses it: see [`remote_query_as`]).
-pub async fn remote_query(
-    peer: &PeerAddr,
-    request: QueryRequest,
-    limits: Limits,
-) -> Result<String, RemoteQueryError> {
-    let key = SecretKey::generate(&mut rand_core::OsRng);
-    remote_query_as(&key, peer, request, limits).await
-}
-
-/// A one-shot query against a remote node, as the node whose key is `key`.
-pub async fn remote_query_as(
-    key: &SecretKey,
-    peer: &PeerAddr,
-    request: QueryRequest,
-    limits: Limits,
-) -> Result<String, RemoteQueryError> {
-    let transport = Transport::client(key, limits.clone())?;
-    let conn = transport.connect(peer).await?;
-    let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
-    let mut send = FramedSend::new(send);
-    let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
-    send.send(&Message::Query(request)).await?;
-    send.finish();
-    let answer = recv.recv().await?;
-    conn.close(0u32.into(), b"done");
-    match answer {
-        Some(Message::QueryResult { json }) => json.map_err(RemoteQueryError::Refused),
-        Some(other) => Err(RemoteQueryError::Unexpected(other.name())),
-        None => Err(RemoteQueryError::NoAnswer),
-    }
-}
-
-/// Why a remote query got no records.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteQueryError {
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The node answered with an error (not a member, a bad query).
-    #[error("{0}")]
-    Refused(String),
-    #[error("the peer answered with a {0} message")]
-    Unexpected(&'static str),
-    #[error("the peer closed the stream without an answer")]
-    NoAnswer,
-}
-
 /// Parses a record id for control requests.
 pub fn parse_record_id(s: &str) -> Result<RecordId, String> {
     s.parse::<RecordId>().map_err(|e| e.to_string())

@@ -158,7 +158,9 @@ pub enum TransportError {
     Closed,
     /// The peer at the address answered with another key than the pinned one: a wrong
     /// `--aggregator` key, or another node at that address.
-    #[error("the peer is {found}, not the pinned {expected}: check the key in --aggregator")]
+    #[error(
+        "the peer answering there is {found}, not the pinned {expected}: check the key in the address (NODEID@HOST:PORT, as in --aggregator or --from)"
+    )]
     WrongPeer { expected: NodeId, found: NodeId },
 }
 

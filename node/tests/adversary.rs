@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use spindel_node::client::{RemoteQueryError, remote_query, remote_query_as};
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RemoteQueryError, RunOptions, Running, remote_query, remote_query_as};
+use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};

@@ -255,20 +255,20 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     })
     .await;
     pinned_wrong.running.shutdown().await;
-    let err = spindel_node::runtime::remote_query(&wrong, Default::default(), Limits::default())
+    let err = spindel_node::client::remote_query(&wrong, Default::default(), Limits::default())
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            spindel_node::runtime::RemoteQueryError::Transport(
+            spindel_node::client::RemoteQueryError::Transport(
                 spindel_node::transport::TransportError::WrongPeer { .. }
             )
         ),
         "{err}"
     );
     // The right key answers (to a member: here the aggregator's own key).
-    let ok = spindel_node::runtime::remote_query_as(
+    let ok = spindel_node::client::remote_query_as(
         agg.node().key(),
         &agg.addr(),
         Default::default(),
