@@ -173,7 +173,7 @@ async fn fallback_json() -> Response {
 
 /// `GET /healthz`: 200 while the node serves (its store answers).
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.blocking(|n| Ok(n.store().generation()?)).await {
+    match shared.blocking(|n| Ok(n.generation()?)).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
@@ -311,7 +311,7 @@ async fn record(
     let author: NodeId = author.parse().map_err(|e| bad(format!("{e}")))?;
     let rid: RecordId = record_id.parse().map_err(|e| bad(format!("{e}")))?;
     let view = shared
-        .blocking(move |n| Ok(crate::query::get(n.store(), &author, &rid)?))
+        .blocking(move |n| Ok(n.record(&author, &rid)?))
         .await
         .map_err(|e| internal(e.to_string()))?;
     match view {
@@ -332,7 +332,7 @@ pub fn region_list(
     node: &crate::local::LocalNode,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
     let mut out = Vec::new();
-    for a in crate::read::authors(node.store())? {
+    for a in node.authors()? {
         if !a.is_region() {
             continue;
         }

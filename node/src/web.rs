@@ -25,7 +25,7 @@ use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
-use crate::bank::{self, KINDS};
+use crate::bank::KINDS;
 use crate::local::{LocalNode, NodeError};
 use crate::params::{ParamError, Params};
 use crate::query::{self, Facets, Query, QueryError, RecordView};
@@ -339,12 +339,7 @@ pub struct RecordItem {
 }
 
 fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
-    let names: HashMap<String, String> = node
-        .store()
-        .authors()?
-        .into_iter()
-        .map(|(id, m)| (id.to_hex(), m.shown(&id)))
-        .collect();
+    let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()
         .map(|view| {
@@ -442,14 +437,9 @@ async fn search_page(
     let (next_cursor, mut facets, records, region_count) = shared
         .blocking(move |n| {
             // An unknown region shows as zero hits, its name kept in the form.
-            let page = query::run(n.store(), &q).map_err(NodeError::Query)?;
-            let facets = query::facets(n.store(), &q)?;
-            let regions = n
-                .store()
-                .authors()?
-                .iter()
-                .filter(|(_, m)| m.profile.is_some())
-                .count();
+            let page = n.search(&q).map_err(NodeError::Query)?;
+            let facets = n.facets(&q)?;
+            let regions = n.region_count()?;
             let records = items(n, page.records)?;
             Ok((page.next_cursor, facets, records, regions))
         })
@@ -572,7 +562,7 @@ async fn record_page(
         .map_err(|_| bad_request("Adressen till posten är felaktig (postens id)."))?;
     let item = shared
         .blocking(move |n| {
-            let view = query::get(n.store(), &author, &rid)?;
+            let view = n.record(&author, &rid)?;
             Ok(match view {
                 Some(v) => items(n, vec![v])?.pop(),
                 None => None,
@@ -603,10 +593,10 @@ async fn region_page(
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let found = shared
         .blocking(move |n| {
-            let Some(id) = crate::read::find_region(n.store(), &key)? else {
+            let Some(id) = n.find_region(&key)? else {
                 return Ok(None);
             };
-            let Some(page) = bank::region_page(n.store(), &id)? else {
+            let Some(page) = n.region_page(&id)? else {
                 return Ok(None);
             };
             let latest = n.query(&Query {
@@ -657,7 +647,7 @@ async fn overview_page(
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let (o, latest) = shared
         .blocking(|n| {
-            let o = bank::overview(n.store())?;
+            let o = n.overview()?;
             let latest = items(n, o.latest.clone())?;
             Ok((o, latest))
         })
@@ -680,7 +670,7 @@ async fn privacy_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let controllers = shared
-        .blocking(|n| Ok(bank::controllers(n.store())?))
+        .blocking(|n| Ok(n.controllers()?))
         .await
         .map_err(internal)?;
     Ok((

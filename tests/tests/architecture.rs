@@ -1,6 +1,7 @@
 //! Architecture invariants, read from `cargo metadata`:
 //! - dependencies point one way: spindel (cli) -> spindel-node -> spindel-protocol;
-//! - spindel-protocol depends, directly or transitively, on no I/O crate.
+//! - spindel-protocol depends, directly or transitively, on no I/O crate;
+//! - the API and the pages (`http.rs`, `web.rs`) never see the store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,6 +122,25 @@ fn protocol_source_uses_no_clock_fs_or_net() {
             assert!(
                 !production.contains(banned),
                 "{} uses {banned}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The API and the pages ask the read model (`LocalNode`'s read methods, `read.rs`), never the
+/// store: they do not open it, name it, or reach into it.
+#[test]
+fn the_api_and_the_pages_never_see_the_store() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/src");
+    for file in ["http.rs", "web.rs"] {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let production = text.split("#[cfg(test)]").next().unwrap();
+        for banned in [".store()", "crate::store", "Store::", "&Store"] {
+            assert!(
+                !production.contains(banned),
+                "{} uses {banned}: ask the read model (node/src/read.rs) instead",
                 path.display()
             );
         }
