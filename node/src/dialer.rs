@@ -39,16 +39,16 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
                 .map(|_| ());
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let wait = backoff.after(&result, started.elapsed(), jitter);
+        let text = result.as_ref().err().map(ToString::to_string);
         let mut was_up = false;
         shared.set_peer(&key, |p| {
             was_up = p.connected;
             p.connected = false;
-            p.last_error = result.as_ref().err().map(ToString::to_string);
+            p.last_error = text.clone();
             p.retry_in_ms = wait.as_millis() as u64;
         });
         // One line per transition: the link going down, or a new reason it cannot come up.
         // The same failure again while the aggregator stays away is logged at debug.
-        let text = result.as_ref().err().map(ToString::to_string);
         let retry_s = format!("{:.1}", wait.as_secs_f64());
         match &result {
             Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),

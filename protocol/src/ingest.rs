@@ -472,6 +472,18 @@ mod tests {
         (Entry::sign(&key(), h), p)
     }
 
+    /// The author's tombstone of `rid`, next in its log.
+    fn tombstone(log: &Log, rid: RecordId) -> Entry {
+        resign(next_header(
+            key().node_id(),
+            log.head(),
+            NOW,
+            Kind::Method,
+            rid,
+            None,
+        ))
+    }
+
     fn admitted_log() -> Log {
         Log {
             admitted: true,
@@ -498,14 +510,7 @@ mod tests {
         let (e2, p2) = put(&log, rid, METHOD);
         check(&log, None, NOW, &e2, Some(&p2)).unwrap();
         log.apply(e2);
-        let t = resign(next_header(
-            key().node_id(),
-            log.head(),
-            NOW,
-            Kind::Method,
-            rid,
-            None,
-        ));
+        let t = tombstone(&log, rid);
         assert_eq!(check(&log, None, NOW, &t, None).unwrap().record, None);
         log.apply(t);
         // A put after the tombstone is refused for ever.
@@ -655,14 +660,7 @@ mod tests {
             note(refuse(&log, &resign(h), None)),
             "tombstone_with_payload"
         );
-        let t = resign(next_header(
-            key().node_id(),
-            log.head(),
-            NOW,
-            Kind::Method,
-            rid,
-            None,
-        ));
+        let t = tombstone(&log, rid);
         log.apply(t);
         let (e3, p3) = put(&log, rid, METHOD);
         assert_eq!(note(refuse(&log, &e3, Some(&p3))), "tombstoned");
@@ -761,14 +759,7 @@ mod tests {
         check(&log, None, NOW, &e2, Some(&p2)).unwrap();
         log.apply(e2);
         // A tombstone frees the record's bytes; then the new record fits.
-        let t = resign(next_header(
-            key().node_id(),
-            log.head(),
-            NOW,
-            Kind::Method,
-            rid,
-            None,
-        ));
+        let t = tombstone(&log, rid);
         check(&log, None, NOW, &t, None).unwrap();
         log.apply(t);
         assert_eq!(log.payload_bytes(), AUTHOR_PAYLOAD_BYTES_MAX - len);
@@ -863,14 +854,7 @@ mod tests {
         held.apply(e1.clone());
         assert_eq!(refuse(&held, &e1, Some(&p1)), "replay");
         // A deleted record is never completed.
-        let t = resign(next_header(
-            key().node_id(),
-            log.head(),
-            NOW,
-            Kind::Method,
-            rid,
-            None,
-        ));
+        let t = tombstone(&log, rid);
         log.apply(t);
         assert_eq!(refuse(&log, &e2, Some(&p1)), "replay");
     }
