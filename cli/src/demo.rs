@@ -255,10 +255,10 @@ fn summary(
     aggregator: &LocalNode,
     regions: &[(String, String, NodeId, Arc<LocalNode>)],
 ) -> Result<(Vec<SummaryRow>, bool)> {
-    let agg_heads = aggregator.store().heads()?;
+    let agg_heads = aggregator.heads()?;
     let region_heads: Vec<_> = regions
         .iter()
-        .map(|(.., node)| node.store().heads())
+        .map(|(.., node)| node.heads())
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let mut synced = true;
@@ -274,7 +274,7 @@ fn summary(
         rows.push(SummaryRow {
             name: name.clone(),
             display_name: display_name.clone(),
-            records: node.store().visible_count_of(id)?,
+            records: node.visible_count_of(id)?,
             head,
             at_aggregator,
             in_every_region,

@@ -20,7 +20,7 @@ use spindel_node::backup::BackedUp;
 use spindel_node::control::{self, Request};
 use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
 use spindel_node::query::QueryPage;
-use spindel_node::runtime::{self, RunOptions, Running};
+use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
@@ -752,8 +752,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 let dir = DataDir {
                     data_dir: data_dir.context("--data-dir or --from is required")?,
                 };
-                let query =
-                    runtime::query_from_request(&request).map_err(|e| anyhow::anyhow!(e))?;
+                let query = spindel_node::query::Query::from_request(&request)?;
                 with_node(&dir, &Request::Query { query: request }, |node| {
                     Ok(node.query(&query)?)
                 })?
@@ -928,7 +927,7 @@ fn run_node(
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
         control::remove_socket(shared.node.dir());
-        shared.node.store().flush()?;
+        shared.node.flush()?;
         eprintln!("stopped");
         Ok(())
     })
@@ -966,20 +965,20 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         );
     }
     let node = Arc::new(open(dir)?);
-    let before = node.store().generation()?;
+    let before = node.generation()?;
     let key = node.key().clone();
     let rt = runtime()?;
     let bar = output::spinner("syncing");
     let result = rt.block_on(async {
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let shared = runtime::Shared::new(node.clone(), stop_rx);
+        let shared = spindel_node::shared::Shared::new(node.clone(), stop_rx)?;
         let transport = spindel_node::transport::Transport::client(&key, Limits::default())?;
         let progress = {
             let node = node.clone();
             let bar = bar.clone();
             tokio::spawn(async move {
                 loop {
-                    let now = node.store().generation().unwrap_or(before);
+                    let now = node.generation().unwrap_or(before);
                     bar.set_message(format!("received {} entries", now.saturating_sub(before)));
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
@@ -987,11 +986,12 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
         };
         let r = tokio::time::timeout(
             SYNC_TIMEOUT,
-            runtime::sync_until_caught_up(&shared, &transport, &aggregator, "sync"),
+            spindel_node::session::sync_until_caught_up(&shared, &transport, &aggregator, "sync"),
         )
         .await;
         progress.abort();
         transport.shutdown().await;
+        shared.writer.stop().await;
         match r {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(e)) => Err(anyhow::anyhow!("sync with {aggregator}: {e}")),
@@ -1003,10 +1003,9 @@ fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Result<()> {
     });
     bar.finish_and_clear();
     let report = result?;
-    node.store().flush()?;
-    let received = node.store().generation()? - before;
+    node.flush()?;
+    let received = node.generation()? - before;
     let heads: std::collections::BTreeMap<String, u64> = node
-        .store()
         .heads()?
         .into_iter()
         .map(|(a, h)| (a.to_hex(), h.seq))

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running, Shared, sync_until_caught_up};
+use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::session::sync_until_caught_up;
+use spindel_node::shared::Shared;
 use spindel_node::transport::{Limits, PeerAddr, Transport};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
@@ -100,7 +102,7 @@ async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAd
 }
 
 fn total_entries(node: &LocalNode) -> u64 {
-    node.store().heads().unwrap().values().map(|h| h.seq).sum()
+    node.heads().unwrap().values().map(|h| h.seq).sum()
 }
 
 async fn ingest_rate(strict: f64, batch: f64) {
@@ -260,7 +262,7 @@ async fn latency() {
     let running = Running::start_node(r, RunOptions::loopback(false, vec![peer]))
         .await
         .unwrap();
-    while agg.shared.node.store().head(&me).unwrap().is_none() {
+    while agg.shared.node.head(&me).unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut heads = agg.shared.subscribe_heads();
@@ -272,6 +274,7 @@ async fn latency() {
         let t = Instant::now();
         let p = running
             .shared
+            .writer
             .publish(Kind::Method, json, None)
             .await
             .unwrap();
@@ -301,7 +304,7 @@ async fn resume() {
     let (agg, peer) = aggregator(tmp.path(), &[r.node_id()]).await;
     let key = r.key().clone();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let shared = Shared::new(r.clone(), stop_rx);
+    let shared = Shared::new(r.clone(), stop_rx).unwrap();
     let transport = Transport::client(&key, Limits::default()).unwrap();
     let t = Instant::now();
     sync_until_caught_up(&shared, &transport, &peer, "bench")
@@ -310,7 +313,6 @@ async fn resume() {
     while agg
         .shared
         .node
-        .store()
         .head(&r.node_id())
         .unwrap()
         .map_or(0, |h| h.seq)
@@ -333,7 +335,6 @@ async fn resume() {
     )
     .unwrap();
     let entry_bytes: usize = r
-        .store()
         .entries_from(&r.node_id(), n as u64, 1)
         .unwrap()
         .iter()

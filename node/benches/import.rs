@@ -7,9 +7,8 @@
 
 use std::time::Instant;
 
-use spindel_node::bank;
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::query::{self, Query};
+use spindel_node::query::Query;
 use spindel_protocol::record::Kind;
 
 fn main() {
@@ -106,7 +105,7 @@ fn main() {
         );
     };
     time(&format!("page facets, no filter ({n} records)"), 5, &|| {
-        let f = query::facets(node.store(), &Query::default()).unwrap();
+        let f = node.facets(&Query::default()).unwrap();
         assert_eq!(f.total as usize, n + 1);
     });
     time("page facets, text \"föreningarna\"", 5, &|| {
@@ -114,10 +113,10 @@ fn main() {
             text: Some("föreningarna".into()),
             ..Query::default()
         };
-        assert!(query::facets(node.store(), &q).unwrap().total > 0);
+        assert!(node.facets(&q).unwrap().total > 0);
     });
     time(&format!("page overview with {n} SROI figures"), 3, &|| {
-        let o = bank::overview(node.store()).unwrap();
+        let o = node.overview().unwrap();
         assert_eq!(o.sroi.count, n);
     });
 

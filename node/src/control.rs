@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 use spindel_protocol::sync::QueryRequest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::local::NodeError;
-use crate::runtime::{Shared, query_from_request};
+use crate::query::Query;
+use crate::shared::Shared;
+use crate::writer::ImportJob;
 
 pub const SOCKET_FILE: &str = "control.sock";
 pub use crate::local::IMPORT_BYTES_MAX;
@@ -46,13 +47,42 @@ const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
 static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONTROL_UPLOADS_MAX);
 
+/// Why the node refused or failed a control request (sent to the client as its one line).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("record id: {0}")]
+    RecordId(#[from] spindel_protocol::entry::ParseRecordIdError),
+    #[error("node id: {0}")]
+    NodeId(#[from] spindel_protocol::keys::ParseNodeIdError),
+    #[error("query: {0}")]
+    Kind(#[from] spindel_protocol::record::ParseKindError),
+    #[error(
+        "{CONTROL_UPLOADS_MAX} imports are being received already; try again when they have finished"
+    )]
+    UploadsBusy,
+    #[error("the import is {0} bytes, over the limit of {IMPORT_BYTES_MAX}")]
+    UploadTooLarge(u64),
+    #[error(
+        "the import stalled after {got} of its {bytes} bytes (nothing for {} s); nothing was imported",
+        CONTROL_READ_TIMEOUT.as_secs()
+    )]
+    UploadStalled { got: u64, bytes: u64 },
+    #[error("the import ended after {got} of its {bytes} bytes: the client went away")]
+    UploadCut { got: u64, bytes: u64 },
+    #[error("{path}: {error}")]
+    UploadFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("an import without its bytes")]
+    NoUpload,
+}
+
 /// A place to receive one more import, or why there is none.
-fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, String> {
-    UPLOADS.try_acquire().map_err(|_| {
-        format!(
-            "{CONTROL_UPLOADS_MAX} imports are being received already; try again when they have finished"
-        )
-    })
+fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, RequestError> {
+    UPLOADS.try_acquire().map_err(|_| RequestError::UploadsBusy)
 }
 
 /// One control request.
@@ -251,11 +281,9 @@ async fn receive_upload(
     name: &str,
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
     bytes: u64,
-) -> Result<(), String> {
+) -> Result<(), RequestError> {
     if bytes > IMPORT_BYTES_MAX {
-        return Err(format!(
-            "the import is {bytes} bytes, over the limit of {IMPORT_BYTES_MAX}"
-        ));
+        return Err(RequestError::UploadTooLarge(bytes));
     }
     let path = dir.join(name);
     let file = std::fs::OpenOptions::new()
@@ -264,28 +292,26 @@ async fn receive_upload(
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|error| RequestError::UploadFile {
+            path: path.clone(),
+            error,
+        })?;
     let mut file = tokio::fs::File::from_std(file);
-    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let failed = |error: std::io::Error| RequestError::UploadFile {
+        path: path.clone(),
+        error,
+    };
     let mut buf = vec![0u8; UPLOAD_CHUNK_BYTES];
     let mut got = 0u64;
     while got < bytes {
         let want = (bytes - got).min(buf.len() as u64) as usize;
-        let n = match tokio::time::timeout(CONTROL_READ_TIMEOUT, reader.read(&mut buf[..want]))
-            .await
-        {
-            Ok(read) => read.map_err(failed)?,
-            Err(_) => {
-                return Err(format!(
-                    "the import stalled after {got} of its {bytes} bytes (nothing for {} s); nothing was imported",
-                    CONTROL_READ_TIMEOUT.as_secs()
-                ));
-            }
-        };
+        let n =
+            match tokio::time::timeout(CONTROL_READ_TIMEOUT, reader.read(&mut buf[..want])).await {
+                Ok(read) => read.map_err(failed)?,
+                Err(_) => return Err(RequestError::UploadStalled { got, bytes }),
+            };
         if n == 0 {
-            return Err(format!(
-                "the import ended after {got} of its {bytes} bytes: the client went away"
-            ));
+            return Err(RequestError::UploadCut { got, bytes });
         }
         file.write_all(&buf[..n]).await.map_err(failed)?;
         got += n as u64;
@@ -311,13 +337,13 @@ async fn answer(
             }
             match upload_permit() {
                 Ok(p) => _permit = Some(p),
-                Err(e) => return Response::Error(e),
+                Err(e) => return Response::Error(e.to_string()),
             }
             let n = UPLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = format!("{}.{n}", crate::local::IMPORT_UPLOAD);
             if let Err(e) = receive_upload(&dir, &name, reader, *bytes).await {
                 erase_upload(&dir, name).await;
-                return Response::Error(e);
+                return Response::Error(e.to_string());
             }
             Some(name)
         }
@@ -340,7 +366,7 @@ async fn answer(
     }
     match result {
         Ok(v) => Response::Ok(v),
-        Err(e) => Response::Error(e),
+        Err(e) => Response::Error(e.to_string()),
     }
 }
 
@@ -353,8 +379,8 @@ async fn erase_upload(dir: &Path, name: String) {
     }
 }
 
-fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
-    serde_json::to_value(v).map_err(|e| e.to_string())
+fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, RequestError> {
+    serde_json::to_value(v).map_err(|e| RequestError::Node(e.into()))
 }
 
 async fn execute(
@@ -362,69 +388,43 @@ async fn execute(
     request: Request,
     upload: Option<String>,
     cancel: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, RequestError> {
     match request {
         Request::Publish {
             kind,
             json,
             record_id,
         } => {
-            let rid = record_id
-                .map(|r| crate::runtime::parse_record_id(&r))
-                .transpose()?;
-            to_value(
-                &shared
-                    .publish(kind, json, rid)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            )
+            let rid = record_id.map(|r| r.parse()).transpose()?;
+            to_value(&shared.writer.publish(kind, json, rid).await?)
         }
         Request::Import { kind, bytes, name } => {
             tracing::info!(kind = %kind.as_str(), bytes, file = %name, "import through the control socket");
-            let upload = upload.ok_or("an import without its bytes")?;
-            shared.own_log_ready().await.map_err(|e| e.to_string())?;
-            let imported = shared
-                .run_blocking(move |n| {
-                    let path = n.dir().join(&upload);
-                    n.import_cancellable(
-                        kind,
-                        crate::local::ImportSource::File {
-                            path: &path,
-                            name: &name,
-                        },
-                        &mut rand_core::OsRng,
-                        crate::local::now_ms(),
-                        &|_, _| {},
-                        &cancel,
-                    )
-                })
-                .await?;
-            to_value(&imported)
+            let upload = upload.ok_or(RequestError::NoUpload)?;
+            let job = ImportJob {
+                kind,
+                path: shared.node.dir().join(&upload),
+                name,
+                cancel,
+            };
+            to_value(&shared.writer.import(job).await?)
         }
-        Request::Delete { record_id } => {
-            let rid = crate::runtime::parse_record_id(&record_id)?;
-            shared.own_log_ready().await.map_err(|e| e.to_string())?;
-            let deleted = shared
-                .run_blocking(move |n| n.delete(rid, crate::local::now_ms()))
-                .await?;
-            to_value(&deleted)
-        }
+        Request::Delete { record_id } => to_value(&shared.writer.delete(record_id.parse()?).await?),
         Request::Allow { node_id, name } => {
-            let id: NodeId = node_id.parse().map_err(|e| format!("{e}"))?;
-            to_value(&shared.allow(id, name).await?)
+            to_value(&shared.writer.allow(node_id.parse()?, name).await?)
         }
-        Request::Status => to_value(&shared.status().await.map_err(|e| e.to_string())?),
+        Request::Status => to_value(&shared.status().await?),
         Request::Backup { to } => {
             let to = std::path::PathBuf::from(to);
             to_value(
                 &shared
-                    .run_blocking(move |n| crate::backup::write(n, &to))
+                    .blocking(move |n| crate::backup::write(n, &to))
                     .await?,
             )
         }
         Request::Query { query } => {
-            let q = query_from_request(&query)?;
-            to_value(&shared.run_blocking(move |n| n.query(&q)).await?)
+            let q = Query::from_request(&query)?;
+            to_value(&shared.blocking(move |n| n.query(&q)).await?)
         }
     }
 }
@@ -441,7 +441,7 @@ mod tests {
         let held: Vec<_> = (0..CONTROL_UPLOADS_MAX)
             .map(|_| upload_permit().unwrap())
             .collect();
-        let refused = upload_permit().unwrap_err();
+        let refused = upload_permit().unwrap_err().to_string();
         assert!(
             refused.contains("imports are being received already"),
             "{refused}"
@@ -460,7 +460,8 @@ mod tests {
         let started = tokio::time::Instant::now();
         let e = receive_upload(dir.path(), "import.upload.0", &mut node_side, 100)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("stalled after 9 of its 100 bytes"), "{e}");
         assert!(started.elapsed() >= CONTROL_READ_TIMEOUT);
 
@@ -469,7 +470,8 @@ mod tests {
         drop(client);
         let e = receive_upload(dir.path(), "import.upload.1", &mut node_side, 100)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ended after 2 of its 100 bytes"), "{e}");
 
         let mut over = tokio::io::empty();
@@ -480,7 +482,8 @@ mod tests {
             IMPORT_BYTES_MAX + 1,
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("over the limit"), "{e}");
     }
 }

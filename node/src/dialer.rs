@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::link::{Backoff, LinkError};
-use crate::runtime::{PeerStatus, SessionMode, Shared, session_with_aggregator};
+use crate::session::{SessionMode, session_with_aggregator};
+use crate::shared::{PeerStatus, Shared};
 use crate::transport::{PeerAddr, Transport};
 
 /// Keeps the live link to the aggregator `peer` until the node shuts down.

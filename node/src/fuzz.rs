@@ -9,7 +9,7 @@ pub fn query_string(bytes: &[u8]) {
         return;
     };
     if let Ok(request) = crate::http::records_request(Some(raw)) {
-        let _ = crate::runtime::query_from_request(&request);
+        let _ = crate::query::Query::from_request(&request);
     }
     let _ = crate::web::search_params(Some(raw));
 }

@@ -30,7 +30,7 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::sync::QueryRequest;
 
 use crate::params::Params;
-use crate::runtime::{Shared, query_from_request};
+use crate::shared::Shared;
 
 /// Query parameters `GET /api/v1/records` understands.
 const RECORD_PARAMS: &[&str] = &["kind", "region", "tag", "q", "limit", "cursor"];
@@ -267,7 +267,7 @@ async fn records(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = records_request(raw.as_deref())?;
-    let query = query_from_request(&request).map_err(bad)?;
+    let query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
     let page = shared
         .blocking(move |n| n.query(&query))
         .await
@@ -433,7 +433,7 @@ mod tests {
         ) {
             let raw = serde_urlencoded::to_string(&params).unwrap_or_default();
             if let Ok(request) = records_request(Some(&raw)) {
-                let _ = crate::runtime::query_from_request(&request);
+                let _ = crate::query::Query::from_request(&request);
             }
         }
 

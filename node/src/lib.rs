@@ -1,24 +1,35 @@
-//! spindel-node: a node's store, full-text index, queries and local operations.
+//! spindel-node: a node's store, full-text index, queries and local operations, and the
+//! running node around them. The map, with the one direction of calls, is in ARCHITECTURE.md.
 //!
+//! Below the store's door:
 //! - [`store`]: sled trees, atomic apply of verified entries, purge, indexes.
 //! - [`payloads`]: record contents in pack files that can erase a purged payload for good.
 //! - [`search`]: the tantivy full-text index (Swedish and English stemming), derived data.
-//! - [`query`]: filters, newest-first ordering, cursors; the JSON shape of a record.
-//! - [`local`]: the data directory (config, key file 0600, store) and init / publish /
-//!   import / delete / status.
-//! - [`runtime`], [`transport`], [`control`]: the running node, QUIC, the local control socket.
-//! - [`metrics`]: `/metrics` in Prometheus text format and the counters behind it.
-//! - [`http`]: the JSON API; [`web`]: the knowledge bank page; [`bank`]: what the page computes
-//!   beyond a query (facets live in [`query`]): the national overview, a region's page, SROI.
-//! - [`backup`]: `spindel backup` and `spindel restore` (a node's logs in one verified file).
-//! - [`demo`]: `spindel demo`.
+//! - [`query`], [`bank`]: filters, facets, cursors, the record JSON shape; the national
+//!   overview, a region's page, SROI.
+//! - [`local`]: the data directory (config, key file 0600, store) and one write each: init,
+//!   publish, import, delete, allow.
+//! - [`read`]: the read model: every question the pages, the API, the sync and the CLI ask.
+//! - [`writer`]: the one writer of a running node (an actor with a handle), which announces
+//!   every change.
+//! - [`backup`]: `spindel backup` and `spindel restore`.
+//!
+//! Above it (they ask the read model and the writer, never the store):
+//! - [`runtime`]: starts and stops a running node; [`shared`]: what its tasks hold; [`gate`]:
+//!   the catch-up gate of the own log.
+//! - [`session`]: the connection driver (one sync session per stream); [`dialer`]: the link to
+//!   each aggregator; [`link`]: why a link ended and when to try again; [`client`]: the
+//!   one-shot query client; [`transport`]: QUIC with raw-key TLS and frames.
+//! - [`control`]: the local control socket; [`http`]: the JSON API; [`web`]: the knowledge
+//!   bank page; [`params`]: the one query-string parser; [`metrics`]: `/metrics`.
 
 pub mod backup;
 pub mod bank;
 pub mod client;
 pub mod control;
-mod dialer;
+pub mod dialer;
 pub mod fuzz;
+pub mod gate;
 pub mod http;
 pub mod link;
 pub mod local;
@@ -29,6 +40,9 @@ pub mod query;
 pub mod read;
 pub mod runtime;
 pub mod search;
+pub mod session;
+pub mod shared;
 pub mod store;
 pub mod transport;
 pub mod web;
+pub mod writer;

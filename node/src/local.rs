@@ -149,6 +149,10 @@ pub enum NodeError {
         format!("the node is still catching up with its own log at its aggregator (waited {waited_s} s); nothing was written")
     })]
     CatchingUp { waited_s: u64, restored: bool },
+    #[error("the node is shutting down; nothing was written")]
+    Stopped,
+    #[error("cannot encode the answer: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("only an aggregator admits regions (this node is a region)")]
     NotAggregator,
     #[error("{0} is not a usable ed25519 public key")]
@@ -404,7 +408,6 @@ fn init_inner(
         store,
         own_log: std::sync::Mutex::new(()),
         restored: std::sync::atomic::AtomicBool::new(false),
-        own_entries: std::sync::RwLock::new(None),
     };
     if role == Role::Region {
         let profile = serde_json::json!({
@@ -550,13 +553,7 @@ pub struct LocalNode {
     own_log: std::sync::Mutex<()>,
     /// `DIR/restored` exists: a restored node that has not caught up yet.
     restored: std::sync::atomic::AtomicBool,
-    /// Told of every own entry once it is durable (the running node announces it to every live
-    /// session), whichever write made it: publish, import, delete.
-    own_entries: std::sync::RwLock<Option<OwnEntryHook>>,
 }
-
-/// See [`LocalNode::on_own_entry`].
-type OwnEntryHook = std::sync::Arc<dyn Fn(NodeId, u64) + Send + Sync>;
 
 impl std::fmt::Debug for LocalNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -587,7 +584,6 @@ impl LocalNode {
             store,
             own_log: std::sync::Mutex::new(()),
             restored: std::sync::atomic::AtomicBool::new(restored),
-            own_entries: std::sync::RwLock::new(None),
         };
         // An import a crash interrupted is dropped or finished before anything reads the
         // store. One that cannot be finished keeps the own log from signing (each write
@@ -606,12 +602,18 @@ impl LocalNode {
         &self.config
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Makes everything written so far durable (sled flushes in the background too).
+    pub fn flush(&self) -> Result<(), NodeError> {
+        self.store.flush()?;
+        Ok(())
     }
 
     pub fn info(&self) -> NodeInfo {
@@ -956,10 +958,8 @@ impl LocalNode {
         Ok(signed)
     }
 
-    /// Applies own entries (all or nothing), then tells the [`LocalNode::on_own_entry`] hook
-    /// the new head: every own write goes through here, so none can forget to announce.
+    /// Applies own entries, all or nothing (in a running node the writer announces them).
     fn apply_own(&self, batch: Vec<Incoming>, now_ms: u64) -> Result<(), NodeError> {
-        let last = batch.iter().map(|i| i.entry.header().seq).max();
         self.store.apply(
             batch,
             ApplyOptions {
@@ -968,23 +968,6 @@ impl LocalNode {
                 all_or_nothing: true,
             },
         )?;
-        let hook = self
-            .own_entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let (Some(hook), Some(seq)) = (hook, last) {
-            hook(self.node_id(), seq);
-        }
         Ok(())
-    }
-
-    /// Sets what is told of every own entry once it is durable (the running node: announce it
-    /// to every live session); replaces an earlier hook.
-    pub fn on_own_entry(&self, hook: impl Fn(NodeId, u64) + Send + Sync + 'static) {
-        *self
-            .own_entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(hook));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::local::LocalNode;
-use crate::runtime::PeerStatus;
+use crate::shared::PeerStatus;
 
 /// Counters of a running node.
 #[derive(Debug, Default)]

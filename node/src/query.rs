@@ -39,6 +39,24 @@ pub struct Query {
     pub cursor: Option<String>,
 }
 
+impl Query {
+    /// A query as a peer or the control channel sends it, with its kind checked.
+    pub fn from_request(
+        r: &spindel_protocol::sync::QueryRequest,
+    ) -> Result<Query, spindel_protocol::record::ParseKindError> {
+        let kind = r.kind.as_deref().map(str::parse).transpose()?;
+        Ok(Query {
+            kind,
+            region: r.region.clone(),
+            tag: r.tag.clone(),
+            text: r.text.clone(),
+            author: None,
+            limit: r.limit.map(|l| l as usize),
+            cursor: r.cursor.clone(),
+        })
+    }
+}
+
 /// One record as every interface shows it (the `query --json` and HTTP shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordView {

@@ -5,7 +5,11 @@
 
 use spindel_protocol::NodeId;
 
-use crate::store::{AuthorMeta, Store, StoreError};
+use std::collections::BTreeMap;
+
+use spindel_protocol::entry::{Entry, Head, RecordId};
+
+use crate::store::{AuthorMeta, ForkProof, Incoming, RecordMeta, Store, StoreError};
 
 /// An author as every list shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +104,7 @@ impl crate::local::LocalNode {
         crate::query::get(self.store(), author, rid)
     }
 
-    /// A page of records for the search page: like [`LocalNode::query`], but a region no
+    /// A page of records for the search page: like [`crate::local::LocalNode::query`], but a region no
     /// author here holds is zero hits, not an error (the page keeps it in the form).
     pub fn search(
         &self,
@@ -135,5 +139,119 @@ impl crate::local::LocalNode {
     /// The store's generation: a cheap question the store must answer (health).
     pub fn generation(&self) -> Result<u64, StoreError> {
         self.store().generation()
+    }
+
+    /// This node's own head.
+    pub fn own_head(&self) -> Result<Option<Head>, StoreError> {
+        self.store().head(&self.node_id())
+    }
+
+    /// An author's head here.
+    pub fn head(&self, author: &NodeId) -> Result<Option<Head>, StoreError> {
+        self.store().head(author)
+    }
+
+    /// Every author's head here.
+    pub fn heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
+        self.store().heads()
+    }
+
+    /// What this node knows of an author.
+    pub fn author(&self, id: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        self.store().author(id)
+    }
+
+    /// An author's visible records (current versions, not deleted).
+    pub fn visible_count_of(&self, id: &NodeId) -> Result<u64, StoreError> {
+        self.store().visible_count_of(id)
+    }
+
+    /// Bytes of an author's current payloads (what its quota counts).
+    pub fn payload_bytes_of(&self, id: &NodeId) -> Result<u64, StoreError> {
+        self.store().payload_bytes_of(id)
+    }
+
+    /// Refused entries, counted by reason.
+    pub fn refusals(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.store().refusals()
+    }
+
+    /// Up to `max` entries of `author` from `from_seq`, as stored (the sync sends these).
+    pub fn entries_from(
+        &self,
+        author: &NodeId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<Incoming>, StoreError> {
+        self.store().entries_from(author, from_seq, max)
+    }
+
+    /// One stored entry.
+    pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
+        self.store().entry(author, seq)
+    }
+
+    /// Current records held without their payload (a relay stripped it), at most `max`.
+    pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
+        self.store().header_only_current(max)
+    }
+
+    /// Every fork proof held here, by author.
+    pub fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, StoreError> {
+        self.store().forks()
+    }
+
+    /// Whether `peer` may ask this node's records: itself, or an admitted region that is not
+    /// frozen (pinned aggregators are asked about by the caller).
+    pub fn is_member(&self, peer: &NodeId) -> Result<bool, StoreError> {
+        Ok(*peer == self.node_id()
+            || self
+                .store()
+                .author(peer)?
+                .is_some_and(|m| m.admitted && !m.frozen))
+    }
+
+    /// Aggregator: every region it admitted, with the name it admitted it under.
+    pub fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, StoreError> {
+        let me = self.node_id();
+        Ok(self
+            .store()
+            .authors()?
+            .into_iter()
+            .filter(|(a, m)| m.admitted && *a != me)
+            // A region admitted before names were required has none stored: it is known by
+            // the name made from its key, here and everywhere (never by what its profile
+            // claims).
+            .map(|(a, m)| (a, Some(m.name_or_key(&a))))
+            .collect())
+    }
+
+    /// Purged payloads wait to be erased (an earlier erasure failed).
+    pub fn erasures_pending(&self) -> bool {
+        self.store().erasures_pending()
+    }
+
+    /// The payload stored for an author's record at `seq`, if any is held.
+    pub fn payload_at(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store().payload_at(author, rid, seq)
+    }
+
+    /// An author's records with what the store knows of each (deleted ones included).
+    pub fn records_of(&self, author: &NodeId) -> Result<Vec<(RecordId, RecordMeta)>, StoreError> {
+        self.store().records_of(author)
+    }
+
+    /// What the store knows of one of an author's records (deleted ones included).
+    pub fn record_meta(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Option<RecordMeta>, StoreError> {
+        self.store().record_meta(author, rid)
     }
 }

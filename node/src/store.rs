@@ -218,6 +218,34 @@ pub struct ApplyOptions {
     pub all_or_nothing: bool,
 }
 
+/// A batch with its signature checks done ([`Store::verify`]), ready for
+/// [`Store::apply_verified`]. Made by the store only: a verdict cannot be forged.
+#[derive(Debug)]
+pub struct Verified {
+    batch: Vec<Incoming>,
+    /// Per entry: `verify_strict`'s verdict, or `None` when it was not checked (its author
+    /// was not admitted, frozen, or not the expected one).
+    verdicts: Vec<Option<Result<(), spindel_protocol::keys::VerifyError>>>,
+    expected_author: Option<NodeId>,
+}
+
+impl Verified {
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// The (author, seq) of each entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.batch
+            .iter()
+            .map(|i| (i.entry.header().author, i.entry.header().seq))
+    }
+}
+
 /// The result of one entry of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -706,10 +734,19 @@ impl Store {
         batch: Vec<Incoming>,
         opts: ApplyOptions,
     ) -> Result<Vec<Outcome>, StoreError> {
-        // verify_strict of every signature, before the write lock: concurrent batches verify
-        // on all cores. The verdicts go into the same ingest rules. Cheap checks first: an
-        // entry by another author than the expected one, or by an author not admitted here or
-        // frozen, is refused before its signature matters, so it costs no verification.
+        let verified = self.verify(batch, opts.expected_author)?;
+        self.apply_verified(verified, opts)
+    }
+
+    /// The signature checks of a batch, on any thread (a session's, so batches of many
+    /// sessions verify on all cores while one writer applies them): `verify_strict` of every
+    /// entry whose author is admitted here, not frozen, and `expected_author` when given.
+    /// Cheap checks first: an entry another author could not have sent costs no verification.
+    pub fn verify(
+        &self,
+        batch: Vec<Incoming>,
+        expected_author: Option<NodeId>,
+    ) -> Result<Verified, StoreError> {
         let mut admitted: HashMap<NodeId, bool> = HashMap::new();
         let mut verdicts = Vec::with_capacity(batch.len());
         for i in &batch {
@@ -724,8 +761,31 @@ impl Store {
                     ok
                 }
             };
-            let expected = opts.expected_author.is_none_or(|e| e == a);
+            let expected = expected_author.is_none_or(|e| e == a);
             verdicts.push((ok && expected).then(|| i.entry.verify()));
+        }
+        Ok(Verified {
+            batch,
+            verdicts,
+            expected_author,
+        })
+    }
+
+    /// Applies a batch [`Store::verify`] checked (see [`Store::apply`]). An entry whose author
+    /// was not admitted at verification but is now is verified here, under the lock.
+    pub fn apply_verified(
+        &self,
+        verified: Verified,
+        opts: ApplyOptions,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let Verified {
+            batch,
+            mut verdicts,
+            expected_author,
+        } = verified;
+        if expected_author != opts.expected_author {
+            // Verified for another author: what was skipped as not expected is decided again.
+            verdicts.iter_mut().for_each(|v| *v = None);
         }
         let guard = self
             .write

@@ -29,7 +29,7 @@ use crate::bank::KINDS;
 use crate::local::{LocalNode, NodeError};
 use crate::params::{ParamError, Params};
 use crate::query::{self, Facets, Query, QueryError, RecordView};
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 /// Results per page.
 pub const PAGE_SIZE: usize = 20;

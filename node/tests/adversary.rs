@@ -191,7 +191,7 @@ async fn forged_entries_over_quic_are_refused_and_counted() {
     let e2 = entry(&evil, Some(head_of(&e1)), now(), 8, "Efter gaffeln");
     assert_eq!(h.push(vec![e2], me).await, 1);
 
-    let store = running.shared.node.store();
+    let store = &running.shared.node;
     let refused = store.refusals().unwrap();
     for reason in [
         "bad_signature",
@@ -358,7 +358,7 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
             .any(|m| matches!(m, Message::Heads { .. } | Message::Entries { .. })),
         "the region told a stranger its log: {said:?}"
     );
-    let store = region.shared.node.store();
+    let store = &region.shared.node;
     assert!(store.head(&fake.node_id()).unwrap().is_none());
     assert!(
         !store
@@ -435,7 +435,7 @@ async fn a_tombstone_purges_only_its_own_authors_payloads() {
     assert_eq!(e.push(vec![copied, t2], evil.node_id()).await, 4);
 
     let node = &running.shared.node;
-    let store = node.store();
+    let store = node;
     let rid = RecordId([1; 16]);
     assert_eq!(
         store.payload_at(&victim.node_id(), &rid, 1).unwrap(),
@@ -533,7 +533,7 @@ async fn fork_proofs_of_made_up_keys_are_dropped_and_real_ones_freeze() {
         region.node_id(),
     )
     .await;
-    let store = running.shared.node.store();
+    let store = &running.shared.node;
     let forks = store.forks().unwrap();
     assert_eq!(forks.len(), 1, "made-up keys were kept: {}", forks.len());
     assert_eq!(forks[0].0, region.node_id());
@@ -681,7 +681,7 @@ async fn a_stalled_handshake_does_not_hold_up_the_others() {
 /// closed with a protocol error, and a slot comes back when a connection ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_key_holds_a_bounded_number_of_connections() {
-    use spindel_node::runtime::PEER_CONNECTIONS_MAX;
+    use spindel_node::shared::PEER_CONNECTIONS_MAX;
     let key = SecretKey::from_bytes(&[61; 32]);
     let (_dir, running, peer) = aggregator(&[&key]).await;
     let t = Transport::client(&key, Limits::default()).unwrap();

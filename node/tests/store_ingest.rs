@@ -293,14 +293,7 @@ fn own_entries_never_go_back_in_time() {
     let method = r#"{"title":"t","summary":"s"}"#;
     // After the profile init signed (with the real clock).
     let base = local::now_ms() + 1_000;
-    let time_of = |seq: u64| {
-        node.store()
-            .entry(&me, seq)
-            .unwrap()
-            .unwrap()
-            .header()
-            .timestamp_ms
-    };
+    let time_of = |seq: u64| node.entry(&me, seq).unwrap().unwrap().header().timestamp_ms;
     let p = node
         .publish(Kind::Method, method, None, &mut rand_core::OsRng, base)
         .unwrap();
@@ -463,7 +456,7 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
     let (me, one, first) = {
         let node = init_open(&dir, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
         let me = node.node_id();
-        let before = node.store().payload_bytes_of(&me).unwrap();
+        let before = node.payload_bytes_of(&me).unwrap();
         node.import(
             Kind::Method,
             ImportSource::Text(&lines),
@@ -472,9 +465,8 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
             &|_, _| {},
         )
         .unwrap();
-        let one = (node.store().payload_bytes_of(&me).unwrap() - before) / 3;
+        let one = (node.payload_bytes_of(&me).unwrap() - before) / 3;
         let first = node
-            .store()
             .records_of(&me)
             .unwrap()
             .into_iter()
@@ -493,7 +485,7 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
         db.flush().unwrap();
     }
     let node = LocalNode::open(&dir).unwrap();
-    let head = node.store().head(&me).unwrap();
+    let head = node.head(&me).unwrap();
     let refused = node
         .import(
             Kind::Method,
@@ -511,8 +503,8 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
         "{text}"
     );
     assert!(matches!(refused, NodeError::BadInput { .. }), "{refused:?}");
-    assert_eq!(node.store().head(&me).unwrap(), head);
-    assert_eq!(node.store().visible_count_of(&me).unwrap(), 4);
+    assert_eq!(node.head(&me).unwrap(), head);
+    assert_eq!(node.visible_count_of(&me).unwrap(), 4);
     for name in ["import.staging", "import.committed", "import.applied"] {
         assert!(!dir.join(name).exists(), "{name} left behind");
     }
@@ -534,7 +526,7 @@ fn an_import_file_that_changes_while_it_is_imported_is_refused() {
     )
     .unwrap();
     let me = node.node_id();
-    let head = node.store().head(&me).unwrap();
+    let head = node.head(&me).unwrap();
     let file = tmp.path().join("metoder.jsonl");
     let line =
         |i: usize, word: &str| format!("{{\"title\":\"Metod {i:04}\",\"summary\":\"{word}\"}}\n");
@@ -565,6 +557,6 @@ fn an_import_file_that_changes_while_it_is_imported_is_refused() {
                 .contains("metoder.jsonl: it changed while it was imported"),
             "{what}: {refused}"
         );
-        assert_eq!(node.store().head(&me).unwrap(), head, "{what}");
+        assert_eq!(node.head(&me).unwrap(), head, "{what}");
     }
 }

@@ -77,13 +77,13 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
     );
     let me = node.node_id();
     assert_eq!(
-        node.store().head(&me).unwrap().map(|h| h.seq),
+        node.head(&me).unwrap().map(|h| h.seq),
         Some(seq),
         "seed {seed}: head"
     );
     // Only a live record's current version keeps its payload: every payload of a deleted
     // record and every superseded version's payload is gone.
-    let entries = node.store().entries_from(&me, 1, usize::MAX).unwrap();
+    let entries = node.entries_from(&me, 1, usize::MAX).unwrap();
     assert_eq!(entries.len() as u64, seq);
     // The payload quota's count: the signed lengths of the current versions, from the log.
     let mut current_bytes = 0u64;
@@ -92,11 +92,7 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
         if h.op != Op::Put {
             continue;
         }
-        let current = node
-            .store()
-            .record_meta(&me, &h.record_id)
-            .unwrap()
-            .unwrap();
+        let current = node.record_meta(&me, &h.record_id).unwrap().unwrap();
         let deleted = model.get(&h.record_id).is_some_and(|m| m.deleted);
         let should_hold = !deleted && current.seq == h.seq;
         if should_hold {
@@ -111,16 +107,11 @@ fn check(node: &LocalNode, model: &BTreeMap<RecordId, ModelRecord>, seq: u64, se
             current.seq
         );
         if deleted {
-            assert!(
-                node.store()
-                    .payload_ref(&me, &h.record_id)
-                    .unwrap()
-                    .is_none()
-            );
+            assert!(node.payload_at(&me, &h.record_id, h.seq).unwrap().is_none());
         }
     }
     assert_eq!(
-        node.store().payload_bytes_of(&me).unwrap(),
+        node.payload_bytes_of(&me).unwrap(),
         current_bytes,
         "seed {seed}: payload bytes"
     );
@@ -280,7 +271,7 @@ fn run_seed(seed: u64) {
                 path = crashed;
                 let rid: RecordId = published.record_id.parse().unwrap();
                 let me = node.node_id();
-                if node.store().head(&me).unwrap().map(|h| h.seq) == Some(published.seq) {
+                if node.head(&me).unwrap().map(|h| h.seq) == Some(published.seq) {
                     seq += 1;
                     model.insert(
                         rid,

@@ -424,8 +424,10 @@ fn a_mailto_link_carries_the_address_and_nothing_else() {
 fn old_format_researcher(dir: &std::path::Path, name: &str) -> String {
     use spindel_node::store::{ApplyOptions, Incoming};
     use spindel_protocol::entry::{Entry, Payload, RecordId, next_header};
-    let node = spindel_node::local::LocalNode::open(dir).unwrap();
-    let me = node.node_id();
+    // Written as a node of the first format did: straight into the store of a stopped node.
+    let key = spindel_node::local::node_key(dir).unwrap();
+    let store = spindel_node::store::Store::open(dir).unwrap();
+    let me = key.node_id();
     let body = serde_json::json!({"name": name, "affiliation": "Umeå universitet",
         "fields": ["social ekonomi"], "consent": true})
     .to_string();
@@ -435,7 +437,7 @@ fn old_format_researcher(dir: &std::path::Path, name: &str) -> String {
     });
     let rid = RecordId([0x5a; 16]);
     let now = spindel_node::local::now_ms();
-    let head = node.store().head(&me).unwrap();
+    let head = store.head(&me).unwrap();
     let h = next_header(
         me,
         head,
@@ -444,11 +446,10 @@ fn old_format_researcher(dir: &std::path::Path, name: &str) -> String {
         rid,
         Some(&payload),
     );
-    let outcomes = node
-        .store()
+    let outcomes = store
         .apply(
             vec![Incoming {
-                entry: Entry::sign(node.key(), h),
+                entry: Entry::sign(&key, h),
                 payload: Some(payload),
             }],
             ApplyOptions {

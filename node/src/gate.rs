@@ -1,0 +1,166 @@
+//! The catch-up gate: whether a region may sign new entries of its own log yet.
+//!
+//! A starting region (and above all a copy `spindel restore` made) may hold less of its own log
+//! than its aggregators do; signing then would fork it. The gate stays closed until a pinned
+//! aggregator's opening heads say how far the own log goes there and this node holds that
+//! much, or, for a node that was not restored, until [`CATCH_UP_WAIT`] passed with no answer
+//! (regions keep working while the aggregator is down). The sessions feed it
+//! ([`Gate::own_log_at`], [`Gate::consider`]); the writer waits on it ([`Gate::ready`]) before
+//! every own-log write.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use spindel_protocol::NodeId;
+use tokio::sync::watch;
+
+use crate::local::{LocalNode, NodeError};
+
+/// How long a starting region waits for an aggregator to tell it how far its own log goes
+/// before it signs anything; then it publishes offline (regions keep working while the
+/// aggregator is down), except a node `spindel restore` made, which waits until caught up.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// How long a publish on a restored node that has not caught up waits before it gives up.
+pub const RESTORED_PUBLISH_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether this node may sign new entries of its own log yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Waiting to learn from an aggregator whether it holds own entries beyond the head.
+    Waiting,
+    /// Caught up (or offline after [`CATCH_UP_WAIT`]): publishing goes on.
+    Ready,
+}
+
+/// What the gate knows.
+#[derive(Debug, Default)]
+struct Known {
+    /// Pinned aggregators whose opening heads arrived.
+    answered: BTreeSet<NodeId>,
+    /// The furthest own-log head any of them holds.
+    target: u64,
+    /// [`CATCH_UP_WAIT`] has passed since the start.
+    waited: bool,
+}
+
+/// The gate, with the aggregators this node pinned (`--aggregator`): the only peers a region
+/// syncs with, and whose relayed entries and admission lists it trusts.
+#[derive(Debug)]
+pub struct Gate {
+    state: watch::Sender<CatchUp>,
+    known: Mutex<Known>,
+    pinned: Mutex<BTreeSet<NodeId>>,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            state: watch::Sender::new(CatchUp::Ready),
+            known: Mutex::new(Known::default()),
+            pinned: Mutex::new(BTreeSet::new()),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Gate {
+    /// Records the aggregators this node dials (a region syncs with these only).
+    pub fn pin(&self, ids: impl IntoIterator<Item = NodeId>) {
+        lock(&self.pinned).extend(ids);
+    }
+
+    pub fn is_pinned(&self, id: &NodeId) -> bool {
+        lock(&self.pinned).contains(id)
+    }
+
+    /// Closes the gate until the node has caught up (a starting region with aggregators, or a
+    /// restored node).
+    pub fn close(&self) {
+        self.state.send_replace(CatchUp::Waiting);
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        *self.state.borrow() == CatchUp::Waiting
+    }
+
+    /// Waits until own-log writes may go on.
+    pub async fn ready(&self, node: &LocalNode) -> Result<(), NodeError> {
+        let mut rx = self.state.subscribe();
+        let wait = if node.restored() {
+            RESTORED_PUBLISH_WAIT
+        } else {
+            // The offline fallback opens the gate after CATCH_UP_WAIT; this is a backstop.
+            CATCH_UP_WAIT * 3
+        };
+        match tokio::time::timeout(wait, rx.wait_for(|c| *c == CatchUp::Ready)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(NodeError::CatchingUp {
+                waited_s: wait.as_secs(),
+                restored: node.restored(),
+            }),
+        }
+    }
+
+    /// A pinned aggregator said (in its opening heads) how far this node's own log goes there.
+    pub fn own_log_at(&self, node: &LocalNode, aggregator: NodeId, head: u64) {
+        {
+            let mut known = lock(&self.known);
+            known.answered.insert(aggregator);
+            known.target = known.target.max(head);
+        }
+        self.consider(node);
+    }
+
+    /// [`CATCH_UP_WAIT`] passed since the start.
+    pub fn offline_wait_passed(&self, node: &LocalNode) {
+        lock(&self.known).waited = true;
+        self.consider(node);
+    }
+
+    /// Opens the gate when this node holds its own log as far as any aggregator that answered
+    /// holds it, and either every pinned aggregator answered or [`CATCH_UP_WAIT`] passed. A
+    /// node that knows an aggregator holds more never opens it: signing would fork the log. A
+    /// restored node needs an answer; any other opens offline when nobody answered.
+    pub fn consider(&self, node: &LocalNode) {
+        if !self.is_waiting() {
+            return;
+        }
+        let here = node.own_head().ok().flatten().map_or(0, |h| h.seq);
+        let pinned = lock(&self.pinned).len();
+        let (answered, target, waited) = {
+            let known = lock(&self.known);
+            (known.answered.len(), known.target, known.waited)
+        };
+        let restored = node.restored();
+        let open = here >= target
+            && ((answered > 0 && answered >= pinned) || (waited && (answered > 0 || !restored)));
+        if !open {
+            return;
+        }
+        // The restore marker goes first: a publish woken by the gate must find it gone.
+        if restored && answered > 0 {
+            match node.clear_restored() {
+                Ok(()) => tracing::info!("the restored node has caught up with its aggregator"),
+                Err(e) => tracing::error!(error = %e, "cannot remove the restore marker"),
+            }
+        }
+        if self.state.send_replace(CatchUp::Ready) == CatchUp::Waiting {
+            if answered > 0 {
+                tracing::info!(
+                    head = here,
+                    aggregators = answered,
+                    "caught up with the own log held at the aggregators; publishing"
+                );
+            } else {
+                tracing::warn!(
+                    waited_s = CATCH_UP_WAIT.as_secs(),
+                    "no aggregator answered; publishing offline (entries go out when a link is up)"
+                );
+            }
+        }
+    }
+}

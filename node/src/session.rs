@@ -1,0 +1,760 @@
+//! The connection driver: one sync session ([`spindel_protocol::sync::Session`], sans-IO) on one
+//! QUIC stream, driven to its end, like quinn's `connection.rs` around `quinn-proto`.
+//!
+//! A dedicated reader task per stream is the only thing that awaits the socket, so no frame is
+//! ever cut by a cancelled read. Reads of the store run on the blocking pool; every write the
+//! session asks for (a batch to apply, fork proofs, an admission list) goes to the node's
+//! [`crate::writer::Writer`], which announces new heads to every live session; each pushes
+//! what its peer lacks at once. [`serve_connection`] answers what a peer opens (a session or
+//! queries); [`session_with_aggregator`] is the dialing side.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::sync::{
+    BATCH_BYTES_MAX, ErrorCode, Message, Output, PeerRole, QueryRequest, Session, SyncEntry,
+};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::link::LinkError;
+use crate::local::{LocalNode, NodeError, Role};
+use crate::query::Query;
+use crate::shared::{PeerStatus, Shared};
+use crate::store::Incoming;
+use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};
+use crate::writer::{AppliedBatch, Received};
+
+/// How often a session refreshes the lag it reports in `status`.
+const LAG_REFRESH: Duration = Duration::from_millis(250);
+/// A live session re-reads the store's heads this often, so a head it was never told of
+/// (a bug, a lagged channel) is still sent within this time.
+const HEADS_RESCAN: Duration = Duration::from_secs(10);
+/// How often a session sends again what its peer refused (an entry from the future is taken
+/// once the peer's clock has caught up).
+pub const STALLED_RETRY: Duration = Duration::from_secs(30);
+/// How long a closing side waits for the peer to read its error frame.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// Frames buffered between a stream's reader task and its session.
+const READ_QUEUE_FRAMES: usize = 2;
+/// The answer to a query from a key that is neither an admitted region nor a pinned
+/// aggregator (nor the node itself).
+pub const NOT_A_MEMBER: &str = "this node answers queries from member nodes only (admitted regions and their \
+     aggregators); ask as one: spindel query --from PEER --data-dir DIR";
+
+/// Loads up to `max` entries of `author` from `from_seq`, cut at [`BATCH_BYTES_MAX`] bytes.
+fn load_batch(
+    node: &LocalNode,
+    author: NodeId,
+    from_seq: u64,
+    max: usize,
+) -> Result<Vec<SyncEntry>, NodeError> {
+    Ok(within_batch_bytes(
+        node.entries_from(&author, from_seq, max)?,
+    ))
+}
+
+/// Stored entries as they travel, cut where they would pass [`BATCH_BYTES_MAX`] (at least
+/// one): a batch, or a want's answer, stays well under the frame cap.
+fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEntry> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for inc in entries {
+        let e = SyncEntry {
+            entry: inc.entry.to_wire(),
+            payload: inc.payload,
+        };
+        bytes += e.size();
+        if bytes > BATCH_BYTES_MAX && !out.is_empty() {
+            break;
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// What a session driver works with.
+struct SessionCtx {
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    peer: NodeId,
+    /// Key of the peer in the status table.
+    peer_key: String,
+    /// An aggregator takes only the region's own entries from it.
+    expected_author: Option<NodeId>,
+    /// One-shot sync: stop once caught up.
+    until_caught_up: bool,
+    /// The peer is an aggregator this node dialed and pinned (`--aggregator`): its admission
+    /// list, and the authors it sends, are trusted. Never true for a session a node accepted.
+    trusted_aggregator: bool,
+    /// Aggregator serving a region: told of admission changes, to send the region the list;
+    /// with the generation the opening heads' list was read at.
+    admissions: Option<(watch::Receiver<u64>, u64)>,
+}
+
+/// Whether the admission list changed since the one the region has (and marks it sent).
+fn admissions_due(rx: &mut Option<watch::Receiver<u64>>, sent: &mut u64) -> bool {
+    match rx {
+        Some(rx) => {
+            let now = *rx.borrow_and_update();
+            let due = now != *sent;
+            *sent = now;
+            due
+        }
+        None => false,
+    }
+}
+
+/// Resolves when `rx` sees a new value; never when there is none to watch.
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Drives one sync session over one stream until it ends.
+async fn drive_session(
+    ctx: SessionCtx,
+    mut send: FramedSend,
+    recv: FramedRecv,
+    mut session: Session,
+    mut heads_rx: broadcast::Receiver<(NodeId, u64)>,
+) -> Result<(), LinkError> {
+    let SessionCtx {
+        shared,
+        conn,
+        peer,
+        peer_key,
+        expected_author,
+        until_caught_up,
+        trusted_aggregator,
+        admissions,
+    } = ctx;
+    let (mut admissions, mut admissions_sent) = match admissions {
+        Some((rx, generation)) => (Some(rx), generation),
+        None => (None, 0),
+    };
+    let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
+    let reader = tokio::spawn(read_frames(recv, tx));
+    let mut shutdown = shared.shutdown_signal();
+    let mut rescan =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEADS_RESCAN, HEADS_RESCAN);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry =
+        tokio::time::interval_at(tokio::time::Instant::now() + STALLED_RETRY, STALLED_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let me = shared.node.node_id();
+    let mut last_lag = Instant::now()
+        .checked_sub(LAG_REFRESH)
+        .unwrap_or_else(Instant::now);
+    // A dialed aggregator's heads say how far this node's own log goes there; once this node
+    // holds that much, own-log writes may go on.
+    let mut own_log_reported = false;
+    let mut forks_sent: Option<u64> = None;
+    let mut tips_sent = false;
+    let mut forks_rx = shared.writer.events().subscribe_forks();
+    let result = loop {
+        while let Some(out) = session.poll() {
+            match out {
+                Output::Send(m) => {
+                    if let Err(e) = send.send(&m).await {
+                        return finish(&reader, Err(e.into()));
+                    }
+                }
+                Output::Load {
+                    author,
+                    from_seq,
+                    max,
+                } => {
+                    let entries = shared
+                        .blocking(move |n| load_batch(n, author, from_seq, max))
+                        .await;
+                    match entries {
+                        Ok(entries) => session.loaded(author, entries),
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
+                }
+                Output::Apply { entries } => {
+                    let received = Received {
+                        from: peer,
+                        entries,
+                        expected_author,
+                        vouched: trusted_aggregator,
+                    };
+                    match ingest(&shared, received).await {
+                        Ok(a) => session.applied(a.heads, &a.held_by_peer),
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
+                }
+                Output::Forks(proofs) => {
+                    if let Err(e) = shared.writer.fork_proofs(proofs).await {
+                        return finish(&reader, Err(e.into()));
+                    }
+                }
+                Output::Tips(tips) => {
+                    let wanted = shared.blocking(move |n| differing_tips(n, tips)).await;
+                    match wanted {
+                        Ok(w) => session.send_want(w),
+                        Err(e) => return finish(&reader, Err(e.into())),
+                    }
+                }
+                Output::Want(list) => {
+                    let only = (my_role(&shared.node) == PeerRole::Region).then_some(me);
+                    let loaded = shared.blocking(move |n| load_wanted(n, list, only)).await;
+                    match loaded {
+                        Ok(entries) => session.send_wanted(entries),
+                        Err(e) => return finish(&reader, Err(e.into())),
+                    }
+                }
+                Output::Wanted(entries) => {
+                    let received = Received {
+                        from: peer,
+                        entries,
+                        expected_author,
+                        vouched: false,
+                    };
+                    if let Err(e) = ingest(&shared, received).await {
+                        return store_failed(&conn, &reader, e);
+                    }
+                }
+                Output::Admitted(_) if !trusted_aggregator => {
+                    tracing::debug!(peer = %peer.short(), "ignored an admission list from a peer this node did not dial");
+                }
+                Output::Admitted(list) => {
+                    let r = shared.writer.take_admissions(list).await;
+                    match r {
+                        Ok(renamed) => {
+                            let own = &shared.node.config().name;
+                            for (id, name) in renamed {
+                                let shown = name.as_deref().unwrap_or("(none)");
+                                if id == me && name.as_deref() != Some(own.as_str()) {
+                                    tracing::warn!(admitted_as = %shown, own_name = %own, aggregator = %peer.short(), "the aggregator does not list this region under its own name; the network shows its records under the admitted name");
+                                } else {
+                                    tracing::info!(author = %id.short(), name = %shown, "a region's admitted name, from the aggregator");
+                                }
+                            }
+                        }
+                        Err(e) => return finish(&reader, Err(e.into())),
+                    }
+                }
+                Output::Close { code, reason } => {
+                    send.finish();
+                    if code != ErrorCode::Done {
+                        // Let the peer read the error frame; it closes on reading it.
+                        let _ = tokio::time::timeout(CLOSE_GRACE, conn.closed()).await;
+                    }
+                    conn.close(code.code().into(), reason.as_bytes());
+                    let r = if code == ErrorCode::Done {
+                        Ok(())
+                    } else {
+                        Err(LinkError::Closed { code, reason })
+                    };
+                    return finish(&reader, r);
+                }
+            }
+        }
+        // Head hashes go out once: equal seqs with different entries are a fork that heads
+        // alone never show (an old copy that signed offline).
+        if !tips_sent && session.heads_received() {
+            tips_sent = true;
+            // A dialed aggregator took the session (a refusal comes before its heads).
+            if trusted_aggregator {
+                shared.set_peer(&peer_key, |p| {
+                    p.connected = true;
+                    p.last_error = None;
+                    p.retry_in_ms = 0;
+                });
+                if !until_caught_up {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
+                }
+            }
+            if let Ok(heads) = shared.node.heads() {
+                session.send_tips(heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect());
+            }
+            // Records held without their payload (a relay stripped it): ask the aggregator
+            // for them whole; a matching payload completes them.
+            if trusted_aggregator
+                && let Ok(missing) = shared
+                    .node
+                    .header_only_current(spindel_protocol::sync::WANT_ENTRIES_MAX)
+                && !missing.is_empty()
+            {
+                tracing::info!(peer = %peer.short(), records = missing.len(), "asking the aggregator for records held without their content");
+                session.send_want(missing);
+            }
+            continue;
+        }
+        // Every fork proof this node holds goes to the peer once heads are exchanged, and
+        // again whenever it learns of a new one, so every node names a fork.
+        if session.heads_received() && forks_sent != Some(*forks_rx.borrow_and_update()) {
+            forks_sent = Some(*forks_rx.borrow());
+            let forks = shared
+                .blocking(|n| Ok(n.forks()?))
+                .await
+                .unwrap_or_default();
+            if !forks.is_empty() {
+                session.send_forks(
+                    forks
+                        .into_iter()
+                        .map(|(_, p)| (p.first, p.second))
+                        .collect(),
+                );
+                continue;
+            }
+        }
+        // A changed admission list goes to the region at once (the first was in the heads).
+        if session.heads_received() && admissions_due(&mut admissions, &mut admissions_sent) {
+            match shared.blocking(|n| Ok(n.admission_list()?)).await {
+                Ok(list) => session.send_admitted(list),
+                Err(e) => return store_failed(&conn, &reader, e),
+            }
+            continue;
+        }
+        if trusted_aggregator && session.heads_received() && shared.gate.is_waiting() {
+            if !own_log_reported {
+                // Fixed at the aggregator's opening heads (later acks raise what the session
+                // knows of the peer).
+                own_log_reported = true;
+                shared.gate.own_log_at(
+                    &shared.node,
+                    peer,
+                    session.peer_heads().get(&me).copied().unwrap_or(0),
+                );
+            } else {
+                // Entries of the own log may have arrived.
+                shared.gate.consider(&shared.node);
+            }
+        }
+        if until_caught_up && session.caught_up() {
+            send.finish();
+            conn.close(ErrorCode::Done.code().into(), b"caught up");
+            return finish(&reader, Ok(()));
+        }
+        // The lag shown in `status`: a scan of the store's heads, so at most every 250 ms.
+        if last_lag.elapsed() >= LAG_REFRESH || session.is_idle() {
+            let lag =
+                shared_heads_lag(&shared, me, session.peer_heads(), expected_author.is_none());
+            shared.set_peer(&peer_key, |p| p.lag = lag);
+            last_lag = Instant::now();
+        }
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some(Ok(Some(m))) => {
+                    if let Err(e) = session.handle(m) {
+                        tracing::warn!(peer = %peer.short(), error = %e, "peer broke the protocol");
+                    }
+                }
+                Some(Ok(None)) | None => break Err(LinkError::StreamEnded),
+                Some(Err(e @ TransportError::Frame(_))) => {
+                    conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
+                    break Err(e.into());
+                }
+                Some(Err(e)) => break Err(e.into()),
+            },
+            head = heads_rx.recv() => match head {
+                // A newly admitted region's first entries: its name goes out before them.
+                Ok((author, seq))
+                    if session.heads_received()
+                        && admissions_due(&mut admissions, &mut admissions_sent) =>
+                {
+                    match shared.blocking(|n| Ok(n.admission_list()?)).await {
+                        Ok(list) => session.send_admitted(list),
+                        Err(e) => break Err(e.into()),
+                    }
+                    session.local_head(author, seq);
+                }
+                Ok((author, seq)) => session.local_head(author, seq),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    rescan_heads(&shared, &mut session).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => break Ok(()),
+            },
+            _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
+            _ = retry.tick() => session.retry_stalled(),
+            // A new fork proof: the check at the top of the loop passes it on.
+            _ = forks_rx.changed() => {}
+            // Admissions changed: the check at the top of the loop sends the list.
+            () = changed(&mut admissions) => {}
+            _ = shutdown.changed() => {
+                conn.close(ErrorCode::Done.code().into(), b"node shutting down");
+                break Ok(());
+            }
+        }
+    };
+    finish(&reader, result)
+}
+
+/// Verifies a received batch on the blocking pool, then has the writer apply it.
+async fn ingest(shared: &Shared, received: Received) -> Result<AppliedBatch, NodeError> {
+    let checked = shared.blocking(move |n| received.check(n)).await?;
+    let applied = shared.writer.ingest(checked).await?;
+    shared.metrics.accepted(applied.accepted);
+    Ok(applied)
+}
+
+/// The store failed under a session: the peer is told (`Internal`) and the session ends.
+fn store_failed(
+    conn: &quinn::Connection,
+    reader: &tokio::task::JoinHandle<()>,
+    e: NodeError,
+) -> Result<(), LinkError> {
+    conn.close(ErrorCode::Internal.code().into(), b"store");
+    finish(reader, Err(e.into()))
+}
+
+/// The (author, seq) of every tip the peer sent whose entry here has another hash.
+fn differing_tips(
+    node: &LocalNode,
+    tips: Vec<(NodeId, u64, spindel_protocol::entry::Hash)>,
+) -> Result<Vec<(NodeId, u64)>, NodeError> {
+    let mut want = Vec::new();
+    for (author, seq, hash) in tips {
+        if let Some(entry) = node.entry(&author, seq)?
+            && entry.hash() != hash
+        {
+            want.push((author, seq));
+            if want.len() >= spindel_protocol::sync::WANT_ENTRIES_MAX {
+                break;
+            }
+        }
+    }
+    if let Some((author, seq)) = want.first() {
+        tracing::warn!(author = %author.short(), seq, differing = want.len(), "a peer holds other entries at the same seq; fetching them as proof");
+    }
+    Ok(want)
+}
+
+/// The entries a peer wants, as stored here (`only`: of that author alone), within a batch's
+/// bytes; what does not fit is asked for again on the next link.
+fn load_wanted(
+    node: &LocalNode,
+    list: Vec<(NodeId, u64)>,
+    only: Option<NodeId>,
+) -> Result<Vec<SyncEntry>, NodeError> {
+    let mut found = Vec::new();
+    for (author, seq) in list {
+        if only.is_some_and(|o| o != author) {
+            continue;
+        }
+        if let Some(inc) = node.entries_from(&author, seq, 1)?.pop()
+            && inc.entry.header().seq == seq
+        {
+            found.push(inc);
+        }
+    }
+    Ok(within_batch_bytes(found))
+}
+
+/// Tells the session every head of the store (after missed announcements).
+async fn rescan_heads(shared: &Shared, session: &mut Session) {
+    if let Ok(heads) = shared.blocking(|n| Ok(n.heads()?)).await {
+        for (a, h) in heads {
+            session.local_head(a, h.seq);
+        }
+    }
+}
+
+fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), LinkError>) -> Result<(), LinkError> {
+    reader.abort();
+    r
+}
+
+/// Entries this node holds that the peer lacks, for the authors this node sends it.
+fn shared_heads_lag(
+    shared: &Shared,
+    me: NodeId,
+    peer: &BTreeMap<NodeId, u64>,
+    send_all: bool,
+) -> u64 {
+    // Cheap: the store's heads are a small prefix scan.
+    let Ok(heads) = shared.node.heads() else {
+        return 0;
+    };
+    heads
+        .iter()
+        .filter(|(a, _)| send_all || **a == me)
+        .map(|(a, h)| h.seq.saturating_sub(peer.get(a).copied().unwrap_or(0)))
+        .sum()
+}
+
+async fn read_frames(
+    mut recv: FramedRecv,
+    tx: mpsc::Sender<Result<Option<Message>, TransportError>>,
+) {
+    loop {
+        let frame = recv.recv().await;
+        let end = !matches!(frame, Ok(Some(_)));
+        if tx.send(frame).await.is_err() || end {
+            return;
+        }
+    }
+}
+
+fn my_role(node: &LocalNode) -> PeerRole {
+    match node.config().role {
+        Role::Region => PeerRole::Region,
+        Role::Aggregator => PeerRole::Aggregator,
+    }
+}
+
+/// Handles one accepted connection: a sync session, or query streams.
+pub async fn serve_connection(
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    peer: NodeId,
+    limits: crate::transport::Limits,
+) {
+    let peer_key = format!("in:{}:{}", peer, conn.remote_address());
+    let first_frame_within = Duration::from_millis(limits.first_frame_timeout_ms);
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => break,
+        };
+        let mut send = FramedSend::new(send);
+        let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
+        // The first frame arrives whole within the deadline, or the connection is closed.
+        let first = match tokio::time::timeout(first_frame_within, recv.recv()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %peer.short(), error = %e, "bad first frame");
+                conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
+                break;
+            }
+            Err(_) => {
+                tracing::info!(peer = %peer.short(), "closed a connection whose first frame did not arrive in time");
+                conn.close(ErrorCode::Protocol.code().into(), b"first frame too slow");
+                break;
+            }
+        };
+        match first {
+            Message::Query(request) => {
+                // Records hold personal data (researcher contacts): only member nodes ask.
+                let member = {
+                    let pinned = shared.gate.is_pinned(&peer);
+                    shared
+                        .blocking(move |n| Ok(pinned || n.is_member(&peer)?))
+                        .await
+                        .unwrap_or(false)
+                };
+                let json = if member {
+                    answer_query(&shared, request).await
+                } else {
+                    tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
+                    Err(NOT_A_MEMBER.to_string())
+                };
+                if !member {
+                    // One refusal per connection: a key that is not a member gets its answer
+                    // and the connection ends, so asking again costs it a new handshake (and
+                    // counts against the connection limits).
+                    let _ = tokio::time::timeout(
+                        first_frame_within,
+                        send.send(&Message::QueryResult { json }),
+                    )
+                    .await;
+                    send.finish();
+                    let _ = tokio::time::timeout(first_frame_within, conn.closed()).await;
+                    conn.close(ErrorCode::NotAdmitted.code().into(), b"not a member");
+                    break;
+                }
+                // An answer the asker does not read is dropped after the deadline.
+                let _ = tokio::time::timeout(
+                    first_frame_within,
+                    send.send(&Message::QueryResult { json }),
+                )
+                .await;
+                send.finish();
+            }
+            hello @ Message::Hello { .. } => {
+                let role = my_role(&shared.node);
+                // Subscribe before reading the heads: a head announced in between would
+                // otherwise be missed by this session for as long as it lives.
+                let heads_rx = shared.subscribe_heads();
+                // Likewise for admissions: a change after this sends the list again.
+                let admissions_rx = shared.writer.events().subscribe_admissions();
+                let admissions_at = *admissions_rx.borrow();
+                let setup = shared
+                    .blocking(move |n| {
+                        let meta = n.author(&peer)?;
+                        // A frozen region still gets its session: it learns of its fork
+                        // (the proof) there; ingest refuses its entries as frozen.
+                        let admitted = meta.as_ref().is_some_and(|m| m.admitted);
+                        let heads = n.heads()?.into_iter().map(|(a, h)| (a, h.seq)).collect();
+                        Ok((admitted, heads, n.admission_list()?))
+                    })
+                    .await;
+                let Ok((admitted, heads, list)) = setup else {
+                    break;
+                };
+                shared.pass_held_session().await;
+                // An aggregator syncs with the regions it admitted. A region syncs only with
+                // the aggregators it pinned: any other key that dials it gets neither entries
+                // in nor its log out (it is refused before heads are sent).
+                let pinned = shared.gate.is_pinned(&peer);
+                let (peer_admitted, announce) = match role {
+                    PeerRole::Aggregator => (admitted, list),
+                    _ => (pinned, Vec::new()),
+                };
+                let mut session = Session::new(
+                    shared.node.node_id(),
+                    role,
+                    &shared.node.config().name,
+                    heads,
+                    peer_admitted,
+                    announce,
+                );
+                if let Err(e) = session.handle(hello) {
+                    tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
+                }
+                shared.add_peer(
+                    peer_key.clone(),
+                    PeerStatus {
+                        node_id: peer.to_hex(),
+                        address: conn.remote_address().to_string(),
+                        role: "incoming".into(),
+                        connected: true,
+                        lag: 0,
+                        last_error: None,
+                        retry_in_ms: 0,
+                    },
+                );
+                // An aggregator takes only the region's own entries from the region.
+                let expected = (role == PeerRole::Aggregator).then_some(peer);
+                let ctx = SessionCtx {
+                    shared: shared.clone(),
+                    conn: conn.clone(),
+                    peer,
+                    peer_key: peer_key.clone(),
+                    expected_author: expected,
+                    until_caught_up: false,
+                    trusted_aggregator: role == PeerRole::Region && pinned,
+                    admissions: (role == PeerRole::Aggregator)
+                        .then_some((admissions_rx, admissions_at)),
+                };
+                let began = Instant::now();
+                let r = drive_session(ctx, send, recv, session, heads_rx).await;
+                shared.metrics.session_ended(began.elapsed());
+                if let Err(e) = r {
+                    tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
+                }
+                shared.remove_peer(&peer_key);
+                break;
+            }
+            other => {
+                tracing::debug!(peer = %peer.short(), message = other.name(), "unexpected first message");
+                conn.close(
+                    ErrorCode::Protocol.code().into(),
+                    b"unexpected first message",
+                );
+                break;
+            }
+        }
+    }
+}
+
+async fn answer_query(shared: &Arc<Shared>, request: QueryRequest) -> Result<String, String> {
+    let query = Query::from_request(&request).map_err(|e| e.to_string())?;
+    shared
+        .blocking(move |n| {
+            let mut page = n.query(&query)?;
+            // An answer is a list: no contact fields in bulk.
+            crate::http::leave_out_contacts(&mut page);
+            Ok(serde_json::to_string(&page)?)
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// One-shot sync (`spindel sync`): one session with the aggregator until both sides hold what
+/// the other had.
+pub async fn sync_until_caught_up(
+    shared: &Arc<Shared>,
+    transport: &Transport,
+    peer: &PeerAddr,
+    key: &str,
+) -> Result<SyncReport, LinkError> {
+    session_with_aggregator(shared, transport, peer, key, SessionMode::UntilCaughtUp).await
+}
+
+/// What one sync session with an aggregator cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub frames_sent: u64,
+    pub frame_bytes_sent: u64,
+    pub frames_received: u64,
+    pub frame_bytes_received: u64,
+    /// Everything on the wire, QUIC handshake and acknowledgements included.
+    pub udp_bytes_sent: u64,
+    pub udp_bytes_received: u64,
+    pub rtt_us: u64,
+}
+
+/// How long a session with an aggregator lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// The permanent link: live push both ways until it breaks or the node stops.
+    Live,
+    /// One-shot (`spindel sync`): returns once both sides hold what the other had.
+    UntilCaughtUp,
+}
+
+/// One sync session with an aggregator (see [`SessionMode`]).
+pub async fn session_with_aggregator(
+    shared: &Arc<Shared>,
+    transport: &Transport,
+    peer: &PeerAddr,
+    key: &str,
+    mode: SessionMode,
+) -> Result<SyncReport, LinkError> {
+    let until_caught_up = mode == SessionMode::UntilCaughtUp;
+    let conn = transport.connect(peer).await?;
+    let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
+    // Subscribe before reading the heads (see serve_connection).
+    let heads_rx = shared.subscribe_heads();
+    let heads = shared
+        .blocking(|n| Ok(n.heads()?.into_iter().map(|(a, h)| (a, h.seq)).collect()))
+        .await?;
+    let session = Session::new(
+        shared.node.node_id(),
+        PeerRole::Region,
+        &shared.node.config().name,
+        heads,
+        true,
+        Vec::new(),
+    );
+    let traffic = Arc::new(Traffic::default());
+    let send = FramedSend::with_traffic(send, traffic.clone());
+    let recv = FramedRecv::with_traffic(recv, transport.limits().frame_bytes_max, traffic.clone());
+    let ctx = SessionCtx {
+        shared: shared.clone(),
+        conn: conn.clone(),
+        peer: peer.node_id,
+        peer_key: key.to_string(),
+        expected_author: None,
+        until_caught_up,
+        trusted_aggregator: true,
+        admissions: None,
+    };
+    let began = Instant::now();
+    let result = drive_session(ctx, send, recv, session, heads_rx).await;
+    shared.metrics.session_ended(began.elapsed());
+    let stats = conn.stats();
+    let (frames_sent, frame_bytes_sent, frames_received, frame_bytes_received) = traffic.snapshot();
+    result.map(|()| SyncReport {
+        frames_sent,
+        frame_bytes_sent,
+        frames_received,
+        frame_bytes_received,
+        udp_bytes_sent: stats.udp_tx.bytes,
+        udp_bytes_received: stats.udp_rx.bytes,
+        rtt_us: stats.path.rtt.as_micros() as u64,
+    })
+}

@@ -1,0 +1,195 @@
+//! What every task of a running node holds: the node (reads), its one [`Writer`] (writes and
+//! their announcements), the catch-up [`Gate`], the peer table `status` shows, counters, and
+//! the blocking-pool helper. Nothing here decides protocol or writes the store itself.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::gate::Gate;
+use crate::local::{LocalNode, NodeError};
+use crate::writer::Writer;
+
+/// Incoming connections one key may hold at once (a region needs one per aggregator link,
+/// plus a query or two).
+pub const PEER_CONNECTIONS_MAX: usize = 4;
+
+/// A peer as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerStatus {
+    pub node_id: String,
+    pub address: String,
+    pub role: String,
+    pub connected: bool,
+    /// Entries this node holds that the peer does not (yet), for the authors sent to it.
+    pub lag: u64,
+    pub last_error: Option<String>,
+    /// Dialed peers: the wait before the next attempt after the last failure (0 while
+    /// connected); long after a refusal only an operator can lift (see `link::Backoff`).
+    pub retry_in_ms: u64,
+}
+
+/// One live incoming connection of a peer, counted in [`Shared::peer_connection`].
+#[derive(Debug)]
+pub struct PeerSlot {
+    shared: Arc<Shared>,
+    peer: NodeId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.shared.per_peer);
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// A served session held by [`Shared::hold_next_session`]: `paused` fires once it has read its
+/// opening heads and waits; sending on (or dropping) `release` lets it go on.
+#[derive(Debug)]
+pub struct HeldSession {
+    pub paused: oneshot::Receiver<()>,
+    pub release: oneshot::Sender<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// State shared by every task of a running node.
+pub struct Shared {
+    /// The node, for reads (its read model); writes go through [`Shared::writer`].
+    pub node: Arc<LocalNode>,
+    pub writer: Writer,
+    pub gate: Arc<Gate>,
+    peers: Mutex<BTreeMap<String, PeerStatus>>,
+    shutdown: watch::Receiver<bool>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// Live incoming connections per peer key.
+    per_peer: Mutex<BTreeMap<NodeId, usize>>,
+    /// Fault injection for tests: holds the next served session between reading the heads it
+    /// opens with and starting it (`None` in normal operation; see [`Shared::hold_next_session`]).
+    held_session: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Starts the node's writer; `shutdown` turns true when the node stops.
+    pub fn new(
+        node: Arc<LocalNode>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Shared>, NodeError> {
+        let gate = Arc::new(Gate::default());
+        let writer = Writer::start(node.clone(), gate.clone())?;
+        Ok(Arc::new(Shared {
+            node,
+            writer,
+            gate,
+            peers: Mutex::new(BTreeMap::new()),
+            shutdown,
+            metrics: crate::metrics::Metrics::default(),
+            per_peer: Mutex::new(BTreeMap::new()),
+            held_session: Mutex::new(None),
+        }))
+    }
+
+    /// A slot for one more connection from `peer`, held while it lives; `None` when the peer
+    /// has [`PEER_CONNECTIONS_MAX`] already.
+    pub fn peer_connection(self: &Arc<Self>, peer: NodeId) -> Option<PeerSlot> {
+        let mut map = lock(&self.per_peer);
+        let n = map.entry(peer).or_insert(0);
+        if *n >= PEER_CONNECTIONS_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            shared: self.clone(),
+            peer,
+        })
+    }
+
+    /// Fault injection for tests: holds the next served session after it read its opening
+    /// heads, until released, so other sessions can announce new heads in between (an event,
+    /// not a guessed duration).
+    pub fn hold_next_session(&self) -> HeldSession {
+        let (paused_tx, paused) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *lock(&self.held_session) = Some((paused_tx, release_rx));
+        HeldSession { paused, release }
+    }
+
+    /// Waits here if a test holds the next session (see [`Shared::hold_next_session`]).
+    pub(crate) async fn pass_held_session(&self) {
+        let held = lock(&self.held_session).take();
+        if let Some((paused, release)) = held {
+            let _ = paused.send(());
+            let _ = release.await;
+        }
+    }
+
+    /// Every new head this node announces (for benchmarks and tests).
+    pub fn subscribe_heads(&self) -> broadcast::Receiver<(NodeId, u64)> {
+        self.writer.events().subscribe_heads()
+    }
+
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        lock(&self.peers).values().cloned().collect()
+    }
+
+    pub(crate) fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
+        if let Some(p) = lock(&self.peers).get_mut(key) {
+            update(p);
+        }
+    }
+
+    pub(crate) fn add_peer(&self, key: String, status: PeerStatus) {
+        lock(&self.peers).insert(key, status);
+    }
+
+    pub(crate) fn remove_peer(&self, key: &str) {
+        lock(&self.peers).remove(key);
+    }
+
+    /// `status` of the running node, with its live peers.
+    pub async fn status(&self) -> Result<crate::local::Status, NodeError> {
+        let mut status = self.blocking(|n| n.status()).await?;
+        status.peers = self
+            .peers()
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
+        Ok(status)
+    }
+
+    /// A receiver that turns true when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Runs a read of the node (store work) on the blocking pool.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let node = self.node.clone();
+        match tokio::task::spawn_blocking(move || f(&node)).await {
+            Ok(r) => r,
+            Err(e) => Err(NodeError::Task(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! The one writer of a running node: an actor on a thread of its own, and the [`Writer`]
+//! handle every other part holds (like iroh-docs' actor and handle).
+//!
+//! Every write of a running node is a job for it: publish, import, delete, allow, a batch a
+//! peer sent, fork proofs, an aggregator's admission list, erasing purged payloads. The actor
+//! runs them one at a time, so choosing the next own seq, signing and applying can never
+//! interleave, and after each it announces what changed ([`Events`]): new heads to every live
+//! session, a new fork proof, a new admission. No write path can forget to announce.
+//!
+//! An import is long (a 50 MB file signs for tens of seconds). The actor hands it to a worker
+//! thread and keeps the own log reserved for it: own-log jobs that arrive meanwhile (publish,
+//! delete, another import) wait in order, while peers' batches and admissions go on, as they
+//! did before the actor. Stopping the writer cancels an import before its commit point and
+//! waits for one past it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::{Entry, RecordId, WireEntry};
+use spindel_protocol::ingest::Refusal;
+use spindel_protocol::record::Kind;
+use spindel_protocol::sync::SyncEntry;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::gate::Gate;
+use crate::local::{Allowed, Deleted, Imported, LocalNode, NodeError, Published, now_ms};
+use crate::store::{ApplyOptions, Incoming, Outcome, Verified};
+
+/// Jobs queued for the writer; a sender waits while it is full.
+pub const WRITER_QUEUE: usize = 256;
+/// Capacity of the new-heads broadcast; a session that lags re-reads all heads.
+pub const HEADS_CHANNEL_CAPACITY: usize = 4096;
+
+/// What the writer tells the rest of the node after a write.
+#[derive(Debug)]
+pub struct Events {
+    /// Every head that advanced, own or a peer's.
+    heads: broadcast::Sender<(NodeId, u64)>,
+    /// Bumped whenever this node learns of a fork, so every session passes the proof on.
+    forks: watch::Sender<u64>,
+    /// Aggregator: bumped whenever an admission changes, so every region's session sends the
+    /// new list (the names regions show) before relaying entries of a newly admitted region.
+    admissions: watch::Sender<u64>,
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events {
+            heads: broadcast::channel(HEADS_CHANNEL_CAPACITY).0,
+            forks: watch::Sender::new(0),
+            admissions: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Events {
+    pub fn subscribe_heads(&self) -> broadcast::Receiver<(NodeId, u64)> {
+        self.heads.subscribe()
+    }
+
+    pub fn subscribe_forks(&self) -> watch::Receiver<u64> {
+        self.forks.subscribe()
+    }
+
+    pub fn subscribe_admissions(&self) -> watch::Receiver<u64> {
+        self.admissions.subscribe()
+    }
+
+    fn head(&self, author: NodeId, seq: u64) {
+        let _ = self.heads.send((author, seq));
+    }
+
+    fn fork(&self) {
+        self.forks.send_modify(|n| *n += 1);
+    }
+}
+
+/// What applying a received batch gave.
+#[derive(Debug)]
+pub struct AppliedBatch {
+    /// This node's heads of the batch's authors, after it (acked back).
+    pub heads: Vec<(NodeId, u64)>,
+    /// Per author, the highest seq the peer proved it holds (an entry accepted or replayed).
+    pub held_by_peer: Vec<(NodeId, u64)>,
+    pub accepted: u64,
+}
+
+/// A batch a peer sent, and how to take it; [`Received::check`] readies it for the writer.
+#[derive(Debug)]
+pub struct Received {
+    pub from: NodeId,
+    pub entries: Vec<SyncEntry>,
+    /// An aggregator takes only the region's own entries from it.
+    pub expected_author: Option<NodeId>,
+    /// From the aggregator this region pinned: its sending an author vouches for it.
+    pub vouched: bool,
+}
+
+impl Received {
+    /// Decodes the batch and checks its signatures, on the caller's thread (a session's, on
+    /// the blocking pool: batches of many sessions verify on all cores; the writer applies).
+    pub fn check(self, node: &LocalNode) -> Result<Checked, NodeError> {
+        let mut incoming = Vec::with_capacity(self.entries.len());
+        let mut authors = BTreeSet::new();
+        let mut malformed = 0u64;
+        for e in self.entries {
+            match Entry::from_wire(e.entry) {
+                Ok(entry) => {
+                    authors.insert(entry.header().author);
+                    incoming.push(Incoming {
+                        entry,
+                        payload: e.payload,
+                    });
+                }
+                Err(err) => {
+                    malformed += 1;
+                    tracing::debug!(%err, "malformed entry in batch");
+                }
+            }
+        }
+        Ok(Checked {
+            from: self.from,
+            verified: node.store().verify(incoming, self.expected_author)?,
+            expected_author: self.expected_author,
+            authors,
+            malformed,
+            vouched: self.vouched,
+        })
+    }
+}
+
+/// A received batch, decoded and verified, for [`Writer::ingest`].
+#[derive(Debug)]
+pub struct Checked {
+    from: NodeId,
+    verified: Verified,
+    expected_author: Option<NodeId>,
+    authors: BTreeSet<NodeId>,
+    malformed: u64,
+    vouched: bool,
+}
+
+/// An import's file in the data directory.
+#[derive(Debug)]
+pub struct ImportJob {
+    pub kind: Kind,
+    /// The file to read.
+    pub path: PathBuf,
+    /// The name errors give it.
+    pub name: String,
+    /// Set when the asker went away: the import stops if it has not reached its commit point.
+    pub cancel: Arc<AtomicBool>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+enum Job {
+    Publish {
+        kind: Kind,
+        json: String,
+        record_id: Option<RecordId>,
+        reply: Reply<Published>,
+    },
+    Delete {
+        record_id: RecordId,
+        reply: Reply<Deleted>,
+    },
+    Import {
+        job: ImportJob,
+        reply: Reply<Imported>,
+    },
+    /// The worker an import ran on is done.
+    ImportEnded {
+        result: Result<Imported, NodeError>,
+        reply: Reply<Imported>,
+    },
+    Allow {
+        id: NodeId,
+        name: Option<String>,
+        reply: Reply<Allowed>,
+    },
+    Ingest {
+        batch: Checked,
+        reply: Reply<AppliedBatch>,
+    },
+    ForkProofs {
+        proofs: Vec<(WireEntry, WireEntry)>,
+        reply: Reply<usize>,
+    },
+    Admissions {
+        list: Vec<(NodeId, Option<String>)>,
+        reply: Reply<Vec<(NodeId, Option<String>)>>,
+    },
+    ErasePending {
+        reply: Reply<()>,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Job {
+    /// Waits while an import holds the own log (stopping too: it waits for the import).
+    fn needs_own_log(&self) -> bool {
+        matches!(
+            self,
+            Job::Publish { .. } | Job::Delete { .. } | Job::Import { .. } | Job::Stop { .. }
+        )
+    }
+}
+
+/// The handle: cheap to clone, every write of the node goes through it.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    node: Arc<LocalNode>,
+    gate: Arc<Gate>,
+    events: Arc<Events>,
+}
+
+impl Writer {
+    /// Starts the writer of `node` on a thread of its own. Own-log writes wait at `gate`.
+    pub fn start(node: Arc<LocalNode>, gate: Arc<Gate>) -> Result<Writer, NodeError> {
+        let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
+        let events = Arc::new(Events::default());
+        let actor = Actor {
+            node: node.clone(),
+            events: events.clone(),
+            me: jobs.downgrade(),
+            import: None,
+            waiting: VecDeque::new(),
+        };
+        std::thread::Builder::new()
+            .name("spindel-writer".into())
+            .spawn(move || actor.run(rx))
+            .map_err(|e| NodeError::Task(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            jobs,
+            node,
+            gate,
+            events,
+        })
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Publishes a record (see [`LocalNode::publish`]) once the own log may be written.
+    pub async fn publish(
+        &self,
+        kind: Kind,
+        json: String,
+        record_id: Option<RecordId>,
+    ) -> Result<Published, NodeError> {
+        self.gate.ready(&self.node).await?;
+        self.ask(|reply| Job::Publish {
+            kind,
+            json,
+            record_id,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes an own record (see [`LocalNode::delete`]).
+    pub async fn delete(&self, record_id: RecordId) -> Result<Deleted, NodeError> {
+        self.gate.ready(&self.node).await?;
+        self.ask(|reply| Job::Delete { record_id, reply }).await
+    }
+
+    /// Imports a file of JSON Lines (see [`LocalNode::import`]), all or nothing.
+    pub async fn import(&self, job: ImportJob) -> Result<Imported, NodeError> {
+        self.node.import_allowed(job.kind)?;
+        self.gate.ready(&self.node).await?;
+        self.ask(|reply| Job::Import { job, reply }).await
+    }
+
+    /// Aggregator: admits a region (see [`LocalNode::allow`]); every connected region is sent
+    /// the new admission list.
+    pub async fn allow(&self, id: NodeId, name: Option<String>) -> Result<Allowed, NodeError> {
+        self.ask(|reply| Job::Allow { id, name, reply }).await
+    }
+
+    /// Applies a batch a peer sent ([`Received::check`]ed); the heads that advanced are
+    /// announced.
+    pub async fn ingest(&self, batch: Checked) -> Result<AppliedBatch, NodeError> {
+        self.ask(|reply| Job::Ingest { batch, reply }).await
+    }
+
+    /// Checks fork proofs a peer sent and keeps those that hold; returns how many were new.
+    pub async fn fork_proofs(
+        &self,
+        proofs: Vec<(WireEntry, WireEntry)>,
+    ) -> Result<usize, NodeError> {
+        self.ask(|reply| Job::ForkProofs { proofs, reply }).await
+    }
+
+    /// Region: takes the admission list of an aggregator it pinned; returns the names that
+    /// changed.
+    pub async fn take_admissions(
+        &self,
+        list: Vec<(NodeId, Option<String>)>,
+    ) -> Result<Vec<(NodeId, Option<String>)>, NodeError> {
+        self.ask(|reply| Job::Admissions { list, reply }).await
+    }
+
+    /// Erases purged payloads whose erasure failed before.
+    pub async fn erase_pending(&self) -> Result<(), NodeError> {
+        self.ask(|reply| Job::ErasePending { reply }).await
+    }
+
+    /// Finishes the jobs queued so far (an import past its commit point included; one before
+    /// it is cancelled) and stops; later jobs fail with [`NodeError::Stopped`]. Returns once
+    /// the writer let go of the node.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.jobs.send(Job::Stop { done }).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+/// The writer's own state, on its thread.
+struct Actor {
+    node: Arc<LocalNode>,
+    events: Arc<Events>,
+    /// To hear back from an import's worker (weak: the handles alone keep the queue open).
+    me: mpsc::WeakSender<Job>,
+    /// The import that holds the own log, by its cancel flag.
+    import: Option<Arc<AtomicBool>>,
+    /// Own-log jobs that came while an import ran, in order.
+    waiting: VecDeque<Job>,
+}
+
+impl Actor {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(job) = rx.blocking_recv() {
+            if let Some(done) = self.step(job) {
+                rx.close();
+                // What was queued behind the stop is told the writer stopped (replies dropped).
+                while rx.try_recv().is_ok() {}
+                drop(self);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    /// Runs one job, or queues it behind a running import; `Some` when it was the stop.
+    fn step(&mut self, job: Job) -> Option<oneshot::Sender<()>> {
+        if job.needs_own_log() && self.import.is_some() {
+            if let Job::Stop { .. } = job
+                && let Some(cancel) = &self.import
+            {
+                cancel.store(true, Ordering::Release);
+            }
+            self.waiting.push_back(job);
+            return None;
+        }
+        match job {
+            Job::Publish {
+                kind,
+                json,
+                record_id,
+                reply,
+            } => {
+                let r = self
+                    .node
+                    .publish(kind, &json, record_id, &mut rand_core::OsRng, now_ms());
+                self.own_written();
+                let _ = reply.send(r);
+            }
+            Job::Delete { record_id, reply } => {
+                let r = self.node.delete(record_id, now_ms());
+                self.own_written();
+                let _ = reply.send(r);
+            }
+            Job::Import { job, reply } => self.start_import(job, reply),
+            Job::ImportEnded { result, reply } => {
+                self.import = None;
+                self.own_written();
+                let _ = reply.send(result);
+                while let Some(next) = self.waiting.pop_front() {
+                    if let Some(done) = self.step(next) {
+                        return Some(done);
+                    }
+                    if self.import.is_some() {
+                        break;
+                    }
+                }
+            }
+            Job::Allow { id, name, reply } => {
+                let r = self.node.allow(id, name);
+                if let Ok(allowed) = &r {
+                    tracing::info!(region = %id.short(), name = allowed.name.as_deref().unwrap_or("-"), "admitted a region");
+                    self.events.admissions.send_modify(|g| *g += 1);
+                }
+                let _ = reply.send(r);
+            }
+            Job::Ingest { batch, reply } => {
+                let r = apply_batch(&self.node, batch, now_ms()).map(|done| {
+                    if done.applied.accepted > 0 {
+                        for (author, seq) in done.heads {
+                            self.events.head(author, seq);
+                        }
+                    }
+                    if done.forked {
+                        self.events.fork();
+                    }
+                    done.applied
+                });
+                let _ = reply.send(r);
+            }
+            Job::ForkProofs { proofs, reply } => {
+                let r = keep_fork_proofs(&self.node, proofs);
+                if matches!(r, Ok(n) if n > 0) {
+                    self.events.fork();
+                }
+                let _ = reply.send(r);
+            }
+            Job::Admissions { list, reply } => {
+                let me = self.node.node_id();
+                let r = self
+                    .node
+                    .store()
+                    .take_admissions(&list, &me)
+                    .map_err(NodeError::from);
+                let _ = reply.send(r);
+            }
+            Job::ErasePending { reply } => {
+                let r = self.node.store().erase_pending().map(drop);
+                let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Job::Stop { done } => return Some(done),
+        }
+        None
+    }
+
+    /// After an own-log job: its head goes to every live session (also after a failed write
+    /// that finished an interrupted import first).
+    fn own_written(&self) {
+        let me = self.node.node_id();
+        match self.node.own_head() {
+            Ok(Some(head)) => self.events.head(me, head.seq),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the own head to announce it"),
+        }
+    }
+
+    /// Runs an import on a worker thread; own-log jobs wait until it reports back.
+    fn start_import(&mut self, job: ImportJob, reply: Reply<Imported>) {
+        let Some(back) = self.me.upgrade() else {
+            let _ = reply.send(Err(NodeError::Stopped));
+            return;
+        };
+        let node = self.node.clone();
+        let cancel = job.cancel.clone();
+        let worker = std::thread::Builder::new()
+            .name("spindel-import".into())
+            .spawn(move || {
+                let result = node.import_cancellable(
+                    job.kind,
+                    crate::local::ImportSource::File {
+                        path: &job.path,
+                        name: &job.name,
+                    },
+                    &mut rand_core::OsRng,
+                    now_ms(),
+                    &|_, _| {},
+                    &job.cancel,
+                );
+                drop(node);
+                // The actor is told even while its handles are gone: it holds the queue open
+                // until it stops, and a stop waits for this.
+                if let Err(mpsc::error::SendError(Job::ImportEnded { result, reply })) =
+                    back.blocking_send(Job::ImportEnded { result, reply })
+                {
+                    let _ = reply.send(result);
+                }
+            });
+        match worker {
+            Ok(_) => self.import = Some(cancel),
+            Err(e) => tracing::error!(error = %e, "cannot start an import worker"),
+        }
+    }
+}
+
+/// What applying a batch gave the actor.
+struct Ingested {
+    applied: AppliedBatch,
+    /// The batch's authors' heads, announced when anything was accepted.
+    heads: Vec<(NodeId, u64)>,
+    /// The batch proved a fork.
+    forked: bool,
+}
+
+/// Applies one received batch: the heads of its authors and what was accepted, and whether it
+/// proved a fork.
+fn apply_batch(node: &LocalNode, batch: Checked, now_ms: u64) -> Result<Ingested, NodeError> {
+    let Checked {
+        from,
+        verified,
+        expected_author,
+        authors,
+        malformed,
+        vouched,
+    } = batch;
+    let store = node.store();
+    if malformed > 0 {
+        store.count_refusal("malformed", malformed)?;
+    }
+    if vouched {
+        // From the aggregator this region pinned: it relays only authors it admitted, so its
+        // sending them vouches for them, also for regions admitted after this session began
+        // (their entries are verified under the store's lock). Each entry must still be signed
+        // by its author.
+        for a in authors
+            .iter()
+            .filter(|a| **a != node.node_id() && a.is_usable())
+        {
+            store.vouch(a, None)?;
+        }
+    }
+    let sent: Vec<(NodeId, u64)> = verified.entries().collect();
+    let outcomes = store.apply_verified(
+        verified,
+        ApplyOptions {
+            expected_author,
+            now_ms,
+            all_or_nothing: false,
+        },
+    )?;
+    let mut held: BTreeMap<NodeId, u64> = BTreeMap::new();
+    for ((author, seq), o) in sent.iter().zip(&outcomes) {
+        if matches!(o, Outcome::Accepted | Outcome::Refused(Refusal::Replay(_))) {
+            let h = held.entry(*author).or_default();
+            *h = (*h).max(*seq);
+        }
+    }
+    let accepted = outcomes.iter().filter(|o| **o == Outcome::Accepted).count();
+    // One line per batch with refusals, naming the peer and the reasons (a replay is routine:
+    // a region with two aggregators hears most entries twice).
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut first = None;
+    for o in &outcomes {
+        if let Outcome::Refused(r) = o
+            && !matches!(r, Refusal::Replay(_))
+        {
+            *reasons.entry(r.reason()).or_default() += 1;
+            first.get_or_insert_with(|| r.to_string());
+        }
+    }
+    if let Some(first) = first {
+        let counts: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        tracing::warn!(peer = %from.short(), refused = %counts.join(", "), first = %first, "refused entries from a peer");
+    }
+    let mut heads = Vec::new();
+    for a in authors {
+        heads.push((a, store.head(&a)?.map_or(0, |h| h.seq)));
+    }
+    let forked = outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Refused(Refusal::Fork { .. })));
+    Ok(Ingested {
+        applied: AppliedBatch {
+            heads: heads.clone(),
+            held_by_peer: held.into_iter().collect(),
+            accepted: accepted as u64,
+        },
+        heads,
+        forked,
+    })
+}
+
+/// Checks fork proofs a peer sent and keeps those that hold (freezing their authors).
+fn keep_fork_proofs(
+    node: &LocalNode,
+    proofs: Vec<(WireEntry, WireEntry)>,
+) -> Result<usize, NodeError> {
+    let store = node.store();
+    let mut new = 0;
+    for (first, second) in proofs {
+        let (first, second) = match (Entry::from_wire(first), Entry::from_wire(second)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => {
+                store.count_refusal("bad_fork_proof", 1)?;
+                continue;
+            }
+        };
+        match spindel_protocol::ingest::check_fork_proof(&first, &second) {
+            // Only authors this node takes entries of: a proof for a made-up key (anyone can
+            // make one) is not kept, so nobody can fill a node with them.
+            Ok((author, _)) if !store.is_admitted(&author)? => {
+                store.count_refusal("fork_proof_unknown_author", 1)?;
+            }
+            Ok((author, seq)) => {
+                if store.record_fork_proof(&first, &second)? {
+                    let name = store
+                        .author(&author)?
+                        .and_then(|m| m.label().map(str::to_string));
+                    tracing::warn!(author = %author, name = name.as_deref().unwrap_or("-"), seq, "fork proven by a peer's proof: two different entries signed with one seq; the author is frozen here");
+                    new += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a peer sent a fork proof that does not hold");
+                store.count_refusal("bad_fork_proof", 1)?;
+            }
+        }
+    }
+    Ok(new)
+}
