@@ -11,6 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::runtime::{RunOptions, Running};
@@ -59,9 +62,7 @@ fn verify_rates() -> (f64, f64) {
 }
 
 fn region(tmp: &std::path::Path, name: &str, records: usize, body_bytes: usize) -> LocalNode {
-    let path = tmp.join(name);
-    local::init(&path, name, Role::Region, None, &mut rand_core::OsRng).unwrap();
-    let node = LocalNode::open(&path).unwrap();
+    let node = kit::new_node(tmp, name, Role::Region, &[]);
     if records > 0 {
         let lines: Vec<String> = (0..records)
             .map(|i| {
@@ -81,22 +82,9 @@ fn region(tmp: &std::path::Path, name: &str, records: usize, body_bytes: usize) 
 }
 
 async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAddr) {
-    let path = tmp.join("agg");
-    local::init(
-        &path,
-        "nationell",
-        Role::Aggregator,
-        None,
-        &mut rand_core::OsRng,
-    )
-    .unwrap();
-    let node = LocalNode::open(&path).unwrap();
-    for id in admit {
-        node.allow(*id, None).unwrap();
-    }
-    let running = Running::start_node(node, RunOptions::loopback(true, vec![]))
-        .await
-        .unwrap();
+    let admit: Vec<_> = admit.iter().map(|id| (*id, None)).collect();
+    let node = kit::new_node(tmp, "agg", Role::Aggregator, &admit);
+    let running = kit::run(node, true, vec![], Limits::default()).await;
     let peer = running.peer_addr().unwrap();
     (running, peer)
 }
@@ -141,9 +129,8 @@ async fn ingest_rate(strict: f64, batch: f64) {
 /// pushing pre-signed 1 KiB entries with 4 batches in flight; they do not acknowledge the
 /// relayed aggregate, so after its window the aggregator spends nothing on fan-out.
 async fn raw_ingest_rate(strict: f64, batch: f64) {
-    use spindel_node::transport::{FramedRecv, FramedSend};
     use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
-    use spindel_protocol::sync::{FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole, SyncEntry};
+    use spindel_protocol::sync::{Message, SyncEntry};
     let per_region = scale(4000);
     let keys: Vec<spindel_protocol::SecretKey> = (0..8u8)
         .map(|i| spindel_protocol::SecretKey::from_bytes(&[100 + i; 32]))
@@ -193,24 +180,12 @@ async fn raw_ingest_rate(strict: f64, batch: f64) {
     for (key, batches) in keys.into_iter().zip(all_batches) {
         let peer = peer.clone();
         tasks.push(tokio::spawn(async move {
-            let transport = Transport::client(&key, Limits::default()).unwrap();
-            let conn = transport.connect(&peer).await.unwrap();
-            let (s, r) = conn.open_bi().await.unwrap();
-            let mut send = FramedSend::new(s);
-            let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
-            send.send(&Message::Hello {
-                version: PROTOCOL_VERSION,
-                role: PeerRole::Region,
-                name: "bench".into(),
-            })
-            .await
-            .unwrap();
-            send.send(&Message::Heads {
-                heads: vec![],
-                admitted: vec![],
-            })
-            .await
-            .unwrap();
+            let kit::RawPeer {
+                mut send,
+                mut recv,
+                conn,
+                transport: _transport,
+            } = kit::RawPeer::connect(&key, &peer).await;
             let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel();
             let reader = tokio::spawn(async move {
                 while let Ok(Some(m)) = recv.recv().await {

@@ -9,13 +9,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use spindel_node::client::remote_query_as;
-use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::sync::{Message, QueryRequest, encode_frame};
@@ -47,23 +48,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("agg");
-    local::init(
-        &path,
-        "nationell",
-        Role::Aggregator,
-        None,
-        &mut rand_core::OsRng,
-    )
-    .unwrap();
-    let node = LocalNode::open(&path).unwrap();
     let region = SecretKey::from_bytes(&[7; 32]);
-    node.allow(region.node_id(), Some("skane".into())).unwrap();
-    let running = Running::start_node(node, RunOptions::loopback(true, vec![]))
-        .await
-        .unwrap();
-    let peer = running.peer_addr().unwrap();
+    let agg = kit::aggregator(&[(region.node_id(), Some("skane"))]).await;
+    let peer = agg.addr();
+    let running = agg.running;
     let valid = encode_frame(&Message::Query(QueryRequest {
         kind: Some("method".into()),
         region: Some("skane".into()),

@@ -6,9 +6,12 @@
 
 use std::time::Duration;
 
+#[path = "kit/mod.rs"]
+mod kit;
+
 use spindel_node::client::{RemoteQueryError, remote_query, remote_query_as};
-use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::local::{self, Role};
+use spindel_node::runtime::Running;
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
@@ -17,35 +20,27 @@ use spindel_protocol::sync::{
     ErrorCode, FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole, SyncEntry,
 };
 
-async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAddr) {
-    aggregator_with(admit, Limits::default()).await
-}
-
+/// The aggregator admitting `admit` (names made from their keys), with `limits`.
 async fn aggregator_with(
     admit: &[&SecretKey],
     limits: Limits,
 ) -> (tempfile::TempDir, Running, PeerAddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("agg");
-    local::init(
-        &path,
-        "nationell",
-        Role::Aggregator,
-        None,
-        &mut rand_core::OsRng,
-    )
-    .unwrap();
-    let node = LocalNode::open(&path).unwrap();
-    for k in admit {
-        node.allow(k.node_id(), None).unwrap();
-    }
-    let opts = RunOptions {
-        limits,
-        ..RunOptions::loopback(true, vec![])
-    };
-    let running = Running::start_node(node, opts).await.unwrap();
+    let admit: Vec<_> = admit.iter().map(|k| (k.node_id(), None)).collect();
+    let kit::TestNode { dir, running, .. } =
+        kit::start_with("nationell", Role::Aggregator, true, vec![], &admit, limits).await;
     let peer = running.peer_addr().unwrap();
     (dir, running, peer)
+}
+
+/// A QUIC connection of `key` to `peer` (the transport must live as long as it).
+async fn connect(key: &SecretKey, peer: &PeerAddr) -> (Transport, quinn::Connection) {
+    let t = Transport::client(key, Limits::default()).unwrap();
+    let conn = t.connect(peer).await.unwrap();
+    (t, conn)
+}
+
+async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAddr) {
+    aggregator_with(admit, Limits::default()).await
 }
 
 fn entry(key: &SecretKey, head: Option<Head>, ts: u64, rid: u8, title: &str) -> SyncEntry {
@@ -73,60 +68,10 @@ fn head_of(e: &SyncEntry) -> Head {
     }
 }
 
-struct Hostile {
-    send: FramedSend,
-    recv: FramedRecv,
-    _conn: quinn::Connection,
-    _t: Transport,
-}
+/// A hostile peer speaking the protocol by hand (the kit's raw peer, with pushes).
+use kit::RawPeer as Hostile;
 
 impl Hostile {
-    async fn connect(key: &SecretKey, peer: &PeerAddr) -> Hostile {
-        Hostile::connect_as(key, peer, PeerRole::Region, vec![]).await
-    }
-
-    /// Opens a session claiming `role`, announcing `admitted` authors with its heads.
-    async fn connect_as(
-        key: &SecretKey,
-        peer: &PeerAddr,
-        role: PeerRole,
-        admitted: Vec<(spindel_protocol::NodeId, Option<String>)>,
-    ) -> Hostile {
-        let t = Transport::client(key, Limits::default()).unwrap();
-        let conn = t.connect(peer).await.unwrap();
-        let (s, r) = conn.open_bi().await.unwrap();
-        let mut h = Hostile {
-            send: FramedSend::new(s),
-            recv: FramedRecv::new(r, FRAME_BYTES_MAX),
-            _conn: conn,
-            _t: t,
-        };
-        h.send
-            .send(&Message::Hello {
-                version: PROTOCOL_VERSION,
-                role,
-                name: "elak".into(),
-            })
-            .await
-            .unwrap();
-        assert!(matches!(
-            h.recv.recv().await.unwrap(),
-            Some(Message::Hello { .. })
-        ));
-        h.send
-            .send(&Message::Heads {
-                heads: vec![],
-                admitted,
-            })
-            .await
-            .unwrap();
-        assert!(matches!(
-            h.recv.recv().await.unwrap(),
-            Some(Message::Heads { .. })
-        ));
-        h
-    }
-
     /// Pushes one batch and returns the peer's acked head for `author`.
     async fn push(&mut self, entries: Vec<SyncEntry>, author: spindel_protocol::NodeId) -> u64 {
         self.send.send(&Message::Entries { entries }).await.unwrap();
@@ -299,19 +244,16 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
 /// enters the region's store (neither entries in nor the log out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("skane");
-    local::init(&path, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
-    let node = LocalNode::open(&path).unwrap();
-    let region = Running::start_node(node, RunOptions::loopback(true, vec![]))
-        .await
-        .unwrap();
+    let kit::TestNode {
+        dir: _dir,
+        running: region,
+        ..
+    } = kit::start("skane", Role::Region, true, vec![], &[]).await;
     let peer = region.peer_addr().unwrap();
 
     let rogue = SecretKey::from_bytes(&[88; 32]);
     let fake = SecretKey::from_bytes(&[99; 32]);
-    let t = Transport::client(&rogue, Limits::default()).unwrap();
-    let conn = t.connect(&peer).await.unwrap();
+    let (_t, conn) = connect(&rogue, &peer).await;
     let (s, r) = conn.open_bi().await.unwrap();
     let mut send = FramedSend::new(s);
     let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
@@ -736,8 +678,7 @@ async fn the_node_holds_at_most_its_connection_limit() {
     let (_dir, running, peer) = aggregator_with(&refs, limits).await;
     let mut held = Vec::new();
     for k in &keys[..2] {
-        let t = Transport::client(k, Limits::default()).unwrap();
-        let c = t.connect(&peer).await.unwrap();
+        let (t, c) = connect(k, &peer).await;
         held.push((t, c));
     }
     let t = Transport::client(&keys[2], Limits::default()).unwrap();
@@ -763,8 +704,7 @@ async fn a_first_frame_that_never_arrives_is_not_waited_on() {
         ..Limits::default()
     };
     let (_dir, running, peer) = aggregator_with(&[&key, &other], limits).await;
-    let t = Transport::client(&key, Limits::default()).unwrap();
-    let conn = t.connect(&peer).await.unwrap();
+    let (_t, conn) = connect(&key, &peer).await;
     let (mut s, _r) = conn.open_bi().await.unwrap();
     s.write_all(&(FRAME_BYTES_MAX as u32).to_be_bytes())
         .await
@@ -795,8 +735,7 @@ async fn a_non_member_gets_one_refusal_per_connection() {
         ..Limits::default()
     };
     let (_dir, running, peer) = aggregator_with(&[&member], limits).await;
-    let t = Transport::client(&stranger, Limits::default()).unwrap();
-    let conn = t.connect(&peer).await.unwrap();
+    let (_t, conn) = connect(&stranger, &peer).await;
     let (s, r) = conn.open_bi().await.unwrap();
     let (mut s, mut r) = (FramedSend::new(s), FramedRecv::new(r, FRAME_BYTES_MAX));
     s.send(&Message::Query(Default::default())).await.unwrap();

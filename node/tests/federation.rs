@@ -5,131 +5,23 @@
 
 use std::time::Duration;
 
+#[path = "kit/mod.rs"]
+mod kit;
+
+use kit::{TestNode, aggregator_of, eventually, eventually_within, method, prepare, start};
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
-use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
+use spindel_protocol::SecretKey;
 use spindel_protocol::record::Kind;
-use spindel_protocol::{NodeId, SecretKey};
-
-struct TestNode {
-    _dir: tempfile::TempDir,
-    running: Running,
-    id: NodeId,
-}
-
-impl TestNode {
-    fn node(&self) -> &LocalNode {
-        &self.running.shared.node
-    }
-
-    fn addr(&self) -> PeerAddr {
-        self.running.peer_addr().unwrap()
-    }
-
-    fn titles(&self, q: Query) -> Vec<String> {
-        self.node()
-            .query(&Query {
-                limit: Some(1000),
-                ..q
-            })
-            .unwrap()
-            .records
-            .iter()
-            .filter_map(|r| {
-                r.data
-                    .get("title")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-            .collect()
-    }
-}
-
-async fn start(
-    name: &str,
-    role: Role,
-    listen: bool,
-    aggregators: Vec<PeerAddr>,
-    admit: &[(NodeId, &str)],
-) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    local::init(&path, name, role, None, &mut rand_core::OsRng).unwrap();
-    let node = LocalNode::open(&path).unwrap();
-    for (id, name) in admit {
-        node.allow(*id, Some(name.to_string())).unwrap();
-    }
-    let id = node.node_id();
-    let running = Running::start_node(node, RunOptions::loopback(listen, aggregators))
-        .await
-        .unwrap();
-    TestNode {
-        _dir: dir,
-        running,
-        id,
-    }
-}
-
-async fn eventually(what: &str, cond: impl FnMut() -> bool) {
-    eventually_within(Duration::from_secs(20), what, cond).await
-}
-
-async fn eventually_within(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn method(title: &str) -> String {
-    serde_json::json!({"title": title, "summary": "Erfarenheter från föreningar"}).to_string()
-}
-
-/// A region's key, made before the region starts so the aggregator can admit it.
-fn prepare_region(name: &str) -> (tempfile::TempDir, std::path::PathBuf, NodeId) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    local::init(&path, name, Role::Region, None, &mut rand_core::OsRng).unwrap();
-    let id = LocalNode::open(&path).unwrap().node_id();
-    (dir, path, id)
-}
-
-async fn run_prepared(
-    dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    aggregators: Vec<PeerAddr>,
-) -> TestNode {
-    let node = LocalNode::open(&path).unwrap();
-    let id = node.node_id();
-    let running = Running::start_node(node, RunOptions::loopback(false, aggregators))
-        .await
-        .unwrap();
-    TestNode {
-        _dir: dir,
-        running,
-        id,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regions_replicate_through_the_aggregator_both_ways() {
-    let (da, pa, a_id) = prepare_region("skane");
-    let (db, pb, b_id) = prepare_region("dalarna");
-    let agg = start(
-        "nationell",
-        Role::Aggregator,
-        true,
-        vec![],
-        &[(a_id, "skane"), (b_id, "dalarna")],
-    )
-    .await;
-    let a = run_prepared(da, pa, vec![agg.addr()]).await;
-    let b = run_prepared(db, pb, vec![agg.addr()]).await;
+    let da = prepare("skane");
+    let db = prepare("dalarna");
+    let agg = aggregator_of(&[&da, &db]).await;
+    let a = da.run(vec![agg.addr()]).await;
+    let b = db.run(vec![agg.addr()]).await;
 
     // Profiles flow: each region ends up with both profiles, the aggregator too.
     eventually("profiles at the aggregator", || {
@@ -285,14 +177,15 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
-    let (da, pa, a_id) = prepare_region("skane");
-    let (db, pb, b_id) = prepare_region("dalarna");
+    let da = prepare("skane");
+    let db = prepare("dalarna");
+    let b_id = db.id;
     let agg1 = start(
         "nord",
         Role::Aggregator,
         true,
         vec![],
-        &[(a_id, "skane"), (b_id, "dalarna")],
+        &[da.admission(), db.admission()],
     )
     .await;
     let agg2 = start(
@@ -300,12 +193,12 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
         Role::Aggregator,
         true,
         vec![],
-        &[(a_id, "skane"), (b_id, "dalarna")],
+        &[da.admission(), db.admission()],
     )
     .await;
     // Skåne talks to both aggregators; Dalarna only to the second.
-    let a = run_prepared(da, pa, vec![agg1.addr(), agg2.addr()]).await;
-    let b = run_prepared(db, pb, vec![agg2.addr()]).await;
+    let a = da.run(vec![agg1.addr(), agg2.addr()]).await;
+    let b = db.run(vec![agg2.addr()]).await;
     a.running
         .shared
         .writer
@@ -356,10 +249,12 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
 /// after reading its opening heads, and Skåne's first entries arrive inside that pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_announced_while_a_session_opens_is_not_missed() {
-    let (da, pa, a_id) = prepare_region("skane");
-    let (db, pb, b_id) = prepare_region("dalarna");
+    let da = prepare("skane");
+    let a_id = da.id;
+    let db = prepare("dalarna");
+    let b_id = db.id;
     {
-        let a = LocalNode::open(&pa).unwrap();
+        let a = LocalNode::open(&da.path).unwrap();
         a.publish(
             Kind::Method,
             &method("Studiecirkel i Skåne"),
@@ -369,22 +264,15 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
         )
         .unwrap();
     }
-    let agg = start(
-        "nationell",
-        Role::Aggregator,
-        true,
-        vec![],
-        &[(a_id, "skane"), (b_id, "dalarna")],
-    )
-    .await;
+    let agg = aggregator_of(&[&da, &db]).await;
     let held = agg.running.shared.hold_next_session();
-    let b = run_prepared(db, pb, vec![agg.addr()]).await;
+    let b = db.run(vec![agg.addr()]).await;
     // Dalarna's session is paused at the aggregator, its opening heads (no Skåne) read.
     tokio::time::timeout(Duration::from_secs(20), held.paused)
         .await
         .expect("Dalarna's session reaches the aggregator")
         .unwrap();
-    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    let a = da.run(vec![agg.addr()]).await;
     eventually("Skåne's log at the aggregator", || {
         agg.node().head(&a_id).unwrap().map(|h| h.seq) == Some(2)
     })
@@ -410,16 +298,10 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
 /// and then: an entry written behind the writer's back (unannounced) still reaches the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_the_writer_announce_and_the_rescan_sends_what_was_not() {
-    let (da, pa, a_id) = prepare_region("skane");
-    let agg = start(
-        "nationell",
-        Role::Aggregator,
-        true,
-        vec![],
-        &[(a_id, "skane")],
-    )
-    .await;
-    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    let da = prepare("skane");
+    let a_id = da.id;
+    let agg = aggregator_of(&[&da]).await;
+    let a = da.run(vec![agg.addr()]).await;
     eventually("Skåne's profile at the aggregator", || {
         agg.node().head(&a_id).unwrap().is_some()
     })
@@ -461,17 +343,12 @@ async fn writes_through_the_writer_announce_and_the_rescan_sends_what_was_not() 
 /// vouched for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_admitted_while_running_reaches_the_connected_regions() {
-    let (da, pa, a_id) = prepare_region("skane");
-    let (dc, pc, c_id) = prepare_region("dalarna");
-    let agg = start(
-        "nationell",
-        Role::Aggregator,
-        true,
-        vec![],
-        &[(a_id, "skane")],
-    )
-    .await;
-    let a = run_prepared(da, pa, vec![agg.addr()]).await;
+    let da = prepare("skane");
+    let a_id = da.id;
+    let dc = prepare("dalarna");
+    let c_id = dc.id;
+    let agg = aggregator_of(&[&da]).await;
+    let a = da.run(vec![agg.addr()]).await;
     eventually("Skåne at the aggregator", || {
         agg.node().head(&a_id).unwrap().is_some()
     })
@@ -482,7 +359,7 @@ async fn a_region_admitted_while_running_reaches_the_connected_regions() {
         .allow(c_id, Some("dalarna".into()))
         .await
         .unwrap();
-    let c = run_prepared(dc, pc, vec![agg.addr()]).await;
+    let c = dc.run(vec![agg.addr()]).await;
     eventually("Dalarna's profile in Skåne", || {
         a.node().head(&c_id).unwrap().is_some()
     })
@@ -504,8 +381,9 @@ async fn a_region_admitted_while_running_reaches_the_connected_regions() {
 /// its next link to its aggregator it asks for them whole, and the payloads complete them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
-    let (xdir, xpath, xid) = prepare_region("skane");
-    LocalNode::open(&xpath)
+    let xdir = prepare("skane");
+    let xid = xdir.id;
+    LocalNode::open(&xdir.path)
         .unwrap()
         .publish(
             Kind::Method,
@@ -515,16 +393,9 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
             local::now_ms(),
         )
         .unwrap();
-    let (rdir, rpath, rid) = prepare_region("dalarna");
-    let agg = start(
-        "nationell",
-        Role::Aggregator,
-        true,
-        vec![],
-        &[(xid, "skane"), (rid, "dalarna")],
-    )
-    .await;
-    let x = run_prepared(xdir, xpath, vec![agg.addr()]).await;
+    let rdir = prepare("dalarna");
+    let agg = aggregator_of(&[&xdir, &rdir]).await;
+    let x = xdir.run(vec![agg.addr()]).await;
     eventually("skane's method at the aggregator", || {
         agg.titles(Query::default())
             .contains(&"Hel metod".to_string())
@@ -532,7 +403,7 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
     .await;
     // Dalarna receives skane's log stripped of every payload (a hostile relay's doing).
     {
-        let store = spindel_node::store::Store::open(&rpath).unwrap();
+        let store = spindel_node::store::Store::open(&rdir.path).unwrap();
         store.vouch(&xid, None).unwrap();
         let stripped: Vec<_> = agg
             .node()
@@ -556,7 +427,7 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
             )
             .unwrap();
         drop(store);
-        let r = LocalNode::open(&rpath).unwrap();
+        let r = LocalNode::open(&rdir.path).unwrap();
         assert!(
             r.query(&Query::default())
                 .unwrap()
@@ -567,7 +438,7 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
         assert_eq!(r.header_only_current(10).unwrap().len(), 2);
     }
     // Its heads equal the aggregator's: only the want brings the payloads.
-    let r = run_prepared(rdir, rpath, vec![agg.addr()]).await;
+    let r = rdir.run(vec![agg.addr()]).await;
     eventually("the stripped records completed in dalarna", || {
         r.titles(Query::default())
             .contains(&"Hel metod".to_string())

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+#[path = "kit/mod.rs"]
+mod kit;
+
+use kit::method;
 use spindel_node::gate::Gate;
 use spindel_node::local::{self, LocalNode, NodeError, Role};
 use spindel_node::writer::{ImportJob, Received, Writer};
@@ -20,23 +24,10 @@ use tokio::sync::broadcast;
 
 const WITHIN: Duration = Duration::from_secs(10);
 
-fn method(title: &str) -> String {
-    serde_json::json!({"title": title, "summary": "Ett sätt att arbeta"}).to_string()
-}
-
 /// A new region "skane" in a temporary directory, with its writer started.
 fn started() -> (tempfile::TempDir, Arc<LocalNode>, Writer) {
     let tmp = tempfile::tempdir().unwrap();
-    let node = Arc::new(
-        local::init_open(
-            &tmp.path().join("skane"),
-            "skane",
-            Role::Region,
-            None,
-            &mut rand_core::OsRng,
-        )
-        .unwrap(),
-    );
+    let node = Arc::new(kit::new_node(tmp.path(), "skane", Role::Region, &[]));
     let writer = Writer::start(node.clone(), Arc::new(Gate::default())).unwrap();
     (tmp, node, writer)
 }

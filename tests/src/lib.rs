@@ -113,19 +113,20 @@ pub fn spindel_stdin(args: &[&str], input: &str) -> Run {
 
 /// `spindel publish --data-dir DIR --kind KIND --file - --json` with `json` on stdin.
 pub fn publish_run(dir: &Path, kind: &str, json: &str) -> Run {
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(dir),
-            "--kind",
-            kind,
-            "--file",
-            "-",
-            "--json",
-        ],
-        json,
-    )
+    publish_args(dir, kind, &[], json)
+}
+
+/// [`publish_run`] of a new version of the own record `record_id` (`--id`).
+pub fn publish_version(dir: &Path, kind: &str, record_id: &str, json: &str) -> Run {
+    publish_args(dir, kind, &["--id", record_id], json)
+}
+
+/// `spindel publish --data-dir DIR --kind KIND EXTRA.. --file - --json` with `json` on stdin.
+fn publish_args(dir: &Path, kind: &str, extra: &[&str], json: &str) -> Run {
+    let mut args = vec!["publish", "--data-dir", s(dir), "--kind", kind];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--file", "-", "--json"]);
+    spindel_stdin(&args, json)
 }
 
 /// The arguments of `spindel import --data-dir DIR --kind KIND --file FILE`.
@@ -179,6 +180,74 @@ pub fn sigterm_and_wait(
 /// Publishes `json` as a record of `kind` and returns the `--json` answer (asserting success).
 pub fn publish(dir: &Path, kind: &str, json: &str) -> serde_json::Value {
     publish_run(dir, kind, json).json()
+}
+
+/// Nodes made with `spindel init` under one directory: the aggregator "nationell" and regions,
+/// each admitted under its name (`spindel allow`, offline). None runs yet.
+#[derive(Debug)]
+pub struct Initialised {
+    pub agg_dir: PathBuf,
+    pub agg_id: String,
+    /// Each region's directory and NodeId, in the order named.
+    pub regions: Vec<(PathBuf, String)>,
+}
+
+/// [`init_regions`] of a fixed number of regions: the aggregator's directory and NodeId, and
+/// each region's.
+pub fn init_network<const N: usize>(
+    tmp: &Path,
+    names: [&str; N],
+) -> (PathBuf, String, [(PathBuf, String); N]) {
+    let net = init_regions(tmp, &names);
+    let regions = <[_; N]>::try_from(net.regions).expect("one region a name");
+    (net.agg_dir, net.agg_id, regions)
+}
+
+/// [`Initialised`] with the regions `names` under `tmp`.
+pub fn init_regions(tmp: &Path, names: &[&str]) -> Initialised {
+    let (agg_dir, agg_id) = init(tmp, "nationell", "aggregator");
+    let regions = names
+        .iter()
+        .map(|name| {
+            let (dir, id) = init(tmp, name, "region");
+            allow(&agg_dir, &id, name).ok();
+            (dir, id)
+        })
+        .collect();
+    Initialised {
+        agg_dir,
+        agg_id,
+        regions,
+    }
+}
+
+/// `spindel allow` of `id` under `name` on the aggregator in `agg_dir` (running or not).
+pub fn allow(agg_dir: &Path, id: &str, name: &str) -> Run {
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(agg_dir),
+        id,
+        "--name",
+        name,
+        "--json",
+    ])
+}
+
+/// `spindel init` of a region `name` shown as `display_name`, in `dir`: its NodeId.
+pub fn init_region_as(dir: &Path, name: &str, display_name: &str) -> String {
+    let v = spindel(&[
+        "init",
+        "--data-dir",
+        s(dir),
+        "--name",
+        name,
+        "--display-name",
+        display_name,
+        "--json",
+    ])
+    .json();
+    v["node_id"].as_str().expect("node_id").to_string()
 }
 
 /// `spindel init` of a node named `name` with `role` in `tmp/name`: its directory and NodeId.

@@ -7,7 +7,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use spindel_tests::{import_file, publish, s, spindel, spindel_env, spindel_stdin};
+use spindel_tests::{
+    allow, import_file, init, publish, publish_version, s, spindel, spindel_env, spindel_stdin,
+};
 
 const INNOVATION: &str = r#"{"title":"Språkcafé i föreningen","summary":"Nyanlända och föreningsaktiva möts varje vecka","tags":["integration","Språk"],"organisations":["Coompanion Skåne"],"sroi":{"ratio":3.4,"year":2012}}"#;
 const METHOD: &str = r#"{"title":"Lokal överenskommelse","summary":"Så skrivs en överenskommelse mellan kommun och idéburen sektor","tags":["samverkan"]}"#;
@@ -230,58 +232,35 @@ fn publish_edit_delete_and_find_by_kind_tag_and_swedish_words() {
     assert!(first["updated_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(all["next_cursor"], serde_json::Value::Null);
 
-    assert_eq!(
-        titles(&query(&dir, &["--kind", "method"])),
-        ["Lokal överenskommelse"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--tag", "språk"])),
-        ["Språkcafé i föreningen"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--tag", "SPRÅK"])),
-        ["Språkcafé i föreningen"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--tag", "social ekonomi"])),
-        ["Anna Forskare"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--region", "skane", "--kind", "innovation"])),
-        ["Språkcafé i föreningen"]
-    );
+    // Filters, case-blind tags, Swedish stemming (an inflected form finds the record).
+    for (args, title) in [
+        (&["--kind", "method"][..], "Lokal överenskommelse"),
+        (&["--tag", "språk"][..], "Språkcafé i föreningen"),
+        (&["--tag", "SPRÅK"][..], "Språkcafé i föreningen"),
+        (&["--tag", "social ekonomi"][..], "Anna Forskare"),
+        (
+            &["--region", "skane", "--kind", "innovation"][..],
+            "Språkcafé i föreningen",
+        ),
+        (&["--text", "föreningarna"][..], "Språkcafé i föreningen"),
+        (
+            &["--text", "överenskommelsen kommunerna"][..],
+            "Lokal överenskommelse",
+        ),
+        (&["--text", "Lunds universitet"][..], "Anna Forskare"),
+    ] {
+        assert_eq!(titles(&query(&dir, args)), [title], "{args:?}");
+    }
     spindel(&["query", "--data-dir", s(&dir), "--region", "dalarna"])
         .fails(1, "unknown region \"dalarna\"");
-    // Swedish stemming: an inflected form finds the record.
-    assert_eq!(
-        titles(&query(&dir, &["--text", "föreningarna"])),
-        ["Språkcafé i föreningen"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--text", "överenskommelsen kommunerna"])),
-        ["Lokal överenskommelse"]
-    );
-    assert_eq!(
-        titles(&query(&dir, &["--text", "Lunds universitet"])),
-        ["Anna Forskare"]
-    );
     assert!(titles(&query(&dir, &["--text", "fotboll"])).is_empty());
 
     // Edit: a new version keeps the record id and replaces the content everywhere.
     let rid = inn["record_id"].as_str().unwrap();
-    let edited = spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "innovation",
-            "--id",
-            rid,
-            "--file",
-            "-",
-            "--json",
-        ],
+    let edited = publish_version(
+        &dir,
+        "innovation",
+        rid,
         r#"{"title":"Språkcafé och läxhjälp","summary":"Nu även läxhjälp"}"#,
     )
     .json();
@@ -302,21 +281,7 @@ fn publish_edit_delete_and_find_by_kind_tag_and_swedish_words() {
     assert_eq!(d["seq"], 6);
     assert!(titles(&query(&dir, &["--kind", "innovation"])).is_empty());
     assert!(titles(&query(&dir, &["--text", "läxhjälp"])).is_empty());
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "innovation",
-            "--id",
-            rid,
-            "--file",
-            "-",
-        ],
-        INNOVATION,
-    )
-    .fails(1, "is deleted");
+    publish_version(&dir, "innovation", rid, INNOVATION).fails(1, "is deleted");
     spindel(&["delete", "--data-dir", s(&dir), rid]).fails(1, "is deleted");
 
     let st = status(&dir);
@@ -449,21 +414,7 @@ fn every_bad_record_is_refused_clearly_and_writes_nothing() {
     )
     .fails(2, "record id");
     let unknown = "0".repeat(32);
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "method",
-            "--id",
-            &unknown,
-            "--file",
-            "-",
-        ],
-        METHOD,
-    )
-    .fails(1, "does not exist");
+    publish_version(&dir, "method", &unknown, METHOD).fails(1, "does not exist");
     let after = status(&dir);
     assert_eq!(
         before["heads"], after["heads"],
@@ -473,21 +424,8 @@ fn every_bad_record_is_refused_clearly_and_writes_nothing() {
 
     let m = publish(&dir, "method", METHOD);
     let rid = m["record_id"].as_str().unwrap();
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "innovation",
-            "--id",
-            rid,
-            "--file",
-            "-",
-        ],
-        INNOVATION,
-    )
-    .fails(1, "is of kind method, not innovation");
+    publish_version(&dir, "innovation", rid, INNOVATION)
+        .fails(1, "is of kind method, not innovation");
 
     // delete: unknown, malformed, the profile.
     spindel(&["delete", "--data-dir", s(&dir), &unknown]).fails(1, "does not exist");
@@ -674,25 +612,9 @@ fn allow_refuses_a_name_another_key_holds() {
     let (agg, _) = spindel_tests::init(tmp.path(), "nationell", "aggregator");
     let (_, dalarna) = spindel_tests::init(tmp.path(), "dalarna", "region");
     let (_, other) = spindel_tests::init(tmp.path(), "ostra", "region");
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg),
-        &dalarna,
-        "--name",
-        "dalarna",
-    ])
-    .ok();
+    allow(&agg, &dalarna, "dalarna").ok();
     // The same key again under its own name is fine; another key under it is not.
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg),
-        &dalarna,
-        "--name",
-        "dalarna",
-    ])
-    .ok();
+    allow(&agg, &dalarna, "dalarna").ok();
     let refused = spindel(&["allow", "--data-dir", s(&agg), &other, "--name", "dalarna"]);
     refused.fails(1, "already held by");
     assert!(refused.stderr.contains(&dalarna), "{}", refused.stderr);
@@ -850,21 +772,8 @@ fn messages_a_new_user_meets_name_the_problem() {
 
     spindel(&["query", "--data-dir", s(&dir), "--region", "nowhere"])
         .fails(1, "unknown region \"nowhere\"; known here: skane");
-    spindel_stdin(
-        &[
-            "publish",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "innovation",
-            "--id",
-            &id,
-            "--file",
-            "-",
-        ],
-        r#"{"title":"t","summary":"s"}"#,
-    )
-    .fails(1, "is of kind method, not innovation");
+    publish_version(&dir, "innovation", &id, r#"{"title":"t","summary":"s"}"#)
+        .fails(1, "is of kind method, not innovation");
     for (cmd, needle) in [
         (
             vec!["publish", "--help"],
@@ -973,21 +882,7 @@ fn run_reads_its_settings_file_and_flags_override_it() {
 #[test]
 fn the_deploy_examples_are_settings_files_run_accepts() {
     let tmp = tempfile::tempdir().unwrap();
-    let agg = tmp.path().join("nationell");
-    let agg_id = spindel(&[
-        "init",
-        "--data-dir",
-        s(&agg),
-        "--name",
-        "nationell",
-        "--role",
-        "aggregator",
-        "--json",
-    ])
-    .json()["node_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (agg, agg_id) = init(tmp.path(), "nationell", "aggregator");
     let reg = region(tmp.path(), "skane");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
     let mut seen = 0;

@@ -3,24 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spindel_tests::{NodeProc, http_get, publish, s, spindel};
+use spindel_tests::{NodeProc, http_get, init_region_as, publish, s, spindel};
 
 #[test]
 fn every_route_and_bad_parameter() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("skane");
-    let id = spindel(&[
-        "init",
-        "--data-dir",
-        s(&dir),
-        "--name",
-        "skane",
-        "--display-name",
-        "Social Ekonomi Skåne",
-        "--json",
-    ])
-    .json();
-    let author = id["node_id"].as_str().unwrap().to_string();
+    let author = init_region_as(&dir, "skane", "Social Ekonomi Skåne");
     let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
     let http = node.http.expect("http address printed");
     let mut ids = Vec::new();

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use spindel_tests::{
-    NodeProc, eventually, import_args, init, publish_run, s, spindel, spindel_env,
+    Initialised, NodeProc, eventually, import_args, init, init_regions, publish_run, s, spindel,
+    spindel_env,
 };
 
 /// How long erasure may take after a tombstone or a new version is applied (the promise).
@@ -55,15 +56,11 @@ struct Network {
 }
 
 fn network(tmp: &Path, regions: &[&str], extra: &[&str]) -> Network {
-    let (agg_dir, agg_id) = init(tmp, "nationell", "aggregator");
-    let regions: Vec<(PathBuf, String)> = regions
-        .iter()
-        .map(|name| {
-            let (dir, id) = init(tmp, name, "region");
-            spindel(&["allow", "--data-dir", s(&agg_dir), &id, "--name", name]).ok();
-            (dir, id)
-        })
-        .collect();
+    let Initialised {
+        agg_dir,
+        agg_id,
+        regions,
+    } = init_regions(tmp, regions);
     let mut args = vec!["--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let agg = NodeProc::start(&agg_dir, &args);
@@ -387,13 +384,7 @@ fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
     });
     assert_eq!(node.terminate(10), 0);
     let old = tmp.path().join("skane-kopia");
-    assert!(
-        std::process::Command::new("cp")
-            .args(["-a", s(&skane), s(&old)])
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_dir(&skane, &old);
 
     let node = run_skane();
     assert_eq!(method(&skane, "Efter kopian 1"), 3);
@@ -448,13 +439,7 @@ fn a_forked_old_copy_is_named_on_every_node() {
     method(&skane, "Före kopian");
     assert_eq!(node.terminate(10), 0);
     let old = tmp.path().join("skane-kopia");
-    assert!(
-        std::process::Command::new("cp")
-            .args(["-a", s(&skane), s(&old)])
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_dir(&skane, &old);
     let node = NodeProc::start(&skane, &["--aggregator", &peer]);
     assert_eq!(method(&skane, "Efter kopian"), 3);
     eventually(30, "seq 3 in dalarna", || head_of(&dalarna, &skane_id) == 3);
@@ -761,4 +746,13 @@ fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
     std::fs::remove_file(&committed).unwrap();
     let after = publish_run(&dir, "method", r#"{"title":"Loss","summary":"s"}"#);
     assert_eq!(after.json()["seq"], 2);
+}
+
+/// A copy of a data directory, as an operator's `cp -a` makes it (modes and times kept).
+fn copy_dir(from: &Path, to: &Path) {
+    let done = std::process::Command::new("cp")
+        .args(["-a", s(from), s(to)])
+        .status()
+        .unwrap();
+    assert!(done.success(), "cp -a {} {}", from.display(), to.display());
 }

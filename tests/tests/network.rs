@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use spindel_tests::{NodeProc, eventually, http_get, init, publish_run, s, slow_tests, spindel};
+use spindel_tests::{
+    NodeProc, allow, eventually, http_get, init, init_network, init_region_as, publish_run, s,
+    slow_tests, spindel,
+};
 
 fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
     let json =
@@ -42,10 +45,8 @@ fn record_ids(dir: &Path, extra: &[&str]) -> Vec<String> {
 #[test]
 fn three_processes_replicate_live_and_stop_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (agg_dir, agg_id, [(a_dir, _)]) = init_network(tmp.path(), ["skane"]);
     let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
-    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).json_or_fail();
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     // allow also works while the aggregator runs (through the control channel).
     let allowed = spindel(&[
@@ -159,38 +160,9 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
     let (dal_dir, dal_id) = init(tmp.path(), "dalarna", "region");
     let (sk_dir, sk_id) = init(tmp.path(), "skane", "region");
     let spoof_dir = tmp.path().join("spoof");
-    let spoof_id = spindel(&[
-        "init",
-        "--data-dir",
-        s(&spoof_dir),
-        "--name",
-        "dalarna",
-        "--display-name",
-        "Social ekonomi Dalarna",
-        "--json",
-    ])
-    .json()["node_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg_dir),
-        &dal_id,
-        "--name",
-        "dalarna",
-    ])
-    .ok();
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg_dir),
-        &sk_id,
-        "--name",
-        "skane",
-    ])
-    .ok();
+    let spoof_id = init_region_as(&spoof_dir, "dalarna", "Social ekonomi Dalarna");
+    allow(&agg_dir, &dal_id, "dalarna").ok();
+    allow(&agg_dir, &sk_id, "skane").ok();
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let peer = agg.peer(&agg_id);
     let sk = NodeProc::start(&sk_dir, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
@@ -207,15 +179,7 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
         "dalarna",
     ])
     .fails(1, "already held");
-    spindel(&[
-        "allow",
-        "--data-dir",
-        s(&agg_dir),
-        &spoof_id,
-        "--name",
-        "ostra",
-    ])
-    .ok();
+    allow(&agg_dir, &spoof_id, "ostra").ok();
     let spoof = NodeProc::start(&spoof_dir, &["--aggregator", &peer]);
     publish(&spoof_dir, "Den falska metoden").unwrap();
     eventually(20, "both methods in Skåne", || {
@@ -292,10 +256,8 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
 #[test]
 fn run_logs_what_an_operator_needs_and_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
+    let (agg_dir, agg_id, [(a_dir, _)]) = init_network(tmp.path(), ["skane"]);
     let (x_dir, _) = init(tmp.path(), "okand", "region");
-    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).ok();
     let agg = NodeProc::start_logging(
         &agg_dir,
         &["--listen", "127.0.0.1:0", "--log-format", "json"],
@@ -367,9 +329,7 @@ fn run_logs_what_an_operator_needs_and_nothing_else() {
 #[test]
 fn metrics_health_and_a_public_status_without_addresses() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
-    spindel(&["allow", "--data-dir", s(&agg_dir), &a_id, "--name", "skane"]).ok();
+    let (agg_dir, agg_id, [(a_dir, a_id)]) = init_network(tmp.path(), ["skane"]);
     let agg = NodeProc::start(
         &agg_dir,
         &[
@@ -462,12 +422,8 @@ fn metrics_health_and_a_public_status_without_addresses() {
 #[test]
 fn one_shot_sync_catches_up_both_ways_and_exits() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
-    let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
-    for (id, name) in [(&a_id, "skane"), (&b_id, "dalarna")] {
-        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).json_or_fail();
-    }
+    let (agg_dir, agg_id, [(a_dir, _), (b_dir, b_id)]) =
+        init_network(tmp.path(), ["skane", "dalarna"]);
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let peer = agg.peer(&agg_id);
     // Dalarna publishes offline, then syncs once: its entries reach the aggregator.
@@ -543,15 +499,6 @@ fn bad_run_arguments_are_refused() {
     assert_eq!(agg.terminate(10), 0);
 }
 
-trait OkOrFail {
-    fn json_or_fail(&self);
-}
-impl OkOrFail for spindel_tests::Run {
-    fn json_or_fail(&self) {
-        assert_eq!(self.code, 0, "{self:?}");
-    }
-}
-
 /// Failure detection (issue 9): after kill -9 and an immediate restart of the aggregator, a
 /// record a region publishes is at the aggregator and in the other region within 5 s (the
 /// restarted aggregator resets the regions' old connections: its stateless-reset key comes from
@@ -564,12 +511,8 @@ fn an_aggregator_restart_is_noticed_at_once() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (a_dir, a_id) = init(tmp.path(), "skane", "region");
-    let (b_dir, b_id) = init(tmp.path(), "dalarna", "region");
-    for (id, name) in [(&a_id, "skane"), (&b_id, "dalarna")] {
-        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).ok();
-    }
+    let (agg_dir, agg_id, [(a_dir, _), (b_dir, _)]) =
+        init_network(tmp.path(), ["skane", "dalarna"]);
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let port = agg.listen.unwrap().port();
     let peer = agg.peer(&agg_id);
@@ -626,7 +569,6 @@ fn eight_regions_kill9_and_catch_up() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
     let names = [
         "skane",
         "ostra-mellansverige",
@@ -637,13 +579,7 @@ fn eight_regions_kill9_and_catch_up() {
         "smaland-oarna",
         "vastra-gotaland",
     ];
-    let regions: Vec<(PathBuf, String)> = names
-        .iter()
-        .map(|n| init(tmp.path(), n, "region"))
-        .collect();
-    for ((_, id), name) in regions.iter().zip(names) {
-        spindel(&["allow", "--data-dir", s(&agg_dir), id, "--name", name]).json_or_fail();
-    }
+    let (agg_dir, agg_id, regions) = init_network(tmp.path(), names);
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let port = agg.listen.unwrap().port();
     let peer = agg.peer(&agg_id);

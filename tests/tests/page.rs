@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 
-use spindel_tests::{NodeProc, http_get, http_request, import_file, s, spindel, spindel_stdin};
+use spindel_tests::{
+    NodeProc, http_get, http_request, import_file, init_region_as, s, spindel, spindel_stdin,
+};
 
 fn publish(dir: &std::path::Path, kind: &str, json: serde_json::Value) -> String {
     spindel_tests::publish(dir, kind, &json.to_string())["record_id"]
@@ -73,18 +75,7 @@ fn refused(http: SocketAddr, path: &str, code: u16, says: &str) {
 fn every_page_and_bad_parameter() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("skane");
-    let id = spindel(&[
-        "init",
-        "--data-dir",
-        s(&dir),
-        "--name",
-        "skane",
-        "--display-name",
-        "Nätverket Social Ekonomi Skåne",
-        "--json",
-    ])
-    .json();
-    let author = id["node_id"].as_str().unwrap().to_string();
+    let author = init_region_as(&dir, "skane", "Nätverket Social Ekonomi Skåne");
     // 24 methods (more than one page of 20), imported in one go.
     let lines: Vec<String> = (0..24)
         .map(|i| {

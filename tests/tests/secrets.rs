@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spindel_tests::{NodeProc, eventually, init, publish_run, s, spindel};
+use spindel_tests::{NodeProc, eventually, init_network, publish_run, s, spindel};
 
 /// Every readable, private mapping of process `pid`: (start, end).
 fn private_regions(pid: u32) -> Vec<(u64, u64)> {
@@ -49,9 +49,7 @@ fn occurrences(pid: u32, needles: &[&[u8]]) -> Vec<usize> {
 #[test]
 fn a_running_node_keeps_no_copy_of_its_key_text_or_pkcs8_form() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id) = init(tmp.path(), "nationell", "aggregator");
-    let (dir, id) = init(tmp.path(), "skane", "region");
-    spindel(&["allow", "--data-dir", s(&agg_dir), &id, "--name", "skane"]).ok();
+    let (agg_dir, agg_id, [(dir, id)]) = init_network(tmp.path(), ["skane"]);
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let region = NodeProc::start(&dir, &["--aggregator", &agg.peer(&agg_id)]);
     let json = r#"{"title":"Nyckelprov","summary":"Ett prov"}"#;
