@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::link::PeerStatus;
 use crate::link::{Backoff, LinkError};
 use crate::session::{SessionMode, session_with_aggregator};
-use crate::shared::{PeerStatus, Shared};
+use crate::shared::Shared;
 use crate::transport::{PeerAddr, Transport};
 
 /// Keeps the live link to the aggregator `peer` until the node shuts down.

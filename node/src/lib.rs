@@ -5,6 +5,7 @@
 //! - [`store`]: sled trees, atomic apply of verified entries, purge, indexes.
 //! - [`payloads`]: record contents in pack files that can erase a purged payload for good.
 //! - [`search`]: the tantivy full-text index (Swedish and English stemming), derived data.
+//! - [`regions`]: authors with their counts, and the one rule that finds a region.
 //! - [`query`], [`bank`]: filters, facets, cursors, the record JSON shape; the national
 //!   overview, a region's page, SROI.
 //! - [`local`]: the data directory (config, key file 0600, store) and one write each: init,
@@ -38,6 +39,7 @@ pub mod params;
 pub mod payloads;
 pub mod query;
 pub mod read;
+pub mod regions;
 pub mod runtime;
 pub mod search;
 pub mod session;

@@ -105,6 +105,21 @@ impl Backoff {
     }
 }
 
+/// A peer as `status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PeerStatus {
+    pub node_id: String,
+    pub address: String,
+    pub role: String,
+    pub connected: bool,
+    /// Entries this node holds that the peer does not (yet), for the authors sent to it.
+    pub lag: u64,
+    pub last_error: Option<String>,
+    /// Dialed peers: the wait before the next attempt after the last failure (0 while
+    /// connected); long after a refusal only an operator can lift (see `link::Backoff`).
+    pub retry_in_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

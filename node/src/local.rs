@@ -795,7 +795,7 @@ impl LocalNode {
     pub fn status(&self) -> Result<Status, NodeError> {
         let heads = self.store.heads()?;
         let mut authors = Vec::new();
-        for a in crate::read::authors(&self.store)? {
+        for a in crate::regions::authors(&self.store)? {
             authors.push(AuthorStatus {
                 node_id: a.id.to_hex(),
                 name: a.meta.label().map(str::to_string),

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::link::PeerStatus;
 use crate::local::LocalNode;
-use crate::shared::PeerStatus;
 
 /// Counters of a running node.
 #[derive(Debug, Default)]

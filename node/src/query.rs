@@ -98,7 +98,7 @@ fn region_authors(authors: &HashMap<NodeId, AuthorMeta>, q: &Query) -> Option<Ha
     q.region.as_deref().map(|wanted| {
         authors
             .iter()
-            .filter(|(id, m)| crate::read::region_matches(id, m, wanted))
+            .filter(|(id, m)| crate::regions::region_matches(id, m, wanted))
             .map(|(id, _)| *id)
             .collect()
     })

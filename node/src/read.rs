@@ -1,7 +1,6 @@
-//! The read model's shared answers: every author with its head and visible records counted
-//! once ([`authors`]), and the one rule that finds a region by what a person types
-//! ([`region_matches`], [`find_region`]). Status, the API's region list, the pages and queries
-//! ask here instead of counting or matching on their own.
+//! The read model: `LocalNode`'s read methods, every question the pages, the API, the sync and
+//! the CLI ask of a node. The authors' numbers and the rule that finds a region are computed
+//! once, in [`crate::regions`].
 
 use spindel_protocol::NodeId;
 
@@ -9,58 +8,8 @@ use std::collections::BTreeMap;
 
 use spindel_protocol::entry::{Entry, Head, RecordId};
 
-use crate::store::{AuthorMeta, ForkProof, Incoming, RecordMeta, Store, StoreError};
-
-/// An author as every list shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuthorRow {
-    pub id: NodeId,
-    pub meta: AuthorMeta,
-    /// Its last entry's seq here (0: none yet).
-    pub head: u64,
-    /// Its visible records: current versions, not deleted.
-    pub records: u64,
-}
-
-impl AuthorRow {
-    /// A region in the knowledge bank: an author with a profile.
-    pub fn is_region(&self) -> bool {
-        self.meta.profile.is_some()
-    }
-}
-
-/// Every author this node knows, in key order.
-pub fn authors(store: &Store) -> Result<Vec<AuthorRow>, StoreError> {
-    let heads = store.heads()?;
-    store
-        .authors()?
-        .into_iter()
-        .map(|(id, meta)| {
-            Ok(AuthorRow {
-                head: heads.get(&id).map_or(0, |h| h.seq),
-                records: store.visible_count_of(&id)?,
-                id,
-                meta,
-            })
-        })
-        .collect()
-}
-
-/// Whether `key` (trimmed) names the region `id`: its name in the network, or its key in hex.
-/// Display names never find a region (anyone can copy one).
-pub fn region_matches(id: &NodeId, meta: &AuthorMeta, key: &str) -> bool {
-    let key = key.trim();
-    meta.name_or_key(id) == key || id.to_hex() == key
-}
-
-/// The region `key` names, if this node knows it (see [`region_matches`]).
-pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
-    Ok(store
-        .authors()?
-        .into_iter()
-        .find(|(id, m)| region_matches(id, m, key))
-        .map(|(id, _)| id))
-}
+use crate::regions::{AuthorRow, authors, find_region};
+use crate::store::{AuthorMeta, ForkProof, Incoming, RecordMeta, StoreError};
 
 /// The read model as the pages and the API ask it: every answer they need, so they never see
 /// the store.

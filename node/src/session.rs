@@ -20,9 +20,10 @@ use spindel_protocol::sync::{
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
+use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError, Role};
 use crate::query::Query;
-use crate::shared::{PeerStatus, Shared};
+use crate::shared::Shared;
 use crate::store::Incoming;
 use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};
 use crate::writer::{AppliedBatch, Received};

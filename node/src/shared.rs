@@ -5,32 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use spindel_protocol::NodeId;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::gate::Gate;
+pub use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError};
 use crate::writer::Writer;
 
 /// Incoming connections one key may hold at once (a region needs one per aggregator link,
 /// plus a query or two).
 pub const PEER_CONNECTIONS_MAX: usize = 4;
-
-/// A peer as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PeerStatus {
-    pub node_id: String,
-    pub address: String,
-    pub role: String,
-    pub connected: bool,
-    /// Entries this node holds that the peer does not (yet), for the authors sent to it.
-    pub lag: u64,
-    pub last_error: Option<String>,
-    /// Dialed peers: the wait before the next attempt after the last failure (0 while
-    /// connected); long after a refusal only an operator can lift (see `link::Backoff`).
-    pub retry_in_ms: u64,
-}
 
 /// One live incoming connection of a peer, counted in [`Shared::peer_connection`].
 #[derive(Debug)]

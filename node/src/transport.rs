@@ -79,16 +79,24 @@ impl Default for Limits {
     }
 }
 
+/// A limit outside the range the node works in (`run`'s settings file), by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{field} must be between {lo} and {hi}, got {got}")]
+pub struct LimitError {
+    pub field: &'static str,
+    pub lo: u64,
+    pub hi: u64,
+    pub got: u64,
+}
+
 impl Limits {
     /// Every limit within the range the node works in; the error names the field.
-    pub fn check(&self) -> Result<(), String> {
-        let within = |name: &str, v: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&v) {
+    pub fn check(&self) -> Result<(), LimitError> {
+        let within = |field: &'static str, got: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&got) {
                 Ok(())
             } else {
-                Err(format!(
-                    "limits.{name} must be between {lo} and {hi}, got {v}"
-                ))
+                Err(LimitError { field, lo, hi, got })
             }
         };
         within(

@@ -194,6 +194,7 @@ fn the_store_is_private_to_the_node() {
         "lib.rs",
         "local.rs",
         "read.rs",
+        "regions.rs",
         "writer.rs",
         "backup.rs",
         "store.rs",

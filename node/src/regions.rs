@@ -1,0 +1,59 @@
+//! Authors and regions as every list shows them: every author with its head and visible
+//! records counted once ([`authors`]), and the one rule that finds a region by what a person
+//! types ([`region_matches`], [`find_region`]). Status, the API's region list, the pages and
+//! queries ask here instead of counting or matching on their own.
+
+use spindel_protocol::NodeId;
+
+use crate::store::{AuthorMeta, Store, StoreError};
+
+/// An author as every list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorRow {
+    pub id: NodeId,
+    pub meta: AuthorMeta,
+    /// Its last entry's seq here (0: none yet).
+    pub head: u64,
+    /// Its visible records: current versions, not deleted.
+    pub records: u64,
+}
+
+impl AuthorRow {
+    /// A region in the knowledge bank: an author with a profile.
+    pub fn is_region(&self) -> bool {
+        self.meta.profile.is_some()
+    }
+}
+
+/// Every author this node knows, in key order.
+pub fn authors(store: &Store) -> Result<Vec<AuthorRow>, StoreError> {
+    let heads = store.heads()?;
+    store
+        .authors()?
+        .into_iter()
+        .map(|(id, meta)| {
+            Ok(AuthorRow {
+                head: heads.get(&id).map_or(0, |h| h.seq),
+                records: store.visible_count_of(&id)?,
+                id,
+                meta,
+            })
+        })
+        .collect()
+}
+
+/// Whether `key` (trimmed) names the region `id`: its name in the network, or its key in hex.
+/// Display names never find a region (anyone can copy one).
+pub fn region_matches(id: &NodeId, meta: &AuthorMeta, key: &str) -> bool {
+    let key = key.trim();
+    meta.name_or_key(id) == key || id.to_hex() == key
+}
+
+/// The region `key` names, if this node knows it (see [`region_matches`]).
+pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
+    Ok(store
+        .authors()?
+        .into_iter()
+        .find(|(id, m)| region_matches(id, m, key))
+        .map(|(id, _)| id))
+}
