@@ -6,6 +6,7 @@
 
 mod demo;
 mod output;
+mod users;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -173,7 +174,12 @@ enum Command {
         /// peers' addresses and errors) on this address; keep it internal.
         #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         metrics: Option<SocketAddr>,
-        /// Settings file (default: DIR/spindel.toml if it exists): listen, http, metrics,
+        /// Serve the editor ("Redaktionen": staff log in and publish from a browser) on this
+        /// address; keep it on loopback and reach it through an SSH tunnel or a reverse proxy
+        /// with TLS. Off unless given. Accounts: `spindel user add`.
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+        admin: Option<SocketAddr>,
+        /// Settings file (default: DIR/spindel.toml if it exists): listen, http, metrics, admin,
         /// aggregators, log_level, log_format. Flags override it. A file given here must exist.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -238,6 +244,11 @@ enum Command {
         dir: DataDir,
         #[command(flatten)]
         out: JsonFlag,
+    },
+    /// Staff accounts of the editor (`run --admin`): add, list, remove, reset-password, audit.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
     },
     /// Identity, heads of every known author, counts, refusals and forks.
     Status {
@@ -480,6 +491,7 @@ struct RunFile {
     listen: Option<String>,
     http: Option<String>,
     metrics: Option<String>,
+    admin: Option<String>,
     #[serde(default)]
     aggregators: Vec<String>,
     log_level: Option<String>,
@@ -497,6 +509,7 @@ struct Settings {
     listen: Option<SocketAddr>,
     http: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
     aggregators: Vec<PeerAddr>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
@@ -546,6 +559,7 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<Settings> {
         listen: addr("listen", file.listen)?,
         http: addr("http", file.http)?,
         metrics: addr("metrics", file.metrics)?,
+        admin: addr("admin", file.admin)?,
         aggregators,
         log_level: file.log_level,
         log_format: file.log_format,
@@ -765,6 +779,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             aggregators,
             http,
             metrics,
+            admin,
             config: _,
             log: _,
         } => {
@@ -773,6 +788,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let listen = listen.or(file.listen);
             let http = http.or(file.http);
             let metrics = metrics.or(file.metrics);
+            let admin = admin.or(file.admin);
             let aggregators = if aggregators.is_empty() {
                 file.aggregators
             } else {
@@ -781,8 +797,15 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             if let Some(path) = &file.path {
                 tracing::info!(file = %path.display(), "settings read");
             }
-            run_node(&dir, listen, aggregators, http, metrics, file.limits)
+            run_node(
+                &dir,
+                listen,
+                aggregators,
+                [http, metrics, admin],
+                file.limits,
+            )
         }
+        Command::User { command } => users::run(command),
         Command::Allow {
             dir,
             node_id,
@@ -860,8 +883,7 @@ fn run_node(
     dir: &DataDir,
     listen: Option<SocketAddr>,
     aggregators: Vec<PeerAddr>,
-    http: Option<SocketAddr>,
-    metrics: Option<SocketAddr>,
+    [http, metrics, admin]: [Option<SocketAddr>; 3],
     limits: Limits,
 ) -> Result<()> {
     let node = open(dir)?;
@@ -869,6 +891,11 @@ fn run_node(
     let role = node.config().role;
     if role == Role::Aggregator && listen.is_none() {
         bail!("an aggregator needs --listen HOST:PORT so regions can reach it");
+    }
+    if role == Role::Aggregator && admin.is_some() {
+        bail!(
+            "an aggregator has no editor: a region's records are edited on the region's own node (drop --admin)"
+        );
     }
     if role == Role::Aggregator && !aggregators.is_empty() {
         bail!("an aggregator does not dial other aggregators; --aggregator is for regions");
@@ -914,6 +941,15 @@ fn run_node(
             }
             None => None,
         };
+        let admin_task = match admin {
+            Some(addr) => {
+                let (bound, task) =
+                    spindel_node::editor::serve(running.shared.clone(), addr).await?;
+                eprintln!("editor on {bound}");
+                Some(task)
+            }
+            None => None,
+        };
         eprintln!(
             "node {} running; stop with Ctrl-C",
             running.shared.node.node_id()
@@ -923,7 +959,7 @@ fn run_node(
         control.abort();
         let shared = running.shared.clone();
         running.shutdown().await;
-        for task in [http_task, metrics_task].into_iter().flatten() {
+        for task in [http_task, metrics_task, admin_task].into_iter().flatten() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
         control::remove_socket(shared.node.dir());

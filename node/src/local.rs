@@ -302,7 +302,7 @@ fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_,
     if !line.contains("\"record_id\"") {
         return Ok((None, std::borrow::Cow::Borrowed(line)));
     }
-    let bad = |m: String| NodeError::Schema(SchemaError(m));
+    let bad = |m: String| NodeError::Schema(SchemaError::new(m));
     let mut value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Some(obj) = value.as_object_mut() else {
@@ -866,7 +866,7 @@ impl LocalNode {
         if let Record::Researcher(r) = &record
             && matches!(r.consent, Some(Consent::Bare(_)))
         {
-            return Err(NodeError::Schema(SchemaError(format!(
+            return Err(NodeError::Schema(SchemaError::new(format!(
                 "researcher record needs consent as an object {CONSENT_FORM}; the bare \
                  consent: true is read in old records only"
             ))));

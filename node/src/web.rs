@@ -38,7 +38,7 @@ const REGION_RECORDS: usize = 10;
 /// Parameters the search page understands.
 const SEARCH_PARAMS: &[&str] = &["q", "kind", "region", "tag", "cursor"];
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    base-uri 'none'; frame-ancestors 'none'";
 const STYLE: &str = include_str!("../templates/spindel.css");
 
@@ -58,6 +58,22 @@ fn templates() -> &'static Environment<'static> {
             (
                 "integritet.html",
                 include_str!("../templates/integritet.html"),
+            ),
+            (
+                "editor_base.html",
+                include_str!("../templates/editor_base.html"),
+            ),
+            (
+                "editor_login.html",
+                include_str!("../templates/editor_login.html"),
+            ),
+            (
+                "editor_start.html",
+                include_str!("../templates/editor_start.html"),
+            ),
+            (
+                "editor_error.html",
+                include_str!("../templates/editor_error.html"),
             ),
         ] {
             // The templates are part of the binary and tested; a syntax error is a build bug.
@@ -83,6 +99,11 @@ fn templates() -> &'static Environment<'static> {
         env.add_filter("tel", tel);
         env
     })
+}
+
+/// Renders one of the templates (the page's and the editor's share filters and style).
+pub(crate) fn render_template(template: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    templates().get_template(template)?.render(ctx)
 }
 
 /// A kind's Swedish words: heading singular and plural, then in running text singular and plural.
@@ -687,7 +708,7 @@ async fn privacy(State(shared): State<Arc<Shared>>) -> Response {
     page(&shared, r)
 }
 
-async fn style() -> Response {
+pub async fn style() -> Response {
     let mut r = STYLE.into_response();
     let h = r.headers_mut();
     h.insert(

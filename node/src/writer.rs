@@ -216,6 +216,8 @@ impl Job {
 #[derive(Debug, Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// True once the writer let go of the node.
+    stopped: watch::Receiver<bool>,
     node: Arc<LocalNode>,
     gate: Arc<Gate>,
     events: Arc<Events>,
@@ -225,6 +227,7 @@ impl Writer {
     /// Starts the writer of `node` on a thread of its own. Own-log writes wait at `gate`.
     pub fn start(node: Arc<LocalNode>, gate: Arc<Gate>) -> Result<Writer, NodeError> {
         let (jobs, rx) = mpsc::channel(WRITER_QUEUE);
+        let (stopped_tx, stopped) = watch::channel(false);
         let events = Arc::new(Events::default());
         let actor = Actor {
             node: node.clone(),
@@ -235,10 +238,14 @@ impl Writer {
         };
         std::thread::Builder::new()
             .name("spindel-writer".into())
-            .spawn(move || actor.run(rx))
+            .spawn(move || {
+                actor.run(rx);
+                stopped_tx.send_replace(true);
+            })
             .map_err(|e| NodeError::Task(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             jobs,
+            stopped,
             node,
             gate,
             events,
@@ -255,7 +262,17 @@ impl Writer {
             .send(job(reply))
             .await
             .map_err(|_| NodeError::Stopped)?;
-        answer.await.map_err(|_| NodeError::Stopped)?
+        // A reply dropped unanswered: the job was queued behind a stop, or it panicked (the
+        // writer logged it and goes on).
+        answer.await.map_err(|_| {
+            if *self.stopped.borrow() {
+                NodeError::Stopped
+            } else {
+                NodeError::Task(
+                    "the write failed inside the writer; the node's log says why".into(),
+                )
+            }
+        })?
     }
 
     /// Publishes a record (see [`LocalNode::publish`]) once the own log may be written.
@@ -326,10 +343,11 @@ impl Writer {
     /// it is cancelled) and stops; later jobs fail with [`NodeError::Stopped`]. Returns once
     /// the writer let go of the node.
     pub async fn stop(&self) {
-        let (done, stopped) = oneshot::channel();
-        if self.jobs.send(Job::Stop { done }).await.is_ok() {
-            let _ = stopped.await;
-        }
+        let (done, _) = oneshot::channel();
+        // A second stop, or one after the queue closed, waits all the same.
+        let _ = self.jobs.send(Job::Stop { done }).await;
+        let mut stopped = self.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
     }
 }
 
@@ -346,15 +364,20 @@ struct Actor {
 }
 
 impl Actor {
+    /// Runs jobs until a stop (or until every handle is gone); the node is let go on return.
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.blocking_recv() {
-            if let Some(done) = self.step(job) {
-                rx.close();
-                // What was queued behind the stop is told the writer stopped (replies dropped).
-                while rx.try_recv().is_ok() {}
-                drop(self);
-                let _ = done.send(());
-                return;
+            // A job that panics (a bug, a panic inside sled) loses its reply, not the writer.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(job)));
+            match step {
+                Ok(Some(_done)) => {
+                    rx.close();
+                    // What was queued behind the stop is told the writer stopped.
+                    while rx.try_recv().is_ok() {}
+                    return;
+                }
+                Ok(None) => {}
+                Err(_) => tracing::error!("a write panicked; the writer goes on"),
             }
         }
     }
@@ -362,10 +385,16 @@ impl Actor {
     /// Runs one job, or queues it behind a running import; `Some` when it was the stop.
     fn step(&mut self, job: Job) -> Option<oneshot::Sender<()>> {
         if job.needs_own_log() && self.import.is_some() {
-            if let Job::Stop { .. } = job
-                && let Some(cancel) = &self.import
-            {
-                cancel.store(true, Ordering::Release);
+            if let Job::Stop { .. } = job {
+                // Stopping cancels every import before its commit point: the running one and
+                // those queued behind it.
+                let queued = self.waiting.iter().filter_map(|j| match j {
+                    Job::Import { job, .. } => Some(&job.cancel),
+                    _ => None,
+                });
+                for cancel in self.import.iter().chain(queued) {
+                    cancel.store(true, Ordering::Release);
+                }
             }
             self.waiting.push_back(job);
             return None;
@@ -471,17 +500,26 @@ impl Actor {
         let worker = std::thread::Builder::new()
             .name("spindel-import".into())
             .spawn(move || {
-                let result = node.import_cancellable(
-                    job.kind,
-                    crate::local::ImportSource::File {
-                        path: &job.path,
-                        name: &job.name,
-                    },
-                    &mut rand_core::OsRng,
-                    now_ms(),
-                    &|_, _| {},
-                    &job.cancel,
-                );
+                // The actor must hear back whatever happens, or the own log stays reserved.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    node.import_cancellable(
+                        job.kind,
+                        crate::local::ImportSource::File {
+                            path: &job.path,
+                            name: &job.name,
+                        },
+                        &mut rand_core::OsRng,
+                        now_ms(),
+                        &|_, _| {},
+                        &job.cancel,
+                    )
+                }))
+                .unwrap_or_else(|_| {
+                    tracing::error!("an import panicked");
+                    Err(NodeError::Task(
+                        "the import failed; the node's log says why".into(),
+                    ))
+                });
                 drop(node);
                 // The actor is told even while its handles are gone: it holds the queue open
                 // until it stops, and a stop waits for this.

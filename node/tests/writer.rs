@@ -208,3 +208,48 @@ async fn a_stopped_writer_writes_nothing_and_lets_go() {
     // The writer thread held one reference; only this test's is left.
     assert_eq!(Arc::strong_count(&node), 1);
 }
+
+/// Stopping cancels every import before its commit point, the running one and those queued
+/// behind it: a queued import never starts after a stop was asked.
+#[tokio::test]
+async fn a_stop_cancels_queued_imports_too() {
+    let (tmp, node, writer) = started();
+    let staging = tmp
+        .path()
+        .join("skane")
+        .join(spindel_node::local::IMPORT_STAGING);
+    let running = {
+        let writer = writer.clone();
+        let path = import_file(tmp.path(), 3000);
+        tokio::spawn(async move { writer.import(import_job(path)).await })
+    };
+    tokio::time::timeout(WITHIN, async {
+        while !staging.exists() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the import never began staging");
+    let queued = {
+        let writer = writer.clone();
+        let path = tmp.path().join("second.jsonl");
+        std::fs::copy(import_file(tmp.path(), 10), &path).unwrap();
+        tokio::spawn(async move { writer.import(import_job(path)).await })
+    };
+    writer.stop().await;
+    let first = running.await.unwrap();
+    let second = queued.await.unwrap();
+    let head = node.own_head().unwrap().unwrap().seq;
+    match first {
+        // Past its commit point before the stop came: it was finished.
+        Ok(done) => assert_eq!(head, done.last_seq),
+        Err(e) => {
+            assert!(matches!(e, NodeError::Cancelled), "{e}");
+            assert_eq!(head, 1, "only the profile");
+        }
+    }
+    assert!(second.is_err(), "an import queued behind the stop ran");
+    assert!(head <= 1 + 3000, "the queued import ran: head {head}");
+    // A second stop returns too.
+    writer.stop().await;
+}

@@ -70,10 +70,68 @@ impl FromStr for Kind {
     }
 }
 
-/// A record that breaks its kind's schema. The message is one line.
+/// A record that breaks its kind's schema: a one-line message (English, as the CLI and the API
+/// say it), and for a form, the field it is about and what is wrong, so an interface can say it
+/// beside the field in its own language. The rules are these, in one place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SchemaError(pub String);
+#[error("{message}")]
+pub struct SchemaError {
+    pub message: String,
+    /// The field as named in the record's JSON: `title`, `links[2]`, `consent.date`,
+    /// `sroi.ratio`; `None` for the record as a whole (not JSON, an unknown field).
+    pub field: Option<String>,
+    pub problem: Problem,
+}
+
+/// What is wrong with a field (see [`SchemaError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A required text is empty.
+    Required,
+    /// A text's length in characters is outside `min..=max`.
+    Length { min: usize, max: usize, got: usize },
+    /// A text holds control characters.
+    Control,
+    /// A list has too few or too many entries.
+    Count { min: usize, max: usize, got: usize },
+    /// Not an absolute http or https URL.
+    Url,
+    /// Not an e-mail address.
+    Email,
+    /// Not a phone number.
+    Phone,
+    /// Not a date `YYYY-MM-DD` in range.
+    Date,
+    /// Not a number greater than 0.
+    Positive,
+    /// A year outside `min..=max`.
+    Year { min: i64, max: i64, got: i64 },
+    /// A researcher record without consent given.
+    Consent,
+    /// A region name that breaks the naming rule.
+    RegionName,
+    /// Anything else: the message says it.
+    Other,
+}
+
+impl SchemaError {
+    /// An error about the record as a whole.
+    pub fn new(message: impl Into<String>) -> SchemaError {
+        SchemaError {
+            message: message.into(),
+            field: None,
+            problem: Problem::Other,
+        }
+    }
+
+    fn at(field: &str, problem: Problem, message: String) -> SchemaError {
+        SchemaError {
+            message,
+            field: Some(field.to_string()),
+            problem,
+        }
+    }
+}
 
 /// Limits of contract.md section 2, named.
 pub mod limits {
@@ -418,8 +476,9 @@ impl Record {
             Record::Profile(r) => {
                 c.text("display_name", &r.display_name, 1, NAME_CHARS_MAX)?;
                 if let Some(name) = &r.name {
-                    validate_region_name(name)
-                        .map_err(|e| SchemaError(format!("profile name: {e}")))?;
+                    validate_region_name(name).map_err(|e| {
+                        SchemaError::at("name", Problem::RegionName, format!("profile name: {e}"))
+                    })?;
                 }
                 c.opt_text("description", &r.description, PROFILE_DESCRIPTION_CHARS_MAX)?;
                 c.list("members", &r.members, 0, MEMBERS_MAX, NAME_CHARS_MAX)?;
@@ -441,17 +500,26 @@ impl Record {
                 c.opt_text("contact", &r.contact, CONTACT_CHARS_MAX)?;
                 if let Some(sroi) = &r.sroi {
                     if !(sroi.ratio.is_finite() && sroi.ratio > 0.0) {
-                        return Err(c.fail(format!(
-                            "sroi.ratio must be a number > 0, got {}",
-                            sroi.ratio
-                        )));
+                        return Err(c.fail(
+                            "sroi.ratio",
+                            Problem::Positive,
+                            format!("sroi.ratio must be a number > 0, got {}", sroi.ratio),
+                        ));
                     }
                     if let Some(year) = sroi.year
                         && !(SROI_YEAR_MIN..=SROI_YEAR_MAX).contains(&year)
                     {
-                        return Err(c.fail(format!(
-                            "sroi.year must be between {SROI_YEAR_MIN} and {SROI_YEAR_MAX}, got {year}"
-                        )));
+                        return Err(c.fail(
+                            "sroi.year",
+                            Problem::Year {
+                                min: SROI_YEAR_MIN,
+                                max: SROI_YEAR_MAX,
+                                got: year,
+                            },
+                            format!(
+                                "sroi.year must be between {SROI_YEAR_MIN} and {SROI_YEAR_MAX}, got {year}"
+                            ),
+                        ));
                     }
                     c.opt_url("sroi.report_url", &sroi.report_url)?;
                 }
@@ -468,15 +536,25 @@ impl Record {
                     Some(Consent::Bare(true)) => {}
                     Some(Consent::Given(consent)) if consent.given => {
                         if !is_date(&consent.date) {
-                            return Err(c.fail(format!(
-                                "consent.date must be a date YYYY-MM-DD ({CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), got {:?}",
-                                consent.date.chars().take(40).collect::<String>()
-                            )));
+                            return Err(c.fail(
+                                "consent.date",
+                                Problem::Date,
+                                format!(
+                                    "consent.date must be a date YYYY-MM-DD ({CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), got {:?}",
+                                    consent.date.chars().take(40).collect::<String>()
+                                ),
+                            ));
                         }
                         c.opt_text("consent.method", &consent.method, CONSENT_METHOD_CHARS_MAX)?;
                         c.opt_text("consent.scope", &consent.scope, CONSENT_SCOPE_CHARS_MAX)?;
                     }
-                    _ => return Err(SchemaError(NEEDS_CONSENT.to_string())),
+                    _ => {
+                        return Err(SchemaError::at(
+                            "consent",
+                            Problem::Consent,
+                            NEEDS_CONSENT.to_string(),
+                        ));
+                    }
                 }
                 c.text("name", &r.name, 1, NAME_CHARS_MAX)?;
                 c.text("affiliation", &r.affiliation, 1, NAME_CHARS_MAX)?;
@@ -484,14 +562,22 @@ impl Record {
                 if let Some(email) = &r.email
                     && !is_email(email)
                 {
-                    return Err(c.fail(format!("email is not a valid address: {email:?}")));
+                    return Err(c.fail(
+                        "email",
+                        Problem::Email,
+                        format!("email is not a valid address: {email:?}"),
+                    ));
                 }
                 if let Some(phone) = &r.phone
                     && !is_phone(phone)
                 {
-                    return Err(c.fail(format!(
-                        "phone must be 5-20 digits with spaces, - and ( ) and one leading + at most, got {phone:?}"
-                    )));
+                    return Err(c.fail(
+                        "phone",
+                        Problem::Phone,
+                        format!(
+                            "phone must be 5-20 digits with spaces, - and ( ) and one leading + at most, got {phone:?}"
+                        ),
+                    ));
                 }
             }
         }
@@ -504,9 +590,9 @@ fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> 
         let msg = e.to_string();
         // serde_json reports a missing consent like any missing field; say what matters.
         if kind == Kind::Researcher && msg.contains("missing field `consent`") {
-            return SchemaError(NEEDS_CONSENT.to_string());
+            return SchemaError::at("consent", Problem::Consent, NEEDS_CONSENT.to_string());
         }
-        SchemaError(format!("invalid {kind} record: {msg}"))
+        SchemaError::new(format!("invalid {kind} record: {msg}"))
     })
 }
 
@@ -515,24 +601,36 @@ struct Check {
 }
 
 impl Check {
-    fn fail(&self, msg: String) -> SchemaError {
-        SchemaError(format!("{} record: {msg}", self.kind))
+    fn fail(&self, field: &str, problem: Problem, msg: String) -> SchemaError {
+        SchemaError::at(field, problem, format!("{} record: {msg}", self.kind))
     }
 
     fn text(&self, field: &str, value: &str, min: usize, max: usize) -> Result<(), SchemaError> {
         let n = value.chars().count();
         if n < min || n > max {
-            return Err(self.fail(if min > 0 && n == 0 {
-                format!("{field} is required and must not be empty")
+            return Err(if min > 0 && n == 0 {
+                self.fail(
+                    field,
+                    Problem::Required,
+                    format!("{field} is required and must not be empty"),
+                )
             } else {
-                format!("{field} must be {min}-{max} characters, got {n}")
-            }));
+                self.fail(
+                    field,
+                    Problem::Length { min, max, got: n },
+                    format!("{field} must be {min}-{max} characters, got {n}"),
+                )
+            });
         }
         if value
             .chars()
             .any(|ch| ch.is_control() && ch != '\n' && ch != '\t' && ch != '\r')
         {
-            return Err(self.fail(format!("{field} contains control characters")));
+            return Err(self.fail(
+                field,
+                Problem::Control,
+                format!("{field} contains control characters"),
+            ));
         }
         Ok(())
     }
@@ -553,10 +651,18 @@ impl Check {
         max_chars: usize,
     ) -> Result<(), SchemaError> {
         if items.len() < min_items || items.len() > max_items {
-            return Err(self.fail(format!(
-                "{field} must have {min_items}-{max_items} entries, got {}",
-                items.len()
-            )));
+            return Err(self.fail(
+                field,
+                Problem::Count {
+                    min: min_items,
+                    max: max_items,
+                    got: items.len(),
+                },
+                format!(
+                    "{field} must have {min_items}-{max_items} entries, got {}",
+                    items.len()
+                ),
+            ));
         }
         for (i, item) in items.iter().enumerate() {
             self.text(&format!("{field}[{i}]"), item, 1, max_chars)?;
@@ -566,10 +672,18 @@ impl Check {
 
     fn urls(&self, field: &str, urls: &[String]) -> Result<(), SchemaError> {
         if urls.len() > LINKS_MAX {
-            return Err(self.fail(format!(
-                "{field} must have at most {LINKS_MAX} entries, got {}",
-                urls.len()
-            )));
+            return Err(self.fail(
+                field,
+                Problem::Count {
+                    min: 0,
+                    max: LINKS_MAX,
+                    got: urls.len(),
+                },
+                format!(
+                    "{field} must have at most {LINKS_MAX} entries, got {}",
+                    urls.len()
+                ),
+            ));
         }
         for (i, url) in urls.iter().enumerate() {
             self.url(&format!("{field}[{i}]"), url)?;
@@ -588,10 +702,14 @@ impl Check {
         if is_http_url(url) {
             Ok(())
         } else {
-            Err(self.fail(format!(
-                "{field} must be an http or https URL, got {:?}",
-                url.chars().take(80).collect::<String>()
-            )))
+            Err(self.fail(
+                field,
+                Problem::Url,
+                format!(
+                    "{field} must be an http or https URL, got {:?}",
+                    url.chars().take(80).collect::<String>()
+                ),
+            ))
         }
     }
 }
@@ -695,7 +813,7 @@ mod tests {
     use super::*;
 
     fn err(kind: Kind, json: &str) -> String {
-        Record::from_json(kind, json).unwrap_err().0
+        Record::from_json(kind, json).unwrap_err().message
     }
 
     const SAMPLES: [(Kind, &str); 4] = [

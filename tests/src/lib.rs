@@ -287,23 +287,58 @@ pub fn http_request(
     path: &str,
     json: Option<&str>,
 ) -> (u16, String, String) {
+    let body = json.map(|j| ("application/json", j));
+    http_exchange(addr, method, path, &[], body)
+}
+
+/// An HTML form POST (`application/x-www-form-urlencoded` of `fields`) with `headers`
+/// (a `Cookie`, say): (status, lower-cased head, body).
+pub fn http_form(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let body = serde_urlencoded::to_string(fields).expect("form");
+    http_exchange(
+        addr,
+        "POST",
+        path,
+        headers,
+        Some(("application/x-www-form-urlencoded", &body)),
+    )
+}
+
+/// One HTTP/1.1 request with extra `headers` and an optional (content type, body).
+pub fn http_exchange(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(addr).expect("connect http");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
-    let body = json.unwrap_or("");
-    let content = if json.is_some() {
-        format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        )
-    } else {
-        String::new()
+    let mut extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let body = match body {
+        Some((content_type, text)) => {
+            extra.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                text.len()
+            ));
+            text
+        }
+        None => "",
     };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{content}\r\n{body}"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n{body}"
     )
     .expect("write");
     // Read the head, then the body by Content-Length, by chunks, or to the end: some servers
@@ -376,6 +411,8 @@ pub struct NodeProc {
     pub http: Option<std::net::SocketAddr>,
     /// The operator's address (`--metrics`), if it serves one.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The editor's address (`--admin`), if it serves one.
+    pub admin: Option<std::net::SocketAddr>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -408,6 +445,7 @@ impl NodeProc {
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let (mtx, mrx) = std::sync::mpsc::channel();
+        let (atx, arx) = std::sync::mpsc::channel();
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
@@ -418,6 +456,8 @@ impl NodeProc {
                     let _ = tx.send(Some((true, addr.trim().parse().expect("http address"))));
                 } else if let Some(addr) = line.strip_prefix("metrics on ") {
                     let _ = mtx.send(addr.trim().parse().expect("metrics address"));
+                } else if let Some(addr) = line.strip_prefix("editor on ") {
+                    let _ = atx.send(addr.trim().parse().expect("editor address"));
                 } else if line.contains(" running; stop with Ctrl-C") {
                     let _ = tx.send(None);
                 }
@@ -440,6 +480,7 @@ impl NodeProc {
             listen,
             http,
             metrics: mrx.try_recv().ok(),
+            admin: arx.try_recv().ok(),
             stderr: log,
         }
     }

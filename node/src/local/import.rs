@@ -385,10 +385,9 @@ impl LocalNode {
                 return Err(NodeError::ImportTooLarge);
             }
             let checked = if line.trim_start().starts_with('[') {
-                Err(NodeError::Schema(SchemaError(
+                Err(NodeError::Schema(SchemaError::new(
                     "a JSON array; import takes JSON Lines, one record object per line \
-                     (`jq -c '.[]' FILE` turns an array into lines)"
-                        .into(),
+                     (`jq -c '.[]' FILE` turns an array into lines)",
                 )))
             } else {
                 // A line may name an own record to publish a new version of it, so running
@@ -397,7 +396,7 @@ impl LocalNode {
                     if let Some(rid) = given
                         && let Some(first) = named.insert(rid, number)
                     {
-                        return Err(NodeError::Schema(SchemaError(format!(
+                        return Err(NodeError::Schema(SchemaError::new(format!(
                             "record_id {rid} is also on line {first}"
                         ))));
                     }

@@ -1,0 +1,642 @@
+//! Redaktionen: the region's editor, on its own listener (`spindel run --admin HOST:PORT`,
+//! loopback by default; contract.md "The editor"). The public page and API stay read-only on
+//! theirs; an aggregator has no editor.
+//!
+//! Staff log in with the accounts of [`crate::users`]. A session is a random token in a cookie
+//! (`HttpOnly`, `SameSite=Strict`, `Secure` when the request came over TLS through a reverse
+//! proxy that says so with `X-Forwarded-Proto: https`), kept in memory: it ends when idle for
+//! [`SESSION_IDLE`], after [`SESSION_MAX_AGE`], at logout, when the node restarts, and when
+//! its account is removed. Every `POST` carries a CSRF token: the session's, or before login
+//! one bound to a cookie of the login page; without a valid one it is 403 and writes nothing.
+//! Failed logins are limited per account and per address ([`LOGIN_FAILURES_PER_USER`],
+//! [`LOGIN_FAILURES_PER_ADDRESS`] within [`LOGIN_WINDOW`]), with a Swedish message saying how
+//! long to wait. Logins, failed logins and logouts go to the local audit trail.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use minijinja::{Value, context};
+use rand_core::RngCore;
+
+use crate::local::Role;
+use crate::query::Query;
+use crate::shared::Shared;
+use crate::users::{AuditEntry, StaffRole, Users, audit};
+
+/// A session unused this long ends.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session ends this long after login, used or not.
+pub const SESSION_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+/// Sessions held at once; the oldest ends when one more starts.
+pub const SESSIONS_MAX: usize = 1000;
+/// Failed logins of one account within [`LOGIN_WINDOW`] before it is locked for the rest of it.
+pub const LOGIN_FAILURES_PER_USER: usize = 5;
+/// Failed logins from one address within [`LOGIN_WINDOW`] (behind a reverse proxy every login
+/// comes from its address, so this is higher than the per-account limit).
+pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+/// The window failed logins are counted in, and the longest lock.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Accounts and addresses whose failures are remembered at once (the oldest are forgotten).
+pub const LOGIN_FAILURE_KEYS_MAX: usize = 10_000;
+/// Largest form body.
+pub const FORM_BYTES_MAX: usize = 256 * 1024;
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "spindel_redaktion";
+/// The login page's CSRF cookie (before there is a session).
+pub const LOGIN_COOKIE: &str = "spindel_inloggning";
+/// Records on the start page.
+const START_RECORDS: usize = 200;
+
+/// A logged-in staff member.
+#[derive(Debug, Clone)]
+struct Session {
+    user: String,
+    role: StaffRole,
+    csrf: String,
+    started: Instant,
+    last_seen: Instant,
+}
+
+/// Failed logins, per account and per address.
+#[derive(Debug, Default)]
+struct Failures {
+    by_user: HashMap<String, Vec<Instant>>,
+    by_address: HashMap<IpAddr, Vec<Instant>>,
+}
+
+impl Failures {
+    /// How long until `user` from `address` may try again, if locked.
+    fn locked(&mut self, user: &str, address: IpAddr, now: Instant) -> Option<Duration> {
+        let wait = |times: Option<&mut Vec<Instant>>, max: usize| {
+            let times = times?;
+            times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
+            (times.len() >= max)
+                .then(|| LOGIN_WINDOW - now.duration_since(times[times.len() - max]))
+        };
+        let u = wait(self.by_user.get_mut(user), LOGIN_FAILURES_PER_USER);
+        let a = wait(
+            self.by_address.get_mut(&address),
+            LOGIN_FAILURES_PER_ADDRESS,
+        );
+        u.into_iter().chain(a).max()
+    }
+
+    fn failed(&mut self, user: &str, address: IpAddr, now: Instant) {
+        for map_len in [self.by_user.len(), self.by_address.len()] {
+            if map_len >= LOGIN_FAILURE_KEYS_MAX {
+                self.by_user.retain(|_, t| {
+                    t.last()
+                        .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
+                });
+                self.by_address.retain(|_, t| {
+                    t.last()
+                        .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
+                });
+            }
+        }
+        if self.by_user.len() < LOGIN_FAILURE_KEYS_MAX {
+            self.by_user.entry(user.to_string()).or_default().push(now);
+        }
+        if self.by_address.len() < LOGIN_FAILURE_KEYS_MAX {
+            self.by_address.entry(address).or_default().push(now);
+        }
+    }
+
+    fn succeeded(&mut self, user: &str) {
+        self.by_user.remove(user);
+    }
+}
+
+/// The editor's state.
+#[derive(Debug)]
+pub struct Editor {
+    shared: Arc<Shared>,
+    users: Users,
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<Failures>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// 32 random bytes in hex: a session or CSRF token.
+fn token() -> String {
+    let mut b = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Equal without telling how much of it was (a token compared with what a client sent).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The value of cookie `name` in the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the client reached the editor over TLS (a reverse proxy says so).
+fn over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if let Some(s) = max_age {
+        c.push_str(&format!("; Max-Age={s}"));
+    }
+    if over_tls(headers) {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+/// A form body: each field once (a repeated field is refused, like a query string).
+fn form(body: &[u8]) -> Option<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if out.insert(k, v).is_some() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+impl Editor {
+    pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
+        let users = Users::new(shared.node.dir());
+        Arc::new(Editor {
+            shared,
+            users,
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
+        })
+    }
+
+    /// The session of this request, if it is live (refreshes its idle time). A session whose
+    /// account was removed, or whose role changed, follows the accounts file.
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let token = cookie(headers, SESSION_COOKIE)?;
+        let now = Instant::now();
+        let mut sessions = lock(&self.sessions);
+        let live = sessions.get(token).is_some_and(|s| {
+            now.duration_since(s.last_seen) < SESSION_IDLE
+                && now.duration_since(s.started) < SESSION_MAX_AGE
+        });
+        if !live {
+            sessions.remove(token);
+            return None;
+        }
+        let s = sessions.get_mut(token)?;
+        match self.users.get(&s.user) {
+            Ok(Some(account)) => {
+                s.role = account.role;
+                s.last_seen = now;
+                Some(s.clone())
+            }
+            _ => {
+                sessions.remove(token);
+                None
+            }
+        }
+    }
+
+    fn start_session(&self, user: &str, role: StaffRole) -> String {
+        let now = Instant::now();
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= SESSIONS_MAX {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                sessions.remove(&k);
+            }
+        }
+        let t = token();
+        sessions.insert(
+            t.clone(),
+            Session {
+                user: user.to_string(),
+                role,
+                csrf: token(),
+                started: now,
+                last_seen: now,
+            },
+        );
+        t
+    }
+
+    fn note(&self, user: &str, action: &str, detail: Option<String>) {
+        let entry = AuditEntry {
+            time_ms: crate::local::now_ms(),
+            user: user.to_string(),
+            action: action.to_string(),
+            kind: None,
+            record_id: None,
+            seq: None,
+            detail,
+        };
+        if let Err(e) = audit(self.shared.node.dir(), &entry) {
+            tracing::error!(error = %e, "cannot write the editor's audit trail");
+        }
+    }
+
+    fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
+        let full = context! { node_name => self.shared.node.config().name.clone(), ..ctx };
+        match crate::web::render_template(template, full) {
+            Ok(html) => page_response(status, html),
+            Err(e) => {
+                tracing::error!(template, error = %e, "editor page failed");
+                page_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "<!doctype html><title>Fel</title><p>Sidan kunde inte visas.</p>".into(),
+                )
+            }
+        }
+    }
+
+    fn error(
+        &self,
+        status: StatusCode,
+        heading: &str,
+        message: &str,
+        s: Option<&Session>,
+    ) -> Response {
+        self.page(
+            status,
+            "editor_error.html",
+            context! {
+                heading => heading,
+                message => message,
+                user => s.map(|s| s.user.clone()),
+                csrf => s.map(|s| s.csrf.clone()),
+            },
+        )
+    }
+
+    fn login_page(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        message: Option<String>,
+        user_name: &str,
+    ) -> Response {
+        // The login form's CSRF token, bound to a cookie of this browser.
+        let csrf = cookie(headers, LOGIN_COOKIE)
+            .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map_or_else(token, str::to_string);
+        let mut r = self.page(
+            status,
+            "editor_login.html",
+            context! { csrf => csrf.clone(), message => message, user_name => user_name },
+        );
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(headers, LOGIN_COOKIE, &csrf, None),
+        );
+        r
+    }
+}
+
+fn page_response(status: StatusCode, html: String) -> Response {
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::web::CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    r
+}
+
+fn see_other(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+/// The 403 for a POST without a valid CSRF token: nothing was written.
+fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
+    editor.error(
+        StatusCode::FORBIDDEN,
+        "Formuläret gick inte att skicka",
+        "Formuläret saknade en giltig säkerhetskod (det kan ha legat öppet för länge). Inget har sparats. Ladda om sidan och försök igen.",
+        s,
+    )
+}
+
+async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let Some(s) = editor.session(&headers) else {
+        return see_other("/logga-in");
+    };
+    let me = editor.shared.node.node_id();
+    let q = Query {
+        author: Some(me),
+        limit: Some(START_RECORDS),
+        ..Query::default()
+    };
+    let records = match editor.shared.blocking(move |n| n.query(&q)).await {
+        Ok(page) => page.records,
+        Err(e) => {
+            tracing::error!(error = %e, "the editor's start page could not read the records");
+            return editor.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Posterna kunde inte läsas",
+                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                Some(&s),
+            );
+        }
+    };
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            context! {
+                title => r.data.get("title").or_else(|| r.data.get("name")).or_else(|| r.data.get("display_name")).and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                kind => r.kind.clone(),
+                updated_at => r.updated_at.clone(),
+                record_id => r.record_id.clone(),
+            }
+        })
+        .collect();
+    editor.page(
+        StatusCode::OK,
+        "editor_start.html",
+        context! {
+            section => "start",
+            user => s.user.clone(),
+            role_label => s.role.label_sv(),
+            csrf => s.csrf.clone(),
+            records => records,
+        },
+    )
+}
+
+async fn login_form(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    if editor.session(&headers).is_some() {
+        return see_other("/");
+    }
+    editor.login_page(&headers, StatusCode::OK, None, "")
+}
+
+async fn login(
+    State(editor): State<Arc<Editor>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(f) = form(&body) else {
+        return forbidden(&editor, None);
+    };
+    let expected = cookie(&headers, LOGIN_COOKIE);
+    let sent = f.get("csrf").map(String::as_str);
+    if !matches!((expected, sent), (Some(e), Some(s)) if same(e, s)) {
+        return forbidden(&editor, None);
+    }
+    let user = f
+        .get("user")
+        .map(|u| u.trim().to_string())
+        .unwrap_or_default();
+    let password = f.get("password").cloned().unwrap_or_default();
+    let now = Instant::now();
+    if let Some(wait) = lock(&editor.failures).locked(&user, peer.ip(), now) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        editor.note(&user, "login_locked", Some(peer.ip().to_string()));
+        return editor.login_page(
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!(
+                "För många misslyckade inloggningar. Inloggningen är spärrad i {minutes} {}. Försök igen sedan, eller be en administratör byta lösenord.",
+                if minutes == 1 { "minut" } else { "minuter" }
+            )),
+            &user,
+        );
+    }
+    let users = editor.users.clone();
+    let name = user.clone();
+    let checked = tokio::task::spawn_blocking(move || users.verify(&name, &password)).await;
+    match checked {
+        Ok(Ok(account)) => {
+            lock(&editor.failures).succeeded(&account.user);
+            editor.note(&account.user, "login", None);
+            let t = editor.start_session(&account.user, account.role);
+            let mut r = see_other("/");
+            let h = r.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&headers, SESSION_COOKIE, &t, None),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&headers, LOGIN_COOKIE, "", Some(0)),
+            );
+            r
+        }
+        Ok(Err(crate::users::UserError::WrongPassword)) => {
+            lock(&editor.failures).failed(&user, peer.ip(), now);
+            editor.note(&user, "login_failed", Some(peer.ip().to_string()));
+            editor.login_page(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                Some("Fel användarnamn eller lösenord.".into()),
+                &user,
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the editor cannot read its accounts");
+            editor.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Inloggningen fungerar inte just nu",
+                "Kontona kunde inte läsas. Be den som driver noden läsa loggen.",
+                None,
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a login check failed");
+            editor.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Inloggningen fungerar inte just nu",
+                "Försök igen om en stund.",
+                None,
+            )
+        }
+    }
+}
+
+async fn logout(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Bytes) -> Response {
+    let s = editor.session(&headers);
+    let valid = match (&s, form(&body)) {
+        (Some(s), Some(f)) => f.get("csrf").is_some_and(|c| same(c, &s.csrf)),
+        _ => false,
+    };
+    let Some(s) = s.filter(|_| valid) else {
+        return forbidden(&editor, None);
+    };
+    if let Some(t) = cookie(&headers, SESSION_COOKIE) {
+        lock(&editor.sessions).remove(t);
+    }
+    editor.note(&s.user, "logout", None);
+    let mut r = see_other("/logga-in");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&headers, SESSION_COOKIE, "", Some(0)),
+    );
+    r
+}
+
+async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let s = editor.session(&headers);
+    editor.error(
+        StatusCode::NOT_FOUND,
+        "Sidan finns inte",
+        "Adressen leder ingenstans i redaktionen.",
+        s.as_ref(),
+    )
+}
+
+/// The editor's routes.
+pub fn router(editor: Arc<Editor>) -> Router {
+    Router::new()
+        .route("/", get(start))
+        .route("/logga-in", get(login_form).post(login))
+        .route("/logga-ut", axum::routing::post(logout))
+        .route("/assets/spindel.css", get(crate::web::style))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))
+        .with_state(editor)
+}
+
+/// Why the editor did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EditorError {
+    #[error("an aggregator has no editor: a region's records are edited on the region's own node")]
+    Aggregator,
+    #[error("cannot serve the editor on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// Binds `addr` and serves the editor until the node stops.
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), EditorError> {
+    if shared.node.config().role == Role::Aggregator {
+        return Err(EditorError::Aggregator);
+    }
+    let bind = |error| EditorError::Bind { addr, error };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(address = %bound, "the editor listens beyond this machine; put it behind a reverse proxy with TLS (see docs/operations.md)");
+    }
+    let editor = Editor::new(shared.clone());
+    let app = router(editor);
+    let mut shutdown = shared.shutdown_signal();
+    let task = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
+        {
+            tracing::error!(error = %e, "the editor's server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_lock_per_account_and_per_address_for_the_window() {
+        let mut f = Failures::default();
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let t0 = Instant::now();
+        for i in 0..LOGIN_FAILURES_PER_USER {
+            assert!(f.locked("anna", a, t0).is_none(), "locked after {i}");
+            f.failed("anna", a, t0);
+        }
+        let wait = f
+            .locked("anna", b, t0)
+            .expect("the account is locked from anywhere");
+        assert_eq!(wait, LOGIN_WINDOW);
+        assert!(f.locked("bo", b, t0).is_none(), "another account is not");
+        assert!(
+            f.locked("anna", a, t0 + LOGIN_WINDOW).is_none(),
+            "the lock ends"
+        );
+        // Many accounts from one address.
+        let t1 = t0 + LOGIN_WINDOW * 2;
+        for i in 0..LOGIN_FAILURES_PER_ADDRESS {
+            f.failed(&format!("u{i}"), b, t1);
+        }
+        assert!(f.locked("ny", b, t1).is_some(), "the address is locked");
+        assert!(f.locked("ny", a, t1).is_none());
+    }
+
+    #[test]
+    fn forms_refuse_repeated_fields_and_cookies_are_found_by_name() {
+        assert!(form(b"csrf=a&csrf=b").is_none());
+        assert_eq!(
+            form(b"user=anna&password=x%26y").unwrap()["password"],
+            "x&y"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; spindel_redaktion=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}

@@ -1,0 +1,713 @@
+//! The editor's forms: which fields each kind has, with Swedish labels and help, how a
+//! submitted form becomes a record's JSON, and how a record fills a form again for an edit.
+//! Validation is the protocol's ([`Record::from_json`]); this module only says its
+//! [`SchemaError`] in Swedish beside the field it names. No I/O.
+//!
+//! Field names are the record's JSON names (`title`, `tags`), nested ones with a dot
+//! (`sroi.ratio`, `consent.date`); a list is one item a line (contract.md, the editor).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use spindel_protocol::record::{Kind, Problem, Record, SchemaError};
+
+/// How a field is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Text,
+    /// Several lines of prose.
+    Area,
+    /// One item a line.
+    Lines,
+    Url,
+    Email,
+    Tel,
+    Date,
+    Number,
+    Checkbox,
+}
+
+/// One field of a form.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The record's JSON name (nested with a dot).
+    pub name: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub input: Input,
+    pub required: bool,
+}
+
+const fn f(
+    name: &'static str,
+    label: &'static str,
+    help: &'static str,
+    input: Input,
+    required: bool,
+) -> Field {
+    Field {
+        name,
+        label,
+        help,
+        input,
+        required,
+    }
+}
+
+const PROFILE: &[Field] = &[
+    f(
+        "display_name",
+        "Plattformens namn",
+        "Så som det visas för läsarna, till exempel Nätverket Social Ekonomi Skåne.",
+        Input::Text,
+        true,
+    ),
+    f(
+        "description",
+        "Om plattformen",
+        "Vad plattformen gör och för vem.",
+        Input::Area,
+        false,
+    ),
+    f(
+        "members",
+        "Medlemsorganisationer",
+        "En organisation per rad.",
+        Input::Lines,
+        false,
+    ),
+    f(
+        "website",
+        "Webbplats",
+        "Fullständig adress, till exempel https://www.exempel.se.",
+        Input::Url,
+        false,
+    ),
+];
+
+const INNOVATION: &[Field] = &[
+    f(
+        "title",
+        "Titel",
+        "Kort och beskrivande, högst 200 tecken.",
+        Input::Text,
+        true,
+    ),
+    f(
+        "summary",
+        "Sammanfattning",
+        "Några meningar om vad innovationen är och gör.",
+        Input::Area,
+        true,
+    ),
+    f(
+        "description",
+        "Beskrivning",
+        "Hur det gick till, vad som behövs, vad som lärts.",
+        Input::Area,
+        false,
+    ),
+    f(
+        "tags",
+        "Taggar",
+        "Ett ämnesord per rad, till exempel integration.",
+        Input::Lines,
+        false,
+    ),
+    f(
+        "organisations",
+        "Organisationer",
+        "De som driver eller drev den, en per rad.",
+        Input::Lines,
+        false,
+    ),
+    f(
+        "links",
+        "Länkar",
+        "En fullständig webbadress per rad.",
+        Input::Lines,
+        false,
+    ),
+    f(
+        "contact",
+        "Kontakt",
+        "Vem läsaren kan fråga (en funktionsadress hellre än en person).",
+        Input::Text,
+        false,
+    ),
+    f(
+        "sroi.ratio",
+        "SROI-kvot",
+        "Social avkastning per satsad krona, till exempel 3,4. Lämna tomt om ingen beräkning finns.",
+        Input::Number,
+        false,
+    ),
+    f(
+        "sroi.year",
+        "SROI-år",
+        "Året beräkningen gäller.",
+        Input::Number,
+        false,
+    ),
+    f(
+        "sroi.report_url",
+        "SROI-rapport",
+        "Webbadress till rapporten.",
+        Input::Url,
+        false,
+    ),
+];
+
+const METHOD: &[Field] = &[
+    f(
+        "title",
+        "Titel",
+        "Kort och beskrivande, högst 200 tecken.",
+        Input::Text,
+        true,
+    ),
+    f(
+        "summary",
+        "Sammanfattning",
+        "Några meningar om metoden eller erfarenheten.",
+        Input::Area,
+        true,
+    ),
+    f(
+        "description",
+        "Beskrivning",
+        "Steg, förutsättningar, vad som fungerade och inte.",
+        Input::Area,
+        false,
+    ),
+    f(
+        "tags",
+        "Taggar",
+        "Ett ämnesord per rad.",
+        Input::Lines,
+        false,
+    ),
+    f(
+        "links",
+        "Länkar",
+        "En fullständig webbadress per rad.",
+        Input::Lines,
+        false,
+    ),
+];
+
+const RESEARCHER: &[Field] = &[
+    f("name", "Namn", "Forskarens namn.", Input::Text, true),
+    f(
+        "affiliation",
+        "Lärosäte eller organisation",
+        "Till exempel Lunds universitet.",
+        Input::Text,
+        true,
+    ),
+    f(
+        "fields",
+        "Forskningsområden",
+        "Ett område per rad, minst ett.",
+        Input::Lines,
+        true,
+    ),
+    f(
+        "email",
+        "E-post",
+        "Bara om forskaren samtyckt till att den visas.",
+        Input::Email,
+        false,
+    ),
+    f(
+        "phone",
+        "Telefon",
+        "Bara om forskaren samtyckt till att den visas.",
+        Input::Tel,
+        false,
+    ),
+    f(
+        "consent.given",
+        "Forskaren har samtyckt till att listas",
+        "Utan samtycke publiceras ingen kontakt.",
+        Input::Checkbox,
+        true,
+    ),
+    f(
+        "consent.date",
+        "Samtyckets datum",
+        "ÅÅÅÅ-MM-DD, dagen samtycket gavs.",
+        Input::Date,
+        true,
+    ),
+    f(
+        "consent.method",
+        "Hur samtycket gavs",
+        "Till exempel e-post eller blankett.",
+        Input::Text,
+        false,
+    ),
+    f(
+        "consent.scope",
+        "Vad samtycket gäller",
+        "Lämna tomt om det gäller att listas i kunskapsbanken.",
+        Input::Text,
+        false,
+    ),
+];
+
+/// The fields of a kind's form, in order.
+pub fn fields(kind: Kind) -> &'static [Field] {
+    match kind {
+        Kind::Profile => PROFILE,
+        Kind::Innovation => INNOVATION,
+        Kind::Method => METHOD,
+        Kind::Researcher => RESEARCHER,
+    }
+}
+
+/// What is wrong with a submitted form: the field (a form field's name) and the Swedish
+/// sentence shown beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// A submitted form as a record of `kind`, validated by the protocol's rules.
+pub fn record_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Record, FormError> {
+    let json = json_from_form(kind, form)?;
+    Record::from_json(kind, &json.to_string()).map_err(|e| swedish(&e))
+}
+
+/// The record JSON a form says (before validation; numbers must read as numbers).
+pub fn json_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Value, FormError> {
+    let mut top = Map::new();
+    for field in fields(kind) {
+        let raw = form.get(field.name).map(String::as_str).unwrap_or("");
+        let value = match field.input {
+            Input::Lines => {
+                let items: Vec<Value> = raw
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| Value::String(l.to_string()))
+                    .collect();
+                if items.is_empty() && !field.required {
+                    continue;
+                }
+                Value::Array(items)
+            }
+            Input::Checkbox => Value::Bool(!raw.is_empty()),
+            Input::Number => {
+                let t = raw.trim();
+                if t.is_empty() {
+                    continue;
+                }
+                number(field.name, t)?
+            }
+            _ => {
+                let t = raw.trim();
+                if t.is_empty() && !field.required {
+                    continue;
+                }
+                Value::String(t.to_string())
+            }
+        };
+        match field.name.split_once('.') {
+            Some((outer, inner)) => {
+                let entry = top
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = entry {
+                    m.insert(inner.to_string(), value);
+                }
+            }
+            None => {
+                top.insert(field.name.to_string(), value);
+            }
+        }
+    }
+    // An SROI without its ratio is no SROI (the year or report alone say nothing).
+    if kind == Kind::Innovation
+        && let Some(Value::Object(sroi)) = top.get("sroi")
+        && !sroi.contains_key("ratio")
+    {
+        return Err(FormError {
+            field: Some("sroi.ratio".into()),
+            message: "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.".into(),
+        });
+    }
+    Ok(Value::Object(top))
+}
+
+/// A number as a person writes it (`3,4` or `3.4`; a year).
+fn number(field: &str, text: &str) -> Result<Value, FormError> {
+    let wrong = || FormError {
+        field: Some(field.to_string()),
+        message: if field.ends_with("year") {
+            "Ange året med fyra siffror, till exempel 2024.".into()
+        } else {
+            "Ange ett tal, till exempel 3,4.".into()
+        },
+    };
+    if field.ends_with("year") {
+        return text.parse::<i64>().map(Value::from).map_err(|_| wrong());
+    }
+    let n: f64 = text.replace(',', ".").parse().map_err(|_| wrong())?;
+    serde_json::Number::from_f64(n)
+        .map(Value::Number)
+        .ok_or_else(wrong)
+}
+
+/// The form field a validation error is about (`links[2]` is the `links` field).
+fn form_field(e: &SchemaError) -> Option<String> {
+    e.field
+        .as_deref()
+        .map(|f| f.split('[').next().unwrap_or(f).to_string())
+}
+
+/// The line of a list a validation error is about (`links[2]` is line 3).
+fn line_of(e: &SchemaError) -> Option<usize> {
+    let f = e.field.as_deref()?;
+    let i = f.split_once('[')?.1.strip_suffix(']')?;
+    i.parse::<usize>().ok().map(|i| i + 1)
+}
+
+/// The protocol's error in Swedish, beside its field.
+pub fn swedish(e: &SchemaError) -> FormError {
+    let message = match &e.problem {
+        Problem::Required => "Fyll i fältet.".to_string(),
+        Problem::Length { min, max, got } if got > max => {
+            format!("Högst {max} tecken; nu {got}.")
+        }
+        Problem::Length { min, .. } => format!("Minst {min} tecken."),
+        Problem::Control => "Fältet innehåller tecken som inte kan visas (styrtecken).".into(),
+        Problem::Count { max, got, .. } if got > max => format!("Högst {max} rader; nu {got}."),
+        Problem::Count { min, .. } => {
+            format!("Minst {min} {}.", if *min == 1 { "rad" } else { "rader" })
+        }
+        Problem::Url => {
+            "Ange en fullständig webbadress som börjar med https:// (eller http://).".into()
+        }
+        Problem::Email => "Ange en e-postadress, till exempel namn@exempel.se.".into(),
+        Problem::Phone => {
+            "Ange ett telefonnummer med 5–20 siffror, till exempel +46 46 123 45 67.".into()
+        }
+        Problem::Date => "Ange datumet som ÅÅÅÅ-MM-DD, till exempel 2026-11-28.".into(),
+        Problem::Positive => "Ange ett tal större än 0, till exempel 3,4.".into(),
+        Problem::Year { min, max, .. } => format!("Ange ett år mellan {min} och {max}."),
+        Problem::Consent => {
+            "Forskaren måste ha samtyckt: kryssa i samtycket och ange dagen det gavs.".into()
+        }
+        Problem::RegionName => format!("Namnet följer inte reglerna: {}", e.message),
+        Problem::Other => format!("Posten kunde inte läsas: {}", e.message),
+    };
+    let message = match line_of(e) {
+        Some(line) => format!("Rad {line}: {message}"),
+        None => message,
+    };
+    let field = match e.problem {
+        // Consent is about the checkbox.
+        Problem::Consent => Some("consent.given".to_string()),
+        _ => form_field(e),
+    };
+    FormError { field, message }
+}
+
+/// A stored record as form values (for an edit): lists one item a line, nested fields by
+/// their dotted names, the consent checkbox as "on".
+pub fn form_from_record(kind: Kind, data: &Value) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for field in fields(kind) {
+        let value = match field.name.split_once('.') {
+            Some((outer, inner)) => data.get(outer).and_then(|o| o.get(inner)),
+            None => data.get(field.name),
+        };
+        let text = match (field.input, value) {
+            (_, None | Some(Value::Null)) => continue,
+            (Input::Checkbox, Some(Value::Bool(true))) => "on".to_string(),
+            (Input::Checkbox, Some(_)) => continue,
+            (_, Some(Value::Array(items))) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            (_, Some(Value::String(s))) => s.clone(),
+            (_, Some(Value::Number(n))) => n.to_string().replace('.', ","),
+            (_, Some(other)) => other.to_string(),
+        };
+        out.insert(field.name.to_string(), text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_maps_from_a_form_and_back() {
+        let cases: [(Kind, &[(&str, &str)]); 4] = [
+            (
+                Kind::Profile,
+                &[
+                    ("display_name", " Nätverket Social Ekonomi Skåne "),
+                    ("members", "Coompanion Skåne\n\n Famna \n"),
+                    ("website", "https://skane.example.se"),
+                ],
+            ),
+            (
+                Kind::Innovation,
+                &[
+                    ("title", "Språkcafé"),
+                    ("summary", "Möten varje vecka"),
+                    ("tags", "integration\nspråk"),
+                    ("links", "https://a.example.se"),
+                    ("sroi.ratio", "3,4"),
+                    ("sroi.year", "2024"),
+                ],
+            ),
+            (
+                Kind::Method,
+                &[
+                    ("title", "Lokal överenskommelse"),
+                    ("summary", "Så skrivs den"),
+                ],
+            ),
+            (
+                Kind::Researcher,
+                &[
+                    ("name", "Anna Forskare"),
+                    ("affiliation", "Lunds universitet"),
+                    ("fields", "social ekonomi"),
+                    ("email", "anna@lu.example.se"),
+                    ("consent.given", "on"),
+                    ("consent.date", "2026-11-01"),
+                    ("consent.method", "e-post"),
+                ],
+            ),
+        ];
+        for (kind, pairs) in cases {
+            let submitted = form(pairs);
+            let record =
+                record_from_form(kind, &submitted).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+            let again = form_from_record(kind, &record.to_value());
+            let record2 = record_from_form(kind, &again).unwrap();
+            assert_eq!(
+                record, record2,
+                "{kind}: a form filled from the record says the same"
+            );
+        }
+        let inn = record_from_form(Kind::Innovation, &form(cases_innovation())).unwrap();
+        let v = inn.to_value();
+        assert_eq!(v["sroi"]["ratio"], 3.4);
+        assert_eq!(v["tags"], serde_json::json!(["integration", "språk"]));
+        assert!(
+            v.get("description").is_none(),
+            "an empty optional field is left out"
+        );
+    }
+
+    fn cases_innovation() -> &'static [(&'static str, &'static str)] {
+        &[
+            ("title", "Språkcafé"),
+            ("summary", "Möten varje vecka"),
+            ("tags", "integration\nspråk"),
+            ("sroi.ratio", "3,4"),
+        ]
+    }
+
+    /// Every validation error of every kind comes back in Swedish beside its field.
+    #[test]
+    fn every_validation_error_is_said_in_swedish_beside_its_field() {
+        let long = "x".repeat(201);
+        let many_tags = (0..21)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let method = |extra: &[(&str, &str)]| {
+            let mut f = form(&[("title", "T"), ("summary", "S")]);
+            for (k, v) in extra {
+                f.insert(k.to_string(), v.to_string());
+            }
+            f
+        };
+        let researcher = |extra: &[(&str, &str)]| {
+            let mut f = form(&[
+                ("name", "N"),
+                ("affiliation", "A"),
+                ("fields", "f"),
+                ("consent.given", "on"),
+                ("consent.date", "2026-01-01"),
+            ]);
+            for (k, v) in extra {
+                f.insert(k.to_string(), v.to_string());
+            }
+            f
+        };
+        let cases: Vec<(Kind, HashMap<String, String>, &str, &str)> = vec![
+            (
+                Kind::Method,
+                method(&[("title", " ")]),
+                "title",
+                "Fyll i fältet.",
+            ),
+            (
+                Kind::Method,
+                method(&[("title", &long)]),
+                "title",
+                "Högst 200 tecken; nu 201.",
+            ),
+            (
+                Kind::Method,
+                method(&[("summary", "a\u{7}b")]),
+                "summary",
+                "styrtecken",
+            ),
+            (
+                Kind::Method,
+                method(&[("tags", &many_tags)]),
+                "tags",
+                "Högst 20 rader; nu 21.",
+            ),
+            (
+                Kind::Method,
+                method(&[("links", "https://ok.example.se\nftp://x")]),
+                "links",
+                "Rad 2: Ange en fullständig webbadress",
+            ),
+            (
+                Kind::Innovation,
+                {
+                    let mut f = method(&[]);
+                    f.insert("sroi.ratio".into(), "-1".into());
+                    f
+                },
+                "sroi.ratio",
+                "större än 0",
+            ),
+            (
+                Kind::Innovation,
+                {
+                    let mut f = method(&[]);
+                    f.insert("sroi.ratio".into(), "tre".into());
+                    f
+                },
+                "sroi.ratio",
+                "Ange ett tal",
+            ),
+            (
+                Kind::Innovation,
+                {
+                    let mut f = method(&[]);
+                    f.insert("sroi.ratio".into(), "2".into());
+                    f.insert("sroi.year".into(), "1800".into());
+                    f
+                },
+                "sroi.year",
+                "mellan 1900 och 2200",
+            ),
+            (
+                Kind::Innovation,
+                {
+                    let mut f = method(&[]);
+                    f.insert("sroi.year".into(), "2020".into());
+                    f
+                },
+                "sroi.ratio",
+                "Ange SROI-kvoten",
+            ),
+            (
+                Kind::Researcher,
+                researcher(&[("consent.given", "")]),
+                "consent.given",
+                "måste ha samtyckt",
+            ),
+            (
+                Kind::Researcher,
+                researcher(&[("consent.date", "1 nov")]),
+                "consent.date",
+                "ÅÅÅÅ-MM-DD",
+            ),
+            (
+                Kind::Researcher,
+                researcher(&[("email", "anna")]),
+                "email",
+                "e-postadress",
+            ),
+            (
+                Kind::Researcher,
+                researcher(&[("phone", "12")]),
+                "phone",
+                "telefonnummer",
+            ),
+            (
+                Kind::Researcher,
+                researcher(&[("fields", "")]),
+                "fields",
+                "Minst 1 rad.",
+            ),
+            (
+                Kind::Profile,
+                form(&[("display_name", "")]),
+                "display_name",
+                "Fyll i fältet.",
+            ),
+            (
+                Kind::Profile,
+                form(&[("display_name", "P"), ("website", "www.x.se")]),
+                "website",
+                "https://",
+            ),
+        ];
+        for (kind, submitted, field, says) in cases {
+            let e = record_from_form(kind, &submitted).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{kind} {says}: {e:?}");
+            assert!(
+                e.message.contains(says),
+                "{kind}: {:?} does not say {says:?}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn every_field_of_every_kind_is_a_field_of_its_record() {
+        // The forms cover the schemas: a record with every field set reads back whole.
+        for kind in Kind::ALL {
+            for field in fields(kind) {
+                assert!(
+                    !field.label.is_empty() && !field.help.is_empty(),
+                    "{}",
+                    field.name
+                );
+            }
+        }
+        let full = form(&[
+            ("title", "T"),
+            ("summary", "S"),
+            ("description", "D"),
+            ("tags", "a"),
+            ("organisations", "O"),
+            ("links", "https://l.example.se"),
+            ("contact", "C"),
+            ("sroi.ratio", "1,5"),
+            ("sroi.year", "2020"),
+            ("sroi.report_url", "https://r.example.se"),
+        ]);
+        let v = record_from_form(Kind::Innovation, &full)
+            .unwrap()
+            .to_value();
+        assert_eq!(v.as_object().unwrap().len(), 8, "{v}");
+        assert_eq!(v["sroi"].as_object().unwrap().len(), 3, "{v}");
+    }
+}

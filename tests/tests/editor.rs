@@ -1,0 +1,352 @@
+//! Redaktionen (issue 11) through the real binary: staff accounts (`spindel user ...`), the
+//! editor's own listener (`run --admin`), login with CSRF, lockout after failed logins, logout,
+//! and the public listener serving none of it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use spindel_tests::{NodeProc, http_exchange, http_form, init, s, spindel, spindel_stdin};
+
+const PASSWORD: &str = "ett långt lösenord för test";
+
+/// The value of cookie `name` set by a response head (lower-cased by the client).
+fn set_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.strip_prefix("set-cookie:"))
+        .filter_map(|c| c.trim().split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The hidden `csrf` field of a page.
+fn csrf_field(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    body[at..at + 64].to_string()
+}
+
+/// The login page: (its CSRF cookie, the form's token).
+fn login_page(admin: SocketAddr) -> (String, String) {
+    let (status, head, body) = http_exchange(admin, "GET", "/logga-in", &[], None);
+    assert_eq!(status, 200, "{body}");
+    let cookie = set_cookie(&head, "spindel_inloggning").expect("login cookie");
+    assert!(
+        head.contains("httponly") && head.contains("samesite=strict"),
+        "{head}"
+    );
+    (cookie, csrf_field(&body))
+}
+
+fn login(admin: SocketAddr, user: &str, password: &str) -> (u16, String, String) {
+    let (cookie, csrf) = login_page(admin);
+    let c = format!("spindel_inloggning={cookie}");
+    http_form(
+        admin,
+        "/logga-in",
+        &[("Cookie", &c)],
+        &[("user", user), ("password", password), ("csrf", &csrf)],
+    )
+}
+
+fn add_user(dir: &Path, name: &str, role: &str) {
+    let run = spindel_stdin(
+        &[
+            "user",
+            "add",
+            "--data-dir",
+            s(dir),
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--json",
+        ],
+        PASSWORD,
+    );
+    let v = run.json();
+    assert_eq!(v["user"], name);
+    assert!(
+        v.get("password").is_none(),
+        "a chosen password is printed back"
+    );
+}
+
+#[test]
+fn staff_accounts_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    let v = spindel(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&dir),
+        "anna",
+        "--role",
+        "admin",
+        "--json",
+    ])
+    .json();
+    let once = v["password"].as_str().expect("a one-time password");
+    assert_eq!(once.len(), 24);
+    add_user(&dir, "bo", "redaktor");
+    let list = spindel(&["user", "list", "--data-dir", s(&dir), "--json"]).json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["anna", "bo"]);
+    let text = std::fs::read_to_string(dir.join("users.json")).unwrap();
+    assert!(
+        !text.contains(once) && !text.contains(PASSWORD),
+        "a password is stored"
+    );
+    assert!(text.contains("$argon2id$"));
+    // Bad input: one line each, nothing written.
+    spindel(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&dir),
+        "Anna",
+        "--role",
+        "admin",
+    ])
+    .fails(1, "user name \"Anna\"");
+    spindel(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&dir),
+        "cia",
+        "--role",
+        "chef",
+    ])
+    .fails(2, "redaktor or admin");
+    spindel(&[
+        "user",
+        "add",
+        "--data-dir",
+        s(&dir),
+        "bo",
+        "--role",
+        "admin",
+    ])
+    .fails(1, "exists already");
+    spindel_stdin(
+        &[
+            "user",
+            "add",
+            "--data-dir",
+            s(&dir),
+            "cia",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "kort",
+    )
+    .fails(1, "at least 12 characters");
+    spindel(&["user", "remove", "--data-dir", s(&dir), "anna"]).fails(1, "last admin");
+    spindel(&["user", "remove", "--data-dir", s(&dir), "nemo"]).fails(1, "no user \"nemo\"");
+    spindel(&["user", "list", "--data-dir", s(&tmp.path().join("ingen"))])
+        .fails(1, "no spindel node");
+    let reset = spindel(&[
+        "user",
+        "reset-password",
+        "--data-dir",
+        s(&dir),
+        "bo",
+        "--json",
+    ])
+    .json();
+    assert_eq!(reset["password"].as_str().unwrap().len(), 24);
+    spindel(&["user", "remove", "--data-dir", s(&dir), "bo"]).ok();
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user_add", "user_add", "password_reset", "user_remove"]
+    );
+}
+
+#[test]
+fn the_editor_is_off_unless_asked_and_never_on_the_public_listener() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    assert!(node.admin.is_none());
+    assert!(!node.log().contains("editor on"), "{}", node.log());
+    let http = node.http.unwrap();
+    for (method, path) in [
+        ("GET", "/logga-in"),
+        ("POST", "/logga-in"),
+        ("POST", "/logga-ut"),
+        ("GET", "/ny/method"),
+    ] {
+        let (status, _, _) = http_exchange(
+            http,
+            method,
+            path,
+            &[],
+            Some(("application/x-www-form-urlencoded", "user=anna")),
+        );
+        assert!(
+            status == 404 || status == 405,
+            "{method} {path} on the public listener: {status}"
+        );
+    }
+    assert_eq!(node.terminate(10), 0);
+
+    // An aggregator has no editor.
+    let (agg, _) = init(tmp.path(), "nationell", "aggregator");
+    spindel(&[
+        "run",
+        "--data-dir",
+        s(&agg),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ])
+    .fails(1, "an aggregator has no editor");
+}
+
+#[test]
+fn login_needs_the_form_token_and_a_session_ends_at_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.expect("editor address");
+
+    // Not logged in: the start page sends to the login page.
+    let (status, head, _) = http_exchange(admin, "GET", "/", &[], None);
+    assert_eq!(status, 303);
+    assert!(head.contains("location: /logga-in"), "{head}");
+
+    // No token, or a token that is not this browser's: 403, no session.
+    let (cookie, csrf) = login_page(admin);
+    let c = format!("spindel_inloggning={cookie}");
+    for (headers, fields) in [
+        (
+            vec![("Cookie", c.as_str())],
+            vec![("user", "anna"), ("password", PASSWORD)],
+        ),
+        (
+            vec![],
+            vec![
+                ("user", "anna"),
+                ("password", PASSWORD),
+                ("csrf", csrf.as_str()),
+            ],
+        ),
+        (
+            vec![("Cookie", "spindel_inloggning=00")],
+            vec![
+                ("user", "anna"),
+                ("password", PASSWORD),
+                ("csrf", csrf.as_str()),
+            ],
+        ),
+    ] {
+        let (status, head, body) = http_form(admin, "/logga-in", &headers, &fields);
+        assert_eq!(status, 403, "{body}");
+        assert!(set_cookie(&head, "spindel_redaktion").is_none());
+        assert!(body.contains("Inget har sparats"), "{body}");
+    }
+
+    // A wrong password: 401 and the form again, with the message tied to the fields.
+    let (status, _, body) = login(admin, "anna", "fel lösenord helt");
+    assert_eq!(status, 401);
+    assert!(body.contains("Fel användarnamn eller lösenord."), "{body}");
+    assert!(
+        body.contains("aria-describedby=\"inloggning-fel\""),
+        "{body}"
+    );
+
+    // The right one: a session cookie, the start page.
+    let (status, head, _) = login(admin, "anna", PASSWORD);
+    assert_eq!(status, 303, "{head}");
+    let session = set_cookie(&head, "spindel_redaktion").expect("session cookie");
+    assert!(
+        head.contains("httponly") && head.contains("samesite=strict"),
+        "{head}"
+    );
+    assert!(!head.contains("secure"), "Secure without TLS: {head}");
+    let sc = format!("spindel_redaktion={session}");
+    let (status, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
+    assert_eq!(status, 200);
+    assert!(body.contains("Inloggad som anna (administratör)"), "{body}");
+    assert!(body.contains("regionens poster") || body.contains("Regionens poster"));
+    let token = csrf_field(&body);
+
+    // Logout needs the session's token; without it the session lives on.
+    let (status, _, _) = http_form(admin, "/logga-ut", &[("Cookie", &sc)], &[]);
+    assert_eq!(status, 403);
+    let (status, _, _) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
+    assert_eq!(status, 200);
+    let (status, head, _) = http_form(admin, "/logga-ut", &[("Cookie", &sc)], &[("csrf", &token)]);
+    assert_eq!(status, 303);
+    assert!(head.contains("location: /logga-in"), "{head}");
+    let (status, _, _) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
+    assert_eq!(status, 303, "the session outlived its logout");
+
+    // Behind a reverse proxy with TLS the cookie is Secure.
+    let (cookie, csrf) = login_page(admin);
+    let c = format!("spindel_inloggning={cookie}");
+    let (_, head, _) = http_form(
+        admin,
+        "/logga-in",
+        &[("Cookie", &c), ("X-Forwarded-Proto", "https")],
+        &[("user", "anna"), ("password", PASSWORD), ("csrf", &csrf)],
+    );
+    assert!(head.contains("secure"), "{head}");
+
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user_add", "login_failed", "login", "logout", "login"]
+    );
+    assert_eq!(node.terminate(10), 0);
+}
+
+#[test]
+fn repeated_wrong_passwords_lock_the_account_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    for _ in 0..5 {
+        let (status, _, _) = login(admin, "anna", "inte rätt lösenord");
+        assert_eq!(status, 401);
+    }
+    // Now even the right password waits, and the page says so and for how long.
+    let (status, head, body) = login(admin, "anna", PASSWORD);
+    assert_eq!(status, 429, "{body}");
+    assert!(set_cookie(&head, "spindel_redaktion").is_none());
+    assert!(
+        body.contains("För många misslyckade inloggningar"),
+        "{body}"
+    );
+    assert!(body.contains("15 minuter"), "{body}");
+    // Another account is not locked.
+    add_user(&dir, "bo", "redaktor");
+    let (status, _, _) = login(admin, "bo", PASSWORD);
+    assert_eq!(status, 303);
+    assert_eq!(node.terminate(10), 0);
+}
