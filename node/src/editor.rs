@@ -19,14 +19,18 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
 use rand_core::RngCore;
 
-use crate::local::Role;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::record::Kind;
+
+use crate::forms::{self, FormError, Input};
+use crate::local::{NodeError, Role};
 use crate::query::Query;
 use crate::shared::Shared;
 use crate::users::{AuditEntry, StaffRole, Users, audit};
@@ -524,6 +528,407 @@ async fn logout(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Byt
     r
 }
 
+/// The session of a request, or the redirect to the login page.
+fn require(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
+    editor
+        .session(headers)
+        .ok_or_else(|| Box::new(see_other("/logga-in")))
+}
+
+/// Whether a form carries the session's CSRF token.
+fn csrf_ok(s: &Session, f: &HashMap<String, String>) -> bool {
+    f.get("csrf").is_some_and(|c| same(c, &s.csrf))
+}
+
+/// A kind named in a path, or the 404 page.
+fn kind_of(editor: &Editor, s: &Session, kind: &str) -> Result<Kind, Box<Response>> {
+    kind.parse::<Kind>().map_err(|_| {
+        Box::new(editor.error(
+            StatusCode::NOT_FOUND,
+            "Sidan finns inte",
+            "Det finns ingen sådan typ av post.",
+            Some(s),
+        ))
+    })
+}
+
+/// The rows a record shows (its form's fields that have a value, labelled in Swedish).
+fn rows(kind: Kind, data: &serde_json::Value) -> Vec<Value> {
+    let values = forms::form_from_record(kind, data);
+    forms::fields(kind)
+        .iter()
+        .filter_map(|f| {
+            let v = values.get(f.name)?;
+            Some(match f.input {
+                Input::Lines => {
+                    context! { label => f.label, list => v.lines().collect::<Vec<_>>() }
+                }
+                Input::Checkbox => context! { label => f.label, value => "Ja" },
+                _ => context! { label => f.label, value => v },
+            })
+        })
+        .collect()
+}
+
+fn title_of(data: &serde_json::Value) -> String {
+    ["title", "name", "display_name"]
+        .iter()
+        .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
+        .unwrap_or("")
+        .to_string()
+}
+
+impl Editor {
+    /// A kind's form, filled with `values`, with `error` beside its field.
+    fn form_page(
+        &self,
+        s: &Session,
+        kind: Kind,
+        action: &str,
+        heading: String,
+        values: &HashMap<String, String>,
+        error: Option<FormError>,
+    ) -> Response {
+        let fields: Vec<Value> = forms::fields(kind)
+            .iter()
+            .map(|f| {
+                let (input, html_type) = match f.input {
+                    Input::Text => ("text", "text"),
+                    Input::Area => ("area", "text"),
+                    Input::Lines => ("lines", "text"),
+                    Input::Url => ("url", "url"),
+                    Input::Email => ("email", "email"),
+                    Input::Tel => ("tel", "tel"),
+                    Input::Date => ("date", "date"),
+                    Input::Number => ("number", "text"),
+                    Input::Checkbox => ("checkbox", "checkbox"),
+                };
+                context! {
+                    name => f.name, label => f.label, help => f.help, required => f.required,
+                    input => input, html_type => html_type,
+                    value => values.get(f.name).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let error_label = error
+            .as_ref()
+            .and_then(|e| e.field.as_deref())
+            .and_then(|name| forms::fields(kind).iter().find(|f| f.name == name))
+            .map(|f| f.label);
+        let status = if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        self.page(
+            status,
+            "editor_form.html",
+            context! {
+                user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
+                action => action, fields => fields, error_label => error_label,
+                error => error.map(|e| context! { field => e.field, message => e.message }),
+            },
+        )
+    }
+
+    /// The record of this region with id `rid`, as every interface shows it.
+    async fn own_record(&self, rid: RecordId) -> Option<crate::query::RecordView> {
+        let me = self.shared.node.node_id();
+        self.shared
+            .blocking(move |n| Ok(n.record(&me, &rid)?))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn note_write(&self, s: &Session, action: &str, kind: Kind, record_id: &str, seq: u64) {
+        let entry = AuditEntry {
+            time_ms: crate::local::now_ms(),
+            user: s.user.clone(),
+            action: action.to_string(),
+            kind: Some(kind.as_str().to_string()),
+            record_id: Some(record_id.to_string()),
+            seq: Some(seq),
+            detail: None,
+        };
+        if let Err(e) = audit(self.shared.node.dir(), &entry) {
+            tracing::error!(error = %e, "cannot write the editor's audit trail");
+        }
+    }
+
+    /// A write the node refused, said in Swedish.
+    fn write_failed(&self, s: &Session, e: &NodeError) -> Response {
+        let message = match e {
+            NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
+                "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
+            }
+            NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
+            NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den.".into(),
+            other => format!("Posten kunde inte sparas: {other}"),
+        };
+        self.error(StatusCode::CONFLICT, "Inget sparades", &message, Some(s))
+    }
+
+    /// A submitted form of `kind`: back to the form, a preview, or the publish.
+    async fn submit(
+        &self,
+        s: &Session,
+        kind: Kind,
+        record_id: Option<RecordId>,
+        action: &str,
+        heading: String,
+        f: HashMap<String, String>,
+    ) -> Response {
+        let wanted = f.get("action").map(String::as_str);
+        if wanted == Some("edit") {
+            // Back from the preview to the form, as it was filled in.
+            return self.form_page(s, kind, action, heading, &f, None);
+        }
+        match (wanted, forms::record_from_form(kind, &f)) {
+            (_, Err(e)) => self.form_page(s, kind, action, heading, &f, Some(e)),
+            (Some("publish"), Ok(record)) => {
+                let json = record.to_json();
+                match self.shared.writer.publish(kind, json, record_id).await {
+                    Ok(p) => {
+                        let verb = if record_id.is_some() {
+                            "edit"
+                        } else {
+                            "publish"
+                        };
+                        self.note_write(s, verb, kind, &p.record_id, p.seq);
+                        tracing::info!(user = %s.user, kind = %kind.as_str(), record = %p.record_id, seq = p.seq, "published from the editor");
+                        let to = format!("/post/{}?publicerad={}", p.record_id, p.seq);
+                        (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+                    }
+                    Err(e) => self.write_failed(s, &e),
+                }
+            }
+            (_, Ok(record)) => {
+                let data = record.to_value();
+                let hidden: Vec<Value> = forms::fields(kind)
+                    .iter()
+                    .filter_map(|fd| {
+                        f.get(fd.name)
+                            .map(|v| context! { name => fd.name, value => v.clone() })
+                    })
+                    .collect();
+                self.page(
+                    StatusCode::OK,
+                    "editor_preview.html",
+                    context! {
+                        user => s.user.clone(), csrf => s.csrf.clone(), action => action,
+                        kind => kind.as_str(), title => title_of(&data), rows => rows(kind, &data),
+                        hidden => hidden,
+                    },
+                )
+            }
+        }
+    }
+}
+
+fn new_heading(kind: Kind) -> String {
+    format!(
+        "Ny {}",
+        crate::web::kind_label(kind.as_str(), false).to_lowercase()
+    )
+}
+
+async fn new_form(
+    State(editor): State<Arc<Editor>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let kind = match kind_of(&editor, &s, &kind) {
+        Ok(k) => k,
+        Err(r) => return *r,
+    };
+    if kind == Kind::Profile {
+        // A region has one profile: it is edited, never made anew.
+        let me = editor.shared.node.node_id();
+        let profile = editor
+            .shared
+            .blocking(move |n| Ok(n.author(&me)?.and_then(|m| m.profile)))
+            .await
+            .ok()
+            .flatten();
+        if let Some(rid) = profile {
+            let to = format!("/post/{rid}/andra");
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+        }
+    }
+    let action = format!("/ny/{}", kind.as_str());
+    editor.form_page(&s, kind, &action, new_heading(kind), &HashMap::new(), None)
+}
+
+async fn new_post(
+    State(editor): State<Arc<Editor>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
+        return forbidden(&editor, Some(&s));
+    };
+    let kind = match kind_of(&editor, &s, &kind) {
+        Ok(k) => k,
+        Err(r) => return *r,
+    };
+    let action = format!("/ny/{}", kind.as_str());
+    editor
+        .submit(&s, kind, None, &action, new_heading(kind), f)
+        .await
+}
+
+/// The record id in a path, and the record, or the 404 page.
+async fn record_of(
+    editor: &Editor,
+    s: &Session,
+    rid: &str,
+) -> Result<(RecordId, crate::query::RecordView), Box<Response>> {
+    let missing = || {
+        Box::new(editor.error(
+            StatusCode::NOT_FOUND,
+            "Posten finns inte",
+            "Regionen har ingen sådan post (den kan vara borttagen).",
+            Some(s),
+        ))
+    };
+    let rid: RecordId = rid.parse().map_err(|_| missing())?;
+    let view = editor.own_record(rid).await.ok_or_else(missing)?;
+    Ok((rid, view))
+}
+
+async fn record_page(
+    State(editor): State<Arc<Editor>>,
+    Path(rid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (_, view) = match record_of(&editor, &s, &rid).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let published = query.is_some_and(|q| q.starts_with("publicerad="));
+    editor.page(
+        StatusCode::OK,
+        "editor_record.html",
+        context! {
+            user => s.user.clone(), csrf => s.csrf.clone(), published => published,
+            seq => view.seq, kind => view.kind.as_str(), title => title_of(&view.data),
+            rows => rows(view.kind, &view.data), updated_at => view.updated_at.clone(),
+            author => view.author.clone(), record_id => view.record_id.clone(),
+        },
+    )
+}
+
+async fn edit_form(
+    State(editor): State<Arc<Editor>>,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (_, view) = match record_of(&editor, &s, &rid).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let values = forms::form_from_record(view.kind, &view.data);
+    let action = format!("/post/{}/andra", view.record_id);
+    let heading = format!("Ändra ”{}”", title_of(&view.data));
+    editor.form_page(&s, view.kind, &action, heading, &values, None)
+}
+
+async fn edit_post(
+    State(editor): State<Arc<Editor>>,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
+        return forbidden(&editor, Some(&s));
+    };
+    let (rid, view) = match record_of(&editor, &s, &rid).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let action = format!("/post/{}/andra", view.record_id);
+    let heading = format!("Ändra ”{}”", title_of(&view.data));
+    editor
+        .submit(&s, view.kind, Some(rid), &action, heading, f)
+        .await
+}
+
+async fn delete_form(
+    State(editor): State<Arc<Editor>>,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let (_, view) = match record_of(&editor, &s, &rid).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    editor.page(
+        StatusCode::OK,
+        "editor_delete.html",
+        context! {
+            user => s.user.clone(), csrf => s.csrf.clone(), kind => view.kind.as_str(),
+            title => title_of(&view.data), record_id => view.record_id.clone(),
+        },
+    )
+}
+
+async fn delete_post(
+    State(editor): State<Arc<Editor>>,
+    Path(rid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
+        return forbidden(&editor, Some(&s));
+    };
+    let (rid, view) = match record_of(&editor, &s, &rid).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match editor.shared.writer.delete(rid).await {
+        Ok(d) => {
+            editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq);
+            if view.kind == Kind::Researcher && f.contains_key("pa_begaran") {
+                editor.note_write(&s, "erase_on_request", view.kind, &d.record_id, d.seq);
+            }
+            tracing::info!(user = %s.user, record = %d.record_id, seq = d.seq, "deleted from the editor");
+            see_other("/")
+        }
+        Err(e) => editor.write_failed(&s, &e),
+    }
+}
+
 async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
     let s = editor.session(&headers);
     editor.error(
@@ -540,6 +945,13 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/", get(start))
         .route("/logga-in", get(login_form).post(login))
         .route("/logga-ut", axum::routing::post(logout))
+        .route("/ny/{kind}", get(new_form).post(new_post))
+        .route("/post/{record_id}", get(record_page))
+        .route("/post/{record_id}/andra", get(edit_form).post(edit_post))
+        .route(
+            "/post/{record_id}/ta-bort",
+            get(delete_form).post(delete_post),
+        )
         .route("/assets/spindel.css", get(crate::web::style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))

@@ -75,6 +75,22 @@ fn templates() -> &'static Environment<'static> {
                 "editor_error.html",
                 include_str!("../templates/editor_error.html"),
             ),
+            (
+                "editor_form.html",
+                include_str!("../templates/editor_form.html"),
+            ),
+            (
+                "editor_preview.html",
+                include_str!("../templates/editor_preview.html"),
+            ),
+            (
+                "editor_record.html",
+                include_str!("../templates/editor_record.html"),
+            ),
+            (
+                "editor_delete.html",
+                include_str!("../templates/editor_delete.html"),
+            ),
         ] {
             // The templates are part of the binary and tested; a syntax error is a build bug.
             if let Err(e) = env.add_template(name, source) {

@@ -2,10 +2,15 @@
 //! editor's own listener (`run --admin`), login with CSRF, lockout after failed logins, logout,
 //! and the public listener serving none of it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 
-use spindel_tests::{NodeProc, http_exchange, http_form, init, s, spindel, spindel_stdin};
+use spindel_tests::{
+    NodeProc, eventually, http_exchange, http_form, http_get, init, init_network, s, spindel,
+    spindel_stdin,
+};
 
 const PASSWORD: &str = "ett långt lösenord för test";
 
@@ -348,5 +353,225 @@ fn repeated_wrong_passwords_lock_the_account_with_a_message() {
     add_user(&dir, "bo", "redaktor");
     let (status, _, _) = login(admin, "bo", PASSWORD);
     assert_eq!(status, 303);
+    assert_eq!(node.terminate(10), 0);
+}
+
+/// A logged-in session: (its cookie header value, its CSRF token).
+fn session(admin: SocketAddr, user: &str) -> (String, String) {
+    let (status, head, _) = login(admin, user, PASSWORD);
+    assert_eq!(status, 303, "{head}");
+    let sc = format!(
+        "spindel_redaktion={}",
+        set_cookie(&head, "spindel_redaktion").unwrap()
+    );
+    let (_, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
+    (sc.clone(), csrf_field(&body))
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("location:"))
+        .expect("a location")
+        .trim()
+        .to_string()
+}
+
+/// The titles of `kind` records an HTTP API serves.
+fn titles(http: SocketAddr, kind: &str) -> Vec<String> {
+    let (status, body) = http_get(http, &format!("/api/v1/records?kind={kind}"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["data"]["title"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(dir, _)]) = init_network(tmp.path(), ["skane"]);
+    add_user(&dir, "anna", "redaktor");
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let node = NodeProc::start(
+        &dir,
+        &[
+            "--aggregator",
+            &agg.peer(&agg_id),
+            "--admin",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let (admin, http, agg_http) = (node.admin.unwrap(), node.http.unwrap(), agg.http.unwrap());
+    let (sc, csrf) = session(admin, "anna");
+    let cookie = [("Cookie", sc.as_str())];
+
+    // The form: a label tied to each field, help beside it.
+    let (status, _, body) = http_exchange(admin, "GET", "/ny/method", &cookie, None);
+    assert_eq!(status, 200);
+    assert!(body.contains("<label for=\"title\">Titel"), "{body}");
+    assert!(body.contains("aria-describedby=\"title-hjalp\""), "{body}");
+
+    // Without the session's token: 403, nothing written.
+    let fields = [
+        ("title", "Lokal överenskommelse i Skåne"),
+        ("summary", "Så skrevs den"),
+        ("tags", "samverkan\nkommun"),
+    ];
+    let mut no_token: Vec<(&str, &str)> = fields.to_vec();
+    no_token.push(("action", "publish"));
+    let (status, _, _) = http_form(admin, "/ny/method", &cookie, &no_token);
+    assert_eq!(status, 403);
+    assert!(
+        titles(http, "method").is_empty(),
+        "a POST without a token wrote"
+    );
+
+    // A field the protocol refuses: the form again, the Swedish message beside the field.
+    let (status, _, body) = http_form(
+        admin,
+        "/ny/method",
+        &cookie,
+        &[
+            ("title", " "),
+            ("summary", "s"),
+            ("csrf", &csrf),
+            ("action", "preview"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("id=\"title-fel\">Fyll i fältet."), "{body}");
+    assert!(body.contains("aria-invalid=\"true\""), "{body}");
+
+    // Preview, then publish.
+    let mut with = fields.to_vec();
+    with.push(("csrf", &csrf));
+    let mut preview = with.clone();
+    preview.push(("action", "preview"));
+    let (status, _, body) = http_form(admin, "/ny/method", &cookie, &preview);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Förhandsgranska") && body.contains("value=\"publish\""),
+        "{body}"
+    );
+    assert!(titles(http, "method").is_empty(), "the preview published");
+    let mut publish = with.clone();
+    publish.push(("action", "publish"));
+    let (status, head, _) = http_form(admin, "/ny/method", &cookie, &publish);
+    assert_eq!(status, 303, "{head}");
+    let page = location(&head);
+    assert!(
+        page.starts_with("/post/") && page.contains("?publicerad="),
+        "{page}"
+    );
+    let rid = page["/post/".len()..page.find('?').unwrap()].to_string();
+    assert_eq!(titles(http, "method"), ["Lokal överenskommelse i Skåne"]);
+    eventually(20, "the method at the aggregator", || {
+        titles(agg_http, "method") == ["Lokal överenskommelse i Skåne"]
+    });
+
+    // Edit: a new version everywhere.
+    let (status, _, body) =
+        http_exchange(admin, "GET", &format!("/post/{rid}/andra"), &cookie, None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("samverkan\nkommun"),
+        "the form is not filled: {body}"
+    );
+    let edit = [
+        ("title", "Lokal överenskommelse, reviderad"),
+        ("summary", "Så skrevs den om"),
+        ("csrf", csrf.as_str()),
+        ("action", "publish"),
+    ];
+    let (status, head, _) = http_form(admin, &format!("/post/{rid}/andra"), &cookie, &edit);
+    assert_eq!(status, 303, "{head}");
+    eventually(20, "the new version at the aggregator", || {
+        titles(agg_http, "method") == ["Lokal överenskommelse, reviderad"]
+    });
+
+    // Delete after the confirmation page: gone everywhere.
+    let (status, _, body) =
+        http_exchange(admin, "GET", &format!("/post/{rid}/ta-bort"), &cookie, None);
+    assert_eq!(status, 200);
+    assert!(body.contains("kan aldrig publiceras igen"), "{body}");
+    let (status, _, _) = http_form(admin, &format!("/post/{rid}/ta-bort"), &cookie, &[]);
+    assert_eq!(status, 403, "a delete without a token");
+    let (status, head, _) = http_form(
+        admin,
+        &format!("/post/{rid}/ta-bort"),
+        &cookie,
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(status, 303, "{head}");
+    assert!(titles(http, "method").is_empty());
+    eventually(20, "the deletion at the aggregator", || {
+        titles(agg_http, "method").is_empty()
+    });
+
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    let writes: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["record_id"].is_string())
+        .map(|e| (e["user"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        writes,
+        [("anna", "publish"), ("anna", "edit"), ("anna", "delete")]
+    );
+    for p in [node, agg] {
+        assert_eq!(p.terminate(10), 0);
+    }
+}
+
+/// Two staff members publishing at the same moment both succeed (one writer orders them).
+#[test]
+fn two_staff_members_publish_at_the_same_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    add_user(&dir, "bo", "redaktor");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let sessions = [session(admin, "anna"), session(admin, "bo")];
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sc, csrf))| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let title = format!("Samtidig metod {i}");
+                barrier.wait();
+                let (status, head, _) = http_form(
+                    admin,
+                    "/ny/method",
+                    &[("Cookie", &sc)],
+                    &[
+                        ("title", &title),
+                        ("summary", "s"),
+                        ("csrf", &csrf),
+                        ("action", "publish"),
+                    ],
+                );
+                assert_eq!(status, 303, "{head}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut got = titles(node.http.unwrap(), "method");
+    got.sort();
+    assert_eq!(got, ["Samtidig metod 0", "Samtidig metod 1"]);
     assert_eq!(node.terminate(10), 0);
 }
