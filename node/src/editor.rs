@@ -33,7 +33,7 @@ use crate::forms::{self, FormError, Input};
 use crate::local::{NodeError, Role};
 use crate::query::Query;
 use crate::shared::Shared;
-use crate::users::{AuditEntry, StaffRole, Users, audit};
+use crate::users::{AuditEntry, StaffRole, UserError, Users, audit};
 
 /// A session unused this long ends.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -272,7 +272,21 @@ impl Editor {
     }
 
     fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
-        let full = context! { node_name => self.shared.node.config().name.clone(), ..ctx };
+        // The menu shows accounts and the log to admins (the role as the session holds it).
+        let is_admin = ctx
+            .get_attr("user")
+            .ok()
+            .and_then(|u| u.as_str().map(str::to_string))
+            .is_some_and(|u| {
+                lock(&self.sessions)
+                    .values()
+                    .any(|x| x.user == u && x.role == StaffRole::Admin)
+            });
+        let full = context! {
+            node_name => self.shared.node.config().name.clone(),
+            is_admin => is_admin,
+            ..ctx
+        };
         match crate::web::render_template(template, full) {
             Ok(html) => page_response(status, html),
             Err(e) => {
@@ -929,6 +943,242 @@ async fn delete_post(
     }
 }
 
+/// The session of an admin, or the page that says only admins may.
+fn require_admin(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
+    let s = require(editor, headers)?;
+    if s.role != StaffRole::Admin {
+        return Err(Box::new(editor.error(
+            StatusCode::FORBIDDEN,
+            "Bara för administratörer",
+            "Konton och logg hanteras av regionens administratörer.",
+            Some(&s),
+        )));
+    }
+    Ok(s)
+}
+
+impl Editor {
+    fn users_page(
+        &self,
+        s: &Session,
+        status: StatusCode,
+        message: Option<String>,
+        password: Option<(String, String)>,
+        error: Option<String>,
+    ) -> Response {
+        let users: Vec<Value> = match self.users.list() {
+            Ok(list) => list
+                .iter()
+                .map(|u| context! { user => u.user.clone(), role_label => u.role.label_sv() })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the accounts");
+                Vec::new()
+            }
+        };
+        let (password_for, password) = password.unzip();
+        self.page(
+            status,
+            "editor_users.html",
+            context! {
+                section => "users", user => s.user.clone(), csrf => s.csrf.clone(),
+                users => users, message => message, error => error,
+                password => password, password_for => password_for,
+            },
+        )
+    }
+
+    /// An account change: audited, and said in Swedish.
+    fn user_changed(&self, s: &Session, action: &str, name: &str) {
+        self.note(&s.user, action, Some(name.to_string()));
+    }
+}
+
+/// An account error in Swedish.
+fn user_error_sv(e: &UserError) -> String {
+    match e {
+        UserError::BadName(_) => "Användarnamnet: 1–32 tecken, små bokstäver a–z, siffror, punkt, understreck och bindestreck, och det börjar med en bokstav.".into(),
+        UserError::BadRole(_) => "Välj rollen redaktör eller administratör.".into(),
+        UserError::Exists(n) => format!("Det finns redan ett konto {n}."),
+        UserError::Unknown(n) => format!("Det finns inget konto {n}."),
+        UserError::TooMany => "Noden har så många konton den kan ha; ta bort ett först.".into(),
+        UserError::LastAdmin => "Den sista administratören kan inte tas bort; lägg till en till först.".into(),
+        other => format!("Kontot kunde inte ändras: {other}"),
+    }
+}
+
+async fn users_list(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    match require_admin(&editor, &headers) {
+        Ok(s) => editor.users_page(&s, StatusCode::OK, None, None, None),
+        Err(r) => *r,
+    }
+}
+
+async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Bytes) -> Response {
+    let s = match require_admin(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
+        return forbidden(&editor, Some(&s));
+    };
+    let name = f
+        .get("name")
+        .map(|n| n.trim().to_string())
+        .unwrap_or_default();
+    let role = match f.get("role").map(|r| r.parse::<StaffRole>()) {
+        Some(Ok(r)) => r,
+        _ => {
+            let e = user_error_sv(&UserError::BadRole(String::new()));
+            return editor.users_page(&s, StatusCode::BAD_REQUEST, None, None, Some(e));
+        }
+    };
+    let password = crate::users::generate_password(&mut rand_core::OsRng);
+    let users = editor.users.clone();
+    let (n, pw) = (name.clone(), password.clone());
+    let added = tokio::task::spawn_blocking(move || {
+        users.add(&n, role, &pw, &mut rand_core::OsRng, crate::local::now_ms())
+    })
+    .await;
+    match added {
+        Ok(Ok(_)) => {
+            editor.user_changed(&s, "user_add", &name);
+            editor.users_page(
+                &s,
+                StatusCode::OK,
+                Some(format!("Kontot {name} är skapat.")),
+                Some((name, password)),
+                None,
+            )
+        }
+        Ok(Err(e)) => editor.users_page(
+            &s,
+            StatusCode::BAD_REQUEST,
+            None,
+            None,
+            Some(user_error_sv(&e)),
+        ),
+        Err(_) => editor.users_page(
+            &s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            None,
+            Some("Kontot kunde inte skapas.".into()),
+        ),
+    }
+}
+
+async fn users_remove(
+    State(editor): State<Arc<Editor>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match require_admin(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if form(&body).filter(|f| csrf_ok(&s, f)).is_none() {
+        return forbidden(&editor, Some(&s));
+    }
+    if name == s.user {
+        let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
+        return editor.users_page(&s, StatusCode::BAD_REQUEST, None, None, Some(e));
+    }
+    match editor.users.remove(&name) {
+        Ok(()) => {
+            editor.user_changed(&s, "user_remove", &name);
+            // Its sessions end now.
+            lock(&editor.sessions).retain(|_, x| x.user != name);
+            editor.users_page(
+                &s,
+                StatusCode::OK,
+                Some(format!("Kontot {name} är borttaget.")),
+                None,
+                None,
+            )
+        }
+        Err(e) => editor.users_page(
+            &s,
+            StatusCode::BAD_REQUEST,
+            None,
+            None,
+            Some(user_error_sv(&e)),
+        ),
+    }
+}
+
+async fn users_reset(
+    State(editor): State<Arc<Editor>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match require_admin(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if form(&body).filter(|f| csrf_ok(&s, f)).is_none() {
+        return forbidden(&editor, Some(&s));
+    }
+    let password = crate::users::generate_password(&mut rand_core::OsRng);
+    let users = editor.users.clone();
+    let (n, pw) = (name.clone(), password.clone());
+    let reset = tokio::task::spawn_blocking(move || {
+        users.set_password(&n, &pw, &mut rand_core::OsRng, crate::local::now_ms())
+    })
+    .await;
+    match reset {
+        Ok(Ok(())) => {
+            editor.user_changed(&s, "password_reset", &name);
+            editor.users_page(&s, StatusCode::OK, None, Some((name, password)), None)
+        }
+        Ok(Err(e)) => editor.users_page(
+            &s,
+            StatusCode::BAD_REQUEST,
+            None,
+            None,
+            Some(user_error_sv(&e)),
+        ),
+        Err(_) => editor.users_page(
+            &s,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            None,
+            Some("Lösenordet kunde inte bytas.".into()),
+        ),
+    }
+}
+
+/// Audit lines the log page shows.
+const AUDIT_PAGE_LINES: usize = 500;
+
+async fn audit_page(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let s = match require_admin(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let entries =
+        crate::users::read_audit(editor.shared.node.dir(), AUDIT_PAGE_LINES).unwrap_or_default();
+    let rows: Vec<Value> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            let t = spindel_protocol::time::rfc3339_ms(e.time_ms);
+            context! {
+                time => format!("{} {}", t.get(..10).unwrap_or(""), t.get(11..19).unwrap_or("")),
+                user => e.user.clone(), action => e.action.clone(), kind => e.kind.clone(),
+                record_id => e.record_id.clone(), seq => e.seq, detail => e.detail.clone(),
+            }
+        })
+        .collect();
+    editor.page(
+        StatusCode::OK,
+        "editor_audit.html",
+        context! { section => "audit", user => s.user.clone(), csrf => s.csrf.clone(), entries => rows },
+    )
+}
+
 async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
     let s = editor.session(&headers);
     editor.error(
@@ -952,6 +1202,16 @@ pub fn router(editor: Arc<Editor>) -> Router {
             "/post/{record_id}/ta-bort",
             get(delete_form).post(delete_post),
         )
+        .route("/anvandare", get(users_list).post(users_add))
+        .route(
+            "/anvandare/{name}/ta-bort",
+            axum::routing::post(users_remove),
+        )
+        .route(
+            "/anvandare/{name}/nytt-losenord",
+            axum::routing::post(users_reset),
+        )
+        .route("/logg", get(audit_page))
         .route("/assets/spindel.css", get(crate::web::style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))

@@ -91,6 +91,14 @@ fn templates() -> &'static Environment<'static> {
                 "editor_delete.html",
                 include_str!("../templates/editor_delete.html"),
             ),
+            (
+                "editor_users.html",
+                include_str!("../templates/editor_users.html"),
+            ),
+            (
+                "editor_audit.html",
+                include_str!("../templates/editor_audit.html"),
+            ),
         ] {
             // The templates are part of the binary and tested; a syntax error is a build bug.
             if let Err(e) = env.add_template(name, source) {

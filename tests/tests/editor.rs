@@ -575,3 +575,76 @@ fn two_staff_members_publish_at_the_same_time() {
     assert_eq!(got, ["Samtidig metod 0", "Samtidig metod 1"]);
     assert_eq!(node.terminate(10), 0);
 }
+
+/// An admin manages the accounts in the browser; a redaktör cannot. A removed account's
+/// session ends at once.
+#[test]
+fn admins_manage_accounts_and_redaktors_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    add_user(&dir, "bo", "redaktor");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let (bo, bo_csrf) = session(admin, "bo");
+    let (status, _, body) = http_exchange(admin, "GET", "/anvandare", &[("Cookie", &bo)], None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Bara för administratörer"), "{body}");
+    let (status, _, _) = http_form(
+        admin,
+        "/anvandare",
+        &[("Cookie", &bo)],
+        &[("name", "mallory"), ("role", "admin"), ("csrf", &bo_csrf)],
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = http_exchange(admin, "GET", "/logg", &[("Cookie", &bo)], None);
+    assert_eq!(status, 403);
+
+    let (anna, csrf) = session(admin, "anna");
+    let (status, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &anna)], None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("href=\"/anvandare\""),
+        "no accounts link for an admin: {body}"
+    );
+    let (status, _, body) = http_form(
+        admin,
+        "/anvandare",
+        &[("Cookie", &anna)],
+        &[("name", "cia"), ("role", "redaktor"), ("csrf", &csrf)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let at = body
+        .find("class=\"password\">")
+        .expect("the one-time password")
+        + 17;
+    let password = &body[at..at + 24];
+    let (status, _, _) = login(admin, "cia", password);
+    assert_eq!(status, 303, "the one-time password does not log in");
+    let (status, _, body) = http_form(
+        admin,
+        "/anvandare",
+        &[("Cookie", &anna)],
+        &[("name", "Cia Ek"), ("role", "redaktor"), ("csrf", &csrf)],
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("Användarnamnet: 1–32 tecken"), "{body}");
+
+    // Removing bo ends bo's session.
+    let (status, _, _) = http_form(
+        admin,
+        "/anvandare/bo/ta-bort",
+        &[("Cookie", &anna)],
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = http_exchange(admin, "GET", "/", &[("Cookie", &bo)], None);
+    assert_eq!(status, 303, "a removed account's session lives on");
+    let (status, _, body) = http_exchange(admin, "GET", "/logg", &[("Cookie", &anna)], None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("user_remove") && body.contains("user_add"),
+        "{body}"
+    );
+    assert_eq!(node.terminate(10), 0);
+}
