@@ -67,6 +67,63 @@ impl Browser {
         }
     }
 
+    /// Clicks `element` and waits until the page holds `css` (a POST that answers at the same
+    /// address, such as a preview).
+    fn click_until(&self, element: &str, css: &str) {
+        self.click(element);
+        let probe = format!(
+            "return document.readyState === 'complete' && document.querySelector({}) !== null",
+            json!(css)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.script(&probe) != true {
+            assert!(
+                Instant::now() < deadline,
+                "no {css:?} after the click on {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn clear(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        );
+    }
+
+    /// axe-core's serious and critical WCAG 2.1 A/AA violations on the page (empty: none).
+    fn axe(&self, axe_source: &str) -> Vec<String> {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": format!("{axe_source}\nreturn typeof axe;"), "args": []})),
+        );
+        let found = self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "const done = arguments[arguments.length - 1]; \
+                axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}) \
+                .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', ')))) \
+                .catch(e => done(['axe failed: ' + e]));", "args": []})),
+        );
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe answered {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    /// Fails the test when axe finds a serious or critical violation on the page.
+    fn assert_accessible(&self, axe_source: &str) {
+        let violations = self.axe(axe_source);
+        assert!(violations.is_empty(), "{}: {violations:#?}", self.url());
+    }
+
     fn find_all(&self, css: &str) -> Vec<String> {
         self.call(
             "POST",
@@ -384,4 +441,214 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
     let shot = b.screenshot("knowledge-bank.png");
     eprintln!("screenshots in {}", shot.parent().unwrap().display());
     b.call("DELETE", "", None);
+}
+
+/// axe-core from the npm registry (pinned), unpacked once into the test's temporary directory.
+const AXE_CORE: &str = "axe-core@4.14.1";
+
+fn axe_source() -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("axe");
+    let js = dir.join("package/axe.min.js");
+    if !js.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let packed = Command::new("npm")
+            .args(["pack", AXE_CORE, "--silent", "--pack-destination"])
+            .arg(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("npm is needed to fetch {AXE_CORE}: {e}"));
+        assert!(packed.status.success(), "npm pack {AXE_CORE}: {packed:?}");
+        let tgz = String::from_utf8(packed.stdout).unwrap();
+        let unpacked = Command::new("tar")
+            .arg("xzf")
+            .arg(dir.join(tgz.trim()))
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(unpacked.success(), "unpacking {AXE_CORE}");
+    }
+    std::fs::read_to_string(js).unwrap()
+}
+
+/// A coordinator who has never seen a terminal, in Chromium: logs in to Redaktionen, writes a
+/// method, previews and publishes it, finds it on the region's public page and (over real QUIC)
+/// at the aggregator, edits it and deletes it. axe-core finds no serious or critical WCAG 2.1
+/// A/AA violation on any editor or public page on the way.
+#[test]
+fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_page() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    use spindel_tests::{NodeProc, eventually, http_get, init_network, s, spindel_stdin};
+    let axe = axe_source();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(dir, region_id)]) = init_network(tmp.path(), ["skane"]);
+    let password = "ett långt lösenord för webbläsaren";
+    spindel_stdin(
+        &[
+            "user",
+            "add",
+            "--data-dir",
+            s(&dir),
+            "anna",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        password,
+    )
+    .ok();
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let region = NodeProc::start(
+        &dir,
+        &[
+            "--aggregator",
+            &agg.peer(&agg_id),
+            "--admin",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let editor = format!("http://{}", region.admin.unwrap());
+    let public = format!("http://{}", region.http.unwrap());
+    let agg_http = agg.http.unwrap();
+    let methods_at_aggregator = || {
+        let (_, body) = http_get(agg_http, "/api/v1/records?kind=method");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["data"]["title"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (_driver, b) = start_browser();
+
+    // The check can fail: an input without a label is a critical violation to axe.
+    b.goto("data:text/html;charset=utf-8,<html lang=sv><title>t</title><main><input id=x></main></html>");
+    let found = b.axe(&axe);
+    assert!(
+        found.iter().any(|v| v.starts_with("label")),
+        "axe missed an unlabelled input: {found:?}"
+    );
+
+    // Log in.
+    b.goto(&format!("{editor}/"));
+    assert!(b.url().ends_with("/logga-in"), "{}", b.url());
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#user"), "anna");
+    b.type_into(&b.find("#password"), password);
+    b.click_and_load(&b.find("form.card button[type=submit]"));
+    assert!(b.text(&b.find("main")).contains("Inloggad som anna"));
+    b.assert_accessible(&axe);
+    b.screenshot("editor-start.png");
+
+    // A new method: first with the title left out, then whole.
+    let new_method = b
+        .find_all("ul.actions a")
+        .into_iter()
+        .find(|e| b.text(e) == "Ny metod")
+        .expect("a Ny metod link");
+    b.click_and_load(&new_method);
+    b.assert_accessible(&axe);
+    b.type_into(
+        &b.find("#summary"),
+        "Så skriver en kommun och de idéburna en överenskommelse.",
+    );
+    b.click_until(&b.find("button[value=preview]"), "#title-fel");
+    assert_eq!(b.text(&b.find("#title-fel")), "Fyll i fältet.");
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#title"), "Lokal överenskommelse i Skåne");
+    b.type_into(&b.find("#tags"), "samverkan\nkommun");
+    b.screenshot("editor-form.png");
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    assert!(
+        b.text(&b.find("article.preview"))
+            .contains("Lokal överenskommelse i Skåne")
+    );
+    b.assert_accessible(&axe);
+    b.click_and_load(&b.find("button[value=publish]"));
+    assert!(b.url().contains("/post/"), "{}", b.url());
+    assert!(b.text(&b.find("main")).contains("Publicerad som version"));
+    b.assert_accessible(&axe);
+    let rid = b
+        .url()
+        .split("/post/")
+        .nth(1)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // On the region's public page, and at the aggregator over QUIC.
+    b.goto(&format!("{public}/post/{region_id}/{rid}"));
+    assert_eq!(b.text(&b.find("h1")), "Lokal överenskommelse i Skåne");
+    eventually(20, "the method at the aggregator", || {
+        methods_at_aggregator() == ["Lokal överenskommelse i Skåne"]
+    });
+    // Every public page passes axe too.
+    for path in [
+        "/".to_string(),
+        "/?q=%C3%B6verenskommelse".to_string(),
+        format!("/post/{region_id}/{rid}"),
+        "/region/skane".to_string(),
+        "/oversikt".to_string(),
+        "/integritet".to_string(),
+        "/finns-inte".to_string(),
+    ] {
+        b.goto(&format!("{public}{path}"));
+        b.assert_accessible(&axe);
+    }
+
+    // Edit: a new version everywhere.
+    b.goto(&format!("{editor}/post/{rid}/andra"));
+    b.assert_accessible(&axe);
+    let title = b.find("#title");
+    b.clear(&title);
+    b.type_into(&title, "Lokal överenskommelse, reviderad");
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    b.click_and_load(&b.find("button[value=publish]"));
+    eventually(20, "the new version at the aggregator", || {
+        methods_at_aggregator() == ["Lokal överenskommelse, reviderad"]
+    });
+
+    // The admin's pages.
+    for path in [
+        "/anvandare",
+        "/logg",
+        "/ny/innovation",
+        "/ny/researcher",
+        "/ny/profile",
+    ] {
+        b.goto(&format!("{editor}{path}"));
+        b.assert_accessible(&axe);
+    }
+
+    // Delete, after the confirmation page: gone everywhere.
+    b.goto(&format!("{editor}/post/{rid}/ta-bort"));
+    assert!(
+        b.text(&b.find("main"))
+            .contains("kan aldrig publiceras igen")
+    );
+    b.assert_accessible(&axe);
+    b.click_and_load(&b.find("form.card button[type=submit]"));
+    eventually(20, "the deletion at the aggregator", || {
+        methods_at_aggregator().is_empty()
+    });
+    let (status, _) = http_get(region.http.unwrap(), &format!("/post/{region_id}/{rid}"));
+    assert_eq!(
+        status, 404,
+        "the deleted method is still on the public page"
+    );
+
+    b.call("DELETE", "", None);
+    for p in [region, agg] {
+        assert_eq!(p.terminate(10), 0);
+    }
 }
