@@ -80,8 +80,16 @@ pub enum RequestError {
     NoUpload,
 }
 
+/// A new name for a received import file (`import.upload.N`, erased after its import and at
+/// the next start), unique in this process whichever surface receives it.
+pub(crate) fn upload_name() -> String {
+    static UPLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UPLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{n}", crate::local::IMPORT_UPLOAD)
+}
+
 /// A place to receive one more import, or why there is none.
-fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, RequestError> {
+pub(crate) fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, RequestError> {
     UPLOADS.try_acquire().map_err(|_| RequestError::UploadsBusy)
 }
 
@@ -327,7 +335,6 @@ async fn answer(
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> Response {
     let dir = shared.node.dir().to_path_buf();
-    static UPLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut _permit = None;
     let upload = match &request {
         Request::Import { bytes, kind, .. } => {
@@ -339,8 +346,7 @@ async fn answer(
                 Ok(p) => _permit = Some(p),
                 Err(e) => return Response::Error(e.to_string()),
             }
-            let n = UPLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let name = format!("{}.{n}", crate::local::IMPORT_UPLOAD);
+            let name = upload_name();
             if let Err(e) = receive_upload(&dir, &name, reader, *bytes).await {
                 erase_upload(&dir, name).await;
                 return Response::Error(e.to_string());

@@ -52,6 +52,8 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const LOGIN_FAILURE_KEYS_MAX: usize = 10_000;
 /// Largest form body.
 pub const FORM_BYTES_MAX: usize = 256 * 1024;
+/// Largest import form: the file ([`crate::local::IMPORT_BYTES_MAX`]) and its framing.
+pub const IMPORT_FORM_BYTES_MAX: usize = crate::local::IMPORT_BYTES_MAX as usize + 64 * 1024;
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "spindel_redaktion";
 /// The login page's CSRF cookie (before there is a session).
@@ -61,10 +63,10 @@ const START_RECORDS: usize = 200;
 
 /// A logged-in staff member.
 #[derive(Debug, Clone)]
-struct Session {
-    user: String,
+pub(crate) struct Session {
+    pub(crate) user: String,
     role: StaffRole,
-    csrf: String,
+    pub(crate) csrf: String,
     started: Instant,
     last_seen: Instant,
 }
@@ -122,7 +124,7 @@ impl Failures {
 /// The editor's state.
 #[derive(Debug)]
 pub struct Editor {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     users: Users,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<Failures>,
@@ -271,7 +273,7 @@ impl Editor {
         }
     }
 
-    fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
+    pub(crate) fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
         // The menu shows accounts and the log to admins (the role as the session holds it).
         let is_admin = ctx
             .get_attr("user")
@@ -375,7 +377,7 @@ fn see_other(to: &'static str) -> Response {
 }
 
 /// The 403 for a POST without a valid CSRF token: nothing was written.
-fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
+pub(crate) fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
     editor.error(
         StatusCode::FORBIDDEN,
         "Formuläret gick inte att skicka",
@@ -543,7 +545,7 @@ async fn logout(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Byt
 }
 
 /// The session of a request, or the redirect to the login page.
-fn require(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
+pub(crate) fn require(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
     editor
         .session(headers)
         .ok_or_else(|| Box::new(see_other("/logga-in")))
@@ -551,7 +553,12 @@ fn require(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response
 
 /// Whether a form carries the session's CSRF token.
 fn csrf_ok(s: &Session, f: &HashMap<String, String>) -> bool {
-    f.get("csrf").is_some_and(|c| same(c, &s.csrf))
+    f.get("csrf").is_some_and(|c| csrf_matches(s, c))
+}
+
+/// Whether `sent` is the session's CSRF token.
+pub(crate) fn csrf_matches(s: &Session, sent: &str) -> bool {
+    same(sent, &s.csrf)
 }
 
 /// A kind named in a path, or the 404 page.
@@ -653,6 +660,24 @@ impl Editor {
             .await
             .ok()
             .flatten()
+    }
+
+    pub(crate) fn note_import(&self, s: &Session, kind: Kind, done: &crate::local::Imported) {
+        let entry = AuditEntry {
+            time_ms: crate::local::now_ms(),
+            user: s.user.clone(),
+            action: "import".to_string(),
+            kind: Some(kind.as_str().to_string()),
+            record_id: None,
+            seq: Some(done.last_seq),
+            detail: Some(format!(
+                "{} poster, version {}-{}",
+                done.imported, done.first_seq, done.last_seq
+            )),
+        };
+        if let Err(e) = audit(self.shared.node.dir(), &entry) {
+            tracing::error!(error = %e, "cannot write the editor's audit trail");
+        }
     }
 
     fn note_write(&self, s: &Session, action: &str, kind: Kind, record_id: &str, seq: u64) {
@@ -1212,6 +1237,12 @@ pub fn router(editor: Arc<Editor>) -> Router {
             axum::routing::post(users_reset),
         )
         .route("/logg", get(audit_page))
+        .route(
+            "/importera",
+            get(crate::editor_import::import_form)
+                .post(crate::editor_import::import_post)
+                .layer(DefaultBodyLimit::max(IMPORT_FORM_BYTES_MAX)),
+        )
         .route("/assets/spindel.css", get(crate::web::style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))

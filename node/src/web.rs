@@ -99,6 +99,10 @@ fn templates() -> &'static Environment<'static> {
                 "editor_audit.html",
                 include_str!("../templates/editor_audit.html"),
             ),
+            (
+                "editor_import.html",
+                include_str!("../templates/editor_import.html"),
+            ),
         ] {
             // The templates are part of the binary and tested; a syntax error is a build bug.
             if let Err(e) = env.add_template(name, source) {

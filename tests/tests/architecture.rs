@@ -164,6 +164,7 @@ fn node_src() -> std::path::PathBuf {
 const ABOVE_THE_STORE: &[&str] = &[
     "http.rs",
     "editor.rs",
+    "editor_import.rs",
     "web.rs",
     "control.rs",
     "session.rs",

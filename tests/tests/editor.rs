@@ -648,3 +648,88 @@ fn admins_manage_accounts_and_redaktors_cannot() {
     );
     assert_eq!(node.terminate(10), 0);
 }
+
+/// A multipart form as a browser sends it: text fields, then a file.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, String) {
+    let boundary = "----spindel-test-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    if let Some((filename, content)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/x-ndjson\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A JSON Lines upload runs the import: all or nothing, the bad line named, the file erased;
+/// without the session's token no byte is kept.
+#[test]
+fn a_jsonl_upload_imports_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "redaktor");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
+    let (sc, csrf) = session(admin, "anna");
+    let good = "{\"title\":\"Importerad ett\",\"summary\":\"s\"}\n{\"title\":\"Importerad två\",\"summary\":\"s\"}\n";
+    let bad = "{\"title\":\"Bra rad\",\"summary\":\"s\"}\n{\"title\":\"\",\"summary\":\"s\"}\n";
+    let post = |fields: &[(&str, &str)], file: Option<(&str, &str)>| {
+        let (ct, body) = multipart(fields, file);
+        http_exchange(
+            admin,
+            "POST",
+            "/importera",
+            &[("Cookie", &sc)],
+            Some((&ct, &body)),
+        )
+    };
+    // No token: 403 and nothing kept.
+    let (status, _, _) = post(&[("kind", "method")], Some(("m.jsonl", good)));
+    assert_eq!(status, 403);
+    // A bad line: nothing imported, the line named.
+    let (status, _, body) = post(
+        &[("csrf", &csrf), ("kind", "method")],
+        Some(("m.jsonl", bad)),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Ingenting importerades") && body.contains("line 2"),
+        "{body}"
+    );
+    assert!(titles(http, "method").is_empty());
+    // A good file: every line, one publish each.
+    let (status, _, body) = post(
+        &[("csrf", &csrf), ("kind", "method")],
+        Some(("m.jsonl", good)),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("2 poster importerade"), "{body}");
+    let mut got = titles(http, "method");
+    got.sort();
+    assert_eq!(got, ["Importerad ett", "Importerad två"]);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("import."))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "uploads left in the data directory: {left:?}"
+    );
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "import" && e["user"] == "anna"),
+        "{audit}"
+    );
+    assert_eq!(node.terminate(10), 0);
+}

@@ -1,0 +1,178 @@
+//! The editor's import page (`/importera`): a JSON Lines file uploaded from the browser is
+//! received into the data directory as it arrives (never held in memory; at most
+//! [`IMPORT_BYTES_MAX`]), imported by the node's writer with the all-or-nothing rule of
+//! `spindel import`, and erased. The form's CSRF token must come before the file.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use spindel_protocol::record::Kind;
+use tokio::io::AsyncWriteExt;
+
+use crate::editor::{Editor, Session, csrf_matches, forbidden, require};
+use crate::local::IMPORT_BYTES_MAX;
+use crate::writer::ImportJob;
+
+impl Editor {
+    fn import_page(
+        &self,
+        s: &Session,
+        status: StatusCode,
+        message: Option<String>,
+        error: Option<String>,
+    ) -> Response {
+        self.page(
+            status,
+            "editor_import.html",
+            context! {
+                user => s.user.clone(), csrf => s.csrf.clone(), message => message,
+                error => error, max_mib => IMPORT_BYTES_MAX / (1024 * 1024),
+            },
+        )
+    }
+}
+
+pub(crate) async fn import_form(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    match require(&editor, &headers) {
+        Ok(s) => editor.import_page(&s, StatusCode::OK, None, None),
+        Err(r) => *r,
+    }
+}
+
+/// Receives the file field into `path`, capped; `Err` says why in Swedish.
+async fn receive(
+    field: &mut axum::extract::multipart::Field<'_>,
+    path: &std::path::Path,
+) -> Result<u64, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("Filen kunde inte tas emot: {e}"))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut got = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| format!("Filen kom inte fram hel: {e}"))?
+    {
+        got += chunk.len() as u64;
+        if got > IMPORT_BYTES_MAX {
+            return Err(format!(
+                "Filen är större än {} MiB; dela upp den.",
+                IMPORT_BYTES_MAX / (1024 * 1024)
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("Filen kunde inte sparas: {e}"))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| format!("Filen kunde inte sparas: {e}"))?;
+    Ok(got)
+}
+
+pub(crate) async fn import_post(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let mut csrf_ok = false;
+    let mut kind = None;
+    let dir = editor.shared.node.dir().to_path_buf();
+    let mut upload: Option<(String, String)> = None;
+    let mut failed = None;
+    let mut _permit = None;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(format!("Formuläret kom inte fram helt: {e}"));
+                break;
+            }
+        };
+        match field.name() {
+            Some("csrf") => {
+                let sent = field.text().await.unwrap_or_default();
+                csrf_ok = csrf_matches(&s, &sent);
+            }
+            Some("kind") => {
+                kind = field.text().await.ok().and_then(|k| k.parse::<Kind>().ok());
+            }
+            Some("file") => {
+                // The token first: no byte of a forged upload reaches the disk.
+                if !csrf_ok {
+                    return forbidden(&editor, Some(&s));
+                }
+                match crate::control::upload_permit() {
+                    Ok(p) => _permit = Some(p),
+                    Err(_) => {
+                        failed = Some(
+                            "Två importer tas emot just nu; försök igen när de är klara.".into(),
+                        );
+                        break;
+                    }
+                }
+                let shown = field.file_name().unwrap_or("filen").to_string();
+                let name = crate::control::upload_name();
+                let received = receive(&mut field, &dir.join(&name)).await;
+                upload = Some((name, shown));
+                if let Err(e) = received {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return forbidden(&editor, Some(&s));
+    }
+    let result = match (failed, kind, &upload) {
+        (Some(e), ..) => Err(e),
+        (None, None, _) => Err("Välj vilken typ av poster filen har.".to_string()),
+        (None, _, None) => Err("Välj en fil att importera.".to_string()),
+        (None, Some(kind), Some((name, shown))) => {
+            let job = ImportJob {
+                kind,
+                path: dir.join(name),
+                name: shown.clone(),
+                cancel: Arc::new(AtomicBool::new(false)),
+            };
+            match editor.shared.writer.import(job).await {
+                Ok(done) => {
+                    editor.note_import(&s, kind, &done);
+                    Ok(format!(
+                        "{} poster importerade och publicerade (version {}–{}).",
+                        done.imported, done.first_seq, done.last_seq
+                    ))
+                }
+                Err(e) => Err(format!("Ingenting importerades: {e}")),
+            }
+        }
+    };
+    if let Some((name, _)) = upload {
+        let d = dir.clone();
+        let erased = tokio::task::spawn_blocking(move || crate::local::erase_file(&d, &name)).await;
+        if let Ok(Err(e)) = erased {
+            tracing::error!(error = %e, "erasing an uploaded import failed; erased at next start");
+        }
+    }
+    match result {
+        Ok(message) => editor.import_page(&s, StatusCode::OK, Some(message), None),
+        Err(error) => editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(error)),
+    }
+}
