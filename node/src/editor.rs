@@ -46,6 +46,8 @@ pub const LOGIN_FAILURES_PER_USER: usize = 5;
 /// Failed logins from one address within [`LOGIN_WINDOW`] (behind a reverse proxy every login
 /// comes from its address, so this is higher than the per-account limit).
 pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+/// Password checks (argon2id, ~19 MiB each) running at once; more logins wait.
+pub const LOGIN_CHECKS_MAX: usize = 2;
 /// The window failed logins are counted in, and the longest lock.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Accounts and addresses whose failures are remembered at once (the oldest are forgotten).
@@ -66,6 +68,9 @@ const START_RECORDS: usize = 200;
 pub(crate) struct Session {
     pub(crate) user: String,
     role: StaffRole,
+    /// When the account's password was set at login: a new password (or a new account under
+    /// the same name) ends the session.
+    password_set_ms: u64,
     pub(crate) csrf: String,
     started: Instant,
     last_seen: Instant,
@@ -76,6 +81,27 @@ pub(crate) struct Session {
 struct Failures {
     by_user: HashMap<String, Vec<Instant>>,
     by_address: HashMap<IpAddr, Vec<Instant>>,
+}
+
+/// Adds a failure of `key`; a full map forgets the key whose last failure is oldest (a key
+/// already known is always counted).
+fn remember<K: std::hash::Hash + Eq + Clone>(
+    map: &mut HashMap<K, Vec<Instant>>,
+    key: K,
+    now: Instant,
+) {
+    if !map.contains_key(&key) && map.len() >= LOGIN_FAILURE_KEYS_MAX {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, t)| t.last().copied())
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            map.remove(&k);
+        }
+    }
+    let times = map.entry(key).or_default();
+    times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
+    times.push(now);
 }
 
 impl Failures {
@@ -96,27 +122,23 @@ impl Failures {
     }
 
     fn failed(&mut self, user: &str, address: IpAddr, now: Instant) {
-        for map_len in [self.by_user.len(), self.by_address.len()] {
-            if map_len >= LOGIN_FAILURE_KEYS_MAX {
-                self.by_user.retain(|_, t| {
-                    t.last()
-                        .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
-                });
-                self.by_address.retain(|_, t| {
-                    t.last()
-                        .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
-                });
-            }
-        }
-        if self.by_user.len() < LOGIN_FAILURE_KEYS_MAX {
-            self.by_user.entry(user.to_string()).or_default().push(now);
-        }
-        if self.by_address.len() < LOGIN_FAILURE_KEYS_MAX {
-            self.by_address.entry(address).or_default().push(now);
+        remember(&mut self.by_user, user.to_string(), now);
+        remember(&mut self.by_address, address, now);
+    }
+
+    /// A login succeeded: the account's failures are forgotten, and the attempt counted in
+    /// advance at `when` is taken back from the address.
+    fn succeeded(&mut self, user: &str, address: IpAddr, when: Instant) {
+        self.by_user.remove(user);
+        if let Some(times) = self.by_address.get_mut(&address)
+            && let Some(at) = times.iter().rposition(|t| *t == when)
+        {
+            times.remove(at);
         }
     }
 
-    fn succeeded(&mut self, user: &str) {
+    /// An admin gave the account a new password: its lock ends.
+    fn reset(&mut self, user: &str) {
         self.by_user.remove(user);
     }
 }
@@ -128,6 +150,8 @@ pub struct Editor {
     users: Users,
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<Failures>,
+    /// Password checks running at once ([`LOGIN_CHECKS_MAX`]).
+    checks: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -201,14 +225,19 @@ impl Editor {
             users,
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(Failures::default()),
+            checks: tokio::sync::Semaphore::new(LOGIN_CHECKS_MAX),
         })
     }
 
     /// The session of this request, if it is live (refreshes its idle time). A session whose
     /// account was removed, or whose role changed, follows the accounts file.
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        self.session_at(headers, Instant::now())
+    }
+
+    /// [`Editor::session`] as of `now`.
+    fn session_at(&self, headers: &HeaderMap, now: Instant) -> Option<Session> {
         let token = cookie(headers, SESSION_COOKIE)?;
-        let now = Instant::now();
         let mut sessions = lock(&self.sessions);
         let live = sessions.get(token).is_some_and(|s| {
             now.duration_since(s.last_seen) < SESSION_IDLE
@@ -220,7 +249,7 @@ impl Editor {
         }
         let s = sessions.get_mut(token)?;
         match self.users.get(&s.user) {
-            Ok(Some(account)) => {
+            Ok(Some(account)) if account.password_set_ms == s.password_set_ms => {
                 s.role = account.role;
                 s.last_seen = now;
                 Some(s.clone())
@@ -232,7 +261,7 @@ impl Editor {
         }
     }
 
-    fn start_session(&self, user: &str, role: StaffRole) -> String {
+    fn start_session(&self, user: &str, role: StaffRole, password_set_ms: u64) -> String {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= SESSIONS_MAX {
@@ -250,6 +279,7 @@ impl Editor {
             Session {
                 user: user.to_string(),
                 role,
+                password_set_ms,
                 csrf: token(),
                 started: now,
                 last_seen: now,
@@ -459,9 +489,13 @@ async fn login(
         .unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
     let now = Instant::now();
-    if let Some(wait) = lock(&editor.failures).locked(&user, peer.ip(), now) {
+    // A name no account can have is no account: counted against the address only, never
+    // written anywhere at its length.
+    let valid_name = crate::users::validate_user_name(&user).is_ok();
+    let counted = if valid_name { user.as_str() } else { "" };
+    if let Some(wait) = lock(&editor.failures).locked(counted, peer.ip(), now) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
-        editor.note(&user, "login_locked", Some(peer.ip().to_string()));
+        tracing::warn!(address = %peer.ip(), "a locked login was tried");
         return editor.login_page(
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
@@ -472,14 +506,31 @@ async fn login(
             &user,
         );
     }
+    // Counted before the check: logins sent at once cannot all be tried before the lock.
+    lock(&editor.failures).failed(counted, peer.ip(), now);
     let users = editor.users.clone();
     let name = user.clone();
-    let checked = tokio::task::spawn_blocking(move || users.verify(&name, &password)).await;
+    // argon2 takes ~19 MiB a check: a few at once, the rest wait their turn.
+    let Ok(_turn) = editor.checks.acquire().await else {
+        return editor.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Inloggningen fungerar inte just nu",
+            "Försök igen om en stund.",
+            None,
+        );
+    };
+    let checked = tokio::task::spawn_blocking(move || {
+        if !valid_name {
+            return Err(crate::users::UserError::WrongPassword);
+        }
+        users.verify(&name, &password)
+    })
+    .await;
     match checked {
         Ok(Ok(account)) => {
-            lock(&editor.failures).succeeded(&account.user);
+            lock(&editor.failures).succeeded(&account.user, peer.ip(), now);
             editor.note(&account.user, "login", None);
-            let t = editor.start_session(&account.user, account.role);
+            let t = editor.start_session(&account.user, account.role, account.password_set_ms);
             let mut r = see_other("/");
             let h = r.headers_mut();
             h.append(
@@ -493,8 +544,12 @@ async fn login(
             r
         }
         Ok(Err(crate::users::UserError::WrongPassword)) => {
-            lock(&editor.failures).failed(&user, peer.ip(), now);
-            editor.note(&user, "login_failed", Some(peer.ip().to_string()));
+            let shown = if valid_name {
+                user.as_str()
+            } else {
+                "(ogiltigt namn)"
+            };
+            editor.note(shown, "login_failed", Some(peer.ip().to_string()));
             editor.login_page(
                 &headers,
                 StatusCode::UNAUTHORIZED,
@@ -1156,6 +1211,8 @@ async fn users_reset(
     match reset {
         Ok(Ok(())) => {
             editor.user_changed(&s, "password_reset", &name);
+            // A locked account gets in again with its new password.
+            lock(&editor.failures).reset(&name);
             editor.users_page(&s, StatusCode::OK, None, Some((name, password)), None)
         }
         Ok(Err(e)) => editor.users_page(
@@ -1325,6 +1382,93 @@ mod tests {
         }
         assert!(f.locked("ny", b, t1).is_some(), "the address is locked");
         assert!(f.locked("ny", a, t1).is_none());
+    }
+
+    /// A session ends when idle for SESSION_IDLE, and SESSION_MAX_AGE after login however
+    /// busy; a used one lives on.
+    #[tokio::test]
+    async fn sessions_end_when_idle_and_at_their_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::local::init_open(
+            &dir.path().join("skane"),
+            "skane",
+            crate::local::Role::Region,
+            None,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        Users::new(node.dir())
+            .add(
+                "anna",
+                StaffRole::Admin,
+                "ett långt lösenord",
+                &mut rand_core::OsRng,
+                1,
+            )
+            .unwrap();
+        let (_stop, rx) = tokio::sync::watch::channel(false);
+        let shared = Shared::new(Arc::new(node), rx).unwrap();
+        let editor = Editor::new(shared.clone());
+        let token = editor.start_session("anna", StaffRole::Admin, 1);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}")).unwrap(),
+        );
+        let t0 = Instant::now();
+        let step = SESSION_IDLE - Duration::from_secs(1);
+        // Used just inside the idle time, again and again: alive until its age.
+        let mut t = t0;
+        while t + step < t0 + SESSION_MAX_AGE {
+            t += step;
+            assert!(editor.session_at(&h, t).is_some(), "ended at {:?}", t - t0);
+        }
+        assert!(
+            editor.session_at(&h, t0 + SESSION_MAX_AGE).is_none(),
+            "outlived its age"
+        );
+        // Another, left idle.
+        let token = editor.start_session("anna", StaffRole::Admin, 1);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}")).unwrap(),
+        );
+        let later = Instant::now() + SESSION_IDLE;
+        assert!(
+            editor.session_at(&h, later).is_none(),
+            "an idle session lives on"
+        );
+        shared.writer.stop().await;
+    }
+
+    /// Logins are counted before the check; a successful one takes its count back, so staff
+    /// behind one proxy address never lock it by logging in. A full map still counts a known
+    /// account.
+    #[test]
+    fn successful_logins_do_not_lock_an_address_and_a_full_map_still_counts() {
+        let mut f = Failures::default();
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let t0 = Instant::now();
+        for i in 0..(LOGIN_FAILURES_PER_ADDRESS * 2) {
+            let t = t0 + Duration::from_millis(i as u64);
+            assert!(
+                f.locked("anna", proxy, t).is_none(),
+                "locked after {i} good logins"
+            );
+            f.failed("anna", proxy, t);
+            f.succeeded("anna", proxy, t);
+        }
+        for i in 0..LOGIN_FAILURE_KEYS_MAX {
+            f.failed(&format!("x{i}"), proxy, t0);
+        }
+        for _ in 0..LOGIN_FAILURES_PER_USER {
+            f.failed("anna", [10, 0, 0, 2].into(), t0);
+        }
+        assert!(
+            f.locked("anna", [10, 0, 0, 3].into(), t0).is_some(),
+            "a full map stopped counting"
+        );
+        assert!(f.by_user.len() <= LOGIN_FAILURE_KEYS_MAX);
     }
 
     #[test]

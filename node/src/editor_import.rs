@@ -17,6 +17,45 @@ use crate::editor::{Editor, Session, csrf_matches, forbidden, require};
 use crate::local::IMPORT_BYTES_MAX;
 use crate::writer::ImportJob;
 
+/// A received upload, erased (zeros first) however the request ends: imported, refused, or
+/// dropped because the browser went away mid-upload.
+struct Upload {
+    dir: std::path::PathBuf,
+    name: String,
+}
+
+impl Upload {
+    /// Erases the file before the answer goes out.
+    async fn erase(mut self) {
+        let (dir, name) = (self.dir.clone(), std::mem::take(&mut self.name));
+        let erased =
+            tokio::task::spawn_blocking(move || crate::local::erase_file(&dir, &name)).await;
+        if let Ok(Err(e)) = erased {
+            tracing::error!(error = %e, "erasing an uploaded import failed; erased at next start");
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
+        let (dir, name) = (self.dir.clone(), std::mem::take(&mut self.name));
+        let erase = move || {
+            if let Err(e) = crate::local::erase_file(&dir, &name) {
+                tracing::error!(error = %e, "erasing an uploaded import failed; erased at next start");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(erase);
+            }
+            Err(_) => erase(),
+        }
+    }
+}
+
 impl Editor {
     fn import_page(
         &self,
@@ -92,7 +131,7 @@ pub(crate) async fn import_post(
     let mut csrf_ok = false;
     let mut kind = None;
     let dir = editor.shared.node.dir().to_path_buf();
-    let mut upload: Option<(String, String)> = None;
+    let mut upload: Option<(Upload, String)> = None;
     let mut failed = None;
     let mut _permit = None;
     loop {
@@ -117,6 +156,10 @@ pub(crate) async fn import_post(
                 if !csrf_ok {
                     return forbidden(&editor, Some(&s));
                 }
+                if upload.is_some() {
+                    failed = Some("Välj en fil i taget.".into());
+                    break;
+                }
                 match crate::control::upload_permit() {
                     Ok(p) => _permit = Some(p),
                     Err(_) => {
@@ -128,8 +171,15 @@ pub(crate) async fn import_post(
                 }
                 let shown = field.file_name().unwrap_or("filen").to_string();
                 let name = crate::control::upload_name();
-                let received = receive(&mut field, &dir.join(&name)).await;
-                upload = Some((name, shown));
+                let path = dir.join(&name);
+                upload = Some((
+                    Upload {
+                        dir: dir.clone(),
+                        name,
+                    },
+                    shown,
+                ));
+                let received = receive(&mut field, &path).await;
                 if let Err(e) = received {
                     failed = Some(e);
                     break;
@@ -145,10 +195,10 @@ pub(crate) async fn import_post(
         (Some(e), ..) => Err(e),
         (None, None, _) => Err("Välj vilken typ av poster filen har.".to_string()),
         (None, _, None) => Err("Välj en fil att importera.".to_string()),
-        (None, Some(kind), Some((name, shown))) => {
+        (None, Some(kind), Some((file, shown))) => {
             let job = ImportJob {
                 kind,
-                path: dir.join(name),
+                path: dir.join(&file.name),
                 name: shown.clone(),
                 cancel: Arc::new(AtomicBool::new(false)),
             };
@@ -164,12 +214,8 @@ pub(crate) async fn import_post(
             }
         }
     };
-    if let Some((name, _)) = upload {
-        let d = dir.clone();
-        let erased = tokio::task::spawn_blocking(move || crate::local::erase_file(&d, &name)).await;
-        if let Ok(Err(e)) = erased {
-            tracing::error!(error = %e, "erasing an uploaded import failed; erased at next start");
-        }
+    if let Some((file, _)) = upload {
+        file.erase().await;
     }
     match result {
         Ok(message) => editor.import_page(&s, StatusCode::OK, Some(message), None),

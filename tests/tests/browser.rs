@@ -622,6 +622,7 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
     for path in [
         "/anvandare",
         "/logg",
+        "/importera",
         "/ny/innovation",
         "/ny/researcher",
         "/ny/profile",

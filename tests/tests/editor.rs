@@ -733,3 +733,116 @@ fn a_jsonl_upload_imports_all_or_nothing() {
     );
     assert_eq!(node.terminate(10), 0);
 }
+
+/// Every kind through its form: an innovation with its SROI, a researcher with consent, and the
+/// region's profile (edited, never made anew).
+#[test]
+fn every_kind_is_published_from_its_form() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "redaktor");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
+    let (sc, csrf) = session(admin, "anna");
+    let cookie = [("Cookie", sc.as_str())];
+    let publish = |path: &str, fields: &[(&str, &str)]| {
+        let mut all = fields.to_vec();
+        all.push(("csrf", &csrf));
+        all.push(("action", "publish"));
+        http_form(admin, path, &cookie, &all)
+    };
+    let (status, head, body) = publish(
+        "/ny/innovation",
+        &[
+            ("title", "Språkcafé"),
+            ("summary", "Möten varje vecka"),
+            ("organisations", "Coompanion Skåne"),
+            ("sroi.ratio", "3,4"),
+            ("sroi.year", "2024"),
+        ],
+    );
+    assert_eq!(status, 303, "{head}{body}");
+    let (status, head, body) = publish(
+        "/ny/researcher",
+        &[
+            ("name", "Anna Forskare"),
+            ("affiliation", "Lunds universitet"),
+            ("fields", "social ekonomi\nSROI"),
+            ("email", "anna@lu.example.se"),
+            ("consent.given", "on"),
+            ("consent.date", "2026-11-01"),
+            ("consent.method", "e-post"),
+        ],
+    );
+    assert_eq!(status, 303, "{head}{body}");
+    let (_, body) = http_get(http, "/api/v1/records?kind=innovation");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["records"][0]["data"]["sroi"]["ratio"], 3.4);
+    let (_, body) = http_get(http, "/api/v1/records?kind=researcher");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["records"][0]["data"]["consent"]["date"], "2026-11-01");
+
+    // The profile: /ny/profile leads to its edit form.
+    let (status, head, _) = http_exchange(admin, "GET", "/ny/profile", &cookie, None);
+    assert_eq!(status, 303);
+    let edit = location(&head);
+    assert!(edit.ends_with("/andra"), "{edit}");
+    let (status, head, body) = publish(
+        &edit,
+        &[
+            ("display_name", "Nätverket Social Ekonomi Skåne"),
+            ("website", "https://skane.example.se"),
+        ],
+    );
+    assert_eq!(status, 303, "{head}{body}");
+    let (_, body) = http_get(http, "/api/v1/records?kind=profile");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["records"][0]["data"]["display_name"],
+        "Nätverket Social Ekonomi Skåne"
+    );
+    assert_eq!(
+        v["records"][0]["data"]["name"], "skane",
+        "the node's name is kept"
+    );
+    assert_eq!(
+        v["records"].as_array().unwrap().len(),
+        1,
+        "a second profile was made"
+    );
+    assert_eq!(node.terminate(10), 0);
+}
+
+/// A new password ends the account's sessions and lifts its lock.
+#[test]
+fn a_password_reset_ends_sessions_and_lifts_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    add_user(&dir, "anna", "admin");
+    add_user(&dir, "bo", "redaktor");
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let (bo, _) = session(admin, "bo");
+    for _ in 0..5 {
+        login(admin, "bo", "inte bos lösenord");
+    }
+    assert_eq!(login(admin, "bo", PASSWORD).0, 429);
+    let (anna, csrf) = session(admin, "anna");
+    let (status, _, body) = http_form(
+        admin,
+        "/anvandare/bo/nytt-losenord",
+        &[("Cookie", &anna)],
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let at = body.find("class=\"password\">").expect("the new password") + 17;
+    let new = body[at..at + 24].to_string();
+    let (status, _, _) = http_exchange(admin, "GET", "/", &[("Cookie", &bo)], None);
+    assert_eq!(status, 303, "a session outlived its password");
+    assert_eq!(
+        login(admin, "bo", &new).0,
+        303,
+        "the lock outlived the reset"
+    );
+    assert_eq!(node.terminate(10), 0);
+}
