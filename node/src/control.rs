@@ -412,6 +412,7 @@ async fn execute(
                 path: shared.node.dir().join(&upload),
                 name,
                 cancel,
+                progress: None,
             };
             to_value(&shared.writer.import(job).await?)
         }

@@ -54,6 +54,8 @@ pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const LOGIN_FAILURE_KEYS_MAX: usize = 10_000;
 /// Largest form body.
 pub const FORM_BYTES_MAX: usize = 256 * 1024;
+/// Imports whose progress pages are kept (the oldest is forgotten first).
+pub const IMPORTS_KEPT: usize = 32;
 /// Largest import form: the file ([`crate::local::IMPORT_BYTES_MAX`]) and its framing.
 pub const IMPORT_FORM_BYTES_MAX: usize = crate::local::IMPORT_BYTES_MAX as usize + 64 * 1024;
 /// The session cookie.
@@ -152,6 +154,24 @@ pub struct Editor {
     failures: Mutex<Failures>,
     /// Password checks running at once ([`LOGIN_CHECKS_MAX`]).
     checks: tokio::sync::Semaphore,
+    /// Imports started from the browser, by id, while their progress pages may ask.
+    imports: Mutex<HashMap<String, ImportState>>,
+}
+
+/// An import started from the browser.
+#[derive(Debug)]
+struct ImportState {
+    user: String,
+    progress: Arc<crate::writer::ImportProgress>,
+    result: Option<Result<String, String>>,
+    started: Instant,
+}
+
+/// What an import's progress page shows.
+#[derive(Debug)]
+pub(crate) enum ImportView {
+    Running { done: u64, total: u64 },
+    Ended(Result<String, String>),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -226,6 +246,7 @@ impl Editor {
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(Failures::default()),
             checks: tokio::sync::Semaphore::new(LOGIN_CHECKS_MAX),
+            imports: Mutex::new(HashMap::new()),
         })
     }
 
@@ -331,7 +352,7 @@ impl Editor {
         }
     }
 
-    fn error(
+    pub(crate) fn error(
         &self,
         status: StatusCode,
         heading: &str,
@@ -715,6 +736,59 @@ impl Editor {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Registers an import for its progress page; returns its id. The oldest are forgotten
+    /// beyond [`IMPORTS_KEPT`].
+    pub(crate) fn start_import(
+        &self,
+        s: &Session,
+        progress: Arc<crate::writer::ImportProgress>,
+    ) -> String {
+        let mut imports = lock(&self.imports);
+        while imports.len() >= IMPORTS_KEPT {
+            let oldest = imports
+                .iter()
+                .min_by_key(|(_, st)| st.started)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => imports.remove(&k),
+                None => break,
+            };
+        }
+        let id = token()[..32].to_string();
+        imports.insert(
+            id.clone(),
+            ImportState {
+                user: s.user.clone(),
+                progress,
+                result: None,
+                started: Instant::now(),
+            },
+        );
+        id
+    }
+
+    pub(crate) fn finish_import(&self, id: &str, result: Result<String, String>) {
+        if let Some(st) = lock(&self.imports).get_mut(id) {
+            st.result = Some(result);
+        }
+    }
+
+    /// How an import stands, for its starter or an admin.
+    pub(crate) fn import_state(&self, id: &str, s: &Session) -> Option<ImportView> {
+        let imports = lock(&self.imports);
+        let st = imports.get(id)?;
+        if st.user != s.user && s.role != StaffRole::Admin {
+            return None;
+        }
+        Some(match &st.result {
+            Some(r) => ImportView::Ended(r.clone()),
+            None => ImportView::Running {
+                done: st.progress.done.load(std::sync::atomic::Ordering::Relaxed),
+                total: st.progress.total.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        })
     }
 
     pub(crate) fn note_import(&self, s: &Session, kind: Kind, done: &crate::local::Imported) {
@@ -1300,6 +1374,7 @@ pub fn router(editor: Arc<Editor>) -> Router {
                 .post(crate::editor_import::import_post)
                 .layer(DefaultBodyLimit::max(IMPORT_FORM_BYTES_MAX)),
         )
+        .route("/importera/{id}", get(crate::editor_import::import_status))
         .route("/assets/spindel.css", get(crate::web::style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))

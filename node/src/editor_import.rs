@@ -6,16 +6,16 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use axum::extract::{Multipart, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use spindel_protocol::record::Kind;
 use tokio::io::AsyncWriteExt;
 
-use crate::editor::{Editor, Session, csrf_matches, forbidden, require};
+use crate::editor::{Editor, ImportView, Session, csrf_matches, forbidden, require};
 use crate::local::IMPORT_BYTES_MAX;
-use crate::writer::ImportJob;
+use crate::writer::{ImportJob, ImportProgress};
 
 /// A received upload, erased (zeros first) however the request ends: imported, refused, or
 /// dropped because the browser went away mid-upload.
@@ -191,34 +191,96 @@ pub(crate) async fn import_post(
     if !csrf_ok {
         return forbidden(&editor, Some(&s));
     }
-    let result = match (failed, kind, &upload) {
-        (Some(e), ..) => Err(e),
-        (None, None, _) => Err("Välj vilken typ av poster filen har.".to_string()),
-        (None, _, None) => Err("Välj en fil att importera.".to_string()),
-        (None, Some(kind), Some((file, shown))) => {
-            let job = ImportJob {
-                kind,
-                path: dir.join(&file.name),
-                name: shown.clone(),
-                cancel: Arc::new(AtomicBool::new(false)),
-            };
-            match editor.shared.writer.import(job).await {
-                Ok(done) => {
-                    editor.note_import(&s, kind, &done);
-                    Ok(format!(
-                        "{} poster importerade och publicerade (version {}–{}).",
-                        done.imported, done.first_seq, done.last_seq
-                    ))
-                }
-                Err(e) => Err(format!("Ingenting importerades: {e}")),
+    let (kind, (file, shown)) = match (failed, kind, upload) {
+        (Some(e), _, upload) => {
+            if let Some((file, _)) = upload {
+                file.erase().await;
             }
+            return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(e));
         }
+        (None, None, upload) => {
+            if let Some((file, _)) = upload {
+                file.erase().await;
+            }
+            let e = "Välj vilken typ av poster filen har.".to_string();
+            return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(e));
+        }
+        (None, _, None) => {
+            let e = "Välj en fil att importera.".to_string();
+            return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(e));
+        }
+        (None, Some(kind), Some(upload)) => (kind, upload),
     };
-    if let Some((file, _)) = upload {
+    // The import runs on; the browser follows it on its progress page.
+    let progress = Arc::new(ImportProgress::default());
+    let job = ImportJob {
+        kind,
+        path: dir.join(&file.name),
+        name: shown,
+        cancel: Arc::new(AtomicBool::new(false)),
+        progress: Some(progress.clone()),
+    };
+    let id = editor.start_import(&s, progress);
+    let (editor2, s2, id2) = (editor.clone(), s.clone(), id.clone());
+    tokio::spawn(async move {
+        let result = match editor2.shared.writer.import(job).await {
+            Ok(done) => {
+                editor2.note_import(&s2, kind, &done);
+                Ok(format!(
+                    "{} poster importerade och publicerade (version {}–{}).",
+                    done.imported, done.first_seq, done.last_seq
+                ))
+            }
+            Err(e) => Err(format!("Ingenting importerades: {e}")),
+        };
         file.erase().await;
-    }
-    match result {
-        Ok(message) => editor.import_page(&s, StatusCode::OK, Some(message), None),
-        Err(error) => editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(error)),
+        drop(_permit);
+        editor2.finish_import(&id2, result);
+    });
+    let to = format!("/importera/{id}");
+    (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response()
+}
+
+/// The progress page of an import (`/importera/{id}`): refreshes itself every second until
+/// the import has ended, then says how it ended. Only its starter (or an admin) sees it.
+pub(crate) async fn import_status(
+    State(editor): State<Arc<Editor>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match require(&editor, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(state) = editor.import_state(&id, &s) else {
+        return editor.error(
+            StatusCode::NOT_FOUND,
+            "Importen finns inte",
+            "Den importen är okänd här (sidan kan vara gammal, eller noden har startats om).",
+            Some(&s),
+        );
+    };
+    match state {
+        ImportView::Running { done, total } => {
+            let message = if total == 0 {
+                "Raderna kontrolleras…".to_string()
+            } else {
+                format!("{done} av {total} poster signerade…")
+            };
+            editor.page(
+                StatusCode::OK,
+                "editor_import.html",
+                context! {
+                    user => s.user.clone(), csrf => s.csrf.clone(), running => message,
+                    max_mib => IMPORT_BYTES_MAX / (1024 * 1024),
+                },
+            )
+        }
+        ImportView::Ended(Ok(message)) => {
+            editor.import_page(&s, StatusCode::OK, Some(message), None)
+        }
+        ImportView::Ended(Err(error)) => {
+            editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(error))
+        }
     }
 }

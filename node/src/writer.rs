@@ -153,6 +153,16 @@ pub struct ImportJob {
     pub name: String,
     /// Set when the asker went away: the import stops if it has not reached its commit point.
     pub cancel: Arc<AtomicBool>,
+    /// Where the import reports how far its signing has come (the editor's progress page).
+    pub progress: Option<Arc<ImportProgress>>,
+}
+
+/// How far an import has come: `done` of `total` records signed (`total` 0 while the lines
+/// are still being checked).
+#[derive(Debug, Default)]
+pub struct ImportProgress {
+    pub done: std::sync::atomic::AtomicU64,
+    pub total: std::sync::atomic::AtomicU64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -510,7 +520,12 @@ impl Actor {
                         },
                         &mut rand_core::OsRng,
                         now_ms(),
-                        &|_, _| {},
+                        &|done, total| {
+                            if let Some(p) = &job.progress {
+                                p.done.store(done, Ordering::Relaxed);
+                                p.total.store(total, Ordering::Relaxed);
+                            }
+                        },
                         &job.cancel,
                     )
                 }))

@@ -62,6 +62,7 @@ fn import_job(path: std::path::PathBuf) -> ImportJob {
         name: path.display().to_string(),
         path,
         cancel: Arc::new(AtomicBool::new(false)),
+        progress: None,
     }
 }
 

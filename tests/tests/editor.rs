@@ -692,11 +692,26 @@ fn a_jsonl_upload_imports_all_or_nothing() {
     // No token: 403 and nothing kept.
     let (status, _, _) = post(&[("kind", "method")], Some(("m.jsonl", good)));
     assert_eq!(status, 403);
+    // The import runs on; its progress page refreshes itself until it has ended.
+    let ended = |head: &str| {
+        let page = location(head);
+        assert!(page.starts_with("/importera/"), "{page}");
+        let mut last = (0, String::new());
+        eventually(20, "the import to end", || {
+            let (status, _, body) = http_exchange(admin, "GET", &page, &[("Cookie", &sc)], None);
+            let running = body.contains("http-equiv=\"refresh\"");
+            last = (status, body);
+            !running
+        });
+        last
+    };
     // A bad line: nothing imported, the line named.
-    let (status, _, body) = post(
+    let (status, head, _) = post(
         &[("csrf", &csrf), ("kind", "method")],
         Some(("m.jsonl", bad)),
     );
+    assert_eq!(status, 303);
+    let (status, body) = ended(&head);
     assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("Ingenting importerades") && body.contains("line 2"),
@@ -704,12 +719,17 @@ fn a_jsonl_upload_imports_all_or_nothing() {
     );
     assert!(titles(http, "method").is_empty());
     // A good file: every line, one publish each.
-    let (status, _, body) = post(
+    let (status, head, _) = post(
         &[("csrf", &csrf), ("kind", "method")],
         Some(("m.jsonl", good)),
     );
+    assert_eq!(status, 303);
+    let (status, body) = ended(&head);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("2 poster importerade"), "{body}");
+    // Not without a session.
+    let (status, _, _) = http_exchange(admin, "GET", &location(&head), &[], None);
+    assert_eq!(status, 303, "the progress page without a session");
     let mut got = titles(http, "method");
     got.sort();
     assert_eq!(got, ["Importerad ett", "Importerad två"]);
