@@ -938,12 +938,9 @@ async fn new_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
+    let (s, f) = match posted(&editor, &headers, &body) {
+        Ok(p) => p,
         Err(r) => return *r,
-    };
-    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
-        return forbidden(&editor, Some(&s));
     };
     let kind = match kind_of(&editor, &s, &kind) {
         Ok(k) => k,
@@ -953,6 +950,20 @@ async fn new_post(
     editor
         .submit(&s, kind, None, &action, new_heading(kind), f)
         .await
+}
+
+/// A POST from a logged-in staff member carrying the session's token: the session and the
+/// form, or the login redirect or the 403.
+fn posted(
+    editor: &Editor,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    let s = require(editor, headers)?;
+    match form(body).filter(|f| csrf_ok(&s, f)) {
+        Some(f) => Ok((s, f)),
+        None => Err(Box::new(forbidden(editor, Some(&s)))),
+    }
 }
 
 /// The record id in a path, and the record, or the 404 page.
@@ -1026,12 +1037,9 @@ async fn edit_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
+    let (s, f) = match posted(&editor, &headers, &body) {
+        Ok(p) => p,
         Err(r) => return *r,
-    };
-    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
-        return forbidden(&editor, Some(&s));
     };
     let (rid, view) = match record_of(&editor, &s, &rid).await {
         Ok(v) => v,
@@ -1073,12 +1081,9 @@ async fn delete_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
+    let (s, f) = match posted(&editor, &headers, &body) {
+        Ok(p) => p,
         Err(r) => return *r,
-    };
-    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
-        return forbidden(&editor, Some(&s));
     };
     let (rid, view) = match record_of(&editor, &s, &rid).await {
         Ok(v) => v,
@@ -1109,6 +1114,19 @@ fn require_admin(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Re
         )));
     }
     Ok(s)
+}
+
+/// [`posted`] by an admin.
+fn admin_posted(
+    editor: &Editor,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    let s = require_admin(editor, headers)?;
+    match form(body).filter(|f| csrf_ok(&s, f)) {
+        Some(f) => Ok((s, f)),
+        None => Err(Box::new(forbidden(editor, Some(&s)))),
+    }
 }
 
 impl Editor {
@@ -1169,12 +1187,9 @@ async fn users_list(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Re
 }
 
 async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Bytes) -> Response {
-    let s = match require_admin(&editor, &headers) {
-        Ok(s) => s,
+    let (s, f) = match admin_posted(&editor, &headers, &body) {
+        Ok(p) => p,
         Err(r) => return *r,
-    };
-    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
-        return forbidden(&editor, Some(&s));
     };
     let name = f
         .get("name")
@@ -1228,13 +1243,10 @@ async fn users_remove(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match require_admin(&editor, &headers) {
-        Ok(s) => s,
+    let s = match admin_posted(&editor, &headers, &body) {
+        Ok((s, _)) => s,
         Err(r) => return *r,
     };
-    if form(&body).filter(|f| csrf_ok(&s, f)).is_none() {
-        return forbidden(&editor, Some(&s));
-    }
     if name == s.user {
         let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
         return editor.users_page(&s, StatusCode::BAD_REQUEST, None, None, Some(e));
@@ -1268,13 +1280,10 @@ async fn users_reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match require_admin(&editor, &headers) {
-        Ok(s) => s,
+    let s = match admin_posted(&editor, &headers, &body) {
+        Ok((s, _)) => s,
         Err(r) => return *r,
     };
-    if form(&body).filter(|f| csrf_ok(&s, f)).is_none() {
-        return forbidden(&editor, Some(&s));
-    }
     let password = crate::users::generate_password(&mut rand_core::OsRng);
     let users = editor.users.clone();
     let (n, pw) = (name.clone(), password.clone());

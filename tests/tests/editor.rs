@@ -53,6 +53,20 @@ fn login(admin: SocketAddr, user: &str, password: &str) -> (u16, String, String)
     )
 }
 
+/// A region "skane" with staff `users` (name, role), running with `args`.
+fn editor_node(
+    users: &[(&str, &str)],
+    args: &[&str],
+) -> (tempfile::TempDir, std::path::PathBuf, NodeProc) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    for (name, role) in users {
+        add_user(&dir, name, role);
+    }
+    let node = NodeProc::start(&dir, args);
+    (tmp, dir, node)
+}
+
 fn add_user(dir: &Path, name: &str, role: &str) {
     let run = spindel_stdin(
         &[
@@ -183,10 +197,7 @@ fn staff_accounts_from_the_command_line() {
 
 #[test]
 fn the_editor_is_off_unless_asked_and_never_on_the_public_listener() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let (tmp, _dir, node) = editor_node(&[("anna", "admin")], &["--http", "127.0.0.1:0"]);
     assert!(node.admin.is_none());
     assert!(!node.log().contains("editor on"), "{}", node.log());
     let http = node.http.unwrap();
@@ -226,10 +237,7 @@ fn the_editor_is_off_unless_asked_and_never_on_the_public_listener() {
 
 #[test]
 fn login_needs_the_form_token_and_a_session_ends_at_logout() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let (_tmp, dir, node) = editor_node(&[("anna", "admin")], &["--admin", "127.0.0.1:0"]);
     let admin = node.admin.expect("editor address");
 
     // Not logged in: the start page sends to the login page.
@@ -331,10 +339,7 @@ fn login_needs_the_form_token_and_a_session_ends_at_logout() {
 
 #[test]
 fn repeated_wrong_passwords_lock_the_account_with_a_message() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let (_tmp, dir, node) = editor_node(&[("anna", "admin")], &["--admin", "127.0.0.1:0"]);
     let admin = node.admin.unwrap();
     for _ in 0..5 {
         let (status, _, _) = login(admin, "anna", "inte rätt lösenord");
@@ -536,11 +541,10 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
 /// Two staff members publishing at the same moment both succeed (one writer orders them).
 #[test]
 fn two_staff_members_publish_at_the_same_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    add_user(&dir, "bo", "redaktor");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (_tmp, _dir, node) = editor_node(
+        &[("anna", "admin"), ("bo", "redaktor")],
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
     let admin = node.admin.unwrap();
     let sessions = [session(admin, "anna"), session(admin, "bo")];
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
@@ -580,11 +584,10 @@ fn two_staff_members_publish_at_the_same_time() {
 /// session ends at once.
 #[test]
 fn admins_manage_accounts_and_redaktors_cannot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    add_user(&dir, "bo", "redaktor");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let (_tmp, _dir, node) = editor_node(
+        &[("anna", "admin"), ("bo", "redaktor")],
+        &["--admin", "127.0.0.1:0"],
+    );
     let admin = node.admin.unwrap();
     let (bo, bo_csrf) = session(admin, "bo");
     let (status, _, body) = http_exchange(admin, "GET", "/anvandare", &[("Cookie", &bo)], None);
@@ -671,10 +674,10 @@ fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, St
 /// without the session's token no byte is kept.
 #[test]
 fn a_jsonl_upload_imports_all_or_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "redaktor");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (_tmp, dir, node) = editor_node(
+        &[("anna", "redaktor")],
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
     let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
     let (sc, csrf) = session(admin, "anna");
     let good = "{\"title\":\"Importerad ett\",\"summary\":\"s\"}\n{\"title\":\"Importerad två\",\"summary\":\"s\"}\n";
@@ -758,10 +761,10 @@ fn a_jsonl_upload_imports_all_or_nothing() {
 /// region's profile (edited, never made anew).
 #[test]
 fn every_kind_is_published_from_its_form() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "redaktor");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    let (_tmp, _dir, node) = editor_node(
+        &[("anna", "redaktor")],
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
     let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
     let (sc, csrf) = session(admin, "anna");
     let cookie = [("Cookie", sc.as_str())];
@@ -836,11 +839,10 @@ fn every_kind_is_published_from_its_form() {
 /// A new password ends the account's sessions and lifts its lock.
 #[test]
 fn a_password_reset_ends_sessions_and_lifts_the_lock() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin");
-    add_user(&dir, "bo", "redaktor");
-    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let (_tmp, _dir, node) = editor_node(
+        &[("anna", "admin"), ("bo", "redaktor")],
+        &["--admin", "127.0.0.1:0"],
+    );
     let admin = node.admin.unwrap();
     let (bo, _) = session(admin, "bo");
     for _ in 0..5 {
