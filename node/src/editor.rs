@@ -35,6 +35,17 @@ use crate::query::Query;
 use crate::shared::Shared;
 use crate::users::{AuditEntry, StaffRole, UserError, Users, audit};
 
+/// The value of a `Result<_, Box<Response>>`, or the page the handler answers with instead.
+macro_rules! or_page {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+pub(crate) use or_page;
+
 /// A session unused this long ends.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// A session ends this long after login, used or not.
@@ -906,14 +917,8 @@ async fn new_form(
     Path(kind): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let kind = match kind_of(&editor, &s, &kind) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
+    let kind = or_page!(kind_of(&editor, &s, &kind));
     if kind == Kind::Profile {
         // A region has one profile: it is edited, never made anew.
         let me = editor.shared.node.node_id();
@@ -938,14 +943,8 @@ async fn new_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (s, f) = match posted(&editor, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let kind = match kind_of(&editor, &s, &kind) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
+    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let kind = or_page!(kind_of(&editor, &s, &kind));
     let action = format!("/ny/{}", kind.as_str());
     editor
         .submit(&s, kind, None, &action, new_heading(kind), f)
@@ -991,14 +990,8 @@ async fn record_page(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let (_, view) = match record_of(&editor, &s, &rid).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
+    let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
     let published = query.is_some_and(|q| q.starts_with("publicerad="));
     editor.page(
         StatusCode::OK,
@@ -1017,14 +1010,8 @@ async fn edit_form(
     Path(rid): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let (_, view) = match record_of(&editor, &s, &rid).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
+    let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
     let values = forms::form_from_record(view.kind, &view.data);
     let action = format!("/post/{}/andra", view.record_id);
     let heading = format!("Ändra ”{}”", title_of(&view.data));
@@ -1037,14 +1024,8 @@ async fn edit_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (s, f) = match posted(&editor, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let (rid, view) = match record_of(&editor, &s, &rid).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
     let action = format!("/post/{}/andra", view.record_id);
     let heading = format!("Ändra ”{}”", title_of(&view.data));
     editor
@@ -1057,14 +1038,8 @@ async fn delete_form(
     Path(rid): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let (_, view) = match record_of(&editor, &s, &rid).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
+    let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
     editor.page(
         StatusCode::OK,
         "editor_delete.html",
@@ -1081,14 +1056,8 @@ async fn delete_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (s, f) = match posted(&editor, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let (rid, view) = match record_of(&editor, &s, &rid).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
     match editor.shared.writer.delete(rid).await {
         Ok(d) => {
             editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq);
@@ -1160,6 +1129,11 @@ impl Editor {
         )
     }
 
+    /// The accounts page with an error above the form.
+    fn users_error(&self, s: &Session, status: StatusCode, error: impl Into<String>) -> Response {
+        self.users_page(s, status, None, None, Some(error.into()))
+    }
+
     /// An account change: audited, and said in Swedish.
     fn user_changed(&self, s: &Session, action: &str, name: &str) {
         self.note(&s.user, action, Some(name.to_string()));
@@ -1187,10 +1161,7 @@ async fn users_list(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Re
 }
 
 async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (s, f) = match admin_posted(&editor, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
+    let (s, f) = or_page!(admin_posted(&editor, &headers, &body));
     let name = f
         .get("name")
         .map(|n| n.trim().to_string())
@@ -1199,7 +1170,7 @@ async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: 
         Some(Ok(r)) => r,
         _ => {
             let e = user_error_sv(&UserError::BadRole(String::new()));
-            return editor.users_page(&s, StatusCode::BAD_REQUEST, None, None, Some(e));
+            return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
         }
     };
     let password = crate::users::generate_password(&mut rand_core::OsRng);
@@ -1220,19 +1191,11 @@ async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: 
                 None,
             )
         }
-        Ok(Err(e)) => editor.users_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            None,
-            None,
-            Some(user_error_sv(&e)),
-        ),
-        Err(_) => editor.users_page(
+        Ok(Err(e)) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
+        Err(_) => editor.users_error(
             &s,
             StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            None,
-            Some("Kontot kunde inte skapas.".into()),
+            "Kontot kunde inte skapas.",
         ),
     }
 }
@@ -1249,7 +1212,7 @@ async fn users_remove(
     };
     if name == s.user {
         let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
-        return editor.users_page(&s, StatusCode::BAD_REQUEST, None, None, Some(e));
+        return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
     }
     match editor.users.remove(&name) {
         Ok(()) => {
@@ -1264,13 +1227,7 @@ async fn users_remove(
                 None,
             )
         }
-        Err(e) => editor.users_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            None,
-            None,
-            Some(user_error_sv(&e)),
-        ),
+        Err(e) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
     }
 }
 
@@ -1298,19 +1255,11 @@ async fn users_reset(
             lock(&editor.failures).reset(&name);
             editor.users_page(&s, StatusCode::OK, None, Some((name, password)), None)
         }
-        Ok(Err(e)) => editor.users_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            None,
-            None,
-            Some(user_error_sv(&e)),
-        ),
-        Err(_) => editor.users_page(
+        Ok(Err(e)) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
+        Err(_) => editor.users_error(
             &s,
             StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            None,
-            Some("Lösenordet kunde inte bytas.".into()),
+            "Lösenordet kunde inte bytas.",
         ),
     }
 }
@@ -1319,10 +1268,7 @@ async fn users_reset(
 const AUDIT_PAGE_LINES: usize = 500;
 
 async fn audit_page(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
-    let s = match require_admin(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require_admin(&editor, &headers));
     let entries =
         crate::users::read_audit(editor.shared.node.dir(), AUDIT_PAGE_LINES).unwrap_or_default();
     let rows: Vec<Value> = entries

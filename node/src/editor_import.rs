@@ -13,7 +13,7 @@ use minijinja::context;
 use spindel_protocol::record::Kind;
 use tokio::io::AsyncWriteExt;
 
-use crate::editor::{Editor, ImportView, Session, csrf_matches, forbidden, require};
+use crate::editor::{Editor, ImportView, Session, csrf_matches, forbidden, or_page, require};
 use crate::local::IMPORT_BYTES_MAX;
 use crate::writer::{ImportJob, ImportProgress};
 
@@ -124,10 +124,7 @@ pub(crate) async fn import_post(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
     let mut csrf_ok = false;
     let mut kind = None;
     let dir = editor.shared.node.dir().to_path_buf();
@@ -248,10 +245,7 @@ pub(crate) async fn import_status(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let s = match require(&editor, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+    let s = or_page!(require(&editor, &headers));
     let Some(state) = editor.import_state(&id, &s) else {
         return editor.error(
             StatusCode::NOT_FOUND,
