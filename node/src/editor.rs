@@ -474,7 +474,7 @@ async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Respons
         .iter()
         .map(|r| {
             context! {
-                title => r.data.get("title").or_else(|| r.data.get("name")).or_else(|| r.data.get("display_name")).and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                title => title_of(&r.data),
                 kind => r.kind.clone(),
                 updated_at => r.updated_at.clone(),
                 record_id => r.record_id.clone(),
@@ -679,7 +679,8 @@ fn rows(kind: Kind, data: &serde_json::Value) -> Vec<Value> {
 }
 
 fn title_of(data: &serde_json::Value) -> String {
-    ["title", "name", "display_name"]
+    // A profile's display name before its node name; a researcher's name.
+    ["title", "display_name", "name"]
         .iter()
         .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
         .unwrap_or("")
