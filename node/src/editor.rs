@@ -796,10 +796,10 @@ impl Editor {
         }
         Some(match &st.result {
             Some(r) => ImportView::Ended(r.clone()),
-            None => ImportView::Running {
-                done: st.progress.done.load(std::sync::atomic::Ordering::Relaxed),
-                total: st.progress.total.load(std::sync::atomic::Ordering::Relaxed),
-            },
+            None => {
+                let (done, total) = st.progress.get();
+                ImportView::Running { done, total }
+            }
         })
     }
 

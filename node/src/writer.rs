@@ -157,12 +157,31 @@ pub struct ImportJob {
     pub progress: Option<Arc<ImportProgress>>,
 }
 
-/// How far an import has come: `done` of `total` records signed (`total` 0 while the lines
-/// are still being checked).
-#[derive(Debug, Default)]
-pub struct ImportProgress {
-    pub done: std::sync::atomic::AtomicU64,
-    pub total: std::sync::atomic::AtomicU64,
+/// How far an import has come: `(done, total)` records signed (`total` 0 while the lines are
+/// still being checked), as a value to read and an event to wait for.
+#[derive(Debug)]
+pub struct ImportProgress(watch::Sender<(u64, u64)>);
+
+impl Default for ImportProgress {
+    fn default() -> ImportProgress {
+        ImportProgress(watch::Sender::new((0, 0)))
+    }
+}
+
+impl ImportProgress {
+    /// `(done, total)` now.
+    pub fn get(&self) -> (u64, u64) {
+        *self.0.borrow()
+    }
+
+    /// Told of every step.
+    pub fn subscribe(&self) -> watch::Receiver<(u64, u64)> {
+        self.0.subscribe()
+    }
+
+    fn set(&self, done: u64, total: u64) {
+        self.0.send_replace((done, total));
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -522,8 +541,7 @@ impl Actor {
                         now_ms(),
                         &|done, total| {
                             if let Some(p) = &job.progress {
-                                p.done.store(done, Ordering::Relaxed);
-                                p.total.store(total, Ordering::Relaxed);
+                                p.set(done, total);
                             }
                         },
                         &job.cancel,

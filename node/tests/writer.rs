@@ -15,7 +15,7 @@ mod kit;
 use kit::method;
 use spindel_node::gate::Gate;
 use spindel_node::local::{self, LocalNode, NodeError, Role};
-use spindel_node::writer::{ImportJob, Received, Writer};
+use spindel_node::writer::{ImportJob, ImportProgress, Received, Writer};
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::{Entry, Payload, RecordId, next_header};
 use spindel_protocol::record::Kind;
@@ -54,6 +54,36 @@ fn import_file(dir: &std::path::Path, lines: usize) -> std::path::PathBuf {
         .collect();
     std::fs::write(&path, body).unwrap();
     path
+}
+
+/// An import running on its own task.
+type Importing = tokio::task::JoinHandle<Result<spindel_node::local::Imported, NodeError>>;
+
+/// Starts an import of `path`; returns it and its progress events.
+fn spawn_import(
+    writer: &Writer,
+    path: std::path::PathBuf,
+) -> (Importing, tokio::sync::watch::Receiver<(u64, u64)>) {
+    let progress = Arc::new(ImportProgress::default());
+    let events = progress.subscribe();
+    let job = ImportJob {
+        progress: Some(progress),
+        ..import_job(path)
+    };
+    let writer = writer.clone();
+    (
+        tokio::spawn(async move { writer.import(job).await }),
+        events,
+    )
+}
+
+/// Waits until the import has signed its first records (it holds the own log then, and has
+/// most of its work ahead: progress comes every 1,000 of 3,000).
+async fn signing(mut events: tokio::sync::watch::Receiver<(u64, u64)>) {
+    tokio::time::timeout(WITHIN, events.wait_for(|(done, _)| *done > 0))
+        .await
+        .expect("the import never began signing")
+        .expect("the import's progress ended");
 }
 
 fn import_job(path: std::path::PathBuf) -> ImportJob {
@@ -118,23 +148,8 @@ async fn an_import_holds_the_own_log_and_peers_go_on() {
         payload: Some(payload),
     };
 
-    let import = {
-        let writer = writer.clone();
-        let path = import_file(tmp.path(), 3000);
-        tokio::spawn(async move { writer.import(import_job(path)).await })
-    };
-    // The import holds the own log once it stages signed entries.
-    let staging = tmp
-        .path()
-        .join("skane")
-        .join(spindel_node::local::IMPORT_STAGING);
-    tokio::time::timeout(WITHIN, async {
-        while !staging.exists() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("the import never began staging");
+    let (import, events) = spawn_import(&writer, import_file(tmp.path(), 3000));
+    signing(events).await;
     let publishes: Vec<_> = (0..3)
         .map(|i| {
             let writer = writer.clone();
@@ -215,22 +230,8 @@ async fn a_stopped_writer_writes_nothing_and_lets_go() {
 #[tokio::test]
 async fn a_stop_cancels_queued_imports_too() {
     let (tmp, node, writer) = started();
-    let staging = tmp
-        .path()
-        .join("skane")
-        .join(spindel_node::local::IMPORT_STAGING);
-    let running = {
-        let writer = writer.clone();
-        let path = import_file(tmp.path(), 3000);
-        tokio::spawn(async move { writer.import(import_job(path)).await })
-    };
-    tokio::time::timeout(WITHIN, async {
-        while !staging.exists() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("the import never began staging");
+    let (running, events) = spawn_import(&writer, import_file(tmp.path(), 3000));
+    signing(events).await;
     let queued = {
         let writer = writer.clone();
         let path = tmp.path().join("second.jsonl");
