@@ -87,6 +87,17 @@ struct Account {
     password: Option<String>,
 }
 
+impl Account {
+    /// An account as printed: the password only when it was made here (one-time).
+    fn of(info: UserInfo, password: String, generated: bool) -> Account {
+        Account {
+            user: info.user,
+            role: info.role,
+            password: generated.then_some(password),
+        }
+    }
+}
+
 /// The data directory must hold a node (the accounts belong to it).
 fn users_of(dir: &DataDir) -> Result<Users> {
     spindel_node::local::read_config(&dir.data_dir)?;
@@ -141,11 +152,7 @@ pub fn run(cmd: UserCommand) -> Result<()> {
             let (pw, generated) = password(password_stdin)?;
             let added = users.add(&name, role, &pw, &mut rand_core::OsRng, now)?;
             note(&dir.data_dir, "user_add", &name)?;
-            let shown = Account {
-                user: added.user,
-                role: added.role,
-                password: generated.then_some(pw),
-            };
+            let shown = Account::of(added, pw, generated);
             output::emit(out.json, &shown, || match &shown.password {
                 Some(pw) => format!(
                     "added {} ({}); one-time password: {pw}\nGive it to them in person or by phone; they log in at the editor (spindel run --admin).",
@@ -187,11 +194,7 @@ pub fn run(cmd: UserCommand) -> Result<()> {
             let (pw, generated) = password(password_stdin)?;
             users.set_password(&name, &pw, &mut rand_core::OsRng, now)?;
             note(&dir.data_dir, "password_reset", &name)?;
-            let shown = Account {
-                user: user.user,
-                role: user.role,
-                password: generated.then_some(pw),
-            };
+            let shown = Account::of(user, pw, generated);
             output::emit(out.json, &shown, || match &shown.password {
                 Some(pw) => format!("new one-time password for {}: {pw}", shown.user),
                 None => format!("password of {} changed", shown.user),

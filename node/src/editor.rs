@@ -406,23 +406,12 @@ impl Editor {
     }
 }
 
+/// An editor page: the public pages' headers, and never cached, framed, referred or indexed.
 fn page_response(status: StatusCode, html: String) -> Response {
-    let mut r = (status, html).into_response();
+    let mut r = crate::web::html(status, html);
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(crate::web::CSP),
-    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -1135,6 +1124,24 @@ impl Editor {
         self.users_page(s, status, None, None, Some(error.into()))
     }
 
+    /// Runs an account change that sets a new one-time password (argon2, off the async
+    /// threads); the password, or why not (a status and a Swedish sentence).
+    async fn with_new_password(
+        &self,
+        change: impl FnOnce(&Users, &str) -> Result<(), UserError> + Send + 'static,
+    ) -> Result<String, (StatusCode, String)> {
+        let password = crate::users::generate_password(&mut rand_core::OsRng);
+        let (users, pw) = (self.users.clone(), password.clone());
+        match tokio::task::spawn_blocking(move || change(&users, &pw)).await {
+            Ok(Ok(())) => Ok(password),
+            Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, user_error_sv(&e))),
+            Err(_) => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Kontot kunde inte ändras; försök igen.".into(),
+            )),
+        }
+    }
+
     /// An account change: audited, and said in Swedish.
     fn user_changed(&self, s: &Session, action: &str, name: &str) {
         self.note(&s.user, action, Some(name.to_string()));
@@ -1174,30 +1181,21 @@ async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: 
             return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
         }
     };
-    let password = crate::users::generate_password(&mut rand_core::OsRng);
-    let users = editor.users.clone();
-    let (n, pw) = (name.clone(), password.clone());
-    let added = tokio::task::spawn_blocking(move || {
-        users.add(&n, role, &pw, &mut rand_core::OsRng, crate::local::now_ms())
-    })
-    .await;
+    let (n, now) = (name.clone(), crate::local::now_ms());
+    let added = editor
+        .with_new_password(move |users, pw| {
+            users
+                .add(&n, role, pw, &mut rand_core::OsRng, now)
+                .map(drop)
+        })
+        .await;
     match added {
-        Ok(Ok(_)) => {
+        Ok(password) => {
             editor.user_changed(&s, "user_add", &name);
-            editor.users_page(
-                &s,
-                StatusCode::OK,
-                Some(format!("Kontot {name} är skapat.")),
-                Some((name, password)),
-                None,
-            )
+            let done = format!("Kontot {name} är skapat.");
+            editor.users_page(&s, StatusCode::OK, Some(done), Some((name, password)), None)
         }
-        Ok(Err(e)) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
-        Err(_) => editor.users_error(
-            &s,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Kontot kunde inte skapas.",
-        ),
+        Err((status, e)) => editor.users_error(&s, status, e),
     }
 }
 
@@ -1207,10 +1205,7 @@ async fn users_remove(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match admin_posted(&editor, &headers, &body) {
-        Ok((s, _)) => s,
-        Err(r) => return *r,
-    };
+    let (s, _) = or_page!(admin_posted(&editor, &headers, &body));
     if name == s.user {
         let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
         return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
@@ -1238,30 +1233,19 @@ async fn users_reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let s = match admin_posted(&editor, &headers, &body) {
-        Ok((s, _)) => s,
-        Err(r) => return *r,
-    };
-    let password = crate::users::generate_password(&mut rand_core::OsRng);
-    let users = editor.users.clone();
-    let (n, pw) = (name.clone(), password.clone());
-    let reset = tokio::task::spawn_blocking(move || {
-        users.set_password(&n, &pw, &mut rand_core::OsRng, crate::local::now_ms())
-    })
-    .await;
+    let (s, _) = or_page!(admin_posted(&editor, &headers, &body));
+    let (n, now) = (name.clone(), crate::local::now_ms());
+    let reset = editor
+        .with_new_password(move |users, pw| users.set_password(&n, pw, &mut rand_core::OsRng, now))
+        .await;
     match reset {
-        Ok(Ok(())) => {
+        Ok(password) => {
             editor.user_changed(&s, "password_reset", &name);
             // A locked account gets in again with its new password.
             lock(&editor.failures).reset(&name);
             editor.users_page(&s, StatusCode::OK, None, Some((name, password)), None)
         }
-        Ok(Err(e)) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
-        Err(_) => editor.users_error(
-            &s,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Lösenordet kunde inte bytas.",
-        ),
+        Err((status, e)) => editor.users_error(&s, status, e),
     }
 }
 

@@ -304,7 +304,8 @@ fn render(
     }
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+/// An HTML page with the headers every page sends (type, CSP, nosniff, referrer policy).
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(

@@ -234,6 +234,69 @@ pub fn allow(agg_dir: &Path, id: &str, name: &str) -> Run {
     ])
 }
 
+/// An aggregator and the region "skane" as processes, the region serving its page and its
+/// editor, with one staff member: what a coordinator works in.
+#[derive(Debug)]
+pub struct EditorNetwork {
+    /// The region's data directory and NodeId.
+    pub dir: PathBuf,
+    pub region_id: String,
+    pub agg: NodeProc,
+    pub region: NodeProc,
+}
+
+/// Starts an [`EditorNetwork`] under `tmp` with the staff member `user` of `role`, whose
+/// password is `password`.
+pub fn editor_network(tmp: &Path, user: &str, role: &str, password: &str) -> EditorNetwork {
+    let (agg_dir, agg_id, [(dir, region_id)]) = init_network(tmp, ["skane"]);
+    let args = [
+        "user",
+        "add",
+        "--data-dir",
+        s(&dir),
+        user,
+        "--role",
+        role,
+        "--password-stdin",
+    ];
+    spindel_stdin(&args, password).ok();
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let region = NodeProc::start(
+        &dir,
+        &[
+            "--aggregator",
+            &peer,
+            "--admin",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    EditorNetwork {
+        dir,
+        region_id,
+        agg,
+        region,
+    }
+}
+
+/// The titles of the `kind` records the API at `http` serves.
+pub fn api_titles(http: std::net::SocketAddr, kind: &str) -> Vec<String> {
+    let (status, body) = http_get(http, &format!("/api/v1/records?kind={kind}"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["data"]["title"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 /// `spindel init` of a region `name` shown as `display_name`, in `dir`: its NodeId.
 pub fn init_region_as(dir: &Path, name: &str, display_name: &str) -> String {
     let v = spindel(&[

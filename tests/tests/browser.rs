@@ -480,53 +480,20 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
         return;
     }
-    use spindel_tests::{NodeProc, eventually, http_get, init_network, s, spindel_stdin};
+    use spindel_tests::{EditorNetwork, api_titles, editor_network, eventually, http_get};
     let axe = axe_source();
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id, [(dir, region_id)]) = init_network(tmp.path(), ["skane"]);
     let password = "ett långt lösenord för webbläsaren";
-    spindel_stdin(
-        &[
-            "user",
-            "add",
-            "--data-dir",
-            s(&dir),
-            "anna",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        password,
-    )
-    .ok();
-    let agg = NodeProc::start(
-        &agg_dir,
-        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-    );
-    let region = NodeProc::start(
-        &dir,
-        &[
-            "--aggregator",
-            &agg.peer(&agg_id),
-            "--admin",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ],
-    );
+    let EditorNetwork {
+        region_id,
+        agg,
+        region,
+        ..
+    } = editor_network(tmp.path(), "anna", "admin", password);
     let editor = format!("http://{}", region.admin.unwrap());
     let public = format!("http://{}", region.http.unwrap());
     let agg_http = agg.http.unwrap();
-    let methods_at_aggregator = || {
-        let (_, body) = http_get(agg_http, "/api/v1/records?kind=method");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["data"]["title"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    let methods_at_aggregator = || api_titles(agg_http, "method");
     let (_driver, b) = start_browser();
 
     // The check can fail: an input without a label is a critical violation to axe.

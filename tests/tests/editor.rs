@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use spindel_tests::{
-    NodeProc, eventually, http_exchange, http_form, http_get, init, init_network, s, spindel,
-    spindel_stdin,
+    EditorNetwork, NodeProc, api_titles, editor_network, eventually, http_exchange, http_form,
+    http_get, init, s, spindel, spindel_stdin,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
@@ -381,39 +381,15 @@ fn location(head: &str) -> String {
         .to_string()
 }
 
-/// The titles of `kind` records an HTTP API serves.
-fn titles(http: SocketAddr, kind: &str) -> Vec<String> {
-    let (status, body) = http_get(http, &format!("/api/v1/records?kind={kind}"));
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["data"]["title"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 #[test]
 fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
     let tmp = tempfile::tempdir().unwrap();
-    let (agg_dir, agg_id, [(dir, _)]) = init_network(tmp.path(), ["skane"]);
-    add_user(&dir, "anna", "redaktor");
-    let agg = NodeProc::start(
-        &agg_dir,
-        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-    );
-    let node = NodeProc::start(
-        &dir,
-        &[
-            "--aggregator",
-            &agg.peer(&agg_id),
-            "--admin",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ],
-    );
+    let EditorNetwork {
+        dir,
+        agg,
+        region: node,
+        ..
+    } = editor_network(tmp.path(), "anna", "redaktor", PASSWORD);
     let (admin, http, agg_http) = (node.admin.unwrap(), node.http.unwrap(), agg.http.unwrap());
     let (sc, csrf) = session(admin, "anna");
     let cookie = [("Cookie", sc.as_str())];
@@ -435,7 +411,7 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
     let (status, _, _) = http_form(admin, "/ny/method", &cookie, &no_token);
     assert_eq!(status, 403);
     assert!(
-        titles(http, "method").is_empty(),
+        api_titles(http, "method").is_empty(),
         "a POST without a token wrote"
     );
 
@@ -466,7 +442,10 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         body.contains("Förhandsgranska") && body.contains("value=\"publish\""),
         "{body}"
     );
-    assert!(titles(http, "method").is_empty(), "the preview published");
+    assert!(
+        api_titles(http, "method").is_empty(),
+        "the preview published"
+    );
     let mut publish = with.clone();
     publish.push(("action", "publish"));
     let (status, head, _) = http_form(admin, "/ny/method", &cookie, &publish);
@@ -477,9 +456,12 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         "{page}"
     );
     let rid = page["/post/".len()..page.find('?').unwrap()].to_string();
-    assert_eq!(titles(http, "method"), ["Lokal överenskommelse i Skåne"]);
+    assert_eq!(
+        api_titles(http, "method"),
+        ["Lokal överenskommelse i Skåne"]
+    );
     eventually(20, "the method at the aggregator", || {
-        titles(agg_http, "method") == ["Lokal överenskommelse i Skåne"]
+        api_titles(agg_http, "method") == ["Lokal överenskommelse i Skåne"]
     });
 
     // Edit: a new version everywhere.
@@ -499,7 +481,7 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
     let (status, head, _) = http_form(admin, &format!("/post/{rid}/andra"), &cookie, &edit);
     assert_eq!(status, 303, "{head}");
     eventually(20, "the new version at the aggregator", || {
-        titles(agg_http, "method") == ["Lokal överenskommelse, reviderad"]
+        api_titles(agg_http, "method") == ["Lokal överenskommelse, reviderad"]
     });
 
     // Delete after the confirmation page: gone everywhere.
@@ -516,9 +498,9 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         &[("csrf", &csrf)],
     );
     assert_eq!(status, 303, "{head}");
-    assert!(titles(http, "method").is_empty());
+    assert!(api_titles(http, "method").is_empty());
     eventually(20, "the deletion at the aggregator", || {
-        titles(agg_http, "method").is_empty()
+        api_titles(agg_http, "method").is_empty()
     });
 
     let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
@@ -574,7 +556,7 @@ fn two_staff_members_publish_at_the_same_time() {
     for t in threads {
         t.join().unwrap();
     }
-    let mut got = titles(node.http.unwrap(), "method");
+    let mut got = api_titles(node.http.unwrap(), "method");
     got.sort();
     assert_eq!(got, ["Samtidig metod 0", "Samtidig metod 1"]);
     assert_eq!(node.terminate(10), 0);
@@ -720,7 +702,7 @@ fn a_jsonl_upload_imports_all_or_nothing() {
         body.contains("Ingenting importerades") && body.contains("line 2"),
         "{body}"
     );
-    assert!(titles(http, "method").is_empty());
+    assert!(api_titles(http, "method").is_empty());
     // A good file: every line, one publish each.
     let (status, head, _) = post(
         &[("csrf", &csrf), ("kind", "method")],
@@ -733,7 +715,7 @@ fn a_jsonl_upload_imports_all_or_nothing() {
     // Not without a session.
     let (status, _, _) = http_exchange(admin, "GET", &location(&head), &[], None);
     assert_eq!(status, 303, "the progress page without a session");
-    let mut got = titles(http, "method");
+    let mut got = api_titles(http, "method");
     got.sort();
     assert_eq!(got, ["Importerad ett", "Importerad två"]);
     let left: Vec<_> = std::fs::read_dir(&dir)
