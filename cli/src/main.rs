@@ -499,6 +499,9 @@ struct RunFile {
     /// Transport limits (`[limits]`); a key left out keeps its default.
     #[serde(default)]
     limits: Limits,
+    /// Reverse proxies (addresses) whose `X-Forwarded-For` gives the client's address.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 /// `run`'s settings, read and checked once: every address and peer parsed.
@@ -514,6 +517,7 @@ struct Settings {
     log_level: Option<String>,
     log_format: Option<LogFormat>,
     limits: Limits,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
@@ -547,6 +551,19 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<Settings> {
     file.limits
         .check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.parse::<std::net::IpAddr>().map_err(|_| {
+                bad(
+                    &format!("trusted_proxies[{i}]"),
+                    format!("{a:?} is not an IP address (a proxy is named by its address, like \"127.0.0.1\")"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     if let Some(l) = &file.log_level
         && !["error", "warn", "info", "debug", "trace"].contains(&l.as_str())
     {
@@ -564,6 +581,7 @@ fn run_file(dir: &Path, config: Option<&Path>) -> Result<Settings> {
         log_level: file.log_level,
         log_format: file.log_format,
         limits: file.limits,
+        trusted_proxies,
         path: Some(path),
     })
 }
@@ -803,6 +821,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 aggregators,
                 [http, metrics, admin],
                 file.limits,
+                file.trusted_proxies,
             )
         }
         Command::User { command } => users::run(command),
@@ -885,6 +904,7 @@ fn run_node(
     aggregators: Vec<PeerAddr>,
     [http, metrics, admin]: [Option<SocketAddr>; 3],
     limits: Limits,
+    trusted_proxies: Vec<std::net::IpAddr>,
 ) -> Result<()> {
     let node = open(dir)?;
     let key = node.key().clone();
@@ -914,6 +934,7 @@ fn run_node(
             listen,
             aggregators,
             limits,
+            trusted_proxies,
         };
         let running = Running::start(Arc::new(node), key, opts).await?;
         let control = control::serve(running.shared.clone())?;

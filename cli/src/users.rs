@@ -1,17 +1,16 @@
 //! `spindel user ...`: the staff accounts of a region's editor (`spindel run --admin`). They live
-//! in the data directory beside the store (never replicated), so these commands work whether or
-//! not the node runs; a running editor sees a change at the next login or page.
+//! in the data directory beside the store (never replicated). While the node runs, `add`,
+//! `remove` and `reset-password` go through its control channel, so a reset lifts the
+//! account's lock and ends its sessions at once; otherwise they change the files (owned by
+//! the data directory's owner, also when run as root).
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use serde::Serialize;
-use spindel_node::users::{
-    AuditEntry, PASSWORD_BYTES_MAX, StaffRole, UserInfo, Users, audit, generate_password,
-    read_audit,
-};
+use spindel_node::control::{self, AccountAnswer, Request};
+use spindel_node::staff::{COMMAND_LINE, Staff};
+use spindel_node::users::{PASSWORD_BYTES_MAX, StaffRole, UserInfo, Users, read_audit};
 
 use crate::output;
 use crate::{DataDir, JsonFlag};
@@ -43,7 +42,7 @@ pub enum UserCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Remove an account (never the last admin); its sessions end at their next request.
+    /// Remove an account (never the last admin); its sessions end at once.
     Remove {
         #[command(flatten)]
         dir: DataDir,
@@ -77,37 +76,17 @@ fn parse_role(s: &str) -> Result<StaffRole, String> {
         .map_err(|e: spindel_node::users::UserError| e.to_string())
 }
 
-/// What `user add` and `user reset-password` print.
-#[derive(Debug, Serialize)]
-struct Account {
-    user: String,
-    role: StaffRole,
-    /// The one-time password (when it was not read from stdin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<String>,
-}
-
-impl Account {
-    /// An account as printed: the password only when it was made here (one-time).
-    fn of(info: UserInfo, password: String, generated: bool) -> Account {
-        Account {
-            user: info.user,
-            role: info.role,
-            password: generated.then_some(password),
-        }
-    }
-}
-
 /// The data directory must hold a node (the accounts belong to it).
 fn users_of(dir: &DataDir) -> Result<Users> {
     spindel_node::local::read_config(&dir.data_dir)?;
     Ok(Users::new(&dir.data_dir))
 }
 
-/// The password from stdin (one line, without its line end), or a new one-time password.
-fn password(from_stdin: bool) -> Result<(String, bool)> {
+/// The password from stdin (one line, without its line end), or `None`: a one-time password
+/// is made.
+fn password(from_stdin: bool) -> Result<Option<String>> {
     if !from_stdin {
-        return Ok((generate_password(&mut rand_core::OsRng), true));
+        return Ok(None);
     }
     if std::io::stdin().is_terminal() {
         bail!("--password-stdin reads the password from stdin, but stdin is a terminal");
@@ -119,27 +98,32 @@ fn password(from_stdin: bool) -> Result<(String, bool)> {
         .context("reading the password from stdin")?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\r').unwrap_or(text);
-    Ok((text.to_string(), false))
+    Ok(Some(text.to_string()))
 }
 
-fn note(dir: &Path, action: &str, name: &str) -> Result<()> {
-    audit(
-        dir,
-        &AuditEntry {
-            time_ms: spindel_node::local::now_ms(),
-            user: "(kommandoraden)".into(),
-            action: action.into(),
-            kind: None,
-            record_id: None,
-            seq: None,
-            detail: Some(name.to_string()),
-        },
-    )?;
-    Ok(())
+/// Runs an account change through the running node (its sessions and locks follow at once),
+/// or on the files when no node runs.
+fn change<T: serde::de::DeserializeOwned>(
+    dir: &DataDir,
+    request: Request,
+    direct: impl FnOnce(&Staff) -> Result<T, spindel_node::users::UserError>,
+) -> Result<T> {
+    spindel_node::local::read_config(&dir.data_dir)?;
+    if let Some(v) = control::request(&dir.data_dir, &request)? {
+        return serde_json::from_value(v).context("the node answered the account change oddly");
+    }
+    Ok(direct(&Staff::offline(&dir.data_dir))?)
+}
+
+fn answer(info: UserInfo, password: Option<String>) -> AccountAnswer {
+    AccountAnswer {
+        user: info.user,
+        role: info.role,
+        password,
+    }
 }
 
 pub fn run(cmd: UserCommand) -> Result<()> {
-    let now = spindel_node::local::now_ms();
     match cmd {
         UserCommand::Add {
             dir,
@@ -148,14 +132,19 @@ pub fn run(cmd: UserCommand) -> Result<()> {
             password_stdin,
             out,
         } => {
-            let users = users_of(&dir)?;
-            let (pw, generated) = password(password_stdin)?;
-            let added = users.add(&name, role, &pw, &mut rand_core::OsRng, now)?;
-            note(&dir.data_dir, "user_add", &name)?;
-            let shown = Account::of(added, pw, generated);
+            let pw = password(password_stdin)?;
+            let request = Request::UserAdd {
+                name: name.clone(),
+                role,
+                password: pw.clone(),
+            };
+            let shown: AccountAnswer = change(&dir, request, |staff| {
+                let (info, made) = staff.add(&name, role, pw.as_deref(), COMMAND_LINE)?;
+                Ok(answer(info, made))
+            })?;
             output::emit(out.json, &shown, || match &shown.password {
                 Some(pw) => format!(
-                    "added {} ({}); one-time password: {pw}\nGive it to them in person or by phone; they log in at the editor (spindel run --admin).",
+                    "added {} ({}); one-time password: {pw}\nGive it to them in person or by phone; it only lets them choose their own password at the editor's /konto page (spindel run --admin).",
                     shown.user,
                     shown.role.as_str()
                 ),
@@ -175,11 +164,12 @@ pub fn run(cmd: UserCommand) -> Result<()> {
             })
         }
         UserCommand::Remove { dir, name, out } => {
-            users_of(&dir)?.remove(&name)?;
-            note(&dir.data_dir, "user_remove", &name)?;
-            output::emit(out.json, &serde_json::json!({"removed": name}), || {
-                format!("removed {name}")
-            })
+            let request = Request::UserRemove { name: name.clone() };
+            let done: serde_json::Value = change(&dir, request, |staff| {
+                staff.remove(&name, COMMAND_LINE)?;
+                Ok(serde_json::json!({ "removed": name }))
+            })?;
+            output::emit(out.json, &done, || format!("removed {name}"))
         }
         UserCommand::ResetPassword {
             dir,
@@ -187,17 +177,24 @@ pub fn run(cmd: UserCommand) -> Result<()> {
             password_stdin,
             out,
         } => {
-            let users = users_of(&dir)?;
-            let Some(user) = users.get(&name)? else {
-                bail!("no user {name:?}");
+            let pw = password(password_stdin)?;
+            let request = Request::UserReset {
+                name: name.clone(),
+                password: pw.clone(),
             };
-            let (pw, generated) = password(password_stdin)?;
-            users.set_password(&name, &pw, &mut rand_core::OsRng, now)?;
-            note(&dir.data_dir, "password_reset", &name)?;
-            let shown = Account::of(user, pw, generated);
+            let shown: AccountAnswer = change(&dir, request, |staff| {
+                let (info, made) = staff.reset_password(&name, pw.as_deref(), COMMAND_LINE)?;
+                Ok(answer(info, made))
+            })?;
             output::emit(out.json, &shown, || match &shown.password {
-                Some(pw) => format!("new one-time password for {}: {pw}", shown.user),
-                None => format!("password of {} changed", shown.user),
+                Some(pw) => format!(
+                    "new one-time password for {}: {pw}\nIt only lets them choose their own password at /konto; their sessions have ended.",
+                    shown.user
+                ),
+                None => format!(
+                    "password of {} changed; their sessions have ended",
+                    shown.user
+                ),
             })
         }
         UserCommand::Audit { dir, limit, out } => {

@@ -78,6 +78,8 @@ pub enum RequestError {
     },
     #[error("an import without its bytes")]
     NoUpload,
+    #[error(transparent)]
+    User(#[from] crate::users::UserError),
 }
 
 /// A new name for a received import file (`import.upload.N`, erased after its import and at
@@ -123,6 +125,34 @@ pub enum Request {
     Backup {
         to: String,
     },
+    /// `spindel user add`: a one-time password is made when `password` is `None`.
+    #[serde(rename = "user_add")]
+    UserAdd {
+        name: String,
+        role: crate::users::StaffRole,
+        password: Option<String>,
+    },
+    /// `spindel user remove`: the account's sessions end at once.
+    #[serde(rename = "user_remove")]
+    UserRemove {
+        name: String,
+    },
+    /// `spindel user reset-password`: its sessions end and its lock lifts at once.
+    #[serde(rename = "user_reset")]
+    UserReset {
+        name: String,
+        password: Option<String>,
+    },
+}
+
+/// What `user add` and `user reset-password` answer (the CLI prints it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountAnswer {
+    pub user: String,
+    pub role: crate::users::StaffRole,
+    /// The one-time password, when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// The answer: the command's JSON value, or a one-line error.
@@ -433,6 +463,52 @@ async fn execute(
             let q = Query::from_request(&query)?;
             to_value(&shared.blocking(move |n| n.query(&q)).await?)
         }
+        Request::UserAdd {
+            name,
+            role,
+            password,
+        } => {
+            let (info, made) = staff_change(shared, move |staff| {
+                staff.add(&name, role, password.as_deref(), crate::staff::COMMAND_LINE)
+            })
+            .await?;
+            to_value(&AccountAnswer {
+                user: info.user,
+                role: info.role,
+                password: made,
+            })
+        }
+        Request::UserRemove { name } => {
+            let n = name.clone();
+            staff_change(shared, move |staff| {
+                staff.remove(&n, crate::staff::COMMAND_LINE)
+            })
+            .await?;
+            Ok(serde_json::json!({ "removed": name }))
+        }
+        Request::UserReset { name, password } => {
+            let (info, made) = staff_change(shared, move |staff| {
+                staff.reset_password(&name, password.as_deref(), crate::staff::COMMAND_LINE)
+            })
+            .await?;
+            to_value(&AccountAnswer {
+                user: info.user,
+                role: info.role,
+                password: made,
+            })
+        }
+    }
+}
+
+/// An account change of the running node's staff, on the blocking pool (argon2).
+async fn staff_change<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    change: impl FnOnce(&crate::staff::Staff) -> Result<T, crate::users::UserError> + Send + 'static,
+) -> Result<T, RequestError> {
+    let staff = shared.staff.clone();
+    match tokio::task::spawn_blocking(move || change(&staff)).await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(RequestError::Node(NodeError::Task(e.to_string()))),
     }
 }
 

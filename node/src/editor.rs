@@ -2,15 +2,16 @@
 //! loopback by default; contract.md "The editor"). The public page and API stay read-only on
 //! theirs; an aggregator has no editor.
 //!
-//! Staff log in with the accounts of [`crate::users`]. A session is a random token in a cookie
-//! (`HttpOnly`, `SameSite=Strict`, `Secure` when the request came over TLS through a reverse
-//! proxy that says so with `X-Forwarded-Proto: https`), kept in memory: it ends when idle for
-//! [`SESSION_IDLE`], after [`SESSION_MAX_AGE`], at logout, when the node restarts, and when
-//! its account is removed. Every `POST` carries a CSRF token: the session's, or before login
-//! one bound to a cookie of the login page; without a valid one it is 403 and writes nothing.
-//! Failed logins are limited per account and per address ([`LOGIN_FAILURES_PER_USER`],
-//! [`LOGIN_FAILURES_PER_ADDRESS`] within [`LOGIN_WINDOW`]), with a Swedish message saying how
-//! long to wait. Logins, failed logins and logouts go to the local audit trail.
+//! Staff log in with the accounts of [`crate::users`]; sessions, the login guard and the
+//! account changes live in [`crate::staff`] (shared with the control channel). A session is a
+//! random token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` when the request came
+//! over TLS through a reverse proxy that says so with `X-Forwarded-Proto: https`). Every
+//! `POST` carries a CSRF token: the session's, or before login one bound to a cookie of the
+//! login page; without a valid one it is 403 and writes nothing. Guessing is slowed as
+//! [`crate::login`] says (429 with `Retry-After`), never for a browser where the account has
+//! logged in before (its device cookie). A one-time password opens only `/konto`, where its
+//! holder chooses their own. Logins (with the client's address), failed logins (aggregated),
+//! logouts and every change go to the local audit trail, which `/logg` pages through.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +25,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::{Value, context};
-use rand_core::RngCore;
 
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
@@ -33,7 +33,9 @@ use crate::forms::{self, FormError, Input};
 use crate::local::{NodeError, Role};
 use crate::query::Query;
 use crate::shared::Shared;
-use crate::users::{AuditEntry, StaffRole, UserError, Users, audit};
+pub use crate::staff::Session;
+use crate::staff::{LoginOutcome, Staff, token};
+use crate::users::{AuditEntry, StaffRole, UserError};
 
 /// The value of a `Result<_, Box<Response>>`, or the page the handler answers with instead.
 macro_rules! or_page {
@@ -46,23 +48,6 @@ macro_rules! or_page {
 }
 pub(crate) use or_page;
 
-/// A session unused this long ends.
-pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
-/// A session ends this long after login, used or not.
-pub const SESSION_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
-/// Sessions held at once; the oldest ends when one more starts.
-pub const SESSIONS_MAX: usize = 1000;
-/// Failed logins of one account within [`LOGIN_WINDOW`] before it is locked for the rest of it.
-pub const LOGIN_FAILURES_PER_USER: usize = 5;
-/// Failed logins from one address within [`LOGIN_WINDOW`] (behind a reverse proxy every login
-/// comes from its address, so this is higher than the per-account limit).
-pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
-/// Password checks (argon2id, ~19 MiB each) running at once; more logins wait.
-pub const LOGIN_CHECKS_MAX: usize = 2;
-/// The window failed logins are counted in, and the longest lock.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Accounts and addresses whose failures are remembered at once (the oldest are forgotten).
-pub const LOGIN_FAILURE_KEYS_MAX: usize = 10_000;
 /// Largest form body.
 pub const FORM_BYTES_MAX: usize = 256 * 1024;
 /// Imports whose progress pages are kept (the oldest is forgotten first).
@@ -75,96 +60,15 @@ pub const SESSION_COOKIE: &str = "spindel_redaktion";
 pub const LOGIN_COOKIE: &str = "spindel_inloggning";
 /// Records on the start page.
 const START_RECORDS: usize = 200;
-
-/// A logged-in staff member.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    pub(crate) user: String,
-    role: StaffRole,
-    /// When the account's password was set at login: a new password (or a new account under
-    /// the same name) ends the session.
-    password_set_ms: u64,
-    pub(crate) csrf: String,
-    started: Instant,
-    last_seen: Instant,
-}
-
-/// Failed logins, per account and per address.
-#[derive(Debug, Default)]
-struct Failures {
-    by_user: HashMap<String, Vec<Instant>>,
-    by_address: HashMap<IpAddr, Vec<Instant>>,
-}
-
-/// Adds a failure of `key`; a full map forgets the key whose last failure is oldest (a key
-/// already known is always counted).
-fn remember<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, Vec<Instant>>,
-    key: K,
-    now: Instant,
-) {
-    if !map.contains_key(&key) && map.len() >= LOGIN_FAILURE_KEYS_MAX {
-        let oldest = map
-            .iter()
-            .min_by_key(|(_, t)| t.last().copied())
-            .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            map.remove(&k);
-        }
-    }
-    let times = map.entry(key).or_default();
-    times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
-    times.push(now);
-}
-
-impl Failures {
-    /// How long until `user` from `address` may try again, if locked.
-    fn locked(&mut self, user: &str, address: IpAddr, now: Instant) -> Option<Duration> {
-        let wait = |times: Option<&mut Vec<Instant>>, max: usize| {
-            let times = times?;
-            times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
-            (times.len() >= max)
-                .then(|| LOGIN_WINDOW - now.duration_since(times[times.len() - max]))
-        };
-        let u = wait(self.by_user.get_mut(user), LOGIN_FAILURES_PER_USER);
-        let a = wait(
-            self.by_address.get_mut(&address),
-            LOGIN_FAILURES_PER_ADDRESS,
-        );
-        u.into_iter().chain(a).max()
-    }
-
-    fn failed(&mut self, user: &str, address: IpAddr, now: Instant) {
-        remember(&mut self.by_user, user.to_string(), now);
-        remember(&mut self.by_address, address, now);
-    }
-
-    /// A login succeeded: the account's failures are forgotten, and the attempt counted in
-    /// advance at `when` is taken back from the address.
-    fn succeeded(&mut self, user: &str, address: IpAddr, when: Instant) {
-        self.by_user.remove(user);
-        if let Some(times) = self.by_address.get_mut(&address)
-            && let Some(at) = times.iter().rposition(|t| *t == when)
-        {
-            times.remove(at);
-        }
-    }
-
-    /// An admin gave the account a new password: its lock ends.
-    fn reset(&mut self, user: &str) {
-        self.by_user.remove(user);
-    }
-}
+/// Audit lines a page of `/logg` shows.
+pub const AUDIT_PAGE_LINES: usize = 100;
+/// Logins and failed logins `/konto` shows.
+const ACCOUNT_RECENT_LOGINS: usize = 10;
 
 /// The editor's state.
 #[derive(Debug)]
 pub struct Editor {
     pub(crate) shared: Arc<Shared>,
-    users: Users,
-    sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<Failures>,
-    /// Password checks running at once ([`LOGIN_CHECKS_MAX`]).
-    checks: tokio::sync::Semaphore,
     /// Imports started from the browser, by id, while their progress pages may ask.
     imports: Mutex<HashMap<String, ImportState>>,
 }
@@ -189,15 +93,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// 32 random bytes in hex: a session or CSRF token.
-fn token() -> String {
-    let mut b = [0u8; 32];
-    rand_core::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
-
 /// Equal without telling how much of it was (a token compared with what a client sent).
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -248,107 +145,58 @@ fn form(body: &[u8]) -> Option<HashMap<String, String>> {
     Some(out)
 }
 
+/// "3 minuter", "1 sekund": how long to wait, in Swedish, rounded up.
+fn wait_sv(wait: Duration) -> String {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if secs < 60 {
+        let s = secs.max(1);
+        format!("{s} {}", if s == 1 { "sekund" } else { "sekunder" })
+    } else {
+        let m = secs.div_ceil(60);
+        format!("{m} {}", if m == 1 { "minut" } else { "minuter" })
+    }
+}
+
 impl Editor {
     pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
-        let users = Users::new(shared.node.dir());
         Arc::new(Editor {
             shared,
-            users,
-            sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failures::default()),
-            checks: tokio::sync::Semaphore::new(LOGIN_CHECKS_MAX),
             imports: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The session of this request, if it is live (refreshes its idle time). A session whose
-    /// account was removed, or whose role changed, follows the accounts file.
+    fn staff(&self) -> &Staff {
+        &self.shared.staff
+    }
+
+    /// The session of this request, if it is live (refreshes its idle time).
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
         self.session_at(headers, Instant::now())
     }
 
     /// [`Editor::session`] as of `now`.
     fn session_at(&self, headers: &HeaderMap, now: Instant) -> Option<Session> {
-        let token = cookie(headers, SESSION_COOKIE)?;
-        let mut sessions = lock(&self.sessions);
-        let live = sessions.get(token).is_some_and(|s| {
-            now.duration_since(s.last_seen) < SESSION_IDLE
-                && now.duration_since(s.started) < SESSION_MAX_AGE
-        });
-        if !live {
-            sessions.remove(token);
-            return None;
-        }
-        let s = sessions.get_mut(token)?;
-        match self.users.get(&s.user) {
-            Ok(Some(account)) if account.password_set_ms == s.password_set_ms => {
-                s.role = account.role;
-                s.last_seen = now;
-                Some(s.clone())
-            }
-            _ => {
-                sessions.remove(token);
-                None
-            }
-        }
-    }
-
-    fn start_session(&self, user: &str, role: StaffRole, password_set_ms: u64) -> String {
-        let now = Instant::now();
-        let mut sessions = lock(&self.sessions);
-        if sessions.len() >= SESSIONS_MAX {
-            let oldest = sessions
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                sessions.remove(&k);
-            }
-        }
-        let t = token();
-        sessions.insert(
-            t.clone(),
-            Session {
-                user: user.to_string(),
-                role,
-                password_set_ms,
-                csrf: token(),
-                started: now,
-                last_seen: now,
-            },
-        );
-        t
+        self.staff()
+            .session_at(cookie(headers, SESSION_COOKIE)?, now)
     }
 
     fn note(&self, user: &str, action: &str, detail: Option<String>) {
-        let entry = AuditEntry {
-            time_ms: crate::local::now_ms(),
-            user: user.to_string(),
-            action: action.to_string(),
-            kind: None,
-            record_id: None,
-            seq: None,
-            detail,
-        };
-        if let Err(e) = audit(self.shared.node.dir(), &entry) {
-            tracing::error!(error = %e, "cannot write the editor's audit trail");
-        }
+        let mut e = AuditEntry::new(user, action, crate::local::now_ms());
+        e.detail = detail;
+        self.staff().note(&e);
     }
 
     pub(crate) fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
         // The menu shows accounts and the log to admins (the role as the session holds it).
-        let is_admin = ctx
+        let account = ctx
             .get_attr("user")
             .ok()
             .and_then(|u| u.as_str().map(str::to_string))
-            .is_some_and(|u| {
-                lock(&self.sessions)
-                    .values()
-                    .any(|x| x.user == u && x.role == StaffRole::Admin)
-            });
+            .and_then(|u| self.staff().users().get(&u).ok().flatten());
         let full = context! {
             node_name => self.shared.node.config().name.clone(),
-            is_admin => is_admin,
+            is_admin => account.as_ref().is_some_and(|a| a.role == StaffRole::Admin),
+            must_change => account.as_ref().is_some_and(|a| a.must_change),
             ..ctx
         };
         match crate::web::render_template(template, full) {
@@ -404,6 +252,11 @@ impl Editor {
         );
         r
     }
+
+    /// The client address of a request (the connection's, or a trusted proxy's word).
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        self.shared.client_address(peer, headers)
+    }
 }
 
 /// An editor page: the public pages' headers, and never cached, framed, referred or indexed.
@@ -438,9 +291,7 @@ pub(crate) fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
 }
 
 async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
-    let Some(s) = editor.session(&headers) else {
-        return see_other("/logga-in");
-    };
+    let s = or_page!(require(&editor, &headers));
     let me = editor.shared.node.node_id();
     let q = Query {
         author: Some(me),
@@ -496,6 +347,7 @@ async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
     let Some(f) = form(&body) else {
         return forbidden(&editor, None);
     };
@@ -509,54 +361,30 @@ async fn login(
         .map(|u| u.trim().to_string())
         .unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
-    let now = Instant::now();
-    // A name no account can have is no account: counted against the address only, never
-    // written anywhere at its length.
-    let valid_name = crate::users::validate_user_name(&user).is_ok();
-    let counted = if valid_name { user.as_str() } else { "" };
-    if let Some(wait) = lock(&editor.failures).locked(counted, peer.ip(), now) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        tracing::warn!(address = %peer.ip(), "a locked login was tried");
-        return editor.login_page(
-            &headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(format!(
-                "För många misslyckade inloggningar. Inloggningen är spärrad i {minutes} {}. Försök igen sedan, eller be en administratör byta lösenord.",
-                if minutes == 1 { "minut" } else { "minuter" }
-            )),
-            &user,
-        );
-    }
-    // Counted before the check: logins sent at once cannot all be tried before the lock.
-    lock(&editor.failures).failed(counted, peer.ip(), now);
-    let users = editor.users.clone();
-    let name = user.clone();
-    // argon2 takes ~19 MiB a check: a few at once, the rest wait their turn.
-    let Ok(_turn) = editor.checks.acquire().await else {
-        return editor.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Inloggningen fungerar inte just nu",
-            "Försök igen om en stund.",
-            None,
-        );
-    };
-    let checked = tokio::task::spawn_blocking(move || {
-        if !valid_name {
-            return Err(crate::users::UserError::WrongPassword);
-        }
-        users.verify(&name, &password)
-    })
-    .await;
-    match checked {
-        Ok(Ok(account)) => {
-            lock(&editor.failures).succeeded(&account.user, peer.ip(), now);
-            editor.note(&account.user, "login", None);
-            let t = editor.start_session(&account.user, account.role, account.password_set_ms);
-            let mut r = see_other("/");
+    let address = editor.client(peer, &headers);
+    let device = cookie(&headers, crate::login::DEVICE_COOKIE);
+    let metrics = &editor.shared.metrics;
+    match editor.staff().login(&user, password, address, device).await {
+        LoginOutcome::In {
+            session,
+            account,
+            device_cookie,
+        } => {
+            metrics.logins_ok.fetch_add(1, Relaxed);
+            let mut r = see_other(if account.must_change { "/konto" } else { "/" });
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&headers, SESSION_COOKIE, &t, None),
+                set_cookie(&headers, SESSION_COOKIE, &session, None),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(
+                    &headers,
+                    crate::login::DEVICE_COOKIE,
+                    &device_cookie,
+                    Some(crate::login::DEVICE_COOKIE_MAX_AGE.as_secs()),
+                ),
             );
             h.append(
                 header::SET_COOKIE,
@@ -564,13 +392,8 @@ async fn login(
             );
             r
         }
-        Ok(Err(crate::users::UserError::WrongPassword)) => {
-            let shown = if valid_name {
-                user.as_str()
-            } else {
-                "(ogiltigt namn)"
-            };
-            editor.note(shown, "login_failed", Some(peer.ip().to_string()));
+        LoginOutcome::Wrong => {
+            metrics.logins_wrong.fetch_add(1, Relaxed);
             editor.login_page(
                 &headers,
                 StatusCode::UNAUTHORIZED,
@@ -578,21 +401,29 @@ async fn login(
                 &user,
             )
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "the editor cannot read its accounts");
+        LoginOutcome::Wait(wait) => {
+            metrics.logins_wait.fetch_add(1, Relaxed);
+            let mut r = editor.login_page(
+                &headers,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(format!(
+                    "För många misslyckade inloggningar till kontot eller från din adress. Vänta {} och försök igen. En webbläsare där du har loggat in förut släpps alltid fram; en administratör kan också ge dig ett nytt lösenord.",
+                    wait_sv(wait)
+                )),
+                &user,
+            );
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        LoginOutcome::Failed(e) => {
+            tracing::error!(error = %e, "the editor cannot check a login");
             editor.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Inloggningen fungerar inte just nu",
                 "Kontona kunde inte läsas. Be den som driver noden läsa loggen.",
-                None,
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "a login check failed");
-            editor.error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Inloggningen fungerar inte just nu",
-                "Försök igen om en stund.",
                 None,
             )
         }
@@ -609,7 +440,7 @@ async fn logout(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Byt
         return forbidden(&editor, None);
     };
     if let Some(t) = cookie(&headers, SESSION_COOKIE) {
-        lock(&editor.sessions).remove(t);
+        editor.staff().end_session(t);
     }
     editor.note(&s.user, "logout", None);
     let mut r = see_other("/logga-in");
@@ -620,8 +451,18 @@ async fn logout(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: Byt
     r
 }
 
-/// The session of a request, or the redirect to the login page.
+/// The session of a request, or the redirect to the login page; a session opened with a
+/// one-time password is sent to `/konto`, the only page it opens.
 pub(crate) fn require(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
+    let s = require_any(editor, headers)?;
+    if s.must_change {
+        return Err(Box::new(see_other("/konto")));
+    }
+    Ok(s)
+}
+
+/// The session of a request, one-time password or not (`/konto` and logout).
+fn require_any(editor: &Editor, headers: &HeaderMap) -> Result<Session, Box<Response>> {
     editor
         .session(headers)
         .ok_or_else(|| Box::new(see_other("/logga-in")))
@@ -793,36 +634,22 @@ impl Editor {
     }
 
     pub(crate) fn note_import(&self, s: &Session, kind: Kind, done: &crate::local::Imported) {
-        let entry = AuditEntry {
-            time_ms: crate::local::now_ms(),
-            user: s.user.clone(),
-            action: "import".to_string(),
-            kind: Some(kind.as_str().to_string()),
-            record_id: None,
-            seq: Some(done.last_seq),
-            detail: Some(format!(
-                "{} poster, version {}-{}",
-                done.imported, done.first_seq, done.last_seq
-            )),
-        };
-        if let Err(e) = audit(self.shared.node.dir(), &entry) {
-            tracing::error!(error = %e, "cannot write the editor's audit trail");
-        }
+        let mut e = AuditEntry::new(&s.user, "import", crate::local::now_ms());
+        e.kind = Some(kind.as_str().to_string());
+        e.seq = Some(done.last_seq);
+        e.detail = Some(format!(
+            "{} poster, version {}-{}",
+            done.imported, done.first_seq, done.last_seq
+        ));
+        self.staff().note(&e);
     }
 
     fn note_write(&self, s: &Session, action: &str, kind: Kind, record_id: &str, seq: u64) {
-        let entry = AuditEntry {
-            time_ms: crate::local::now_ms(),
-            user: s.user.clone(),
-            action: action.to_string(),
-            kind: Some(kind.as_str().to_string()),
-            record_id: Some(record_id.to_string()),
-            seq: Some(seq),
-            detail: None,
-        };
-        if let Err(e) = audit(self.shared.node.dir(), &entry) {
-            tracing::error!(error = %e, "cannot write the editor's audit trail");
-        }
+        let mut e = AuditEntry::new(&s.user, action, crate::local::now_ms());
+        e.kind = Some(kind.as_str().to_string());
+        e.record_id = Some(record_id.to_string());
+        e.seq = Some(seq);
+        self.staff().note(&e);
     }
 
     /// A write the node refused, said in Swedish.
@@ -1097,10 +924,15 @@ impl Editor {
         password: Option<(String, String)>,
         error: Option<String>,
     ) -> Response {
-        let users: Vec<Value> = match self.users.list() {
+        let users: Vec<Value> = match self.staff().users().list() {
             Ok(list) => list
                 .iter()
-                .map(|u| context! { user => u.user.clone(), role_label => u.role.label_sv() })
+                .map(|u| {
+                    context! {
+                        user => u.user.clone(), role_label => u.role.label_sv(),
+                        must_change => u.must_change,
+                    }
+                })
                 .collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the accounts");
@@ -1124,27 +956,20 @@ impl Editor {
         self.users_page(s, status, None, None, Some(error.into()))
     }
 
-    /// Runs an account change that sets a new one-time password (argon2, off the async
-    /// threads); the password, or why not (a status and a Swedish sentence).
-    async fn with_new_password(
+    /// Runs an account change of the staff (argon2, off the async threads).
+    async fn account_change<T: Send + 'static>(
         &self,
-        change: impl FnOnce(&Users, &str) -> Result<(), UserError> + Send + 'static,
-    ) -> Result<String, (StatusCode, String)> {
-        let password = crate::users::generate_password(&mut rand_core::OsRng);
-        let (users, pw) = (self.users.clone(), password.clone());
-        match tokio::task::spawn_blocking(move || change(&users, &pw)).await {
-            Ok(Ok(())) => Ok(password),
+        change: impl FnOnce(&Staff) -> Result<T, UserError> + Send + 'static,
+    ) -> Result<T, (StatusCode, String)> {
+        let staff = self.shared.staff.clone();
+        match tokio::task::spawn_blocking(move || change(&staff)).await {
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, user_error_sv(&e))),
             Err(_) => Err((
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Kontot kunde inte ändras; försök igen.".into(),
             )),
         }
-    }
-
-    /// An account change: audited, and said in Swedish.
-    fn user_changed(&self, s: &Session, action: &str, name: &str) {
-        self.note(&s.user, action, Some(name.to_string()));
     }
 }
 
@@ -1157,6 +982,10 @@ fn user_error_sv(e: &UserError) -> String {
         UserError::Unknown(n) => format!("Det finns inget konto {n}."),
         UserError::TooMany => "Noden har så många konton den kan ha; ta bort ett först.".into(),
         UserError::LastAdmin => "Den sista administratören kan inte tas bort; lägg till en till först.".into(),
+        UserError::ShortPassword => format!("Lösenordet måste ha minst {} tecken.", crate::users::PASSWORD_CHARS_MIN),
+        UserError::LongPassword => format!("Lösenordet får vara högst {} byte.", crate::users::PASSWORD_BYTES_MAX),
+        UserError::WrongCurrentPassword => "Det nuvarande lösenordet stämmer inte.".into(),
+        UserError::SamePassword => "Det nya lösenordet måste skilja sig från det nuvarande.".into(),
         other => format!("Kontot kunde inte ändras: {other}"),
     }
 }
@@ -1181,19 +1010,15 @@ async fn users_add(State(editor): State<Arc<Editor>>, headers: HeaderMap, body: 
             return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
         }
     };
-    let (n, now) = (name.clone(), crate::local::now_ms());
-    let added = editor
-        .with_new_password(move |users, pw| {
-            users
-                .add(&n, role, pw, &mut rand_core::OsRng, now)
-                .map(drop)
-        })
-        .await;
-    match added {
-        Ok(password) => {
-            editor.user_changed(&s, "user_add", &name);
+    let (n, by) = (name.clone(), s.user.clone());
+    match editor
+        .account_change(move |staff| staff.add(&n, role, None, &by))
+        .await
+    {
+        Ok((_, password)) => {
             let done = format!("Kontot {name} är skapat.");
-            editor.users_page(&s, StatusCode::OK, Some(done), Some((name, password)), None)
+            let shown = password.map(|p| (name, p));
+            editor.users_page(&s, StatusCode::OK, Some(done), shown, None)
         }
         Err((status, e)) => editor.users_error(&s, status, e),
     }
@@ -1210,20 +1035,19 @@ async fn users_remove(
         let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
         return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
     }
-    match editor.users.remove(&name) {
-        Ok(()) => {
-            editor.user_changed(&s, "user_remove", &name);
-            // Its sessions end now.
-            lock(&editor.sessions).retain(|_, x| x.user != name);
-            editor.users_page(
-                &s,
-                StatusCode::OK,
-                Some(format!("Kontot {name} är borttaget.")),
-                None,
-                None,
-            )
-        }
-        Err(e) => editor.users_error(&s, StatusCode::BAD_REQUEST, user_error_sv(&e)),
+    let (n, by) = (name.clone(), s.user.clone());
+    match editor
+        .account_change(move |staff| staff.remove(&n, &by))
+        .await
+    {
+        Ok(()) => editor.users_page(
+            &s,
+            StatusCode::OK,
+            Some(format!("Kontot {name} är borttaget.")),
+            None,
+            None,
+        ),
+        Err((status, e)) => editor.users_error(&s, status, e),
     }
 }
 
@@ -1234,45 +1058,269 @@ async fn users_reset(
     body: Bytes,
 ) -> Response {
     let (s, _) = or_page!(admin_posted(&editor, &headers, &body));
-    let (n, now) = (name.clone(), crate::local::now_ms());
-    let reset = editor
-        .with_new_password(move |users, pw| users.set_password(&n, pw, &mut rand_core::OsRng, now))
-        .await;
-    match reset {
-        Ok(password) => {
-            editor.user_changed(&s, "password_reset", &name);
-            // A locked account gets in again with its new password.
-            lock(&editor.failures).reset(&name);
-            editor.users_page(&s, StatusCode::OK, None, Some((name, password)), None)
+    let (n, by) = (name.clone(), s.user.clone());
+    match editor
+        .account_change(move |staff| staff.reset_password(&n, None, &by))
+        .await
+    {
+        // A locked account gets in again with its new password; its sessions have ended.
+        Ok((_, password)) => {
+            let shown = password.map(|p| (name, p));
+            editor.users_page(&s, StatusCode::OK, None, shown, None)
         }
         Err((status, e)) => editor.users_error(&s, status, e),
     }
 }
 
-/// Audit lines the log page shows.
-const AUDIT_PAGE_LINES: usize = 500;
+/// Query parameters of `/logg`.
+const AUDIT_PARAMS: &[&str] = &["fore", "person", "typ"];
 
-async fn audit_page(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
-    let s = or_page!(require_admin(&editor, &headers));
-    let entries =
-        crate::users::read_audit(editor.shared.node.dir(), AUDIT_PAGE_LINES).unwrap_or_default();
-    let rows: Vec<Value> = entries
+/// What the audit trail's actions are called on `/logg`.
+pub(crate) const AUDIT_ACTIONS: &[(&str, &str)] = &[
+    ("publish", "publicerade"),
+    ("edit", "ändrade"),
+    ("delete", "tog bort"),
+    ("erase_on_request", "raderade på begäran"),
+    ("import", "importerade"),
+    ("login", "loggade in"),
+    ("login_failed", "misslyckade inloggningar"),
+    ("logout", "loggade ut"),
+    ("user_add", "lade till konto"),
+    ("user_remove", "tog bort konto"),
+    ("password_reset", "gav nytt lösenord"),
+    ("password_changed", "bytte sitt lösenord"),
+];
+
+fn action_sv(action: &str) -> String {
+    AUDIT_ACTIONS
         .iter()
-        .rev()
-        .map(|e| {
-            let t = spindel_protocol::time::rfc3339_ms(e.time_ms);
-            context! {
-                time => format!("{} {}", t.get(..10).unwrap_or(""), t.get(11..19).unwrap_or("")),
-                user => e.user.clone(), action => e.action.clone(), kind => e.kind.clone(),
-                record_id => e.record_id.clone(), seq => e.seq, detail => e.detail.clone(),
-            }
+        .find(|(a, _)| *a == action)
+        .map_or_else(|| action.to_string(), |(_, sv)| (*sv).to_string())
+}
+
+/// An audit line as the pages show it.
+fn audit_row(e: &AuditEntry) -> Value {
+    let t = |ms: u64| crate::web::datetime_sv(ms);
+    context! {
+        time => t(e.time_ms), until => e.until_ms.map(t),
+        user => e.user.clone(), action => action_sv(&e.action), kind => e.kind.clone(),
+        record_id => e.record_id.clone(), seq => e.seq, detail => e.detail.clone(),
+        address => e.address.clone(), count => e.count,
+    }
+}
+
+async fn audit_page(
+    State(editor): State<Arc<Editor>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = or_page!(require_admin(&editor, &headers));
+    let bad = |message: String| {
+        editor.error(
+            StatusCode::BAD_REQUEST,
+            "Sidan finns inte så",
+            &message,
+            Some(&s),
+        )
+    };
+    let params = match crate::params::Params::parse(query.as_deref(), AUDIT_PARAMS) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("Adressen går inte att läsa: {e}.")),
+    };
+    let before = match params.get("fore").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return bad("”fore” ska vara ett tal.".into()),
+    };
+    let person = params
+        .get("person")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let action = params
+        .get("typ")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    if let Some(a) = &action
+        && !AUDIT_ACTIONS.iter().any(|(k, _)| k == a)
+    {
+        return bad(format!("Det finns ingen händelse av typen {a:?}."));
+    }
+    let (p, a) = (person.clone(), action.clone());
+    let dir = editor.shared.node.dir().to_path_buf();
+    let page = tokio::task::spawn_blocking(move || {
+        crate::users::read_audit_page(&dir, before, AUDIT_PAGE_LINES, |e| {
+            p.as_ref().is_none_or(|p| &e.user == p) && a.as_ref().is_none_or(|a| &e.action == a)
         })
+    })
+    .await;
+    let page = match page {
+        Ok(Ok(p)) => p,
+        other => {
+            tracing::error!(result = ?other.err(), "the audit trail could not be read");
+            return editor.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Loggen kunde inte läsas",
+                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                Some(&s),
+            );
+        }
+    };
+    // Failed logins not yet written (their window is open) on top of the first page.
+    let open: Vec<Value> =
+        if before.is_none() && action.as_deref().is_none_or(|a| a == "login_failed") {
+            editor
+                .staff()
+                .open_failures()
+                .iter()
+                .filter(|e| person.as_ref().is_none_or(|p| &e.user == p))
+                .map(audit_row)
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let older = page.older.map(|o| {
+        let mut q = vec![("fore", o.to_string())];
+        q.extend(person.clone().map(|p| ("person", p)));
+        q.extend(action.clone().map(|a| ("typ", a)));
+        format!(
+            "/logg?{}",
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        )
+    });
+    let people: Vec<String> = editor
+        .staff()
+        .users()
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| u.user)
+        .collect();
+    let actions: Vec<Value> = AUDIT_ACTIONS
+        .iter()
+        .map(|(k, sv)| context! { value => *k, label => *sv })
         .collect();
     editor.page(
         StatusCode::OK,
         "editor_audit.html",
-        context! { section => "audit", user => s.user.clone(), csrf => s.csrf.clone(), entries => rows },
+        context! {
+            section => "audit", user => s.user.clone(), csrf => s.csrf.clone(),
+            entries => page.entries.iter().map(audit_row).collect::<Vec<_>>(),
+            open => open, older => older, first => before.is_none(),
+            person => person, typ => action, people => people, actions => actions,
+        },
     )
+}
+
+/// `/konto`: the signed-in person's own password, and their recent logins.
+impl Editor {
+    async fn account_page(
+        &self,
+        s: &Session,
+        status: StatusCode,
+        message: Option<&str>,
+        error: Option<(Option<&str>, String)>,
+    ) -> Response {
+        let (dir, me) = (self.shared.node.dir().to_path_buf(), s.user.clone());
+        let recent = tokio::task::spawn_blocking(move || {
+            crate::users::read_audit_page(&dir, None, ACCOUNT_RECENT_LOGINS, |e| {
+                e.user == me && matches!(e.action.as_str(), "login" | "login_failed")
+            })
+        })
+        .await;
+        let mut rows: Vec<Value> = self
+            .staff()
+            .open_failures()
+            .iter()
+            .filter(|e| e.user == s.user)
+            .map(audit_row)
+            .collect();
+        if let Ok(Ok(page)) = recent {
+            rows.extend(page.entries.iter().map(audit_row));
+        }
+        let (error_field, error) = error.unzip();
+        self.page(
+            status,
+            "editor_account.html",
+            context! {
+                section => "account", user => s.user.clone(), csrf => s.csrf.clone(),
+                one_time => s.must_change, message => message, error => error,
+                error_field => error_field.flatten(), recent => rows,
+                min_chars => crate::users::PASSWORD_CHARS_MIN,
+            },
+        )
+    }
+}
+
+async fn account_form(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let s = or_page!(require_any(&editor, &headers));
+    editor.account_page(&s, StatusCode::OK, None, None).await
+}
+
+async fn account_post(
+    State(editor): State<Arc<Editor>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = or_page!(require_any(&editor, &headers));
+    let Some(f) = form(&body).filter(|f| csrf_ok(&s, f)) else {
+        return forbidden(&editor, Some(&s));
+    };
+    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (current, new, again) = (field("current"), field("new"), field("again"));
+    if new != again {
+        let e = "De två nya lösenorden är inte lika.".to_string();
+        return editor
+            .account_page(&s, StatusCode::BAD_REQUEST, None, Some((Some("again"), e)))
+            .await;
+    }
+    let address = editor.client(peer, &headers);
+    match editor
+        .staff()
+        .change_own_password(&s.user, current, new, address)
+        .await
+    {
+        Ok(account) => {
+            // Every session of the account ended with the old password; this browser goes on
+            // in a new one.
+            let token = editor.staff().start_session(&account);
+            let Some(fresh) = editor.staff().session_at(&token, Instant::now()) else {
+                return see_other("/logga-in");
+            };
+            let mut r = editor
+                .account_page(
+                    &fresh,
+                    StatusCode::OK,
+                    Some("Ditt lösenord är bytt. Andra inloggningar med kontot har avslutats."),
+                    None,
+                )
+                .await;
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(&headers, SESSION_COOKIE, &token, None),
+            );
+            r
+        }
+        Err(e) => {
+            let at = match e {
+                UserError::WrongCurrentPassword => "current",
+                UserError::ShortPassword | UserError::LongPassword | UserError::SamePassword => {
+                    "new"
+                }
+                _ => "",
+            };
+            let status = match e {
+                UserError::Io { .. } | UserError::Corrupt { .. } | UserError::Hash(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let field = (!at.is_empty()).then_some(at);
+            editor
+                .account_page(&s, status, None, Some((field, user_error_sv(&e))))
+                .await
+        }
+    }
 }
 
 async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
@@ -1308,6 +1356,7 @@ pub fn router(editor: Arc<Editor>) -> Router {
             axum::routing::post(users_reset),
         )
         .route("/logg", get(audit_page))
+        .route("/konto", get(account_form).post(account_post))
         .route(
             "/importera",
             get(crate::editor_import::import_form)
@@ -1372,37 +1421,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logins_lock_per_account_and_per_address_for_the_window() {
-        let mut f = Failures::default();
-        let a: IpAddr = [127, 0, 0, 1].into();
-        let b: IpAddr = [127, 0, 0, 2].into();
-        let t0 = Instant::now();
-        for i in 0..LOGIN_FAILURES_PER_USER {
-            assert!(f.locked("anna", a, t0).is_none(), "locked after {i}");
-            f.failed("anna", a, t0);
-        }
-        let wait = f
-            .locked("anna", b, t0)
-            .expect("the account is locked from anywhere");
-        assert_eq!(wait, LOGIN_WINDOW);
-        assert!(f.locked("bo", b, t0).is_none(), "another account is not");
-        assert!(
-            f.locked("anna", a, t0 + LOGIN_WINDOW).is_none(),
-            "the lock ends"
+    fn forms_refuse_repeated_fields_and_cookies_are_found_by_name() {
+        assert!(form(b"csrf=a&csrf=b").is_none());
+        assert_eq!(
+            form(b"user=anna&password=x%26y").unwrap()["password"],
+            "x&y"
         );
-        // Many accounts from one address.
-        let t1 = t0 + LOGIN_WINDOW * 2;
-        for i in 0..LOGIN_FAILURES_PER_ADDRESS {
-            f.failed(&format!("u{i}"), b, t1);
-        }
-        assert!(f.locked("ny", b, t1).is_some(), "the address is locked");
-        assert!(f.locked("ny", a, t1).is_none());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; spindel_redaktion=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[test]
+    fn waits_are_said_in_swedish_rounded_up() {
+        assert_eq!(wait_sv(Duration::from_millis(1500)), "2 sekunder");
+        assert_eq!(wait_sv(Duration::from_secs(1)), "1 sekund");
+        assert_eq!(wait_sv(Duration::from_secs(61)), "2 minuter");
+        assert_eq!(wait_sv(Duration::from_secs(600)), "10 minuter");
     }
 
     /// A session ends when idle for SESSION_IDLE, and SESSION_MAX_AGE after login however
     /// busy; a used one lives on.
     #[tokio::test]
     async fn sessions_end_when_idle_and_at_their_age() {
+        use crate::staff::{SESSION_IDLE, SESSION_MAX_AGE};
         let dir = tempfile::tempdir().unwrap();
         let node = crate::local::init_open(
             &dir.path().join("skane"),
@@ -1412,19 +1458,14 @@ mod tests {
             &mut rand_core::OsRng,
         )
         .unwrap();
-        Users::new(node.dir())
-            .add(
-                "anna",
-                StaffRole::Admin,
-                "ett långt lösenord",
-                &mut rand_core::OsRng,
-                1,
-            )
-            .unwrap();
         let (_stop, rx) = tokio::sync::watch::channel(false);
         let shared = Shared::new(Arc::new(node), rx).unwrap();
+        let (anna, _) = shared
+            .staff
+            .add("anna", StaffRole::Admin, Some("ett långt lösenord"), "test")
+            .unwrap();
         let editor = Editor::new(shared.clone());
-        let token = editor.start_session("anna", StaffRole::Admin, 1);
+        let token = editor.staff().start_session(&anna);
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
@@ -1443,7 +1484,7 @@ mod tests {
             "outlived its age"
         );
         // Another, left idle.
-        let token = editor.start_session("anna", StaffRole::Admin, 1);
+        let token = editor.staff().start_session(&anna);
         h.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}")).unwrap(),
@@ -1454,51 +1495,5 @@ mod tests {
             "an idle session lives on"
         );
         shared.writer.stop().await;
-    }
-
-    /// Logins are counted before the check; a successful one takes its count back, so staff
-    /// behind one proxy address never lock it by logging in. A full map still counts a known
-    /// account.
-    #[test]
-    fn successful_logins_do_not_lock_an_address_and_a_full_map_still_counts() {
-        let mut f = Failures::default();
-        let proxy: IpAddr = [10, 0, 0, 1].into();
-        let t0 = Instant::now();
-        for i in 0..(LOGIN_FAILURES_PER_ADDRESS * 2) {
-            let t = t0 + Duration::from_millis(i as u64);
-            assert!(
-                f.locked("anna", proxy, t).is_none(),
-                "locked after {i} good logins"
-            );
-            f.failed("anna", proxy, t);
-            f.succeeded("anna", proxy, t);
-        }
-        for i in 0..LOGIN_FAILURE_KEYS_MAX {
-            f.failed(&format!("x{i}"), proxy, t0);
-        }
-        for _ in 0..LOGIN_FAILURES_PER_USER {
-            f.failed("anna", [10, 0, 0, 2].into(), t0);
-        }
-        assert!(
-            f.locked("anna", [10, 0, 0, 3].into(), t0).is_some(),
-            "a full map stopped counting"
-        );
-        assert!(f.by_user.len() <= LOGIN_FAILURE_KEYS_MAX);
-    }
-
-    #[test]
-    fn forms_refuse_repeated_fields_and_cookies_are_found_by_name() {
-        assert!(form(b"csrf=a&csrf=b").is_none());
-        assert_eq!(
-            form(b"user=anna&password=x%26y").unwrap()["password"],
-            "x&y"
-        );
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; spindel_redaktion=abc; b=2"),
-        );
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

@@ -306,6 +306,8 @@ pub fn leave_out_contacts(page: &mut crate::query::QueryPage) {
 
 async fn record(
     State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Path((author, record_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let author: NodeId = author.parse().map_err(|e| bad(format!("{e}")))?;
@@ -317,6 +319,19 @@ async fn record(
     match view {
         Some(v) => {
             let personal = v.kind == spindel_protocol::record::Kind::Researcher;
+            // A researcher's contact details, per client address (crate::ratelimit::CONTACTS).
+            if personal
+                && let Err(wait) = shared.contact_view(shared.client_address(peer, &headers))
+            {
+                let mut r = ApiError(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many researchers' contact details from this address; try again later"
+                        .into(),
+                )
+                .into_response();
+                crate::web::retry_after(&mut r, wait);
+                return Ok(r);
+            }
             let mut response = axum::Json(v).into_response();
             if personal {
                 crate::web::personal_data(&mut response);
@@ -409,9 +424,12 @@ fn serve_on(
         let graceful = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
         {
             tracing::error!(error = %e, "http server failed");
         }

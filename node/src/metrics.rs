@@ -23,6 +23,12 @@ pub struct Metrics {
     session_micros: AtomicU64,
     /// HTTP requests by route (the matched pattern), then status.
     http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
+    /// Editor logins by outcome: `ok`, `wrong`, `wait` (tried before its wait was over).
+    pub logins_ok: AtomicU64,
+    pub logins_wrong: AtomicU64,
+    pub logins_wait: AtomicU64,
+    /// Pages or answers with a researcher's contact details refused (429) for the rate.
+    pub contacts_refused: AtomicU64,
 }
 
 /// Distinct HTTP routes counted; requests beyond this share the label `other`, so no client
@@ -264,6 +270,34 @@ pub fn render(
             );
         }
     }
+    head(
+        &mut out,
+        "spindel_editor_logins_total",
+        "counter",
+        "Editor logins by outcome: ok, wrong (name or password), wait (tried before the wait its failures set was over; answered 429).",
+    );
+    for (outcome, n) in [
+        ("ok", &metrics.logins_ok),
+        ("wrong", &metrics.logins_wrong),
+        ("wait", &metrics.logins_wait),
+    ] {
+        let _ = writeln!(
+            out,
+            "spindel_editor_logins_total{{outcome=\"{outcome}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
+    head(
+        &mut out,
+        "spindel_contact_views_refused_total",
+        "counter",
+        "Pages and API answers with a researcher's e-mail or phone refused (429) because one client address asked for too many.",
+    );
+    let _ = writeln!(
+        out,
+        "spindel_contact_views_refused_total {}",
+        metrics.contacts_refused.load(Ordering::Relaxed)
+    );
     if let Some(rss) = rss_bytes() {
         head(
             &mut out,

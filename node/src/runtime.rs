@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub listen: Option<SocketAddr>,
     pub aggregators: Vec<PeerAddr>,
     pub limits: Limits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (settings: `trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl RunOptions {
@@ -47,6 +49,7 @@ impl RunOptions {
             listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             aggregators,
             limits: Limits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -84,7 +87,7 @@ impl Running {
         opts: RunOptions,
     ) -> Result<Running, StartError> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let shared = Shared::new(node, shutdown_rx)?;
+        let shared = Shared::with_proxies(node, shutdown_rx, opts.trusted_proxies.clone())?;
         let mut tasks = Vec::new();
         let transport = match opts.listen {
             Some(addr) => Transport::bind(&key, addr, opts.limits.clone())?,
@@ -143,6 +146,18 @@ impl Running {
                 }
             }));
         }
+        {
+            // Failed logins are written one line per window, when the window closes.
+            let staff = shared.staff.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::staff::FAILURE_FLUSH_EVERY);
+                loop {
+                    tick.tick().await;
+                    let staff = staff.clone();
+                    let _ = tokio::task::spawn_blocking(move || staff.flush_failures(false)).await;
+                }
+            }));
+        }
         shared.gate.pin(opts.aggregators.iter().map(|p| p.node_id));
         let is_region = shared.node.config().role == Role::Region;
         if is_region && (!opts.aggregators.is_empty() || shared.node.restored()) {
@@ -182,6 +197,8 @@ impl Running {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        let staff = self.shared.staff.clone();
+        let _ = tokio::task::spawn_blocking(move || staff.flush_failures(true)).await;
         self.shared.writer.stop().await;
     }
 }

@@ -63,6 +63,12 @@ pub struct Shared {
     /// Fault injection for tests: holds the next served session between reading the heads it
     /// opens with and starting it (`None` in normal operation; see [`Shared::hold_next_session`]).
     held_session: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    /// The staff: accounts, sessions, the login guard (the editor and the control channel).
+    pub staff: Arc<crate::staff::Staff>,
+    /// Proxies whose `X-Forwarded-For` names the client (settings: `trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Contact details served per client address ([`crate::ratelimit::contacts`]).
+    contacts: Mutex<crate::ratelimit::Limiter>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -79,8 +85,26 @@ impl Shared {
         node: Arc<LocalNode>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Shared>, NodeError> {
+        Shared::with_proxies(node, shutdown, Vec::new())
+    }
+
+    /// [`Shared::new`], taking the client address from `X-Forwarded-For` when a request comes
+    /// from one of `trusted_proxies`.
+    pub fn with_proxies(
+        node: Arc<LocalNode>,
+        shutdown: watch::Receiver<bool>,
+        trusted_proxies: Vec<std::net::IpAddr>,
+    ) -> Result<Arc<Shared>, NodeError> {
         let gate = Arc::new(Gate::default());
         let writer = Writer::start(node.clone(), gate.clone())?;
+        let staff = Arc::new(crate::staff::Staff::new(
+            node.dir(),
+            node.key().to_bytes().as_slice(),
+        ));
+        let trusted_proxies = trusted_proxies
+            .into_iter()
+            .map(|ip| ip.to_canonical())
+            .collect();
         Ok(Arc::new(Shared {
             node,
             writer,
@@ -90,7 +114,32 @@ impl Shared {
             metrics: crate::metrics::Metrics::default(),
             per_peer: Mutex::new(BTreeMap::new()),
             held_session: Mutex::new(None),
+            staff,
+            trusted_proxies,
+            contacts: Mutex::new(crate::ratelimit::contacts()),
         }))
+    }
+
+    /// The client address of a request (see [`crate::login::client_address`]).
+    pub fn client_address(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        crate::login::client_address(peer, headers, &self.trusted_proxies)
+    }
+
+    /// May `client` be shown one more researcher's contact details now? `Err(wait)`: not
+    /// before `wait` (counted in `/metrics`).
+    pub fn contact_view(&self, client: std::net::IpAddr) -> Result<(), std::time::Duration> {
+        let key = crate::login::address_key(client);
+        let r = lock(&self.contacts).take(key, std::time::Instant::now());
+        if r.is_err() {
+            self.metrics
+                .contacts_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 
     /// A slot for one more connection from `peer`, held while it lives; `None` when the peer

@@ -8,7 +8,7 @@
 //! or kept beyond the call that hashes or checks it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +86,10 @@ struct Account {
     hash: String,
     created_ms: u64,
     password_set_ms: u64,
+    /// The password was made by the system (a new account or a reset without a chosen one):
+    /// it only lets its holder choose their own (`/konto`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    must_change: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -101,6 +105,8 @@ pub struct UserInfo {
     pub role: StaffRole,
     pub created_ms: u64,
     pub password_set_ms: u64,
+    /// The password is a one-time one: the holder must choose their own before anything else.
+    pub must_change: bool,
 }
 
 /// Why an account operation failed (one line, naming the account or the file).
@@ -135,6 +141,17 @@ pub enum UserError {
     Corrupt { path: PathBuf, reason: String },
     #[error("hashing the password failed: {0}")]
     Hash(String),
+    #[error(
+        "{path}: cannot give it to the data directory's owner ({error}); run the command as that user (sudo -u spindel spindel user ...)"
+    )]
+    Owner {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("the new password must differ from the current one")]
+    SamePassword,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UserError + '_ {
@@ -142,6 +159,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UserError + '_ {
         path: path.to_path_buf(),
         error,
     }
+}
+
+/// Gives a file this command created in `dir` to the directory's owner. A command run as root
+/// on a node's directory (owned by the service's user) must not leave files the node cannot
+/// read; anyone else creates files as the owner already, or fails with the error that says so.
+fn own_like_dir(file: &File, path: &Path, dir: &Path) -> Result<(), UserError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(dir).map_err(io(dir))?;
+    let made = file.metadata().map_err(io(path))?;
+    if made.uid() == owner.uid() && made.gid() == owner.gid() {
+        return Ok(());
+    }
+    let uid = rustix::fs::Uid::from_raw(owner.uid());
+    let gid = rustix::fs::Gid::from_raw(owner.gid());
+    rustix::fs::fchown(file, Some(uid), Some(gid)).map_err(|e| UserError::Owner {
+        path: path.to_path_buf(),
+        error: e.into(),
+    })
 }
 
 /// A user name: 1-32 of `a-z 0-9 . _ -`, starting with a letter.
@@ -184,6 +219,25 @@ pub fn generate_password(rng: &mut impl CryptoRngCore) -> String {
             }
         })
         .collect()
+}
+
+/// A new password and who made it.
+#[derive(Debug, Clone, Copy)]
+pub enum Password<'a> {
+    /// Typed by its holder (`--password-stdin`, `/konto`).
+    Chosen(&'a str),
+    /// Made by the system ([`generate_password`]) and shown to someone: good for one thing
+    /// only, choosing a new one.
+    OneTime(&'a str),
+}
+
+impl<'a> Password<'a> {
+    fn parts(self) -> (&'a str, bool) {
+        match self {
+            Password::Chosen(p) => (p, false),
+            Password::OneTime(p) => (p, true),
+        }
+    }
 }
 
 fn hash_password(password: &str, rng: &mut impl CryptoRngCore) -> Result<String, UserError> {
@@ -250,6 +304,7 @@ impl Users {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
+        own_like_dir(&lock, &lock_path, &self.dir)?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io(&lock_path)(e.into()))?;
         let mut accounts = self.read()?;
@@ -264,6 +319,7 @@ impl Users {
                 .mode(0o600)
                 .open(&tmp)
                 .map_err(io(&tmp))?;
+            own_like_dir(&f, &tmp, &self.dir)?;
             let text = serde_json::to_vec_pretty(&accounts).map_err(|e| UserError::Corrupt {
                 path: tmp.clone(),
                 reason: e.to_string(),
@@ -279,15 +335,17 @@ impl Users {
         Ok(out)
     }
 
-    /// Adds an account with `password` (checked by the caller: chosen or generated).
+    /// Adds an account with `password`: `Chosen` by its holder, or `OneTime` (made by the
+    /// system: it only opens `/konto`).
     pub fn add(
         &self,
         name: &str,
         role: StaffRole,
-        password: &str,
+        password: Password<'_>,
         rng: &mut impl CryptoRngCore,
         now_ms: u64,
     ) -> Result<UserInfo, UserError> {
+        let (password, must_change) = password.parts();
         validate_user_name(name)?;
         check_new_password(password)?;
         let hash = hash_password(password, rng)?;
@@ -304,6 +362,7 @@ impl Users {
                 hash,
                 created_ms: now_ms,
                 password_set_ms: now_ms,
+                must_change,
             };
             let info = info(&account);
             users.push(account);
@@ -331,10 +390,11 @@ impl Users {
     pub fn set_password(
         &self,
         name: &str,
-        password: &str,
+        password: Password<'_>,
         rng: &mut impl CryptoRngCore,
         now_ms: u64,
-    ) -> Result<(), UserError> {
+    ) -> Result<UserInfo, UserError> {
+        let (password, must_change) = password.parts();
         check_new_password(password)?;
         let hash = hash_password(password, rng)?;
         self.change(|users| {
@@ -343,8 +403,10 @@ impl Users {
                 .find(|u| u.name == name)
                 .ok_or_else(|| UserError::Unknown(name.to_string()))?;
             u.hash = hash;
-            u.password_set_ms = now_ms;
-            Ok(())
+            // Never the same instant twice: sessions are bound to it.
+            u.password_set_ms = now_ms.max(u.password_set_ms + 1);
+            u.must_change = must_change;
+            Ok(info(u))
         })
     }
 
@@ -401,6 +463,7 @@ fn info(a: &Account) -> UserInfo {
         role: a.role,
         created_ms: a.created_ms,
         password_set_ms: a.password_set_ms,
+        must_change: a.must_change,
     }
 }
 
@@ -421,6 +484,33 @@ pub struct AuditEntry {
     /// A short note (the account an admin changed, the number of records imported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The client's address (logins; failed logins: the addresses of the window, comma
+    /// separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Failed logins: how many in the window from `time_ms` to `until_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl AuditEntry {
+    /// An entry of `user` doing `action` now, with nothing else said.
+    pub fn new(user: &str, action: &str, time_ms: u64) -> AuditEntry {
+        AuditEntry {
+            time_ms,
+            user: user.to_string(),
+            action: action.to_string(),
+            kind: None,
+            record_id: None,
+            seq: None,
+            detail: None,
+            address: None,
+            count: None,
+            until_ms: None,
+        }
+    }
 }
 
 /// Appends `entry` to the audit trail in `dir`, synced.
@@ -432,6 +522,7 @@ pub fn audit(dir: &Path, entry: &AuditEntry) -> Result<(), UserError> {
         .mode(0o600)
         .open(&path)
         .map_err(io(&path))?;
+    own_like_dir(&f, &path, dir)?;
     let mut line = serde_json::to_vec(entry).map_err(|e| UserError::Corrupt {
         path: path.clone(),
         reason: e.to_string(),
@@ -441,29 +532,106 @@ pub fn audit(dir: &Path, entry: &AuditEntry) -> Result<(), UserError> {
     f.sync_data().map_err(io(&path))
 }
 
-/// The audit trail of `dir`, oldest first; the last `limit` entries. A line that cannot be
-/// read (cut by a crash) is skipped.
-pub fn read_audit(dir: &Path, limit: usize) -> Result<Vec<AuditEntry>, UserError> {
+/// Bytes of the audit trail one page reads at most, whatever the filter: a filter that
+/// matches little stops there and offers to read on.
+pub const AUDIT_SCAN_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Bytes read from the end at a time.
+const AUDIT_BLOCK_BYTES: u64 = 64 * 1024;
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Where the next (older) page starts reading back from, if anything is left.
+    pub older: Option<u64>,
+}
+
+/// Entries of the audit trail of `dir` that `keep` keeps, newest first, read back from byte
+/// `before` (the end when `None`): at most `limit`, and at most [`AUDIT_SCAN_BYTES_MAX`]
+/// read. A line that cannot be read (cut by a crash, over the line limit) is skipped.
+pub fn read_audit_page(
+    dir: &Path,
+    before: Option<u64>,
+    limit: usize,
+    keep: impl Fn(&AuditEntry) -> bool,
+) -> Result<AuditPage, UserError> {
+    use std::io::{Seek, SeekFrom};
     let path = dir.join(AUDIT_FILE);
-    let file = match File::open(&path) {
+    let mut file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuditPage::default()),
         Err(e) => return Err(io(&path)(e)),
     };
-    let mut out = std::collections::VecDeque::new();
-    for line in BufReader::new(file).split(b'\n') {
-        let line = line.map_err(io(&path))?;
-        if line.len() > AUDIT_LINE_BYTES_MAX {
-            continue;
-        }
-        if let Ok(e) = serde_json::from_slice::<AuditEntry>(&line) {
-            if out.len() == limit {
-                out.pop_front();
+    let len = file.metadata().map_err(io(&path))?.len();
+    let mut pos = before.unwrap_or(len).min(len);
+    let stop_at = pos.saturating_sub(AUDIT_SCAN_BYTES_MAX);
+    let mut page = AuditPage::default();
+    // Bytes from `pos` up to the first line end after it: the end of a line whose start is
+    // in an earlier block.
+    let mut tail: Vec<u8> = Vec::new();
+    // The line being read is over the limit: its start is dropped when found.
+    let mut overlong = false;
+    loop {
+        if pos == 0 {
+            if !tail.is_empty() && !overlong {
+                take_line(&tail, &keep, &mut page.entries);
             }
-            out.push_back(e);
+            return Ok(page);
         }
+        if pos <= stop_at || page.entries.len() >= limit {
+            page.older = Some(pos + tail.len() as u64);
+            page.entries.truncate(limit);
+            return Ok(page);
+        }
+        let start = pos.saturating_sub(AUDIT_BLOCK_BYTES);
+        let mut buf = vec![0u8; (pos - start) as usize];
+        file.seek(SeekFrom::Start(start)).map_err(io(&path))?;
+        std::io::Read::read_exact(&mut file, &mut buf).map_err(io(&path))?;
+        buf.extend_from_slice(&tail);
+        let mut line_end = buf.len();
+        let mut i = buf.len();
+        while i > 0 {
+            i -= 1;
+            if buf[i] != b'\n' {
+                continue;
+            }
+            if !overlong && page.entries.len() < limit {
+                let at_entries = page.entries.len();
+                take_line(&buf[i + 1..line_end], &keep, &mut page.entries);
+                if page.entries.len() == limit && at_entries < limit {
+                    // The next page starts right before this line.
+                    page.older = Some(start + i as u64 + 1);
+                    return Ok(page);
+                }
+            }
+            overlong = false;
+            line_end = i;
+        }
+        tail = buf[..line_end].to_vec();
+        if tail.len() > AUDIT_LINE_BYTES_MAX {
+            tail.clear();
+            overlong = true;
+        }
+        pos = start;
     }
-    Ok(out.into())
+}
+
+fn take_line(line: &[u8], keep: &impl Fn(&AuditEntry) -> bool, out: &mut Vec<AuditEntry>) {
+    if line.is_empty() || line.len() > AUDIT_LINE_BYTES_MAX {
+        return;
+    }
+    if let Ok(e) = serde_json::from_slice::<AuditEntry>(line)
+        && keep(&e)
+    {
+        out.push(e);
+    }
+}
+
+/// The audit trail of `dir`, oldest first; the last `limit` entries.
+pub fn read_audit(dir: &Path, limit: usize) -> Result<Vec<AuditEntry>, UserError> {
+    let mut page = read_audit_page(dir, None, limit, |_| true)?;
+    page.entries.reverse();
+    Ok(page.entries)
 }
 
 #[cfg(test)]
@@ -479,7 +647,13 @@ mod tests {
         let pw = generate_password(&mut rand_core::OsRng);
         assert_eq!(pw.chars().count(), GENERATED_PASSWORD_CHARS);
         users
-            .add("anna", StaffRole::Admin, &pw, &mut rand_core::OsRng, 1)
+            .add(
+                "anna",
+                StaffRole::Admin,
+                Password::OneTime(&pw),
+                &mut rand_core::OsRng,
+                1,
+            )
             .unwrap();
         let text = fs::read_to_string(dir.path().join(USERS_FILE)).unwrap();
         assert!(text.contains("$argon2id$v=19$"), "{text}");
@@ -499,7 +673,12 @@ mod tests {
             Err(UserError::WrongPassword)
         ));
         users
-            .set_password("anna", "ett nytt långt lösenord", &mut rand_core::OsRng, 2)
+            .set_password(
+                "anna",
+                Password::Chosen("ett nytt långt lösenord"),
+                &mut rand_core::OsRng,
+                2,
+            )
             .unwrap();
         assert!(users.verify("anna", &pw).is_err(), "the old password works");
         users.verify("anna", "ett nytt långt lösenord").unwrap();
@@ -510,7 +689,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let users = Users::new(dir.path());
         let pw = "tolv tecken minst";
-        let add = |n: &str, r| users.add(n, r, pw, &mut rand_core::OsRng, 1);
+        let add = |n: &str, r| users.add(n, r, Password::Chosen(pw), &mut rand_core::OsRng, 1);
         for bad in ["", "Anna", "9anna", "anna lind", "å", &"a".repeat(33)] {
             assert!(
                 matches!(add(bad, StaffRole::Redaktor), Err(UserError::BadName(_))),
@@ -518,14 +697,20 @@ mod tests {
             );
         }
         assert!(matches!(
-            users.add("anna", StaffRole::Admin, "kort", &mut rand_core::OsRng, 1),
+            users.add(
+                "anna",
+                StaffRole::Admin,
+                Password::Chosen("kort"),
+                &mut rand_core::OsRng,
+                1
+            ),
             Err(UserError::ShortPassword)
         ));
         assert!(matches!(
             users.add(
                 "anna",
                 StaffRole::Admin,
-                &"x".repeat(PASSWORD_BYTES_MAX + 1),
+                Password::Chosen(&"x".repeat(PASSWORD_BYTES_MAX + 1)),
                 &mut rand_core::OsRng,
                 1
             ),
@@ -548,19 +733,9 @@ mod tests {
     fn the_audit_trail_keeps_the_last_entries_and_skips_a_cut_line() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..5 {
-            audit(
-                dir.path(),
-                &AuditEntry {
-                    time_ms: i,
-                    user: "anna".into(),
-                    action: "publish".into(),
-                    kind: Some("method".into()),
-                    record_id: None,
-                    seq: Some(i),
-                    detail: None,
-                },
-            )
-            .unwrap();
+            let mut e = AuditEntry::new("anna", "publish", i);
+            e.seq = Some(i);
+            audit(dir.path(), &e).unwrap();
         }
         let mut f = OpenOptions::new()
             .append(true)
@@ -572,5 +747,107 @@ mod tests {
             last.iter().map(|e| e.time_ms).collect::<Vec<_>>(),
             [2, 3, 4]
         );
+    }
+
+    /// Pages go back through the whole trail, newest first, filtered; every entry is on
+    /// exactly one page whatever the block boundaries; an over-long line is skipped whole.
+    #[test]
+    fn audit_pages_cover_the_whole_trail_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 3000u64;
+        for i in 0..n {
+            let user = if i % 3 == 0 { "bo" } else { "anna" };
+            let mut e = AuditEntry::new(user, if i % 2 == 0 { "publish" } else { "login" }, i);
+            // Lines of varying length, so they straddle the 64 KiB blocks.
+            e.detail = Some("x".repeat((i % 97) as usize));
+            if i == 1500 {
+                e.detail = Some("y".repeat(AUDIT_LINE_BYTES_MAX + 10));
+            }
+            audit(dir.path(), &e).unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = read_audit_page(dir.path(), before, 100, |_| true).unwrap();
+            assert!(page.entries.len() <= 100);
+            seen.extend(page.entries.iter().map(|e| e.time_ms));
+            match page.older {
+                Some(o) => before = Some(o),
+                None => break,
+            }
+        }
+        let expected: Vec<u64> = (0..n).rev().filter(|i| *i != 1500).collect();
+        assert_eq!(seen, expected);
+        // Filtered: bo's logins only.
+        let page = read_audit_page(dir.path(), None, 5, |e| {
+            e.user == "bo" && e.action == "login"
+        })
+        .unwrap();
+        let times: Vec<u64> = page.entries.iter().map(|e| e.time_ms).collect();
+        assert_eq!(times, [2997, 2991, 2985, 2979, 2973]);
+    }
+
+    /// A filter that matches nothing reads at most AUDIT_SCAN_BYTES_MAX and offers to go on.
+    #[test]
+    fn an_audit_page_reads_a_bounded_amount() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(AUDIT_FILE))
+            .unwrap();
+        let mut line = serde_json::to_vec(&AuditEntry::new("anna", "login", 1)).unwrap();
+        line.push(b'\n');
+        let lines = (AUDIT_SCAN_BYTES_MAX as usize / line.len()) * 2;
+        f.write_all(&line.repeat(lines)).unwrap();
+        let page = read_audit_page(dir.path(), None, 10, |e| e.user == "nobody").unwrap();
+        assert!(page.entries.is_empty());
+        let older = page.older.expect("a cursor to read on");
+        let len = (line.len() * lines) as u64;
+        assert!(older < len && older >= len - AUDIT_SCAN_BYTES_MAX - line.len() as u64);
+    }
+
+    /// Files a command creates belong to the data directory's owner (as root on the service's
+    /// directory); where they cannot be given, the error says how to run the command.
+    #[test]
+    fn files_are_given_to_the_directory_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let users = Users::new(dir.path());
+        users
+            .add(
+                "anna",
+                StaffRole::Admin,
+                Password::Chosen("tolv tecken minst"),
+                &mut rand_core::OsRng,
+                1,
+            )
+            .unwrap();
+        audit(dir.path(), &AuditEntry::new("anna", "login", 1)).unwrap();
+        let me = fs::metadata(dir.path()).unwrap().uid();
+        if me != 0 || rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        // As root, on a directory owned by another user.
+        rustix::fs::chown(
+            dir.path(),
+            Some(rustix::fs::Uid::from_raw(4242)),
+            Some(rustix::fs::Gid::from_raw(4242)),
+        )
+        .unwrap();
+        users
+            .add(
+                "bo",
+                StaffRole::Redaktor,
+                Password::Chosen("tolv tecken minst"),
+                &mut rand_core::OsRng,
+                2,
+            )
+            .unwrap();
+        audit(dir.path(), &AuditEntry::new("bo", "login", 2)).unwrap();
+        for f in [USERS_FILE, AUDIT_FILE, USERS_LOCK] {
+            let m = fs::metadata(dir.path().join(f)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4242), "{f}");
+        }
     }
 }

@@ -68,6 +68,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/editor_login.html"),
             ),
             (
+                "editor_account.html",
+                include_str!("../templates/editor_account.html"),
+            ),
+            (
                 "editor_start.html",
                 include_str!("../templates/editor_start.html"),
             ),
@@ -176,6 +180,16 @@ fn datetime(t: &str) -> String {
     match (t.get(..10), t.get(11..16)) {
         (Some(d), Some(hm)) => format!("{d} kl. {hm} UTC"),
         _ => t.to_string(),
+    }
+}
+
+/// Milliseconds since the epoch as `2026-11-28 kl. 01:40:12 UTC` (the editor's log, where
+/// seconds matter).
+pub fn datetime_sv(ms: u64) -> String {
+    let t = spindel_protocol::time::rfc3339_ms(ms);
+    match (t.get(..10), t.get(11..19)) {
+        (Some(d), Some(hms)) => format!("{d} kl. {hms} UTC"),
+        _ => t,
     }
 }
 
@@ -631,10 +645,39 @@ async fn record_page(
 
 async fn record(
     State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     Path((author, rid)): Path<(String, String)>,
 ) -> Response {
     let r = record_page(&shared, author, rid).await;
+    // A researcher's contact details: a person reading is never slowed, a script harvesting
+    // is (crate::ratelimit::CONTACTS).
+    if let Ok((_, _, ctx)) = &r
+        && ctx.get_attr("personal").is_ok_and(|v| v.is_true())
+        && let Err(wait) = shared.contact_view(shared.client_address(peer, &headers))
+    {
+        let mut response = render(
+            &shared,
+            StatusCode::TOO_MANY_REQUESTS,
+            "error.html",
+            "",
+            context! {
+                heading => "För många sidor med kontaktuppgifter",
+                message => "Den här adressen har hämtat många forskares kontaktuppgifter på kort tid. Vänta en stund och ladda om sidan.",
+            },
+        );
+        retry_after(&mut response, wait);
+        return response;
+    }
     page(&shared, r)
+}
+
+/// `Retry-After` in whole seconds (at least 1) on a 429 or 503.
+pub fn retry_after(response: &mut Response, wait: std::time::Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
 }
 
 async fn region_page(

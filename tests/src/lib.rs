@@ -380,8 +380,61 @@ pub fn http_exchange(
     headers: &[(&str, &str)],
     body: Option<(&str, &str)>,
 ) -> (u16, String, String) {
+    let stream = std::net::TcpStream::connect(addr).expect("connect http");
+    exchange_on(stream, addr, method, path, headers, body)
+}
+
+/// [`http_exchange`] from the local address `from` (127.0.0.5, 127.0.0.6, ...: every
+/// 127.0.0.0/8 address is this machine), as a client elsewhere would come.
+pub fn http_exchange_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket
+        .bind(&std::net::SocketAddr::new(from, 0).into())
+        .expect("bind the client address");
+    socket.connect(&addr.into()).expect("connect http");
+    exchange_on(socket.into(), addr, method, path, headers, body)
+}
+
+/// [`http_form`] from the local address `from`.
+pub fn http_form_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let body = serde_urlencoded::to_string(fields).expect("form");
+    http_exchange_from(
+        from,
+        addr,
+        "POST",
+        path,
+        headers,
+        Some(("application/x-www-form-urlencoded", &body)),
+    )
+}
+
+fn exchange_on(
+    mut stream: std::net::TcpStream,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
     use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect http");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
