@@ -439,11 +439,8 @@ impl Staff {
         password: Option<&str>,
         by: &str,
     ) -> Result<(UserInfo, Option<String>), UserError> {
-        let (pw, made) = new_password(password);
-        let pw = match &made {
-            Some(m) => Password::OneTime(m),
-            None => Password::Chosen(pw),
-        };
+        let made = password.is_none().then(new_password);
+        let pw = password_of(password, &made);
         let info = self.users.add(
             name,
             role,
@@ -474,11 +471,8 @@ impl Staff {
         password: Option<&str>,
         by: &str,
     ) -> Result<(UserInfo, Option<String>), UserError> {
-        let (pw, made) = new_password(password);
-        let pw = match &made {
-            Some(m) => Password::OneTime(m),
-            None => Password::Chosen(pw),
-        };
+        let made = password.is_none().then(new_password);
+        let pw = password_of(password, &made);
         let info =
             self.users
                 .set_password(name, pw, &mut rand_core::OsRng, crate::local::now_ms())?;
@@ -534,14 +528,15 @@ impl Staff {
     }
 }
 
-/// The password given, or a one-time one made now (returned as the second value).
-fn new_password(given: Option<&str>) -> (&str, Option<String>) {
-    match given {
-        Some(p) => (p, None),
-        None => (
-            "",
-            Some(crate::users::generate_password(&mut rand_core::OsRng)),
-        ),
+fn new_password() -> String {
+    crate::users::generate_password(&mut rand_core::OsRng)
+}
+
+/// The one-time password `made` here, else the one `given` (chosen by its holder).
+fn password_of<'a>(given: Option<&'a str>, made: &'a Option<String>) -> Password<'a> {
+    match made {
+        Some(m) => Password::OneTime(m),
+        None => Password::Chosen(given.unwrap_or_default()),
     }
 }
 

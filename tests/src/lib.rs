@@ -372,6 +372,30 @@ pub fn http_form(
     )
 }
 
+/// The value of cookie `name` set by a response head (as [`http_exchange`] returns it,
+/// lower-cased).
+pub fn set_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.strip_prefix("set-cookie:"))
+        .filter_map(|c| c.trim().split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The value of header `name` (lower case) in a response head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+}
+
+/// The hidden `csrf` field of an editor page.
+pub fn csrf_field(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    body[at..at + 64].to_string()
+}
+
 /// One HTTP/1.1 request with extra `headers` and an optional (content type, body).
 pub fn http_exchange(
     addr: std::net::SocketAddr,

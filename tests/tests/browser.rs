@@ -589,6 +589,8 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
     for path in [
         "/anvandare",
         "/logg",
+        "/logg?typ=login",
+        "/konto",
         "/importera",
         "/ny/innovation",
         "/ny/researcher",
@@ -597,6 +599,15 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         b.goto(&format!("{editor}{path}"));
         b.assert_accessible(&axe);
     }
+
+    // Mitt konto: a wrong current password is said beside its field.
+    b.goto(&format!("{editor}/konto"));
+    b.type_into(&b.find("#current"), "inte rätt lösenord");
+    b.type_into(&b.find("#new"), "ett nytt långt lösenord");
+    b.type_into(&b.find("#again"), "ett nytt långt lösenord");
+    b.click_until(&b.find("form.card button[type=submit]"), "#current-fel");
+    assert!(b.text(&b.find("#current-fel")).contains("stämmer inte"));
+    b.assert_accessible(&axe);
 
     // Delete, after the confirmation page: gone everywhere.
     b.goto(&format!("{editor}/post/{rid}/ta-bort"));

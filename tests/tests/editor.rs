@@ -8,27 +8,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use spindel_tests::{
-    EditorNetwork, NodeProc, api_titles, editor_network, eventually, http_exchange, http_form,
-    http_get, init, s, spindel, spindel_stdin,
+    EditorNetwork, NodeProc, api_titles, csrf_field, editor_network, eventually, http_exchange,
+    http_form, http_get, init, s, set_cookie, spindel, spindel_stdin,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
-
-/// The value of cookie `name` set by a response head (lower-cased by the client).
-fn set_cookie(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .filter_map(|l| l.strip_prefix("set-cookie:"))
-        .filter_map(|c| c.trim().split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// The hidden `csrf` field of a page.
-fn csrf_field(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    body[at..at + 64].to_string()
-}
 
 /// The login page: (its CSRF cookie, the form's token).
 fn login_page(admin: SocketAddr) -> (String, String) {

@@ -11,34 +11,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use spindel_tests::{
-    NodeProc, http_exchange, http_exchange_from, http_form_from, init, publish, s, spindel,
-    spindel_stdin,
+    NodeProc, csrf_field, header, http_exchange, http_exchange_from, http_form_from, init, publish,
+    s, set_cookie, spindel, spindel_stdin,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
 
 fn ip(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
-}
-
-fn set_cookie(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .filter_map(|l| l.strip_prefix("set-cookie:"))
-        .filter_map(|c| c.trim().split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-fn csrf_field(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    body[at..at + 64].to_string()
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(str::trim)
 }
 
 /// A login from `from` with the extra `cookies` (a device cookie, say) and `headers`:
