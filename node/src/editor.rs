@@ -985,6 +985,7 @@ fn user_error_sv(e: &UserError) -> String {
         UserError::ShortPassword => format!("Lösenordet måste ha minst {} tecken.", crate::users::PASSWORD_CHARS_MIN),
         UserError::LongPassword => format!("Lösenordet får vara högst {} byte.", crate::users::PASSWORD_BYTES_MAX),
         UserError::WrongCurrentPassword => "Det nuvarande lösenordet stämmer inte.".into(),
+        UserError::TooSoon(wait) => format!("För många fel lösenord. Vänta {} och försök igen.", wait_sv(*wait)),
         UserError::SamePassword => "Det nya lösenordet måste skilja sig från det nuvarande.".into(),
         other => format!("Kontot kunde inte ändras: {other}"),
     }
@@ -1303,7 +1304,7 @@ async fn account_post(
         }
         Err(e) => {
             let at = match e {
-                UserError::WrongCurrentPassword => "current",
+                UserError::WrongCurrentPassword | UserError::TooSoon(_) => "current",
                 UserError::ShortPassword | UserError::LongPassword | UserError::SamePassword => {
                     "new"
                 }
@@ -1313,12 +1314,17 @@ async fn account_post(
                 UserError::Io { .. } | UserError::Corrupt { .. } | UserError::Hash(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
+                UserError::TooSoon(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
             let field = (!at.is_empty()).then_some(at);
-            editor
+            let mut r = editor
                 .account_page(&s, status, None, Some((field, user_error_sv(&e))))
-                .await
+                .await;
+            if let UserError::TooSoon(wait) = e {
+                crate::web::retry_after(&mut r, wait);
+            }
+            r
         }
     }
 }

@@ -499,7 +499,7 @@ impl Staff {
         let now = Instant::now();
         let attempt = lock(&self.guard)
             .attempt(user, true, Client::Untrusted(address), now)
-            .map_err(|_| UserError::WrongCurrentPassword)?;
+            .map_err(UserError::TooSoon)?;
         let Ok(_turn) = self.checks.acquire().await else {
             return Err(UserError::Hash("the login checks stopped".into()));
         };

@@ -150,6 +150,8 @@ pub enum UserError {
     },
     #[error("the current password is wrong")]
     WrongCurrentPassword,
+    #[error("too many wrong passwords; try again in {} s", .0.as_secs().max(1))]
+    TooSoon(std::time::Duration),
     #[error("the new password must differ from the current one")]
     SamePassword,
 }
