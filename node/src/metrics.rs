@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::link::PeerStatus;
+use crate::listener::{ListenerKind, ListenerStats, TimeoutKind};
 use crate::local::LocalNode;
 
 /// Counters of a running node.
@@ -23,6 +24,8 @@ pub struct Metrics {
     session_micros: AtomicU64,
     /// HTTP requests by route (the matched pattern), then status.
     http: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
+    /// Each HTTP listener's connections, refusals and timeouts (by [`ListenerKind::index`]).
+    listeners: [Arc<ListenerStats>; 3],
 }
 
 /// Distinct HTTP routes counted; requests beyond this share the label `other`, so no client
@@ -40,6 +43,11 @@ impl Metrics {
             u64::try_from(lasted.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// The counters of one HTTP listener.
+    pub fn listener(&self, kind: ListenerKind) -> &Arc<ListenerStats> {
+        &self.listeners[kind.index()]
     }
 
     pub fn http_request(&self, route: &str, status: u16) {
@@ -264,6 +272,8 @@ pub fn render(
             );
         }
     }
+    http_listeners(&mut out, metrics);
+    full_text_index(&mut out, node);
     if let Some(rss) = rss_bytes() {
         head(
             &mut out,
@@ -274,6 +284,118 @@ pub fn render(
         let _ = writeln!(out, "process_resident_memory_bytes {rss}");
     }
     Ok(out)
+}
+
+/// A per-listener line: its name, its type, its help text and its value for one listener.
+type ListenerLine = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ListenerStats) -> u64,
+);
+
+/// Connections, refusals and timeouts of each HTTP listener that serves.
+fn http_listeners(out: &mut String, metrics: &Metrics) {
+    let serving: Vec<(ListenerKind, &ListenerStats)> = ListenerKind::ALL
+        .iter()
+        .map(|&k| (k, metrics.listener(k).as_ref()))
+        .filter(|(_, s)| s.max() > 0)
+        .collect();
+    let gauges: [ListenerLine; 4] = [
+        (
+            "spindel_http_connections",
+            "gauge",
+            "Open connections of each HTTP listener.",
+            ListenerStats::open,
+        ),
+        (
+            "spindel_http_connections_max",
+            "gauge",
+            "The cap of each HTTP listener: a quarter of the open-file limit, at most 1024; more connections are refused.",
+            ListenerStats::max,
+        ),
+        (
+            "spindel_http_connections_refused_total",
+            "counter",
+            "Connections refused (503, closed at once) because the listener was at its cap.",
+            ListenerStats::refused,
+        ),
+        (
+            "spindel_http_accept_errors_total",
+            "counter",
+            "Accepts that failed (most often: the process is out of file descriptors).",
+            ListenerStats::accept_errors,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        head(out, name, kind, help);
+        for (listener, stats) in &serving {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\"}} {}",
+                listener.label(),
+                value(stats)
+            );
+        }
+    }
+    head(
+        out,
+        "spindel_http_timeouts_total",
+        "counter",
+        "Connections closed by a deadline: header (request head not whole in 10 s), body (408: body stalled or under 16 KiB per 10 s), idle (nothing for 5 s between requests).",
+    );
+    for (listener, stats) in &serving {
+        for kind in TimeoutKind::ALL {
+            let _ = writeln!(
+                out,
+                "spindel_http_timeouts_total{{listener=\"{}\",kind=\"{}\"}} {}",
+                listener.label(),
+                kind.label(),
+                stats.timeouts(kind)
+            );
+        }
+    }
+}
+
+/// The full-text index's background work: what waits, what failed and is being retried.
+fn full_text_index(out: &mut String, node: &LocalNode) {
+    let index = node.index_health();
+    let lines: [(&str, &str, &str, u64); 5] = [
+        (
+            "spindel_index_changes_pending",
+            "gauge",
+            "Full-text changes applied to the store and not yet committed to the index (deletions included).",
+            index.changes_pending,
+        ),
+        (
+            "spindel_index_merges_pending",
+            "gauge",
+            "Index segments that still hold deleted documents (their words), as of the last check; merged away within seconds unless merges fail.",
+            index.segments_with_deletes,
+        ),
+        (
+            "spindel_index_merges_total",
+            "counter",
+            "Merges that took deleted documents out of the full-text index.",
+            index.merges,
+        ),
+        (
+            "spindel_index_commit_failures_total",
+            "counter",
+            "Failed commits of the full-text index (retried with backoff, changes kept).",
+            index.commit_failures,
+        ),
+        (
+            "spindel_index_merge_failures_total",
+            "counter",
+            "Failed merges of deleted documents out of the full-text index (retried with backoff).",
+            index.merge_failures,
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        head(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 #[cfg(test)]
