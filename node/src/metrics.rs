@@ -311,7 +311,7 @@ fn http_listeners(out: &mut String, metrics: &Metrics) {
         (
             "spindel_http_connections_max",
             "gauge",
-            "The cap of each HTTP listener: a quarter of the open-file limit, at most 1024; more connections are refused.",
+            "The cap of each HTTP listener (a share of the open-file limit); more connections are refused.",
             ListenerStats::max,
         ),
         (
@@ -338,11 +338,20 @@ fn http_listeners(out: &mut String, metrics: &Metrics) {
             );
         }
     }
+    use crate::listener::{
+        HTTP_BODY_WINDOW, HTTP_BODY_WINDOW_BYTES, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT,
+    };
     head(
         out,
         "spindel_http_timeouts_total",
         "counter",
-        "Connections closed by a deadline: header (request head not whole in 10 s), body (408: body stalled or under 16 KiB per 10 s), idle (nothing for 5 s between requests).",
+        &format!(
+            "Connections closed by a deadline: header (request head not whole in {} s), body (408: under {} KiB per {} s), idle (nothing for {} s between requests).",
+            HTTP_HEADER_TIMEOUT.as_secs(),
+            HTTP_BODY_WINDOW_BYTES / 1024,
+            HTTP_BODY_WINDOW.as_secs(),
+            HTTP_IDLE_TIMEOUT.as_secs()
+        ),
     );
     for (listener, stats) in &serving {
         for kind in TimeoutKind::ALL {
