@@ -30,6 +30,7 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use crate::forms::{self, FormError, Input};
+use crate::listener::ListenerKind;
 use crate::local::{NodeError, Role};
 use crate::query::Query;
 use crate::shared::Shared;
@@ -1404,22 +1405,7 @@ pub async fn serve(
     }
     let editor = Editor::new(shared.clone());
     let app = router(editor);
-    let mut shutdown = shared.shutdown_signal();
-    let task = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await
-        {
-            tracing::error!(error = %e, "the editor's server failed");
-        }
-    });
-    Ok((bound, task))
+    crate::http::serve_on(&shared, ListenerKind::Editor, listener, app).map_err(bind)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::sync::QueryRequest;
 
+use crate::listener::ListenerKind;
 use crate::params::Params;
 use crate::shared::Shared;
 
@@ -376,13 +377,14 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
     Ok(axum::Json(status).into_response())
 }
 
-/// Binds `addr` and serves the API until `shutdown` turns true.
+/// Binds `addr` and serves the API until the node stops.
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = router(shared.clone());
-    serve_app(shared, addr, app).await
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(&shared, ListenerKind::Public, listener, app)
 }
 
 /// Binds `addr` and serves the operator's routes ([`operator_router`]).
@@ -391,16 +393,8 @@ pub async fn serve_operator(
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = operator_router(shared.clone());
-    serve_app(shared, addr, app).await
-}
-
-async fn serve_app(
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    app: Router,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(shared, listener, app)
+    serve_on(&shared, ListenerKind::Operator, listener, app)
 }
 
 /// Serves the API and the page on a listener bound beforehand (so a taken port fails before
@@ -410,31 +404,23 @@ pub fn serve_listener(
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = router(shared.clone());
-    serve_on(shared, listener, app)
+    serve_on(&shared, ListenerKind::Public, listener, app)
 }
 
-fn serve_on(
-    shared: Arc<Shared>,
+/// Serves `app` on `listener` with the limits of [`crate::listener`] until the node stops.
+pub fn serve_on(
+    shared: &Arc<Shared>,
+    kind: ListenerKind,
     listener: tokio::net::TcpListener,
     app: Router,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let bound = listener.local_addr()?;
-    let mut shutdown = shared.shutdown_signal();
-    let task = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await
-        {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
-    Ok((bound, task))
+    crate::listener::serve(
+        kind,
+        listener,
+        app,
+        shared.metrics.listener(kind).clone(),
+        shared.shutdown_signal(),
+    )
 }
 
 #[cfg(test)]

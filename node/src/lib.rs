@@ -22,7 +22,8 @@
 //!   each aggregator; [`link`]: why a link ended and when to try again; [`client`]: the
 //!   one-shot query client; [`transport`]: QUIC with raw-key TLS and frames.
 //! - [`control`]: the local control socket; [`http`]: the JSON API; [`web`]: the knowledge
-//!   bank page; [`params`]: the one query-string parser; [`metrics`]: `/metrics`.
+//!   bank page; [`params`]: the one query-string parser; [`metrics`]: `/metrics`;
+//!   [`listener`]: the accept loop of every HTTP listener, with its caps and deadlines.
 
 pub mod backup;
 pub mod bank;
@@ -36,6 +37,7 @@ pub mod fuzz;
 pub mod gate;
 pub mod http;
 pub mod link;
+pub mod listener;
 pub mod local;
 pub mod login;
 pub mod metrics;

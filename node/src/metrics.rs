@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::link::PeerStatus;
+use crate::listener::{ListenerKind, ListenerStats, TimeoutKind};
 use crate::local::LocalNode;
 
 /// Counters of a running node.
@@ -29,6 +30,8 @@ pub struct Metrics {
     pub logins_wait: AtomicU64,
     /// Pages or answers with a researcher's contact details refused (429) for the rate.
     pub contacts_refused: AtomicU64,
+    /// Each HTTP listener's connections, refusals and timeouts (by [`ListenerKind::index`]).
+    listeners: [Arc<ListenerStats>; 3],
 }
 
 /// Distinct HTTP routes counted; requests beyond this share the label `other`, so no client
@@ -46,6 +49,11 @@ impl Metrics {
             u64::try_from(lasted.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// The counters of one HTTP listener.
+    pub fn listener(&self, kind: ListenerKind) -> &Arc<ListenerStats> {
+        &self.listeners[kind.index()]
     }
 
     pub fn http_request(&self, route: &str, status: u16) {
@@ -298,6 +306,8 @@ pub fn render(
         "spindel_contact_views_refused_total {}",
         metrics.contacts_refused.load(Ordering::Relaxed)
     );
+    http_listeners(&mut out, metrics);
+    full_text_index(&mut out, node);
     if let Some(rss) = rss_bytes() {
         head(
             &mut out,
@@ -308,6 +318,127 @@ pub fn render(
         let _ = writeln!(out, "process_resident_memory_bytes {rss}");
     }
     Ok(out)
+}
+
+/// A per-listener line: its name, its type, its help text and its value for one listener.
+type ListenerLine = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ListenerStats) -> u64,
+);
+
+/// Connections, refusals and timeouts of each HTTP listener that serves.
+fn http_listeners(out: &mut String, metrics: &Metrics) {
+    let serving: Vec<(ListenerKind, &ListenerStats)> = ListenerKind::ALL
+        .iter()
+        .map(|&k| (k, metrics.listener(k).as_ref()))
+        .filter(|(_, s)| s.max() > 0)
+        .collect();
+    let gauges: [ListenerLine; 4] = [
+        (
+            "spindel_http_connections",
+            "gauge",
+            "Open connections of each HTTP listener.",
+            ListenerStats::open,
+        ),
+        (
+            "spindel_http_connections_max",
+            "gauge",
+            "The cap of each HTTP listener (a share of the open-file limit); more connections are refused.",
+            ListenerStats::max,
+        ),
+        (
+            "spindel_http_connections_refused_total",
+            "counter",
+            "Connections refused (503, closed at once) because the listener was at its cap.",
+            ListenerStats::refused,
+        ),
+        (
+            "spindel_http_accept_errors_total",
+            "counter",
+            "Accepts that failed (most often: the process is out of file descriptors).",
+            ListenerStats::accept_errors,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        head(out, name, kind, help);
+        for (listener, stats) in &serving {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\"}} {}",
+                listener.label(),
+                value(stats)
+            );
+        }
+    }
+    use crate::listener::{
+        HTTP_BODY_WINDOW, HTTP_BODY_WINDOW_BYTES, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT,
+    };
+    head(
+        out,
+        "spindel_http_timeouts_total",
+        "counter",
+        &format!(
+            "Connections closed by a deadline: header (request head not whole in {} s), body (408: under {} KiB per {} s), idle (nothing for {} s between requests).",
+            HTTP_HEADER_TIMEOUT.as_secs(),
+            HTTP_BODY_WINDOW_BYTES / 1024,
+            HTTP_BODY_WINDOW.as_secs(),
+            HTTP_IDLE_TIMEOUT.as_secs()
+        ),
+    );
+    for (listener, stats) in &serving {
+        for kind in TimeoutKind::ALL {
+            let _ = writeln!(
+                out,
+                "spindel_http_timeouts_total{{listener=\"{}\",kind=\"{}\"}} {}",
+                listener.label(),
+                kind.label(),
+                stats.timeouts(kind)
+            );
+        }
+    }
+}
+
+/// The full-text index's background work: what waits, what failed and is being retried.
+fn full_text_index(out: &mut String, node: &LocalNode) {
+    let index = node.index_health();
+    let lines: [(&str, &str, &str, u64); 5] = [
+        (
+            "spindel_index_changes_pending",
+            "gauge",
+            "Full-text changes applied to the store and not yet committed to the index (deletions included).",
+            index.changes_pending,
+        ),
+        (
+            "spindel_index_merges_pending",
+            "gauge",
+            "Index segments that still hold deleted documents (their words), as of the last check; merged away within seconds unless merges fail.",
+            index.segments_with_deletes,
+        ),
+        (
+            "spindel_index_merges_total",
+            "counter",
+            "Merges that took deleted documents out of the full-text index.",
+            index.merges,
+        ),
+        (
+            "spindel_index_commit_failures_total",
+            "counter",
+            "Failed commits of the full-text index (retried with backoff, changes kept).",
+            index.commit_failures,
+        ),
+        (
+            "spindel_index_merge_failures_total",
+            "counter",
+            "Failed merges of deleted documents out of the full-text index (retried with backoff).",
+            index.merge_failures,
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        head(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,17 @@ impl crate::local::LocalNode {
         self.store().generation()
     }
 
+    /// How the full-text index's background commits and merges go (`/metrics`).
+    pub fn index_health(&self) -> crate::search::IndexHealth {
+        self.store().index_health()
+    }
+
+    /// Whether the full-text index still holds `word`, deleted records included: the check of
+    /// the erasure promise for the index.
+    pub fn index_holds_word(&self, word: &str) -> Result<bool, StoreError> {
+        self.store().index_holds_word(word)
+    }
+
     /// This node's own head.
     pub fn own_head(&self) -> Result<Option<Head>, StoreError> {
         self.store().head(&self.node_id())

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
@@ -47,14 +48,33 @@ pub struct Hit {
     pub updated_ms: u64,
 }
 
+/// How the index's background work goes, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexHealth {
+    /// Changes applied to the store, not yet committed to the index.
+    pub changes_pending: u64,
+    /// Segments that held deleted documents at the last check (their words are still in the
+    /// index).
+    pub segments_with_deletes: u64,
+    /// Merges that took deleted documents out.
+    pub merges: u64,
+    /// Failed commits, and failed merges (or checks for one).
+    pub commit_failures: u64,
+    pub merge_failures: u64,
+}
+
 /// The full-text index of one node.
 pub struct SearchIndex {
     index: Index,
     /// When segments holding deleted documents were last merged away.
     last_expunge: Mutex<Option<std::time::Instant>>,
     reader: IndexReader,
-    /// `None` only while dropping.
+    /// `None` after a failed commit dropped it (the next use opens a new one) and while
+    /// dropping.
     writer: Mutex<Option<IndexWriter>>,
+    segments_with_deletes: AtomicU64,
+    merges: AtomicU64,
+    merge_failures: AtomicU64,
     key: Field,
     updated: Field,
     body_sv: Field,
@@ -157,6 +177,9 @@ impl SearchIndex {
                 last_expunge: Mutex::new(None),
                 reader,
                 writer: Mutex::new(Some(writer)),
+                segments_with_deletes: AtomicU64::new(0),
+                merges: AtomicU64::new(0),
+                merge_failures: AtomicU64::new(0),
                 key: fields.key,
                 updated: fields.updated,
                 body_sv: fields.body_sv,
@@ -166,15 +189,49 @@ impl SearchIndex {
         ))
     }
 
-    /// Applies changes and commits them with `generation` as the payload.
+    /// The index writer, opened anew if a failure dropped the last one.
+    fn writer<'a>(
+        &self,
+        slot: &'a mut Option<IndexWriter>,
+    ) -> Result<&'a mut IndexWriter, SearchError> {
+        let writer = match slot.take() {
+            Some(writer) => writer,
+            None => {
+                let writer = self.index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+                tracing::info!("full-text index writer opened again");
+                writer
+            }
+        };
+        Ok(slot.insert(writer))
+    }
+
+    /// Applies changes and commits them with `generation` as the payload. On failure nothing
+    /// of them is committed and the writer is dropped (an I/O error in an indexing thread
+    /// leaves tantivy's writer dead for good); the next call opens a new one, so the caller
+    /// can apply the same changes again once the cause is gone.
     pub fn apply(&self, changes: &[DocChange], generation: u64) -> Result<(), SearchError> {
         let mut guard = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(writer) = guard.as_mut() else {
-            return Ok(());
-        };
+        let committed = self.commit(&mut guard, changes, generation);
+        if committed.is_err() {
+            // Dropping the writer discards what it holds uncommitted and releases its lock.
+            guard.take();
+        }
+        drop(guard);
+        committed?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn commit(
+        &self,
+        slot: &mut Option<IndexWriter>,
+        changes: &[DocChange],
+        generation: u64,
+    ) -> Result<(), SearchError> {
+        let writer = self.writer(slot)?;
         for change in changes {
             writer.delete_term(Term::from_field_text(self.key, &change.key));
             if let Some(text) = &change.text {
@@ -189,15 +246,24 @@ impl SearchIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&generation.to_string());
         prepared.commit()?;
-        drop(guard);
-        self.reader.reload()?;
         Ok(())
+    }
+
+    /// Counts of the background work (the commit failures are the caller's).
+    pub fn health(&self) -> IndexHealth {
+        IndexHealth {
+            segments_with_deletes: self.segments_with_deletes.load(Ordering::Relaxed),
+            merges: self.merges.load(Ordering::Relaxed),
+            merge_failures: self.merge_failures.load(Ordering::Relaxed),
+            ..IndexHealth::default()
+        }
     }
 
     /// Merges every segment that holds deleted (or replaced) documents into a new segment
     /// without them, and removes the old segment files: until then a deleted document's terms
     /// stay in its segment. Runs at most once per `min_interval_ms` (0: now, if needed).
-    /// Returns whether a merge ran.
+    /// Returns whether a merge ran. A failure (the process out of descriptors, a full disk) is
+    /// counted and returned, and the next call tries again whatever the interval.
     pub fn expunge_deletes(&self, min_interval_ms: u64) -> Result<bool, SearchError> {
         {
             let mut last = self
@@ -211,6 +277,29 @@ impl SearchIndex {
             }
             *last = Some(std::time::Instant::now());
         }
+        let merged = self.merge_deletes();
+        match &merged {
+            Ok(true) => {
+                self.merges.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(_) => {
+                self.merge_failures.fetch_add(1, Ordering::Relaxed);
+                self.retry_expunge();
+            }
+        }
+        merged
+    }
+
+    /// The next [`SearchIndex::expunge_deletes`] runs whatever its interval.
+    fn retry_expunge(&self) {
+        *self
+            .last_expunge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn merge_deletes(&self) -> Result<bool, SearchError> {
         let with_deletes: Vec<_> = self
             .index
             .searchable_segment_metas()?
@@ -218,31 +307,34 @@ impl SearchIndex {
             .filter(|m| m.has_deletes())
             .map(|m| m.id())
             .collect();
+        self.segments_with_deletes
+            .store(with_deletes.len() as u64, Ordering::Relaxed);
         if with_deletes.is_empty() {
             return Ok(false);
         }
-        let mut guard = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(writer) = guard.as_mut() else {
-            return Ok(false);
+        let merge = {
+            let mut guard = self
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.writer(&mut guard)?.merge(&with_deletes)
         };
         // The merge runs on tantivy's merge thread: commits (and the store's writes waiting
         // on them) go on meanwhile. Its end also removes the files no segment uses any more.
-        let merge = writer.merge(&with_deletes);
-        drop(guard);
-        if let Err(e) = merge.wait() {
-            // Most often tantivy's own merge policy is already merging one of these segments
-            // (its merge drops the deleted documents too); try again next time.
-            *self
-                .last_expunge
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-            tracing::debug!(error = %e, "merging deleted documents away did not run; retried");
-            return Ok(false);
+        match merge.wait() {
+            Ok(_) => {}
+            Err(tantivy::TantivyError::InvalidArgument(e)) => {
+                // The segments changed meanwhile: most often tantivy's own merge policy merged
+                // one of them (its merge drops the deleted documents too). Not a failure; the
+                // next call looks again.
+                self.retry_expunge();
+                tracing::debug!(error = %e, "merging deleted documents away did not run; retried");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
         self.reader.reload()?;
+        self.segments_with_deletes.store(0, Ordering::Relaxed);
         tracing::debug!(
             segments = with_deletes.len(),
             "merged deleted documents out of the full-text index"
@@ -250,15 +342,40 @@ impl SearchIndex {
         Ok(true)
     }
 
+    /// Whether any segment's term dictionary holds `word` (by its Swedish or English stem),
+    /// deleted documents included: what the erasure promise is about, where a search, which
+    /// skips deleted documents, cannot tell.
+    pub fn holds_word(&self, word: &str) -> Result<bool, SearchError> {
+        self.reader.reload()?;
+        let searcher = self.reader.searcher();
+        for (field, tokenizer) in [(self.body_sv, "spindel_sv"), (self.body_en, "spindel_en")] {
+            let Some(mut analyzer) = self.index.tokenizers().get(tokenizer) else {
+                continue;
+            };
+            let mut stems = Vec::new();
+            let mut stream = analyzer.token_stream(word);
+            while let Some(token) = stream.next() {
+                stems.push(token.text.clone());
+            }
+            for segment in searcher.segment_readers() {
+                let terms = segment.inverted_index(field)?;
+                for stem in &stems {
+                    if terms.terms().get(stem.as_bytes())?.is_some() {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Drops every document (before a rebuild).
     pub fn clear(&self) -> Result<(), SearchError> {
-        let guard = self
+        let mut guard = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(writer) = guard.as_ref() {
-            writer.delete_all_documents()?;
-        }
+        self.writer(&mut guard)?.delete_all_documents()?;
         Ok(())
     }
 
@@ -423,10 +540,84 @@ mod tests {
         assert!(!holds_term(&index, "kanariefågel"));
         assert!(holds_term(&index, "grannsson"));
         assert_eq!(index.search("metod").unwrap().unwrap().len(), 1);
+        // The public check says what the term dictionaries say, and the merge was counted.
+        assert!(!index.holds_word("Qxzvbnmxq").unwrap());
+        assert!(index.holds_word("Grannsson").unwrap());
+        let health = index.health();
+        assert_eq!(
+            (
+                health.merges,
+                health.merge_failures,
+                health.segments_with_deletes
+            ),
+            (1, 0, 0)
+        );
         // Nothing left to merge; the interval is respected.
         assert!(!index.expunge_deletes(0).unwrap());
         index.apply(&[doc("b", None)], 3).unwrap();
         assert!(!index.expunge_deletes(60_000).unwrap());
+    }
+
+    /// A commit that fails (here: the index directory is gone for a while; in the field, the
+    /// process out of descriptors) leaves tantivy's writer unusable: `apply` drops it, the
+    /// next call opens a new one, and the same changes then commit whole. A merge that fails
+    /// meanwhile is counted and runs again at the next call, whatever the interval.
+    #[test]
+    fn a_failed_commit_or_merge_succeeds_when_tried_again_after_the_cause_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("index");
+        let (index, _) = SearchIndex::open(&dir).unwrap();
+        let doc = |key: &str, text: Option<&str>| DocChange {
+            key: key.into(),
+            updated_ms: 1,
+            text: text.map(str::to_string),
+        };
+        index
+            .apply(
+                &[
+                    doc("a", Some("Bertil metod")),
+                    doc("c", Some("Cecilia metod")),
+                ],
+                1,
+            )
+            .unwrap();
+        let away = tmp.path().join("away");
+        std::fs::rename(&dir, &away).unwrap();
+        let changes = [doc("b", Some("Kanariefågel Qxzvbnmxq")), doc("a", None)];
+        assert!(index.apply(&changes, 2).is_err());
+        assert!(
+            index.apply(&changes, 2).is_err(),
+            "no new writer while the directory is gone"
+        );
+        std::fs::rename(&away, &dir).unwrap();
+        index.apply(&changes, 2).unwrap();
+        let keys = |q: &str| -> Vec<String> {
+            index
+                .search(q)
+                .unwrap()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.key)
+                .collect()
+        };
+        assert_eq!(keys("qxzvbnmxq"), ["b"]);
+        assert!(keys("bertil").is_empty());
+        assert_eq!(keys("cecilia"), ["c"]);
+        // The deletion of "a" waits for its merge; the merge fails while the directory is
+        // away, and is counted.
+        std::fs::rename(&dir, &away).unwrap();
+        assert!(index.expunge_deletes(60_000).is_err());
+        assert_eq!(index.health().merge_failures, 1);
+        std::fs::rename(&away, &dir).unwrap();
+        assert!(
+            index.expunge_deletes(60_000).unwrap(),
+            "tried again at once after a failure"
+        );
+        assert!(!index.holds_word("bertil").unwrap());
+        assert_eq!(index.health().segments_with_deletes, 0);
+        drop(index);
+        let (_, generation) = SearchIndex::open(&dir).unwrap();
+        assert_eq!(generation, Some(2));
     }
 
     #[test]

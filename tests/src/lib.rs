@@ -564,8 +564,29 @@ impl NodeProc {
 
     /// [`NodeProc::start`] with RUST_LOG set to `rust_log`, or with no log variable at all.
     pub fn start_logging(dir: &Path, args: &[&str], rust_log: Option<&str>) -> NodeProc {
+        NodeProc::start_command(Command::new(spindel_bin()), dir, args, rust_log)
+    }
+
+    /// [`NodeProc::start`] with the process's open-file limit (soft and hard) at `nofile`:
+    /// `prlimit --nofile=N:N spindel run ...` (util-linux; prlimit sets the limit and execs
+    /// the node, so the child is the node itself).
+    pub fn start_with_nofile(dir: &Path, args: &[&str], nofile: u64) -> NodeProc {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(spindel_bin());
+        NodeProc::start_command(cmd, dir, args, Some("info"))
+    }
+
+    /// Runs `cmd run --data-dir DIR ARGS` (`cmd` names the binary, maybe behind a wrapper) and
+    /// waits until it runs.
+    fn start_command(
+        mut cmd: Command,
+        dir: &Path,
+        args: &[&str],
+        rust_log: Option<&str>,
+    ) -> NodeProc {
         use std::io::BufRead;
-        let mut cmd = Command::new(spindel_bin());
         cmd.env_remove("SPINDEL_LOG").env_remove("RUST_LOG");
         if let Some(filter) = rust_log {
             cmd.env("RUST_LOG", filter);
@@ -655,6 +676,18 @@ impl Drop for NodeProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of the series `series` (its name and labels exactly as printed, e.g.
+/// `spindel_http_connections{listener="editor"}`) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Polls `cond` every 50 ms until it holds, panicking with `what` after `secs`.

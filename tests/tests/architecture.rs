@@ -177,6 +177,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "params.rs",
     "link.rs",
     "transport.rs",
+    "listener.rs",
 ];
 
 /// The API, the pages, the control socket, the sync driver and the rest of the running node
