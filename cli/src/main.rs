@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use spindel_node::backup::BackedUp;
 use spindel_node::control::{self, Request};
-use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
+use spindel_node::local::{
+    self, Allowed, Deleted, Disallowed, Imported, LocalNode, Published, Role, Status,
+};
 use spindel_node::query::QueryPage;
 use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
@@ -196,6 +198,17 @@ enum Command {
         /// The region's name in the network (1-32 of a-z, 0-9, -), unique.
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Aggregator: end a region's admission (also while the node runs): its sessions are
+    /// refused, its name is freed, its new records refused; what it published stays.
+    Disallow {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The region's NodeId (64 hex characters).
+        #[arg(value_parser = parse_node_id)]
+        node_id: NodeId,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -824,6 +837,22 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                     allowed.node_id,
                     allowed
                         .name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        Command::Disallow { dir, node_id, out } => {
+            let request = Request::Disallow {
+                node_id: node_id.to_hex(),
+            };
+            let gone: Disallowed = with_node(&dir, &request, |node| Ok(node.disallow(node_id)?))?;
+            output::emit(out.json, &gone, || {
+                format!(
+                    "{}{} is no longer admitted; its records stay, new ones are refused",
+                    gone.node_id,
+                    gone.name
                         .as_deref()
                         .map(|n| format!(" ({n})"))
                         .unwrap_or_default()
