@@ -236,8 +236,9 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Write a consistent backup of the node (its key, admissions and every signed log) to
-    /// FILE, also while it runs. The file holds the secret key: keep it like the key.
+    /// Write a consistent backup of the node (its key, admissions, every signed log, and the
+    /// editor's staff accounts and audit trail) to FILE, also while it runs. The file holds
+    /// the secret key and personal data about the staff: keep it like the key.
     Backup {
         #[command(flatten)]
         dir: DataDir,
@@ -882,8 +883,22 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 Ok(spindel_node::backup::write(&node, &to)?)
             })?;
             output::emit(out.json, &done, || {
+                let staff = if done.staff_accounts {
+                    " and the editor's staff accounts"
+                } else {
+                    ""
+                };
+                let left_out = if done.audit_bytes_left_out > 0 {
+                    format!(
+                        "\nthe audit trail is over {} bytes: its oldest {} bytes are not in this backup",
+                        spindel_node::backup::AUDIT_BYTES_MAX,
+                        done.audit_bytes_left_out
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "backup of {} entries in {} ({} bytes); it holds the node's secret key",
+                    "backup of {} entries in {} ({} bytes); it holds the node's secret key{staff}{left_out}",
                     done.entries, done.file, done.bytes
                 )
             })
@@ -892,10 +907,11 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let done = spindel_node::backup::restore(&from, &dir.data_dir)?;
             output::emit(out.json, &done, || {
                 format!(
-                    "restored node {} with {} entries in {}; start it with its aggregator: it \
-                     publishes once it has caught up",
+                    "restored node {} with {} entries and {} staff accounts in {}; start it with \
+                     its aggregator: it publishes once it has caught up",
                     done.node_id,
                     done.entries,
+                    done.staff_accounts,
                     dir.data_dir.display()
                 )
             })
