@@ -710,6 +710,12 @@ mod tests {
                 1,
             )
             .unwrap();
+        // A region's record of which pinned aggregator vouches for whom comes back too.
+        let agg = SecretKey::from_bytes(&[7; 32]).node_id();
+        let other = SecretKey::from_bytes(&[8; 32]).node_id();
+        node.store()
+            .take_admissions(&[(other, Some("dalarna".into()))], &agg, &node.node_id())
+            .unwrap();
         let line = |i: u64| crate::users::AuditEntry {
             time_ms: i,
             user: "anna".into(),
@@ -751,6 +757,12 @@ mod tests {
             StaffRole::Admin
         );
         assert_eq!(crate::users::read_audit(&to, 10).unwrap().len(), 3);
+        let back = LocalNode::open(&to).unwrap();
+        assert_eq!(back.vouchers(&other).unwrap(), [agg]);
+        assert_eq!(
+            back.author(&other).unwrap().unwrap().label(),
+            Some("dalarna")
+        );
     }
 
     /// Only whole lines, the newest within the cap; a trail without a line end holds none.
