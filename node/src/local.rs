@@ -744,7 +744,9 @@ impl LocalNode {
             },
         };
         validate_region_name(&name).map_err(NodeError::BadName)?;
-        let meta = self.store.admit_unique(&id, &name, &self.config.name)?;
+        let meta = self
+            .store
+            .admit_unique(&id, &name, &self.node_id(), &self.config.name)?;
         Ok(Allowed {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),

@@ -45,6 +45,7 @@ use spindel_protocol::entry::{
 };
 use spindel_protocol::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
 use spindel_protocol::record::{Kind, Record};
+use spindel_protocol::sync::HEADS_AUTHORS_MAX;
 
 use crate::payloads::{Location, PAYLOADS_DIR, Packs};
 use crate::search::{DocChange, SearchError, SearchIndex};
@@ -90,6 +91,10 @@ pub enum StoreError {
         "the name {name:?} is already held by {holder}; a region's name is unique in the network"
     )]
     NameTaken { name: String, holder: String },
+    #[error(
+        "{max} regions are admitted already, as many as an admission list carries; disallow one first"
+    )]
+    TooManyAdmitted { max: usize },
     #[error("entry {index} of the batch was refused: {refusal}")]
     Refused { index: usize, refusal: Refusal },
 }
@@ -894,11 +899,13 @@ impl Store {
     }
 
     /// [`Store::admit`] under a name no other key holds here (checked under the write lock, so
-    /// two admissions at once cannot both take it). `reserved` is this node's own name.
+    /// two admissions at once cannot both take it). `me` is this node, `reserved` its own name.
+    /// At most [`HEADS_AUTHORS_MAX`] regions are admitted: the most one admission list carries.
     pub fn admit_unique(
         &self,
         author: &NodeId,
         name: &str,
+        me: &NodeId,
         reserved: &str,
     ) -> Result<AuthorMeta, StoreError> {
         {
@@ -912,6 +919,7 @@ impl Store {
                     holder: "this aggregator".to_string(),
                 });
             }
+            let mut others_admitted = 0usize;
             for item in self.db.scan_prefix([b'A']) {
                 let (k, v) = item?;
                 let id = node_id_at(&k, 1)?;
@@ -922,6 +930,14 @@ impl Store {
                         holder: id.to_hex(),
                     });
                 }
+                others_admitted += usize::from(id != *author && id != *me && meta.admitted);
+            }
+            // Every region's session carries the whole list (a truncated one would read as
+            // removals at the regions).
+            if others_admitted >= HEADS_AUTHORS_MAX {
+                return Err(StoreError::TooManyAdmitted {
+                    max: HEADS_AUTHORS_MAX,
+                });
             }
         }
         self.admit(author, Some(name.to_string()))

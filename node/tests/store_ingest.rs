@@ -332,7 +332,7 @@ fn admission_lists_remove_what_they_leave_out_and_two_aggregators_keep_theirs() 
 
 /// 10,000 listed authors apply in one pass each (no author compared with every other): the
 /// first list, the same list again, and one that drops half and moves names. Timings are
-/// printed (`--nocapture`), not asserted.
+/// printed (`--nocapture`), not asserted. 10,000 is also the most an aggregator admits.
 #[test]
 fn ten_thousand_listed_authors_apply_in_linear_time() {
     let tmp = tempfile::tempdir().unwrap();
@@ -359,6 +359,14 @@ fn ten_thousand_listed_authors_apply_in_linear_time() {
     assert_eq!(first.admitted.len(), 9_000);
     let (again, t_again) = timed(&list);
     assert_eq!(again, Default::default());
+    // As an aggregator: no more regions than one admission list carries (a truncated list
+    // would read as removals); one already admitted may be admitted again.
+    let one_more = SecretKey::generate(&mut rand_core::OsRng).node_id();
+    assert!(matches!(
+        store.admit_unique(&one_more, "en-till", &me, "skane"),
+        Err(StoreError::TooManyAdmitted { max: 10_000 })
+    ));
+    store.admit_unique(&ids[0], "r-0", &me, "skane").unwrap();
     // Half removed; every name of the rest moves to its neighbour's key.
     let moved: Vec<_> = (0..5_000)
         .map(|i| (ids[i], Some(format!("r-{}", (i + 1) % 5_000))))
