@@ -387,11 +387,11 @@ async fn drive_session(
                 Ok((author, _)) if withdrawn.contains(&author) => {}
                 Ok((author, seq)) => session.local_head(author, seq),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    rescan_heads(&shared, &mut session).await;
+                    rescan_heads(&shared, &mut session, &withdrawn).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
-            _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
+            _ = rescan.tick() => rescan_heads(&shared, &mut session, &withdrawn).await,
             _ = retry.tick() => session.retry_stalled(),
             // A new fork proof: the check at the top of the loop passes it on.
             _ = forks_rx.changed() => {}
@@ -439,7 +439,7 @@ async fn admissions_changed(
     }
     session.send_admitted(list);
     if readmitted {
-        rescan_heads(shared, session).await;
+        rescan_heads(shared, session, withdrawn).await;
     }
     Ok(())
 }
@@ -505,11 +505,43 @@ fn load_wanted(
     Ok(within_batch_bytes(found))
 }
 
-/// Tells the session every head it relays (after missed announcements).
-async fn rescan_heads(shared: &Shared, session: &mut Session) {
-    if let Ok(heads) = shared.blocking(|n| Ok(n.relay_heads()?)).await {
-        for (a, h) in heads {
+/// Tells the session every head it relays (after missed announcements): on an aggregator,
+/// of the authors it offers already, and of others only when they are admitted (a region whose
+/// admission ended is not relayed; `withdrawn`: ended during this session).
+async fn rescan_heads(shared: &Shared, session: &mut Session, withdrawn: &HashSet<NodeId>) {
+    let Ok(heads) = shared.blocking(|n| Ok(n.heads()?)).await else {
+        return;
+    };
+    let aggregator = my_role(&shared.node) == PeerRole::Aggregator;
+    let mut others = Vec::new();
+    for (a, h) in heads {
+        if withdrawn.contains(&a) {
+            continue;
+        }
+        if !aggregator || session.local_heads().contains_key(&a) {
             session.local_head(a, h.seq);
+        } else {
+            others.push((a, h.seq));
+        }
+    }
+    if others.is_empty() {
+        return;
+    }
+    // Few: a region admitted since the session began, or one whose admission ended earlier.
+    let admitted = shared
+        .blocking(move |n| {
+            let mut out = Vec::new();
+            for (a, seq) in others {
+                if n.author(&a)?.is_some_and(|m| m.admitted) {
+                    out.push((a, seq));
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    if let Ok(admitted) = admitted {
+        for (a, seq) in admitted {
+            session.local_head(a, seq);
         }
     }
 }

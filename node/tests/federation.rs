@@ -182,8 +182,10 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it() {
     let da = prepare("skane");
+    let a_id = da.id;
     let dg = prepare("gotland");
     let g_id = dg.id;
+    let dd = prepare("dalarna");
     let nord = start(
         "nord",
         Role::Aggregator,
@@ -197,7 +199,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
         Role::Aggregator,
         true,
         vec![],
-        &[da.admission(), dg.admission()],
+        &[da.admission(), dg.admission(), dd.admission()],
     )
     .await;
     let a = da.run(vec![nord.addr(), syd.addr()]).await;
@@ -263,6 +265,15 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
         assert_eq!(agg.titles(Query::default()), ["Före"]);
         assert_eq!(agg.node().head(&g_id).unwrap().map(|h| h.seq), Some(2));
     }
+    // A region that joins later gets the others' logs but not the removed region's.
+    let d = dd.run(vec![syd.addr()]).await;
+    eventually("Skåne's method in Dalarna", || {
+        d.node().head(&a_id).unwrap().is_some_and(|h| h.seq == 1)
+    })
+    .await;
+    assert!(d.node().head(&g_id).unwrap().is_none());
+    assert!(d.node().author(&g_id).unwrap().is_none_or(|m| !m.admitted));
+    d.running.shutdown().await;
     g.running.shutdown().await;
     a.running.shutdown().await;
     syd.running.shutdown().await;
