@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use spindel_node::backup::BackedUp;
 use spindel_node::control::{self, Request};
-use spindel_node::local::{self, Allowed, Deleted, Imported, LocalNode, Published, Role, Status};
+use spindel_node::local::{
+    self, Allowed, Deleted, Disallowed, Imported, LocalNode, Published, Role, Status,
+};
 use spindel_node::query::QueryPage;
 use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{Limits, PeerAddr};
@@ -199,6 +201,17 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Aggregator: end a region's admission (also while the node runs): its sessions are
+    /// refused, its name is freed, its new records refused; what it published stays.
+    Disallow {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The region's NodeId (64 hex characters).
+        #[arg(value_parser = parse_node_id)]
+        node_id: NodeId,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Catch up with an aggregator once and exit (first-time set-up of a region).
     Sync {
         #[command(flatten)]
@@ -223,8 +236,9 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Write a consistent backup of the node (its key, admissions and every signed log) to
-    /// FILE, also while it runs. The file holds the secret key: keep it like the key.
+    /// Write a consistent backup of the node (its key, admissions, every signed log, and the
+    /// editor's staff accounts and audit trail) to FILE, also while it runs. The file holds
+    /// the secret key and personal data about the staff: keep it like the key.
     Backup {
         #[command(flatten)]
         dir: DataDir,
@@ -849,6 +863,22 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 )
             })
         }
+        Command::Disallow { dir, node_id, out } => {
+            let request = Request::Disallow {
+                node_id: node_id.to_hex(),
+            };
+            let gone: Disallowed = with_node(&dir, &request, |node| Ok(node.disallow(node_id)?))?;
+            output::emit(out.json, &gone, || {
+                format!(
+                    "{}{} is no longer admitted; its records stay, new ones are refused",
+                    gone.node_id,
+                    gone.name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                )
+            })
+        }
         Command::Sync {
             dir,
             aggregator,
@@ -872,8 +902,22 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 Ok(spindel_node::backup::write(&node, &to)?)
             })?;
             output::emit(out.json, &done, || {
+                let staff = if done.staff_accounts {
+                    " and the editor's staff accounts"
+                } else {
+                    ""
+                };
+                let left_out = if done.audit_bytes_left_out > 0 {
+                    format!(
+                        "\nthe audit trail is over {} bytes: its oldest {} bytes are not in this backup",
+                        spindel_node::backup::AUDIT_BYTES_MAX,
+                        done.audit_bytes_left_out
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "backup of {} entries in {} ({} bytes); it holds the node's secret key",
+                    "backup of {} entries in {} ({} bytes); it holds the node's secret key{staff}{left_out}",
                     done.entries, done.file, done.bytes
                 )
             })
@@ -882,10 +926,11 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let done = spindel_node::backup::restore(&from, &dir.data_dir)?;
             output::emit(out.json, &done, || {
                 format!(
-                    "restored node {} with {} entries in {}; start it with its aggregator: it \
-                     publishes once it has caught up",
+                    "restored node {} with {} entries and {} staff accounts in {}; start it with \
+                     its aggregator: it publishes once it has caught up",
                     done.node_id,
                     done.entries,
+                    done.staff_accounts,
                     dir.data_dir.display()
                 )
             })

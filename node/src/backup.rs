@@ -1,8 +1,10 @@
 //! `spindel backup` and `spindel restore`: a node's logs in one file, and a node from it.
 //!
 //! A backup is logical, not a copy of sled's files: the node's config and key, the admission
-//! list, every author's signed log in seq order (each current version with its payload), and
-//! the fork proofs. A restore verifies every entry again (`verify_strict`, the ingest rules)
+//! list (with, on a region, the pinned aggregators that vouch for each author), every author's
+//! signed log in seq order (each current version with its payload), the fork proofs, and the
+//! editor's staff accounts (`users.json`) and audit trail (`audit.jsonl`), which exist nowhere
+//! else (they are never replicated). A restore verifies every entry again (`verify_strict`, the ingest rules)
 //! as it rebuilds the store, so no entry a region did not sign gets in. The checksum finds
 //! damage, not tampering (it has no key; the file holds the node's key anyway): whoever can
 //! write the file can change the admission list in it, like whoever holds the key.
@@ -10,8 +12,19 @@
 //! ```text
 //! file  = MAGIC, item*          MAGIC = "spindel-backup/1\n"
 //! item  = u32 (BE) length, bincode(Item)      each at most ITEM_BYTES_MAX, size-checked first
-//! Items: Node (first), Author*, Entry*, Fork*, End (last: count and SHA-256 of all before)
+//! Items: Node (first), Author*, Vouched*, Entry*, Fork*, Users*, Audit*,
+//!        End (last: count and SHA-256 of all before)
 //! ```
+//!
+//! `Users` and `Audit` carry the two files in parts of at most [`FILE_PART_BYTES`], in order.
+//! The accounts file is at most [`USERS_FILE_BYTES_MAX`] (as every reader of it requires);
+//! the audit trail at most [`AUDIT_BYTES_MAX`]: a longer trail is backed up from its newest
+//! whole line back to that size and the backup says how many of its oldest bytes it left out.
+//! Only whole lines are taken (a line being appended meanwhile waits for the next backup). A
+//! restore refuses a file whose parts pass either cap. A backup from before these items (or of
+//! a node without staff) restores with no accounts and no trail, as before; the item kinds are
+//! numbered after `End`, so older backups read unchanged (an older binary refuses a newer
+//! backup as unusable).
 //!
 //! The file holds the node's secret key: it is written with mode 0600 (through a temporary
 //! file, synced, then renamed) and must be kept like the key itself.
@@ -39,6 +52,7 @@ use spindel_protocol::{NodeId, SecretKey};
 
 use crate::local::{self, KEY_FILE, LocalNode, NodeConfig, NodeError, RESTORED_MARKER, Role};
 use crate::store::{ApplyOptions, Incoming, Store};
+use crate::users::{AUDIT_FILE, USERS_FILE, USERS_FILE_BYTES_MAX};
 
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8] = b"spindel-backup/1\n";
@@ -46,6 +60,11 @@ pub const MAGIC: &[u8] = b"spindel-backup/1\n";
 pub const ITEM_BYTES_MAX: usize = 1024 * 1024;
 /// Entries applied per batch while restoring.
 const RESTORE_BATCH: usize = 256;
+/// Bytes of the accounts file or the audit trail in one item.
+pub const FILE_PART_BYTES: usize = 512 * 1024;
+/// The most of the audit trail a backup holds: its newest whole lines up to this size (about
+/// a million editor actions; a region writes a few a day).
+pub const AUDIT_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 /// One item of a backup file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +89,16 @@ enum Item {
         entries: u64,
         sha256: Hash,
     },
+    // Numbered after `End`: the items above keep their numbers, so older backups read as before.
+    /// The pinned aggregators whose admission lists vouch for an admitted author (a region's).
+    Vouched {
+        id: NodeId,
+        by: Vec<NodeId>,
+    },
+    /// The next part of the editor's accounts file (`users.json`).
+    Users(Vec<u8>),
+    /// The next part of the audit trail (`audit.jsonl`).
+    Audit(Vec<u8>),
 }
 
 /// What `backup` reports.
@@ -78,6 +107,15 @@ pub struct BackedUp {
     pub file: String,
     pub entries: u64,
     pub bytes: u64,
+    /// The editor's staff accounts are in it.
+    #[serde(default)]
+    pub staff_accounts: bool,
+    /// Bytes of the audit trail in it.
+    #[serde(default)]
+    pub audit_bytes: u64,
+    /// Oldest bytes of the audit trail left out (over [`AUDIT_BYTES_MAX`]).
+    #[serde(default)]
+    pub audit_bytes_left_out: u64,
 }
 
 /// What `restore` reports.
@@ -85,6 +123,12 @@ pub struct BackedUp {
 pub struct Restored {
     pub node_id: String,
     pub entries: u64,
+    /// Staff accounts of the editor restored.
+    #[serde(default)]
+    pub staff_accounts: usize,
+    /// Bytes of the audit trail restored.
+    #[serde(default)]
+    pub audit_bytes: u64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
@@ -138,6 +182,7 @@ impl Writer<BufWriter<fs::File>> {
 /// Writes a backup of `node` to `to` (replacing it atomically).
 pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
     let store = node.store();
+    let mut staff = Staff::of(node.dir())?;
     // Each log up to the head it has now: a consistent prefix per author.
     let heads = store.heads()?;
     let tmp = PathBuf::from(format!("{}.tmp-{}", to.display(), std::process::id()));
@@ -154,7 +199,7 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
             bytes: 0,
         };
         let io = io_err(&tmp);
-        let write_all = |w: &mut Writer<BufWriter<fs::File>>| -> std::io::Result<u64> {
+        let mut write_all = |w: &mut Writer<BufWriter<fs::File>>| -> std::io::Result<u64> {
             w.raw(MAGIC)?;
             let config_toml = toml::to_string(node.config()).map_err(std::io::Error::other)?;
             w.secret_item(&Item::Node {
@@ -168,6 +213,15 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
                     admitted: meta.admitted,
                     admitted_name: meta.admitted_name.clone(),
                 })?;
+            }
+            let mut vouched: Vec<_> = store
+                .vouchers_all()
+                .map_err(std::io::Error::other)?
+                .into_iter()
+                .collect();
+            vouched.sort();
+            for (id, by) in vouched {
+                w.item(&Item::Vouched { id, by })?;
             }
             let mut entries = 0u64;
             for (author, head) in &heads {
@@ -199,6 +253,14 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
                     second: proof.second,
                 })?;
             }
+            if let Some(accounts) = &staff.accounts {
+                for part in accounts.chunks(FILE_PART_BYTES) {
+                    w.item(&Item::Users(part.to_vec()))?;
+                }
+            }
+            if let Some((file, span)) = &mut staff.audit {
+                copy_parts(file, span.clone(), |part| w.item(&Item::Audit(part)))?;
+            }
             let sha256 = Hash(w.hash.clone().finalize().into());
             w.item(&Item::End { entries, sha256 })?;
             Ok(entries)
@@ -225,12 +287,139 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
             .and_then(|d| d.sync_all())
             .map_err(io_err(parent))?;
     }
-    tracing::info!(file = %to.display(), entries, bytes, "backup written");
+    let (audit_bytes, audit_bytes_left_out) = match &staff.audit {
+        Some((_, span)) => (span.end - span.start, span.start),
+        None => (0, 0),
+    };
+    if audit_bytes_left_out > 0 {
+        tracing::warn!(
+            left_out = audit_bytes_left_out,
+            kept = audit_bytes,
+            "the audit trail is over {AUDIT_BYTES_MAX} bytes: the backup holds its newest lines only"
+        );
+    }
+    tracing::info!(file = %to.display(), entries, bytes, staff_accounts = staff.accounts.is_some(), audit_bytes, "backup written");
     Ok(BackedUp {
         file: to.display().to_string(),
         entries,
         bytes,
+        staff_accounts: staff.accounts.is_some(),
+        audit_bytes,
+        audit_bytes_left_out,
     })
+}
+
+/// The editor's files a backup takes, read when it begins.
+struct Staff {
+    /// `users.json`, whole.
+    accounts: Option<Vec<u8>>,
+    /// `audit.jsonl` open, and the range of it the backup takes.
+    audit: Option<(fs::File, std::ops::Range<u64>)>,
+}
+
+impl Staff {
+    fn of(dir: &Path) -> Result<Staff, NodeError> {
+        let accounts = crate::users::accounts_file_bytes(dir).map_err(|e| NodeError::Config {
+            path: dir.join(USERS_FILE),
+            reason: format!("the staff accounts cannot be backed up: {e}"),
+        })?;
+        let path = dir.join(AUDIT_FILE);
+        let audit = match fs::File::open(&path) {
+            Ok(mut f) => {
+                let len = f.metadata().map_err(io_err(&path))?.len();
+                let span = audit_span(&mut f, len, AUDIT_BYTES_MAX).map_err(io_err(&path))?;
+                Some((f, span))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(Staff { accounts, audit })
+    }
+}
+
+/// The part of an audit trail of `len` bytes a backup takes: whole lines only (one being
+/// appended right now is left for the next backup), the newest of them within `cap` bytes.
+fn audit_span(file: &mut fs::File, len: u64, cap: u64) -> std::io::Result<std::ops::Range<u64>> {
+    let end = match rfind_newline(file, len)? {
+        Some(at) => at + 1,
+        None => return Ok(0..0),
+    };
+    if end <= cap {
+        return Ok(0..end);
+    }
+    // The first line that begins at or after `end - cap`: after the first line end at or
+    // after `end - cap - 1` (there is one: the byte at `end - 1`).
+    let start = match find_newline(file, end - cap - 1, end)? {
+        Some(at) => at + 1,
+        None => end,
+    };
+    Ok(start..end)
+}
+
+/// Bytes read at a time while looking for a line end.
+const SCAN_BYTES: u64 = 64 * 1024;
+
+/// The position of the last `\n` before `len`.
+fn rfind_newline(file: &mut fs::File, len: u64) -> std::io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut buf = vec![0u8; SCAN_BYTES as usize];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(SCAN_BYTES);
+        let part = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().rposition(|b| *b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+/// The position of the first `\n` in `from..end`.
+fn find_newline(file: &mut fs::File, from: u64, end: u64) -> std::io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut buf = vec![0u8; SCAN_BYTES as usize];
+    let mut start = from;
+    while start < end {
+        let part = &mut buf[..(end - start).min(SCAN_BYTES) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().position(|b| *b == b'\n') {
+            return Ok(Some(start + i as u64));
+        }
+        start += part.len() as u64;
+    }
+    Ok(None)
+}
+
+/// Reads `span` of `file` and hands it on in parts of at most [`FILE_PART_BYTES`].
+fn copy_parts(
+    file: &mut fs::File,
+    span: std::ops::Range<u64>,
+    mut part: impl FnMut(Vec<u8>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(span.start))?;
+    let mut left = span.end - span.start;
+    while left > 0 {
+        let mut buf = vec![0u8; left.min(FILE_PART_BYTES as u64) as usize];
+        file.read_exact(&mut buf)?;
+        left -= buf.len() as u64;
+        part(buf)?;
+    }
+    Ok(())
+}
+
+/// Adds a part of `n` bytes to `total`, refusing to pass `cap`.
+fn within_cap(total: &mut u64, n: usize, cap: u64) -> Result<(), u64> {
+    let next = total.saturating_add(n as u64);
+    if next > cap {
+        return Err(cap);
+    }
+    *total = next;
+    Ok(())
 }
 
 /// Reads items, hashing every byte before the end item.
@@ -335,10 +524,49 @@ fn restore_into(
         Ok(())
     };
     let mut entries = 0u64;
+    let mut accounts: Option<Vec<u8>> = None;
+    let mut accounts_bytes = 0u64;
+    let mut audit: Option<fs::File> = None;
+    let mut audit_bytes = 0u64;
+    let audit_path = dir.join(AUDIT_FILE);
     loop {
         let (item, before) = reader.item(from)?;
         match item {
             Item::Node { .. } => return Err(bad(from, "a second identity in the middle")),
+            Item::Vouched { id, by } => {
+                // Only for authors the backup admits (a region's record of whose list did).
+                if id != key.node_id() && store.is_admitted(&id)? {
+                    for b in by.iter().filter(|b| b.is_usable()) {
+                        store.vouch(&id, b)?;
+                    }
+                }
+            }
+            Item::Users(part) => {
+                within_cap(&mut accounts_bytes, part.len(), USERS_FILE_BYTES_MAX).map_err(
+                    |cap| {
+                        bad(
+                            from,
+                            format!("its staff accounts are over the limit of {cap} bytes"),
+                        )
+                    },
+                )?;
+                accounts
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&part);
+            }
+            Item::Audit(part) => {
+                within_cap(&mut audit_bytes, part.len(), AUDIT_BYTES_MAX).map_err(|cap| {
+                    bad(
+                        from,
+                        format!("its audit trail is over the limit of {cap} bytes"),
+                    )
+                })?;
+                let file = match &mut audit {
+                    Some(f) => f,
+                    None => audit.insert(private_file(&audit_path)?),
+                };
+                file.write_all(&part).map_err(io_err(&audit_path))?;
+            }
             Item::Author {
                 id,
                 admitted,
@@ -397,6 +625,22 @@ fn restore_into(
     if reader.input.read(&mut trailing).map_err(io_err(from))? != 0 {
         return Err(bad(from, "bytes after its end mark"));
     }
+    let staff_accounts = match accounts {
+        Some(bytes) => {
+            let n = crate::users::check_accounts_file(&bytes)
+                .map_err(|e| bad(from, format!("its staff accounts: {e}")))?;
+            let path = dir.join(USERS_FILE);
+            let mut file = private_file(&path)?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .map_err(io_err(&path))?;
+            n
+        }
+        None => 0,
+    };
+    if let Some(file) = audit {
+        file.sync_all().map_err(io_err(&audit_path))?;
+    }
     store.flush()?;
     drop(store);
     if config.role == Role::Region {
@@ -409,5 +653,243 @@ fn restore_into(
     Ok(Restored {
         node_id: key.node_id().to_hex(),
         entries,
+        staff_accounts,
+        audit_bytes,
     })
+}
+
+/// A new file only its owner can read or write (the staff's personal data).
+fn private_file(path: &Path) -> Result<fs::File, NodeError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::users::{StaffRole, Users};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn region(tmp: &Path) -> (PathBuf, LocalNode) {
+        let dir = tmp.join("skane");
+        local::init(&dir, "skane", Role::Region, None, &mut rand_core::OsRng).unwrap();
+        let node = LocalNode::open(&dir).unwrap();
+        (dir, node)
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The staff's accounts and audit trail go into the backup and come back, private; a node
+    /// without them restores without them.
+    #[test]
+    fn staff_accounts_and_the_audit_trail_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, node) = region(tmp.path());
+        let bare = tmp.path().join("utan.backup");
+        let done = write(&node, &bare).unwrap();
+        assert!(!done.staff_accounts);
+        assert_eq!(done.audit_bytes, 0);
+        let r = restore(&bare, &tmp.path().join("utan")).unwrap();
+        assert_eq!((r.staff_accounts, r.audit_bytes), (0, 0));
+        assert!(!tmp.path().join("utan").join(USERS_FILE).exists());
+        assert!(!tmp.path().join("utan").join(AUDIT_FILE).exists());
+
+        Users::new(&dir)
+            .add(
+                "anna",
+                StaffRole::Admin,
+                "ett långt lösenord",
+                &mut rand_core::OsRng,
+                1,
+            )
+            .unwrap();
+        // A region's record of which pinned aggregator vouches for whom comes back too.
+        let agg = SecretKey::from_bytes(&[7; 32]).node_id();
+        let other = SecretKey::from_bytes(&[8; 32]).node_id();
+        node.store()
+            .take_admissions(&[(other, Some("dalarna".into()))], &agg, &node.node_id())
+            .unwrap();
+        let line = |i: u64| crate::users::AuditEntry {
+            time_ms: i,
+            user: "anna".into(),
+            action: "publish".into(),
+            kind: Some("method".into()),
+            record_id: None,
+            seq: Some(i),
+            detail: None,
+        };
+        for i in 0..3 {
+            crate::users::audit(&dir, &line(i)).unwrap();
+        }
+        // A line being appended while the backup is taken waits for the next one.
+        let trail = fs::read(dir.join(AUDIT_FILE)).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(AUDIT_FILE))
+            .unwrap()
+            .write_all(b"{\"time_ms\":9,\"us")
+            .unwrap();
+        let file = tmp.path().join("med.backup");
+        let done = write(&node, &file).unwrap();
+        assert!(done.staff_accounts);
+        assert_eq!(done.audit_bytes, trail.len() as u64);
+        assert_eq!(done.audit_bytes_left_out, 0);
+        let to = tmp.path().join("med");
+        let r = restore(&file, &to).unwrap();
+        assert_eq!(r.staff_accounts, 1);
+        assert_eq!(fs::read(to.join(AUDIT_FILE)).unwrap(), trail);
+        assert_eq!(
+            fs::read(to.join(USERS_FILE)).unwrap(),
+            fs::read(dir.join(USERS_FILE)).unwrap()
+        );
+        assert_eq!(mode(&to.join(USERS_FILE)), 0o600);
+        assert_eq!(mode(&to.join(AUDIT_FILE)), 0o600);
+        let users = Users::new(&to);
+        assert_eq!(
+            users.verify("anna", "ett långt lösenord").unwrap().role,
+            StaffRole::Admin
+        );
+        assert_eq!(crate::users::read_audit(&to, 10).unwrap().len(), 3);
+        let back = LocalNode::open(&to).unwrap();
+        assert_eq!(back.vouchers(&other).unwrap(), [agg]);
+        assert_eq!(
+            back.author(&other).unwrap().unwrap().label(),
+            Some("dalarna")
+        );
+    }
+
+    /// Only whole lines, the newest within the cap; a trail without a line end holds none.
+    #[test]
+    fn the_audit_span_is_whole_lines_within_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(AUDIT_FILE);
+        let span = |bytes: &[u8], cap: u64| {
+            fs::write(&path, bytes).unwrap();
+            let mut f = fs::File::open(&path).unwrap();
+            audit_span(&mut f, bytes.len() as u64, cap).unwrap()
+        };
+        assert_eq!(span(b"", 100), 0..0);
+        assert_eq!(span(b"no line end yet", 100), 0..0);
+        assert_eq!(span(b"aa\nbb\ncc", 100), 0..6);
+        // Cap 7 of "aaaa\nbbb\ncc\n" (12 bytes): "bbb\ncc\n" fits exactly.
+        assert_eq!(span(b"aaaa\nbbb\ncc\n", 7), 5..12);
+        assert_eq!(span(b"aaaa\nbbb\ncc\n", 6), 9..12);
+        // A single line longer than the cap: nothing of it.
+        assert_eq!(span(b"aaaaaaaaaa\n", 4), 11..11);
+    }
+
+    /// The real cap on a trail just over it (a sparse file: only the bytes around the cut
+    /// and the end are read): the oldest lines are left out, the newest kept whole.
+    #[test]
+    fn a_trail_over_audit_bytes_max_keeps_its_newest_lines() {
+        use std::io::{Seek, SeekFrom};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(AUDIT_FILE);
+        let len = AUDIT_BYTES_MAX + 1000;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(len).unwrap();
+        // Line ends 10 bytes before the cut and 10 after it, and at the very end.
+        let cut = len - AUDIT_BYTES_MAX;
+        for at in [cut - 10, cut + 10, len - 1] {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        let span = audit_span(&mut f, len, AUDIT_BYTES_MAX).unwrap();
+        assert_eq!(span, cut + 11..len);
+        assert!(span.end - span.start <= AUDIT_BYTES_MAX);
+    }
+
+    /// Users and audit parts past their caps are refused; up to them they are taken.
+    #[test]
+    fn parts_are_refused_past_their_caps() {
+        let mut total = 0;
+        within_cap(
+            &mut total,
+            USERS_FILE_BYTES_MAX as usize,
+            USERS_FILE_BYTES_MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            within_cap(&mut total, 1, USERS_FILE_BYTES_MAX),
+            Err(USERS_FILE_BYTES_MAX)
+        );
+        let mut total = AUDIT_BYTES_MAX - FILE_PART_BYTES as u64;
+        within_cap(&mut total, FILE_PART_BYTES, AUDIT_BYTES_MAX).unwrap();
+        assert_eq!(total, AUDIT_BYTES_MAX);
+        assert!(within_cap(&mut total, 1, AUDIT_BYTES_MAX).is_err());
+    }
+
+    /// An accounts file over `USERS_FILE_BYTES_MAX` is not backed up (the backup fails and
+    /// says why); a backup whose accounts pass the cap, or are not accounts, restores nothing.
+    #[test]
+    fn accounts_over_their_cap_are_refused_both_ways() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, node) = region(tmp.path());
+        let big = vec![b' '; USERS_FILE_BYTES_MAX as usize + 1];
+        fs::write(dir.join(USERS_FILE), &big).unwrap();
+        let err = write(&node, &tmp.path().join("x.backup")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("over the limit of {USERS_FILE_BYTES_MAX} bytes")),
+            "{err}"
+        );
+        assert!(!tmp.path().join("x.backup").exists());
+
+        // A backup made by hand: the node's identity, then accounts parts.
+        let forge = |name: &str, parts: &[Vec<u8>]| {
+            let path = tmp.path().join(name);
+            let mut w = Writer {
+                out: BufWriter::new(fs::File::create(&path).unwrap()),
+                hash: Sha256::new(),
+                bytes: 0,
+            };
+            w.raw(MAGIC).unwrap();
+            w.secret_item(&Item::Node {
+                config_toml: toml::to_string(node.config()).unwrap(),
+                key_hex: node.key().to_hex(),
+            })
+            .unwrap();
+            for p in parts {
+                w.item(&Item::Users(p.clone())).unwrap();
+            }
+            let sha256 = Hash(w.hash.clone().finalize().into());
+            w.item(&Item::End { entries: 0, sha256 }).unwrap();
+            w.out.flush().unwrap();
+            path
+        };
+        let over = forge(
+            "over.backup",
+            &[
+                vec![b' '; FILE_PART_BYTES],
+                vec![b' '; FILE_PART_BYTES],
+                vec![b' '; 1],
+            ],
+        );
+        let to = tmp.path().join("over");
+        let err = restore(&over, &to).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "staff accounts are over the limit of {USERS_FILE_BYTES_MAX} bytes"
+            )),
+            "{err}"
+        );
+        assert!(!to.exists());
+        let junk = forge("junk.backup", &[b"{\"users\":[{\"name\":1}]}".to_vec()]);
+        let err = restore(&junk, &to).unwrap_err();
+        assert!(err.to_string().contains("its staff accounts:"), "{err}");
+        assert!(!to.exists());
+    }
 }

@@ -180,6 +180,9 @@ pub struct RegionPage {
     pub sroi: SroiStats,
     /// The seq at which this region's log is proven forked, if it is.
     pub fork_seq: Option<u64>,
+    /// False once its admission ended (`spindel disallow` at its aggregator): its records
+    /// stay, new ones are refused.
+    pub admitted: bool,
 }
 
 /// The region page of `id`; `None` if this node knows no profile of it.
@@ -191,6 +194,7 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
         return Ok(None);
     };
     Ok(Some(RegionPage {
+        admitted: meta.admitted,
         row: region_row(store, id, &meta)?,
         profile: query::get(store, id, &profile_id)?,
         sroi: SroiStats::of(sroi_figures(store, Some(id))?),

@@ -3,7 +3,7 @@
 //! against the directory's owner).
 //!
 //! While `spindel run` holds a data directory (sled allows one process), `publish`, `import`,
-//! `delete`, `allow`, `status` and `query` go through this socket; when no node runs, the CLI
+//! `delete`, `allow`, `disallow`, `status` and `query` go through this socket; when no node runs, the CLI
 //! opens the store itself. One JSON request line, one JSON response line; the answers are the
 //! same values the direct path returns, so the output is identical either way. An import's
 //! line is followed by the file's bytes (`bytes` of them), which the node receives into a file
@@ -116,6 +116,9 @@ pub enum Request {
     Allow {
         node_id: String,
         name: Option<String>,
+    },
+    Disallow {
+        node_id: String,
     },
     Status,
     Query {
@@ -450,6 +453,7 @@ async fn execute(
         Request::Allow { node_id, name } => {
             to_value(&shared.writer.allow(node_id.parse()?, name).await?)
         }
+        Request::Disallow { node_id } => to_value(&shared.writer.disallow(node_id.parse()?).await?),
         Request::Status => to_value(&shared.status().await?),
         Request::Backup { to } => {
             let to = std::path::PathBuf::from(to);

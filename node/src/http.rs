@@ -66,6 +66,9 @@ pub struct RegionView {
     pub display_name: Option<String>,
     pub records: u64,
     pub head: u64,
+    /// False for a region whose admission ended (`spindel disallow` at its aggregator): its
+    /// records stay, under the name made from its key.
+    pub admitted: bool,
 }
 
 /// The API's routes over a running node.
@@ -358,6 +361,7 @@ pub fn region_list(
             display_name: a.meta.display_name.clone(),
             records: a.records,
             head: a.head,
+            admitted: a.meta.admitted,
         });
     }
     out.sort_by(|a, b| a.display_name.cmp(&b.display_name));

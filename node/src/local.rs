@@ -159,6 +159,8 @@ pub enum NodeError {
     WeakKey(NodeId),
     #[error("{0} is this node's own key")]
     OwnKey(NodeId),
+    #[error("{0} is not admitted here; nothing to disallow")]
+    NotAdmittedHere(NodeId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -209,6 +211,16 @@ pub struct Imported {
 pub struct Allowed {
     pub node_id: String,
     pub name: Option<String>,
+}
+
+/// What `disallow` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disallowed {
+    pub node_id: String,
+    /// The name it was admitted under, now free.
+    pub name: Option<String>,
+    /// Always false: the region is no longer admitted.
+    pub admitted: bool,
 }
 
 /// What `delete` reports.
@@ -374,7 +386,14 @@ pub(crate) fn in_new_node_dir<T>(
         if created_dir {
             let _ = fs::remove_dir_all(dir);
         } else {
-            for f in [KEY_FILE, CONFIG_FILE, RESTORED_MARKER, "config.toml.tmp"] {
+            for f in [
+                KEY_FILE,
+                CONFIG_FILE,
+                RESTORED_MARKER,
+                "config.toml.tmp",
+                crate::users::USERS_FILE,
+                crate::users::AUDIT_FILE,
+            ] {
                 let _ = fs::remove_file(dir.join(f));
             }
             for d in ["store", "index", crate::payloads::PAYLOADS_DIR] {
@@ -725,10 +744,34 @@ impl LocalNode {
             },
         };
         validate_region_name(&name).map_err(NodeError::BadName)?;
-        let meta = self.store.admit_unique(&id, &name, &self.config.name)?;
+        let meta = self
+            .store
+            .admit_unique(&id, &name, &self.node_id(), &self.config.name)?;
         Ok(Allowed {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),
+        })
+    }
+
+    /// Aggregator: ends the admission of a region (persisted): its sessions are refused, its
+    /// name is freed, its new entries are refused; its stored entries stay (signed history).
+    /// In a running node the writer also ends its live session and sends every connected
+    /// region the new list.
+    pub fn disallow(&self, id: NodeId) -> Result<Disallowed, NodeError> {
+        if self.config.role != Role::Aggregator {
+            return Err(NodeError::NotAggregator);
+        }
+        if id == self.node_id() {
+            return Err(NodeError::OwnKey(id));
+        }
+        let before = self
+            .store
+            .disallow(&id)?
+            .ok_or(NodeError::NotAdmittedHere(id))?;
+        Ok(Disallowed {
+            node_id: id.to_hex(),
+            name: Some(before.name_or_key(&id)),
+            admitted: false,
         })
     }
 

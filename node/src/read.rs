@@ -116,6 +116,24 @@ impl crate::local::LocalNode {
         self.store().heads()
     }
 
+    /// The heads a sync session offers its peer: on an aggregator only those of the regions
+    /// it admits (a region it no longer admits is not relayed: its stored entries stay here,
+    /// and a region that lacks them does not get them); on a region every head (it sends only
+    /// its own log anyway).
+    pub fn relay_heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
+        let mut heads = self.store().heads()?;
+        if self.config().role == crate::local::Role::Aggregator {
+            let admitted = self.store().admitted_authors()?;
+            heads.retain(|a, _| admitted.contains(a));
+        }
+        Ok(heads)
+    }
+
+    /// The pinned aggregators whose admission lists vouch for `author` here.
+    pub fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        self.store().vouchers(author)
+    }
+
     /// What this node knows of an author.
     pub fn author(&self, id: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
         self.store().author(id)

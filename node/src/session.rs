@@ -8,7 +8,7 @@
 //! what its peer lacks at once. [`serve_connection`] answers what a peer opens (a session or
 //! queries); [`session_with_aggregator`] is the dialing side.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,6 +161,8 @@ async fn drive_session(
     let mut forks_sent: Option<u64> = None;
     let mut tips_sent = false;
     let mut forks_rx = shared.writer.events().subscribe_forks();
+    // Aggregator: regions whose admission ended during this session (not relayed).
+    let mut withdrawn: HashSet<NodeId> = HashSet::new();
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -229,11 +231,14 @@ async fn drive_session(
                     tracing::debug!(peer = %peer.short(), "ignored an admission list from a peer this node did not dial");
                 }
                 Output::Admitted(list) => {
-                    let r = shared.writer.take_admissions(list).await;
+                    let r = shared.writer.take_admissions(peer, list).await;
                     match r {
-                        Ok(renamed) => {
+                        Ok(changes) => {
+                            for id in &changes.removed {
+                                tracing::info!(author = %id.short(), aggregator = %peer.short(), "a region is no longer admitted: the aggregator's list leaves it out");
+                            }
                             let own = &shared.node.config().name;
-                            for (id, name) in renamed {
+                            for (id, name) in changes.renamed {
                                 let shown = name.as_deref().unwrap_or("(none)");
                                 if id == me && name.as_deref() != Some(own.as_str()) {
                                     tracing::warn!(admitted_as = %shown, own_name = %own, aggregator = %peer.short(), "the aggregator does not list this region under its own name; the network shows its records under the admitted name");
@@ -312,9 +317,8 @@ async fn drive_session(
         }
         // A changed admission list goes to the region at once (the first was in the heads).
         if session.heads_received() && admissions_due(&mut admissions, &mut admissions_sent) {
-            match shared.blocking(|n| Ok(n.admission_list()?)).await {
-                Ok(list) => session.send_admitted(list),
-                Err(e) => return store_failed(&conn, &reader, e),
+            if let Err(e) = admissions_changed(&shared, &mut session, peer, &mut withdrawn).await {
+                return store_failed(&conn, &reader, e);
             }
             continue;
         }
@@ -340,8 +344,13 @@ async fn drive_session(
         }
         // The lag shown in `status`: a scan of the store's heads, so at most every 250 ms.
         if last_lag.elapsed() >= LAG_REFRESH || session.is_idle() {
-            let lag =
-                shared_heads_lag(&shared, me, session.peer_heads(), expected_author.is_none());
+            let lag = shared_heads_lag(
+                &shared,
+                me,
+                session.local_heads(),
+                session.peer_heads(),
+                expected_author.is_none(),
+            );
             shared.set_peer(&peer_key, |p| p.lag = lag);
             last_lag = Instant::now();
         }
@@ -365,19 +374,24 @@ async fn drive_session(
                     if session.heads_received()
                         && admissions_due(&mut admissions, &mut admissions_sent) =>
                 {
-                    match shared.blocking(|n| Ok(n.admission_list()?)).await {
-                        Ok(list) => session.send_admitted(list),
-                        Err(e) => break Err(e.into()),
+                    if let Err(e) =
+                        admissions_changed(&shared, &mut session, peer, &mut withdrawn).await
+                    {
+                        break Err(e.into());
                     }
-                    session.local_head(author, seq);
+                    if !withdrawn.contains(&author) {
+                        session.local_head(author, seq);
+                    }
                 }
+                // A head announced before a region's admission ended, read after: not relayed.
+                Ok((author, _)) if withdrawn.contains(&author) => {}
                 Ok((author, seq)) => session.local_head(author, seq),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    rescan_heads(&shared, &mut session).await;
+                    rescan_heads(&shared, &mut session, &withdrawn).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
-            _ = rescan.tick() => rescan_heads(&shared, &mut session).await,
+            _ = rescan.tick() => rescan_heads(&shared, &mut session, &withdrawn).await,
             _ = retry.tick() => session.retry_stalled(),
             // A new fork proof: the check at the top of the loop passes it on.
             _ = forks_rx.changed() => {}
@@ -390,6 +404,44 @@ async fn drive_session(
         }
     };
     finish(&reader, result)
+}
+
+/// Aggregator: the admission list changed. The region this session serves, if it is no
+/// longer admitted, is told so and the session ends; otherwise the session stops relaying the
+/// regions no longer admitted (`withdrawn`: their heads announced later are ignored) and sends
+/// the region the new list. A withdrawn region admitted again is relayed from the store's
+/// heads at once.
+async fn admissions_changed(
+    shared: &Shared,
+    session: &mut Session,
+    peer: NodeId,
+    withdrawn: &mut HashSet<NodeId>,
+) -> Result<(), NodeError> {
+    let list = shared.blocking(|n| Ok(n.admission_list()?)).await?;
+    if !list.iter().any(|(id, _)| *id == peer) {
+        tracing::info!(peer = %peer.short(), "ended the session of a region no longer admitted");
+        session.no_longer_admitted();
+        return Ok(());
+    }
+    let listed: HashSet<NodeId> = list.iter().map(|(id, _)| *id).collect();
+    let before = withdrawn.len();
+    withdrawn.retain(|a| !listed.contains(a));
+    let readmitted = withdrawn.len() < before;
+    let gone: Vec<NodeId> = session
+        .local_heads()
+        .keys()
+        .filter(|a| !listed.contains(a))
+        .copied()
+        .collect();
+    for a in gone {
+        session.withdraw(&a);
+        withdrawn.insert(a);
+    }
+    session.send_admitted(list);
+    if readmitted {
+        rescan_heads(shared, session, withdrawn).await;
+    }
+    Ok(())
 }
 
 /// Verifies a received batch on the blocking pool, then has the writer apply it.
@@ -453,11 +505,43 @@ fn load_wanted(
     Ok(within_batch_bytes(found))
 }
 
-/// Tells the session every head of the store (after missed announcements).
-async fn rescan_heads(shared: &Shared, session: &mut Session) {
-    if let Ok(heads) = shared.blocking(|n| Ok(n.heads()?)).await {
-        for (a, h) in heads {
+/// Tells the session every head it relays (after missed announcements): on an aggregator,
+/// of the authors it offers already, and of others only when they are admitted (a region whose
+/// admission ended is not relayed; `withdrawn`: ended during this session).
+async fn rescan_heads(shared: &Shared, session: &mut Session, withdrawn: &HashSet<NodeId>) {
+    let Ok(heads) = shared.blocking(|n| Ok(n.heads()?)).await else {
+        return;
+    };
+    let aggregator = my_role(&shared.node) == PeerRole::Aggregator;
+    let mut others = Vec::new();
+    for (a, h) in heads {
+        if withdrawn.contains(&a) {
+            continue;
+        }
+        if !aggregator || session.local_heads().contains_key(&a) {
             session.local_head(a, h.seq);
+        } else {
+            others.push((a, h.seq));
+        }
+    }
+    if others.is_empty() {
+        return;
+    }
+    // Few: a region admitted since the session began, or one whose admission ended earlier.
+    let admitted = shared
+        .blocking(move |n| {
+            let mut out = Vec::new();
+            for (a, seq) in others {
+                if n.author(&a)?.is_some_and(|m| m.admitted) {
+                    out.push((a, seq));
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    if let Ok(admitted) = admitted {
+        for (a, seq) in admitted {
+            session.local_head(a, seq);
         }
     }
 }
@@ -467,10 +551,12 @@ fn finish(reader: &tokio::task::JoinHandle<()>, r: Result<(), LinkError>) -> Res
     r
 }
 
-/// Entries this node holds that the peer lacks, for the authors this node sends it.
+/// Entries this node holds that the peer lacks, for the authors this node sends it (those the
+/// session offers: `offered`).
 fn shared_heads_lag(
     shared: &Shared,
     me: NodeId,
+    offered: &BTreeMap<NodeId, u64>,
     peer: &BTreeMap<NodeId, u64>,
     send_all: bool,
 ) -> u64 {
@@ -480,7 +566,7 @@ fn shared_heads_lag(
     };
     heads
         .iter()
-        .filter(|(a, _)| send_all || **a == me)
+        .filter(|(a, _)| (send_all || **a == me) && offered.contains_key(a))
         .map(|(a, h)| h.seq.saturating_sub(peer.get(a).copied().unwrap_or(0)))
         .sum()
 }
@@ -588,7 +674,12 @@ pub async fn serve_connection(
                         // A frozen region still gets its session: it learns of its fork
                         // (the proof) there; ingest refuses its entries as frozen.
                         let admitted = meta.as_ref().is_some_and(|m| m.admitted);
-                        let heads = n.heads()?.into_iter().map(|(a, h)| (a, h.seq)).collect();
+                        // Only the regions it admits: one no longer admitted is not relayed.
+                        let heads = n
+                            .relay_heads()?
+                            .into_iter()
+                            .map(|(a, h)| (a, h.seq))
+                            .collect();
                         Ok((admitted, heads, n.admission_list()?))
                     })
                     .await;

@@ -32,7 +32,7 @@
 //! batch changes is written with one atomic `apply_batch`, then flushed before `apply` returns.
 //! Only one batch is prepared at a time (a mutex), so check-then-write cannot interleave.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +45,7 @@ use spindel_protocol::entry::{
 };
 use spindel_protocol::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
 use spindel_protocol::record::{Kind, Record};
+use spindel_protocol::sync::HEADS_AUTHORS_MAX;
 
 use crate::payloads::{Location, PAYLOADS_DIR, Packs};
 use crate::search::{DocChange, SearchError, SearchIndex};
@@ -90,6 +91,10 @@ pub enum StoreError {
         "the name {name:?} is already held by {holder}; a region's name is unique in the network"
     )]
     NameTaken { name: String, holder: String },
+    #[error(
+        "{max} regions are admitted already, as many as an admission list carries; disallow one first"
+    )]
+    TooManyAdmitted { max: usize },
     #[error("entry {index} of the batch was refused: {refusal}")]
     Refused { index: usize, refusal: Refusal },
 }
@@ -189,6 +194,17 @@ pub fn unnamed_region(id: &NodeId) -> String {
     format!("region-{}", &id.to_hex()[..8])
 }
 
+/// What a pinned aggregator's admission list changed at a region ([`Store::take_admissions`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdmissionChanges {
+    /// Authors whose admitted name changed, with the new one (`None`: it has none now).
+    pub renamed: Vec<(NodeId, Option<String>)>,
+    /// Authors admitted by this list that were not admitted before.
+    pub admitted: Vec<NodeId>,
+    /// Authors no longer admitted: no pinned aggregator vouches for them any more.
+    pub removed: Vec<NodeId>,
+}
+
 /// Proof of a fork: two different signed entries of one author with the same seq.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForkProof {
@@ -286,6 +302,10 @@ pub(crate) fn k_time(updated_ms: u64, a: &NodeId, r: &RecordId) -> Vec<u8> {
 }
 fn k_author(a: &NodeId) -> Vec<u8> {
     key(b'A', &[&a.0])
+}
+/// A pinned aggregator vouches for an author (a region's record of whose list admits it).
+fn k_vouch(a: &NodeId, by: &NodeId) -> Vec<u8> {
+    key(b'V', &[&a.0, &by.0])
 }
 fn k_received(a: &NodeId) -> Vec<u8> {
     key(b'S', &[&a.0])
@@ -976,11 +996,13 @@ impl Store {
     }
 
     /// [`Store::admit`] under a name no other key holds here (checked under the write lock, so
-    /// two admissions at once cannot both take it). `reserved` is this node's own name.
+    /// two admissions at once cannot both take it). `me` is this node, `reserved` its own name.
+    /// At most [`HEADS_AUTHORS_MAX`] regions are admitted: the most one admission list carries.
     pub fn admit_unique(
         &self,
         author: &NodeId,
         name: &str,
+        me: &NodeId,
         reserved: &str,
     ) -> Result<AuthorMeta, StoreError> {
         {
@@ -994,6 +1016,7 @@ impl Store {
                     holder: "this aggregator".to_string(),
                 });
             }
+            let mut others_admitted = 0usize;
             for item in self.db.scan_prefix([b'A']) {
                 let (k, v) = item?;
                 let id = node_id_at(&k, 1)?;
@@ -1004,99 +1027,263 @@ impl Store {
                         holder: id.to_hex(),
                     });
                 }
+                others_admitted += usize::from(id != *author && id != *me && meta.admitted);
+            }
+            // Every region's session carries the whole list (a truncated one would read as
+            // removals at the regions).
+            if others_admitted >= HEADS_AUTHORS_MAX {
+                return Err(StoreError::TooManyAdmitted {
+                    max: HEADS_AUTHORS_MAX,
+                });
             }
         }
         self.admit(author, Some(name.to_string()))
     }
 
-    /// A region takes its pinned aggregator's admission list: every listed author is accepted
-    /// here, under the name the aggregator admitted it with (this node's own entry too). A name
-    /// is held by one key: another author holding it here loses it. A listed author without a
-    /// name has none here; an invalid name counts as a refusal and is not taken.
-    /// Returns the authors whose name changed, with the new name.
+    /// A region takes the admission list of `from`, an aggregator it pinned: the list is the
+    /// truth for the authors `from` vouches for, removals included. Every listed author is
+    /// accepted here, under the name the aggregator admitted it with (this node's own entry
+    /// too), and `from` is recorded as vouching for it (`V` keys). An author `from` vouched
+    /// for that the list leaves out loses that vouch, and is no longer admitted (its name
+    /// goes too) unless another pinned aggregator still vouches for it. An admitted author with
+    /// no recorded voucher (a store or a backup from before vouchers were kept) is treated the
+    /// same: the first list without it ends its admission. This node is never un-admitted.
+    ///
+    /// A name is held by one key: another author holding it here loses it. A listed author
+    /// without a name has none here; an invalid name counts as a refusal and is not taken.
+    ///
+    /// Linear in the list and the authors known here: one pass builds the list's set, one the
+    /// name-to-holder map, one the vouchers; only reading the authors and writing the changes
+    /// happen under the write lock (the flush after it).
     pub fn take_admissions(
         &self,
         list: &[(NodeId, Option<String>)],
+        from: &NodeId,
         me: &NodeId,
-    ) -> Result<Vec<(NodeId, Option<String>)>, StoreError> {
-        let _guard = self
-            .write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut authors: HashMap<NodeId, AuthorMeta> = HashMap::new();
-        for item in self.db.scan_prefix([b'A']) {
-            let (k, v) = item?;
-            authors.insert(node_id_at(&k, 1)?, decode_meta("author", &v)?);
-        }
-        let mut touched = std::collections::BTreeSet::new();
-        let mut renamed = Vec::new();
+    ) -> Result<AdmissionChanges, StoreError> {
+        // Checked before the lock: which keys are listed, under which (valid) names. A key
+        // new here must be a usable public key (a point decompression, so only for new ones;
+        // authors are never deleted, so a key known now is known under the lock).
         let mut bad = 0u64;
+        let mut listed: HashSet<NodeId> = HashSet::with_capacity(list.len());
+        let mut valid: Vec<(NodeId, Option<&str>)> = Vec::with_capacity(list.len());
         for (id, name) in list {
-            if !id.is_usable() {
+            if !self.db.contains_key(k_author(id))? && !id.is_usable() {
                 continue;
             }
-            let name = name.as_ref().filter(|n| {
+            let name = name.as_deref().filter(|n| {
                 let ok = spindel_protocol::record::validate_region_name(n).is_ok();
                 bad += u64::from(!ok);
                 ok
             });
-            let meta = authors.entry(*id).or_default();
-            if id != me && !meta.admitted {
-                meta.admitted = true;
-                touched.insert(*id);
+            listed.insert(*id);
+            valid.push((*id, name));
+        }
+        let guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut authors: HashMap<NodeId, AuthorMeta> = HashMap::new();
+        // Every key holding a name (more than one only in a store written before names were
+        // kept unique).
+        let mut holders: HashMap<String, Vec<NodeId>> = HashMap::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            let id = node_id_at(&k, 1)?;
+            let meta: AuthorMeta = decode_meta("author", &v)?;
+            if let Some(n) = &meta.admitted_name {
+                holders.entry(n.clone()).or_default().push(id);
+            }
+            authors.insert(id, meta);
+        }
+        let mut vouchers = self.vouchers_all()?;
+        let mut changes = AdmissionChanges::default();
+        let mut touched = BTreeSet::new();
+        let mut batch = sled::Batch::default();
+        let mut vouches_changed = false;
+        for (id, name) in valid {
+            let meta = authors.entry(id).or_default();
+            if id != *me {
+                if !meta.admitted {
+                    meta.admitted = true;
+                    touched.insert(id);
+                    changes.admitted.push(id);
+                }
+                let by = vouchers.entry(id).or_default();
+                if !by.contains(from) {
+                    by.push(*from);
+                    batch.insert(k_vouch(&id, from), &b""[..]);
+                    vouches_changed = true;
+                }
             }
             // The aggregator's list is the truth: a listed author without a name has none
             // (a name kept from elsewhere, such as a profile's claim an older aggregator
             // relayed, must not survive).
-            let Some(name) = name else {
-                if meta.admitted_name.take().is_some() {
-                    touched.insert(*id);
-                    renamed.push((*id, None));
-                }
-                continue;
-            };
-            if meta.admitted_name.as_deref() == Some(name.as_str()) {
+            if meta.admitted_name.as_deref() == name {
                 continue;
             }
-            meta.admitted_name = Some(name.clone());
-            touched.insert(*id);
-            renamed.push((*id, Some(name.clone())));
-            for (other, m) in authors.iter_mut() {
-                if other != id && m.admitted_name.as_deref() == Some(name.as_str()) {
+            let old = std::mem::replace(&mut meta.admitted_name, name.map(str::to_string));
+            touched.insert(id);
+            changes.renamed.push((id, meta.admitted_name.clone()));
+            if let Some(old) = old
+                && let Some(h) = holders.get_mut(&old)
+            {
+                h.retain(|x| *x != id);
+            }
+            let Some(name) = name else { continue };
+            let before = holders
+                .insert(name.to_string(), vec![id])
+                .unwrap_or_default();
+            for other in before.into_iter().filter(|o| *o != id) {
+                if let Some(m) = authors.get_mut(&other)
+                    && m.admitted_name.as_deref() == Some(name)
+                {
                     m.admitted_name = None;
-                    touched.insert(*other);
-                    renamed.push((*other, None));
+                    touched.insert(other);
+                    changes.renamed.push((other, None));
                 }
+            }
+        }
+        // Removals: `from` no longer vouches for what it does not list.
+        for (id, meta) in authors.iter_mut() {
+            if *id == *me || listed.contains(id) {
+                continue;
+            }
+            let remaining = match vouchers.get_mut(id) {
+                Some(by) => {
+                    if by.contains(from) {
+                        by.retain(|b| b != from);
+                        batch.remove(k_vouch(id, from));
+                        vouches_changed = true;
+                    }
+                    by.len()
+                }
+                None => 0,
+            };
+            if meta.admitted && remaining == 0 {
+                meta.admitted = false;
+                if meta.admitted_name.take().is_some() {
+                    changes.renamed.push((*id, None));
+                }
+                touched.insert(*id);
+                changes.removed.push(*id);
             }
         }
         if bad > 0 {
             let before = self.counter("bad_admitted_name")?;
-            self.db.insert(
+            batch.insert(
                 k_counter("bad_admitted_name"),
                 &(before + bad).to_be_bytes()[..],
-            )?;
+            );
         }
-        if touched.is_empty() {
-            return Ok(renamed);
-        }
-        let mut batch = sled::Batch::default();
         for id in &touched {
             if let Some(meta) = authors.get(id) {
                 batch.insert(k_author(id), codec::encode(meta));
             }
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(renamed)
+        let wrote = !touched.is_empty() || vouches_changed;
+        if wrote || bad > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        drop(guard);
+        if wrote {
+            self.db.flush()?;
+        }
+        Ok(changes)
     }
 
-    /// A region accepts the authors its aggregator vouches for (admitted there). Keeps what is
-    /// already known; never unfreezes.
-    pub fn vouch(&self, author: &NodeId, name: Option<String>) -> Result<(), StoreError> {
-        match self.author(author)? {
-            Some(meta) if meta.admitted => Ok(()),
-            _ => self.admit(author, name).map(|_| ()),
+    /// A region accepts the authors its pinned aggregator `by` vouches for (admitted there:
+    /// it relays only those), and records `by` as one that vouches for `author` (see
+    /// [`Store::take_admissions`]). Keeps the name known; never unfreezes.
+    pub fn vouch(&self, author: &NodeId, by: &NodeId) -> Result<(), StoreError> {
+        let wrote = {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut batch = sled::Batch::default();
+            let mut wrote = false;
+            let mut meta = self.author_stored(author)?.unwrap_or_default();
+            if !meta.admitted {
+                meta.admitted = true;
+                batch.insert(k_author(author), codec::encode(&meta));
+                wrote = true;
+            }
+            if !self.db.contains_key(k_vouch(author, by))? {
+                batch.insert(k_vouch(author, by), &b""[..]);
+                wrote = true;
+            }
+            if wrote {
+                self.db.apply_batch(batch)?;
+            }
+            wrote
+        };
+        if wrote {
+            self.db.flush()?;
         }
+        Ok(())
+    }
+
+    /// Aggregator (`spindel disallow`): ends the admission of `author`. Its name is freed and
+    /// no aggregator vouches for it any more; its stored entries stay (signed history), new
+    /// ones are refused as not admitted. `None` when it was not admitted.
+    pub fn disallow(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        let before = {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(before) = self.author_stored(author)?.filter(|m| m.admitted) else {
+                return Ok(None);
+            };
+            let mut meta = before.clone();
+            meta.admitted = false;
+            meta.admitted_name = None;
+            let mut batch = sled::Batch::default();
+            batch.insert(k_author(author), codec::encode(&meta));
+            for item in self.db.scan_prefix(key(b'V', &[&author.0])) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+            self.db.apply_batch(batch)?;
+            before
+        };
+        self.db.flush()?;
+        Ok(Some(before))
+    }
+
+    /// The pinned aggregators that vouch for `author` here (none: not vouched for, or admitted
+    /// before vouchers were kept).
+    pub fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        self.db
+            .scan_prefix(key(b'V', &[&author.0]))
+            .map(|item| node_id_at(&item?.0, 33))
+            .collect()
+    }
+
+    /// Every author's vouchers ([`Store::vouchers`]), in one scan.
+    pub fn vouchers_all(&self) -> Result<HashMap<NodeId, Vec<NodeId>>, StoreError> {
+        let mut out: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        for item in self.db.scan_prefix([b'V']) {
+            let (k, _) = item?;
+            out.entry(node_id_at(&k, 1)?)
+                .or_default()
+                .push(node_id_at(&k, 33)?);
+        }
+        Ok(out)
+    }
+
+    /// Every admitted author (read as stored: no profile names needed).
+    pub fn admitted_authors(&self) -> Result<HashSet<NodeId>, StoreError> {
+        let mut out = HashSet::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            let meta: AuthorMeta = decode_meta("author", &v)?;
+            if meta.admitted {
+                out.insert(node_id_at(&k, 1)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Adds `n` to the refusal counter `reason` (refusals found before the store saw an entry,

@@ -459,6 +459,50 @@ impl Users {
     }
 }
 
+/// The accounts file of `dir` as it is on disk (a backup takes it whole), or `None` when there
+/// is none. A file over [`USERS_FILE_BYTES_MAX`] is refused, as every reader refuses it.
+pub fn accounts_file_bytes(dir: &Path) -> Result<Option<Vec<u8>>, UserError> {
+    use std::io::Read;
+    let path = dir.join(USERS_FILE);
+    // The file is replaced by a rename: an open file is one whole version of it.
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(USERS_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(&path))?;
+    if bytes.len() as u64 > USERS_FILE_BYTES_MAX {
+        return Err(UserError::Corrupt {
+            path,
+            reason: format!("over the limit of {USERS_FILE_BYTES_MAX} bytes"),
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// Checks the bytes of an accounts file (one from a backup) before it is written: at most
+/// [`USERS_FILE_BYTES_MAX`], and accounts as this version reads them. Returns how many.
+pub fn check_accounts_file(bytes: &[u8]) -> Result<usize, String> {
+    if bytes.len() as u64 > USERS_FILE_BYTES_MAX {
+        return Err(format!(
+            "{} bytes, over the limit of {USERS_FILE_BYTES_MAX}",
+            bytes.len()
+        ));
+    }
+    let accounts: AccountsFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if accounts.users.len() > USERS_MAX {
+        return Err(format!("more than {USERS_MAX} accounts"));
+    }
+    for a in &accounts.users {
+        validate_user_name(&a.name).map_err(|e| e.to_string())?;
+        PasswordHash::new(&a.hash).map_err(|e| format!("the hash of {:?}: {e}", a.name))?;
+    }
+    Ok(accounts.users.len())
+}
+
 fn info(a: &Account) -> UserInfo {
     UserInfo {
         user: a.name.clone(),

@@ -721,6 +721,7 @@ async fn region_page(
             profile => Value::from_serialize(&region.profile),
             sroi => Value::from_serialize(&region.sroi),
             fork_seq => region.fork_seq,
+            admitted => region.admitted,
             personal => shows_people(&records),
             records => records,
             connected => connected,

@@ -26,8 +26,10 @@ use spindel_protocol::sync::SyncEntry;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::gate::Gate;
-use crate::local::{Allowed, Deleted, Imported, LocalNode, NodeError, Published, now_ms};
-use crate::store::{ApplyOptions, Incoming, Outcome, Verified};
+use crate::local::{
+    Allowed, Deleted, Disallowed, Imported, LocalNode, NodeError, Published, now_ms,
+};
+use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
 
 /// Jobs queued for the writer; a sender waits while it is full.
 pub const WRITER_QUEUE: usize = 256;
@@ -42,7 +44,8 @@ pub struct Events {
     /// Bumped whenever this node learns of a fork, so every session passes the proof on.
     forks: watch::Sender<u64>,
     /// Aggregator: bumped whenever an admission changes, so every region's session sends the
-    /// new list (the names regions show) before relaying entries of a newly admitted region.
+    /// new list (the names regions show) before relaying entries of a newly admitted region,
+    /// stops relaying a region no longer admitted, and the session of that region ends.
     admissions: watch::Sender<u64>,
 }
 
@@ -211,6 +214,10 @@ enum Job {
         name: Option<String>,
         reply: Reply<Allowed>,
     },
+    Disallow {
+        id: NodeId,
+        reply: Reply<Disallowed>,
+    },
     Ingest {
         batch: Checked,
         reply: Reply<AppliedBatch>,
@@ -220,8 +227,9 @@ enum Job {
         reply: Reply<usize>,
     },
     Admissions {
+        from: NodeId,
         list: Vec<(NodeId, Option<String>)>,
-        reply: Reply<Vec<(NodeId, Option<String>)>>,
+        reply: Reply<AdmissionChanges>,
     },
     ErasePending {
         reply: Reply<()>,
@@ -340,6 +348,12 @@ impl Writer {
         self.ask(|reply| Job::Allow { id, name, reply }).await
     }
 
+    /// Aggregator: ends a region's admission (see [`LocalNode::disallow`]); its live session
+    /// ends and every connected region is sent the new admission list.
+    pub async fn disallow(&self, id: NodeId) -> Result<Disallowed, NodeError> {
+        self.ask(|reply| Job::Disallow { id, reply }).await
+    }
+
     /// Applies a batch a peer sent ([`Received::check`]ed); the heads that advanced are
     /// announced.
     pub async fn ingest(&self, batch: Checked) -> Result<AppliedBatch, NodeError> {
@@ -354,13 +368,15 @@ impl Writer {
         self.ask(|reply| Job::ForkProofs { proofs, reply }).await
     }
 
-    /// Region: takes the admission list of an aggregator it pinned; returns the names that
-    /// changed.
+    /// Region: takes the admission list of `from`, an aggregator it pinned (the truth for the
+    /// authors it vouches for, removals included); returns what changed.
     pub async fn take_admissions(
         &self,
+        from: NodeId,
         list: Vec<(NodeId, Option<String>)>,
-    ) -> Result<Vec<(NodeId, Option<String>)>, NodeError> {
-        self.ask(|reply| Job::Admissions { list, reply }).await
+    ) -> Result<AdmissionChanges, NodeError> {
+        self.ask(|reply| Job::Admissions { from, list, reply })
+            .await
     }
 
     /// Erases purged payloads whose erasure failed before.
@@ -468,6 +484,14 @@ impl Actor {
                 }
                 let _ = reply.send(r);
             }
+            Job::Disallow { id, reply } => {
+                let r = self.node.disallow(id);
+                if let Ok(gone) = &r {
+                    tracing::info!(region = %id.short(), name = gone.name.as_deref().unwrap_or("-"), "a region is no longer admitted");
+                    self.events.admissions.send_modify(|g| *g += 1);
+                }
+                let _ = reply.send(r);
+            }
             Job::Ingest { batch, reply } => {
                 let r = apply_batch(&self.node, batch, now_ms()).map(|done| {
                     if done.applied.accepted > 0 {
@@ -489,12 +513,12 @@ impl Actor {
                 }
                 let _ = reply.send(r);
             }
-            Job::Admissions { list, reply } => {
+            Job::Admissions { from, list, reply } => {
                 let me = self.node.node_id();
                 let r = self
                     .node
                     .store()
-                    .take_admissions(&list, &me)
+                    .take_admissions(&list, &from, &me)
                     .map_err(NodeError::from);
                 let _ = reply.send(r);
             }
@@ -594,15 +618,15 @@ fn apply_batch(node: &LocalNode, batch: Checked, now_ms: u64) -> Result<Ingested
         store.count_refusal("malformed", malformed)?;
     }
     if vouched {
-        // From the aggregator this region pinned: it relays only authors it admitted, so its
+        // From the aggregator this region pinned: it relays only authors it admits, so its
         // sending them vouches for them, also for regions admitted after this session began
-        // (their entries are verified under the store's lock). Each entry must still be signed
-        // by its author.
+        // (their entries are verified under the store's lock); its next admission list is the
+        // truth for them again. Each entry must still be signed by its author.
         for a in authors
             .iter()
             .filter(|a| **a != node.node_id() && a.is_usable())
         {
-            store.vouch(a, None)?;
+            store.vouch(a, &from)?;
         }
     }
     let sent: Vec<(NodeId, u64)> = verified.entries().collect();

@@ -241,7 +241,8 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
 
 /// A node that dials a listening region and calls itself an aggregator is not that region's
 /// aggregator: it is refused right after its hello, learns no heads, and nothing it sends
-/// enters the region's store (neither entries in nor the log out).
+/// enters the region's store (neither entries in nor the log out); its admission lists (in its
+/// heads, or on their own) remove nobody its pinned aggregator admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
     let kit::TestNode {
@@ -250,6 +251,15 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
         ..
     } = kit::start("skane", Role::Region, true, vec![], &[]).await;
     let peer = region.peer_addr().unwrap();
+    // A region its aggregator admitted: a stranger's list must not remove it.
+    let pinned = SecretKey::from_bytes(&[77; 32]).node_id();
+    let victim = SecretKey::from_bytes(&[66; 32]).node_id();
+    region
+        .shared
+        .writer
+        .take_admissions(pinned, vec![(victim, Some("dalarna".into()))])
+        .await
+        .unwrap();
 
     let rogue = SecretKey::from_bytes(&[88; 32]);
     let fake = SecretKey::from_bytes(&[99; 32]);
@@ -275,6 +285,7 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
             entries: vec![entry(&fake, None, now(), 1, "Påhittad region")],
         })
         .await;
+    let _ = send.send(&Message::Admitted { admitted: vec![] }).await;
     // Everything the region says: its hello, then the refusal; never its heads or entries.
     let mut said = Vec::new();
     while let Ok(Some(m)) = recv.recv().await {
@@ -309,6 +320,12 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
             .is_some_and(|m| m.admitted),
         "the fake region was admitted"
     );
+    let kept = store.author(&victim).unwrap().unwrap();
+    assert!(
+        kept.admitted,
+        "a stranger's list removed an admitted region"
+    );
+    assert_eq!(kept.label(), Some("dalarna"));
     region.shutdown().await;
 }
 

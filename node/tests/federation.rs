@@ -175,6 +175,111 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     agg.running.shutdown().await;
 }
 
+/// `disallow` at one of a region's two pinned aggregators: the region keeps admitting the
+/// disallowed region while the other aggregator still lists it (vouched for by that one only),
+/// and stops once the second disallows it too; its records stay everywhere, its session at
+/// each aggregator ends, and what it publishes afterwards reaches nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it() {
+    let da = prepare("skane");
+    let a_id = da.id;
+    let dg = prepare("gotland");
+    let g_id = dg.id;
+    let dd = prepare("dalarna");
+    let nord = start(
+        "nord",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[da.admission(), dg.admission()],
+    )
+    .await;
+    let syd = start(
+        "syd",
+        Role::Aggregator,
+        true,
+        vec![],
+        &[da.admission(), dg.admission(), dd.admission()],
+    )
+    .await;
+    let a = da.run(vec![nord.addr(), syd.addr()]).await;
+    let g = dg.run(vec![nord.addr(), syd.addr()]).await;
+    g.running
+        .shared
+        .writer
+        .publish(Kind::Method, method("Före"), None)
+        .await
+        .unwrap();
+    eventually("Gotland's method in Skåne", || {
+        a.titles(Query::default()) == ["Före"]
+    })
+    .await;
+    let gone = nord.running.shared.writer.disallow(g_id).await.unwrap();
+    assert_eq!(gone.name.as_deref(), Some("gotland"));
+    assert!(!gone.admitted);
+    eventually("only syd vouches for Gotland in Skåne", || {
+        a.node().vouchers(&g_id).unwrap() == [syd.id]
+    })
+    .await;
+    let meta = a.node().author(&g_id).unwrap().unwrap();
+    assert!(meta.admitted, "nord's list removed what syd lists");
+    assert_eq!(meta.label(), Some("gotland"));
+    // At nord: not admitted, its name free, its session ended and refused from then on.
+    let at_nord = nord.node().author(&g_id).unwrap().unwrap();
+    assert!(!at_nord.admitted && at_nord.label().is_none());
+    eventually("Gotland's link to nord refused", || {
+        g.running.shared.peers().iter().any(|p| {
+            p.node_id == nord.id.to_hex()
+                && !p.connected
+                && p.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("admitted"))
+        })
+    })
+    .await;
+    syd.running.shared.writer.disallow(g_id).await.unwrap();
+    eventually("Gotland no longer admitted in Skåne", || {
+        a.node()
+            .author(&g_id)
+            .unwrap()
+            .is_some_and(|m| !m.admitted && m.label().is_none())
+    })
+    .await;
+    eventually("Gotland's link to syd refused", || {
+        g.running
+            .shared
+            .peers()
+            .iter()
+            .all(|p| !p.connected && p.last_error.is_some())
+    })
+    .await;
+    // Signed history stays; what it signs now goes nowhere.
+    g.running
+        .shared
+        .writer
+        .publish(Kind::Method, method("Efter"), None)
+        .await
+        .unwrap();
+    assert_eq!(a.titles(Query::default()), ["Före"]);
+    for agg in [&nord, &syd] {
+        assert_eq!(agg.titles(Query::default()), ["Före"]);
+        assert_eq!(agg.node().head(&g_id).unwrap().map(|h| h.seq), Some(2));
+    }
+    // A region that joins later gets the others' logs but not the removed region's.
+    let d = dd.run(vec![syd.addr()]).await;
+    eventually("Skåne's method in Dalarna", || {
+        d.node().head(&a_id).unwrap().is_some_and(|h| h.seq == 1)
+    })
+    .await;
+    assert!(d.node().head(&g_id).unwrap().is_none());
+    assert!(d.node().author(&g_id).unwrap().is_none_or(|m| !m.admitted));
+    d.running.shutdown().await;
+    g.running.shutdown().await;
+    a.running.shutdown().await;
+    syd.running.shutdown().await;
+    nord.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     let da = prepare("skane");
@@ -404,7 +509,7 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
     // Dalarna receives skane's log stripped of every payload (a hostile relay's doing).
     {
         let store = spindel_node::store::Store::open(&rdir.path).unwrap();
-        store.vouch(&xid, None).unwrap();
+        store.vouch(&xid, &agg.node().node_id()).unwrap();
         let stripped: Vec<_> = agg
             .node()
             .entries_from(&xid, 1, 100)

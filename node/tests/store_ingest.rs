@@ -196,21 +196,24 @@ fn admission_lists_are_the_truth_for_names() {
     );
     store.admit(&me, Some("skane".into())).unwrap();
     // An older aggregator relayed what a profile claimed: "dalarna" for b.
-    store.vouch(&b, Some("dalarna".into())).unwrap();
+    store.admit(&b, Some("dalarna".into())).unwrap();
+    let agg = SecretKey::from_bytes(&[9; 32]).node_id();
     let name = |id| store.author(id).unwrap().unwrap().admitted_name;
-    let renamed = store
+    let changes = store
         .take_admissions(
             &[
                 (a, Some("dalarna".into())),
                 (b, None),
                 (me, Some("skane".into())),
             ],
+            &agg,
             &me,
         )
         .unwrap();
     assert_eq!(name(&a).as_deref(), Some("dalarna"));
     assert_eq!(name(&b), None, "the claimed name survived the list");
-    assert!(renamed.contains(&(b, None)), "{renamed:?}");
+    assert!(changes.renamed.contains(&(b, None)), "{changes:?}");
+    assert_eq!(changes.admitted, [a]);
     assert!(store.author(&a).unwrap().unwrap().admitted);
     // Shown by the name made from its key, whatever its profile says.
     let mut meta = store.author(&b).unwrap().unwrap();
@@ -224,13 +227,161 @@ fn admission_lists_are_the_truth_for_names() {
     store
         .take_admissions(
             &[(a, Some("skane".into())), (b, Some("NOT A NAME".into()))],
+            &agg,
             &me,
         )
         .unwrap();
     assert_eq!(name(&a).as_deref(), Some("skane"));
     assert_eq!(name(&me), None);
+    assert!(store.is_admitted(&me).unwrap(), "this node was un-admitted");
     assert_eq!(name(&b), None);
     assert_eq!(store.refusals().unwrap().get("bad_admitted_name"), Some(&1));
+}
+
+/// A pinned aggregator's list is the truth for the authors it vouches for, removals included:
+/// an author it no longer lists loses its admission and its name, unless another pinned
+/// aggregator still lists it; an author admitted before vouchers were kept (no source) goes
+/// with the first list that leaves it out; entries it signed stay, new ones are refused; this
+/// node itself is never un-admitted; a batch's vouch is undone by the next list like any.
+#[test]
+fn admission_lists_remove_what_they_leave_out_and_two_aggregators_keep_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let id = |n: u8| SecretKey::from_bytes(&[n; 32]).node_id();
+    let (me, p, q) = (id(1), id(2), id(3));
+    let mut a = Author::new(10);
+    let (aid, b, c, legacy, relayed) = (a.key.node_id(), id(11), id(12), id(13), id(14));
+    store.admit(&me, Some("skane".into())).unwrap();
+    // Admitted by a store from before vouchers were kept: no source recorded.
+    store.admit(&legacy, Some("gammal".into())).unwrap();
+    let name = |id| store.author(id).unwrap().and_then(|m| m.admitted_name);
+    let admitted = |id| store.is_admitted(id).unwrap();
+
+    let ch = store
+        .take_admissions(
+            &[
+                (me, Some("skane".into())),
+                (aid, Some("dalarna".into())),
+                (b, Some("gotland".into())),
+            ],
+            &p,
+            &me,
+        )
+        .unwrap();
+    assert_eq!(ch.removed, [legacy], "the first list is the truth for it");
+    assert!(!admitted(&legacy));
+    assert_eq!(name(&legacy), None);
+    assert_eq!(store.vouchers(&aid).unwrap(), [p]);
+    assert!(store.vouchers(&me).unwrap().is_empty());
+    let rid = RecordId([7; 16]);
+    let first = a.method(rid, "Före");
+    assert_eq!(
+        refused(&store.apply(vec![first], opts()).unwrap()[0]),
+        "accepted"
+    );
+
+    // A second pinned aggregator lists b and c: b is vouched for by both.
+    let ch = store
+        .take_admissions(&[(b, Some("gotland".into())), (c, None)], &q, &me)
+        .unwrap();
+    assert!(ch.removed.is_empty(), "{ch:?}");
+    assert_eq!(ch.admitted, [c]);
+    let mut by_b = store.vouchers(&b).unwrap();
+    by_b.sort();
+    let mut both = vec![p, q];
+    both.sort();
+    assert_eq!(by_b, both);
+    assert!(admitted(&aid), "q's list removed what only p lists");
+
+    // p leaves out a and b: a goes (only p vouched for it), b stays (q still lists it).
+    let ch = store
+        .take_admissions(&[(me, Some("skane".into()))], &p, &me)
+        .unwrap();
+    assert_eq!(ch.removed, [aid]);
+    assert!(!admitted(&aid));
+    assert_eq!(name(&aid), None, "a removed region keeps its name");
+    assert!(admitted(&b) && admitted(&c));
+    assert_eq!(name(&b).as_deref(), Some("gotland"));
+    assert_eq!(store.vouchers(&b).unwrap(), [q]);
+    // What it signed stays; what it signs now is refused.
+    assert_eq!(store.head(&aid).unwrap().map(|h| h.seq), Some(1));
+    let later = a.method(RecordId([8; 16]), "Efter");
+    assert_eq!(
+        refused(&store.apply(vec![later], opts()).unwrap()[0]),
+        "not_admitted"
+    );
+    // Its freed name can be given to another key.
+    store
+        .take_admissions(&[(c, Some("dalarna".into()))], &q, &me)
+        .unwrap();
+    assert_eq!(name(&c).as_deref(), Some("dalarna"));
+    assert!(!admitted(&b), "q left b out: no aggregator vouches for it");
+
+    // A batch's vouch (an author relayed before the list named it) is undone by the next list
+    // that leaves it out; an empty list never un-admits this node.
+    store.vouch(&relayed, &p).unwrap();
+    assert!(admitted(&relayed));
+    let ch = store.take_admissions(&[], &p, &me).unwrap();
+    assert_eq!(ch.removed, [relayed]);
+    assert!(admitted(&me));
+    assert!(admitted(&c), "p's empty list removed what only q lists");
+    // Nothing changes twice.
+    let ch = store.take_admissions(&[], &p, &me).unwrap();
+    assert_eq!(ch, Default::default());
+}
+
+/// 10,000 listed authors apply in one pass each (no author compared with every other): the
+/// first list, the same list again, and one that drops half and moves names. Timings are
+/// printed (`--nocapture`), not asserted. 10,000 is also the most an aggregator admits.
+#[test]
+fn ten_thousand_listed_authors_apply_in_linear_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let me = SecretKey::from_bytes(&[1; 32]).node_id();
+    let agg = SecretKey::from_bytes(&[2; 32]).node_id();
+    store.admit(&me, Some("skane".into())).unwrap();
+    let ids: Vec<_> = (0..10_000)
+        .map(|_| SecretKey::generate(&mut rand_core::OsRng).node_id())
+        .collect();
+    let list: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, Some(format!("r-{i}"))))
+        .collect();
+    let timed = |list: &[(spindel_protocol::NodeId, Option<String>)]| {
+        let t = std::time::Instant::now();
+        let ch = store.take_admissions(list, &agg, &me).unwrap();
+        (ch, t.elapsed())
+    };
+    let (small, t_small) = timed(&list[..1_000]);
+    assert_eq!(small.admitted.len(), 1_000);
+    let (first, t_first) = timed(&list);
+    assert_eq!(first.admitted.len(), 9_000);
+    let (again, t_again) = timed(&list);
+    assert_eq!(again, Default::default());
+    // As an aggregator: no more regions than one admission list carries (a truncated list
+    // would read as removals); one already admitted may be admitted again.
+    let one_more = SecretKey::generate(&mut rand_core::OsRng).node_id();
+    assert!(matches!(
+        store.admit_unique(&one_more, "en-till", &me, "skane"),
+        Err(StoreError::TooManyAdmitted { max: 10_000 })
+    ));
+    store.admit_unique(&ids[0], "r-0", &me, "skane").unwrap();
+    // Half removed; every name of the rest moves to its neighbour's key.
+    let moved: Vec<_> = (0..5_000)
+        .map(|i| (ids[i], Some(format!("r-{}", (i + 1) % 5_000))))
+        .collect();
+    let (third, t_third) = timed(&moved);
+    assert_eq!(third.removed.len(), 5_000);
+    let admitted = store.admitted_authors().unwrap();
+    assert_eq!(admitted.len(), 5_001);
+    for (i, id) in ids.iter().take(5_000).enumerate() {
+        let m = store.author(id).unwrap().unwrap();
+        assert_eq!(m.admitted_name, Some(format!("r-{}", (i + 1) % 5_000)));
+    }
+    eprintln!(
+        "take_admissions: 1,000 new {t_small:?}; 10,000 (9,000 new) {t_first:?}; 10,000 unchanged {t_again:?}; 5,000 kept with names moved and 5,000 removed {t_third:?}"
+    );
 }
 
 /// Cheap checks before signatures (issue 9): a batch of entries by an author that is not

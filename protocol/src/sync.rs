@@ -672,6 +672,30 @@ impl Session {
         }
     }
 
+    /// Aggregator: the region this session serves is no longer admitted (`spindel
+    /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
+    /// refused.
+    pub fn no_longer_admitted(&mut self) {
+        self.close(
+            ErrorCode::NotAdmitted,
+            "this region is no longer admitted by the aggregator (spindel disallow)".into(),
+        );
+    }
+
+    /// Stops offering `author`'s entries in this session (an aggregator no longer relays a
+    /// region it no longer admits). What the peer acknowledged is kept, so a later
+    /// [`Session::local_head`] of the author (admitted again) resumes from there. A batch
+    /// already loading for it is dropped when it arrives.
+    pub fn withdraw(&mut self, author: &NodeId) {
+        self.local.remove(author);
+        self.stalled.remove(author);
+    }
+
+    /// The authors whose entries this session offers the peer, with this node's heads.
+    pub fn local_heads(&self) -> &BTreeMap<NodeId, u64> {
+        &self.local
+    }
+
     /// A new local head (a publish, or entries accepted from elsewhere).
     pub fn local_head(&mut self, author: NodeId, seq: u64) {
         let entry = self.local.entry(author).or_insert(0);
@@ -685,6 +709,11 @@ impl Session {
     pub fn loaded(&mut self, author: NodeId, entries: Vec<SyncEntry>) {
         self.loading.remove(&author);
         if self.state != State::Syncing {
+            return;
+        }
+        if !self.local.contains_key(&author) {
+            // Withdrawn while it loaded.
+            self.pump();
             return;
         }
         let Some(last) = entries.last() else {
@@ -1086,6 +1115,69 @@ mod tests {
                 max: BATCH_ENTRIES_MAX
             })
         );
+    }
+
+    /// An aggregator that stops admitting a region stops offering its entries (a batch that
+    /// was loading is dropped), resumes where the peer was when it is offered again, and ends
+    /// the session of a region it no longer admits with `NotAdmitted`.
+    #[test]
+    fn a_withdrawn_author_is_no_longer_offered_and_a_disallowed_region_is_closed() {
+        let k = key(9);
+        let mut agg = syncing_aggregator();
+        while agg.poll().is_some() {}
+        agg.local_head(k.node_id(), 3);
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+        agg.withdraw(&k.node_id());
+        assert!(!agg.local_heads().contains_key(&k.node_id()));
+        let h = next_header(k.node_id(), None, 1, Kind::Method, RecordId([1; 16]), None);
+        let e = Entry::sign(&k, h);
+        agg.loaded(
+            k.node_id(),
+            vec![SyncEntry {
+                entry: e.to_wire(),
+                payload: None,
+            }],
+        );
+        assert!(
+            std::iter::from_fn(|| agg.poll()).next().is_none(),
+            "a withdrawn author's batch went out"
+        );
+        agg.retry_stalled();
+        assert!(agg.poll().is_none());
+        // Offered again (admitted again): from what the peer holds.
+        agg.local_head(k.node_id(), 3);
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+        agg.no_longer_admitted();
+        let outs: Vec<Output> = std::iter::from_fn(|| agg.poll()).collect();
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Send(Message::Error {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        )));
+        assert!(matches!(
+            outs.last(),
+            Some(Output::Close {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        ));
+        assert!(agg.is_closed());
     }
 
     #[test]

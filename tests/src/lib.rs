@@ -234,6 +234,11 @@ pub fn allow(agg_dir: &Path, id: &str, name: &str) -> Run {
     ])
 }
 
+/// `spindel disallow --json` of `id` on the aggregator in `agg_dir` (running or not).
+pub fn disallow(agg_dir: &Path, id: &str) -> Run {
+    spindel(&["disallow", "--data-dir", s(agg_dir), id, "--json"])
+}
+
 /// An aggregator and the region "skane" as processes, the region serving its page and its
 /// editor, with one staff member: what a coordinator works in.
 #[derive(Debug)]

@@ -642,6 +642,45 @@ fn allow_refuses_a_name_another_key_holds() {
     );
 }
 
+/// `disallow` ends an admission on a stopped aggregator: one JSON document, the name freed
+/// for another key; refused (exit 1, one line) for a key not admitted, the aggregator's own
+/// key and on a region; a malformed NodeId is a usage error (exit 2).
+#[test]
+fn disallow_ends_an_admission_and_frees_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg, agg_id) = spindel_tests::init(tmp.path(), "nationell", "aggregator");
+    let (region_dir, dalarna) = spindel_tests::init(tmp.path(), "dalarna", "region");
+    let (_, other) = spindel_tests::init(tmp.path(), "ostra", "region");
+    allow(&agg, &dalarna, "dalarna").ok();
+    let gone = spindel_tests::disallow(&agg, &dalarna).json();
+    assert_eq!(
+        gone,
+        serde_json::json!({"node_id": dalarna, "name": "dalarna", "admitted": false})
+    );
+    let status = spindel(&["status", "--data-dir", s(&agg), "--json"]).json();
+    let row = status["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == dalarna.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["admitted"], false, "{row}");
+    spindel_tests::disallow(&agg, &dalarna).fails(1, "is not admitted here");
+    spindel_tests::disallow(&agg, &agg_id).fails(1, "this node's own key");
+    spindel_tests::disallow(&region_dir, &other).fails(1, "only an aggregator");
+    let bad = spindel(&["disallow", "--data-dir", s(&agg), "not-a-key"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    // The name is free again; the text form says what happened.
+    allow(&agg, &other, "dalarna").ok();
+    let text = spindel(&["disallow", "--data-dir", s(&agg), &other]);
+    assert!(
+        text.ok().stdout.contains("(dalarna) is no longer admitted"),
+        "{}",
+        text.stdout
+    );
+}
+
 /// Size limits on what the CLI and the control socket take in (issue 9): an import file over
 /// `IMPORT_BYTES_MAX` is refused before it is read whole, and a running node answers a control
 /// request over `REQUEST_BYTES_MAX` with a one-line error instead of buffering more.

@@ -93,6 +93,7 @@ fn every_route_and_bad_parameter() {
     assert_eq!(r["display_name"], "Social Ekonomi Skåne");
     assert_eq!(r["records"], 3); // profile + two innovations
     assert_eq!(r["head"], 5);
+    assert_eq!(r["admitted"], true);
     let (code, body) = http_get(http, "/api/v1/status");
     assert_eq!(code, 200);
     let st: serde_json::Value = serde_json::from_str(&body).unwrap();

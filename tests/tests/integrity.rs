@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use spindel_tests::{
     Initialised, NodeProc, eventually, import_args, init, init_regions, publish_run, s, spindel,
-    spindel_env,
+    spindel_env, spindel_stdin,
 };
 
 /// How long erasure may take after a tombstone or a new version is applied (the promise).
@@ -663,6 +663,85 @@ fn backup_and_restore_never_fork() {
     let r = spindel(&["restore", "--from", s(&cut), "--data-dir", s(&target)]);
     assert!(r.stderr.contains("cut short"), "{}", r.stderr);
     assert!(!target.exists());
+}
+
+/// A backup carries the editor's staff accounts and the audit trail (they exist nowhere
+/// else); a restore brings them back, private to the node's owner, so the restored region's
+/// staff log in as before and its history is still there.
+#[test]
+fn a_backup_carries_the_staff_accounts_and_the_audit_trail() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    for (user, role) in [("anna", "admin"), ("bo.ek", "redaktor")] {
+        spindel_stdin(
+            &[
+                "user",
+                "add",
+                "--data-dir",
+                s(&dir),
+                user,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            "ett långt lösenord",
+        )
+        .ok();
+    }
+    spindel(&["user", "remove", "--data-dir", s(&dir), "bo.ek"]).ok();
+    let history = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
+    // Taken by the running node (through its control socket).
+    let node = NodeProc::start(&dir, &[]);
+    let file = tmp.path().join("skane.backup");
+    let done = spindel(&["backup", "--data-dir", s(&dir), "--to", s(&file), "--json"]).json();
+    assert_eq!(done["staff_accounts"], true, "{done}");
+    assert_eq!(
+        done["audit_bytes"],
+        std::fs::metadata(dir.join("audit.jsonl")).unwrap().len(),
+        "{done}"
+    );
+    assert_eq!(node.terminate(10), 0);
+
+    let restored = tmp.path().join("skane-ny");
+    let v = spindel(&[
+        "restore",
+        "--from",
+        s(&file),
+        "--data-dir",
+        s(&restored),
+        "--json",
+    ])
+    .json();
+    assert_eq!(v["staff_accounts"], 1, "{v}");
+    for f in ["users.json", "audit.jsonl"] {
+        let mode = std::fs::metadata(restored.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let users = spindel(&["user", "list", "--data-dir", s(&restored), "--json"]).json();
+    assert_eq!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["user"].as_str().unwrap(), u["role"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [("anna", "admin")],
+        "{users}"
+    );
+    let audit = spindel(&["user", "audit", "--data-dir", s(&restored), "--json"]).json();
+    assert_eq!(audit, history);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user_add", "user_add", "user_remove"]);
 }
 
 /// An import a crash interrupts is all or nothing: before its commit point nothing of it is

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use spindel_tests::{
-    NodeProc, allow, eventually, http_get, init, init_network, init_region_as, publish_run, s,
-    slow_tests, spindel,
+    NodeProc, allow, disallow, eventually, http_get, init, init_network, init_region_as,
+    publish_run, s, slow_tests, spindel,
 };
 
 fn publish(dir: &Path, title: &str) -> Option<(String, u64)> {
@@ -245,6 +245,107 @@ fn a_region_is_known_by_its_admitted_name_everywhere() {
     );
 
     for p in [spoof, dal, sk, agg] {
+        assert_eq!(p.terminate(15), 0);
+    }
+}
+
+/// The row of `author` in `status --json` of the node in `dir`.
+fn author_row(dir: &Path, author: &str) -> serde_json::Value {
+    let v = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+    v["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == author)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `spindel disallow` on a running aggregator: the region's session ends and its link is
+/// refused from then on; the other region stops admitting it (status and API: not admitted,
+/// no name) and keeps showing its records, marked; what it publishes afterwards reaches
+/// neither the aggregator nor the other region. Admitted again, it rejoins and its record
+/// follows.
+#[test]
+fn a_disallowed_region_is_cut_off_while_the_network_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(sk_dir, _), (dal_dir, dal_id)]) =
+        init_network(tmp.path(), ["skane", "dalarna"]);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let sk = NodeProc::start(&sk_dir, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
+    let dal = NodeProc::start(&dal_dir, &["--aggregator", &peer]);
+    let (before, _) = publish(&dal_dir, "Före avstängningen").unwrap();
+    eventually(20, "Dalarna's record in Skåne", || {
+        record_ids(&sk_dir, &["--kind", "method"]) == std::slice::from_ref(&before)
+    });
+    assert_eq!(author_row(&sk_dir, &dal_id)["admitted"], true);
+
+    let gone = disallow(&agg_dir, &dal_id).json();
+    assert_eq!(
+        gone,
+        serde_json::json!({"node_id": dal_id, "name": "dalarna", "admitted": false})
+    );
+    eventually(20, "Dalarna no longer admitted in Skåne", || {
+        let row = author_row(&sk_dir, &dal_id);
+        row["admitted"] == false && row["name"].is_null()
+    });
+    eventually(20, "Dalarna's link refused", || {
+        let v = spindel(&["status", "--data-dir", s(&dal_dir), "--json"]).json();
+        v["peers"][0]["connected"] == false
+            && v["peers"][0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("admitted"))
+    });
+    assert!(
+        agg.log()
+            .contains("ended the session of a region no longer admitted"),
+        "{}",
+        agg.log()
+    );
+    // Its records stay, shown under the name made from its key and marked on its page.
+    let http = sk.http.unwrap();
+    let (_, body) = http_get(http, "/api/v1/regions");
+    let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let row = regions["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node_id"] == dal_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["admitted"], false, "{row}");
+    assert_eq!(row["name"], format!("region-{}", &dal_id[..8]));
+    let (code, page) = http_get(http, &format!("/region/{dal_id}"));
+    assert_eq!(code, 200);
+    assert!(page.contains("inte längre med i nätverket"), "{page}");
+    assert_eq!(
+        record_ids(&sk_dir, &["--kind", "method"]),
+        std::slice::from_ref(&before)
+    );
+
+    // What it publishes now is signed and kept at home, and goes nowhere: its only link is
+    // refused (the aggregator holds what it had).
+    let (after, seq) = publish(&dal_dir, "Efter avstängningen").unwrap();
+    assert_eq!(seq, 3);
+    let (sk_rec, _) = publish(&sk_dir, "Skånes metod").unwrap();
+    eventually(20, "Skåne's record at the aggregator", || {
+        record_ids(&agg_dir, &["--kind", "method"]).contains(&sk_rec)
+    });
+    assert_eq!(heads(&agg_dir)[&dal_id], 2);
+    assert!(!record_ids(&sk_dir, &["--kind", "method"]).contains(&after));
+
+    // Admitted again: it rejoins (after its refusal back-off) and its record follows.
+    allow(&agg_dir, &dal_id, "dalarna").ok();
+    eventually(60, "Dalarna's later record in Skåne", || {
+        record_ids(&sk_dir, &["--kind", "method"]).contains(&after)
+    });
+    let row = author_row(&sk_dir, &dal_id);
+    assert_eq!(
+        (&row["admitted"], &row["name"]),
+        (&true.into(), &"dalarna".into())
+    );
+    for p in [dal, sk, agg] {
         assert_eq!(p.terminate(15), 0);
     }
 }
