@@ -705,7 +705,7 @@ mod tests {
             .add(
                 "anna",
                 StaffRole::Admin,
-                "ett långt lösenord",
+                crate::users::Password::Chosen("ett långt lösenord"),
                 &mut rand_core::OsRng,
                 1,
             )
@@ -716,14 +716,11 @@ mod tests {
         node.store()
             .take_admissions(&[(other, Some("dalarna".into()))], &agg, &node.node_id())
             .unwrap();
-        let line = |i: u64| crate::users::AuditEntry {
-            time_ms: i,
-            user: "anna".into(),
-            action: "publish".into(),
-            kind: Some("method".into()),
-            record_id: None,
-            seq: Some(i),
-            detail: None,
+        let line = |i: u64| {
+            let mut e = crate::users::AuditEntry::new("anna", "publish", i);
+            e.kind = Some("method".into());
+            e.seq = Some(i);
+            e
         };
         for i in 0..3 {
             crate::users::audit(&dir, &line(i)).unwrap();
