@@ -519,7 +519,8 @@ fn title_of(data: &serde_json::Value) -> String {
 }
 
 impl Editor {
-    /// A kind's form, filled with `values`, with `error` beside its field.
+    /// A kind's form, filled with `values`, with each of `errors` beside its field and all of
+    /// them listed above the form, in the form's order, each a link to its field.
     fn form_page(
         &self,
         s: &Session,
@@ -527,8 +528,14 @@ impl Editor {
         action: &str,
         heading: String,
         values: &HashMap<String, String>,
-        error: Option<FormError>,
+        errors: Vec<FormError>,
     ) -> Response {
+        let error_of = |name: &str| {
+            errors
+                .iter()
+                .find(|e| e.field.as_deref() == Some(name))
+                .map(|e| e.message.clone())
+        };
         let fields: Vec<Value> = forms::fields(kind)
             .iter()
             .map(|f| {
@@ -547,26 +554,32 @@ impl Editor {
                     name => f.name, label => f.label, help => f.help, required => f.required,
                     input => input, html_type => html_type,
                     value => values.get(f.name).cloned().unwrap_or_default(),
+                    error => error_of(f.name),
                 }
             })
             .collect();
-        let error_label = error
-            .as_ref()
-            .and_then(|e| e.field.as_deref())
-            .and_then(|name| forms::fields(kind).iter().find(|f| f.name == name))
-            .map(|f| f.label);
-        let status = if error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
+        let summary: Vec<Value> = errors
+            .iter()
+            .map(|e| {
+                let label = e
+                    .field
+                    .as_deref()
+                    .and_then(|name| forms::fields(kind).iter().find(|f| f.name == name))
+                    .map(|f| f.label);
+                context! { field => e.field.clone(), label => label, message => e.message.clone() }
+            })
+            .collect();
+        let status = if errors.is_empty() {
             StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
         };
         self.page(
             status,
             "editor_form.html",
             context! {
                 user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
-                action => action, fields => fields, error_label => error_label,
-                error => error.map(|e| context! { field => e.field, message => e.message }),
+                action => action, fields => fields, errors => summary,
             },
         )
     }
@@ -679,10 +692,10 @@ impl Editor {
         let wanted = f.get("action").map(String::as_str);
         if wanted == Some("edit") {
             // Back from the preview to the form, as it was filled in.
-            return self.form_page(s, kind, action, heading, &f, None);
+            return self.form_page(s, kind, action, heading, &f, Vec::new());
         }
-        match (wanted, forms::record_from_form(kind, &f)) {
-            (_, Err(e)) => self.form_page(s, kind, action, heading, &f, Some(e)),
+        match (wanted, forms::record_from_form_all(kind, &f)) {
+            (_, Err(errors)) => self.form_page(s, kind, action, heading, &f, errors),
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
                 match self.shared.writer.publish(kind, json, record_id).await {
@@ -752,7 +765,14 @@ async fn new_form(
         }
     }
     let action = format!("/ny/{}", kind.as_str());
-    editor.form_page(&s, kind, &action, new_heading(kind), &HashMap::new(), None)
+    editor.form_page(
+        &s,
+        kind,
+        &action,
+        new_heading(kind),
+        &HashMap::new(),
+        Vec::new(),
+    )
 }
 
 async fn new_post(
@@ -833,7 +853,7 @@ async fn edit_form(
     let values = forms::form_from_record(view.kind, &view.data);
     let action = format!("/post/{}/andra", view.record_id);
     let heading = format!("Ändra ”{}”", title_of(&view.data));
-    editor.form_page(&s, view.kind, &action, heading, &values, None)
+    editor.form_page(&s, view.kind, &action, heading, &values, Vec::new())
 }
 
 async fn edit_post(

@@ -276,12 +276,49 @@ pub struct FormError {
 
 /// A submitted form as a record of `kind`, validated by the protocol's rules.
 pub fn record_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Record, FormError> {
-    let json = json_from_form(kind, form)?;
-    Record::from_json(kind, &json.to_string()).map_err(|e| swedish(&e))
+    record_from_form_all(kind, form).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`record_from_form`] with every error at once, one per field, in the form's order (a field
+/// that is not a number is left out of the record and said once; the record's own rules then
+/// say the rest).
+pub fn record_from_form_all(
+    kind: Kind,
+    form: &HashMap<String, String>,
+) -> Result<Record, Vec<FormError>> {
+    let (json, mut errors) = json_and_errors(kind, form);
+    match Record::from_json_all(kind, &json.to_string()) {
+        Ok(record) if errors.is_empty() => return Ok(record),
+        Ok(_) => {}
+        Err(problems) => errors.extend(problems.iter().map(swedish)),
+    }
+    let order = |e: &FormError| {
+        e.field
+            .as_deref()
+            .and_then(|f| fields(kind).iter().position(|x| x.name == f))
+            .unwrap_or(usize::MAX)
+    };
+    // One error a field: the first said (a number that could not be read before the record's
+    // rule that the field is missing).
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.field.clone()));
+    errors.sort_by_key(order);
+    Err(errors)
 }
 
 /// The record JSON a form says (before validation; numbers must read as numbers).
 pub fn json_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Value, FormError> {
+    let (json, mut errors) = json_and_errors(kind, form);
+    if errors.is_empty() {
+        Ok(json)
+    } else {
+        Err(errors.swap_remove(0))
+    }
+}
+
+/// The record JSON of a form, and the errors of fields that could not be read (left out).
+fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<FormError>) {
+    let mut errors = Vec::new();
     let mut top = Map::new();
     for field in fields(kind) {
         let raw = form.get(field.name).map(String::as_str).unwrap_or("");
@@ -304,7 +341,13 @@ pub fn json_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Valu
                 if t.is_empty() {
                     continue;
                 }
-                number(field.name, t)?
+                match number(field.name, t) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                }
             }
             _ => {
                 let t = raw.trim();
@@ -333,12 +376,19 @@ pub fn json_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Valu
         && let Some(Value::Object(sroi)) = top.get("sroi")
         && !sroi.contains_key("ratio")
     {
-        return Err(FormError {
-            field: Some("sroi.ratio".into()),
-            message: "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.".into(),
-        });
+        if !errors
+            .iter()
+            .any(|e| e.field.as_deref() == Some("sroi.ratio"))
+        {
+            errors.push(FormError {
+                field: Some("sroi.ratio".into()),
+                message: "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.".into(),
+            });
+        }
+        // Said; the rest of the record is still checked.
+        top.remove("sroi");
     }
-    Ok(Value::Object(top))
+    (Value::Object(top), errors)
 }
 
 /// A number as a person writes it (`3,4` or `3.4`; a year).
@@ -709,5 +759,42 @@ mod tests {
             .to_value();
         assert_eq!(v.as_object().unwrap().len(), 8, "{v}");
         assert_eq!(v["sroi"].as_object().unwrap().len(), 3, "{v}");
+    }
+
+    /// Every error of a form at once, one per field, in the form's order: a number that
+    /// cannot be read and the record's own rules alike.
+    #[test]
+    fn every_error_of_a_form_comes_at_once_in_page_order() {
+        let f = form(&[
+            ("links", "inte en adress"),
+            ("title", " "),
+            ("summary", ""),
+            ("sroi.ratio", "tre"),
+            ("sroi.year", "1800"),
+        ]);
+        let errors = record_from_form_all(Kind::Innovation, &f).unwrap_err();
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e.field.as_deref().unwrap_or(""))
+            .collect();
+        let order: Vec<&str> = super::fields(Kind::Innovation)
+            .iter()
+            .map(|f| f.name)
+            .filter(|n| fields.contains(n))
+            .collect();
+        assert_eq!(fields, order, "not in page order");
+        for want in ["title", "summary", "links", "sroi.ratio"] {
+            assert!(fields.contains(&want), "{want} missing: {errors:?}");
+        }
+        let ratio = errors
+            .iter()
+            .find(|e| e.field.as_deref() == Some("sroi.ratio"))
+            .unwrap();
+        assert!(ratio.message.contains("Ange ett tal"), "{ratio:?}");
+        // The first of them is what the one-error form says.
+        assert_eq!(
+            record_from_form(Kind::Innovation, &f).unwrap_err().field,
+            errors[0].field
+        );
     }
 }

@@ -326,15 +326,26 @@ pub enum Record {
 impl Record {
     /// Parses and validates JSON text as a record of `kind`; strings come back trimmed.
     pub fn from_json(kind: Kind, text: &str) -> Result<Record, SchemaError> {
-        let mut record = match kind {
-            Kind::Profile => Record::Profile(parse(kind, text)?),
-            Kind::Innovation => Record::Innovation(parse(kind, text)?),
-            Kind::Method => Record::Method(parse(kind, text)?),
-            Kind::Researcher => Record::Researcher(parse(kind, text)?),
+        Record::from_json_all(kind, text).map_err(|mut problems| problems.swap_remove(0))
+    }
+
+    /// [`Record::from_json`] with every problem of a record that parses (a form shows them
+    /// all at once); never an empty list.
+    pub fn from_json_all(kind: Kind, text: &str) -> Result<Record, Vec<SchemaError>> {
+        let parsed = match kind {
+            Kind::Profile => parse(kind, text).map(Record::Profile),
+            Kind::Innovation => parse(kind, text).map(Record::Innovation),
+            Kind::Method => parse(kind, text).map(Record::Method),
+            Kind::Researcher => parse(kind, text).map(Record::Researcher),
         };
+        let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
-        record.validate()?;
-        Ok(record)
+        let problems = record.problems();
+        if problems.is_empty() {
+            Ok(record)
+        } else {
+            Err(problems)
+        }
     }
 
     pub fn kind(&self) -> Kind {
@@ -469,47 +480,54 @@ impl Record {
         }
     }
 
-    fn validate(&self) -> Result<(), SchemaError> {
+    /// Every problem of the record, in the order of its fields (a form shows them all at once).
+    pub fn problems(&self) -> Vec<SchemaError> {
         let kind = self.kind().as_str();
         let c = Check { kind };
+        let mut out = Vec::new();
+        let mut check = |r: Result<(), SchemaError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
         match self {
             Record::Profile(r) => {
-                c.text("display_name", &r.display_name, 1, NAME_CHARS_MAX)?;
+                check(c.text("display_name", &r.display_name, 1, NAME_CHARS_MAX));
                 if let Some(name) = &r.name {
-                    validate_region_name(name).map_err(|e| {
+                    check(validate_region_name(name).map_err(|e| {
                         SchemaError::at("name", Problem::RegionName, format!("profile name: {e}"))
-                    })?;
+                    }));
                 }
-                c.opt_text("description", &r.description, PROFILE_DESCRIPTION_CHARS_MAX)?;
-                c.list("members", &r.members, 0, MEMBERS_MAX, NAME_CHARS_MAX)?;
-                c.opt_url("website", &r.website)?;
+                check(c.opt_text("description", &r.description, PROFILE_DESCRIPTION_CHARS_MAX));
+                check(c.list("members", &r.members, 0, MEMBERS_MAX, NAME_CHARS_MAX));
+                check(c.opt_url("website", &r.website));
             }
             Record::Innovation(r) => {
-                c.text("title", &r.title, 1, TITLE_CHARS_MAX)?;
-                c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX)?;
-                c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX)?;
-                c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX)?;
-                c.list(
+                check(c.text("title", &r.title, 1, TITLE_CHARS_MAX));
+                check(c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX));
+                check(c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX));
+                check(c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX));
+                check(c.list(
                     "organisations",
                     &r.organisations,
                     0,
                     ORGANISATIONS_MAX,
                     ORGANISATION_CHARS_MAX,
-                )?;
-                c.urls("links", &r.links)?;
-                c.opt_text("contact", &r.contact, CONTACT_CHARS_MAX)?;
+                ));
+                check(c.urls("links", &r.links));
+                check(c.opt_text("contact", &r.contact, CONTACT_CHARS_MAX));
                 if let Some(sroi) = &r.sroi {
                     if !(sroi.ratio.is_finite() && sroi.ratio > 0.0) {
-                        return Err(c.fail(
+                        check(Err(c.fail(
                             "sroi.ratio",
                             Problem::Positive,
                             format!("sroi.ratio must be a number > 0, got {}", sroi.ratio),
-                        ));
+                        )));
                     }
                     if let Some(year) = sroi.year
                         && !(SROI_YEAR_MIN..=SROI_YEAR_MAX).contains(&year)
                     {
-                        return Err(c.fail(
+                        check(Err(c.fail(
                             "sroi.year",
                             Problem::Year {
                                 min: SROI_YEAR_MIN,
@@ -519,69 +537,73 @@ impl Record {
                             format!(
                                 "sroi.year must be between {SROI_YEAR_MIN} and {SROI_YEAR_MAX}, got {year}"
                             ),
-                        ));
+                        )));
                     }
-                    c.opt_url("sroi.report_url", &sroi.report_url)?;
+                    check(c.opt_url("sroi.report_url", &sroi.report_url));
                 }
             }
             Record::Method(r) => {
-                c.text("title", &r.title, 1, TITLE_CHARS_MAX)?;
-                c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX)?;
-                c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX)?;
-                c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX)?;
-                c.urls("links", &r.links)?;
+                check(c.text("title", &r.title, 1, TITLE_CHARS_MAX));
+                check(c.text("summary", &r.summary, 1, SUMMARY_CHARS_MAX));
+                check(c.opt_text("description", &r.description, DESCRIPTION_CHARS_MAX));
+                check(c.list("tags", &r.tags, 0, TAGS_MAX, TAG_CHARS_MAX));
+                check(c.urls("links", &r.links));
             }
             Record::Researcher(r) => {
                 match &r.consent {
                     Some(Consent::Bare(true)) => {}
                     Some(Consent::Given(consent)) if consent.given => {
                         if !is_date(&consent.date) {
-                            return Err(c.fail(
+                            check(Err(c.fail(
                                 "consent.date",
                                 Problem::Date,
                                 format!(
                                     "consent.date must be a date YYYY-MM-DD ({CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), got {:?}",
                                     consent.date.chars().take(40).collect::<String>()
                                 ),
-                            ));
+                            )));
                         }
-                        c.opt_text("consent.method", &consent.method, CONSENT_METHOD_CHARS_MAX)?;
-                        c.opt_text("consent.scope", &consent.scope, CONSENT_SCOPE_CHARS_MAX)?;
+                        check(c.opt_text(
+                            "consent.method",
+                            &consent.method,
+                            CONSENT_METHOD_CHARS_MAX,
+                        ));
+                        check(c.opt_text("consent.scope", &consent.scope, CONSENT_SCOPE_CHARS_MAX));
                     }
                     _ => {
-                        return Err(SchemaError::at(
+                        check(Err(SchemaError::at(
                             "consent",
                             Problem::Consent,
                             NEEDS_CONSENT.to_string(),
-                        ));
+                        )));
                     }
                 }
-                c.text("name", &r.name, 1, NAME_CHARS_MAX)?;
-                c.text("affiliation", &r.affiliation, 1, NAME_CHARS_MAX)?;
-                c.list("fields", &r.fields, 1, FIELDS_MAX, FIELD_CHARS_MAX)?;
+                check(c.text("name", &r.name, 1, NAME_CHARS_MAX));
+                check(c.text("affiliation", &r.affiliation, 1, NAME_CHARS_MAX));
+                check(c.list("fields", &r.fields, 1, FIELDS_MAX, FIELD_CHARS_MAX));
                 if let Some(email) = &r.email
                     && !is_email(email)
                 {
-                    return Err(c.fail(
+                    check(Err(c.fail(
                         "email",
                         Problem::Email,
                         format!("email is not a valid address: {email:?}"),
-                    ));
+                    )));
                 }
                 if let Some(phone) = &r.phone
                     && !is_phone(phone)
                 {
-                    return Err(c.fail(
+                    check(Err(c.fail(
                         "phone",
                         Problem::Phone,
                         format!(
                             "phone must be 5-20 digits with spaces, - and ( ) and one leading + at most, got {phone:?}"
                         ),
-                    ));
+                    )));
                 }
             }
         }
-        Ok(())
+        out
     }
 }
 

@@ -394,6 +394,32 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
     assert_eq!(status, 400);
     assert!(body.contains("id=\"title-fel\">Fyll i fältet."), "{body}");
     assert!(body.contains("aria-invalid=\"true\""), "{body}");
+    // Every problem at once, in page order, each linked from the summary.
+    let (status, _, body) = http_form(
+        admin,
+        "/ny/method",
+        &cookie,
+        &[
+            ("title", ""),
+            ("summary", ""),
+            ("links", "inte en adress"),
+            ("csrf", &csrf),
+            ("action", "preview"),
+        ],
+    );
+    assert_eq!(status, 400);
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {body}"))
+    };
+    assert!(
+        at("href=\"#title\"") < at("href=\"#summary\"")
+            && at("href=\"#summary\"") < at("href=\"#links\"")
+    );
+    for id in ["title-fel", "summary-fel", "links-fel"] {
+        at(&format!("id=\"{id}\""));
+    }
+    assert!(body.contains("de här 3 sakerna"), "{body}");
 
     // Preview, then publish.
     let mut with = fields.to_vec();
