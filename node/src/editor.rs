@@ -524,12 +524,12 @@ impl Editor {
     fn form_page(
         &self,
         s: &Session,
-        kind: Kind,
-        action: &str,
-        heading: String,
+        at: &FormAt,
         values: &HashMap<String, String>,
         errors: Vec<FormError>,
+        conflict: Option<Value>,
     ) -> Response {
+        let (kind, action, heading) = (at.kind, at.action.as_str(), at.heading.clone());
         let error_of = |name: &str| {
             errors
                 .iter()
@@ -580,6 +580,7 @@ impl Editor {
             context! {
                 user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
                 action => action, fields => fields, errors => summary,
+                version => values.get("version").cloned(), conflict => conflict,
             },
         )
     }
@@ -679,26 +680,38 @@ impl Editor {
         self.error(StatusCode::CONFLICT, "Inget sparades", &message, Some(s))
     }
 
-    /// A submitted form of `kind`: back to the form, a preview, or the publish.
+    /// A submitted form: back to the form, a preview, or the publish. An edit publishes only
+    /// if the record is still at the version its form was opened on (`version`); otherwise
+    /// nothing is published and the person sees both versions to merge.
     async fn submit(
         &self,
         s: &Session,
-        kind: Kind,
+        at: FormAt,
         record_id: Option<RecordId>,
-        action: &str,
-        heading: String,
         f: HashMap<String, String>,
     ) -> Response {
+        let kind = at.kind;
         let wanted = f.get("action").map(String::as_str);
         if wanted == Some("edit") {
             // Back from the preview to the form, as it was filled in.
-            return self.form_page(s, kind, action, heading, &f, Vec::new());
+            return self.form_page(s, &at, &f, Vec::new(), None);
         }
         match (wanted, forms::record_from_form_all(kind, &f)) {
-            (_, Err(errors)) => self.form_page(s, kind, action, heading, &f, errors),
+            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None),
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
-                match self.shared.writer.publish(kind, json, record_id).await {
+                // A form without its version (opened before versions were carried) is stale.
+                let expected = record_id.map(|_| {
+                    f.get("version")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                });
+                let published = self
+                    .shared
+                    .writer
+                    .publish_expecting(kind, json, record_id, expected)
+                    .await;
+                match published {
                     Ok(p) => {
                         let verb = if record_id.is_some() {
                             "edit"
@@ -710,23 +723,31 @@ impl Editor {
                         let to = format!("/post/{}?publicerad={}", p.record_id, p.seq);
                         (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
                     }
+                    Err(NodeError::Stale {
+                        record_id: rid,
+                        current: Some(_),
+                        ..
+                    }) => self.merge_page(s, &at, rid, f).await,
                     Err(e) => self.write_failed(s, &e),
                 }
             }
             (_, Ok(record)) => {
                 let data = record.to_value();
-                let hidden: Vec<Value> = forms::fields(kind)
+                let mut hidden: Vec<Value> = forms::fields(kind)
                     .iter()
                     .filter_map(|fd| {
                         f.get(fd.name)
                             .map(|v| context! { name => fd.name, value => v.clone() })
                     })
                     .collect();
+                if let Some(v) = f.get("version") {
+                    hidden.push(context! { name => "version", value => v.clone() });
+                }
                 self.page(
                     StatusCode::OK,
                     "editor_preview.html",
                     context! {
-                        user => s.user.clone(), csrf => s.csrf.clone(), action => action,
+                        user => s.user.clone(), csrf => s.csrf.clone(), action => at.action,
                         kind => kind.as_str(), title => title_of(&data), rows => rows(kind, &data),
                         hidden => hidden,
                     },
@@ -734,6 +755,69 @@ impl Editor {
             }
         }
     }
+
+    /// The record changed since the form was opened: nothing was published. The form again,
+    /// with what the person wrote, now at the current version, and beside it every field where
+    /// the published version differs (and who changed it, when the audit trail says).
+    async fn merge_page(
+        &self,
+        s: &Session,
+        at: &FormAt,
+        rid: RecordId,
+        mut mine: HashMap<String, String>,
+    ) -> Response {
+        let Some(current) = self.own_record(rid).await else {
+            return self.write_failed(s, &NodeError::Deleted(rid));
+        };
+        let theirs = forms::form_from_record(at.kind, &current.data);
+        let rows: Vec<Value> = forms::fields(at.kind)
+            .iter()
+            .filter_map(|fd| {
+                let a = mine
+                    .get(fd.name)
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default();
+                let b = theirs.get(fd.name).cloned().unwrap_or_default();
+                let (a_on, b_on) = (fd.input == Input::Checkbox, fd.input == Input::Checkbox);
+                let differs = if a_on && b_on {
+                    a.is_empty() != b.is_empty()
+                } else {
+                    a != b
+                };
+                differs.then(
+                    || context! { label => fd.label, name => fd.name, mine => a, theirs => b },
+                )
+            })
+            .collect();
+        let (dir, id) = (self.shared.node.dir().to_path_buf(), rid.to_hex());
+        let last = tokio::task::spawn_blocking(move || {
+            crate::users::read_audit_page(&dir, None, 1, |e| {
+                e.record_id.as_deref() == Some(id.as_str())
+                    && matches!(e.action.as_str(), "edit" | "publish" | "import")
+            })
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|p| p.entries.into_iter().next());
+        mine.insert("version".into(), current.seq.to_string());
+        let conflict = context! {
+            rows => rows,
+            by => last.as_ref().map(|e| e.user.clone()),
+            when => last.as_ref().map(|e| crate::web::datetime_sv(e.time_ms)),
+        };
+        let mut r = self.form_page(s, at, &mine, Vec::new(), Some(conflict));
+        *r.status_mut() = StatusCode::CONFLICT;
+        r
+    }
+}
+
+/// Where a form is: its kind, where it posts, its heading.
+#[derive(Debug, Clone)]
+struct FormAt {
+    kind: Kind,
+    action: String,
+    heading: String,
 }
 
 fn new_heading(kind: Kind) -> String {
@@ -764,15 +848,12 @@ async fn new_form(
             return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
         }
     }
-    let action = format!("/ny/{}", kind.as_str());
-    editor.form_page(
-        &s,
+    let at = FormAt {
         kind,
-        &action,
-        new_heading(kind),
-        &HashMap::new(),
-        Vec::new(),
-    )
+        action: format!("/ny/{}", kind.as_str()),
+        heading: new_heading(kind),
+    };
+    editor.form_page(&s, &at, &HashMap::new(), Vec::new(), None)
 }
 
 async fn new_post(
@@ -783,10 +864,12 @@ async fn new_post(
 ) -> Response {
     let (s, f) = or_page!(posted(&editor, &headers, &body));
     let kind = or_page!(kind_of(&editor, &s, &kind));
-    let action = format!("/ny/{}", kind.as_str());
-    editor
-        .submit(&s, kind, None, &action, new_heading(kind), f)
-        .await
+    let at = FormAt {
+        kind,
+        action: format!("/ny/{}", kind.as_str()),
+        heading: new_heading(kind),
+    };
+    editor.submit(&s, at, None, f).await
 }
 
 /// A POST from a logged-in staff member carrying the session's token: the session and the
@@ -850,10 +933,19 @@ async fn edit_form(
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
     let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
-    let values = forms::form_from_record(view.kind, &view.data);
-    let action = format!("/post/{}/andra", view.record_id);
-    let heading = format!("Ändra ”{}”", title_of(&view.data));
-    editor.form_page(&s, view.kind, &action, heading, &values, Vec::new())
+    let mut values = forms::form_from_record(view.kind, &view.data);
+    // The version this form was opened on: a publish from it is refused once another is out.
+    values.insert("version".into(), view.seq.to_string());
+    editor.form_page(&s, &edit_at(&view), &values, Vec::new(), None)
+}
+
+/// The edit form of a record.
+fn edit_at(view: &crate::query::RecordView) -> FormAt {
+    FormAt {
+        kind: view.kind,
+        action: format!("/post/{}/andra", view.record_id),
+        heading: format!("Ändra ”{}”", title_of(&view.data)),
+    }
 }
 
 async fn edit_post(
@@ -864,11 +956,7 @@ async fn edit_post(
 ) -> Response {
     let (s, f) = or_page!(posted(&editor, &headers, &body));
     let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
-    let action = format!("/post/{}/andra", view.record_id);
-    let heading = format!("Ändra ”{}”", title_of(&view.data));
-    editor
-        .submit(&s, view.kind, Some(rid), &action, heading, f)
-        .await
+    editor.submit(&s, edit_at(&view), Some(rid), f).await
 }
 
 async fn delete_form(

@@ -106,6 +106,15 @@ pub enum NodeError {
     UnknownRecord(RecordId),
     #[error("record {0} is deleted; a deleted record cannot be published again")]
     Deleted(RecordId),
+    #[error(
+        "record {record_id} changed since it was read (version {expected}; now {}); nothing was published",
+        current.map_or_else(|| "deleted".to_string(), |c| format!("version {c}"))
+    )]
+    Stale {
+        record_id: RecordId,
+        expected: u64,
+        current: Option<u64>,
+    },
     #[error("record {record_id} is of kind {stored}, not {given}")]
     KindMismatch {
         record_id: RecordId,
@@ -656,8 +665,36 @@ impl LocalNode {
         if self.config.role == Role::Aggregator {
             return Err(NodeError::AggregatorAuthors);
         }
+        self.publish_expecting(kind, json, record_id, None, rng, now_ms)
+    }
+
+    /// [`LocalNode::publish`] of a new version that is written only if the record's current
+    /// version is still `expected` (the entry seq it was read at), checked under the own-log
+    /// lock: an edit made on a stale form never overwrites a colleague's ([`NodeError::Stale`]).
+    pub fn publish_expecting(
+        &self,
+        kind: Kind,
+        json: &str,
+        record_id: Option<RecordId>,
+        expected: Option<u64>,
+        rng: &mut impl CryptoRngCore,
+        now_ms: u64,
+    ) -> Result<Published, NodeError> {
+        if self.config.role == Role::Aggregator {
+            return Err(NodeError::AggregatorAuthors);
+        }
         let record = self.prepare(kind, json)?;
         let _writer = self.own_log_writer()?;
+        if let (Some(expected), Some(rid)) = (expected, record_id) {
+            let current = crate::query::get(&self.store, &self.node_id(), &rid)?.map(|v| v.seq);
+            if current != Some(expected) {
+                return Err(NodeError::Stale {
+                    record_id: rid,
+                    expected,
+                    current,
+                });
+            }
+        }
         let record_id = self.target_record(kind, record_id, rng)?;
         let (seq, hash) = self.sign_and_apply(record_id, record, rng, now_ms)?;
         Ok(Published {

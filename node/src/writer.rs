@@ -194,6 +194,8 @@ enum Job {
         kind: Kind,
         json: String,
         record_id: Option<RecordId>,
+        /// The version the record must still be at (an edit from a form).
+        expected: Option<u64>,
         reply: Reply<Published>,
     },
     Delete {
@@ -319,11 +321,24 @@ impl Writer {
         json: String,
         record_id: Option<RecordId>,
     ) -> Result<Published, NodeError> {
+        self.publish_expecting(kind, json, record_id, None).await
+    }
+
+    /// A new version written only if the record is still at version `expected` (see
+    /// [`LocalNode::publish_expecting`]).
+    pub async fn publish_expecting(
+        &self,
+        kind: Kind,
+        json: String,
+        record_id: Option<RecordId>,
+        expected: Option<u64>,
+    ) -> Result<Published, NodeError> {
         self.gate.ready(&self.node).await?;
         self.ask(|reply| Job::Publish {
             kind,
             json,
             record_id,
+            expected,
             reply,
         })
         .await
@@ -449,11 +464,17 @@ impl Actor {
                 kind,
                 json,
                 record_id,
+                expected,
                 reply,
             } => {
-                let r = self
-                    .node
-                    .publish(kind, &json, record_id, &mut rand_core::OsRng, now_ms());
+                let r = self.node.publish_expecting(
+                    kind,
+                    &json,
+                    record_id,
+                    expected,
+                    &mut rand_core::OsRng,
+                    now_ms(),
+                );
                 self.own_written();
                 let _ = reply.send(r);
             }

@@ -395,6 +395,13 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The value of the hidden field `name` of an editor page (`version` of an edit form).
+pub fn hidden_field(body: &str, name: &str) -> Option<String> {
+    let key = format!("type=\"hidden\" name=\"{name}\" value=\"");
+    let at = body.find(&key)? + key.len();
+    body[at..].split('"').next().map(str::to_string)
+}
+
 /// The hidden `csrf` field of an editor page.
 pub fn csrf_field(body: &str) -> String {
     let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use spindel_tests::{
-    EditorNetwork, NodeProc, api_titles, csrf_field, editor_network, eventually, http_exchange,
-    http_form, http_get, init, s, set_cookie, spindel, spindel_stdin,
+    EditorNetwork, NodeProc, api_titles, csrf_field, editor_network, eventually, hidden_field,
+    http_exchange, http_form, http_get, init, s, set_cookie, spindel, spindel_stdin,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
@@ -462,9 +462,11 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         body.contains("samverkan\nkommun"),
         "the form is not filled: {body}"
     );
+    let version = hidden_field(&body, "version").expect("the version the form was opened on");
     let edit = [
         ("title", "Lokal överenskommelse, reviderad"),
         ("summary", "Så skrevs den om"),
+        ("version", version.as_str()),
         ("csrf", csrf.as_str()),
         ("action", "publish"),
     ];
@@ -787,11 +789,14 @@ fn every_kind_is_published_from_its_form() {
     assert_eq!(status, 303);
     let edit = location(&head);
     assert!(edit.ends_with("/andra"), "{edit}");
+    let (_, _, form) = http_exchange(admin, "GET", &edit, &cookie, None);
+    let version = hidden_field(&form, "version").unwrap();
     let (status, head, body) = publish(
         &edit,
         &[
             ("display_name", "Nätverket Social Ekonomi Skåne"),
             ("website", "https://skane.example.se"),
+            ("version", &version),
         ],
     );
     assert_eq!(status, 303, "{head}{body}");
@@ -843,5 +848,117 @@ fn a_password_reset_ends_sessions_and_lifts_the_lock() {
         303,
         "the lock outlived the reset"
     );
+    assert_eq!(node.terminate(10), 0);
+}
+
+/// Anna and Bo open the same post; Bo publishes a new summary; Anna's title change from the
+/// form she opened before publishes nothing and shows both versions; she merges and publishes:
+/// both changes are kept. Nothing is silently overwritten.
+#[test]
+fn an_edit_on_a_stale_form_never_overwrites_a_colleagues() {
+    let (_tmp, dir, node) = editor_node(
+        &[("anna", "admin"), ("bo", "redaktor")],
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
+    let rid = spindel_tests::publish(
+        &dir,
+        "method",
+        r#"{"title":"Lokal överenskommelse","summary":"Första sammanfattningen","tags":["samverkan"]}"#,
+    )["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/post/{rid}/andra");
+    let open = |who: &str| {
+        let (cookie, csrf) = session(admin, who);
+        let (_, _, body) = http_exchange(admin, "GET", &path, &[("Cookie", &cookie)], None);
+        let version = hidden_field(&body, "version").unwrap();
+        (cookie, csrf, version)
+    };
+    let (anna, anna_csrf, anna_version) = open("anna");
+    let (bo, bo_csrf, bo_version) = open("bo");
+    let submit = |cookie: &str, csrf: &str, version: &str, title: &str, summary: &str| {
+        http_form(
+            admin,
+            &path,
+            &[("Cookie", cookie)],
+            &[
+                ("title", title),
+                ("summary", summary),
+                ("tags", "samverkan"),
+                ("version", version),
+                ("csrf", csrf),
+                ("action", "publish"),
+            ],
+        )
+    };
+    let (status, _, _) = submit(
+        &bo,
+        &bo_csrf,
+        &bo_version,
+        "Lokal överenskommelse",
+        "Bos nya sammanfattning",
+    );
+    assert_eq!(status, 303);
+    let (status, _, body) = submit(
+        &anna,
+        &anna_csrf,
+        &anna_version,
+        "Anna har en ny titel",
+        "Första sammanfattningen",
+    );
+    assert_eq!(status, 409, "a stale form overwrote: {body}");
+    assert!(
+        body.contains("Inget publicerades") && body.contains("bo ändrade posten"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Bos nya sammanfattning") && body.contains("Första sammanfattningen"),
+        "{body}"
+    );
+    assert!(
+        body.contains("value=\"Anna har en ny titel\""),
+        "anna's text was lost: {body}"
+    );
+    let record = |http| {
+        let (_, b) = http_get(http, "/api/v1/records?kind=method");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        v["records"][0]["data"].clone()
+    };
+    assert_eq!(
+        record(http)["summary"],
+        "Bos nya sammanfattning",
+        "the stale form wrote"
+    );
+    // The merge page's form is at the current version: merged and published, both kept.
+    let merged_version = hidden_field(&body, "version").unwrap();
+    assert_ne!(merged_version, anna_version);
+    let (status, _, _) = submit(
+        &anna,
+        &anna_csrf,
+        &merged_version,
+        "Anna har en ny titel",
+        "Bos nya sammanfattning",
+    );
+    assert_eq!(status, 303);
+    let now = record(http);
+    assert_eq!(
+        (now["title"].as_str(), now["summary"].as_str()),
+        (Some("Anna har en ny titel"), Some("Bos nya sammanfattning"))
+    );
+    // A form without a version (opened before this release) is stale too.
+    let (status, _, _) = http_form(
+        admin,
+        &path,
+        &[("Cookie", &bo)],
+        &[
+            ("title", "x"),
+            ("summary", "y"),
+            ("csrf", &bo_csrf),
+            ("action", "publish"),
+        ],
+    );
+    assert_eq!(status, 409);
     assert_eq!(node.terminate(10), 0);
 }
