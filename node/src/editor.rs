@@ -231,11 +231,12 @@ impl Editor {
         )
     }
 
+    /// The login page, with an error `message` or a `notice` (`(message, notice)`).
     fn login_page(
         &self,
         headers: &HeaderMap,
         status: StatusCode,
-        message: Option<String>,
+        (message, notice): (Option<String>, Option<&str>),
         user_name: &str,
     ) -> Response {
         // The login form's CSRF token, bound to a cookie of this browser.
@@ -245,7 +246,10 @@ impl Editor {
         let mut r = self.page(
             status,
             "editor_login.html",
-            context! { csrf => csrf.clone(), message => message, user_name => user_name },
+            context! {
+                csrf => csrf.clone(), message => message, notice => notice,
+                user_name => user_name,
+            },
         );
         r.headers_mut().append(
             header::SET_COOKIE,
@@ -335,11 +339,19 @@ async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Respons
     )
 }
 
-async fn login_form(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+async fn login_form(
+    State(editor): State<Arc<Editor>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if editor.session(&headers).is_some() {
         return see_other("/");
     }
-    editor.login_page(&headers, StatusCode::OK, None, "")
+    // Sent here with a form whose session had ended: say that its text is kept.
+    let notice = (query.as_deref() == Some("sparat=1")).then_some(
+        "Du hann bli utloggad. Det du skrev är sparat och kommer tillbaka ifyllt när du har loggat in.",
+    );
+    editor.login_page(&headers, StatusCode::OK, (None, notice), "")
 }
 
 async fn login(
@@ -372,7 +384,14 @@ async fn login(
             device_cookie,
         } => {
             metrics.logins_ok.fetch_add(1, Relaxed);
-            let mut r = see_other(if account.must_change { "/konto" } else { "/" });
+            let to = if account.must_change {
+                "/konto"
+            } else if editor.staff().has_draft(&account.user) {
+                "/utkast"
+            } else {
+                "/"
+            };
+            let mut r = see_other(to);
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
@@ -398,7 +417,7 @@ async fn login(
             editor.login_page(
                 &headers,
                 StatusCode::UNAUTHORIZED,
-                Some("Fel användarnamn eller lösenord.".into()),
+                (Some("Fel användarnamn eller lösenord.".into()), None),
                 &user,
             )
         }
@@ -407,10 +426,13 @@ async fn login(
             let mut r = editor.login_page(
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
-                Some(format!(
-                    "För många misslyckade inloggningar till kontot eller från din adress. Vänta {} och försök igen. En webbläsare där du har loggat in förut släpps alltid fram; en administratör kan också ge dig ett nytt lösenord.",
-                    wait_sv(wait)
-                )),
+                (
+                    Some(format!(
+                        "För många misslyckade inloggningar till kontot eller från din adress. Vänta {} och försök igen. En webbläsare där du har loggat in förut släpps alltid fram; en administratör kan också ge dig ett nytt lösenord.",
+                        wait_sv(wait)
+                    )),
+                    None,
+                ),
                 &user,
             );
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -527,6 +549,7 @@ impl Editor {
         at: &FormAt,
         values: &HashMap<String, String>,
         errors: Vec<FormError>,
+        notice: Option<&str>,
         conflict: Option<Value>,
     ) -> Response {
         let (kind, action, heading) = (at.kind, at.action.as_str(), at.heading.clone());
@@ -581,6 +604,7 @@ impl Editor {
                 user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
                 action => action, fields => fields, errors => summary,
                 version => values.get("version").cloned(), conflict => conflict,
+                notice => notice,
             },
         )
     }
@@ -694,10 +718,10 @@ impl Editor {
         let wanted = f.get("action").map(String::as_str);
         if wanted == Some("edit") {
             // Back from the preview to the form, as it was filled in.
-            return self.form_page(s, &at, &f, Vec::new(), None);
+            return self.form_page(s, &at, &f, Vec::new(), None, None);
         }
         match (wanted, forms::record_from_form_all(kind, &f)) {
-            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None),
+            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None),
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
                 // A form without its version (opened before versions were carried) is stale.
@@ -806,7 +830,7 @@ impl Editor {
             by => last.as_ref().map(|e| e.user.clone()),
             when => last.as_ref().map(|e| crate::web::datetime_sv(e.time_ms)),
         };
-        let mut r = self.form_page(s, at, &mine, Vec::new(), Some(conflict));
+        let mut r = self.form_page(s, at, &mine, Vec::new(), None, Some(conflict));
         *r.status_mut() = StatusCode::CONFLICT;
         r
     }
@@ -853,7 +877,7 @@ async fn new_form(
         action: format!("/ny/{}", kind.as_str()),
         heading: new_heading(kind),
     };
-    editor.form_page(&s, &at, &HashMap::new(), Vec::new(), None)
+    editor.form_page(&s, &at, &HashMap::new(), Vec::new(), None, None)
 }
 
 async fn new_post(
@@ -862,7 +886,8 @@ async fn new_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let path = format!("/ny/{kind}");
+    let (s, f) = or_page!(posted_keeping(&editor, &headers, &body, &path));
     let kind = or_page!(kind_of(&editor, &s, &kind));
     let at = FormAt {
         kind,
@@ -884,6 +909,54 @@ fn posted(
         Some(f) => Ok((s, f)),
         None => Err(Box::new(forbidden(editor, Some(&s)))),
     }
+}
+
+/// [`posted`] for a form a person typed into: when its session has ended (idle, age), what
+/// they wrote is kept for their account and comes back filled in after they log in again.
+fn posted_keeping(
+    editor: &Editor,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    if editor.session(headers).is_none()
+        && let Some(user) =
+            cookie(headers, SESSION_COOKIE).and_then(|t| editor.staff().ended_session_user(t))
+        && let Some(fields) = form(body)
+    {
+        editor.staff().keep_draft(&user, path, fields);
+        tracing::info!(user = %user, path, "kept a form sent after its session ended");
+        return Err(Box::new(see_other("/logga-in?sparat=1")));
+    }
+    posted(editor, headers, body)
+}
+
+/// `/utkast`: the form a person sent after their session ended, filled in as they left it
+/// (an edit keeps the version it was opened on, so a colleague's change in between is still
+/// shown to merge, never overwritten).
+async fn draft_page(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let s = or_page!(require(&editor, &headers));
+    let Some(draft) = editor.staff().take_draft(&s.user) else {
+        return see_other("/");
+    };
+    let at = if let Some(kind) = draft.path.strip_prefix("/ny/") {
+        let kind = or_page!(kind_of(&editor, &s, kind));
+        FormAt {
+            kind,
+            action: format!("/ny/{}", kind.as_str()),
+            heading: new_heading(kind),
+        }
+    } else {
+        let rid = draft
+            .path
+            .strip_prefix("/post/")
+            .and_then(|p| p.strip_suffix("/andra"))
+            .unwrap_or("");
+        let (_, view) = or_page!(record_of(&editor, &s, rid).await);
+        edit_at(&view)
+    };
+    let notice = "Du blev utloggad innan formuläret skickades. Det du skrev finns kvar här; inget är publicerat ännu.";
+    editor.form_page(&s, &at, &draft.fields, Vec::new(), Some(notice), None)
 }
 
 /// The record id in a path, and the record, or the 404 page.
@@ -936,7 +1009,7 @@ async fn edit_form(
     let mut values = forms::form_from_record(view.kind, &view.data);
     // The version this form was opened on: a publish from it is refused once another is out.
     values.insert("version".into(), view.seq.to_string());
-    editor.form_page(&s, &edit_at(&view), &values, Vec::new(), None)
+    editor.form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
 }
 
 /// The edit form of a record.
@@ -954,7 +1027,8 @@ async fn edit_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let path = format!("/post/{rid}/andra");
+    let (s, f) = or_page!(posted_keeping(&editor, &headers, &body, &path));
     let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
     editor.submit(&s, edit_at(&view), Some(rid), f).await
 }
@@ -1472,6 +1546,7 @@ pub fn router(editor: Arc<Editor>) -> Router {
         )
         .route("/logg", get(audit_page))
         .route("/konto", get(account_form).post(account_post))
+        .route("/utkast", get(draft_page))
         .route(
             "/importera",
             get(crate::editor_import::import_form)

@@ -154,7 +154,11 @@ impl Running {
                 loop {
                     tick.tick().await;
                     let staff = staff.clone();
-                    let _ = tokio::task::spawn_blocking(move || staff.flush_failures(false)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        staff.flush_failures(false);
+                        staff.save_sessions();
+                    })
+                    .await;
                 }
             }));
         }
@@ -198,7 +202,11 @@ impl Running {
             task.abort();
         }
         let staff = self.shared.staff.clone();
-        let _ = tokio::task::spawn_blocking(move || staff.flush_failures(true)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            staff.flush_failures(true);
+            staff.save_sessions();
+        })
+        .await;
         self.shared.writer.stop().await;
     }
 }

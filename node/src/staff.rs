@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
 
 use crate::login::{Attempt, Client, DeviceKey, LoginGuard};
 use crate::users::{AuditEntry, Password, StaffRole, UserError, UserInfo, Users, audit};
@@ -47,6 +48,14 @@ pub const FAILURE_ADDRESSES_NAMED: usize = 8;
 pub const COMMAND_LINE: &str = "(kommandoraden)";
 /// The audit trail's name for failed logins with names no account has.
 pub const UNKNOWN_ACCOUNT: &str = "(okänt konto)";
+/// The sessions, so they outlive a restart (hashes of the tokens, 0600).
+pub const SESSIONS_FILE: &str = "sessions.json";
+/// Largest sessions file read.
+pub const SESSIONS_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+/// How long a form's text is kept for its account after its session ended.
+pub const DRAFT_KEEP: Duration = Duration::from_secs(24 * 60 * 60);
+/// Ended sessions remembered (to know whose form a late submit is).
+pub const ENDED_SESSIONS_MAX: usize = 1000;
 
 /// A logged-in staff member.
 #[derive(Debug, Clone)]
@@ -61,6 +70,39 @@ pub struct Session {
     pub csrf: String,
     started: Instant,
     last_seen: Instant,
+    /// The same two instants on the wall clock, for the sessions file.
+    started_ms: u64,
+    last_seen_ms: u64,
+}
+
+/// A session as `DIR/sessions.json` keeps it: the SHA-256 of its token, never the token.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSession {
+    token_sha256: String,
+    user: String,
+    role: StaffRole,
+    password_set_ms: u64,
+    must_change: bool,
+    csrf: String,
+    started_ms: u64,
+    last_seen_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsFile {
+    sessions: Vec<StoredSession>,
+}
+
+/// What a person typed into a form when their session had ended: brought back, filled in,
+/// after they log in again (`/utkast`).
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The form's address (`/ny/{kind}` or `/post/{id}/andra`).
+    pub path: String,
+    pub fields: HashMap<String, String>,
+    saved: Instant,
 }
 
 /// What a failed login is counted under in the audit trail.
@@ -196,7 +238,16 @@ pub enum LoginOutcome {
 pub struct Staff {
     dir: PathBuf,
     users: Users,
+    /// Live sessions by the SHA-256 of their token.
     sessions: Mutex<HashMap<String, Session>>,
+    /// Whether the sessions are kept in `DIR/sessions.json` (a running node), and whether
+    /// the file is behind (a session's last use).
+    persist: bool,
+    sessions_dirty: std::sync::atomic::AtomicBool,
+    /// Sessions that ended by time, by token hash: whose a late form is.
+    ended: Mutex<HashMap<String, (String, Instant)>>,
+    /// One form's text per account, kept while its holder logs in again.
+    drafts: Mutex<HashMap<String, Draft>>,
     guard: Mutex<LoginGuard>,
     failures: Mutex<FailureLog>,
     device_key: DeviceKey,
@@ -206,6 +257,12 @@ pub struct Staff {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How a session token is kept: its SHA-256 in hex (the file and the map never hold a token).
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// 32 random bytes in hex: a session or CSRF token.
@@ -222,10 +279,20 @@ fn now_s() -> u64 {
 impl Staff {
     /// The staff of the node in `dir`, device cookies signed with a key derived from `secret`.
     pub fn new(dir: &Path, secret: &[u8]) -> Staff {
+        let staff = Staff::with(dir, secret, true);
+        staff.load_sessions();
+        staff
+    }
+
+    fn with(dir: &Path, secret: &[u8], persist: bool) -> Staff {
         Staff {
             dir: dir.to_path_buf(),
             users: Users::new(dir),
             sessions: Mutex::new(HashMap::new()),
+            persist,
+            sessions_dirty: Default::default(),
+            ended: Mutex::new(HashMap::new()),
+            drafts: Mutex::new(HashMap::new()),
             guard: Mutex::new(LoginGuard::default()),
             failures: Mutex::new(FailureLog::default()),
             device_key: DeviceKey::derive(secret),
@@ -238,7 +305,7 @@ impl Staff {
     pub fn offline(dir: &Path) -> Staff {
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand_core::OsRng.fill_bytes(secret.as_mut_slice());
-        Staff::new(dir, secret.as_slice())
+        Staff::with(dir, secret.as_slice(), false)
     }
 
     pub fn users(&self) -> &Users {
@@ -261,77 +328,236 @@ impl Staff {
     /// The live session of `token` as of `now` (its idle time refreshed). A session whose
     /// account was removed, or got a new password, ends; a changed role is followed.
     pub fn session_at(&self, token: &str, now: Instant) -> Option<Session> {
+        let key = token_hash(token);
         let mut sessions = lock(&self.sessions);
-        let live = sessions.get(token).is_some_and(|s| {
-            now.saturating_duration_since(s.last_seen) < SESSION_IDLE
-                && now.saturating_duration_since(s.started) < SESSION_MAX_AGE
+        let timed_out = sessions.get(&key).is_some_and(|s| {
+            now.saturating_duration_since(s.last_seen) >= SESSION_IDLE
+                || now.saturating_duration_since(s.started) >= SESSION_MAX_AGE
         });
-        if !live {
-            sessions.remove(token);
-            return None;
+        if timed_out && let Some(s) = sessions.remove(&key) {
+            self.remember_ended(key.clone(), s.user, now);
+            self.mark_dirty();
         }
-        let s = sessions.get_mut(token)?;
+        let s = sessions.get_mut(&key)?;
         match self.users.get(&s.user) {
             Ok(Some(account)) if account.password_set_ms == s.password_set_ms => {
                 s.role = account.role;
                 s.must_change = account.must_change;
                 s.last_seen = now;
+                s.last_seen_ms = crate::local::now_ms();
+                self.mark_dirty();
                 Some(s.clone())
             }
             _ => {
-                sessions.remove(token);
+                sessions.remove(&key);
+                self.mark_dirty();
                 None
             }
         }
     }
 
     /// A new session for `account`; its own oldest ends beyond [`SESSIONS_PER_ACCOUNT`], the
-    /// oldest of all beyond [`SESSIONS_MAX`].
+    /// oldest of all beyond [`SESSIONS_MAX`]. Returns the token for the cookie.
     pub fn start_session(&self, account: &UserInfo) -> String {
         let now = Instant::now();
-        let mut sessions = lock(&self.sessions);
-        let mut own: Vec<(Instant, String)> = sessions
-            .iter()
-            .filter(|(_, s)| s.user == account.user)
-            .map(|(k, s)| (s.started, k.clone()))
-            .collect();
-        own.sort();
-        let over = (own.len() + 1).saturating_sub(SESSIONS_PER_ACCOUNT);
-        for (_, k) in own.into_iter().take(over) {
-            sessions.remove(&k);
-        }
-        if sessions.len() >= SESSIONS_MAX {
-            let oldest = sessions
+        let now_ms = crate::local::now_ms();
+        let t = token();
+        {
+            let mut sessions = lock(&self.sessions);
+            let mut own: Vec<(Instant, String)> = sessions
                 .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
+                .filter(|(_, s)| s.user == account.user)
+                .map(|(k, s)| (s.started, k.clone()))
+                .collect();
+            own.sort();
+            let over = (own.len() + 1).saturating_sub(SESSIONS_PER_ACCOUNT);
+            for (_, k) in own.into_iter().take(over) {
                 sessions.remove(&k);
             }
+            if sessions.len() >= SESSIONS_MAX {
+                let oldest = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    sessions.remove(&k);
+                }
+            }
+            sessions.insert(
+                token_hash(&t),
+                Session {
+                    user: account.user.clone(),
+                    role: account.role,
+                    password_set_ms: account.password_set_ms,
+                    must_change: account.must_change,
+                    csrf: token(),
+                    started: now,
+                    last_seen: now,
+                    started_ms: now_ms,
+                    last_seen_ms: now_ms,
+                },
+            );
         }
-        let t = token();
-        sessions.insert(
-            t.clone(),
-            Session {
-                user: account.user.clone(),
-                role: account.role,
-                password_set_ms: account.password_set_ms,
-                must_change: account.must_change,
-                csrf: token(),
-                started: now,
-                last_seen: now,
-            },
-        );
+        self.changed();
         t
     }
 
     pub fn end_session(&self, token: &str) {
-        lock(&self.sessions).remove(token);
+        lock(&self.sessions).remove(&token_hash(token));
+        self.changed();
     }
 
     /// Ends every session of `user`.
     pub fn end_sessions_of(&self, user: &str) {
         lock(&self.sessions).retain(|_, s| s.user != user);
+        self.changed();
+    }
+
+    fn remember_ended(&self, key: String, user: String, now: Instant) {
+        let mut ended = lock(&self.ended);
+        ended.retain(|_, (_, at)| now.saturating_duration_since(*at) < DRAFT_KEEP);
+        if ended.len() >= ENDED_SESSIONS_MAX
+            && let Some(k) = ended
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            ended.remove(&k);
+        }
+        ended.insert(key, (user, now));
+    }
+
+    /// The account whose session of `token` ended by time (idle, age, a restart that lost
+    /// it): a form it sends is kept for that account.
+    pub fn ended_session_user(&self, token: &str) -> Option<String> {
+        let key = token_hash(token);
+        let ended = lock(&self.ended);
+        ended
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < DRAFT_KEEP)
+            .map(|(u, _)| u.clone())
+    }
+
+    /// Keeps what `user` typed into the form at `path` (the latest one only).
+    pub fn keep_draft(&self, user: &str, path: &str, mut fields: HashMap<String, String>) {
+        fields.remove("csrf");
+        fields.remove("action");
+        lock(&self.drafts).insert(
+            user.to_string(),
+            Draft {
+                path: path.to_string(),
+                fields,
+                saved: Instant::now(),
+            },
+        );
+    }
+
+    /// Whether `user` has a kept form waiting.
+    pub fn has_draft(&self, user: &str) -> bool {
+        lock(&self.drafts)
+            .get(user)
+            .is_some_and(|d| d.saved.elapsed() < DRAFT_KEEP)
+    }
+
+    /// Takes `user`'s kept form.
+    pub fn take_draft(&self, user: &str) -> Option<Draft> {
+        lock(&self.drafts)
+            .remove(user)
+            .filter(|d| d.saved.elapsed() < DRAFT_KEEP)
+    }
+
+    /// The sessions changed: the file follows now (never call with the sessions locked).
+    fn changed(&self) {
+        self.mark_dirty();
+        self.save_sessions();
+    }
+
+    /// The file is behind; the next save writes it.
+    fn mark_dirty(&self) {
+        self.sessions_dirty
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Writes the sessions file if anything changed (the periodic tick and the stop call it
+    /// for the sessions' last use); a failure is logged (sessions then end at a restart).
+    pub fn save_sessions(&self) {
+        if !self.persist
+            || !self
+                .sessions_dirty
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let file = SessionsFile {
+            sessions: lock(&self.sessions)
+                .iter()
+                .map(|(k, s)| StoredSession {
+                    token_sha256: k.clone(),
+                    user: s.user.clone(),
+                    role: s.role,
+                    password_set_ms: s.password_set_ms,
+                    must_change: s.must_change,
+                    csrf: s.csrf.clone(),
+                    started_ms: s.started_ms,
+                    last_seen_ms: s.last_seen_ms,
+                })
+                .collect(),
+        };
+        if let Err(e) = crate::users::write_private(&self.dir, SESSIONS_FILE, &file) {
+            tracing::warn!(error = %e, "cannot keep the editor's sessions; they end at a restart");
+        }
+    }
+
+    /// Reads the sessions a previous run kept; those that timed out meanwhile are remembered
+    /// as ended (their forms are still kept).
+    fn load_sessions(&self) {
+        let path = self.dir.join(SESSIONS_FILE);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return;
+        };
+        if meta.len() > SESSIONS_FILE_BYTES_MAX {
+            tracing::warn!(path = %path.display(), "the sessions file is over its limit; sessions start anew");
+            return;
+        }
+        let file: SessionsFile = match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the sessions file; sessions start anew");
+                return;
+            }
+        };
+        let (now, now_ms) = (Instant::now(), crate::local::now_ms());
+        let ago = |ms: u64| Duration::from_millis(now_ms.saturating_sub(ms));
+        let mut sessions = lock(&self.sessions);
+        for st in file.sessions.into_iter().take(SESSIONS_MAX) {
+            let (since_start, since_use) = (ago(st.started_ms), ago(st.last_seen_ms));
+            let (Some(started), Some(last_seen)) =
+                (now.checked_sub(since_start), now.checked_sub(since_use))
+            else {
+                continue;
+            };
+            if since_use >= SESSION_IDLE || since_start >= SESSION_MAX_AGE {
+                self.remember_ended(st.token_sha256, st.user, now);
+                continue;
+            }
+            sessions.insert(
+                st.token_sha256,
+                Session {
+                    user: st.user,
+                    role: st.role,
+                    password_set_ms: st.password_set_ms,
+                    must_change: st.must_change,
+                    csrf: st.csrf,
+                    started,
+                    last_seen,
+                    started_ms: st.started_ms,
+                    last_seen_ms: st.last_seen_ms,
+                },
+            );
+        }
     }
 
     /// Sessions of `user` now.
@@ -559,7 +785,7 @@ mod tests {
     #[test]
     fn one_account_cannot_push_others_out() {
         let dir = tempfile::tempdir().unwrap();
-        let staff = Staff::new(dir.path(), &[3u8; 32]);
+        let staff = Staff::with(dir.path(), &[3u8; 32], false);
         let anna = staff.start_session(&info("anna"));
         let first_bo = staff.start_session(&info("bo"));
         for _ in 0..(SESSIONS_MAX * 2) {
@@ -568,8 +794,11 @@ mod tests {
         assert_eq!(staff.sessions_of("bo"), SESSIONS_PER_ACCOUNT);
         assert_eq!(staff.sessions_of("anna"), 1);
         let sessions = lock(&staff.sessions);
-        assert!(sessions.contains_key(&anna));
-        assert!(!sessions.contains_key(&first_bo), "the oldest was kept");
+        assert!(sessions.contains_key(&token_hash(&anna)));
+        assert!(
+            !sessions.contains_key(&token_hash(&first_bo)),
+            "the oldest was kept"
+        );
     }
 
     /// Failures make one line per account (or address) per window, with the count.

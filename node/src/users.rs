@@ -181,6 +181,30 @@ fn own_like_dir(file: &File, path: &Path, dir: &Path) -> Result<(), UserError> {
     })
 }
 
+/// Writes `value` as JSON to `dir/name`, 0600, whole (a new file synced and renamed over the
+/// old), owned like the directory.
+pub fn write_private<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), UserError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.new"));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        own_like_dir(&f, &tmp, dir)?;
+        let text = serde_json::to_vec(value).map_err(|e| UserError::Corrupt {
+            path: tmp.clone(),
+            reason: e.to_string(),
+        })?;
+        f.write_all(&text).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(io(&path))
+}
+
 /// A user name: 1-32 of `a-z 0-9 . _ -`, starting with a letter.
 pub fn validate_user_name(name: &str) -> Result<(), UserError> {
     let ok = (1..=32).contains(&name.len())

@@ -962,3 +962,68 @@ fn an_edit_on_a_stale_form_never_overwrites_a_colleagues() {
     assert_eq!(status, 409);
     assert_eq!(node.terminate(10), 0);
 }
+
+/// Sessions outlive a restart (kill -9 included: the file is written at login); a form sent
+/// after its session ended is kept for its account and comes back filled in after the login.
+#[test]
+fn nothing_typed_is_lost_to_a_restart_or_an_ended_session() {
+    let (_tmp, dir, node) = editor_node(&[("bo", "redaktor")], &["--admin", "127.0.0.1:0"]);
+    let (bo, csrf) = session(node.admin.unwrap(), "bo");
+    node.kill9();
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let (status, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &bo)], None);
+    assert_eq!(status, 200, "the session did not outlive a restart: {body}");
+    let file = std::fs::read_to_string(dir.join("sessions.json")).unwrap();
+    assert!(
+        !file.contains(bo.trim_start_matches("spindel_redaktion=")),
+        "a token is stored"
+    );
+    assert_eq!(node.terminate(10), 0);
+
+    // Bo's session ends while he writes (the node was down past the idle time).
+    let mut sessions: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sessions.json")).unwrap()).unwrap();
+    for s in sessions["sessions"].as_array_mut().unwrap() {
+        let ms = s["last_seen_ms"].as_u64().unwrap() - 31 * 60 * 1000;
+        s["last_seen_ms"] = ms.into();
+        s["started_ms"] = ms.into();
+    }
+    std::fs::write(dir.join("sessions.json"), sessions.to_string()).unwrap();
+    let node = NodeProc::start(&dir, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let text = "En lång sammanfattning som tog en halvtimme att skriva";
+    let (status, head, _) = http_form(
+        admin,
+        "/ny/method",
+        &[("Cookie", &bo)],
+        &[
+            ("title", "Min metod"),
+            ("summary", text),
+            ("csrf", &csrf),
+            ("action", "publish"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert_eq!(location(&head), "/logga-in?sparat=1");
+    let (_, _, page) = http_exchange(admin, "GET", "/logga-in?sparat=1", &[], None);
+    assert!(page.contains("Det du skrev är sparat"), "{page}");
+    let (status, head, _) = login(admin, "bo", PASSWORD);
+    assert_eq!(status, 303);
+    assert_eq!(location(&head), "/utkast");
+    let sc = format!(
+        "spindel_redaktion={}",
+        set_cookie(&head, "spindel_redaktion").unwrap()
+    );
+    let (status, _, body) = http_exchange(admin, "GET", "/utkast", &[("Cookie", &sc)], None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(text) && body.contains("value=\"Min metod\""),
+        "the text was lost: {body}"
+    );
+    assert!(body.contains("inget är publicerat ännu"), "{body}");
+    // Nothing was published meanwhile; the draft is taken once.
+    let (status, head, _) = http_exchange(admin, "GET", "/utkast", &[("Cookie", &sc)], None);
+    assert_eq!((status, location(&head)), (303, "/".to_string()));
+    assert_eq!(node.terminate(10), 0);
+}
