@@ -889,22 +889,20 @@ fn run_reads_its_settings_file_and_flags_override_it() {
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&missing)])
         .fails(1, "cannot read the settings file");
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "unknown field `lisen`");
-    std::fs::write(&bad, "aggregators = [\"nope\"]\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
-        .fails(1, "bad.toml: aggregators[0]");
     std::fs::write(&bad, "log_level = \"loud\"\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "log_level");
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
+        .fails(1, "bad.toml line 1: log_level: \"loud\" is not one of");
     // Transport limits: each checked and named; an unknown one refused; good ones taken.
     std::fs::write(&bad, "[limits]\nconnections_max = 0\n").unwrap();
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
         1,
-        "limits.connections_max must be between 1 and 100000, got 0",
+        "bad.toml line 2: limits.connections_max must be between 1 and 100000, got 0",
     );
     std::fs::write(&bad, "[limits]\nconections_max = 5\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
-        .fails(1, "unknown field `conections_max`");
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
+        1,
+        "bad.toml line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: connections_max,",
+    );
     let good = tmp.path().join("good.toml");
     std::fs::write(
         &good,
@@ -914,6 +912,72 @@ fn run_reads_its_settings_file_and_flags_override_it() {
     let node = spindel_tests::NodeProc::start(&agg, &["--config", s(&good)]);
     assert!(node.listen.is_some());
     assert_eq!(node.terminate(15), 0);
+}
+
+/// Runs `spindel run` on an aggregator with the settings file `text`; it must stop at once.
+fn run_with_settings(tmp: &Path, text: &str) -> spindel_tests::Run {
+    let agg = tmp.join("nationell");
+    if !agg.exists() {
+        spindel(&[
+            "init",
+            "--data-dir",
+            s(&agg),
+            "--name",
+            "nationell",
+            "--role",
+            "aggregator",
+        ])
+        .ok();
+    }
+    let file = tmp.join("skane.toml");
+    std::fs::write(&file, text).unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&file)])
+}
+
+/// Every error of the settings file is one line naming the file, the line (and the column when
+/// TOML knows it) and the key, in words that say what the key takes (exit 1).
+#[test]
+fn settings_file_errors_name_the_line_and_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A string where a list belongs.
+    run_with_settings(
+        tmp.path(),
+        "# Skåne\nlog_level = \"info\"\naggregators = \"AB@aggregator.example.se:7700\"\n",
+    )
+    .fails(
+        1,
+        "skane.toml line 3, column 15: aggregators: expected a list of \"NODEID@HOST:PORT\" strings, got a string",
+    );
+    // A value without quotes.
+    run_with_settings(
+        tmp.path(),
+        "log_level = \"info\"\n\nmetrics = 127.0.0.1:9781\n",
+    )
+    .fails(
+        1,
+        ": metrics: text needs quotes, like metrics = \"127.0.0.1:9781\"",
+    );
+    let run = run_with_settings(
+        tmp.path(),
+        "log_level = \"info\"\n\nmetrics = 127.0.0.1:9781\n",
+    );
+    assert!(
+        run.stderr.contains("skane.toml line 3, column "),
+        "{}",
+        run.stderr
+    );
+    // A key that does not exist: named, with the keys there are.
+    run_with_settings(tmp.path(), "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n").fails(
+        1,
+        "skane.toml line 2, column 1: lisen: unknown key `lisen` (the keys are: listen, http, metrics, admin, aggregators,",
+    );
+    // A bad address, in a list over several lines: the line of the element.
+    run_with_settings(tmp.path(), "aggregators = [\n  \"nope\",\n]\n")
+        .fails(1, "skane.toml line 2: aggregators[0]: ");
+    run_with_settings(tmp.path(), "listen = \"127.0.0.1\"\n").fails(
+        1,
+        "skane.toml line 1: listen: \"127.0.0.1\" is not HOST:PORT",
+    );
 }
 
 /// Every ready settings file in deploy/examples is one `spindel run` accepts (placeholders
