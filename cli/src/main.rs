@@ -75,6 +75,10 @@ enum Command {
         /// The region's name as people read it (default: NAME).
         #[arg(long, value_name = "TEXT")]
         display_name: Option<String>,
+        /// The region's website (http or https), in its profile: the privacy page
+        /// (/integritet) names it as the contact for the region's records.
+        #[arg(long, value_name = "URL")]
+        website: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -786,19 +790,18 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             name,
             role,
             display_name,
+            website,
             out,
         } => {
             let role = match role {
                 RoleArg::Region => Role::Region,
                 RoleArg::Aggregator => Role::Aggregator,
             };
-            let info = local::init(
-                &dir.data_dir,
-                &name,
-                role,
-                display_name.as_deref(),
-                &mut rng,
-            )?;
+            let profile = local::InitProfile {
+                display_name: display_name.as_deref(),
+                website: website.as_deref(),
+            };
+            let info = local::init_with(&dir.data_dir, &name, role, profile, &mut rng)?;
             output::emit(out.json, &info, || {
                 format!(
                     "created {} node {:?} in {}\nnode id: {}",

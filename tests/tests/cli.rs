@@ -1168,3 +1168,92 @@ fn ctrl_c_on_an_import_through_a_running_node_writes_nothing() {
     );
     assert_eq!(node.terminate(15), 0);
 }
+
+/// `init --website URL` puts the region's website in its first profile (checked as the profile
+/// record checks it), `/integritet` names it as the region's contact, and `status` (text and
+/// JSON) warns while a region's profile has none.
+#[test]
+fn init_website_is_the_privacy_contact_and_status_warns_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Without a website: a warning in both forms of status.
+    let bare = region(tmp.path(), "dalarna");
+    let v = status(&bare);
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("no website")
+            && warnings[0].as_str().unwrap().contains("/integritet"),
+        "{v}"
+    );
+    let text = spindel(&["status", "--data-dir", s(&bare)]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout
+            .contains("WARNING   the region's profile has no website"),
+        "{}",
+        text.stdout
+    );
+    // A website that is no http/https URL is refused as the profile refuses it; nothing stays.
+    let refused = tmp.path().join("refused");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&refused),
+        "--name",
+        "skane",
+        "--website",
+        "www.skane.example.se",
+    ])
+    .fails(1, "website must be an http or https URL");
+    assert!(!refused.exists(), "a refused init leaves nothing");
+    // An aggregator has no profile to put it in.
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&tmp.path().join("agg")),
+        "--name",
+        "nationell",
+        "--role",
+        "aggregator",
+        "--website",
+        "https://example.se",
+    ])
+    .fails(1, "--website is for a region");
+    // With a website: in the signed profile, no warning, and named on /integritet.
+    let dir = tmp.path().join("skane");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        "skane",
+        "--website",
+        "https://skane.example.se/kontakt",
+        "--json",
+    ])
+    .json();
+    let page = query(&dir, &["--kind", "profile"]);
+    assert_eq!(
+        page["records"][0]["data"]["website"],
+        "https://skane.example.se/kontakt"
+    );
+    let v = status(&dir);
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    let text = spindel(&["status", "--data-dir", s(&dir)]);
+    assert!(!text.stdout.contains("WARNING"), "{}", text.stdout);
+    let node = spindel_tests::NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let (code, body) = spindel_tests::http_get(node.http.unwrap(), "/integritet");
+    assert_eq!(code, 200);
+    // The page escapes `/` as `&#x2f;`.
+    let shown = "https:&#x2f;&#x2f;skane.example.se&#x2f;kontakt";
+    assert!(
+        body.contains(&format!("href=\"{shown}\"")) && !body.contains("ingen kontakt i profilen"),
+        "{body}"
+    );
+    assert_eq!(node.terminate(15), 0);
+    // While it runs, status asks the node and says the same.
+    let node = spindel_tests::NodeProc::start(&bare, &[]);
+    let v = status(&bare);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(node.terminate(15), 0);
+}
