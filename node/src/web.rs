@@ -720,6 +720,16 @@ async fn region_page(
         .peers()
         .iter()
         .any(|p| p.connected && p.node_id == hex);
+    // What "connected" means depends on where the page is read: a region connects to its
+    // aggregator, never to another region, so only the aggregator shows the link; a mirror of
+    // another region shows when its last record arrived here instead.
+    let here = if id == shared.node.node_id() {
+        "own"
+    } else if shared.node.config().role == crate::local::Role::Aggregator {
+        "aggregator"
+    } else {
+        "mirror"
+    };
     let mut only_region = Params::default();
     only_region.set("region", Some(region.row.name.clone()));
     let all_records = search_url(&only_region);
@@ -736,6 +746,7 @@ async fn region_page(
             personal => shows_people(&records),
             records => records,
             connected => connected,
+            here => here,
             all_records => all_records,
             kinds => kinds,
         },
