@@ -523,10 +523,6 @@ struct RunFile {
     trusted_proxies: Vec<toml::Spanned<String>>,
 }
 
-/// The keys of the settings file, as an unknown key's error lists them.
-const RUN_FILE_KEYS: &str =
-    "listen, http, metrics, admin, aggregators, log_level, log_format, trusted_proxies, [limits]";
-
 /// What a key of the settings file takes, as an error of the wrong type says it.
 fn run_file_expects(key: &str) -> &'static str {
     match key {
@@ -573,6 +569,17 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
     None
 }
 
+/// The key an error on `line` is about: the key set on that line, the table a `[table]` line
+/// opens, or, inside a value over several lines (a list), the key above that the value
+/// belongs to.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let here = text.lines().nth(line.checked_sub(1)?)?.trim();
+    if let Some(rest) = here.strip_prefix('[') {
+        return rest.split(']').next().map(|t| t.trim().to_string());
+    }
+    (1..=line).rev().find_map(|n| key_on_line(text, n))
+}
+
 /// The line that sets `key` in `table` (`None`: the top level), if a line does.
 fn line_of_key(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
     let want = match table {
@@ -590,17 +597,15 @@ fn settings_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error
         return anyhow::anyhow!("{}: {message}", path.display());
     };
     let (line, column) = line_col(text, span.start);
-    let key = key_on_line(text, line);
+    let key = key_at(text, line);
     let place = format!("{} line {line}, column {column}", path.display());
-    // Unknown key: `unknown field `x`, expected one of ...` (the span is the key itself).
+    // Unknown key: `unknown field `x`, expected one of `a`, `b`` (the span is the key itself).
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or(rest);
-        let known = match key.as_deref().and_then(|k| k.split_once('.')) {
-            Some(("limits", _)) => {
-                "connections_max, streams_per_connection_max, idle_timeout_ms, handshake_timeout_ms, first_frame_timeout_ms, frame_bytes_max, stream_window_bytes, connection_window_bytes"
-            }
-            _ => RUN_FILE_KEYS,
-        };
+        let known = rest
+            .split_once(", expected ")
+            .map(|(_, k)| k.trim_start_matches("one of ").replace('`', ""))
+            .unwrap_or_default();
         let shown = key.clone().unwrap_or_else(|| name.to_string());
         return anyhow::anyhow!("{place}: {shown}: unknown key `{name}` (the keys are: {known})");
     }
@@ -1475,7 +1480,17 @@ mod tests {
         );
         let e = error("[limits]\nconections_max = 5\n");
         assert!(
-            e.contains("line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: connections_max,"),
+            e.contains("line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: frame_bytes_max, connections_max,"),
+            "{e}"
+        );
+        let e = error("log_level = \"info\"\naggregators = [\n  \"a@b:1\",\n  5,\n]\n");
+        assert!(
+            e.starts_with("/etc/spindel/skane.toml line 4, column 3: aggregators: expected a list of \"NODEID@HOST:PORT\" strings, got a number"),
+            "{e}"
+        );
+        let e = error("[limitz]\nconnections_max = 5\n");
+        assert!(
+            e.starts_with("/etc/spindel/skane.toml line 1, column 2: limitz: unknown key `limitz` (the keys are: listen,"),
             "{e}"
         );
         let e = error("log_level = \"info\"\naggregators = [\n  \"a@b:1\",\n]\n");

@@ -901,7 +901,7 @@ fn run_reads_its_settings_file_and_flags_override_it() {
     std::fs::write(&bad, "[limits]\nconections_max = 5\n").unwrap();
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
         1,
-        "bad.toml line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: connections_max,",
+        "bad.toml line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: frame_bytes_max, connections_max,",
     );
     let good = tmp.path().join("good.toml");
     std::fs::write(
