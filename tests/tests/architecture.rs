@@ -166,6 +166,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor.rs",
     "editor_import.rs",
     "web.rs",
+    "localtime.rs",
     "control.rs",
     "session.rs",
     "shared.rs",
