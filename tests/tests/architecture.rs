@@ -179,6 +179,9 @@ const ABOVE_THE_STORE: &[&str] = &[
     "link.rs",
     "transport.rs",
     "listener.rs",
+    "login.rs",
+    "ratelimit.rs",
+    "staff.rs",
 ];
 
 /// The API, the pages, the control socket, the sync driver and the rest of the running node
