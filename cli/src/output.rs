@@ -191,6 +191,9 @@ pub fn status_text(s: &Status) -> String {
             s.name
         ));
     }
+    for w in &s.warnings {
+        out.push_str(&format!("\nWARNING   {w}"));
+    }
     if s.restored {
         out.push_str(
             "\nRESTORED  this node was restored from a backup: it publishes once it has caught up \

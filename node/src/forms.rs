@@ -79,7 +79,8 @@ const PROFILE: &[Field] = &[
     f(
         "website",
         "Webbplats",
-        "Fullständig adress, till exempel https://www.exempel.se.",
+        "Fullständig adress, till exempel https://www.exempel.se. Sidan Integritet \
+         (/integritet) anger den som regionens kontakt för frågor om personuppgifter.",
         Input::Url,
         false,
     ),
@@ -728,6 +729,16 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn the_profile_website_is_said_to_be_the_contact_on_the_privacy_page() {
+        let website = fields(Kind::Profile)
+            .iter()
+            .find(|f| f.name == "website")
+            .unwrap();
+        assert!(website.help.contains("(/integritet)"), "{}", website.help);
+        assert!(website.help.contains("kontakt"), "{}", website.help);
     }
 
     #[test]

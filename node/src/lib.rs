@@ -39,6 +39,7 @@ pub mod http;
 pub mod link;
 pub mod listener;
 pub mod local;
+pub mod localtime;
 pub mod login;
 pub mod metrics;
 pub mod params;

@@ -316,7 +316,16 @@ pub struct Status {
     /// network shows its records under this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_as: Option<String>,
+    /// What the operator should see to, one sentence each (e.g. a region's profile without a
+    /// website, so `/integritet` names no contact for its records).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
+
+/// `status`'s warning while a region's profile has no website.
+pub const NO_WEBSITE_WARNING: &str = "the region's profile has no website, so /integritet \
+     names no contact for its records: publish the profile with a \"website\" (spindel \
+     publish --kind profile, or Profil in the editor)";
 
 /// An import line's own `record_id` (if any) and the record's JSON without it.
 fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_, str>), NodeError> {
@@ -351,6 +360,33 @@ pub fn init(
     init_open(dir, name, role, display_name, rng).map(|node| node.info())
 }
 
+/// What `init` puts in a region's first profile beyond its name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitProfile<'a> {
+    /// The region's name as people read it (default: its short name).
+    pub display_name: Option<&'a str>,
+    /// The region's website: `/integritet` names it as the contact for the region's records
+    /// (an http or https URL, checked as the profile record checks it).
+    pub website: Option<&'a str>,
+}
+
+/// [`init`] with the profile's display name and website.
+pub fn init_with(
+    dir: &Path,
+    name: &str,
+    role: Role,
+    profile: InitProfile<'_>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<NodeInfo, NodeError> {
+    validate_region_name(name).map_err(NodeError::BadName)?;
+    if role == Role::Aggregator && profile.website.is_some() {
+        return Err(NodeError::Schema(SchemaError::new(
+            "an aggregator has no profile: --website is for a region".to_string(),
+        )));
+    }
+    in_new_node_dir(dir, || init_inner(dir, name, role, profile, rng)).map(|node| node.info())
+}
+
 /// [`init`], keeping the new node open (no second open that would wait for sled's file lock).
 pub fn init_open(
     dir: &Path,
@@ -360,7 +396,11 @@ pub fn init_open(
     rng: &mut impl CryptoRngCore,
 ) -> Result<LocalNode, NodeError> {
     validate_region_name(name).map_err(NodeError::BadName)?;
-    in_new_node_dir(dir, || init_inner(dir, name, role, display_name, rng))
+    let profile = InitProfile {
+        display_name,
+        website: None,
+    };
+    in_new_node_dir(dir, || init_inner(dir, name, role, profile, rng))
 }
 
 /// Runs `make` to create a node in `dir`: refuses a `dir` that holds a node, creates it (0700)
@@ -417,9 +457,10 @@ fn init_inner(
     dir: &Path,
     name: &str,
     role: Role,
-    display_name: Option<&str>,
+    profile: InitProfile<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<LocalNode, NodeError> {
+    let display_name = profile.display_name;
     let key = SecretKey::generate(rng);
     write_key(&dir.join(KEY_FILE), &key)?;
     let config = NodeConfig {
@@ -438,11 +479,14 @@ fn init_inner(
         restored: std::sync::atomic::AtomicBool::new(false),
     };
     if role == Role::Region {
-        let profile = serde_json::json!({
+        let mut json = serde_json::json!({
             "display_name": display_name.unwrap_or(name),
             "name": name,
         });
-        node.publish(Kind::Profile, &profile.to_string(), None, rng, now_ms())?;
+        if let Some(website) = profile.website {
+            json["website"] = serde_json::Value::String(website.trim().to_string());
+        }
+        node.publish(Kind::Profile, &json.to_string(), None, rng, now_ms())?;
     }
     node.store.flush()?;
     // The config is written last, atomically: its presence marks a complete node.
@@ -935,7 +979,31 @@ impl LocalNode {
                 .author(&me)?
                 .map(|m| m.name_or_key(&me))
                 .filter(|n| *n != self.config.name),
+            warnings: self.warnings()?,
         })
+    }
+
+    /// What `status` warns about: a region whose profile has no website.
+    fn warnings(&self) -> Result<Vec<String>, NodeError> {
+        let mut out = Vec::new();
+        if self.config.role == Role::Region {
+            let me = self.node_id();
+            let profile = self.store.author(&me)?.and_then(|m| m.profile);
+            let website = match profile {
+                Some(id) => match self.store.record_meta(&me, &id)? {
+                    Some(m) => match self.store.load_record(&me, &id, &m)? {
+                        Some(Record::Profile(p)) => p.website,
+                        _ => None,
+                    },
+                    None => None,
+                },
+                None => None,
+            };
+            if website.is_none() {
+                out.push(NO_WEBSITE_WARNING.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Validates JSON as a record of `kind`, filling in the profile's `name`.

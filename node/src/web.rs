@@ -116,14 +116,9 @@ fn templates() -> &'static Environment<'static> {
         env.add_filter("kind_label", |k: &str| kind_label(k, false));
         env.add_filter("kind_plural", |k: &str| kind_label(k, true));
         env.add_filter("kind_count", |k: &str, n: u64| kind_count(k, n));
-        env.add_filter("date", |t: &str| t.get(..10).unwrap_or(t).to_string());
+        env.add_filter("date", date);
         env.add_filter("datetime", datetime);
-        env.add_filter("short_datetime", |t: &str| {
-            match (t.get(..10), t.get(11..16)) {
-                (Some(d), Some(hm)) => format!("{d} {hm}"),
-                _ => t.to_string(),
-            }
-        });
+        env.add_filter("short_datetime", short_datetime);
         env.add_filter("sv_number", sv_number);
         env.add_filter("truncate", truncate);
         env.add_filter("paragraphs", paragraphs);
@@ -175,22 +170,38 @@ pub fn kind_count(kind: &str, n: u64) -> String {
     format!("{n} {}", if n == 1 { w[2] } else { w[3] })
 }
 
-/// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 01:40 UTC`.
+/// A UTC timestamp (`2026-11-28T01:40:12.345Z`) as Swedish local date and time
+/// (`("2026-11-28", "02:40:12")`); `None` if it is not one.
+fn local(t: &str) -> Option<(String, String)> {
+    crate::localtime::parse_rfc3339_utc(t).map(crate::localtime::stockholm)
+}
+
+/// `2026-11-28T23:40:12.345Z` as the Swedish date, `2026-11-29`.
+fn date(t: &str) -> String {
+    local(t).map_or_else(|| t.get(..10).unwrap_or(t).to_string(), |(d, _)| d)
+}
+
+/// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 02:40`, Swedish time (summer time included).
 fn datetime(t: &str) -> String {
-    match (t.get(..10), t.get(11..16)) {
-        (Some(d), Some(hm)) => format!("{d} kl. {hm} UTC"),
-        _ => t.to_string(),
+    match local(t) {
+        Some((d, hms)) => format!("{d} kl. {}", &hms[..5]),
+        None => t.to_string(),
     }
 }
 
-/// Milliseconds since the epoch as `2026-11-28 kl. 01:40:12 UTC` (the editor's log, where
-/// seconds matter).
-pub fn datetime_sv(ms: u64) -> String {
-    let t = spindel_protocol::time::rfc3339_ms(ms);
-    match (t.get(..10), t.get(11..19)) {
-        (Some(d), Some(hms)) => format!("{d} kl. {hms} UTC"),
-        _ => t,
+/// `2026-11-28T01:40:12.345Z` as `2026-11-28 02:40`, Swedish time (tables).
+fn short_datetime(t: &str) -> String {
+    match local(t) {
+        Some((d, hms)) => format!("{d} {}", &hms[..5]),
+        None => t.to_string(),
     }
+}
+
+/// Milliseconds since the epoch as `2026-11-28 kl. 02:40:12`, Swedish time (the editor's log,
+/// where seconds matter).
+pub fn datetime_sv(ms: u64) -> String {
+    let (d, hms) = crate::localtime::stockholm(i64::try_from(ms).unwrap_or(i64::MAX / 2));
+    format!("{d} kl. {hms}")
 }
 
 /// A number the Swedish way: decimal comma, at most two decimals, no trailing zeros.
@@ -709,6 +720,16 @@ async fn region_page(
         .peers()
         .iter()
         .any(|p| p.connected && p.node_id == hex);
+    // What "connected" means depends on where the page is read: a region connects to its
+    // aggregator, never to another region, so only the aggregator shows the link; a mirror of
+    // another region shows when its last record arrived here instead.
+    let here = if id == shared.node.node_id() {
+        "own"
+    } else if shared.node.config().role == crate::local::Role::Aggregator {
+        "aggregator"
+    } else {
+        "mirror"
+    };
     let mut only_region = Params::default();
     only_region.set("region", Some(region.row.name.clone()));
     let all_records = search_url(&only_region);
@@ -725,6 +746,7 @@ async fn region_page(
             personal => shows_people(&records),
             records => records,
             connected => connected,
+            here => here,
             all_records => all_records,
             kinds => kinds,
         },
@@ -886,10 +908,12 @@ mod tests {
         assert_eq!(sv_number(3.0), "3");
         assert_eq!(sv_number(3.25), "3,25");
         assert_eq!(sv_number(7.5), "7,5");
-        assert_eq!(
-            datetime("2026-11-28T01:40:12.345Z"),
-            "2026-11-28 kl. 01:40 UTC"
-        );
+        assert_eq!(datetime("2026-11-28T01:40:12.345Z"), "2026-11-28 kl. 02:40");
+        assert_eq!(datetime("2026-07-28T01:40:12Z"), "2026-07-28 kl. 03:40");
+        assert_eq!(short_datetime("2026-12-31T23:40:12Z"), "2027-01-01 00:40");
+        assert_eq!(date("2026-12-31T23:40:12Z"), "2027-01-01");
+        assert_eq!(date("soon"), "soon");
+        assert_eq!(datetime_sv(1_796_336_458_123), "2026-12-03 kl. 23:20:58");
         assert_eq!(truncate("kort", Some(10)), "kort");
         assert_eq!(
             truncate("Integration i förening, steg för steg", Some(25)),

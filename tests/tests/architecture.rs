@@ -166,6 +166,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor.rs",
     "editor_import.rs",
     "web.rs",
+    "localtime.rs",
     "control.rs",
     "session.rs",
     "shared.rs",
@@ -178,6 +179,9 @@ const ABOVE_THE_STORE: &[&str] = &[
     "link.rs",
     "transport.rs",
     "listener.rs",
+    "login.rs",
+    "ratelimit.rs",
+    "staff.rs",
 ];
 
 /// The API, the pages, the control socket, the sync driver and the rest of the running node

@@ -889,22 +889,20 @@ fn run_reads_its_settings_file_and_flags_override_it() {
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&missing)])
         .fails(1, "cannot read the settings file");
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "unknown field `lisen`");
-    std::fs::write(&bad, "aggregators = [\"nope\"]\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
-        .fails(1, "bad.toml: aggregators[0]");
     std::fs::write(&bad, "log_level = \"loud\"\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(1, "log_level");
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
+        .fails(1, "bad.toml line 1: log_level: \"loud\" is not one of");
     // Transport limits: each checked and named; an unknown one refused; good ones taken.
     std::fs::write(&bad, "[limits]\nconnections_max = 0\n").unwrap();
     spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
         1,
-        "limits.connections_max must be between 1 and 100000, got 0",
+        "bad.toml line 2: limits.connections_max must be between 1 and 100000, got 0",
     );
     std::fs::write(&bad, "[limits]\nconections_max = 5\n").unwrap();
-    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)])
-        .fails(1, "unknown field `conections_max`");
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&bad)]).fails(
+        1,
+        "bad.toml line 2, column 1: limits.conections_max: unknown key `conections_max` (the keys are: frame_bytes_max, connections_max,",
+    );
     let good = tmp.path().join("good.toml");
     std::fs::write(
         &good,
@@ -914,6 +912,72 @@ fn run_reads_its_settings_file_and_flags_override_it() {
     let node = spindel_tests::NodeProc::start(&agg, &["--config", s(&good)]);
     assert!(node.listen.is_some());
     assert_eq!(node.terminate(15), 0);
+}
+
+/// Runs `spindel run` on an aggregator with the settings file `text`; it must stop at once.
+fn run_with_settings(tmp: &Path, text: &str) -> spindel_tests::Run {
+    let agg = tmp.join("nationell");
+    if !agg.exists() {
+        spindel(&[
+            "init",
+            "--data-dir",
+            s(&agg),
+            "--name",
+            "nationell",
+            "--role",
+            "aggregator",
+        ])
+        .ok();
+    }
+    let file = tmp.join("skane.toml");
+    std::fs::write(&file, text).unwrap();
+    spindel(&["run", "--data-dir", s(&agg), "--config", s(&file)])
+}
+
+/// Every error of the settings file is one line naming the file, the line (and the column when
+/// TOML knows it) and the key, in words that say what the key takes (exit 1).
+#[test]
+fn settings_file_errors_name_the_line_and_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A string where a list belongs.
+    run_with_settings(
+        tmp.path(),
+        "# Skåne\nlog_level = \"info\"\naggregators = \"AB@aggregator.example.se:7700\"\n",
+    )
+    .fails(
+        1,
+        "skane.toml line 3, column 15: aggregators: expected a list of \"NODEID@HOST:PORT\" strings, got a string",
+    );
+    // A value without quotes.
+    run_with_settings(
+        tmp.path(),
+        "log_level = \"info\"\n\nmetrics = 127.0.0.1:9781\n",
+    )
+    .fails(
+        1,
+        ": metrics: text needs quotes, like metrics = \"127.0.0.1:9781\"",
+    );
+    let run = run_with_settings(
+        tmp.path(),
+        "log_level = \"info\"\n\nmetrics = 127.0.0.1:9781\n",
+    );
+    assert!(
+        run.stderr.contains("skane.toml line 3, column "),
+        "{}",
+        run.stderr
+    );
+    // A key that does not exist: named, with the keys there are.
+    run_with_settings(tmp.path(), "listen = \"127.0.0.1:0\"\nlisen = \"x\"\n").fails(
+        1,
+        "skane.toml line 2, column 1: lisen: unknown key `lisen` (the keys are: listen, http, metrics, admin, aggregators,",
+    );
+    // A bad address, in a list over several lines: the line of the element.
+    run_with_settings(tmp.path(), "aggregators = [\n  \"nope\",\n]\n")
+        .fails(1, "skane.toml line 2: aggregators[0]: ");
+    run_with_settings(tmp.path(), "listen = \"127.0.0.1\"\n").fails(
+        1,
+        "skane.toml line 1: listen: \"127.0.0.1\" is not HOST:PORT",
+    );
 }
 
 /// Every ready settings file in deploy/examples is one `spindel run` accepts (placeholders
@@ -1102,5 +1166,94 @@ fn ctrl_c_on_an_import_through_a_running_node_writes_nothing() {
         after["records"], head_before,
         "the cancelled import wrote records"
     );
+    assert_eq!(node.terminate(15), 0);
+}
+
+/// `init --website URL` puts the region's website in its first profile (checked as the profile
+/// record checks it), `/integritet` names it as the region's contact, and `status` (text and
+/// JSON) warns while a region's profile has none.
+#[test]
+fn init_website_is_the_privacy_contact_and_status_warns_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Without a website: a warning in both forms of status.
+    let bare = region(tmp.path(), "dalarna");
+    let v = status(&bare);
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("no website")
+            && warnings[0].as_str().unwrap().contains("/integritet"),
+        "{v}"
+    );
+    let text = spindel(&["status", "--data-dir", s(&bare)]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout
+            .contains("WARNING   the region's profile has no website"),
+        "{}",
+        text.stdout
+    );
+    // A website that is no http/https URL is refused as the profile refuses it; nothing stays.
+    let refused = tmp.path().join("refused");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&refused),
+        "--name",
+        "skane",
+        "--website",
+        "www.skane.example.se",
+    ])
+    .fails(1, "website must be an http or https URL");
+    assert!(!refused.exists(), "a refused init leaves nothing");
+    // An aggregator has no profile to put it in.
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&tmp.path().join("agg")),
+        "--name",
+        "nationell",
+        "--role",
+        "aggregator",
+        "--website",
+        "https://example.se",
+    ])
+    .fails(1, "--website is for a region");
+    // With a website: in the signed profile, no warning, and named on /integritet.
+    let dir = tmp.path().join("skane");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&dir),
+        "--name",
+        "skane",
+        "--website",
+        "https://skane.example.se/kontakt",
+        "--json",
+    ])
+    .json();
+    let page = query(&dir, &["--kind", "profile"]);
+    assert_eq!(
+        page["records"][0]["data"]["website"],
+        "https://skane.example.se/kontakt"
+    );
+    let v = status(&dir);
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    let text = spindel(&["status", "--data-dir", s(&dir)]);
+    assert!(!text.stdout.contains("WARNING"), "{}", text.stdout);
+    let node = spindel_tests::NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let (code, body) = spindel_tests::http_get(node.http.unwrap(), "/integritet");
+    assert_eq!(code, 200);
+    // The page escapes `/` as `&#x2f;`.
+    let shown = "https:&#x2f;&#x2f;skane.example.se&#x2f;kontakt";
+    assert!(
+        body.contains(&format!("href=\"{shown}\"")) && !body.contains("ingen kontakt i profilen"),
+        "{body}"
+    );
+    assert_eq!(node.terminate(15), 0);
+    // While it runs, status asks the node and says the same.
+    let node = spindel_tests::NodeProc::start(&bare, &[]);
+    let v = status(&bare);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(node.terminate(15), 0);
 }

@@ -570,6 +570,15 @@ fn one_shot_sync_catches_up_both_ways_and_exits() {
     ])
     .json();
     assert_eq!(v["received"], 0);
+    // Said in words, with the singular and plural right.
+    let authors = v["heads"].as_object().unwrap().len();
+    assert!(authors > 1, "{v}");
+    let run = spindel(&["sync", "--data-dir", s(&a_dir), "--aggregator", &peer]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.trim(),
+        format!("synced with {peer}: received 0 entries; holds the logs of {authors} authors")
+    );
     // A wrong pinned key or an unreachable address is a clear error.
     let wrong = format!("{b_id}@{}", agg.listen.unwrap());
     let run = spindel(&["sync", "--data-dir", s(&a_dir), "--aggregator", &wrong]);

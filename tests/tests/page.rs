@@ -283,7 +283,7 @@ fn every_page_and_bad_parameter() {
             "Coompanion Skåne",
             "Famna",
             "Senast synkad hit",
-            "29: 3 sociala innovationer, 25 metoder, 1 forskarkontakt",
+            "30: 3 sociala innovationer, 25 metoder, 1 forskarkontakt, 1 profil",
             "href=\"/?region=skane\"",
         ] {
             assert!(region.contains(seen), "{seen:?}: {region}");
@@ -300,7 +300,7 @@ fn every_page_and_bad_parameter() {
     // The national overview: counts per region and kind, latest additions, SROI statistics.
     let overview = page(http, "/oversikt");
     for seen in [
-        "30 poster från 1 regionala plattformar",
+        "30 poster (profilerna medräknade) från 1 regionala plattformar",
         "3 beräkningar",
         "Median <strong>1 : 3,2</strong>, spridning 1 : 2 till 1 : 5,5",
         &format!("href=\"/post/{author}/{integration}\""),
@@ -524,4 +524,99 @@ fn consent_is_shown_and_the_privacy_page_names_who_answers() {
         assert!(page(http, path).contains("href=\"/integritet\""), "{path}");
     }
     assert_eq!(node.terminate(15), 0);
+}
+
+/// The records counted on a region's page (`Poster`), its row on `/oversikt` (`Totalt`) and the
+/// link to all its records: `(page, overview)`.
+fn counts(http: SocketAddr, author: &str, name: &str) -> (u64, u64) {
+    let region = page(http, &format!("/region/{author}"));
+    let shown = region
+        .split("<dt>Poster</dt><dd>")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let all = region
+        .split("poster från")
+        .next()
+        .and_then(|r| r.rsplit("Alla ").next())
+        .unwrap()
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(shown, all, "{region}");
+    let overview = page(http, "/oversikt");
+    let row = overview
+        .split(&format!("<a href=\"/region/{author}\">"))
+        .nth(1)
+        .unwrap();
+    let total = row
+        .split(&format!("<td class=\"num\"><a href=\"/?region={name}\">"))
+        .nth(1)
+        .and_then(|cell| cell.split('<').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (shown, total)
+}
+
+/// A region's page tells what it can: on another region's node (a mirror, which never connects
+/// to that region) when the region's last record arrived here, not "inte ansluten just nu"; on
+/// the aggregator whether the region is connected; on its own node neither. The page and
+/// `/oversikt` count the same records (the profile included) on every node.
+#[test]
+fn a_region_page_on_a_mirror_says_when_records_arrived_and_counts_as_the_overview() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(skane, skane_id), (dalarna, _)]) =
+        spindel_tests::init_network(tmp.path(), ["skane", "dalarna"]);
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let a = NodeProc::start(&skane, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
+    let b = NodeProc::start(&dalarna, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
+    for i in 0..3 {
+        publish(
+            &skane,
+            "method",
+            serde_json::json!({"title": format!("Studiecirkel {i}"), "summary": "Lärande i grupp"}),
+        );
+    }
+    // Three methods and the profile, everywhere.
+    for node in [&agg, &b] {
+        let http = node.http.unwrap();
+        spindel_tests::eventually(20, "Skåne's records", || {
+            page(http, &format!("/region/{skane_id}")).contains("<dt>Poster</dt><dd>4:")
+        });
+    }
+    let mirror = page(b.http.unwrap(), &format!("/region/{skane_id}"));
+    assert!(
+        mirror.contains("<dt>Senaste post kom hit</dt><dd><time datetime=\"20"),
+        "{mirror}"
+    );
+    assert!(mirror.contains(" kl. "), "{mirror}");
+    assert!(!mirror.contains("ansluten"), "{mirror}");
+    assert!(!mirror.contains("Förbindelse"), "{mirror}");
+    assert!(
+        mirror.contains("4: 0 sociala innovationer, 3 metoder, 0 forskarkontakter, 1 profil"),
+        "{mirror}"
+    );
+    let at_agg = page(agg.http.unwrap(), &format!("/region/{skane_id}"));
+    assert!(
+        at_agg.contains("<dt>Förbindelse med den här noden</dt><dd>ansluten nu</dd>"),
+        "{at_agg}"
+    );
+    let own = page(a.http.unwrap(), &format!("/region/{skane_id}"));
+    assert!(
+        own.contains("Senast synkad hit") && !own.contains("Förbindelse"),
+        "{own}"
+    );
+    for node in [&agg, &a, &b] {
+        assert_eq!(counts(node.http.unwrap(), &skane_id, "skane"), (4, 4));
+    }
+    for p in [b, a, agg] {
+        assert_eq!(p.terminate(10), 0);
+    }
 }
