@@ -197,6 +197,12 @@ pub fn status_text(s: &Status) -> String {
              with its aggregator (run it with --aggregator)",
         );
     }
+    if let Some(copy) = &s.other_copy {
+        out.push_str(&format!(
+            "\nCOPY      this node signs nothing: {copy}; stop and disable the copy that should \
+             not run and move its node.key away (deploy/README.md, \"Two copies of one key\")"
+        ));
+    }
     for f in &s.forks {
         out.push_str(&format!(
             "\nFORK      {} ({}…) at seq {}: entries {} and {}\n          {}",

@@ -36,6 +36,41 @@ impl Drop for PeerSlot {
     }
 }
 
+/// The live sync session of one key at this node (an aggregator holds at most one per key).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub address: std::net::SocketAddr,
+    /// When its session was accepted (Unix ms).
+    pub since_ms: u64,
+    /// Sessions of the same key refused while this one lives (the first is logged).
+    pub refused: u64,
+    token: u64,
+}
+
+/// The claim of one key's sync session, released when the session ends.
+#[derive(Debug)]
+pub struct SignerSlot {
+    shared: Arc<Shared>,
+    peer: NodeId,
+    token: u64,
+}
+
+impl Drop for SignerSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.shared.signers);
+        if map.get(&self.peer).is_some_and(|s| s.token == self.token) {
+            map.remove(&self.peer);
+        }
+    }
+}
+
+/// The time now as Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A served session held by [`Shared::hold_next_session`]: `paused` fires once it has read its
 /// opening heads and waits; sending on (or dropping) `release` lets it go on.
 #[derive(Debug)]
@@ -60,6 +95,9 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Live incoming connections per peer key.
     per_peer: Mutex<BTreeMap<NodeId, usize>>,
+    /// The one live sync session per key (see [`Shared::claim_signer`]).
+    signers: Mutex<BTreeMap<NodeId, Signer>>,
+    next_signer_token: std::sync::atomic::AtomicU64,
     /// Fault injection for tests: holds the next served session between reading the heads it
     /// opens with and starting it (`None` in normal operation; see [`Shared::hold_next_session`]).
     held_session: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
@@ -113,6 +151,8 @@ impl Shared {
             shutdown,
             metrics: crate::metrics::Metrics::default(),
             per_peer: Mutex::new(BTreeMap::new()),
+            signers: Mutex::new(BTreeMap::new()),
+            next_signer_token: std::sync::atomic::AtomicU64::new(0),
             held_session: Mutex::new(None),
             staff,
             trusted_proxies,
@@ -157,6 +197,39 @@ impl Shared {
         })
     }
 
+    /// Claims the one sync session `peer` may hold here, from `address`: `Err` with the live
+    /// session of that key (its refusals counted) when it has one. Two running copies of one
+    /// key would sign the same seqs and fork its log; the first keeps its session.
+    pub fn claim_signer(
+        self: &Arc<Self>,
+        peer: NodeId,
+        address: std::net::SocketAddr,
+    ) -> Result<SignerSlot, Signer> {
+        let mut map = lock(&self.signers);
+        if let Some(live) = map.get_mut(&peer) {
+            let seen = live.clone();
+            live.refused += 1;
+            return Err(seen);
+        }
+        let token = self
+            .next_signer_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            peer,
+            Signer {
+                address,
+                since_ms: now_ms(),
+                refused: 0,
+                token,
+            },
+        );
+        Ok(SignerSlot {
+            shared: self.clone(),
+            peer,
+            token,
+        })
+    }
+
     /// Fault injection for tests: holds the next served session after it read its opening
     /// heads, until released, so other sessions can announce new heads in between (an event,
     /// not a guessed duration).
@@ -181,8 +254,45 @@ impl Shared {
         self.writer.events().subscribe_heads()
     }
 
+    /// The peers this node dials, the sessions it serves, and on an aggregator every region
+    /// it admits, connected or not (by its admitted name), so a lost region stays in view.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        lock(&self.peers).values().cloned().collect()
+        let mut out: Vec<PeerStatus> = lock(&self.peers).values().cloned().collect();
+        let now = now_ms();
+        for p in out.iter_mut().filter(|p| p.connected) {
+            p.last_seen_ms = Some(now);
+        }
+        if self.node.config().role != crate::local::Role::Aggregator {
+            return out;
+        }
+        let Ok(list) = self.node.admission_list() else {
+            return out;
+        };
+        let names: BTreeMap<String, Option<String>> =
+            list.into_iter().map(|(id, n)| (id.to_hex(), n)).collect();
+        // A region no longer admitted is shown while its session lasts only.
+        out.retain(|p| p.role != "region" || p.connected || names.contains_key(&p.node_id));
+        for p in out.iter_mut().filter(|p| p.role == "region") {
+            if let Some(name) = names.get(&p.node_id) {
+                p.name = name.clone();
+            }
+        }
+        for (id, name) in names {
+            if !out.iter().any(|p| p.role == "region" && p.node_id == id) {
+                out.push(PeerStatus {
+                    node_id: id,
+                    name,
+                    last_seen_ms: None,
+                    address: String::new(),
+                    role: "region".into(),
+                    connected: false,
+                    lag: 0,
+                    last_error: None,
+                    retry_in_ms: 0,
+                });
+            }
+        }
+        out
     }
 
     pub(crate) fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
@@ -207,6 +317,7 @@ impl Shared {
             .iter()
             .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
+        status.other_copy = self.gate.other_copy();
         Ok(status)
     }
 
