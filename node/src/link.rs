@@ -182,6 +182,14 @@ mod tests {
         );
         assert_eq!(ErrorCode::from_code(3), Some(ErrorCode::NotAdmitted));
         assert_eq!(ErrorCode::from_code(99), None);
+        // Another copy's session is refused for as long as it lives, not until an operator
+        // acts: asked again within seconds, so the node signs again soon after it is gone.
+        assert_eq!(ErrorCode::from_code(6), Some(ErrorCode::OtherCopy));
+        let other_copy = LinkError::Closed {
+            code: ErrorCode::OtherCopy,
+            reason: String::new(),
+        };
+        assert!(!other_copy.is_permanent() && !other_copy.is_normal_end());
         assert!(!LinkError::StreamEnded.is_permanent());
         assert!(refused().unwrap_err().is_permanent());
         assert!(

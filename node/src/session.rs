@@ -700,7 +700,11 @@ pub async fn serve_connection(
                 // region; another from the same key (a second running copy) is refused, and
                 // the live one goes on.
                 let signer = if role == PeerRole::Aggregator && peer_admitted {
-                    match shared.claim_signer(peer, conn.remote_address()) {
+                    let claimed = match shared.claim_signer(peer, &conn) {
+                        Err(live) => shared.claim_signer_from(peer, &conn, live).await,
+                        ok => ok,
+                    };
+                    match claimed {
                         Ok(slot) => Some(slot),
                         Err(live) => {
                             refuse_other_copy(&shared, &conn, send, peer, &live).await;
@@ -775,10 +779,12 @@ pub async fn serve_connection(
                 if refused.is_some() {
                     break;
                 }
+                // A normal end: code 0 from either side (caught up, shutting down), also when a
+                // stream read saw it first.
                 let why = r
                     .as_ref()
                     .err()
-                    .filter(|e| !e.is_normal_end())
+                    .filter(|e| !e.is_normal_end() && !closed_normally(&conn))
                     .map(ToString::to_string);
                 if role == PeerRole::Aggregator {
                     match &why {
@@ -789,11 +795,15 @@ pub async fn serve_connection(
                             tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region unlinked")
                         }
                     }
+                    // Unless a new session of the key has taken this one's place.
+                    let address = conn.remote_address().to_string();
                     shared.set_peer(&peer_key, |p| {
-                        p.connected = false;
-                        p.lag = 0;
-                        p.last_seen_ms = Some(crate::shared::now_ms());
-                        p.last_error = why.clone();
+                        if p.address == address {
+                            p.connected = false;
+                            p.lag = 0;
+                            p.last_seen_ms = Some(crate::shared::now_ms());
+                            p.last_error = why.clone();
+                        }
                     });
                 } else {
                     if let Some(e) = &why {
@@ -814,6 +824,15 @@ pub async fn serve_connection(
             }
         }
     }
+}
+
+/// The peer closed the connection with code 0 (`Done`): a normal end, not a failure.
+fn closed_normally(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if c.error_code.into_inner() == u64::from(ErrorCode::Done.code())
+    )
 }
 
 /// Refuses a sync session of `peer` because `live`, another session of the same key, holds

@@ -44,6 +44,8 @@ pub struct Signer {
     pub since_ms: u64,
     /// Sessions of the same key refused while this one lives (the first is logged).
     pub refused: u64,
+    /// Its connection, to tell a live session from one whose peer is gone.
+    pub conn: quinn::Connection,
     token: u64,
 }
 
@@ -63,6 +65,10 @@ impl Drop for SignerSlot {
         }
     }
 }
+
+/// A live sync session whose connection received nothing (keep-alives go out every second)
+/// for this long, while another session of its key asks in, is taken as gone.
+pub const SILENT_FOR: std::time::Duration = std::time::Duration::from_millis(2_500);
 
 /// The time now as Unix milliseconds.
 pub fn now_ms() -> u64 {
@@ -203,10 +209,24 @@ impl Shared {
     pub fn claim_signer(
         self: &Arc<Self>,
         peer: NodeId,
-        address: std::net::SocketAddr,
+        conn: &quinn::Connection,
     ) -> Result<SignerSlot, Signer> {
+        self.claim_signer_over(peer, conn, None)
+    }
+
+    /// [`Shared::claim_signer`], taking the place of `stale` (the token of a session found
+    /// dead) if it still holds it.
+    fn claim_signer_over(
+        self: &Arc<Self>,
+        peer: NodeId,
+        conn: &quinn::Connection,
+        stale: Option<u64>,
+    ) -> Result<SignerSlot, Signer> {
+        let address = conn.remote_address();
         let mut map = lock(&self.signers);
-        if let Some(live) = map.get_mut(&peer) {
+        if let Some(live) = map.get_mut(&peer)
+            && Some(live.token) != stale
+        {
             let seen = live.clone();
             live.refused += 1;
             return Err(seen);
@@ -220,6 +240,7 @@ impl Shared {
                 address,
                 since_ms: now_ms(),
                 refused: 0,
+                conn: conn.clone(),
                 token,
             },
         );
@@ -228,6 +249,33 @@ impl Shared {
             peer,
             token,
         })
+    }
+
+    /// A sync session of `peer` met `live`, the session that key holds here. If `live`'s peer
+    /// is gone (a crash, a lost network: nothing arrived on its connection, keep-alives
+    /// included, for [`SILENT_FOR`]), it is closed and the new session takes its place; a
+    /// session that answers keeps it (`Err`: the second running copy is refused).
+    pub async fn claim_signer_from(
+        self: &Arc<Self>,
+        peer: NodeId,
+        conn: &quinn::Connection,
+        live: Signer,
+    ) -> Result<SignerSlot, Signer> {
+        let before = live.conn.stats().udp_rx.datagrams;
+        let gone = live.conn.close_reason().is_some()
+            || tokio::select! {
+                _ = tokio::time::sleep(SILENT_FOR) => live.conn.stats().udp_rx.datagrams == before,
+                _ = live.conn.closed() => true,
+            };
+        if !gone {
+            return Err(live);
+        }
+        live.conn.close(
+            spindel_protocol::sync::ErrorCode::Done.code().into(),
+            b"replaced by a new session of this key",
+        );
+        tracing::info!(peer = %peer.short(), old_address = %live.address, address = %conn.remote_address(), "a region's previous session was silent; its new session takes its place");
+        self.claim_signer_over(peer, conn, Some(live.token))
     }
 
     /// Fault injection for tests: holds the next served session after it read its opening

@@ -148,6 +148,7 @@ fn a_second_live_copy_of_a_key_is_refused_and_signs_nothing() {
         "{log}"
     );
     assert_eq!(log.matches("region linked").count(), 2, "{log}");
+    assert!(!log.contains("(code 0)"), "{log}");
     for dir in [&agg_dir, &a_dir, &b_dir] {
         assert_eq!(forks(dir), 0, "a fork at {}", dir.display());
     }
@@ -238,6 +239,32 @@ fn a_lost_region_stays_in_view_at_the_aggregator() {
     let log = agg.log();
     assert!(log.contains("region linked"), "{log}");
     assert!(log.contains("region unlinked"), "{log}");
+    // A normal end is no error.
+    assert!(!log.contains("(code 0)"), "{log}");
+
+    // A region restarted at once after a crash, before the aggregator noticed its old
+    // connection dead, is no second copy: its old, silent session gives way and it publishes.
+    let a = NodeProc::start(&a_dir, &["--aggregator", &agg.peer(&agg_id)]);
+    eventually(20, "skane connected again", || {
+        connected(&a_id, "skane") == Some(1.0)
+    });
+    a.kill9();
+    let restarted = Instant::now();
+    let _a = NodeProc::start(&a_dir, &["--aggregator", &agg.peer(&agg_id)]);
+    publish(&a_dir, "Efter omstarten").ok();
+    eprintln!(
+        "a region restarted right after kill -9 published {} ms after its start",
+        restarted.elapsed().as_millis()
+    );
+    assert!(status(&a_dir).get("other_copy").is_none());
+    eventually(20, "the record at the aggregator", || {
+        titles(&agg_dir).contains(&"Efter omstarten".to_string())
+    });
+    assert!(
+        agg.log().contains("its new session takes its place"),
+        "{}",
+        agg.log()
+    );
 }
 
 /// One-shot queries leave nothing behind at the aggregator: 100 `spindel query --from`
