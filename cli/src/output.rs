@@ -145,11 +145,20 @@ pub fn status_text(s: &Status) -> String {
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
         let lag = p.get("lag").and_then(|v| v.as_u64()).unwrap_or(0);
+        let name = p
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(|n| format!("{n} "))
+            .unwrap_or_default();
+        let address = match get("address").as_str() {
+            "" => "no address yet".to_string(),
+            a => a.to_string(),
+        };
         out.push_str(&format!(
-            "\npeer      {} {}… at {}: {}, lag {lag}{}",
+            "\npeer      {} {name}{}… at {}: {}, lag {lag}{}",
             get("role"),
             get("node_id").get(..16).unwrap_or("-"),
-            get("address"),
+            address,
             if connected {
                 "connected"
             } else {
@@ -199,6 +208,12 @@ pub fn status_text(s: &Status) -> String {
             "\nRESTORED  this node was restored from a backup: it publishes once it has caught up \
              with its aggregator (run it with --aggregator)",
         );
+    }
+    if let Some(copy) = &s.other_copy {
+        out.push_str(&format!(
+            "\nCOPY      this node signs nothing: {copy}; stop and disable the copy that should \
+             not run and move its node.key away (deploy/README.md, \"Two copies of one key\")"
+        ));
     }
     for f in &s.forks {
         out.push_str(&format!(

@@ -19,6 +19,8 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         key.clone(),
         PeerStatus {
             node_id: peer.node_id.to_hex(),
+            name: None,
+            last_seen_ms: None,
             address: address.clone(),
             role: "aggregator".into(),
             connected: false,
@@ -39,6 +41,11 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
             session_with_aggregator(&shared, &transport, &peer, &key, SessionMode::Live)
                 .await
                 .map(|_| ());
+        if let Err(e @ LinkError::Closed { reason, .. }) = &result
+            && e.code() == Some(spindel_protocol::sync::ErrorCode::OtherCopy)
+        {
+            shared.gate.refused_as_copy(peer.node_id, reason);
+        }
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let wait = backoff.after(&result, started.elapsed(), jitter);
         let text = result.as_ref().err().map(ToString::to_string);
@@ -54,6 +61,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         let retry_s = format!("{:.1}", wait.as_secs_f64());
         match &result {
             Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
+            Err(e) if e.is_normal_end() => {
+                tracing::info!(peer = %peer.node_id.short(), reason = %e, "link to aggregator closed")
+            }
             Err(e) if e.is_permanent() && last_failure != text => {
                 tracing::error!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "the aggregator refuses this node; an operator must act (admit it with `spindel allow`, or fix the pinned key); trying again later");
             }

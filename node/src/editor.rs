@@ -335,6 +335,7 @@ async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Respons
             role_label => s.role.label_sv(),
             csrf => s.csrf.clone(),
             records => records,
+            other_copy => editor.shared.gate.other_copy(),
         },
     )
 }
@@ -698,6 +699,7 @@ impl Editor {
                 "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
             }
             NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
+            NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
             NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den.".into(),
             other => format!("Posten kunde inte sparas: {other}"),
         };

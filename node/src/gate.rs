@@ -31,6 +31,10 @@ pub enum CatchUp {
     Waiting,
     /// Caught up (or offline after [`CATCH_UP_WAIT`]): publishing goes on.
     Ready,
+    /// A pinned aggregator refused this node's session because another copy of its key holds
+    /// one there ([`Gate::other_copy`]): signing now would fork the log. Own-log writes fail
+    /// until a later session of this node is accepted (the other copy is gone).
+    OtherCopy,
 }
 
 /// What the gate knows.
@@ -51,6 +55,9 @@ pub struct Gate {
     state: watch::Sender<CatchUp>,
     known: Mutex<Known>,
     pinned: Mutex<BTreeSet<NodeId>>,
+    /// What each pinned aggregator that refused this node's session said about the other
+    /// copy (while [`CatchUp::OtherCopy`]).
+    other_copy: Mutex<std::collections::BTreeMap<NodeId, String>>,
 }
 
 impl Default for Gate {
@@ -59,6 +66,7 @@ impl Default for Gate {
             state: watch::Sender::new(CatchUp::Ready),
             known: Mutex::new(Known::default()),
             pinned: Mutex::new(BTreeSet::new()),
+            other_copy: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -96,12 +104,67 @@ impl Gate {
             // The offline fallback opens the gate after CATCH_UP_WAIT; this is a backstop.
             CATCH_UP_WAIT * 3
         };
-        match tokio::time::timeout(wait, rx.wait_for(|c| *c == CatchUp::Ready)).await {
-            Ok(Ok(_)) => Ok(()),
+        match tokio::time::timeout(wait, rx.wait_for(|c| *c != CatchUp::Waiting)).await {
+            Ok(Ok(c)) if *c == CatchUp::Ready => Ok(()),
+            Ok(Ok(_)) => Err(NodeError::OtherCopy(self.other_copy().unwrap_or_default())),
             _ => Err(NodeError::CatchingUp {
                 waited_s: wait.as_secs(),
                 restored: node.restored(),
             }),
+        }
+    }
+
+    /// The pinned aggregator `aggregator` refused this node's session: another copy of its key
+    /// holds one there (`reason`, the aggregator's words: where and since when). Own-log writes
+    /// fail from now on, waiting ones included, until that aggregator takes a session of this
+    /// node ([`Gate::session_accepted`]).
+    pub fn refused_as_copy(&self, aggregator: NodeId, reason: &str) {
+        let reason: String = reason
+            .strip_prefix("peer closed: ")
+            .unwrap_or(reason)
+            .chars()
+            .take(300)
+            .collect();
+        lock(&self.other_copy).insert(aggregator, reason.clone());
+        if self.state.send_replace(CatchUp::OtherCopy) != CatchUp::OtherCopy {
+            tracing::error!(
+                aggregator = %aggregator.short(),
+                reason = %reason,
+                "the aggregator refused this node's session: another copy of this node's key is connected to it; this node signs nothing until the aggregator takes a session of its own"
+            );
+        }
+    }
+
+    /// What an aggregator said about another copy of this key, while this node refuses to
+    /// sign because of it.
+    pub fn other_copy(&self) -> Option<String> {
+        if *self.state.borrow() != CatchUp::OtherCopy {
+            return None;
+        }
+        lock(&self.other_copy).values().next().cloned()
+    }
+
+    /// The pinned aggregator `aggregator` took a session of this node (its heads arrived).
+    /// Once no aggregator refuses it for another copy, the node catches up with the
+    /// aggregators' heads (the other copy may have signed meanwhile) and then signs again.
+    pub fn session_accepted(&self, aggregator: NodeId) {
+        let none_left = {
+            let mut map = lock(&self.other_copy);
+            map.remove(&aggregator);
+            map.is_empty()
+        };
+        if !none_left {
+            return;
+        }
+        let lifted = self.state.send_if_modified(|c| {
+            let was = *c == CatchUp::OtherCopy;
+            if was {
+                *c = CatchUp::Waiting;
+            }
+            was
+        });
+        if lifted {
+            tracing::info!(aggregator = %aggregator.short(), "the aggregator took this node's session: the other copy of its key is gone; signing again once caught up");
         }
     }
 

@@ -200,7 +200,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
 }
 
 /// The public `/api/v1/status`: what a visitor needs (identity, heads, counts, forks), without
-/// the peers' addresses and errors (those are for the operator: `spindel status`, or
+/// the peers' addresses and errors (nor the address of another copy of the key) (those are for the operator: `spindel status`, or
 /// `/api/v1/status` on the `--metrics` listener).
 async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let mut status = shared.status().await.map_err(|e| internal(e.to_string()))?;
@@ -209,6 +209,11 @@ async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, Ap
             o.remove("address");
             o.remove("last_error");
         }
+    }
+    // It names the other copy's address: a visitor learns only that there is one.
+    if status.other_copy.is_some() {
+        status.other_copy =
+            Some("another copy of this node's key is connected to the aggregator".into());
     }
     Ok(axum::Json(status).into_response())
 }

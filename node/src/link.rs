@@ -56,6 +56,12 @@ impl LinkError {
 
     /// Whether asking again soon cannot help: the peer refuses this node until an operator
     /// acts.
+    /// A normal end: the peer or this node closed the session with [`ErrorCode::Done`]
+    /// (caught up, shutting down), not a failure.
+    pub fn is_normal_end(&self) -> bool {
+        self.code() == Some(ErrorCode::Done)
+    }
+
     pub fn is_permanent(&self) -> bool {
         matches!(self, LinkError::Transport(TransportError::WrongPeer { .. }))
             || matches!(
@@ -109,6 +115,13 @@ impl Backoff {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PeerStatus {
     pub node_id: String,
+    /// An aggregator's regions: the name the region is admitted under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When this node last had a live session with the peer (Unix ms; now while connected),
+    /// if it had one since it started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_ms: Option<u64>,
     pub address: String,
     pub role: String,
     pub connected: bool,
@@ -169,6 +182,14 @@ mod tests {
         );
         assert_eq!(ErrorCode::from_code(3), Some(ErrorCode::NotAdmitted));
         assert_eq!(ErrorCode::from_code(99), None);
+        // Another copy's session is refused for as long as it lives, not until an operator
+        // acts: asked again within seconds, so the node signs again soon after it is gone.
+        assert_eq!(ErrorCode::from_code(6), Some(ErrorCode::OtherCopy));
+        let other_copy = LinkError::Closed {
+            code: ErrorCode::OtherCopy,
+            reason: String::new(),
+        };
+        assert!(!other_copy.is_permanent() && !other_copy.is_normal_end());
         assert!(!LinkError::StreamEnded.is_permanent());
         assert!(refused().unwrap_err().is_permanent());
         assert!(

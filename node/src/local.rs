@@ -158,6 +158,11 @@ pub enum NodeError {
         format!("the node is still catching up with its own log at its aggregator (waited {waited_s} s); nothing was written")
     })]
     CatchingUp { waited_s: u64, restored: bool },
+    /// The aggregator refused this node's session: another copy of its key holds one there.
+    #[error(
+        "{0}; this node signs nothing while that copy is connected (two copies of one key fork its log); nothing was written. Stop and disable the copy that should not run and move its node.key away (see deploy/README.md, \"Two copies of one key\"); this node signs again once the aggregator takes its session"
+    )]
+    OtherCopy(String),
     #[error("the node is shutting down; nothing was written")]
     Stopped,
     #[error("cannot encode the answer: {0}")]
@@ -277,16 +282,18 @@ pub struct ForkStatus {
 pub fn fork_advice(own: bool, name: Option<&str>, seq: u64) -> String {
     if own {
         format!(
-            "This node's own log forked at seq {seq}: a copy of this data directory signed entries \
-             the network already had, and nothing this key signs is accepted any more; stop every \
+            "This node's own log forked at seq {seq}: two copies of this key signed entries with \
+             the same seq (both running at once, or one that published while it could not reach \
+             the aggregator), and nothing this key signs is accepted any more; stop every \
              copy, create a new node with `spindel init` and ask the aggregator's operator to \
              admit its key under this region's name (`spindel allow NEW_NODEID --name NAME`)."
         )
     } else {
         format!(
-            "Region {} signed two different entries with seq {seq} (an old copy of its data \
-             directory that published offline); nothing more is accepted from that key, and its \
-             operator replaces the node with a new key that the aggregator admits.",
+            "Region {} signed two different entries with seq {seq}: two copies of its key signed \
+             (both running at once, or a copy that published while it could not reach the \
+             aggregator); nothing more is accepted from that key, and its operator replaces the \
+             node with a new key that the aggregator admits.",
             name.unwrap_or("(unnamed)")
         )
     }
@@ -320,6 +327,10 @@ pub struct Status {
     /// website, so `/integritet` names no contact for its records).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// A running node that refuses to sign: a pinned aggregator refused its session because
+    /// another copy of its key is connected there (the aggregator's words: where, since when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_copy: Option<String>,
 }
 
 /// `status`'s warning while a region's profile has no website.
@@ -980,6 +991,7 @@ impl LocalNode {
                 .map(|m| m.name_or_key(&me))
                 .filter(|n| *n != self.config.name),
             warnings: self.warnings()?,
+            other_copy: None,
         })
     }
 

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub logins_ok: AtomicU64,
     pub logins_wrong: AtomicU64,
     pub logins_wait: AtomicU64,
+    /// Sync sessions refused because another session of the same key was live here.
+    pub sessions_refused_other_copy: AtomicU64,
     /// Pages or answers with a researcher's contact details refused (429) for the rate.
     pub contacts_refused: AtomicU64,
     /// Each HTTP listener's connections, refusals and timeouts (by [`ListenerKind::index`]).
@@ -207,7 +209,7 @@ pub fn render(
     let peer_gauges: [PeerGauge; 2] = [
         (
             "spindel_peer_connected",
-            "1 if the link to the peer is up.",
+            "1 if the link to the peer is up; an aggregator lists every region it admits, 0 when not connected.",
             |p| u64::from(p.connected),
         ),
         (
@@ -216,18 +218,47 @@ pub fn render(
             |p| p.lag,
         ),
     ];
+    let labels = |p: &PeerStatus| {
+        format!(
+            "peer=\"{}\",name=\"{}\",role=\"{}\"",
+            esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
+            esc(p.name.as_deref().unwrap_or("")),
+            esc(&p.role)
+        )
+    };
     for (name, help, value) in peer_gauges {
         head(&mut out, name, "gauge", help);
         for p in peers {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(p), value(p));
+        }
+    }
+    head(
+        &mut out,
+        "spindel_peer_last_seen_seconds",
+        "gauge",
+        "When this node last had a live session with the peer (Unix seconds; now while connected); absent for a peer not seen since the node started.",
+    );
+    for p in peers {
+        if let Some(ms) = p.last_seen_ms {
             let _ = writeln!(
                 out,
-                "{name}{{peer=\"{}\",role=\"{}\"}} {}",
-                esc(p.node_id.get(..16).unwrap_or(&p.node_id)),
-                esc(&p.role),
-                value(p)
+                "spindel_peer_last_seen_seconds{{{}}} {}",
+                labels(p),
+                ms / 1000
             );
         }
     }
+    head(
+        &mut out,
+        "spindel_sessions_refused_other_copy_total",
+        "counter",
+        "Sync sessions refused because another session of the same key was live here (two running copies of one node).",
+    );
+    let _ = writeln!(
+        out,
+        "spindel_sessions_refused_other_copy_total {}",
+        metrics.sessions_refused_other_copy.load(Ordering::Relaxed)
+    );
     head(
         &mut out,
         "spindel_sync_session_seconds",

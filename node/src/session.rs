@@ -272,6 +272,7 @@ async fn drive_session(
             tips_sent = true;
             // A dialed aggregator took the session (a refusal comes before its heads).
             if trusted_aggregator {
+                shared.gate.session_accepted(peer);
                 shared.set_peer(&peer_key, |p| {
                     p.connected = true;
                     p.last_error = None;
@@ -695,6 +696,28 @@ pub async fn serve_connection(
                     PeerRole::Aggregator => (admitted, list),
                     _ => (pinned, Vec::new()),
                 };
+                // One live signer per key: an aggregator takes one sync session per admitted
+                // region; another from the same key (a second running copy) is refused, and
+                // the live one goes on.
+                let signer = if role == PeerRole::Aggregator && peer_admitted {
+                    let claimed = match shared.claim_signer(peer, &conn) {
+                        Err(live) => shared.claim_signer_from(peer, &conn, live).await,
+                        ok => ok,
+                    };
+                    match claimed {
+                        Ok(slot) => Some(slot),
+                        Err(live) => {
+                            refuse_other_copy(&shared, &conn, send, peer, &live).await;
+                            break;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let name = announce
+                    .iter()
+                    .find(|(id, _)| *id == peer)
+                    .and_then(|(_, n)| n.clone());
                 let mut session = Session::new(
                     shared.node.node_id(),
                     role,
@@ -703,21 +726,40 @@ pub async fn serve_connection(
                     peer_admitted,
                     announce,
                 );
-                if let Err(e) = session.handle(hello) {
+                let refused = session.handle(hello).err();
+                if let Some(e) = &refused {
+                    // Logged here once; the session only sends the refusal.
                     tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
+                } else if role == PeerRole::Aggregator {
+                    tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region linked");
                 }
-                shared.add_peer(
-                    peer_key.clone(),
-                    PeerStatus {
-                        node_id: peer.to_hex(),
-                        address: conn.remote_address().to_string(),
-                        role: "incoming".into(),
-                        connected: true,
-                        lag: 0,
-                        last_error: None,
-                        retry_in_ms: 0,
-                    },
-                );
+                // An aggregator shows each region once (one session per key), and keeps it
+                // when the session ends; a region shows the sessions it serves while they last.
+                let peer_key = if role == PeerRole::Aggregator {
+                    format!("in:{peer}")
+                } else {
+                    peer_key.clone()
+                };
+                if refused.is_none() {
+                    shared.add_peer(
+                        peer_key.clone(),
+                        PeerStatus {
+                            node_id: peer.to_hex(),
+                            name: name.clone(),
+                            last_seen_ms: Some(crate::shared::now_ms()),
+                            address: conn.remote_address().to_string(),
+                            role: if role == PeerRole::Aggregator {
+                                "region".into()
+                            } else {
+                                "incoming".into()
+                            },
+                            connected: true,
+                            lag: 0,
+                            last_error: None,
+                            retry_in_ms: 0,
+                        },
+                    );
+                }
                 // An aggregator takes only the region's own entries from the region.
                 let expected = (role == PeerRole::Aggregator).then_some(peer);
                 let ctx = SessionCtx {
@@ -734,10 +776,42 @@ pub async fn serve_connection(
                 let began = Instant::now();
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
                 shared.metrics.session_ended(began.elapsed());
-                if let Err(e) = r {
-                    tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
+                if refused.is_some() {
+                    break;
                 }
-                shared.remove_peer(&peer_key);
+                // A normal end: code 0 from either side (caught up, shutting down), also when a
+                // stream read saw it first.
+                let why = r
+                    .as_ref()
+                    .err()
+                    .filter(|e| !e.is_normal_end() && !closed_normally(&conn))
+                    .map(ToString::to_string);
+                if role == PeerRole::Aggregator {
+                    match &why {
+                        Some(e) => {
+                            tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), reason = %e, "region unlinked")
+                        }
+                        None => {
+                            tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region unlinked")
+                        }
+                    }
+                    // Unless a new session of the key has taken this one's place.
+                    let address = conn.remote_address().to_string();
+                    shared.set_peer(&peer_key, |p| {
+                        if p.address == address {
+                            p.connected = false;
+                            p.lag = 0;
+                            p.last_seen_ms = Some(crate::shared::now_ms());
+                            p.last_error = why.clone();
+                        }
+                    });
+                } else {
+                    if let Some(e) = &why {
+                        tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
+                    }
+                    shared.remove_peer(&peer_key);
+                }
+                drop(signer);
                 break;
             }
             other => {
@@ -750,6 +824,50 @@ pub async fn serve_connection(
             }
         }
     }
+}
+
+/// The peer closed the connection with code 0 (`Done`): a normal end, not a failure.
+fn closed_normally(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if c.error_code.into_inner() == u64::from(ErrorCode::Done.code())
+    )
+}
+
+/// Refuses a sync session of `peer` because `live`, another session of the same key, holds
+/// its place: the message names the live one's address and since when; the first refusal
+/// while it lives is logged (the rest at debug), every one is counted in `/metrics`.
+async fn refuse_other_copy(
+    shared: &Shared,
+    conn: &quinn::Connection,
+    mut send: FramedSend,
+    peer: NodeId,
+    live: &crate::shared::Signer,
+) {
+    let since = spindel_protocol::time::rfc3339_ms(live.since_ms);
+    let message = format!(
+        "another copy of this node's key is connected to the aggregator at {} since {since}",
+        live.address
+    );
+    shared
+        .metrics
+        .sessions_refused_other_copy
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if live.refused == 0 {
+        tracing::warn!(peer = %peer, address = %conn.remote_address(), live_address = %live.address, since = %since, "refused a sync session: this key already has a live session here (two running copies of one node would fork its log); the first keeps it");
+    } else {
+        tracing::debug!(peer = %peer.short(), address = %conn.remote_address(), "refused another sync session of a key with a live session");
+    }
+    let error = Message::Error {
+        code: ErrorCode::OtherCopy,
+        message: message.clone(),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, send.send(&error)).await;
+    send.finish();
+    // Let the peer read the frame; it closes on reading it.
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn.closed()).await;
+    conn.close(ErrorCode::OtherCopy.code().into(), b"other copy");
 }
 
 async fn answer_query(shared: &Arc<Shared>, request: QueryRequest) -> Result<String, String> {

@@ -36,6 +36,47 @@ impl Drop for PeerSlot {
     }
 }
 
+/// The live sync session of one key at this node (an aggregator holds at most one per key).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub address: std::net::SocketAddr,
+    /// When its session was accepted (Unix ms).
+    pub since_ms: u64,
+    /// Sessions of the same key refused while this one lives (the first is logged).
+    pub refused: u64,
+    /// Its connection, to tell a live session from one whose peer is gone.
+    pub conn: quinn::Connection,
+    token: u64,
+}
+
+/// The claim of one key's sync session, released when the session ends.
+#[derive(Debug)]
+pub struct SignerSlot {
+    shared: Arc<Shared>,
+    peer: NodeId,
+    token: u64,
+}
+
+impl Drop for SignerSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.shared.signers);
+        if map.get(&self.peer).is_some_and(|s| s.token == self.token) {
+            map.remove(&self.peer);
+        }
+    }
+}
+
+/// A live sync session whose connection received nothing (keep-alives go out every second)
+/// for this long, while another session of its key asks in, is taken as gone.
+pub const SILENT_FOR: std::time::Duration = std::time::Duration::from_millis(2_500);
+
+/// The time now as Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A served session held by [`Shared::hold_next_session`]: `paused` fires once it has read its
 /// opening heads and waits; sending on (or dropping) `release` lets it go on.
 #[derive(Debug)]
@@ -60,6 +101,9 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Live incoming connections per peer key.
     per_peer: Mutex<BTreeMap<NodeId, usize>>,
+    /// The one live sync session per key (see [`Shared::claim_signer`]).
+    signers: Mutex<BTreeMap<NodeId, Signer>>,
+    next_signer_token: std::sync::atomic::AtomicU64,
     /// Fault injection for tests: holds the next served session between reading the heads it
     /// opens with and starting it (`None` in normal operation; see [`Shared::hold_next_session`]).
     held_session: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
@@ -113,6 +157,8 @@ impl Shared {
             shutdown,
             metrics: crate::metrics::Metrics::default(),
             per_peer: Mutex::new(BTreeMap::new()),
+            signers: Mutex::new(BTreeMap::new()),
+            next_signer_token: std::sync::atomic::AtomicU64::new(0),
             held_session: Mutex::new(None),
             staff,
             trusted_proxies,
@@ -157,6 +203,81 @@ impl Shared {
         })
     }
 
+    /// Claims the one sync session `peer` may hold here, from `address`: `Err` with the live
+    /// session of that key (its refusals counted) when it has one. Two running copies of one
+    /// key would sign the same seqs and fork its log; the first keeps its session.
+    pub fn claim_signer(
+        self: &Arc<Self>,
+        peer: NodeId,
+        conn: &quinn::Connection,
+    ) -> Result<SignerSlot, Signer> {
+        self.claim_signer_over(peer, conn, None)
+    }
+
+    /// [`Shared::claim_signer`], taking the place of `stale` (the token of a session found
+    /// dead) if it still holds it.
+    fn claim_signer_over(
+        self: &Arc<Self>,
+        peer: NodeId,
+        conn: &quinn::Connection,
+        stale: Option<u64>,
+    ) -> Result<SignerSlot, Signer> {
+        let address = conn.remote_address();
+        let mut map = lock(&self.signers);
+        if let Some(live) = map.get_mut(&peer)
+            && Some(live.token) != stale
+        {
+            let seen = live.clone();
+            live.refused += 1;
+            return Err(seen);
+        }
+        let token = self
+            .next_signer_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            peer,
+            Signer {
+                address,
+                since_ms: now_ms(),
+                refused: 0,
+                conn: conn.clone(),
+                token,
+            },
+        );
+        Ok(SignerSlot {
+            shared: self.clone(),
+            peer,
+            token,
+        })
+    }
+
+    /// A sync session of `peer` met `live`, the session that key holds here. If `live`'s peer
+    /// is gone (a crash, a lost network: nothing arrived on its connection, keep-alives
+    /// included, for [`SILENT_FOR`]), it is closed and the new session takes its place; a
+    /// session that answers keeps it (`Err`: the second running copy is refused).
+    pub async fn claim_signer_from(
+        self: &Arc<Self>,
+        peer: NodeId,
+        conn: &quinn::Connection,
+        live: Signer,
+    ) -> Result<SignerSlot, Signer> {
+        let before = live.conn.stats().udp_rx.datagrams;
+        let gone = live.conn.close_reason().is_some()
+            || tokio::select! {
+                _ = tokio::time::sleep(SILENT_FOR) => live.conn.stats().udp_rx.datagrams == before,
+                _ = live.conn.closed() => true,
+            };
+        if !gone {
+            return Err(live);
+        }
+        live.conn.close(
+            spindel_protocol::sync::ErrorCode::Done.code().into(),
+            b"replaced by a new session of this key",
+        );
+        tracing::info!(peer = %peer.short(), old_address = %live.address, address = %conn.remote_address(), "a region's previous session was silent; its new session takes its place");
+        self.claim_signer_over(peer, conn, Some(live.token))
+    }
+
     /// Fault injection for tests: holds the next served session after it read its opening
     /// heads, until released, so other sessions can announce new heads in between (an event,
     /// not a guessed duration).
@@ -181,8 +302,45 @@ impl Shared {
         self.writer.events().subscribe_heads()
     }
 
+    /// The peers this node dials, the sessions it serves, and on an aggregator every region
+    /// it admits, connected or not (by its admitted name), so a lost region stays in view.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        lock(&self.peers).values().cloned().collect()
+        let mut out: Vec<PeerStatus> = lock(&self.peers).values().cloned().collect();
+        let now = now_ms();
+        for p in out.iter_mut().filter(|p| p.connected) {
+            p.last_seen_ms = Some(now);
+        }
+        if self.node.config().role != crate::local::Role::Aggregator {
+            return out;
+        }
+        let Ok(list) = self.node.admission_list() else {
+            return out;
+        };
+        let names: BTreeMap<String, Option<String>> =
+            list.into_iter().map(|(id, n)| (id.to_hex(), n)).collect();
+        // A region no longer admitted is shown while its session lasts only.
+        out.retain(|p| p.role != "region" || p.connected || names.contains_key(&p.node_id));
+        for p in out.iter_mut().filter(|p| p.role == "region") {
+            if let Some(name) = names.get(&p.node_id) {
+                p.name = name.clone();
+            }
+        }
+        for (id, name) in names {
+            if !out.iter().any(|p| p.role == "region" && p.node_id == id) {
+                out.push(PeerStatus {
+                    node_id: id,
+                    name,
+                    last_seen_ms: None,
+                    address: String::new(),
+                    role: "region".into(),
+                    connected: false,
+                    lag: 0,
+                    last_error: None,
+                    retry_in_ms: 0,
+                });
+            }
+        }
+        out
     }
 
     pub(crate) fn set_peer(&self, key: &str, update: impl FnOnce(&mut PeerStatus)) {
@@ -207,6 +365,7 @@ impl Shared {
             .iter()
             .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
+        status.other_copy = self.gate.other_copy();
         Ok(status)
     }
 

@@ -563,3 +563,44 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
     );
     drop(x);
 }
+
+/// The gate of a node that pinned aggregators x and y: refused by both for another copy of its
+/// key, it signs nothing (the error names where the other copy is, without the transport's
+/// prefix); a session taken by x alone does not lift it while y still refuses; once y takes one
+/// too, the node catches up as at a start and signs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_told_of_another_copy_signs_nothing_until_each_refusing_aggregator_takes_it() {
+    use spindel_node::gate::Gate;
+    use spindel_node::local::NodeError;
+    let dir = tempfile::tempdir().unwrap();
+    let node = kit::new_node(dir.path(), "skane", Role::Region, &[]);
+    let (x, y) = (
+        SecretKey::from_bytes(&[81; 32]).node_id(),
+        SecretKey::from_bytes(&[82; 32]).node_id(),
+    );
+    let gate = Gate::default();
+    gate.pin([x, y]);
+    assert!(gate.ready(&node).await.is_ok());
+    let said = "another copy of this node's key is connected to the aggregator at 192.0.2.1:4433 since 2026-12-05T14:00:00.000Z";
+    gate.refused_as_copy(x, &format!("peer closed: {said}"));
+    gate.refused_as_copy(y, &format!("peer closed: {said}"));
+    assert_eq!(gate.other_copy().as_deref(), Some(said));
+    match gate.ready(&node).await {
+        Err(e @ NodeError::OtherCopy(_)) => {
+            let line = e.to_string();
+            assert!(line.starts_with(said), "{line}");
+            assert!(line.contains("move its node.key away"), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+        other => panic!("signed while another copy holds the session: {other:?}"),
+    }
+    gate.session_accepted(x);
+    assert!(gate.other_copy().is_some(), "lifted while y still refuses");
+    assert!(gate.ready(&node).await.is_err());
+    gate.session_accepted(y);
+    assert_eq!(gate.other_copy(), None);
+    assert!(gate.is_waiting(), "signs again before catching up");
+    gate.own_log_at(&node, x, 0);
+    gate.own_log_at(&node, y, 0);
+    assert!(gate.ready(&node).await.is_ok());
+}

@@ -66,6 +66,10 @@ pub enum ErrorCode {
     Role,
     /// This node failed internally.
     Internal,
+    /// Another sync session of the same key is live at this aggregator: two running copies of
+    /// one node would sign the same seqs and fork its log, so the second is refused (the
+    /// message names the first's address and since when).
+    OtherCopy,
 }
 
 impl ErrorCode {
@@ -78,6 +82,7 @@ impl ErrorCode {
             ErrorCode::NotAdmitted => 3,
             ErrorCode::Role => 4,
             ErrorCode::Internal => 5,
+            ErrorCode::OtherCopy => 6,
         }
     }
 
@@ -90,6 +95,7 @@ impl ErrorCode {
             ErrorCode::NotAdmitted,
             ErrorCode::Role,
             ErrorCode::Internal,
+            ErrorCode::OtherCopy,
         ]
         .into_iter()
         .find(|c| u64::from(c.code()) == code)

@@ -461,7 +461,7 @@ fn metrics_health_and_a_public_status_without_addresses() {
             &a_id[..16]
         ),
         &format!(
-            "spindel_peer_connected{{peer=\"{}\",role=\"incoming\"}} 1",
+            "spindel_peer_connected{{peer=\"{}\",name=\"skane\",role=\"region\"}} 1",
             &a_id[..16]
         ),
         "spindel_entries_accepted_total 2",
