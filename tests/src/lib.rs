@@ -395,6 +395,28 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// `spindel user add --data-dir DIR NAME --role ROLE --json`, with `password` on stdin
+/// (`--password-stdin`) or, when `None`, a one-time password made and printed: the JSON.
+pub fn user_add(dir: &Path, name: &str, role: &str, password: Option<&str>) -> serde_json::Value {
+    let mut args = vec![
+        "user",
+        "add",
+        "--data-dir",
+        s(dir),
+        name,
+        "--role",
+        role,
+        "--json",
+    ];
+    match password {
+        Some(p) => {
+            args.push("--password-stdin");
+            spindel_stdin(&args, p).json()
+        }
+        None => spindel(&args).json(),
+    }
+}
+
 /// The value of the hidden field `name` of an editor page (`version` of an edit form).
 pub fn hidden_field(body: &str, name: &str) -> Option<String> {
     let key = format!("type=\"hidden\" name=\"{name}\" value=\"");

@@ -485,10 +485,10 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
     let tmp = tempfile::tempdir().unwrap();
     let password = "ett långt lösenord för webbläsaren";
     let EditorNetwork {
+        dir,
         region_id,
         agg,
         region,
-        ..
     } = editor_network(tmp.path(), "anna", "admin", password);
     let editor = format!("http://{}", region.admin.unwrap());
     let public = format!("http://{}", region.http.unwrap());
@@ -599,6 +599,30 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         b.goto(&format!("{editor}{path}"));
         b.assert_accessible(&axe);
     }
+
+    // A stale form: the edit form is opened, a colleague publishes a newer version (here from
+    // the command line), and Publicera shows the merge page, with the person's text kept.
+    b.goto(&format!("{editor}/post/{rid}/andra"));
+    let title = b.find("#title");
+    b.clear(&title);
+    b.type_into(&title, "Min titel från ett gammalt formulär");
+    spindel_tests::publish_version(
+        &dir,
+        "method",
+        &rid,
+        r#"{"title":"Kollegans version","summary":"Ny sammanfattning"}"#,
+    )
+    .ok();
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    b.click_until(&b.find("button[value=publish]"), "#konflikt");
+    assert!(b.text(&b.find("#konflikt")).contains("Kollegans version"));
+    b.assert_accessible(&axe);
+    // Merged: published over the colleague's version, knowingly.
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    b.click_and_load(&b.find("button[value=publish]"));
+    eventually(20, "the merged version at the aggregator", || {
+        methods_at_aggregator() == ["Min titel från ett gammalt formulär"]
+    });
 
     // Mitt konto: a wrong current password is said beside its field.
     b.goto(&format!("{editor}/konto"));

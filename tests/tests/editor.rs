@@ -52,21 +52,7 @@ fn editor_node(
 }
 
 fn add_user(dir: &Path, name: &str, role: &str) {
-    let run = spindel_stdin(
-        &[
-            "user",
-            "add",
-            "--data-dir",
-            s(dir),
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--json",
-        ],
-        PASSWORD,
-    );
-    let v = run.json();
+    let v = spindel_tests::user_add(dir, name, role, Some(PASSWORD));
     assert_eq!(v["user"], name);
     assert!(
         v.get("password").is_none(),

@@ -8,11 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
 use spindel_tests::{
     NodeProc, csrf_field, header, http_exchange, http_exchange_from, http_form_from, init, publish,
-    s, set_cookie, spindel, spindel_stdin,
+    s, set_cookie, spindel, spindel_stdin, user_add,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
@@ -50,26 +49,6 @@ fn login_from(
     )
 }
 
-fn add_user(dir: &Path, name: &str, role: &str, password: Option<&str>) -> serde_json::Value {
-    let mut args = vec![
-        "user",
-        "add",
-        "--data-dir",
-        s(dir),
-        name,
-        "--role",
-        role,
-        "--json",
-    ];
-    match password {
-        Some(p) => {
-            args.push("--password-stdin");
-            spindel_stdin(&args, p).json()
-        }
-        None => spindel(&args).json(),
-    }
-}
-
 /// A region "skane" with staff, its editor (and `extra` args) running.
 fn region(
     users: &[(&str, &str)],
@@ -78,7 +57,7 @@ fn region(
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = init(tmp.path(), "skane", "region");
     for (name, role) in users {
-        add_user(&dir, name, role, Some(PASSWORD));
+        user_add(&dir, name, role, Some(PASSWORD));
     }
     let mut args = vec!["--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
@@ -160,7 +139,7 @@ fn guessing_never_keeps_the_account_holder_out() {
 fn a_trusted_proxy_names_the_client() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin", Some(PASSWORD));
+    user_add(&dir, "anna", "admin", Some(PASSWORD));
     std::fs::write(
         dir.join("spindel.toml"),
         "admin = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.2\"]\n",
@@ -231,7 +210,7 @@ fn a_trusted_proxy_names_the_client() {
 fn a_one_time_password_only_opens_konto() {
     let (_tmp, dir, node) = region(&[("anna", "admin")], &[]);
     let admin = node.admin.unwrap();
-    let once = add_user(&dir, "cia", "redaktor", None)["password"]
+    let once = user_add(&dir, "cia", "redaktor", None)["password"]
         .as_str()
         .unwrap()
         .to_string();
@@ -379,7 +358,7 @@ fn account_changes_from_the_command_line_reach_the_running_node() {
         "the wait outlived a reset from the command line"
     );
     // Add and remove through the running node.
-    let once = add_user(&dir, "cia", "redaktor", None)["password"]
+    let once = user_add(&dir, "cia", "redaktor", None)["password"]
         .as_str()
         .unwrap()
         .to_string();
@@ -413,7 +392,7 @@ fn account_changes_from_the_command_line_reach_the_running_node() {
     use std::os::unix::fs::MetadataExt;
     if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
         std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).unwrap();
-        add_user(&dir, "dan", "redaktor", Some(PASSWORD));
+        user_add(&dir, "dan", "redaktor", Some(PASSWORD));
         for f in ["users.json", "audit.jsonl"] {
             let m = std::fs::metadata(dir.join(f)).unwrap();
             assert_eq!((m.uid(), m.gid()), (4242, 4242), "{f} left to root");
@@ -428,7 +407,7 @@ fn account_changes_from_the_command_line_reach_the_running_node() {
 fn the_audit_trail_records_and_logg_pages_through_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = init(tmp.path(), "skane", "region");
-    add_user(&dir, "anna", "admin", Some(PASSWORD));
+    user_add(&dir, "anna", "admin", Some(PASSWORD));
     // 250 earlier lines, as years of work leave them.
     let mut old = String::new();
     for i in 0..250u64 {
