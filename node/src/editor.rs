@@ -295,8 +295,14 @@ pub(crate) fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
     )
 }
 
-async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+async fn start(
+    State(editor): State<Arc<Editor>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let s = or_page!(require(&editor, &headers));
+    // Back from a removal: say it happened.
+    let deleted = query.as_deref() == Some("borttagen=1");
     let me = editor.shared.node.node_id();
     let q = Query {
         author: Some(me),
@@ -336,6 +342,7 @@ async fn start(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Respons
             csrf => s.csrf.clone(),
             records => records,
             other_copy => editor.shared.gate.other_copy(),
+            deleted => deleted,
         },
     )
 }
@@ -1067,7 +1074,7 @@ async fn delete_post(
                 editor.note_write(&s, "erase_on_request", view.kind, &d.record_id, d.seq);
             }
             tracing::info!(user = %s.user, record = %d.record_id, seq = d.seq, "deleted from the editor");
-            see_other("/")
+            see_other("/?borttagen=1")
         }
         Err(e) => editor.write_failed(&s, &e),
     }
@@ -1235,6 +1242,24 @@ async fn users_remove(
         ),
         Err((status, e)) => editor.users_error(&s, status, e),
     }
+}
+
+/// The question before a new password: what it does, and a button that does it.
+async fn users_reset_confirm(
+    State(editor): State<Arc<Editor>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = or_page!(require_admin(&editor, &headers));
+    if !matches!(editor.staff().users().get(&name), Ok(Some(_))) {
+        let e = user_error_sv(&UserError::Unknown(name));
+        return editor.users_error(&s, StatusCode::NOT_FOUND, e);
+    }
+    editor.page(
+        StatusCode::OK,
+        "editor_reset.html",
+        context! { section => "users", user => s.user.clone(), csrf => s.csrf.clone(), name => name },
+    )
 }
 
 async fn users_reset(
@@ -1544,7 +1569,7 @@ pub fn router(editor: Arc<Editor>) -> Router {
         )
         .route(
             "/anvandare/{name}/nytt-losenord",
-            axum::routing::post(users_reset),
+            get(users_reset_confirm).post(users_reset),
         )
         .route("/logg", get(audit_page))
         .route("/konto", get(account_form).post(account_post))

@@ -68,6 +68,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/editor_login.html"),
             ),
             (
+                "editor_reset.html",
+                include_str!("../templates/editor_reset.html"),
+            ),
+            (
                 "editor_account.html",
                 include_str!("../templates/editor_account.html"),
             ),

@@ -588,6 +588,7 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
     // The admin's pages.
     for path in [
         "/anvandare",
+        "/anvandare/anna/nytt-losenord",
         "/logg",
         "/logg?typ=login",
         "/konto",

@@ -476,6 +476,9 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         &[("csrf", &csrf)],
     );
     assert_eq!(status, 303, "{head}");
+    // A confirmation that it happened.
+    let (_, _, body) = http_exchange(admin, "GET", &location(&head), &cookie, None);
+    assert!(body.contains("Posten är borttagen"), "{body}");
     assert!(api_titles(http, "method").is_empty());
     eventually(20, "the deletion at the aggregator", || {
         api_titles(agg_http, "method").is_empty()
@@ -818,6 +821,16 @@ fn a_password_reset_ends_sessions_and_lifts_the_lock() {
     }
     assert_eq!(login(admin, "bo", PASSWORD).0, 429);
     let (anna, csrf) = session(admin, "anna");
+    // First the question, then the new password.
+    let (status, _, body) = http_exchange(
+        admin,
+        "GET",
+        "/anvandare/bo/nytt-losenord",
+        &[("Cookie", &anna)],
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("slutar fungera direkt"), "{body}");
     let (status, _, body) = http_form(
         admin,
         "/anvandare/bo/nytt-losenord",
