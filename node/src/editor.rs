@@ -194,8 +194,19 @@ impl Editor {
             .ok()
             .and_then(|u| u.as_str().map(str::to_string))
             .and_then(|u| self.staff().users().get(&u).ok().flatten());
+        // The region as its staff know it: its profile's display name (its node name until
+        // it has a profile).
+        let me = self.shared.node.node_id();
+        let shown = self
+            .shared
+            .node
+            .author(&me)
+            .ok()
+            .flatten()
+            .and_then(|m| m.display_name)
+            .unwrap_or_else(|| self.shared.node.config().name.clone());
         let full = context! {
-            node_name => self.shared.node.config().name.clone(),
+            node_name => shown,
             is_admin => account.as_ref().is_some_and(|a| a.role == StaffRole::Admin),
             must_change => account.as_ref().is_some_and(|a| a.must_change),
             ..ctx

@@ -876,6 +876,17 @@ fn an_edit_on_a_stale_form_never_overwrites_a_colleagues() {
         (cookie, csrf, version)
     };
     let (anna, anna_csrf, anna_version) = open("anna");
+    // The header names the region as its staff know it (the profile's display name).
+    spindel_tests::publish(
+        &dir,
+        "profile",
+        r#"{"display_name":"Nätverket Social Ekonomi Skåne"}"#,
+    );
+    let (_, _, start) = http_exchange(admin, "GET", "/", &[("Cookie", &anna)], None);
+    assert!(
+        start.contains("Nätverket Social Ekonomi Skåne: regionens poster"),
+        "{start}"
+    );
     let (bo, bo_csrf, bo_version) = open("bo");
     let submit = |cookie: &str, csrf: &str, version: &str, title: &str, summary: &str| {
         http_form(
