@@ -844,6 +844,9 @@ impl Editor {
         .ok()
         .and_then(Result::ok)
         .and_then(|p| p.entries.into_iter().next());
+        // Named only when the trail's entry is the version now published (a change from the
+        // command line is not in the editor's trail).
+        let last = last.filter(|e| e.seq == Some(current.seq));
         mine.insert("version".into(), current.seq.to_string());
         let conflict = context! {
             rows => rows,
@@ -1294,6 +1297,209 @@ async fn users_reset(
     }
 }
 
+/// Posts a page of `/poster` lists.
+pub const POSTS_PAGE: usize = 50;
+/// Posts removed with one confirmation at most.
+pub const REMOVE_MANY_MAX: usize = 200;
+/// Query parameters of `/poster`.
+const POSTS_PARAMS: &[&str] = &["q", "typ", "av", "fore", "borttagna"];
+
+/// Who last published or changed each record, from the newest part of the audit trail (at
+/// most [`crate::users::AUDIT_SCAN_BYTES_MAX`] read): record id → account.
+fn last_changers(dir: &std::path::Path) -> HashMap<String, String> {
+    let page = crate::users::read_audit_page(dir, None, usize::MAX, |e| {
+        e.record_id.is_some() && matches!(e.action.as_str(), "publish" | "edit")
+    });
+    let mut out = HashMap::new();
+    for e in page.map(|p| p.entries).unwrap_or_default() {
+        if let Some(rid) = e.record_id {
+            out.entry(rid).or_insert(e.user);
+        }
+    }
+    out
+}
+
+/// `/poster`: every post of the region, newest change first, 50 a page, searchable and
+/// filtered by kind and by who last changed it, each with a box to remove many at once.
+async fn posts_page(
+    State(editor): State<Arc<Editor>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let s = or_page!(require(&editor, &headers));
+    let bad = |message: String| {
+        editor.error(
+            StatusCode::BAD_REQUEST,
+            "Sidan finns inte så",
+            &message,
+            Some(&s),
+        )
+    };
+    let params = match crate::params::Params::parse(query.as_deref(), POSTS_PARAMS) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("Adressen går inte att läsa: {e}.")),
+    };
+    let get = |k: &str| {
+        params
+            .get(k)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+    };
+    let (q, typ, av, fore) = (get("q"), get("typ"), get("av"), get("fore"));
+    let kind = match typ.as_deref().map(str::parse::<Kind>) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(_)) => return bad("Det finns ingen sådan typ av post.".into()),
+    };
+    let me = editor.shared.node.node_id();
+    let query = Query {
+        author: Some(me),
+        kind,
+        text: q.clone(),
+        limit: Some(POSTS_PAGE),
+        cursor: fore.clone(),
+        ..Query::default()
+    };
+    let dir = editor.shared.node.dir().to_path_buf();
+    let found = editor
+        .shared
+        .blocking(move |n| Ok((n.query(&query)?, last_changers(&dir))))
+        .await;
+    let (page, changers) = match found {
+        Ok(v) => v,
+        Err(NodeError::Query(e)) if fore.is_some() => {
+            return bad(format!(
+                "Sidan går inte att hitta ({e}); börja om från första sidan."
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the editor's list of posts could not be read");
+            return editor.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Posterna kunde inte läsas",
+                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                Some(&s),
+            );
+        }
+    };
+    let rows: Vec<Value> = page
+        .records
+        .iter()
+        .filter_map(|r| {
+            let by = changers.get(&r.record_id).cloned();
+            if av.is_some() && by != av {
+                return None;
+            }
+            Some(context! {
+                title => title_of(&r.data), kind => r.kind.as_str(),
+                updated_at => r.updated_at.clone(), record_id => r.record_id.clone(), by => by,
+                removable => r.kind != Kind::Profile,
+            })
+        })
+        .collect();
+    let link = |cursor: Option<&String>| {
+        let mut p: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [("q", &q), ("typ", &typ), ("av", &av)] {
+            if let Some(v) = v {
+                p.push((k, v.clone()));
+            }
+        }
+        if let Some(c) = cursor {
+            p.push(("fore", c.clone()));
+        }
+        format!(
+            "/poster?{}",
+            serde_urlencoded::to_string(p).unwrap_or_default()
+        )
+    };
+    let people: Vec<String> = editor
+        .staff()
+        .users()
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| u.user)
+        .collect();
+    let kinds: Vec<Value> = [
+        Kind::Method,
+        Kind::Innovation,
+        Kind::Researcher,
+        Kind::Profile,
+    ]
+    .iter()
+    .map(|k| context! { value => k.as_str(), label => crate::web::kind_label(k.as_str(), true) })
+    .collect();
+    editor.page(
+        StatusCode::OK,
+        "editor_posts.html",
+        context! {
+            section => "posts", user => s.user.clone(), csrf => s.csrf.clone(),
+            rows => rows, q => q, typ => typ, av => av, people => people, kinds => kinds,
+            older => page.next_cursor.as_ref().map(|c| link(Some(c))),
+            first => fore.is_none(), first_link => link(None),
+            removed => params.get("borttagna").map(str::to_string),
+        },
+    )
+}
+
+/// `POST /poster/ta-bort`: the selected posts (`id_RECORDID` fields), first a confirmation
+/// listing them, then (`bekrafta`) each removed with the same erasure as one at a time.
+async fn posts_remove(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (s, f) = or_page!(posted(&editor, &headers, &body));
+    let mut ids: Vec<RecordId> = f
+        .keys()
+        .filter_map(|k| k.strip_prefix("id_"))
+        .filter_map(|id| id.parse().ok())
+        .collect();
+    ids.sort_by_key(|r: &RecordId| r.to_hex());
+    if ids.is_empty() {
+        return see_other("/poster");
+    }
+    if ids.len() > REMOVE_MANY_MAX {
+        let m = format!("Högst {REMOVE_MANY_MAX} poster åt gången; välj färre.");
+        return editor.error(StatusCode::BAD_REQUEST, "För många poster", &m, Some(&s));
+    }
+    let mut chosen = Vec::new();
+    for rid in &ids {
+        if let Some(view) = editor.own_record(*rid).await
+            && view.kind != Kind::Profile
+        {
+            chosen.push((*rid, view));
+        }
+    }
+    if !f.contains_key("bekrafta") {
+        let rows: Vec<Value> = chosen
+            .iter()
+            .map(|(rid, v)| context! { id => rid.to_hex(), title => title_of(&v.data), kind => v.kind.as_str() })
+            .collect();
+        return editor.page(
+            StatusCode::OK,
+            "editor_remove_many.html",
+            context! { section => "posts", user => s.user.clone(), csrf => s.csrf.clone(), rows => rows },
+        );
+    }
+    let mut removed = 0usize;
+    for (rid, view) in chosen {
+        match editor.shared.writer.delete(rid).await {
+            Ok(d) => {
+                removed += 1;
+                editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, record = %rid, "a removal of many failed");
+                return editor.write_failed(&s, &e);
+            }
+        }
+    }
+    tracing::info!(user = %s.user, removed, "removed many posts from the editor");
+    let to = format!("/poster?borttagna={removed}");
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
 /// Query parameters of `/logg`.
 const AUDIT_PARAMS: &[&str] = &["fore", "person", "typ"];
 
@@ -1585,6 +1791,8 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/logg", get(audit_page))
         .route("/konto", get(account_form).post(account_post))
         .route("/utkast", get(draft_page))
+        .route("/poster", get(posts_page))
+        .route("/poster/ta-bort", axum::routing::post(posts_remove))
         .route(
             "/importera",
             get(crate::editor_import::import_form)

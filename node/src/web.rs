@@ -68,6 +68,14 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/editor_login.html"),
             ),
             (
+                "editor_posts.html",
+                include_str!("../templates/editor_posts.html"),
+            ),
+            (
+                "editor_remove_many.html",
+                include_str!("../templates/editor_remove_many.html"),
+            ),
+            (
                 "editor_reset.html",
                 include_str!("../templates/editor_reset.html"),
             ),

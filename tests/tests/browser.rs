@@ -625,6 +625,14 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         methods_at_aggregator() == ["Min titel från ett gammalt formulär"]
     });
 
+    // Alla poster, and the question before removing the chosen ones (not answered here).
+    b.goto(&format!("{editor}/poster"));
+    b.assert_accessible(&axe);
+    b.click(&b.find("input[type=checkbox]"));
+    b.click_until(&b.find("button.secondary"), "input[name=bekrafta]");
+    assert!(b.text(&b.find("h1")).starts_with("Ta bort 1 post"));
+    b.assert_accessible(&axe);
+
     // Mitt konto: a wrong current password is said beside its field.
     b.goto(&format!("{editor}/konto"));
     b.type_into(&b.find("#current"), "inte rätt lösenord");

@@ -1037,3 +1037,119 @@ fn nothing_typed_is_lost_to_a_restart_or_an_ended_session() {
     assert_eq!((status, location(&head)), (303, "/".to_string()));
     assert_eq!(node.terminate(10), 0);
 }
+
+/// `/poster`: every post, 50 a page, searchable, filtered by kind and by who changed it last;
+/// several removed with one confirmation, each erased as one removal is.
+#[test]
+fn every_post_is_found_and_many_are_removed_at_once() {
+    let (tmp, dir, node) = editor_node(
+        &[("anna", "admin"), ("bo", "redaktor")],
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
+    let file = tmp.path().join("metoder.jsonl");
+    let lines: String = (0..60)
+        .map(|i| format!("{{\"title\":\"Metod nummer {i}\",\"summary\":\"Sammanfattning {i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    spindel_tests::import_file(&dir, "method", &file).ok();
+    let (bo, bo_csrf) = session(admin, "bo");
+    let (status, _, _) = http_form(
+        admin,
+        "/ny/method",
+        &[("Cookie", &bo)],
+        &[
+            ("title", "Bos cirkelmetod"),
+            ("summary", "En metod som bo skrev"),
+            ("csrf", &bo_csrf),
+            ("action", "publish"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let (anna, csrf) = session(admin, "anna");
+    let get = |path: &str| http_exchange(admin, "GET", path, &[("Cookie", &anna)], None);
+    let rows = |b: &str| b.matches("<td><a href=\"/post/").count();
+    let (status, _, body) = get("/poster");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rows(&body), 50);
+    assert!(
+        body.find("Bos cirkelmetod").is_some(),
+        "the newest is not first: {body}"
+    );
+    let older = |b: &str| {
+        let at = b.find(">Äldre poster</a>")?;
+        let href = b[..at].rsplit("href=\"").next().unwrap();
+        Some(
+            href.trim_end_matches('"')
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&"),
+        )
+    };
+    let (_, _, second) = get(&older(&body).expect("a second page"));
+    assert_eq!(rows(&second), 62 - 50, "60 imported, bo's and the profile");
+    assert!(older(&second).is_none());
+    let (_, _, found) = get("/poster?q=cirkelmetod");
+    assert_eq!(rows(&found), 1);
+    let (_, _, profiles) = get("/poster?typ=profile");
+    assert_eq!(rows(&profiles), 1);
+    let (_, _, by_bo) = get("/poster?av=bo");
+    assert_eq!(rows(&by_bo), 1);
+    assert!(by_bo.contains("Bos cirkelmetod"));
+    assert_eq!(get("/poster?typ=nonsense").0, 400);
+
+    // Three chosen: a confirmation naming them, then gone everywhere, each audited.
+    let (_, _, page) = get("/poster?q=nummer");
+    let ids: Vec<String> = page
+        .match_indices("name=\"id_")
+        .take(3)
+        .map(|(at, _)| page[at + 9..].split('"').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let mut fields: Vec<(String, String)> = ids
+        .iter()
+        .map(|i| (format!("id_{i}"), "on".into()))
+        .collect();
+    fields.push(("csrf".into(), csrf.clone()));
+    fn as_refs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+        f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+    let (status, _, confirm) = http_form(
+        admin,
+        "/poster/ta-bort",
+        &[("Cookie", &anna)],
+        &as_refs(&fields),
+    );
+    assert_eq!(status, 200);
+    assert!(confirm.contains("Ta bort 3 poster"), "{confirm}");
+    assert_eq!(
+        rows(&get("/poster").2) + rows(&get(&older(&get("/poster").2).unwrap()).2),
+        62,
+        "removed before the confirmation"
+    );
+    fields.push(("bekrafta".into(), "1".into()));
+    let (status, head, _) = http_form(
+        admin,
+        "/poster/ta-bort",
+        &[("Cookie", &anna)],
+        &as_refs(&fields),
+    );
+    assert_eq!(status, 303);
+    assert_eq!(location(&head), "/poster?borttagna=3");
+    assert!(
+        get("/poster?borttagna=3")
+            .2
+            .contains("3 poster är borttagna")
+    );
+    let (_, api) = http_get(http, "/api/v1/records?kind=method&limit=100");
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(v["records"].as_array().unwrap().len(), 61 - 3);
+    assert_eq!(node.terminate(10), 0);
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    let deletes = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "delete" && e["user"] == "anna")
+        .count();
+    assert_eq!(deletes, 3);
+}
