@@ -380,6 +380,10 @@ async fn login(
     body: Bytes,
 ) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
+    // A second tab's login form, sent after the first tab logged in: already in.
+    if editor.session(&headers).is_some() {
+        return see_other("/");
+    }
     let Some(f) = form(&body) else {
         return forbidden(&editor, None);
     };

@@ -271,6 +271,15 @@ fn login_needs_the_form_token_and_a_session_ends_at_logout() {
     assert!(body.contains("regionens poster") || body.contains("Regionens poster"));
     let token = csrf_field(&body);
 
+    // A login form from a second tab, sent after this one logged in: already in, not a 403.
+    let (status, head, _) = http_form(
+        admin,
+        "/logga-in",
+        &[("Cookie", &sc)],
+        &[("user", "anna"), ("password", "x"), ("csrf", "stale")],
+    );
+    assert_eq!((status, location(&head)), (303, "/".to_string()));
+
     // Logout needs the session's token; without it the session lives on.
     let (status, _, _) = http_form(admin, "/logga-ut", &[("Cookie", &sc)], &[]);
     assert_eq!(status, 403);
