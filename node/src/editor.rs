@@ -269,6 +269,17 @@ impl Editor {
         r
     }
 
+    /// The staff's names, for the pages' "who" filters.
+    fn staff_names(&self) -> Vec<String> {
+        self.staff()
+            .users()
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.user)
+            .collect()
+    }
+
     /// The client address of a request (the connection's, or a trusted proxy's word).
     fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         self.shared.client_address(peer, headers)
@@ -1301,6 +1312,44 @@ async fn users_reset(
     }
 }
 
+/// The 400 page of an editor page whose address cannot be read.
+fn bad_address(editor: &Editor, s: &Session, message: &str) -> Response {
+    editor.error(
+        StatusCode::BAD_REQUEST,
+        "Sidan finns inte så",
+        message,
+        Some(s),
+    )
+}
+
+/// The query string of an editor page, with only the `known` parameters, each once.
+fn page_params(
+    editor: &Editor,
+    s: &Session,
+    query: Option<&str>,
+    known: &'static [&'static str],
+) -> Result<crate::params::Params, Box<Response>> {
+    crate::params::Params::parse(query, known).map_err(|e| {
+        Box::new(bad_address(
+            editor,
+            s,
+            &format!("Adressen går inte att läsa: {e}."),
+        ))
+    })
+}
+
+/// `path` with the filters that have a value, as a link to the next or first page.
+fn filter_link(path: &str, filters: &[(&str, Option<&String>)]) -> String {
+    let set: Vec<(&str, &str)> = filters
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (*k, v.as_str())))
+        .collect();
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(set).unwrap_or_default()
+    )
+}
+
 /// Posts a page of `/poster` lists.
 pub const POSTS_PAGE: usize = 50;
 /// Posts removed with one confirmation at most.
@@ -1331,18 +1380,8 @@ async fn posts_page(
     headers: HeaderMap,
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
-    let bad = |message: String| {
-        editor.error(
-            StatusCode::BAD_REQUEST,
-            "Sidan finns inte så",
-            &message,
-            Some(&s),
-        )
-    };
-    let params = match crate::params::Params::parse(query.as_deref(), POSTS_PARAMS) {
-        Ok(p) => p,
-        Err(e) => return bad(format!("Adressen går inte att läsa: {e}.")),
-    };
+    let bad = |message: String| bad_address(&editor, &s, &message);
+    let params = or_page!(page_params(&editor, &s, query.as_deref(), POSTS_PARAMS));
     let get = |k: &str| {
         params
             .get(k)
@@ -1402,28 +1441,17 @@ async fn posts_page(
         })
         .collect();
     let link = |cursor: Option<&String>| {
-        let mut p: Vec<(&str, String)> = Vec::new();
-        for (k, v) in [("q", &q), ("typ", &typ), ("av", &av)] {
-            if let Some(v) = v {
-                p.push((k, v.clone()));
-            }
-        }
-        if let Some(c) = cursor {
-            p.push(("fore", c.clone()));
-        }
-        format!(
-            "/poster?{}",
-            serde_urlencoded::to_string(p).unwrap_or_default()
+        filter_link(
+            "/poster",
+            &[
+                ("q", q.as_ref()),
+                ("typ", typ.as_ref()),
+                ("av", av.as_ref()),
+                ("fore", cursor),
+            ],
         )
     };
-    let people: Vec<String> = editor
-        .staff()
-        .users()
-        .list()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|u| u.user)
-        .collect();
+    let people = editor.staff_names();
     let kinds: Vec<Value> = [
         Kind::Method,
         Kind::Innovation,
@@ -1547,18 +1575,8 @@ async fn audit_page(
     headers: HeaderMap,
 ) -> Response {
     let s = or_page!(require_admin(&editor, &headers));
-    let bad = |message: String| {
-        editor.error(
-            StatusCode::BAD_REQUEST,
-            "Sidan finns inte så",
-            &message,
-            Some(&s),
-        )
-    };
-    let params = match crate::params::Params::parse(query.as_deref(), AUDIT_PARAMS) {
-        Ok(p) => p,
-        Err(e) => return bad(format!("Adressen går inte att läsa: {e}.")),
-    };
+    let bad = |message: String| bad_address(&editor, &s, &message);
+    let params = or_page!(page_params(&editor, &s, query.as_deref(), AUDIT_PARAMS));
     let before = match params.get("fore").map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(n),
@@ -1611,22 +1629,17 @@ async fn audit_page(
             Vec::new()
         };
     let older = page.older.map(|o| {
-        let mut q = vec![("fore", o.to_string())];
-        q.extend(person.clone().map(|p| ("person", p)));
-        q.extend(action.clone().map(|a| ("typ", a)));
-        format!(
-            "/logg?{}",
-            serde_urlencoded::to_string(q).unwrap_or_default()
+        let o = o.to_string();
+        filter_link(
+            "/logg",
+            &[
+                ("fore", Some(&o)),
+                ("person", person.as_ref()),
+                ("typ", action.as_ref()),
+            ],
         )
     });
-    let people: Vec<String> = editor
-        .staff()
-        .users()
-        .list()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|u| u.user)
-        .collect();
+    let people = editor.staff_names();
     let actions: Vec<Value> = AUDIT_ACTIONS
         .iter()
         .map(|(k, sv)| context! { value => *k, label => *sv })

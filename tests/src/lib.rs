@@ -417,6 +417,28 @@ pub fn user_add(dir: &Path, name: &str, role: &str, password: Option<&str>) -> s
     }
 }
 
+/// A region "skane" in a new temporary directory with staff `users` (name, role) whose
+/// password is `password`, running with `args`: (the directory's guard, the data directory,
+/// the node).
+pub fn editor_region(
+    users: &[(&str, &str)],
+    password: &str,
+    args: &[&str],
+) -> (tempfile::TempDir, PathBuf, NodeProc) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    for (name, role) in users {
+        let v = user_add(&dir, name, role, Some(password));
+        assert_eq!(v["user"], *name);
+        assert!(
+            v.get("password").is_none(),
+            "a chosen password is printed back"
+        );
+    }
+    let node = NodeProc::start(&dir, args);
+    (tmp, dir, node)
+}
+
 /// The value of the hidden field `name` of an editor page (`version` of an edit form).
 pub fn hidden_field(body: &str, name: &str) -> Option<String> {
     let key = format!("type=\"hidden\" name=\"{name}\" value=\"");

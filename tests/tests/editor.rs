@@ -42,13 +42,7 @@ fn editor_node(
     users: &[(&str, &str)],
     args: &[&str],
 ) -> (tempfile::TempDir, std::path::PathBuf, NodeProc) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    for (name, role) in users {
-        add_user(&dir, name, role);
-    }
-    let node = NodeProc::start(&dir, args);
-    (tmp, dir, node)
+    spindel_tests::editor_region(users, PASSWORD, args)
 }
 
 fn add_user(dir: &Path, name: &str, role: &str) {

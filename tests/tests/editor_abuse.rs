@@ -54,15 +54,9 @@ fn region(
     users: &[(&str, &str)],
     extra: &[&str],
 ) -> (tempfile::TempDir, std::path::PathBuf, NodeProc) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, _) = init(tmp.path(), "skane", "region");
-    for (name, role) in users {
-        user_add(&dir, name, role, Some(PASSWORD));
-    }
     let mut args = vec!["--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let node = NodeProc::start(&dir, &args);
-    (tmp, dir, node)
+    spindel_tests::editor_region(users, PASSWORD, &args)
 }
 
 /// Twenty made-up names from one address, or wrong passwords for anna from five, slow the
