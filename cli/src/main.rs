@@ -185,8 +185,13 @@ enum Command {
         /// with TLS. Off unless given. Accounts: `spindel user add`.
         #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
         admin: Option<SocketAddr>,
+        /// Where readers find the knowledge bank (the region's mirror or the national site),
+        /// like https://kunskapsbank.example.se: the editor links each post to its public page
+        /// there.
+        #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
         /// Settings file (default: DIR/spindel.toml if it exists): listen, http, metrics, admin,
-        /// aggregators, log_level, log_format. Flags override it. A file given here must exist.
+        /// public_url, aggregators, trusted_proxies, log_level, log_format, [limits]. Flags override it. A file given here must exist.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -521,6 +526,8 @@ struct RunFile {
     /// Reverse proxies (addresses) whose `X-Forwarded-For` gives the client's address.
     #[serde(default)]
     trusted_proxies: Vec<toml::Spanned<String>>,
+    /// Where readers find the knowledge bank; the editor links to it.
+    public_url: Option<toml::Spanned<String>>,
 }
 
 /// What a key of the settings file takes, as an error of the wrong type says it.
@@ -529,6 +536,7 @@ fn run_file_expects(key: &str) -> &'static str {
         "listen" | "http" | "metrics" | "admin" => "a \"HOST:PORT\" string",
         "aggregators" => "a list of \"NODEID@HOST:PORT\" strings",
         "trusted_proxies" => "a list of IP address strings, like [\"127.0.0.1\"]",
+        "public_url" => "an http or https URL string, like \"https://kunskapsbank.example.se\"",
         "log_level" => "one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
         "log_format" => "\"text\" or \"json\"",
         "limits" => "a table ([limits])",
@@ -665,6 +673,19 @@ struct Settings {
     log_format: Option<LogFormat>,
     limits: Limits,
     trusted_proxies: Vec<std::net::IpAddr>,
+    public_url: Option<String>,
+}
+
+/// A `public_url`: an absolute http or https URL, kept without a trailing slash so paths
+/// (`/post/...`) are appended to it.
+fn parse_public_url(s: &str) -> std::result::Result<String, String> {
+    let url = s.trim().trim_end_matches('/');
+    if !spindel_protocol::record::is_http_url(url) {
+        return Err(format!(
+            "{s:?} is not an http or https URL (where readers find the knowledge bank, like https://kunskapsbank.example.se)"
+        ));
+    }
+    Ok(url.to_string())
 }
 
 /// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
@@ -736,7 +757,13 @@ fn parse_run_file(path: &Path, text: &str) -> Result<Settings> {
             ),
         ));
     }
+    let public_url = file
+        .public_url
+        .as_ref()
+        .map(|u| parse_public_url(u.get_ref()).map_err(|e| at(u.span(), "public_url", e)))
+        .transpose()?;
     Ok(Settings {
+        public_url,
         listen: addr("listen", file.listen)?,
         http: addr("http", file.http)?,
         metrics: addr("metrics", file.metrics)?,
@@ -961,6 +988,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             http,
             metrics,
             admin,
+            public_url,
             config: _,
             log: _,
         } => {
@@ -970,6 +998,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let http = http.or(file.http);
             let metrics = metrics.or(file.metrics);
             let admin = admin.or(file.admin);
+            let public_url = public_url.or(file.public_url);
             let aggregators = if aggregators.is_empty() {
                 file.aggregators
             } else {
@@ -985,6 +1014,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 [http, metrics, admin],
                 file.limits,
                 file.trusted_proxies,
+                public_url,
             )
         }
         Command::User { command } => users::run(command),
@@ -1099,6 +1129,7 @@ fn run_node(
     [http, metrics, admin]: [Option<SocketAddr>; 3],
     limits: Limits,
     trusted_proxies: Vec<std::net::IpAddr>,
+    public_url: Option<String>,
 ) -> Result<()> {
     let node = open(dir)?;
     let key = node.key().clone();
@@ -1159,7 +1190,7 @@ fn run_node(
         let admin_task = match admin {
             Some(addr) => {
                 let (bound, task) =
-                    spindel_node::editor::serve(running.shared.clone(), addr).await?;
+                    spindel_node::editor::serve(running.shared.clone(), addr, public_url).await?;
                 eprintln!("editor on {bound}");
                 Some(task)
             }
@@ -1523,6 +1554,17 @@ mod tests {
                 "/etc/spindel/skane.toml line 1: trusted_proxies[0]: \"proxy\" is not an IP address"
             ),
             "{e}"
+        );
+        let e = error("log_level = \"info\"\npublic_url = \"kunskapsbank.example.se\"\n");
+        assert!(
+            e.starts_with(
+                "/etc/spindel/skane.toml line 2: public_url: \"kunskapsbank.example.se\" is not an http or https URL"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            parse_public_url("https://kunskapsbank.example.se/").as_deref(),
+            Ok("https://kunskapsbank.example.se")
         );
     }
 

@@ -72,6 +72,8 @@ pub struct Editor {
     pub(crate) shared: Arc<Shared>,
     /// Imports started from the browser, by id, while their progress pages may ask.
     imports: Mutex<HashMap<String, ImportState>>,
+    /// Where readers find the knowledge bank (settings `public_url`), if the operator said.
+    public_url: Option<String>,
 }
 
 /// An import started from the browser.
@@ -160,9 +162,16 @@ fn wait_sv(wait: Duration) -> String {
 
 impl Editor {
     pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
+        Editor::with_public_url(shared, None)
+    }
+
+    /// An editor that links each post to its page under `public_url` (settings: where readers
+    /// find the knowledge bank, without a trailing slash).
+    pub fn with_public_url(shared: Arc<Shared>, public_url: Option<String>) -> Arc<Editor> {
         Arc::new(Editor {
             shared,
             imports: Mutex::new(HashMap::new()),
+            public_url,
         })
     }
 
@@ -194,19 +203,8 @@ impl Editor {
             .ok()
             .and_then(|u| u.as_str().map(str::to_string))
             .and_then(|u| self.staff().users().get(&u).ok().flatten());
-        // The region as its staff know it: its profile's display name (its node name until
-        // it has a profile).
-        let me = self.shared.node.node_id();
-        let shown = self
-            .shared
-            .node
-            .author(&me)
-            .ok()
-            .flatten()
-            .and_then(|m| m.display_name)
-            .unwrap_or_else(|| self.shared.node.config().name.clone());
         let full = context! {
-            node_name => shown,
+            node_name => self.shown_name(),
             is_admin => account.as_ref().is_some_and(|a| a.role == StaffRole::Admin),
             must_change => account.as_ref().is_some_and(|a| a.must_change),
             ..ctx
@@ -548,19 +546,36 @@ fn kind_of(editor: &Editor, s: &Session, kind: &str) -> Result<Kind, Box<Respons
 }
 
 /// The rows a record shows (its form's fields that have a value, labelled in Swedish).
-fn rows(kind: Kind, data: &serde_json::Value) -> Vec<Value> {
-    let values = forms::form_from_record(kind, data);
+/// The fields an edit changed, by their form names in the form's order (names only).
+fn changed_fields(
+    kind: Kind,
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> Vec<String> {
+    let (old, new) = (
+        forms::form_from_record(kind, before),
+        forms::form_from_record(kind, after),
+    );
     forms::fields(kind)
         .iter()
-        .filter_map(|f| {
-            let v = values.get(f.name)?;
-            Some(match f.input {
-                Input::Lines => {
-                    context! { label => f.label, list => v.lines().collect::<Vec<_>>() }
-                }
-                Input::Checkbox => context! { label => f.label, value => "Ja" },
-                _ => context! { label => f.label, value => v },
-            })
+        .filter(|f| old.get(f.name) != new.get(f.name))
+        .map(|f| f.name.to_string())
+        .collect()
+}
+
+/// The Swedish labels of `names` (a field's form label; an unknown name as it is).
+fn field_labels(kind: Option<&str>, names: &[String]) -> Vec<String> {
+    let fields = kind
+        .and_then(|k| k.parse::<Kind>().ok())
+        .map(forms::fields)
+        .unwrap_or_default();
+    names
+        .iter()
+        .map(|n| {
+            fields
+                .iter()
+                .find(|f| f.name == n)
+                .map_or_else(|| n.clone(), |f| f.label.to_string())
         })
         .collect()
 }
@@ -717,11 +732,20 @@ impl Editor {
         self.staff().note(&e);
     }
 
-    fn note_write(&self, s: &Session, action: &str, kind: Kind, record_id: &str, seq: u64) {
+    fn note_write(
+        &self,
+        s: &Session,
+        action: &str,
+        kind: Kind,
+        record_id: &str,
+        seq: u64,
+        fields: Vec<String>,
+    ) {
         let mut e = AuditEntry::new(&s.user, action, crate::local::now_ms());
         e.kind = Some(kind.as_str().to_string());
         e.record_id = Some(record_id.to_string());
         e.seq = Some(seq);
+        e.fields = fields;
         self.staff().note(&e);
     }
 
@@ -759,6 +783,11 @@ impl Editor {
             (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None),
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
+                let after = record.to_value();
+                let before = match record_id {
+                    Some(rid) => self.own_record(rid).await,
+                    None => None,
+                };
                 // A form without its version (opened before versions were carried) is stale.
                 let expected = record_id.map(|_| {
                     f.get("version")
@@ -777,7 +806,12 @@ impl Editor {
                         } else {
                             "publish"
                         };
-                        self.note_write(s, verb, kind, &p.record_id, p.seq);
+                        // The version the edit replaced is the one its form was opened on
+                        // (anything else was refused as stale).
+                        let fields = before
+                            .map(|b| changed_fields(kind, &b.data, &after))
+                            .unwrap_or_default();
+                        self.note_write(s, verb, kind, &p.record_id, p.seq, fields);
                         tracing::info!(user = %s.user, kind = %kind.as_str(), record = %p.record_id, seq = p.seq, "published from the editor");
                         let to = format!("/post/{}?publicerad={}", p.record_id, p.seq);
                         (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
@@ -807,7 +841,8 @@ impl Editor {
                     "editor_preview.html",
                     context! {
                         user => s.user.clone(), csrf => s.csrf.clone(), action => at.action,
-                        kind => kind.as_str(), title => title_of(&data), rows => rows(kind, &data),
+                        kind => kind.as_str(), title => title_of(&data),
+                        r => self.public_item(kind, &data), public_url => self.public_url.clone(),
                         hidden => hidden,
                     },
                 )
@@ -1023,18 +1058,101 @@ async fn record_page(
     headers: HeaderMap,
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
-    let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
-    let published = query.is_some_and(|q| q.starts_with("publicerad="));
+    let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
+    // After a publish: the entry it made (`publicerad=SEQ`), said as the post's own version.
+    let published = query
+        .as_deref()
+        .and_then(|q| q.strip_prefix("publicerad="))
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|seq| seq == view.seq);
+    let history = editor.history(view.kind, rid).await;
+    let public = editor
+        .public_url
+        .as_ref()
+        .map(|base| format!("{base}/post/{}/{}", view.author, view.record_id));
     editor.page(
         StatusCode::OK,
         "editor_record.html",
         context! {
             user => s.user.clone(), csrf => s.csrf.clone(), published => published,
-            seq => view.seq, kind => view.kind.as_str(), title => title_of(&view.data),
-            rows => rows(view.kind, &view.data), updated_at => view.updated_at.clone(),
+            version => view.version, kind => view.kind.as_str(), title => title_of(&view.data),
+            r => editor.public_item(view.kind, &view.data), updated_at => view.updated_at.clone(),
             author => view.author.clone(), record_id => view.record_id.clone(),
+            public_url => editor.public_url.clone(), public => public, history => history,
         },
     )
+}
+
+impl Editor {
+    /// The region as its staff and readers know it: its profile's display name (its node name
+    /// until it has a profile).
+    fn shown_name(&self) -> String {
+        let me = self.shared.node.node_id();
+        self.shared
+            .node
+            .author(&me)
+            .ok()
+            .flatten()
+            .and_then(|m| m.display_name)
+            .unwrap_or_else(|| self.shared.node.config().name.clone())
+    }
+
+    /// An own record as the public page's template (`record_main`) takes it.
+    fn public_item(&self, kind: Kind, data: &serde_json::Value) -> Value {
+        context! {
+            kind => kind.as_str(), region => self.shared.node.config().name.clone(),
+            region_display => self.shown_name(), author => self.shared.node.node_id().to_hex(),
+            title => title_of(data), data => Value::from_serialize(data),
+        }
+    }
+
+    /// A post's history, newest first: each version from the region's log (number, time,
+    /// published, changed or removed), with who made it and the fields it changed when the
+    /// editor's audit trail holds that version (not for the command line or an import).
+    async fn history(&self, kind: Kind, rid: RecordId) -> Vec<Value> {
+        let me = self.shared.node.node_id();
+        let dir = self.shared.node.dir().to_path_buf();
+        let hex = rid.to_hex();
+        let read = self
+            .shared
+            .blocking(move |n| {
+                let versions = n.versions(&me, &rid)?;
+                let trail = crate::users::read_audit_page(&dir, None, usize::MAX, |e| {
+                    e.record_id.as_deref() == Some(hex.as_str()) && e.seq.is_some()
+                })
+                .map(|p| p.entries)
+                .unwrap_or_default();
+                Ok((versions, trail))
+            })
+            .await;
+        let (versions, trail) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "a post's history could not be read");
+                return Vec::new();
+            }
+        };
+        let kind = Some(kind.as_str());
+        versions
+            .iter()
+            .rev()
+            .map(|v| {
+                let by = trail.iter().find(|e| e.seq == Some(v.seq));
+                let what = if v.removed {
+                    "Borttagen"
+                } else if v.number == 1 {
+                    "Publicerad"
+                } else {
+                    "Ändrad"
+                };
+                context! {
+                    number => v.number, time => crate::web::datetime_sv(v.timestamp_ms),
+                    what => what, who => by.map(|e| e.user.clone()),
+                    fields => by.map(|e| field_labels(kind, &e.fields)).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
 }
 
 async fn edit_form(
@@ -1098,9 +1216,16 @@ async fn delete_post(
     let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
     match editor.shared.writer.delete(rid).await {
         Ok(d) => {
-            editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq);
+            editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq, Vec::new());
             if view.kind == Kind::Researcher && f.contains_key("pa_begaran") {
-                editor.note_write(&s, "erase_on_request", view.kind, &d.record_id, d.seq);
+                editor.note_write(
+                    &s,
+                    "erase_on_request",
+                    view.kind,
+                    &d.record_id,
+                    d.seq,
+                    Vec::new(),
+                );
             }
             tracing::info!(user = %s.user, record = %d.record_id, seq = d.seq, "deleted from the editor");
             see_other("/?borttagen=1")
@@ -1519,7 +1644,7 @@ async fn posts_remove(
         match editor.shared.writer.delete(rid).await {
             Ok(d) => {
                 removed += 1;
-                editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq);
+                editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq, Vec::new());
             }
             Err(e) => {
                 tracing::warn!(error = %e, record = %rid, "a removal of many failed");
@@ -1558,14 +1683,54 @@ fn action_sv(action: &str) -> String {
         .map_or_else(|| action.to_string(), |(_, sv)| (*sv).to_string())
 }
 
+/// What the log page says of a post a line names: its title while it is visible (none once
+/// removed: its content is erased), and the post's own version that line made.
+#[derive(Debug, Default, Clone)]
+struct PostFacts {
+    title: Option<String>,
+    version: Option<u64>,
+}
+
 /// An audit line as the pages show it.
-fn audit_row(e: &AuditEntry) -> Value {
+fn audit_row(e: &AuditEntry, post: Option<&PostFacts>) -> Value {
     let t = |ms: u64| crate::web::datetime_sv(ms);
     context! {
         time => t(e.time_ms), until => e.until_ms.map(t),
         user => e.user.clone(), action => action_sv(&e.action), kind => e.kind.clone(),
-        record_id => e.record_id.clone(), seq => e.seq, detail => e.detail.clone(),
+        record_id => e.record_id.clone(), detail => e.detail.clone(),
         address => e.address.clone(), count => e.count,
+        title => post.and_then(|p| p.title.clone()),
+        version => post.and_then(|p| p.version),
+        fields => field_labels(e.kind.as_deref(), &e.fields),
+    }
+}
+
+impl Editor {
+    /// [`PostFacts`] of every post `entries` name, by record id and seq.
+    async fn post_facts(&self, entries: &[AuditEntry]) -> HashMap<(String, u64), PostFacts> {
+        let wanted: Vec<(String, u64)> = entries
+            .iter()
+            .filter_map(|e| Some((e.record_id.clone()?, e.seq?)))
+            .collect();
+        let me = self.shared.node.node_id();
+        self.shared
+            .blocking(move |n| {
+                let mut out = HashMap::new();
+                for (hex, seq) in wanted {
+                    let Ok(rid) = hex.parse::<RecordId>() else {
+                        continue;
+                    };
+                    let title = n.record(&me, &rid)?.map(|v| title_of(&v.data));
+                    let version = Some(n.version_number(&me, &rid, seq)?).filter(|v| *v > 0);
+                    out.insert((hex, seq), PostFacts { title, version });
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the posts of the log page could not be read");
+                HashMap::new()
+            })
     }
 }
 
@@ -1623,7 +1788,7 @@ async fn audit_page(
                 .open_failures()
                 .iter()
                 .filter(|e| person.as_ref().is_none_or(|p| &e.user == p))
-                .map(audit_row)
+                .map(|e| audit_row(e, None))
                 .collect()
         } else {
             Vec::new()
@@ -1639,6 +1804,7 @@ async fn audit_page(
             ],
         )
     });
+    let facts = editor.post_facts(&page.entries).await;
     let people = editor.staff_names();
     let actions: Vec<Value> = AUDIT_ACTIONS
         .iter()
@@ -1649,7 +1815,10 @@ async fn audit_page(
         "editor_audit.html",
         context! {
             section => "audit", user => s.user.clone(), csrf => s.csrf.clone(),
-            entries => page.entries.iter().map(audit_row).collect::<Vec<_>>(),
+            entries => page.entries.iter().map(|e| {
+                let key = e.record_id.clone().zip(e.seq);
+                audit_row(e, key.and_then(|k| facts.get(&k)))
+            }).collect::<Vec<_>>(),
             open => open, older => older, first => before.is_none(),
             person => person, typ => action, people => people, actions => actions,
         },
@@ -1677,10 +1846,10 @@ impl Editor {
             .open_failures()
             .iter()
             .filter(|e| e.user == s.user)
-            .map(audit_row)
+            .map(|e| audit_row(e, None))
             .collect();
         if let Ok(Ok(page)) = recent {
-            rows.extend(page.entries.iter().map(audit_row));
+            rows.extend(page.entries.iter().map(|e| audit_row(e, None)));
         }
         let (error_field, error) = error.unzip();
         self.page(
@@ -1839,6 +2008,7 @@ pub enum EditorError {
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    public_url: Option<String>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), EditorError> {
     if shared.node.config().role == Role::Aggregator {
         return Err(EditorError::Aggregator);
@@ -1849,7 +2019,7 @@ pub async fn serve(
     if !bound.ip().is_loopback() {
         tracing::warn!(address = %bound, "the editor listens beyond this machine; put it behind a reverse proxy with TLS (see docs/operations.md)");
     }
-    let editor = Editor::new(shared.clone());
+    let editor = Editor::with_public_url(shared.clone(), public_url);
     let app = router(editor);
     crate::http::serve_on(&shared, ListenerKind::Editor, listener, app).map_err(bind)
 }

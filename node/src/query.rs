@@ -66,6 +66,10 @@ pub struct RecordView {
     pub region: Option<String>,
     pub author: String,
     pub seq: u64,
+    /// The record's own version: 1 when first published, one more with each new version.
+    /// (`seq` is the entry's place in the region's log.) Absent in answers of older nodes.
+    #[serde(default)]
+    pub version: u64,
     pub updated_at: String,
     pub created_at: String,
     pub data: serde_json::Value,
@@ -423,6 +427,7 @@ fn view(
         region: authors.get(author).map(|m| m.name_or_key(author)),
         author: author.to_hex(),
         seq: meta.seq,
+        version: store.version_number(author, rid, meta.seq)?,
         updated_at: rfc3339_ms(meta.updated_ms),
         created_at: rfc3339_ms(meta.created_ms),
         data: record.to_value(),

@@ -53,6 +53,25 @@ impl crate::local::LocalNode {
         crate::query::get(self.store(), author, rid)
     }
 
+    /// Every version of `author`'s record, oldest first (see [`crate::store::Store::versions`]).
+    pub fn versions(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Vec<crate::store::Version>, StoreError> {
+        self.store().versions(author, rid)
+    }
+
+    /// The number of the version at `seq` of `author`'s record (1 for its first entry).
+    pub fn version_number(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<u64, StoreError> {
+        self.store().version_number(author, rid, seq)
+    }
+
     /// A page of records for the search page: like [`crate::local::LocalNode::query`], but a region no
     /// author here holds is zero hits, not an error (the page keeps it in the form).
     pub fn search(

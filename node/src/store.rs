@@ -17,7 +17,8 @@
 //! | `C`    | refusal reason              | u64 count                               |
 //! | `D`    | author, refusal reason      | u64 count: refusals of that author's entries |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
-//! | `M`    | name                        | store metadata (`generation`, `format`) |
+//! | `E`    | author, record_id, seq (BE) | empty: one key per entry of the record, so its versions are counted and listed without reading the log (derived; rebuilt on open when `Mhistory` is not the generation) |
+//! | `M`    | name                        | store metadata (`generation`, `format`, `history`) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it
 //! happens to rewrite them): payloads live in the packs of [`crate::payloads`], which can erase
@@ -52,6 +53,8 @@ use crate::search::{DocChange, SearchError, SearchIndex};
 
 /// Upper bound of a stored metadata value (tags make `RecordMeta` the largest).
 const META_BYTES_MAX: usize = 16 * 1024;
+/// Entries per write (and per progress line) while rebuilding the versions index.
+const HISTORY_REBUILD_CHUNK: u64 = 10_000;
 /// Records indexed per commit while rebuilding the full-text index.
 const REBUILD_CHUNK_RECORDS: usize = 5000;
 
@@ -118,6 +121,19 @@ pub struct RecordMeta {
     /// Hash of the current version's payload when this node holds it; `None` when deleted,
     /// or when the version arrived without its payload.
     pub payload: Option<Hash>,
+}
+
+/// One version of a record (see [`Store::versions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// 1 for the record's first entry, then 2, 3, ...
+    pub number: u64,
+    /// Its entry in the author's log.
+    pub seq: u64,
+    /// When the author signed it (its clock).
+    pub timestamp_ms: u64,
+    /// A removal (tombstone) rather than a published version.
+    pub removed: bool,
 }
 
 /// Where the payload of a record's current version is kept (the `P` key).
@@ -290,6 +306,10 @@ fn k_pack(segment: u32) -> Vec<u8> {
 fn k_erase(at: &Location) -> Vec<u8> {
     key(b'Z', &[&at.segment.to_be_bytes(), &at.offset.to_be_bytes()])
 }
+/// One entry of an author's record: its versions, in log order.
+fn k_version(a: &NodeId, r: &RecordId, seq: u64) -> Vec<u8> {
+    key(b'E', &[&a.0, &r.0, &seq.to_be_bytes()])
+}
 fn k_head(a: &NodeId) -> Vec<u8> {
     key(b'H', &[&a.0])
 }
@@ -325,6 +345,10 @@ fn k_bytes(a: &NodeId) -> Vec<u8> {
 }
 const K_GENERATION: &[u8] = b"Mgeneration";
 const K_FORMAT: &[u8] = b"Mformat";
+/// The generation the `E` index (a record's versions) was last complete at. A binary that does
+/// not keep the index moves the generation without it; the next open then rebuilds the index,
+/// so an older binary in between never leaves it short (no format change needed).
+const K_HISTORY: &[u8] = b"Mhistory";
 /// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled;
 /// 3 keeps each author's payload bytes under `B` in every batch. A format-2 store is counted
 /// once on open and marked 3, so a binary that does not keep the count (format 2) refuses it
@@ -706,6 +730,9 @@ impl Store {
             store.count_payload_bytes()?;
         }
         let generation = store.generation()?;
+        if store.history_generation()? != Some(generation) {
+            store.rebuild_history()?;
+        }
         if indexed != Some(generation) {
             tracing::info!(
                 ?indexed,
@@ -806,6 +833,97 @@ impl Store {
             Some(v) => u64_value("generation", &v),
             None => Ok(0),
         }
+    }
+
+    /// The generation the versions index (`E`) is complete at, if it was ever built.
+    fn history_generation(&self) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get(K_HISTORY)?
+            .map(|v| u64_value("history generation", &v))
+            .transpose()
+    }
+
+    /// Builds the versions index (`E`) from the log: a store written before it was kept, or by
+    /// a binary that does not keep it. One pass over the headers.
+    fn rebuild_history(&self) -> Result<(), StoreError> {
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let started = std::time::Instant::now();
+        let mut clear = sled::Batch::default();
+        for item in self.db.scan_prefix([b'E']) {
+            clear.remove(item?.0);
+        }
+        self.db.apply_batch(clear)?;
+        let mut batch = sled::Batch::default();
+        let mut entries = 0u64;
+        for item in self.db.scan_prefix([b'L']) {
+            let (k, v) = item?;
+            let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
+            let h = entry.header();
+            batch.insert(k_version(&h.author, &h.record_id, h.seq), &[][..]);
+            entries += 1;
+            if entries.is_multiple_of(HISTORY_REBUILD_CHUNK) {
+                self.db.apply_batch(std::mem::take(&mut batch))?;
+                tracing::info!(entries, "indexing the versions of every record");
+            }
+        }
+        batch.insert(K_HISTORY, &self.generation()?.to_be_bytes()[..]);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        tracing::info!(
+            entries,
+            ms = started.elapsed().as_millis() as u64,
+            "indexed the versions of every record"
+        );
+        Ok(())
+    }
+
+    /// The number of `author`'s record's version at `seq`: 1 for its first entry, counting
+    /// every entry of that record up to and including `seq` (a removal is a version too).
+    pub fn version_number(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<u64, StoreError> {
+        let start = k_version(author, rid, 0);
+        let end = k_version(author, rid, seq);
+        let mut n = 0u64;
+        for item in self.db.range(start..=end) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Every version of `author`'s record, oldest first: number, seq, the author's time and
+    /// whether it published or removed. Headers only: erased contents stay erased.
+    pub fn versions(&self, author: &NodeId, rid: &RecordId) -> Result<Vec<Version>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(key(b'E', &[&author.0, &rid.0])) {
+            let (k, _) = item?;
+            let seq = k
+                .get(49..57)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| corrupt(hex::encode(&k), "short key"))?;
+            let Some(entry) = self.entry(author, seq)? else {
+                return Err(corrupt(
+                    format!("versions of {} seq {seq}", author.short()),
+                    "no log entry",
+                ));
+            };
+            let h = entry.header();
+            out.push(Version {
+                number: out.len() as u64 + 1,
+                seq,
+                timestamp_ms: h.timestamp_ms,
+                removed: h.op == Op::Tombstone,
+            });
+        }
+        Ok(out)
     }
 
     /// Rebuilds the full-text index from the stored records.
@@ -2064,6 +2182,8 @@ impl<'s> Overlay<'s> {
         let hash = entry.hash();
         let wire = entry.to_wire();
         self.batch.insert(k_log(&a, h.seq), codec::encode(&wire));
+        self.batch
+            .insert(k_version(&a, &h.record_id, h.seq), &[][..]);
         self.log.insert((a, h.seq), wire);
         self.hashes.insert((a, h.seq), hash);
         let head = Head { seq: h.seq, hash };
@@ -2226,6 +2346,7 @@ impl<'s> Overlay<'s> {
         let generation = self.store.generation()? + self.accepted;
         self.batch
             .insert(K_GENERATION, &generation.to_be_bytes()[..]);
+        self.batch.insert(K_HISTORY, &generation.to_be_bytes()[..]);
         let mut appended = None;
         if !self.new_payloads.is_empty() {
             let total = self.new_payloads.values().map(|p| p.2.len()).sum();

@@ -563,6 +563,10 @@ pub struct AuditEntry {
     pub count: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// An edit: the fields it changed, by the record's JSON names (`summary`, `sroi.ratio`);
+    /// names only, never values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 impl AuditEntry {
@@ -579,6 +583,7 @@ impl AuditEntry {
             address: None,
             count: None,
             until_ms: None,
+            fields: Vec::new(),
         }
     }
 }

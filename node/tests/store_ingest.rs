@@ -591,6 +591,60 @@ fn a_format_2_store_is_counted_and_upgraded_and_other_formats_are_refused() {
     );
 }
 
+/// A record's versions are counted from the log: 1, 2, 3 whatever else the author published
+/// between them, a removal included. A store written by a binary that does not keep the index
+/// (the generation moved without it) has it rebuilt on open.
+#[test]
+fn a_records_versions_are_its_own_and_rebuilt_after_an_older_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Author::new(11);
+    let ia = a.key.node_id();
+    let (one, other) = (RecordId([1; 16]), RecordId([2; 16]));
+    let versions = |store: &Store| -> Vec<(u64, u64)> {
+        store
+            .versions(&ia, &one)
+            .unwrap()
+            .iter()
+            .map(|v| (v.number, v.seq))
+            .collect()
+    };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.admit(&ia, None).unwrap();
+        let batch = vec![
+            a.method(one, "v1"),
+            a.method(other, "annan"),
+            a.method(one, "v2"),
+        ];
+        store.apply(batch, opts()).unwrap();
+        assert_eq!(versions(&store), [(1, 1), (2, 3)]);
+        assert_eq!(store.version_number(&ia, &one, 3).unwrap(), 2);
+        assert_eq!(store.version_number(&ia, &other, 2).unwrap(), 1);
+    }
+    // An older binary writes a third version: it moves the generation, not the index.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.apply(vec![a.method(one, "v3")], opts()).unwrap();
+    }
+    {
+        let db = sled::open(dir.path().join("store")).unwrap();
+        for k in db.scan_prefix([b'E']).keys() {
+            let k = k.unwrap();
+            if k.ends_with(&4u64.to_be_bytes()) {
+                db.remove(k).unwrap();
+            }
+        }
+        let stale = 3u64.to_be_bytes();
+        db.insert(b"Mhistory", &stale[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(versions(&store), [(1, 1), (2, 3), (3, 4)]);
+    let removed = store.versions(&ia, &other).unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(!removed[0].removed);
+}
+
 /// An import that would take its region over the payload quota is refused before its commit
 /// point, naming the line, with nothing of it applied (once committed, a refusal of one of its
 /// chunks could no longer undo the chunks before); the region can still write (delete frees

@@ -585,6 +585,15 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         methods_at_aggregator() == ["Lokal överenskommelse, reviderad"]
     });
 
+    // The post's page after the edit: version 2, its history table, axe-clean.
+    b.goto(&format!("{editor}/post/{rid}"));
+    let history = b.text(&b.find("#historik + .scroll table"));
+    assert!(
+        history.contains("Ändrad") && history.contains("Publicerad"),
+        "{history}"
+    );
+    b.assert_accessible(&axe);
+
     // The admin's pages.
     for path in [
         "/anvandare",

@@ -439,6 +439,13 @@ fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
         api_titles(http, "method"),
         ["Lokal överenskommelse i Skåne"]
     );
+    // The post's own version (not its place in the region's log), shown as readers see it.
+    let (_, _, body) = http_exchange(admin, "GET", &page, &cookie, None);
+    assert!(body.contains("Publicerad som version 1."), "{body}");
+    assert!(
+        body.contains("<p class=\"lead\">Så skrevs den</p>") && body.contains("<li>samverkan</li>"),
+        "not the public page's layout: {body}"
+    );
     eventually(20, "the method at the aggregator", || {
         api_titles(agg_http, "method") == ["Lokal överenskommelse i Skåne"]
     });
@@ -860,7 +867,14 @@ fn a_password_reset_ends_sessions_and_lifts_the_lock() {
 fn an_edit_on_a_stale_form_never_overwrites_a_colleagues() {
     let (_tmp, dir, node) = editor_node(
         &[("anna", "admin"), ("bo", "redaktor")],
-        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--public-url",
+            "https://kunskapsbank.example.se/",
+        ],
     );
     let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
     let rid = spindel_tests::publish(
@@ -973,6 +987,82 @@ fn an_edit_on_a_stale_form_never_overwrites_a_colleagues() {
         ],
     );
     assert_eq!(status, 409);
+
+    // The post's own versions (1 from the command line, 2 Bo's, 3 Anna's merge), with who
+    // changed which fields, on its page and in the log; the API says the version too.
+    let api = http_exchange(http, "GET", "/api/v1/records?kind=method", &[], None).2;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["records"][0]["version"], 3, "{api}");
+    let (status, _, page) = http_exchange(
+        admin,
+        "GET",
+        &format!("/post/{rid}"),
+        &[("Cookie", &anna)],
+        None,
+    );
+    assert_eq!(status, 200);
+    // The templates escape '/' in attributes (as browsers read them).
+    let page = page.replace("&#x2f;", "/");
+    let row = |n: u64| {
+        let at = page
+            .find(&format!("<tr><td class=\"num\">{n}</td>"))
+            .unwrap_or_else(|| panic!("no version {n}: {page}"));
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(page.contains("Version 3 ·"), "{page}");
+    // With the public address set, the post links to its public page, and its tags to theirs.
+    let me = spindel(&["id", "--data-dir", s(&dir)])
+        .stdout
+        .trim()
+        .to_string();
+    assert!(
+        page.contains(&format!("<a href=\"https://kunskapsbank.example.se/post/{me}/{rid}\">Visa på den publika sidan</a>")),
+        "{page}"
+    );
+    assert!(
+        page.contains("<a href=\"https://kunskapsbank.example.se/?tag=samverkan\">samverkan</a>"),
+        "{page}"
+    );
+    let (v3, v2, v1) = (row(3), row(2), row(1));
+    assert!(
+        v3.contains("Ändrad") && v3.contains("<td>anna</td>") && v3.contains("<td>Titel</td>"),
+        "{v3}"
+    );
+    assert!(
+        v2.contains("Ändrad")
+            && v2.contains("<td>bo</td>")
+            && v2.contains("<td>Sammanfattning</td>"),
+        "{v2}"
+    );
+    assert!(
+        v1.contains("Publicerad") && v1.contains("<td>–</td>"),
+        "{v1}"
+    );
+    assert!(
+        page.find("<td class=\"num\">3</td>") < page.find("<td class=\"num\">1</td>"),
+        "newest first"
+    );
+    let (status, _, log) = http_exchange(admin, "GET", "/logg", &[("Cookie", &anna)], None);
+    assert_eq!(status, 200);
+    assert!(
+        log.contains(&format!(
+            "<a href=\"/post/{rid}\">Anna har en ny titel</a>, version 3: ändrade Titel"
+        )),
+        "{log}"
+    );
+    assert!(log.contains(", version 2: ändrade Sammanfattning"), "{log}");
+    let audit = spindel(&["user", "audit", "--data-dir", s(&dir), "--json"]).json();
+    let fields: Vec<serde_json::Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "edit")
+        .map(|e| e["fields"].clone())
+        .collect();
+    assert_eq!(
+        fields,
+        [serde_json::json!(["summary"]), serde_json::json!(["title"])]
+    );
     assert_eq!(node.terminate(10), 0);
 }
 
