@@ -17,7 +17,7 @@
 //! | `C`    | refusal reason              | u64 count                               |
 //! | `D`    | author, refusal reason      | u64 count: refusals of that author's entries |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
-//! | `E`    | author, record_id, seq (BE) | empty: one key per entry of the record, so its versions are counted and listed without reading the log (derived; rebuilt on open when `Mhistory` is not the generation) |
+//! | `E`    | author, record_id, seq (BE) | u64 (BE): the record's own version number that entry made (1, 2, 3 ...); its versions are listed and numbered without reading the log (derived; rebuilt on open when `Mhistory` is not the generation) |
 //! | `M`    | name                        | store metadata (`generation`, `format`, `history`) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it
@@ -858,11 +858,18 @@ impl Store {
         self.db.apply_batch(clear)?;
         let mut batch = sled::Batch::default();
         let mut entries = 0u64;
+        // The log is in seq order per author, so counting as it goes numbers each version.
+        let mut counts: HashMap<RecordKey, u64> = HashMap::new();
         for item in self.db.scan_prefix([b'L']) {
             let (k, v) = item?;
             let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
             let h = entry.header();
-            batch.insert(k_version(&h.author, &h.record_id, h.seq), &[][..]);
+            let n = counts.entry((h.author, h.record_id)).or_default();
+            *n += 1;
+            batch.insert(
+                k_version(&h.author, &h.record_id, h.seq),
+                &n.to_be_bytes()[..],
+            );
             entries += 1;
             if entries.is_multiple_of(HISTORY_REBUILD_CHUNK) {
                 self.db.apply_batch(std::mem::take(&mut batch))?;
@@ -881,21 +888,30 @@ impl Store {
     }
 
     /// The number of `author`'s record's version at `seq`: 1 for its first entry, counting
-    /// every entry of that record up to and including `seq` (a removal is a version too).
+    /// every entry of that record up to and including `seq` (a removal is a version too); 0
+    /// when the record has no entry at `seq`.
     pub fn version_number(
         &self,
         author: &NodeId,
         rid: &RecordId,
         seq: u64,
     ) -> Result<u64, StoreError> {
-        let start = k_version(author, rid, 0);
-        let end = k_version(author, rid, seq);
-        let mut n = 0u64;
-        for item in self.db.range(start..=end) {
-            item?;
-            n += 1;
+        match self.db.get(k_version(author, rid, seq))? {
+            Some(v) => u64_value("version number", &v),
+            None => Ok(0),
         }
-        Ok(n)
+    }
+
+    /// The number of the latest version of `author`'s record (0: none yet).
+    fn last_version(&self, author: &NodeId, rid: &RecordId) -> Result<u64, StoreError> {
+        match self
+            .db
+            .range(k_version(author, rid, 0)..=k_version(author, rid, u64::MAX))
+            .next_back()
+        {
+            Some(item) => u64_value("version number", &item?.1),
+            None => Ok(0),
+        }
     }
 
     /// Every version of `author`'s record, oldest first: number, seq, the author's time and
@@ -903,7 +919,8 @@ impl Store {
     pub fn versions(&self, author: &NodeId, rid: &RecordId) -> Result<Vec<Version>, StoreError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix(key(b'E', &[&author.0, &rid.0])) {
-            let (k, _) = item?;
+            let (k, number) = item?;
+            let number = u64_value("version number", &number)?;
             let seq = k
                 .get(49..57)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -917,7 +934,7 @@ impl Store {
             };
             let h = entry.header();
             out.push(Version {
-                number: out.len() as u64 + 1,
+                number,
                 seq,
                 timestamp_ms: h.timestamp_ms,
                 removed: h.op == Op::Tombstone,
@@ -1975,6 +1992,8 @@ struct Overlay<'s> {
     counters: BTreeMap<&'static str, u64>,
     author_counters: BTreeMap<(NodeId, &'static str), u64>,
     changes: Vec<DocChange>,
+    /// The last version number of each record this batch gave a version.
+    versions: HashMap<RecordKey, u64>,
     accepted: u64,
     forked: bool,
 }
@@ -2053,9 +2072,21 @@ impl<'s> Overlay<'s> {
             counters: BTreeMap::new(),
             author_counters: BTreeMap::new(),
             changes: Vec::new(),
+            versions: HashMap::new(),
             accepted: 0,
             forked: false,
         }
+    }
+
+    /// The version number the next entry of `key` makes: one more than the last, in this
+    /// batch or stored.
+    fn next_version(&mut self, key: RecordKey) -> Result<u64, StoreError> {
+        let last = match self.versions.get(&key) {
+            Some(n) => *n,
+            None => self.store.last_version(&key.0, &key.1)?,
+        };
+        self.versions.insert(key, last + 1);
+        Ok(last + 1)
     }
 
     fn preload(&mut self, author: &NodeId, rid: &RecordId, seq: u64) -> Result<(), StoreError> {
@@ -2182,8 +2213,11 @@ impl<'s> Overlay<'s> {
         let hash = entry.hash();
         let wire = entry.to_wire();
         self.batch.insert(k_log(&a, h.seq), codec::encode(&wire));
-        self.batch
-            .insert(k_version(&a, &h.record_id, h.seq), &[][..]);
+        let number = self.next_version((a, h.record_id))?;
+        self.batch.insert(
+            k_version(&a, &h.record_id, h.seq),
+            &number.to_be_bytes()[..],
+        );
         self.log.insert((a, h.seq), wire);
         self.hashes.insert((a, h.seq), hash);
         let head = Head { seq: h.seq, hash };
