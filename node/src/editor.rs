@@ -354,6 +354,9 @@ async fn start(
             }
         })
         .collect();
+    let other_copy = editor.shared.gate.other_copy();
+    let not_sent = other_copy.as_ref().and_then(|_| editor.shared.not_sent());
+    let held = editor.shared.gate.other_copy_held();
     editor.page(
         StatusCode::OK,
         "editor_start.html",
@@ -363,7 +366,11 @@ async fn start(
             role_label => s.role.label_sv(),
             csrf => s.csrf.clone(),
             records => records,
-            other_copy => editor.shared.gate.other_copy(),
+            other_copy => other_copy.clone(),
+            other_copy_address => other_copy.as_deref().and_then(crate::gate::other_copy_address),
+            not_sent => not_sent.as_ref().map(|n| context! { first => n.first, last => n.last, count => n.count }),
+            collides => not_sent.as_ref().zip(held).is_some_and(|(n, h)| h >= n.first),
+            held => held,
             deleted => deleted,
         },
     )
@@ -779,7 +786,12 @@ impl Editor {
                         };
                         self.note_write(s, verb, kind, &p.record_id, p.seq);
                         tracing::info!(user = %s.user, kind = %kind.as_str(), record = %p.record_id, seq = p.seq, "published from the editor");
-                        let to = format!("/post/{}?publicerad={}", p.record_id, p.seq);
+                        let to = format!(
+                            "/post/{}?publicerad={}{}",
+                            p.record_id,
+                            p.seq,
+                            if p.offline { "&offline=1" } else { "" }
+                        );
                         (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
                     }
                     Err(NodeError::Stale {
@@ -1024,12 +1036,17 @@ async fn record_page(
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
     let (_, view) = or_page!(record_of(&editor, &s, &rid).await);
-    let published = query.is_some_and(|q| q.starts_with("publicerad="));
+    let published = query
+        .as_deref()
+        .is_some_and(|q| q.starts_with("publicerad="));
+    // Signed while no aggregator had confirmed this node (see `Published::offline`).
+    let offline = published && query.as_deref().is_some_and(|q| q.ends_with("&offline=1"));
     editor.page(
         StatusCode::OK,
         "editor_record.html",
         context! {
             user => s.user.clone(), csrf => s.csrf.clone(), published => published,
+            offline => offline,
             seq => view.seq, kind => view.kind.as_str(), title => title_of(&view.data),
             rows => rows(view.kind, &view.data), updated_at => view.updated_at.clone(),
             author => view.author.clone(), record_id => view.record_id.clone(),
