@@ -864,6 +864,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let published: Published = with_node(&dir, &request, |node| {
                 Ok(node.publish(kind, &text, id, &mut rng, local::now_ms())?)
             })?;
+            output::warn_offline(published.offline);
             output::emit(out.json, &published, || {
                 format!(
                     "published {kind} {} (seq {})",
@@ -907,6 +908,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 bar.finish_and_clear();
                 Ok(imported?)
             })?;
+            output::warn_offline(imported.offline);
             output::emit(out.json, &imported, || {
                 format!(
                     "imported {} {kind} records (seq {}-{}){}",
@@ -932,6 +934,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             let deleted: Deleted = with_node(&dir, &request, |node| {
                 Ok(node.delete(record_id, local::now_ms())?)
             })?;
+            output::warn_offline(deleted.offline);
             output::emit(out.json, &deleted, || {
                 format!("deleted {} (seq {})", deleted.record_id, deleted.seq)
             })

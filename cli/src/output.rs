@@ -3,7 +3,7 @@
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use spindel_node::local::Status;
+use spindel_node::local::{Role, Status};
 use spindel_node::query::QueryPage;
 
 /// Prints `value` as one JSON document, or the text `human` makes.
@@ -110,6 +110,14 @@ pub fn demo_summary(rows: &[crate::demo::SummaryRow], took: std::time::Duration)
     out
 }
 
+/// A write signed offline says so on stderr, whatever the output format (`--json` carries
+/// `"offline": true` as well).
+pub fn warn_offline(offline: bool) {
+    if offline {
+        eprintln!("warning: {}", spindel_node::local::OFFLINE_WARNING);
+    }
+}
+
 /// The text `spindel status` prints.
 pub fn status_text(s: &Status) -> String {
     let mut out = format!(
@@ -125,6 +133,7 @@ pub fn status_text(s: &Status) -> String {
     ));
     for a in &s.authors {
         let state = match (a.frozen, a.admitted) {
+            _ if a.own && s.role == Role::Aggregator => "this node (authors nothing)",
             (true, _) => "frozen (fork)",
             (false, true) => "admitted",
             (false, false) => "known",
@@ -166,11 +175,42 @@ pub fn status_text(s: &Status) -> String {
             },
             p.get("last_error")
                 .and_then(|v| v.as_str())
-                .map(|e| {
-                    let retry = p.get("retry_in_ms").and_then(|v| v.as_u64()).unwrap_or(0);
-                    format!(" ({e}; next try within {} s)", retry.div_ceil(1000))
+                .map(|e| match p.get("retry_in_ms").and_then(|v| v.as_u64()) {
+                    // Only a peer this node dials is tried again.
+                    Some(retry) => format!(" ({e}; next try within {} s)", retry.div_ceil(1000)),
+                    None => format!(" ({e})"),
                 })
                 .unwrap_or_default()
+        ));
+        if let Some(acked) = p.get("own_acked").and_then(|v| v.as_u64()) {
+            let not_sent = p.get("own_not_sent").and_then(|v| v.as_u64()).unwrap_or(0);
+            out.push_str(&format!(
+                "
+          own log: {}, at this aggregator: {acked} ({not_sent} {} not yet sent)",
+                acked + not_sent,
+                if not_sent == 1 { "entry" } else { "entries" }
+            ));
+        }
+    }
+    if let Some(n) = &s.not_sent {
+        let range = if n.first == n.last {
+            format!("entry {}", n.first)
+        } else {
+            format!("entries {}-{}", n.first, n.last)
+        };
+        out.push_str(&format!(
+            "
+NOT SENT  own {range} ({}): no aggregator has acknowledged {}",
+            n.count,
+            if n.count == 1 { "it" } else { "them" }
+        ));
+    }
+    if s.offline {
+        out.push_str(&format!(
+            "
+OFFLINE   no aggregator has confirmed this node since it started: {}",
+            "what it publishes now is signed offline and sent when the link is up; if another \
+             copy of this node's key may be running, stop it first"
         ));
     }
     if s.refused.is_empty() {
@@ -214,6 +254,9 @@ pub fn status_text(s: &Status) -> String {
             "\nCOPY      this node signs nothing: {copy}; stop and disable the copy that should \
              not run and move its node.key away (deploy/README.md, \"Two copies of one key\")"
         ));
+        if let Some(advice) = &s.other_copy_advice {
+            out.push_str(&format!("\nAHEAD     {advice}"));
+        }
     }
     for f in &s.forks {
         out.push_str(&format!(

@@ -26,7 +26,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
             connected: false,
             lag: 0,
             last_error: None,
-            retry_in_ms: 0,
+            retry_in_ms: Some(0),
+            own_acked: None,
+            own_not_sent: None,
         },
     );
     let mut backoff = Backoff::default();
@@ -54,7 +56,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
             was_up = p.connected;
             p.connected = false;
             p.last_error = text.clone();
-            p.retry_in_ms = wait.as_millis() as u64;
+            p.retry_in_ms = Some(wait.as_millis() as u64);
         });
         // One line per transition: the link going down, or a new reason it cannot come up.
         // The same failure again while the aggregator stays away is logged at debug.

@@ -352,6 +352,9 @@ async fn start(
             }
         })
         .collect();
+    let other_copy = editor.shared.gate.other_copy();
+    let not_sent = other_copy.as_ref().and_then(|_| editor.shared.not_sent());
+    let held = editor.shared.gate.other_copy_held();
     editor.page(
         StatusCode::OK,
         "editor_start.html",
@@ -361,7 +364,11 @@ async fn start(
             role_label => s.role.label_sv(),
             csrf => s.csrf.clone(),
             records => records,
-            other_copy => editor.shared.gate.other_copy(),
+            other_copy => other_copy.clone(),
+            other_copy_address => other_copy.as_deref().and_then(crate::gate::other_copy_address),
+            not_sent => not_sent.as_ref().map(|n| context! { first => n.first, last => n.last, count => n.count }),
+            collides => not_sent.as_ref().zip(held).is_some_and(|(n, h)| h >= n.first),
+            held => held,
             deleted => deleted,
         },
     )
@@ -813,7 +820,12 @@ impl Editor {
                             .unwrap_or_default();
                         self.note_write(s, verb, kind, &p.record_id, p.seq, fields);
                         tracing::info!(user = %s.user, kind = %kind.as_str(), record = %p.record_id, seq = p.seq, "published from the editor");
-                        let to = format!("/post/{}?publicerad={}", p.record_id, p.seq);
+                        let to = format!(
+                            "/post/{}?publicerad={}{}",
+                            p.record_id,
+                            p.seq,
+                            if p.offline { "&offline=1" } else { "" }
+                        );
                         (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
                     }
                     Err(NodeError::Stale {
@@ -1059,12 +1071,19 @@ async fn record_page(
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
     let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
-    // After a publish: the entry it made (`publicerad=SEQ`), said as the post's own version.
-    let published = query
-        .as_deref()
-        .and_then(|q| q.strip_prefix("publicerad="))
-        .and_then(|n| n.parse::<u64>().ok())
-        .map(|seq| seq == view.seq);
+    // After a publish: the entry it made (`publicerad=SEQ`), said as the post's own version,
+    // and whether it was signed while no aggregator had confirmed this node (`offline=1`,
+    // see `Published::offline`).
+    let (mut published_seq, mut offline) = (None, false);
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("publicerad", n)) => published_seq = n.parse::<u64>().ok(),
+            Some(("offline", "1")) => offline = true,
+            _ => {}
+        }
+    }
+    let published = published_seq.map(|seq| seq == view.seq);
+    let offline = published.is_some() && offline;
     let history = editor.history(view.kind, rid).await;
     let public = editor
         .public_url
@@ -1077,6 +1096,7 @@ async fn record_page(
             user => s.user.clone(), csrf => s.csrf.clone(), published => published,
             version => view.version, kind => view.kind.as_str(), title => title_of(&view.data),
             r => editor.public_item(view.kind, &view.data), updated_at => view.updated_at.clone(),
+            offline => offline,
             author => view.author.clone(), record_id => view.record_id.clone(),
             public_url => editor.public_url.clone(), public => public, history => history,
         },

@@ -56,8 +56,10 @@ pub struct Gate {
     known: Mutex<Known>,
     pinned: Mutex<BTreeSet<NodeId>>,
     /// What each pinned aggregator that refused this node's session said about the other
-    /// copy (while [`CatchUp::OtherCopy`]).
-    other_copy: Mutex<std::collections::BTreeMap<NodeId, String>>,
+    /// copy (while [`CatchUp::OtherCopy`]), and how far it said it holds this key's log.
+    other_copy: Mutex<std::collections::BTreeMap<NodeId, (String, Option<u64>)>>,
+    /// Pinned aggregators that took a session of this node since it started.
+    confirmed: Mutex<BTreeSet<NodeId>>,
 }
 
 impl Default for Gate {
@@ -67,6 +69,7 @@ impl Default for Gate {
             known: Mutex::new(Known::default()),
             pinned: Mutex::new(BTreeSet::new()),
             other_copy: Mutex::new(std::collections::BTreeMap::new()),
+            confirmed: Mutex::new(BTreeSet::new()),
         }
     }
 }
@@ -125,7 +128,8 @@ impl Gate {
             .chars()
             .take(300)
             .collect();
-        lock(&self.other_copy).insert(aggregator, reason.clone());
+        let held = held_in(&reason);
+        lock(&self.other_copy).insert(aggregator, (reason.clone(), held));
         if self.state.send_replace(CatchUp::OtherCopy) != CatchUp::OtherCopy {
             tracing::error!(
                 aggregator = %aggregator.short(),
@@ -141,13 +145,36 @@ impl Gate {
         if *self.state.borrow() != CatchUp::OtherCopy {
             return None;
         }
-        lock(&self.other_copy).values().next().cloned()
+        lock(&self.other_copy)
+            .values()
+            .next()
+            .map(|(r, _)| r.clone())
+    }
+
+    /// How far a refusing aggregator said it holds this key's log (the other copy's), while
+    /// this node refuses to sign because of it.
+    pub fn other_copy_held(&self) -> Option<u64> {
+        if *self.state.borrow() != CatchUp::OtherCopy {
+            return None;
+        }
+        lock(&self.other_copy)
+            .values()
+            .filter_map(|(_, h)| *h)
+            .max()
+    }
+
+    /// A write now would be signed offline: this node dials aggregators and none of them has
+    /// taken a session of it since it started (the gate opened after [`CATCH_UP_WAIT`]). A
+    /// node once confirmed is the live copy; one that never was may be a stale second copy.
+    pub fn offline(&self) -> bool {
+        !lock(&self.pinned).is_empty() && lock(&self.confirmed).is_empty()
     }
 
     /// The pinned aggregator `aggregator` took a session of this node (its heads arrived).
     /// Once no aggregator refuses it for another copy, the node catches up with the
     /// aggregators' heads (the other copy may have signed meanwhile) and then signs again.
     pub fn session_accepted(&self, aggregator: NodeId) {
+        lock(&self.confirmed).insert(aggregator);
         let none_left = {
             let mut map = lock(&self.other_copy);
             map.remove(&aggregator);
@@ -167,7 +194,48 @@ impl Gate {
             tracing::info!(aggregator = %aggregator.short(), "the aggregator took this node's session: the other copy of its key is gone; signing again once caught up");
         }
     }
+}
 
+/// The part of an aggregator's `OtherCopy` refusal that says how far it holds the key's log
+/// (see `session::refuse_other_copy`): "... holds this key's log to entry N".
+pub const HELD_PHRASE: &str = "holds this key's log to entry ";
+
+/// How far the aggregator said it holds the key's log, from its refusal (older aggregators
+/// do not say).
+pub fn held_in(reason: &str) -> Option<u64> {
+    let (_, rest) = reason.split_once(HELD_PHRASE)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The address the other copy is connected from, from an aggregator's `OtherCopy` refusal.
+pub fn other_copy_address(reason: &str) -> Option<&str> {
+    let (_, rest) = reason.split_once("connected to the aggregator at ")?;
+    rest.split([' ', ';', ',']).next().filter(|a| !a.is_empty())
+}
+
+/// The own entries (first, last) this copy holds that the network may lack: those after what
+/// a pinned aggregator acknowledged (`acked`, learnt from a session of this run); when no
+/// aggregator acknowledged anything yet, those from the first entry signed offline
+/// (`offline_from`, kept on disk) or after what a refusing aggregator holds (`held`),
+/// whichever starts first. `None`: nothing unsent, or nothing known.
+pub fn not_sent(
+    own_head: u64,
+    acked: Option<u64>,
+    offline_from: Option<u64>,
+    held: Option<u64>,
+) -> Option<(u64, u64)> {
+    let first = match acked {
+        Some(a) => a + 1,
+        None => [offline_from, held.map(|h| h + 1)]
+            .into_iter()
+            .flatten()
+            .min()?,
+    };
+    (first <= own_head).then_some((first, own_head))
+}
+
+impl Gate {
     /// A pinned aggregator said (in its opening heads) how far this node's own log goes there.
     pub fn own_log_at(&self, node: &LocalNode, aggregator: NodeId, head: u64) {
         {
@@ -225,5 +293,61 @@ impl Gate {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an aggregator acknowledged in this run decides; without it, the first entry
+    /// signed offline or what a refusing aggregator holds, whichever starts first.
+    #[test]
+    fn not_sent_counts_from_what_an_aggregator_acknowledged() {
+        assert_eq!(not_sent(43, Some(40), None, None), Some((41, 43)));
+        assert_eq!(not_sent(43, Some(43), Some(41), None), None);
+        // An aggregator that holds more than this node (a restored one): nothing unsent.
+        assert_eq!(not_sent(43, Some(50), None, None), None);
+        // Acknowledged in this run outweighs the marker from before.
+        assert_eq!(not_sent(43, Some(42), Some(41), Some(45)), Some((43, 43)));
+        assert_eq!(not_sent(43, None, Some(41), None), Some((41, 43)));
+        assert_eq!(not_sent(43, None, None, Some(40)), Some((41, 43)));
+        // The other copy signed past this one's offline entries: they still count.
+        assert_eq!(not_sent(43, None, Some(41), Some(45)), Some((41, 43)));
+        assert_eq!(not_sent(43, None, None, Some(45)), None);
+        assert_eq!(not_sent(43, None, None, None), None);
+        assert_eq!(not_sent(0, None, Some(1), None), None);
+    }
+
+    #[test]
+    fn a_refusal_names_the_address_and_how_far_the_aggregator_holds_the_log() {
+        let reason = format!(
+            "another copy of this node's key is connected to the aggregator at 192.0.2.10:53012 \
+             since 2026-12-05T14:02:11.120Z; the aggregator {HELD_PHRASE}40"
+        );
+        assert_eq!(held_in(&reason), Some(40));
+        assert_eq!(other_copy_address(&reason), Some("192.0.2.10:53012"));
+        // An older aggregator does not say how far.
+        assert_eq!(held_in("another copy ... since 2026"), None);
+        assert_eq!(other_copy_address("something else"), None);
+    }
+
+    #[test]
+    fn a_node_is_offline_until_a_pinned_aggregator_takes_its_session() {
+        let gate = Gate::default();
+        // No aggregator pinned: nothing is sent anywhere, so nothing is "offline".
+        assert!(!gate.offline());
+        let agg = NodeId([7; 32]);
+        gate.pin([agg]);
+        assert!(gate.offline());
+        gate.refused_as_copy(
+            agg,
+            &format!("at 127.0.0.1:1 since x; the aggregator {HELD_PHRASE}3"),
+        );
+        assert!(gate.offline());
+        assert_eq!(gate.other_copy_held(), Some(3));
+        gate.session_accepted(agg);
+        assert!(!gate.offline());
+        assert_eq!(gate.other_copy_held(), None);
     }
 }

@@ -215,6 +215,16 @@ async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, Ap
         status.other_copy =
             Some("another copy of this node's key is connected to the aggregator".into());
     }
+    // So does the advice; which entries the network lacks (`not_sent`) stays.
+    if let Some(range) = &status.not_sent
+        && status.other_copy_advice.is_some()
+    {
+        status.other_copy_advice = Some(crate::local::other_copy_advice(
+            range,
+            None,
+            shared.gate.other_copy_held(),
+        ));
+    }
     Ok(axum::Json(status).into_response())
 }
 

@@ -128,9 +128,20 @@ pub struct PeerStatus {
     /// Entries this node holds that the peer does not (yet), for the authors sent to it.
     pub lag: u64,
     pub last_error: Option<String>,
-    /// Dialed peers: the wait before the next attempt after the last failure (0 while
+    /// Dialed peers only: the wait before the next attempt after the last failure (0 while
     /// connected); long after a refusal only an operator can lift (see `link::Backoff`).
-    pub retry_in_ms: u64,
+    /// Absent for peers this node does not dial (an aggregator's regions): it never retries
+    /// them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    /// Dialed aggregators: how far the aggregator holds this node's own log, as its opening
+    /// heads and acks (sent once a batch is durable there) said, since this node started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_acked: Option<u64>,
+    /// Dialed aggregators: own entries this node holds beyond `own_acked` (not yet sent or
+    /// not yet acknowledged); filled in by `status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_not_sent: Option<u64>,
 }
 
 #[cfg(test)]

@@ -119,18 +119,28 @@ pub enum TimeoutKind {
     Header,
     /// [`HTTP_BODY_WINDOW`].
     Body,
-    /// [`HTTP_IDLE_TIMEOUT`].
+    /// [`HTTP_IDLE_TIMEOUT`] between requests (after a response).
     Idle,
+    /// [`HTTP_IDLE_TIMEOUT`] on a connection that never sent a byte: a port scan, a browser's
+    /// unused preconnect, or a slowloris-style opener holding a descriptor. Counted apart from
+    /// `idle` (clients that were served) and `header` (a head that began and did not finish).
+    Silent,
 }
 
 impl TimeoutKind {
-    pub const ALL: [TimeoutKind; 3] = [TimeoutKind::Header, TimeoutKind::Body, TimeoutKind::Idle];
+    pub const ALL: [TimeoutKind; 4] = [
+        TimeoutKind::Header,
+        TimeoutKind::Body,
+        TimeoutKind::Idle,
+        TimeoutKind::Silent,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             TimeoutKind::Header => "header",
             TimeoutKind::Body => "body",
             TimeoutKind::Idle => "idle",
+            TimeoutKind::Silent => "silent",
         }
     }
 
@@ -139,6 +149,7 @@ impl TimeoutKind {
             TimeoutKind::Header => 0,
             TimeoutKind::Body => 1,
             TimeoutKind::Idle => 2,
+            TimeoutKind::Silent => 3,
         }
     }
 }
@@ -150,7 +161,7 @@ pub struct ListenerStats {
     max: AtomicU64,
     refused: AtomicU64,
     accept_errors: AtomicU64,
-    timeouts: [AtomicU64; 3],
+    timeouts: [AtomicU64; 4],
 }
 
 impl ListenerStats {
@@ -374,6 +385,8 @@ struct Activity {
     /// Bytes arrived since the last response: a next request has begun, and its head is
     /// hyper's to time.
     next_request: AtomicBool,
+    /// Any byte ever arrived (a connection that never sent one is `silent` when it closes).
+    spoke: AtomicBool,
 }
 
 impl Activity {
@@ -383,6 +396,7 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             next_request: AtomicBool::new(false),
+            spoke: AtomicBool::new(false),
         }
     }
 
@@ -393,6 +407,7 @@ impl Activity {
 
     fn read(&self) {
         self.touch();
+        self.spoke.store(true, Ordering::Relaxed);
         if !self.busy.load(Ordering::Relaxed) {
             self.next_request.store(true, Ordering::Relaxed);
         }
@@ -538,8 +553,13 @@ async fn serve_connection(
             }
             () = tokio::time::sleep_until(check) => {
                 if activity.idle_since().is_some_and(|since| since + limits.idle <= Instant::now()) {
-                    stats.timed_out(TimeoutKind::Idle);
-                    tracing::debug!(%remote, "closed an idle http connection");
+                    if activity.spoke.load(Ordering::Relaxed) {
+                        stats.timed_out(TimeoutKind::Idle);
+                        tracing::debug!(%remote, "closed an idle http connection");
+                    } else {
+                        stats.timed_out(TimeoutKind::Silent);
+                        tracing::debug!(%remote, "closed an http connection that sent nothing");
+                    }
                     break;
                 }
             }
@@ -1033,7 +1053,9 @@ mod tests {
         let mut silent = TcpStream::connect(s.addr).await.unwrap();
         let (elapsed, _) = until_closed(&mut silent, started).await;
         within(elapsed, IDLE);
-        assert_eq!(s.stats.timeouts(TimeoutKind::Idle), 2);
+        // Served once, then idle; never a byte: silent.
+        assert_eq!(s.stats.timeouts(TimeoutKind::Idle), 1);
+        assert_eq!(s.stats.timeouts(TimeoutKind::Silent), 1);
         // A handler that works for three idle timeouts is answered.
         let mut slow = TcpStream::connect(s.addr).await.unwrap();
         slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -40,6 +40,16 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// yet: it signs nothing until it has (a restored old copy must never fork its own log).
 pub const RESTORED_MARKER: &str = "restored";
 pub const KEY_FILE: &str = "node.key";
+/// Holds the first own seq this node signed while no pinned aggregator had confirmed it
+/// (published offline), until an aggregator acknowledges the own log up to its head: the
+/// entries this copy holds that the network may lack, also across a restart or a copy of the
+/// directory.
+pub const OFFLINE_MARKER: &str = "offline-from";
+/// What a write signed offline says (CLI stderr, `status`), in one line.
+pub const OFFLINE_WARNING: &str = "no aggregator has confirmed this node since it started, so \
+     this was signed offline: it is sent when the link is up; if another copy of this node's \
+     key (an older or restored data directory) may be running, stop it first, or the region's \
+     log forks";
 /// Lines one import may hold.
 pub const IMPORT_RECORDS_MAX: usize = 1_000_000;
 /// Invalid lines named in an import error before "and N more".
@@ -210,6 +220,11 @@ pub struct Published {
     pub seq: u64,
     /// Hash of the new entry's header.
     pub entry: String,
+    /// Signed while no pinned aggregator had confirmed this node since it started (it
+    /// published offline after the catch-up wait): the entry goes out when a link is up, and
+    /// if another copy of this key runs, the two fork (see [`OFFLINE_WARNING`]).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// What `import` reports.
@@ -218,6 +233,9 @@ pub struct Imported {
     pub imported: u64,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// Signed offline (see [`Published::offline`]).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// What `allow` reports.
@@ -242,6 +260,9 @@ pub struct Disallowed {
 pub struct Deleted {
     pub record_id: String,
     pub seq: u64,
+    /// Signed offline (see [`Published::offline`]).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// One author as `status` shows it.
@@ -257,6 +278,9 @@ pub struct AuthorStatus {
     /// Signed payload bytes of its current versions (the payload quota's count).
     #[serde(default)]
     pub payload_bytes: u64,
+    /// This node itself (on an aggregator: its own key, which authors nothing).
+    #[serde(default)]
+    pub own: bool,
 }
 
 /// A proven fork as `status` shows it.
@@ -331,12 +355,71 @@ pub struct Status {
     /// another copy of its key is connected there (the aggregator's words: where, since when).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_copy: Option<String>,
+    /// A running region that dials aggregators and none has taken a session of it since it
+    /// started: what it signs now is signed offline ([`OFFLINE_WARNING`]).
+    #[serde(default)]
+    pub offline: bool,
+    /// Own entries this node holds that no pinned aggregator has acknowledged (signed
+    /// offline, or not sent yet), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_sent: Option<NotSent>,
+    /// While `other_copy`, and this copy holds entries the network lacks: which, and what to
+    /// do, in one paragraph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_copy_advice: Option<String>,
+}
+
+/// Own entries `first..=last` no pinned aggregator has acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotSent {
+    pub first: u64,
+    pub last: u64,
+    pub count: u64,
+}
+
+/// What `status` tells the operator of a copy an aggregator refuses while it holds own
+/// entries the network lacks (`deploy/README.md`, "Two copies of one key", says the same).
+/// `address`: where the other copy is connected from; `held`: how far the aggregator holds
+/// this key's log (the other copy's).
+pub fn other_copy_advice(range: &NotSent, address: Option<&str>, held: Option<u64>) -> String {
+    let entries = if range.first == range.last {
+        format!("entry {}", range.first)
+    } else {
+        format!("entries {}-{}", range.first, range.last)
+    };
+    let other = match address {
+        Some(a) => format!("the other copy, connected from {a}, is live"),
+        None => "the other copy is live".to_string(),
+    };
+    let before = range.first - 1;
+    match held {
+        Some(h) if h >= range.first => format!(
+            "this copy holds {entries} that the network does not have; {other} and has signed \
+             up to entry {h}, so this copy's {entries} can never join the log. Stop this copy, \
+             disable it and move its node.key away, keep the other, and publish this copy's \
+             records again there (`spindel query --data-dir` on this directory shows them)."
+        ),
+        _ => format!(
+            "this copy holds {entries} that the network does not have; {other}. If this \
+             directory is the old one, stop it, disable it and move its node.key away, keep the \
+             other, and publish this copy's records again there. If this one is the right one, \
+             stop the other copy first (and move its node.key away) before it signs past entry \
+             {before}: this copy then links, sends its {entries} and signs again."
+        ),
+    }
 }
 
 /// `status`'s warning while a region's profile has no website.
 pub const NO_WEBSITE_WARNING: &str = "the region's profile has no website, so /integritet \
      names no contact for its records: publish the profile with a \"website\" (spindel \
      publish --kind profile, or Profil in the editor)";
+
+/// `DIR/offline-from`, if it holds a seq (an unreadable one counts as absent).
+fn read_offline_marker(dir: &Path) -> Option<u64> {
+    fs::read_to_string(dir.join(OFFLINE_MARKER))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
 
 /// An import line's own `record_id` (if any) and the record's JSON without it.
 fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_, str>), NodeError> {
@@ -488,6 +571,7 @@ fn init_inner(
         store,
         own_log: std::sync::Mutex::new(()),
         restored: std::sync::atomic::AtomicBool::new(false),
+        offline_from: std::sync::Mutex::new(None),
     };
     if role == Role::Region {
         let mut json = serde_json::json!({
@@ -636,6 +720,8 @@ pub struct LocalNode {
     own_log: std::sync::Mutex<()>,
     /// `DIR/restored` exists: a restored node that has not caught up yet.
     restored: std::sync::atomic::AtomicBool,
+    /// `DIR/offline-from`: the first own seq signed offline and not yet acknowledged.
+    offline_from: std::sync::Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for LocalNode {
@@ -667,6 +753,7 @@ impl LocalNode {
             store,
             own_log: std::sync::Mutex::new(()),
             restored: std::sync::atomic::AtomicBool::new(restored),
+            offline_from: std::sync::Mutex::new(read_offline_marker(dir)),
         };
         // An import a crash interrupted is dropped or finished before anything reads the
         // store. One that cannot be finished keeps the own log from signing (each write
@@ -756,6 +843,7 @@ impl LocalNode {
             record_id: record_id.to_hex(),
             seq,
             entry: hash.to_hex(),
+            offline: false,
         })
     }
 
@@ -811,6 +899,7 @@ impl LocalNode {
         Ok(Deleted {
             record_id: record_id.to_hex(),
             seq,
+            offline: false,
         })
     }
 
@@ -916,6 +1005,67 @@ impl LocalNode {
         Ok(())
     }
 
+    /// The first own seq signed offline that no pinned aggregator has acknowledged yet.
+    pub fn offline_from(&self) -> Option<u64> {
+        *self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Own entry `seq` was signed offline: remembered (`DIR/offline-from`) unless an earlier
+    /// one is. Written after the entry is durable; a crash in between forgets the marker, and
+    /// `status` then counts from what the aggregators hold.
+    pub fn mark_offline(&self, seq: u64) -> Result<(), NodeError> {
+        let mut from = self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if from.is_some_and(|f| f <= seq) {
+            return Ok(());
+        }
+        let path = self.dir.join(OFFLINE_MARKER);
+        let tmp = self.dir.join(format!("{OFFLINE_MARKER}.tmp"));
+        (|| {
+            let mut f = fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, format!("{seq}\n").as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        })()
+        .map_err(io_err(&path))?;
+        *from = Some(seq);
+        Ok(())
+    }
+
+    /// A pinned aggregator acknowledged the own log up to `acked`: the offline marker goes
+    /// once that covers the own head.
+    pub fn own_acked(&self, acked: u64) -> Result<(), NodeError> {
+        let mut from = self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if from.is_none() {
+            return Ok(());
+        }
+        let here = self.store.head(&self.node_id())?.map_or(0, |h| h.seq);
+        if acked < here {
+            return Ok(());
+        }
+        let path = self.dir.join(OFFLINE_MARKER);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        *from = None;
+        tracing::info!(
+            head = here,
+            "the aggregator holds every entry this node signed offline"
+        );
+        Ok(())
+    }
+
     /// The node's secret key (for the transport's TLS identity).
     pub fn key(&self) -> &SecretKey {
         &self.key
@@ -940,6 +1090,7 @@ impl LocalNode {
                 head: a.head,
                 records: a.records,
                 payload_bytes: self.store.payload_bytes_of(&a.id)?,
+                own: a.id == self.node_id(),
             });
         }
         let names: BTreeMap<NodeId, Option<String>> = self
@@ -992,6 +1143,9 @@ impl LocalNode {
                 .filter(|n| *n != self.config.name),
             warnings: self.warnings()?,
             other_copy: None,
+            offline: false,
+            not_sent: None,
+            other_copy_advice: None,
         })
     }
 

@@ -234,6 +234,21 @@ pub fn render(
     }
     head(
         &mut out,
+        "spindel_peer_own_not_sent_entries",
+        "gauge",
+        "Dialed aggregators: entries of this node's own log it holds beyond what the aggregator acknowledged since this node started (signed offline, or not sent yet); absent until the aggregator answered once.",
+    );
+    for p in peers {
+        if let Some(n) = p.own_not_sent {
+            let _ = writeln!(
+                out,
+                "spindel_peer_own_not_sent_entries{{{}}} {n}",
+                labels(p)
+            );
+        }
+    }
+    head(
+        &mut out,
         "spindel_peer_last_seen_seconds",
         "gauge",
         "When this node last had a live session with the peer (Unix seconds; now while connected); absent for a peer not seen since the node started.",
@@ -411,10 +426,11 @@ fn http_listeners(out: &mut String, metrics: &Metrics) {
         "spindel_http_timeouts_total",
         "counter",
         &format!(
-            "Connections closed by a deadline: header (request head not whole in {} s), body (408: under {} KiB per {} s), idle (nothing for {} s between requests).",
+            "Connections closed by a deadline: header (request head not whole in {} s), body (408: under {} KiB per {} s), idle (nothing for {} s between requests), silent (not a byte in {} s after connecting).",
             HTTP_HEADER_TIMEOUT.as_secs(),
             HTTP_BODY_WINDOW_BYTES / 1024,
             HTTP_BODY_WINDOW.as_secs(),
+            HTTP_IDLE_TIMEOUT.as_secs(),
             HTTP_IDLE_TIMEOUT.as_secs()
         ),
     );

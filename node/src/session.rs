@@ -276,7 +276,7 @@ async fn drive_session(
                 shared.set_peer(&peer_key, |p| {
                     p.connected = true;
                     p.last_error = None;
-                    p.retry_in_ms = 0;
+                    p.retry_in_ms = Some(0);
                 });
                 if !until_caught_up {
                     tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
@@ -352,7 +352,22 @@ async fn drive_session(
                 session.peer_heads(),
                 expected_author.is_none(),
             );
-            shared.set_peer(&peer_key, |p| p.lag = lag);
+            // How far a dialed aggregator holds (acknowledged) this node's own log: its
+            // opening heads, raised by every ack (sent once a batch is durable there).
+            let acked = (trusted_aggregator && session.heads_received())
+                .then(|| session.peer_heads().get(&me).copied().unwrap_or(0));
+            shared.set_peer(&peer_key, |p| {
+                p.lag = lag;
+                if acked.is_some() {
+                    p.own_acked = acked;
+                }
+            });
+            if let Some(acked) = acked
+                && session.heads_received()
+                && let Err(e) = shared.node.own_acked(acked)
+            {
+                tracing::warn!(error = %e, "cannot update the offline marker");
+            }
             last_lag = Instant::now();
         }
         tokio::select! {
@@ -756,7 +771,9 @@ pub async fn serve_connection(
                             connected: true,
                             lag: 0,
                             last_error: None,
-                            retry_in_ms: 0,
+                            retry_in_ms: None,
+                            own_acked: None,
+                            own_not_sent: None,
                         },
                     );
                 }
@@ -846,9 +863,14 @@ async fn refuse_other_copy(
     live: &crate::shared::Signer,
 ) {
     let since = spindel_protocol::time::rfc3339_ms(live.since_ms);
+    // How far this key's log goes here (the live copy's): the refused copy compares it
+    // with its own head to say which entries the network lacks.
+    let held = shared.node.head(&peer).ok().flatten().map_or(0, |h| h.seq);
     let message = format!(
-        "another copy of this node's key is connected to the aggregator at {} since {since}",
-        live.address
+        "another copy of this node's key is connected to the aggregator at {} since {since}; \
+         the aggregator {}{held}",
+        live.address,
+        crate::gate::HELD_PHRASE,
     );
     shared
         .metrics

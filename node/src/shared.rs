@@ -310,6 +310,12 @@ impl Shared {
         for p in out.iter_mut().filter(|p| p.connected) {
             p.last_seen_ms = Some(now);
         }
+        if out.iter().any(|p| p.own_acked.is_some()) {
+            let own = self.node.own_head().ok().flatten().map_or(0, |h| h.seq);
+            for p in &mut out {
+                p.own_not_sent = p.own_acked.map(|a| own.saturating_sub(a));
+            }
+        }
         if self.node.config().role != crate::local::Role::Aggregator {
             return out;
         }
@@ -336,7 +342,9 @@ impl Shared {
                     connected: false,
                     lag: 0,
                     last_error: None,
-                    retry_in_ms: 0,
+                    retry_in_ms: None,
+                    own_acked: None,
+                    own_not_sent: None,
                 });
             }
         }
@@ -366,7 +374,33 @@ impl Shared {
             .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
         status.other_copy = self.gate.other_copy();
+        if self.node.config().role == crate::local::Role::Region {
+            status.not_sent = self.not_sent();
+            if let (Some(copy), Some(range)) = (&status.other_copy, &status.not_sent) {
+                status.other_copy_advice = Some(crate::local::other_copy_advice(
+                    range,
+                    crate::gate::other_copy_address(copy),
+                    self.gate.other_copy_held(),
+                ));
+            }
+            status.offline = self.gate.offline();
+        }
         Ok(status)
+    }
+
+    /// Own entries this node holds that no pinned aggregator has acknowledged (see
+    /// [`crate::gate::not_sent`]).
+    pub fn not_sent(&self) -> Option<crate::local::NotSent> {
+        let own = self.node.own_head().ok().flatten().map_or(0, |h| h.seq);
+        let acked = lock(&self.peers).values().filter_map(|p| p.own_acked).max();
+        let held = self.gate.other_copy_held();
+        crate::gate::not_sent(own, acked, self.node.offline_from(), held).map(|(first, last)| {
+            crate::local::NotSent {
+                first,
+                last,
+                count: last - first + 1,
+            }
+        })
     }
 
     /// A receiver that turns true when the node shuts down.

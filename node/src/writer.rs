@@ -334,27 +334,51 @@ impl Writer {
         expected: Option<u64>,
     ) -> Result<Published, NodeError> {
         self.gate.ready(&self.node).await?;
-        self.ask(|reply| Job::Publish {
-            kind,
-            json,
-            record_id,
-            expected,
-            reply,
-        })
-        .await
+        let offline = self.gate.offline();
+        let mut p = self
+            .ask(|reply| Job::Publish {
+                kind,
+                json,
+                record_id,
+                expected,
+                reply,
+            })
+            .await?;
+        p.offline = self.signed_offline(offline, p.seq).await;
+        Ok(p)
+    }
+
+    /// Remembers that own entries from `first` on were signed offline (`DIR/offline-from`,
+    /// see [`LocalNode::mark_offline`]); returns `offline`.
+    async fn signed_offline(&self, offline: bool, first: u64) -> bool {
+        if offline {
+            let node = self.node.clone();
+            let r = tokio::task::spawn_blocking(move || node.mark_offline(first)).await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "cannot write the offline marker");
+            }
+            tracing::warn!(seq = first, "{}", crate::local::OFFLINE_WARNING);
+        }
+        offline
     }
 
     /// Deletes an own record (see [`LocalNode::delete`]).
     pub async fn delete(&self, record_id: RecordId) -> Result<Deleted, NodeError> {
         self.gate.ready(&self.node).await?;
-        self.ask(|reply| Job::Delete { record_id, reply }).await
+        let offline = self.gate.offline();
+        let mut d = self.ask(|reply| Job::Delete { record_id, reply }).await?;
+        d.offline = self.signed_offline(offline, d.seq).await;
+        Ok(d)
     }
 
     /// Imports a file of JSON Lines (see [`LocalNode::import`]), all or nothing.
     pub async fn import(&self, job: ImportJob) -> Result<Imported, NodeError> {
         self.node.import_allowed(job.kind)?;
         self.gate.ready(&self.node).await?;
-        self.ask(|reply| Job::Import { job, reply }).await
+        let offline = self.gate.offline();
+        let mut i = self.ask(|reply| Job::Import { job, reply }).await?;
+        i.offline = i.imported > 0 && self.signed_offline(offline, i.first_seq).await;
+        Ok(i)
     }
 
     /// Aggregator: admits a region (see [`LocalNode::allow`]); every connected region is sent

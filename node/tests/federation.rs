@@ -117,7 +117,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
             .peers()
             .iter()
             .find(|p| p.last_error.is_some())
-            .map(|p| p.retry_in_ms)
+            .and_then(|p| p.retry_in_ms)
     };
     eventually("the refusal's wait in status", || {
         refused_wait(&stranger).is_some_and(|w| w > 0)
@@ -143,7 +143,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
             p.last_error
                 .as_deref()
                 .is_some_and(|e| e.contains("not the pinned"))
-                && p.retry_in_ms >= spindel_node::link::REFUSED_BACKOFF_MIN_MS
+                && p.retry_in_ms >= Some(spindel_node::link::REFUSED_BACKOFF_MIN_MS)
         })
     })
     .await;

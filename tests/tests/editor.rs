@@ -1246,3 +1246,44 @@ fn every_post_is_found_and_many_are_removed_at_once() {
         .count();
     assert_eq!(deletes, 3);
 }
+
+/// A region whose aggregator does not answer publishes offline after the catch-up wait, and
+/// Redaktionen's notice says so: no aggregator has answered yet, the post goes out when the
+/// link is back, and another copy of the node must be stopped first.
+#[test]
+fn a_post_published_while_no_aggregator_answers_says_so() {
+    let agg_tmp = tempfile::tempdir().unwrap();
+    let (_, agg_id) = init(agg_tmp.path(), "nationell", "aggregator");
+    // Pinned, never started: nothing answers at this address.
+    let peer = format!("{agg_id}@127.0.0.1:9");
+    let (_tmp, _dir, node) = editor_node(
+        &[("anna", "redaktor")],
+        &["--aggregator", &peer, "--admin", "127.0.0.1:0"],
+    );
+    let admin = node.admin.unwrap();
+    let (sc, csrf) = session(admin, "anna");
+    let cookie = [("Cookie", sc.as_str())];
+    let (status, head, _) = http_form(
+        admin,
+        "/ny/method",
+        &cookie,
+        &[
+            ("title", "Utan förbindelse"),
+            ("summary", "Skrevs när aggregatorn var nere"),
+            ("csrf", &csrf),
+            ("action", "publish"),
+        ],
+    );
+    assert_eq!(status, 303, "{head}");
+    let page = location(&head);
+    assert!(page.ends_with("&offline=1"), "{page}");
+    let (status, _, body) = http_exchange(admin, "GET", &page, &cookie, None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("men ingen aggregator har svarat ännu")
+            && body.contains("när förbindelsen är tillbaka")
+            && body.contains("stoppa den först"),
+        "{body}"
+    );
+    assert!(!body.contains("Den sprids nu till aggregatorn"), "{body}");
+}

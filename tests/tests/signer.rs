@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use spindel_tests::{
-    NodeProc, eventually, http_get, init_network, metric, publish_run, s, spindel,
+    NodeProc, eventually, http_get, init_network, metric, publish_run, s, spindel, spindel_stdin,
 };
 
 fn publish(dir: &Path, title: &str) -> spindel_tests::Run {
@@ -293,4 +293,261 @@ fn a_hundred_one_shot_queries_in_a_row_are_answered() {
         "{}",
         agg.log()
     );
+}
+
+const PASSWORD: &str = "ett långt lösenord för test";
+
+/// Redaktionen's start page, logged in as "anna".
+fn start_page(admin: std::net::SocketAddr) -> String {
+    use spindel_tests::{csrf_field, http_exchange, http_form, set_cookie};
+    let (_, head, body) = http_exchange(admin, "GET", "/logga-in", &[], None);
+    let login = format!(
+        "spindel_inloggning={}",
+        set_cookie(&head, "spindel_inloggning").unwrap()
+    );
+    let (status, head, _) = http_form(
+        admin,
+        "/logga-in",
+        &[("Cookie", &login)],
+        &[
+            ("user", "anna"),
+            ("password", PASSWORD),
+            ("csrf", &csrf_field(&body)),
+        ],
+    );
+    assert_eq!(status, 303, "{head}");
+    let session = format!(
+        "spindel_redaktion={}",
+        set_cookie(&head, "spindel_redaktion").unwrap()
+    );
+    let (status, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &session)], None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The aggregator of a network, started once to learn its address and stopped again: a
+/// later `NodeProc::start(dir, &["--listen", ADDR])` brings it back at the same address.
+fn aggregator_down(agg_dir: &Path, agg_id: &str) -> (String, String) {
+    let agg = NodeProc::start(agg_dir, &["--listen", "127.0.0.1:0"]);
+    let listen = agg.listen.expect("listening").to_string();
+    let peer = agg.peer(agg_id);
+    assert_eq!(agg.terminate(10), 0);
+    (listen, peer)
+}
+
+fn own_aggregator_row(st: &serde_json::Value) -> serde_json::Value {
+    st["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "aggregator")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A region started while its aggregator is down publishes offline after the catch-up wait,
+/// and says so: a warning line on stderr with text and JSON output, `"offline": true`, and
+/// `status` names the entries no aggregator has. Once the aggregator is back, the region's
+/// status shows 0 not sent at it, and publishes are no longer offline. The aggregator's
+/// status offers no retry times for the regions it does not dial, and labels itself.
+#[test]
+fn a_region_publishing_while_no_aggregator_answers_says_it_is_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(a_dir, a_id)]) = init_network(tmp.path(), ["skane"]);
+    let (listen, peer) = aggregator_down(&agg_dir, &agg_id);
+    let a = NodeProc::start(&a_dir, &["--aggregator", &peer, "--metrics", "127.0.0.1:0"]);
+    let r = publish(&a_dir, "Utan förbindelse");
+    let v = r.json();
+    assert_eq!(v["offline"], true, "{v}");
+    assert!(
+        r.stderr
+            .starts_with("warning: no aggregator has confirmed this node since it started"),
+        "{r:?}"
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    let json = serde_json::json!({"title": "Också utan", "summary": "Lärande mellan föreningar"})
+        .to_string();
+    let text = spindel_stdin(
+        &[
+            "publish",
+            "--data-dir",
+            s(&a_dir),
+            "--kind",
+            "method",
+            "--file",
+            "-",
+        ],
+        &json,
+    );
+    text.ok();
+    assert!(text.stdout.starts_with("published method"), "{text:?}");
+    assert!(text.stderr.contains("stop it first"), "{text:?}");
+    let st = status(&a_dir);
+    assert_eq!(st["offline"], true, "{st}");
+    let head = st["heads"][&a_id].as_u64().unwrap();
+    assert_eq!(st["not_sent"]["first"], head - 1, "{st}");
+    assert_eq!(st["not_sent"]["last"], head, "{st}");
+    let shown = spindel(&["status", "--data-dir", s(&a_dir)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(shown.contains("NOT SENT  own entries"), "{shown}");
+    assert!(shown.contains("OFFLINE"), "{shown}");
+
+    // The aggregator comes back at its address: everything goes out and is acknowledged.
+    let up = Instant::now();
+    let _agg = NodeProc::start(&agg_dir, &["--listen", &listen]);
+    eventually(30, "0 not sent at the aggregator", || {
+        let row = own_aggregator_row(&status(&a_dir));
+        row["connected"] == true && row["own_not_sent"] == 0 && row["own_acked"] == head
+    });
+    eprintln!(
+        "the offline entries were acknowledged {} ms after the aggregator was started",
+        up.elapsed().as_millis()
+    );
+    let (_, m) = http_get(a.metrics.unwrap(), "/metrics");
+    let series = format!(
+        "spindel_peer_own_not_sent_entries{{peer=\"{}\",name=\"\",role=\"aggregator\"}}",
+        &agg_id[..16]
+    );
+    assert_eq!(metric(&m, &series), Some(0.0), "{m}");
+    let st = status(&a_dir);
+    assert!(st.get("not_sent").is_none(), "{st}");
+    assert_eq!(st["offline"], false, "{st}");
+    assert!(!a_dir.join("offline-from").exists());
+    let shown = spindel(&["status", "--data-dir", s(&a_dir)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        shown.contains(&format!(
+            "own log: {head}, at this aggregator: {head} (0 entries not yet sent)"
+        )),
+        "{shown}"
+    );
+    let r = publish(&a_dir, "Med förbindelse");
+    assert_eq!(r.json()["offline"], false);
+    assert!(r.stderr.is_empty(), "{r:?}");
+
+    // The aggregator only listens: no retry times for its regions, and itself labelled.
+    let st = status(&agg_dir);
+    for p in st["peers"].as_array().unwrap() {
+        assert!(p.get("retry_in_ms").is_none(), "{p}");
+    }
+    let me = st["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == agg_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(me["own"], true, "{me}");
+    let shown = spindel(&["status", "--data-dir", s(&agg_dir)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(!shown.contains("next try within"), "{shown}");
+    assert!(shown.contains("this node (authors nothing)"), "{shown}");
+}
+
+/// An old copy of a region's directory started while the aggregator is down publishes
+/// offline; the live copy links first once the aggregator is back. The old copy is refused,
+/// and its status names the entries it holds that the network does not have and the other
+/// copy's address; the live copy is undisturbed and nothing forks.
+#[test]
+fn a_copy_that_published_offline_is_told_which_entries_the_network_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(a_dir, a_id)]) = init_network(tmp.path(), ["skane"]);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let listen = agg.listen.unwrap().to_string();
+    let peer = agg.peer(&agg_id);
+    let a = NodeProc::start(&a_dir, &["--aggregator", &peer]);
+    publish(&a_dir, "Före kopian").ok();
+    eventually(20, "the first record at the aggregator", || {
+        titles(&agg_dir).len() == 1
+    });
+    assert_eq!(a.terminate(10), 0);
+    let synced = status(&a_dir)["heads"][&a_id].as_u64().unwrap();
+    spindel_tests::user_add(&a_dir, "anna", "redaktor", Some(PASSWORD));
+    let b_dir = tmp.path().join("skane-gammal");
+    let cp = std::process::Command::new("cp")
+        .args(["-a", s(&a_dir), s(&b_dir)])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    assert_eq!(agg.terminate(10), 0);
+
+    // The old copy runs while the aggregator is down, and publishes offline.
+    let b = NodeProc::start(&b_dir, &["--aggregator", &peer]);
+    let r = publish(&b_dir, "Från den gamla kopian");
+    assert_eq!(r.json()["offline"], true);
+    assert_eq!(b.terminate(10), 0);
+
+    // The aggregator is back; the live copy links first, then the old one starts again.
+    let agg = NodeProc::start(&agg_dir, &["--listen", &listen]);
+    let _a = NodeProc::start(&a_dir, &["--aggregator", &peer]);
+    eventually(20, "the live copy linked", || linked(&a_dir));
+    let started = Instant::now();
+    let b = NodeProc::start(&b_dir, &["--aggregator", &peer, "--admin", "127.0.0.1:0"]);
+    eventually(
+        20,
+        "the old copy told which entries the network lacks",
+        || status(&b_dir)["other_copy_advice"].is_string(),
+    );
+    eprintln!(
+        "the old copy named its unsent entries {} ms after it was started",
+        started.elapsed().as_millis()
+    );
+    let st = status(&b_dir);
+    let first = synced + 1;
+    assert_eq!(
+        st["not_sent"],
+        serde_json::json!({"first": first, "last": first, "count": 1}),
+        "{st}"
+    );
+    let advice = st["other_copy_advice"].as_str().unwrap();
+    assert!(
+        advice.starts_with(&format!(
+            "this copy holds entry {first} that the network does not have; the other copy, connected from 127.0.0.1:"
+        )),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("If this one is the right one, stop the other copy first"),
+        "{advice}"
+    );
+    let shown = spindel(&["status", "--data-dir", s(&b_dir)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(shown.contains("AHEAD     this copy holds entry"), "{shown}");
+    // Redaktionen's start page says the same, in Swedish.
+    let page = start_page(b.admin.unwrap());
+    for said in [
+        format!("Den här kopian har post nummer {first} i regionens logg, som nätverket inte har."),
+        "Den andra kopian, ansluten från 127.0.0.1:".to_string(),
+        "den andra kopian ska stoppas först".to_string(),
+    ] {
+        assert!(page.contains(&said), "{said} not in {page}");
+    }
+
+    // The live copy is undisturbed; the old copy's entry reaches nobody; nothing forks.
+    let r = publish(&a_dir, "Från den levande kopian");
+    assert_eq!(r.json()["offline"], false);
+    eventually(20, "the live copy's record at the aggregator", || {
+        titles(&agg_dir).contains(&"Från den levande kopian".to_string())
+    });
+    // The aggregator now holds the live copy's entry with that seq: the old copy's can never
+    // join, and its status says so once a refusal names the new head.
+    eventually(20, "the old copy told its entry collides", || {
+        status(&b_dir)["other_copy_advice"]
+            .as_str()
+            .is_some_and(|a| a.contains("can never join the log"))
+    });
+    assert!(!titles(&agg_dir).contains(&"Från den gamla kopian".to_string()));
+    for dir in [&agg_dir, &a_dir, &b_dir] {
+        assert_eq!(forks(dir), 0, "a fork at {}", dir.display());
+    }
+    assert!(linked(&a_dir));
+    drop(agg);
 }

@@ -539,6 +539,7 @@ impl LocalNode {
             imported: done,
             first_seq,
             last_seq: head.map_or(0, |h| h.seq),
+            offline: false,
         })
     }
 
