@@ -882,10 +882,7 @@ mod tests {
         ),
     ];
 
-    proptest::proptest! {
-        /// Untrusted record JSON (a payload from a peer): arbitrary text and valid records with
-        /// bytes changed never panic, and whatever is accepted round-trips unchanged.
-        /// Not JSON, an unknown field and a missing one say so in their problem and field, so an
+    /// Not JSON, an unknown field and a missing one say so in their problem and field, so an
     /// interface can say them in its own language; the message stays serde's.
     #[test]
     fn unreadable_records_name_their_problem_and_field() {
@@ -903,6 +900,9 @@ mod tests {
         assert_eq!((e.problem, e.field), (Problem::Other, None));
     }
 
+    proptest::proptest! {
+        /// Untrusted record JSON (a payload from a peer): arbitrary text and valid records with
+        /// bytes changed never panic, and whatever is accepted round-trips unchanged.
     #[test]
         fn arbitrary_and_mutated_record_json_never_panics(
             text in ".{0,300}",
