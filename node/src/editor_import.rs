@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use spindel_protocol::entry::PAYLOAD_BYTES_MAX;
+use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
 use spindel_protocol::record::{Kind, Problem};
 
 use crate::editor::{Editor, ImportView, Session, csrf_matches, forbidden, or_page, require};
@@ -177,7 +178,16 @@ fn line_problem(kind: Kind, e: &LineError) -> ShownProblem {
             rid(),
             format!("Samma post finns också på rad {first}; en post kan bara vara med en gång."),
         ),
-        LineError::Record(NodeError::Schema(e)) => match e.problem {
+        LineError::Record(e) => record_problem(kind, e),
+    }
+}
+
+/// What is wrong with the record of one line, or with the record it names, in Swedish.
+fn record_problem(kind: Kind, e: &NodeError) -> ShownProblem {
+    let said = |label: Option<String>, message: String| ShownProblem { label, message };
+    let rid = || Some(label(kind, RECORD_ID_COLUMN));
+    match e {
+        NodeError::Schema(e) => match e.problem {
             Problem::NotJson => said(
                 None,
                 "Raden är inte JSON. Varje rad ska vara en post, till exempel {\"title\": \"…\", \"summary\": \"…\"}."
@@ -203,29 +213,51 @@ fn line_problem(kind: Kind, e: &LineError) -> ShownProblem {
             ),
             _ => problem(kind, forms::swedish(e)),
         },
-        LineError::Record(NodeError::UnknownRecord(_)) => said(
+        NodeError::UnknownRecord(_) => said(
             rid(),
             "Posten finns inte bland regionens egna poster; ange id för en av dem, eller lämna det tomt för en ny post."
                 .into(),
         ),
-        LineError::Record(NodeError::Deleted(_)) => said(
+        NodeError::Deleted(_) => said(
             rid(),
             "Posten är borttagen och kan inte publiceras igen.".into(),
         ),
-        LineError::Record(NodeError::KindMismatch { stored, .. }) => said(
+        NodeError::KindMismatch { stored, .. } => said(
             rid(),
             format!(
                 "Posten är av en annan typ ({}); välj den typen eller lämna id tomt.",
                 crate::web::kind_label(stored.as_str(), false)
             ),
         ),
-        LineError::Record(NodeError::TooLarge(got)) => said(
+        NodeError::TooLarge(got) => said(
             None,
             format!(
                 "Posten blir {got} byte, mer än de {PAYLOAD_BYTES_MAX} en post får vara; korta texterna."
             ),
         ),
-        LineError::Record(other) => said(None, format!("Raden kunde inte importeras ({other}).")),
+        NodeError::Refused(Refusal::PayloadQuota { would }) => said(
+            None,
+            format!(
+                "Regionens poster skulle då bli {would} byte, mer än de \
+                 {AUTHOR_PAYLOAD_BYTES_MAX} en region får ha. Ta bort poster som inte behövs, \
+                 eller importera färre."
+            ),
+        ),
+        NodeError::Refused(Refusal::AuthorQuota(_)) => said(
+            None,
+            format!(
+                "Regionen har nått gränsen på {AUTHOR_ENTRIES_MAX} publiceringar och kan inte \
+                 publicera fler."
+            ),
+        ),
+        other => {
+            tracing::warn!(error = %other, "an import line refused");
+            said(
+                None,
+                "Raden kunde inte importeras; den som driver noden ser orsaken i nodens logg."
+                    .into(),
+            )
+        }
     }
 }
 
@@ -270,6 +302,14 @@ fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailure {
                 "Ingenting importerades: filen kunde inte läsas på noden.".into()
             }
         }),
+        NodeError::ImportRefusedAt { line, error, .. } => ImportFailure {
+            summary: "Ingenting importerades: en rad gick inte att publicera.".into(),
+            lines: vec![ShownLine {
+                line: *line,
+                problems: vec![record_problem(kind, error)],
+            }],
+            more: 0,
+        },
         NodeError::ImportEmpty => {
             ImportFailure::said("Ingenting importerades: filen innehåller inga poster.")
         }
@@ -285,7 +325,13 @@ fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailure {
         NodeError::Cancelled | NodeError::Stopped => {
             ImportFailure::said("Ingenting importerades: noden stängdes av under importen.")
         }
-        other => ImportFailure::said(format!("Ingenting importerades: {other}")),
+        other => {
+            tracing::warn!(error = %other, "an import from the editor failed");
+            ImportFailure::said(
+                "Ingenting importerades: noden kunde inte göra importen. Den som driver noden ser \
+                 orsaken i nodens logg.",
+            )
+        }
     }
 }
 
@@ -475,7 +521,12 @@ pub(crate) async fn import_post(
                 csrf_ok = csrf_matches(&s, &sent);
             }
             Some("kind") => {
-                kind = field.text().await.ok().and_then(|k| k.parse::<Kind>().ok());
+                kind = field
+                    .text()
+                    .await
+                    .ok()
+                    .and_then(|k| k.parse::<Kind>().ok())
+                    .filter(|k| TEMPLATE_KINDS.contains(k));
             }
             Some("file") => {
                 // The token first: no byte of a forged upload reaches the disk.
@@ -670,5 +721,119 @@ pub(crate) async fn import_status(
         ImportView::Ended(Err(error)) => {
             editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::local::ImportLineError;
+    use spindel_protocol::entry::RecordId;
+
+    /// Every way the node refuses an import is said in Swedish, without the CLI's English or
+    /// its commands.
+    #[test]
+    fn every_import_refusal_is_said_in_swedish() {
+        let rid = RecordId([1; 16]);
+        let file = |problem| NodeError::ImportFile {
+            name: "f".into(),
+            problem,
+        };
+        let lines = |errors: Vec<LineError>| NodeError::ImportInvalid {
+            invalid: errors.len() + 2,
+            lines: errors
+                .into_iter()
+                .enumerate()
+                .map(|(i, error)| ImportLineError { line: i + 1, error })
+                .collect(),
+        };
+        let cases = [
+            (file(ImportFileProblem::TooLarge), "större än 64 MiB"),
+            (
+                file(ImportFileProblem::LineTooLong(7)),
+                "rad 7 är längre än 1 MiB",
+            ),
+            (file(ImportFileProblem::NotUtf8(3)), "UTF-8"),
+            (NodeError::ImportEmpty, "inga poster"),
+            (NodeError::ImportTooLarge, "fler än 1000000 poster"),
+            (
+                NodeError::ImportRefusedAt {
+                    name: "f".into(),
+                    line: 4,
+                    error: Box::new(NodeError::Refused(Refusal::PayloadQuota { would: 9 })),
+                },
+                "mer än de",
+            ),
+            (
+                lines(vec![
+                    LineError::JsonArray,
+                    LineError::RecordIdTwice {
+                        record_id: rid,
+                        first: 1,
+                    },
+                    LineError::Record(NodeError::KindMismatch {
+                        record_id: rid,
+                        stored: Kind::Innovation,
+                        given: Kind::Method,
+                    }),
+                    LineError::Record(NodeError::Deleted(rid)),
+                    LineError::Record(NodeError::TooLarge(70_000)),
+                ]),
+                "och",
+            ),
+            (NodeError::AggregatorAuthors, "nodens logg"),
+        ];
+        for (e, says) in cases {
+            let f = failure(Kind::Method, Format::JsonLines, &e);
+            let all = format!(
+                "{} {:?} och {}",
+                f.summary,
+                f.lines
+                    .iter()
+                    .flat_map(|l| l.problems.iter().map(|p| p.message.clone()))
+                    .collect::<Vec<_>>(),
+                f.more
+            );
+            assert!(all.contains(says), "{e}: {all}");
+            assert!(
+                f.summary.starts_with("Ingenting importerades"),
+                "{e}: {all}"
+            );
+            for english in ["line", "record", "spindel", "nothing"] {
+                assert!(!all.contains(english), "{e}: {all}");
+            }
+        }
+        let f = failure(
+            Kind::Method,
+            Format::JsonLines,
+            &lines(vec![LineError::Record(NodeError::KindMismatch {
+                record_id: rid,
+                stored: Kind::Innovation,
+                given: Kind::Method,
+            })]),
+        );
+        assert_eq!(f.more, 2);
+        assert_eq!(
+            f.lines[0].problems[0].label.as_deref(),
+            Some("Postens id (record_id)")
+        );
+    }
+
+    #[test]
+    fn labels_are_the_forms_with_the_name_in_the_file() {
+        assert_eq!(
+            label(Kind::Innovation, "sroi.ratio"),
+            "SROI-kvot (sroi.ratio)"
+        );
+        assert_eq!(
+            label(Kind::Researcher, "date"),
+            "Samtyckets datum (consent.date)"
+        );
+        assert_eq!(label(Kind::Method, "titel"), "titel");
+        assert_eq!(
+            json_names(Kind::Researcher),
+            "name, affiliation, fields, email, phone, consent, record_id"
+        );
     }
 }

@@ -417,6 +417,14 @@ mod tests {
     }
 
     #[test]
+    fn a_file_not_saved_as_utf8_is_refused_by_its_row() {
+        // "Kål" as Windows-1252 (Excel's plain "CSV" in Sweden).
+        let mut out = Vec::new();
+        let got = csv_to_json_lines(Kind::Method, &b"title;summary\nK\xe5l;S\n"[..], &mut out);
+        assert!(matches!(got, Err(CsvError::NotUtf8 { row: 2 })), "{got:?}");
+    }
+
+    #[test]
     fn a_row_over_the_limit_is_refused() {
         let long = "x".repeat(CSV_ROW_BYTES_MAX);
         let text = format!("title;summary\nA;{long}\n");

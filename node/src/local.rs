@@ -184,6 +184,14 @@ pub enum NodeError {
         invalid: usize,
         lines: Vec<ImportLineError>,
     },
+    /// A line checked in an import's first pass that its second pass refused (the record it
+    /// names was deleted since, the author's limits): nothing was imported.
+    #[error("{name}: line {line}: {error}; nothing was imported")]
+    ImportRefusedAt {
+        name: String,
+        line: usize,
+        error: Box<NodeError>,
+    },
     #[error("{name}: {problem}")]
     ImportFile {
         name: String,

@@ -477,9 +477,10 @@ impl LocalNode {
             if done == total {
                 return Err(changed());
             }
-            let at_line = |e: NodeError| NodeError::BadInput {
+            let at_line = |e: NodeError| NodeError::ImportRefusedAt {
                 name: source.name().to_string(),
-                reason: format!("line {number}: {e}; nothing was imported"),
+                line: number,
+                error: Box::new(e),
             };
             // Validated in step 1; a record named there may have been deleted since.
             let (given, body) = split_record_id(line).map_err(at_line)?;
