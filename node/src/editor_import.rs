@@ -47,6 +47,14 @@ impl Upload {
         self.dir.join(&self.name)
     }
 
+    /// Erases the file now (on a blocking thread).
+    fn erase_now(mut self) {
+        let name = std::mem::take(&mut self.name);
+        if let Err(e) = crate::local::erase_file(&self.dir, &name) {
+            tracing::error!(error = %e, "erasing an uploaded import failed; erased at next start");
+        }
+    }
+
     /// Erases the file before the answer goes out.
     async fn erase(mut self) {
         let (dir, name) = (self.dir.clone(), std::mem::take(&mut self.name));
@@ -597,25 +605,38 @@ pub(crate) async fn import_post(
     let file = match format {
         Format::JsonLines => file,
         Format::Csv => {
+            // Both files belong to the conversion until it ends, so a browser that goes away
+            // meanwhile leaves neither behind (dropped, each erases itself).
             let lines = Upload::new(&dir);
-            let (from, to) = (file.path(), lines.path());
-            let converted = tokio::task::spawn_blocking(move || convert(kind, &from, &to)).await;
-            file.erase().await;
-            let refused = match converted {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(csv_failure(kind, e)),
+            let converted = tokio::task::spawn_blocking(move || {
+                let result = convert(kind, &file.path(), &lines.path());
+                file.erase_now();
+                (result, lines)
+            })
+            .await;
+            let (refused, lines) = match converted {
+                Ok((Ok(_), lines)) => (None, Some(lines)),
+                Ok((Err(e), lines)) => (Some(csv_failure(kind, e)), Some(lines)),
                 Err(e) => {
                     tracing::error!(error = %e, "converting a CSV import failed");
-                    Some(ImportFailure::said(
-                        "Ingenting importerades: filen kunde inte läsas som CSV.",
-                    ))
+                    let e = "Ingenting importerades: filen kunde inte läsas som CSV.";
+                    (Some(ImportFailure::said(e)), None)
                 }
             };
-            if let Some(refused) = refused {
-                lines.erase().await;
-                return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(refused));
+            match (refused, lines) {
+                (None, Some(lines)) => lines,
+                (refused, lines) => {
+                    if let Some(lines) = lines {
+                        lines.erase().await;
+                    }
+                    let refused = refused.unwrap_or_else(|| {
+                        ImportFailure::said(
+                            "Ingenting importerades: filen kunde inte läsas som CSV.",
+                        )
+                    });
+                    return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(refused));
+                }
             }
-            lines
         }
     };
     // The import runs on; the browser follows it on its progress page.
