@@ -81,7 +81,7 @@ pub struct Editor {
 struct ImportState {
     user: String,
     progress: Arc<crate::writer::ImportProgress>,
-    result: Option<Result<String, String>>,
+    result: Option<Result<String, crate::editor_import::ImportFailure>>,
     started: Instant,
 }
 
@@ -89,7 +89,7 @@ struct ImportState {
 #[derive(Debug)]
 pub(crate) enum ImportView {
     Running { done: u64, total: u64 },
-    Ended(Result<String, String>),
+    Ended(Result<String, crate::editor_import::ImportFailure>),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -706,7 +706,11 @@ impl Editor {
         id
     }
 
-    pub(crate) fn finish_import(&self, id: &str, result: Result<String, String>) {
+    pub(crate) fn finish_import(
+        &self,
+        id: &str,
+        result: Result<String, crate::editor_import::ImportFailure>,
+    ) {
         if let Some(st) = lock(&self.imports).get_mut(id) {
             st.result = Some(result);
         }
@@ -2006,6 +2010,10 @@ pub fn router(editor: Arc<Editor>) -> Router {
                 .layer(DefaultBodyLimit::max(IMPORT_FORM_BYTES_MAX)),
         )
         .route("/importera/{id}", get(crate::editor_import::import_status))
+        .route(
+            "/importera/mall/{file}",
+            get(crate::editor_import::import_template),
+        )
         .route("/assets/spindel.css", get(crate::web::style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES_MAX))

@@ -452,6 +452,10 @@ pub fn swedish(e: &SchemaError) -> FormError {
             "Forskaren måste ha samtyckt: kryssa i samtycket och ange dagen det gavs.".into()
         }
         Problem::RegionName => format!("Namnet följer inte reglerna: {}", e.message),
+        Problem::NotJson => "Posten är inte JSON.".into(),
+        Problem::UnknownField => {
+            format!("Okänt fält ”{}”.", e.field.as_deref().unwrap_or_default())
+        }
         Problem::Other => format!("Posten kunde inte läsas: {}", e.message),
     };
     let message = match line_of(e) {

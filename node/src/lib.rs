@@ -36,6 +36,7 @@ pub mod forms;
 pub mod fuzz;
 pub mod gate;
 pub mod http;
+pub mod import_csv;
 pub mod link;
 pub mod listener;
 pub mod local;

@@ -53,7 +53,56 @@ pub const OFFLINE_WARNING: &str = "no aggregator has confirmed this node since i
 /// Lines one import may hold.
 pub const IMPORT_RECORDS_MAX: usize = 1_000_000;
 /// Invalid lines named in an import error before "and N more".
-const IMPORT_ERRORS_SHOWN: usize = 5;
+pub const IMPORT_ERRORS_SHOWN: usize = 5;
+
+/// One refused line of an import: its number (1-based) and what is wrong with it.
+#[derive(Debug)]
+pub struct ImportLineError {
+    pub line: usize,
+    pub error: LineError,
+}
+
+/// What is wrong with one line of an import.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error(
+        "a JSON array; import takes JSON Lines, one record object per line \
+         (`jq -c '.[]' FILE` turns an array into lines)"
+    )]
+    JsonArray,
+    #[error("record_id {record_id} is also on line {first}")]
+    RecordIdTwice { record_id: RecordId, first: usize },
+    /// The record itself ([`NodeError::Schema`]), or the record it names.
+    #[error(transparent)]
+    Record(NodeError),
+}
+
+/// What is wrong with an import file as a whole (before its lines are read as records).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFileProblem {
+    #[error("cannot read it: {0}")]
+    Unreadable(std::io::Error),
+    #[error("over the limit of {IMPORT_BYTES_MAX} bytes")]
+    TooLarge,
+    #[error("line {0} is over the limit of {IMPORT_LINE_BYTES_MAX} bytes")]
+    LineTooLong(usize),
+    #[error("not UTF-8 text: line {0} holds bytes that are not (save the file as UTF-8)")]
+    NotUtf8(usize),
+}
+
+/// The lines of an [`NodeError::ImportInvalid`] as one line of text: "line N: why; ...; and
+/// K more".
+fn import_details(invalid: usize, lines: &[ImportLineError]) -> String {
+    let mut details = lines
+        .iter()
+        .map(|l| format!("line {}: {}", l.line, l.error))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if invalid > lines.len() {
+        details.push_str(&format!("; and {} more", invalid - lines.len()));
+    }
+    details
+}
 
 /// The two roles of one program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,8 +188,25 @@ pub enum NodeError {
     ProfileId(String),
     #[error("record is {0} bytes encoded, over the limit of {PAYLOAD_BYTES_MAX}")]
     TooLarge(usize),
-    #[error("{invalid} invalid line(s), nothing was imported: {details}")]
-    ImportInvalid { invalid: usize, details: String },
+    /// Every invalid line counted in `invalid`, the first [`IMPORT_ERRORS_SHOWN`] in `lines`.
+    #[error("{invalid} invalid line(s), nothing was imported: {}", import_details(*invalid, lines))]
+    ImportInvalid {
+        invalid: usize,
+        lines: Vec<ImportLineError>,
+    },
+    /// A line checked in an import's first pass that its second pass refused (the record it
+    /// names was deleted since, the author's limits): nothing was imported.
+    #[error("{name}: line {line}: {error}; nothing was imported")]
+    ImportRefusedAt {
+        name: String,
+        line: usize,
+        error: Box<NodeError>,
+    },
+    #[error("{name}: {problem}")]
+    ImportFile {
+        name: String,
+        problem: ImportFileProblem,
+    },
     #[error("nothing to import: the input holds no records")]
     ImportEmpty,
     #[error("import holds more than {IMPORT_RECORDS_MAX} records")]
@@ -426,9 +492,20 @@ fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_,
     if !line.contains("\"record_id\"") {
         return Ok((None, std::borrow::Cow::Borrowed(line)));
     }
-    let bad = |m: String| NodeError::Schema(SchemaError::new(m));
-    let mut value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let bad = |m: String| {
+        NodeError::Schema(SchemaError {
+            message: m,
+            field: Some("record_id".into()),
+            problem: spindel_protocol::record::Problem::Other,
+        })
+    };
+    let mut value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        NodeError::Schema(SchemaError {
+            message: format!("invalid JSON: {e}"),
+            field: None,
+            problem: spindel_protocol::record::Problem::NotJson,
+        })
+    })?;
     let Some(obj) = value.as_object_mut() else {
         return Ok((None, std::borrow::Cow::Borrowed(line)));
     };

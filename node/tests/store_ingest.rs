@@ -707,7 +707,10 @@ fn an_import_over_the_payload_quota_is_refused_whole_before_its_commit() {
             && text.contains("nothing was imported"),
         "{text}"
     );
-    assert!(matches!(refused, NodeError::BadInput { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, NodeError::ImportRefusedAt { line: 2, .. }),
+        "{refused:?}"
+    );
     assert_eq!(node.head(&me).unwrap(), head);
     assert_eq!(node.visible_count_of(&me).unwrap(), 4);
     for name in ["import.staging", "import.committed", "import.applied"] {

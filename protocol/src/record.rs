@@ -78,7 +78,8 @@ impl FromStr for Kind {
 pub struct SchemaError {
     pub message: String,
     /// The field as named in the record's JSON: `title`, `links[2]`, `consent.date`,
-    /// `sroi.ratio`; `None` for the record as a whole (not JSON, an unknown field).
+    /// `sroi.ratio`; an unknown or missing field by the name serde gives (without the object it
+    /// is in); `None` for the record as a whole (not JSON).
     pub field: Option<String>,
     pub problem: Problem,
 }
@@ -108,6 +109,11 @@ pub enum Problem {
     Year { min: i64, max: i64, got: i64 },
     /// A researcher record without consent given.
     Consent,
+    /// Not JSON at all (the field is `None`).
+    NotJson,
+    /// A field the kind does not have (the field is the name as given; serde does not say
+    /// where in a nested object it was).
+    UnknownField,
     /// A region name that breaks the naming rule.
     RegionName,
     /// Anything else: the message says it.
@@ -614,7 +620,26 @@ fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> 
         if kind == Kind::Researcher && msg.contains("missing field `consent`") {
             return SchemaError::at("consent", Problem::Consent, NEEDS_CONSENT.to_string());
         }
-        SchemaError::new(format!("invalid {kind} record: {msg}"))
+        let message = format!("invalid {kind} record: {msg}");
+        let named = |prefix: &str| {
+            let rest = msg.strip_prefix(prefix)?;
+            rest.split_once('`').map(|(name, _)| name.to_string())
+        };
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof => SchemaError {
+                message,
+                field: None,
+                problem: Problem::NotJson,
+            },
+            // serde_json names the field only in its message; a missing field is a required
+            // one left out.
+            _ => match (named("unknown field `"), named("missing field `")) {
+                (Some(name), _) => SchemaError::at(&name, Problem::UnknownField, message),
+                (None, Some(name)) => SchemaError::at(&name, Problem::Required, message),
+                (None, None) => SchemaError::new(message),
+            },
+        }
     })
 }
 
@@ -857,10 +882,28 @@ mod tests {
         ),
     ];
 
+    /// Not JSON, an unknown field and a missing one say so in their problem and field, so an
+    /// interface can say them in its own language; the message stays serde's.
+    #[test]
+    fn unreadable_records_name_their_problem_and_field() {
+        let one = |text: &str| Record::from_json(Kind::Method, text).unwrap_err();
+        let e = one("title: x");
+        assert_eq!((e.problem, e.field), (Problem::NotJson, None));
+        let e = one(r#"{"titel":"T","summary":"S"}"#);
+        assert_eq!(e.problem, Problem::UnknownField);
+        assert_eq!(e.field.as_deref(), Some("titel"));
+        assert!(e.message.contains("unknown field `titel`"), "{}", e.message);
+        let e = one(r#"{"summary":"S"}"#);
+        assert_eq!(e.problem, Problem::Required);
+        assert_eq!(e.field.as_deref(), Some("title"));
+        let e = one(r#"{"title":"T","summary":"S","tags":"a"}"#);
+        assert_eq!((e.problem, e.field), (Problem::Other, None));
+    }
+
     proptest::proptest! {
         /// Untrusted record JSON (a payload from a peer): arbitrary text and valid records with
         /// bytes changed never panic, and whatever is accepted round-trips unchanged.
-        #[test]
+    #[test]
         fn arbitrary_and_mutated_record_json_never_panics(
             text in ".{0,300}",
             which in 0usize..4,

@@ -762,3 +762,54 @@ pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 pub fn slow_tests() -> bool {
     std::env::var("SPINDEL_SLOW_TESTS").is_ok_and(|v| v == "1")
 }
+
+/// A multipart form as a browser sends it: text fields, then a file (its name, its content).
+pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, String) {
+    let boundary = "----spindel-test-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    if let Some((filename, content)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/x-ndjson\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The `location` of a response head (as [`http_exchange`] returns it).
+pub fn location(head: &str) -> String {
+    header(head, "location").expect("a location").to_string()
+}
+
+/// Logs `user` in to the editor at `admin`: (the session's `Cookie` header value, the CSRF
+/// token of its pages).
+pub fn editor_session(admin: std::net::SocketAddr, user: &str, password: &str) -> (String, String) {
+    let (status, head, body) = http_exchange(admin, "GET", "/logga-in", &[], None);
+    assert_eq!(status, 200, "{body}");
+    let login = format!(
+        "spindel_inloggning={}",
+        set_cookie(&head, "spindel_inloggning").expect("login cookie")
+    );
+    let (status, head, _) = http_form(
+        admin,
+        "/logga-in",
+        &[("Cookie", &login)],
+        &[
+            ("user", user),
+            ("password", password),
+            ("csrf", &csrf_field(&body)),
+        ],
+    );
+    assert_eq!(status, 303, "{head}");
+    let sc = format!(
+        "spindel_redaktion={}",
+        set_cookie(&head, "spindel_redaktion").expect("session cookie")
+    );
+    let (_, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
+    (sc, csrf_field(&body))
+}

@@ -165,6 +165,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "http.rs",
     "editor.rs",
     "editor_import.rs",
+    "import_csv.rs",
     "web.rs",
     "localtime.rs",
     "control.rs",

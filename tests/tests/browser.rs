@@ -634,6 +634,23 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         methods_at_aggregator() == ["Min titel från ett gammalt formulär"]
     });
 
+    // A refused CSV import: its errors row by row, in a list inside the alert.
+    let bad_csv = tmp.path().join("fel.csv");
+    std::fs::write(
+        &bad_csv,
+        "\u{feff}title;summary;links\r\nBra;S;\r\n;Saknar titel;\r\nFel;S;www.utan-schema.se\r\n",
+    )
+    .unwrap();
+    b.goto(&format!("{editor}/importera"));
+    b.type_into(&b.find("#file"), bad_csv.to_str().unwrap());
+    b.click_until(&b.find("form.card button[type=submit]"), "#import-fel li");
+    let said = b.text(&b.find("#import-fel"));
+    assert!(
+        said.contains("Rad 3") && said.contains("Titel (title)") && said.contains("Rad 4"),
+        "{said}"
+    );
+    b.assert_accessible(&axe);
+
     // Alla poster, and the question before removing the chosen ones (not answered here).
     b.goto(&format!("{editor}/poster"));
     b.assert_accessible(&axe);

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use spindel_tests::{
     EditorNetwork, NodeProc, api_titles, csrf_field, editor_network, eventually, hidden_field,
-    http_exchange, http_form, http_get, init, s, set_cookie, spindel, spindel_stdin,
+    http_exchange, http_form, http_get, init, location, multipart, s, set_cookie, spindel,
+    spindel_stdin,
 };
 
 const PASSWORD: &str = "ett långt lösenord för test";
@@ -326,14 +327,6 @@ fn session(admin: SocketAddr, user: &str) -> (String, String) {
     (sc.clone(), csrf_field(&body))
 }
 
-fn location(head: &str) -> String {
-    head.lines()
-        .find_map(|l| l.strip_prefix("location:"))
-        .expect("a location")
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_coordinator_publishes_edits_and_deletes_a_method_from_the_browser() {
     let tmp = tempfile::tempdir().unwrap();
@@ -630,24 +623,6 @@ fn admins_manage_accounts_and_redaktors_cannot() {
     assert_eq!(node.terminate(10), 0);
 }
 
-/// A multipart form as a browser sends it: text fields, then a file.
-fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, String) {
-    let boundary = "----spindel-test-boundary";
-    let mut body = String::new();
-    for (name, value) in fields {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    if let Some((filename, content)) = file {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/x-ndjson\r\n\r\n{content}\r\n"
-        ));
-    }
-    body.push_str(&format!("--{boundary}--\r\n"));
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// A JSON Lines upload runs the import: all or nothing, the bad line named, the file erased;
 /// without the session's token no byte is kept.
 #[test]
@@ -695,7 +670,7 @@ fn a_jsonl_upload_imports_all_or_nothing() {
     let (status, body) = ended(&head);
     assert_eq!(status, 400, "{body}");
     assert!(
-        body.contains("Ingenting importerades") && body.contains("line 2"),
+        body.contains("Ingenting importerades") && body.contains("Rad 2:"),
         "{body}"
     );
     assert!(api_titles(http, "method").is_empty());

@@ -40,12 +40,12 @@ use spindel_protocol::entry::{
     Entry, Head, PAYLOAD_BYTES_MAX, Payload, RecordId, WIRE_ENTRY_BYTES_MAX, next_header,
 };
 use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
-use spindel_protocol::record::{Kind, SchemaError};
+use spindel_protocol::record::Kind;
 use spindel_protocol::sync::SyncEntry;
 
 use super::{
-    IMPORT_ERRORS_SHOWN, IMPORT_RECORDS_MAX, Imported, LocalNode, NodeError, Role, io_err,
-    split_record_id,
+    IMPORT_ERRORS_SHOWN, IMPORT_RECORDS_MAX, ImportFileProblem, ImportLineError, Imported,
+    LineError, LocalNode, NodeError, Role, io_err, split_record_id,
 };
 use crate::store::Incoming;
 
@@ -111,11 +111,11 @@ impl ImportSource<'_> {
             }
             ImportSource::File { path, name } => (path, name),
         };
-        let bad = |reason: String| NodeError::BadInput {
+        let bad = |problem: ImportFileProblem| NodeError::ImportFile {
             name: name.to_string(),
-            reason,
+            problem,
         };
-        let file = File::open(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let file = File::open(path).map_err(|e| bad(ImportFileProblem::Unreadable(e)))?;
         let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         let mut read = 0u64;
@@ -124,29 +124,24 @@ impl ImportSource<'_> {
             let n = (&mut reader)
                 .take(IMPORT_LINE_BYTES_MAX as u64 + 1)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| bad(format!("cannot read it: {e}")))?;
+                .map_err(|e| bad(ImportFileProblem::Unreadable(e)))?;
             if n == 0 {
                 break;
             }
             read += n as u64;
             if read > IMPORT_BYTES_MAX {
-                return Err(bad(format!("over the limit of {IMPORT_BYTES_MAX} bytes")));
+                return Err(bad(ImportFileProblem::TooLarge));
             }
             if line.len() > IMPORT_LINE_BYTES_MAX {
-                return Err(bad(format!(
-                    "line {number} is over the limit of {IMPORT_LINE_BYTES_MAX} bytes"
-                )));
+                return Err(bad(ImportFileProblem::LineTooLong(number)));
             }
             let mut body = line.strip_suffix(b"\n").unwrap_or(&line);
             body = body.strip_suffix(b"\r").unwrap_or(body);
             if number == 1 {
                 body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
             }
-            let text = std::str::from_utf8(body).map_err(|_| {
-                bad(format!(
-                    "not UTF-8 text: line {number} holds bytes that are not (save the file as UTF-8)"
-                ))
-            })?;
+            let text =
+                std::str::from_utf8(body).map_err(|_| bad(ImportFileProblem::NotUtf8(number)))?;
             each(number, text)?;
         }
         Ok(())
@@ -385,45 +380,48 @@ impl LocalNode {
                 return Err(NodeError::ImportTooLarge);
             }
             let checked = if line.trim_start().starts_with('[') {
-                Err(NodeError::Schema(SchemaError::new(
-                    "a JSON array; import takes JSON Lines, one record object per line \
-                     (`jq -c '.[]' FILE` turns an array into lines)",
-                )))
+                Err(LineError::JsonArray)
             } else {
                 // A line may name an own record to publish a new version of it, so running
                 // an edited file again updates instead of duplicating.
-                split_record_id(line).and_then(|(given, body)| {
-                    if let Some(rid) = given
-                        && let Some(first) = named.insert(rid, number)
-                    {
-                        return Err(NodeError::Schema(SchemaError::new(format!(
-                            "record_id {rid} is also on line {first}"
-                        ))));
-                    }
-                    self.prepare(kind, &body)?;
-                    if given.is_some() {
-                        self.target_record(kind, given, rng)?;
-                    }
-                    Ok(())
-                })
+                split_record_id(line)
+                    .map_err(LineError::Record)
+                    .and_then(|(given, body)| {
+                        if let Some(rid) = given
+                            && let Some(first) = named.insert(rid, number)
+                        {
+                            return Err(LineError::RecordIdTwice {
+                                record_id: rid,
+                                first,
+                            });
+                        }
+                        self.prepare(kind, &body).map_err(LineError::Record)?;
+                        if given.is_some() {
+                            self.target_record(kind, given, rng)
+                                .map_err(LineError::Record)?;
+                        }
+                        Ok(())
+                    })
             };
             match checked {
                 Ok(()) => count += 1,
-                Err(e) => {
+                Err(error) => {
                     invalid += 1;
                     if errors.len() < IMPORT_ERRORS_SHOWN {
-                        errors.push(format!("line {number}: {e}"));
+                        errors.push(ImportLineError {
+                            line: number,
+                            error,
+                        });
                     }
                 }
             }
             Ok(())
         })?;
         if invalid > 0 {
-            let mut details = errors.join("; ");
-            if invalid > errors.len() {
-                details.push_str(&format!("; and {} more", invalid - errors.len()));
-            }
-            return Err(NodeError::ImportInvalid { invalid, details });
+            return Err(NodeError::ImportInvalid {
+                invalid,
+                lines: errors,
+            });
         }
         if count == 0 {
             return Err(NodeError::ImportEmpty);
@@ -479,9 +477,10 @@ impl LocalNode {
             if done == total {
                 return Err(changed());
             }
-            let at_line = |e: NodeError| NodeError::BadInput {
+            let at_line = |e: NodeError| NodeError::ImportRefusedAt {
                 name: source.name().to_string(),
-                reason: format!("line {number}: {e}; nothing was imported"),
+                line: number,
+                error: Box::new(e),
             };
             // Validated in step 1; a record named there may have been deleted since.
             let (given, body) = split_record_id(line).map_err(at_line)?;
