@@ -329,8 +329,27 @@ async fn start(
         limit: Some(START_RECORDS),
         ..Query::default()
     };
-    let records = match editor.shared.blocking(move |n| n.query(&q)).await {
-        Ok(page) => page.records,
+    // The newest posts, how many the region has, and whether its own log is proven forked
+    // (then nothing can be published: said here, before anyone fills in a form).
+    let read = editor
+        .shared
+        .blocking(move |n| {
+            let page = n.query(&q)?;
+            let total = n
+                .authors()?
+                .iter()
+                .find(|a| a.id == me)
+                .map_or(0, |a| a.records);
+            let forked = n
+                .forks()?
+                .into_iter()
+                .find(|(a, _)| *a == me)
+                .map(|(_, proof)| proof.seq);
+            Ok((page, total, forked))
+        })
+        .await;
+    let (records, total, forked) = match read {
+        Ok((page, total, forked)) => (page.records, total, forked),
         Err(e) => {
             tracing::error!(error = %e, "the editor's start page could not read the records");
             return editor.error(
@@ -363,6 +382,7 @@ async fn start(
             user => s.user.clone(),
             role_label => s.role.label_sv(),
             csrf => s.csrf.clone(),
+            total => total, forked => forked,
             records => records,
             other_copy => other_copy.clone(),
             other_copy_address => other_copy.as_deref().and_then(crate::gate::other_copy_address),
@@ -553,6 +573,30 @@ fn kind_of(editor: &Editor, s: &Session, kind: &str) -> Result<Kind, Box<Respons
 }
 
 /// The rows a record shows (its form's fields that have a value, labelled in Swedish).
+/// Why the node refused a write, in Swedish.
+fn write_failed_sv(e: &NodeError) -> String {
+    match e {
+        NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
+            "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
+        }
+        NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
+        NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
+        NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den. Inget sparades.".into(),
+        other => {
+            tracing::error!(error = %other, "a write from the editor failed");
+            "Posten kunde inte sparas på grund av ett fel i noden. Inget sparades; be den som driver noden läsa dess logg.".into()
+        }
+    }
+}
+
+/// A line above a form: something to know, or why the node saved nothing (the form keeps
+/// what the person wrote either way).
+#[derive(Debug, Clone, Copy)]
+enum Banner<'a> {
+    Note(&'a str),
+    Failed(&'a str),
+}
+
 /// The fields an edit changed, by their form names in the form's order (names only).
 fn changed_fields(
     kind: Kind,
@@ -605,7 +649,7 @@ impl Editor {
         at: &FormAt,
         values: &HashMap<String, String>,
         errors: Vec<FormError>,
-        notice: Option<&str>,
+        banner: Option<Banner<'_>>,
         conflict: Option<Value>,
     ) -> Response {
         let (kind, action, heading) = (at.kind, at.action.as_str(), at.heading.clone());
@@ -648,10 +692,17 @@ impl Editor {
                 context! { field => e.field.clone(), label => label, message => e.message.clone() }
             })
             .collect();
-        let status = if errors.is_empty() {
+        let status = if matches!(banner, Some(Banner::Failed(_))) {
+            StatusCode::CONFLICT
+        } else if errors.is_empty() {
             StatusCode::OK
         } else {
             StatusCode::BAD_REQUEST
+        };
+        let (notice, failed) = match banner {
+            Some(Banner::Note(n)) => (Some(n), None),
+            Some(Banner::Failed(f)) => (None, Some(f)),
+            None => (None, None),
         };
         self.page(
             status,
@@ -660,7 +711,7 @@ impl Editor {
                 user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
                 action => action, fields => fields, errors => summary,
                 version => values.get("version").cloned(), conflict => conflict,
-                notice => notice,
+                notice => notice, failed => failed,
             },
         )
     }
@@ -762,16 +813,12 @@ impl Editor {
 
     /// A write the node refused, said in Swedish.
     fn write_failed(&self, s: &Session, e: &NodeError) -> Response {
-        let message = match e {
-            NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
-                "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
-            }
-            NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
-            NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
-            NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den.".into(),
-            other => format!("Posten kunde inte sparas: {other}"),
-        };
-        self.error(StatusCode::CONFLICT, "Inget sparades", &message, Some(s))
+        self.error(
+            StatusCode::CONFLICT,
+            "Inget sparades",
+            &write_failed_sv(e),
+            Some(s),
+        )
     }
 
     /// A submitted form: back to the form, a preview, or the publish. An edit publishes only
@@ -837,7 +884,11 @@ impl Editor {
                         current: Some(_),
                         ..
                     }) => self.merge_page(s, &at, rid, f).await,
-                    Err(e) => self.write_failed(s, &e),
+                    // Nothing was saved: the form again, with what the person wrote.
+                    Err(e) => {
+                        let why = write_failed_sv(&e);
+                        self.form_page(s, &at, &f, Vec::new(), Some(Banner::Failed(&why)), None)
+                    }
                 }
             }
             (_, Ok(record)) => {
@@ -1045,7 +1096,14 @@ async fn draft_page(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Re
         edit_at(&view)
     };
     let notice = "Du blev utloggad innan formuläret skickades. Det du skrev finns kvar här; inget är publicerat ännu.";
-    editor.form_page(&s, &at, &draft.fields, Vec::new(), Some(notice), None)
+    editor.form_page(
+        &s,
+        &at,
+        &draft.fields,
+        Vec::new(),
+        Some(Banner::Note(notice)),
+        None,
+    )
 }
 
 /// The record id in a path, and the record, or the 404 page.

@@ -1106,6 +1106,29 @@ fn nothing_typed_is_lost_to_a_restart_or_an_ended_session() {
     assert_eq!(node.terminate(10), 0);
 }
 
+/// The start page says how many posts the region has (205 methods and its profile), and that
+/// it shows the newest `START_RECORDS` (200) of them, pointing to "Alla poster" for the rest.
+#[test]
+fn the_start_page_counts_every_post() {
+    let (tmp, dir, node) = editor_node(&[("anna", "redaktor")], &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let file = tmp.path().join("metoder.jsonl");
+    let lines: String = (0..205)
+        .map(|i| format!("{{\"title\":\"Metod {i}\",\"summary\":\"S {i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    spindel_tests::import_file(&dir, "method", &file).ok();
+    let (cookie, _) = session(admin, "anna");
+    let (status, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &cookie)], None);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("har 206 publicerade poster; de 200 senast ändrade visas här, alla under <a href=\"/poster\">Alla poster</a>"),
+        "{body}"
+    );
+    assert_eq!(body.matches("<td><a href=\"/post/").count(), 200);
+    assert_eq!(node.terminate(10), 0);
+}
+
 /// `/poster`: every post, 50 a page, searchable, filtered by kind and by who changed it last;
 /// several removed with one confirmation, each erased as one removal is.
 #[test]

@@ -420,6 +420,9 @@ fn a_node_started_from_an_old_copy_catches_up_with_itself_instead_of_forking() {
     }
 }
 
+/// A staff member's password in these tests.
+const EDITOR_PASSWORD: &str = "ett långt lösenord för redaktionen";
+
 /// An old copy that signed while offline forks its region's log. Every node names it: the
 /// aggregator that caught it, the other region (from the aggregator's signed proof) and the
 /// forked region itself, in `status` (with one sentence of advice), the logs and the page;
@@ -445,11 +448,13 @@ fn a_forked_old_copy_is_named_on_every_node() {
     eventually(30, "seq 3 in dalarna", || head_of(&dalarna, &skane_id) == 3);
     assert_eq!(node.terminate(10), 0);
 
-    // The old copy signs seq 3 again while no node runs (offline), then goes online.
+    // The old copy signs seq 3 again while no node runs (offline), then goes online, with
+    // Redaktionen on.
     std::fs::remove_dir_all(&skane).unwrap();
     std::fs::rename(&old, &skane).unwrap();
     assert_eq!(method(&skane, "Gaffel"), 3);
-    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    spindel_tests::user_add(&skane, "anna", "redaktor", Some(EDITOR_PASSWORD));
+    let node = NodeProc::start(&skane, &["--aggregator", &peer, "--admin", "127.0.0.1:0"]);
 
     let forks_of = |dir: &Path| -> Vec<serde_json::Value> {
         spindel(&["status", "--data-dir", s(dir), "--json"]).json()["forks"]
@@ -499,6 +504,35 @@ fn a_forked_old_copy_is_named_on_every_node() {
         refused.stderr.contains("forked at seq 3") && refused.stderr.contains("spindel init"),
         "{}",
         refused.stderr
+    );
+    // Redaktionen says it on its start page, before anyone fills in a form; a form sent
+    // anyway comes back with its text and says nothing was saved.
+    let admin = node.admin.unwrap();
+    let (cookie, csrf) = spindel_tests::editor_session(admin, "anna", EDITOR_PASSWORD);
+    let cookie = [("Cookie", cookie.as_str())];
+    let (_, _, start) = spindel_tests::http_exchange(admin, "GET", "/", &cookie, None);
+    assert!(
+        start.contains("Publicering är avstängd:") && start.contains("gaffel vid post nummer 3"),
+        "{start}"
+    );
+    let (status, _, form) = spindel_tests::http_form(
+        admin,
+        "/ny/method",
+        &cookie,
+        &[
+            ("title", "Skrevs efter gaffeln"),
+            ("summary", "Texten finns kvar"),
+            ("csrf", &csrf),
+            ("action", "publish"),
+        ],
+    );
+    assert_eq!(status, 409, "{form}");
+    assert!(
+        form.contains("Inget sparades.")
+            && form.contains("gaffel")
+            && form.contains("value=\"Skrevs efter gaffeln\"")
+            && form.contains("Texten finns kvar"),
+        "{form}"
     );
     let (code, page) = spindel_tests::http_get(agg.http.unwrap(), "/region/skane");
     assert_eq!(code, 200);
