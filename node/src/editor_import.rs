@@ -465,11 +465,24 @@ pub(crate) async fn import_form(State(editor): State<Arc<Editor>>, headers: Head
     }
 }
 
-/// Receives the file field into `path`, capped; `Err` says why in Swedish.
+/// Why an upload was not received whole (its `Display` is the Swedish the page says).
+#[derive(Debug, thiserror::Error)]
+enum ReceiveError {
+    #[error("Filen kunde inte tas emot: {0}")]
+    Create(std::io::Error),
+    #[error("Filen kom inte fram hel: {0}")]
+    Cut(axum::extract::multipart::MultipartError),
+    #[error("Filen är större än {} MiB; dela upp den.", IMPORT_BYTES_MAX / (1024 * 1024))]
+    TooLarge,
+    #[error("Filen kunde inte sparas: {0}")]
+    Write(std::io::Error),
+}
+
+/// Receives the file field into `path`, capped at [`IMPORT_BYTES_MAX`].
 async fn receive(
     field: &mut axum::extract::multipart::Field<'_>,
     path: &std::path::Path,
-) -> Result<u64, String> {
+) -> Result<u64, ReceiveError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -477,28 +490,21 @@ async fn receive(
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("Filen kunde inte tas emot: {e}"))?;
+        .map_err(ReceiveError::Create)?;
     let mut file = tokio::fs::File::from_std(file);
     let mut got = 0u64;
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| format!("Filen kom inte fram hel: {e}"))?
-    {
+    while let Some(chunk) = field.chunk().await.map_err(ReceiveError::Cut)? {
         got += chunk.len() as u64;
         if got > IMPORT_BYTES_MAX {
-            return Err(format!(
-                "Filen är större än {} MiB; dela upp den.",
-                IMPORT_BYTES_MAX / (1024 * 1024)
-            ));
+            return Err(ReceiveError::TooLarge);
         }
         tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
             .await
-            .map_err(|e| format!("Filen kunde inte sparas: {e}"))?;
+            .map_err(ReceiveError::Write)?;
     }
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
-        .map_err(|e| format!("Filen kunde inte sparas: {e}"))?;
+        .map_err(ReceiveError::Write)?;
     Ok(got)
 }
 
@@ -560,7 +566,7 @@ pub(crate) async fn import_post(
                 upload = Some((file, shown));
                 let received = receive(&mut field, &path).await;
                 if let Err(e) = received {
-                    failed = Some(e);
+                    failed = Some(e.to_string());
                     break;
                 }
             }

@@ -648,8 +648,11 @@ pub async fn serve_connection(
                         .await
                         .unwrap_or(false)
                 };
+                // The wire carries the answer or its error as text (`QueryResult`).
                 let json = if member {
-                    answer_query(&shared, request).await
+                    answer_query(&shared, request)
+                        .await
+                        .map_err(|e| e.to_string())
                 } else {
                     tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
                     Err(NOT_A_MEMBER.to_string())
@@ -892,17 +895,28 @@ async fn refuse_other_copy(
     conn.close(ErrorCode::OtherCopy.code().into(), b"other copy");
 }
 
-async fn answer_query(shared: &Arc<Shared>, request: QueryRequest) -> Result<String, String> {
-    let query = Query::from_request(&request).map_err(|e| e.to_string())?;
-    shared
+/// Why a member's query got no records (said to it in the answer's error text).
+#[derive(Debug, thiserror::Error)]
+enum QueryAnswerError {
+    #[error(transparent)]
+    Kind(#[from] spindel_protocol::record::ParseKindError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+async fn answer_query(
+    shared: &Arc<Shared>,
+    request: QueryRequest,
+) -> Result<String, QueryAnswerError> {
+    let query = Query::from_request(&request)?;
+    Ok(shared
         .blocking(move |n| {
             let mut page = n.query(&query)?;
             // An answer is a list: no contact fields in bulk.
             crate::http::leave_out_contacts(&mut page);
             Ok(serde_json::to_string(&page)?)
         })
-        .await
-        .map_err(|e| e.to_string())
+        .await?)
 }
 
 /// One-shot sync (`spindel sync`): one session with the aggregator until both sides hold what

@@ -507,22 +507,40 @@ pub fn accounts_file_bytes(dir: &Path) -> Result<Option<Vec<u8>>, UserError> {
     Ok(Some(bytes))
 }
 
+/// Why the bytes of an accounts file (one from a backup) are not accounts this version reads.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsFileError {
+    #[error("{0} bytes, over the limit of {USERS_FILE_BYTES_MAX}")]
+    TooLarge(usize),
+    #[error("not an accounts file: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    #[error("more than {USERS_MAX} accounts")]
+    TooMany,
+    #[error(transparent)]
+    Name(#[from] UserError),
+    #[error("the hash of {name:?}: {error}")]
+    Hash {
+        name: String,
+        error: argon2::password_hash::Error,
+    },
+}
+
 /// Checks the bytes of an accounts file (one from a backup) before it is written: at most
 /// [`USERS_FILE_BYTES_MAX`], and accounts as this version reads them. Returns how many.
-pub fn check_accounts_file(bytes: &[u8]) -> Result<usize, String> {
+pub fn check_accounts_file(bytes: &[u8]) -> Result<usize, AccountsFileError> {
     if bytes.len() as u64 > USERS_FILE_BYTES_MAX {
-        return Err(format!(
-            "{} bytes, over the limit of {USERS_FILE_BYTES_MAX}",
-            bytes.len()
-        ));
+        return Err(AccountsFileError::TooLarge(bytes.len()));
     }
-    let accounts: AccountsFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let accounts: AccountsFile = serde_json::from_slice(bytes)?;
     if accounts.users.len() > USERS_MAX {
-        return Err(format!("more than {USERS_MAX} accounts"));
+        return Err(AccountsFileError::TooMany);
     }
     for a in &accounts.users {
-        validate_user_name(&a.name).map_err(|e| e.to_string())?;
-        PasswordHash::new(&a.hash).map_err(|e| format!("the hash of {:?}: {e}", a.name))?;
+        validate_user_name(&a.name)?;
+        PasswordHash::new(&a.hash).map_err(|error| AccountsFileError::Hash {
+            name: a.name.clone(),
+            error,
+        })?;
     }
     Ok(accounts.users.len())
 }
