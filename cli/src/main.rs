@@ -1,7 +1,7 @@
 //! `spindel`: the command of the social economy's learning network.
 //!
-//! Thin: argument parsing, reading inputs, printing, exit codes (contract.md section 3:
-//! 0 success, 2 usage error, 1 any other error; every error is one line on stderr).
+//! Thin: argument parsing, reading inputs, printing, exit codes (docs/interface.md, the command
+//! line: 0 success, 2 usage error, 1 any other error; every error is one line on stderr).
 //! The work is done by `spindel_node`.
 
 mod demo;

@@ -1,5 +1,5 @@
 //! Redaktionen: the region's editor, on its own listener (`spindel run --admin HOST:PORT`,
-//! loopback by default; contract.md "The editor"). The public page and API stay read-only on
+//! loopback by default; docs/interface.md, "The editor"). The public page and API stay read-only on
 //! theirs; an aggregator has no editor.
 //!
 //! Staff log in with the accounts of [`crate::users`]; sessions, the login guard and the

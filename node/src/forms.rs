@@ -4,7 +4,7 @@
 //! [`SchemaError`] in Swedish beside the field it names. No I/O.
 //!
 //! Field names are the record's JSON names (`title`, `tags`), nested ones with a dot
-//! (`sroi.ratio`, `consent.date`); a list is one item a line (contract.md, the editor).
+//! (`sroi.ratio`, `consent.date`); a list is one item a line (docs/interface.md, the editor).
 
 use std::collections::HashMap;
 

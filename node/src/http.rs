@@ -1,4 +1,4 @@
-//! The read-only HTTP/JSON API (contract.md section 4), served by `spindel run --http`.
+//! The read-only HTTP/JSON API (docs/interface.md, HTTP), served by `spindel run --http`.
 //!
 //! | route | answer |
 //! |---|---|

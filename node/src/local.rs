@@ -389,7 +389,7 @@ pub fn fork_advice(own: bool, name: Option<&str>, seq: u64) -> String {
     }
 }
 
-/// What `status` reports (contract keys first; more keys are welcome).
+/// What `status` reports (the keys of docs/interface.md first; more keys are welcome).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub node_id: String,

@@ -1,4 +1,4 @@
-//! The knowledge bank page (contract.md section 4): server-rendered Swedish HTML from minijinja
+//! The knowledge bank page (docs/interface.md, HTTP): server-rendered Swedish HTML from minijinja
 //! templates (`node/templates/`, compiled into the binary, HTML auto-escaped), usable without
 //! JavaScript. Read-only like the API.
 //!

@@ -32,7 +32,7 @@ pub const HEADER_DOMAIN: &[u8] = b"spindel/entry\0";
 pub const FORMAT_VERSION: u8 = 1;
 /// Upper bound of header bytes (tag, version and encoded header); real headers are ~150 bytes.
 pub const HEADER_BYTES_MAX: usize = 512;
-/// Upper bound of one encoded payload (contract.md section 2).
+/// Upper bound of one encoded payload (docs/records.md).
 pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
 /// Length of the random salt inside every payload.
 pub const SALT_BYTES: usize = 16;

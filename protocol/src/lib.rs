@@ -8,7 +8,7 @@
 //! - [`keys`]: [`NodeId`] and [`SecretKey`] over ed25519-dalek, `verify_strict` only.
 //! - [`codec`]: the one bincode configuration, size-capped decoding, canonical form.
 //! - [`entry`]: headers, signed entries, payloads, the exact bytes that are signed.
-//! - [`record`]: record kinds and their validation (contract.md section 2); [`fields`]: the
+//! - [`record`]: record kinds and their validation (docs/records.md); [`fields`]: the
 //!   same fields as people read them (docs/records.md is generated from it).
 //! - [`ingest`]: the single accept/refuse decision for an entry.
 //! - [`time`]: RFC 3339 formatting of millisecond timestamps.

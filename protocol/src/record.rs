@@ -1,4 +1,4 @@
-//! Record kinds and their validation: the schemas of contract.md section 2.
+//! Record kinds and their validation: the schemas of docs/records.md.
 //!
 //! Input is JSON. Unknown fields are refused; strings are trimmed before their limits are
 //! checked and are stored trimmed; limits count characters, not bytes. Every refusal is a
@@ -139,7 +139,7 @@ impl SchemaError {
     }
 }
 
-/// Limits of contract.md section 2, named.
+/// Limits of docs/records.md, named.
 pub mod limits {
     pub const TITLE_CHARS_MAX: usize = 200;
     pub const SUMMARY_CHARS_MAX: usize = 2000;

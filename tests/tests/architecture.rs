@@ -1,7 +1,8 @@
 //! Architecture invariants, read from `cargo metadata`:
 //! - dependencies point one way: spindel (cli) -> spindel-node -> spindel-protocol;
 //! - spindel-protocol depends, directly or transitively, on no I/O crate;
-//! - the API and the pages (`http.rs`, `web.rs`) never see the store.
+//! - the API and the pages (`http.rs`, `web.rs`) never see the store;
+//! - ARCHITECTURE.md is short and maps every module; no file refers to a file not in the repo.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -308,4 +309,207 @@ fn every_write_goes_through_the_writer() {
             );
         }
     }
+}
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Every file under `dir` (recursively) whose name ends with one of `exts`, skipping build
+/// output, git's own files and fuzz corpora.
+fn files_under(dir: &std::path::Path, exts: &[&str], out: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.is_dir() {
+            let skipped = ["target", ".git", "node_modules", "corpus", "artifacts"];
+            if !skipped.contains(&name.as_str()) {
+                files_under(&path, exts, out);
+            }
+        } else if exts.iter().any(|ext| name.ends_with(ext)) {
+            out.push(path);
+        }
+    }
+}
+
+/// The code map's section of ARCHITECTURE.md that starts with the heading `heading`, up to
+/// the next heading of any level.
+fn map_section<'a>(map: &'a str, heading: &str) -> &'a str {
+    let start = map
+        .find(heading)
+        .unwrap_or_else(|| panic!("ARCHITECTURE.md has no section {heading}"));
+    let rest = &map[start + heading.len()..];
+    let end = rest.find("\n#").map_or(rest.len(), |at| at + 1);
+    &rest[..end]
+}
+
+/// ARCHITECTURE.md stays short (at most 250 lines) and its code map names every source file
+/// of the crates, each in its crate's section, by its path below the crate's `src/` (the test
+/// crate's by its path below `tests/`), so a new module is placed on the map when it is made.
+#[test]
+fn the_architecture_map_is_short_and_names_every_module() {
+    let root = repo_root();
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let lines = map.lines().count();
+    assert!(
+        lines <= 250,
+        "ARCHITECTURE.md has {lines} lines, at most 250: move the reasons to docs/decisions/"
+    );
+    let crates = [
+        ("protocol/src", "### `protocol/src/`", "protocol/src"),
+        ("node/src", "### `node/src/`", "node/src"),
+        ("cli/src", "### `cli/src/`", "cli/src"),
+        ("tests", "### `tests/`", "tests"),
+    ];
+    let mut missing = Vec::new();
+    for (dir, heading, base) in crates {
+        let section = map_section(&map, heading);
+        let mut sources = Vec::new();
+        files_under(&root.join(dir), &[".rs"], &mut sources);
+        assert!(!sources.is_empty(), "no sources under {dir}");
+        for path in sources {
+            let relative = path.strip_prefix(root.join(base)).unwrap();
+            let relative = relative.to_str().unwrap();
+            if !section.contains(&format!("`{relative}`")) {
+                missing.push(format!("{base}/{relative}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not name {missing:?}: add one line for each, as \
+         `path below the crate's src` in its crate's section"
+    );
+}
+
+/// The comment text of a Rust source: whole comment lines, and what follows ` //` after code
+/// (outside a string: an even number of quotes before it; `https://` is no comment).
+fn rust_comments(text: &str) -> String {
+    text.lines()
+        .filter_map(|line| {
+            if let Some(comment) = line.trim_start().strip_prefix("//") {
+                return Some(comment);
+            }
+            let at = line.find(" //")?;
+            (line[..at].matches('"').count() % 2 == 0).then(|| &line[at + 3..])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The targets of the relative Markdown links in `text` (`[text](target)`, without `#anchor`).
+fn markdown_links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = rest[..end].split('#').next().unwrap().trim();
+        if !target.is_empty() && !target.contains(':') && !target.contains(' ') {
+            out.push(target.to_string());
+        }
+    }
+    out
+}
+
+/// The file paths `text` mentions: words that end in `.md` or start with `docs/` (a word is a
+/// run of letters, digits and `_ . / -`; web addresses, which hold `//`, are not paths).
+fn mentioned_paths(text: &str) -> Vec<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    text.split(|c: char| !word(c))
+        .filter(|w| !w.contains("//"))
+        .map(|w| w.trim_end_matches(['.', '/', '-']))
+        .filter(|w| {
+            let named_md = w
+                .strip_suffix(".md")
+                .and_then(|stem| stem.chars().next_back())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            named_md || (w.starts_with("docs/") && w.len() > "docs/".len())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn mentioned_paths_and_links_are_found() {
+    let text = "See [the map](ARCHITECTURE.md#code-map), [site](https://x.se/a.md), `docs/records.md`,\n\
+                docs/decisions/, *.md files, https://example.se/docs/x and ../protocol.md.";
+    assert_eq!(markdown_links(text), ["ARCHITECTURE.md"]);
+    assert_eq!(
+        mentioned_paths(text),
+        [
+            "ARCHITECTURE.md",
+            "docs/records.md",
+            "docs/decisions",
+            "../protocol.md"
+        ]
+    );
+    assert_eq!(
+        rust_comments("let a = 1; // see x.md\n  //! y.md\nlet u = \"https://a.se/b.md // c\";"),
+        " see x.md\n! y.md"
+    );
+}
+
+/// The repository refers to no file it does not hold: every relative Markdown link, and every
+/// path a Markdown file or a Rust comment mentions (a word ending in `.md`, or starting with
+/// `docs/`), exists, relative to the file that mentions it or to the repository's root (a bare
+/// file name: somewhere in the repository). Nothing names the specification outside the
+/// repository it was written from.
+#[test]
+fn the_repository_refers_to_no_file_it_does_not_contain() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    files_under(&root, &[".md", ".rs"], &mut files);
+    let mut names = BTreeSet::new();
+    let mut all = Vec::new();
+    files_under(&root, &[""], &mut all);
+    for path in &all {
+        names.insert(path.file_name().unwrap().to_str().unwrap().to_string());
+    }
+    // Spelled in two halves, so this file does not mention them itself.
+    let outside = [concat!("../", "shared"), concat!("contract", ".md")];
+    let mut broken = Vec::new();
+    for path in &files {
+        let shown = path.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        for word in outside {
+            if text.contains(word) {
+                broken.push(format!(
+                    "{shown} mentions {word}, which is not in the repository"
+                ));
+            }
+        }
+        let markdown = shown.ends_with(".md");
+        let prose = if markdown {
+            text.clone()
+        } else {
+            rust_comments(&text)
+        };
+        let dir = path.parent().unwrap();
+        if markdown {
+            for link in markdown_links(&prose) {
+                if !dir.join(&link).exists() {
+                    broken.push(format!("{shown} links to {link}, which does not exist"));
+                }
+            }
+        }
+        for mention in mentioned_paths(&prose) {
+            let found = if mention.contains('/') {
+                dir.join(&mention).exists() || root.join(&mention).exists()
+            } else {
+                names.contains(&mention)
+            };
+            if !found {
+                broken.push(format!("{shown} mentions {mention}, which does not exist"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
 }

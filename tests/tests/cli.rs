@@ -1,6 +1,6 @@
-//! The real `spindel` binary, every local command and every bad input (contract.md section 3):
-//! JSON shapes, exit codes (0 / 1 / 2), one-line errors, and that a failed command writes
-//! nothing.
+//! The real `spindel` binary, every local command and every bad input (docs/interface.md, the
+//! command line): JSON shapes, exit codes (0 / 1 / 2), one-line errors, and that a failed
+//! command writes nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,7 +75,7 @@ fn init_makes_a_private_key_and_signed_profile_and_never_overwrites() {
         .fails(1, "already holds a spindel node");
     assert_eq!(std::fs::read(dir.join("node.key")).unwrap(), key_before);
 
-    // id: plain is the hex alone; --json has the contract's keys.
+    // id: plain is the hex alone; --json has the keys of docs/interface.md.
     let plain = spindel(&["id", "--data-dir", s(&dir)]);
     assert_eq!(plain.code, 0);
     let id = spindel(&["id", "--data-dir", s(&dir), "--json"]).json();
@@ -205,7 +205,7 @@ fn publish_edit_delete_and_find_by_kind_tag_and_swedish_words() {
     let r = publish(&dir, "researcher", RESEARCHER);
     assert_eq!(r["seq"], 4);
 
-    // Newest first; every record has the contract's keys.
+    // Newest first; every record has the keys of docs/interface.md.
     let all = query(&dir, &[]);
     assert_eq!(
         titles(&all),
