@@ -680,9 +680,15 @@ struct Settings {
 /// (`/post/...`) are appended to it.
 fn parse_public_url(s: &str) -> std::result::Result<String, String> {
     let url = s.trim().trim_end_matches('/');
-    if !spindel_protocol::record::is_http_url(url) {
+    // Paths are appended to it: a query, a fragment or a user name would break every link
+    // (and `"`, `<`, `>` or spaces have no place in an address).
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    if !spindel_protocol::record::is_http_url(url)
+        || url.contains(['?', '#', '"', '<', '>', ' ', '\''])
+        || url[host_start..].contains('@')
+    {
         return Err(format!(
-            "{s:?} is not an http or https URL (where readers find the knowledge bank, like https://kunskapsbank.example.se)"
+            "{s:?} is not an http or https address without a query, fragment or user name (where readers find the knowledge bank, like https://kunskapsbank.example.se)"
         ));
     }
     Ok(url.to_string())
@@ -1561,7 +1567,7 @@ mod tests {
         let e = error("log_level = \"info\"\npublic_url = \"kunskapsbank.example.se\"\n");
         assert!(
             e.starts_with(
-                "/etc/spindel/skane.toml line 2: public_url: \"kunskapsbank.example.se\" is not an http or https URL"
+                "/etc/spindel/skane.toml line 2: public_url: \"kunskapsbank.example.se\" is not an http or https address"
             ),
             "{e}"
         );
@@ -1569,6 +1575,18 @@ mod tests {
             parse_public_url("https://kunskapsbank.example.se/").as_deref(),
             Ok("https://kunskapsbank.example.se")
         );
+        assert_eq!(
+            parse_public_url("https://example.se/kunskapsbank").as_deref(),
+            Ok("https://example.se/kunskapsbank")
+        );
+        for bad in [
+            "https://example.se/?a=1",
+            "https://example.se/#top",
+            "https://anna@example.se",
+            "https://example.se/\"><script>",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

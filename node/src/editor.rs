@@ -322,7 +322,10 @@ async fn start(
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
     // Back from a removal: say it happened.
-    let deleted = query.as_deref() == Some("borttagen=1");
+    let said = |pair: &str| query.as_deref().unwrap_or("").split('&').any(|p| p == pair);
+    let deleted = said("borttagen=1");
+    // The removal was signed while no aggregator had confirmed this node.
+    let offline_written = deleted && said("offline=1");
     let me = editor.shared.node.node_id();
     let q = Query {
         author: Some(me),
@@ -389,7 +392,7 @@ async fn start(
             not_sent => not_sent.as_ref().map(|n| context! { first => n.first, last => n.last, count => n.count }),
             collides => not_sent.as_ref().zip(held).is_some_and(|(n, h)| h >= n.first),
             held => held,
-            deleted => deleted,
+            deleted => deleted, offline_written => offline_written,
         },
     )
 }
@@ -580,6 +583,7 @@ fn write_failed_sv(e: &NodeError) -> String {
             "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
         }
         NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
+        NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
         NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
         NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den. Inget sparades.".into(),
         other => {
@@ -788,7 +792,7 @@ impl Editor {
         e.kind = Some(kind.as_str().to_string());
         e.seq = Some(done.last_seq);
         e.detail = Some(format!(
-            "{} poster, version {}-{}",
+            "{} poster, regionens logg {}-{}",
             done.imported, done.first_seq, done.last_seq
         ));
         self.staff().note(&e);
@@ -1310,7 +1314,11 @@ async fn delete_post(
                 );
             }
             tracing::info!(user = %s.user, record = %d.record_id, seq = d.seq, "deleted from the editor");
-            see_other("/?borttagen=1")
+            if d.offline {
+                see_other("/?borttagen=1&offline=1")
+            } else {
+                see_other("/?borttagen=1")
+            }
         }
         Err(e) => editor.write_failed(&s, &e),
     }
@@ -1562,7 +1570,7 @@ pub const POSTS_PAGE: usize = 50;
 /// Posts removed with one confirmation at most.
 pub const REMOVE_MANY_MAX: usize = 200;
 /// Query parameters of `/poster`.
-const POSTS_PARAMS: &[&str] = &["q", "typ", "av", "fore", "borttagna"];
+const POSTS_PARAMS: &[&str] = &["q", "typ", "av", "fore", "borttagna", "offline"];
 
 /// Who last published or changed each record, from the newest part of the audit trail (at
 /// most [`crate::users::AUDIT_SCAN_BYTES_MAX`] read): record id → account.
@@ -1677,6 +1685,7 @@ async fn posts_page(
             older => page.next_cursor.as_ref().map(|c| link(Some(c))),
             first => fore.is_none(), first_link => link(None),
             removed => params.get("borttagna").map(str::to_string),
+            offline_written => params.get("offline") == Some("1"),
         },
     )
 }
@@ -1721,11 +1730,12 @@ async fn posts_remove(
             context! { section => "posts", user => s.user.clone(), csrf => s.csrf.clone(), rows => rows },
         );
     }
-    let mut removed = 0usize;
+    let (mut removed, mut offline) = (0usize, false);
     for (rid, view) in chosen {
         match editor.shared.writer.delete(rid).await {
             Ok(d) => {
                 removed += 1;
+                offline |= d.offline;
                 editor.note_write(&s, "delete", view.kind, &d.record_id, d.seq, Vec::new());
             }
             Err(e) => {
@@ -1735,7 +1745,10 @@ async fn posts_remove(
         }
     }
     tracing::info!(user = %s.user, removed, "removed many posts from the editor");
-    let to = format!("/poster?borttagna={removed}");
+    let to = format!(
+        "/poster?borttagna={removed}{}",
+        if offline { "&offline=1" } else { "" }
+    );
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 

@@ -660,10 +660,19 @@ pub(crate) async fn import_post(
         let result = match editor2.shared.writer.import(job).await {
             Ok(done) => {
                 editor2.note_import(&s2, kind, &done);
-                Ok(format!(
-                    "{} poster importerade och publicerade (version {}–{}).",
-                    done.imported, done.first_seq, done.last_seq
-                ))
+                let mut said = if done.imported == 1 {
+                    "1 post importerad och publicerad.".to_string()
+                } else {
+                    format!("{} poster importerade och publicerade.", done.imported)
+                };
+                if done.offline {
+                    said.push_str(
+                        " Ingen aggregator har svarat ännu sedan noden startade: posterna skickas \
+                         när förbindelsen är tillbaka. Kan en annan kopia av den här noden vara \
+                         igång, be den som driver noden stoppa den först.",
+                    );
+                }
+                Ok(said)
             }
             Err(e) => Err(failure(kind, format, &e)),
         };

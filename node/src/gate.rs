@@ -122,10 +122,13 @@ impl Gate {
     /// fail from now on, waiting ones included, until that aggregator takes a session of this
     /// node ([`Gate::session_accepted`]).
     pub fn refused_as_copy(&self, aggregator: NodeId, reason: &str) {
+        // The aggregator's words reach `status` and the logs: no control characters (a
+        // terminal escape), at most 300 characters.
         let reason: String = reason
             .strip_prefix("peer closed: ")
             .unwrap_or(reason)
             .chars()
+            .filter(|c| !c.is_control())
             .take(300)
             .collect();
         let held = held_in(&reason);
@@ -225,12 +228,16 @@ pub fn not_sent(
     offline_from: Option<u64>,
     held: Option<u64>,
 ) -> Option<(u64, u64)> {
+    // Numbers from a peer or a file: a seq 0 is no entry, and no sum may wrap.
     let first = match acked {
-        Some(a) => a + 1,
-        None => [offline_from, held.map(|h| h + 1)]
-            .into_iter()
-            .flatten()
-            .min()?,
+        Some(a) => a.checked_add(1)?,
+        None => [
+            offline_from.filter(|f| *f > 0),
+            held.and_then(|h| h.checked_add(1)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?,
     };
     (first <= own_head).then_some((first, own_head))
 }
@@ -317,6 +324,10 @@ mod tests {
         assert_eq!(not_sent(43, None, None, Some(45)), None);
         assert_eq!(not_sent(43, None, None, None), None);
         assert_eq!(not_sent(0, None, Some(1), None), None);
+        // What an aggregator or the marker file says cannot wrap or start at entry 0.
+        assert_eq!(not_sent(43, Some(u64::MAX), None, None), None);
+        assert_eq!(not_sent(43, None, None, Some(u64::MAX)), None);
+        assert_eq!(not_sent(43, None, Some(0), None), None);
     }
 
     #[test]

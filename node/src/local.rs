@@ -457,7 +457,7 @@ pub fn other_copy_advice(range: &NotSent, address: Option<&str>, held: Option<u6
         Some(a) => format!("the other copy, connected from {a}, is live"),
         None => "the other copy is live".to_string(),
     };
-    let before = range.first - 1;
+    let before = range.first.saturating_sub(1);
     match held {
         Some(h) if h >= range.first => format!(
             "this copy holds {entries} that the network does not have; {other} and has signed \
@@ -485,6 +485,7 @@ fn read_offline_marker(dir: &Path) -> Option<u64> {
     fs::read_to_string(dir.join(OFFLINE_MARKER))
         .ok()
         .and_then(|t| t.trim().parse().ok())
+        .filter(|seq| *seq > 0)
 }
 
 /// An import line's own `record_id` (if any) and the record's JSON without it.
@@ -1104,7 +1105,15 @@ impl LocalNode {
         let path = self.dir.join(OFFLINE_MARKER);
         let tmp = self.dir.join(format!("{OFFLINE_MARKER}.tmp"));
         (|| {
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = {
+                use std::os::unix::fs::OpenOptionsExt;
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?
+            };
             std::io::Write::write_all(&mut f, format!("{seq}\n").as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;

@@ -851,20 +851,23 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = std::time::Instant::now();
-        let mut clear = sled::Batch::default();
-        for item in self.db.scan_prefix([b'E']) {
-            clear.remove(item?.0);
-        }
-        self.db.apply_batch(clear)?;
+        // Every key is written again: an entry's `E` key is written with its `L` key and no
+        // `L` key is ever removed, so no stale `E` key can be left to clear.
         let mut batch = sled::Batch::default();
         let mut entries = 0u64;
-        // The log is in seq order per author, so counting as it goes numbers each version.
-        let mut counts: HashMap<RecordKey, u64> = HashMap::new();
+        // The log is in seq order per author, so counting as it goes numbers each version;
+        // the counts are one author's at a time.
+        let mut author = None;
+        let mut counts: HashMap<RecordId, u64> = HashMap::new();
         for item in self.db.scan_prefix([b'L']) {
             let (k, v) = item?;
             let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
             let h = entry.header();
-            let n = counts.entry((h.author, h.record_id)).or_default();
+            if author != Some(h.author) {
+                author = Some(h.author);
+                counts.clear();
+            }
+            let n = counts.entry(h.record_id).or_default();
             *n += 1;
             batch.insert(
                 k_version(&h.author, &h.record_id, h.seq),

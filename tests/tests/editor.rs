@@ -1284,4 +1284,42 @@ fn a_post_published_while_no_aggregator_answers_says_so() {
         "{body}"
     );
     assert!(!body.contains("Den sprids nu till aggregatorn"), "{body}");
+
+    // An import and a removal say it too.
+    let (ct, upload) = multipart(
+        &[("csrf", &csrf), ("kind", "method")],
+        Some((
+            "m.jsonl",
+            "{\"title\":\"Importerad utan förbindelse\",\"summary\":\"s\"}\n",
+        )),
+    );
+    let (status, head, _) =
+        http_exchange(admin, "POST", "/importera", &cookie, Some((&ct, &upload)));
+    assert_eq!(status, 303, "{head}");
+    let progress = location(&head);
+    let mut imported = String::new();
+    eventually(20, "the import to end", || {
+        imported = http_exchange(admin, "GET", &progress, &cookie, None).2;
+        !imported.contains("http-equiv=\"refresh\"")
+    });
+    assert!(
+        imported.contains("1 post importerad och publicerad.")
+            && imported.contains("Ingen aggregator har svarat ännu"),
+        "{imported}"
+    );
+    let rid = page["/post/".len()..page.find('?').unwrap()].to_string();
+    let (status, head, _) = http_form(
+        admin,
+        &format!("/post/{rid}/ta-bort"),
+        &cookie,
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(status, 303, "{head}");
+    let start = location(&head);
+    assert_eq!(start, "/?borttagen=1&offline=1");
+    let body = http_exchange(admin, "GET", &start, &cookie, None).2;
+    assert!(
+        body.contains("Posten är borttagen") && body.contains("Ingen aggregator har svarat ännu"),
+        "{body}"
+    );
 }
