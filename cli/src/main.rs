@@ -23,7 +23,7 @@ use spindel_node::local::{
     self, Allowed, Deleted, Disallowed, Imported, LocalNode, Published, Role, Status,
 };
 use spindel_node::query::QueryPage;
-use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::server::{NodeHandle, NodeSettings};
 use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
@@ -1018,12 +1018,16 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             }
             run_node(
                 &dir,
-                listen,
-                aggregators,
-                [http, metrics, admin],
-                file.limits,
-                file.trusted_proxies,
-                public_url,
+                NodeSettings {
+                    listen,
+                    aggregators,
+                    http,
+                    metrics,
+                    admin,
+                    limits: file.limits,
+                    trusted_proxies: file.trusted_proxies,
+                    public_url,
+                },
             )
         }
         Command::User { command } => users::run(command),
@@ -1130,95 +1134,36 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
     }
 }
 
-/// `spindel run`: the node until SIGINT/SIGTERM.
-fn run_node(
-    dir: &DataDir,
-    listen: Option<SocketAddr>,
-    aggregators: Vec<PeerAddr>,
-    [http, metrics, admin]: [Option<SocketAddr>; 3],
-    limits: Limits,
-    trusted_proxies: Vec<std::net::IpAddr>,
-    public_url: Option<String>,
-) -> Result<()> {
+/// `spindel run`: the node until SIGINT/SIGTERM. The node is assembled by
+/// [`NodeHandle::start`]; this only opens it, prints where it is reached and waits.
+fn run_node(dir: &DataDir, settings: NodeSettings) -> Result<()> {
     let node = open(dir)?;
-    let key = node.key().clone();
-    let role = node.config().role;
-    if role == Role::Aggregator && listen.is_none() {
-        bail!("an aggregator needs --listen HOST:PORT so regions can reach it");
-    }
-    if role == Role::Aggregator && admin.is_some() {
-        bail!(
-            "an aggregator has no editor: a region's records are edited on the region's own node (drop --admin)"
-        );
-    }
-    if role == Role::Aggregator && !aggregators.is_empty() {
-        bail!("an aggregator does not dial other aggregators; --aggregator is for regions");
-    }
-    if role == Role::Region && aggregators.is_empty() {
-        tracing::warn!(
-            "no aggregator configured: this region shares nothing with the network (set aggregators in spindel.toml, or --aggregator)"
-        );
-    }
+    // The role rules before anything starts (NodeHandle::start checks them too).
+    settings.check(node.config().role)?;
     let rt = runtime()?;
     rt.block_on(async move {
         // Before anything says the node runs: a SIGTERM right after "running" (systemd, a
         // test) must stop it cleanly, not kill it.
         let mut stop = StopSignals::install()?;
-        let opts = RunOptions {
-            listen,
-            aggregators,
-            limits,
-            trusted_proxies,
-        };
-        let running = Running::start(Arc::new(node), key, opts).await?;
-        let control = control::serve(running.shared.clone())?;
-        if let Some(addr) = running.listen_addr {
-            eprintln!("listening on {addr}");
+        let handle = NodeHandle::start(node, settings).await?;
+        let bound = handle.bound;
+        for (what, at) in [
+            ("listening on", bound.listen),
+            ("http on", bound.http),
+            ("metrics on", bound.metrics),
+            ("editor on", bound.admin),
+        ] {
+            if let Some(at) = at {
+                eprintln!("{what} {at}");
+            }
         }
-        let http_task = match http {
-            Some(addr) => {
-                let (bound, task) = spindel_node::http::serve(running.shared.clone(), addr)
-                    .await
-                    .with_context(|| format!("cannot serve http on {addr}"))?;
-                eprintln!("http on {bound}");
-                Some(task)
-            }
-            None => None,
-        };
-        let metrics_task = match metrics {
-            Some(addr) => {
-                let (bound, task) =
-                    spindel_node::http::serve_operator(running.shared.clone(), addr)
-                        .await
-                        .with_context(|| format!("cannot serve metrics on {addr}"))?;
-                eprintln!("metrics on {bound}");
-                Some(task)
-            }
-            None => None,
-        };
-        let admin_task = match admin {
-            Some(addr) => {
-                let (bound, task) =
-                    spindel_node::editor::serve(running.shared.clone(), addr, public_url).await?;
-                eprintln!("editor on {bound}");
-                Some(task)
-            }
-            None => None,
-        };
         eprintln!(
             "node {} running; stop with Ctrl-C",
-            running.shared.node.node_id()
+            handle.shared().node.node_id()
         );
         stop.wait().await;
         tracing::info!("shutting down");
-        control.abort();
-        let shared = running.shared.clone();
-        running.shutdown().await;
-        for task in [http_task, metrics_task, admin_task].into_iter().flatten() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
-        }
-        control::remove_socket(shared.node.dir());
-        shared.node.flush()?;
+        handle.stop().await?;
         eprintln!("stopped");
         Ok(())
     })

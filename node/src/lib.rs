@@ -51,6 +51,7 @@ pub mod read;
 pub mod regions;
 pub mod runtime;
 pub mod search;
+pub mod server;
 pub mod session;
 pub mod shared;
 pub mod staff;

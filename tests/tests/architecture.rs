@@ -173,6 +173,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "session.rs",
     "shared.rs",
     "runtime.rs",
+    "server.rs",
     "dialer.rs",
     "client.rs",
     "gate.rs",

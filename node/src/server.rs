@@ -1,0 +1,227 @@
+//! One place assembles a running node (like mini-redis's `server::run`): [`NodeHandle::start`]
+//! takes an opened node and its [`NodeSettings`], checks the role rules, and starts the writer,
+//! the QUIC listener and dialers ([`Running`]), the control socket, and the HTTP listeners it
+//! is given (public page and API, operator's metrics, the editor). [`NodeHandle::stop`] stops
+//! them in order and flushes the store. `spindel run` parses its flags and settings file and
+//! calls these two; the tests start the binary, so they go through them too.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::local::{LocalNode, NodeError, Role};
+use crate::runtime::{RunOptions, Running, StartError};
+use crate::shared::Shared;
+use crate::transport::{Limits, PeerAddr};
+
+/// How long a stopping HTTP listener may take to finish its connections.
+pub const LISTENER_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// What a node runs with (`spindel run`'s flags and settings file, merged).
+#[derive(Debug, Clone, Default)]
+pub struct NodeSettings {
+    /// QUIC: where regions reach an aggregator.
+    pub listen: Option<SocketAddr>,
+    /// Aggregators a region dials.
+    pub aggregators: Vec<PeerAddr>,
+    /// The public page and read-only API.
+    pub http: Option<SocketAddr>,
+    /// The operator's `/metrics`, `/healthz` and full status.
+    pub metrics: Option<SocketAddr>,
+    /// The editor (Redaktionen); a region only.
+    pub admin: Option<SocketAddr>,
+    pub limits: Limits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Where readers find the knowledge bank; the editor links to it.
+    pub public_url: Option<String>,
+}
+
+/// A setting the node's role does not allow (each says what to change).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoleError {
+    #[error("an aggregator needs --listen HOST:PORT so regions can reach it")]
+    AggregatorListens,
+    #[error(
+        "an aggregator has no editor: a region's records are edited on the region's own node (drop --admin)"
+    )]
+    AggregatorEditor,
+    #[error("an aggregator does not dial other aggregators; --aggregator is for regions")]
+    AggregatorDials,
+}
+
+impl NodeSettings {
+    /// The role rules: an aggregator listens, has no editor and dials no one. A region without
+    /// an aggregator is allowed (it shares nothing; the start warns).
+    pub fn check(&self, role: Role) -> Result<(), RoleError> {
+        match role {
+            Role::Aggregator if self.listen.is_none() => Err(RoleError::AggregatorListens),
+            Role::Aggregator if self.admin.is_some() => Err(RoleError::AggregatorEditor),
+            Role::Aggregator if !self.aggregators.is_empty() => Err(RoleError::AggregatorDials),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a node did not start (the role, a part that failed, a listener that could not bind).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Role(#[from] RoleError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("cannot serve {what} on {addr}: {error}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Editor(#[from] crate::editor::EditorError),
+}
+
+/// Where a started node is reached (the addresses bound, port 0 resolved).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bound {
+    pub listen: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// A running node and every task it started.
+#[derive(Debug)]
+pub struct NodeHandle {
+    running: Running,
+    control: tokio::task::JoinHandle<()>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+    pub bound: Bound,
+}
+
+impl NodeHandle {
+    /// Starts `node` with `settings`: nothing is started when a role rule is broken, and what
+    /// was started is stopped again when a later part fails (a port in use, say).
+    pub async fn start(node: LocalNode, settings: NodeSettings) -> Result<NodeHandle, ServeError> {
+        let role = node.config().role;
+        settings.check(role)?;
+        if role == Role::Region && settings.aggregators.is_empty() {
+            tracing::warn!(
+                "no aggregator configured: this region shares nothing with the network (set aggregators in spindel.toml, or --aggregator)"
+            );
+        }
+        let key = node.key().clone();
+        let opts = RunOptions {
+            listen: settings.listen,
+            aggregators: settings.aggregators.clone(),
+            limits: settings.limits.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
+        let running = Running::start(Arc::new(node), key, opts).await?;
+        let control = match crate::control::serve(running.shared.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                running.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        let mut handle = NodeHandle {
+            bound: Bound {
+                listen: running.listen_addr,
+                ..Bound::default()
+            },
+            running,
+            control,
+            listeners: Vec::new(),
+        };
+        if let Err(e) = handle.serve_http(&settings).await {
+            handle.stop().await?;
+            return Err(e);
+        }
+        Ok(handle)
+    }
+
+    async fn serve_http(&mut self, settings: &NodeSettings) -> Result<(), ServeError> {
+        let shared = self.running.shared.clone();
+        let bind = |what, addr| move |error| ServeError::Bind { what, addr, error };
+        if let Some(addr) = settings.http {
+            let (at, task) = crate::http::serve(shared.clone(), addr)
+                .await
+                .map_err(bind("http", addr))?;
+            self.bound.http = Some(at);
+            self.listeners.push(task);
+        }
+        if let Some(addr) = settings.metrics {
+            let (at, task) = crate::http::serve_operator(shared.clone(), addr)
+                .await
+                .map_err(bind("metrics", addr))?;
+            self.bound.metrics = Some(at);
+            self.listeners.push(task);
+        }
+        if let Some(addr) = settings.admin {
+            let (at, task) =
+                crate::editor::serve(shared.clone(), addr, settings.public_url.clone()).await?;
+            self.bound.admin = Some(at);
+            self.listeners.push(task);
+        }
+        Ok(())
+    }
+
+    /// What every task of the node holds.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.running.shared
+    }
+
+    /// Stops the node: the control socket first (no new commands), then the writer, the
+    /// network and the HTTP listeners (each given [`LISTENER_STOP_WAIT`]); the socket file is
+    /// removed and the store flushed.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        self.control.abort();
+        let shared = self.running.shared.clone();
+        self.running.shutdown().await;
+        for task in self.listeners {
+            let _ = tokio::time::timeout(LISTENER_STOP_WAIT, task).await;
+        }
+        crate::control::remove_socket(shared.node.dir());
+        shared.node.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aggregator_listens_has_no_editor_and_dials_no_one() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let peer: PeerAddr = format!("{}@127.0.0.1:7700", "ab".repeat(32))
+            .parse()
+            .unwrap();
+        let agg = |f: &dyn Fn(&mut NodeSettings)| {
+            let mut s = NodeSettings {
+                listen: Some(addr),
+                ..NodeSettings::default()
+            };
+            f(&mut s);
+            s.check(Role::Aggregator)
+        };
+        assert_eq!(agg(&|_| {}), Ok(()));
+        assert_eq!(agg(&|s| s.listen = None), Err(RoleError::AggregatorListens));
+        assert_eq!(
+            agg(&|s| s.admin = Some(addr)),
+            Err(RoleError::AggregatorEditor)
+        );
+        assert_eq!(
+            agg(&|s| s.aggregators = vec![peer.clone()]),
+            Err(RoleError::AggregatorDials)
+        );
+        // A region may run without an aggregator (the start warns), or with an editor.
+        let region = NodeSettings {
+            admin: Some(addr),
+            ..NodeSettings::default()
+        };
+        assert_eq!(region.check(Role::Region), Ok(()));
+    }
+}
