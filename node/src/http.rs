@@ -299,28 +299,10 @@ async fn records(
             other => internal(other.to_string()),
         })?;
     let mut page = page;
-    leave_out_contacts(&mut page);
+    crate::privacy::leave_out_contacts(&mut page);
     let mut response = axum::Json(page).into_response();
     crate::web::personal_data(&mut response);
     Ok(response)
-}
-
-/// Contact fields of researcher records that a list leaves out: a person's e-mail address and
-/// phone number are shown only to someone who asks for that one record.
-pub const CONTACT_FIELDS: [&str; 2] = ["email", "phone"];
-
-/// Takes the contact fields out of every researcher record of a page (lists never carry them
-/// in bulk: the HTTP API and remote queries).
-pub fn leave_out_contacts(page: &mut crate::query::QueryPage) {
-    for r in &mut page.records {
-        if r.kind == spindel_protocol::record::Kind::Researcher
-            && let Some(data) = r.data.as_object_mut()
-        {
-            for field in CONTACT_FIELDS {
-                data.remove(field);
-            }
-        }
-    }
 }
 
 async fn record(
@@ -337,7 +319,7 @@ async fn record(
         .map_err(|e| internal(e.to_string()))?;
     match view {
         Some(v) => {
-            let personal = v.kind == spindel_protocol::record::Kind::Researcher;
+            let personal = crate::privacy::is_personal(v.kind);
             // A researcher's contact details, per client address (crate::ratelimit::CONTACTS).
             if personal
                 && let Err(wait) = shared.contact_view(shared.client_address(peer, &headers))

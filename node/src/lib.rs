@@ -45,6 +45,7 @@ pub mod login;
 pub mod metrics;
 pub mod params;
 pub mod payloads;
+pub mod privacy;
 pub mod query;
 pub mod ratelimit;
 pub mod read;

@@ -913,7 +913,7 @@ async fn answer_query(
         .blocking(move |n| {
             let mut page = n.query(&query)?;
             // An answer is a list: no contact fields in bulk.
-            crate::http::leave_out_contacts(&mut page);
+            crate::privacy::leave_out_contacts(&mut page);
             Ok(serde_json::to_string(&page)?)
         })
         .await?)

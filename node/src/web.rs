@@ -397,7 +397,9 @@ pub fn personal_data(response: &mut Response) {
 
 /// Whether a list of records shows a person (a researcher contact).
 fn shows_people(items: &[RecordItem]) -> bool {
-    items.iter().any(|i| i.view.kind == Kind::Researcher)
+    items
+        .iter()
+        .any(|i| crate::privacy::is_personal(i.view.kind))
 }
 
 /// What crawlers may read: not the API, not the researcher listings (researcher pages say
@@ -662,7 +664,7 @@ async fn record_page(
             "Posten finns inte här, eller så har regionen tagit bort den.",
         ));
     };
-    let personal = r.view.kind == Kind::Researcher;
+    let personal = crate::privacy::is_personal(r.view.kind);
     Ok(("record.html", "", context! { r => r, personal => personal }))
 }
 

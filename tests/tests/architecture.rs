@@ -174,6 +174,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "shared.rs",
     "runtime.rs",
     "server.rs",
+    "privacy.rs",
     "dialer.rs",
     "client.rs",
     "gate.rs",
