@@ -20,7 +20,9 @@ use spindel_protocol::record::{Kind, Problem};
 
 use crate::editor::{Editor, ImportView, Session, csrf_matches, forbidden, or_page, require};
 use crate::forms;
-use crate::import_csv::{self, CSV_ROW_BYTES_MAX, CsvError, Format, RECORD_ID_COLUMN};
+use crate::import_csv::{
+    self, CSV_JSON_BYTES_MAX, CSV_ROW_BYTES_MAX, CsvError, Format, RECORD_ID_COLUMN,
+};
 use crate::local::{
     IMPORT_BYTES_MAX, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX, ImportFileProblem, LineError,
     NodeError,
@@ -371,9 +373,30 @@ fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
         CsvError::NotUtf8 { row } => ImportFailure::said(format!(
             "Ingenting importerades: filen är inte sparad som UTF-8-text (rad {row}). Spara den som ”CSV UTF-8” i kalkylprogrammet."
         )),
-        CsvError::RowTooLong { row } => ImportFailure::said(format!(
-            "Ingenting importerades: rad {row} är längre än {} MiB; ingen post är så stor.",
-            CSV_ROW_BYTES_MAX / (1024 * 1024)
+        CsvError::RowTooLong { row, quoted } => ImportFailure::said(format!(
+            "Ingenting importerades: rad {row} är längre än {} MiB; ingen post är så stor.{}",
+            CSV_ROW_BYTES_MAX / (1024 * 1024),
+            if quoted {
+                " Saknas ett avslutande citattecken?"
+            } else {
+                ""
+            }
+        )),
+        CsvError::TooManyCells { row, max } => ImportFailure::said(format!(
+            "Ingenting importerades: rad {row} har fler än {max} celler; typen har {} kolumner.",
+            import_csv::columns(kind).len()
+        )),
+        CsvError::UnclosedQuote { row } => ImportFailure::said(format!(
+            "Ingenting importerades: citattecknet som börjar en cell på rad {row} avslutas \
+             aldrig, så resten av filen skulle bli en enda cell; lägg till det avslutande \
+             citattecknet."
+        )),
+        CsvError::TooManyRecords => ImportFailure::said(format!(
+            "Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den."
+        )),
+        CsvError::TooMuchJson => ImportFailure::said(format!(
+            "Ingenting importerades: filen blir större än {} MiB när den omvandlas; dela upp den.",
+            CSV_JSON_BYTES_MAX / (1024 * 1024)
         )),
         CsvError::Rows { invalid, rows } => ImportFailure {
             summary: format!(
@@ -411,6 +434,41 @@ fn convert(kind: Kind, from: &std::path::Path, to: &std::path::Path) -> Result<u
     let n = import_csv::csv_to_json_lines(kind, std::io::BufReader::new(input), &mut out)?;
     std::io::Write::flush(&mut out).map_err(CsvError::Io)?;
     Ok(n)
+}
+
+/// What a conversion gives back: its result, the JSON Lines file (none if the conversion
+/// failed: erased then), and the permit it held.
+type Converted<P> = (Result<u64, CsvError>, Option<Upload>, P);
+
+/// Runs `work` (CSV at `file` into JSON Lines at `lines`) on a blocking thread, holding
+/// `permit` until it has ended and `file` is erased, and `lines` too if it failed or nobody
+/// waits for it any more (the browser went away): a request dropped meanwhile frees no place
+/// for another upload while the conversion still runs.
+fn convert_holding<P: Send + 'static>(
+    file: Upload,
+    lines: Upload,
+    permit: P,
+    work: impl FnOnce(&std::path::Path, &std::path::Path) -> Result<u64, CsvError> + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<Converted<P>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let result = work(&file.path(), &lines.path());
+        file.erase_now();
+        let lines = match result {
+            Ok(_) => Some(lines),
+            Err(_) => {
+                lines.erase_now();
+                None
+            }
+        };
+        if let Err((_, lines, permit)) = tx.send((result, lines, permit)) {
+            if let Some(lines) = lines {
+                lines.erase_now();
+            }
+            drop(permit);
+        }
+    });
+    rx
 }
 
 /// The first bytes of a received file (to tell its format).
@@ -519,7 +577,7 @@ pub(crate) async fn import_post(
     let dir = editor.shared.node.dir().to_path_buf();
     let mut upload: Option<(Upload, String)> = None;
     let mut failed = None;
-    let mut _permit = None;
+    let mut permit = None;
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -552,7 +610,7 @@ pub(crate) async fn import_post(
                     break;
                 }
                 match crate::control::upload_permit() {
-                    Ok(p) => _permit = Some(p),
+                    Ok(p) => permit = Some(p),
                     Err(_) => {
                         failed = Some(
                             "Två importer tas emot just nu; försök igen när de är klara.".into(),
@@ -611,36 +669,39 @@ pub(crate) async fn import_post(
     let file = match format {
         Format::JsonLines => file,
         Format::Csv => {
-            // Both files belong to the conversion until it ends, so a browser that goes away
-            // meanwhile leaves neither behind (dropped, each erases itself).
-            let lines = Upload::new(&dir);
-            let converted = tokio::task::spawn_blocking(move || {
-                let result = convert(kind, &file.path(), &lines.path());
-                file.erase_now();
-                (result, lines)
+            // Both files and the permit belong to the conversion until it ends, so a browser
+            // that goes away meanwhile leaves no file behind and no third conversion starts.
+            let held = permit.take();
+            let converted = convert_holding(file, Upload::new(&dir), held, move |from, to| {
+                convert(kind, from, to)
             })
             .await;
-            let (refused, lines) = match converted {
-                Ok((Ok(_), lines)) => (None, Some(lines)),
-                Ok((Err(e), lines)) => (Some(csv_failure(kind, e)), Some(lines)),
-                Err(e) => {
-                    tracing::error!(error = %e, "converting a CSV import failed");
-                    let e = "Ingenting importerades: filen kunde inte läsas som CSV.";
-                    (Some(ImportFailure::said(e)), None)
+            match converted {
+                Ok((Ok(_), Some(lines), held)) => {
+                    permit = held;
+                    lines
                 }
-            };
-            match (refused, lines) {
-                (None, Some(lines)) => lines,
-                (refused, lines) => {
+                Ok((result, lines, _permit)) => {
                     if let Some(lines) = lines {
                         lines.erase().await;
                     }
-                    let refused = refused.unwrap_or_else(|| {
-                        ImportFailure::said(
+                    let refused = match result {
+                        Err(e) => csv_failure(kind, e),
+                        Ok(_) => ImportFailure::said(
                             "Ingenting importerades: filen kunde inte läsas som CSV.",
-                        )
-                    });
+                        ),
+                    };
                     return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(refused));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "converting a CSV import failed");
+                    let e = "Ingenting importerades: filen kunde inte läsas som CSV.";
+                    return editor.import_page(
+                        &s,
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        Some(ImportFailure::said(e)),
+                    );
                 }
             }
         }
@@ -677,7 +738,7 @@ pub(crate) async fn import_post(
             Err(e) => Err(failure(kind, format, &e)),
         };
         file.erase().await;
-        drop(_permit);
+        drop(permit);
         editor2.finish_import(&id2, result);
     });
     let to = format!("/importera/{id}");
@@ -854,6 +915,41 @@ mod tests {
             f.lines[0].problems[0].label.as_deref(),
             Some("Postens id (record_id)")
         );
+    }
+
+    /// A conversion holds its permit until it has ended and erased its files, also when the
+    /// request that started it is gone (the browser went away): no place for another upload
+    /// is free while it still runs.
+    #[tokio::test]
+    async fn a_conversion_holds_its_permit_until_it_has_ended_and_erased_its_files() {
+        for fails in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let places = Arc::new(tokio::sync::Semaphore::new(1));
+            let permit = places.clone().try_acquire_owned().unwrap();
+            let (file, lines) = (Upload::new(dir.path()), Upload::new(dir.path()));
+            std::fs::write(file.path(), "title;summary\nA;S\n").unwrap();
+            let (go, wait) = std::sync::mpsc::channel::<()>();
+            let converted = convert_holding(file, lines, permit, move |from, to| {
+                wait.recv().unwrap();
+                let n = convert(Kind::Method, from, to)?;
+                if fails {
+                    return Err(CsvError::TooManyRecords);
+                }
+                Ok(n)
+            });
+            // The browser goes away while the conversion runs.
+            drop(converted);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert_eq!(places.available_permits(), 0, "held while converting");
+            go.send(()).unwrap();
+            let again = tokio::time::timeout(std::time::Duration::from_secs(10), places.acquire())
+                .await
+                .unwrap()
+                .unwrap();
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert!(left.is_empty(), "fails {fails}: left {left:?}");
+            drop(again);
+        }
     }
 
     #[test]

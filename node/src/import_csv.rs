@@ -12,8 +12,16 @@
 //! in the form, or items separated by ` | `. The consent checkbox is `ja` or `nej` (also `x`,
 //! `1`, `true`; empty is no). A row whose cells are all empty is skipped.
 //!
-//! The JSON Lines written have one line per row of the file, the header row's line empty and a
-//! skipped row's too, so the node's line numbers are the spreadsheet's row numbers.
+//! Rows are numbered as a spreadsheet shows them: a blank line of the file is a row (the `csv`
+//! crate would skip it uncounted), and a row whose quoted cell holds line breaks is one row, so
+//! a row's number is its line's in a file without such cells. The JSON Lines written have one
+//! line per row, the header row's line empty, a skipped row's and a blank one's too, so the
+//! node's line numbers are the spreadsheet's row numbers.
+//!
+//! The file is read by [`Rows`], a streaming reader with memory bounded by the limits: a row of
+//! at most [`CSV_ROW_BYTES_MAX`] bytes as written (delimiters, quotes and line breaks inside
+//! cells counted) and at most [`cells_max`] cells, a file that does not end inside a quoted
+//! cell. The JSON Lines stop at [`IMPORT_RECORDS_MAX`] records or [`CSV_JSON_BYTES_MAX`] bytes.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -22,11 +30,20 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use crate::forms::{self, FormError, Input};
-use crate::local::{IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX};
+use crate::local::{
+    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
+};
 
-/// Longest row of a CSV file, all its cells (a record is at most 64 KiB encoded; a row over
-/// this could never be one).
+/// Longest row of a CSV file as written: its cells, delimiters, quotes and the line breaks
+/// inside quoted cells, not the row's own line break (a record is at most 64 KiB encoded; a
+/// row over this could never be one).
 pub const CSV_ROW_BYTES_MAX: usize = IMPORT_LINE_BYTES_MAX;
+/// Cells a row may have beyond the kind's columns (empty cells a spreadsheet adds after the
+/// last column); see [`cells_max`].
+pub const CSV_SPARE_CELLS: usize = 8;
+/// Most bytes of JSON Lines a CSV file is turned into: as much as a JSON Lines file may be,
+/// which the node's import would refuse if it were larger.
+pub const CSV_JSON_BYTES_MAX: u64 = IMPORT_BYTES_MAX;
 /// Items of a list in one cell, besides one a line.
 pub const LIST_SEPARATOR: &str = " | ";
 /// The column that names an own record to publish a new version of.
@@ -70,6 +87,12 @@ pub fn columns(kind: Kind) -> Vec<&'static str> {
         .collect()
 }
 
+/// Most cells a row of a CSV file of `kind` may have, the header row's too: the kind's
+/// columns and [`CSV_SPARE_CELLS`].
+pub fn cells_max(kind: Kind) -> usize {
+    columns(kind).len() + CSV_SPARE_CELLS
+}
+
 /// One refused row: its number as a spreadsheet shows it (the header is row 1) and what is
 /// wrong, one error per field (the field is the column's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +112,16 @@ pub enum CsvError {
     DuplicateColumn(String),
     /// A row that is not UTF-8.
     NotUtf8 { row: usize },
-    /// A row over [`CSV_ROW_BYTES_MAX`].
-    RowTooLong { row: usize },
+    /// A row over [`CSV_ROW_BYTES_MAX`]; `quoted` if it ended inside a quoted cell.
+    RowTooLong { row: usize, quoted: bool },
+    /// A row of more than `max` ([`cells_max`]) cells.
+    TooManyCells { row: usize, max: usize },
+    /// The file ends inside a quoted cell; the quote opened on row `row`.
+    UnclosedQuote { row: usize },
+    /// More than [`IMPORT_RECORDS_MAX`] records.
+    TooManyRecords,
+    /// More than [`CSV_JSON_BYTES_MAX`] bytes of JSON Lines.
+    TooMuchJson,
     /// Rows that are no records: `invalid` of them, the first [`IMPORT_ERRORS_SHOWN`] here.
     Rows { invalid: usize, rows: Vec<RowError> },
     /// The file could not be read, or the JSON Lines not written.
@@ -119,14 +150,235 @@ fn yes(cell: &str) -> Option<bool> {
     }
 }
 
+/// One row of a CSV file as [`Rows`] reads it: its number, and its cells.
+#[derive(Debug, Default)]
+pub struct Row {
+    /// The row's number as a spreadsheet shows it (the first is 1).
+    pub number: usize,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Row {
+    /// The cells, as written (quotes undone).
+    pub fn cells(&self) -> impl Iterator<Item = &[u8]> {
+        self.ends.iter().scan(0, |start, &end| {
+            let cell = &self.bytes[*start..end];
+            *start = end;
+            Some(cell)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// Where [`Rows`] is within a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before a row: line breaks here are blank lines, skipped.
+    StartRow,
+    StartCell,
+    /// In a cell not in quotes: a quote is a quote.
+    InCell,
+    /// In a quoted cell: delimiters and line breaks are the cell's.
+    InQuotes,
+    /// A quote in a quoted cell: a second quote is one quote, else the quotes end.
+    QuoteInQuotes,
+}
+
+/// A streaming CSV reader as spreadsheets write CSV (the `csv` crate's rules: a quote at a
+/// cell's start opens quotes, `""` inside is a quote, CR, LF or CRLF ends a row, blank lines
+/// give no row) whose memory is bounded: a row of at most [`CSV_ROW_BYTES_MAX`] bytes as
+/// written and `cells_max` cells is refused as soon as it grows over either, and a file that
+/// ends inside quotes is refused by the row its quote opened on. It numbers rows as a
+/// spreadsheet does: a blank line is a row, a row with line breaks in quotes is one.
+#[derive(Debug)]
+pub struct Rows<R> {
+    input: R,
+    delimiter: u8,
+    cells_max: usize,
+    /// The number of the next row.
+    next: usize,
+    /// The last row ended with CR: an LF now is the rest of its line break.
+    after_cr: bool,
+}
+
+impl<R: BufRead> Rows<R> {
+    pub fn new(input: R, delimiter: u8, cells_max: usize) -> Rows<R> {
+        Rows {
+            input,
+            delimiter,
+            cells_max,
+            next: 1,
+            after_cr: false,
+        }
+    }
+
+    /// Reads the next row into `row`; false at the end of the file.
+    pub fn next_row(&mut self, row: &mut Row) -> Result<bool, CsvError> {
+        row.bytes.clear();
+        row.ends.clear();
+        row.number = self.next;
+        let mut state = State::StartRow;
+        let mut raw = 0usize;
+        loop {
+            let chunk = self.input.fill_buf().map_err(CsvError::Io)?;
+            if chunk.is_empty() {
+                return match state {
+                    State::StartRow => Ok(false),
+                    State::InQuotes => Err(CsvError::UnclosedQuote { row: row.number }),
+                    _ => {
+                        self.next += 1;
+                        end_cell(row, self.cells_max).map(|()| true)
+                    }
+                };
+            }
+            let mut used = 0;
+            // How the row ended in this chunk, if it did.
+            let mut ended: Option<Result<bool, CsvError>> = None;
+            for &b in chunk {
+                used += 1;
+                if state == State::StartRow {
+                    let after_cr = std::mem::take(&mut self.after_cr);
+                    match b {
+                        b'\n' if after_cr => continue,
+                        b'\n' | b'\r' => {
+                            // A blank line: a row, empty.
+                            self.next += 1;
+                            self.after_cr = b == b'\r';
+                            continue;
+                        }
+                        _ => {
+                            row.number = self.next;
+                            state = State::StartCell;
+                        }
+                    }
+                }
+                let line_break = b == b'\n' || b == b'\r';
+                if !line_break || state == State::InQuotes {
+                    raw += 1;
+                    if raw > CSV_ROW_BYTES_MAX {
+                        ended = Some(Err(CsvError::RowTooLong {
+                            row: row.number,
+                            quoted: state == State::InQuotes,
+                        }));
+                        break;
+                    }
+                }
+                state = match (state, b) {
+                    (State::StartCell, b'"') => State::InQuotes,
+                    (State::InQuotes, b'"') => State::QuoteInQuotes,
+                    (State::InQuotes, _) => {
+                        row.bytes.push(b);
+                        State::InQuotes
+                    }
+                    (State::QuoteInQuotes, b'"') => {
+                        row.bytes.push(b);
+                        State::InQuotes
+                    }
+                    (_, _) if b == self.delimiter => {
+                        if let Err(e) = end_cell(row, self.cells_max) {
+                            ended = Some(Err(e));
+                            break;
+                        }
+                        State::StartCell
+                    }
+                    (_, b'\n' | b'\r') => {
+                        self.next += 1;
+                        self.after_cr = b == b'\r';
+                        ended = Some(end_cell(row, self.cells_max).map(|()| true));
+                        break;
+                    }
+                    (_, _) => {
+                        row.bytes.push(b);
+                        State::InCell
+                    }
+                };
+            }
+            self.input.consume(used);
+            if let Some(ended) = ended {
+                return ended;
+            }
+        }
+    }
+}
+
+/// Ends the cell being read of `row`, unless it would be one more than `cells_max`.
+fn end_cell(row: &mut Row, cells_max: usize) -> Result<(), CsvError> {
+    if row.ends.len() >= cells_max {
+        return Err(CsvError::TooManyCells {
+            row: row.number,
+            max: cells_max,
+        });
+    }
+    row.ends.push(row.bytes.len());
+    Ok(())
+}
+
+/// A writer that refuses to write more than `max` bytes in all.
+struct Capped<'a, W> {
+    out: &'a mut W,
+    written: u64,
+    max: u64,
+}
+
+impl<W: Write> Capped<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CsvError> {
+        self.written += bytes.len() as u64;
+        if self.written > self.max {
+            return Err(CsvError::TooMuchJson);
+        }
+        self.out.write_all(bytes).map_err(CsvError::Io)
+    }
+
+    /// Empty lines up to line `to`, `lines` written so far.
+    fn pad(&mut self, lines: &mut usize, to: usize) -> Result<(), CsvError> {
+        while *lines < to {
+            self.write(b"\n")?;
+            *lines += 1;
+        }
+        Ok(())
+    }
+}
+
+/// How much a conversion may give: records, and bytes of JSON Lines.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    records: usize,
+    bytes: u64,
+}
+
+/// The limits of every conversion.
+const LIMITS: Limits = Limits {
+    records: IMPORT_RECORDS_MAX,
+    bytes: CSV_JSON_BYTES_MAX,
+};
+
+/// Whether a field's cell is one line (its form input is; prose and lists may have more).
+fn one_line(input: Input) -> bool {
+    !matches!(input, Input::Area | Input::Lines)
+}
+
 /// Reads CSV of `kind` from `input` and writes it to `out` as JSON Lines (see the module
-/// documentation): one line per row, the header's and skipped rows' empty. Returns the count
-/// of records. Every row is read; nothing of a file with a bad row is worth importing, but
-/// its first [`IMPORT_ERRORS_SHOWN`] bad rows are all said.
+/// documentation): one line per row of the file, only a record's not empty. Returns the
+/// count of records. Every row is read; nothing of a file with a bad row is worth importing,
+/// but its first [`IMPORT_ERRORS_SHOWN`] bad rows are all said. Stops at once, `out` half
+/// written, when a limit is reached.
 pub fn csv_to_json_lines(
+    kind: Kind,
+    input: impl BufRead,
+    out: &mut impl Write,
+) -> Result<u64, CsvError> {
+    convert(kind, input, out, LIMITS)
+}
+
+fn convert(
     kind: Kind,
     mut input: impl BufRead,
     out: &mut impl Write,
+    limits: Limits,
 ) -> Result<u64, CsvError> {
     let head = input.fill_buf().map_err(CsvError::Io)?;
     let head = &head[..head.len().min(SNIFF_BYTES)];
@@ -134,27 +386,22 @@ pub fn csv_to_json_lines(
     if head.starts_with(b"\xef\xbb\xbf") {
         input.consume(3);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
-    let io = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(e) => CsvError::Io(e),
-        other => CsvError::Io(std::io::Error::other(format!("{other:?}"))),
+    let mut out = Capped {
+        out,
+        written: 0,
+        max: limits.bytes,
     };
-    let mut record = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut record).map_err(io)? {
+    let mut reader = Rows::new(input, delimiter, cells_max(kind));
+    let mut record = Row::default();
+    if !reader.next_row(&mut record)? {
         return Err(CsvError::NoHeader);
     }
-    if record.as_slice().len() > CSV_ROW_BYTES_MAX {
-        return Err(CsvError::RowTooLong { row: 1 });
-    }
+    let header_row = record.number;
     let known = columns(kind);
     let mut named: Vec<Option<&'static str>> = Vec::with_capacity(record.len());
     let mut unknown = Vec::new();
-    for cell in &record {
-        let cell = std::str::from_utf8(cell).map_err(|_| CsvError::NotUtf8 { row: 1 })?;
+    for cell in record.cells() {
+        let cell = std::str::from_utf8(cell).map_err(|_| CsvError::NotUtf8 { row: header_row })?;
         let cell = cell.trim();
         if cell.is_empty() {
             named.push(None);
@@ -177,22 +424,21 @@ pub fn csv_to_json_lines(
     if named.iter().all(Option::is_none) {
         return Err(CsvError::NoHeader);
     }
-    out.write_all(b"\n").map_err(CsvError::Io)?;
     let fields = forms::fields(kind);
     let mut count = 0u64;
     let mut invalid = 0usize;
     let mut shown = Vec::new();
-    // The header is row 1.
-    let mut row = 1usize;
-    while reader.read_byte_record(&mut record).map_err(io)? {
-        row += 1;
-        if record.as_slice().len() > CSV_ROW_BYTES_MAX {
-            return Err(CsvError::RowTooLong { row });
-        }
+    // Lines of JSON Lines written: one a row of the file, up to the row being read.
+    let mut lines = 0usize;
+    out.pad(&mut lines, header_row)?;
+    while reader.next_row(&mut record)? {
+        let row = record.number;
         let mut form: HashMap<String, String> = HashMap::new();
         let mut errors = Vec::new();
         let mut empty = true;
-        for (i, cell) in record.iter().enumerate() {
+        // Cells with something in them but no column: said once for the row.
+        let (mut homeless, mut first_homeless) = (0usize, 0usize);
+        for (i, cell) in record.cells().enumerate() {
             let cell = std::str::from_utf8(cell).map_err(|_| CsvError::NotUtf8 { row })?;
             if cell.trim().is_empty() {
                 continue;
@@ -202,23 +448,40 @@ pub fn csv_to_json_lines(
                 Some(name) => {
                     form.insert(name.to_string(), cell.to_string());
                 }
-                None => errors.push(FormError {
-                    field: None,
-                    message: format!(
-                        "Cell {} har ingen kolumn: rubrikraden har inget namn där.",
-                        i + 1
-                    ),
-                }),
+                None => {
+                    if homeless == 0 {
+                        first_homeless = i + 1;
+                    }
+                    homeless += 1;
+                }
             }
         }
         if empty {
-            out.write_all(b"\n").map_err(CsvError::Io)?;
             continue;
+        }
+        if homeless > 0 {
+            errors.push(FormError {
+                field: None,
+                message: format!(
+                    "{homeless} {} utan kolumn (den första är cell {first_homeless}): \
+                     rubrikraden har inget namn där.",
+                    if homeless == 1 { "cell" } else { "celler" }
+                ),
+            });
         }
         for field in fields {
             let Some(cell) = form.get_mut(field.name) else {
                 continue;
             };
+            if one_line(field.input) && cell.contains(['\n', '\r']) {
+                errors.push(FormError {
+                    field: Some(field.name.to_string()),
+                    message: "Fältet är en rad men cellen har en radbrytning; saknas ett \
+                              avslutande citattecken?"
+                        .into(),
+                });
+                continue;
+            }
             match field.input {
                 Input::Lines => *cell = cell.replace(LIST_SEPARATOR, "\n"),
                 Input::Checkbox => match yes(cell) {
@@ -249,27 +512,33 @@ pub fn csv_to_json_lines(
         };
         match forms::record_from_form_all(kind, &form) {
             Ok(record) if errors.is_empty() => {
+                count += 1;
+                if count > limits.records as u64 {
+                    return Err(CsvError::TooManyRecords);
+                }
                 let mut value = record.to_value();
                 if let (Some(rid), Some(obj)) = (record_id, value.as_object_mut()) {
                     obj.insert(RECORD_ID_COLUMN.into(), rid.to_string().into());
                 }
                 let line = serde_json::to_string(&value)
                     .map_err(|e| CsvError::Io(std::io::Error::other(e)))?;
-                out.write_all(line.as_bytes())
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(CsvError::Io)?;
-                count += 1;
+                out.pad(&mut lines, row - 1)?;
+                out.write(line.as_bytes())?;
+                out.write(b"\n")?;
+                lines += 1;
             }
             checked => {
                 if let Err(more) = checked {
                     errors.extend(more);
                 }
+                // One error a field, the first said.
+                let mut seen = std::collections::HashSet::new();
+                errors.retain(|e| e.field.is_none() || seen.insert(e.field.clone()));
                 invalid += 1;
                 if shown.len() < IMPORT_ERRORS_SHOWN {
                     shown.push(RowError { row, errors });
                 }
                 // Nothing of this file is imported; the rest is read for its errors only.
-                out.write_all(b"\n").map_err(CsvError::Io)?;
             }
         }
     }
@@ -400,7 +669,11 @@ mod tests {
         else {
             panic!()
         };
-        assert!(rows[0].errors[0].message.contains("Cell 3"), "{rows:?}");
+        assert!(
+            rows[0].errors[0].message
+                == "1 cell utan kolumn (den första är cell 3): rubrikraden har inget namn där.",
+            "{rows:?}"
+        );
         let Err(CsvError::Rows { rows, .. }) = convert(
             Kind::Researcher,
             "name;affiliation;fields;consent.given;consent.date\nA;B;c;kanske;2026-01-01\n",
@@ -430,10 +703,185 @@ mod tests {
         let text = format!("title;summary\nA;{long}\n");
         assert!(matches!(
             convert(Kind::Method, &text),
-            Err(CsvError::RowTooLong { row: 2 })
+            Err(CsvError::RowTooLong {
+                row: 2,
+                quoted: false
+            })
         ));
         let fits = format!("title;summary\nA;{}\n", "x".repeat(100));
         assert!(convert(Kind::Method, &fits).is_ok());
+    }
+
+    /// Reads `kind` from `head` followed by `byte` without end: refused without holding it.
+    fn endless(kind: Kind, head: &'static str, byte: u8) -> CsvError {
+        use std::io::Read;
+        let input = std::io::BufReader::new(head.as_bytes().chain(std::io::repeat(byte)));
+        csv_to_json_lines(kind, input, &mut std::io::sink()).unwrap_err()
+    }
+
+    #[test]
+    fn cells_without_a_column_are_one_error_a_row_and_a_row_has_at_most_cells_max() {
+        let max = cells_max(Kind::Method);
+        assert_eq!(max, columns(Kind::Method).len() + CSV_SPARE_CELLS);
+        let extra = format!("A;S{}\n", ";x".repeat(max - 2));
+        let text = format!("title;summary\n{extra}{extra}");
+        let Err(CsvError::Rows { invalid, rows }) = convert(Kind::Method, &text) else {
+            panic!()
+        };
+        assert_eq!(invalid, 2);
+        for (row, n) in [(2, 0), (3, 1)] {
+            assert_eq!(rows[n].row, row);
+            assert_eq!(rows[n].errors.len(), 1, "{rows:?}");
+            assert_eq!(
+                rows[n].errors[0].message,
+                format!(
+                    "{} celler utan kolumn (den första är cell 3): rubrikraden har inget namn där.",
+                    max - 2
+                )
+            );
+        }
+        // Empty cells past the header's are nothing; one cell more than the most is refused.
+        let fits = format!(
+            "title;summary{}\nA;S{}\n",
+            ";".repeat(max - 2),
+            ";".repeat(max - 2)
+        );
+        assert_eq!(convert(Kind::Method, &fits).unwrap().0, 1);
+        let wide = format!("title;summary{}\n", ";".repeat(max - 1));
+        assert!(
+            matches!(convert(Kind::Method, &wide), Err(CsvError::TooManyCells { row: 1, max: m }) if m == max)
+        );
+        let wide = format!("title;summary\nA;S{}\n", ";".repeat(max - 1));
+        assert!(matches!(
+            convert(Kind::Method, &wide),
+            Err(CsvError::TooManyCells { row: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_row_is_measured_as_written_and_refused_before_it_is_held() {
+        // Delimiters count: cells of fewer bytes than the most, the row as written more.
+        let text = format!(
+            "title;summary;;\nA;;;{}\n",
+            "x".repeat(CSV_ROW_BYTES_MAX - 3)
+        );
+        assert!(matches!(
+            convert(Kind::Method, &text),
+            Err(CsvError::RowTooLong {
+                row: 2,
+                quoted: false
+            })
+        ));
+        // Rows without end, of delimiters, of one cell, in quotes: refused as they grow.
+        assert!(matches!(
+            endless(Kind::Method, "", b';'),
+            CsvError::TooManyCells { row: 1, .. }
+        ));
+        assert!(matches!(
+            endless(Kind::Method, "title;summary\n", b';'),
+            CsvError::TooManyCells { row: 2, .. }
+        ));
+        assert!(matches!(
+            endless(Kind::Method, "title;summary\nA;", b'x'),
+            CsvError::RowTooLong {
+                row: 2,
+                quoted: false
+            }
+        ));
+        assert!(matches!(
+            endless(Kind::Method, "title;summary\nA;\"", b'\n'),
+            CsvError::RowTooLong {
+                row: 2,
+                quoted: true
+            }
+        ));
+    }
+
+    #[test]
+    fn a_file_ending_inside_quotes_or_a_line_break_in_a_one_line_field_is_refused() {
+        let head = "name;affiliation;fields;email;consent.given;consent.date\n";
+        let text = format!(
+            "{head}A;\"Uni;f;a@example.se;ja;2026-01-01\nB;Other;f;b@example.se;ja;2026-01-01\n"
+        );
+        assert!(
+            matches!(
+                convert(Kind::Researcher, &text),
+                Err(CsvError::UnclosedQuote { row: 2 })
+            ),
+            "{:?}",
+            convert(Kind::Researcher, &text)
+        );
+        let text = format!(
+            "{head}A;\"Uni\";f;a@example.se;ja;2026-01-01\n\
+             B;\"Uni\nC;Other\";\"f\ng\";b@example.se;ja;2026-01-01\n"
+        );
+        let Err(CsvError::Rows { invalid, rows }) = convert(Kind::Researcher, &text) else {
+            panic!()
+        };
+        assert_eq!(invalid, 1);
+        assert_eq!(rows[0].row, 3);
+        assert_eq!(rows[0].errors.len(), 1, "the list may hold lines: {rows:?}");
+        assert_eq!(rows[0].errors[0].field.as_deref(), Some("affiliation"));
+        assert!(
+            rows[0].errors[0]
+                .message
+                .contains("radbrytning; saknas ett avslutande citattecken?"),
+            "{rows:?}"
+        );
+        // A quote inside a cell not quoted is a quote; "" in quotes is one.
+        let text = "title;summary\nA \"B\";\"S \"\"x\"\"\"\n";
+        let (_, lines) = convert(Kind::Method, text).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(
+            (v["title"].as_str(), v["summary"].as_str()),
+            (Some("A \"B\""), Some("S \"x\""))
+        );
+    }
+
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them_blank_lines_too() {
+        // Blank lines (LF and CRLF) are rows; a row with line breaks in quotes is one.
+        let text = "\r\ntitle;summary;description\r\n\r\n\nA;S;\"a\r\nb\"\r\n;S;\r\nB;S;\n";
+        let Err(CsvError::Rows { rows, .. }) = convert(Kind::Method, text) else {
+            panic!()
+        };
+        assert_eq!(rows[0].row, 6, "{rows:?}");
+        let text = "title;summary\n\n\nA;\"S\nS\"\n\nB;S\n";
+        let (n, lines) = convert(Kind::Method, text).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert!(lines[..3].iter().all(String::is_empty), "{lines:?}");
+        assert!(lines[3].contains("\"A\""), "{lines:?}");
+        assert_eq!(lines[4], "");
+        assert!(lines[5].contains("\"B\""), "{lines:?}");
+    }
+
+    #[test]
+    fn the_conversion_stops_at_its_limits() {
+        assert_eq!(LIMITS.records, IMPORT_RECORDS_MAX);
+        assert_eq!(LIMITS.bytes, CSV_JSON_BYTES_MAX);
+        let text = "title;summary\nA;S\nB;S\nC;S\n";
+        let run = |limits| {
+            let mut out = Vec::new();
+            let got = super::convert(Kind::Method, text.as_bytes(), &mut out, limits);
+            (got, out.len())
+        };
+        let (got, _) = run(Limits {
+            records: 2,
+            bytes: 1 << 20,
+        });
+        assert!(matches!(got, Err(CsvError::TooManyRecords)), "{got:?}");
+        let (got, written) = run(Limits {
+            records: 3,
+            bytes: 40,
+        });
+        assert!(matches!(got, Err(CsvError::TooMuchJson)), "{got:?}");
+        assert!(written <= 40, "{written}");
+        let (got, _) = run(Limits {
+            records: 3,
+            bytes: 1 << 20,
+        });
+        assert_eq!(got.unwrap(), 3);
     }
 
     #[test]

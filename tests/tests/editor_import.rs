@@ -358,3 +358,45 @@ fn a_csv_row_over_its_limit_is_refused() {
     no_files_left(&dir);
     assert_eq!(node.terminate(10), 0);
 }
+
+/// What an attacker's or a careless spreadsheet's CSV does is refused in Swedish by its row:
+/// a file ending inside quotes (the rest of the file would be one published cell), a line
+/// break in a one-line field, a row of delimiters only, cells past the header's said once a
+/// row; blank lines count as rows. Nothing is imported and no file is left.
+#[test]
+fn broken_csv_is_refused_by_its_row_and_nothing_is_left() {
+    let (_tmp, dir, node, e) = start();
+    let head = "name;affiliation;fields;email;consent.given;consent.date\r\n";
+    let refused = |content: &str, says: &[&str]| {
+        let (status, _, body) = e.upload("researcher", "fel.csv", content);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("Ingenting importerades"), "{body}");
+        for s in says {
+            assert!(body.contains(s), "{s}: {body}");
+        }
+    };
+    refused(
+        &format!(
+            "{head}A;\"Uni;f;a@example.se;ja;2026-01-01\r\nB;Other;f;b@example.se;ja;2026-01-01\r\n"
+        ),
+        &["citattecknet som börjar en cell på rad 2 avslutas aldrig"],
+    );
+    refused(
+        &format!("{head}\r\n\r\nA;\"Uni\r\nB;Other\";f;a@example.se;ja;2026-01-01\r\n"),
+        &[
+            "Rad 4:",
+            "Lärosäte eller organisation (affiliation): Fältet är en rad men cellen har en radbrytning; saknas ett avslutande citattecken?",
+        ],
+    );
+    refused(
+        &format!("{head}{}\r\n", ";".repeat(CSV_ROW_BYTES_MAX)),
+        &["rad 2 har fler än 18 celler"],
+    );
+    refused(
+        &format!("{head}A;B;f;a@example.se;ja;2026-01-01;x;y;z\r\n"),
+        &["Rad 2:", "3 celler utan kolumn (den första är cell 7)"],
+    );
+    assert!(api_records(e.http, "researcher").is_empty());
+    no_files_left(&dir);
+    assert_eq!(node.terminate(10), 0);
+}
