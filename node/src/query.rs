@@ -13,7 +13,7 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 use spindel_protocol::time::rfc3339_ms;
 
-use crate::store::{AuthorMeta, RecordMeta, Store, StoreError, k_time};
+use crate::store::{AuthorMeta, RecordMeta, Store, StoreError, TimeKey};
 
 /// Records per page unless `limit` says otherwise.
 pub const LIMIT_DEFAULT: usize = 20;
@@ -21,7 +21,6 @@ pub const LIMIT_DEFAULT: usize = 20;
 pub const LIMIT_MAX: usize = 1000;
 /// Longest `--text` / `q` accepted.
 pub const TEXT_CHARS_MAX: usize = 500;
-const CURSOR_BYTES: usize = 8 + 32 + 16;
 
 /// A query; every filter is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +126,7 @@ fn tagged_records(
 }
 
 /// A record in time order: (time-index key, author, record id).
-type Candidate = (Vec<u8>, NodeId, RecordId);
+type Candidate = (TimeKey, NodeId, RecordId);
 
 /// [`run`], refusing a `region` no author here holds with [`QueryError::UnknownRegion`]
 /// (the CLI, the API and remote queries; the page shows such a filter as zero hits).
@@ -161,15 +160,7 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
         return Err(QueryError::BadLimit(limit));
     }
     let after = match &q.cursor {
-        Some(c) => {
-            let bytes = hex::decode(c).map_err(|_| QueryError::BadCursor(c.clone()))?;
-            if bytes.len() != CURSOR_BYTES {
-                return Err(QueryError::BadCursor(c.clone()));
-            }
-            let mut k = vec![b'T'];
-            k.extend_from_slice(&bytes);
-            Some(k)
-        }
+        Some(c) => Some(TimeKey::from_cursor(c).ok_or_else(|| QueryError::BadCursor(c.clone()))?),
         None => None,
     };
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
@@ -184,39 +175,39 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     };
 
     // Candidates in time order (newest first), then one loop loads, filters and pages them.
-    let candidates: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> = match q
-        .text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        Some(text) => {
-            if text.chars().count() > TEXT_CHARS_MAX {
-                return Err(QueryError::TextTooLong);
+    let candidates: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> =
+        match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(text) => {
+                if text.chars().count() > TEXT_CHARS_MAX {
+                    return Err(QueryError::TextTooLong);
+                }
+                // Order the hits by the index's update times (no store reads).
+                let mut hits: Vec<Candidate> = store
+                    .search(text)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(updated_ms, author, rid)| {
+                        (TimeKey::of(updated_ms, &author, &rid), author, rid)
+                    })
+                    .filter(|(k, ..)| after.as_ref().is_none_or(|a| k > a))
+                    .collect();
+                hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Box::new(hits.into_iter().map(Ok))
             }
-            // Order the hits by the index's update times (no store reads).
-            let mut hits: Vec<(Vec<u8>, NodeId, RecordId)> = store
-                .search(text)?
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(updated_ms, author, rid)| (k_time(updated_ms, &author, &rid), author, rid))
-                .filter(|(k, ..)| after.as_ref().is_none_or(|a| k > a))
-                .collect();
-            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            Box::new(hits.into_iter().map(Ok))
-        }
-        None => Box::new(
-            store
-                .time_index(after.as_deref())
-                .filter_map(|item| match item {
-                    // The time index carries the kind: skip other kinds without a store read.
-                    Ok((_, _, _, code)) if q.kind.is_some_and(|kind| kind.code() != code) => None,
-                    Ok((k, author, rid, _)) => Some(Ok((k, author, rid))),
-                    Err(e) => Some(Err(e)),
-                }),
-        ),
-    };
-    let mut found: Vec<(Vec<u8>, NodeId, RecordId, RecordMeta)> = Vec::new();
+            None => Box::new(
+                store
+                    .time_index(after.as_ref())
+                    .filter_map(|item| match item {
+                        // The time index carries the kind: skip other kinds without a store read.
+                        Ok((_, _, _, code)) if q.kind.is_some_and(|kind| kind.code() != code) => {
+                            None
+                        }
+                        Ok((k, author, rid, _)) => Some(Ok((k, author, rid))),
+                        Err(e) => Some(Err(e)),
+                    }),
+            ),
+        };
+    let mut found: Vec<(TimeKey, NodeId, RecordId, RecordMeta)> = Vec::new();
     for item in candidates {
         let (k, author, rid) = item?;
         if region.as_ref().is_some_and(|set| !set.contains(&author))
@@ -236,7 +227,7 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     }
     let next_cursor = if found.len() > limit {
         found.truncate(limit);
-        found.last().map(|(k, ..)| hex::encode(&k[1..]))
+        found.last().map(|(k, ..)| k.to_cursor())
     } else {
         None
     };

@@ -317,8 +317,39 @@ fn k_record(a: &NodeId, r: &RecordId) -> Vec<u8> {
     key(b'R', &[&a.0, &r.0])
 }
 /// Time index key: newest first because the timestamp is inverted.
-pub(crate) fn k_time(updated_ms: u64, a: &NodeId, r: &RecordId) -> Vec<u8> {
+fn k_time(updated_ms: u64, a: &NodeId, r: &RecordId) -> Vec<u8> {
     key(b'T', &[&(u64::MAX - updated_ms).to_be_bytes(), &a.0, &r.0])
+}
+
+/// A place in the time index (newest first), what a query's cursor names: callers never see
+/// the key's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeKey(Vec<u8>);
+
+/// Bytes of a time key after its prefix: inverted time, author, record.
+const TIME_KEY_BYTES: usize = 8 + 32 + 16;
+
+impl TimeKey {
+    /// The place of `author`'s record last updated at `updated_ms`.
+    pub fn of(updated_ms: u64, author: &NodeId, rid: &RecordId) -> TimeKey {
+        TimeKey(k_time(updated_ms, author, rid))
+    }
+
+    /// The opaque cursor that names this place (hex).
+    pub fn to_cursor(&self) -> String {
+        hex::encode(&self.0[1..])
+    }
+
+    /// The place a cursor names; `None` when the text is not one.
+    pub fn from_cursor(text: &str) -> Option<TimeKey> {
+        let bytes = hex::decode(text).ok()?;
+        (bytes.len() == TIME_KEY_BYTES).then(|| {
+            let mut k = Vec::with_capacity(1 + TIME_KEY_BYTES);
+            k.push(b'T');
+            k.extend_from_slice(&bytes);
+            TimeKey(k)
+        })
+    }
 }
 fn k_author(a: &NodeId) -> Vec<u8> {
     key(b'A', &[&a.0])
@@ -1820,10 +1851,10 @@ impl Store {
     /// Visible records in time order (newest first), from just after `after` (a time key).
     pub(crate) fn time_index(
         &self,
-        after: Option<&[u8]>,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, NodeId, RecordId, u8), StoreError>> + '_ {
+        after: Option<&TimeKey>,
+    ) -> impl Iterator<Item = Result<(TimeKey, NodeId, RecordId, u8), StoreError>> + '_ {
         let start = match after {
-            Some(k) => std::ops::Bound::Excluded(k.to_vec()),
+            Some(k) => std::ops::Bound::Excluded(k.0.clone()),
             None => std::ops::Bound::Included(vec![b'T']),
         };
         self.db
@@ -1833,7 +1864,7 @@ impl Store {
                 let author = node_id_at(&k, 9)?;
                 let rid = record_id_at(&k, 41)?;
                 let code = v.first().copied().unwrap_or(u8::MAX);
-                Ok((k.to_vec(), author, rid, code))
+                Ok((TimeKey(k.to_vec()), author, rid, code))
             })
     }
 
@@ -2479,6 +2510,19 @@ impl From<DecodeError> for StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_key_orders_newest_first_and_is_named_by_its_cursor() {
+        let (a, r) = (NodeId([1; 32]), RecordId([2; 16]));
+        let (newer, older) = (TimeKey::of(2_000, &a, &r), TimeKey::of(1_000, &a, &r));
+        assert!(newer < older, "the time index runs newest first");
+        let cursor = newer.to_cursor();
+        assert_eq!(cursor.len(), 2 * TIME_KEY_BYTES);
+        assert_eq!(TimeKey::from_cursor(&cursor), Some(newer));
+        for bad in ["", "zz", &cursor[2..], &format!("{cursor}00")] {
+            assert_eq!(TimeKey::from_cursor(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn index_retries_wait_longer_after_each_failure_up_to_the_maximum() {
