@@ -192,7 +192,10 @@ fn every_template_downloads_and_imports_as_it_is() {
         let before = api_records(e.http, kind).len();
         let (status, body) = e.import(kind, &format!("spindel-mall-{kind}.csv"), &csv_text);
         assert_eq!(status, 200, "{kind}: {body}");
-        assert!(body.contains("1 post importerad och publicerad."), "{kind}: {body}");
+        assert!(
+            body.contains("1 post importerad och publicerad."),
+            "{kind}: {body}"
+        );
         assert_eq!(api_records(e.http, kind).len(), before + 1, "{kind}");
     }
     // An unknown kind is the editor's 404 page; no template without a session.
