@@ -31,7 +31,6 @@ pub mod client;
 pub mod control;
 pub mod dialer;
 pub mod editor;
-mod editor_import;
 pub mod forms;
 pub mod fuzz;
 pub mod gate;
