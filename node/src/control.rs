@@ -45,7 +45,28 @@ pub const CONTROL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Bytes of an import read from the socket at a time.
 const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
-static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONTROL_UPLOADS_MAX);
+/// The places to receive imports, [`CONTROL_UPLOADS_MAX`] of them, shared by the control
+/// socket and the editor (held in [`Shared::uploads`]).
+#[derive(Debug, Clone)]
+pub struct Uploads(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Uploads {
+    fn default() -> Uploads {
+        Uploads(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            CONTROL_UPLOADS_MAX,
+        )))
+    }
+}
+
+impl Uploads {
+    /// A place to receive one more import (held until it is dropped), or why there is none.
+    pub fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RequestError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RequestError::UploadsBusy)
+    }
+}
 
 /// Why the node refused or failed a control request (sent to the client as its one line).
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +109,6 @@ pub(crate) fn upload_name() -> String {
     static UPLOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = UPLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}.{n}", crate::local::IMPORT_UPLOAD)
-}
-
-/// A place to receive one more import, or why there is none.
-pub(crate) fn upload_permit() -> Result<tokio::sync::SemaphorePermit<'static>, RequestError> {
-    UPLOADS.try_acquire().map_err(|_| RequestError::UploadsBusy)
 }
 
 /// One control request.
@@ -375,7 +391,7 @@ async fn answer(
             if let Err(e) = shared.node.import_allowed(*kind) {
                 return Response::Error(e.to_string());
             }
-            match upload_permit() {
+            match shared.uploads.permit() {
                 Ok(p) => _permit = Some(p),
                 Err(e) => return Response::Error(e.to_string()),
             }
@@ -525,16 +541,19 @@ mod tests {
     /// until one finishes.
     #[test]
     fn uploads_beyond_the_limit_are_refused_until_one_ends() {
+        let uploads = Uploads::default();
         let held: Vec<_> = (0..CONTROL_UPLOADS_MAX)
-            .map(|_| upload_permit().unwrap())
+            .map(|_| uploads.permit().unwrap())
             .collect();
-        let refused = upload_permit().unwrap_err().to_string();
+        let refused = uploads.permit().unwrap_err().to_string();
         assert!(
             refused.contains("imports are being received already"),
             "{refused}"
         );
+        // The editor's import asks the same places.
+        assert!(uploads.clone().permit().is_err());
         drop(held);
-        assert!(upload_permit().is_ok());
+        assert!(uploads.permit().is_ok());
     }
 
     /// An import whose client stops sending is dropped after [`CONTROL_READ_TIMEOUT`] (the

@@ -111,6 +111,9 @@ pub struct Shared {
     pub staff: Arc<crate::staff::Staff>,
     /// Proxies whose `X-Forwarded-For` names the client (settings: `trusted_proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Imports being received (control socket and editor together, at most
+    /// [`crate::control::CONTROL_UPLOADS_MAX`]).
+    pub uploads: crate::control::Uploads,
     /// Contact details served per client address ([`crate::ratelimit::contacts`]).
     contacts: Mutex<crate::ratelimit::Limiter>,
 }
@@ -162,6 +165,7 @@ impl Shared {
             held_session: Mutex::new(None),
             staff,
             trusted_proxies,
+            uploads: crate::control::Uploads::default(),
             contacts: Mutex::new(crate::ratelimit::contacts()),
         }))
     }

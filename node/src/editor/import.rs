@@ -275,7 +275,7 @@ pub(crate) async fn import_post(
                     failed = Some("Välj en fil i taget.".into());
                     break;
                 }
-                match crate::control::upload_permit() {
+                match editor.shared.uploads.permit() {
                     Ok(p) => permit = Some(p),
                     Err(_) => {
                         failed = Some(
