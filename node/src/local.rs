@@ -667,13 +667,19 @@ fn init_inner(
     Ok(node)
 }
 
-/// Writes `DIR/config.toml` atomically (temporary file, synced, renamed, directory synced).
+/// Writes `DIR/config.toml` atomically (see [`write_file_atomically`]).
 pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeError> {
     let text = toml::to_string(config).map_err(|e| NodeError::Config {
         path: dir.join(CONFIG_FILE),
         reason: e.to_string(),
     })?;
-    let tmp = dir.join("config.toml.tmp");
+    write_file_atomically(dir, CONFIG_FILE, text.as_bytes())
+}
+
+/// Writes `DIR/name` atomically, only its owner may read it: a temporary file (0600), synced,
+/// renamed over the old one, the directory synced.
+pub(crate) fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+    let tmp = dir.join(format!("{name}.tmp"));
     // Created exclusively: never through a link someone left in its place (a stale file or
     // link from a crash is removed first; removing a link does not follow it).
     match fs::remove_file(&tmp) {
@@ -687,9 +693,9 @@ pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeEr
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    file.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, dir.join(CONFIG_FILE)).map_err(io_err(dir))?;
+    fs::rename(&tmp, dir.join(name)).map_err(io_err(dir))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))?;
@@ -1102,24 +1108,7 @@ impl LocalNode {
         if from.is_some_and(|f| f <= seq) {
             return Ok(());
         }
-        let path = self.dir.join(OFFLINE_MARKER);
-        let tmp = self.dir.join(format!("{OFFLINE_MARKER}.tmp"));
-        (|| {
-            let mut f = {
-                use std::os::unix::fs::OpenOptionsExt;
-                fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?
-            };
-            std::io::Write::write_all(&mut f, format!("{seq}\n").as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        })()
-        .map_err(io_err(&path))?;
+        write_file_atomically(&self.dir, OFFLINE_MARKER, format!("{seq}\n").as_bytes())?;
         *from = Some(seq);
         Ok(())
     }

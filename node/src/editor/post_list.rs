@@ -47,11 +47,7 @@ pub(super) async fn start(
         .shared
         .blocking(move |n| {
             let page = n.query(&q)?;
-            let total = n
-                .authors()?
-                .iter()
-                .find(|a| a.id == me)
-                .map_or(0, |a| a.records);
+            let total = n.visible_count_of(&me)?;
             let forked = n
                 .forks()?
                 .into_iter()

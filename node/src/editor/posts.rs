@@ -351,11 +351,16 @@ struct FormAt {
     heading: String,
 }
 
-fn new_heading(kind: Kind) -> String {
-    format!(
-        "Ny {}",
-        crate::web::kind_label(kind.as_str(), false).to_lowercase()
-    )
+/// The form of a new post of `kind`.
+fn new_at(kind: Kind) -> FormAt {
+    FormAt {
+        kind,
+        action: format!("/ny/{}", kind.as_str()),
+        heading: format!(
+            "Ny {}",
+            crate::web::kind_label(kind.as_str(), false).to_lowercase()
+        ),
+    }
 }
 
 pub(super) async fn new_form(
@@ -379,12 +384,7 @@ pub(super) async fn new_form(
             return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
         }
     }
-    let at = FormAt {
-        kind,
-        action: format!("/ny/{}", kind.as_str()),
-        heading: new_heading(kind),
-    };
-    editor.form_page(&s, &at, &HashMap::new(), Vec::new(), None, None)
+    editor.form_page(&s, &new_at(kind), &HashMap::new(), Vec::new(), None, None)
 }
 
 pub(super) async fn new_post(
@@ -396,12 +396,7 @@ pub(super) async fn new_post(
     let path = format!("/ny/{kind}");
     let (s, f) = or_page!(posted_keeping(&editor, &headers, &body, &path));
     let kind = or_page!(kind_of(&editor, &s, &kind));
-    let at = FormAt {
-        kind,
-        action: format!("/ny/{}", kind.as_str()),
-        heading: new_heading(kind),
-    };
-    editor.submit(&s, at, None, f).await
+    editor.submit(&s, new_at(kind), None, f).await
 }
 
 /// `/utkast`: the form a person sent after their session ended, filled in as they left it
@@ -413,12 +408,7 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
         return see_other("/");
     };
     let at = if let Some(kind) = draft.path.strip_prefix("/ny/") {
-        let kind = or_page!(kind_of(&editor, &s, kind));
-        FormAt {
-            kind,
-            action: format!("/ny/{}", kind.as_str()),
-            heading: new_heading(kind),
-        }
+        new_at(or_page!(kind_of(&editor, &s, kind)))
     } else {
         let rid = draft
             .path
