@@ -511,7 +511,7 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
     permit: OwnedSemaphorePermit,
 ) {
-    let _open = Open::new(stats.clone());
+    let open = Open::new(stats.clone());
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -565,6 +565,9 @@ async fn serve_connection(
             }
         }
     }
+    // Counted closed before the permit goes back: the accept loop ends once every permit is
+    // back, and by then `open` must already read 0.
+    drop(open);
     drop(permit);
 }
 
