@@ -36,37 +36,13 @@ pub const REQUEST_BYTES_MAX: u64 = 8 * 1024 * 1024;
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest response.
 pub const RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
-/// Imports received at once: each may hold a file of [`IMPORT_BYTES_MAX`] in the data
-/// directory while it waits for the own-log lock (imports are signed one at a time anyway).
-pub const CONTROL_UPLOADS_MAX: usize = 2;
 /// A client that sends nothing for this long (no request line, or a stalled import) is
 /// dropped, so a stuck or hostile client holds no task or file.
 pub const CONTROL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Bytes of an import read from the socket at a time.
 const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
-/// The places to receive imports, [`CONTROL_UPLOADS_MAX`] of them, shared by the control
-/// socket and the editor (held in [`Shared::uploads`]).
-#[derive(Debug, Clone)]
-pub struct Uploads(std::sync::Arc<tokio::sync::Semaphore>);
-
-impl Default for Uploads {
-    fn default() -> Uploads {
-        Uploads(std::sync::Arc::new(tokio::sync::Semaphore::new(
-            CONTROL_UPLOADS_MAX,
-        )))
-    }
-}
-
-impl Uploads {
-    /// A place to receive one more import (held until it is dropped), or why there is none.
-    pub fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RequestError> {
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| RequestError::UploadsBusy)
-    }
-}
+pub use crate::shared::{CONTROL_UPLOADS_MAX, Uploads, UploadsBusy};
 
 /// Why the node refused or failed a control request (sent to the client as its one line).
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +55,8 @@ pub enum RequestError {
     NodeId(#[from] spindel_protocol::keys::ParseNodeIdError),
     #[error("query: {0}")]
     Kind(#[from] spindel_protocol::record::ParseKindError),
-    #[error(
-        "{CONTROL_UPLOADS_MAX} imports are being received already; try again when they have finished"
-    )]
-    UploadsBusy,
+    #[error(transparent)]
+    UploadsBusy(#[from] UploadsBusy),
     #[error("the import is {0} bytes, over the limit of {IMPORT_BYTES_MAX}")]
     UploadTooLarge(u64),
     #[error(
@@ -393,7 +367,7 @@ async fn answer(
             }
             match shared.uploads.permit() {
                 Ok(p) => _permit = Some(p),
-                Err(e) => return Response::Error(e.to_string()),
+                Err(e) => return Response::Error(RequestError::from(e).to_string()),
             }
             let name = upload_name();
             if let Err(e) = receive_upload(&dir, &name, reader, *bytes).await {

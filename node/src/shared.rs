@@ -13,6 +13,36 @@ pub use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError};
 use crate::writer::Writer;
 
+/// Imports received at once: each may hold a file of [`crate::local::IMPORT_BYTES_MAX`] in the data
+/// directory while it waits for the own-log lock (imports are signed one at a time anyway).
+pub const CONTROL_UPLOADS_MAX: usize = 2;
+/// The places to receive imports, [`CONTROL_UPLOADS_MAX`] of them, shared by the control
+/// socket and the editor (held in [`Shared::uploads`]).
+#[derive(Debug, Clone)]
+pub struct Uploads(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Uploads {
+    fn default() -> Uploads {
+        Uploads(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            CONTROL_UPLOADS_MAX,
+        )))
+    }
+}
+
+impl Uploads {
+    /// A place to receive one more import (held until it is dropped), or why there is none.
+    pub fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, UploadsBusy> {
+        self.0.clone().try_acquire_owned().map_err(|_| UploadsBusy)
+    }
+}
+
+/// No place is free to receive another import.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{CONTROL_UPLOADS_MAX} imports are being received already; try again when they have finished"
+)]
+pub struct UploadsBusy;
+
 /// Incoming connections one key may hold at once (a region needs one per aggregator link,
 /// plus a query or two).
 pub const PEER_CONNECTIONS_MAX: usize = 4;
@@ -112,8 +142,8 @@ pub struct Shared {
     /// Proxies whose `X-Forwarded-For` names the client (settings: `trusted_proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Imports being received (control socket and editor together, at most
-    /// [`crate::control::CONTROL_UPLOADS_MAX`]).
-    pub uploads: crate::control::Uploads,
+    /// [`CONTROL_UPLOADS_MAX`]).
+    pub uploads: Uploads,
     /// Contact details served per client address ([`crate::ratelimit::contacts`]).
     contacts: Mutex<crate::ratelimit::Limiter>,
 }
@@ -165,7 +195,7 @@ impl Shared {
             held_session: Mutex::new(None),
             staff,
             trusted_proxies,
-            uploads: crate::control::Uploads::default(),
+            uploads: Uploads::default(),
             contacts: Mutex::new(crate::ratelimit::contacts()),
         }))
     }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Command;
 
 use serde_json::Value;
@@ -165,6 +165,7 @@ fn node_src() -> std::path::PathBuf {
 const ABOVE_THE_STORE: &[&str] = &[
     "http.rs",
     "editor/mod.rs",
+    "editor/page.rs",
     "editor/auth.rs",
     "editor/posts.rs",
     "editor/post_list.rs",
@@ -520,4 +521,127 @@ fn the_repository_refers_to_no_file_it_does_not_contain() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The module path of a source file of node/src (`store.rs` is `store`, `editor/mod.rs` is
+/// `editor`, `editor/page.rs` is `editor::page`).
+fn module_of(relative: &std::path::Path) -> String {
+    let parts: Vec<String> = relative
+        .iter()
+        .map(|p| p.to_str().unwrap().trim_end_matches(".rs").to_string())
+        .filter(|p| p != "mod")
+        .collect();
+    parts.join("::")
+}
+
+/// What each module of node/src takes from the others: the modules named by its `crate::`
+/// and `super::` paths and, in a folder's `mod.rs`, by its children's names. A path is
+/// given to the longest module it names (`crate::editor::page::Editor` is `editor::page`).
+fn node_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    files_under(&node_src(), &[".rs"], &mut files);
+    let modules: BTreeMap<String, std::path::PathBuf> = files
+        .iter()
+        .map(|f| (module_of(f.strip_prefix(node_src()).unwrap()), f.clone()))
+        .filter(|(m, _)| m != "lib")
+        .collect();
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    let mut graph = BTreeMap::new();
+    for (module, file) in &modules {
+        let code = production(file);
+        let is_folder = file.ends_with("mod.rs");
+        let parent = match module.rsplit_once("::") {
+            Some((parent, _)) if !is_folder => parent.to_string(),
+            _ => module.clone(),
+        };
+        let parent_of_folder = module.rsplit_once("::").map(|(p, _)| p.to_string());
+        let mut named = BTreeSet::new();
+        for (at, _) in code
+            .match_indices("crate::")
+            .chain(code.match_indices("super::"))
+        {
+            if at > 0 && ident(code[..at].chars().next_back().unwrap()) {
+                continue;
+            }
+            let rest: String = code[at..].chars().take_while(|c| ident(*c)).collect();
+            let (base, path) = match rest.split_once("::") {
+                Some(("crate", path)) => (String::new(), path),
+                Some(("super", path)) if is_folder => {
+                    (parent_of_folder.clone().unwrap_or_default(), path)
+                }
+                Some(("super", path)) => (parent.clone(), path),
+                _ => continue,
+            };
+            let mut best = base.clone();
+            let mut candidate = base;
+            for segment in path.split("::") {
+                candidate = if candidate.is_empty() {
+                    segment.to_string()
+                } else {
+                    format!("{candidate}::{segment}")
+                };
+                if modules.contains_key(&candidate) {
+                    best = candidate.clone();
+                }
+            }
+            if !best.is_empty() && &best != module {
+                named.insert(best);
+            }
+        }
+        if is_folder {
+            for child in modules.keys() {
+                let Some(name) = child.strip_prefix(&format!("{module}::")) else {
+                    continue;
+                };
+                let used = code
+                    .match_indices(&format!("{name}::"))
+                    .any(|(at, _)| at == 0 || !ident(code[..at].chars().next_back().unwrap()));
+                if used {
+                    named.insert(child.clone());
+                }
+            }
+        }
+        graph.insert(module.clone(), named);
+    }
+    graph
+}
+
+/// No two modules of the node import each other, directly or in a circle: each call goes
+/// one way, so a module can be read (and changed) knowing only the ones below it.
+#[test]
+fn no_two_modules_of_the_node_import_each_other() {
+    let graph = node_imports();
+    assert!(
+        graph["editor"].contains("editor::page"),
+        "{:?}",
+        graph["editor"]
+    );
+    assert!(graph["editor::posts"].contains("editor::page"));
+    assert!(graph["http"].contains("shared"));
+    // Depth-first search for a way back to where it started.
+    fn way_back(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        from: &str,
+        to: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in graph.get(from).into_iter().flatten() {
+            path.push(next.clone());
+            if next == to {
+                return true;
+            }
+            if seen.insert(next.clone()) && way_back(graph, next, to, path, seen) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    for module in graph.keys() {
+        let mut path = vec![module.clone()];
+        if way_back(&graph, module, module, &mut path, &mut BTreeSet::new()) {
+            panic!("a circle of imports in node/src: {}", path.join(" -> "));
+        }
+    }
 }

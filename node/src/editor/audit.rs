@@ -11,7 +11,7 @@ use minijinja::{Value, context};
 use spindel_protocol::entry::RecordId;
 
 use super::auth::require_admin;
-use super::{
+use super::page::{
     AUDIT_PAGE_LINES, Editor, bad_address, field_labels, filter_link, or_page, page_params,
     title_of,
 };

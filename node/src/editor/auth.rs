@@ -12,8 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 
-use super::{
-    Editor, LOGIN_COOKIE, SESSION_COOKIE, Session, forbidden, form, same, see_other, wait_sv,
+use crate::login::same;
+
+use super::page::{
+    Editor, LOGIN_COOKIE, SESSION_COOKIE, Session, forbidden, form, see_other, wait_sv,
 };
 use crate::staff::{LoginOutcome, token};
 use crate::users::StaffRole;

@@ -19,7 +19,9 @@ use spindel_protocol::record::Kind;
 
 use super::auth::{csrf_matches, require};
 use super::import_refusals::{ImportFailure, csv_failure, failure};
-use super::{Editor, IMPORTS_KEPT, ImportState, ImportView, Session, forbidden, lock, or_page};
+use super::page::{
+    Editor, IMPORTS_KEPT, ImportState, ImportView, Session, forbidden, lock, or_page,
+};
 use crate::import_csv::{self, CsvError, Format};
 use crate::local::IMPORT_BYTES_MAX;
 use crate::staff::token;

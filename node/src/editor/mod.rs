@@ -24,30 +24,23 @@ mod audit;
 mod auth;
 mod import;
 mod import_refusals;
+mod page;
 mod post_list;
 mod posts;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
-use minijinja::{Value, context};
 
-use spindel_protocol::record::Kind;
-
-use crate::forms;
 use crate::listener::ListenerKind;
 use crate::local::Role;
 use crate::shared::Shared;
 pub use crate::staff::Session;
-use crate::staff::Staff;
-use crate::users::{AuditEntry, StaffRole};
 
 use accounts::{
     account_form, account_post, users_add, users_list, users_remove, users_reset,
@@ -55,296 +48,15 @@ use accounts::{
 };
 use audit::audit_page;
 use auth::{login, login_form, logout};
-use import_refusals::ImportFailure;
 use post_list::{posts_page, posts_remove, start};
 use posts::{
     delete_form, delete_post, draft_page, edit_form, edit_post, new_form, new_post, record_page,
 };
 
-/// The value of a `Result<_, Box<Response>>`, or the page the handler answers with instead.
-macro_rules! or_page {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return *r,
-        }
-    };
-}
-pub(crate) use or_page;
-
-/// Largest form body.
-pub const FORM_BYTES_MAX: usize = 256 * 1024;
-/// Imports whose progress pages are kept (the oldest is forgotten first).
-pub const IMPORTS_KEPT: usize = 32;
-/// Largest import form: the file ([`crate::local::IMPORT_BYTES_MAX`]) and its framing.
-pub const IMPORT_FORM_BYTES_MAX: usize = crate::local::IMPORT_BYTES_MAX as usize + 64 * 1024;
-/// The session cookie.
-pub const SESSION_COOKIE: &str = "spindel_redaktion";
-/// The login page's CSRF cookie (before there is a session).
-pub const LOGIN_COOKIE: &str = "spindel_inloggning";
-/// Audit lines a page of `/logg` shows.
-pub const AUDIT_PAGE_LINES: usize = 100;
-
-/// The editor's state.
-#[derive(Debug)]
-pub struct Editor {
-    pub(crate) shared: Arc<Shared>,
-    /// Imports started from the browser, by id, while their progress pages may ask.
-    imports: Mutex<HashMap<String, ImportState>>,
-    /// Where readers find the knowledge bank (settings `public_url`), if the operator said.
-    public_url: Option<String>,
-}
-
-/// An import started from the browser.
-#[derive(Debug)]
-struct ImportState {
-    user: String,
-    progress: Arc<crate::writer::ImportProgress>,
-    result: Option<Result<String, ImportFailure>>,
-    started: Instant,
-}
-
-/// What an import's progress page shows.
-#[derive(Debug)]
-pub(crate) enum ImportView {
-    Running { done: u64, total: u64 },
-    Ended(Result<String, ImportFailure>),
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Equal without telling how much of it was (a token compared with what a client sent).
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// A form body: each field once (a repeated field is refused, like a query string).
-fn form(body: &[u8]) -> Option<HashMap<String, String>> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
-    let mut out = HashMap::new();
-    for (k, v) in pairs {
-        if out.insert(k, v).is_some() {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-/// "3 minuter", "1 sekund": how long to wait, in Swedish, rounded up.
-fn wait_sv(wait: Duration) -> String {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    if secs < 60 {
-        let s = secs.max(1);
-        format!("{s} {}", if s == 1 { "sekund" } else { "sekunder" })
-    } else {
-        let m = secs.div_ceil(60);
-        format!("{m} {}", if m == 1 { "minut" } else { "minuter" })
-    }
-}
-impl Editor {
-    pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
-        Editor::with_public_url(shared, None)
-    }
-
-    /// An editor that links each post to its page under `public_url` (settings: where readers
-    /// find the knowledge bank, without a trailing slash).
-    pub fn with_public_url(shared: Arc<Shared>, public_url: Option<String>) -> Arc<Editor> {
-        Arc::new(Editor {
-            shared,
-            imports: Mutex::new(HashMap::new()),
-            public_url,
-        })
-    }
-
-    fn staff(&self) -> &Staff {
-        &self.shared.staff
-    }
-
-    fn note(&self, user: &str, action: &str, detail: Option<String>) {
-        let mut e = AuditEntry::new(user, action, crate::local::now_ms());
-        e.detail = detail;
-        self.staff().note(&e);
-    }
-
-    pub(crate) fn page(&self, status: StatusCode, template: &str, ctx: Value) -> Response {
-        // The menu shows accounts and the log to admins (the role as the session holds it).
-        let account = ctx
-            .get_attr("user")
-            .ok()
-            .and_then(|u| u.as_str().map(str::to_string))
-            .and_then(|u| self.staff().users().get(&u).ok().flatten());
-        let full = context! {
-            node_name => self.shown_name(),
-            is_admin => account.as_ref().is_some_and(|a| a.role == StaffRole::Admin),
-            must_change => account.as_ref().is_some_and(|a| a.must_change),
-            ..ctx
-        };
-        match crate::web::render_template(template, full) {
-            Ok(html) => page_response(status, html),
-            Err(e) => {
-                tracing::error!(template, error = %e, "editor page failed");
-                page_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "<!doctype html><title>Fel</title><p>Sidan kunde inte visas.</p>".into(),
-                )
-            }
-        }
-    }
-
-    pub(crate) fn error(
-        &self,
-        status: StatusCode,
-        heading: &str,
-        message: &str,
-        s: Option<&Session>,
-    ) -> Response {
-        self.page(
-            status,
-            "editor_error.html",
-            context! {
-                heading => heading,
-                message => message,
-                user => s.map(|s| s.user.clone()),
-                csrf => s.map(|s| s.csrf.clone()),
-            },
-        )
-    }
-
-    /// The staff's names, for the pages' "who" filters.
-    fn staff_names(&self) -> Vec<String> {
-        self.staff()
-            .users()
-            .list()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|u| u.user)
-            .collect()
-    }
-
-    /// The client address of a request (the connection's, or a trusted proxy's word).
-    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        self.shared.client_address(peer, headers)
-    }
-
-    /// The region as its staff and readers know it: its profile's display name (its node name
-    /// until it has a profile).
-    fn shown_name(&self) -> String {
-        let me = self.shared.node.node_id();
-        self.shared
-            .node
-            .author(&me)
-            .ok()
-            .flatten()
-            .and_then(|m| m.display_name)
-            .unwrap_or_else(|| self.shared.node.config().name.clone())
-    }
-}
-
-/// An editor page: the public pages' headers, and never cached, framed, referred or indexed.
-fn page_response(status: StatusCode, html: String) -> Response {
-    let mut r = crate::web::html(status, html);
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        "x-robots-tag",
-        HeaderValue::from_static("noindex, nofollow"),
-    );
-    r
-}
-
-fn see_other(to: &'static str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
-}
-
-/// The 403 for a POST without a valid CSRF token: nothing was written.
-pub(crate) fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
-    editor.error(
-        StatusCode::FORBIDDEN,
-        "Formuläret gick inte att skicka",
-        "Formuläret saknade en giltig säkerhetskod (det kan ha legat öppet för länge). Inget har sparats. Ladda om sidan och försök igen.",
-        s,
-    )
-}
-
-/// The Swedish labels of `names` (a field's form label; an unknown name as it is).
-fn field_labels(kind: Option<&str>, names: &[String]) -> Vec<String> {
-    let fields = kind
-        .and_then(|k| k.parse::<Kind>().ok())
-        .map(forms::fields)
-        .unwrap_or_default();
-    names
-        .iter()
-        .map(|n| {
-            fields
-                .iter()
-                .find(|f| f.name == n)
-                .map_or_else(|| n.clone(), |f| f.label.to_string())
-        })
-        .collect()
-}
-
-fn title_of(data: &serde_json::Value) -> String {
-    // A profile's display name before its node name; a researcher's name.
-    ["title", "display_name", "name"]
-        .iter()
-        .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
-        .unwrap_or("")
-        .to_string()
-}
-
-/// The 400 page of an editor page whose address cannot be read.
-fn bad_address(editor: &Editor, s: &Session, message: &str) -> Response {
-    editor.error(
-        StatusCode::BAD_REQUEST,
-        "Sidan finns inte så",
-        message,
-        Some(s),
-    )
-}
-
-/// The query string of an editor page, with only the `known` parameters, each once.
-fn page_params(
-    editor: &Editor,
-    s: &Session,
-    query: Option<&str>,
-    known: &'static [&'static str],
-) -> Result<crate::params::Params, Box<Response>> {
-    crate::params::Params::parse(query, known).map_err(|e| {
-        Box::new(bad_address(
-            editor,
-            s,
-            &format!("Adressen går inte att läsa: {e}."),
-        ))
-    })
-}
-
-/// `path` with the filters that have a value, as a link to the next or first page.
-fn filter_link(path: &str, filters: &[(&str, Option<&String>)]) -> String {
-    let set: Vec<(&str, &str)> = filters
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| (*k, v.as_str())))
-        .collect();
-    format!(
-        "{path}?{}",
-        serde_urlencoded::to_string(set).unwrap_or_default()
-    )
-}
-
-/// Posts a page of `/poster` lists.
-pub const POSTS_PAGE: usize = 50;
-/// Posts removed with one confirmation at most.
-pub const REMOVE_MANY_MAX: usize = 200;
+pub use page::{
+    AUDIT_PAGE_LINES, Editor, FORM_BYTES_MAX, IMPORT_FORM_BYTES_MAX, IMPORTS_KEPT, LOGIN_COOKIE,
+    POSTS_PAGE, REMOVE_MANY_MAX, SESSION_COOKIE,
+};
 
 async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
     let s = editor.session(&headers);
@@ -427,17 +139,4 @@ pub async fn serve(
     let editor = Editor::with_public_url(shared.clone(), public_url);
     let app = router(editor);
     crate::http::serve_on(&shared, ListenerKind::Editor, listener, app).map_err(bind)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_are_said_in_swedish_rounded_up() {
-        assert_eq!(wait_sv(Duration::from_millis(1500)), "2 sekunder");
-        assert_eq!(wait_sv(Duration::from_secs(1)), "1 sekund");
-        assert_eq!(wait_sv(Duration::from_secs(61)), "2 minuter");
-        assert_eq!(wait_sv(Duration::from_secs(600)), "10 minuter");
-    }
 }

@@ -14,7 +14,7 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use super::auth::{posted, require};
-use super::{
+use super::page::{
     Editor, POSTS_PAGE, REMOVE_MANY_MAX, bad_address, filter_link, or_page, page_params, see_other,
     title_of,
 };

@@ -15,7 +15,7 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use super::auth::{posted, posted_keeping, require};
-use super::{Editor, Session, field_labels, or_page, see_other, title_of};
+use super::page::{Editor, Session, field_labels, or_page, see_other, title_of};
 use crate::forms::{self, FormError, Input};
 use crate::local::NodeError;
 use crate::users::AuditEntry;
