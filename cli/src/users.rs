@@ -7,74 +7,12 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
 use spindel_node::control::{self, AccountAnswer, Request};
 use spindel_node::staff::{COMMAND_LINE, Staff};
-use spindel_node::users::{PASSWORD_BYTES_MAX, StaffRole, UserInfo, Users, read_audit};
+use spindel_node::users::{PASSWORD_BYTES_MAX, UserInfo, Users, read_audit};
 
+use crate::args::{DataDir, UserCommand};
 use crate::output;
-use crate::{DataDir, JsonFlag};
-
-/// Audit lines `user audit` prints by default.
-const AUDIT_SHOWN: usize = 100;
-
-#[derive(Subcommand, Debug)]
-pub enum UserCommand {
-    /// Add a staff account; prints a one-time password unless --password-stdin.
-    Add {
-        #[command(flatten)]
-        dir: DataDir,
-        /// 1-32 of a-z, 0-9, '.', '_' and '-', starting with a letter.
-        name: String,
-        /// redaktor: publishes, edits and deletes; admin: also manages accounts.
-        #[arg(long, value_parser = parse_role)]
-        role: StaffRole,
-        /// Read the password (at least 12 characters) from stdin instead.
-        #[arg(long)]
-        password_stdin: bool,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// Every account, with its role.
-    List {
-        #[command(flatten)]
-        dir: DataDir,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// Remove an account (never the last admin); its sessions end at once.
-    Remove {
-        #[command(flatten)]
-        dir: DataDir,
-        name: String,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// Give an account a new password (a one-time one unless --password-stdin).
-    ResetPassword {
-        #[command(flatten)]
-        dir: DataDir,
-        name: String,
-        #[arg(long)]
-        password_stdin: bool,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-    /// What staff did in the editor: who, when, what (the last 100 lines, or --limit).
-    Audit {
-        #[command(flatten)]
-        dir: DataDir,
-        #[arg(long, default_value_t = AUDIT_SHOWN)]
-        limit: usize,
-        #[command(flatten)]
-        out: JsonFlag,
-    },
-}
-
-fn parse_role(s: &str) -> Result<StaffRole, String> {
-    s.parse()
-        .map_err(|e: spindel_node::users::UserError| e.to_string())
-}
 
 /// The data directory must hold a node (the accounts belong to it).
 fn users_of(dir: &DataDir) -> Result<Users> {
