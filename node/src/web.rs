@@ -14,12 +14,12 @@
 //! Swedish. Every page sends a strict Content-Security-Policy (no scripts at all).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use minijinja::{Environment, Value, context};
+use minijinja::{Value, context};
 use serde::Serialize;
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::RecordId;
@@ -30,6 +30,8 @@ use crate::local::{LocalNode, NodeError};
 use crate::params::{ParamError, Params};
 use crate::query::{self, Facets, Query, QueryError, RecordView};
 use crate::shared::Shared;
+use crate::templates::{escape, templates};
+use crate::words::kind_label;
 
 /// Results per page.
 pub const PAGE_SIZE: usize = 20;
@@ -41,224 +43,6 @@ const SEARCH_PARAMS: &[&str] = &["q", "kind", "region", "tag", "cursor"];
 pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    base-uri 'none'; frame-ancestors 'none'";
 const STYLE: &str = include_str!("../templates/spindel.css");
-
-/// The compiled templates (once per process).
-fn templates() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        for (name, source) in [
-            ("base.html", include_str!("../templates/base.html")),
-            ("macros.html", include_str!("../templates/macros.html")),
-            ("search.html", include_str!("../templates/search.html")),
-            ("record.html", include_str!("../templates/record.html")),
-            ("region.html", include_str!("../templates/region.html")),
-            ("overview.html", include_str!("../templates/overview.html")),
-            ("error.html", include_str!("../templates/error.html")),
-            (
-                "integritet.html",
-                include_str!("../templates/integritet.html"),
-            ),
-            (
-                "editor_base.html",
-                include_str!("../templates/editor_base.html"),
-            ),
-            (
-                "editor_login.html",
-                include_str!("../templates/editor_login.html"),
-            ),
-            (
-                "editor_posts.html",
-                include_str!("../templates/editor_posts.html"),
-            ),
-            (
-                "editor_remove_many.html",
-                include_str!("../templates/editor_remove_many.html"),
-            ),
-            (
-                "editor_reset.html",
-                include_str!("../templates/editor_reset.html"),
-            ),
-            (
-                "editor_account.html",
-                include_str!("../templates/editor_account.html"),
-            ),
-            (
-                "editor_start.html",
-                include_str!("../templates/editor_start.html"),
-            ),
-            (
-                "editor_error.html",
-                include_str!("../templates/editor_error.html"),
-            ),
-            (
-                "editor_form.html",
-                include_str!("../templates/editor_form.html"),
-            ),
-            (
-                "editor_preview.html",
-                include_str!("../templates/editor_preview.html"),
-            ),
-            (
-                "editor_record.html",
-                include_str!("../templates/editor_record.html"),
-            ),
-            (
-                "editor_delete.html",
-                include_str!("../templates/editor_delete.html"),
-            ),
-            (
-                "editor_users.html",
-                include_str!("../templates/editor_users.html"),
-            ),
-            (
-                "editor_audit.html",
-                include_str!("../templates/editor_audit.html"),
-            ),
-            (
-                "editor_import.html",
-                include_str!("../templates/editor_import.html"),
-            ),
-        ] {
-            // The templates are part of the binary and tested; a syntax error is a build bug.
-            if let Err(e) = env.add_template(name, source) {
-                tracing::error!(template = name, error = %e, "template does not compile");
-            }
-        }
-        env.add_filter("kind_label", |k: &str| kind_label(k, false));
-        env.add_filter("kind_plural", |k: &str| kind_label(k, true));
-        env.add_filter("kind_count", |k: &str, n: u64| kind_count(k, n));
-        env.add_filter("date", date);
-        env.add_filter("datetime", datetime);
-        env.add_filter("short_datetime", short_datetime);
-        env.add_filter("sv_number", sv_number);
-        env.add_filter("truncate", truncate);
-        env.add_filter("paragraphs", paragraphs);
-        env.add_filter("mailto", mailto);
-        env.add_filter("tel", tel);
-        env
-    })
-}
-
-/// Renders one of the templates (the page's and the editor's share filters and style).
-pub(crate) fn render_template(template: &str, ctx: Value) -> Result<String, minijinja::Error> {
-    templates().get_template(template)?.render(ctx)
-}
-
-/// A kind's Swedish words: heading singular and plural, then in running text singular and plural.
-fn kind_words(kind: &str) -> [&str; 4] {
-    match kind {
-        "innovation" => [
-            "Social innovation",
-            "Sociala innovationer",
-            "social innovation",
-            "sociala innovationer",
-        ],
-        "method" => ["Metod", "Metoder", "metod", "metoder"],
-        "researcher" => [
-            "Forskarkontakt",
-            "Forskarkontakter",
-            "forskarkontakt",
-            "forskarkontakter",
-        ],
-        "profile" => [
-            "Regional plattform",
-            "Regionala plattformar",
-            "profil",
-            "profiler",
-        ],
-        other => [other; 4],
-    }
-}
-
-/// A kind in Swedish, as a heading.
-pub fn kind_label(kind: &str, plural: bool) -> String {
-    kind_words(kind)[usize::from(plural)].to_string()
-}
-
-/// "1 metod", "2 metoder": a count of records of a kind, in running text.
-pub fn kind_count(kind: &str, n: u64) -> String {
-    let w = kind_words(kind);
-    format!("{n} {}", if n == 1 { w[2] } else { w[3] })
-}
-
-/// A UTC timestamp (`2026-11-28T01:40:12.345Z`) as Swedish local date and time
-/// (`("2026-11-28", "02:40:12")`); `None` if it is not one.
-fn local(t: &str) -> Option<(String, String)> {
-    crate::localtime::parse_rfc3339_utc(t).map(crate::localtime::stockholm)
-}
-
-/// `2026-11-28T23:40:12.345Z` as the Swedish date, `2026-11-29`.
-fn date(t: &str) -> String {
-    local(t).map_or_else(|| t.get(..10).unwrap_or(t).to_string(), |(d, _)| d)
-}
-
-/// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 02:40`, Swedish time (summer time included).
-fn datetime(t: &str) -> String {
-    match local(t) {
-        Some((d, hms)) => format!("{d} kl. {}", &hms[..5]),
-        None => t.to_string(),
-    }
-}
-
-/// `2026-11-28T01:40:12.345Z` as `2026-11-28 02:40`, Swedish time (tables).
-fn short_datetime(t: &str) -> String {
-    match local(t) {
-        Some((d, hms)) => format!("{d} {}", &hms[..5]),
-        None => t.to_string(),
-    }
-}
-
-/// Milliseconds since the epoch as `2026-11-28 kl. 02:40:12`, Swedish time (the editor's log,
-/// where seconds matter).
-pub fn datetime_sv(ms: u64) -> String {
-    let (d, hms) = crate::localtime::stockholm(i64::try_from(ms).unwrap_or(i64::MAX / 2));
-    format!("{d} kl. {hms}")
-}
-
-/// A number the Swedish way: decimal comma, at most two decimals, no trailing zeros.
-pub fn sv_number(v: f64) -> String {
-    let s = format!("{v:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.replace('.', ",")
-}
-
-/// At most `n` characters (default 240), cut at a word and marked with an ellipsis.
-fn truncate(s: &str, n: Option<usize>) -> String {
-    let n = n.unwrap_or(240);
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(n).collect();
-    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(a, _)| a);
-    format!("{}…", cut.trim_end_matches([',', '.', ';', ':']))
-}
-
-/// Plain text as escaped HTML paragraphs (blank lines separate them, single newlines break).
-fn paragraphs(s: &str) -> Value {
-    let mut html = String::new();
-    for p in s.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        html.push_str("<p>");
-        html.push_str(&escape(p).replace('\n', "<br>"));
-        html.push_str("</p>");
-    }
-    Value::from_safe_string(html)
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A page that could not be shown: status, heading and a Swedish sentence saying why.
 #[derive(Debug)]
@@ -854,90 +638,9 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/robots.txt", get(robots))
 }
 
-/// An e-mail address as a `mailto:` URI: every byte outside RFC 6068's safe set is
-/// percent-encoded, so an address holding `?`, `&`, `=` or `%` (valid in an addr-spec) can never
-/// add headers such as a hidden Bcc.
-fn mailto(address: &str) -> String {
-    let mut out = String::from("mailto:");
-    for b in address.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$'()*+,;:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A phone number as a `tel:` URI: the leading `+` and the digits, nothing else.
-fn tel(phone: &str) -> String {
-    let mut out = String::from("tel:");
-    out.extend(
-        phone
-            .chars()
-            .enumerate()
-            .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-            .map(|(_, c)| c),
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mailto_and_tel_links_carry_nothing_but_the_address() {
-        assert_eq!(
-            mailto("a?bcc=spy%40evil.se&x=@lu.se"),
-            "mailto:a%3Fbcc%3Dspy%2540evil.se%26x%3D@lu.se"
-        );
-        assert_eq!(mailto("anna@lu.se"), "mailto:anna@lu.se");
-        assert_eq!(mailto("å@lu.se"), "mailto:%C3%A5@lu.se");
-        assert_eq!(tel("+46 46-222 00 00"), "tel:+46462220000");
-        assert_eq!(tel("(08) 123 45"), "tel:0812345");
-    }
-
-    #[test]
-    fn every_template_compiles() {
-        let env = templates();
-        for name in [
-            "base.html",
-            "macros.html",
-            "search.html",
-            "record.html",
-            "region.html",
-            "overview.html",
-            "error.html",
-        ] {
-            assert!(env.get_template(name).is_ok(), "{name}");
-        }
-    }
-
-    #[test]
-    fn swedish_numbers_and_text_helpers() {
-        assert_eq!(kind_count("method", 1), "1 metod");
-        assert_eq!(kind_count("innovation", 2), "2 sociala innovationer");
-        assert_eq!(kind_count("researcher", 0), "0 forskarkontakter");
-        assert_eq!(sv_number(3.0), "3");
-        assert_eq!(sv_number(3.25), "3,25");
-        assert_eq!(sv_number(7.5), "7,5");
-        assert_eq!(datetime("2026-11-28T01:40:12.345Z"), "2026-11-28 kl. 02:40");
-        assert_eq!(datetime("2026-07-28T01:40:12Z"), "2026-07-28 kl. 03:40");
-        assert_eq!(short_datetime("2026-12-31T23:40:12Z"), "2027-01-01 00:40");
-        assert_eq!(date("2026-12-31T23:40:12Z"), "2027-01-01");
-        assert_eq!(date("soon"), "soon");
-        assert_eq!(datetime_sv(1_796_336_458_123), "2026-12-03 kl. 23:20:58");
-        assert_eq!(truncate("kort", Some(10)), "kort");
-        assert_eq!(
-            truncate("Integration i förening, steg för steg", Some(25)),
-            "Integration i förening…"
-        );
-        assert_eq!(
-            paragraphs("a <b>\n\nc\nd").to_string(),
-            "<p>a &lt;b&gt;</p><p>c<br>d</p>"
-        );
-    }
 
     #[test]
     fn search_urls_encode_and_drop_empty_parameters() {

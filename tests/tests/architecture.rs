@@ -175,6 +175,8 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor/import_refusals.rs",
     "import_csv.rs",
     "web.rs",
+    "templates.rs",
+    "words.rs",
     "localtime.rs",
     "control.rs",
     "session.rs",

@@ -13,7 +13,9 @@ use minijinja::{Value, context};
 
 use super::audit::audit_row;
 use super::auth::{admin_posted, csrf_ok, require_admin, require_any, set_cookie};
-use super::page::{Editor, SESSION_COOKIE, Session, forbidden, form, or_page, see_other, wait_sv};
+use crate::words::wait_sv;
+
+use super::page::{Editor, SESSION_COOKIE, Session, forbidden, form, or_page, see_other};
 use crate::staff::Staff;
 use crate::users::{StaffRole, UserError};
 

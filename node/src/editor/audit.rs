@@ -53,7 +53,7 @@ pub(super) struct PostFacts {
 
 /// An audit line as the pages show it.
 pub(super) fn audit_row(e: &AuditEntry, post: Option<&PostFacts>) -> Value {
-    let t = |ms: u64| crate::web::datetime_sv(ms);
+    let t = |ms: u64| crate::words::datetime_sv(ms);
     context! {
         time => t(e.time_ms), until => e.until_ms.map(t),
         user => e.user.clone(), action => action_sv(&e.action), kind => e.kind.clone(),

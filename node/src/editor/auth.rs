@@ -14,9 +14,9 @@ use minijinja::context;
 
 use crate::login::same;
 
-use super::page::{
-    Editor, LOGIN_COOKIE, SESSION_COOKIE, Session, forbidden, form, see_other, wait_sv,
-};
+use crate::words::wait_sv;
+
+use super::page::{Editor, LOGIN_COOKIE, SESSION_COOKIE, Session, forbidden, form, see_other};
 use crate::staff::{LoginOutcome, token};
 use crate::users::StaffRole;
 

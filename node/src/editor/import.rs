@@ -158,7 +158,7 @@ fn template_links() -> Vec<minijinja::Value> {
         .iter()
         .map(|k| {
             context! {
-                kind => k.as_str(), label => crate::web::kind_label(k.as_str(), true),
+                kind => k.as_str(), label => crate::words::kind_label(k.as_str(), true),
             }
         })
         .collect()

@@ -162,7 +162,7 @@ fn record_problem(kind: Kind, e: &NodeError) -> ShownProblem {
             rid(),
             format!(
                 "Posten är av en annan typ ({}); välj den typen eller lämna id tomt.",
-                crate::web::kind_label(stored.as_str(), false)
+                crate::words::kind_label(stored.as_str(), false)
             ),
         ),
         NodeError::TooLarge(got) => said(

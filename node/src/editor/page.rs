@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,18 +86,6 @@ pub(super) fn form(body: &[u8]) -> Option<HashMap<String, String>> {
     }
     Some(out)
 }
-
-/// "3 minuter", "1 sekund": how long to wait, in Swedish, rounded up.
-pub(super) fn wait_sv(wait: Duration) -> String {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    if secs < 60 {
-        let s = secs.max(1);
-        format!("{s} {}", if s == 1 { "sekund" } else { "sekunder" })
-    } else {
-        let m = secs.div_ceil(60);
-        format!("{m} {}", if m == 1 { "minut" } else { "minuter" })
-    }
-}
 impl Editor {
     pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
         Editor::with_public_url(shared, None)
@@ -136,7 +124,7 @@ impl Editor {
             must_change => account.as_ref().is_some_and(|a| a.must_change),
             ..ctx
         };
-        match crate::web::render_template(template, full) {
+        match crate::templates::render_template(template, full) {
             Ok(html) => page_response(status, html),
             Err(e) => {
                 tracing::error!(template, error = %e, "editor page failed");
@@ -296,16 +284,3 @@ pub(super) fn filter_link(path: &str, filters: &[(&str, Option<&String>)]) -> St
 pub const POSTS_PAGE: usize = 50;
 /// Posts removed with one confirmation at most.
 pub const REMOVE_MANY_MAX: usize = 200;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_are_said_in_swedish_rounded_up() {
-        assert_eq!(wait_sv(Duration::from_millis(1500)), "2 sekunder");
-        assert_eq!(wait_sv(Duration::from_secs(1)), "1 sekund");
-        assert_eq!(wait_sv(Duration::from_secs(61)), "2 minuter");
-        assert_eq!(wait_sv(Duration::from_secs(600)), "10 minuter");
-    }
-}

@@ -207,7 +207,7 @@ pub(super) async fn posts_page(
         Kind::Profile,
     ]
     .iter()
-    .map(|k| context! { value => k.as_str(), label => crate::web::kind_label(k.as_str(), true) })
+    .map(|k| context! { value => k.as_str(), label => crate::words::kind_label(k.as_str(), true) })
     .collect();
     editor.page(
         StatusCode::OK,

@@ -335,7 +335,7 @@ impl Editor {
         let conflict = context! {
             rows => rows,
             by => last.as_ref().map(|e| e.user.clone()),
-            when => last.as_ref().map(|e| crate::web::datetime_sv(e.time_ms)),
+            when => last.as_ref().map(|e| crate::words::datetime_sv(e.time_ms)),
         };
         let mut r = self.form_page(s, at, &mine, Vec::new(), None, Some(conflict));
         *r.status_mut() = StatusCode::CONFLICT;
@@ -358,7 +358,7 @@ fn new_at(kind: Kind) -> FormAt {
         action: format!("/ny/{}", kind.as_str()),
         heading: format!(
             "Ny {}",
-            crate::web::kind_label(kind.as_str(), false).to_lowercase()
+            crate::words::kind_label(kind.as_str(), false).to_lowercase()
         ),
     }
 }
@@ -538,7 +538,7 @@ impl Editor {
                     "Ändrad"
                 };
                 context! {
-                    number => v.number, time => crate::web::datetime_sv(v.timestamp_ms),
+                    number => v.number, time => crate::words::datetime_sv(v.timestamp_ms),
                     what => what, who => by.map(|e| e.user.clone()),
                     fields => by.map(|e| field_labels(kind, &e.fields)).unwrap_or_default(),
                 }

@@ -1,0 +1,123 @@
+//! Swedish words the pages and the editor say from Rust: a kind's names, counts, dates and
+//! times (Stockholm time), numbers and waits. The rest of the wording lives in the templates.
+
+use std::time::Duration;
+
+/// A kind's Swedish words: heading singular and plural, then in running text singular and plural.
+pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
+    match kind {
+        "innovation" => [
+            "Social innovation",
+            "Sociala innovationer",
+            "social innovation",
+            "sociala innovationer",
+        ],
+        "method" => ["Metod", "Metoder", "metod", "metoder"],
+        "researcher" => [
+            "Forskarkontakt",
+            "Forskarkontakter",
+            "forskarkontakt",
+            "forskarkontakter",
+        ],
+        "profile" => [
+            "Regional plattform",
+            "Regionala plattformar",
+            "profil",
+            "profiler",
+        ],
+        other => [other; 4],
+    }
+}
+
+/// A kind in Swedish, as a heading.
+pub fn kind_label(kind: &str, plural: bool) -> String {
+    kind_words(kind)[usize::from(plural)].to_string()
+}
+
+/// "1 metod", "2 metoder": a count of records of a kind, in running text.
+pub fn kind_count(kind: &str, n: u64) -> String {
+    let w = kind_words(kind);
+    format!("{n} {}", if n == 1 { w[2] } else { w[3] })
+}
+
+/// A UTC timestamp (`2026-11-28T01:40:12.345Z`) as Swedish local date and time
+/// (`("2026-11-28", "02:40:12")`); `None` if it is not one.
+pub(crate) fn local(t: &str) -> Option<(String, String)> {
+    crate::localtime::parse_rfc3339_utc(t).map(crate::localtime::stockholm)
+}
+
+/// `2026-11-28T23:40:12.345Z` as the Swedish date, `2026-11-29`.
+pub(crate) fn date(t: &str) -> String {
+    local(t).map_or_else(|| t.get(..10).unwrap_or(t).to_string(), |(d, _)| d)
+}
+
+/// `2026-11-28T01:40:12.345Z` as `2026-11-28 kl. 02:40`, Swedish time (summer time included).
+pub(crate) fn datetime(t: &str) -> String {
+    match local(t) {
+        Some((d, hms)) => format!("{d} kl. {}", &hms[..5]),
+        None => t.to_string(),
+    }
+}
+
+/// `2026-11-28T01:40:12.345Z` as `2026-11-28 02:40`, Swedish time (tables).
+pub(crate) fn short_datetime(t: &str) -> String {
+    match local(t) {
+        Some((d, hms)) => format!("{d} {}", &hms[..5]),
+        None => t.to_string(),
+    }
+}
+
+/// Milliseconds since the epoch as `2026-11-28 kl. 02:40:12`, Swedish time (the editor's log,
+/// where seconds matter).
+pub fn datetime_sv(ms: u64) -> String {
+    let (d, hms) = crate::localtime::stockholm(i64::try_from(ms).unwrap_or(i64::MAX / 2));
+    format!("{d} kl. {hms}")
+}
+
+/// A number the Swedish way: decimal comma, at most two decimals, no trailing zeros.
+pub fn sv_number(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.replace('.', ",")
+}
+
+/// "3 minuter", "1 sekund": how long to wait, in Swedish, rounded up.
+pub fn wait_sv(wait: Duration) -> String {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if secs < 60 {
+        let s = secs.max(1);
+        format!("{s} {}", if s == 1 { "sekund" } else { "sekunder" })
+    } else {
+        let m = secs.div_ceil(60);
+        format!("{m} {}", if m == 1 { "minut" } else { "minuter" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swedish_numbers_and_text_helpers() {
+        assert_eq!(kind_count("method", 1), "1 metod");
+        assert_eq!(kind_count("innovation", 2), "2 sociala innovationer");
+        assert_eq!(kind_count("researcher", 0), "0 forskarkontakter");
+        assert_eq!(sv_number(3.0), "3");
+        assert_eq!(sv_number(3.25), "3,25");
+        assert_eq!(sv_number(7.5), "7,5");
+        assert_eq!(datetime("2026-11-28T01:40:12.345Z"), "2026-11-28 kl. 02:40");
+        assert_eq!(datetime("2026-07-28T01:40:12Z"), "2026-07-28 kl. 03:40");
+        assert_eq!(short_datetime("2026-12-31T23:40:12Z"), "2027-01-01 00:40");
+        assert_eq!(date("2026-12-31T23:40:12Z"), "2027-01-01");
+        assert_eq!(date("soon"), "soon");
+        assert_eq!(datetime_sv(1_796_336_458_123), "2026-12-03 kl. 23:20:58");
+    }
+
+    #[test]
+    fn waits_are_said_in_swedish_rounded_up() {
+        assert_eq!(wait_sv(Duration::from_millis(1500)), "2 sekunder");
+        assert_eq!(wait_sv(Duration::from_secs(1)), "1 sekund");
+        assert_eq!(wait_sv(Duration::from_secs(61)), "2 minuter");
+        assert_eq!(wait_sv(Duration::from_secs(600)), "10 minuter");
+    }
+}
