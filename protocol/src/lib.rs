@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod ingest;
 pub mod keys;
 pub mod record;
+pub mod schema;
 pub mod sync;
 pub mod time;
 
