@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use spindel_node::local::{self, LocalNode, Role};
-use spindel_node::runtime::{RunOptions, Running};
+use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 
@@ -121,11 +121,10 @@ pub struct SummaryRow {
 /// A running demo network.
 pub struct Demo {
     pub root: PathBuf,
-    pub aggregator: Running,
-    pub regions: Vec<(RegionSample, NodeId, Running)>,
+    /// The aggregator, serving the page and the API.
+    pub aggregator: NodeHandle,
+    pub regions: Vec<(RegionSample, NodeId, NodeHandle)>,
     pub http: SocketAddr,
-    /// The page and API server (it holds the aggregator's node until it stops).
-    http_task: tokio::task::JoinHandle<()>,
 }
 
 /// Creates the nodes and publishes the sample data (blocking: store work).
@@ -204,9 +203,20 @@ pub async fn start(
         tokio::task::spawn_blocking(move || prepare(&root, samples, &*progress)).await??
     };
     let agg_id = agg.node_id();
-    let aggregator = Running::start_node(agg, RunOptions::loopback(true, vec![])).await?;
-    let (http, http_task) = spindel_node::http::serve_listener(aggregator.shared.clone(), listener)
-        .with_context(|| format!("cannot serve http on {http}"))?;
+    // Every node is assembled as `spindel run` assembles one, on loopback.
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let settings = NodeSettings {
+        listen: Some(loopback),
+        ..NodeSettings::default()
+    };
+    let prebound = PreBound {
+        http: Some(listener),
+    };
+    let aggregator = NodeHandle::start_with(agg, settings, prebound).await?;
+    let http = aggregator
+        .bound
+        .http
+        .ok_or_else(|| anyhow!("the aggregator serves no page"))?;
     let peer = aggregator
         .peer_addr()
         .ok_or_else(|| anyhow!("the aggregator did not bind"))?;
@@ -219,9 +229,11 @@ pub async fn start(
     let mut regions = Vec::new();
     for (sample, node) in prepared {
         let id = node.node_id();
-        let running =
-            Running::start_node(node, RunOptions::loopback(false, vec![peer.clone()])).await?;
-        regions.push((sample, id, running));
+        let settings = NodeSettings {
+            aggregators: vec![peer.clone()],
+            ..NodeSettings::default()
+        };
+        regions.push((sample, id, NodeHandle::start(node, settings).await?));
     }
     guard.disarm();
     Ok(Demo {
@@ -229,7 +241,6 @@ pub async fn start(
         aggregator,
         regions,
         http,
-        http_task,
     })
 }
 
@@ -291,7 +302,7 @@ impl Demo {
         timeout: Duration,
         progress: &(dyn Fn(String) + Sync),
     ) -> Result<Vec<SummaryRow>> {
-        let aggregator = self.aggregator.shared.node.clone();
+        let aggregator = self.aggregator.shared().node.clone();
         let regions: Arc<Vec<_>> = Arc::new(
             self.regions
                 .iter()
@@ -300,7 +311,7 @@ impl Demo {
                         s.name.clone(),
                         s.display_name.clone(),
                         *id,
-                        r.shared.node.clone(),
+                        r.shared().node.clone(),
                     )
                 })
                 .collect(),
@@ -341,14 +352,16 @@ impl Demo {
     /// Stops every node, waits until each has closed its store, and removes the temporary
     /// directory.
     pub async fn shutdown(self) {
-        let mut nodes = vec![self.aggregator.shared.node.clone()];
-        nodes.extend(self.regions.iter().map(|(.., r)| r.shared.node.clone()));
-        self.http_task.abort();
-        let _ = self.http_task.await;
-        for (_, _, r) in self.regions {
-            r.shutdown().await;
+        let mut nodes = vec![self.aggregator.shared().node.clone()];
+        nodes.extend(self.regions.iter().map(|(.., r)| r.shared().node.clone()));
+        for (sample, _, r) in self.regions {
+            if let Err(e) = r.stop().await {
+                tracing::warn!(region = %sample.name, error = %e, "a demo region did not stop cleanly");
+            }
         }
-        self.aggregator.shutdown().await;
+        if let Err(e) = self.aggregator.stop().await {
+            tracing::warn!(error = %e, "the demo's aggregator did not stop cleanly");
+        }
         for node in nodes {
             release(node).await;
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use spindel_node::control::{self, Request};
 use spindel_node::server::{NodeHandle, NodeSettings};
-use spindel_node::transport::{Limits, PeerAddr};
+use spindel_node::transport::PeerAddr;
 
 use crate::args::DataDir;
 use crate::node_call::{open, runtime};
@@ -82,13 +82,9 @@ pub(crate) fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Resu
     }
     let node = Arc::new(open(dir)?);
     let before = node.generation()?;
-    let key = node.key().clone();
     let rt = runtime()?;
     let bar = output::spinner("syncing");
     let result = rt.block_on(async {
-        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let shared = spindel_node::shared::Shared::new(node.clone(), stop_rx)?;
-        let transport = spindel_node::transport::Transport::client(&key, Limits::default())?;
         let progress = {
             let node = node.clone();
             let bar = bar.clone();
@@ -100,22 +96,9 @@ pub(crate) fn sync_once(dir: &DataDir, aggregator: PeerAddr, json: bool) -> Resu
                 }
             })
         };
-        let r = tokio::time::timeout(
-            SYNC_TIMEOUT,
-            spindel_node::session::sync_until_caught_up(&shared, &transport, &aggregator, "sync"),
-        )
-        .await;
+        let r = spindel_node::server::sync_once(node.clone(), &aggregator, SYNC_TIMEOUT).await;
         progress.abort();
-        transport.shutdown().await;
-        shared.writer.stop().await;
-        match r {
-            Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(anyhow::anyhow!("sync with {aggregator}: {e}")),
-            Err(_) => Err(anyhow::anyhow!(
-                "sync with {aggregator} did not finish within {} s",
-                SYNC_TIMEOUT.as_secs()
-            )),
-        }
+        r
     });
     bar.finish_and_clear();
     let report = result?;

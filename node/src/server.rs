@@ -9,10 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::link::LinkError;
 use crate::local::{LocalNode, NodeError, Role};
 use crate::runtime::{RunOptions, Running, StartError};
+use crate::session::SyncReport;
 use crate::shared::Shared;
-use crate::transport::{Limits, PeerAddr};
+use crate::transport::{Limits, PeerAddr, Transport, TransportError};
 
 /// How long a stopping HTTP listener may take to finish its connections.
 pub const LISTENER_STOP_WAIT: Duration = Duration::from_secs(5);
@@ -91,6 +93,15 @@ pub struct Bound {
     pub admin: Option<SocketAddr>,
 }
 
+/// Listeners bound before the node starts: the demo binds its page's port first, so a taken
+/// port fails before anything is written. A listener given here is used instead of binding
+/// the matching address of [`NodeSettings`].
+#[derive(Debug, Default)]
+pub struct PreBound {
+    /// The public page and read-only API.
+    pub http: Option<tokio::net::TcpListener>,
+}
+
 /// A running node and every task it started.
 #[derive(Debug)]
 pub struct NodeHandle {
@@ -104,6 +115,15 @@ impl NodeHandle {
     /// Starts `node` with `settings`: nothing is started when a role rule is broken, and what
     /// was started is stopped again when a later part fails (a port in use, say).
     pub async fn start(node: LocalNode, settings: NodeSettings) -> Result<NodeHandle, ServeError> {
+        NodeHandle::start_with(node, settings, PreBound::default()).await
+    }
+
+    /// [`NodeHandle::start`] with listeners bound beforehand.
+    pub async fn start_with(
+        node: LocalNode,
+        settings: NodeSettings,
+        prebound: PreBound,
+    ) -> Result<NodeHandle, ServeError> {
         let role = node.config().role;
         settings.check(role)?;
         if role == Role::Region && settings.aggregators.is_empty() {
@@ -135,17 +155,29 @@ impl NodeHandle {
             control,
             listeners: Vec::new(),
         };
-        if let Err(e) = handle.serve_http(&settings).await {
+        if let Err(e) = handle.serve_http(&settings, prebound).await {
             handle.stop().await?;
             return Err(e);
         }
         Ok(handle)
     }
 
-    async fn serve_http(&mut self, settings: &NodeSettings) -> Result<(), ServeError> {
+    async fn serve_http(
+        &mut self,
+        settings: &NodeSettings,
+        prebound: PreBound,
+    ) -> Result<(), ServeError> {
         let shared = self.running.shared.clone();
         let bind = |what, addr| move |error| ServeError::Bind { what, addr, error };
-        if let Some(addr) = settings.http {
+        if let Some(listener) = prebound.http {
+            let addr = listener
+                .local_addr()
+                .map_err(bind("http", SocketAddr::from(([0, 0, 0, 0], 0))))?;
+            let (at, task) = crate::http::serve_listener(shared.clone(), listener)
+                .map_err(bind("http", addr))?;
+            self.bound.http = Some(at);
+            self.listeners.push(task);
+        } else if let Some(addr) = settings.http {
             let (at, task) = crate::http::serve(shared.clone(), addr)
                 .await
                 .map_err(bind("http", addr))?;
@@ -173,6 +205,11 @@ impl NodeHandle {
         &self.running.shared
     }
 
+    /// Where regions reach this node (`NODEID@HOST:PORT`), when it listens.
+    pub fn peer_addr(&self) -> Option<PeerAddr> {
+        self.running.peer_addr()
+    }
+
     /// Stops the node: the control socket first (no new commands), then the writer, the
     /// network and the HTTP listeners (each given [`LISTENER_STOP_WAIT`]); the socket file is
     /// removed and the store flushed.
@@ -186,6 +223,57 @@ impl NodeHandle {
         crate::control::remove_socket(shared.node.dir());
         shared.node.flush()?;
         Ok(())
+    }
+}
+
+/// Why a one-shot sync ([`sync_once`]) did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("sync with {aggregator}: {error}")]
+    Link {
+        aggregator: PeerAddr,
+        error: LinkError,
+    },
+    #[error("sync with {aggregator} did not finish within {} s", .within.as_secs())]
+    TimedOut {
+        aggregator: PeerAddr,
+        within: Duration,
+    },
+}
+
+/// `spindel sync`: a node that is not running catches up with one aggregator over one
+/// session, with the writer and a client transport assembled here and stopped again at the
+/// end, whether it finished or not.
+pub async fn sync_once(
+    node: Arc<LocalNode>,
+    aggregator: &PeerAddr,
+    within: Duration,
+) -> Result<SyncReport, SyncError> {
+    let key = node.key().clone();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let shared = Shared::new(node, stop_rx)?;
+    let transport = Transport::client(&key, Limits::default())?;
+    let synced = tokio::time::timeout(
+        within,
+        crate::session::sync_until_caught_up(&shared, &transport, aggregator, "sync"),
+    )
+    .await;
+    transport.shutdown().await;
+    shared.writer.stop().await;
+    match synced {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(error)) => Err(SyncError::Link {
+            aggregator: aggregator.clone(),
+            error,
+        }),
+        Err(_) => Err(SyncError::TimedOut {
+            aggregator: aggregator.clone(),
+            within,
+        }),
     }
 }
 
