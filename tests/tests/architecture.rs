@@ -217,7 +217,13 @@ fn the_store_is_private_to_the_node() {
     // placed on purpose.
     let below = [
         "lib.rs",
-        "local.rs",
+        "local/mod.rs",
+        "local/error.rs",
+        "local/dir.rs",
+        "local/reports.rs",
+        "local/node.rs",
+        "local/writes.rs",
+        "local/init.rs",
         "read.rs",
         "regions.rs",
         "users.rs",
