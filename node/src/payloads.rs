@@ -2,7 +2,7 @@
 //!
 //! sled is log-structured: a removed value stays in its segment files until sled happens to
 //! rewrite them, so nothing a record says is ever written to sled. Payloads live here instead,
-//! in append-only pack files, and sled holds only where each one is (see `store.rs`):
+//! in append-only pack files, and sled holds only where each one is (see `crate::store`):
 //!
 //! ```text
 //! DIR/payloads/00000001.pack   payload bytes, back to back; a new file past SEGMENT_BYTES_SOFT_MAX

@@ -40,13 +40,16 @@ use spindel_protocol::entry::{
     Entry, Head, PAYLOAD_BYTES_MAX, Payload, RecordId, WIRE_ENTRY_BYTES_MAX, next_header,
 };
 use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
-use spindel_protocol::record::Kind;
+use spindel_protocol::record::{Kind, SchemaError};
 use spindel_protocol::sync::SyncEntry;
 
-use super::{
-    IMPORT_ERRORS_SHOWN, IMPORT_RECORDS_MAX, ImportFileProblem, ImportLineError, Imported,
-    LineError, LocalNode, NodeError, Role, io_err, split_record_id,
+use super::dir::Role;
+use super::error::{
+    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
+    ImportFileProblem, ImportLineError, LineError, NodeError, io_err,
 };
+use super::node::{LocalNode, now_ms};
+use super::reports::Imported;
 use crate::store::Incoming;
 
 /// Signed entries of an import that has not reached its commit point.
@@ -65,11 +68,6 @@ const STAGED_ITEM_BYTES_MAX: usize = PAYLOAD_BYTES_MAX + WIRE_ENTRY_BYTES_MAX + 
 const STAGED_MAGIC: &[u8; 8] = b"spndlim1";
 /// Progress is reported every this many signed records.
 const PROGRESS_EVERY: u64 = 1000;
-/// Largest import file (`spindel import --file`), whether or not a node runs.
-pub const IMPORT_BYTES_MAX: u64 = 64 * 1024 * 1024;
-/// Longest line of an import file (a record is at most 64 KiB encoded; JSON escapes can
-/// make its line longer).
-pub const IMPORT_LINE_BYTES_MAX: usize = 1024 * 1024;
 /// The file an import through the control channel is received into, with a number added;
 /// erased after the import, and on open.
 pub const IMPORT_UPLOAD: &str = "import.upload";
@@ -277,6 +275,38 @@ fn read_staged(reader: &mut impl Read, path: &Path) -> Result<Staged, NodeError>
 fn line_digest(digest: &mut Sha256, line: &str) {
     digest.update((line.len() as u64).to_be_bytes());
     digest.update(line.as_bytes());
+}
+
+/// An import line's own `record_id` (if any) and the record's JSON without it.
+fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_, str>), NodeError> {
+    if !line.contains("\"record_id\"") {
+        return Ok((None, std::borrow::Cow::Borrowed(line)));
+    }
+    let bad = |m: String| {
+        NodeError::Schema(SchemaError {
+            message: m,
+            field: Some("record_id".into()),
+            problem: spindel_protocol::record::Problem::Other,
+        })
+    };
+    let mut value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        NodeError::Schema(SchemaError {
+            message: format!("invalid JSON: {e}"),
+            field: None,
+            problem: spindel_protocol::record::Problem::NotJson,
+        })
+    })?;
+    let Some(obj) = value.as_object_mut() else {
+        return Ok((None, std::borrow::Cow::Borrowed(line)));
+    };
+    let rid = match obj.remove("record_id") {
+        Some(serde_json::Value::String(s)) => s
+            .parse::<RecordId>()
+            .map_err(|_| bad(format!("record_id must be 32 hex characters, got {s:?}")))?,
+        Some(other) => return Err(bad(format!("record_id must be a string, got {other}"))),
+        None => return Ok((None, std::borrow::Cow::Borrowed(line))),
+    };
+    Ok((Some(rid), std::borrow::Cow::Owned(value.to_string())))
 }
 
 impl LocalNode {
@@ -604,7 +634,7 @@ impl LocalNode {
                     .max()
                     .unwrap_or(0);
                 applied += chunk.len() as u64;
-                self.apply_own(std::mem::take(&mut chunk), super::now_ms().max(newest))
+                self.apply_own(std::mem::take(&mut chunk), now_ms().max(newest))
                     .map_err(|e| unusable(&e))?;
                 tracing::debug!(applied, "applied a chunk of a committed import");
                 fault(ImportFault::Applying);

@@ -1,0 +1,45 @@
+//! A node's data directory and the operations a person runs on it: init, publish, import,
+//! delete, status, query.
+//!
+//! ```text
+//! DIR/config.toml   name, role (written last by init: its presence means "a node lives here")
+//! DIR/node.key      the ed25519 secret key, 64 hex characters, mode 0600
+//! DIR/store/        sled: the signed logs and everything derived (see `crate::store`)
+//! DIR/index/        tantivy full-text index, derived, rebuilt when stale
+//! DIR/import.*      an import on its way into the store (see import.rs), erased when in
+//! ```
+//!
+//! Its files, each below the ones that use it: `error.rs` ([`NodeError`] and the import's
+//! limits), `dir.rs` (the files of the data directory: config, key, markers), `reports.rs`
+//! (what the operations report), `node.rs` ([`LocalNode`], its reads and markers), `writes.rs`
+//! (the own log's writes and admissions), `import.rs` (`spindel import`), `init.rs` (`init`
+//! and [`LocalNode::open`]).
+
+mod dir;
+mod error;
+mod import;
+mod init;
+mod node;
+mod reports;
+mod writes;
+
+pub use dir::{
+    CONFIG_FILE, KEY_FILE, KEY_FILE_BYTES_MAX, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, Role,
+    node_key, read_config,
+};
+pub(crate) use dir::{write_config, write_key};
+pub use error::{
+    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
+    ImportFileProblem, ImportLineError, LineError, NodeError,
+};
+pub use import::{
+    IMPORT_APPLIED, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT, IMPORT_STAGING,
+    IMPORT_UPLOAD, ImportFault, ImportSource, erase_file,
+};
+pub(crate) use init::in_new_node_dir;
+pub use init::{InitProfile, init, init_open, init_with};
+pub use node::{LocalNode, identity, now_ms};
+pub use reports::{
+    Allowed, AuthorStatus, Deleted, Disallowed, ForkStatus, Imported, NO_WEBSITE_WARNING, NodeInfo,
+    NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
+};

@@ -1,0 +1,275 @@
+//! [`LocalNode`]: an opened node (config, key, store), what it reads and reports, and its
+//! markers (`restored`, `offline-from`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spindel_protocol::entry::Hash;
+use spindel_protocol::record::Record;
+use spindel_protocol::{NodeId, SecretKey};
+
+use super::dir::{
+    KEY_FILE, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, Role, read_config, read_key,
+    write_file_atomically,
+};
+use super::error::{NodeError, io_err};
+use super::reports::{AuthorStatus, ForkStatus, NO_WEBSITE_WARNING, NodeInfo, Status, fork_advice};
+use crate::query::{self, Query, QueryPage};
+use crate::store::Store;
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The node's identity from its config and key file alone, without opening the store (so it
+/// works while `spindel run` holds the directory).
+pub fn identity(dir: &Path) -> Result<NodeInfo, NodeError> {
+    let config = read_config(dir)?;
+    let key = read_key(&dir.join(KEY_FILE))?;
+    Ok(NodeInfo {
+        node_id: key.node_id().to_hex(),
+        name: config.name,
+        role: config.role,
+    })
+}
+
+/// An opened node: its config, key and store.
+pub struct LocalNode {
+    pub(super) dir: PathBuf,
+    pub(super) config: NodeConfig,
+    pub(super) key: SecretKey,
+    pub(super) store: Store,
+    /// The one writer of this node's own log: choosing the next seq, signing and applying are
+    /// one critical section, so concurrent publishes never sign two entries with one seq.
+    pub(super) own_log: std::sync::Mutex<()>,
+    /// `DIR/restored` exists: a restored node that has not caught up yet.
+    pub(super) restored: std::sync::atomic::AtomicBool,
+    /// `DIR/offline-from`: the first own seq signed offline and not yet acknowledged.
+    pub(super) offline_from: std::sync::Mutex<Option<u64>>,
+}
+
+impl std::fmt::Debug for LocalNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNode")
+            .field("dir", &self.dir)
+            .field("name", &self.config.name)
+            .field("node_id", &self.key.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalNode {
+    pub fn node_id(&self) -> NodeId {
+        self.key.node_id()
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes everything written so far durable (sled flushes in the background too).
+    pub fn flush(&self) -> Result<(), NodeError> {
+        self.store.flush()?;
+        Ok(())
+    }
+
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id().to_hex(),
+            name: self.config.name.clone(),
+            role: self.config.role,
+        }
+    }
+
+    /// The node's secret key (for the transport's TLS identity).
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// Runs a query against this node's store.
+    pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
+        Ok(query::run_checked(&self.store, q)?)
+    }
+
+    /// This data directory came from `spindel restore` and has not caught up yet.
+    pub fn restored(&self) -> bool {
+        self.restored.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The restored node caught up with its aggregator: it may sign again.
+    pub fn clear_restored(&self) -> Result<(), NodeError> {
+        let path = self.dir.join(RESTORED_MARKER);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir))?;
+        self.restored
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The first own seq signed offline that no pinned aggregator has acknowledged yet.
+    pub fn offline_from(&self) -> Option<u64> {
+        *self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Own entry `seq` was signed offline: remembered (`DIR/offline-from`) unless an earlier
+    /// one is. Written after the entry is durable; a crash in between forgets the marker, and
+    /// `status` then counts from what the aggregators hold.
+    pub fn mark_offline(&self, seq: u64) -> Result<(), NodeError> {
+        let mut from = self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if from.is_some_and(|f| f <= seq) {
+            return Ok(());
+        }
+        write_file_atomically(&self.dir, OFFLINE_MARKER, format!("{seq}\n").as_bytes())?;
+        *from = Some(seq);
+        Ok(())
+    }
+
+    /// A pinned aggregator acknowledged the own log up to `acked`: the offline marker goes
+    /// once that covers the own head.
+    pub fn own_acked(&self, acked: u64) -> Result<(), NodeError> {
+        let mut from = self
+            .offline_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if from.is_none() {
+            return Ok(());
+        }
+        let here = self.store.head(&self.node_id())?.map_or(0, |h| h.seq);
+        if acked < here {
+            return Ok(());
+        }
+        let path = self.dir.join(OFFLINE_MARKER);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        *from = None;
+        tracing::info!(
+            head = here,
+            "the aggregator holds every entry this node signed offline"
+        );
+        Ok(())
+    }
+
+    /// Identity, heads, counts, refusals and forks.
+    pub fn status(&self) -> Result<Status, NodeError> {
+        let heads = self.store.heads()?;
+        let mut authors = Vec::new();
+        for a in crate::regions::authors(&self.store)? {
+            authors.push(AuthorStatus {
+                node_id: a.id.to_hex(),
+                name: a.meta.label().map(str::to_string),
+                display_name: a.meta.display_name.clone(),
+                admitted: a.meta.admitted,
+                frozen: a.meta.frozen,
+                head: a.head,
+                records: a.records,
+                payload_bytes: self.store.payload_bytes_of(&a.id)?,
+                own: a.id == self.node_id(),
+            });
+        }
+        let names: BTreeMap<NodeId, Option<String>> = self
+            .store
+            .authors()?
+            .into_iter()
+            .map(|(id, m)| (id, m.label().map(str::to_string)))
+            .collect();
+        let me = self.node_id();
+        let forks = self
+            .store
+            .forks()?
+            .into_iter()
+            .map(|(author, proof)| {
+                let name = names.get(&author).cloned().flatten();
+                ForkStatus {
+                    author: author.to_hex(),
+                    advice: fork_advice(author == me, name.as_deref(), proof.seq),
+                    name,
+                    seq: proof.seq,
+                    first: Hash::of(&proof.first.header).to_hex(),
+                    second: Hash::of(&proof.second.header).to_hex(),
+                    own: author == me,
+                }
+            })
+            .collect();
+        let refused_by_author = self
+            .store
+            .refusals_by_author()?
+            .into_iter()
+            .map(|(a, r)| (a.to_hex(), r))
+            .collect();
+        Ok(Status {
+            node_id: self.node_id().to_hex(),
+            name: self.config.name.clone(),
+            role: self.config.role,
+            records: self.store.visible_count()?,
+            heads: heads.iter().map(|(id, h)| (id.to_hex(), h.seq)).collect(),
+            peers: Vec::new(),
+            authors,
+            refused: self.store.refusals()?,
+            refused_by_author,
+            forks,
+            generation: self.store.generation()?,
+            restored: self.restored(),
+            admitted_as: self
+                .store
+                .author(&me)?
+                .map(|m| m.name_or_key(&me))
+                .filter(|n| *n != self.config.name),
+            warnings: self.warnings()?,
+            other_copy: None,
+            offline: false,
+            not_sent: None,
+            other_copy_advice: None,
+        })
+    }
+
+    /// What `status` warns about: a region whose profile has no website.
+    fn warnings(&self) -> Result<Vec<String>, NodeError> {
+        let mut out = Vec::new();
+        if self.config.role == Role::Region {
+            let me = self.node_id();
+            let profile = self.store.author(&me)?.and_then(|m| m.profile);
+            let website = match profile {
+                Some(id) => match self.store.record_meta(&me, &id)? {
+                    Some(m) => match self.store.load_record(&me, &id, &m)? {
+                        Some(Record::Profile(p)) => p.website,
+                        _ => None,
+                    },
+                    None => None,
+                },
+                None => None,
+            };
+            if website.is_none() {
+                out.push(NO_WEBSITE_WARNING.to_string());
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,223 @@
+//! What the node's operations report (`init`, `publish`, `import`, `allow`, `delete`,
+//! `status`) and the advice `status` gives.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::dir::Role;
+
+/// What a write signed offline says (CLI stderr, `status`), in one line.
+pub const OFFLINE_WARNING: &str = "no aggregator has confirmed this node since it started, so \
+     this was signed offline: it is sent when the link is up; if another copy of this node's \
+     key (an older or restored data directory) may be running, stop it first, or the region's \
+     log forks";
+
+/// What `init` and `id` report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What `publish` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub record_id: String,
+    pub seq: u64,
+    /// Hash of the new entry's header.
+    pub entry: String,
+    /// Signed while no pinned aggregator had confirmed this node since it started (it
+    /// published offline after the catch-up wait): the entry goes out when a link is up, and
+    /// if another copy of this key runs, the two fork (see [`OFFLINE_WARNING`]).
+    #[serde(default)]
+    pub offline: bool,
+}
+
+/// What `import` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    pub imported: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Signed offline (see [`Published::offline`]).
+    #[serde(default)]
+    pub offline: bool,
+}
+
+/// What `allow` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allowed {
+    pub node_id: String,
+    pub name: Option<String>,
+}
+
+/// What `disallow` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disallowed {
+    pub node_id: String,
+    /// The name it was admitted under, now free.
+    pub name: Option<String>,
+    /// Always false: the region is no longer admitted.
+    pub admitted: bool,
+}
+
+/// What `delete` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub record_id: String,
+    pub seq: u64,
+    /// Signed offline (see [`Published::offline`]).
+    #[serde(default)]
+    pub offline: bool,
+}
+
+/// One author as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorStatus {
+    pub node_id: String,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub admitted: bool,
+    pub frozen: bool,
+    pub head: u64,
+    pub records: u64,
+    /// Signed payload bytes of its current versions (the payload quota's count).
+    #[serde(default)]
+    pub payload_bytes: u64,
+    /// This node itself (on an aggregator: its own key, which authors nothing).
+    #[serde(default)]
+    pub own: bool,
+}
+
+/// A proven fork as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForkStatus {
+    pub author: String,
+    /// The region's name, when known.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub seq: u64,
+    /// Hashes of the two signed entries with this seq (the first is the one kept).
+    pub first: String,
+    pub second: String,
+    /// This node's own log forked.
+    #[serde(default)]
+    pub own: bool,
+    /// What the operator should do, in one sentence.
+    #[serde(default)]
+    pub advice: String,
+}
+
+/// The one sentence `status` gives an operator about a fork.
+pub fn fork_advice(own: bool, name: Option<&str>, seq: u64) -> String {
+    if own {
+        format!(
+            "This node's own log forked at seq {seq}: two copies of this key signed entries with \
+             the same seq (both running at once, or one that published while it could not reach \
+             the aggregator), and nothing this key signs is accepted any more; stop every \
+             copy, create a new node with `spindel init` and ask the aggregator's operator to \
+             admit its key under this region's name (`spindel allow NEW_NODEID --name NAME`)."
+        )
+    } else {
+        format!(
+            "Region {} signed two different entries with seq {seq}: two copies of its key signed \
+             (both running at once, or a copy that published while it could not reach the \
+             aggregator); nothing more is accepted from that key, and its operator replaces the \
+             node with a new key that the aggregator admits.",
+            name.unwrap_or("(unnamed)")
+        )
+    }
+}
+
+/// What `status` reports (the keys of docs/interface.md first; more keys are welcome).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Current, non-deleted records of every author held here.
+    pub records: u64,
+    pub heads: BTreeMap<String, u64>,
+    pub peers: Vec<serde_json::Value>,
+    pub authors: Vec<AuthorStatus>,
+    pub refused: BTreeMap<String, u64>,
+    /// Refusals per author (NodeId) and reason.
+    #[serde(default)]
+    pub refused_by_author: BTreeMap<String, BTreeMap<String, u64>>,
+    pub forks: Vec<ForkStatus>,
+    pub generation: u64,
+    /// Restored from a backup and not caught up with an aggregator yet: publishing waits.
+    #[serde(default)]
+    pub restored: bool,
+    /// The name the aggregator admitted this region under, when it is not `name`: the
+    /// network shows its records under this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_as: Option<String>,
+    /// What the operator should see to, one sentence each (e.g. a region's profile without a
+    /// website, so `/integritet` names no contact for its records).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// A running node that refuses to sign: a pinned aggregator refused its session because
+    /// another copy of its key is connected there (the aggregator's words: where, since when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_copy: Option<String>,
+    /// A running region that dials aggregators and none has taken a session of it since it
+    /// started: what it signs now is signed offline ([`OFFLINE_WARNING`]).
+    #[serde(default)]
+    pub offline: bool,
+    /// Own entries this node holds that no pinned aggregator has acknowledged (signed
+    /// offline, or not sent yet), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_sent: Option<NotSent>,
+    /// While `other_copy`, and this copy holds entries the network lacks: which, and what to
+    /// do, in one paragraph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_copy_advice: Option<String>,
+}
+
+/// Own entries `first..=last` no pinned aggregator has acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotSent {
+    pub first: u64,
+    pub last: u64,
+    pub count: u64,
+}
+
+/// What `status` tells the operator of a copy an aggregator refuses while it holds own
+/// entries the network lacks (`deploy/README.md`, "Two copies of one key", says the same).
+/// `address`: where the other copy is connected from; `held`: how far the aggregator holds
+/// this key's log (the other copy's).
+pub fn other_copy_advice(range: &NotSent, address: Option<&str>, held: Option<u64>) -> String {
+    let entries = if range.first == range.last {
+        format!("entry {}", range.first)
+    } else {
+        format!("entries {}-{}", range.first, range.last)
+    };
+    let other = match address {
+        Some(a) => format!("the other copy, connected from {a}, is live"),
+        None => "the other copy is live".to_string(),
+    };
+    let before = range.first.saturating_sub(1);
+    match held {
+        Some(h) if h >= range.first => format!(
+            "this copy holds {entries} that the network does not have; {other} and has signed \
+             up to entry {h}, so this copy's {entries} can never join the log. Stop this copy, \
+             disable it and move its node.key away, keep the other, and publish this copy's \
+             records again there (`spindel query --data-dir` on this directory shows them)."
+        ),
+        _ => format!(
+            "this copy holds {entries} that the network does not have; {other}. If this \
+             directory is the old one, stop it, disable it and move its node.key away, keep the \
+             other, and publish this copy's records again there. If this one is the right one, \
+             stop the other copy first (and move its node.key away) before it signs past entry \
+             {before}: this copy then links, sends its {entries} and signs again."
+        ),
+    }
+}
+
+/// `status`'s warning while a region's profile has no website.
+pub const NO_WEBSITE_WARNING: &str = "the region's profile has no website, so /integritet \
+     names no contact for its records: publish the profile with a \"website\" (spindel \
+     publish --kind profile, or Profil in the editor)";

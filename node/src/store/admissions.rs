@@ -1,0 +1,330 @@
+//! The store's writes besides [`Store::apply`]: admissions (`allow`, an aggregator's list at a
+//! region, `disallow`), vouches, refusals counted before the store saw an entry, and fork
+//! proofs a peer sent.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use spindel_protocol::NodeId;
+use spindel_protocol::codec;
+use spindel_protocol::entry::Entry;
+use spindel_protocol::sync::HEADS_AUTHORS_MAX;
+
+use super::handle::Store;
+use super::keys::{k_author, k_counter, k_fork, k_vouch, key};
+use super::types::{AdmissionChanges, AuthorMeta, ForkProof, StoreError, decode_meta, node_id_at};
+
+impl Store {
+    /// Marks `author` as admitted (aggregator: `spindel allow`; every node: itself).
+    pub fn admit(&self, author: &NodeId, name: Option<String>) -> Result<AuthorMeta, StoreError> {
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut meta = self.author_stored(author)?.unwrap_or_default();
+        meta.admitted = true;
+        if name.is_some() {
+            meta.admitted_name = name;
+        }
+        self.db.insert(k_author(author), codec::encode(&meta))?;
+        self.db.flush()?;
+        Ok(meta)
+    }
+
+    /// [`Store::admit`] under a name no other key holds here (checked under the write lock, so
+    /// two admissions at once cannot both take it). `me` is this node, `reserved` its own name.
+    /// At most [`HEADS_AUTHORS_MAX`] regions are admitted: the most one admission list carries.
+    pub fn admit_unique(
+        &self,
+        author: &NodeId,
+        name: &str,
+        me: &NodeId,
+        reserved: &str,
+    ) -> Result<AuthorMeta, StoreError> {
+        {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if name == reserved {
+                return Err(StoreError::NameTaken {
+                    name: name.to_string(),
+                    holder: "this aggregator".to_string(),
+                });
+            }
+            let mut others_admitted = 0usize;
+            for item in self.db.scan_prefix([b'A']) {
+                let (k, v) = item?;
+                let id = node_id_at(&k, 1)?;
+                let meta: AuthorMeta = decode_meta("author", &v)?;
+                if id != *author && meta.admitted_name.as_deref() == Some(name) {
+                    return Err(StoreError::NameTaken {
+                        name: name.to_string(),
+                        holder: id.to_hex(),
+                    });
+                }
+                others_admitted += usize::from(id != *author && id != *me && meta.admitted);
+            }
+            // Every region's session carries the whole list (a truncated one would read as
+            // removals at the regions).
+            if others_admitted >= HEADS_AUTHORS_MAX {
+                return Err(StoreError::TooManyAdmitted {
+                    max: HEADS_AUTHORS_MAX,
+                });
+            }
+        }
+        self.admit(author, Some(name.to_string()))
+    }
+
+    /// A region takes the admission list of `from`, an aggregator it pinned: the list is the
+    /// truth for the authors `from` vouches for, removals included. Every listed author is
+    /// accepted here, under the name the aggregator admitted it with (this node's own entry
+    /// too), and `from` is recorded as vouching for it (`V` keys). An author `from` vouched
+    /// for that the list leaves out loses that vouch, and is no longer admitted (its name
+    /// goes too) unless another pinned aggregator still vouches for it. An admitted author with
+    /// no recorded voucher (a store or a backup from before vouchers were kept) is treated the
+    /// same: the first list without it ends its admission. This node is never un-admitted.
+    ///
+    /// A name is held by one key: another author holding it here loses it. A listed author
+    /// without a name has none here; an invalid name counts as a refusal and is not taken.
+    ///
+    /// Linear in the list and the authors known here: one pass builds the list's set, one the
+    /// name-to-holder map, one the vouchers; only reading the authors and writing the changes
+    /// happen under the write lock (the flush after it).
+    pub fn take_admissions(
+        &self,
+        list: &[(NodeId, Option<String>)],
+        from: &NodeId,
+        me: &NodeId,
+    ) -> Result<AdmissionChanges, StoreError> {
+        // Checked before the lock: which keys are listed, under which (valid) names. A key
+        // new here must be a usable public key (a point decompression, so only for new ones;
+        // authors are never deleted, so a key known now is known under the lock).
+        let mut bad = 0u64;
+        let mut listed: HashSet<NodeId> = HashSet::with_capacity(list.len());
+        let mut valid: Vec<(NodeId, Option<&str>)> = Vec::with_capacity(list.len());
+        for (id, name) in list {
+            if !self.db.contains_key(k_author(id))? && !id.is_usable() {
+                continue;
+            }
+            let name = name.as_deref().filter(|n| {
+                let ok = spindel_protocol::record::validate_region_name(n).is_ok();
+                bad += u64::from(!ok);
+                ok
+            });
+            listed.insert(*id);
+            valid.push((*id, name));
+        }
+        let guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut authors: HashMap<NodeId, AuthorMeta> = HashMap::new();
+        // Every key holding a name (more than one only in a store written before names were
+        // kept unique).
+        let mut holders: HashMap<String, Vec<NodeId>> = HashMap::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            let id = node_id_at(&k, 1)?;
+            let meta: AuthorMeta = decode_meta("author", &v)?;
+            if let Some(n) = &meta.admitted_name {
+                holders.entry(n.clone()).or_default().push(id);
+            }
+            authors.insert(id, meta);
+        }
+        let mut vouchers = self.vouchers_all()?;
+        let mut changes = AdmissionChanges::default();
+        let mut touched = BTreeSet::new();
+        let mut batch = sled::Batch::default();
+        let mut vouches_changed = false;
+        for (id, name) in valid {
+            let meta = authors.entry(id).or_default();
+            if id != *me {
+                if !meta.admitted {
+                    meta.admitted = true;
+                    touched.insert(id);
+                    changes.admitted.push(id);
+                }
+                let by = vouchers.entry(id).or_default();
+                if !by.contains(from) {
+                    by.push(*from);
+                    batch.insert(k_vouch(&id, from), &b""[..]);
+                    vouches_changed = true;
+                }
+            }
+            // The aggregator's list is the truth: a listed author without a name has none
+            // (a name kept from elsewhere, such as a profile's claim an older aggregator
+            // relayed, must not survive).
+            if meta.admitted_name.as_deref() == name {
+                continue;
+            }
+            let old = std::mem::replace(&mut meta.admitted_name, name.map(str::to_string));
+            touched.insert(id);
+            changes.renamed.push((id, meta.admitted_name.clone()));
+            if let Some(old) = old
+                && let Some(h) = holders.get_mut(&old)
+            {
+                h.retain(|x| *x != id);
+            }
+            let Some(name) = name else { continue };
+            let before = holders
+                .insert(name.to_string(), vec![id])
+                .unwrap_or_default();
+            for other in before.into_iter().filter(|o| *o != id) {
+                if let Some(m) = authors.get_mut(&other)
+                    && m.admitted_name.as_deref() == Some(name)
+                {
+                    m.admitted_name = None;
+                    touched.insert(other);
+                    changes.renamed.push((other, None));
+                }
+            }
+        }
+        // Removals: `from` no longer vouches for what it does not list.
+        for (id, meta) in authors.iter_mut() {
+            if *id == *me || listed.contains(id) {
+                continue;
+            }
+            let remaining = match vouchers.get_mut(id) {
+                Some(by) => {
+                    if by.contains(from) {
+                        by.retain(|b| b != from);
+                        batch.remove(k_vouch(id, from));
+                        vouches_changed = true;
+                    }
+                    by.len()
+                }
+                None => 0,
+            };
+            if meta.admitted && remaining == 0 {
+                meta.admitted = false;
+                if meta.admitted_name.take().is_some() {
+                    changes.renamed.push((*id, None));
+                }
+                touched.insert(*id);
+                changes.removed.push(*id);
+            }
+        }
+        if bad > 0 {
+            let before = self.counter("bad_admitted_name")?;
+            batch.insert(
+                k_counter("bad_admitted_name"),
+                &(before + bad).to_be_bytes()[..],
+            );
+        }
+        for id in &touched {
+            if let Some(meta) = authors.get(id) {
+                batch.insert(k_author(id), codec::encode(meta));
+            }
+        }
+        let wrote = !touched.is_empty() || vouches_changed;
+        if wrote || bad > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        drop(guard);
+        if wrote {
+            self.db.flush()?;
+        }
+        Ok(changes)
+    }
+
+    /// A region accepts the authors its pinned aggregator `by` vouches for (admitted there:
+    /// it relays only those), and records `by` as one that vouches for `author` (see
+    /// [`Store::take_admissions`]). Keeps the name known; never unfreezes.
+    pub fn vouch(&self, author: &NodeId, by: &NodeId) -> Result<(), StoreError> {
+        let wrote = {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut batch = sled::Batch::default();
+            let mut wrote = false;
+            let mut meta = self.author_stored(author)?.unwrap_or_default();
+            if !meta.admitted {
+                meta.admitted = true;
+                batch.insert(k_author(author), codec::encode(&meta));
+                wrote = true;
+            }
+            if !self.db.contains_key(k_vouch(author, by))? {
+                batch.insert(k_vouch(author, by), &b""[..]);
+                wrote = true;
+            }
+            if wrote {
+                self.db.apply_batch(batch)?;
+            }
+            wrote
+        };
+        if wrote {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Aggregator (`spindel disallow`): ends the admission of `author`. Its name is freed and
+    /// no aggregator vouches for it any more; its stored entries stay (signed history), new
+    /// ones are refused as not admitted. `None` when it was not admitted.
+    pub fn disallow(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        let before = {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(before) = self.author_stored(author)?.filter(|m| m.admitted) else {
+                return Ok(None);
+            };
+            let mut meta = before.clone();
+            meta.admitted = false;
+            meta.admitted_name = None;
+            let mut batch = sled::Batch::default();
+            batch.insert(k_author(author), codec::encode(&meta));
+            for item in self.db.scan_prefix(key(b'V', &[&author.0])) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+            self.db.apply_batch(batch)?;
+            before
+        };
+        self.db.flush()?;
+        Ok(Some(before))
+    }
+
+    /// Adds `n` to the refusal counter `reason` (refusals found before the store saw an entry,
+    /// such as malformed bytes).
+    pub fn count_refusal(&self, reason: &str, n: u64) -> Result<(), StoreError> {
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = self.counter(reason)?;
+        self.db
+            .insert(k_counter(reason), &(before + n).to_be_bytes()[..])?;
+        Ok(())
+    }
+
+    /// Keeps a fork proof a peer sent (checked with `ingest::check_fork_proof` by the caller)
+    /// and freezes its author. Returns false when a proof for that author is already held.
+    pub fn record_fork_proof(&self, first: &Entry, second: &Entry) -> Result<bool, StoreError> {
+        let (a, seq) = (first.header().author, first.header().seq);
+        let _guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.db.get(k_fork(&a))?.is_some() {
+            return Ok(false);
+        }
+        let mut meta = self.author_stored(&a)?.unwrap_or_default();
+        meta.frozen = true;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            k_fork(&a),
+            codec::encode(&ForkProof {
+                seq,
+                first: first.to_wire(),
+                second: second.to_wire(),
+            }),
+        );
+        batch.insert(k_author(&a), codec::encode(&meta));
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,197 @@
+//! [`Store::apply`]: a batch's signatures checked ([`Store::verify`], on any thread), then
+//! every entry checked by ingest against the store plus the batch so far and written in one
+//! atomic batch under the write lock ([`Store::apply_verified`]).
+
+use std::collections::HashMap;
+
+use spindel_protocol::NodeId;
+use spindel_protocol::ingest::{self, AuthorView, Refusal};
+
+use super::erase::ABORT_BEFORE_ERASE;
+use super::handle::Store;
+use super::keys::k_received;
+use super::overlay::{Overlay, View};
+use super::types::{Incoming, StoreError};
+
+/// How [`Store::apply`] treats a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Only entries by this author are accepted (a region pushing its own log).
+    pub expected_author: Option<NodeId>,
+    pub now_ms: u64,
+    /// Refuse the whole batch if any entry is refused (local publish and import). Otherwise
+    /// accepted entries are stored and refusals counted.
+    pub all_or_nothing: bool,
+}
+
+/// A batch with its signature checks done ([`Store::verify`]), ready for
+/// [`Store::apply_verified`]. Made by the store only: a verdict cannot be forged.
+#[derive(Debug)]
+pub struct Verified {
+    batch: Vec<Incoming>,
+    /// Per entry: `verify_strict`'s verdict, or `None` when it was not checked (its author
+    /// was not admitted, frozen, or not the expected one).
+    verdicts: Vec<Option<Result<(), spindel_protocol::keys::VerifyError>>>,
+    expected_author: Option<NodeId>,
+}
+
+impl Verified {
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// The (author, seq) of each entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.batch
+            .iter()
+            .map(|i| (i.entry.header().author, i.entry.header().seq))
+    }
+}
+
+/// The result of one entry of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Accepted,
+    Refused(Refusal),
+}
+
+impl Store {
+    /// Applies a batch of entries (see [`ApplyOptions`]); returns one outcome per entry, in
+    /// order. Everything accepted is durable on disk when this returns.
+    pub fn apply(
+        &self,
+        batch: Vec<Incoming>,
+        opts: ApplyOptions,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let verified = self.verify(batch, opts.expected_author)?;
+        self.apply_verified(verified, opts)
+    }
+
+    /// The signature checks of a batch, on any thread (a session's, so batches of many
+    /// sessions verify on all cores while one writer applies them): `verify_strict` of every
+    /// entry whose author is admitted here, not frozen, and `expected_author` when given.
+    /// Cheap checks first: an entry another author could not have sent costs no verification.
+    pub fn verify(
+        &self,
+        batch: Vec<Incoming>,
+        expected_author: Option<NodeId>,
+    ) -> Result<Verified, StoreError> {
+        let mut admitted: HashMap<NodeId, bool> = HashMap::new();
+        let mut verdicts = Vec::with_capacity(batch.len());
+        for i in &batch {
+            let a = i.entry.header().author;
+            let ok = match admitted.get(&a) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = self
+                        .author_stored(&a)?
+                        .is_some_and(|m| m.admitted && !m.frozen);
+                    admitted.insert(a, ok);
+                    ok
+                }
+            };
+            let expected = expected_author.is_none_or(|e| e == a);
+            verdicts.push((ok && expected).then(|| i.entry.verify()));
+        }
+        Ok(Verified {
+            batch,
+            verdicts,
+            expected_author,
+        })
+    }
+
+    /// Applies a batch [`Store::verify`] checked (see [`Store::apply`]). An entry whose author
+    /// was not admitted at verification but is now is verified here, under the lock.
+    pub fn apply_verified(
+        &self,
+        verified: Verified,
+        opts: ApplyOptions,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let Verified {
+            batch,
+            mut verdicts,
+            expected_author,
+        } = verified;
+        if expected_author != opts.expected_author {
+            // Verified for another author: what was skipped as not expected is decided again.
+            verdicts.iter_mut().for_each(|v| *v = None);
+        }
+        let guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ov = Overlay::new(self);
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for ((index, incoming), verdict) in batch.into_iter().enumerate().zip(verdicts) {
+            let header = incoming.entry.header().clone();
+            ov.preload(&header.author, &header.record_id, header.seq)?;
+            let view = View {
+                ov: &ov,
+                author: header.author,
+            };
+            // Not verified above: refused on its author before the signature is read, unless
+            // it was admitted meanwhile (then it is verified now, under the lock).
+            let verdict = match verdict {
+                Some(v) => v,
+                None if view.admitted()
+                    && !view.frozen()
+                    && opts.expected_author.is_none_or(|e| e == header.author) =>
+                {
+                    incoming.entry.verify()
+                }
+                None => Err(spindel_protocol::keys::VerifyError::BadSignature),
+            };
+            match ingest::check_verified(
+                &view,
+                opts.expected_author,
+                opts.now_ms,
+                &incoming.entry,
+                incoming.payload.as_deref(),
+                verdict,
+            ) {
+                Ok(accepted) => {
+                    ov.batch
+                        .insert(k_received(&header.author), &opts.now_ms.to_be_bytes()[..]);
+                    ov.accept(incoming, accepted)?;
+                    outcomes.push(Outcome::Accepted);
+                }
+                Err(refusal) => {
+                    if opts.all_or_nothing {
+                        return Err(StoreError::Refused { index, refusal });
+                    }
+                    tracing::debug!(author = %header.author.short(), seq = header.seq, %refusal, "refused entry");
+                    if let Refusal::Fork { seq, .. } = &refusal {
+                        ov.record_fork(&incoming.entry, *seq)?;
+                    }
+                    // Every refusal is counted, replays too (a region with several aggregators
+                    // may see the same entry twice: harmless, and visible in `status`).
+                    ov.count(header.author, refusal.reason());
+                    outcomes.push(Outcome::Refused(refusal));
+                }
+            }
+        }
+        let wrote_entries = ov.accepted > 0 || ov.forked;
+        let committed = ov.commit()?;
+        // Durable before returning, but flushed outside the write lock: sled's flush covers
+        // everything applied so far, so concurrent batches share one fsync. A batch that only
+        // counted refusals needs no fsync (nothing is acknowledged on it; the counters reach
+        // disk with the next flush).
+        drop(guard);
+        if wrote_entries {
+            self.db.flush()?;
+        }
+        if !committed.purged.is_empty() {
+            if ABORT_BEFORE_ERASE.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::abort();
+            }
+            // This batch is durable: erase what it purged (only its own ranges; another
+            // batch's may not be durable yet).
+            self.erase(&committed.purged)?;
+        }
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,531 @@
+//! A batch being applied: the store plus what the batch so far changed ([`Overlay`]), what
+//! ingest sees of one author through it ([`View`]), and its one atomic write ([`Committed`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use spindel_protocol::NodeId;
+use spindel_protocol::codec;
+use spindel_protocol::entry::{Entry, Hash, Head, Op, PAYLOAD_BYTES_MAX, RecordId, WireEntry};
+use spindel_protocol::ingest::{Accepted, AuthorView, RecordState};
+use spindel_protocol::record::{Kind, Record};
+
+use super::handle::{ProfileName, Store};
+use super::keys::{
+    K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
+    k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
+};
+use super::reads::lower_tags;
+use super::types::{
+    AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, corrupt, u64_value,
+};
+use crate::payloads::Location;
+use crate::search::DocChange;
+
+/// A record of one author: the unit payloads, tags and full-text documents belong to.
+type RecordKey = (NodeId, RecordId);
+
+/// The store plus what the batch so far has changed. `preload` reads everything the ingest
+/// check needs for one entry, so the check itself only reads these maps.
+pub(super) struct Overlay<'s> {
+    store: &'s Store,
+    pub(super) batch: sled::Batch,
+    heads: HashMap<NodeId, Option<Head>>,
+    hashes: HashMap<(NodeId, u64), Hash>,
+    log: HashMap<(NodeId, u64), WireEntry>,
+    records: HashMap<RecordKey, Option<RecordMeta>>,
+    authors: HashMap<NodeId, AuthorMeta>,
+    /// Where each touched record's payload is stored (`None`: nowhere, or purged by this batch).
+    refs: HashMap<RecordKey, Option<PayloadRef>>,
+    /// Signed payload length of each touched record's current version (0: deleted).
+    lens: HashMap<RecordKey, u32>,
+    /// Each touched author's payload bytes (the quota's count).
+    bytes: HashMap<NodeId, u64>,
+    /// Payloads this batch writes: the current version's of each record (seq, hash, bytes).
+    new_payloads: BTreeMap<RecordKey, (u64, Hash, Vec<u8>)>,
+    /// Stored payload ranges this batch purges.
+    purged: Vec<Location>,
+    /// New tags per record (empty: the record no longer shows).
+    tag_changes: Vec<(RecordKey, Vec<String>)>,
+    /// New profile names per author (`None`: its profile no longer shows).
+    name_changes: Vec<(NodeId, Option<ProfileName>)>,
+    counters: BTreeMap<&'static str, u64>,
+    author_counters: BTreeMap<(NodeId, &'static str), u64>,
+    changes: Vec<DocChange>,
+    /// The last version number of each record this batch gave a version.
+    versions: HashMap<RecordKey, u64>,
+    pub(super) accepted: u64,
+    pub(super) forked: bool,
+}
+
+pub(super) struct View<'o, 's> {
+    pub(super) ov: &'o Overlay<'s>,
+    pub(super) author: NodeId,
+}
+
+impl AuthorView for View<'_, '_> {
+    fn admitted(&self) -> bool {
+        self.ov
+            .authors
+            .get(&self.author)
+            .is_some_and(|a| a.admitted)
+    }
+    fn frozen(&self) -> bool {
+        self.ov.authors.get(&self.author).is_some_and(|a| a.frozen)
+    }
+    fn head(&self) -> Option<Head> {
+        self.ov.heads.get(&self.author).copied().flatten()
+    }
+    fn hash_at(&self, seq: u64) -> Option<Hash> {
+        self.ov.hashes.get(&(self.author, seq)).copied()
+    }
+    fn profile(&self) -> Option<RecordId> {
+        self.ov.authors.get(&self.author).and_then(|a| a.profile)
+    }
+    fn record(&self, record_id: &RecordId) -> Option<RecordState> {
+        self.ov
+            .records
+            .get(&(self.author, *record_id))
+            .and_then(Option::as_ref)
+            .map(|m| RecordState {
+                kind: m.kind,
+                deleted: m.deleted,
+                seq: m.seq,
+                payload_held: m.payload.is_some(),
+                payload_len: self
+                    .ov
+                    .lens
+                    .get(&(self.author, *record_id))
+                    .copied()
+                    .unwrap_or(0),
+            })
+    }
+    fn payload_bytes(&self) -> u64 {
+        self.ov.bytes.get(&self.author).copied().unwrap_or(0)
+    }
+}
+
+/// What a committed batch left to do once it is durable.
+#[derive(Debug, Default)]
+pub(super) struct Committed {
+    /// The payload ranges it purged, to erase.
+    pub(super) purged: Vec<Location>,
+}
+
+impl<'s> Overlay<'s> {
+    pub(super) fn new(store: &'s Store) -> Self {
+        Overlay {
+            store,
+            batch: sled::Batch::default(),
+            heads: HashMap::new(),
+            hashes: HashMap::new(),
+            log: HashMap::new(),
+            records: HashMap::new(),
+            authors: HashMap::new(),
+            refs: HashMap::new(),
+            lens: HashMap::new(),
+            bytes: HashMap::new(),
+            new_payloads: BTreeMap::new(),
+            purged: Vec::new(),
+            tag_changes: Vec::new(),
+            name_changes: Vec::new(),
+            counters: BTreeMap::new(),
+            author_counters: BTreeMap::new(),
+            changes: Vec::new(),
+            versions: HashMap::new(),
+            accepted: 0,
+            forked: false,
+        }
+    }
+
+    /// The version number the next entry of `key` makes: one more than the last, in this
+    /// batch or stored.
+    fn next_version(&mut self, key: RecordKey) -> Result<u64, StoreError> {
+        let last = match self.versions.get(&key) {
+            Some(n) => *n,
+            None => self.store.last_version(&key.0, &key.1)?,
+        };
+        self.versions.insert(key, last + 1);
+        Ok(last + 1)
+    }
+
+    pub(super) fn preload(
+        &mut self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        if !self.authors.contains_key(author) {
+            // As stored: ingest needs admission and freezing, not names (and this runs under
+            // the write lock, which building the names would take).
+            let meta = self.store.author_stored(author)?.unwrap_or_default();
+            self.authors.insert(*author, meta);
+        }
+        if !self.heads.contains_key(author) {
+            let head = self.store.head(author)?;
+            self.heads.insert(*author, head);
+        }
+        let head_seq = self
+            .heads
+            .get(author)
+            .copied()
+            .flatten()
+            .map_or(0, |h| h.seq);
+        if seq <= head_seq
+            && !self.hashes.contains_key(&(*author, seq))
+            && let Some(entry) = self.store.entry(author, seq)?
+        {
+            self.hashes.insert((*author, seq), entry.hash());
+            self.log.insert((*author, seq), entry.to_wire());
+        }
+        let key = (*author, *rid);
+        if !self.records.contains_key(&key) {
+            let meta = self.store.record_meta(author, rid)?;
+            self.records.insert(key, meta);
+        }
+        if !self.refs.contains_key(&key) {
+            let r = self.store.payload_ref(author, rid)?;
+            self.refs.insert(key, r);
+        }
+        if !self.lens.contains_key(&key) {
+            let len = match self.records.get(&key).cloned().flatten() {
+                Some(meta) => {
+                    let held = self.refs.get(&key).cloned().flatten();
+                    self.store.current_len(author, &meta, held.as_ref())?
+                }
+                None => 0,
+            };
+            self.lens.insert(key, len);
+        }
+        if !self.bytes.contains_key(author) {
+            let total = self.store.payload_bytes_of(author)?;
+            self.bytes.insert(*author, total);
+        }
+        Ok(())
+    }
+
+    /// Keeps the author's payload bytes as `key`'s current version becomes `len` bytes.
+    fn set_len(&mut self, key: RecordKey, len: u32) {
+        let old = self.lens.insert(key, len).unwrap_or(0);
+        let total = self.bytes.entry(key.0).or_default();
+        *total = total.saturating_sub(u64::from(old)) + u64::from(len);
+        let total = *total;
+        self.batch.insert(k_bytes(&key.0), &total.to_be_bytes()[..]);
+    }
+
+    fn put_meta<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.batch.insert(key, codec::encode(value));
+    }
+
+    /// Drops the payload `key` holds, whether stored (its range is erased once the batch is
+    /// durable) or written earlier in this batch. Only this author's record is touched.
+    fn purge_payload(&mut self, key: RecordKey) {
+        self.new_payloads.remove(&key);
+        if let Some(Some(stored)) = self.refs.insert(key, None) {
+            self.purged.push(stored.at);
+            self.batch.remove(k_payload(&key.0, &key.1));
+        }
+    }
+
+    /// A record's content became visible: text, tags, and for a profile the author's names.
+    fn show(&mut self, key: RecordKey, updated_ms: u64, record: &Record) {
+        self.changes.push(DocChange {
+            key: search_key(&key.0, &key.1),
+            updated_ms,
+            text: Some(record.search_text()),
+        });
+        self.tag_changes.push((key, lower_tags(record)));
+        if let Record::Profile(profile) = record {
+            let author = self.authors.entry(key.0).or_default();
+            author.profile_name.clone_from(&profile.name);
+            author.display_name = Some(profile.display_name.clone());
+            author.profile = Some(key.1);
+            let author = author.clone();
+            // The names stay in memory (AuthorMeta skips them when encoded).
+            self.put_meta(k_author(&key.0), &author);
+            self.name_changes.push((
+                key.0,
+                Some((profile.name.clone(), profile.display_name.clone())),
+            ));
+        }
+    }
+
+    /// A record's content no longer shows (deleted, or a new version without its payload).
+    fn hide(&mut self, key: RecordKey, updated_ms: u64, kind: Kind) {
+        self.changes.push(DocChange {
+            key: search_key(&key.0, &key.1),
+            updated_ms,
+            text: None,
+        });
+        self.tag_changes.push((key, Vec::new()));
+        if kind == Kind::Profile {
+            if let Some(author) = self.authors.get_mut(&key.0) {
+                author.profile_name = None;
+                author.display_name = None;
+            }
+            self.name_changes.push((key.0, None));
+        }
+    }
+
+    pub(super) fn accept(
+        &mut self,
+        incoming: Incoming,
+        accepted: Accepted,
+    ) -> Result<(), StoreError> {
+        let Incoming { entry, payload } = incoming;
+        if accepted.completes {
+            return self.complete(&entry, payload, accepted.record);
+        }
+        let record = accepted.record;
+        let h = entry.header().clone();
+        let a = h.author;
+        let hash = entry.hash();
+        let wire = entry.to_wire();
+        self.batch.insert(k_log(&a, h.seq), codec::encode(&wire));
+        let number = self.next_version((a, h.record_id))?;
+        self.batch.insert(
+            k_version(&a, &h.record_id, h.seq),
+            &number.to_be_bytes()[..],
+        );
+        self.log.insert((a, h.seq), wire);
+        self.hashes.insert((a, h.seq), hash);
+        let head = Head { seq: h.seq, hash };
+        self.heads.insert(a, Some(head));
+        self.put_meta(k_head(&a), &head);
+
+        let key = (a, h.record_id);
+        if h.kind == Kind::Profile {
+            // The author's one profile (ingest refuses a second), also when it arrived
+            // without its payload.
+            let author = self.authors.entry(a).or_default();
+            if author.profile.is_none() {
+                author.profile = Some(h.record_id);
+                let author = author.clone();
+                self.put_meta(k_author(&a), &author);
+            }
+        }
+        let old = self.records.get(&key).cloned().flatten();
+        if let Some(old) = old.as_ref().filter(|m| m.visible()) {
+            self.batch.remove(k_time(old.updated_ms, &a, &h.record_id));
+        }
+        // Only the current version keeps a payload: the previous one is purged.
+        self.purge_payload(key);
+        let created_ms = old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms);
+        let meta = match h.op {
+            Op::Put => {
+                let stored = payload.filter(|_| record.is_some());
+                let held = stored.is_some();
+                if let Some(bytes) = stored {
+                    debug_assert!(bytes.len() <= PAYLOAD_BYTES_MAX);
+                    self.new_payloads
+                        .insert(key, (h.seq, h.payload_hash, bytes));
+                }
+                let meta = RecordMeta {
+                    kind: h.kind,
+                    seq: h.seq,
+                    created_ms,
+                    updated_ms: h.timestamp_ms,
+                    deleted: false,
+                    payload: held.then_some(h.payload_hash),
+                };
+                match record.as_ref().filter(|_| held) {
+                    Some(record) => {
+                        self.batch.insert(
+                            k_time(meta.updated_ms, &a, &h.record_id),
+                            &[h.kind.code()][..],
+                        );
+                        self.show(key, h.timestamp_ms, record);
+                    }
+                    None => self.hide(key, h.timestamp_ms, h.kind),
+                }
+                meta
+            }
+            Op::Tombstone => {
+                self.hide(key, h.timestamp_ms, h.kind);
+                RecordMeta {
+                    kind: h.kind,
+                    seq: h.seq,
+                    created_ms,
+                    updated_ms: h.timestamp_ms,
+                    deleted: true,
+                    payload: None,
+                }
+            }
+        };
+        self.put_meta(k_record(&a, &h.record_id), &meta);
+        self.records.insert(key, Some(meta));
+        self.set_len(key, h.payload_len);
+        self.accepted += 1;
+        Ok(())
+    }
+
+    /// The payload of a stored header-only current version arrived: the record shows.
+    fn complete(
+        &mut self,
+        entry: &Entry,
+        payload: Option<Vec<u8>>,
+        record: Option<Record>,
+    ) -> Result<(), StoreError> {
+        let h = entry.header();
+        let key = (h.author, h.record_id);
+        let (Some(bytes), Some(record)) = (payload, record) else {
+            return Err(corrupt("completion", "accepted without its payload"));
+        };
+        let mut meta = self
+            .records
+            .get(&key)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| corrupt("completion", "record unknown"))?;
+        meta.payload = Some(h.payload_hash);
+        self.new_payloads
+            .insert(key, (h.seq, h.payload_hash, bytes));
+        self.batch.insert(
+            k_time(meta.updated_ms, &h.author, &h.record_id),
+            &[h.kind.code()][..],
+        );
+        self.show(key, meta.updated_ms, &record);
+        self.put_meta(k_record(&h.author, &h.record_id), &meta);
+        self.records.insert(key, Some(meta));
+        tracing::info!(author = %h.author.short(), seq = h.seq, "a record that arrived without its payload is complete now");
+        self.accepted += 1;
+        Ok(())
+    }
+
+    pub(super) fn record_fork(&mut self, second: &Entry, seq: u64) -> Result<(), StoreError> {
+        let a = second.header().author;
+        let first = match self.log.get(&(a, seq)) {
+            Some(w) => w.clone(),
+            None => match self.store.entry(&a, seq)? {
+                Some(e) => e.to_wire(),
+                None => return Ok(()),
+            },
+        };
+        let name = self
+            .authors
+            .get(&a)
+            .and_then(|m| m.label().map(str::to_string));
+        tracing::warn!(author = %a, name = name.as_deref().unwrap_or("-"), seq, "fork proven: two different entries signed with one seq; the author is frozen here");
+        self.put_meta(
+            k_fork(&a),
+            &ForkProof {
+                seq,
+                first,
+                second: second.to_wire(),
+            },
+        );
+        self.forked = true;
+        let author = self.authors.entry(a).or_default();
+        author.frozen = true;
+        let author = author.clone();
+        self.put_meta(k_author(&a), &author);
+        Ok(())
+    }
+
+    pub(super) fn count(&mut self, author: NodeId, reason: &'static str) {
+        *self.counters.entry(reason).or_default() += 1;
+        *self.author_counters.entry((author, reason)).or_default() += 1;
+    }
+
+    /// Writes the batch: payloads first (durable in the packs), then one atomic sled batch
+    /// that names them, lists the purged ranges, and moves the log.
+    pub(super) fn commit(mut self) -> Result<Committed, StoreError> {
+        if self.accepted == 0 && self.counters.is_empty() && !self.forked {
+            return Ok(Committed::default());
+        }
+        for (reason, n) in std::mem::take(&mut self.counters) {
+            let before = self.store.counter(reason)?;
+            self.batch
+                .insert(k_counter(reason), &(before + n).to_be_bytes()[..]);
+        }
+        for ((author, reason), n) in std::mem::take(&mut self.author_counters) {
+            let k = k_author_counter(&author, reason);
+            let before = match self.store.db.get(&k)? {
+                Some(v) => u64_value("counter", &v)?,
+                None => 0,
+            };
+            self.batch.insert(k, &(before + n).to_be_bytes()[..]);
+        }
+        let generation = self.store.generation()? + self.accepted;
+        self.batch
+            .insert(K_GENERATION, &generation.to_be_bytes()[..]);
+        self.batch.insert(K_HISTORY, &generation.to_be_bytes()[..]);
+        let mut appended = None;
+        if !self.new_payloads.is_empty() {
+            let total = self.new_payloads.values().map(|p| p.2.len()).sum();
+            let mut buf = Vec::with_capacity(total);
+            let mut placed = Vec::with_capacity(self.new_payloads.len());
+            for (key, (seq, hash, bytes)) in std::mem::take(&mut self.new_payloads) {
+                placed.push((key, seq, hash, buf.len() as u64, bytes.len() as u32));
+                buf.extend_from_slice(&bytes);
+            }
+            let (segment, start) = self
+                .store
+                .packs
+                .append(&buf)
+                .map_err(|e| self.store.packs_error(e))?;
+            for ((a, rid), seq, hash, offset, len) in placed {
+                let r = PayloadRef {
+                    seq,
+                    hash,
+                    at: Location {
+                        segment,
+                        offset: start + offset,
+                        len,
+                    },
+                };
+                self.put_meta(k_payload(&a, &rid), &r);
+            }
+            self.batch.insert(
+                k_pack(segment),
+                &(start + buf.len() as u64).to_be_bytes()[..],
+            );
+            appended = Some((segment, start));
+        }
+        let purged = std::mem::take(&mut self.purged);
+        for at in &purged {
+            self.batch.insert(k_erase(at), &at.len.to_be_bytes()[..]);
+        }
+        if let Err(e) = self.store.db.apply_batch(self.batch) {
+            if let Some((segment, start)) = appended {
+                self.store.packs.abandon(segment, start);
+            }
+            return Err(e.into());
+        }
+        if !self.changes.is_empty() {
+            self.store.index.enqueue(self.changes, generation);
+        }
+        if !self.name_changes.is_empty() {
+            let mut names = self
+                .store
+                .profile_names
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = names.as_mut() {
+                for (author, n) in self.name_changes {
+                    match n {
+                        Some(n) => map.insert(author, n),
+                        None => map.remove(&author),
+                    };
+                }
+            }
+        }
+        if !self.tag_changes.is_empty() {
+            let mut tags = self
+                .store
+                .tags
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(map) = tags.as_mut() {
+                for (key, t) in self.tag_changes {
+                    if t.is_empty() {
+                        map.remove(&key);
+                    } else {
+                        map.insert(key, t);
+                    }
+                }
+            }
+        }
+        Ok(Committed { purged })
+    }
+}

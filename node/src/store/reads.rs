@@ -1,0 +1,531 @@
+//! What the store answers: authors and their vouchers, heads and entries, payloads and records,
+//! tags, the time index, full-text search, counts, refusal counters and fork proofs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use spindel_protocol::NodeId;
+use spindel_protocol::codec;
+use spindel_protocol::entry::{Entry, HEADER_BYTES_MAX, Hash, Head, Op, Payload, RecordId};
+use spindel_protocol::record::Record;
+
+use super::handle::{ProfileName, ProfileNames, Store};
+use super::keys::{
+    K_GENERATION, TimeKey, k_author, k_bytes, k_counter, k_head, k_log, k_payload, k_received,
+    k_record, key,
+};
+use super::types::{
+    AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, TagMap, TextHit, corrupt,
+    decode_meta, node_id_at, record_id_at, u64_value,
+};
+
+impl Store {
+    /// Count of entries ever applied; the full-text index records the generation it reflects.
+    pub fn generation(&self) -> Result<u64, StoreError> {
+        match self.db.get(K_GENERATION)? {
+            Some(v) => u64_value("generation", &v),
+            None => Ok(0),
+        }
+    }
+
+    pub fn author(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        let Some(mut meta) = self.author_stored(author)? else {
+            return Ok(None);
+        };
+        self.with_profile_names(|names| fill_names(&mut meta, names.get(author)))?;
+        Ok(Some(meta))
+    }
+
+    /// Whether entries of `author` are accepted here (read as stored: no profile names needed).
+    pub fn is_admitted(&self, author: &NodeId) -> Result<bool, StoreError> {
+        Ok(self.author_stored(author)?.is_some_and(|m| m.admitted))
+    }
+
+    /// The author's metadata as stored (without the names of its profile).
+    pub(super) fn author_stored(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        self.db
+            .get(k_author(author))?
+            .map(|v| decode_meta("author", &v))
+            .transpose()
+    }
+
+    /// Every author the store knows of, with its metadata.
+    pub fn authors(&self) -> Result<Vec<(NodeId, AuthorMeta)>, StoreError> {
+        let mut out: Vec<(NodeId, AuthorMeta)> = self
+            .db
+            .scan_prefix([b'A'])
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((node_id_at(&k, 1)?, decode_meta("author", &v)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.with_profile_names(|names| {
+            for (id, meta) in &mut out {
+                fill_names(meta, names.get(id));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `f` over every author's profile names, building them from the profile payloads
+    /// the first time.
+    fn with_profile_names<R>(&self, f: impl FnOnce(&ProfileNames) -> R) -> Result<R, StoreError> {
+        self.with_lazy(&self.profile_names, f, || {
+            let mut map = ProfileNames::new();
+            for item in self.db.scan_prefix([b'A']) {
+                let (k, v) = item?;
+                let id = node_id_at(&k, 1)?;
+                let meta: AuthorMeta = decode_meta("author", &v)?;
+                let Some(rid) = meta.profile else { continue };
+                let Some(rmeta) = self.record_meta(&id, &rid)? else {
+                    continue;
+                };
+                if let Some(Record::Profile(p)) = self.load_record(&id, &rid, &rmeta)? {
+                    map.insert(id, (p.name, p.display_name));
+                }
+            }
+            Ok(map)
+        })
+    }
+
+    /// When this node last accepted an entry of `author` (ms since the epoch, its own clock).
+    pub fn last_received_ms(&self, author: &NodeId) -> Result<Option<u64>, StoreError> {
+        match self.db.get(k_received(author))? {
+            Some(v) => {
+                let bytes: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("last-received time", "not 8 bytes"))?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The pinned aggregators that vouch for `author` here (none: not vouched for, or admitted
+    /// before vouchers were kept).
+    pub fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        self.db
+            .scan_prefix(key(b'V', &[&author.0]))
+            .map(|item| node_id_at(&item?.0, 33))
+            .collect()
+    }
+
+    /// Every author's vouchers ([`Store::vouchers`]), in one scan.
+    pub fn vouchers_all(&self) -> Result<HashMap<NodeId, Vec<NodeId>>, StoreError> {
+        let mut out: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        for item in self.db.scan_prefix([b'V']) {
+            let (k, _) = item?;
+            out.entry(node_id_at(&k, 1)?)
+                .or_default()
+                .push(node_id_at(&k, 33)?);
+        }
+        Ok(out)
+    }
+
+    /// Every admitted author (read as stored: no profile names needed).
+    pub fn admitted_authors(&self) -> Result<HashSet<NodeId>, StoreError> {
+        let mut out = HashSet::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            let meta: AuthorMeta = decode_meta("author", &v)?;
+            if meta.admitted {
+                out.insert(node_id_at(&k, 1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn head(&self, author: &NodeId) -> Result<Option<Head>, StoreError> {
+        self.db
+            .get(k_head(author))?
+            .map(|v| decode_meta("head", &v))
+            .transpose()
+    }
+
+    /// The head of every author with at least one entry.
+    pub fn heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
+        self.db
+            .scan_prefix([b'H'])
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((node_id_at(&k, 1)?, decode_meta("head", &v)?))
+            })
+            .collect()
+    }
+
+    /// The stored entry of `author` at `seq`.
+    pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
+        match self.db.get(k_log(author, seq))? {
+            Some(v) => Entry::decode(&v)
+                .map(Some)
+                .map_err(|e| corrupt(format!("log {} seq {seq}", author.short()), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `max` entries of `author` from `from_seq` on, each with its payload if still held.
+    pub fn entries_from(
+        &self,
+        author: &NodeId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<Incoming>, StoreError> {
+        let start = k_log(author, from_seq.max(1));
+        let end = k_log(author, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.db.range(start..=end).take(max) {
+            let (k, v) = item?;
+            let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
+            let h = entry.header();
+            // Only the current version travels with its payload: older ones are purged.
+            let payload = match h.op {
+                Op::Put => self.payload_at(&h.author, &h.record_id, h.seq)?,
+                Op::Tombstone => None,
+            };
+            out.push(Incoming { entry, payload });
+        }
+        Ok(out)
+    }
+
+    /// Where the payload of `author`'s record is kept, if this node holds it.
+    pub fn payload_ref(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Option<PayloadRef>, StoreError> {
+        self.db
+            .get(k_payload(author, rid))?
+            .map(|v| decode_meta("payload ref", &v))
+            .transpose()
+    }
+
+    /// The payload bytes of `author`'s record at version `seq`, if held (only the current
+    /// version's payload is kept). Bytes that do not match their hash (erased while read) are
+    /// treated as gone.
+    pub fn payload_at(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(r) = self.payload_ref(author, rid)? else {
+            return Ok(None);
+        };
+        if r.seq != seq {
+            return Ok(None);
+        }
+        let bytes = self.packs.read(r.at).map_err(|e| self.packs_error(e))?;
+        Ok(bytes.filter(|b| Hash::of(b) == r.hash))
+    }
+
+    pub fn record_meta(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Option<RecordMeta>, StoreError> {
+        self.db
+            .get(k_record(author, rid))?
+            .map(|v| decode_meta("record", &v))
+            .transpose()
+    }
+
+    /// The signed payload length of `author`'s record `rid` now (0 when it is deleted or
+    /// unknown): what a new version of it frees of the author's payload bytes.
+    pub fn current_payload_len(&self, author: &NodeId, rid: &RecordId) -> Result<u64, StoreError> {
+        let Some(meta) = self.record_meta(author, rid)? else {
+            return Ok(0);
+        };
+        let held = self.payload_ref(author, rid)?;
+        Ok(u64::from(self.current_len(author, &meta, held.as_ref())?))
+    }
+
+    /// The signed payload length of a record's current version (`meta`): from where its payload
+    /// is kept, or from its header when it arrived without one.
+    pub(super) fn current_len(
+        &self,
+        author: &NodeId,
+        meta: &RecordMeta,
+        held: Option<&PayloadRef>,
+    ) -> Result<u32, StoreError> {
+        if meta.deleted {
+            return Ok(0);
+        }
+        if let Some(r) = held.filter(|r| r.seq == meta.seq) {
+            return Ok(r.at.len);
+        }
+        Ok(self
+            .entry(author, meta.seq)?
+            .map_or(0, |e| e.header().payload_len))
+    }
+
+    /// Signed payload bytes of `author`'s current versions (see
+    /// [`spindel_protocol::ingest::AUTHOR_PAYLOAD_BYTES_MAX`]).
+    pub fn payload_bytes_of(&self, author: &NodeId) -> Result<u64, StoreError> {
+        match self.db.get(k_bytes(author))? {
+            Some(v) => u64_value("payload bytes", &v),
+            None => Ok(0),
+        }
+    }
+
+    /// Every author's payload bytes, counted from the records (what each batch keeps up to
+    /// date under `B`).
+    pub fn recount_payload_bytes(&self) -> Result<BTreeMap<NodeId, u64>, StoreError> {
+        let mut totals: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'R']) {
+            let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            let rid = record_id_at(&k, 33)?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            let held = self.payload_ref(&author, &rid)?;
+            let len = self.current_len(&author, &meta, held.as_ref())?;
+            *totals.entry(author).or_default() += u64::from(len);
+        }
+        Ok(totals)
+    }
+
+    /// The current content of a visible record.
+    pub fn load_record(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        meta: &RecordMeta,
+    ) -> Result<Option<Record>, StoreError> {
+        let Some(hash) = meta.payload.filter(|_| !meta.deleted) else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.payload_at(author, rid, meta.seq)? else {
+            return Ok(None);
+        };
+        let payload = Payload::decode(&bytes).map_err(|e| corrupt(format!("payload {hash}"), e))?;
+        Record::from_json(meta.kind, &payload.body)
+            .map(Some)
+            .map_err(|e| corrupt(format!("payload {hash}"), e))
+    }
+
+    /// Every record of `author` (current state, deleted ones included).
+    pub fn records_of(&self, author: &NodeId) -> Result<Vec<(RecordId, RecordMeta)>, StoreError> {
+        self.db
+            .scan_prefix(key(b'R', &[&author.0]))
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((record_id_at(&k, 33)?, decode_meta("record", &v)?))
+            })
+            .collect()
+    }
+
+    /// Runs `f` over the tags of every visible record, building them from the payloads the
+    /// first time (tags are content: they are never written to sled).
+    pub fn with_tags<R>(&self, f: impl FnOnce(&TagMap) -> R) -> Result<R, StoreError> {
+        self.with_lazy(&self.tags, f, || {
+            let mut map = TagMap::new();
+            for item in self.db.scan_prefix([b'R']) {
+                let (k, v) = item?;
+                let author = node_id_at(&k, 1)?;
+                let rid = record_id_at(&k, 33)?;
+                let meta: RecordMeta = decode_meta("record", &v)?;
+                if let Some(record) = self.load_record(&author, &rid, &meta)? {
+                    let tags = lower_tags(&record);
+                    if !tags.is_empty() {
+                        map.insert((author, rid), tags);
+                    }
+                }
+            }
+            Ok(map)
+        })
+    }
+
+    /// Runs `f` over the in-memory map in `cell`, building it with `build` the first time,
+    /// under the write lock (so no batch changes what it reads; batches keep it current).
+    fn with_lazy<M, R>(
+        &self,
+        cell: &std::sync::RwLock<Option<M>>,
+        f: impl FnOnce(&M) -> R,
+        build: impl FnOnce() -> Result<M, StoreError>,
+    ) -> Result<R, StoreError> {
+        if let Some(map) = cell
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(f(map));
+        }
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = cell
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(build()?);
+        }
+        match guard.as_ref() {
+            Some(map) => Ok(f(map)),
+            None => Err(corrupt("in-memory index", "not built")),
+        }
+    }
+
+    /// Records whose current version is held without its payload (it arrived stripped), at
+    /// most `max`, from a random place on (so records that cannot be completed never keep the
+    /// others waiting): (author, seq) of that version, to ask an aggregator for. Authors this
+    /// node does not take entries of (frozen, not admitted) are left out.
+    pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
+        let usable: std::collections::HashSet<NodeId> = self
+            .authors()?
+            .into_iter()
+            .filter(|(_, m)| m.admitted && !m.frozen)
+            .map(|(id, _)| id)
+            .collect();
+        let mut start = [0u8; 48];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut start);
+        let from = key(b'R', &[&start]);
+        let after = self.db.range(from.clone()..key(b'R' + 1, &[]));
+        let before = self.db.range(vec![b'R']..from);
+        let mut out = Vec::new();
+        for item in after.chain(before) {
+            if out.len() >= max {
+                break;
+            }
+            let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            if !usable.contains(&author) {
+                continue;
+            }
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            if !meta.deleted && meta.payload.is_none() {
+                out.push((author, meta.seq));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visible (current, not deleted) records of one author.
+    pub fn visible_count_of(&self, author: &NodeId) -> Result<u64, StoreError> {
+        Ok(self
+            .records_of(author)?
+            .iter()
+            .filter(|(_, m)| m.visible())
+            .count() as u64)
+    }
+
+    /// Visible records in time order (newest first), from just after `after` (a time key).
+    pub(crate) fn time_index(
+        &self,
+        after: Option<&TimeKey>,
+    ) -> impl Iterator<Item = Result<(TimeKey, NodeId, RecordId, u8), StoreError>> + '_ {
+        let start = match after {
+            Some(k) => std::ops::Bound::Excluded(k.0.clone()),
+            None => std::ops::Bound::Included(vec![b'T']),
+        };
+        self.db
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Excluded(vec![b'T' + 1])))
+            .map(|item| {
+                let (k, v) = item?;
+                let author = node_id_at(&k, 9)?;
+                let rid = record_id_at(&k, 41)?;
+                let code = v.first().copied().unwrap_or(u8::MAX);
+                Ok((TimeKey(k.to_vec()), author, rid, code))
+            })
+    }
+
+    /// Full-text search: (update time, author, record) of every match; `None` when the text
+    /// has no searchable word.
+    pub fn search(&self, text: &str) -> Result<Option<Vec<TextHit>>, StoreError> {
+        self.index.flush()?;
+        let Some(hits) = self.index.search.search(text)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some((a, r)) = hit.key.split_once('/') else {
+                continue;
+            };
+            if let (Ok(a), Ok(r)) = (a.parse::<NodeId>(), r.parse::<RecordId>()) {
+                out.push((hit.updated_ms, a, r));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// How the full-text index's commits and merges go (`/metrics`).
+    pub fn index_health(&self) -> crate::search::IndexHealth {
+        self.index.health()
+    }
+
+    /// Whether the full-text index still holds `word`, deleted documents included (see
+    /// [`SearchIndex::holds_word`]); pending changes are committed first.
+    pub fn index_holds_word(&self, word: &str) -> Result<bool, StoreError> {
+        self.index.flush()?;
+        Ok(self.index.search.holds_word(word)?)
+    }
+
+    /// Visible records, counted.
+    pub fn visible_count(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix([b'T']) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The refusal counter `reason` as stored.
+    pub(super) fn counter(&self, reason: &str) -> Result<u64, StoreError> {
+        match self.db.get(k_counter(reason))? {
+            Some(v) => u64_value("counter", &v),
+            None => Ok(0),
+        }
+    }
+
+    /// Refusals so far, by reason.
+    pub fn refusals(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.db
+            .scan_prefix([b'C'])
+            .map(|item| {
+                let (k, v) = item?;
+                let reason = String::from_utf8_lossy(&k[1..]).into_owned();
+                Ok((reason, u64_value("counter", &v)?))
+            })
+            .collect()
+    }
+
+    /// Refusals so far, by author and reason.
+    pub fn refusals_by_author(
+        &self,
+    ) -> Result<BTreeMap<NodeId, BTreeMap<String, u64>>, StoreError> {
+        let mut out: BTreeMap<NodeId, BTreeMap<String, u64>> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'D']) {
+            let (k, v) = item?;
+            let author = node_id_at(&k, 1)?;
+            let reason = String::from_utf8_lossy(&k[33..]).into_owned();
+            out.entry(author)
+                .or_default()
+                .insert(reason, u64_value("counter", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Proven forks, by author.
+    pub fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, StoreError> {
+        self.db
+            .scan_prefix([b'F'])
+            .map(|item| {
+                let (k, v) = item?;
+                let proof = codec::decode::<ForkProof, { 4 * HEADER_BYTES_MAX }>("fork proof", &v)
+                    .map_err(|e| corrupt("fork proof", e))?;
+                Ok((node_id_at(&k, 1)?, proof))
+            })
+            .collect()
+    }
+}
+
+/// Sets `meta`'s names from its current profile's (or clears them).
+fn fill_names(meta: &mut AuthorMeta, names: Option<&ProfileName>) {
+    meta.profile_name = names.and_then(|n| n.0.clone());
+    meta.display_name = names.map(|n| n.1.clone());
+}
+
+/// Lower-cased tags of a record, for the tag filter and facets.
+pub(super) fn lower_tags(record: &Record) -> Vec<String> {
+    record.tags().iter().map(|t| t.to_lowercase()).collect()
+}
