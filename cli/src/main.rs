@@ -253,7 +253,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                     None => spindel_protocol::SecretKey::generate(&mut rng),
                 };
                 let json = runtime()?
-                    .block_on(spindel_node::client::remote_query_as(
+                    .block_on(spindel_node::remote_query_as(
                         &key,
                         &peer,
                         request,

@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use spindel_node::control::{self, AccountAnswer, Request};
-use spindel_node::staff::{COMMAND_LINE, Staff};
 use spindel_node::users::{PASSWORD_BYTES_MAX, UserInfo, Users, read_audit};
+use spindel_node::{COMMAND_LINE, Staff};
 
 use crate::args::{DataDir, UserCommand};
 use crate::output;

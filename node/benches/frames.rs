@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spindel_node::client::remote_query_as;
+use spindel_node::remote_query_as;
 use spindel_node::transport::{Limits, Transport};
 use spindel_protocol::SecretKey;
 use spindel_protocol::sync::{Message, QueryRequest, encode_frame};

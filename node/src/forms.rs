@@ -276,6 +276,7 @@ pub struct FormError {
 }
 
 /// A submitted form as a record of `kind`, validated by the protocol's rules.
+#[cfg(test)]
 pub fn record_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Record, FormError> {
     record_from_form_all(kind, form).map_err(|mut errors| errors.swap_remove(0))
 }
@@ -305,16 +306,6 @@ pub fn record_from_form_all(
     errors.retain(|e| seen.insert(e.field.clone()));
     errors.sort_by_key(order);
     Err(errors)
-}
-
-/// The record JSON a form says (before validation; numbers must read as numbers).
-pub fn json_from_form(kind: Kind, form: &HashMap<String, String>) -> Result<Value, FormError> {
-    let (json, mut errors) = json_and_errors(kind, form);
-    if errors.is_empty() {
-        Ok(json)
-    } else {
-        Err(errors.swap_remove(0))
-    }
 }
 
 /// The record JSON of a form, and the errors of fields that could not be read (left out).

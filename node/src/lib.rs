@@ -3,62 +3,82 @@
 //!
 //! Below the store's door:
 //! - [`store`]: sled trees, atomic apply of verified entries, purge, indexes.
-//! - [`payloads`]: record contents in pack files that can erase a purged payload for good.
-//! - [`search`]: the tantivy full-text index (Swedish and English stemming), derived data.
-//! - [`regions`]: authors with their counts, and the one rule that finds a region.
-//! - [`query`], [`bank`]: filters, facets, cursors, the record JSON shape; the national
+//! - `payloads`: record contents in pack files that can erase a purged payload for good.
+//! - `search`: the tantivy full-text index (Swedish and English stemming), derived data.
+//! - `regions`: authors with their counts, and the one rule that finds a region.
+//! - [`query`], `bank`: filters, facets, cursors, the record JSON shape; the national
 //!   overview, a region's page, SROI.
 //! - [`local`]: the data directory (config, key file 0600, store) and one write each: init,
 //!   publish, import, delete, allow.
-//! - [`read`]: the read model: every question the pages, the API, the sync and the CLI ask.
-//! - [`writer`]: the one writer of a running node (an actor with a handle), which announces
+//! - `read`: the read model: every question the pages, the API, the sync and the CLI ask.
+//! - `writer`: the one writer of a running node (an actor with a handle), which announces
 //!   every change.
 //! - [`backup`]: `spindel backup` and `spindel restore`.
 //!
 //! Above it (they ask the read model and the writer, never the store):
-//! - [`runtime`]: starts and stops a running node; [`shared`]: what its tasks hold; [`gate`]:
+//! - [`server`]: the one place a running node is assembled and stopped, and `sync_once`;
+//!   `runtime`: the writer, QUIC listener and dialers; `shared`: what its tasks hold; `gate`:
 //!   the catch-up gate of the own log.
-//! - [`session`]: the connection driver (one sync session per stream); [`dialer`]: the link to
-//!   each aggregator; [`link`]: why a link ended and when to try again; [`client`]: the
-//!   one-shot query client; [`transport`]: QUIC with raw-key TLS and frames.
-//! - [`control`]: the local control socket; [`http`]: the JSON API; [`web`]: the knowledge
-//!   bank page; [`params`]: the one query-string parser; [`metrics`]: `/metrics`;
-//!   [`listener`]: the accept loop of every HTTP listener, with its caps and deadlines.
+//! - `session`: the connection driver (one sync session per stream); `dialer`: the link to
+//!   each aggregator; `link`: why a link ended and when to try again; `client`: the one-shot
+//!   query client; [`transport`]: QUIC with raw-key TLS and frames.
+//! - [`control`]: the local control socket; `http`: the JSON API; `web`: the knowledge bank
+//!   page; `editor`: Redaktionen; `templates` and `words`: the templates and the Swedish said
+//!   from Rust; `params`: the one query-string parser; `metrics`: `/metrics`; `listener`:
+//!   the accept loop of every HTTP listener, with its caps and deadlines.
+//!
+//! The surface is deliberate: eight public modules (the data directory, the store, queries,
+//! backups, accounts, the control socket, the transport and the assembled node), and below
+//! them the few items of private modules that the command, the tests and the benches use.
 
 pub mod backup;
-pub mod bank;
-pub mod client;
+mod bank;
+mod client;
 pub mod control;
-pub mod dialer;
-pub mod editor;
-pub mod forms;
-pub mod fuzz;
-pub mod gate;
-pub mod http;
-pub mod import_csv;
-pub mod link;
-pub mod listener;
+mod dialer;
+mod editor;
+mod forms;
+mod fuzz;
+mod gate;
+mod http;
+mod import_csv;
+mod link;
+mod listener;
 pub mod local;
-pub mod localtime;
-pub mod login;
-pub mod metrics;
-pub mod params;
-pub mod payloads;
-pub mod privacy;
+mod localtime;
+mod login;
+mod metrics;
+mod params;
+mod payloads;
+mod privacy;
 pub mod query;
-pub mod ratelimit;
-pub mod read;
-pub mod regions;
-pub mod runtime;
-pub mod search;
+mod ratelimit;
+mod read;
+mod regions;
+mod runtime;
+mod search;
 pub mod server;
-pub mod session;
-pub mod shared;
-pub mod staff;
+mod session;
+mod shared;
+mod staff;
 pub mod store;
-pub mod templates;
+mod templates;
 pub mod transport;
 pub mod users;
-pub mod web;
-pub mod words;
-pub mod writer;
+mod web;
+mod words;
+mod writer;
+
+// The rest of the crate's surface: what the command, the tests and the benches use of the
+// private modules above.
+pub use client::{RemoteQueryError, remote_query, remote_query_as};
+pub use fuzz::query_string as fuzz_query_string;
+pub use gate::Gate;
+pub use import_csv::CSV_ROW_BYTES_MAX;
+pub use link::REFUSED_BACKOFF_MIN_MS;
+pub use listener::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
+pub use runtime::{RunOptions, Running, StartError};
+pub use session::{SyncReport, sync_until_caught_up};
+pub use shared::{PEER_CONNECTIONS_MAX, Shared};
+pub use staff::{COMMAND_LINE, Staff};
+pub use writer::{ImportJob, ImportProgress, Received, Writer};

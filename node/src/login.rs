@@ -131,6 +131,7 @@ impl<K: std::hash::Hash + Eq + Clone> Counts<K> {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.map.len()
     }
@@ -264,6 +265,7 @@ impl LoginGuard {
     }
 
     /// How many keys are counted (for `/metrics` and tests).
+    #[cfg(test)]
     pub fn counted_keys(&self) -> usize {
         self.accounts.len() + self.unknown.len() + self.addresses.len() + self.devices.len()
     }

@@ -57,11 +57,6 @@ impl Params {
             }
         }
     }
-
-    /// Every given parameter, in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.0.iter().map(|(k, v)| (*k, v.as_str()))
-    }
 }
 
 #[cfg(test)]

@@ -237,17 +237,6 @@ impl Packs {
         }
         Ok(())
     }
-
-    /// Bytes the packs hold on disk (allocated, so erased ranges do not count where holes work).
-    pub fn disk_bytes(&self) -> io::Result<u64> {
-        use std::os::unix::fs::MetadataExt;
-        let mut total = 0;
-        for item in fs::read_dir(&self.dir)? {
-            let meta = item?.metadata()?;
-            total += meta.blocks() * 512;
-        }
-        Ok(total)
-    }
 }
 
 #[cfg(test)]

@@ -114,12 +114,9 @@ impl Limiter {
     }
 
     /// Client addresses with a bucket.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.buckets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
     }
 }
 

@@ -450,12 +450,9 @@ impl SearchIndex {
     }
 
     /// Number of documents in the last committed state.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

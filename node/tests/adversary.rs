@@ -9,10 +9,10 @@ use std::time::Duration;
 #[path = "kit/mod.rs"]
 mod kit;
 
-use spindel_node::client::{RemoteQueryError, remote_query, remote_query_as};
+use spindel_node::Running;
 use spindel_node::local::{self, Role};
-use spindel_node::runtime::Running;
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
+use spindel_node::{RemoteQueryError, remote_query, remote_query_as};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
 use spindel_protocol::record::Kind;
@@ -640,7 +640,7 @@ async fn a_stalled_handshake_does_not_hold_up_the_others() {
 /// closed with a protocol error, and a slot comes back when a connection ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_key_holds_a_bounded_number_of_connections() {
-    use spindel_node::shared::PEER_CONNECTIONS_MAX;
+    use spindel_node::PEER_CONNECTIONS_MAX;
     let key = SecretKey::from_bytes(&[61; 32]);
     let (_dir, running, peer) = aggregator(&[&key]).await;
     let t = Transport::client(&key, Limits::default()).unwrap();

@@ -125,7 +125,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     .await;
     let wait = refused_wait(&stranger).unwrap();
     assert!(
-        wait >= spindel_node::link::REFUSED_BACKOFF_MIN_MS,
+        wait >= spindel_node::REFUSED_BACKOFF_MIN_MS,
         "a refused region tries again after {wait} ms"
     );
 
@@ -143,25 +143,25 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
             p.last_error
                 .as_deref()
                 .is_some_and(|e| e.contains("not the pinned"))
-                && p.retry_in_ms >= Some(spindel_node::link::REFUSED_BACKOFF_MIN_MS)
+                && p.retry_in_ms >= Some(spindel_node::REFUSED_BACKOFF_MIN_MS)
         })
     })
     .await;
     pinned_wrong.running.shutdown().await;
-    let err = spindel_node::client::remote_query(&wrong, Default::default(), Limits::default())
+    let err = spindel_node::remote_query(&wrong, Default::default(), Limits::default())
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            spindel_node::client::RemoteQueryError::Transport(
+            spindel_node::RemoteQueryError::Transport(
                 spindel_node::transport::TransportError::WrongPeer { .. }
             )
         ),
         "{err}"
     );
     // The right key answers (to a member: here the aggregator's own key).
-    let ok = spindel_node::client::remote_query_as(
+    let ok = spindel_node::remote_query_as(
         agg.node().key(),
         &agg.addr(),
         Default::default(),
@@ -570,7 +570,7 @@ async fn records_held_without_payload_are_fetched_whole_from_the_aggregator() {
 /// too, the node catches up as at a start and signs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_told_of_another_copy_signs_nothing_until_each_refusing_aggregator_takes_it() {
-    use spindel_node::gate::Gate;
+    use spindel_node::Gate;
     use spindel_node::local::NodeError;
     let dir = tempfile::tempdir().unwrap();
     let node = kit::new_node(dir.path(), "skane", Role::Region, &[]);

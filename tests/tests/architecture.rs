@@ -664,3 +664,20 @@ fn no_two_modules_of_the_node_import_each_other() {
         }
     }
 }
+
+/// The node crate's surface is deliberate: at most eight public modules, the rest private
+/// and the few items others use re-exported by name (`pub use`).
+#[test]
+fn the_node_crate_has_at_most_eight_public_modules() {
+    let lib = std::fs::read_to_string(node_src().join("lib.rs")).unwrap();
+    let public: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .collect();
+    assert!(
+        public.len() <= 8,
+        "node/src/lib.rs has {} public modules: {public:?}; make a module private and re-export what others use with `pub use`",
+        public.len()
+    );
+    assert!(lib.lines().any(|l| l.starts_with("pub use ")));
+}

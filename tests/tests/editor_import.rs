@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use spindel_node::import_csv::CSV_ROW_BYTES_MAX;
+use spindel_node::CSV_ROW_BYTES_MAX;
 use spindel_tests::{
     editor_region, editor_session, eventually, header, http_exchange, http_get, location, multipart,
 };

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use spindel_node::listener::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
+use spindel_node::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
 use spindel_tests::{
     NodeProc, eventually, http_get, import_file, init, metric, publish_run, s, spindel,
     spindel_stdin,

@@ -40,7 +40,6 @@ use axum::routing::get;
 use crate::listener::ListenerKind;
 use crate::local::Role;
 use crate::shared::Shared;
-pub use crate::staff::Session;
 
 use accounts::{
     account_form, account_post, users_add, users_list, users_remove, users_reset,
@@ -53,10 +52,7 @@ use posts::{
     delete_form, delete_post, draft_page, edit_form, edit_post, new_form, new_post, record_page,
 };
 
-pub use page::{
-    AUDIT_PAGE_LINES, Editor, FORM_BYTES_MAX, IMPORT_FORM_BYTES_MAX, IMPORTS_KEPT, LOGIN_COOKIE,
-    POSTS_PAGE, REMOVE_MANY_MAX, SESSION_COOKIE,
-};
+use page::{Editor, FORM_BYTES_MAX, IMPORT_FORM_BYTES_MAX};
 
 async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
     let s = editor.session(&headers);

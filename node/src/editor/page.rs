@@ -86,7 +86,9 @@ pub(super) fn form(body: &[u8]) -> Option<HashMap<String, String>> {
     }
     Some(out)
 }
+
 impl Editor {
+    #[cfg(test)]
     pub fn new(shared: Arc<Shared>) -> Arc<Editor> {
         Editor::with_public_url(shared, None)
     }

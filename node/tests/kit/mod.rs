@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
-use spindel_node::runtime::{RunOptions, Running};
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
+use spindel_node::{RunOptions, Running};
 use spindel_protocol::sync::{FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole};
 use spindel_protocol::{NodeId, SecretKey};
 
