@@ -1,0 +1,20 @@
+//! The sync protocol: wire messages, framing, and the sync session as a sans-IO state machine.
+//!
+//! A connection carries one sync stream. Both sides send [`Message::Hello`], then
+//! [`Message::Heads`] (per-author heads; an aggregator adds the admitted authors). Each side then
+//! sends exactly what the other lacks, in [`Message::Entries`] batches, each answered by one
+//! [`Message::Ack`] after the receiver has made it durable. The stream stays open: every new
+//! local entry is pushed at once. A new connection starts over with heads, so sync resumes from
+//! any point against any aggregator.
+//!
+//! [`Session`] holds no I/O: the driver feeds it messages and local events and carries out its
+
+mod frame;
+mod message;
+mod session;
+#[cfg(test)]
+mod simulation;
+
+pub use frame::*;
+pub use message::*;
+pub use session::*;
