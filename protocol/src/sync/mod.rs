@@ -7,7 +7,15 @@
 //! local entry is pushed at once. A new connection starts over with heads, so sync resumes from
 //! any point against any aggregator.
 //!
-//! [`Session`] holds no I/O: the driver feeds it messages and local events and carries out its
+//! [`Session`] holds no I/O and reads no clock, and it decides every frame: the driver feeds it
+//! messages, local events and the time, and carries out its [`Output`]s (send a message, load
+//! entries from the store, apply received entries, read what the session asks for).
+//!
+//! - `message`: the wire [`Message`]s, [`SyncEntry`], [`QueryRequest`], [`ErrorCode`],
+//!   [`PeerRole`] and the limits a peer is held to.
+//! - `frame`: one message a frame ([`encode_frame`], [`decode_frame`], [`FrameError`]).
+//! - `session`: [`Session`], [`SessionConfig`] and [`Output`]; what the session asks for after
+//!   the heads, and its timers, in `session::decide`.
 
 mod frame;
 mod message;
