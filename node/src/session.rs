@@ -350,6 +350,7 @@ async fn drive_session(
             }
             last_lag = Instant::now();
         }
+        let deadline = session.poll_timeout();
         tokio::select! {
             frame = rx.recv() => match frame {
                 Some(Ok(Some(m))) => {
@@ -378,7 +379,10 @@ async fn drive_session(
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
-            () = sleep_until(session.poll_timeout()) => session.handle_timeout(now()),
+            // The timer fired: its deadline has passed, whatever the clocks round to.
+            () = sleep_until(deadline) => {
+                session.handle_timeout(deadline.map_or_else(now, |d| now().max(d)));
+            }
             _ = forks_rx.changed() => session.forks_changed(*forks_rx.borrow_and_update()),
             generation = changed(&mut admissions) => session.admissions_changed(generation),
             _ = shutdown.changed() => {
