@@ -8,14 +8,15 @@
 //! what its peer lacks at once. [`serve_connection`] answers what a peer opens (a session or
 //! queries); [`session_with_aggregator`] is the dialing side.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use spindel_protocol::NodeId;
 use spindel_protocol::sync::{
-    BATCH_BYTES_MAX, ErrorCode, Message, Output, PeerRole, QueryRequest, Session, SyncEntry,
+    AdmissionOutcome, BATCH_BYTES_MAX, ErrorCode, Lifetime, Message, Output, PeerRole,
+    PeerStanding, QueryRequest, Session, SessionConfig, SyncEntry,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -30,12 +31,6 @@ use crate::writer::{AppliedBatch, Received};
 
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
-/// A live session re-reads the store's heads this often, so a head it was never told of
-/// (a bug, a lagged channel) is still sent within this time.
-const HEADS_RESCAN: Duration = Duration::from_secs(10);
-/// How often a session sends again what its peer refused (an entry from the future is taken
-/// once the peer's clock has caught up).
-pub const STALLED_RETRY: Duration = Duration::from_secs(30);
 /// How long a closing side waits for the peer to read its error frame.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Frames buffered between a stream's reader task and its session.
@@ -83,44 +78,67 @@ struct SessionCtx {
     peer: NodeId,
     /// Key of the peer in the status table.
     peer_key: String,
-    /// An aggregator takes only the region's own entries from it.
-    expected_author: Option<NodeId>,
-    /// One-shot sync: stop once caught up.
-    until_caught_up: bool,
-    /// The peer is an aggregator this node dialed and pinned (`--aggregator`): its admission
-    /// list, and the authors it sends, are trusted. Never true for a session a node accepted.
-    trusted_aggregator: bool,
-    /// Aggregator serving a region: told of admission changes, to send the region the list;
-    /// with the generation the opening heads' list was read at.
-    admissions: Option<(watch::Receiver<u64>, u64)>,
+    /// Aggregator serving a region: told of admission changes (the session sends the region
+    /// the list).
+    admissions: Option<watch::Receiver<u64>>,
 }
 
-/// Whether the admission list changed since the one the region has (and marks it sent).
-fn admissions_due(rx: &mut Option<watch::Receiver<u64>>, sent: &mut u64) -> bool {
-    match rx {
-        Some(rx) => {
-            let now = *rx.borrow_and_update();
-            let due = now != *sent;
-            *sent = now;
-            due
-        }
-        None => false,
-    }
-}
-
-/// Resolves when `rx` sees a new value; never when there is none to watch.
-async fn changed(rx: &mut Option<watch::Receiver<u64>>) {
+/// Resolves with the new value when `rx` sees one; never when there is none to watch.
+async fn changed(rx: &mut Option<watch::Receiver<u64>>) -> u64 {
     match rx {
         Some(rx) => {
             if rx.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
+            *rx.borrow_and_update()
         }
         None => std::future::pending().await,
     }
 }
 
-/// Drives one sync session over one stream until it ends.
+/// Resolves at `deadline`; never without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session's clock: tokio's, so a test that pauses time pauses the session's timers.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What the catch-up gate has of a pinned aggregator's opening heads ([`Output::OwnLogAt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnLog {
+    /// Not heard yet (or the peer is no pinned aggregator).
+    NotYet,
+    /// Heard, not yet told: the gate was not waiting then.
+    Heard(u64),
+    /// Told; entries of the own log that arrive since may open the gate.
+    Told,
+}
+
+/// While the gate waits: tells it how far a pinned aggregator holds the own log (once), or
+/// has it look again (entries of the own log may have arrived).
+fn tell_gate(shared: &Shared, peer: NodeId, own_log: &mut OwnLog) {
+    if !shared.gate.is_waiting() {
+        return;
+    }
+    match *own_log {
+        OwnLog::NotYet => {}
+        OwnLog::Heard(seq) => {
+            *own_log = OwnLog::Told;
+            shared.gate.own_log_at(&shared.node, peer, seq);
+        }
+        OwnLog::Told => shared.gate.consider(&shared.node),
+    }
+}
+
+/// Drives one sync session over one stream until it ends: moves frames, runs the loads,
+/// applies and store reads the session asks for, and turns the node's channels (heads, forks,
+/// admissions), its clock and its shutdown into calls on the session.
 async fn drive_session(
     ctx: SessionCtx,
     mut send: FramedSend,
@@ -133,36 +151,20 @@ async fn drive_session(
         conn,
         peer,
         peer_key,
-        expected_author,
-        until_caught_up,
-        trusted_aggregator,
-        admissions,
+        mut admissions,
     } = ctx;
-    let (mut admissions, mut admissions_sent) = match admissions {
-        Some((rx, generation)) => (Some(rx), generation),
-        None => (None, 0),
-    };
     let (tx, mut rx) = mpsc::channel::<Result<Option<Message>, TransportError>>(READ_QUEUE_FRAMES);
     let reader = tokio::spawn(read_frames(recv, tx));
     let mut shutdown = shared.shutdown_signal();
-    let mut rescan =
-        tokio::time::interval_at(tokio::time::Instant::now() + HEADS_RESCAN, HEADS_RESCAN);
-    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut retry =
-        tokio::time::interval_at(tokio::time::Instant::now() + STALLED_RETRY, STALLED_RETRY);
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let me = shared.node.node_id();
+    let pinned = session.peer_is_pinned_aggregator();
+    let expected_author = session.expected_author();
     let mut last_lag = Instant::now()
         .checked_sub(LAG_REFRESH)
         .unwrap_or_else(Instant::now);
-    // A dialed aggregator's heads say how far this node's own log goes there; once this node
-    // holds that much, own-log writes may go on.
-    let mut own_log_reported = false;
-    let mut forks_sent: Option<u64> = None;
-    let mut tips_sent = false;
+    let mut own_log = OwnLog::NotYet;
     let mut forks_rx = shared.writer.events().subscribe_forks();
-    // Aggregator: regions whose admission ended during this session (not relayed).
-    let mut withdrawn: HashSet<NodeId> = HashSet::new();
+    session.forks_changed(*forks_rx.borrow_and_update());
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -189,7 +191,7 @@ async fn drive_session(
                         from: peer,
                         entries,
                         expected_author,
-                        vouched: trusted_aggregator,
+                        vouched: pinned,
                     };
                     match ingest(&shared, received).await {
                         Ok(a) => session.applied(a.heads, &a.held_by_peer),
@@ -227,7 +229,7 @@ async fn drive_session(
                         return store_failed(&conn, &reader, e);
                     }
                 }
-                Output::Admitted(_) if !trusted_aggregator => {
+                Output::Admitted(_) if !pinned => {
                     tracing::debug!(peer = %peer.short(), "ignored an admission list from a peer this node did not dial");
                 }
                 Output::Admitted(list) => {
@@ -250,6 +252,60 @@ async fn drive_session(
                         Err(e) => return finish(&reader, Err(e.into())),
                     }
                 }
+                Output::LinkUp => {
+                    shared.gate.session_accepted(peer);
+                    shared.set_peer(&peer_key, |p| {
+                        p.connected = true;
+                        p.last_error = None;
+                        p.retry_in_ms = Some(0);
+                    });
+                    if session.lifetime() == Lifetime::Live {
+                        tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
+                    }
+                }
+                Output::OwnLogAt(seq) => {
+                    // Fixed at the aggregator's opening heads (later acks raise what the
+                    // session knows of the peer).
+                    own_log = OwnLog::Heard(seq);
+                    tell_gate(&shared, peer, &mut own_log);
+                }
+                Output::ReadTips => {
+                    if let Ok(heads) = shared.node.heads() {
+                        session.send_tips(
+                            heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect(),
+                        );
+                    }
+                }
+                Output::ReadHeaderOnly { max } => {
+                    if let Ok(missing) = shared.node.header_only_current(max)
+                        && !missing.is_empty()
+                    {
+                        tracing::info!(peer = %peer.short(), records = missing.len(), "asking the aggregator for records held without their content");
+                        session.send_want(missing);
+                    }
+                }
+                Output::ReadForks => {
+                    let forks = shared
+                        .blocking(|n| Ok(n.forks()?))
+                        .await
+                        .unwrap_or_default();
+                    session.send_forks(
+                        forks
+                            .into_iter()
+                            .map(|(_, p)| (p.first, p.second))
+                            .collect(),
+                    );
+                }
+                Output::ReadAdmissions => {
+                    let list = match shared.blocking(|n| Ok(n.admission_list()?)).await {
+                        Ok(list) => list,
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    };
+                    if session.admission_list(list) == AdmissionOutcome::PeerNoLongerAdmitted {
+                        tracing::info!(peer = %peer.short(), "ended the session of a region no longer admitted");
+                    }
+                }
+                Output::Rescan => rescan_heads(&shared, &mut session).await,
                 Output::Close { code, reason } => {
                     send.finish();
                     if code != ErrorCode::Done {
@@ -266,83 +322,7 @@ async fn drive_session(
                 }
             }
         }
-        // Head hashes go out once: equal seqs with different entries are a fork that heads
-        // alone never show (an old copy that signed offline).
-        if !tips_sent && session.heads_received() {
-            tips_sent = true;
-            // A dialed aggregator took the session (a refusal comes before its heads).
-            if trusted_aggregator {
-                shared.gate.session_accepted(peer);
-                shared.set_peer(&peer_key, |p| {
-                    p.connected = true;
-                    p.last_error = None;
-                    p.retry_in_ms = Some(0);
-                });
-                if !until_caught_up {
-                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
-                }
-            }
-            if let Ok(heads) = shared.node.heads() {
-                session.send_tips(heads.into_iter().map(|(a, h)| (a, h.seq, h.hash)).collect());
-            }
-            // Records held without their payload (a relay stripped it): ask the aggregator
-            // for them whole; a matching payload completes them.
-            if trusted_aggregator
-                && let Ok(missing) = shared
-                    .node
-                    .header_only_current(spindel_protocol::sync::WANT_ENTRIES_MAX)
-                && !missing.is_empty()
-            {
-                tracing::info!(peer = %peer.short(), records = missing.len(), "asking the aggregator for records held without their content");
-                session.send_want(missing);
-            }
-            continue;
-        }
-        // Every fork proof this node holds goes to the peer once heads are exchanged, and
-        // again whenever it learns of a new one, so every node names a fork.
-        if session.heads_received() && forks_sent != Some(*forks_rx.borrow_and_update()) {
-            forks_sent = Some(*forks_rx.borrow());
-            let forks = shared
-                .blocking(|n| Ok(n.forks()?))
-                .await
-                .unwrap_or_default();
-            if !forks.is_empty() {
-                session.send_forks(
-                    forks
-                        .into_iter()
-                        .map(|(_, p)| (p.first, p.second))
-                        .collect(),
-                );
-                continue;
-            }
-        }
-        // A changed admission list goes to the region at once (the first was in the heads).
-        if session.heads_received() && admissions_due(&mut admissions, &mut admissions_sent) {
-            if let Err(e) = admissions_changed(&shared, &mut session, peer, &mut withdrawn).await {
-                return store_failed(&conn, &reader, e);
-            }
-            continue;
-        }
-        if trusted_aggregator && session.heads_received() && shared.gate.is_waiting() {
-            if !own_log_reported {
-                // Fixed at the aggregator's opening heads (later acks raise what the session
-                // knows of the peer).
-                own_log_reported = true;
-                shared.gate.own_log_at(
-                    &shared.node,
-                    peer,
-                    session.peer_heads().get(&me).copied().unwrap_or(0),
-                );
-            } else {
-                // Entries of the own log may have arrived.
-                shared.gate.consider(&shared.node);
-            }
-        }
-        if until_caught_up && session.caught_up() {
-            send.finish();
-            conn.close(ErrorCode::Done.code().into(), b"caught up");
-            return finish(&reader, Ok(()));
-        }
+        tell_gate(&shared, peer, &mut own_log);
         // The lag shown in `status`: a scan of the store's heads, so at most every 250 ms.
         if last_lag.elapsed() >= LAG_REFRESH || session.is_idle() {
             let lag = shared_heads_lag(
@@ -354,7 +334,7 @@ async fn drive_session(
             );
             // How far a dialed aggregator holds (acknowledged) this node's own log: its
             // opening heads, raised by every ack (sent once a batch is durable there).
-            let acked = (trusted_aggregator && session.heads_received())
+            let acked = (pinned && session.heads_received())
                 .then(|| session.peer_heads().get(&me).copied().unwrap_or(0));
             shared.set_peer(&peer_key, |p| {
                 p.lag = lag;
@@ -370,6 +350,7 @@ async fn drive_session(
             }
             last_lag = Instant::now();
         }
+        let deadline = session.poll_timeout();
         tokio::select! {
             frame = rx.recv() => match frame {
                 Some(Ok(Some(m))) => {
@@ -385,34 +366,25 @@ async fn drive_session(
                 Some(Err(e)) => break Err(e.into()),
             },
             head = heads_rx.recv() => match head {
-                // A newly admitted region's first entries: its name goes out before them.
-                Ok((author, seq))
-                    if session.heads_received()
-                        && admissions_due(&mut admissions, &mut admissions_sent) =>
-                {
-                    if let Err(e) =
-                        admissions_changed(&shared, &mut session, peer, &mut withdrawn).await
-                    {
-                        break Err(e.into());
+                Ok((author, seq)) => {
+                    // The admission channel first: a newly admitted region's name goes out
+                    // before its first entries (the session holds the head for the list).
+                    if let Some(rx) = admissions.as_mut() {
+                        session.admissions_changed(*rx.borrow_and_update());
                     }
-                    if !withdrawn.contains(&author) {
-                        session.local_head(author, seq);
-                    }
+                    session.local_head(author, seq);
                 }
-                // A head announced before a region's admission ended, read after: not relayed.
-                Ok((author, _)) if withdrawn.contains(&author) => {}
-                Ok((author, seq)) => session.local_head(author, seq),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    rescan_heads(&shared, &mut session, &withdrawn).await;
+                    rescan_heads(&shared, &mut session).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),
             },
-            _ = rescan.tick() => rescan_heads(&shared, &mut session, &withdrawn).await,
-            _ = retry.tick() => session.retry_stalled(),
-            // A new fork proof: the check at the top of the loop passes it on.
-            _ = forks_rx.changed() => {}
-            // Admissions changed: the check at the top of the loop sends the list.
-            () = changed(&mut admissions) => {}
+            // The timer fired: its deadline has passed, whatever the clocks round to.
+            () = sleep_until(deadline) => {
+                session.handle_timeout(deadline.map_or_else(now, |d| now().max(d)));
+            }
+            _ = forks_rx.changed() => session.forks_changed(*forks_rx.borrow_and_update()),
+            generation = changed(&mut admissions) => session.admissions_changed(generation),
             _ = shutdown.changed() => {
                 conn.close(ErrorCode::Done.code().into(), b"node shutting down");
                 break Ok(());
@@ -420,44 +392,6 @@ async fn drive_session(
         }
     };
     finish(&reader, result)
-}
-
-/// Aggregator: the admission list changed. The region this session serves, if it is no
-/// longer admitted, is told so and the session ends; otherwise the session stops relaying the
-/// regions no longer admitted (`withdrawn`: their heads announced later are ignored) and sends
-/// the region the new list. A withdrawn region admitted again is relayed from the store's
-/// heads at once.
-async fn admissions_changed(
-    shared: &Shared,
-    session: &mut Session,
-    peer: NodeId,
-    withdrawn: &mut HashSet<NodeId>,
-) -> Result<(), NodeError> {
-    let list = shared.blocking(|n| Ok(n.admission_list()?)).await?;
-    if !list.iter().any(|(id, _)| *id == peer) {
-        tracing::info!(peer = %peer.short(), "ended the session of a region no longer admitted");
-        session.no_longer_admitted();
-        return Ok(());
-    }
-    let listed: HashSet<NodeId> = list.iter().map(|(id, _)| *id).collect();
-    let before = withdrawn.len();
-    withdrawn.retain(|a| !listed.contains(a));
-    let readmitted = withdrawn.len() < before;
-    let gone: Vec<NodeId> = session
-        .local_heads()
-        .keys()
-        .filter(|a| !listed.contains(a))
-        .copied()
-        .collect();
-    for a in gone {
-        session.withdraw(&a);
-        withdrawn.insert(a);
-    }
-    session.send_admitted(list);
-    if readmitted {
-        rescan_heads(shared, session, withdrawn).await;
-    }
-    Ok(())
 }
 
 /// Verifies a received batch on the blocking pool, then has the writer apply it.
@@ -521,19 +455,17 @@ fn load_wanted(
     Ok(within_batch_bytes(found))
 }
 
-/// Tells the session every head it relays (after missed announcements): on an aggregator,
-/// of the authors it offers already, and of others only when they are admitted (a region whose
-/// admission ended is not relayed; `withdrawn`: ended during this session).
-async fn rescan_heads(shared: &Shared, session: &mut Session, withdrawn: &HashSet<NodeId>) {
+/// Tells the session every head it relays (after missed announcements, and when it asks:
+/// [`Output::Rescan`]): on an aggregator, of the authors it offers already, and of others only
+/// when they are admitted (a region whose admission ended is not relayed; the session ignores
+/// those whose admission ended during it).
+async fn rescan_heads(shared: &Shared, session: &mut Session) {
     let Ok(heads) = shared.blocking(|n| Ok(n.heads()?)).await else {
         return;
     };
     let aggregator = my_role(&shared.node) == PeerRole::Aggregator;
     let mut others = Vec::new();
     for (a, h) in heads {
-        if withdrawn.contains(&a) {
-            continue;
-        }
         if !aggregator || session.local_heads().contains_key(&a) {
             session.local_head(a, h.seq);
         } else {
@@ -736,14 +668,22 @@ pub async fn serve_connection(
                     .iter()
                     .find(|(id, _)| *id == peer)
                     .and_then(|(_, n)| n.clone());
-                let mut session = Session::new(
-                    shared.node.node_id(),
+                let mut session = Session::new(SessionConfig {
+                    me: shared.node.node_id(),
+                    peer,
                     role,
-                    &shared.node.config().name,
+                    name: shared.node.config().name.clone(),
                     heads,
-                    peer_admitted,
-                    announce,
-                );
+                    standing: if peer_admitted {
+                        PeerStanding::Member
+                    } else {
+                        PeerStanding::Stranger
+                    },
+                    admitted: announce,
+                    admissions_generation: admissions_at,
+                    lifetime: Lifetime::Live,
+                    now: now(),
+                });
                 let refused = session.handle(hello).err();
                 if let Some(e) = &refused {
                     // Logged here once; the session only sends the refusal.
@@ -780,18 +720,14 @@ pub async fn serve_connection(
                         },
                     );
                 }
-                // An aggregator takes only the region's own entries from the region.
-                let expected = (role == PeerRole::Aggregator).then_some(peer);
+                // The session takes only the region's own entries from the region
+                // (`Session::expected_author`) and trusts a pinned aggregator.
                 let ctx = SessionCtx {
                     shared: shared.clone(),
                     conn: conn.clone(),
                     peer,
                     peer_key: peer_key.clone(),
-                    expected_author: expected,
-                    until_caught_up: false,
-                    trusted_aggregator: role == PeerRole::Region && pinned,
-                    admissions: (role == PeerRole::Aggregator)
-                        .then_some((admissions_rx, admissions_at)),
+                    admissions: (role == PeerRole::Aggregator).then_some(admissions_rx),
                 };
                 let began = Instant::now();
                 let r = drive_session(ctx, send, recv, session, heads_rx).await;
@@ -960,7 +896,6 @@ pub async fn session_with_aggregator(
     key: &str,
     mode: SessionMode,
 ) -> Result<SyncReport, LinkError> {
-    let until_caught_up = mode == SessionMode::UntilCaughtUp;
     let conn = transport.connect(peer).await?;
     let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     // Subscribe before reading the heads (see serve_connection).
@@ -968,14 +903,22 @@ pub async fn session_with_aggregator(
     let heads = shared
         .blocking(|n| Ok(n.heads()?.into_iter().map(|(a, h)| (a, h.seq)).collect()))
         .await?;
-    let session = Session::new(
-        shared.node.node_id(),
-        PeerRole::Region,
-        &shared.node.config().name,
+    let session = Session::new(SessionConfig {
+        me: shared.node.node_id(),
+        peer: peer.node_id,
+        role: PeerRole::Region,
+        name: shared.node.config().name.clone(),
         heads,
-        true,
-        Vec::new(),
-    );
+        // A dialed aggregator is pinned.
+        standing: PeerStanding::Member,
+        admitted: Vec::new(),
+        admissions_generation: 0,
+        lifetime: match mode {
+            SessionMode::Live => Lifetime::Live,
+            SessionMode::UntilCaughtUp => Lifetime::UntilCaughtUp,
+        },
+        now: now(),
+    });
     let traffic = Arc::new(Traffic::default());
     let send = FramedSend::with_traffic(send, traffic.clone());
     let recv = FramedRecv::with_traffic(recv, transport.limits().frame_bytes_max, traffic.clone());
@@ -984,9 +927,6 @@ pub async fn session_with_aggregator(
         conn: conn.clone(),
         peer: peer.node_id,
         peer_key: key.to_string(),
-        expected_author: None,
-        until_caught_up,
-        trusted_aggregator: true,
         admissions: None,
     };
     let began = Instant::now();

@@ -1,7 +1,8 @@
 //! spindel-protocol: the pure, deterministic core of spindel.
 //!
-//! Everything here is a function of its inputs: time (`now_ms`), randomness (an injected
-//! `CryptoRngCore`) and storage (the [`ingest::AuthorView`] trait) come in as parameters.
+//! Everything here is a function of its inputs: time (`now_ms`, a sync session's `Instant`),
+//! randomness (an injected `CryptoRngCore`) and storage (the [`ingest::AuthorView`] trait) come
+//! in as parameters.
 //! This crate never touches the network, the file system or the clock; a test in
 //! `spindel-tests` reads `cargo metadata` to keep it so.
 //!
@@ -11,6 +12,7 @@
 //! - [`record`]: record kinds and their validation (docs/records.md); [`fields`]: the
 //!   same fields as people read them (docs/records.md is generated from it).
 //! - [`ingest`]: the single accept/refuse decision for an entry.
+//! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
 //! - [`time`]: RFC 3339 formatting of millisecond timestamps.
 
 pub mod codec;

@@ -1,0 +1,1214 @@
+//! [`Session`], one side of a sync session as a sans-IO state machine, after quinn-proto's
+//! `Connection`: the session decides every frame that goes out and every store read that
+//! feeds one; the driver moves frames, runs the loads, applies and reads the session asks for
+//! ([`Output`]), turns its channels into calls ([`Session::local_head`],
+//! [`Session::forks_changed`], [`Session::admissions_changed`]) and its clock into
+//! [`Session::handle_timeout`] at [`Session::poll_timeout`]. No clock is read here: time
+//! comes in as an [`Instant`].
+//!
+//! Once the peer's heads are in, the session asks, in this order and each after the last is
+//! done: for this node's head hashes (sent once, [`Output::ReadTips`]), from a pinned
+//! aggregator for the records held without their payload ([`Output::ReadHeaderOnly`]), for
+//! the fork proofs held ([`Output::ReadForks`], again on every new generation), for an
+//! aggregator's changed admission list ([`Output::ReadAdmissions`]; a new head waits for it,
+//! so a newly admitted region's name reaches the peer before its first entries), and, in a
+//! one-shot session, closes with `Done` once caught up.
+
+mod decide;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+use super::message::*;
+use crate::entry::{Hash, WireEntry};
+use crate::keys::NodeId;
+pub use decide::{AdmissionOutcome, HEADS_RESCAN, STALLED_RETRY};
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Write this message to the peer.
+    Send(Message),
+    /// Load entries `from_seq..` of `author` (at most `max` entries, about `BATCH_BYTES_MAX`
+    /// bytes) and hand them to [`Session::loaded`].
+    Load {
+        author: NodeId,
+        from_seq: u64,
+        max: usize,
+    },
+    /// Verify and store these entries, then report the resulting heads with
+    /// [`Session::applied`].
+    Apply { entries: Vec<SyncEntry> },
+    /// The aggregator vouches for these authors: a region may accept their entries.
+    Admitted(Vec<(NodeId, Option<String>)>),
+    /// The peer sent fork proofs: check each, and keep (and freeze) what holds.
+    Forks(Vec<(WireEntry, WireEntry)>),
+    /// The peer's head hashes: want every entry whose hash differs from the one held here
+    /// ([`Session::send_want`]).
+    Tips(Vec<(NodeId, u64, Hash)>),
+    /// Load these entries and answer with [`Session::send_wanted`].
+    Want(Vec<(NodeId, u64)>),
+    /// Apply these entries (no acknowledgement).
+    Wanted(Vec<SyncEntry>),
+    /// A pinned aggregator took this node's session (its heads arrived; a refusal comes
+    /// before them): the link is up.
+    LinkUp,
+    /// A pinned aggregator's opening heads hold this node's own log up to this seq (the
+    /// catch-up gate waits for it).
+    OwnLogAt(u64),
+    /// Read this node's heads with their hashes and hand them to [`Session::send_tips`].
+    ReadTips,
+    /// Read up to `max` current records this node holds without their payload (a relay
+    /// stripped it) and ask the pinned aggregator for them with [`Session::send_want`].
+    ReadHeaderOnly { max: usize },
+    /// Read every fork proof this node holds and hand them to [`Session::send_forks`].
+    ReadForks,
+    /// Aggregator: read the admission list and hand it to [`Session::admission_list`].
+    ReadAdmissions,
+    /// Read the store's heads and tell [`Session::local_head`] of each this node relays.
+    Rescan,
+    /// The session is over: close the connection with this code.
+    Close { code: ErrorCode, reason: String },
+}
+
+/// A violation of the protocol by the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {reason}")]
+pub struct SessionError {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+fn violation(reason: impl Into<String>) -> SessionError {
+    SessionError {
+        code: ErrorCode::Protocol,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitHello,
+    AwaitHeads,
+    Syncing,
+    Closed,
+}
+
+/// Which of its authors a side sends to the peer (it follows from the side's role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPolicy {
+    /// A region sends only its own log to an aggregator.
+    Own,
+    /// An aggregator sends every author it holds (the aggregate) to a region.
+    All,
+}
+
+impl SendPolicy {
+    /// What a node of `role` sends.
+    pub fn of(role: PeerRole) -> SendPolicy {
+        match role {
+            PeerRole::Aggregator => SendPolicy::All,
+            PeerRole::Region | PeerRole::Client => SendPolicy::Own,
+        }
+    }
+}
+
+/// Whether the peer may sync with this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerStanding {
+    /// An aggregator admitted the region; a region pinned the aggregator (`--aggregator`)
+    /// and trusts the admission list it sends and the authors it relays.
+    Member,
+    /// Neither: the peer is told why after its hello and learns no heads.
+    Stranger,
+}
+
+/// How long a session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Live push both ways until the link breaks or the node stops.
+    Live,
+    /// One-shot (`spindel sync`): closed with `Done` once both sides hold what the other had.
+    UntilCaughtUp,
+}
+
+/// Everything a [`Session`] starts from.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// This node's key.
+    pub me: NodeId,
+    /// The peer's key, as the transport pinned it.
+    pub peer: NodeId,
+    /// What this node is; it decides what it sends ([`SendPolicy::of`]).
+    pub role: PeerRole,
+    /// The name this node gives in its hello.
+    pub name: String,
+    /// This node's heads of the authors it offers the peer.
+    pub heads: BTreeMap<NodeId, u64>,
+    pub standing: PeerStanding,
+    /// Aggregator: the admitted authors announced with the heads, and the generation of the
+    /// admission list they were read at ([`Session::admissions_changed`]).
+    pub admitted: Vec<(NodeId, Option<String>)>,
+    pub admissions_generation: u64,
+    pub lifetime: Lifetime,
+    /// When the session starts (its timers count from here).
+    pub now: Instant,
+}
+
+/// One side of a sync session.
+#[derive(Debug)]
+pub struct Session {
+    me: NodeId,
+    peer_id: NodeId,
+    role: PeerRole,
+    standing: PeerStanding,
+    policy: SendPolicy,
+    lifetime: Lifetime,
+    state: State,
+    local: BTreeMap<NodeId, u64>,
+    /// What the peer has told us it holds (heads, acks).
+    peer: BTreeMap<NodeId, u64>,
+    /// The highest seq sent per author (>= peer's).
+    sent: BTreeMap<NodeId, u64>,
+    loading: BTreeSet<NodeId>,
+    /// Authors the peer would not take in this session (no progress on ack).
+    stalled: BTreeSet<NodeId>,
+    /// Batches sent and not yet acknowledged, oldest first: (author, last seq of the batch).
+    /// Acks come back in order, one per batch.
+    in_flight: VecDeque<(NodeId, u64)>,
+    applying: bool,
+    /// The peer's tips arrived (one message a session).
+    tips_received: bool,
+    /// Wants the peer sent this session.
+    wants_received: u32,
+    /// This node's tips were asked for (once, after the heads).
+    tips_asked: bool,
+    /// The newest fork generation this node knows of, and the one whose proofs were read.
+    forks_generation: u64,
+    forks_sent: Option<u64>,
+    /// Aggregator: the newest admission generation, the one the region has (or is being
+    /// read for it), whether that read is outstanding, and the heads held back until it is in.
+    admissions_generation: u64,
+    admissions_sent: u64,
+    admissions_reading: bool,
+    held_heads: BTreeMap<NodeId, u64>,
+    /// Aggregator: regions whose admission ended during this session (not relayed).
+    withdrawn: BTreeSet<NodeId>,
+    rescan_at: Instant,
+    retry_at: Instant,
+    out: VecDeque<Output>,
+}
+
+impl Session {
+    /// Starts a session: the hello goes out, and the heads in the same flight to a member
+    /// (one round trip to resume); a stranger learns nothing but the refusal.
+    pub fn new(config: SessionConfig) -> Session {
+        let SessionConfig {
+            me,
+            peer,
+            role,
+            name,
+            heads,
+            standing,
+            admitted,
+            admissions_generation,
+            lifetime,
+            now,
+        } = config;
+        let mut out = VecDeque::new();
+        out.push_back(Output::Send(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            name,
+        }));
+        if standing == PeerStanding::Member {
+            out.push_back(Output::Send(Message::Heads {
+                heads: heads.iter().map(|(a, s)| (*a, *s)).collect(),
+                admitted,
+            }));
+        }
+        Session {
+            me,
+            peer_id: peer,
+            role,
+            standing,
+            policy: SendPolicy::of(role),
+            lifetime,
+            state: State::AwaitHello,
+            local: heads,
+            peer: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            loading: BTreeSet::new(),
+            stalled: BTreeSet::new(),
+            in_flight: VecDeque::new(),
+            applying: false,
+            tips_received: false,
+            wants_received: 0,
+            tips_asked: false,
+            forks_generation: 0,
+            forks_sent: None,
+            admissions_generation,
+            admissions_sent: admissions_generation,
+            admissions_reading: false,
+            held_heads: BTreeMap::new(),
+            withdrawn: BTreeSet::new(),
+            rescan_at: now + HEADS_RESCAN,
+            retry_at: now + STALLED_RETRY,
+            out,
+        }
+    }
+
+    /// The next thing to do, if any. With nothing queued, the session decides what the
+    /// exchange needs next (see the module docs).
+    pub fn poll(&mut self) -> Option<Output> {
+        if self.out.is_empty() {
+            self.decide();
+        }
+        self.out.pop_front()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True once heads are exchanged and nothing is in flight, waiting to be sent or to be
+    /// asked for.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Syncing
+            && self.in_flight.is_empty()
+            && self.loading.is_empty()
+            && !self.applying
+            && self.out.is_empty()
+            && self.decided()
+            && self.wanted().next().is_none()
+    }
+
+    /// Idle, and this node holds at least what the peer said it held: a one-shot sync is done.
+    pub fn caught_up(&self) -> bool {
+        self.is_idle()
+            && self
+                .peer
+                .iter()
+                .all(|(a, s)| self.local.get(a).copied().unwrap_or(0) >= *s)
+    }
+
+    /// The peer's heads have arrived (the session is past its opening exchange).
+    pub fn heads_received(&self) -> bool {
+        self.state == State::Syncing
+    }
+
+    /// What the peer holds, as far as this session knows.
+    pub fn peer_heads(&self) -> &BTreeMap<NodeId, u64> {
+        &self.peer
+    }
+
+    /// The peer is an aggregator this node pinned: its admission list, and the authors it
+    /// relays, are trusted.
+    pub fn peer_is_pinned_aggregator(&self) -> bool {
+        self.role == PeerRole::Region && self.standing == PeerStanding::Member
+    }
+
+    /// The only author whose entries this node takes from the peer: an aggregator takes a
+    /// region's own.
+    pub fn expected_author(&self) -> Option<NodeId> {
+        (self.role == PeerRole::Aggregator).then_some(self.peer_id)
+    }
+
+    pub fn lifetime(&self) -> Lifetime {
+        self.lifetime
+    }
+
+    fn close(&mut self, code: ErrorCode, reason: String) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.out.push_back(Output::Send(Message::Error {
+                code,
+                message: reason.clone(),
+            }));
+            self.out.push_back(Output::Close { code, reason });
+        }
+    }
+    /// Feeds a message from the peer. A protocol violation closes the session (the outputs
+    /// say so) and is returned for logging.
+    pub fn handle(&mut self, message: Message) -> Result<(), SessionError> {
+        let result = self.handle_inner(message);
+        if let Err(e) = &result {
+            self.close(e.code, e.reason.clone());
+        }
+        result
+    }
+
+    fn handle_inner(&mut self, message: Message) -> Result<(), SessionError> {
+        match (self.state, message) {
+            (State::Closed, _) => Ok(()),
+            (_, Message::Error { code, message }) => {
+                self.state = State::Closed;
+                self.out.push_back(Output::Close {
+                    code,
+                    reason: format!("peer closed: {message}"),
+                });
+                Ok(())
+            }
+            (State::AwaitHello, Message::Hello { version, role, .. }) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(SessionError {
+                        code: ErrorCode::Version,
+                        reason: format!(
+                            "peer speaks version {version}, this node {PROTOCOL_VERSION}"
+                        ),
+                    });
+                }
+                let pair_ok = matches!(
+                    (self.role, role),
+                    (PeerRole::Region, PeerRole::Aggregator)
+                        | (PeerRole::Aggregator, PeerRole::Region)
+                );
+                if !pair_ok {
+                    return Err(SessionError {
+                        code: ErrorCode::Role,
+                        reason: format!("a {:?} does not sync with a {role:?}", self.role),
+                    });
+                }
+                if self.standing == PeerStanding::Stranger {
+                    let reason = match self.role {
+                        PeerRole::Aggregator => {
+                            "this region is not admitted by the aggregator (spindel allow)"
+                        }
+                        _ => "a region syncs only with the aggregators it pinned (--aggregator)",
+                    };
+                    return Err(SessionError {
+                        code: ErrorCode::NotAdmitted,
+                        reason: reason.into(),
+                    });
+                }
+                self.state = State::AwaitHeads;
+                Ok(())
+            }
+            (State::AwaitHeads, Message::Heads { heads, admitted }) => {
+                if heads.len() > HEADS_AUTHORS_MAX || admitted.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("heads list is too long"));
+                }
+                if !admitted.is_empty() {
+                    if self.role != PeerRole::Region {
+                        return Err(violation("only an aggregator announces admitted authors"));
+                    }
+                    self.out.push_back(Output::Admitted(admitted));
+                }
+                self.peer = heads.into_iter().collect();
+                self.sent = self.peer.clone();
+                self.state = State::Syncing;
+                self.pump();
+                Ok(())
+            }
+            (State::Syncing, Message::Entries { entries }) => {
+                if self.applying {
+                    return Err(violation(
+                        "entries before the previous batch was acknowledged",
+                    ));
+                }
+                if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
+                    return Err(violation(format!("batch of {} entries", entries.len())));
+                }
+                if !entries.iter().all(entry_within_limits) {
+                    return Err(violation("entry over its size limit"));
+                }
+                self.applying = true;
+                self.out.push_back(Output::Apply { entries });
+                Ok(())
+            }
+            (State::Syncing, Message::Forks { proofs }) => {
+                if proofs.is_empty() || proofs.len() > FORK_PROOFS_MAX {
+                    return Err(violation(format!(
+                        "forks message of {} proofs",
+                        proofs.len()
+                    )));
+                }
+                self.out.push_back(Output::Forks(proofs));
+                Ok(())
+            }
+            (State::Syncing, Message::Admitted { admitted }) => {
+                if self.role != PeerRole::Region {
+                    return Err(violation("only an aggregator announces admitted authors"));
+                }
+                if admitted.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("admitted list is too long"));
+                }
+                self.out.push_back(Output::Admitted(admitted));
+                Ok(())
+            }
+            (State::Syncing, Message::Tips { tips }) => {
+                if tips.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("tips list is too long"));
+                }
+                if self.tips_received {
+                    return Err(violation("a second tips message"));
+                }
+                self.tips_received = true;
+                self.out.push_back(Output::Tips(tips));
+                Ok(())
+            }
+            (State::Syncing, Message::Want { entries }) => {
+                if entries.is_empty() || entries.len() > WANT_ENTRIES_MAX {
+                    return Err(violation(format!("want of {} entries", entries.len())));
+                }
+                self.wants_received += 1;
+                if self.wants_received > WANTS_PER_SESSION_MAX {
+                    return Err(violation("too many wants in one session"));
+                }
+                self.out.push_back(Output::Want(entries));
+                Ok(())
+            }
+            (State::Syncing, Message::Wanted { entries }) => {
+                if entries.len() > WANT_ENTRIES_MAX || !entries.iter().all(entry_within_limits) {
+                    return Err(violation("wanted entries over their limits"));
+                }
+                self.out.push_back(Output::Wanted(entries));
+                Ok(())
+            }
+            (State::Syncing, Message::Ack { heads }) => {
+                let Some((author, last_sent)) = self.in_flight.pop_front() else {
+                    return Err(violation("ack without a batch in flight"));
+                };
+                if heads.len() > HEADS_AUTHORS_MAX {
+                    return Err(violation("ack is too long"));
+                }
+                for (a, seq) in heads {
+                    // The ack is for one author's batch: it may raise what is known of that
+                    // author or of one the peer already named, never add others (the session's
+                    // state stays bounded by the opening heads, whatever a peer sends).
+                    let Some(known) = (if a == author {
+                        Some(self.peer.entry(a).or_insert(0))
+                    } else {
+                        self.peer.get_mut(&a)
+                    }) else {
+                        continue;
+                    };
+                    *known = (*known).max(seq);
+                    if a == author && seq < last_sent {
+                        // The peer refused part of the batch: do not resend it in this session.
+                        self.stalled.insert(author);
+                    }
+                }
+                self.pump();
+                Ok(())
+            }
+            (state, message) => Err(violation(format!(
+                "unexpected {} message in state {state:?}",
+                message.name()
+            ))),
+        }
+    }
+
+    /// Sends again, from what the peer acknowledged, every author the peer refused part of a
+    /// batch of earlier in this session: an entry from the future is accepted once the peer's
+    /// clock has caught up. Done every [`STALLED_RETRY`] (not on every message: a refusal
+    /// that lasts costs one batch a call).
+    pub fn retry_stalled(&mut self) {
+        if self.state != State::Syncing || self.stalled.is_empty() {
+            return;
+        }
+        for author in std::mem::take(&mut self.stalled) {
+            if self.loading.contains(&author) || self.in_flight.iter().any(|(a, _)| *a == author) {
+                continue;
+            }
+            let acked = self.peer.get(&author).copied().unwrap_or(0);
+            self.sent.insert(author, acked);
+        }
+        self.pump();
+    }
+
+    /// Sends this node's head hashes (once, after the opening heads).
+    pub fn send_tips(&mut self, tips: Vec<(NodeId, u64, Hash)>) {
+        if self.state == State::Syncing && !tips.is_empty() {
+            self.out.push_back(Output::Send(Message::Tips { tips }));
+        }
+    }
+
+    /// Aggregator: tells the region of a changed admission list (after the opening heads).
+    pub fn send_admitted(&mut self, mut admitted: Vec<(NodeId, Option<String>)>) {
+        admitted.truncate(HEADS_AUTHORS_MAX);
+        if self.state == State::Syncing && self.role == PeerRole::Aggregator {
+            self.out
+                .push_back(Output::Send(Message::Admitted { admitted }));
+        }
+    }
+
+    /// Asks the peer for these entries (at most [`WANT_ENTRIES_MAX`] are sent).
+    pub fn send_want(&mut self, mut entries: Vec<(NodeId, u64)>) {
+        entries.truncate(WANT_ENTRIES_MAX);
+        if self.state == State::Syncing && !entries.is_empty() {
+            self.out.push_back(Output::Send(Message::Want { entries }));
+        }
+    }
+
+    /// Answers a want with the entries loaded for it.
+    pub fn send_wanted(&mut self, mut entries: Vec<SyncEntry>) {
+        entries.truncate(WANT_ENTRIES_MAX);
+        if self.state == State::Syncing && !entries.is_empty() {
+            self.out
+                .push_back(Output::Send(Message::Wanted { entries }));
+        }
+    }
+
+    /// Tells the peer of fork proofs this node holds (after the opening heads only).
+    pub fn send_forks(&mut self, proofs: Vec<(WireEntry, WireEntry)>) {
+        if self.state != State::Syncing || proofs.is_empty() {
+            return;
+        }
+        for chunk in proofs.chunks(FORK_PROOFS_MAX) {
+            self.out.push_back(Output::Send(Message::Forks {
+                proofs: chunk.to_vec(),
+            }));
+        }
+    }
+
+    /// Aggregator: the region this session serves is no longer admitted (`spindel
+    /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
+    /// refused.
+    pub fn no_longer_admitted(&mut self) {
+        self.close(
+            ErrorCode::NotAdmitted,
+            "this region is no longer admitted by the aggregator (spindel disallow)".into(),
+        );
+    }
+
+    /// Stops offering `author`'s entries in this session (an aggregator no longer relays a
+    /// region it no longer admits). What the peer acknowledged is kept, so a later
+    /// [`Session::local_head`] of the author (admitted again) resumes from there. A batch
+    /// already loading for it is dropped when it arrives.
+    pub fn withdraw(&mut self, author: &NodeId) {
+        self.local.remove(author);
+        self.stalled.remove(author);
+    }
+
+    /// The authors whose entries this session offers the peer, with this node's heads.
+    pub fn local_heads(&self) -> &BTreeMap<NodeId, u64> {
+        &self.local
+    }
+
+    /// A new local head (a publish, or entries accepted from elsewhere). A region whose
+    /// admission ended in this session is not relayed; while a changed admission list is due
+    /// the head waits for it (a newly admitted region's name goes out before its entries).
+    pub fn local_head(&mut self, author: NodeId, seq: u64) {
+        if self.withdrawn.contains(&author) {
+            return;
+        }
+        if self.state == State::Syncing && self.admissions_due() {
+            self.read_admissions();
+        }
+        if self.admissions_reading {
+            let held = self.held_heads.entry(author).or_insert(0);
+            *held = (*held).max(seq);
+            return;
+        }
+        let entry = self.local.entry(author).or_insert(0);
+        if seq > *entry {
+            *entry = seq;
+            self.pump();
+        }
+    }
+
+    /// The driver loaded entries asked for with [`Output::Load`].
+    pub fn loaded(&mut self, author: NodeId, entries: Vec<SyncEntry>) {
+        self.loading.remove(&author);
+        if self.state != State::Syncing {
+            return;
+        }
+        if !self.local.contains_key(&author) {
+            // Withdrawn while it loaded.
+            self.pump();
+            return;
+        }
+        let Some(last) = entries.last() else {
+            // Nothing to send after all (the store does not hold it): stop trying this session.
+            self.stalled.insert(author);
+            return;
+        };
+        let last_seq = crate::entry::Header::decode(&last.entry.header)
+            .map(|h| h.seq)
+            .unwrap_or(0);
+        if last_seq == 0 {
+            self.stalled.insert(author);
+            return;
+        }
+        self.sent.insert(author, last_seq);
+        self.in_flight.push_back((author, last_seq));
+        self.out
+            .push_back(Output::Send(Message::Entries { entries }));
+        self.pump();
+    }
+
+    /// The driver applied a batch. `heads` are this node's heads for the batch's authors, after
+    /// it was made durable (they go back in the ack). `held_by_peer` is, per author, the highest
+    /// seq of an entry of the batch this node now holds as sent (accepted, or a replay of one it
+    /// held): what the peer proved it holds. Only that raises what this session believes the
+    /// peer has; a refused entry proves nothing, so a peer that sends another author's entry
+    /// (or a bad one) is still sent what it lacks.
+    pub fn applied(&mut self, heads: Vec<(NodeId, u64)>, held_by_peer: &[(NodeId, u64)]) {
+        self.applying = false;
+        if self.state != State::Syncing {
+            return;
+        }
+        for (author, seq) in &heads {
+            let e = self.local.entry(*author).or_insert(0);
+            *e = (*e).max(*seq);
+        }
+        for (author, seq) in held_by_peer {
+            // Bounded like the heads: only the batch's authors.
+            if !heads.iter().any(|(a, _)| a == author) {
+                continue;
+            }
+            let p = self.peer.entry(*author).or_insert(0);
+            *p = (*p).max(*seq);
+            let s = self.sent.entry(*author).or_insert(0);
+            *s = (*s).max(*seq);
+        }
+        self.out.push_back(Output::Send(Message::Ack { heads }));
+    }
+
+    fn wanted(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.local.iter().filter_map(|(author, local)| {
+            let allowed = match self.policy {
+                SendPolicy::Own => *author == self.me,
+                SendPolicy::All => true,
+            };
+            let sent = self.sent.get(author).copied().unwrap_or(0);
+            (allowed
+                && *local > sent
+                && !self.stalled.contains(author)
+                && !self.loading.contains(author))
+            .then_some((*author, sent + 1))
+        })
+    }
+
+    fn pump(&mut self) {
+        if self.state != State::Syncing {
+            return;
+        }
+        let room = BATCHES_IN_FLIGHT_MAX.saturating_sub(self.in_flight.len() + self.loading.len());
+        let wanted: Vec<(NodeId, u64)> = self.wanted().take(room).collect();
+        for (author, from_seq) in wanted {
+            self.loading.insert(author);
+            self.out.push_back(Output::Load {
+                author,
+                from_seq,
+                max: BATCH_ENTRIES_MAX,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::entry::{Entry, Hash, Head, RecordId, next_header};
+    use crate::keys::SecretKey;
+    use crate::record::Kind;
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_bytes(&[n; 32])
+    }
+
+    /// A session's configuration, started at [`at`]; the peer is key 250.
+    fn config(
+        me: NodeId,
+        role: PeerRole,
+        heads: BTreeMap<NodeId, u64>,
+        standing: PeerStanding,
+        admitted: Vec<(NodeId, Option<String>)>,
+    ) -> SessionConfig {
+        SessionConfig {
+            me,
+            peer: key(250).node_id(),
+            role,
+            name: "s".into(),
+            heads,
+            standing,
+            admitted,
+            admissions_generation: 0,
+            lifetime: Lifetime::Live,
+            now: at(0),
+        }
+    }
+
+    /// The clock of the session tests and the simulation: `secs` after one fixed instant.
+    pub(in crate::sync) fn at(secs: u64) -> Instant {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(Instant::now) + std::time::Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn out_of_order_messages_close_the_session() {
+        let mut s = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Send(Message::Hello { .. }))
+        ));
+        // Heads go out in the same flight as the hello.
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Send(Message::Heads { .. }))
+        ));
+        let err = s.handle(Message::Ack { heads: vec![] }).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Protocol);
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Send(Message::Error { .. }))
+        ));
+        assert!(matches!(
+            s.poll(),
+            Some(Output::Close {
+                code: ErrorCode::Protocol,
+                ..
+            })
+        ));
+        assert!(s.is_closed());
+    }
+
+    /// An aggregator's session with an admitted region, past the opening hello and heads.
+    fn syncing_aggregator() -> Session {
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        assert!(agg.heads_received());
+        agg
+    }
+
+    #[test]
+    fn tips_once_and_a_few_wants_per_session_then_a_violation() {
+        let mut agg = syncing_aggregator();
+        let tips = Message::Tips {
+            tips: vec![(key(2).node_id(), 1, Hash::ZERO)],
+        };
+        agg.handle(tips.clone()).unwrap();
+        assert_eq!(
+            agg.handle(tips).unwrap_err().reason,
+            "a second tips message"
+        );
+        let mut agg = syncing_aggregator();
+        let want = Message::Want {
+            entries: vec![(key(2).node_id(), 1)],
+        };
+        for _ in 0..WANTS_PER_SESSION_MAX {
+            agg.handle(want.clone()).unwrap();
+        }
+        assert!(agg.handle(want).is_err());
+        assert!(agg.is_closed());
+        // Oversized wants and empty fork lists are violations too.
+        let mut s = syncing_aggregator();
+        assert!(
+            s.handle(Message::Want {
+                entries: vec![(key(2).node_id(), 1); WANT_ENTRIES_MAX + 1],
+            })
+            .is_err()
+        );
+        let mut s = syncing_aggregator();
+        assert!(s.handle(Message::Forks { proofs: vec![] }).is_err());
+    }
+
+    #[test]
+    fn admission_lists_flow_from_aggregator_to_region_only() {
+        // A region's session, past hello and heads: a later list reaches its driver.
+        let mut region = Session::new(config(
+            key(2).node_id(),
+            PeerRole::Region,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        region
+            .handle(Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Aggregator,
+                name: "agg".into(),
+            })
+            .unwrap();
+        region
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap();
+        let list = vec![(key(3).node_id(), Some("ostra".to_string()))];
+        region
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap();
+        let outs: Vec<Output> = std::iter::from_fn(|| region.poll()).collect();
+        assert!(outs.contains(&Output::Admitted(list.clone())));
+        // A region never sends one, and an aggregator refuses one.
+        region.send_admitted(list.clone());
+        assert!(std::iter::from_fn(|| region.poll()).next().is_none());
+        let mut agg = syncing_aggregator();
+        let err = agg
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap_err();
+        assert_eq!(err.reason, "only an aggregator announces admitted authors");
+        // The aggregator sends it once syncing; an oversized one is a violation.
+        let mut agg = syncing_aggregator();
+        while agg.poll().is_some() {}
+        agg.send_admitted(list.clone());
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Send(Message::Admitted { admitted: list }))
+        );
+        let mut region2 = Session::new(config(
+            key(2).node_id(),
+            PeerRole::Region,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        region2
+            .handle(Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Aggregator,
+                name: "agg".into(),
+            })
+            .unwrap();
+        region2
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap();
+        assert!(
+            region2
+                .handle(Message::Admitted {
+                    admitted: vec![(key(3).node_id(), None); HEADS_AUTHORS_MAX + 1],
+                })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_is_sent_again_when_retried() {
+        let k = key(9);
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::from([(k.node_id(), 2)]),
+            PeerStanding::Member,
+            vec![],
+        ));
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        let mut entries = Vec::new();
+        let mut head = None;
+        for seq in 1..=2u64 {
+            let h = next_header(
+                k.node_id(),
+                head,
+                seq,
+                Kind::Method,
+                RecordId([1; 16]),
+                None,
+            );
+            let e = Entry::sign(&k, h);
+            head = Some(Head {
+                seq,
+                hash: e.hash(),
+            });
+            entries.push(SyncEntry {
+                entry: e.to_wire(),
+                payload: None,
+            });
+        }
+        while agg.poll().is_some() {}
+        agg.loaded(k.node_id(), entries);
+        while agg.poll().is_some() {}
+        // The peer took seq 1 and refused seq 2 (say, from the future): stalled, nothing more.
+        agg.handle(Message::Ack {
+            heads: vec![(k.node_id(), 1)],
+        })
+        .unwrap();
+        assert!(std::iter::from_fn(|| agg.poll()).next().is_none());
+        agg.retry_stalled();
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 2,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+    }
+
+    /// An aggregator that stops admitting a region stops offering its entries (a batch that
+    /// was loading is dropped), resumes where the peer was when it is offered again, and ends
+    /// the session of a region it no longer admits with `NotAdmitted`.
+    #[test]
+    fn a_withdrawn_author_is_no_longer_offered_and_a_disallowed_region_is_closed() {
+        let k = key(9);
+        let mut agg = syncing_aggregator();
+        while agg.poll().is_some() {}
+        agg.local_head(k.node_id(), 3);
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+        agg.withdraw(&k.node_id());
+        assert!(!agg.local_heads().contains_key(&k.node_id()));
+        let h = next_header(k.node_id(), None, 1, Kind::Method, RecordId([1; 16]), None);
+        let e = Entry::sign(&k, h);
+        agg.loaded(
+            k.node_id(),
+            vec![SyncEntry {
+                entry: e.to_wire(),
+                payload: None,
+            }],
+        );
+        assert!(
+            std::iter::from_fn(|| agg.poll()).next().is_none(),
+            "a withdrawn author's batch went out"
+        );
+        agg.retry_stalled();
+        assert!(agg.poll().is_none());
+        // Offered again (admitted again): from what the peer holds.
+        agg.local_head(k.node_id(), 3);
+        assert_eq!(
+            agg.poll(),
+            Some(Output::Load {
+                author: k.node_id(),
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+        agg.no_longer_admitted();
+        let outs: Vec<Output> = std::iter::from_fn(|| agg.poll()).collect();
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Send(Message::Error {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        )));
+        assert!(matches!(
+            outs.last(),
+            Some(Output::Close {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        ));
+        assert!(agg.is_closed());
+    }
+
+    #[test]
+    fn acks_never_grow_the_session_state() {
+        let k = key(9);
+        let payload = crate::entry::Payload::seal(
+            &mut rand::rngs::OsRng,
+            r#"{"title":"t","summary":"s"}"#.to_string(),
+        );
+        let h = next_header(
+            k.node_id(),
+            None,
+            1,
+            Kind::Method,
+            RecordId([1; 16]),
+            Some(&payload),
+        );
+        let entry = SyncEntry {
+            entry: Entry::sign(&k, h).to_wire(),
+            payload: Some(payload),
+        };
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::from([(k.node_id(), 1)]),
+            PeerStanding::Member,
+            vec![],
+        ));
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        while agg.poll().is_some() {}
+        agg.loaded(k.node_id(), vec![entry]);
+        // An ack naming the batch's author and HEADS_AUTHORS_MAX made-up ones.
+        let mut heads: Vec<(NodeId, u64)> = (0..HEADS_AUTHORS_MAX as u32 - 1)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_be_bytes());
+                (NodeId(b), 5)
+            })
+            .collect();
+        heads.push((k.node_id(), 1));
+        agg.handle(Message::Ack { heads }).unwrap();
+        assert_eq!(
+            agg.peer_heads().len(),
+            1,
+            "an ack added authors to the session"
+        );
+        assert_eq!(agg.peer_heads()[&k.node_id()], 1);
+    }
+
+    #[test]
+    fn unadmitted_region_and_wrong_version_are_refused() {
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Stranger,
+            vec![],
+        ));
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "x".into(),
+        };
+        assert_eq!(agg.handle(hello).unwrap_err().code, ErrorCode::NotAdmitted);
+        // An unadmitted peer is told why and learns no heads.
+        let sent: Vec<Output> = std::iter::from_fn(|| agg.poll()).collect();
+        assert!(
+            !sent
+                .iter()
+                .any(|o| matches!(o, Output::Send(Message::Heads { .. })))
+        );
+        assert!(sent.iter().any(|o| matches!(
+            o,
+            Output::Send(Message::Error {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        )));
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        let hello = Message::Hello {
+            version: 99,
+            role: PeerRole::Region,
+            name: "x".into(),
+        };
+        assert_eq!(agg.handle(hello).unwrap_err().code, ErrorCode::Version);
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Aggregator,
+            name: "x".into(),
+        };
+        assert_eq!(agg.handle(hello).unwrap_err().code, ErrorCode::Role);
+    }
+
+    /// A one-shot session asks for its tips and forks first, then, caught up, closes with
+    /// `Done` and no error frame; a live one stays.
+    #[test]
+    fn a_one_shot_session_closes_once_caught_up_and_a_live_one_stays() {
+        for lifetime in [Lifetime::UntilCaughtUp, Lifetime::Live] {
+            let mut region = Session::new(SessionConfig {
+                lifetime,
+                ..config(
+                    key(2).node_id(),
+                    PeerRole::Region,
+                    BTreeMap::new(),
+                    PeerStanding::Member,
+                    vec![],
+                )
+            });
+            region
+                .handle(Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    role: PeerRole::Aggregator,
+                    name: "agg".into(),
+                })
+                .unwrap();
+            region
+                .handle(Message::Heads {
+                    heads: vec![],
+                    admitted: vec![],
+                })
+                .unwrap();
+            let mut asked = Vec::new();
+            while let Some(out) = region.poll() {
+                match &out {
+                    Output::ReadTips => region.send_tips(vec![]),
+                    Output::ReadForks => region.send_forks(vec![]),
+                    _ => {}
+                }
+                asked.push(out);
+            }
+            let close = Output::Close {
+                code: ErrorCode::Done,
+                reason: "caught up".into(),
+            };
+            let kinds: Vec<&Output> = asked
+                .iter()
+                .filter(|o| !matches!(o, Output::Send(_)))
+                .collect();
+            let mut want = vec![
+                &Output::LinkUp,
+                &Output::OwnLogAt(0),
+                &Output::ReadTips,
+                &Output::ReadHeaderOnly {
+                    max: WANT_ENTRIES_MAX,
+                },
+                &Output::ReadForks,
+            ];
+            if lifetime == Lifetime::UntilCaughtUp {
+                want.push(&close);
+            }
+            assert_eq!(kinds, want, "{lifetime:?}");
+            assert!(
+                !asked
+                    .iter()
+                    .any(|o| matches!(o, Output::Send(Message::Error { .. }))),
+                "{lifetime:?}"
+            );
+            assert_eq!(region.is_closed(), lifetime == Lifetime::UntilCaughtUp);
+        }
+    }
+}
