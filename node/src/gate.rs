@@ -200,7 +200,7 @@ impl Gate {
 }
 
 /// The part of an aggregator's `OtherCopy` refusal that says how far it holds the key's log
-/// (see `session::refuse_other_copy`): "... holds this key's log to entry N".
+/// (see `accept::refuse_other_copy`): "... holds this key's log to entry N".
 pub const HELD_PHRASE: &str = "holds this key's log to entry ";
 
 /// How far the aggregator said it holds the key's log, from its refusal (older aggregators

@@ -31,6 +31,7 @@
 //! backups, accounts, the control socket, the transport and the assembled node), and below
 //! them the few items of private modules that the command, the tests and the benches use.
 
+mod accept;
 pub mod backup;
 mod bank;
 mod client;

@@ -2,7 +2,7 @@
 //!
 //! [`Running::start`] starts the node's [`crate::writer::Writer`] (every write, and the
 //! announcement of what it changed), the QUIC listener whose connections
-//! [`crate::session::serve_connection`] serves, one [`crate::dialer`] per aggregator, the
+//! [`crate::accept::serve_connection`] serves, one [`crate::dialer`] per aggregator, the
 //! catch-up gate's offline timer and the erasure retry. [`Running::shutdown`] stops them and
 //! returns once the writer has let go of the node.
 
@@ -122,7 +122,7 @@ impl Running {
                                     conn.close(ErrorCode::Protocol.code().into(), b"too many connections");
                                     return;
                                 };
-                                crate::session::serve_connection(shared, conn, peer, limits).await;
+                                crate::accept::serve_connection(shared, conn, peer, limits).await;
                             }
                             Err(e) => tracing::debug!(error = %e, "incoming connection failed"),
                         }

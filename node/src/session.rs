@@ -5,7 +5,7 @@
 //! ever cut by a cancelled read. Reads of the store run on the blocking pool; every write the
 //! session asks for (a batch to apply, fork proofs, an admission list) goes to the node's
 //! [`crate::writer::Writer`], which announces new heads to every live session; each pushes
-//! what its peer lacks at once. [`serve_connection`] answers what a peer opens (a session or
+//! what its peer lacks at once. [`crate::accept`] answers what a peer opens (a session or
 //! queries); [`session_with_aggregator`] is the dialing side.
 
 use std::collections::BTreeMap;
@@ -16,14 +16,12 @@ use serde::Serialize;
 use spindel_protocol::NodeId;
 use spindel_protocol::sync::{
     AdmissionOutcome, BATCH_BYTES_MAX, ErrorCode, Lifetime, Message, Output, PeerRole,
-    PeerStanding, QueryRequest, Session, SessionConfig, SyncEntry,
+    PeerStanding, Session, SessionConfig, SyncEntry,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
-use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError, Role};
-use crate::query::Query;
 use crate::shared::Shared;
 use crate::store::Incoming;
 use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};
@@ -32,13 +30,9 @@ use crate::writer::{AppliedBatch, Received};
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// How long a closing side waits for the peer to read its error frame.
-const CLOSE_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Frames buffered between a stream's reader task and its session.
 const READ_QUEUE_FRAMES: usize = 2;
-/// The answer to a query from a key that is neither an admitted region nor a pinned
-/// aggregator (nor the node itself).
-pub const NOT_A_MEMBER: &str = "this node answers queries from member nodes only (admitted regions and their \
-     aggregators); ask as one: spindel query --from PEER --data-dir DIR";
 
 /// Loads up to `max` entries of `author` from `from_seq`, cut at [`BATCH_BYTES_MAX`] bytes.
 fn load_batch(
@@ -54,7 +48,7 @@ fn load_batch(
 
 /// Stored entries as they travel, cut where they would pass [`BATCH_BYTES_MAX`] (at least
 /// one): a batch, or a want's answer, stays well under the frame cap.
-fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEntry> {
+pub(crate) fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEntry> {
     let mut out = Vec::new();
     let mut bytes = 0;
     for inc in entries {
@@ -72,15 +66,15 @@ fn within_batch_bytes(entries: impl IntoIterator<Item = Incoming>) -> Vec<SyncEn
 }
 
 /// What a session driver works with.
-struct SessionCtx {
-    shared: Arc<Shared>,
-    conn: quinn::Connection,
-    peer: NodeId,
+pub(crate) struct SessionCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: quinn::Connection,
+    pub(crate) peer: NodeId,
     /// Key of the peer in the status table.
-    peer_key: String,
+    pub(crate) peer_key: String,
     /// Aggregator serving a region: told of admission changes (the session sends the region
     /// the list).
-    admissions: Option<watch::Receiver<u64>>,
+    pub(crate) admissions: Option<watch::Receiver<u64>>,
 }
 
 /// Resolves with the new value when `rx` sees one; never when there is none to watch.
@@ -105,7 +99,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// The session's clock: tokio's, so a test that pauses time pauses the session's timers.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -139,7 +133,7 @@ fn tell_gate(shared: &Shared, peer: NodeId, own_log: &mut OwnLog) {
 /// Drives one sync session over one stream until it ends: moves frames, runs the loads,
 /// applies and store reads the session asks for, and turns the node's channels (heads, forks,
 /// admissions), its clock and its shutdown into calls on the session.
-async fn drive_session(
+pub(crate) async fn drive_session(
     ctx: SessionCtx,
     mut send: FramedSend,
     recv: FramedRecv,
@@ -532,327 +526,11 @@ async fn read_frames(
     }
 }
 
-fn my_role(node: &LocalNode) -> PeerRole {
+pub(crate) fn my_role(node: &LocalNode) -> PeerRole {
     match node.config().role {
         Role::Region => PeerRole::Region,
         Role::Aggregator => PeerRole::Aggregator,
     }
-}
-
-/// Handles one accepted connection: a sync session, or query streams.
-pub async fn serve_connection(
-    shared: Arc<Shared>,
-    conn: quinn::Connection,
-    peer: NodeId,
-    limits: crate::transport::Limits,
-) {
-    let peer_key = format!("in:{}:{}", peer, conn.remote_address());
-    let first_frame_within = Duration::from_millis(limits.first_frame_timeout_ms);
-    loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => break,
-        };
-        let mut send = FramedSend::new(send);
-        let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
-        // The first frame arrives whole within the deadline, or the connection is closed.
-        let first = match tokio::time::timeout(first_frame_within, recv.recv()).await {
-            Ok(Ok(Some(m))) => m,
-            Ok(Ok(None)) => continue,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer.short(), error = %e, "bad first frame");
-                conn.close(ErrorCode::Protocol.code().into(), b"bad frame");
-                break;
-            }
-            Err(_) => {
-                tracing::info!(peer = %peer.short(), "closed a connection whose first frame did not arrive in time");
-                conn.close(ErrorCode::Protocol.code().into(), b"first frame too slow");
-                break;
-            }
-        };
-        match first {
-            Message::Query(request) => {
-                // Records hold personal data (researcher contacts): only member nodes ask.
-                let member = {
-                    let pinned = shared.gate.is_pinned(&peer);
-                    shared
-                        .blocking(move |n| Ok(pinned || n.is_member(&peer)?))
-                        .await
-                        .unwrap_or(false)
-                };
-                // The wire carries the answer or its error as text (`QueryResult`).
-                let json = if member {
-                    answer_query(&shared, request)
-                        .await
-                        .map_err(|e| e.to_string())
-                } else {
-                    tracing::info!(peer = %peer.short(), "refused a query from a key that is not a member");
-                    Err(NOT_A_MEMBER.to_string())
-                };
-                if !member {
-                    // One refusal per connection: a key that is not a member gets its answer
-                    // and the connection ends, so asking again costs it a new handshake (and
-                    // counts against the connection limits).
-                    let _ = tokio::time::timeout(
-                        first_frame_within,
-                        send.send(&Message::QueryResult { json }),
-                    )
-                    .await;
-                    send.finish();
-                    let _ = tokio::time::timeout(first_frame_within, conn.closed()).await;
-                    conn.close(ErrorCode::NotAdmitted.code().into(), b"not a member");
-                    break;
-                }
-                // An answer the asker does not read is dropped after the deadline.
-                let _ = tokio::time::timeout(
-                    first_frame_within,
-                    send.send(&Message::QueryResult { json }),
-                )
-                .await;
-                send.finish();
-            }
-            hello @ Message::Hello { .. } => {
-                let role = my_role(&shared.node);
-                // Subscribe before reading the heads: a head announced in between would
-                // otherwise be missed by this session for as long as it lives.
-                let heads_rx = shared.subscribe_heads();
-                // Likewise for admissions: a change after this sends the list again.
-                let admissions_rx = shared.writer.events().subscribe_admissions();
-                let admissions_at = *admissions_rx.borrow();
-                let setup = shared
-                    .blocking(move |n| {
-                        let meta = n.author(&peer)?;
-                        // A frozen region still gets its session: it learns of its fork
-                        // (the proof) there; ingest refuses its entries as frozen.
-                        let admitted = meta.as_ref().is_some_and(|m| m.admitted);
-                        // Only the regions it admits: one no longer admitted is not relayed.
-                        let heads = n
-                            .relay_heads()?
-                            .into_iter()
-                            .map(|(a, h)| (a, h.seq))
-                            .collect();
-                        Ok((admitted, heads, n.admission_list()?))
-                    })
-                    .await;
-                let Ok((admitted, heads, list)) = setup else {
-                    break;
-                };
-                shared.pass_held_session().await;
-                // An aggregator syncs with the regions it admitted. A region syncs only with
-                // the aggregators it pinned: any other key that dials it gets neither entries
-                // in nor its log out (it is refused before heads are sent).
-                let pinned = shared.gate.is_pinned(&peer);
-                let (peer_admitted, announce) = match role {
-                    PeerRole::Aggregator => (admitted, list),
-                    _ => (pinned, Vec::new()),
-                };
-                // One live signer per key: an aggregator takes one sync session per admitted
-                // region; another from the same key (a second running copy) is refused, and
-                // the live one goes on.
-                let signer = if role == PeerRole::Aggregator && peer_admitted {
-                    let claimed = match shared.claim_signer(peer, &conn) {
-                        Err(live) => shared.claim_signer_from(peer, &conn, live).await,
-                        ok => ok,
-                    };
-                    match claimed {
-                        Ok(slot) => Some(slot),
-                        Err(live) => {
-                            refuse_other_copy(&shared, &conn, send, peer, &live).await;
-                            break;
-                        }
-                    }
-                } else {
-                    None
-                };
-                let name = announce
-                    .iter()
-                    .find(|(id, _)| *id == peer)
-                    .and_then(|(_, n)| n.clone());
-                let mut session = Session::new(SessionConfig {
-                    me: shared.node.node_id(),
-                    peer,
-                    role,
-                    name: shared.node.config().name.clone(),
-                    heads,
-                    standing: if peer_admitted {
-                        PeerStanding::Member
-                    } else {
-                        PeerStanding::Stranger
-                    },
-                    admitted: announce,
-                    admissions_generation: admissions_at,
-                    lifetime: Lifetime::Live,
-                    now: now(),
-                });
-                let refused = session.handle(hello).err();
-                if let Some(e) = &refused {
-                    // Logged here once; the session only sends the refusal.
-                    tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
-                } else if role == PeerRole::Aggregator {
-                    tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region linked");
-                }
-                // An aggregator shows each region once (one session per key), and keeps it
-                // when the session ends; a region shows the sessions it serves while they last.
-                let peer_key = if role == PeerRole::Aggregator {
-                    format!("in:{peer}")
-                } else {
-                    peer_key.clone()
-                };
-                if refused.is_none() {
-                    shared.add_peer(
-                        peer_key.clone(),
-                        PeerStatus {
-                            node_id: peer.to_hex(),
-                            name: name.clone(),
-                            last_seen_ms: Some(crate::shared::now_ms()),
-                            address: conn.remote_address().to_string(),
-                            role: if role == PeerRole::Aggregator {
-                                "region".into()
-                            } else {
-                                "incoming".into()
-                            },
-                            connected: true,
-                            lag: 0,
-                            last_error: None,
-                            retry_in_ms: None,
-                            own_acked: None,
-                            own_not_sent: None,
-                        },
-                    );
-                }
-                // The session takes only the region's own entries from the region
-                // (`Session::expected_author`) and trusts a pinned aggregator.
-                let ctx = SessionCtx {
-                    shared: shared.clone(),
-                    conn: conn.clone(),
-                    peer,
-                    peer_key: peer_key.clone(),
-                    admissions: (role == PeerRole::Aggregator).then_some(admissions_rx),
-                };
-                let began = Instant::now();
-                let r = drive_session(ctx, send, recv, session, heads_rx).await;
-                shared.metrics.session_ended(began.elapsed());
-                if refused.is_some() {
-                    break;
-                }
-                // A normal end: code 0 from either side (caught up, shutting down), also when a
-                // stream read saw it first.
-                let why = r
-                    .as_ref()
-                    .err()
-                    .filter(|e| !e.is_normal_end() && !closed_normally(&conn))
-                    .map(ToString::to_string);
-                if role == PeerRole::Aggregator {
-                    match &why {
-                        Some(e) => {
-                            tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), reason = %e, "region unlinked")
-                        }
-                        None => {
-                            tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region unlinked")
-                        }
-                    }
-                    // Unless a new session of the key has taken this one's place.
-                    let address = conn.remote_address().to_string();
-                    shared.set_peer(&peer_key, |p| {
-                        if p.address == address {
-                            p.connected = false;
-                            p.lag = 0;
-                            p.last_seen_ms = Some(crate::shared::now_ms());
-                            p.last_error = why.clone();
-                        }
-                    });
-                } else {
-                    if let Some(e) = &why {
-                        tracing::info!(peer = %peer.short(), error = %e, "sync session ended");
-                    }
-                    shared.remove_peer(&peer_key);
-                }
-                drop(signer);
-                break;
-            }
-            other => {
-                tracing::debug!(peer = %peer.short(), message = other.name(), "unexpected first message");
-                conn.close(
-                    ErrorCode::Protocol.code().into(),
-                    b"unexpected first message",
-                );
-                break;
-            }
-        }
-    }
-}
-
-/// The peer closed the connection with code 0 (`Done`): a normal end, not a failure.
-fn closed_normally(conn: &quinn::Connection) -> bool {
-    matches!(
-        conn.close_reason(),
-        Some(quinn::ConnectionError::ApplicationClosed(c))
-            if c.error_code.into_inner() == u64::from(ErrorCode::Done.code())
-    )
-}
-
-/// Refuses a sync session of `peer` because `live`, another session of the same key, holds
-/// its place: the message names the live one's address and since when; the first refusal
-/// while it lives is logged (the rest at debug), every one is counted in `/metrics`.
-async fn refuse_other_copy(
-    shared: &Shared,
-    conn: &quinn::Connection,
-    mut send: FramedSend,
-    peer: NodeId,
-    live: &crate::shared::Signer,
-) {
-    let since = spindel_protocol::time::rfc3339_ms(live.since_ms);
-    // How far this key's log goes here (the live copy's): the refused copy compares it
-    // with its own head to say which entries the network lacks.
-    let held = shared.node.head(&peer).ok().flatten().map_or(0, |h| h.seq);
-    let message = format!(
-        "another copy of this node's key is connected to the aggregator at {} since {since}; \
-         the aggregator {}{held}",
-        live.address,
-        crate::gate::HELD_PHRASE,
-    );
-    shared
-        .metrics
-        .sessions_refused_other_copy
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if live.refused == 0 {
-        tracing::warn!(peer = %peer, address = %conn.remote_address(), live_address = %live.address, since = %since, "refused a sync session: this key already has a live session here (two running copies of one node would fork its log); the first keeps it");
-    } else {
-        tracing::debug!(peer = %peer.short(), address = %conn.remote_address(), "refused another sync session of a key with a live session");
-    }
-    let error = Message::Error {
-        code: ErrorCode::OtherCopy,
-        message: message.clone(),
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, send.send(&error)).await;
-    send.finish();
-    // Let the peer read the frame; it closes on reading it.
-    let _ = tokio::time::timeout(CLOSE_GRACE, conn.closed()).await;
-    conn.close(ErrorCode::OtherCopy.code().into(), b"other copy");
-}
-
-/// Why a member's query got no records (said to it in the answer's error text).
-#[derive(Debug, thiserror::Error)]
-enum QueryAnswerError {
-    #[error(transparent)]
-    Kind(#[from] spindel_protocol::record::ParseKindError),
-    #[error(transparent)]
-    Node(#[from] NodeError),
-}
-
-async fn answer_query(
-    shared: &Arc<Shared>,
-    request: QueryRequest,
-) -> Result<String, QueryAnswerError> {
-    let query = Query::from_request(&request)?;
-    Ok(shared
-        .blocking(move |n| {
-            let mut page = n.query(&query)?;
-            // An answer is a list: no contact fields in bulk.
-            crate::privacy::leave_out_contacts(&mut page);
-            Ok(serde_json::to_string(&page)?)
-        })
-        .await?)
 }
 
 /// One-shot sync (`spindel sync`): one session with the aggregator until both sides hold what

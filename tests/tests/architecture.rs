@@ -182,6 +182,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "localtime.rs",
     "control.rs",
     "session.rs",
+    "accept.rs",
     "shared.rs",
     "runtime.rs",
     "server.rs",
@@ -682,4 +683,61 @@ fn the_node_crate_has_at_most_eight_public_modules() {
         public.len()
     );
     assert!(lib.lines().any(|l| l.starts_with("pub use ")));
+}
+
+/// Rooms with one job: no file of production code in protocol/src, node/src or cli/src is
+/// over 800 lines. Test code does not count: a file's inline test module (`#[cfg(test)]` and
+/// a `mod`, at its end) nor a file its parent declares `#[cfg(test)] mod name;`.
+#[test]
+fn no_production_file_is_over_800_lines() {
+    const LINES_MAX: usize = 800;
+    let root = repo_root();
+    let mut files = Vec::new();
+    for dir in ["protocol/src", "node/src", "cli/src"] {
+        files_under(&root.join(dir), &[".rs"], &mut files);
+    }
+    assert!(files.len() > 50, "{} files", files.len());
+    // Where each file's test code starts, and the files that are test modules of their own.
+    let mut test_files = BTreeSet::new();
+    let mut production_lines = BTreeMap::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut end = lines.len();
+        for (i, pair) in lines.windows(2).enumerate() {
+            let declared = pair[1]
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("pub(crate) ");
+            if pair[0] == "#[cfg(test)]" && declared.starts_with("mod ") {
+                match declared.strip_suffix(';') {
+                    Some(name) => {
+                        let name = name.trim_start_matches("mod ");
+                        let dir = if f.ends_with("mod.rs")
+                            || f.ends_with("lib.rs")
+                            || f.ends_with("main.rs")
+                        {
+                            f.parent().unwrap().to_path_buf()
+                        } else {
+                            f.with_extension("")
+                        };
+                        test_files.insert(dir.join(format!("{name}.rs")));
+                    }
+                    None => end = end.min(i),
+                }
+            }
+        }
+        production_lines.insert(f.clone(), end);
+    }
+    let long: Vec<String> = production_lines
+        .iter()
+        .filter(|(f, lines)| **lines > LINES_MAX && !test_files.contains(*f))
+        .map(|(f, lines)| format!("{} ({lines})", f.strip_prefix(&root).unwrap().display()))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "over {LINES_MAX} lines of production code, split by job: {long:?}"
+    );
+    // The measure sees test code: the simulation is a test file, the store's tests are cut.
+    assert!(test_files.contains(&root.join("protocol/src/sync/simulation.rs")));
+    assert!(production_lines[&root.join("node/src/listener.rs")] < 800);
 }
