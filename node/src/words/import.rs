@@ -87,12 +87,10 @@ fn json_names(kind: Kind) -> String {
 fn problem(kind: Kind, e: forms::FormError) -> ShownProblem {
     let message = match e
         .message
-        .strip_prefix("Rad ")
+        .strip_prefix(super::fields::LINE)
         .and_then(|r| r.split_once(": "))
     {
-        Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("Punkt {n} i listan: {rest}")
-        }
+        Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => super::fields::on_item(n, rest),
         _ => e.message,
     };
     ShownProblem {
