@@ -144,10 +144,13 @@ fn delimiter(head: &[u8]) -> u8 {
 
 /// Whether a consent cell says yes; `None` if it says neither yes nor no.
 fn yes(cell: &str) -> Option<bool> {
-    match cell.trim().to_lowercase().as_str() {
-        "ja" | "j" | "x" | "1" | "true" | "sant" | "yes" | "on" => Some(true),
-        "" | "nej" | "n" | "0" | "false" | "falskt" | "no" => Some(false),
-        _ => None,
+    let cell = cell.trim().to_lowercase();
+    if fields_sv::YES_CELLS.contains(&cell.as_str()) {
+        Some(true)
+    } else if fields_sv::NO_CELLS.contains(&cell.as_str()) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -576,7 +579,7 @@ pub fn template(kind: Kind) -> Vec<u8> {
                     .iter()
                     .any(|f| f.name == *name && f.input == Input::Checkbox);
                 match (checkbox, value.is_empty()) {
-                    (true, false) => "ja".to_string(),
+                    (true, false) => fields_sv::YES.to_string(),
                     _ => value,
                 }
             })

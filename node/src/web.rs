@@ -351,9 +351,11 @@ async fn search_page(
             .collect(),
     };
     let facet_links = vec![
-        group("Typ", "kind", kinds, &|f| kind_label(&f.value, true)),
-        group("Region", "region", regions, &|f| f.label.clone()),
-        group("Tagg", "tag", tags, &|f| f.label.clone()),
+        group(words::FACET_KIND, "kind", kinds, &|f| {
+            kind_label(&f.value, true)
+        }),
+        group(words::FACET_REGION, "region", regions, &|f| f.label.clone()),
+        group(words::FACET_TAG, "tag", tags, &|f| f.label.clone()),
     ];
     let mut active = Vec::new();
     for (key, label) in [

@@ -90,7 +90,7 @@ pub(super) async fn audit_page(
     let before = match params.get("fore").map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(n),
-        Some(Err(_)) => return bad("”fore” ska vara ett tal.".into()),
+        Some(Err(_)) => return bad(words::BEFORE_NOT_A_NUMBER.into()),
     };
     let person = params
         .get("person")

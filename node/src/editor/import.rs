@@ -535,9 +535,10 @@ impl Editor {
         let mut e = AuditEntry::new(&s.user, "import", crate::local::now_ms());
         e.kind = Some(kind.as_str().to_string());
         e.seq = Some(done.last_seq);
-        e.detail = Some(format!(
-            "{} poster, regionens logg {}-{}",
-            done.imported, done.first_seq, done.last_seq
+        e.detail = Some(words::import_detail(
+            done.imported,
+            done.first_seq,
+            done.last_seq,
         ));
         self.staff().note(&e);
     }

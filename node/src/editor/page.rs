@@ -132,7 +132,7 @@ impl Editor {
                 tracing::error!(template, error = %e, "editor page failed");
                 page_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "<!doctype html><title>Fel</title><p>Sidan kunde inte visas.</p>".into(),
+                    words::EDITOR_PAGE_FAILED.into(),
                 )
             }
         }

@@ -166,4 +166,9 @@ pub(crate) fn cells_without_column(homeless: usize, first: usize) -> String {
 pub(crate) const LINE_BREAK_IN_ONE_LINE: &str =
     "Fältet är en rad men cellen har en radbrytning; saknas ett avslutande citattecken?";
 pub(crate) const YES_OR_NO: &str = "Skriv ja eller nej.";
+/// A checkbox's cell as a person may type it (in lower case): ticked, or not.
+pub(crate) const YES_CELLS: &[&str] = &["ja", "j", "x", "1", "true", "sant", "yes", "on"];
+pub(crate) const NO_CELLS: &[&str] = &["", "nej", "n", "0", "false", "falskt", "no"];
+/// A ticked checkbox in a CSV template.
+pub(crate) const YES: &str = "ja";
 pub(crate) const BAD_RECORD_ID_CELL: &str = "Ange postens id, 32 tecken 0–9 och a–f (som i postens adress /post/…), eller lämna cellen tom för en ny post.";

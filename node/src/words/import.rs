@@ -383,6 +383,11 @@ pub(crate) const IMPORTED_OFFLINE: &str = " Ingen aggregator har svarat ännu se
      när förbindelsen är tillbaka. Kan en annan kopia av den här noden vara \
      igång, be den som driver noden stoppa den först.";
 
+/// An import's line in the audit trail: `n` posts, the region's log from `first` to `last`.
+pub(crate) fn import_detail(n: u64, first: u64, last: u64) -> String {
+    format!("{n} poster, regionens logg {first}-{last}")
+}
+
 pub(crate) const NO_SUCH_IMPORT: &str = "Importen finns inte";
 pub(crate) const IMPORT_UNKNOWN: &str =
     "Den importen är okänd här (sidan kan vara gammal, eller noden har startats om).";

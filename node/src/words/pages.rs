@@ -38,6 +38,10 @@ pub(crate) const NO_SUCH_RECORD_HERE: &str =
 pub(crate) const TOO_MANY_CONTACTS: &str = "För många sidor med kontaktuppgifter";
 pub(crate) const TOO_MANY_CONTACTS_WAIT: &str = "Den här adressen har hämtat många forskares kontaktuppgifter på kort tid. Vänta en stund och ladda om sidan.";
 pub(crate) const NO_SUCH_REGION: &str = "Ingen region med den adressen är känd här.";
+/// The search page's facets, by the parameter each sets.
+pub(crate) const FACET_KIND: &str = "Typ";
+pub(crate) const FACET_REGION: &str = "Region";
+pub(crate) const FACET_TAG: &str = "Tagg";
 pub(crate) const NOWHERE: &str =
     "Adressen leder ingenstans. Sök i kunskapsbanken eller se den nationella översikten.";
 
@@ -65,6 +69,12 @@ pub(crate) fn unreadable_address(e: &dyn std::fmt::Display) -> String {
 pub(crate) fn page_not_found(e: &dyn std::fmt::Display) -> String {
     format!("Sidan går inte att hitta ({e}); börja om från första sidan.")
 }
+
+/// The page shown when an editor template fails.
+pub(crate) const EDITOR_PAGE_FAILED: &str =
+    "<!doctype html><title>Fel</title><p>Sidan kunde inte visas.</p>";
+/// `/logg?fore=` that is not a number.
+pub(crate) const BEFORE_NOT_A_NUMBER: &str = "”fore” ska vara ett tal.";
 
 pub(crate) const FORM_NOT_SENT: &str = "Formuläret gick inte att skicka";
 pub(crate) const FORM_WITHOUT_TOKEN: &str = "Formuläret saknade en giltig säkerhetskod (det kan ha legat öppet för länge). Inget har sparats. Ladda om sidan och försök igen.";
