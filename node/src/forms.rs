@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use spindel_protocol::record::{Kind, Problem, Record, SchemaError};
 
-use crate::words::fields::{self as fields_sv, *};
+use crate::words::fields as sv;
 
 /// How a field is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct Field {
     pub required: bool,
 }
 
-const fn f(name: &'static str, said: Said, input: Input, required: bool) -> Field {
+const fn f(name: &'static str, said: sv::Said, input: Input, required: bool) -> Field {
     Field {
         name,
         label: said.0,
@@ -51,43 +51,48 @@ const fn f(name: &'static str, said: Said, input: Input, required: bool) -> Fiel
 }
 
 const PROFILE: &[Field] = &[
-    f("display_name", DISPLAY_NAME, Input::Text, true),
-    f("description", PROFILE_DESCRIPTION, Input::Area, false),
-    f("members", MEMBERS, Input::Lines, false),
-    f("website", WEBSITE, Input::Url, false),
+    f("display_name", sv::DISPLAY_NAME, Input::Text, true),
+    f("description", sv::PROFILE_DESCRIPTION, Input::Area, false),
+    f("members", sv::MEMBERS, Input::Lines, false),
+    f("website", sv::WEBSITE, Input::Url, false),
 ];
 
 const INNOVATION: &[Field] = &[
-    f("title", TITLE, Input::Text, true),
-    f("summary", INNOVATION_SUMMARY, Input::Area, true),
-    f("description", INNOVATION_DESCRIPTION, Input::Area, false),
-    f("tags", INNOVATION_TAGS, Input::Lines, false),
-    f("organisations", ORGANISATIONS, Input::Lines, false),
-    f("links", LINKS, Input::Lines, false),
-    f("contact", CONTACT, Input::Text, false),
-    f("sroi.ratio", SROI_RATIO, Input::Number, false),
-    f("sroi.year", SROI_YEAR, Input::Number, false),
-    f("sroi.report_url", SROI_REPORT_URL, Input::Url, false),
+    f("title", sv::TITLE, Input::Text, true),
+    f("summary", sv::INNOVATION_SUMMARY, Input::Area, true),
+    f(
+        "description",
+        sv::INNOVATION_DESCRIPTION,
+        Input::Area,
+        false,
+    ),
+    f("tags", sv::INNOVATION_TAGS, Input::Lines, false),
+    f("organisations", sv::ORGANISATIONS, Input::Lines, false),
+    f("links", sv::LINKS, Input::Lines, false),
+    f("contact", sv::CONTACT, Input::Text, false),
+    f("sroi.ratio", sv::SROI_RATIO, Input::Number, false),
+    f("sroi.year", sv::SROI_YEAR, Input::Number, false),
+    f("sroi.report_url", sv::SROI_REPORT_URL, Input::Url, false),
 ];
 
 const METHOD: &[Field] = &[
-    f("title", TITLE, Input::Text, true),
-    f("summary", METHOD_SUMMARY, Input::Area, true),
-    f("description", METHOD_DESCRIPTION, Input::Area, false),
-    f("tags", METHOD_TAGS, Input::Lines, false),
-    f("links", LINKS, Input::Lines, false),
+    f("title", sv::TITLE, Input::Text, true),
+    f("summary", sv::METHOD_SUMMARY, Input::Area, true),
+    f("description", sv::METHOD_DESCRIPTION, Input::Area, false),
+    f("tags", sv::METHOD_TAGS, Input::Lines, false),
+    f("links", sv::LINKS, Input::Lines, false),
 ];
 
 const RESEARCHER: &[Field] = &[
-    f("name", NAME, Input::Text, true),
-    f("affiliation", AFFILIATION, Input::Text, true),
-    f("fields", FIELDS, Input::Lines, true),
-    f("email", EMAIL, Input::Email, false),
-    f("phone", PHONE, Input::Tel, false),
-    f("consent.given", CONSENT_GIVEN, Input::Checkbox, true),
-    f("consent.date", CONSENT_DATE, Input::Date, true),
-    f("consent.method", CONSENT_METHOD, Input::Text, false),
-    f("consent.scope", CONSENT_SCOPE, Input::Text, false),
+    f("name", sv::NAME, Input::Text, true),
+    f("affiliation", sv::AFFILIATION, Input::Text, true),
+    f("fields", sv::FIELDS, Input::Lines, true),
+    f("email", sv::EMAIL, Input::Email, false),
+    f("phone", sv::PHONE, Input::Tel, false),
+    f("consent.given", sv::CONSENT_GIVEN, Input::Checkbox, true),
+    f("consent.date", sv::CONSENT_DATE, Input::Date, true),
+    f("consent.method", sv::CONSENT_METHOD, Input::Text, false),
+    f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
 /// The fields of a kind's form, in order.
@@ -207,7 +212,7 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
         {
             errors.push(FormError {
                 field: Some("sroi.ratio".into()),
-                message: fields_sv::SROI_WITHOUT_RATIO.into(),
+                message: sv::SROI_WITHOUT_RATIO.into(),
             });
         }
         // Said; the rest of the record is still checked.
@@ -221,9 +226,9 @@ fn number(field: &str, text: &str) -> Result<Value, FormError> {
     let wrong = || FormError {
         field: Some(field.to_string()),
         message: if field.ends_with("year") {
-            fields_sv::NOT_A_YEAR.into()
+            sv::NOT_A_YEAR.into()
         } else {
-            fields_sv::NOT_A_NUMBER.into()
+            sv::NOT_A_NUMBER.into()
         },
     };
     if field.ends_with("year") {
@@ -251,9 +256,9 @@ fn line_of(e: &SchemaError) -> Option<usize> {
 
 /// The protocol's error in Swedish, beside its field.
 pub fn swedish(e: &SchemaError) -> FormError {
-    let message = fields_sv::problem(e);
+    let message = sv::problem(e);
     let message = match line_of(e) {
-        Some(line) => fields_sv::on_line(line, &message),
+        Some(line) => sv::on_line(line, &message),
         None => message,
     };
     let field = match e.problem {

@@ -1,5 +1,5 @@
-//! A refused import said in Swedish, line by line (a CSV file's lines are its spreadsheet
-//! rows), with the field's label.
+//! An import in Swedish: a refused one line by line (a CSV file's lines are its spreadsheet
+//! rows), with the field's label; then the upload and the progress page's words.
 
 use spindel_protocol::entry::PAYLOAD_BYTES_MAX;
 use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
@@ -195,6 +195,17 @@ fn record_problem(kind: Kind, e: &NodeError) -> ShownProblem {
     }
 }
 
+/// `invalid` lines of a file are wrong.
+fn lines_wrong(invalid: usize) -> String {
+    let lines = if invalid == 1 { "rad är" } else { "rader är" };
+    format!("Ingenting importerades: {invalid} {lines} fel.")
+}
+
+/// A file with more records than an import takes.
+fn too_many_records() -> String {
+    format!("Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den.")
+}
+
 /// A refused import of `kind` (`format` as uploaded) in Swedish.
 pub(crate) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailure {
     let file = match format {
@@ -203,14 +214,7 @@ pub(crate) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailur
     };
     match e {
         NodeError::ImportInvalid { invalid, lines } => ImportFailure {
-            summary: format!(
-                "Ingenting importerades: {invalid} {} fel.",
-                if *invalid == 1 {
-                    "rad är"
-                } else {
-                    "rader är"
-                }
-            ),
+            summary: lines_wrong(*invalid),
             lines: lines
                 .iter()
                 .map(|l| ShownLine {
@@ -247,9 +251,7 @@ pub(crate) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailur
         NodeError::ImportEmpty => {
             ImportFailure::said("Ingenting importerades: filen innehåller inga poster.")
         }
-        NodeError::ImportTooLarge => ImportFailure::said(format!(
-            "Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den."
-        )),
+        NodeError::ImportTooLarge => ImportFailure::said(too_many_records()),
         NodeError::ImportPending { .. } => ImportFailure::said(
             "Importen är godkänd men inte helt skriven än; noden gör klart den själv. Importera inte filen igen.",
         ),
@@ -315,18 +317,13 @@ pub(crate) fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
              aldrig, så resten av filen skulle bli en enda cell; lägg till det avslutande \
              citattecknet."
         )),
-        CsvError::TooManyRecords => ImportFailure::said(format!(
-            "Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den."
-        )),
+        CsvError::TooManyRecords => ImportFailure::said(too_many_records()),
         CsvError::TooMuchJson => ImportFailure::said(format!(
             "Ingenting importerades: filen blir större än {} MiB när den omvandlas; dela upp den.",
             CSV_JSON_BYTES_MAX / (1024 * 1024)
         )),
         CsvError::Rows { invalid, rows } => ImportFailure {
-            summary: format!(
-                "Ingenting importerades: {invalid} {} fel.",
-                if invalid == 1 { "rad är" } else { "rader är" }
-            ),
+            summary: lines_wrong(invalid),
             more: invalid - rows.len(),
             lines: rows
                 .into_iter()
