@@ -1,7 +1,7 @@
-//! The editor's forms: which fields each kind has, with Swedish labels and help, how a
-//! submitted form becomes a record's JSON, and how a record fills a form again for an edit.
-//! Validation is the protocol's ([`Record::from_json`]); this module only says its
-//! [`SchemaError`] in Swedish beside the field it names. No I/O.
+//! The editor's forms: which fields each kind has (their Swedish labels and help are
+//! `crate::words::fields`'), how a submitted form becomes a record's JSON, and how a record
+//! fills a form again for an edit. Validation is the protocol's ([`Record::from_json`]); this
+//! module only puts its [`SchemaError`], said in Swedish, beside the field it names. No I/O.
 //!
 //! Field names are the record's JSON names (`title`, `tags`), nested ones with a dot
 //! (`sroi.ratio`, `consent.date`); a list is one item a line (docs/interface.md, the editor).
@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use spindel_protocol::record::{Kind, Problem, Record, SchemaError};
+
+use crate::words::fields as sv;
 
 /// How a field is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,223 +40,59 @@ pub struct Field {
     pub required: bool,
 }
 
-const fn f(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    input: Input,
-    required: bool,
-) -> Field {
+const fn f(name: &'static str, said: sv::Said, input: Input, required: bool) -> Field {
     Field {
         name,
-        label,
-        help,
+        label: said.0,
+        help: said.1,
         input,
         required,
     }
 }
 
 const PROFILE: &[Field] = &[
-    f(
-        "display_name",
-        "Plattformens namn",
-        "Så som det visas för läsarna, till exempel Nätverket Social Ekonomi Skåne.",
-        Input::Text,
-        true,
-    ),
-    f(
-        "description",
-        "Om plattformen",
-        "Vad plattformen gör och för vem.",
-        Input::Area,
-        false,
-    ),
-    f(
-        "members",
-        "Medlemsorganisationer",
-        "En organisation per rad.",
-        Input::Lines,
-        false,
-    ),
-    f(
-        "website",
-        "Webbplats",
-        "Fullständig adress, till exempel https://www.exempel.se. Sidan Integritet \
-         (/integritet) anger den som regionens kontakt för frågor om personuppgifter.",
-        Input::Url,
-        false,
-    ),
+    f("display_name", sv::DISPLAY_NAME, Input::Text, true),
+    f("description", sv::PROFILE_DESCRIPTION, Input::Area, false),
+    f("members", sv::MEMBERS, Input::Lines, false),
+    f("website", sv::WEBSITE, Input::Url, false),
 ];
 
 const INNOVATION: &[Field] = &[
-    f(
-        "title",
-        "Titel",
-        "Kort och beskrivande, högst 200 tecken.",
-        Input::Text,
-        true,
-    ),
-    f(
-        "summary",
-        "Sammanfattning",
-        "Några meningar om vad innovationen är och gör.",
-        Input::Area,
-        true,
-    ),
+    f("title", sv::TITLE, Input::Text, true),
+    f("summary", sv::INNOVATION_SUMMARY, Input::Area, true),
     f(
         "description",
-        "Beskrivning",
-        "Hur det gick till, vad som behövs, vad som lärts.",
+        sv::INNOVATION_DESCRIPTION,
         Input::Area,
         false,
     ),
-    f(
-        "tags",
-        "Taggar",
-        "Ett ämnesord per rad, till exempel integration.",
-        Input::Lines,
-        false,
-    ),
-    f(
-        "organisations",
-        "Organisationer",
-        "De som driver eller drev den, en per rad.",
-        Input::Lines,
-        false,
-    ),
-    f(
-        "links",
-        "Länkar",
-        "En fullständig webbadress per rad.",
-        Input::Lines,
-        false,
-    ),
-    f(
-        "contact",
-        "Kontakt",
-        "Vem läsaren kan fråga (en funktionsadress hellre än en person).",
-        Input::Text,
-        false,
-    ),
-    f(
-        "sroi.ratio",
-        "SROI-kvot",
-        "Social avkastning per satsad krona, till exempel 3,4. Lämna tomt om ingen beräkning finns.",
-        Input::Number,
-        false,
-    ),
-    f(
-        "sroi.year",
-        "SROI-år",
-        "Året beräkningen gäller.",
-        Input::Number,
-        false,
-    ),
-    f(
-        "sroi.report_url",
-        "SROI-rapport",
-        "Webbadress till rapporten.",
-        Input::Url,
-        false,
-    ),
+    f("tags", sv::INNOVATION_TAGS, Input::Lines, false),
+    f("organisations", sv::ORGANISATIONS, Input::Lines, false),
+    f("links", sv::LINKS, Input::Lines, false),
+    f("contact", sv::CONTACT, Input::Text, false),
+    f("sroi.ratio", sv::SROI_RATIO, Input::Number, false),
+    f("sroi.year", sv::SROI_YEAR, Input::Number, false),
+    f("sroi.report_url", sv::SROI_REPORT_URL, Input::Url, false),
 ];
 
 const METHOD: &[Field] = &[
-    f(
-        "title",
-        "Titel",
-        "Kort och beskrivande, högst 200 tecken.",
-        Input::Text,
-        true,
-    ),
-    f(
-        "summary",
-        "Sammanfattning",
-        "Några meningar om metoden eller erfarenheten.",
-        Input::Area,
-        true,
-    ),
-    f(
-        "description",
-        "Beskrivning",
-        "Steg, förutsättningar, vad som fungerade och inte.",
-        Input::Area,
-        false,
-    ),
-    f(
-        "tags",
-        "Taggar",
-        "Ett ämnesord per rad.",
-        Input::Lines,
-        false,
-    ),
-    f(
-        "links",
-        "Länkar",
-        "En fullständig webbadress per rad.",
-        Input::Lines,
-        false,
-    ),
+    f("title", sv::TITLE, Input::Text, true),
+    f("summary", sv::METHOD_SUMMARY, Input::Area, true),
+    f("description", sv::METHOD_DESCRIPTION, Input::Area, false),
+    f("tags", sv::METHOD_TAGS, Input::Lines, false),
+    f("links", sv::LINKS, Input::Lines, false),
 ];
 
 const RESEARCHER: &[Field] = &[
-    f("name", "Namn", "Forskarens namn.", Input::Text, true),
-    f(
-        "affiliation",
-        "Lärosäte eller organisation",
-        "Till exempel Lunds universitet.",
-        Input::Text,
-        true,
-    ),
-    f(
-        "fields",
-        "Forskningsområden",
-        "Ett område per rad, minst ett.",
-        Input::Lines,
-        true,
-    ),
-    f(
-        "email",
-        "E-post",
-        "Bara om forskaren samtyckt till att den visas.",
-        Input::Email,
-        false,
-    ),
-    f(
-        "phone",
-        "Telefon",
-        "Bara om forskaren samtyckt till att den visas.",
-        Input::Tel,
-        false,
-    ),
-    f(
-        "consent.given",
-        "Forskaren har samtyckt till att listas",
-        "Utan samtycke publiceras ingen kontakt.",
-        Input::Checkbox,
-        true,
-    ),
-    f(
-        "consent.date",
-        "Samtyckets datum",
-        "ÅÅÅÅ-MM-DD, dagen samtycket gavs.",
-        Input::Date,
-        true,
-    ),
-    f(
-        "consent.method",
-        "Hur samtycket gavs",
-        "Till exempel e-post eller blankett.",
-        Input::Text,
-        false,
-    ),
-    f(
-        "consent.scope",
-        "Vad samtycket gäller",
-        "Lämna tomt om det gäller att listas i kunskapsbanken.",
-        Input::Text,
-        false,
-    ),
+    f("name", sv::NAME, Input::Text, true),
+    f("affiliation", sv::AFFILIATION, Input::Text, true),
+    f("fields", sv::FIELDS, Input::Lines, true),
+    f("email", sv::EMAIL, Input::Email, false),
+    f("phone", sv::PHONE, Input::Tel, false),
+    f("consent.given", sv::CONSENT_GIVEN, Input::Checkbox, true),
+    f("consent.date", sv::CONSENT_DATE, Input::Date, true),
+    f("consent.method", sv::CONSENT_METHOD, Input::Text, false),
+    f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
 /// The fields of a kind's form, in order.
@@ -374,7 +212,7 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
         {
             errors.push(FormError {
                 field: Some("sroi.ratio".into()),
-                message: "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.".into(),
+                message: sv::SROI_WITHOUT_RATIO.into(),
             });
         }
         // Said; the rest of the record is still checked.
@@ -388,9 +226,9 @@ fn number(field: &str, text: &str) -> Result<Value, FormError> {
     let wrong = || FormError {
         field: Some(field.to_string()),
         message: if field.ends_with("year") {
-            "Ange året med fyra siffror, till exempel 2024.".into()
+            sv::NOT_A_YEAR.into()
         } else {
-            "Ange ett tal, till exempel 3,4.".into()
+            sv::NOT_A_NUMBER.into()
         },
     };
     if field.ends_with("year") {
@@ -418,39 +256,9 @@ fn line_of(e: &SchemaError) -> Option<usize> {
 
 /// The protocol's error in Swedish, beside its field.
 pub fn swedish(e: &SchemaError) -> FormError {
-    let message = match &e.problem {
-        Problem::Required => "Fyll i fältet.".to_string(),
-        Problem::Length { min, max, got } if got > max => {
-            format!("Högst {max} tecken; nu {got}.")
-        }
-        Problem::Length { min, .. } => format!("Minst {min} tecken."),
-        Problem::Control => "Fältet innehåller tecken som inte kan visas (styrtecken).".into(),
-        Problem::Count { max, got, .. } if got > max => format!("Högst {max} rader; nu {got}."),
-        Problem::Count { min, .. } => {
-            format!("Minst {min} {}.", if *min == 1 { "rad" } else { "rader" })
-        }
-        Problem::Url => {
-            "Ange en fullständig webbadress som börjar med https:// (eller http://).".into()
-        }
-        Problem::Email => "Ange en e-postadress, till exempel namn@exempel.se.".into(),
-        Problem::Phone => {
-            "Ange ett telefonnummer med 5–20 siffror, till exempel +46 46 123 45 67.".into()
-        }
-        Problem::Date => "Ange datumet som ÅÅÅÅ-MM-DD, till exempel 2026-11-28.".into(),
-        Problem::Positive => "Ange ett tal större än 0, till exempel 3,4.".into(),
-        Problem::Year { min, max, .. } => format!("Ange ett år mellan {min} och {max}."),
-        Problem::Consent => {
-            "Forskaren måste ha samtyckt: kryssa i samtycket och ange dagen det gavs.".into()
-        }
-        Problem::RegionName => format!("Namnet följer inte reglerna: {}", e.message),
-        Problem::NotJson => "Posten är inte JSON.".into(),
-        Problem::UnknownField => {
-            format!("Okänt fält ”{}”.", e.field.as_deref().unwrap_or_default())
-        }
-        Problem::Other => format!("Posten kunde inte läsas: {}", e.message),
-    };
+    let message = sv::problem(e);
     let message = match line_of(e) {
-        Some(line) => format!("Rad {line}: {message}"),
+        Some(line) => sv::on_line(line, &message),
         None => message,
     };
     let field = match e.problem {

@@ -237,11 +237,7 @@ async fn method_not_allowed(uri: axum::http::Uri) -> Response {
         )
         .into_response()
     } else {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Bara GET och HEAD: kunskapsbanken går inte att ändra över HTTP.\n",
-        )
-            .into_response()
+        (StatusCode::METHOD_NOT_ALLOWED, crate::words::READ_ONLY_API).into_response()
     };
     r.headers_mut().insert(
         axum::http::header::ALLOW,

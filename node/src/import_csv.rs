@@ -33,6 +33,7 @@ use crate::forms::{self, FormError, Input};
 use crate::local::{
     IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
 };
+use crate::words::fields as fields_sv;
 
 /// Longest row of a CSV file as written: its cells, delimiters, quotes and the line breaks
 /// inside quoted cells, not the row's own line break (a record is at most 64 KiB encoded; a
@@ -143,10 +144,13 @@ fn delimiter(head: &[u8]) -> u8 {
 
 /// Whether a consent cell says yes; `None` if it says neither yes nor no.
 fn yes(cell: &str) -> Option<bool> {
-    match cell.trim().to_lowercase().as_str() {
-        "ja" | "j" | "x" | "1" | "true" | "sant" | "yes" | "on" => Some(true),
-        "" | "nej" | "n" | "0" | "false" | "falskt" | "no" => Some(false),
-        _ => None,
+    let cell = cell.trim().to_lowercase();
+    if fields_sv::YES_CELLS.contains(&cell.as_str()) {
+        Some(true)
+    } else if fields_sv::NO_CELLS.contains(&cell.as_str()) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -462,11 +466,7 @@ fn convert(
         if homeless > 0 {
             errors.push(FormError {
                 field: None,
-                message: format!(
-                    "{homeless} {} utan kolumn (den första är cell {first_homeless}): \
-                     rubrikraden har inget namn där.",
-                    if homeless == 1 { "cell" } else { "celler" }
-                ),
+                message: fields_sv::cells_without_column(homeless, first_homeless),
             });
         }
         for field in fields {
@@ -476,9 +476,7 @@ fn convert(
             if one_line(field.input) && cell.contains(['\n', '\r']) {
                 errors.push(FormError {
                     field: Some(field.name.to_string()),
-                    message: "Fältet är en rad men cellen har en radbrytning; saknas ett \
-                              avslutande citattecken?"
-                        .into(),
+                    message: fields_sv::LINE_BREAK_IN_ONE_LINE.into(),
                 });
                 continue;
             }
@@ -489,7 +487,7 @@ fn convert(
                     Some(false) => *cell = String::new(),
                     None => errors.push(FormError {
                         field: Some(field.name.to_string()),
-                        message: "Skriv ja eller nej.".into(),
+                        message: fields_sv::YES_OR_NO.into(),
                     }),
                 },
                 _ => {}
@@ -502,9 +500,7 @@ fn convert(
                 Err(_) => {
                     errors.push(FormError {
                         field: Some(RECORD_ID_COLUMN.to_string()),
-                        message: "Ange postens id, 32 tecken 0–9 och a–f (som i postens adress \
-                                  /post/…), eller lämna cellen tom för en ny post."
-                            .into(),
+                        message: fields_sv::BAD_RECORD_ID_CELL.into(),
                     });
                     None
                 }
@@ -583,7 +579,7 @@ pub fn template(kind: Kind) -> Vec<u8> {
                     .iter()
                     .any(|f| f.name == *name && f.input == Input::Checkbox);
                 match (checkbox, value.is_empty()) {
-                    (true, false) => "ja".to_string(),
+                    (true, false) => fields_sv::YES.to_string(),
                     _ => value,
                 }
             })

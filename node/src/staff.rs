@@ -45,9 +45,9 @@ pub const FAILURE_WINDOWS_MAX: usize = 1000;
 /// Addresses named in one window's line (more are counted, not named).
 pub const FAILURE_ADDRESSES_NAMED: usize = 8;
 /// Who did it, in the audit trail, when the command line changed an account.
-pub const COMMAND_LINE: &str = "(kommandoraden)";
+pub const COMMAND_LINE: &str = crate::words::accounts::COMMAND_LINE;
 /// The audit trail's name for failed logins with names no account has.
-pub const UNKNOWN_ACCOUNT: &str = "(okänt konto)";
+pub const UNKNOWN_ACCOUNT: &str = crate::words::accounts::UNKNOWN_ACCOUNT;
 /// The sessions, so they outlive a restart (hashes of the tokens, 0600).
 pub const SESSIONS_FILE: &str = "sessions.json";
 /// Largest sessions file read.
@@ -613,7 +613,7 @@ impl Staff {
                 let mut e = AuditEntry::new(&account.user, "login", crate::local::now_ms());
                 e.address = Some(address.to_string());
                 if matches!(client, Client::Device(_)) {
-                    e.detail = Some("känd enhet".into());
+                    e.detail = Some(crate::words::accounts::KNOWN_DEVICE.into());
                 }
                 self.note(&e);
                 tracing::info!(user = %account.user, address = %address, "staff login");

@@ -16,6 +16,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::words::accounts::{ADMIN_ROLE, EDITOR_ROLE};
+
 /// The accounts.
 pub const USERS_FILE: &str = "users.json";
 /// Held exclusively while the accounts are changed (the CLI and a running editor may both).
@@ -58,8 +60,8 @@ impl StaffRole {
     /// How the editor names the role.
     pub fn label_sv(self) -> &'static str {
         match self {
-            StaffRole::Redaktor => "redaktör",
-            StaffRole::Admin => "administratör",
+            StaffRole::Redaktor => EDITOR_ROLE,
+            StaffRole::Admin => ADMIN_ROLE,
         }
     }
 }
@@ -69,7 +71,7 @@ impl std::str::FromStr for StaffRole {
 
     fn from_str(s: &str) -> Result<StaffRole, UserError> {
         match s {
-            "redaktor" | "redaktör" => Ok(StaffRole::Redaktor),
+            "redaktor" | EDITOR_ROLE => Ok(StaffRole::Redaktor),
             "admin" => Ok(StaffRole::Admin),
             other => Err(UserError::BadRole(other.to_string())),
         }

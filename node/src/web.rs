@@ -27,11 +27,11 @@ use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
 use crate::local::{LocalNode, NodeError};
-use crate::params::{ParamError, Params};
+use crate::params::Params;
 use crate::query::{self, Facets, Query, QueryError, RecordView};
 use crate::shared::Shared;
 use crate::templates::{escape, templates};
-use crate::words::kind_label;
+use crate::words::{self, kind_label};
 
 /// Results per page.
 pub const PAGE_SIZE: usize = 20;
@@ -55,7 +55,7 @@ pub struct PageError {
 fn bad_request(message: impl Into<String>) -> PageError {
     PageError {
         status: StatusCode::BAD_REQUEST,
-        heading: "Felaktig adress",
+        heading: words::BAD_ADDRESS,
         message: message.into(),
     }
 }
@@ -63,7 +63,7 @@ fn bad_request(message: impl Into<String>) -> PageError {
 fn not_found(message: impl Into<String>) -> PageError {
     PageError {
         status: StatusCode::NOT_FOUND,
-        heading: "Sidan finns inte",
+        heading: words::NO_SUCH_PAGE,
         message: message.into(),
     }
 }
@@ -72,20 +72,17 @@ fn internal(e: impl std::fmt::Display) -> PageError {
     tracing::error!(error = %e, "page failed");
     PageError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
-        heading: "Något gick fel",
-        message: format!("Noden kunde inte läsa sitt lager: {e}"),
+        heading: words::SOMETHING_WENT_WRONG,
+        message: words::store_unreadable(&e),
     }
 }
 
 fn query_error(e: NodeError) -> PageError {
     match e {
-        NodeError::Query(QueryError::BadCursor(_)) => {
-            bad_request("Sidmarkören är ogiltig. Börja om från första sidan.")
+        NodeError::Query(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
+        NodeError::Query(QueryError::TextTooLong) => {
+            bad_request(words::search_text_too_long(query::TEXT_CHARS_MAX))
         }
-        NodeError::Query(QueryError::TextTooLong) => bad_request(format!(
-            "Söktexten är längre än {} tecken.",
-            query::TEXT_CHARS_MAX
-        )),
         other => internal(other),
     }
 }
@@ -100,8 +97,8 @@ fn render(
 ) -> Response {
     let config = shared.node.config();
     let role = match config.role {
-        crate::local::Role::Region => "regional nod",
-        crate::local::Role::Aggregator => "nationell aggregator",
+        crate::local::Role::Region => words::ROLE_REGION,
+        crate::local::Role::Aggregator => words::ROLE_AGGREGATOR,
     };
     let full = context! {
         node_name => config.name.clone(),
@@ -116,10 +113,7 @@ fn render(
         Ok(body) => html(status, body),
         Err(e) => {
             tracing::error!(template, error = %e, "template failed");
-            let body = format!(
-                "<!doctype html><html lang=\"sv\"><title>Fel</title><h1>Något gick fel</h1><p>{}</p></html>",
-                escape(&e.to_string())
-            );
+            let body = words::template_failed(&escape(&e.to_string()));
             html(StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     }
@@ -269,15 +263,8 @@ struct ActiveFilter {
 
 /// The search page's parameters; unknown or repeated ones are refused.
 pub(crate) fn search_params(raw: Option<&str>) -> Result<Params, PageError> {
-    let mut params = Params::parse(raw, SEARCH_PARAMS).map_err(|e| {
-        bad_request(match e {
-            ParamError::Unknown { name, .. } => {
-                format!("Okänd parameter ”{name}”. Sidan förstår q, kind, region, tag och cursor.")
-            }
-            ParamError::Repeated(name) => format!("Parametern ”{name}” står flera gånger."),
-            ParamError::Malformed(_) => "Adressens parametrar går inte att läsa.".to_string(),
-        })
-    })?;
+    let mut params =
+        Params::parse(raw, SEARCH_PARAMS).map_err(|e| bad_request(words::param_error(&e)))?;
     // Tags match without case; one spelling keeps the chosen one selected in the form.
     let tag = params.get("tag").map(str::to_lowercase);
     params.set("tag", tag);
@@ -291,11 +278,10 @@ async fn search_page(
     let params = search_params(raw)?;
     let get = |k: &str| params.get(k).map(str::to_string);
     let kind = match get("kind") {
-        Some(k) => Some(k.parse::<Kind>().map_err(|_| {
-            bad_request(format!(
-                "Okänd posttyp ”{k}”. Välj innovation, method, researcher eller profile."
-            ))
-        })?),
+        Some(k) => Some(
+            k.parse::<Kind>()
+                .map_err(|_| bad_request(words::unknown_kind(&k)))?,
+        ),
         None => None,
     };
     let q = Query {
@@ -365,9 +351,11 @@ async fn search_page(
             .collect(),
     };
     let facet_links = vec![
-        group("Typ", "kind", kinds, &|f| kind_label(&f.value, true)),
-        group("Region", "region", regions, &|f| f.label.clone()),
-        group("Tagg", "tag", tags, &|f| f.label.clone()),
+        group(words::FACET_KIND, "kind", kinds, &|f| {
+            kind_label(&f.value, true)
+        }),
+        group(words::FACET_REGION, "region", regions, &|f| f.label.clone()),
+        group(words::FACET_TAG, "tag", tags, &|f| f.label.clone()),
     ];
     let mut active = Vec::new();
     for (key, label) in [
@@ -429,10 +417,10 @@ async fn record_page(
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let author: NodeId = author
         .parse()
-        .map_err(|_| bad_request("Adressen till posten är felaktig (regionens nyckel)."))?;
+        .map_err(|_| bad_request(words::BAD_RECORD_ADDRESS_KEY))?;
     let rid: RecordId = rid
         .parse()
-        .map_err(|_| bad_request("Adressen till posten är felaktig (postens id)."))?;
+        .map_err(|_| bad_request(words::BAD_RECORD_ADDRESS_ID))?;
     let item = shared
         .blocking(move |n| {
             let view = n.record(&author, &rid)?;
@@ -444,9 +432,7 @@ async fn record_page(
         .await
         .map_err(internal)?;
     let Some(r) = item else {
-        return Err(not_found(
-            "Posten finns inte här, eller så har regionen tagit bort den.",
-        ));
+        return Err(not_found(words::NO_SUCH_RECORD_HERE));
     };
     let personal = crate::privacy::is_personal(r.view.kind);
     Ok(("record.html", "", context! { r => r, personal => personal }))
@@ -471,8 +457,8 @@ async fn record(
             "error.html",
             "",
             context! {
-                heading => "För många sidor med kontaktuppgifter",
-                message => "Den här adressen har hämtat många forskares kontaktuppgifter på kort tid. Vänta en stund och ladda om sidan.",
+                heading => words::TOO_MANY_CONTACTS,
+                message => words::TOO_MANY_CONTACTS_WAIT,
             },
         );
         retry_after(&mut response, wait);
@@ -511,7 +497,7 @@ async fn region_page(
         .await
         .map_err(internal)?;
     let Some((id, region, records)) = found else {
-        return Err(not_found("Ingen region med den adressen är känd här."));
+        return Err(not_found(words::NO_SUCH_REGION));
     };
     let hex = id.to_hex();
     let connected = shared
@@ -617,12 +603,7 @@ pub async fn style() -> Response {
 
 /// A 404 page for a path that is not a page.
 pub async fn not_found_page(State(shared): State<Arc<Shared>>) -> Response {
-    page(
-        &shared,
-        Err(not_found(
-            "Adressen leder ingenstans. Sök i kunskapsbanken eller se den nationella översikten.",
-        )),
-    )
+    page(&shared, Err(not_found(words::NOWHERE)))
 }
 
 /// The page's routes.

@@ -13,7 +13,7 @@ use minijinja::{Value, context};
 
 use super::audit::audit_row;
 use super::auth::{admin_posted, csrf_ok, require_admin, require_any, set_cookie};
-use crate::words::wait_sv;
+use crate::words;
 
 use super::page::{Editor, SESSION_COOKIE, Session, forbidden, form, or_page, see_other};
 use crate::staff::Staff;
@@ -71,30 +71,12 @@ impl Editor {
         let staff = self.shared.staff.clone();
         match tokio::task::spawn_blocking(move || change(&staff)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, user_error_sv(&e))),
+            Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, words::account_error(&e))),
             Err(_) => Err((
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Kontot kunde inte ändras; försök igen.".into(),
+                words::ACCOUNT_NOT_CHANGED.into(),
             )),
         }
-    }
-}
-
-/// An account error in Swedish.
-fn user_error_sv(e: &UserError) -> String {
-    match e {
-        UserError::BadName(_) => "Användarnamnet: 1–32 tecken, små bokstäver a–z, siffror, punkt, understreck och bindestreck, och det börjar med en bokstav.".into(),
-        UserError::BadRole(_) => "Välj rollen redaktör eller administratör.".into(),
-        UserError::Exists(n) => format!("Det finns redan ett konto {n}."),
-        UserError::Unknown(n) => format!("Det finns inget konto {n}."),
-        UserError::TooMany => "Noden har så många konton den kan ha; ta bort ett först.".into(),
-        UserError::LastAdmin => "Den sista administratören kan inte tas bort; lägg till en till först.".into(),
-        UserError::ShortPassword => format!("Lösenordet måste ha minst {} tecken.", crate::users::PASSWORD_CHARS_MIN),
-        UserError::LongPassword => format!("Lösenordet får vara högst {} byte.", crate::users::PASSWORD_BYTES_MAX),
-        UserError::WrongCurrentPassword => "Det nuvarande lösenordet stämmer inte.".into(),
-        UserError::TooSoon(wait) => format!("För många fel lösenord. Vänta {} och försök igen.", wait_sv(*wait)),
-        UserError::SamePassword => "Det nya lösenordet måste skilja sig från det nuvarande.".into(),
-        other => format!("Kontot kunde inte ändras: {other}"),
     }
 }
 
@@ -118,7 +100,7 @@ pub(super) async fn users_add(
     let role = match f.get("role").map(|r| r.parse::<StaffRole>()) {
         Some(Ok(r)) => r,
         _ => {
-            let e = user_error_sv(&UserError::BadRole(String::new()));
+            let e = words::account_error(&UserError::BadRole(String::new()));
             return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
         }
     };
@@ -128,7 +110,7 @@ pub(super) async fn users_add(
         .await
     {
         Ok((_, password)) => {
-            let done = format!("Kontot {name} är skapat.");
+            let done = words::account_made(&name);
             let shown = password.map(|p| (name, p));
             editor.users_page(&s, StatusCode::OK, Some(done), shown, None)
         }
@@ -144,7 +126,7 @@ pub(super) async fn users_remove(
 ) -> Response {
     let (s, _) = or_page!(admin_posted(&editor, &headers, &body));
     if name == s.user {
-        let e = "Du kan inte ta bort ditt eget konto här; be en annan administratör.".to_string();
+        let e = words::NOT_YOUR_OWN_ACCOUNT.to_string();
         return editor.users_error(&s, StatusCode::BAD_REQUEST, e);
     }
     let (n, by) = (name.clone(), s.user.clone());
@@ -155,7 +137,7 @@ pub(super) async fn users_remove(
         Ok(()) => editor.users_page(
             &s,
             StatusCode::OK,
-            Some(format!("Kontot {name} är borttaget.")),
+            Some(words::account_removed(&name)),
             None,
             None,
         ),
@@ -171,7 +153,7 @@ pub(super) async fn users_reset_confirm(
 ) -> Response {
     let s = or_page!(require_admin(&editor, &headers));
     if !matches!(editor.staff().users().get(&name), Ok(Some(_))) {
-        let e = user_error_sv(&UserError::Unknown(name));
+        let e = words::account_error(&UserError::Unknown(name));
         return editor.users_error(&s, StatusCode::NOT_FOUND, e);
     }
     editor.page(
@@ -263,7 +245,7 @@ pub(super) async fn account_post(
     let field = |k: &str| f.get(k).cloned().unwrap_or_default();
     let (current, new, again) = (field("current"), field("new"), field("again"));
     if new != again {
-        let e = "De två nya lösenorden är inte lika.".to_string();
+        let e = words::NEW_PASSWORDS_DIFFER.to_string();
         return editor
             .account_page(&s, StatusCode::BAD_REQUEST, None, Some((Some("again"), e)))
             .await;
@@ -282,12 +264,7 @@ pub(super) async fn account_post(
                 return see_other("/logga-in");
             };
             let mut r = editor
-                .account_page(
-                    &fresh,
-                    StatusCode::OK,
-                    Some("Ditt lösenord är bytt. Andra inloggningar med kontot har avslutats."),
-                    None,
-                )
+                .account_page(&fresh, StatusCode::OK, Some(words::PASSWORD_CHANGED), None)
                 .await;
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -312,7 +289,7 @@ pub(super) async fn account_post(
             };
             let field = (!at.is_empty()).then_some(at);
             let mut r = editor
-                .account_page(&s, status, None, Some((field, user_error_sv(&e))))
+                .account_page(&s, status, None, Some((field, words::account_error(&e))))
                 .await;
             if let UserError::TooSoon(wait) = e {
                 crate::web::retry_after(&mut r, wait);

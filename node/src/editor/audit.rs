@@ -16,25 +16,10 @@ use super::page::{
     title_of,
 };
 use crate::users::AuditEntry;
+use crate::words::{self, AUDIT_ACTIONS};
 
 /// Query parameters of `/logg`.
 const AUDIT_PARAMS: &[&str] = &["fore", "person", "typ"];
-
-/// What the audit trail's actions are called on `/logg`.
-pub(crate) const AUDIT_ACTIONS: &[(&str, &str)] = &[
-    ("publish", "publicerade"),
-    ("edit", "ändrade"),
-    ("delete", "tog bort"),
-    ("erase_on_request", "raderade på begäran"),
-    ("import", "importerade"),
-    ("login", "loggade in"),
-    ("login_failed", "misslyckade inloggningar"),
-    ("logout", "loggade ut"),
-    ("user_add", "lade till konto"),
-    ("user_remove", "tog bort konto"),
-    ("password_reset", "gav nytt lösenord"),
-    ("password_changed", "bytte sitt lösenord"),
-];
 
 fn action_sv(action: &str) -> String {
     AUDIT_ACTIONS
@@ -53,7 +38,7 @@ pub(super) struct PostFacts {
 
 /// An audit line as the pages show it.
 pub(super) fn audit_row(e: &AuditEntry, post: Option<&PostFacts>) -> Value {
-    let t = |ms: u64| crate::words::datetime_sv(ms);
+    let t = |ms: u64| words::datetime_sv(ms);
     context! {
         time => t(e.time_ms), until => e.until_ms.map(t),
         user => e.user.clone(), action => action_sv(&e.action), kind => e.kind.clone(),
@@ -105,7 +90,7 @@ pub(super) async fn audit_page(
     let before = match params.get("fore").map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(n),
-        Some(Err(_)) => return bad("”fore” ska vara ett tal.".into()),
+        Some(Err(_)) => return bad(words::BEFORE_NOT_A_NUMBER.into()),
     };
     let person = params
         .get("person")
@@ -118,7 +103,7 @@ pub(super) async fn audit_page(
     if let Some(a) = &action
         && !AUDIT_ACTIONS.iter().any(|(k, _)| k == a)
     {
-        return bad(format!("Det finns ingen händelse av typen {a:?}."));
+        return bad(words::no_such_action(a));
     }
     let (p, a) = (person.clone(), action.clone());
     let dir = editor.shared.node.dir().to_path_buf();
@@ -134,8 +119,8 @@ pub(super) async fn audit_page(
             tracing::error!(result = ?other.err(), "the audit trail could not be read");
             return editor.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Loggen kunde inte läsas",
-                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                words::LOG_UNREADABLE,
+                words::TRY_AGAIN_OR_READ_THE_LOG,
                 Some(&s),
             );
         }

@@ -14,7 +14,7 @@ use minijinja::context;
 
 use crate::login::same;
 
-use crate::words::wait_sv;
+use crate::words;
 
 use super::page::{Editor, LOGIN_COOKIE, SESSION_COOKIE, Session, forbidden, form, see_other};
 use crate::staff::{LoginOutcome, token};
@@ -105,9 +105,7 @@ pub(super) async fn login_form(
         return see_other("/");
     }
     // Sent here with a form whose session had ended: say that its text is kept.
-    let notice = (query.as_deref() == Some("sparat=1")).then_some(
-        "Du hann bli utloggad. Det du skrev är sparat och kommer tillbaka ifyllt när du har loggat in.",
-    );
+    let notice = (query.as_deref() == Some("sparat=1")).then_some(words::LOGGED_OUT_TEXT_KEPT);
     editor.login_page(&headers, StatusCode::OK, (None, notice), "")
 }
 
@@ -178,7 +176,7 @@ pub(super) async fn login(
             editor.login_page(
                 &headers,
                 StatusCode::UNAUTHORIZED,
-                (Some("Fel användarnamn eller lösenord.".into()), None),
+                (Some(words::WRONG_LOGIN.into()), None),
                 &user,
             )
         }
@@ -187,13 +185,7 @@ pub(super) async fn login(
             let mut r = editor.login_page(
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
-                (
-                    Some(format!(
-                        "För många misslyckade inloggningar till kontot eller från din adress. Vänta {} och försök igen. En webbläsare där du har loggat in förut släpps alltid fram; en administratör kan också ge dig ett nytt lösenord.",
-                        wait_sv(wait)
-                    )),
-                    None,
-                ),
+                (Some(words::logins_wait(&words::wait_sv(wait))), None),
                 &user,
             );
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -206,8 +198,8 @@ pub(super) async fn login(
             tracing::error!(error = %e, "the editor cannot check a login");
             editor.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Inloggningen fungerar inte just nu",
-                "Kontona kunde inte läsas. Be den som driver noden läsa loggen.",
+                words::LOGIN_BROKEN,
+                words::ACCOUNTS_UNREADABLE,
                 None,
             )
         }
@@ -309,8 +301,8 @@ pub(super) fn require_admin(
     if s.role != StaffRole::Admin {
         return Err(Box::new(editor.error(
             StatusCode::FORBIDDEN,
-            "Bara för administratörer",
-            "Konton och logg hanteras av regionens administratörer.",
+            words::ADMINS_ONLY,
+            words::ADMINS_ONLY_WHY,
             Some(&s),
         )));
     }

@@ -18,7 +18,6 @@ use minijinja::context;
 use spindel_protocol::record::Kind;
 
 use super::auth::{csrf_matches, require};
-use super::import_refusals::{ImportFailure, csv_failure, failure};
 use super::page::{
     Editor, IMPORTS_KEPT, ImportState, ImportView, Session, forbidden, lock, or_page,
 };
@@ -26,6 +25,7 @@ use crate::import_csv::{self, CsvError, Format};
 use crate::local::IMPORT_BYTES_MAX;
 use crate::staff::token;
 use crate::users::{AuditEntry, StaffRole};
+use crate::words::{self, ImportFailure, csv_failure, failure};
 use crate::writer::{ImportJob, ImportProgress};
 
 /// A received upload, erased (zeros first) however the request ends: imported, refused, or
@@ -158,7 +158,7 @@ fn template_links() -> Vec<minijinja::Value> {
         .iter()
         .map(|k| {
             context! {
-                kind => k.as_str(), label => crate::words::kind_label(k.as_str(), true),
+                kind => k.as_str(), label => words::kind_label(k.as_str(), true),
             }
         })
         .collect()
@@ -194,13 +194,13 @@ pub(crate) async fn import_form(State(editor): State<Arc<Editor>>, headers: Head
 /// Why an upload was not received whole (its `Display` is the Swedish the page says).
 #[derive(Debug, thiserror::Error)]
 enum ReceiveError {
-    #[error("Filen kunde inte tas emot: {0}")]
+    #[error("{w}{0}", w = words::UPLOAD_NOT_RECEIVED)]
     Create(std::io::Error),
-    #[error("Filen kom inte fram hel: {0}")]
+    #[error("{w}{0}", w = words::UPLOAD_CUT)]
     Cut(axum::extract::multipart::MultipartError),
-    #[error("Filen är större än {} MiB; dela upp den.", IMPORT_BYTES_MAX / (1024 * 1024))]
+    #[error("{}", words::upload_too_large(IMPORT_BYTES_MAX / (1024 * 1024)))]
     TooLarge,
-    #[error("Filen kunde inte sparas: {0}")]
+    #[error("{w}{0}", w = words::UPLOAD_NOT_SAVED)]
     Write(std::io::Error),
 }
 
@@ -251,7 +251,7 @@ pub(crate) async fn import_post(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                failed = Some(format!("Formuläret kom inte fram helt: {e}"));
+                failed = Some(words::form_cut(&e));
                 break;
             }
         };
@@ -274,19 +274,17 @@ pub(crate) async fn import_post(
                     return forbidden(&editor, Some(&s));
                 }
                 if upload.is_some() {
-                    failed = Some("Välj en fil i taget.".into());
+                    failed = Some(words::ONE_FILE_AT_A_TIME.into());
                     break;
                 }
                 match editor.shared.uploads.permit() {
                     Ok(p) => permit = Some(p),
                     Err(_) => {
-                        failed = Some(
-                            "Två importer tas emot just nu; försök igen när de är klara.".into(),
-                        );
+                        failed = Some(words::TWO_IMPORTS_RUNNING.into());
                         break;
                     }
                 }
-                let shown = field.file_name().unwrap_or("filen").to_string();
+                let shown = field.file_name().unwrap_or(words::THE_FILE).to_string();
                 let file = Upload::new(&dir);
                 let path = file.path();
                 upload = Some((file, shown));
@@ -318,11 +316,11 @@ pub(crate) async fn import_post(
             if let Some((file, _)) = upload {
                 file.erase().await;
             }
-            let e = ImportFailure::said("Välj vilken typ av poster filen har.");
+            let e = ImportFailure::said(words::CHOOSE_KIND);
             return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(e));
         }
         (None, _, None) => {
-            let e = ImportFailure::said("Välj en fil att importera.");
+            let e = ImportFailure::said(words::CHOOSE_FILE);
             return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(e));
         }
         (None, Some(kind), Some(upload)) => (kind, upload),
@@ -355,15 +353,13 @@ pub(crate) async fn import_post(
                     }
                     let refused = match result {
                         Err(e) => csv_failure(kind, e),
-                        Ok(_) => ImportFailure::said(
-                            "Ingenting importerades: filen kunde inte läsas som CSV.",
-                        ),
+                        Ok(_) => ImportFailure::said(words::CSV_UNREADABLE),
                     };
                     return editor.import_page(&s, StatusCode::BAD_REQUEST, None, Some(refused));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "converting a CSV import failed");
-                    let e = "Ingenting importerades: filen kunde inte läsas som CSV.";
+                    let e = words::CSV_UNREADABLE;
                     return editor.import_page(
                         &s,
                         StatusCode::BAD_REQUEST,
@@ -389,17 +385,9 @@ pub(crate) async fn import_post(
         let result = match editor2.shared.writer.import(job).await {
             Ok(done) => {
                 editor2.note_import(&s2, kind, &done);
-                let mut said = if done.imported == 1 {
-                    "1 post importerad och publicerad.".to_string()
-                } else {
-                    format!("{} poster importerade och publicerade.", done.imported)
-                };
+                let mut said = words::imported(done.imported);
                 if done.offline {
-                    said.push_str(
-                        " Ingen aggregator har svarat ännu sedan noden startade: posterna skickas \
-                         när förbindelsen är tillbaka. Kan en annan kopia av den här noden vara \
-                         igång, be den som driver noden stoppa den först.",
-                    );
+                    said.push_str(words::IMPORTED_OFFLINE);
                 }
                 Ok(said)
             }
@@ -427,8 +415,8 @@ pub(crate) async fn import_template(
     let Some(kind) = kind else {
         return editor.error(
             StatusCode::NOT_FOUND,
-            "Sidan finns inte",
-            "Adressen leder ingenstans i redaktionen.",
+            words::NO_SUCH_PAGE,
+            words::NOWHERE_IN_THE_EDITOR,
             Some(&s),
         );
     };
@@ -459,17 +447,17 @@ pub(crate) async fn import_status(
     let Some(state) = editor.import_state(&id, &s) else {
         return editor.error(
             StatusCode::NOT_FOUND,
-            "Importen finns inte",
-            "Den importen är okänd här (sidan kan vara gammal, eller noden har startats om).",
+            words::NO_SUCH_IMPORT,
+            words::IMPORT_UNKNOWN,
             Some(&s),
         );
     };
     match state {
         ImportView::Running { done, total } => {
             let message = if total == 0 {
-                "Raderna kontrolleras…".to_string()
+                words::CHECKING_LINES.to_string()
             } else {
-                format!("{done} av {total} poster signerade…")
+                words::signed_of(done, total)
             };
             editor.page(
                 StatusCode::OK,
@@ -547,9 +535,10 @@ impl Editor {
         let mut e = AuditEntry::new(&s.user, "import", crate::local::now_ms());
         e.kind = Some(kind.as_str().to_string());
         e.seq = Some(done.last_seq);
-        e.detail = Some(format!(
-            "{} poster, regionens logg {}-{}",
-            done.imported, done.first_seq, done.last_seq
+        e.detail = Some(words::import_detail(
+            done.imported,
+            done.first_seq,
+            done.last_seq,
         ));
         self.staff().note(&e);
     }

@@ -15,15 +15,14 @@
 //!
 //! Split by job, one module each: `auth` (cookies, CSRF, sessions, login), `posts` (a post's
 //! forms, preview, merge, page, history, removal, drafts), `post_list` (the start page and
-//! `/poster`), `accounts` (`/anvandare`, `/konto`), `audit` (`/logg`), `import` and
-//! `import_refusals` (`/importera`). Here: the [`Editor`], its pages, the helpers they share,
+//! `/poster`), `accounts` (`/anvandare`, `/konto`), `audit` (`/logg`) and `import`
+//! (`/importera`). Here: the [`Editor`], its pages, the helpers they share,
 //! and the router.
 
 mod accounts;
 mod audit;
 mod auth;
 mod import;
-mod import_refusals;
 mod page;
 mod post_list;
 mod posts;
@@ -58,8 +57,8 @@ async fn not_found(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Res
     let s = editor.session(&headers);
     editor.error(
         StatusCode::NOT_FOUND,
-        "Sidan finns inte",
-        "Adressen leder ingenstans i redaktionen.",
+        crate::words::NO_SUCH_PAGE,
+        crate::words::NOWHERE_IN_THE_EDITOR,
         s.as_ref(),
     )
 }

@@ -19,7 +19,7 @@ pub use crate::staff::Session;
 use crate::staff::Staff;
 use crate::users::{AuditEntry, StaffRole};
 
-use super::import_refusals::ImportFailure;
+use crate::words::{self, ImportFailure};
 
 /// The value of a `Result<_, Box<Response>>`, or the page the handler answers with instead.
 macro_rules! or_page {
@@ -132,7 +132,7 @@ impl Editor {
                 tracing::error!(template, error = %e, "editor page failed");
                 page_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "<!doctype html><title>Fel</title><p>Sidan kunde inte visas.</p>".into(),
+                    words::EDITOR_PAGE_FAILED.into(),
                 )
             }
         }
@@ -212,8 +212,8 @@ pub(super) fn see_other(to: &'static str) -> Response {
 pub(crate) fn forbidden(editor: &Editor, s: Option<&Session>) -> Response {
     editor.error(
         StatusCode::FORBIDDEN,
-        "Formuläret gick inte att skicka",
-        "Formuläret saknade en giltig säkerhetskod (det kan ha legat öppet för länge). Inget har sparats. Ladda om sidan och försök igen.",
+        words::FORM_NOT_SENT,
+        words::FORM_WITHOUT_TOKEN,
         s,
     )
 }
@@ -248,7 +248,7 @@ pub(super) fn title_of(data: &serde_json::Value) -> String {
 pub(super) fn bad_address(editor: &Editor, s: &Session, message: &str) -> Response {
     editor.error(
         StatusCode::BAD_REQUEST,
-        "Sidan finns inte så",
+        words::NO_SUCH_PAGE_SO,
         message,
         Some(s),
     )
@@ -261,13 +261,8 @@ pub(super) fn page_params(
     query: Option<&str>,
     known: &'static [&'static str],
 ) -> Result<crate::params::Params, Box<Response>> {
-    crate::params::Params::parse(query, known).map_err(|e| {
-        Box::new(bad_address(
-            editor,
-            s,
-            &format!("Adressen går inte att läsa: {e}."),
-        ))
-    })
+    crate::params::Params::parse(query, known)
+        .map_err(|e| Box::new(bad_address(editor, s, &words::unreadable_address(&e))))
 }
 
 /// `path` with the filters that have a value, as a link to the next or first page.

@@ -20,6 +20,7 @@ use super::page::{
 };
 use crate::local::NodeError;
 use crate::query::Query;
+use crate::words;
 
 /// Records on the start page.
 const START_RECORDS: usize = 200;
@@ -62,8 +63,8 @@ pub(super) async fn start(
             tracing::error!(error = %e, "the editor's start page could not read the records");
             return editor.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Posterna kunde inte läsas",
-                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                words::POSTS_UNREADABLE,
+                words::TRY_AGAIN_OR_READ_THE_LOG,
                 Some(&s),
             );
         }
@@ -140,7 +141,7 @@ pub(super) async fn posts_page(
     let kind = match typ.as_deref().map(str::parse::<Kind>) {
         None => None,
         Some(Ok(k)) => Some(k),
-        Some(Err(_)) => return bad("Det finns ingen sådan typ av post.".into()),
+        Some(Err(_)) => return bad(words::NO_SUCH_KIND.into()),
     };
     let me = editor.shared.node.node_id();
     let query = Query {
@@ -159,16 +160,14 @@ pub(super) async fn posts_page(
     let (page, changers) = match found {
         Ok(v) => v,
         Err(NodeError::Query(e)) if fore.is_some() => {
-            return bad(format!(
-                "Sidan går inte att hitta ({e}); börja om från första sidan."
-            ));
+            return bad(words::page_not_found(&e));
         }
         Err(e) => {
             tracing::error!(error = %e, "the editor's list of posts could not be read");
             return editor.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Posterna kunde inte läsas",
-                "Försök igen om en stund; står det kvar, be den som driver noden läsa loggen.",
+                words::POSTS_UNREADABLE,
+                words::TRY_AGAIN_OR_READ_THE_LOG,
                 Some(&s),
             );
         }
@@ -207,7 +206,7 @@ pub(super) async fn posts_page(
         Kind::Profile,
     ]
     .iter()
-    .map(|k| context! { value => k.as_str(), label => crate::words::kind_label(k.as_str(), true) })
+    .map(|k| context! { value => k.as_str(), label => words::kind_label(k.as_str(), true) })
     .collect();
     editor.page(
         StatusCode::OK,
@@ -241,8 +240,8 @@ pub(super) async fn posts_remove(
         return see_other("/poster");
     }
     if ids.len() > REMOVE_MANY_MAX {
-        let m = format!("Högst {REMOVE_MANY_MAX} poster åt gången; välj färre.");
-        return editor.error(StatusCode::BAD_REQUEST, "För många poster", &m, Some(&s));
+        let m = words::too_many_chosen(REMOVE_MANY_MAX);
+        return editor.error(StatusCode::BAD_REQUEST, words::TOO_MANY_POSTS, &m, Some(&s));
     }
     let mut chosen = Vec::new();
     for rid in &ids {

@@ -19,35 +19,18 @@ use super::page::{Editor, Session, field_labels, or_page, see_other, title_of};
 use crate::forms::{self, FormError, Input};
 use crate::local::NodeError;
 use crate::users::AuditEntry;
+use crate::words;
 
 /// A kind named in a path, or the 404 page.
 fn kind_of(editor: &Editor, s: &Session, kind: &str) -> Result<Kind, Box<Response>> {
     kind.parse::<Kind>().map_err(|_| {
         Box::new(editor.error(
             StatusCode::NOT_FOUND,
-            "Sidan finns inte",
-            "Det finns ingen sådan typ av post.",
+            words::NO_SUCH_PAGE,
+            words::NO_SUCH_KIND,
             Some(s),
         ))
     })
-}
-
-/// The rows a record shows (its form's fields that have a value, labelled in Swedish).
-/// Why the node refused a write, in Swedish.
-fn write_failed_sv(e: &NodeError) -> String {
-    match e {
-        NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
-            "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
-        }
-        NodeError::Deleted(_) => "Posten är borttagen och kan inte publiceras igen.".into(),
-        NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
-        NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
-        NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den. Inget sparades.".into(),
-        other => {
-            tracing::error!(error = %other, "a write from the editor failed");
-            "Posten kunde inte sparas på grund av ett fel i noden. Inget sparades; be den som driver noden läsa dess logg.".into()
-        }
-    }
 }
 
 /// A line above a form: something to know, or why the node saved nothing (the form keeps
@@ -182,8 +165,8 @@ impl Editor {
     pub(super) fn write_failed(&self, s: &Session, e: &NodeError) -> Response {
         self.error(
             StatusCode::CONFLICT,
-            "Inget sparades",
-            &write_failed_sv(e),
+            words::NOTHING_SAVED,
+            &words::write_refused(e),
             Some(s),
         )
     }
@@ -253,7 +236,7 @@ impl Editor {
                     }) => self.merge_page(s, &at, rid, f).await,
                     // Nothing was saved: the form again, with what the person wrote.
                     Err(e) => {
-                        let why = write_failed_sv(&e);
+                        let why = words::write_refused(&e);
                         self.form_page(s, &at, &f, Vec::new(), Some(Banner::Failed(&why)), None)
                     }
                 }
@@ -335,7 +318,7 @@ impl Editor {
         let conflict = context! {
             rows => rows,
             by => last.as_ref().map(|e| e.user.clone()),
-            when => last.as_ref().map(|e| crate::words::datetime_sv(e.time_ms)),
+            when => last.as_ref().map(|e| words::datetime_sv(e.time_ms)),
         };
         let mut r = self.form_page(s, at, &mine, Vec::new(), None, Some(conflict));
         *r.status_mut() = StatusCode::CONFLICT;
@@ -356,10 +339,7 @@ fn new_at(kind: Kind) -> FormAt {
     FormAt {
         kind,
         action: format!("/ny/{}", kind.as_str()),
-        heading: format!(
-            "Ny {}",
-            crate::words::kind_label(kind.as_str(), false).to_lowercase()
-        ),
+        heading: words::new_post(&words::kind_label(kind.as_str(), false).to_lowercase()),
     }
 }
 
@@ -418,7 +398,7 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
         let (_, view) = or_page!(record_of(&editor, &s, rid).await);
         edit_at(&view)
     };
-    let notice = "Du blev utloggad innan formuläret skickades. Det du skrev finns kvar här; inget är publicerat ännu.";
+    let notice = words::LOGGED_OUT_BEFORE_SENDING;
     editor.form_page(
         &s,
         &at,
@@ -438,8 +418,8 @@ async fn record_of(
     let missing = || {
         Box::new(editor.error(
             StatusCode::NOT_FOUND,
-            "Posten finns inte",
-            "Regionen har ingen sådan post (den kan vara borttagen).",
+            words::NO_SUCH_POST,
+            words::REGION_HAS_NO_SUCH_POST,
             Some(s),
         ))
     };
@@ -531,14 +511,14 @@ impl Editor {
             .map(|v| {
                 let by = trail.iter().find(|e| e.seq == Some(v.seq));
                 let what = if v.removed {
-                    "Borttagen"
+                    words::VERSION_REMOVED
                 } else if v.number == 1 {
-                    "Publicerad"
+                    words::VERSION_PUBLISHED
                 } else {
-                    "Ändrad"
+                    words::VERSION_CHANGED
                 };
                 context! {
-                    number => v.number, time => crate::words::datetime_sv(v.timestamp_ms),
+                    number => v.number, time => words::datetime_sv(v.timestamp_ms),
                     what => what, who => by.map(|e| e.user.clone()),
                     fields => by.map(|e| field_labels(kind, &e.fields)).unwrap_or_default(),
                 }
@@ -565,7 +545,7 @@ fn edit_at(view: &crate::query::RecordView) -> FormAt {
     FormAt {
         kind: view.kind,
         action: format!("/post/{}/andra", view.record_id),
-        heading: format!("Ändra ”{}”", title_of(&view.data)),
+        heading: words::edit_post(&title_of(&view.data)),
     }
 }
 

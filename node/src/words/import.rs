@@ -1,5 +1,5 @@
-//! A refused import said in Swedish, line by line (a CSV file's lines are its spreadsheet
-//! rows), with the field's label.
+//! An import in Swedish: a refused one line by line (a CSV file's lines are its spreadsheet
+//! rows), with the field's label; then the upload and the progress page's words.
 
 use spindel_protocol::entry::PAYLOAD_BYTES_MAX;
 use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
@@ -40,7 +40,7 @@ pub(crate) struct ShownProblem {
 
 impl ImportFailure {
     /// A refusal said in one sentence.
-    pub(super) fn said(summary: impl Into<String>) -> ImportFailure {
+    pub(crate) fn said(summary: impl Into<String>) -> ImportFailure {
         ImportFailure {
             summary: summary.into(),
             lines: Vec::new(),
@@ -87,12 +87,10 @@ fn json_names(kind: Kind) -> String {
 fn problem(kind: Kind, e: forms::FormError) -> ShownProblem {
     let message = match e
         .message
-        .strip_prefix("Rad ")
+        .strip_prefix(super::fields::LINE)
         .and_then(|r| r.split_once(": "))
     {
-        Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("Punkt {n} i listan: {rest}")
-        }
+        Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => super::fields::on_item(n, rest),
         _ => e.message,
     };
     ShownProblem {
@@ -156,13 +154,13 @@ fn record_problem(kind: Kind, e: &NodeError) -> ShownProblem {
         ),
         NodeError::Deleted(_) => said(
             rid(),
-            "Posten är borttagen och kan inte publiceras igen.".into(),
+            super::errors::POST_REMOVED_FOR_GOOD.into(),
         ),
         NodeError::KindMismatch { stored, .. } => said(
             rid(),
             format!(
                 "Posten är av en annan typ ({}); välj den typen eller lämna id tomt.",
-                crate::words::kind_label(stored.as_str(), false)
+                super::formats::kind_label(stored.as_str(), false)
             ),
         ),
         NodeError::TooLarge(got) => said(
@@ -197,22 +195,26 @@ fn record_problem(kind: Kind, e: &NodeError) -> ShownProblem {
     }
 }
 
+/// `invalid` lines of a file are wrong.
+fn lines_wrong(invalid: usize) -> String {
+    let lines = if invalid == 1 { "rad är" } else { "rader är" };
+    format!("Ingenting importerades: {invalid} {lines} fel.")
+}
+
+/// A file with more records than an import takes.
+fn too_many_records() -> String {
+    format!("Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den.")
+}
+
 /// A refused import of `kind` (`format` as uploaded) in Swedish.
-pub(super) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailure {
+pub(crate) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailure {
     let file = match format {
         Format::Csv => "Filen (omvandlad från CSV)",
         Format::JsonLines => "Filen",
     };
     match e {
         NodeError::ImportInvalid { invalid, lines } => ImportFailure {
-            summary: format!(
-                "Ingenting importerades: {invalid} {} fel.",
-                if *invalid == 1 {
-                    "rad är"
-                } else {
-                    "rader är"
-                }
-            ),
+            summary: lines_wrong(*invalid),
             lines: lines
                 .iter()
                 .map(|l| ShownLine {
@@ -249,9 +251,7 @@ pub(super) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailur
         NodeError::ImportEmpty => {
             ImportFailure::said("Ingenting importerades: filen innehåller inga poster.")
         }
-        NodeError::ImportTooLarge => ImportFailure::said(format!(
-            "Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den."
-        )),
+        NodeError::ImportTooLarge => ImportFailure::said(too_many_records()),
         NodeError::ImportPending { .. } => ImportFailure::said(
             "Importen är godkänd men inte helt skriven än; noden gör klart den själv. Importera inte filen igen.",
         ),
@@ -272,7 +272,7 @@ pub(super) fn failure(kind: Kind, format: Format, e: &NodeError) -> ImportFailur
 }
 
 /// A CSV file that gave no records, in Swedish.
-pub(super) fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
+pub(crate) fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
     let known = || import_csv::columns(kind).join(", ");
     match e {
         CsvError::NoHeader => ImportFailure::said(format!(
@@ -317,18 +317,13 @@ pub(super) fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
              aldrig, så resten av filen skulle bli en enda cell; lägg till det avslutande \
              citattecknet."
         )),
-        CsvError::TooManyRecords => ImportFailure::said(format!(
-            "Ingenting importerades: filen har fler än {IMPORT_RECORDS_MAX} poster; dela upp den."
-        )),
+        CsvError::TooManyRecords => ImportFailure::said(too_many_records()),
         CsvError::TooMuchJson => ImportFailure::said(format!(
             "Ingenting importerades: filen blir större än {} MiB när den omvandlas; dela upp den.",
             CSV_JSON_BYTES_MAX / (1024 * 1024)
         )),
         CsvError::Rows { invalid, rows } => ImportFailure {
-            summary: format!(
-                "Ingenting importerades: {invalid} {} fel.",
-                if invalid == 1 { "rad är" } else { "rader är" }
-            ),
+            summary: lines_wrong(invalid),
             more: invalid - rows.len(),
             lines: rows
                 .into_iter()
@@ -340,9 +335,64 @@ pub(super) fn csv_failure(kind: Kind, e: CsvError) -> ImportFailure {
         },
         CsvError::Io(e) => {
             tracing::warn!(error = %e, "a CSV import could not be read or converted");
-            ImportFailure::said("Ingenting importerades: filen kunde inte läsas som CSV.")
+            ImportFailure::said(CSV_UNREADABLE)
         }
     }
+}
+
+/// A CSV file that could not be read or converted.
+pub(crate) const CSV_UNREADABLE: &str = "Ingenting importerades: filen kunde inte läsas som CSV.";
+
+// The upload (`/importera`) and its progress page.
+pub(crate) const UPLOAD_NOT_RECEIVED: &str = "Filen kunde inte tas emot: ";
+pub(crate) const UPLOAD_CUT: &str = "Filen kom inte fram hel: ";
+pub(crate) const UPLOAD_NOT_SAVED: &str = "Filen kunde inte sparas: ";
+
+/// An upload larger than `mib` MiB.
+pub(crate) fn upload_too_large(mib: u64) -> String {
+    format!("Filen är större än {mib} MiB; dela upp den.")
+}
+
+/// A form that did not arrive whole; `e` says why.
+pub(crate) fn form_cut(e: &dyn std::fmt::Display) -> String {
+    format!("Formuläret kom inte fram helt: {e}")
+}
+
+pub(crate) const ONE_FILE_AT_A_TIME: &str = "Välj en fil i taget.";
+pub(crate) const TWO_IMPORTS_RUNNING: &str =
+    "Två importer tas emot just nu; försök igen när de är klara.";
+/// The file's name when the browser gave none.
+pub(crate) const THE_FILE: &str = "filen";
+pub(crate) const CHOOSE_KIND: &str = "Välj vilken typ av poster filen har.";
+pub(crate) const CHOOSE_FILE: &str = "Välj en fil att importera.";
+
+/// An import that published `n` posts.
+pub(crate) fn imported(n: u64) -> String {
+    if n == 1 {
+        "1 post importerad och publicerad.".to_string()
+    } else {
+        format!("{n} poster importerade och publicerade.")
+    }
+}
+
+/// Added to [`imported`] when no aggregator has answered since the node started.
+pub(crate) const IMPORTED_OFFLINE: &str = " Ingen aggregator har svarat ännu sedan noden startade: posterna skickas \
+     när förbindelsen är tillbaka. Kan en annan kopia av den här noden vara \
+     igång, be den som driver noden stoppa den först.";
+
+/// An import's line in the audit trail: `n` posts, the region's log from `first` to `last`.
+pub(crate) fn import_detail(n: u64, first: u64, last: u64) -> String {
+    format!("{n} poster, regionens logg {first}-{last}")
+}
+
+pub(crate) const NO_SUCH_IMPORT: &str = "Importen finns inte";
+pub(crate) const IMPORT_UNKNOWN: &str =
+    "Den importen är okänd här (sidan kan vara gammal, eller noden har startats om).";
+pub(crate) const CHECKING_LINES: &str = "Raderna kontrolleras…";
+
+/// An import's progress: `done` of `total` posts signed.
+pub(crate) fn signed_of(done: u64, total: u64) -> String {
+    format!("{done} av {total} poster signerade…")
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
-//! Swedish words the pages and the editor say from Rust: a kind's names, counts, dates and
-//! times (Stockholm time), numbers and waits. The rest of the wording lives in the templates.
+//! A kind's Swedish names and counts, dates and times (Stockholm time), numbers and waits.
 
 use std::time::Duration;
 

@@ -1,0 +1,65 @@
+//! A typed error as the Swedish sentence a person reads.
+
+use crate::local::NodeError;
+use crate::params::ParamError;
+use crate::users::UserError;
+
+use super::formats::wait_sv;
+
+/// An account change that failed for want of the node (not of the person), in Swedish.
+pub(crate) const ACCOUNT_NOT_CHANGED: &str = "Kontot kunde inte ändras; försök igen.";
+
+/// An account error in Swedish.
+pub(crate) fn account_error(e: &UserError) -> String {
+    match e {
+        UserError::BadName(_) => "Användarnamnet: 1–32 tecken, små bokstäver a–z, siffror, punkt, understreck och bindestreck, och det börjar med en bokstav.".into(),
+        UserError::BadRole(_) => "Välj rollen redaktör eller administratör.".into(),
+        UserError::Exists(n) => format!("Det finns redan ett konto {n}."),
+        UserError::Unknown(n) => format!("Det finns inget konto {n}."),
+        UserError::TooMany => "Noden har så många konton den kan ha; ta bort ett först.".into(),
+        UserError::LastAdmin => "Den sista administratören kan inte tas bort; lägg till en till först.".into(),
+        UserError::ShortPassword => format!("Lösenordet måste ha minst {} tecken.", crate::users::PASSWORD_CHARS_MIN),
+        UserError::LongPassword => format!("Lösenordet får vara högst {} byte.", crate::users::PASSWORD_BYTES_MAX),
+        UserError::WrongCurrentPassword => "Det nuvarande lösenordet stämmer inte.".into(),
+        UserError::TooSoon(wait) => format!("För många fel lösenord. Vänta {} och försök igen.", wait_sv(*wait)),
+        UserError::SamePassword => "Det nya lösenordet måste skilja sig från det nuvarande.".into(),
+        other => format!("Kontot kunde inte ändras: {other}"),
+    }
+}
+
+/// Why the node refused a write from the editor, in Swedish (an unexpected refusal is also
+/// logged).
+pub(crate) fn write_refused(e: &NodeError) -> String {
+    match e {
+        NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
+            "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
+        }
+        NodeError::Deleted(_) => POST_REMOVED_FOR_GOOD.into(),
+        NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
+        NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
+        NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den. Inget sparades.".into(),
+        other => {
+            tracing::error!(error = %other, "a write from the editor failed");
+            "Posten kunde inte sparas på grund av ett fel i noden. Inget sparades; be den som driver noden läsa dess logg.".into()
+        }
+    }
+}
+
+/// A removed post, which nothing publishes again.
+pub(crate) const POST_REMOVED_FOR_GOOD: &str = "Posten är borttagen och kan inte publiceras igen.";
+
+/// A search address's parameters the page refused, in Swedish.
+pub(crate) fn param_error(e: &ParamError) -> String {
+    match e {
+        ParamError::Unknown { name, .. } => {
+            format!("Okänd parameter ”{name}”. Sidan förstår q, kind, region, tag och cursor.")
+        }
+        ParamError::Repeated(name) => format!("Parametern ”{name}” står flera gånger."),
+        ParamError::Malformed(_) => "Adressens parametrar går inte att läsa.".to_string(),
+    }
+}
+
+/// A kind in a search address that is none of the four.
+pub(crate) fn unknown_kind(k: &str) -> String {
+    format!("Okänd posttyp ”{k}”. Välj innovation, method, researcher eller profile.")
+}
