@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
+use spindel_node::ReadModel;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
 use spindel_protocol::NodeId;
@@ -263,8 +264,8 @@ impl Drop for RemoveOnFailure {
 
 /// Every region's row, and whether the whole network is in sync (blocking: store reads).
 fn summary(
-    aggregator: &LocalNode,
-    regions: &[(String, String, NodeId, Arc<LocalNode>)],
+    aggregator: &ReadModel,
+    regions: &[(String, String, NodeId, ReadModel)],
 ) -> Result<(Vec<SummaryRow>, bool)> {
     let agg_heads = aggregator.heads()?;
     let region_heads: Vec<_> = regions
@@ -372,27 +373,16 @@ impl Demo {
 
 /// Waits until `node` is the last handle to its node (the stopped tasks have let go), then
 /// drops it on the blocking pool: the store flushes and closes its files.
-async fn release(node: Arc<LocalNode>) {
+async fn release(node: ReadModel) {
     let deadline = Instant::now() + RELEASE_WITHIN;
-    let mut node = node;
-    loop {
-        match Arc::try_unwrap(node) {
-            Ok(last) => {
-                let _ = tokio::task::spawn_blocking(move || drop(last)).await;
-                return;
-            }
-            Err(shared) if Instant::now() < deadline => {
-                node = shared;
-                tokio::time::sleep(RELEASE_POLL).await;
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "a demo node's tasks still hold its store; removing its files anyway"
-                );
-                return;
-            }
+    while node.holders() > 1 {
+        if Instant::now() >= deadline {
+            tracing::warn!("a demo node's tasks still hold its store; removing its files anyway");
+            return;
         }
+        tokio::time::sleep(RELEASE_POLL).await;
     }
+    let _ = tokio::task::spawn_blocking(move || drop(node)).await;
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAd
     (running, peer)
 }
 
-fn total_entries(node: &LocalNode) -> u64 {
+fn total_entries(node: &spindel_node::ReadModel) -> u64 {
     node.heads().unwrap().values().map(|h| h.seq).sum()
 }
 

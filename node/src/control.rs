@@ -447,11 +447,7 @@ async fn execute(
         Request::Status => to_value(&shared.status().await?),
         Request::Backup { to } => {
             let to = std::path::PathBuf::from(to);
-            to_value(
-                &shared
-                    .blocking(move |n| crate::backup::write(n, &to))
-                    .await?,
-            )
+            to_value(&shared.blocking(move |n| n.backup(&to)).await?)
         }
         Request::Query { query } => {
             let q = Query::from_request(&query)?;

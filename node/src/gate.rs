@@ -15,7 +15,8 @@ use std::time::Duration;
 use spindel_protocol::NodeId;
 use tokio::sync::watch;
 
-use crate::local::{LocalNode, NodeError};
+use crate::local::NodeError;
+use crate::read::ReadModel;
 
 /// How long a starting region waits for an aggregator to tell it how far its own log goes
 /// before it signs anything; then it publishes offline (regions keep working while the
@@ -99,7 +100,7 @@ impl Gate {
     }
 
     /// Waits until own-log writes may go on.
-    pub async fn ready(&self, node: &LocalNode) -> Result<(), NodeError> {
+    pub async fn ready(&self, node: &ReadModel) -> Result<(), NodeError> {
         let mut rx = self.state.subscribe();
         let wait = if node.restored() {
             RESTORED_PUBLISH_WAIT
@@ -244,7 +245,7 @@ pub fn not_sent(
 
 impl Gate {
     /// A pinned aggregator said (in its opening heads) how far this node's own log goes there.
-    pub fn own_log_at(&self, node: &LocalNode, aggregator: NodeId, head: u64) {
+    pub fn own_log_at(&self, node: &ReadModel, aggregator: NodeId, head: u64) {
         {
             let mut known = lock(&self.known);
             known.answered.insert(aggregator);
@@ -254,7 +255,7 @@ impl Gate {
     }
 
     /// [`CATCH_UP_WAIT`] passed since the start.
-    pub fn offline_wait_passed(&self, node: &LocalNode) {
+    pub fn offline_wait_passed(&self, node: &ReadModel) {
         lock(&self.known).waited = true;
         self.consider(node);
     }
@@ -263,7 +264,7 @@ impl Gate {
     /// holds it, and either every pinned aggregator answered or [`CATCH_UP_WAIT`] passed. A
     /// node that knows an aggregator holds more never opens it: signing would fork the log. A
     /// restored node needs an answer; any other opens offline when nobody answered.
-    pub fn consider(&self, node: &LocalNode) {
+    pub fn consider(&self, node: &ReadModel) {
         if !self.is_waiting() {
             return;
         }

@@ -341,7 +341,7 @@ async fn record(
 
 /// Every author with a profile, with its visible record count and head.
 pub fn region_list(
-    node: &crate::local::LocalNode,
+    node: &crate::read::ReadModel,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
     let mut out = Vec::new();
     for a in node.authors()? {

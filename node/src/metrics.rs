@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::link::PeerStatus;
 use crate::listener::{ListenerKind, ListenerStats, TimeoutKind};
-use crate::local::LocalNode;
+use crate::read::ReadModel;
 
 /// Counters of a running node.
 #[derive(Debug, Default)]
@@ -116,7 +116,7 @@ fn rss_bytes() -> Option<u64> {
 
 /// The whole exposition: the node's counters, its store, its peers and the process.
 pub fn render(
-    node: &LocalNode,
+    node: &ReadModel,
     metrics: &Metrics,
     peers: &[PeerStatus],
 ) -> Result<String, crate::local::NodeError> {
@@ -448,7 +448,7 @@ fn http_listeners(out: &mut String, metrics: &Metrics) {
 }
 
 /// The full-text index's background work: what waits, what failed and is being retried.
-fn full_text_index(out: &mut String, node: &LocalNode) {
+fn full_text_index(out: &mut String, node: &ReadModel) {
     let index = node.index_health();
     let lines: [(&str, &str, &str, u64); 5] = [
         (

@@ -21,7 +21,8 @@ use spindel_protocol::sync::{
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
-use crate::local::{LocalNode, NodeError, Role};
+use crate::local::{NodeError, Role};
+use crate::read::ReadModel;
 use crate::shared::Shared;
 use crate::store::Incoming;
 use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};
@@ -36,7 +37,7 @@ const READ_QUEUE_FRAMES: usize = 2;
 
 /// Loads up to `max` entries of `author` from `from_seq`, cut at [`BATCH_BYTES_MAX`] bytes.
 fn load_batch(
-    node: &LocalNode,
+    node: &ReadModel,
     author: NodeId,
     from_seq: u64,
     max: usize,
@@ -408,7 +409,7 @@ fn store_failed(
 
 /// The (author, seq) of every tip the peer sent whose entry here has another hash.
 fn differing_tips(
-    node: &LocalNode,
+    node: &ReadModel,
     tips: Vec<(NodeId, u64, spindel_protocol::entry::Hash)>,
 ) -> Result<Vec<(NodeId, u64)>, NodeError> {
     let mut want = Vec::new();
@@ -431,7 +432,7 @@ fn differing_tips(
 /// The entries a peer wants, as stored here (`only`: of that author alone), within a batch's
 /// bytes; what does not fit is asked for again on the next link.
 fn load_wanted(
-    node: &LocalNode,
+    node: &ReadModel,
     list: Vec<(NodeId, u64)>,
     only: Option<NodeId>,
 ) -> Result<Vec<SyncEntry>, NodeError> {
@@ -526,7 +527,7 @@ async fn read_frames(
     }
 }
 
-pub(crate) fn my_role(node: &LocalNode) -> PeerRole {
+pub(crate) fn my_role(node: &ReadModel) -> PeerRole {
     match node.config().role {
         Role::Region => PeerRole::Region,
         Role::Aggregator => PeerRole::Aggregator,

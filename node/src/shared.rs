@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::gate::Gate;
 pub use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError};
+use crate::read::ReadModel;
 use crate::writer::Writer;
 
 /// Imports received at once: each may hold a file of [`crate::local::IMPORT_BYTES_MAX`] in the data
@@ -121,8 +122,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// State shared by every task of a running node.
 pub struct Shared {
-    /// The node, for reads (its read model); writes go through [`Shared::writer`].
-    pub node: Arc<LocalNode>,
+    /// The node's read model: it cannot write; writes go through [`Shared::writer`].
+    pub node: ReadModel,
     pub writer: Writer,
     pub gate: Arc<Gate>,
     peers: Mutex<BTreeMap<String, PeerStatus>>,
@@ -183,7 +184,7 @@ impl Shared {
             .map(|ip| ip.to_canonical())
             .collect();
         Ok(Arc::new(Shared {
-            node,
+            node: ReadModel::of(&node),
             writer,
             gate,
             peers: Mutex::new(BTreeMap::new()),
@@ -445,7 +446,7 @@ impl Shared {
     /// Runs a read of the node (store work) on the blocking pool.
     pub async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&LocalNode) -> Result<T, NodeError> + Send + 'static,
+        f: impl FnOnce(&ReadModel) -> Result<T, NodeError> + Send + 'static,
     ) -> Result<T, NodeError> {
         let node = self.node.clone();
         match tokio::task::spawn_blocking(move || f(&node)).await {

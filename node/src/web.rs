@@ -26,9 +26,10 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
-use crate::local::{LocalNode, NodeError};
+use crate::local::NodeError;
 use crate::params::Params;
 use crate::query::{self, Facets, Query, QueryError, RecordView};
+use crate::read::ReadModel;
 use crate::shared::Shared;
 use crate::templates::{escape, templates};
 use crate::words::{self, kind_label};
@@ -205,7 +206,7 @@ pub struct RecordItem {
     pub region_display: Option<String>,
 }
 
-fn items(node: &LocalNode, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
+fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
     let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()

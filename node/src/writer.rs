@@ -29,6 +29,7 @@ use crate::gate::Gate;
 use crate::local::{
     Allowed, Deleted, Disallowed, Imported, LocalNode, NodeError, Published, now_ms,
 };
+use crate::read::ReadModel;
 use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
 
 /// Jobs queued for the writer; a sender waits while it is full.
@@ -105,7 +106,7 @@ pub struct Received {
 impl Received {
     /// Decodes the batch and checks its signatures, on the caller's thread (a session's, on
     /// the blocking pool: batches of many sessions verify on all cores; the writer applies).
-    pub fn check(self, node: &LocalNode) -> Result<Checked, NodeError> {
+    pub fn check(self, node: &ReadModel) -> Result<Checked, NodeError> {
         let mut incoming = Vec::with_capacity(self.entries.len());
         let mut authors = BTreeSet::new();
         let mut malformed = 0u64;
@@ -126,7 +127,7 @@ impl Received {
         }
         Ok(Checked {
             from: self.from,
-            verified: node.store().verify(incoming, self.expected_author)?,
+            verified: node.verify(incoming, self.expected_author)?,
             expected_author: self.expected_author,
             authors,
             malformed,
@@ -257,7 +258,8 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     /// True once the writer let go of the node.
     stopped: watch::Receiver<bool>,
-    node: Arc<LocalNode>,
+    /// What the handle reads (the gate's questions); the actor alone holds the node.
+    read: ReadModel,
     gate: Arc<Gate>,
     events: Arc<Events>,
 }
@@ -285,7 +287,7 @@ impl Writer {
         Ok(Writer {
             jobs,
             stopped,
-            node,
+            read: ReadModel::of(&node),
             gate,
             events,
         })
@@ -333,7 +335,7 @@ impl Writer {
         record_id: Option<RecordId>,
         expected: Option<u64>,
     ) -> Result<Published, NodeError> {
-        self.gate.ready(&self.node).await?;
+        self.gate.ready(&self.read).await?;
         let offline = self.gate.offline();
         let mut p = self
             .ask(|reply| Job::Publish {
@@ -352,7 +354,7 @@ impl Writer {
     /// see [`LocalNode::mark_offline`]); returns `offline`.
     async fn signed_offline(&self, offline: bool, first: u64) -> bool {
         if offline {
-            let node = self.node.clone();
+            let node = self.read.clone();
             let r = tokio::task::spawn_blocking(move || node.mark_offline(first)).await;
             if let Ok(Err(e)) = r {
                 tracing::warn!(error = %e, "cannot write the offline marker");
@@ -364,7 +366,7 @@ impl Writer {
 
     /// Deletes an own record (see [`LocalNode::delete`]).
     pub async fn delete(&self, record_id: RecordId) -> Result<Deleted, NodeError> {
-        self.gate.ready(&self.node).await?;
+        self.gate.ready(&self.read).await?;
         let offline = self.gate.offline();
         let mut d = self.ask(|reply| Job::Delete { record_id, reply }).await?;
         d.offline = self.signed_offline(offline, d.seq).await;
@@ -373,8 +375,8 @@ impl Writer {
 
     /// Imports a file of JSON Lines (see [`LocalNode::import`]), all or nothing.
     pub async fn import(&self, job: ImportJob) -> Result<Imported, NodeError> {
-        self.node.import_allowed(job.kind)?;
-        self.gate.ready(&self.node).await?;
+        self.read.import_allowed(job.kind)?;
+        self.gate.ready(&self.read).await?;
         let offline = self.gate.offline();
         let mut i = self.ask(|reply| Job::Import { job, reply }).await?;
         i.offline = i.imported > 0 && self.signed_offline(offline, i.first_seq).await;

@@ -162,7 +162,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     );
     // The right key answers (to a member: here the aggregator's own key).
     let ok = spindel_node::remote_query_as(
-        agg.node().key(),
+        agg.local.key(),
         &agg.addr(),
         Default::default(),
         Limits::default(),
@@ -426,7 +426,7 @@ async fn writes_through_the_writer_announce_and_the_rescan_sends_what_was_not() 
 
     // Past the writer, straight to the node's own log: nothing announces it (only code
     // outside the node crate can do this; the session's rescan still finds it).
-    a.node()
+    a.local
         .publish(
             Kind::Method,
             &method("Tyst metod"),
@@ -574,6 +574,7 @@ async fn a_node_told_of_another_copy_signs_nothing_until_each_refusing_aggregato
     use spindel_node::local::NodeError;
     let dir = tempfile::tempdir().unwrap();
     let node = kit::new_node(dir.path(), "skane", Role::Region, &[]);
+    let node = spindel_node::ReadModel::of(&std::sync::Arc::new(node));
     let (x, y) = (
         SecretKey::from_bytes(&[81; 32]).node_id(),
         SecretKey::from_bytes(&[82; 32]).node_id(),

@@ -166,7 +166,10 @@ async fn an_import_holds_the_own_log_and_peers_go_on() {
         expected_author: None,
         vouched: true,
     };
-    let applied = writer.ingest(received.check(&node).unwrap()).await.unwrap();
+    let applied = writer
+        .ingest(received.check(&spindel_node::ReadModel::of(&node)).unwrap())
+        .await
+        .unwrap();
     assert_eq!(applied.accepted, 1);
     assert!(
         !import.is_finished(),

@@ -347,6 +347,28 @@ fn every_write_goes_through_the_writer() {
     }
 }
 
+/// The first line of that rule is the compiler's: the tasks of a running node hold the read
+/// model (`ReadModel`, which has no write method) and the writer's handle, never the node
+/// itself. Only the three places that assemble a node take a `LocalNode`, to give it to the
+/// writer.
+#[test]
+fn the_tasks_of_a_running_node_hold_the_read_model_not_the_node() {
+    const ASSEMBLY: &[&str] = &["shared.rs", "runtime.rs", "server.rs"];
+    for file in ABOVE_THE_STORE {
+        if ASSEMBLY.contains(file) {
+            continue;
+        }
+        let path = node_src().join(file);
+        assert!(
+            !names_word(&production(&path), "LocalNode"),
+            "{} holds a LocalNode: take the read model (shared.node) and the writer instead",
+            path.display()
+        );
+    }
+    let shared = production(&node_src().join("shared.rs"));
+    assert!(shared.contains("pub node: ReadModel,"), "Shared::node is the read model");
+}
+
 fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")

@@ -20,10 +20,13 @@ pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub running: Running,
     pub id: NodeId,
+    /// The node itself, as only code outside the node crate can hold it beside a running
+    /// node: for its key, and for tests that write past the writer (fault injection).
+    pub local: std::sync::Arc<LocalNode>,
 }
 
 impl TestNode {
-    pub fn node(&self) -> &LocalNode {
+    pub fn node(&self) -> &spindel_node::ReadModel {
         &self.running.shared.node
     }
 
@@ -105,8 +108,19 @@ pub async fn start_with(
     let dir = tempfile::tempdir().unwrap();
     let node = new_node(dir.path(), name, role, admit);
     let id = node.node_id();
-    let running = run(node, listen, aggregators, limits).await;
-    TestNode { dir, running, id }
+    let key = node.key().clone();
+    let local = std::sync::Arc::new(node);
+    let opts = RunOptions {
+        limits,
+        ..RunOptions::loopback(listen, aggregators)
+    };
+    let running = Running::start(local.clone(), key, opts).await.unwrap();
+    TestNode {
+        dir,
+        running,
+        id,
+        local,
+    }
 }
 
 /// The national aggregator "nationell", listening, admitting `admit`.
@@ -143,11 +157,15 @@ impl Prepared {
     /// Starts it, dialing `aggregators`.
     pub async fn run(self, aggregators: Vec<PeerAddr>) -> TestNode {
         let node = LocalNode::open(&self.path).unwrap();
-        let running = run(node, false, aggregators, Limits::default()).await;
+        let key = node.key().clone();
+        let local = std::sync::Arc::new(node);
+        let opts = RunOptions::loopback(false, aggregators);
+        let running = Running::start(local.clone(), key, opts).await.unwrap();
         TestNode {
             dir: self.dir,
             running,
             id: self.id,
+            local,
         }
     }
 }
