@@ -168,7 +168,7 @@ impl Gate {
     }
 
     /// A write now would be signed offline: this node dials aggregators and none of them has
-    /// taken a session of it since it started (the gate opened after [`CATCH_UP_WAIT`]). A
+    /// taken a session of it since it started (the gate opened after `CATCH_UP_WAIT`). A
     /// node once confirmed is the live copy; one that never was may be a stale second copy.
     pub fn offline(&self) -> bool {
         !lock(&self.pinned).is_empty() && lock(&self.confirmed).is_empty()
@@ -254,14 +254,14 @@ impl Gate {
         self.consider(node);
     }
 
-    /// [`CATCH_UP_WAIT`] passed since the start.
+    /// `CATCH_UP_WAIT` passed since the start.
     pub fn offline_wait_passed(&self, node: &ReadModel) {
         lock(&self.known).waited = true;
         self.consider(node);
     }
 
     /// Opens the gate when this node holds its own log as far as any aggregator that answered
-    /// holds it, and either every pinned aggregator answered or [`CATCH_UP_WAIT`] passed. A
+    /// holds it, and either every pinned aggregator answered or `CATCH_UP_WAIT` passed. A
     /// node that knows an aggregator holds more never opens it: signing would fork the log. A
     /// restored node needs an answer; any other opens offline when nobody answered.
     pub fn consider(&self, node: &ReadModel) {

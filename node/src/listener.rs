@@ -43,7 +43,7 @@ use tokio::time::Instant;
 /// byte now and then holds its connection no longer than this.
 pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A request body must bring at least [`HTTP_BODY_WINDOW_BYTES`], or its end, within each
+/// A request body must bring at least `HTTP_BODY_WINDOW_BYTES`, or its end, within each
 /// window of this length while a handler waits for it; otherwise the request fails with 408
 /// and the connection is closed. A rate rule rather than one deadline: the editor's import
 /// streams up to 64 MiB, which takes long on a slow line but never stalls.

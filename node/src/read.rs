@@ -301,7 +301,7 @@ impl ReadModel {
 /// The read model as the pages and the API ask it: every answer they need, so they never see
 /// the store.
 impl crate::local::LocalNode {
-    /// See [`authors`].
+    /// See `authors`.
     pub fn authors(&self) -> Result<Vec<AuthorRow>, StoreError> {
         authors(self.store())
     }
@@ -326,7 +326,7 @@ impl crate::local::LocalNode {
             .collect())
     }
 
-    /// See [`find_region`].
+    /// See `find_region`.
     pub fn find_region(&self, key: &str) -> Result<Option<NodeId>, StoreError> {
         find_region(self.store(), key)
     }

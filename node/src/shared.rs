@@ -201,7 +201,7 @@ impl Shared {
         }))
     }
 
-    /// The client address of a request (see [`crate::login::client_address`]).
+    /// The client address of a request (see `crate::login::client_address`).
     pub fn client_address(
         &self,
         peer: std::net::SocketAddr,
@@ -288,7 +288,7 @@ impl Shared {
 
     /// A sync session of `peer` met `live`, the session that key holds here. If `live`'s peer
     /// is gone (a crash, a lost network: nothing arrived on its connection, keep-alives
-    /// included, for [`SILENT_FOR`]), it is closed and the new session takes its place; a
+    /// included, for `SILENT_FOR`), it is closed and the new session takes its place; a
     /// session that answers keeps it (`Err`: the second running copy is refused).
     pub async fn claim_signer_from(
         self: &Arc<Self>,
@@ -424,7 +424,7 @@ impl Shared {
     }
 
     /// Own entries this node holds that no pinned aggregator has acknowledged (see
-    /// [`crate::gate::not_sent`]).
+    /// `crate::gate::not_sent`).
     pub fn not_sent(&self) -> Option<crate::local::NotSent> {
         let own = self.node.own_head().ok().flatten().map_or(0, |h| h.seq);
         let acked = lock(&self.peers).values().filter_map(|p| p.own_acked).max();

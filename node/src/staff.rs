@@ -356,8 +356,8 @@ impl Staff {
         }
     }
 
-    /// A new session for `account`; its own oldest ends beyond [`SESSIONS_PER_ACCOUNT`], the
-    /// oldest of all beyond [`SESSIONS_MAX`]. Returns the token for the cookie.
+    /// A new session for `account`; its own oldest ends beyond `SESSIONS_PER_ACCOUNT`, the
+    /// oldest of all beyond `SESSIONS_MAX`. Returns the token for the cookie.
     pub fn start_session(&self, account: &UserInfo) -> String {
         let now = Instant::now();
         let now_ms = crate::local::now_ms();
@@ -570,7 +570,7 @@ impl Staff {
 
     /// A login attempt of `user` with `password` from `address`, with the device cookie the
     /// browser sent (if any). Slowed and audited as the module docs say; the argon2 check
-    /// runs on the blocking pool, at most [`LOGIN_CHECKS_MAX`] at once.
+    /// runs on the blocking pool, at most `LOGIN_CHECKS_MAX` at once.
     pub async fn login(
         &self,
         user: &str,

@@ -32,7 +32,7 @@ pub const USERS_MAX: usize = 200;
 pub const PASSWORD_CHARS_MIN: usize = 12;
 /// Longest password checked (argon2 takes any length; a megabyte of it is only work).
 pub const PASSWORD_BYTES_MAX: usize = 1024;
-/// Characters of a generated one-time password (from [`PASSWORD_ALPHABET`]: about 119 bits).
+/// Characters of a generated one-time password (from `PASSWORD_ALPHABET`: about 119 bits).
 pub const GENERATED_PASSWORD_CHARS: usize = 24;
 /// No 0/O, 1/l/I: a generated password is read off a screen and typed.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";

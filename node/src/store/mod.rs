@@ -21,7 +21,7 @@
 //! | `M`    | name                        | store metadata (`generation`, `format`, `history`) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it
-//! happens to rewrite them): payloads live in the packs of [`crate::payloads`], which can erase
+//! happens to rewrite them): payloads live in the packs of `crate::payloads`, which can erase
 //! a range for good, and a record's tags are kept in memory only (built from the payloads on
 //! first use). Each record keeps the payload of its current version only, owned by its author:
 //! a new version or a tombstone purges the previous payload of *that author's* record and

@@ -453,7 +453,7 @@ impl Store {
     }
 
     /// Whether the full-text index still holds `word`, deleted documents included (see
-    /// [`SearchIndex::holds_word`]); pending changes are committed first.
+    /// `SearchIndex::holds_word`); pending changes are committed first.
     pub fn index_holds_word(&self, word: &str) -> Result<bool, StoreError> {
         self.index.flush()?;
         Ok(self.index.search.holds_word(word)?)
