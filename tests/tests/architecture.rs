@@ -366,7 +366,10 @@ fn the_tasks_of_a_running_node_hold_the_read_model_not_the_node() {
         );
     }
     let shared = production(&node_src().join("shared.rs"));
-    assert!(shared.contains("pub node: ReadModel,"), "Shared::node is the read model");
+    assert!(
+        shared.contains("pub node: ReadModel,"),
+        "Shared::node is the read model"
+    );
 }
 
 fn repo_root() -> std::path::PathBuf {
