@@ -213,7 +213,7 @@ pub async fn start(
     let prebound = PreBound {
         http: Some(listener),
     };
-    let aggregator = NodeHandle::start_with(agg, settings, prebound).await?;
+    let aggregator = NodeHandle::start_with(Arc::new(agg), settings, prebound).await?;
     let http = aggregator
         .bound
         .http

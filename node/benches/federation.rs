@@ -17,9 +17,9 @@ mod kit;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use spindel_node::Shared;
 use spindel_node::local::{self, LocalNode, Role};
+use spindel_node::server::NodeHandle;
 use spindel_node::sync_until_caught_up;
 use spindel_node::transport::{Limits, PeerAddr, Transport};
-use spindel_node::{RunOptions, Running};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 
@@ -81,7 +81,7 @@ fn region(tmp: &std::path::Path, name: &str, records: usize, body_bytes: usize) 
     node
 }
 
-async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (Running, PeerAddr) {
+async fn aggregator(tmp: &std::path::Path, admit: &[NodeId]) -> (NodeHandle, PeerAddr) {
     let admit: Vec<_> = admit.iter().map(|id| (*id, None)).collect();
     let node = kit::new_node(tmp, "agg", Role::Aggregator, &admit);
     let running = kit::run(node, true, vec![], Limits::default()).await;
@@ -105,10 +105,9 @@ async fn ingest_rate(strict: f64, batch: f64) {
     let t = Instant::now();
     let mut running = Vec::new();
     for r in regions {
-        let opts = RunOptions::loopback(false, vec![peer.clone()]);
-        running.push(Running::start_node(r, opts).await.unwrap());
+        running.push(kit::run(r, false, vec![peer.clone()], Limits::default()).await);
     }
-    while total_entries(&agg.shared.node) < expected {
+    while total_entries(&agg.shared().node) < expected {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = expected as f64 / t.elapsed().as_secs_f64();
@@ -120,9 +119,9 @@ async fn ingest_rate(strict: f64, batch: f64) {
         100.0 * rate / strict
     );
     for r in running {
-        r.shutdown().await;
+        r.stop().await.unwrap();
     }
-    agg.shutdown().await;
+    agg.stop().await.unwrap();
 }
 
 /// The aggregator's own ingest rate: 8 raw pushers (admitted region keys) speak the protocol,
@@ -219,14 +218,14 @@ async fn raw_ingest_rate(strict: f64, batch: f64) {
     let elapsed = t.elapsed().as_secs_f64();
     let n = 8 * per_region;
     let rate = n as f64 / elapsed;
-    assert_eq!(total_entries(&agg.shared.node), n as u64);
+    assert_eq!(total_entries(&agg.shared().node), n as u64);
     println!(
         "aggregator ingest alone (8 raw pushers, 1 KiB records, no mirrors): {n} entries in {elapsed:.2} s = {rate:.0} entries/s \
          ({:.0}% of batch-verify ceiling, {:.0}% of verify_strict rate; 2 cores shared with the pushers)",
         100.0 * rate / batch,
         100.0 * rate / strict
     );
-    agg.shutdown().await;
+    agg.stop().await.unwrap();
 }
 
 async fn latency() {
@@ -234,13 +233,11 @@ async fn latency() {
     let r = region(tmp.path(), "skane", 0, 0);
     let (agg, peer) = aggregator(tmp.path(), &[r.node_id()]).await;
     let me = r.node_id();
-    let running = Running::start_node(r, RunOptions::loopback(false, vec![peer]))
-        .await
-        .unwrap();
-    while agg.shared.node.head(&me).unwrap().is_none() {
+    let running = kit::run(r, false, vec![peer], Limits::default()).await;
+    while agg.shared().node.head(&me).unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut heads = agg.shared.subscribe_heads();
+    let mut heads = agg.shared().subscribe_heads();
     let rounds = scale(300);
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {
@@ -248,7 +245,7 @@ async fn latency() {
             serde_json::json!({"title": format!("Metod {i}"), "summary": "Kort"}).to_string();
         let t = Instant::now();
         let p = running
-            .shared
+            .shared()
             .writer
             .publish(Kind::Method, json, None)
             .await
@@ -268,8 +265,8 @@ async fn latency() {
         pct(0.50).as_secs_f64() * 1000.0,
         pct(0.99).as_secs_f64() * 1000.0
     );
-    running.shutdown().await;
-    agg.shutdown().await;
+    running.stop().await.unwrap();
+    agg.stop().await.unwrap();
 }
 
 async fn resume() {
@@ -286,7 +283,7 @@ async fn resume() {
         .await
         .unwrap();
     while agg
-        .shared
+        .shared()
         .node
         .head(&r.node_id())
         .unwrap()
@@ -333,7 +330,7 @@ async fn resume() {
         report.rtt_us,
     );
     transport.shutdown().await;
-    agg.shutdown().await;
+    agg.stop().await.unwrap();
 }
 
 fn main() {

@@ -123,5 +123,5 @@ async fn main() {
         status_kib("VmHWM:") / 1024,
         status_kib("VmRSS:") / 1024,
     );
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }

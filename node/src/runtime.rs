@@ -41,19 +41,6 @@ pub struct RunOptions {
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
-impl RunOptions {
-    /// A node on this machine only (the demo, tests, benchmarks): listening on an ephemeral
-    /// loopback port when `listen`, dialing `aggregators`, default limits.
-    pub fn loopback(listen: bool, aggregators: Vec<PeerAddr>) -> RunOptions {
-        RunOptions {
-            listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-            aggregators,
-            limits: Limits::default(),
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
 /// A running node's tasks.
 #[derive(Debug)]
 pub struct Running {
@@ -65,13 +52,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts the node's network side.
-    /// Starts `node` with its own key.
-    pub async fn start_node(node: LocalNode, opts: RunOptions) -> Result<Running, StartError> {
-        let key = node.key().clone();
-        Running::start(Arc::new(node), key, opts).await
-    }
-
     /// Where peers reach this node (`NODEID@ADDR`), when it listens.
     pub fn peer_addr(&self) -> Option<PeerAddr> {
         self.listen_addr.map(|addr| PeerAddr {

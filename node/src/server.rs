@@ -115,12 +115,13 @@ impl NodeHandle {
     /// Starts `node` with `settings`: nothing is started when a role rule is broken, and what
     /// was started is stopped again when a later part fails (a port in use, say).
     pub async fn start(node: LocalNode, settings: NodeSettings) -> Result<NodeHandle, ServeError> {
-        NodeHandle::start_with(node, settings, PreBound::default()).await
+        NodeHandle::start_with(Arc::new(node), settings, PreBound::default()).await
     }
 
-    /// [`NodeHandle::start`] with listeners bound beforehand.
+    /// [`NodeHandle::start`] with listeners bound beforehand, for a node its caller may hold
+    /// too (a test that writes past the writer on purpose keeps it beside the running node).
     pub async fn start_with(
-        node: LocalNode,
+        node: Arc<LocalNode>,
         settings: NodeSettings,
         prebound: PreBound,
     ) -> Result<NodeHandle, ServeError> {
@@ -138,7 +139,7 @@ impl NodeHandle {
             limits: settings.limits.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
         };
-        let running = Running::start(Arc::new(node), key, opts).await?;
+        let running = Running::start(node, key, opts).await?;
         let control = match crate::control::serve(running.shared.clone()) {
             Ok(c) => c,
             Err(e) => {

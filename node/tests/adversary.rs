@@ -9,8 +9,8 @@ use std::time::Duration;
 #[path = "kit/mod.rs"]
 mod kit;
 
-use spindel_node::Running;
 use spindel_node::local::{self, Role};
+use spindel_node::server::NodeHandle;
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
 use spindel_node::{RemoteQueryError, remote_query, remote_query_as};
 use spindel_protocol::SecretKey;
@@ -24,7 +24,7 @@ use spindel_protocol::sync::{
 async fn aggregator_with(
     admit: &[&SecretKey],
     limits: Limits,
-) -> (tempfile::TempDir, Running, PeerAddr) {
+) -> (tempfile::TempDir, NodeHandle, PeerAddr) {
     let admit: Vec<_> = admit.iter().map(|k| (k.node_id(), None)).collect();
     let kit::TestNode { dir, running, .. } =
         kit::start_with("nationell", Role::Aggregator, true, vec![], &admit, limits).await;
@@ -39,7 +39,7 @@ async fn connect(key: &SecretKey, peer: &PeerAddr) -> (Transport, quinn::Connect
     (t, conn)
 }
 
-async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, Running, PeerAddr) {
+async fn aggregator(admit: &[&SecretKey]) -> (tempfile::TempDir, NodeHandle, PeerAddr) {
     aggregator_with(admit, Limits::default()).await
 }
 
@@ -136,7 +136,7 @@ async fn forged_entries_over_quic_are_refused_and_counted() {
     let e2 = entry(&evil, Some(head_of(&e1)), now(), 8, "Efter gaffeln");
     assert_eq!(h.push(vec![e2], me).await, 1);
 
-    let store = &running.shared.node;
+    let store = &running.shared().node;
     let refused = store.refusals().unwrap();
     for reason in [
         "bad_signature",
@@ -153,7 +153,7 @@ async fn forged_entries_over_quic_are_refused_and_counted() {
     let forks = store.forks().unwrap();
     assert_eq!(forks.len(), 1);
     assert_eq!(forks[0].0, me);
-    let status = running.shared.node.status().unwrap();
+    let status = running.shared().node.status().unwrap();
     assert_eq!(status.forks.len(), 1);
     assert!(
         status
@@ -164,7 +164,7 @@ async fn forged_entries_over_quic_are_refused_and_counted() {
     // Only the one honest entry is stored.
     assert_eq!(store.head(&me).unwrap().unwrap().seq, 1);
     assert!(store.head(&other.node_id()).unwrap().is_none());
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
@@ -236,7 +236,7 @@ async fn oversize_and_malformed_frames_disconnect_without_harm() {
         matches!(&refused, RemoteQueryError::Refused(why) if why.contains("member nodes only")),
         "{refused}"
     );
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A node that dials a listening region and calls itself an aggregator is not that region's
@@ -255,7 +255,7 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
     let pinned = SecretKey::from_bytes(&[77; 32]).node_id();
     let victim = SecretKey::from_bytes(&[66; 32]).node_id();
     region
-        .shared
+        .shared()
         .writer
         .take_admissions(pinned, vec![(victim, Some("dalarna".into()))])
         .await
@@ -311,7 +311,7 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
             .any(|m| matches!(m, Message::Heads { .. } | Message::Entries { .. })),
         "the region told a stranger its log: {said:?}"
     );
-    let store = &region.shared.node;
+    let store = &region.shared().node;
     assert!(store.head(&fake.node_id()).unwrap().is_none());
     assert!(
         !store
@@ -326,7 +326,7 @@ async fn a_dialer_that_is_not_a_pinned_aggregator_gets_nothing_from_a_region() {
         "a stranger's list removed an admitted region"
     );
     assert_eq!(kept.label(), Some("dalarna"));
-    region.shutdown().await;
+    region.stop().await.unwrap();
 }
 
 /// A method entry of `key` whose payload is `payload` (the bytes of any record).
@@ -393,7 +393,7 @@ async fn a_tombstone_purges_only_its_own_authors_payloads() {
     let t2 = tombstone(&evil, Some(head_of(&copied)), 2);
     assert_eq!(e.push(vec![copied, t2], evil.node_id()).await, 4);
 
-    let node = &running.shared.node;
+    let node = &running.shared().node;
     let store = node;
     let rid = RecordId([1; 16]);
     assert_eq!(
@@ -411,7 +411,7 @@ async fn a_tombstone_purges_only_its_own_authors_payloads() {
     // And it still travels to regions with its payload.
     let sent = store.entries_from(&victim.node_id(), 1, 10).unwrap();
     assert!(sent[0].payload.is_some());
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A put that arrived without its payload (stripped on the way) is completed when the same
@@ -427,7 +427,7 @@ async fn a_stripped_put_is_completed_when_its_payload_arrives() {
     let mut stripped = full.clone();
     stripped.payload = None;
     assert_eq!(h.push(vec![stripped], me).await, 1);
-    let node = &running.shared.node;
+    let node = &running.shared().node;
     let visible = |title: &str| {
         node.query(&Default::default())
             .unwrap()
@@ -459,7 +459,7 @@ async fn a_stripped_put_is_completed_when_its_payload_arrives() {
     assert!(!visible("Gömd metod"), "a superseded version came back");
     assert_eq!(h.push(vec![v2], me).await, 2);
     assert!(visible("Version två"));
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// Fork proofs are checked and kept only for authors a node takes entries of: anyone can make
@@ -492,7 +492,7 @@ async fn fork_proofs_of_made_up_keys_are_dropped_and_real_ones_freeze() {
         region.node_id(),
     )
     .await;
-    let store = &running.shared.node;
+    let store = &running.shared().node;
     let forks = store.forks().unwrap();
     assert_eq!(forks.len(), 1, "made-up keys were kept: {}", forks.len());
     assert_eq!(forks[0].0, region.node_id());
@@ -501,7 +501,7 @@ async fn fork_proofs_of_made_up_keys_are_dropped_and_real_ones_freeze() {
         store.refusals().unwrap().get("fork_proof_unknown_author"),
         Some(&50)
     );
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A profile entry of `key` (record `rid`), or its tombstone when `body` is `None`.
@@ -554,7 +554,7 @@ async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
     );
     assert_eq!(h.push(vec![edit], me).await, 2);
 
-    let status = running.shared.node.status().unwrap();
+    let status = running.shared().node.status().unwrap();
     assert_eq!(status.refused.get("second_profile"), Some(&1), "{status:?}");
     assert_eq!(
         status.refused.get("profile_deleted"),
@@ -577,12 +577,12 @@ async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
     };
     // No region here is called "dalarna": the query says so instead of finding its records.
     assert!(matches!(
-        running.shared.node.query(&q),
+        running.shared().node.query(&q),
         Err(spindel_node::local::NodeError::Query(
             spindel_node::query::QueryError::UnknownRegion(..)
         ))
     ));
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A handshake that never completes holds up nobody (issue 9): a peer whose first flight
@@ -600,7 +600,7 @@ async fn a_stalled_handshake_does_not_hold_up_the_others() {
     };
     let (_dir, running, peer) = aggregator_with(&[&region], limits).await;
     let id = peer.node_id;
-    let agg_addr = running.listen_addr.unwrap();
+    let agg_addr = running.bound.listen.unwrap();
 
     // The relay: the first datagram from the client goes to the aggregator; nothing else
     // passes either way.
@@ -633,7 +633,7 @@ async fn a_stalled_handshake_does_not_hold_up_the_others() {
     assert!(started.elapsed() < Duration::from_secs(5));
     stalled.abort();
     forwarded.abort();
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// One key holds at most `PEER_CONNECTIONS_MAX` connections at once (issue 9); one more is
@@ -679,7 +679,7 @@ async fn one_key_holds_a_bounded_number_of_connections() {
     })
     .await;
     assert!(again.is_ok(), "the slot never came back");
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// At most `connections_max` connections are open at once, whoever holds them (issue 9): one
@@ -706,7 +706,7 @@ async fn the_node_holds_at_most_its_connection_limit() {
     for (_, c) in &held {
         assert!(c.close_reason().is_none(), "a held connection was dropped");
     }
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A stream whose first frame never arrives whole is not waited on for ever (issue 9): a peer
@@ -736,7 +736,7 @@ async fn a_first_frame_that_never_arrives_is_not_waited_on() {
     assert!(started.elapsed() < Duration::from_secs(5));
     // Others are served meanwhile and after.
     let _h = Hostile::connect(&other, &peer).await;
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }
 
 /// A key that is not a member gets one refusal per connection (issue 9): its query is
@@ -782,5 +782,5 @@ async fn a_non_member_gets_one_refusal_per_connection() {
             .unwrap();
         assert!(answer.contains("records"), "{answer}");
     }
-    running.shutdown().await;
+    running.stop().await.unwrap();
 }

@@ -35,7 +35,7 @@ async fn regions_replicate_through_the_aggregator_both_ways() {
 
     // A live publish reaches the aggregator and the other region.
     a.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Studiecirkel i Skåne"), None)
         .await
@@ -52,7 +52,7 @@ async fn regions_replicate_through_the_aggregator_both_ways() {
         ["Studiecirkel i Skåne"]
     );
     b.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Bygdegårdar i Dalarna"), None)
         .await
@@ -77,13 +77,13 @@ async fn regions_replicate_through_the_aggregator_both_ways() {
         "{:?}",
         agg.node().refusals()
     );
-    let st = a.running.shared.peers();
+    let st = a.running.shared().peers();
     assert_eq!(st.len(), 1);
     assert!(st[0].connected);
 
-    b.running.shutdown().await;
-    a.running.shutdown().await;
-    agg.running.shutdown().await;
+    b.running.stop().await.unwrap();
+    a.running.stop().await.unwrap();
+    agg.running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,13 +92,13 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     let stranger = start("okand", Role::Region, false, vec![agg.addr()], &[]).await;
     stranger
         .running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Ska inte in"), None)
         .await
         .ok();
     eventually("a refused link", || {
-        stranger.running.shared.peers().iter().any(|p| {
+        stranger.running.shared().peers().iter().any(|p| {
             p.last_error
                 .as_deref()
                 .is_some_and(|e| e.contains("not admitted"))
@@ -113,7 +113,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     // within BACKOFF_MAX_MS), and status says when the next try comes.
     let refused_wait = |node: &TestNode| {
         node.running
-            .shared
+            .shared()
             .peers()
             .iter()
             .find(|p| p.last_error.is_some())
@@ -133,13 +133,13 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     let wrong: PeerAddr = format!(
         "{}@{}",
         SecretKey::from_bytes(&[9; 32]).node_id(),
-        agg.running.listen_addr.unwrap()
+        agg.running.bound.listen.unwrap()
     )
     .parse()
     .unwrap();
     let pinned_wrong = start("felnyckel", Role::Region, false, vec![wrong.clone()], &[]).await;
     eventually("a wrong key named", || {
-        pinned_wrong.running.shared.peers().iter().any(|p| {
+        pinned_wrong.running.shared().peers().iter().any(|p| {
             p.last_error
                 .as_deref()
                 .is_some_and(|e| e.contains("not the pinned"))
@@ -147,7 +147,7 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
         })
     })
     .await;
-    pinned_wrong.running.shutdown().await;
+    pinned_wrong.running.stop().await.unwrap();
     let err = spindel_node::remote_query(&wrong, Default::default(), Limits::default())
         .await
         .unwrap_err();
@@ -171,8 +171,8 @@ async fn unadmitted_region_and_wrong_pinned_key_are_refused() {
     .unwrap();
     assert!(ok.contains("\"records\""), "{ok}");
 
-    stranger.running.shutdown().await;
-    agg.running.shutdown().await;
+    stranger.running.stop().await.unwrap();
+    agg.running.stop().await.unwrap();
 }
 
 /// `disallow` at one of a region's two pinned aggregators: the region keeps admitting the
@@ -205,7 +205,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
     let a = da.run(vec![nord.addr(), syd.addr()]).await;
     let g = dg.run(vec![nord.addr(), syd.addr()]).await;
     g.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Före"), None)
         .await
@@ -214,7 +214,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
         a.titles(Query::default()) == ["Före"]
     })
     .await;
-    let gone = nord.running.shared.writer.disallow(g_id).await.unwrap();
+    let gone = nord.running.shared().writer.disallow(g_id).await.unwrap();
     assert_eq!(gone.name.as_deref(), Some("gotland"));
     assert!(!gone.admitted);
     eventually("only syd vouches for Gotland in Skåne", || {
@@ -228,7 +228,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
     let at_nord = nord.node().author(&g_id).unwrap().unwrap();
     assert!(!at_nord.admitted && at_nord.label().is_none());
     eventually("Gotland's link to nord refused", || {
-        g.running.shared.peers().iter().any(|p| {
+        g.running.shared().peers().iter().any(|p| {
             p.node_id == nord.id.to_hex()
                 && !p.connected
                 && p.last_error
@@ -237,7 +237,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
         })
     })
     .await;
-    syd.running.shared.writer.disallow(g_id).await.unwrap();
+    syd.running.shared().writer.disallow(g_id).await.unwrap();
     eventually("Gotland no longer admitted in Skåne", || {
         a.node()
             .author(&g_id)
@@ -247,7 +247,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
     .await;
     eventually("Gotland's link to syd refused", || {
         g.running
-            .shared
+            .shared()
             .peers()
             .iter()
             .all(|p| !p.connected && p.last_error.is_some())
@@ -255,7 +255,7 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
     .await;
     // Signed history stays; what it signs now goes nowhere.
     g.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Efter"), None)
         .await
@@ -273,11 +273,11 @@ async fn a_region_disallowed_at_one_of_two_aggregators_stays_until_both_end_it()
     .await;
     assert!(d.node().head(&g_id).unwrap().is_none());
     assert!(d.node().author(&g_id).unwrap().is_none_or(|m| !m.admitted));
-    d.running.shutdown().await;
-    g.running.shutdown().await;
-    a.running.shutdown().await;
-    syd.running.shutdown().await;
-    nord.running.shutdown().await;
+    d.running.stop().await.unwrap();
+    g.running.stop().await.unwrap();
+    a.running.stop().await.unwrap();
+    syd.running.stop().await.unwrap();
+    nord.running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +305,7 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     let a = da.run(vec![agg1.addr(), agg2.addr()]).await;
     let b = db.run(vec![agg2.addr()]).await;
     a.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Via två noder"), None)
         .await
@@ -316,7 +316,7 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     })
     .await;
     b.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Från Dalarna"), None)
         .await
@@ -335,7 +335,7 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
     assert!(agg1.node().head(&b_id).unwrap().is_none());
     assert_eq!(
         a.running
-            .shared
+            .shared()
             .peers()
             .iter()
             .filter(|p| p.connected)
@@ -343,7 +343,7 @@ async fn a_region_with_two_aggregators_reaches_both_and_hears_from_both() {
         2
     );
     for n in [b, a, agg2, agg1] {
-        n.running.shutdown().await;
+        n.running.stop().await.unwrap();
     }
 }
 
@@ -370,7 +370,7 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
         .unwrap();
     }
     let agg = aggregator_of(&[&da, &db]).await;
-    let held = agg.running.shared.hold_next_session();
+    let held = agg.running.shared().hold_next_session();
     let b = db.run(vec![agg.addr()]).await;
     // Dalarna's session is paused at the aggregator, its opening heads (no Skåne) read.
     tokio::time::timeout(Duration::from_secs(20), held.paused)
@@ -393,9 +393,9 @@ async fn a_head_announced_while_a_session_opens_is_not_missed() {
         a.node().head(&b_id).unwrap().is_some()
     })
     .await;
-    b.running.shutdown().await;
-    a.running.shutdown().await;
-    agg.running.shutdown().await;
+    b.running.stop().await.unwrap();
+    a.running.stop().await.unwrap();
+    agg.running.stop().await.unwrap();
 }
 
 /// A publish through the running node's writer reaches the aggregator at once, well before a
@@ -412,7 +412,7 @@ async fn writes_through_the_writer_announce_and_the_rescan_sends_what_was_not() 
     })
     .await;
     a.running
-        .shared
+        .shared()
         .writer
         .publish(Kind::Method, method("Hörd metod"), None)
         .await
@@ -439,8 +439,8 @@ async fn writes_through_the_writer_announce_and_the_rescan_sends_what_was_not() 
         agg.node().head(&a_id).unwrap().map(|h| h.seq) == Some(3)
     })
     .await;
-    a.running.shutdown().await;
-    agg.running.shutdown().await;
+    a.running.stop().await.unwrap();
+    agg.running.stop().await.unwrap();
 }
 
 /// A region admitted while the network runs (`spindel allow` on a running aggregator) reaches
@@ -459,7 +459,7 @@ async fn a_region_admitted_while_running_reaches_the_connected_regions() {
     })
     .await;
     agg.running
-        .shared
+        .shared()
         .writer
         .allow(c_id, Some("dalarna".into()))
         .await
@@ -477,9 +477,9 @@ async fn a_region_admitted_while_running_reaches_the_connected_regions() {
     })
     .await;
     assert!(a.node().refusals().unwrap().is_empty());
-    c.running.shutdown().await;
-    a.running.shutdown().await;
-    agg.running.shutdown().await;
+    c.running.stop().await.unwrap();
+    a.running.stop().await.unwrap();
+    agg.running.stop().await.unwrap();
 }
 
 /// A region holds another region's records without their payloads (a relay stripped them). On

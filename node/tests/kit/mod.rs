@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
+use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
-use spindel_node::{RunOptions, Running};
 use spindel_protocol::sync::{FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole};
 use spindel_protocol::{NodeId, SecretKey};
 
 /// A node running in a temporary directory of its own (removed when it is dropped).
 pub struct TestNode {
     pub dir: tempfile::TempDir,
-    pub running: Running,
+    pub running: NodeHandle,
     pub id: NodeId,
     /// The node itself, as only code outside the node crate can hold it beside a running
     /// node: for its key, and for tests that write past the writer (fault injection).
@@ -27,7 +27,7 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn node(&self) -> &spindel_node::ReadModel {
-        &self.running.shared.node
+        &self.running.shared().node
     }
 
     /// Where peers dial it (it listens).
@@ -77,12 +77,26 @@ pub async fn run(
     listen: bool,
     aggregators: Vec<PeerAddr>,
     limits: Limits,
-) -> Running {
-    let opts = RunOptions {
+) -> NodeHandle {
+    run_shared(std::sync::Arc::new(node), listen, aggregators, limits).await
+}
+
+/// [`run`] for a node the test holds too; assembled as `spindel run` assembles one.
+pub async fn run_shared(
+    node: std::sync::Arc<LocalNode>,
+    listen: bool,
+    aggregators: Vec<PeerAddr>,
+    limits: Limits,
+) -> NodeHandle {
+    let settings = NodeSettings {
+        listen: listen.then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        aggregators,
         limits,
-        ..RunOptions::loopback(listen, aggregators)
+        ..NodeSettings::default()
     };
-    Running::start_node(node, opts).await.unwrap()
+    NodeHandle::start_with(node, settings, PreBound::default())
+        .await
+        .unwrap()
 }
 
 /// A new node started in a temporary directory of its own.
@@ -108,13 +122,8 @@ pub async fn start_with(
     let dir = tempfile::tempdir().unwrap();
     let node = new_node(dir.path(), name, role, admit);
     let id = node.node_id();
-    let key = node.key().clone();
     let local = std::sync::Arc::new(node);
-    let opts = RunOptions {
-        limits,
-        ..RunOptions::loopback(listen, aggregators)
-    };
-    let running = Running::start(local.clone(), key, opts).await.unwrap();
+    let running = run_shared(local.clone(), listen, aggregators, limits).await;
     TestNode {
         dir,
         running,
@@ -157,10 +166,8 @@ impl Prepared {
     /// Starts it, dialing `aggregators`.
     pub async fn run(self, aggregators: Vec<PeerAddr>) -> TestNode {
         let node = LocalNode::open(&self.path).unwrap();
-        let key = node.key().clone();
         let local = std::sync::Arc::new(node);
-        let opts = RunOptions::loopback(false, aggregators);
-        let running = Running::start(local.clone(), key, opts).await.unwrap();
+        let running = run_shared(local.clone(), false, aggregators, Limits::default()).await;
         TestNode {
             dir: self.dir,
             running,
