@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spindel_protocol::SecretKey;
 use spindel_protocol::sync::ErrorCode;
 use tokio::sync::watch;
 
@@ -61,11 +60,10 @@ impl Running {
         })
     }
 
-    pub async fn start(
-        node: Arc<LocalNode>,
-        key: SecretKey,
-        opts: RunOptions,
-    ) -> Result<Running, StartError> {
+    /// Starts the writer, the QUIC listener (when `opts.listen`) and a dialer per aggregator
+    /// of `node`, with its own key.
+    pub async fn start(node: Arc<LocalNode>, opts: RunOptions) -> Result<Running, StartError> {
+        let key = node.key().clone();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Shared::with_proxies(node, shutdown_rx, opts.trusted_proxies.clone())?;
         let mut tasks = Vec::new();

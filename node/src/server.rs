@@ -132,14 +132,13 @@ impl NodeHandle {
                 "no aggregator configured: this region shares nothing with the network (set aggregators in spindel.toml, or --aggregator)"
             );
         }
-        let key = node.key().clone();
         let opts = RunOptions {
             listen: settings.listen,
             aggregators: settings.aggregators.clone(),
             limits: settings.limits.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
         };
-        let running = Running::start(node, key, opts).await?;
+        let running = Running::start(node, opts).await?;
         let control = match crate::control::serve(running.shared.clone()) {
             Ok(c) => c,
             Err(e) => {
