@@ -135,13 +135,32 @@ fn protocol_source_uses_no_clock_fs_or_net() {
 /// may reach anywhere) and without comment lines (prose may name what code must not call).
 fn production(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let code = text
-        .find("#[cfg(test)]\nmod tests")
-        .map_or(text.as_str(), |at| &text[..at]);
-    code.lines()
+    code_before_tests(&text)
+        .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The code of a source file before its inline test module (`#[cfg(test)]` and then
+/// `mod name {`, with or without a visibility), which stands at its end.
+fn code_before_tests(text: &str) -> &str {
+    let mut at = 0;
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.trim_end() == "#[cfg(test)]"
+            && let Some(next) = lines.peek()
+        {
+            let declared = next
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("pub(crate) ");
+            if declared.starts_with("mod ") && declared.trim_end().ends_with('{') {
+                return &text[..at];
+            }
+        }
+        at += line.len();
+    }
+    text
 }
 
 /// Whether the code of `text` (comments aside) names the type `word` as a whole identifier
@@ -733,30 +752,26 @@ fn no_production_file_is_over_800_lines() {
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        let mut end = lines.len();
-        for (i, pair) in lines.windows(2).enumerate() {
+        for pair in lines.windows(2) {
             let declared = pair[1]
                 .trim_start_matches("pub(super) ")
                 .trim_start_matches("pub(crate) ");
-            if pair[0] == "#[cfg(test)]" && declared.starts_with("mod ") {
-                match declared.strip_suffix(';') {
-                    Some(name) => {
-                        let name = name.trim_start_matches("mod ");
-                        let dir = if f.ends_with("mod.rs")
-                            || f.ends_with("lib.rs")
-                            || f.ends_with("main.rs")
-                        {
-                            f.parent().unwrap().to_path_buf()
-                        } else {
-                            f.with_extension("")
-                        };
-                        test_files.insert(dir.join(format!("{name}.rs")));
-                    }
-                    None => end = end.min(i),
-                }
+            if let (true, Some(name)) = (
+                pair[0] == "#[cfg(test)]",
+                declared
+                    .strip_prefix("mod ")
+                    .and_then(|d| d.strip_suffix(';')),
+            ) {
+                let dir =
+                    if f.ends_with("mod.rs") || f.ends_with("lib.rs") || f.ends_with("main.rs") {
+                        f.parent().unwrap().to_path_buf()
+                    } else {
+                        f.with_extension("")
+                    };
+                test_files.insert(dir.join(format!("{name}.rs")));
             }
         }
-        production_lines.insert(f.clone(), end);
+        production_lines.insert(f.clone(), code_before_tests(&text).lines().count());
     }
     let long: Vec<String> = production_lines
         .iter()
