@@ -11,6 +11,7 @@
 //! - [`entry`]: headers, signed entries, payloads, the exact bytes that are signed.
 //! - [`record`]: record kinds and their validation (docs/records.md); [`fields`]: the
 //!   same fields as people read them (docs/records.md is generated from it).
+//! - [`reference`]: `NODEID/RECORD_ID`, one record naming another in any region's log.
 //! - [`ingest`]: the single accept/refuse decision for an entry.
 //! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
 //! - [`time`]: RFC 3339 formatting of millisecond timestamps.
@@ -22,6 +23,7 @@ pub mod fuzz;
 pub mod ingest;
 pub mod keys;
 pub mod record;
+pub mod reference;
 pub mod schema;
 pub mod sync;
 pub mod time;
@@ -29,3 +31,4 @@ pub mod time;
 pub use entry::{Entry, Hash, Header, Op, RecordId};
 pub use keys::{NodeId, SecretKey};
 pub use record::Kind;
+pub use reference::RecordRef;
