@@ -128,6 +128,44 @@ pub struct Demo {
     pub http: SocketAddr,
 }
 
+/// A sample record names another sample record (an answer's `about`, an innovation's
+/// indicators) as `sample:REGION/TITLE`: the node ids and record ids are made when the demo
+/// starts, so the file cannot hold them. The record named must come earlier in the file.
+const SAMPLE_REF: &str = "sample:";
+
+/// Replaces every `sample:REGION/TITLE` string in `value` by the reference (`NODEID/RECORD_ID`)
+/// of that region's sample record with that title, published before.
+fn resolve_sample_refs(
+    value: &mut Value,
+    published: &std::collections::HashMap<(String, String), String>,
+) -> Result<()> {
+    match value {
+        Value::String(text) => {
+            if let Some(named) = text.strip_prefix(SAMPLE_REF) {
+                let (region, title) = named
+                    .split_once('/')
+                    .with_context(|| format!("{text:?} is not {SAMPLE_REF}REGION/TITLE"))?;
+                let found = published
+                    .get(&(region.to_string(), title.to_string()))
+                    .with_context(|| format!("{text:?} names no earlier sample record"))?;
+                *text = found.clone();
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                resolve_sample_refs(item, published)?;
+            }
+        }
+        Value::Object(fields) => {
+            for item in fields.values_mut() {
+                resolve_sample_refs(item, published)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Creates the nodes and publishes the sample data (blocking: store work).
 fn prepare(
     root: &std::path::Path,
@@ -142,6 +180,8 @@ fn prepare(
         &mut rand_core::OsRng,
     )?;
     let mut prepared = Vec::new();
+    // (region, title) -> the reference of a sample record published before (see `SAMPLE_REF`).
+    let mut published: std::collections::HashMap<(String, String), String> = Default::default();
     for sample in samples {
         let node = local::init_open(
             &root.join(&sample.name),
@@ -151,14 +191,28 @@ fn prepare(
             &mut rand_core::OsRng,
         )?;
         for (kind, value) in &sample.records {
-            node.publish(
-                *kind,
-                &value.to_string(),
-                None,
-                &mut rand_core::OsRng,
-                local::now_ms(),
-            )
-            .with_context(|| sample.name.clone())?;
+            let mut value = value.clone();
+            resolve_sample_refs(&mut value, &published)
+                .with_context(|| format!("demo/samples.jsonl, region {}", sample.name))?;
+            let done = node
+                .publish(
+                    *kind,
+                    &value.to_string(),
+                    None,
+                    &mut rand_core::OsRng,
+                    local::now_ms(),
+                )
+                .with_context(|| sample.name.clone())?;
+            if let Some(title) =
+                spindel_protocol::record::Record::from_json(*kind, &value.to_string())
+                    .ok()
+                    .map(|r| r.title().to_string())
+            {
+                published.insert(
+                    (sample.name.clone(), title),
+                    format!("{}/{}", node.node_id().to_hex(), done.record_id),
+                );
+            }
         }
         agg.allow(node.node_id(), Some(sample.name.clone()))?;
         progress(format!(
@@ -395,10 +449,30 @@ mod tests {
     fn every_sample_record_is_valid_and_examples_are_marked() {
         let regions = seed_regions().unwrap();
         assert_eq!(regions.len(), 8);
+        // Every sample record can be named; each name stands for a reference of the right shape.
+        let mut refs = std::collections::HashMap::new();
+        for (n, r) in regions.iter().enumerate() {
+            for (i, (kind, value)) in r.records.iter().enumerate() {
+                let mut value = value.clone();
+                if resolve_sample_refs(&mut value, &refs).is_err() {
+                    continue;
+                }
+                let title = Record::from_json(*kind, &value.to_string())
+                    .unwrap()
+                    .title()
+                    .to_string();
+                refs.insert(
+                    (r.name.clone(), title),
+                    format!("{:064x}/{:032x}", n + 1, i + 1),
+                );
+            }
+        }
         for r in &regions {
             spindel_protocol::record::validate_region_name(&r.name).unwrap();
             assert_eq!(r.records[0].0, Kind::Profile, "{}: profile first", r.name);
             for (kind, value) in &r.records {
+                let mut value = value.clone();
+                resolve_sample_refs(&mut value, &refs).unwrap();
                 let record = Record::from_json(*kind, &value.to_string()).unwrap();
                 if let Record::Researcher(x) = &record {
                     assert!(x.name.contains("exempel"), "{}", x.name);
@@ -424,5 +498,34 @@ mod tests {
         assert_eq!(many.len(), 11);
         let names: std::collections::BTreeSet<_> = many.iter().map(|r| r.name.clone()).collect();
         assert_eq!(names.len(), 11, "region names are unique");
+    }
+
+    #[test]
+    fn a_sample_names_an_earlier_sample_record_by_region_and_title() {
+        let mut published = std::collections::HashMap::new();
+        let reference = format!("{}/{}", "ab".repeat(32), "cd".repeat(16));
+        published.insert(
+            ("skane".to_string(), "Integration i förening".to_string()),
+            reference.clone(),
+        );
+        let mut value = serde_json::json!({
+            "about": "sample:skane/Integration i förening",
+            "list": ["sample:skane/Integration i förening", "kept"],
+            "text": "sample text is kept",
+        });
+        resolve_sample_refs(&mut value, &published).unwrap();
+        assert_eq!(value["about"], reference.as_str());
+        assert_eq!(value["list"][0], reference.as_str());
+        assert_eq!(value["list"][1], "kept");
+        assert_eq!(value["text"], "sample text is kept");
+        let mut missing = serde_json::json!({"about": "sample:dalarna/Nothing"});
+        let e = resolve_sample_refs(&mut missing, &published).unwrap_err();
+        assert!(
+            e.to_string().contains("names no earlier sample record"),
+            "{e}"
+        );
+        let mut malformed = serde_json::json!({"about": "sample:no-title"});
+        let e = resolve_sample_refs(&mut malformed, &published).unwrap_err();
+        assert!(e.to_string().contains("REGION/TITLE"), "{e}");
     }
 }
