@@ -21,6 +21,9 @@ pub enum Input {
     Area,
     /// One item a line.
     Lines,
+    /// Records picked from a list (the editor shows a checkbox each, named `FIELD:REFERENCE`;
+    /// [`gather_picks`] makes them one reference a line, as a CSV cell has them).
+    Picks,
     Url,
     Email,
     Tel,
@@ -73,6 +76,7 @@ const INNOVATION: &[Field] = &[
     f("sroi.ratio", sv::SROI_RATIO, Input::Number, false),
     f("sroi.year", sv::SROI_YEAR, Input::Number, false),
     f("sroi.report_url", sv::SROI_REPORT_URL, Input::Url, false),
+    f("sroi.indicators", sv::SROI_INDICATORS, Input::Picks, false),
 ];
 
 const METHOD: &[Field] = &[
@@ -95,6 +99,21 @@ const RESEARCHER: &[Field] = &[
     f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
+const INDICATOR: &[Field] = &[
+    f("outcome", sv::OUTCOME, Input::Text, true),
+    f("indicator", sv::INDICATOR, Input::Text, true),
+    f("proxy", sv::PROXY, Input::Area, true),
+    f("value_sek", sv::VALUE_SEK, Input::Number, true),
+    f("unit", sv::UNIT, Input::Text, true),
+    f("year", sv::PRICE_YEAR, Input::Number, true),
+    f("source", sv::SOURCE, Input::Text, true),
+    f("deadweight", sv::DEADWEIGHT, Input::Number, false),
+    f("attribution", sv::ATTRIBUTION, Input::Number, false),
+    f("displacement", sv::DISPLACEMENT, Input::Number, false),
+    f("drop_off", sv::DROP_OFF, Input::Number, false),
+    f("tags", sv::INDICATOR_TAGS, Input::Lines, false),
+];
+
 /// The fields of a kind's form, in order.
 pub fn fields(kind: Kind) -> &'static [Field] {
     match kind {
@@ -102,6 +121,41 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Innovation => INNOVATION,
         Kind::Method => METHOD,
         Kind::Researcher => RESEARCHER,
+        Kind::Indicator => INDICATOR,
+    }
+}
+
+/// A form's ticked picks (`FIELD:REFERENCE` = on) added to the field's own lines, each once,
+/// in the order given then ticked; the checkboxes' names leave the form.
+pub fn gather_picks(kind: Kind, form: &mut HashMap<String, String>) {
+    for field in fields(kind).iter().filter(|f| f.input == Input::Picks) {
+        let prefix = format!("{}:", field.name);
+        let mut ticked: Vec<String> = form
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(str::to_string)
+            .collect();
+        if ticked.is_empty() {
+            continue;
+        }
+        ticked.sort();
+        form.retain(|k, _| !k.starts_with(&prefix));
+        let mut lines: Vec<String> = form
+            .get(field.name)
+            .map(|v| {
+                v.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in ticked {
+            if !lines.contains(&t) {
+                lines.push(t);
+            }
+        }
+        form.insert(field.name.to_string(), lines.join("\n"));
     }
 }
 
@@ -153,7 +207,7 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
     for field in fields(kind) {
         let raw = form.get(field.name).map(String::as_str).unwrap_or("");
         let value = match field.input {
-            Input::Lines => {
+            Input::Lines | Input::Picks => {
                 let items: Vec<Value> = raw
                     .lines()
                     .map(str::trim)
@@ -234,7 +288,12 @@ fn number(field: &str, text: &str) -> Result<Value, FormError> {
     if field.ends_with("year") {
         return text.parse::<i64>().map(Value::from).map_err(|_| wrong());
     }
-    let n: f64 = text.replace(',', ".").parse().map_err(|_| wrong())?;
+    // Spaces between thousands (120 000) as a person writes them.
+    let n: f64 = text
+        .replace([' ', '\u{a0}'], "")
+        .replace(',', ".")
+        .parse()
+        .map_err(|_| wrong())?;
     serde_json::Number::from_f64(n)
         .map(Value::Number)
         .ok_or_else(wrong)

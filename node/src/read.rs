@@ -221,6 +221,36 @@ impl ReadModel {
         self.0.overview()
     }
 
+    /// [`LocalNode::proxybank`].
+    pub fn proxybank(
+        &self,
+        filter: &Query,
+        page: usize,
+    ) -> Result<crate::proxybank::Bank, crate::query::QueryError> {
+        self.0.proxybank(filter, page)
+    }
+
+    /// [`LocalNode::indicator_users`].
+    pub fn indicator_users(
+        &self,
+        target: &spindel_protocol::RecordRef,
+    ) -> Result<Vec<crate::proxybank::User>, crate::query::QueryError> {
+        self.0.indicator_users(target)
+    }
+
+    /// [`LocalNode::named_indicators`].
+    pub fn named_indicators(
+        &self,
+        refs: &[spindel_protocol::RecordRef],
+    ) -> Result<Vec<crate::proxybank::Named>, StoreError> {
+        self.0.named_indicators(refs)
+    }
+
+    /// [`LocalNode::indicator_choices`].
+    pub fn indicator_choices(&self) -> Result<crate::proxybank::Choices, crate::query::QueryError> {
+        self.0.indicator_choices()
+    }
+
     /// [`LocalNode::own_head`].
     pub fn own_head(&self) -> Result<Option<Head>, StoreError> {
         self.0.own_head()
@@ -384,6 +414,36 @@ impl crate::local::LocalNode {
     /// The national overview.
     pub fn overview(&self) -> Result<crate::bank::Overview, crate::query::QueryError> {
         crate::bank::overview(self.store())
+    }
+
+    /// A page of the SROI proxy bank, by outcome.
+    pub fn proxybank(
+        &self,
+        filter: &Query,
+        page: usize,
+    ) -> Result<crate::proxybank::Bank, crate::query::QueryError> {
+        crate::proxybank::bank(self.store(), filter, page)
+    }
+
+    /// The innovations naming an indicator.
+    pub fn indicator_users(
+        &self,
+        target: &spindel_protocol::RecordRef,
+    ) -> Result<Vec<crate::proxybank::User>, crate::query::QueryError> {
+        crate::proxybank::users_of(self.store(), target)
+    }
+
+    /// The indicators an innovation names, each found here or not.
+    pub fn named_indicators(
+        &self,
+        refs: &[spindel_protocol::RecordRef],
+    ) -> Result<Vec<crate::proxybank::Named>, StoreError> {
+        crate::proxybank::named(self.store(), refs)
+    }
+
+    /// The indicators the innovation form offers.
+    pub fn indicator_choices(&self) -> Result<crate::proxybank::Choices, crate::query::QueryError> {
+        crate::proxybank::choices(self.store())
     }
 
     /// Every region with a profile: the controllers of the records held here.

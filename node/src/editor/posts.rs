@@ -61,7 +61,7 @@ fn changed_fields(
 impl Editor {
     /// A kind's form, filled with `values`, with each of `errors` beside its field and all of
     /// them listed above the form, in the form's order, each a link to its field.
-    fn form_page(
+    async fn form_page(
         &self,
         s: &Session,
         at: &FormAt,
@@ -77,6 +77,14 @@ impl Editor {
                 .find(|e| e.field.as_deref() == Some(name))
                 .map(|e| e.message.clone())
         };
+        let choices = if forms::fields(kind).iter().any(|f| f.input == Input::Picks) {
+            self.shared
+                .blocking(|n| Ok(n.indicator_choices()?))
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let fields: Vec<Value> = forms::fields(kind)
             .iter()
             .map(|f| {
@@ -84,6 +92,7 @@ impl Editor {
                     Input::Text => ("text", "text"),
                     Input::Area => ("area", "text"),
                     Input::Lines => ("lines", "text"),
+                    Input::Picks => ("picks", "checkbox"),
                     Input::Url => ("url", "url"),
                     Input::Email => ("email", "email"),
                     Input::Tel => ("tel", "tel"),
@@ -91,11 +100,12 @@ impl Editor {
                     Input::Number => ("number", "text"),
                     Input::Checkbox => ("checkbox", "checkbox"),
                 };
+                let value = values.get(f.name).cloned().unwrap_or_default();
+                let picks = (f.input == Input::Picks).then(|| picks_of(&value, &choices));
                 context! {
                     name => f.name, label => f.label, help => f.help, required => f.required,
-                    input => input, html_type => html_type,
-                    value => values.get(f.name).cloned().unwrap_or_default(),
-                    error => error_of(f.name),
+                    input => input, html_type => html_type, value => value,
+                    error => error_of(f.name), picks => picks,
                 }
             })
             .collect();
@@ -179,16 +189,17 @@ impl Editor {
         s: &Session,
         at: FormAt,
         record_id: Option<RecordId>,
-        f: HashMap<String, String>,
+        mut f: HashMap<String, String>,
     ) -> Response {
         let kind = at.kind;
+        forms::gather_picks(kind, &mut f);
         let wanted = f.get("action").map(String::as_str);
         if wanted == Some("edit") {
             // Back from the preview to the form, as it was filled in.
-            return self.form_page(s, &at, &f, Vec::new(), None, None);
+            return self.form_page(s, &at, &f, Vec::new(), None, None).await;
         }
         match (wanted, forms::record_from_form_all(kind, &f)) {
-            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None),
+            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None).await,
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
                 let after = record.to_value();
@@ -238,6 +249,7 @@ impl Editor {
                     Err(e) => {
                         let why = words::write_refused(&e);
                         self.form_page(s, &at, &f, Vec::new(), Some(Banner::Failed(&why)), None)
+                            .await
                     }
                 }
             }
@@ -320,10 +332,39 @@ impl Editor {
             by => last.as_ref().map(|e| e.user.clone()),
             when => last.as_ref().map(|e| words::datetime_sv(e.time_ms)),
         };
-        let mut r = self.form_page(s, at, &mine, Vec::new(), None, Some(conflict));
+        let mut r = self
+            .form_page(s, at, &mine, Vec::new(), None, Some(conflict))
+            .await;
         *r.status_mut() = StatusCode::CONFLICT;
         r
     }
+}
+
+/// A picks field's checkboxes: the offered choices by outcome, each ticked when `value` (one
+/// reference a line) names it, then the references named but not offered (not received
+/// here, or beyond the offer's cap), ticked.
+fn picks_of(value: &str, choices: &crate::proxybank::Choices) -> Value {
+    let named: Vec<&str> = value
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut offered = std::collections::HashSet::new();
+    let groups: Vec<Value> = choices
+        .iter()
+        .map(|(outcome, items)| {
+            let items: Vec<Value> = items
+                .iter()
+                .map(|(r, label)| {
+                    offered.insert(r.as_str());
+                    context! { value => r, label => label, checked => named.contains(&r.as_str()) }
+                })
+                .collect();
+            context! { outcome => outcome, items => items }
+        })
+        .collect();
+    let others: Vec<&str> = named.into_iter().filter(|r| !offered.contains(r)).collect();
+    context! { groups => groups, others => others }
 }
 
 /// Where a form is: its kind, where it posts, its heading.
@@ -364,7 +405,9 @@ pub(super) async fn new_form(
             return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
         }
     }
-    editor.form_page(&s, &new_at(kind), &HashMap::new(), Vec::new(), None, None)
+    editor
+        .form_page(&s, &new_at(kind), &HashMap::new(), Vec::new(), None, None)
+        .await
 }
 
 pub(super) async fn new_post(
@@ -399,14 +442,16 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
         edit_at(&view)
     };
     let notice = words::LOGGED_OUT_BEFORE_SENDING;
-    editor.form_page(
-        &s,
-        &at,
-        &draft.fields,
-        Vec::new(),
-        Some(Banner::Note(notice)),
-        None,
-    )
+    editor
+        .form_page(
+            &s,
+            &at,
+            &draft.fields,
+            Vec::new(),
+            Some(Banner::Note(notice)),
+            None,
+        )
+        .await
 }
 
 /// The record id in a path, and the record, or the 404 page.
@@ -537,7 +582,9 @@ pub(super) async fn edit_form(
     let mut values = forms::form_from_record(view.kind, &view.data);
     // The version this form was opened on: a publish from it is refused once another is out.
     values.insert("version".into(), view.seq.to_string());
-    editor.form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
+    editor
+        .form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
+        .await
 }
 
 /// The edit form of a record.

@@ -1,0 +1,403 @@
+//! The SROI proxy bank (kind `indicator`) through the real binary: publishing indicators and
+//! innovations that name them from the CLI (and bad input refused in one line), the API,
+//! replication through real processes to `/proxybank` at the aggregator and at a region (two
+//! regions' proxies side by side under one outcome, median and range, the innovation of a
+//! third region as their user), deletion, and the caps that keep a hostile region's thousands
+//! of proxies or huge values from breaking the page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use spindel_tests::{
+    NodeProc, eventually, http_get, http_request, import_file, init_network, init_region_as,
+    publish_run, s, spindel,
+};
+
+fn page(http: SocketAddr, path: &str) -> String {
+    let (code, head, body) = http_request(http, "GET", path, None);
+    assert_eq!(code, 200, "{path}: {body}");
+    assert!(head.contains("text/html"), "{head}");
+    body.replace("&#x2f;", "/")
+}
+
+fn indicator(outcome: &str, indicator: &str, value: f64, year: i64) -> serde_json::Value {
+    serde_json::json!({
+        "outcome": outcome, "indicator": indicator,
+        "proxy": format!("Proxy för {indicator} (exempelvärde)"),
+        "value_sek": value, "unit": "per person och år", "year": year,
+        "source": "https://example.org/kalla", "deadweight": 0.25, "drop_off": 0.1,
+        "tags": ["arbete"],
+    })
+}
+
+fn publish(dir: &std::path::Path, kind: &str, json: &serde_json::Value) -> String {
+    spindel_tests::publish(dir, kind, &json.to_string())["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The section of `/proxybank` for the outcome headed `heading`.
+fn outcome_section<'a>(html: &'a str, heading: &str) -> &'a str {
+    let at = html
+        .find(&format!("\">{heading}</h3>"))
+        .unwrap_or_else(|| panic!("no outcome {heading:?} in {html}"));
+    let rest = &html[at..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}
+
+#[test]
+fn the_cli_publishes_indicators_and_refuses_bad_ones_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    let me = init_region_as(&dir, "skane", "Skåne");
+    let good = indicator(
+        " Fler personer i arbete ",
+        "Anställda efter ett år",
+        120000.0,
+        2024,
+    );
+    let rid = publish(&dir, "indicator", &good);
+    let q = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "indicator",
+        "--json",
+    ])
+    .json();
+    assert_eq!(q["records"][0]["data"]["outcome"], "Fler personer i arbete");
+    assert_eq!(q["records"][0]["data"]["value_sek"], 120000.0);
+    let bad = |field: &str, value: serde_json::Value, says: &str| {
+        let mut j = good.clone();
+        j[field] = value;
+        let run = publish_run(&dir, "indicator", &j.to_string());
+        assert_ne!(run.code, 0, "{field}");
+        let err = run.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{field}: {says:?} not in {err}");
+    };
+    bad(
+        "value_sek",
+        serde_json::json!(-1),
+        "value_sek must be a number from 0 to 1000000000",
+    );
+    bad(
+        "value_sek",
+        serde_json::json!(2e9),
+        "value_sek must be a number from 0 to 1000000000",
+    );
+    bad(
+        "year",
+        serde_json::json!(1989),
+        "year must be between 1990 and 2100",
+    );
+    bad(
+        "deadweight",
+        serde_json::json!(1.5),
+        "deadweight must be a fraction from 0 to 1",
+    );
+    bad(
+        "attribution",
+        serde_json::json!(-0.5),
+        "attribution must be a fraction from 0 to 1",
+    );
+    bad(
+        "source",
+        serde_json::json!("javascript:alert(1)"),
+        "source looks like an address",
+    );
+    bad("outcome", serde_json::json!(""), "outcome is required");
+    // An innovation names the indicator; a malformed, a repeated or too many references are refused.
+    let reference = format!("{me}/{rid}");
+    let inn = |refs: serde_json::Value| serde_json::json!({"title": "Arbetsträning", "summary": "S", "sroi": {"ratio": 2.5, "indicators": refs}});
+    publish(&dir, "innovation", &inn(serde_json::json!([reference])));
+    let run = publish_run(
+        &dir,
+        "innovation",
+        &inn(serde_json::json!(["nope"])).to_string(),
+    );
+    assert!(
+        run.code != 0 && run.stderr.contains("NODEID/RECORD_ID"),
+        "{}",
+        run.stderr
+    );
+    let run = publish_run(
+        &dir,
+        "innovation",
+        &inn(serde_json::json!([reference, reference])).to_string(),
+    );
+    assert!(
+        run.code != 0 && run.stderr.contains("sroi.indicators[1] names"),
+        "{}",
+        run.stderr
+    );
+    let many: Vec<String> = (0..51).map(|i| format!("{me}/{i:032x}")).collect();
+    let run = publish_run(
+        &dir,
+        "innovation",
+        &inn(serde_json::json!(many)).to_string(),
+    );
+    assert!(
+        run.code != 0
+            && run
+                .stderr
+                .contains("sroi.indicators must have at most 50 entries"),
+        "{}",
+        run.stderr
+    );
+    let q = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "innovation",
+        "--json",
+    ])
+    .json();
+    assert_eq!(
+        q["records"][0]["data"]["sroi"]["indicators"][0],
+        reference.as_str()
+    );
+}
+
+#[test]
+fn two_regions_proxies_meet_under_one_outcome_everywhere_and_leave_when_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (agg_dir, agg_id, [(skane, skane_id), (dalarna, dalarna_id), (sthlm, _)]) =
+        init_network(tmp.path(), ["skane", "dalarna", "stockholm"]);
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let nodes: Vec<NodeProc> = [&skane, &dalarna, &sthlm]
+        .iter()
+        .map(|d| NodeProc::start(d, &["--aggregator", &peer, "--http", "127.0.0.1:0"]))
+        .collect();
+    let a = publish(
+        &skane,
+        "indicator",
+        &indicator(
+            "Fler personer i arbete",
+            "Skånes arbetsindikator",
+            100000.0,
+            2024,
+        ),
+    );
+    let b = publish(
+        &dalarna,
+        "indicator",
+        &indicator(
+            "  fler PERSONER  i arbete",
+            "Dalarnas arbetsindikator",
+            140000.0,
+            2022,
+        ),
+    );
+    publish(
+        &dalarna,
+        "indicator",
+        &indicator(
+            "Minskad ensamhet",
+            "Dalarnas ensamhetsindikator",
+            30000.0,
+            2024,
+        ),
+    );
+    // Stockholm's innovation names both, and one no node holds.
+    let unknown = format!("{}/{}", "ab".repeat(32), "cd".repeat(16));
+    let inn = publish(
+        &sthlm,
+        "innovation",
+        &serde_json::json!({"title": "Stockholms arbetsträning", "summary": "S",
+            "sroi": {"ratio": 3.0, "indicators": [format!("{skane_id}/{a}"), format!("{dalarna_id}/{b}"), unknown]}}),
+    );
+    for node in [&agg, &nodes[1]] {
+        let http = node.http.unwrap();
+        eventually(30, "both proxies and their user on /proxybank", || {
+            let html = page(http, "/proxybank");
+            html.contains("Stockholms arbetsträning") && html.contains("Dalarnas arbetsindikator")
+        });
+        let html = page(http, "/proxybank");
+        let arbete = outcome_section(&html, "Fler personer i arbete");
+        assert!(arbete.contains("2 indikatorer från 2 regioner"), "{arbete}");
+        assert!(
+            arbete.contains("Median <strong>120\u{a0}000 kr</strong>"),
+            "{arbete}"
+        );
+        assert!(
+            arbete.contains("spridning 100\u{a0}000–140\u{a0}000 kr"),
+            "{arbete}"
+        );
+        assert!(
+            arbete.contains("prisår 2022–2024, ej omräknade"),
+            "{arbete}"
+        );
+        assert!(arbete.contains("Skånes arbetsindikator"), "{arbete}");
+        assert!(arbete.contains("dödvikt 0,25"), "{arbete}");
+        assert_eq!(
+            arbete.matches("Stockholms arbetsträning").count(),
+            2,
+            "{arbete}"
+        );
+        assert!(!arbete.contains("ensamhet"), "{arbete}");
+        // Filters: region, tag and text, as every kind.
+        let only = page(http, "/proxybank?region=skane");
+        assert!(
+            only.contains("1 indikator från 1 region") && !only.contains("Dalarnas"),
+            "{only}"
+        );
+        let text = page(http, "/proxybank?q=ensamhet");
+        assert!(
+            text.contains("Dalarnas ensamhetsindikator") && !text.contains("Skånes"),
+            "{text}"
+        );
+        assert!(page(http, "/proxybank?tag=ARBETE").contains("Skånes arbetsindikator"));
+        // The indicator's page names its user; the innovation's page its indicators.
+        let ind = page(http, &format!("/post/{skane_id}/{a}"));
+        assert!(
+            ind.contains("<dt>Utfall</dt>")
+                && ind.contains("100\u{a0}000 kr per person och år, i 2024 års prisnivå"),
+            "{ind}"
+        );
+        assert!(
+            ind.contains("<dt>Används i</dt>") && ind.contains("Stockholms arbetsträning"),
+            "{ind}"
+        );
+    }
+    let (code, body) = http_get(agg.http.unwrap(), "/api/v1/records?kind=indicator");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["records"].as_array().unwrap().len(), 3, "{body}");
+    let inn_id = v["records"][0]["author"].as_str().unwrap().to_string();
+    let _ = inn_id;
+    let agg_http = agg.http.unwrap();
+    let sthlm_id = spindel(&["status", "--data-dir", s(&sthlm), "--json"]).json()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inn_page = || page(agg_http, &format!("/post/{sthlm_id}/{inn}"));
+    let html = inn_page();
+    assert!(html.contains("<dt>Indikatorer</dt>"), "{html}");
+    assert!(
+        html.contains("Skånes arbetsindikator") && html.contains("Dalarnas arbetsindikator"),
+        "{html}"
+    );
+    assert!(html.contains("(ej mottagen här)"), "{html}");
+    // Skåne deletes its indicator: it leaves the bank and the innovation's page everywhere.
+    spindel(&["delete", "--data-dir", s(&skane), &a]).ok();
+    for node in [&agg, &nodes[1], &nodes[2]] {
+        let http = node.http.unwrap();
+        eventually(30, "the deleted indicator leaves /proxybank", || {
+            !page(http, "/proxybank").contains("Skånes arbetsindikator")
+        });
+        let html = page(http, "/proxybank");
+        let arbete = outcome_section(&html, "fler PERSONER i arbete");
+        assert!(arbete.contains("1 indikator från 1 region"), "{arbete}");
+        let inn_html = page(http, &format!("/post/{sthlm_id}/{inn}"));
+        assert!(!inn_html.contains("Skånes arbetsindikator"), "{inn_html}");
+        assert!(
+            inn_html.contains("En indikator som regionen har tagit bort"),
+            "{inn_html}"
+        );
+        assert!(inn_html.contains("Dalarnas arbetsindikator"), "{inn_html}");
+    }
+    for p in nodes.into_iter().rev() {
+        assert_eq!(p.terminate(10), 0);
+    }
+    assert_eq!(agg.terminate(10), 0);
+}
+
+/// A region that publishes more proxies than the page can show, with the largest values the
+/// schema allows, and more outcomes than one page: the page stays whole and says what it left
+/// out; bad parameters are refused.
+#[test]
+fn thousands_of_proxies_and_huge_values_are_capped_and_paged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("skane");
+    init_region_as(&dir, "skane", "Skåne");
+    // 1 030 proxies on one outcome (more than the scan's 1 000), then 24 outcomes of one each.
+    let many: Vec<String> = (0..1030)
+        .map(|i| indicator("Ökad trygghet", &format!("Trygghet {i:04}"), 1e9, 2024).to_string())
+        .collect();
+    let single: Vec<String> = (0..24)
+        .map(|i| {
+            indicator(
+                &format!("Utfall {i:02}"),
+                &format!("Ensam {i:02}"),
+                5.0,
+                2020,
+            )
+            .to_string()
+        })
+        .collect();
+    for (name, lines) in [("many.jsonl", many), ("single.jsonl", single)] {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        import_file(&dir, "indicator", &file).ok();
+    }
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let http = node.http.unwrap();
+    let html = page(http, "/proxybank");
+    assert!(
+        html.contains("Banken visar de 1000 senast ändrade indikatorerna"),
+        "{html}"
+    );
+    assert!(
+        html.contains("25 utfall, 1000 indikatorer (sida 1 av 2)"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/proxybank?sida=2\""), "{html}");
+    let trygghet = outcome_section(&html, "Ökad trygghet");
+    // The newest 1 000 are read: the 24 single ones (imported later) and 976 of the 1 030.
+    let count: usize = trygghet
+        .split("<p class=\"stats\">")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{trygghet}"));
+    assert_eq!(count, 976);
+    assert!(trygghet.contains("indikatorer från 1 region"), "{trygghet}");
+    assert!(
+        trygghet.contains("Median <strong>1\u{a0}000\u{a0}000\u{a0}000 kr</strong>"),
+        "{trygghet}"
+    );
+    assert_eq!(
+        trygghet.matches("<tr><td>").count(),
+        50,
+        "rows per outcome are capped"
+    );
+    assert!(
+        trygghet.contains(&format!("Och {} proxyer till", count - 50)),
+        "{trygghet}"
+    );
+    let second = page(http, "/proxybank?sida=2");
+    assert!(
+        second.contains("(sida 2 av 2)") && second.contains("href=\"/proxybank\""),
+        "{second}"
+    );
+    // Paging with a filter keeps the filter.
+    let ensam = page(http, "/proxybank?q=ensam");
+    assert!(
+        ensam.contains("24 utfall, 24 indikatorer (sida 1 av 2)"),
+        "{ensam}"
+    );
+    assert!(
+        ensam.contains("href=\"/proxybank?q=ensam&amp;sida=2\""),
+        "{ensam}"
+    );
+    for (path, says) in [
+        ("/proxybank?sida=0", "sida"),
+        ("/proxybank?sida=x", "sida"),
+        ("/proxybank?kind=method", "okänd parameter"),
+        ("/proxybank?q=a&q=b", "q"),
+    ] {
+        let (code, _, body) = http_request(http, "GET", path, None);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.to_lowercase().contains(says), "{path}: {body}");
+    }
+    assert_eq!(node.terminate(10), 0);
+}
