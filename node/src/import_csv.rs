@@ -882,7 +882,12 @@ mod tests {
 
     #[test]
     fn every_template_imports_as_is() {
-        for kind in [Kind::Method, Kind::Innovation, Kind::Researcher] {
+        for kind in [
+            Kind::Method,
+            Kind::Innovation,
+            Kind::Researcher,
+            Kind::Indicator,
+        ] {
             let t = template(kind);
             assert!(t.starts_with(b"\xef\xbb\xbf"));
             let text = String::from_utf8(t).unwrap();

@@ -10,8 +10,9 @@
 use std::net::SocketAddr;
 
 use spindel_tests::{
-    NodeProc, eventually, http_get, http_request, import_file, init_network, init_region_as,
-    publish_run, s, spindel,
+    NodeProc, editor_region, editor_session, eventually, hidden_field, http_exchange, http_form,
+    http_get, http_request, import_file, init_network, init_region_as, location, publish_run, s,
+    spindel,
 };
 
 fn page(http: SocketAddr, path: &str) -> String {
@@ -399,5 +400,227 @@ fn thousands_of_proxies_and_huge_values_are_capped_and_paged() {
         assert_eq!(code, 400, "{path}: {body}");
         assert!(body.to_lowercase().contains(says), "{path}: {body}");
     }
+    assert_eq!(node.terminate(10), 0);
+}
+
+/// Redaktionen: `/ny/indicator` says every error beside its field, all at once in the form's
+/// order, keeps what was typed, previews with the public template, publishes, edits and
+/// deletes; the innovation form offers the bank's indicators as checkboxes by outcome, keeps the
+/// ticked ones through an error and a preview, and publishes them as `sroi.indicators`.
+#[test]
+fn staff_publish_an_indicator_and_pick_it_for_an_innovation_in_the_editor() {
+    const PASSWORD: &str = "ett långt lösenord för test";
+    let (_tmp, dir, node) = editor_region(
+        &[("anna", "redaktor")],
+        PASSWORD,
+        &["--admin", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let me = spindel(&["status", "--data-dir", s(&dir), "--json"]).json()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (admin, http) = (node.admin.unwrap(), node.http.unwrap());
+    let (sc, csrf) = editor_session(admin, "anna", PASSWORD);
+    let cookie = [("Cookie", sc.as_str())];
+    let post = |path: &str, fields: &[(&str, &str)], action: &str| {
+        let mut all = fields.to_vec();
+        all.push(("csrf", &csrf));
+        all.push(("action", action));
+        http_form(admin, path, &cookie, &all)
+    };
+    let (status, _, form) = http_exchange(admin, "GET", "/ny/indicator", &cookie, None);
+    assert_eq!(status, 200);
+    for label in [
+        "Utfall",
+        "Indikator",
+        "Finansiell proxy",
+        "Värde i kronor",
+        "Enhet",
+        "Prisår",
+        "Källa",
+        "Dödvikt",
+        "Avtagande",
+    ] {
+        assert!(
+            form.contains(&format!(">{label} ")) || form.contains(&format!(">{label}<")),
+            "{label}: {form}"
+        );
+    }
+    // Every error at once, in the form's order, each beside its field; nothing typed is lost.
+    let bad = [
+        ("outcome", ""),
+        ("indicator", "Anställda efter ett år"),
+        ("proxy", "Minskat försörjningsstöd"),
+        ("value_sek", "mycket"),
+        ("unit", "per person och år"),
+        ("year", "1800"),
+        ("source", "javascript:alert(1)"),
+        ("deadweight", "1,5"),
+    ];
+    let (status, _, body) = post("/ny/indicator", &bad, "preview");
+    assert_eq!(status, 400, "{body}");
+    let summary = &body[body.find("id=\"fel\"").unwrap()..];
+    let summary = &summary[..summary.find("</ul>").unwrap()];
+    let order: Vec<usize> = ["#outcome", "#value_sek", "#year", "#source", "#deadweight"]
+        .iter()
+        .map(|a| summary.find(a).unwrap_or_else(|| panic!("{a}: {summary}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{summary}");
+    for said in [
+        "Fyll i fältet.",
+        "Ange ett tal",
+        "Ange ett år mellan 1990 och 2100.",
+        "webbadress",
+        "Ange ett tal från 0 till 1",
+    ] {
+        assert!(body.contains(said), "{said}: {body}");
+    }
+    assert!(body.contains("id=\"deadweight-fel\""), "{body}");
+    assert!(
+        body.contains("value=\"mycket\"") && body.contains("value=\"javascript:alert(1)\""),
+        "{body}"
+    );
+    // A value above the cap is said in Swedish too.
+    let mut over = bad.to_vec();
+    over[0] = ("outcome", "Fler personer i arbete");
+    over[3] = ("value_sek", "2 000 000 000");
+    let (_, _, body) = post("/ny/indicator", &over, "preview");
+    assert!(
+        body.contains("Ange ett belopp från 0 till 1000000000 kronor."),
+        "{body}"
+    );
+    let good = [
+        ("outcome", "Fler personer i arbete"),
+        ("indicator", "Anställda efter ett år"),
+        ("proxy", "Minskat försörjningsstöd (exempelvärde)"),
+        ("value_sek", "120 000"),
+        ("unit", "per person och år"),
+        ("year", "2024"),
+        ("source", "SCB, exempelkälla"),
+        ("deadweight", "0,25"),
+        ("tags", "arbete"),
+    ];
+    let (status, _, preview) = post("/ny/indicator", &good, "preview");
+    assert_eq!(status, 200, "{preview}");
+    assert!(
+        preview.contains("120\u{a0}000 kr per person och år, i 2024 års prisnivå"),
+        "{preview}"
+    );
+    assert!(preview.contains("dödvikt 0,25"), "{preview}");
+    let (status, head, body) = post("/ny/indicator", &good, "publish");
+    assert_eq!(status, 303, "{head}{body}");
+    let to = location(&head);
+    let rid = to
+        .trim_start_matches("/post/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, body) = http_get(http, "/api/v1/records?kind=indicator");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["records"][0]["data"]["value_sek"], 120000.0);
+    assert_eq!(v["records"][0]["data"]["deadweight"], 0.25);
+    // An edit, at the version the form was opened on.
+    let (_, _, form) = http_exchange(admin, "GET", &format!("/post/{rid}/andra"), &cookie, None);
+    assert!(form.contains("value=\"120000\""), "{form}");
+    let version = hidden_field(&form, "version").unwrap();
+    let mut edited = good.to_vec();
+    edited[3] = ("value_sek", "125000");
+    edited.push(("version", &version));
+    let (status, head, body) = post(&format!("/post/{rid}/andra"), &edited, "publish");
+    assert_eq!(status, 303, "{head}{body}");
+
+    // The innovation form offers it, grouped by its outcome.
+    let reference = format!("{me}/{rid}");
+    let pick = format!("sroi.indicators:{reference}");
+    let (_, _, form) = http_exchange(admin, "GET", "/ny/innovation", &cookie, None);
+    assert!(
+        form.contains("<legend>Indikatorer ur proxybanken</legend>"),
+        "{form}"
+    );
+    assert!(
+        form.contains("<legend>Fler personer i arbete</legend>"),
+        "{form}"
+    );
+    let unticked = format!("name=\"{pick}\">");
+    assert!(form.replace("&#x2f;", "/").contains(&unticked), "{form}");
+    // Ticked, with an error elsewhere: still ticked.
+    let inn = [
+        ("title", "Arbetsträning"),
+        ("summary", ""),
+        ("sroi.ratio", "2,5"),
+        (pick.as_str(), "on"),
+    ];
+    let (status, _, body) = post("/ny/innovation", &inn, "preview");
+    assert_eq!(status, 400, "{body}");
+    let ticked = format!("name=\"{pick}\" checked>");
+    assert!(body.replace("&#x2f;", "/").contains(&ticked), "{body}");
+    let mut inn = inn.to_vec();
+    inn[1] = ("summary", "Träning i secondhandbutiker");
+    let (status, _, preview) = post("/ny/innovation", &inn, "preview");
+    assert_eq!(status, 200, "{preview}");
+    let preview = preview.replace("&#x2f;", "/");
+    assert!(
+        preview.contains("<dt>Indikatorer</dt>") && preview.contains("Anställda efter ett år"),
+        "{preview}"
+    );
+    assert_eq!(
+        hidden_field(&preview, "sroi.indicators").map(|v| v.replace("&#x2f;", "/")),
+        Some(reference.clone())
+    );
+    // Published from the preview's hidden fields.
+    let from_preview = [
+        ("title", "Arbetsträning"),
+        ("summary", "Träning i secondhandbutiker"),
+        ("sroi.ratio", "2,5"),
+        ("sroi.indicators", reference.as_str()),
+    ];
+    let (status, head, body) = post("/ny/innovation", &from_preview, "publish");
+    assert_eq!(status, 303, "{head}{body}");
+    let (_, body) = http_get(http, "/api/v1/records?kind=innovation");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["records"][0]["data"]["sroi"]["indicators"],
+        serde_json::json!([reference])
+    );
+    let inn_id = location(&head)
+        .trim_start_matches("/post/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    // Its edit form has the indicator ticked.
+    let (_, _, form) = http_exchange(
+        admin,
+        "GET",
+        &format!("/post/{inn_id}/andra"),
+        &cookie,
+        None,
+    );
+    assert!(form.replace("&#x2f;", "/").contains(&ticked), "{form}");
+    let public = page(http, &format!("/post/{me}/{rid}"));
+    assert!(
+        public.contains("Arbetsträning"),
+        "the indicator's page names its user: {public}"
+    );
+
+    // Deleted from the editor: gone from the bank and from the innovation's page.
+    let (status, head, _) = http_form(
+        admin,
+        &format!("/post/{rid}/ta-bort"),
+        &cookie,
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(status, 303, "{head}");
+    let bank = page(http, "/proxybank");
+    assert!(
+        !bank.contains("Anställda efter ett år") && bank.contains("0 utfall"),
+        "{bank}"
+    );
+    let inn_page = page(http, &format!("/post/{me}/{inn_id}"));
+    assert!(
+        !inn_page.contains("Anställda efter ett år") && inn_page.contains("tagit bort"),
+        "{inn_page}"
+    );
     assert_eq!(node.terminate(10), 0);
 }

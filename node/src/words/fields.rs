@@ -166,6 +166,8 @@ pub(crate) const CONSENT_SCOPE: Said = (
 
 /// An SROI's year or report without its ratio.
 pub(crate) const SROI_WITHOUT_RATIO: &str = "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.";
+/// A required field left empty.
+pub(crate) const FILL_IN: &str = "Fyll i fältet.";
 /// A year field that is not a year.
 pub(crate) const NOT_A_YEAR: &str = "Ange året med fyra siffror, till exempel 2024.";
 /// A number field that is not a number.
@@ -174,7 +176,7 @@ pub(crate) const NOT_A_NUMBER: &str = "Ange ett tal, till exempel 3,4.";
 /// What the protocol found wrong with a field, in Swedish (without the line of a list).
 pub(crate) fn problem(e: &SchemaError) -> String {
     match &e.problem {
-        Problem::Required => "Fyll i fältet.".to_string(),
+        Problem::Required => FILL_IN.to_string(),
         Problem::Length { min: _, max, got } if got > max => {
             format!("Högst {max} tecken; nu {got}.")
         }
