@@ -178,6 +178,7 @@ fn two_regions_proxies_meet_under_one_outcome_everywhere_and_leave_when_deleted(
         .iter()
         .map(|d| NodeProc::start(d, &["--aggregator", &peer, "--http", "127.0.0.1:0"]))
         .collect();
+    let sthlm_dir = sthlm.clone();
     let a = publish(
         &skane,
         "indicator",
@@ -306,6 +307,19 @@ fn two_regions_proxies_meet_under_one_outcome_everywhere_and_leave_when_deleted(
         );
         assert!(inn_html.contains("Dalarnas arbetsindikator"), "{inn_html}");
     }
+    // Stockholm deletes its innovation: Dalarna's indicator has no user left anywhere.
+    spindel(&["delete", "--data-dir", s(&sthlm_dir), &inn]).ok();
+    for node in [&agg, &nodes[1]] {
+        let http = node.http.unwrap();
+        eventually(30, "the deleted innovation leaves the users", || {
+            !page(http, "/proxybank").contains("Stockholms arbetsträning")
+        });
+        let ind = page(http, &format!("/post/{dalarna_id}/{b}"));
+        assert!(
+            ind.contains("Ingen innovation här anger den ännu."),
+            "{ind}"
+        );
+    }
     for p in nodes.into_iter().rev() {
         assert_eq!(p.terminate(10), 0);
     }
@@ -340,9 +354,53 @@ fn thousands_of_proxies_and_huge_values_are_capped_and_paged() {
         std::fs::write(&file, lines.join("\n")).unwrap();
         import_file(&dir, "indicator", &file).ok();
     }
-    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    // 25 innovations name the newest single indicator: 20 are listed, and how many more.
+    let newest = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "indicator",
+        "--limit",
+        "1",
+        "--json",
+    ])
+    .json();
+    let target = format!(
+        "{}/{}",
+        newest["records"][0]["author"].as_str().unwrap(),
+        newest["records"][0]["record_id"].as_str().unwrap()
+    );
+    let target_indicator = newest["records"][0]["data"]["indicator"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let users: Vec<String> = (0..25)
+        .map(|i| serde_json::json!({"title": format!("Användare {i:02}"), "summary": "S", "sroi": {"ratio": 2, "indicators": [target]}}).to_string())
+        .collect();
+    let file = tmp.path().join("users.jsonl");
+    std::fs::write(&file, users.join("\n")).unwrap();
+    import_file(&dir, "innovation", &file).ok();
+    const PASSWORD: &str = "ett långt lösenord för test";
+    spindel_tests::user_add(&dir, "anna", "redaktor", Some(PASSWORD));
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
     let http = node.http.unwrap();
     let html = page(http, "/proxybank");
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{target_indicator}</a>")))
+        .unwrap_or_else(|| panic!("{target_indicator}: {html}"));
+    assert_eq!(row.matches("Användare ").count(), 20, "{row}");
+    assert!(row.contains(" och 5 till"), "{row}");
+    // The innovation form offers the newest 300 indicators, not all 1 054.
+    let admin = node.admin.unwrap();
+    let (sc, _) = editor_session(admin, "anna", PASSWORD);
+    let (_, _, form) = http_exchange(admin, "GET", "/ny/innovation", &[("Cookie", &sc)], None);
+    assert_eq!(
+        form.matches("name=\"sroi.indicators:").count(),
+        300,
+        "choices are capped"
+    );
     assert!(
         html.contains("Banken visar de 1000 senast ändrade indikatorerna"),
         "{html}"
@@ -602,6 +660,11 @@ fn staff_publish_an_indicator_and_pick_it_for_an_innovation_in_the_editor() {
     assert!(
         public.contains("Arbetsträning"),
         "the indicator's page names its user: {public}"
+    );
+    let (_, _, own) = http_exchange(admin, "GET", &format!("/post/{rid}"), &cookie, None);
+    assert!(
+        own.contains("<dt>Används i</dt>") && own.contains("Arbetsträning"),
+        "{own}"
     );
 
     // Deleted from the editor: gone from the bank and from the innovation's page.

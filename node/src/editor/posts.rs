@@ -271,7 +271,7 @@ impl Editor {
                     context! {
                         user => s.user.clone(), csrf => s.csrf.clone(), action => at.action,
                         kind => kind.as_str(), title => title_of(&data),
-                        r => self.public_item(kind, &data).await, public_url => self.public_url.clone(),
+                        r => self.public_item(kind, &data, None).await, public_url => self.public_url.clone(),
                         hidden => hidden,
                     },
                 )
@@ -505,7 +505,7 @@ pub(super) async fn record_page(
         context! {
             user => s.user.clone(), csrf => s.csrf.clone(), published => published,
             version => view.version, kind => view.kind.as_str(), title => title_of(&view.data),
-            r => editor.public_item(view.kind, &view.data).await, updated_at => view.updated_at.clone(),
+            r => editor.public_item(view.kind, &view.data, Some(rid)).await, updated_at => view.updated_at.clone(),
             offline => offline,
             author => view.author.clone(), record_id => view.record_id.clone(),
             public_url => editor.public_url.clone(), public => public, history => history,
@@ -516,7 +516,13 @@ pub(super) async fn record_page(
 impl Editor {
     /// An own record as the public page's template (`record_main`) takes it.
     /// An innovation's named indicators come with it, found here or not, as on the page.
-    async fn public_item(&self, kind: Kind, data: &serde_json::Value) -> Value {
+    /// An own indicator's page (`rid`) lists the innovations naming it.
+    async fn public_item(
+        &self,
+        kind: Kind,
+        data: &serde_json::Value,
+        rid: Option<RecordId>,
+    ) -> Value {
         let refs: Vec<spindel_protocol::RecordRef> = data["sroi"]["indicators"]
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
@@ -529,10 +535,23 @@ impl Editor {
                 .ok(),
             false => None,
         };
+        let me = self.shared.node.node_id();
+        let users = match (kind, rid) {
+            (Kind::Indicator, Some(record)) => self
+                .shared
+                .blocking(move |n| {
+                    let target = spindel_protocol::RecordRef { author: me, record };
+                    Ok(n.indicator_users(&target)?)
+                })
+                .await
+                .ok(),
+            _ => None,
+        };
         context! {
             kind => kind.as_str(), region => self.shared.node.config().name.clone(),
-            region_display => self.shown_name(), author => self.shared.node.node_id().to_hex(),
+            region_display => self.shown_name(), author => me.to_hex(),
             title => title_of(data), data => Value::from_serialize(data), named => named,
+            users => users,
         }
     }
 
