@@ -306,6 +306,8 @@ pub struct Named {
     pub found: Option<Proxy>,
     /// Its author deleted it (this node holds its removal).
     pub deleted: bool,
+    /// The reference names a record here that is no indicator.
+    pub not_indicator: bool,
 }
 
 /// The indicators `refs` name, each found or not.
@@ -318,6 +320,9 @@ pub fn named(store: &Store, refs: &[RecordRef]) -> Result<Vec<Named>, StoreError
     {
         let meta = store.record_meta(&r.author, &r.record)?;
         let deleted = meta.as_ref().is_some_and(|m| m.deleted);
+        let not_indicator = meta
+            .as_ref()
+            .is_some_and(|m| !m.deleted && m.kind != Kind::Indicator);
         let found = match meta.filter(|m| m.kind == Kind::Indicator && m.visible()) {
             Some(m) => match store.load_record(&r.author, &r.record, &m)? {
                 Some(Record::Indicator(i)) => {
@@ -347,6 +352,7 @@ pub fn named(store: &Store, refs: &[RecordRef]) -> Result<Vec<Named>, StoreError
             record_id: r.record.to_hex(),
             found,
             deleted,
+            not_indicator,
         });
     }
     Ok(out)

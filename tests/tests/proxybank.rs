@@ -211,11 +211,30 @@ fn two_regions_proxies_meet_under_one_outcome_everywhere_and_leave_when_deleted(
     );
     // Stockholm's innovation names both, and one no node holds.
     let unknown = format!("{}/{}", "ab".repeat(32), "cd".repeat(16));
+    // And a record that is no indicator (Dalarna's profile).
+    let profiles = spindel(&[
+        "query",
+        "--data-dir",
+        s(&dalarna),
+        "--kind",
+        "profile",
+        "--json",
+    ])
+    .json();
+    let profile = profiles["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["author"] == dalarna_id.as_str())
+        .unwrap()["record_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let inn = publish(
         &sthlm,
         "innovation",
         &serde_json::json!({"title": "Stockholms arbetsträning", "summary": "S",
-            "sroi": {"ratio": 3.0, "indicators": [format!("{skane_id}/{a}"), format!("{dalarna_id}/{b}"), unknown]}}),
+            "sroi": {"ratio": 3.0, "indicators": [format!("{skane_id}/{a}"), format!("{dalarna_id}/{b}"), unknown, format!("{dalarna_id}/{profile}")]}}),
     );
     for node in [&agg, &nodes[1]] {
         let http = node.http.unwrap();
@@ -289,6 +308,7 @@ fn two_regions_proxies_meet_under_one_outcome_everywhere_and_leave_when_deleted(
         "{html}"
     );
     assert!(html.contains("(ej mottagen här)"), "{html}");
+    assert!(html.contains("En post som inte är en indikator"), "{html}");
     // Skåne deletes its indicator: it leaves the bank and the innovation's page everywhere.
     spindel(&["delete", "--data-dir", s(&skane), &a]).ok();
     for node in [&agg, &nodes[1], &nodes[2]] {
