@@ -26,10 +26,9 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
-use crate::local::NodeError;
 use crate::params::Params;
 use crate::query::{self, Facets, Query, QueryError, RecordView};
-use crate::read::ReadModel;
+use crate::read::{ReadError, ReadModel, Reads};
 use crate::shared::Shared;
 use crate::templates::{escape, templates};
 use crate::words::{self, kind_label};
@@ -78,10 +77,10 @@ fn internal(e: impl std::fmt::Display) -> PageError {
     }
 }
 
-fn query_error(e: NodeError) -> PageError {
+fn query_error(e: ReadError) -> PageError {
     match e {
-        NodeError::Query(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
-        NodeError::Query(QueryError::TextTooLong) => {
+        ReadError::Question(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
+        ReadError::Question(QueryError::TextTooLong) => {
             bad_request(words::search_text_too_long(query::TEXT_CHARS_MAX))
         }
         other => internal(other),
@@ -206,7 +205,7 @@ pub struct RecordItem {
     pub region_display: Option<String>,
 }
 
-fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
+fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, ReadError> {
     let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()
@@ -295,9 +294,9 @@ async fn search_page(
         cursor: get("cursor"),
     };
     let (next_cursor, mut facets, records, region_count) = shared
-        .blocking(move |n| {
+        .read(move |n| {
             // An unknown region shows as zero hits, its name kept in the form.
-            let page = n.search(&q).map_err(NodeError::Query)?;
+            let page = n.search(&q)?;
             let facets = n.facets(&q)?;
             let regions = n.region_count()?;
             let records = items(n, page.records)?;
@@ -547,7 +546,7 @@ async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let (o, latest) = shared
-        .blocking(|n| {
+        .read(|n| {
             let o = n.overview()?;
             let latest = items(n, o.latest.clone())?;
             Ok((o, latest))

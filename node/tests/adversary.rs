@@ -12,7 +12,7 @@ mod kit;
 use spindel_node::local::{self, Role};
 use spindel_node::server::NodeHandle;
 use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
-use spindel_node::{RemoteQueryError, remote_query, remote_query_as};
+use spindel_node::{Reads, RemoteQueryError, remote_query, remote_query_as};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};
 use spindel_protocol::record::Kind;
@@ -578,7 +578,7 @@ async fn a_region_cannot_sign_a_second_profile_or_delete_its_profile() {
     // No region here is called "dalarna": the query says so instead of finding its records.
     assert!(matches!(
         running.shared().node.query(&q),
-        Err(spindel_node::local::NodeError::Query(
+        Err(spindel_node::ReadError::Question(
             spindel_node::query::QueryError::UnknownRegion(..)
         ))
     ));
