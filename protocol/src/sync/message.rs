@@ -11,7 +11,7 @@ use crate::keys::NodeId;
 pub const ALPN: &[u8] = b"spindel/1";
 /// The version a `Hello` carries; peers of another version are refused (`ErrorCode::Version`).
 /// 2: entries may hold the kinds event, indicator and experience, which a node of version 1
-/// cannot decode (docs/decisions/0038).
+/// cannot decode (docs/decisions/0038-protocol-version-2-for-new-kinds.md).
 pub const PROTOCOL_VERSION: u16 = 2;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
