@@ -27,10 +27,9 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
-use crate::local::NodeError;
 use crate::params::Params;
 use crate::query::{self, Facets, Query, QueryError, RecordView};
-use crate::read::ReadModel;
+use crate::read::{ReadError, ReadModel, Reads};
 use crate::shared::Shared;
 use crate::templates::{escape, templates};
 use crate::words::{self, kind_label};
@@ -79,10 +78,10 @@ fn internal(e: impl std::fmt::Display) -> PageError {
     }
 }
 
-fn query_error(e: NodeError) -> PageError {
+fn query_error(e: ReadError) -> PageError {
     match e {
-        NodeError::Query(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
-        NodeError::Query(QueryError::TextTooLong) => {
+        ReadError::Question(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
+        ReadError::Question(QueryError::TextTooLong) => {
             bad_request(words::search_text_too_long(query::TEXT_CHARS_MAX))
         }
         other => internal(other),
@@ -213,7 +212,7 @@ pub struct RecordItem {
     pub users: Option<Vec<crate::proxybank::User>>,
 }
 
-fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
+fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, ReadError> {
     let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()
@@ -304,9 +303,9 @@ async fn search_page(
         cursor: get("cursor"),
     };
     let (next_cursor, mut facets, records, region_count) = shared
-        .blocking(move |n| {
+        .read(move |n| {
             // An unknown region shows as zero hits, its name kept in the form.
-            let page = n.search(&q).map_err(NodeError::Query)?;
+            let page = n.search(&q)?;
             let facets = n.facets(&q)?;
             let regions = n.region_count()?;
             let records = items(n, page.records)?;
@@ -422,7 +421,7 @@ async fn search(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> R
 
 /// The indicators an innovation's page lists, or the innovations an indicator's page lists,
 /// added to `item` (the record page's).
-fn proxybank_links(n: &ReadModel, item: &mut RecordItem) -> Result<(), NodeError> {
+fn proxybank_links(n: &ReadModel, item: &mut RecordItem) -> Result<(), ReadError> {
     match item.view.kind {
         Kind::Innovation => {
             let refs: Vec<spindel_protocol::RecordRef> = item.view.data["sroi"]["indicators"]
@@ -438,7 +437,7 @@ fn proxybank_links(n: &ReadModel, item: &mut RecordItem) -> Result<(), NodeError
                 (item.view.author.parse(), item.view.record_id.parse())
             {
                 let target = spindel_protocol::RecordRef { author, record };
-                item.users = Some(n.indicator_users(&target).map_err(NodeError::Query)?);
+                item.users = Some(n.indicator_users(&target)?);
             }
         }
         _ => {}
@@ -625,8 +624,8 @@ async fn proxybank_page(
         ..Query::default()
     };
     let (bank, facets) = shared
-        .blocking(move |n| {
-            let bank = n.proxybank(&q, page).map_err(NodeError::Query)?;
+        .read(move |n| {
+            let bank = n.proxybank(&q, page)?;
             Ok((bank, n.facets(&q)?))
         })
         .await
@@ -653,7 +652,7 @@ async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let (o, latest) = shared
-        .blocking(|n| {
+        .read(|n| {
             let o = n.overview()?;
             let latest = items(n, o.latest.clone())?;
             Ok((o, latest))
