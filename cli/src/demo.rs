@@ -467,6 +467,7 @@ mod tests {
                 );
             }
         }
+        let (mut indicators, mut named) = (Vec::new(), 0);
         for r in &regions {
             spindel_protocol::record::validate_region_name(&r.name).unwrap();
             assert_eq!(r.records[0].0, Kind::Profile, "{}: profile first", r.name);
@@ -491,8 +492,28 @@ mod tests {
                             .is_some_and(|d| d.contains("exempelvärde"))
                     );
                 }
+                // A proxy's value is invented: its proxy text says so.
+                if let Record::Indicator(x) = &record {
+                    assert!(x.proxy.contains("exempelvärde"), "{}", x.proxy);
+                    indicators.push((r.name.clone(), x.outcome.to_lowercase()));
+                }
+                if let Record::Innovation(x) = &record
+                    && let Some(sroi) = &x.sroi
+                {
+                    named += sroi.indicators.len();
+                }
             }
         }
+        // The proxy bank shows an outcome with proxies from two regions, named by innovations.
+        let arbete: std::collections::BTreeSet<_> = indicators
+            .iter()
+            .filter(|(_, o)| {
+                o.split_whitespace().collect::<Vec<_>>().join(" ") == "fler personer i arbete"
+            })
+            .map(|(region, _)| region.clone())
+            .collect();
+        assert!(arbete.len() >= 2, "{indicators:?}");
+        assert!(named >= 2, "sample innovations name indicators");
         assert_eq!(demo_regions(3).unwrap().len(), 3);
         let many = demo_regions(11).unwrap();
         assert_eq!(many.len(), 11);

@@ -21,6 +21,9 @@ pub enum Input {
     Area,
     /// One item a line.
     Lines,
+    /// Records picked from a list (the editor shows a checkbox each, named `FIELD:REFERENCE`;
+    /// [`gather_picks`] makes them one reference a line, as a CSV cell has them).
+    Picks,
     Url,
     Email,
     Tel,
@@ -73,6 +76,7 @@ const INNOVATION: &[Field] = &[
     f("sroi.ratio", sv::SROI_RATIO, Input::Number, false),
     f("sroi.year", sv::SROI_YEAR, Input::Number, false),
     f("sroi.report_url", sv::SROI_REPORT_URL, Input::Url, false),
+    f("sroi.indicators", sv::SROI_INDICATORS, Input::Picks, false),
 ];
 
 const METHOD: &[Field] = &[
@@ -95,6 +99,21 @@ const RESEARCHER: &[Field] = &[
     f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
+const INDICATOR: &[Field] = &[
+    f("outcome", sv::OUTCOME, Input::Text, true),
+    f("indicator", sv::INDICATOR, Input::Text, true),
+    f("proxy", sv::PROXY, Input::Area, true),
+    f("value_sek", sv::VALUE_SEK, Input::Number, true),
+    f("unit", sv::UNIT, Input::Text, true),
+    f("year", sv::PRICE_YEAR, Input::Number, true),
+    f("source", sv::SOURCE, Input::Text, true),
+    f("deadweight", sv::DEADWEIGHT, Input::Number, false),
+    f("attribution", sv::ATTRIBUTION, Input::Number, false),
+    f("displacement", sv::DISPLACEMENT, Input::Number, false),
+    f("drop_off", sv::DROP_OFF, Input::Number, false),
+    f("tags", sv::INDICATOR_TAGS, Input::Lines, false),
+];
+
 /// The fields of a kind's form, in order.
 pub fn fields(kind: Kind) -> &'static [Field] {
     match kind {
@@ -102,6 +121,41 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Innovation => INNOVATION,
         Kind::Method => METHOD,
         Kind::Researcher => RESEARCHER,
+        Kind::Indicator => INDICATOR,
+    }
+}
+
+/// A form's ticked picks (`FIELD:REFERENCE` = on) added to the field's own lines, each once,
+/// in the order given then ticked; the checkboxes' names leave the form.
+pub fn gather_picks(kind: Kind, form: &mut HashMap<String, String>) {
+    for field in fields(kind).iter().filter(|f| f.input == Input::Picks) {
+        let prefix = format!("{}:", field.name);
+        let mut ticked: Vec<String> = form
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(str::to_string)
+            .collect();
+        if ticked.is_empty() {
+            continue;
+        }
+        ticked.sort();
+        form.retain(|k, _| !k.starts_with(&prefix));
+        let mut lines: Vec<String> = form
+            .get(field.name)
+            .map(|v| {
+                v.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in ticked {
+            if !lines.contains(&t) {
+                lines.push(t);
+            }
+        }
+        form.insert(field.name.to_string(), lines.join("\n"));
     }
 }
 
@@ -153,7 +207,7 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
     for field in fields(kind) {
         let raw = form.get(field.name).map(String::as_str).unwrap_or("");
         let value = match field.input {
-            Input::Lines => {
+            Input::Lines | Input::Picks => {
                 let items: Vec<Value> = raw
                     .lines()
                     .map(str::trim)
@@ -168,14 +222,25 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
             Input::Checkbox => Value::Bool(!raw.is_empty()),
             Input::Number => {
                 let t = raw.trim();
-                if t.is_empty() {
-                    continue;
-                }
-                match number(field.name, t) {
+                // A required number that is missing or unreadable is said here, and a stand-in
+                // lets the record's own rules still say the other fields' problems at once
+                // (its error for this field is dropped: one error a field, the first said).
+                let read = match t.is_empty() {
+                    true if !field.required => continue,
+                    true => Err(FormError {
+                        field: Some(field.name.to_string()),
+                        message: sv::FILL_IN.into(),
+                    }),
+                    false => number(field.name, t),
+                };
+                match read {
                     Ok(v) => v,
                     Err(e) => {
                         errors.push(e);
-                        continue;
+                        if !field.required {
+                            continue;
+                        }
+                        Value::from(0)
                     }
                 }
             }
@@ -234,7 +299,12 @@ fn number(field: &str, text: &str) -> Result<Value, FormError> {
     if field.ends_with("year") {
         return text.parse::<i64>().map(Value::from).map_err(|_| wrong());
     }
-    let n: f64 = text.replace(',', ".").parse().map_err(|_| wrong())?;
+    // Spaces between thousands (120 000) as a person writes them.
+    let n: f64 = text
+        .replace([' ', '\u{a0}'], "")
+        .replace(',', ".")
+        .parse()
+        .map_err(|_| wrong())?;
     serde_json::Number::from_f64(n)
         .map(Value::Number)
         .ok_or_else(wrong)
@@ -288,7 +358,11 @@ pub fn form_from_record(kind: Kind, data: &Value) -> HashMap<String, String> {
                 .collect::<Vec<_>>()
                 .join("\n"),
             (_, Some(Value::String(s))) => s.clone(),
-            (_, Some(Value::Number(n))) => n.to_string().replace('.', ","),
+            // A whole number without its `.0` (120000.0 is 120000).
+            (_, Some(Value::Number(n))) => match n.as_f64() {
+                Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+                _ => n.to_string().replace('.', ","),
+            },
             (_, Some(other)) => other.to_string(),
         };
         out.insert(field.name.to_string(), text);
@@ -310,7 +384,21 @@ mod tests {
 
     #[test]
     fn every_kind_maps_from_a_form_and_back() {
-        let cases: [(Kind, &[(&str, &str)]); 4] = [
+        let cases: [(Kind, &[(&str, &str)]); 5] = [
+            (
+                Kind::Indicator,
+                &[
+                    ("outcome", "Fler personer i arbete"),
+                    ("indicator", "Anställda efter ett år"),
+                    ("proxy", "Minskat försörjningsstöd"),
+                    ("value_sek", "120 000,5"),
+                    ("unit", "per person och år"),
+                    ("year", "2024"),
+                    ("source", "SCB"),
+                    ("drop_off", "0,1"),
+                    ("tags", "arbete"),
+                ],
+            ),
             (
                 Kind::Profile,
                 &[
@@ -369,6 +457,58 @@ mod tests {
             v.get("description").is_none(),
             "an empty optional field is left out"
         );
+    }
+
+    /// Ticked picks join the field's own lines, each once; nothing ticked leaves them as typed.
+    #[test]
+    fn picked_indicators_become_one_reference_a_line() {
+        let a = format!("{}/{}", "a".repeat(64), "1".repeat(32));
+        let b = format!("{}/{}", "b".repeat(64), "2".repeat(32));
+        let mut f = form(&[
+            ("title", "T"),
+            ("summary", "S"),
+            ("sroi.ratio", "2"),
+            ("sroi.indicators", &a),
+        ]);
+        f.insert(format!("sroi.indicators:{b}"), "on".into());
+        f.insert(format!("sroi.indicators:{a}"), "on".into());
+        gather_picks(Kind::Innovation, &mut f);
+        assert_eq!(f.get("sroi.indicators"), Some(&format!("{a}\n{b}")));
+        assert!(f.keys().all(|k| !k.starts_with("sroi.indicators:")));
+        let v = record_from_form(Kind::Innovation, &f).unwrap().to_value();
+        assert_eq!(v["sroi"]["indicators"], serde_json::json!([a, b]));
+        // A reference that is not one is said beside the field.
+        let mut bad = form(&[("title", "T"), ("summary", "S"), ("sroi.ratio", "2")]);
+        bad.insert("sroi.indicators:nope".into(), "on".into());
+        gather_picks(Kind::Innovation, &mut bad);
+        let errors = record_from_form_all(Kind::Innovation, &bad).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("NODEID/RECORD_ID")),
+            "{errors:?}"
+        );
+        // A required number left empty or unreadable is said, and the other fields too.
+        let errors = record_from_form_all(
+            Kind::Indicator,
+            &form(&[("outcome", ""), ("value_sek", "mycket"), ("year", "")]),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
+        assert_eq!(
+            fields,
+            [
+                "outcome",
+                "indicator",
+                "proxy",
+                "value_sek",
+                "unit",
+                "year",
+                "source"
+            ]
+        );
+        assert_eq!(errors[3].message, sv::NOT_A_NUMBER);
+        assert_eq!(errors[5].message, sv::FILL_IN);
     }
 
     fn cases_innovation() -> &'static [(&'static str, &'static str)] {

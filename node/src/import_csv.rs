@@ -362,7 +362,7 @@ const LIMITS: Limits = Limits {
 
 /// Whether a field's cell is one line (its form input is; prose and lists may have more).
 fn one_line(input: Input) -> bool {
-    !matches!(input, Input::Area | Input::Lines)
+    !matches!(input, Input::Area | Input::Lines | Input::Picks)
 }
 
 /// Reads CSV of `kind` from `input` and writes it to `out` as JSON Lines (see the module
@@ -481,7 +481,7 @@ fn convert(
                 continue;
             }
             match field.input {
-                Input::Lines => *cell = cell.replace(LIST_SEPARATOR, "\n"),
+                Input::Lines | Input::Picks => *cell = cell.replace(LIST_SEPARATOR, "\n"),
                 Input::Checkbox => match yes(cell) {
                     Some(true) => *cell = "on".into(),
                     Some(false) => *cell = String::new(),
@@ -882,7 +882,12 @@ mod tests {
 
     #[test]
     fn every_template_imports_as_is() {
-        for kind in [Kind::Method, Kind::Innovation, Kind::Researcher] {
+        for kind in [
+            Kind::Method,
+            Kind::Innovation,
+            Kind::Researcher,
+            Kind::Indicator,
+        ] {
             let t = template(kind);
             assert!(t.starts_with(b"\xef\xbb\xbf"));
             let text = String::from_utf8(t).unwrap();

@@ -6,7 +6,7 @@
 //! - `payloads`: record contents in pack files that can erase a purged payload for good.
 //! - `search`: the tantivy full-text index (Swedish and English stemming), derived data.
 //! - `regions`: authors with their counts, and the one rule that finds a region.
-//! - [`query`], `bank`: filters, facets, cursors, the record JSON shape; the national
+//! - [`query`], `bank`, `proxybank` (the SROI proxy bank by outcome): filters, facets, cursors, the record JSON shape; the national
 //!   overview, a region's page, SROI.
 //! - [`local`]: the data directory (config, key file 0600, store) and one write each: init,
 //!   publish, import, delete, allow.
@@ -52,6 +52,7 @@ mod metrics;
 mod params;
 mod payloads;
 mod privacy;
+mod proxybank;
 pub mod query;
 mod ratelimit;
 mod read;

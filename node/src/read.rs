@@ -201,6 +201,32 @@ pub trait Reads: sealed::Sealed {
         Ok(crate::bank::overview(self.local().store())?)
     }
 
+    /// A page of the SROI proxy bank, by outcome.
+    fn proxybank(&self, filter: &Query, page: usize) -> Result<crate::proxybank::Bank, ReadError> {
+        Ok(crate::proxybank::bank(self.local().store(), filter, page)?)
+    }
+
+    /// The innovations naming an indicator.
+    fn indicator_users(
+        &self,
+        target: &spindel_protocol::RecordRef,
+    ) -> Result<Vec<crate::proxybank::User>, ReadError> {
+        Ok(crate::proxybank::users_of(self.local().store(), target)?)
+    }
+
+    /// The indicators an innovation names, each found here or not.
+    fn named_indicators(
+        &self,
+        refs: &[spindel_protocol::RecordRef],
+    ) -> Result<Vec<crate::proxybank::Named>, ReadError> {
+        Ok(crate::proxybank::named(self.local().store(), refs)?)
+    }
+
+    /// The indicators the innovation form offers.
+    fn indicator_choices(&self) -> Result<crate::proxybank::Choices, ReadError> {
+        Ok(crate::proxybank::choices(self.local().store())?)
+    }
+
     /// Every region with a profile: the controllers of the records held here.
     fn controllers(&self) -> Result<Vec<crate::bank::Controller>, ReadError> {
         Ok(crate::bank::controllers(self.local().store())?)

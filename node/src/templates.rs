@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use minijinja::{Environment, Value};
 
-use crate::words::{date, datetime, kind_count, kind_label, short_datetime, sv_number};
+use crate::words::{date, datetime, kind_count, kind_label, short_datetime, sv_amount, sv_number};
 
 /// The compiled templates (once per process).
 pub(crate) fn templates() -> &'static Environment<'static> {
@@ -20,6 +20,10 @@ pub(crate) fn templates() -> &'static Environment<'static> {
             ("record.html", include_str!("../templates/record.html")),
             ("region.html", include_str!("../templates/region.html")),
             ("overview.html", include_str!("../templates/overview.html")),
+            (
+                "proxybank.html",
+                include_str!("../templates/proxybank.html"),
+            ),
             ("error.html", include_str!("../templates/error.html")),
             (
                 "integritet.html",
@@ -98,6 +102,7 @@ pub(crate) fn templates() -> &'static Environment<'static> {
         env.add_filter("datetime", datetime);
         env.add_filter("short_datetime", short_datetime);
         env.add_filter("sv_number", sv_number);
+        env.add_filter("sv_amount", sv_amount);
         env.add_filter("truncate", truncate);
         env.add_filter("paragraphs", paragraphs);
         env.add_filter("mailto", mailto);
@@ -202,6 +207,7 @@ mod tests {
             "record.html",
             "region.html",
             "overview.html",
+            "proxybank.html",
             "error.html",
         ] {
             assert!(env.get_template(name).is_ok(), "{name}");

@@ -7,6 +7,7 @@
 //! | `GET /?q=&kind=&region=&tag=&cursor=` | search with facet counts, newest first, 20 a page |
 //! | `GET /post/{author}/{record_id}` | one record with every field |
 //! | `GET /region/{node_id or name}` | a region: profile, members, counts, last sync, records |
+//! | `GET /proxybank?q=&region=&tag=&sida=` | the SROI proxy bank by outcome, 20 outcomes a page |
 //! | `GET /oversikt` | national overview: per region and kind, latest additions, SROI |
 //! | `GET /assets/spindel.css` | the style sheet |
 //!
@@ -203,6 +204,12 @@ pub struct RecordItem {
     pub view: RecordView,
     pub title: String,
     pub region_display: Option<String>,
+    /// An innovation's page: the indicators its SROI names, found here or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named: Option<Vec<crate::proxybank::Named>>,
+    /// An indicator's page: the innovations naming it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<crate::proxybank::User>>,
 }
 
 fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, ReadError> {
@@ -211,7 +218,7 @@ fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, Re
         .into_iter()
         .map(|view| {
             let d = &view.data;
-            let title = ["title", "display_name", "name"]
+            let title = ["title", "display_name", "name", "indicator"]
                 .iter()
                 .find_map(|k| d.get(k).and_then(|v| v.as_str()))
                 .unwrap_or("(utan titel)")
@@ -221,6 +228,8 @@ fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, Re
                 view,
                 title,
                 region_display,
+                named: None,
+                users: None,
             }
         })
         .collect())
@@ -410,6 +419,32 @@ async fn search(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> R
     page(&shared, r)
 }
 
+/// The indicators an innovation's page lists, or the innovations an indicator's page lists,
+/// added to `item` (the record page's).
+fn proxybank_links(n: &ReadModel, item: &mut RecordItem) -> Result<(), ReadError> {
+    match item.view.kind {
+        Kind::Innovation => {
+            let refs: Vec<spindel_protocol::RecordRef> = item.view.data["sroi"]["indicators"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+                .unwrap_or_default();
+            if !refs.is_empty() {
+                item.named = Some(n.named_indicators(&refs)?);
+            }
+        }
+        Kind::Indicator => {
+            if let (Ok(author), Ok(record)) =
+                (item.view.author.parse(), item.view.record_id.parse())
+            {
+                let target = spindel_protocol::RecordRef { author, record };
+                item.users = Some(n.indicator_users(&target)?);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 async fn record_page(
     shared: &Arc<Shared>,
     author: String,
@@ -424,10 +459,14 @@ async fn record_page(
     let item = shared
         .blocking(move |n| {
             let view = n.record(&author, &rid)?;
-            Ok(match view {
+            let mut item = match view {
                 Some(v) => items(n, vec![v])?.pop(),
                 None => None,
-            })
+            };
+            if let Some(item) = &mut item {
+                proxybank_links(n, item)?;
+            }
+            Ok(item)
         })
         .await
         .map_err(internal)?;
@@ -542,6 +581,73 @@ async fn region(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> R
     page(&shared, r)
 }
 
+/// Parameters the proxy bank understands.
+const PROXYBANK_PARAMS: &[&str] = &["q", "region", "tag", "sida"];
+
+/// `/proxybank` with `params`, at page `page`.
+fn proxybank_url(params: &Params, page: usize) -> String {
+    let mut pairs: Vec<(&str, String)> = ["q", "region", "tag"]
+        .iter()
+        .filter_map(|k| params.get(k).map(|v| (*k, v.to_string())))
+        .collect();
+    if page > 1 {
+        pairs.push(("sida", page.to_string()));
+    }
+    match serde_urlencoded::to_string(pairs) {
+        Ok(q) if !q.is_empty() => format!("/proxybank?{q}"),
+        _ => "/proxybank".to_string(),
+    }
+}
+
+async fn proxybank_page(
+    shared: &Arc<Shared>,
+    raw: Option<&str>,
+) -> Result<(&'static str, &'static str, Value), PageError> {
+    let mut params =
+        Params::parse(raw, PROXYBANK_PARAMS).map_err(|e| bad_request(words::param_error(&e)))?;
+    let tag = params.get("tag").map(str::to_lowercase);
+    params.set("tag", tag);
+    let page = match params.get("sida") {
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| bad_request(words::BAD_PAGE_NUMBER))?,
+        None => 1,
+    };
+    let get = |k: &str| params.get(k).map(str::to_string);
+    let q = Query {
+        kind: Some(Kind::Indicator),
+        region: get("region"),
+        tag: get("tag"),
+        text: get("q"),
+        ..Query::default()
+    };
+    let (bank, facets) = shared
+        .read(move |n| {
+            let bank = n.proxybank(&q, page)?;
+            Ok((bank, n.facets(&q)?))
+        })
+        .await
+        .map_err(query_error)?;
+    let prev = (bank.page > 1).then(|| proxybank_url(&params, bank.page - 1));
+    let next = (bank.page < bank.pages).then(|| proxybank_url(&params, bank.page + 1));
+    Ok((
+        "proxybank.html",
+        "proxybank",
+        context! {
+            b => Value::from_serialize(&bank), q => get("q"), region => get("region"),
+            tag => get("tag"), regions => facets.regions, tags => facets.tags,
+            prev => prev, next => next, scan_max => crate::proxybank::SCAN_MAX,
+        },
+    ))
+}
+
+async fn proxybank(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
+    let r = proxybank_page(&shared, raw.as_deref()).await;
+    page(&shared, r)
+}
+
 async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
@@ -614,6 +720,7 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/post/{author}/{record_id}", get(record))
         .route("/region/{key}", get(region))
         .route("/oversikt", get(overview))
+        .route("/proxybank", get(proxybank))
         .route("/integritet", get(privacy))
         .route("/assets/spindel.css", get(style))
         .route("/robots.txt", get(robots))

@@ -55,7 +55,7 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("organisations", false, list(ORGANISATIONS_MAX, ORGANISATION_CHARS_MAX), r#"["Studieförbundet"]"#),
             f("links", false, urls.clone(), r#"["https://example.se/rapport"]"#),
             f("contact", false, text(0, CONTACT_CHARS_MAX), r#""Anna, 070-000 00 00""#),
-            f("sroi", false, format!("object: `ratio` (required, a number above 0), `year` ({SROI_YEAR_MIN}-{SROI_YEAR_MAX}), `report_url` (http or https)"), r#"{"ratio":3.2,"year":2011}"#),
+            f("sroi", false, format!("object: `ratio` (required, a number above 0), `year` ({SROI_YEAR_MIN}-{SROI_YEAR_MAX}), `report_url` (http or https), `indicators` (the `indicator` records the figure used, any region's: at most {SROI_INDICATORS_MAX} `NODEID/RECORD_ID` references, none twice)"), r#"{"ratio":3.2,"year":2011,"indicators":["3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef"]}"#),
         ],
         Kind::Method => vec![
             f("title", true, text(1, TITLE_CHARS_MAX), r#""Lokal överenskommelse""#),
@@ -72,6 +72,20 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("phone", false, "5-20 digits with spaces, - and ( ), one leading + at most; shown only on the record's own page".into(), r#""+46 46-222 00 00""#),
             f("consent", true, format!("object: `given` (must be true), `date` (YYYY-MM-DD, {CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), `method` (how, at most {CONSENT_METHOD_CHARS_MAX} characters), `scope` (for what, at most {CONSENT_SCOPE_CHARS_MAX}; absent: being listed in the knowledge bank). Records with the earlier bare `true` stay readable (\"samtycke utan detaljer\")"), r#"{"given":true,"date":"2026-11-02","method":"e-post"}"#),
         ],
+        Kind::Indicator => vec![
+            f("outcome", true, format!("{}; the proxy bank (`/proxybank`) groups by it (trimmed, case-folded, spaces collapsed)", text(1, OUTCOME_CHARS_MAX)), r#""Fler personer i arbete""#),
+            f("indicator", true, format!("{}; what lists show as the record's title", text(1, INDICATOR_CHARS_MAX)), r#""Antal deltagare med anställning efter sex månader""#),
+            f("proxy", true, text(1, PROXY_CHARS_MAX), r#""Minskat försörjningsstöd per person och år (exempelvärde)""#),
+            f("value_sek", true, format!("a number from 0 to {} (kronor, at the price level of `year`)", VALUE_SEK_MAX as u64), "120000"),
+            f("unit", true, text(1, UNIT_CHARS_MAX), r#""per person och år""#),
+            f("year", true, format!("the price year of `value_sek`, {INDICATOR_YEAR_MIN}-{INDICATOR_YEAR_MAX}"), "2024"),
+            f("source", true, format!("{}: a reference text, or an http or https URL (a text that looks like an address must be one)", text(1, SOURCE_CHARS_MAX)), r#""https://example.se/kalla""#),
+            f("deadweight", false, "a fraction from 0 to 1: what would have happened anyway".into(), "0.3"),
+            f("attribution", false, "a fraction from 0 to 1: the share due to others".into(), "0.2"),
+            f("displacement", false, "a fraction from 0 to 1: the share that moved a problem elsewhere".into(), "0"),
+            f("drop_off", false, "a fraction from 0 to 1: how much the effect falls each year after the first".into(), "0.1"),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["arbete"]"#),
+        ],
     }
 }
 
@@ -86,12 +100,7 @@ pub fn markdown() -> String {
          JSON object, `import --file` one per line (a line may add `\"record_id\"` to publish a\n\
          new version of an own record).\n",
     );
-    for kind in [
-        Kind::Profile,
-        Kind::Innovation,
-        Kind::Method,
-        Kind::Researcher,
-    ] {
+    for kind in Kind::ALL {
         out.push_str(&format!(
             "\n## `{}`\n\n| field | required | rule |\n|---|---|---|\n",
             kind.as_str()
@@ -126,12 +135,7 @@ mod tests {
 
     #[test]
     fn records_doc_is_generated_from_the_schema() {
-        for kind in [
-            Kind::Profile,
-            Kind::Innovation,
-            Kind::Method,
-            Kind::Researcher,
-        ] {
+        for kind in Kind::ALL {
             let all = fields(kind);
             // Every field listed is one the schema takes (unknown fields are refused), with
             // its example; the required ones alone make a valid record.

@@ -18,14 +18,16 @@ pub enum Kind {
     Innovation,
     Method,
     Researcher,
+    Indicator,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
         Kind::Researcher,
+        Kind::Indicator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Innovation => "innovation",
             Kind::Method => "method",
             Kind::Researcher => "researcher",
+            Kind::Indicator => "indicator",
         }
     }
 
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Innovation => 1,
             Kind::Method => 2,
             Kind::Researcher => 3,
+            Kind::Indicator => 5,
         }
     }
 }
@@ -55,9 +59,23 @@ impl fmt::Display for Kind {
 }
 
 /// Why a kind name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected profile, innovation, method or researcher")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseKindError(pub String);
+
+impl fmt::Display for ParseKindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+        write!(
+            f,
+            "unknown kind {:?}: expected {} or {last}",
+            self.0,
+            rest.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for ParseKindError {}
 
 impl FromStr for Kind {
     type Err = ParseKindError;
@@ -69,6 +87,8 @@ impl FromStr for Kind {
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
     }
 }
+pub use crate::indicator::Indicator;
+use crate::reference::RecordRef;
 use crate::schema::{Check, is_phone};
 pub use crate::schema::{
     Problem, SchemaError, is_email, is_http_url, limits, validate_region_name,
@@ -120,6 +140,9 @@ pub struct Sroi {
     pub year: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
+    /// The proxy bank's indicators the figure used (kind `indicator`, any region's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<RecordRef>,
 }
 
 /// A method or an experience.
@@ -233,6 +256,7 @@ pub enum Record {
     Innovation(Innovation),
     Method(Method),
     Researcher(Researcher),
+    Indicator(Indicator),
 }
 
 impl Record {
@@ -249,6 +273,7 @@ impl Record {
             Kind::Innovation => parse(kind, text).map(Record::Innovation),
             Kind::Method => parse(kind, text).map(Record::Method),
             Kind::Researcher => parse(kind, text).map(Record::Researcher),
+            Kind::Indicator => parse(kind, text).map(Record::Indicator),
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -266,6 +291,7 @@ impl Record {
             Record::Innovation(_) => Kind::Innovation,
             Record::Method(_) => Kind::Method,
             Record::Researcher(_) => Kind::Researcher,
+            Record::Indicator(_) => Kind::Indicator,
         }
     }
 
@@ -276,6 +302,7 @@ impl Record {
             Record::Innovation(r) => serde_json::to_string(r),
             Record::Method(r) => serde_json::to_string(r),
             Record::Researcher(r) => serde_json::to_string(r),
+            Record::Indicator(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -292,6 +319,7 @@ impl Record {
             Record::Innovation(r) => &r.title,
             Record::Method(r) => &r.title,
             Record::Researcher(r) => &r.name,
+            Record::Indicator(r) => r.title(),
         }
     }
 
@@ -302,6 +330,7 @@ impl Record {
             Record::Innovation(r) => &r.tags,
             Record::Method(r) => &r.tags,
             Record::Researcher(r) => &r.fields,
+            Record::Indicator(r) => &r.tags,
         }
     }
 
@@ -331,6 +360,7 @@ impl Record {
                 parts.extend([r.name.as_str(), &r.affiliation]);
                 parts.extend(r.fields.iter().map(String::as_str));
             }
+            Record::Indicator(r) => parts.extend(r.search_parts()),
         }
         parts.join("\n")
     }
@@ -389,6 +419,7 @@ impl Record {
                     o(&mut c.scope);
                 }
             }
+            Record::Indicator(r) => r.trim(),
         }
     }
 
@@ -452,6 +483,7 @@ impl Record {
                         )));
                     }
                     check(c.opt_url("sroi.report_url", &sroi.report_url));
+                    check(crate::indicator::check_references(&c, &sroi.indicators));
                 }
             }
             Record::Method(r) => {
@@ -514,6 +546,7 @@ impl Record {
                     )));
                 }
             }
+            Record::Indicator(r) => r.problems(&c, &mut out),
         }
         out
     }

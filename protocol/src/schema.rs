@@ -50,6 +50,12 @@ pub enum Problem {
     UnknownField,
     /// A region name that breaks the naming rule.
     RegionName,
+    /// Not a fraction from 0 to 1.
+    Fraction,
+    /// Not a finite amount from 0 to `max`.
+    Amount { max: u64 },
+    /// The same entry twice in a list.
+    Duplicate,
     /// Anything else: the message says it.
     Other,
 }
@@ -100,6 +106,19 @@ pub mod limits {
     /// Years a consent date may carry (`YYYY-MM-DD`).
     pub const CONSENT_YEAR_MIN: u32 = 1970;
     pub const CONSENT_YEAR_MAX: u32 = 2200;
+    /// An indicator's texts (kind `indicator`).
+    pub const OUTCOME_CHARS_MAX: usize = 200;
+    pub const INDICATOR_CHARS_MAX: usize = 300;
+    pub const PROXY_CHARS_MAX: usize = 500;
+    pub const UNIT_CHARS_MAX: usize = 100;
+    pub const SOURCE_CHARS_MAX: usize = 2000;
+    /// The largest `value_sek` a proxy may state (one billion kronor).
+    pub const VALUE_SEK_MAX: f64 = 1_000_000_000.0;
+    /// The price years an indicator's `year` may carry.
+    pub const INDICATOR_YEAR_MIN: i64 = 1990;
+    pub const INDICATOR_YEAR_MAX: i64 = 2100;
+    /// Indicators an innovation's `sroi.indicators` may name.
+    pub const SROI_INDICATORS_MAX: usize = 50;
 }
 
 pub(crate) struct Check {

@@ -343,7 +343,7 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
     b.goto(&format!("{base}/"));
     assert_eq!(b.script("return document.documentElement.lang"), "sv");
     let all = b.hits();
-    assert_eq!(all, 33, "the demo's 33 records");
+    assert_eq!(all, 40, "the demo's 40 records");
     assert_eq!(b.text(&b.find("label[for=q]")), "Sökord");
 
     // Search an inflected form: "föreningarna" finds what says "förening".
@@ -685,6 +685,119 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         "the deleted method is still on the public page"
     );
 
+    b.call("DELETE", "", None);
+    for p in [region, agg] {
+        assert_eq!(p.terminate(10), 0);
+    }
+}
+
+/// The proxy bank in Chromium: the demo's outcome with proxies from two regions, side by side
+/// with their median, an indicator's page; then a coordinator publishes an indicator from
+/// Redaktionen and picks it for an innovation's SROI figure. axe-core passes `/proxybank`, an
+/// indicator's page, `/ny/indicator` and the innovation form with the bank's checkboxes.
+#[test]
+fn the_proxy_bank_compares_regions_and_staff_publish_and_pick_indicators_in_chromium() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    use spindel_tests::{EditorNetwork, editor_network, http_get};
+    let axe = axe_source();
+    let (_demo, http) = start_demo();
+    let (_driver, b) = start_browser();
+    let base = format!("http://{http}");
+
+    // The start page links the bank.
+    b.goto(&format!("{base}/"));
+    b.click_and_load(&b.find("nav a[href='/proxybank']"));
+    assert_eq!(b.text(&b.find("h1")), "Proxybanken för SROI");
+    let section = b
+        .find_all("section.outcome")
+        .into_iter()
+        .find(|e| b.text(e).starts_with("Fler personer i arbete"))
+        .expect("the outcome Fler personer i arbete");
+    let text = b.text(&section);
+    assert!(text.contains("2 indikatorer från 2 regioner"), "{text}");
+    assert!(text.contains("Median 127 500 kr"), "{text}");
+    assert!(
+        text.contains("Nätverket Social Ekonomi Skåne")
+            && text.contains("PLUS Östra Mellansverige"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Arbetsträning i föreningsdrivna secondhandbutiker"),
+        "{text}"
+    );
+    b.assert_accessible(&axe);
+    b.screenshot("proxybank.png");
+    // An indicator's page: its fields in Swedish and the innovation that uses it.
+    b.click_and_load(&b.find("section.outcome td a[href^='/post/']"));
+    let page = b.text(&b.find("main"));
+    for seen in [
+        "Indikator med proxy",
+        "Utfall",
+        "Finansiell proxy",
+        "Används i",
+    ] {
+        assert!(page.contains(seen), "{seen:?} not on {page}");
+    }
+    b.assert_accessible(&axe);
+
+    // Redaktionen: a new indicator, then an innovation that picks it.
+    let tmp = tempfile::tempdir().unwrap();
+    let password = "ett långt lösenord för webbläsaren";
+    let EditorNetwork {
+        region_id,
+        agg,
+        region,
+        ..
+    } = editor_network(tmp.path(), "anna", "redaktor", password);
+    let editor = format!("http://{}", region.admin.unwrap());
+    b.goto(&format!("{editor}/"));
+    b.type_into(&b.find("#user"), "anna");
+    b.type_into(&b.find("#password"), password);
+    b.click_and_load(&b.find("form.card button[type=submit]"));
+    b.goto(&format!("{editor}/ny/indicator"));
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#indicator"), "Deltagare i arbete efter ett år");
+    b.type_into(&b.find("#value_sek"), "mycket");
+    b.click_until(&b.find("button[value=preview]"), "#value_sek-fel");
+    assert_eq!(b.text(&b.find("#outcome-fel")), "Fyll i fältet.");
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#outcome"), "Fler personer i arbete");
+    b.clear(&b.find("#value_sek"));
+    b.type_into(&b.find("#value_sek"), "98 000");
+    b.type_into(&b.find("#proxy"), "Minskat försörjningsstöd (exempelvärde)");
+    b.type_into(&b.find("#unit"), "per person och år");
+    b.type_into(&b.find("#year"), "2025");
+    b.type_into(&b.find("#source"), "https://example.org/kalla");
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    assert!(
+        b.text(&b.find("article.preview"))
+            .contains("98 000 kr per person och år")
+    );
+    b.assert_accessible(&axe);
+    b.click_and_load(&b.find("button[value=publish]"));
+    assert!(b.text(&b.find("main")).contains("Publicerad som version"));
+    b.goto(&format!("{editor}/ny/innovation"));
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#title"), "Arbetsträning i Skåne");
+    b.type_into(&b.find("#summary"), "Träning inför arbete.");
+    b.type_into(&b.find("#sroi-ratio"), "2,5");
+    b.click(&b.find("fieldset.pick-group input[type=checkbox]"));
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    assert!(
+        b.text(&b.find("article.preview"))
+            .contains("Deltagare i arbete efter ett år")
+    );
+    b.click_and_load(&b.find("button[value=publish]"));
+    let (_, body) = http_get(region.http.unwrap(), "/api/v1/records?kind=innovation");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let named = v["records"][0]["data"]["sroi"]["indicators"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(named.starts_with(&region_id), "{named}");
     b.call("DELETE", "", None);
     for p in [region, agg] {
         assert_eq!(p.terminate(10), 0);

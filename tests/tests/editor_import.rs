@@ -119,13 +119,13 @@ fn every_template_downloads_and_imports_as_it_is() {
     let (_tmp, dir, node, e) = start();
     let (status, _, body) = e.get("/importera");
     assert_eq!(status, 200);
-    for kind in ["method", "innovation", "researcher"] {
+    for kind in ["method", "innovation", "researcher", "indicator"] {
         assert!(
             body.contains(&format!("href=\"/importera/mall/{kind}.csv\"")),
             "{kind}: no link on the page"
         );
     }
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         (
             "method",
             &[
@@ -150,6 +150,25 @@ fn every_template_downloads_and_imports_as_it_is() {
                 "sroi.ratio",
                 "sroi.year",
                 "sroi.report_url",
+                "sroi.indicators",
+                "record_id",
+            ],
+        ),
+        (
+            "indicator",
+            &[
+                "outcome",
+                "indicator",
+                "proxy",
+                "value_sek",
+                "unit",
+                "year",
+                "source",
+                "deadweight",
+                "attribution",
+                "displacement",
+                "drop_off",
+                "tags",
                 "record_id",
             ],
         ),

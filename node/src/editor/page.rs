@@ -237,8 +237,8 @@ pub(super) fn field_labels(kind: Option<&str>, names: &[String]) -> Vec<String> 
 }
 
 pub(super) fn title_of(data: &serde_json::Value) -> String {
-    // A profile's display name before its node name; a researcher's name.
-    ["title", "display_name", "name"]
+    // A profile's display name before its node name; a researcher's name; an indicator's indicator.
+    ["title", "display_name", "name", "indicator"]
         .iter()
         .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
         .unwrap_or("")

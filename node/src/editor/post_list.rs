@@ -204,6 +204,7 @@ pub(super) async fn posts_page(
         Kind::Method,
         Kind::Innovation,
         Kind::Researcher,
+        Kind::Indicator,
         Kind::Profile,
     ]
     .iter()

@@ -62,7 +62,7 @@ fn changed_fields(
 impl Editor {
     /// A kind's form, filled with `values`, with each of `errors` beside its field and all of
     /// them listed above the form, in the form's order, each a link to its field.
-    fn form_page(
+    async fn form_page(
         &self,
         s: &Session,
         at: &FormAt,
@@ -78,6 +78,14 @@ impl Editor {
                 .find(|e| e.field.as_deref() == Some(name))
                 .map(|e| e.message.clone())
         };
+        let choices = if forms::fields(kind).iter().any(|f| f.input == Input::Picks) {
+            self.shared
+                .blocking(|n| Ok(n.indicator_choices()?))
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let fields: Vec<Value> = forms::fields(kind)
             .iter()
             .map(|f| {
@@ -85,6 +93,7 @@ impl Editor {
                     Input::Text => ("text", "text"),
                     Input::Area => ("area", "text"),
                     Input::Lines => ("lines", "text"),
+                    Input::Picks => ("picks", "checkbox"),
                     Input::Url => ("url", "url"),
                     Input::Email => ("email", "email"),
                     Input::Tel => ("tel", "tel"),
@@ -92,11 +101,12 @@ impl Editor {
                     Input::Number => ("number", "text"),
                     Input::Checkbox => ("checkbox", "checkbox"),
                 };
+                let value = values.get(f.name).cloned().unwrap_or_default();
+                let picks = (f.input == Input::Picks).then(|| picks_of(&value, &choices));
                 context! {
                     name => f.name, label => f.label, help => f.help, required => f.required,
-                    input => input, html_type => html_type,
-                    value => values.get(f.name).cloned().unwrap_or_default(),
-                    error => error_of(f.name),
+                    input => input, html_type => html_type, value => value,
+                    error => error_of(f.name), picks => picks,
                 }
             })
             .collect();
@@ -180,16 +190,17 @@ impl Editor {
         s: &Session,
         at: FormAt,
         record_id: Option<RecordId>,
-        f: HashMap<String, String>,
+        mut f: HashMap<String, String>,
     ) -> Response {
         let kind = at.kind;
+        forms::gather_picks(kind, &mut f);
         let wanted = f.get("action").map(String::as_str);
         if wanted == Some("edit") {
             // Back from the preview to the form, as it was filled in.
-            return self.form_page(s, &at, &f, Vec::new(), None, None);
+            return self.form_page(s, &at, &f, Vec::new(), None, None).await;
         }
         match (wanted, forms::record_from_form_all(kind, &f)) {
-            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None),
+            (_, Err(errors)) => self.form_page(s, &at, &f, errors, None, None).await,
             (Some("publish"), Ok(record)) => {
                 let json = record.to_json();
                 let after = record.to_value();
@@ -239,6 +250,7 @@ impl Editor {
                     Err(e) => {
                         let why = words::write_refused(&e);
                         self.form_page(s, &at, &f, Vec::new(), Some(Banner::Failed(&why)), None)
+                            .await
                     }
                 }
             }
@@ -260,7 +272,7 @@ impl Editor {
                     context! {
                         user => s.user.clone(), csrf => s.csrf.clone(), action => at.action,
                         kind => kind.as_str(), title => title_of(&data),
-                        r => self.public_item(kind, &data), public_url => self.public_url.clone(),
+                        r => self.public_item(kind, &data, None).await, public_url => self.public_url.clone(),
                         hidden => hidden,
                     },
                 )
@@ -321,10 +333,39 @@ impl Editor {
             by => last.as_ref().map(|e| e.user.clone()),
             when => last.as_ref().map(|e| words::datetime_sv(e.time_ms)),
         };
-        let mut r = self.form_page(s, at, &mine, Vec::new(), None, Some(conflict));
+        let mut r = self
+            .form_page(s, at, &mine, Vec::new(), None, Some(conflict))
+            .await;
         *r.status_mut() = StatusCode::CONFLICT;
         r
     }
+}
+
+/// A picks field's checkboxes: the offered choices by outcome, each ticked when `value` (one
+/// reference a line) names it, then the references named but not offered (not received
+/// here, or beyond the offer's cap), ticked.
+fn picks_of(value: &str, choices: &crate::proxybank::Choices) -> Value {
+    let named: Vec<&str> = value
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut offered = std::collections::HashSet::new();
+    let groups: Vec<Value> = choices
+        .iter()
+        .map(|(outcome, items)| {
+            let items: Vec<Value> = items
+                .iter()
+                .map(|(r, label)| {
+                    offered.insert(r.as_str());
+                    context! { value => r, label => label, checked => named.contains(&r.as_str()) }
+                })
+                .collect();
+            context! { outcome => outcome, items => items }
+        })
+        .collect();
+    let others: Vec<&str> = named.into_iter().filter(|r| !offered.contains(r)).collect();
+    context! { groups => groups, others => others }
 }
 
 /// Where a form is: its kind, where it posts, its heading.
@@ -365,7 +406,9 @@ pub(super) async fn new_form(
             return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
         }
     }
-    editor.form_page(&s, &new_at(kind), &HashMap::new(), Vec::new(), None, None)
+    editor
+        .form_page(&s, &new_at(kind), &HashMap::new(), Vec::new(), None, None)
+        .await
 }
 
 pub(super) async fn new_post(
@@ -400,14 +443,16 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
         edit_at(&view)
     };
     let notice = words::LOGGED_OUT_BEFORE_SENDING;
-    editor.form_page(
-        &s,
-        &at,
-        &draft.fields,
-        Vec::new(),
-        Some(Banner::Note(notice)),
-        None,
-    )
+    editor
+        .form_page(
+            &s,
+            &at,
+            &draft.fields,
+            Vec::new(),
+            Some(Banner::Note(notice)),
+            None,
+        )
+        .await
 }
 
 /// The record id in a path, and the record, or the 404 page.
@@ -461,7 +506,7 @@ pub(super) async fn record_page(
         context! {
             user => s.user.clone(), csrf => s.csrf.clone(), published => published,
             version => view.version, kind => view.kind.as_str(), title => title_of(&view.data),
-            r => editor.public_item(view.kind, &view.data), updated_at => view.updated_at.clone(),
+            r => editor.public_item(view.kind, &view.data, Some(rid)).await, updated_at => view.updated_at.clone(),
             offline => offline,
             author => view.author.clone(), record_id => view.record_id.clone(),
             public_url => editor.public_url.clone(), public => public, history => history,
@@ -471,11 +516,43 @@ pub(super) async fn record_page(
 
 impl Editor {
     /// An own record as the public page's template (`record_main`) takes it.
-    fn public_item(&self, kind: Kind, data: &serde_json::Value) -> Value {
+    /// An innovation's named indicators come with it, found here or not, as on the page.
+    /// An own indicator's page (`rid`) lists the innovations naming it.
+    async fn public_item(
+        &self,
+        kind: Kind,
+        data: &serde_json::Value,
+        rid: Option<RecordId>,
+    ) -> Value {
+        let refs: Vec<spindel_protocol::RecordRef> = data["sroi"]["indicators"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        let named = match kind == Kind::Innovation && !refs.is_empty() {
+            true => self
+                .shared
+                .blocking(move |n| Ok(n.named_indicators(&refs)?))
+                .await
+                .ok(),
+            false => None,
+        };
+        let me = self.shared.node.node_id();
+        let users = match (kind, rid) {
+            (Kind::Indicator, Some(record)) => self
+                .shared
+                .blocking(move |n| {
+                    let target = spindel_protocol::RecordRef { author: me, record };
+                    Ok(n.indicator_users(&target)?)
+                })
+                .await
+                .ok(),
+            _ => None,
+        };
         context! {
             kind => kind.as_str(), region => self.shared.node.config().name.clone(),
-            region_display => self.shown_name(), author => self.shared.node.node_id().to_hex(),
-            title => title_of(data), data => Value::from_serialize(data),
+            region_display => self.shown_name(), author => me.to_hex(),
+            title => title_of(data), data => Value::from_serialize(data), named => named,
+            users => users,
         }
     }
 
@@ -538,7 +615,9 @@ pub(super) async fn edit_form(
     let mut values = forms::form_from_record(view.kind, &view.data);
     // The version this form was opened on: a publish from it is refused once another is out.
     values.insert("version".into(), view.seq.to_string());
-    editor.form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
+    editor
+        .form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
+        .await
 }
 
 /// The edit form of a record.

@@ -51,8 +51,14 @@ pub(crate) const POST_REMOVED_FOR_GOOD: &str = "Posten är borttagen och kan int
 /// A search address's parameters the page refused, in Swedish.
 pub(crate) fn param_error(e: &ParamError) -> String {
     match e {
-        ParamError::Unknown { name, .. } => {
-            format!("Okänd parameter ”{name}”. Sidan förstår q, kind, region, tag och cursor.")
+        ParamError::Unknown { name, known } => {
+            let (last, rest) = known.split_last().unwrap_or((&"", &[]));
+            let names = if rest.is_empty() {
+                last.to_string()
+            } else {
+                format!("{} och {last}", rest.join(", "))
+            };
+            format!("Okänd parameter ”{name}”. Sidan förstår {names}.")
         }
         ParamError::Repeated(name) => format!("Parametern ”{name}” står flera gånger."),
         ParamError::Malformed(_) => "Adressens parametrar går inte att läsa.".to_string(),
@@ -61,5 +67,13 @@ pub(crate) fn param_error(e: &ParamError) -> String {
 
 /// A kind in a search address that is none of the four.
 pub(crate) fn unknown_kind(k: &str) -> String {
-    format!("Okänd posttyp ”{k}”. Välj innovation, method, researcher eller profile.")
+    let kinds: Vec<&str> = spindel_protocol::record::Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let (last, rest) = kinds.split_last().unwrap_or((&"", &[]));
+    format!(
+        "Okänd posttyp ”{k}”. Välj {} eller {last}.",
+        rest.join(", ")
+    )
 }

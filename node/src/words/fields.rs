@@ -58,6 +58,72 @@ pub(crate) const SROI_YEAR: Said = ("SROI-år", "Året beräkningen gäller.");
 
 pub(crate) const SROI_REPORT_URL: Said = ("SROI-rapport", "Webbadress till rapporten.");
 
+pub(crate) const SROI_INDICATORS: Said = (
+    "Indikatorer ur proxybanken",
+    "Kryssa i de indikatorer och finansiella proxyer som SROI-beräkningen använde. \
+         Alla regioners indikatorer finns med, grupperade efter utfall.",
+);
+
+pub(crate) const OUTCOME: Said = (
+    "Utfall",
+    "Förändringen som värderas, till exempel Fler personer i arbete. Proxybanken grupperar \
+         på utfallet, så skriv det som andra regioner skriver det.",
+);
+
+pub(crate) const INDICATOR: Said = (
+    "Indikator",
+    "Hur förändringen mäts, till exempel Antal deltagare med anställning efter sex månader.",
+);
+
+pub(crate) const PROXY: Said = (
+    "Finansiell proxy",
+    "Vad värdet står för, till exempel Minskat försörjningsstöd. Skriv exempelvärde om \
+         värdet är påhittat.",
+);
+
+pub(crate) const VALUE_SEK: Said = (
+    "Värde i kronor",
+    "Ett tal från 0 till 1 000 000 000, i årets prisnivå, till exempel 120 000.",
+);
+
+pub(crate) const UNIT: Said = (
+    "Enhet",
+    "Vad ett värde gäller, till exempel per person och år eller per tillfälle.",
+);
+
+pub(crate) const PRICE_YEAR: Said = (
+    "Prisår",
+    "Året vars prisnivå värdet anges i, till exempel 2024.",
+);
+
+pub(crate) const SOURCE: Said = (
+    "Källa",
+    "Var värdet kommer ifrån: en fullständig webbadress (https://) eller en referens, \
+         till exempel SCB, Lönestrukturstatistik 2024.",
+);
+
+pub(crate) const DEADWEIGHT: Said = (
+    "Dödvikt",
+    "Andel som hade hänt ändå, ett tal från 0 till 1, till exempel 0,3.",
+);
+
+pub(crate) const ATTRIBUTION: Said = (
+    "Attribution",
+    "Andel som beror på andra aktörer, från 0 till 1.",
+);
+
+pub(crate) const DISPLACEMENT: Said = (
+    "Undanträngning",
+    "Andel av effekten som flyttar problemet någon annanstans, från 0 till 1.",
+);
+
+pub(crate) const DROP_OFF: Said = (
+    "Avtagande",
+    "Hur mycket effekten minskar varje år efter det första, från 0 till 1.",
+);
+
+pub(crate) const INDICATOR_TAGS: Said = ("Taggar", "Ett ämnesord per rad, till exempel arbete.");
+
 pub(crate) const METHOD_SUMMARY: Said = (
     "Sammanfattning",
     "Några meningar om metoden eller erfarenheten.",
@@ -100,6 +166,8 @@ pub(crate) const CONSENT_SCOPE: Said = (
 
 /// An SROI's year or report without its ratio.
 pub(crate) const SROI_WITHOUT_RATIO: &str = "Ange SROI-kvoten, eller lämna alla SROI-fält tomma.";
+/// A required field left empty.
+pub(crate) const FILL_IN: &str = "Fyll i fältet.";
 /// A year field that is not a year.
 pub(crate) const NOT_A_YEAR: &str = "Ange året med fyra siffror, till exempel 2024.";
 /// A number field that is not a number.
@@ -108,7 +176,7 @@ pub(crate) const NOT_A_NUMBER: &str = "Ange ett tal, till exempel 3,4.";
 /// What the protocol found wrong with a field, in Swedish (without the line of a list).
 pub(crate) fn problem(e: &SchemaError) -> String {
     match &e.problem {
-        Problem::Required => "Fyll i fältet.".to_string(),
+        Problem::Required => FILL_IN.to_string(),
         Problem::Length { min: _, max, got } if got > max => {
             format!("Högst {max} tecken; nu {got}.")
         }
@@ -136,6 +204,9 @@ pub(crate) fn problem(e: &SchemaError) -> String {
         Problem::UnknownField => {
             format!("Okänt fält ”{}”.", e.field.as_deref().unwrap_or_default())
         }
+        Problem::Fraction => "Ange ett tal från 0 till 1, till exempel 0,25.".into(),
+        Problem::Amount { max } => format!("Ange ett belopp från 0 till {max} kronor."),
+        Problem::Duplicate => "Samma post finns redan på en tidigare rad.".into(),
         Problem::Other => format!("Posten kunde inte läsas: {}", e.message),
     }
 }

@@ -18,6 +18,12 @@ pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
             "forskarkontakt",
             "forskarkontakter",
         ],
+        "indicator" => [
+            "Indikator med proxy",
+            "Indikatorer med proxyer",
+            "indikator",
+            "indikatorer",
+        ],
         "profile" => [
             "Regional plattform",
             "Regionala plattformar",
@@ -80,6 +86,31 @@ pub fn sv_number(v: f64) -> String {
     s.replace('.', ",")
 }
 
+/// An amount as Swedes write it: `120 000`, `1 250,5` (thousands apart by a no-break space,
+/// at most two decimals).
+pub fn sv_amount(v: f64) -> String {
+    let text = sv_number(v);
+    let (whole, frac) = match text.split_once(',') {
+        Some((w, f)) => (w.to_string(), Some(f.to_string())),
+        None => (text.clone(), None),
+    };
+    let (sign, digits) = match whole.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", whole.as_str()),
+    };
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('\u{a0}');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped},{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
 /// "3 minuter", "1 sekund": how long to wait, in Swedish, rounded up.
 pub fn wait_sv(wait: Duration) -> String {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -101,6 +132,11 @@ mod tests {
         assert_eq!(kind_count("method", 1), "1 metod");
         assert_eq!(kind_count("innovation", 2), "2 sociala innovationer");
         assert_eq!(kind_count("researcher", 0), "0 forskarkontakter");
+        assert_eq!(kind_count("indicator", 2), "2 indikatorer");
+        assert_eq!(sv_amount(120000.0), "120\u{a0}000");
+        assert_eq!(sv_amount(1250.5), "1\u{a0}250,5");
+        assert_eq!(sv_amount(999.0), "999");
+        assert_eq!(sv_amount(1e9), "1\u{a0}000\u{a0}000\u{a0}000");
         assert_eq!(sv_number(3.0), "3");
         assert_eq!(sv_number(3.25), "3,25");
         assert_eq!(sv_number(7.5), "7,5");

@@ -12,6 +12,7 @@ pub(crate) fn store_unreadable(e: &dyn std::fmt::Display) -> String {
     format!("Noden kunde inte läsa sitt lager: {e}")
 }
 
+pub(crate) const BAD_PAGE_NUMBER: &str = "”sida” ska vara ett sidnummer, 1 eller mer.";
 pub(crate) const BAD_CURSOR: &str = "Sidmarkören är ogiltig. Börja om från första sidan.";
 
 /// A search text longer than `max` characters.
