@@ -27,6 +27,8 @@ pub enum Input {
     Date,
     Number,
     Checkbox,
+    /// One of a few values: (JSON value, Swedish label).
+    Choice(&'static [(&'static str, &'static str)]),
 }
 
 /// One field of a form.
@@ -95,6 +97,14 @@ const RESEARCHER: &[Field] = &[
     f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
+const EXPERIENCE: &[Field] = &[
+    f("about", sv::ABOUT, Input::Text, true),
+    f("text", sv::EXPERIENCE_TEXT, Input::Area, true),
+    f("outcome", sv::OUTCOME, Input::Choice(sv::OUTCOMES), true),
+    f("links", sv::LINKS, Input::Lines, false),
+    f("tags", sv::EXPERIENCE_TAGS, Input::Lines, false),
+];
+
 /// The fields of a kind's form, in order.
 pub fn fields(kind: Kind) -> &'static [Field] {
     match kind {
@@ -102,6 +112,7 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Innovation => INNOVATION,
         Kind::Method => METHOD,
         Kind::Researcher => RESEARCHER,
+        Kind::Experience => EXPERIENCE,
     }
 }
 

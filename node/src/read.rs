@@ -539,3 +539,62 @@ impl crate::local::LocalNode {
         self.store().record_meta(author, rid)
     }
 }
+
+/// The answers (`experience` records) as the pages and the API ask for them.
+impl crate::local::LocalNode {
+    /// The answers to `about`, grouped by region (see [`crate::answers::answers_to`]).
+    pub fn answers_to(
+        &self,
+        about: &spindel_protocol::RecordRef,
+        per_region: usize,
+    ) -> Result<crate::answers::AnswersTo, StoreError> {
+        crate::answers::answers_to(self.store(), about, per_region)
+    }
+
+    /// What `id` answered and what others answered it.
+    pub fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, StoreError> {
+        crate::answers::region_answers(self.store(), id)
+    }
+
+    /// Who learns from whom.
+    pub fn answer_matrix(&self) -> Result<crate::answers::Matrix, StoreError> {
+        crate::answers::matrix(self.store())
+    }
+
+    /// What this node can say of an answered record.
+    pub fn answer_target(
+        &self,
+        about: &spindel_protocol::RecordRef,
+    ) -> Result<crate::answers::Target, StoreError> {
+        crate::answers::target(self.store(), about)
+    }
+}
+
+impl ReadModel {
+    /// [`LocalNode::answers_to`].
+    pub fn answers_to(
+        &self,
+        about: &spindel_protocol::RecordRef,
+        per_region: usize,
+    ) -> Result<crate::answers::AnswersTo, StoreError> {
+        self.0.answers_to(about, per_region)
+    }
+
+    /// [`LocalNode::region_answers`].
+    pub fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, StoreError> {
+        self.0.region_answers(id)
+    }
+
+    /// [`LocalNode::answer_matrix`].
+    pub fn answer_matrix(&self) -> Result<crate::answers::Matrix, StoreError> {
+        self.0.answer_matrix()
+    }
+
+    /// [`LocalNode::answer_target`].
+    pub fn answer_target(
+        &self,
+        about: &spindel_protocol::RecordRef,
+    ) -> Result<crate::answers::Target, StoreError> {
+        self.0.answer_target(about)
+    }
+}

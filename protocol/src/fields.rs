@@ -2,6 +2,7 @@
 //! validation uses ([`crate::record::limits`]). `docs/records.md` is generated from it, and a
 //! test checks the file is up to date and that every field listed is one the schema takes.
 
+use crate::experience::limits::*;
 use crate::record::Kind;
 use crate::record::limits::*;
 
@@ -72,6 +73,13 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("phone", false, "5-20 digits with spaces, - and ( ), one leading + at most; shown only on the record's own page".into(), r#""+46 46-222 00 00""#),
             f("consent", true, format!("object: `given` (must be true), `date` (YYYY-MM-DD, {CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), `method` (how, at most {CONSENT_METHOD_CHARS_MAX} characters), `scope` (for what, at most {CONSENT_SCOPE_CHARS_MAX}; absent: being listed in the knowledge bank). Records with the earlier bare `true` stay readable (\"samtycke utan detaljer\")"), r#"{"given":true,"date":"2026-11-02","method":"e-post"}"#),
         ],
+        Kind::Experience => vec![
+            f("about", true, "the answered record, `NODEID/RECORD_ID` (its author's 64 and its id's 32 lowercase hex characters), of any kind, in any region's log; it may be one this node has not received yet, or one deleted since".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef""#),
+            f("text", true, format!("{}; lists show its first line, cut at {EXPERIENCE_TITLE_CHARS} characters", text(1, EXPERIENCE_TEXT_CHARS_MAX)), r#""Vi provade språkcaféet i två föreningar (exempel).""#),
+            f("outcome", true, format!("one of {}", crate::experience::Outcome::ALL.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")), r#""adapted""#),
+            f("links", false, format!("list of at most {LINKS_MAX} http or https URLs"), r#"["https://example.se/erfarenhet"]"#),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["integration"]"#),
+        ],
     }
 }
 
@@ -86,12 +94,7 @@ pub fn markdown() -> String {
          JSON object, `import --file` one per line (a line may add `\"record_id\"` to publish a\n\
          new version of an own record).\n",
     );
-    for kind in [
-        Kind::Profile,
-        Kind::Innovation,
-        Kind::Method,
-        Kind::Researcher,
-    ] {
+    for kind in Kind::ALL {
         out.push_str(&format!(
             "\n## `{}`\n\n| field | required | rule |\n|---|---|---|\n",
             kind.as_str()
@@ -126,12 +129,7 @@ mod tests {
 
     #[test]
     fn records_doc_is_generated_from_the_schema() {
-        for kind in [
-            Kind::Profile,
-            Kind::Innovation,
-            Kind::Method,
-            Kind::Researcher,
-        ] {
+        for kind in Kind::ALL {
             let all = fields(kind);
             // Every field listed is one the schema takes (unknown fields are refused), with
             // its example; the required ones alone make a valid record.

@@ -11,6 +11,7 @@
 //! - [`entry`]: headers, signed entries, payloads, the exact bytes that are signed.
 //! - [`record`]: record kinds and their validation (docs/records.md); [`fields`]: the
 //!   same fields as people read them (docs/records.md is generated from it).
+//! - [`experience`]: the `experience` kind, one region's answer to a record.
 //! - [`reference`]: `NODEID/RECORD_ID`, one record naming another in any region's log.
 //! - [`ingest`]: the single accept/refuse decision for an entry.
 //! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
@@ -18,6 +19,7 @@
 
 pub mod codec;
 pub mod entry;
+pub mod experience;
 pub mod fields;
 pub mod fuzz;
 pub mod ingest;

@@ -18,14 +18,16 @@ pub enum Kind {
     Innovation,
     Method,
     Researcher,
+    Experience,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
         Kind::Researcher,
+        Kind::Experience,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Innovation => "innovation",
             Kind::Method => "method",
             Kind::Researcher => "researcher",
+            Kind::Experience => "experience",
         }
     }
 
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Innovation => 1,
             Kind::Method => 2,
             Kind::Researcher => 3,
+            Kind::Experience => 6,
         }
     }
 }
@@ -54,10 +58,21 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Why a kind name was refused.
+/// Why a kind name was refused; the text lists [`Kind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected profile, innovation, method or researcher")]
+#[error("unknown kind {0:?}: expected {kinds}", kinds = Kind::listed())]
 pub struct ParseKindError(pub String);
+
+impl Kind {
+    /// `profile, innovation, ... or experience`, from [`Kind::ALL`].
+    pub fn listed() -> String {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
 
 impl FromStr for Kind {
     type Err = ParseKindError;
@@ -69,6 +84,7 @@ impl FromStr for Kind {
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
     }
 }
+pub use crate::experience::{Experience, Outcome};
 use crate::schema::{Check, is_phone};
 pub use crate::schema::{
     Problem, SchemaError, is_email, is_http_url, limits, validate_region_name,
@@ -233,6 +249,7 @@ pub enum Record {
     Innovation(Innovation),
     Method(Method),
     Researcher(Researcher),
+    Experience(Experience),
 }
 
 impl Record {
@@ -249,6 +266,10 @@ impl Record {
             Kind::Innovation => parse(kind, text).map(Record::Innovation),
             Kind::Method => parse(kind, text).map(Record::Method),
             Kind::Researcher => parse(kind, text).map(Record::Researcher),
+            // Read field by field, so a bad reference is said with the rest.
+            Kind::Experience => {
+                return crate::experience::from_json_all(text).map(Record::Experience);
+            }
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -266,6 +287,7 @@ impl Record {
             Record::Innovation(_) => Kind::Innovation,
             Record::Method(_) => Kind::Method,
             Record::Researcher(_) => Kind::Researcher,
+            Record::Experience(_) => Kind::Experience,
         }
     }
 
@@ -276,6 +298,7 @@ impl Record {
             Record::Innovation(r) => serde_json::to_string(r),
             Record::Method(r) => serde_json::to_string(r),
             Record::Researcher(r) => serde_json::to_string(r),
+            Record::Experience(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -292,6 +315,7 @@ impl Record {
             Record::Innovation(r) => &r.title,
             Record::Method(r) => &r.title,
             Record::Researcher(r) => &r.name,
+            Record::Experience(r) => r.title(),
         }
     }
 
@@ -302,6 +326,7 @@ impl Record {
             Record::Innovation(r) => &r.tags,
             Record::Method(r) => &r.tags,
             Record::Researcher(r) => &r.fields,
+            Record::Experience(r) => &r.tags,
         }
     }
 
@@ -331,6 +356,7 @@ impl Record {
                 parts.extend([r.name.as_str(), &r.affiliation]);
                 parts.extend(r.fields.iter().map(String::as_str));
             }
+            Record::Experience(r) => return r.search_text(),
         }
         parts.join("\n")
     }
@@ -389,6 +415,7 @@ impl Record {
                     o(&mut c.scope);
                 }
             }
+            Record::Experience(r) => r.trim(),
         }
     }
 
@@ -514,13 +541,19 @@ impl Record {
                     )));
                 }
             }
+            Record::Experience(r) => r.problems(&mut out),
         }
         out
     }
 }
 
 fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> {
-    serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| parse_error(kind, e))
+}
+
+/// A record's JSON that serde could not read, with the field it names.
+pub(crate) fn parse_error(kind: Kind, e: serde_json::Error) -> SchemaError {
+    {
         let msg = e.to_string();
         // serde_json reports a missing consent like any missing field; say what matters.
         if kind == Kind::Researcher && msg.contains("missing field `consent`") {
@@ -546,7 +579,7 @@ fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> 
                 (None, None) => SchemaError::new(message),
             },
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ pub enum Problem {
     UnknownField,
     /// A region name that breaks the naming rule.
     RegionName,
+    /// Not a reference to a record, `NODEID/RECORD_ID`.
+    Reference,
+    /// Not one of the values allowed.
+    Choice { allowed: Vec<&'static str> },
     /// Anything else: the message says it.
     Other,
 }

@@ -276,6 +276,7 @@ fn the_store_is_private_to_the_node() {
         "search.rs",
         "query.rs",
         "bank.rs",
+        "answers.rs",
         "fuzz.rs",
     ];
     let mut sources = Vec::new();

@@ -90,10 +90,18 @@ impl Editor {
                     Input::Date => ("date", "date"),
                     Input::Number => ("number", "text"),
                     Input::Checkbox => ("checkbox", "checkbox"),
+                    Input::Choice(_) => ("choice", "text"),
+                };
+                let options: Vec<Value> = match f.input {
+                    Input::Choice(options) => options
+                        .iter()
+                        .map(|(value, label)| context! { value => value, label => label })
+                        .collect(),
+                    _ => Vec::new(),
                 };
                 context! {
                     name => f.name, label => f.label, help => f.help, required => f.required,
-                    input => input, html_type => html_type,
+                    input => input, html_type => html_type, options => options,
                     value => values.get(f.name).cloned().unwrap_or_default(),
                     error => error_of(f.name),
                 }

@@ -18,6 +18,7 @@ pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
             "forskarkontakt",
             "forskarkontakter",
         ],
+        "experience" => ["Erfarenhet", "Erfarenheter", "erfarenhet", "erfarenheter"],
         "profile" => [
             "Regional plattform",
             "Regionala plattformar",
