@@ -312,6 +312,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const ABOUT: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef";
+
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -321,7 +323,7 @@ mod tests {
 
     #[test]
     fn every_kind_maps_from_a_form_and_back() {
-        let cases: [(Kind, &[(&str, &str)]); 4] = [
+        let cases: [(Kind, &[(&str, &str)]); 5] = [
             (
                 Kind::Profile,
                 &[
@@ -358,6 +360,16 @@ mod tests {
                     ("consent.given", "on"),
                     ("consent.date", "2026-11-01"),
                     ("consent.method", "e-post"),
+                ],
+            ),
+            (
+                Kind::Experience,
+                &[
+                    ("about", ABOUT),
+                    ("text", "Vi provade det\nDet gick bra."),
+                    ("outcome", "not-suitable"),
+                    ("links", "https://a.example.se"),
+                    ("tags", "integration"),
                 ],
             ),
         ];
@@ -525,6 +537,24 @@ mod tests {
                 Kind::Profile,
                 form(&[("display_name", "")]),
                 "display_name",
+                "Fyll i fältet.",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", "skane/123"), ("text", "T"), ("outcome", "tried")]),
+                "about",
+                "NODID/POSTID",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", ABOUT), ("text", "T"), ("outcome", "")]),
+                "outcome",
+                "Välj ett av alternativen.",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", ABOUT), ("text", " "), ("outcome", "tried")]),
+                "text",
                 "Fyll i fältet.",
             ),
             (

@@ -189,6 +189,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor/page.rs",
     "editor/auth.rs",
     "editor/posts.rs",
+    "editor/network.rs",
     "editor/post_list.rs",
     "editor/accounts.rs",
     "editor/audit.rs",
