@@ -149,6 +149,21 @@ fn an_answer_shows_under_its_record_on_every_node_grouped_by_region() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["records"].as_array().unwrap().len(), 3, "{v}");
     assert_eq!(v["records"][2]["data"]["about"], about.as_str(), "{v}");
+    // The API answers "which experiences answer this record", grouped like the page.
+    let (_, body) = http_get(http, &format!("/api/v1/records/{sk_id}/{rid}/answers"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["total"].as_u64(), &v["about"]),
+        (Some(3), &about.as_str().into()),
+        "{v}"
+    );
+    assert_eq!(v["groups"][0]["total"], 2, "{v}");
+    assert_eq!(
+        v["groups"][0]["answers"][0]["data"]["text"], "Stockholm sedan",
+        "{v}"
+    );
+    assert_eq!(v["groups"][1]["author"], dal_id.as_str(), "{v}");
+    assert_eq!(http_get(http, "/api/v1/records/x/y/answers").0, 400);
     // The "see all" page parameter is checked like every parameter.
     assert_eq!(http_get(http, &format!("{record}?svar=alla")).0, 200);
     assert_eq!(http_get(http, &format!("{record}?svar=2")).0, 400);
