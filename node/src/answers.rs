@@ -183,11 +183,12 @@ fn newest_first(store: &Store, keys: Vec<AnswerKey>) -> Result<Vec<AnswerKey>, S
         if let Some(meta) = store.record_meta(&key.0, &key.1)?
             && !meta.deleted
         {
-            timed.push((meta.updated_ms, key));
+            // Within one millisecond, the later entry of an author first.
+            timed.push((meta.updated_ms, meta.seq, key));
         }
     }
     timed.sort_by(|a, b| b.cmp(a));
-    Ok(timed.into_iter().map(|(_, k)| k).collect())
+    Ok(timed.into_iter().map(|(_, _, k)| k).collect())
 }
 
 fn views<'a>(
@@ -201,4 +202,92 @@ fn views<'a>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::local::{self, Role};
+    use spindel_protocol::Kind;
+
+    /// Every cap of the record page and the region page is hit: the newest of one region's
+    /// answers, all of them on request, the region page's 20; a new version that names
+    /// another record moves the answer; a deleted answer leaves every list and the matrix.
+    #[test]
+    fn the_caps_hold_and_an_answer_moves_and_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = local::init_open(
+            &tmp.path().join("skane"),
+            "skane",
+            Role::Region,
+            None,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let mut now = crate::local::now_ms();
+        let mut publish = |kind: Kind, json: String, id: Option<&str>| {
+            now += 1000;
+            let id = id.map(|i| i.parse().unwrap());
+            node.publish(kind, &json, id, &mut rand_core::OsRng, now)
+                .unwrap()
+                .record_id
+        };
+        let target = publish(Kind::Method, r#"{"title":"T","summary":"S"}"#.into(), None);
+        let other = publish(Kind::Method, r#"{"title":"U","summary":"S"}"#.into(), None);
+        let me = node.node_id();
+        let about = |rid: &str| RecordRef {
+            author: me,
+            record: rid.parse().unwrap(),
+        };
+        let answer = |n: usize, rid: &str| {
+            format!(
+                r#"{{"about":"{}","text":"svar {n}","outcome":"tried"}}"#,
+                about(rid)
+            )
+        };
+        let count = REGION_ANSWERS + 1;
+        let mut ids = Vec::new();
+        for n in 0..count {
+            ids.push(publish(Kind::Experience, answer(n, &target), None));
+        }
+        let store = node.store();
+        let page = answers_to(store, &about(&target), ANSWERS_PER_REGION).unwrap();
+        assert_eq!((page.total, page.capped), (count, true));
+        assert_eq!(page.groups[0].answers.len(), ANSWERS_PER_REGION);
+        assert_eq!(
+            page.groups[0].answers[0].data["text"],
+            format!("svar {}", count - 1),
+            "newest first"
+        );
+        let all = answers_to(store, &about(&target), ANSWERS_PER_REGION_ALL).unwrap();
+        assert_eq!((all.groups[0].answers.len(), all.capped), (count, false));
+        let region = region_answers(store, &me).unwrap();
+        assert_eq!(
+            (region.given.len(), region.given_total),
+            (REGION_ANSWERS, count)
+        );
+        assert_eq!(region.received_total, 0, "its own answers are not received");
+        assert_eq!(matrix(store).unwrap().total, count as u64);
+
+        // A new version naming the other record moves the answer.
+        publish(Kind::Experience, answer(0, &other), Some(&ids[0]));
+        assert_eq!(
+            answers_to(store, &about(&target), 1).unwrap().total,
+            count - 1
+        );
+        assert_eq!(answers_to(store, &about(&other), 1).unwrap().total, 1);
+        // Deleted: gone from every list and the matrix.
+        node.delete(ids[0].parse().unwrap(), now + 1000).unwrap();
+        assert_eq!(answers_to(store, &about(&other), 1).unwrap().total, 0);
+        assert_eq!(matrix(store).unwrap().total, (count - 1) as u64);
+        assert!(matches!(
+            target_of(store, &about(&other)),
+            Target::Held { .. }
+        ));
+    }
+
+    fn target_of(store: &Store, about: &RecordRef) -> Target {
+        target(store, about).unwrap()
+    }
 }
