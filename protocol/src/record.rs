@@ -590,7 +590,7 @@ mod tests {
         Record::from_json(kind, json).unwrap_err().message
     }
 
-    const SAMPLES: [(Kind, &str); 4] = [
+    const SAMPLES: [(Kind, &str); 5] = [
         (
             Kind::Profile,
             r#"{"display_name":"Skåne","website":"https://example.se","members":["A"]}"#,
@@ -606,6 +606,10 @@ mod tests {
         (
             Kind::Researcher,
             r#"{"name":"A","affiliation":"B","fields":["c"],"email":"a@b.se","consent":{"given":true,"date":"2026-01-05"}}"#,
+        ),
+        (
+            Kind::Experience,
+            r#"{"about":"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef","text":"t","outcome":"tried","tags":["x"]}"#,
         ),
     ];
 
@@ -633,7 +637,7 @@ mod tests {
     #[test]
         fn arbitrary_and_mutated_record_json_never_panics(
             text in ".{0,300}",
-            which in 0usize..4,
+            which in 0usize..SAMPLES.len(),
             at in proptest::prelude::any::<proptest::sample::Index>(),
             byte in proptest::prelude::any::<u8>(),
         ) {

@@ -496,6 +496,10 @@ fn staff_answer_another_regions_record_in_redaktionen() {
     let (status, own_page) = get(own.split('?').next().unwrap());
     assert_eq!(status, 200, "{own_page}");
     assert!(own_page.contains("Skåne provade fonden"), "{own_page}");
+    assert!(
+        own_page.contains(&format!("Svar på: <a href=\"{link}\">Dalarnas fond</a>")),
+        "{own_page}"
+    );
     // The answer shows under Dalarna's record, in the network page and the public page.
     assert!(get(&link).1.contains("Skåne provade fonden"));
     let public = page(sk.http.unwrap(), &format!("/post/{dal_id}/{rid}"));

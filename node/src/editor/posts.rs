@@ -504,6 +504,11 @@ pub(super) async fn record_page(
     let published = published_seq.map(|seq| seq == view.seq);
     let offline = published.is_some() && offline;
     let history = editor.history(view.kind, rid).await;
+    // An answer: the record it answers, as its form shows it.
+    let mut at = edit_at(&view);
+    editor
+        .answering(&mut at, &forms::form_from_record(view.kind, &view.data))
+        .await;
     let public = editor
         .public_url
         .as_ref()
@@ -518,6 +523,7 @@ pub(super) async fn record_page(
             offline => offline,
             author => view.author.clone(), record_id => view.record_id.clone(),
             public_url => editor.public_url.clone(), public => public, history => history,
+            answering => at.answering,
         },
     )
 }
