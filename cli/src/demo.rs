@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use spindel_node::ReadModel;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
+use spindel_node::{ReadModel, Reads};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
+use spindel_node::Reads;
 use spindel_node::backup::BackedUp;
 use spindel_node::control::Request;
 use spindel_node::local::{self, Allowed, Deleted, Disallowed, Imported, Published, Role, Status};

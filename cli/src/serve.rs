@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use spindel_node::Reads;
 use spindel_node::control::{self, Request};
 use spindel_node::server::{NodeHandle, NodeSettings};
 use spindel_node::transport::PeerAddr;

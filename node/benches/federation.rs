@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 mod kit;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use spindel_node::Shared;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::server::NodeHandle;
 use spindel_node::sync_until_caught_up;
 use spindel_node::transport::{Limits, PeerAddr, Transport};
+use spindel_node::{Reads, Shared};
 use spindel_protocol::NodeId;
 use spindel_protocol::record::Kind;
 

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_protocol::record::Kind;

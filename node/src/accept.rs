@@ -14,6 +14,7 @@ use spindel_protocol::sync::{
 use crate::link::PeerStatus;
 use crate::local::NodeError;
 use crate::query::Query;
+use crate::read::Reads;
 use crate::session::{CLOSE_GRACE, SessionCtx, drive_session, my_role, now};
 use crate::shared::Shared;
 use crate::transport::{FramedRecv, FramedSend};

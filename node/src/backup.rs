@@ -672,6 +672,7 @@ fn private_file(path: &Path) -> Result<fs::File, NodeError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::read::Reads;
     use crate::users::{StaffRole, Users};
     use std::os::unix::fs::PermissionsExt;
 

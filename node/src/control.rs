@@ -23,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::local::NodeError;
 use crate::query::Query;
+use crate::read::Reads;
 use crate::shared::Shared;
 use crate::writer::ImportJob;
 
@@ -451,7 +452,7 @@ async fn execute(
         }
         Request::Query { query } => {
             let q = Query::from_request(&query)?;
-            to_value(&shared.blocking(move |n| n.query(&q)).await?)
+            to_value(&shared.blocking(move |n| Ok(n.query(&q)?)).await?)
         }
         Request::UserAdd {
             name,

@@ -16,7 +16,7 @@ use spindel_protocol::NodeId;
 use tokio::sync::watch;
 
 use crate::local::NodeError;
-use crate::read::ReadModel;
+use crate::read::{ReadModel, Reads};
 
 /// How long a starting region waits for an aggregator to tell it how far its own log goes
 /// before it signs anything; then it publishes offline (regions keep working while the

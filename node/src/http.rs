@@ -32,6 +32,7 @@ use spindel_protocol::sync::QueryRequest;
 
 use crate::listener::ListenerKind;
 use crate::params::Params;
+use crate::read::Reads;
 use crate::shared::Shared;
 
 /// Query parameters `GET /api/v1/records` understands.
@@ -285,17 +286,13 @@ async fn records(
 ) -> Result<Response, ApiError> {
     let request = records_request(raw.as_deref())?;
     let query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
-    let page = shared
-        .blocking(move |n| n.query(&query))
-        .await
-        .map_err(|e| match e {
-            crate::local::NodeError::Query(q)
-                if !matches!(q, crate::query::QueryError::Store(_)) =>
-            {
-                bad(q.to_string())
-            }
-            other => internal(other.to_string()),
-        })?;
+    let page = shared.read(move |n| n.query(&query)).await.map_err(|e| {
+        if e.is_bad_question() {
+            bad(e.to_string())
+        } else {
+            internal(e.to_string())
+        }
+    })?;
     let mut page = page;
     crate::privacy::leave_out_contacts(&mut page);
     let mut response = axum::Json(page).into_response();

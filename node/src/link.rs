@@ -54,14 +54,14 @@ impl LinkError {
         }
     }
 
-    /// Whether asking again soon cannot help: the peer refuses this node until an operator
-    /// acts.
     /// A normal end: the peer or this node closed the session with [`ErrorCode::Done`]
     /// (caught up, shutting down), not a failure.
     pub fn is_normal_end(&self) -> bool {
         self.code() == Some(ErrorCode::Done)
     }
 
+    /// Whether asking again soon cannot help: the peer refuses this node until an operator
+    /// acts (admits it, or upgrades the node of the older protocol version).
     pub fn is_permanent(&self) -> bool {
         matches!(self, LinkError::Transport(TransportError::WrongPeer { .. }))
             || matches!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::link::PeerStatus;
 use crate::listener::{ListenerKind, ListenerStats, TimeoutKind};
-use crate::read::ReadModel;
+use crate::read::{ReadModel, Reads};
 
 /// Counters of a running node.
 #[derive(Debug, Default)]

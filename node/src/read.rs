@@ -1,26 +1,493 @@
-//! The read model: `LocalNode`'s read methods, every question the pages, the API, the sync and
-//! the CLI ask of a node. The authors' numbers and the rule that finds a region are computed
-//! once, in [`crate::regions`].
-
-use spindel_protocol::NodeId;
+//! The read model: every question the pages, the API, the sync and the CLI ask of a node,
+//! written once in the trait [`Reads`] for both handles that answer it: a [`LocalNode`] (the
+//! CLI's commands on a stopped node, the writer) and a running node's [`ReadModel`], which
+//! cannot write, by its type. Every read answers with a [`ReadError`]. The authors' numbers
+//! and the rule that finds a region are computed once, in [`crate::regions`].
 
 use std::collections::BTreeMap;
-
-use spindel_protocol::entry::{Entry, Head, RecordId};
-
 use std::path::Path;
 use std::sync::Arc;
 
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::{Entry, Head, RecordId};
 use spindel_protocol::record::Kind;
 
-use crate::local::{LocalNode, NodeConfig, NodeError, Status};
-use crate::query::{Query, QueryPage};
+use crate::local::{
+    AuthorStatus, ForkStatus, LocalNode, NO_WEBSITE_WARNING, NodeConfig, NodeError, Role, Status,
+    fork_advice,
+};
+use crate::query::{Query, QueryError, QueryPage};
 use crate::regions::{AuthorRow, authors, find_region};
 use crate::store::{AuthorMeta, ForkProof, Incoming, RecordMeta, StoreError};
+use spindel_protocol::entry::Hash;
+use spindel_protocol::record::Record;
+
+/// Why a read could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The question cannot be answered as asked (a limit, a cursor, a search text, an unknown
+    /// region): the asker can fix it (the API answers 400, the page says what to change).
+    #[error(transparent)]
+    Question(QueryError),
+    /// The store could not be read (the asker cannot fix this: 500, logged).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The read's task on the blocking pool failed (it panicked, or the runtime stopped).
+    #[error("a read of the node failed: {0}")]
+    Task(String),
+}
+
+impl ReadError {
+    /// Whether the asker can fix this by asking differently.
+    pub fn is_bad_question(&self) -> bool {
+        matches!(self, ReadError::Question(_))
+    }
+}
+
+impl From<QueryError> for ReadError {
+    fn from(e: QueryError) -> ReadError {
+        match e {
+            QueryError::Store(e) => ReadError::Store(e),
+            question => ReadError::Question(question),
+        }
+    }
+}
+
+/// A read that failed inside a node's own work keeps its meaning there: a bad question is
+/// [`NodeError::Query`], a store that failed [`NodeError::Store`].
+impl From<ReadError> for NodeError {
+    fn from(e: ReadError) -> NodeError {
+        match e {
+            ReadError::Question(q) => NodeError::Query(q),
+            ReadError::Store(s) => NodeError::Store(s),
+            ReadError::Task(t) => NodeError::Task(t),
+        }
+    }
+}
+
+mod sealed {
+    /// The handles [`super::Reads`] is written for; nothing outside this crate adds one.
+    pub trait Sealed {
+        fn local(&self) -> &crate::local::LocalNode;
+    }
+}
+
+impl sealed::Sealed for LocalNode {
+    fn local(&self) -> &LocalNode {
+        self
+    }
+}
+
+impl sealed::Sealed for ReadModel {
+    fn local(&self) -> &LocalNode {
+        &self.0
+    }
+}
+
+impl Reads for LocalNode {}
+impl Reads for ReadModel {}
+
+/// Every question asked of a node, written once for both of its handles (sealed: a
+/// [`LocalNode`] and a [`ReadModel`]). Bring it into scope to ask (`use spindel_node::Reads`).
+pub trait Reads: sealed::Sealed {
+    /// The node's key as others know it.
+    fn node_id(&self) -> NodeId {
+        self.local().node_id()
+    }
+
+    /// The node's settings from `init`.
+    fn config(&self) -> &NodeConfig {
+        self.local().config()
+    }
+
+    /// The data directory.
+    fn dir(&self) -> &Path {
+        self.local().dir()
+    }
+
+    /// This data directory came from `spindel restore` and has not caught up yet.
+    fn restored(&self) -> bool {
+        self.local().restored()
+    }
+
+    /// The first own seq signed offline that no pinned aggregator has acknowledged yet.
+    fn offline_from(&self) -> Option<u64> {
+        self.local().offline_from()
+    }
+
+    /// The answers to `about`, grouped by region (see [`crate::answers::answers_to`]).
+    fn answers_to(
+        &self,
+        about: &spindel_protocol::RecordRef,
+        per_region: usize,
+    ) -> Result<crate::answers::AnswersTo, ReadError> {
+        Ok(crate::answers::answers_to(
+            self.local().store(),
+            about,
+            per_region,
+        )?)
+    }
+
+    /// What `id` answered and what others answered it.
+    fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, ReadError> {
+        Ok(crate::answers::region_answers(self.local().store(), id)?)
+    }
+
+    /// Who learns from whom.
+    fn answer_matrix(&self) -> Result<crate::answers::Matrix, ReadError> {
+        Ok(crate::answers::matrix(self.local().store())?)
+    }
+
+    /// What this node can say of an answered record.
+    fn answer_target(
+        &self,
+        about: &spindel_protocol::RecordRef,
+    ) -> Result<crate::answers::Target, ReadError> {
+        Ok(crate::answers::target(self.local().store(), about)?)
+    }
+
+    /// Identity, heads, counts, refusals and forks.
+    fn status(&self) -> Result<Status, ReadError> {
+        status_of(self.local())
+    }
+
+    /// A page of records: the query's filters, checked (an unknown region is a bad question).
+    fn query(&self, q: &Query) -> Result<QueryPage, ReadError> {
+        Ok(crate::query::run_checked(self.local().store(), q)?)
+    }
+
+    /// See `authors`.
+    fn authors(&self) -> Result<Vec<AuthorRow>, ReadError> {
+        Ok(authors(self.local().store())?)
+    }
+
+    /// How many regions (authors with a profile) this node knows.
+    fn region_count(&self) -> Result<usize, ReadError> {
+        Ok(self
+            .local()
+            .store()
+            .authors()?
+            .iter()
+            .filter(|(_, m)| m.profile.is_some())
+            .count())
+    }
+
+    /// How lists show each author (hex key → display name beside its name in the network).
+    fn shown_names(&self) -> Result<std::collections::HashMap<String, String>, ReadError> {
+        Ok(self
+            .local()
+            .store()
+            .authors()?
+            .into_iter()
+            .map(|(id, m)| (id.to_hex(), m.shown(&id)))
+            .collect())
+    }
+
+    /// See `find_region`.
+    fn find_region(&self, key: &str) -> Result<Option<NodeId>, ReadError> {
+        Ok(find_region(self.local().store(), key)?)
+    }
+
+    /// One visible record, as every interface shows it.
+    fn record(
+        &self,
+        author: &NodeId,
+        rid: &spindel_protocol::entry::RecordId,
+    ) -> Result<Option<crate::query::RecordView>, ReadError> {
+        Ok(crate::query::get(self.local().store(), author, rid)?)
+    }
+
+    /// Every version of `author`'s record, oldest first (see [`crate::store::Store::versions`]).
+    fn versions(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Vec<crate::store::Version>, ReadError> {
+        Ok(self.local().store().versions(author, rid)?)
+    }
+
+    /// The number of the version at `seq` of `author`'s record (1 for its first entry).
+    fn version_number(&self, author: &NodeId, rid: &RecordId, seq: u64) -> Result<u64, ReadError> {
+        Ok(self.local().store().version_number(author, rid, seq)?)
+    }
+
+    /// A page of records for the search page: like [`crate::local::LocalNode::query`], but a region no
+    /// author here holds is zero hits, not an error (the page keeps it in the form).
+    fn search(&self, q: &crate::query::Query) -> Result<crate::query::QueryPage, ReadError> {
+        Ok(crate::query::run(self.local().store(), q)?)
+    }
+
+    /// Counts per kind, region and tag for a query (each with the other filters kept).
+    fn facets(&self, q: &crate::query::Query) -> Result<crate::query::Facets, ReadError> {
+        Ok(crate::query::facets(self.local().store(), q)?)
+    }
+
+    /// A region's page: its profile, counts and latest records.
+    fn region_page(&self, id: &NodeId) -> Result<Option<crate::bank::RegionPage>, ReadError> {
+        Ok(crate::bank::region_page(self.local().store(), id)?)
+    }
+
+    /// The national overview.
+    fn overview(&self) -> Result<crate::bank::Overview, ReadError> {
+        Ok(crate::bank::overview(self.local().store())?)
+    }
+
+    /// Every region with a profile: the controllers of the records held here.
+    fn controllers(&self) -> Result<Vec<crate::bank::Controller>, ReadError> {
+        Ok(crate::bank::controllers(self.local().store())?)
+    }
+
+    /// The store's generation: a cheap question the store must answer (health).
+    fn generation(&self) -> Result<u64, ReadError> {
+        Ok(self.local().store().generation()?)
+    }
+
+    /// How the full-text index's background commits and merges go (`/metrics`).
+    fn index_health(&self) -> crate::search::IndexHealth {
+        self.local().store().index_health()
+    }
+
+    /// Whether the full-text index still holds `word`, deleted records included: the check of
+    /// the erasure promise for the index.
+    fn index_holds_word(&self, word: &str) -> Result<bool, ReadError> {
+        Ok(self.local().store().index_holds_word(word)?)
+    }
+
+    /// This node's own head.
+    fn own_head(&self) -> Result<Option<Head>, ReadError> {
+        Ok(self.local().store().head(&self.local().node_id())?)
+    }
+
+    /// An author's head here.
+    fn head(&self, author: &NodeId) -> Result<Option<Head>, ReadError> {
+        Ok(self.local().store().head(author)?)
+    }
+
+    /// Every author's head here.
+    fn heads(&self) -> Result<BTreeMap<NodeId, Head>, ReadError> {
+        Ok(self.local().store().heads()?)
+    }
+
+    /// The heads a sync session offers its peer: on an aggregator only those of the regions
+    /// it admits (a region it no longer admits is not relayed: its stored entries stay here,
+    /// and a region that lacks them does not get them); on a region every head (it sends only
+    /// its own log anyway).
+    fn relay_heads(&self) -> Result<BTreeMap<NodeId, Head>, ReadError> {
+        let mut heads = self.local().store().heads()?;
+        if self.local().config().role == crate::local::Role::Aggregator {
+            let admitted = self.local().store().admitted_authors()?;
+            heads.retain(|a, _| admitted.contains(a));
+        }
+        Ok(heads)
+    }
+
+    /// The pinned aggregators whose admission lists vouch for `author` here.
+    fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, ReadError> {
+        Ok(self.local().store().vouchers(author)?)
+    }
+
+    /// What this node knows of an author.
+    fn author(&self, id: &NodeId) -> Result<Option<AuthorMeta>, ReadError> {
+        Ok(self.local().store().author(id)?)
+    }
+
+    /// An author's visible records (current versions, not deleted).
+    fn visible_count_of(&self, id: &NodeId) -> Result<u64, ReadError> {
+        Ok(self.local().store().visible_count_of(id)?)
+    }
+
+    /// Bytes of an author's current payloads (what its quota counts).
+    fn payload_bytes_of(&self, id: &NodeId) -> Result<u64, ReadError> {
+        Ok(self.local().store().payload_bytes_of(id)?)
+    }
+
+    /// Refused entries, counted by reason.
+    fn refusals(&self) -> Result<BTreeMap<String, u64>, ReadError> {
+        Ok(self.local().store().refusals()?)
+    }
+
+    /// Up to `max` entries of `author` from `from_seq`, as stored (the sync sends these).
+    fn entries_from(
+        &self,
+        author: &NodeId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<Incoming>, ReadError> {
+        Ok(self.local().store().entries_from(author, from_seq, max)?)
+    }
+
+    /// One stored entry.
+    fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, ReadError> {
+        Ok(self.local().store().entry(author, seq)?)
+    }
+
+    /// Current records held without their payload (a relay stripped it), at most `max`.
+    fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, ReadError> {
+        Ok(self.local().store().header_only_current(max)?)
+    }
+
+    /// Every fork proof held here, by author.
+    fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, ReadError> {
+        Ok(self.local().store().forks()?)
+    }
+
+    /// Whether `peer` may ask this node's records: itself, or an admitted region that is not
+    /// frozen (pinned aggregators are asked about by the caller).
+    fn is_member(&self, peer: &NodeId) -> Result<bool, ReadError> {
+        Ok(*peer == self.local().node_id()
+            || self
+                .local()
+                .store()
+                .author(peer)?
+                .is_some_and(|m| m.admitted && !m.frozen))
+    }
+
+    /// Aggregator: every region it admitted, with the name it admitted it under.
+    fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, ReadError> {
+        let me = self.local().node_id();
+        Ok(self
+            .local()
+            .store()
+            .authors()?
+            .into_iter()
+            .filter(|(a, m)| m.admitted && *a != me)
+            // A region admitted before names were required has none stored: it is known by
+            // the name made from its key, here and everywhere (never by what its profile
+            // claims).
+            .map(|(a, m)| (a, Some(m.name_or_key(&a))))
+            .collect())
+    }
+
+    /// Purged payloads wait to be erased (an earlier erasure failed).
+    fn erasures_pending(&self) -> bool {
+        self.local().store().erasures_pending()
+    }
+
+    /// The payload stored for an author's record at `seq`, if any is held.
+    fn payload_at(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self.local().store().payload_at(author, rid, seq)?)
+    }
+
+    /// An author's records with what the store knows of each (deleted ones included).
+    fn records_of(&self, author: &NodeId) -> Result<Vec<(RecordId, RecordMeta)>, ReadError> {
+        Ok(self.local().store().records_of(author)?)
+    }
+
+    /// What the store knows of one of an author's records (deleted ones included).
+    fn record_meta(
+        &self,
+        author: &NodeId,
+        rid: &RecordId,
+    ) -> Result<Option<RecordMeta>, ReadError> {
+        Ok(self.local().store().record_meta(author, rid)?)
+    }
+}
+
+/// Identity, heads, counts, refusals and forks ([`Reads::status`]).
+fn status_of(node: &LocalNode) -> Result<Status, ReadError> {
+    let heads = node.store().heads()?;
+    let mut authors = Vec::new();
+    for a in crate::regions::authors(node.store())? {
+        authors.push(AuthorStatus {
+            node_id: a.id.to_hex(),
+            name: a.meta.label().map(str::to_string),
+            display_name: a.meta.display_name.clone(),
+            admitted: a.meta.admitted,
+            frozen: a.meta.frozen,
+            head: a.head,
+            records: a.records,
+            payload_bytes: node.store().payload_bytes_of(&a.id)?,
+            own: a.id == node.node_id(),
+        });
+    }
+    let names: BTreeMap<NodeId, Option<String>> = node
+        .store()
+        .authors()?
+        .into_iter()
+        .map(|(id, m)| (id, m.label().map(str::to_string)))
+        .collect();
+    let me = node.node_id();
+    let forks = node
+        .store()
+        .forks()?
+        .into_iter()
+        .map(|(author, proof)| {
+            let name = names.get(&author).cloned().flatten();
+            ForkStatus {
+                author: author.to_hex(),
+                advice: fork_advice(author == me, name.as_deref(), proof.seq),
+                name,
+                seq: proof.seq,
+                first: Hash::of(&proof.first.header).to_hex(),
+                second: Hash::of(&proof.second.header).to_hex(),
+                own: author == me,
+            }
+        })
+        .collect();
+    let refused_by_author = node
+        .store()
+        .refusals_by_author()?
+        .into_iter()
+        .map(|(a, r)| (a.to_hex(), r))
+        .collect();
+    Ok(Status {
+        node_id: node.node_id().to_hex(),
+        name: node.config().name.clone(),
+        role: node.config().role,
+        records: node.store().visible_count()?,
+        heads: heads.iter().map(|(id, h)| (id.to_hex(), h.seq)).collect(),
+        peers: Vec::new(),
+        authors,
+        refused: node.store().refusals()?,
+        refused_by_author,
+        forks,
+        generation: node.store().generation()?,
+        restored: node.restored(),
+        admitted_as: node
+            .store()
+            .author(&me)?
+            .map(|m| m.name_or_key(&me))
+            .filter(|n| *n != node.config().name),
+        warnings: warnings_of(node)?,
+        other_copy: None,
+        offline: false,
+        not_sent: None,
+        other_copy_advice: None,
+    })
+}
+
+/// What `status` warns about: a region whose profile has no website.
+fn warnings_of(node: &LocalNode) -> Result<Vec<String>, ReadError> {
+    let mut out = Vec::new();
+    if node.config().role == Role::Region {
+        let me = node.node_id();
+        let profile = node.store().author(&me)?.and_then(|m| m.profile);
+        let website = match profile {
+            Some(id) => match node.store().record_meta(&me, &id)? {
+                Some(m) => match node.store().load_record(&me, &id, &m)? {
+                    Some(Record::Profile(p)) => p.website,
+                    _ => None,
+                },
+                None => None,
+            },
+            None => None,
+        };
+        if website.is_none() {
+            out.push(NO_WEBSITE_WARNING.to_string());
+        }
+    }
+    Ok(out)
+}
 
 /// The read model as a running node's tasks hold it ([`crate::shared::Shared::node`]): every
-/// question the pages, the API, the sync and the control socket ask, and no way to write, by
-/// its type. Writes are jobs for [`crate::writer::Writer`], the one holder of the node itself.
+/// question of [`Reads`], the check of received entries, a backup and the node's own marker
+/// files, and no way to write to the store, by its type. Writes are jobs for
+/// [`crate::writer::Writer`], the one holder of the node itself.
 #[derive(Clone)]
 pub struct ReadModel(Arc<LocalNode>);
 
@@ -73,528 +540,65 @@ impl ReadModel {
         crate::backup::write(&self.0, to)
     }
 
-    /// [`LocalNode::entries_from`].
-    pub fn entries_from(
-        &self,
-        author: &NodeId,
-        from_seq: u64,
-        max: usize,
-    ) -> Result<Vec<Incoming>, StoreError> {
-        self.0.entries_from(author, from_seq, max)
-    }
-
-    /// [`LocalNode::index_health`].
-    pub fn index_health(&self) -> crate::search::IndexHealth {
-        self.0.index_health()
-    }
-
-    /// [`LocalNode::entry`].
-    pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
-        self.0.entry(author, seq)
-    }
-
-    /// [`LocalNode::shown_names`].
-    pub fn shown_names(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.0.shown_names()
-    }
-
-    /// [`LocalNode::authors`].
-    pub fn authors(&self) -> Result<Vec<AuthorRow>, StoreError> {
-        self.0.authors()
-    }
-
-    /// [`LocalNode::payload_at`].
-    pub fn payload_at(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-        seq: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.payload_at(author, rid, seq)
-    }
-
-    /// [`LocalNode::refusals`].
-    pub fn refusals(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        self.0.refusals()
-    }
-
-    /// [`LocalNode::vouchers`].
-    pub fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, StoreError> {
-        self.0.vouchers(author)
-    }
-
-    /// [`LocalNode::admission_list`].
-    pub fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, StoreError> {
-        self.0.admission_list()
-    }
-
-    /// [`LocalNode::author`].
-    pub fn author(&self, id: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
-        self.0.author(id)
-    }
-
-    /// [`LocalNode::config`].
-    pub fn config(&self) -> &NodeConfig {
-        self.0.config()
-    }
-
-    /// [`LocalNode::controllers`].
-    pub fn controllers(&self) -> Result<Vec<crate::bank::Controller>, StoreError> {
-        self.0.controllers()
-    }
-
-    /// [`LocalNode::dir`].
-    pub fn dir(&self) -> &Path {
-        self.0.dir()
-    }
-
-    /// [`LocalNode::erasures_pending`].
-    pub fn erasures_pending(&self) -> bool {
-        self.0.erasures_pending()
-    }
-
-    /// [`LocalNode::facets`].
-    pub fn facets(
-        &self,
-        q: &crate::query::Query,
-    ) -> Result<crate::query::Facets, crate::query::QueryError> {
-        self.0.facets(q)
-    }
-
-    /// [`LocalNode::find_region`].
-    pub fn find_region(&self, key: &str) -> Result<Option<NodeId>, StoreError> {
-        self.0.find_region(key)
-    }
-
-    /// [`LocalNode::flush`].
+    /// Makes everything written so far durable, at a node's stop ([`LocalNode::flush`]).
     pub fn flush(&self) -> Result<(), NodeError> {
         self.0.flush()
     }
 
-    /// [`LocalNode::forks`].
-    pub fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, StoreError> {
-        self.0.forks()
-    }
-
-    /// [`LocalNode::generation`].
-    pub fn generation(&self) -> Result<u64, StoreError> {
-        self.0.generation()
-    }
-
-    /// [`LocalNode::head`].
-    pub fn head(&self, author: &NodeId) -> Result<Option<Head>, StoreError> {
-        self.0.head(author)
-    }
-
-    /// [`LocalNode::header_only_current`].
-    pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
-        self.0.header_only_current(max)
-    }
-
-    /// [`LocalNode::heads`].
-    pub fn heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
-        self.0.heads()
-    }
-
-    /// [`LocalNode::import_allowed`].
+    /// What refuses an import of `kind` whatever its lines, as the writer would refuse it
+    /// ([`LocalNode::import_allowed`]).
     pub fn import_allowed(&self, kind: Kind) -> Result<(), NodeError> {
         self.0.import_allowed(kind)
     }
-
-    /// [`LocalNode::is_member`].
-    pub fn is_member(&self, peer: &NodeId) -> Result<bool, StoreError> {
-        self.0.is_member(peer)
-    }
-
-    /// [`LocalNode::node_id`].
-    pub fn node_id(&self) -> NodeId {
-        self.0.node_id()
-    }
-
-    /// [`LocalNode::offline_from`].
-    pub fn offline_from(&self) -> Option<u64> {
-        self.0.offline_from()
-    }
-
-    /// [`LocalNode::overview`].
-    pub fn overview(&self) -> Result<crate::bank::Overview, crate::query::QueryError> {
-        self.0.overview()
-    }
-
-    /// [`LocalNode::own_head`].
-    pub fn own_head(&self) -> Result<Option<Head>, StoreError> {
-        self.0.own_head()
-    }
-
-    /// [`LocalNode::query`].
-    pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
-        self.0.query(q)
-    }
-
-    /// [`LocalNode::record`].
-    pub fn record(
-        &self,
-        author: &NodeId,
-        rid: &spindel_protocol::entry::RecordId,
-    ) -> Result<Option<crate::query::RecordView>, StoreError> {
-        self.0.record(author, rid)
-    }
-
-    /// [`LocalNode::region_count`].
-    pub fn region_count(&self) -> Result<usize, StoreError> {
-        self.0.region_count()
-    }
-
-    /// [`LocalNode::region_page`].
-    pub fn region_page(&self, id: &NodeId) -> Result<Option<crate::bank::RegionPage>, StoreError> {
-        self.0.region_page(id)
-    }
-
-    /// [`LocalNode::relay_heads`].
-    pub fn relay_heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
-        self.0.relay_heads()
-    }
-
-    /// [`LocalNode::restored`].
-    pub fn restored(&self) -> bool {
-        self.0.restored()
-    }
-
-    /// [`LocalNode::search`].
-    pub fn search(
-        &self,
-        q: &crate::query::Query,
-    ) -> Result<crate::query::QueryPage, crate::query::QueryError> {
-        self.0.search(q)
-    }
-
-    /// [`LocalNode::status`].
-    pub fn status(&self) -> Result<Status, NodeError> {
-        self.0.status()
-    }
-
-    /// [`LocalNode::version_number`].
-    pub fn version_number(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-        seq: u64,
-    ) -> Result<u64, StoreError> {
-        self.0.version_number(author, rid, seq)
-    }
-
-    /// [`LocalNode::versions`].
-    pub fn versions(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-    ) -> Result<Vec<crate::store::Version>, StoreError> {
-        self.0.versions(author, rid)
-    }
-
-    /// [`LocalNode::visible_count_of`].
-    pub fn visible_count_of(&self, id: &NodeId) -> Result<u64, StoreError> {
-        self.0.visible_count_of(id)
-    }
 }
 
-/// The read model as the pages and the API ask it: every answer they need, so they never see
-/// the store.
-impl crate::local::LocalNode {
-    /// See `authors`.
-    pub fn authors(&self) -> Result<Vec<AuthorRow>, StoreError> {
-        authors(self.store())
-    }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
 
-    /// How many regions (authors with a profile) this node knows.
-    pub fn region_count(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .store()
-            .authors()?
-            .iter()
-            .filter(|(_, m)| m.profile.is_some())
-            .count())
-    }
-
-    /// How lists show each author (hex key → display name beside its name in the network).
-    pub fn shown_names(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        Ok(self
-            .store()
-            .authors()?
-            .into_iter()
-            .map(|(id, m)| (id.to_hex(), m.shown(&id)))
-            .collect())
-    }
-
-    /// See `find_region`.
-    pub fn find_region(&self, key: &str) -> Result<Option<NodeId>, StoreError> {
-        find_region(self.store(), key)
-    }
-
-    /// One visible record, as every interface shows it.
-    pub fn record(
-        &self,
-        author: &NodeId,
-        rid: &spindel_protocol::entry::RecordId,
-    ) -> Result<Option<crate::query::RecordView>, StoreError> {
-        crate::query::get(self.store(), author, rid)
-    }
-
-    /// Every version of `author`'s record, oldest first (see [`crate::store::Store::versions`]).
-    pub fn versions(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-    ) -> Result<Vec<crate::store::Version>, StoreError> {
-        self.store().versions(author, rid)
-    }
-
-    /// The number of the version at `seq` of `author`'s record (1 for its first entry).
-    pub fn version_number(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-        seq: u64,
-    ) -> Result<u64, StoreError> {
-        self.store().version_number(author, rid, seq)
-    }
-
-    /// A page of records for the search page: like [`crate::local::LocalNode::query`], but a region no
-    /// author here holds is zero hits, not an error (the page keeps it in the form).
-    pub fn search(
-        &self,
-        q: &crate::query::Query,
-    ) -> Result<crate::query::QueryPage, crate::query::QueryError> {
-        crate::query::run(self.store(), q)
-    }
-
-    /// Counts per kind, region and tag for a query (each with the other filters kept).
-    pub fn facets(
-        &self,
-        q: &crate::query::Query,
-    ) -> Result<crate::query::Facets, crate::query::QueryError> {
-        crate::query::facets(self.store(), q)
-    }
-
-    /// A region's page: its profile, counts and latest records.
-    pub fn region_page(&self, id: &NodeId) -> Result<Option<crate::bank::RegionPage>, StoreError> {
-        crate::bank::region_page(self.store(), id)
-    }
-
-    /// The national overview.
-    pub fn overview(&self) -> Result<crate::bank::Overview, crate::query::QueryError> {
-        crate::bank::overview(self.store())
-    }
-
-    /// Every region with a profile: the controllers of the records held here.
-    pub fn controllers(&self) -> Result<Vec<crate::bank::Controller>, StoreError> {
-        crate::bank::controllers(self.store())
-    }
-
-    /// The store's generation: a cheap question the store must answer (health).
-    pub fn generation(&self) -> Result<u64, StoreError> {
-        self.store().generation()
-    }
-
-    /// How the full-text index's background commits and merges go (`/metrics`).
-    pub fn index_health(&self) -> crate::search::IndexHealth {
-        self.store().index_health()
-    }
-
-    /// Whether the full-text index still holds `word`, deleted records included: the check of
-    /// the erasure promise for the index.
-    pub fn index_holds_word(&self, word: &str) -> Result<bool, StoreError> {
-        self.store().index_holds_word(word)
-    }
-
-    /// This node's own head.
-    pub fn own_head(&self) -> Result<Option<Head>, StoreError> {
-        self.store().head(&self.node_id())
-    }
-
-    /// An author's head here.
-    pub fn head(&self, author: &NodeId) -> Result<Option<Head>, StoreError> {
-        self.store().head(author)
-    }
-
-    /// Every author's head here.
-    pub fn heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
-        self.store().heads()
-    }
-
-    /// The heads a sync session offers its peer: on an aggregator only those of the regions
-    /// it admits (a region it no longer admits is not relayed: its stored entries stay here,
-    /// and a region that lacks them does not get them); on a region every head (it sends only
-    /// its own log anyway).
-    pub fn relay_heads(&self) -> Result<BTreeMap<NodeId, Head>, StoreError> {
-        let mut heads = self.store().heads()?;
-        if self.config().role == crate::local::Role::Aggregator {
-            let admitted = self.store().admitted_authors()?;
-            heads.retain(|a, _| admitted.contains(a));
-        }
-        Ok(heads)
-    }
-
-    /// The pinned aggregators whose admission lists vouch for `author` here.
-    pub fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, StoreError> {
-        self.store().vouchers(author)
-    }
-
-    /// What this node knows of an author.
-    pub fn author(&self, id: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
-        self.store().author(id)
-    }
-
-    /// An author's visible records (current versions, not deleted).
-    pub fn visible_count_of(&self, id: &NodeId) -> Result<u64, StoreError> {
-        self.store().visible_count_of(id)
-    }
-
-    /// Bytes of an author's current payloads (what its quota counts).
-    pub fn payload_bytes_of(&self, id: &NodeId) -> Result<u64, StoreError> {
-        self.store().payload_bytes_of(id)
-    }
-
-    /// Refused entries, counted by reason.
-    pub fn refusals(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        self.store().refusals()
-    }
-
-    /// Up to `max` entries of `author` from `from_seq`, as stored (the sync sends these).
-    pub fn entries_from(
-        &self,
-        author: &NodeId,
-        from_seq: u64,
-        max: usize,
-    ) -> Result<Vec<Incoming>, StoreError> {
-        self.store().entries_from(author, from_seq, max)
-    }
-
-    /// One stored entry.
-    pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
-        self.store().entry(author, seq)
-    }
-
-    /// Current records held without their payload (a relay stripped it), at most `max`.
-    pub fn header_only_current(&self, max: usize) -> Result<Vec<(NodeId, u64)>, StoreError> {
-        self.store().header_only_current(max)
-    }
-
-    /// Every fork proof held here, by author.
-    pub fn forks(&self) -> Result<Vec<(NodeId, ForkProof)>, StoreError> {
-        self.store().forks()
-    }
-
-    /// Whether `peer` may ask this node's records: itself, or an admitted region that is not
-    /// frozen (pinned aggregators are asked about by the caller).
-    pub fn is_member(&self, peer: &NodeId) -> Result<bool, StoreError> {
-        Ok(*peer == self.node_id()
-            || self
-                .store()
-                .author(peer)?
-                .is_some_and(|m| m.admitted && !m.frozen))
-    }
-
-    /// Aggregator: every region it admitted, with the name it admitted it under.
-    pub fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, StoreError> {
-        let me = self.node_id();
-        Ok(self
-            .store()
-            .authors()?
-            .into_iter()
-            .filter(|(a, m)| m.admitted && *a != me)
-            // A region admitted before names were required has none stored: it is known by
-            // the name made from its key, here and everywhere (never by what its profile
-            // claims).
-            .map(|(a, m)| (a, Some(m.name_or_key(&a))))
-            .collect())
-    }
-
-    /// Purged payloads wait to be erased (an earlier erasure failed).
-    pub fn erasures_pending(&self) -> bool {
-        self.store().erasures_pending()
-    }
-
-    /// The payload stored for an author's record at `seq`, if any is held.
-    pub fn payload_at(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-        seq: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store().payload_at(author, rid, seq)
-    }
-
-    /// An author's records with what the store knows of each (deleted ones included).
-    pub fn records_of(&self, author: &NodeId) -> Result<Vec<(RecordId, RecordMeta)>, StoreError> {
-        self.store().records_of(author)
-    }
-
-    /// What the store knows of one of an author's records (deleted ones included).
-    pub fn record_meta(
-        &self,
-        author: &NodeId,
-        rid: &RecordId,
-    ) -> Result<Option<RecordMeta>, StoreError> {
-        self.store().record_meta(author, rid)
-    }
-}
-
-/// The answers (`experience` records) as the pages and the API ask for them.
-impl crate::local::LocalNode {
-    /// The answers to `about`, grouped by region (see [`crate::answers::answers_to`]).
-    pub fn answers_to(
-        &self,
-        about: &spindel_protocol::RecordRef,
-        per_region: usize,
-    ) -> Result<crate::answers::AnswersTo, StoreError> {
-        crate::answers::answers_to(self.store(), about, per_region)
-    }
-
-    /// What `id` answered and what others answered it.
-    pub fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, StoreError> {
-        crate::answers::region_answers(self.store(), id)
-    }
-
-    /// Who learns from whom.
-    pub fn answer_matrix(&self) -> Result<crate::answers::Matrix, StoreError> {
-        crate::answers::matrix(self.store())
-    }
-
-    /// What this node can say of an answered record.
-    pub fn answer_target(
-        &self,
-        about: &spindel_protocol::RecordRef,
-    ) -> Result<crate::answers::Target, StoreError> {
-        crate::answers::target(self.store(), about)
-    }
-}
-
-impl ReadModel {
-    /// [`LocalNode::answers_to`].
-    pub fn answers_to(
-        &self,
-        about: &spindel_protocol::RecordRef,
-        per_region: usize,
-    ) -> Result<crate::answers::AnswersTo, StoreError> {
-        self.0.answers_to(about, per_region)
-    }
-
-    /// [`LocalNode::region_answers`].
-    pub fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, StoreError> {
-        self.0.region_answers(id)
-    }
-
-    /// [`LocalNode::answer_matrix`].
-    pub fn answer_matrix(&self) -> Result<crate::answers::Matrix, StoreError> {
-        self.0.answer_matrix()
-    }
-
-    /// [`LocalNode::answer_target`].
-    pub fn answer_target(
-        &self,
-        about: &spindel_protocol::RecordRef,
-    ) -> Result<crate::answers::Target, StoreError> {
-        self.0.answer_target(about)
+    /// Both handles answer through the one trait; a question the asker can fix is told apart
+    /// from a store that failed, and keeps its meaning inside the node's own work.
+    #[test]
+    fn a_bad_question_is_told_apart_and_both_handles_answer_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Arc::new(
+            crate::local::init_open(
+                &dir.path().join("skane"),
+                "skane",
+                crate::local::Role::Region,
+                None,
+                &mut rand_core::OsRng,
+            )
+            .unwrap(),
+        );
+        let model = ReadModel::of(&node);
+        assert_eq!(model.node_id(), node.node_id());
+        assert_eq!(
+            model.status().unwrap().node_id,
+            Reads::status(&*node).unwrap().node_id
+        );
+        let unknown = Query {
+            region: Some("atlantis".into()),
+            ..Query::default()
+        };
+        let e = model.query(&unknown).unwrap_err();
+        assert!(e.is_bad_question(), "{e}");
+        assert!(e.to_string().contains("atlantis"), "{e}");
+        assert!(matches!(
+            NodeError::from(e),
+            NodeError::Query(QueryError::UnknownRegion(..))
+        ));
+        let too_many = Query {
+            limit: Some(usize::MAX),
+            ..Query::default()
+        };
+        assert!(node.query(&too_many).unwrap_err().is_bad_question());
+        let store = ReadError::from(QueryError::Store(StoreError::Corrupt {
+            what: "test".into(),
+            reason: "test".into(),
+        }));
+        assert!(!store.is_bad_question());
+        assert!(matches!(NodeError::from(store), NodeError::Store(_)));
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::gate::CATCH_UP_WAIT;
 use crate::local::{LocalNode, NodeError, Role};
+use crate::read::Reads;
 use crate::shared::Shared;
 use crate::transport::{Limits, PeerAddr, Transport, TransportError};
 

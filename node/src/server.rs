@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::link::LinkError;
 use crate::local::{LocalNode, NodeError, Role};
+use crate::read::Reads;
 use crate::runtime::{RunOptions, Running, StartError};
 use crate::session::SyncReport;
 use crate::shared::Shared;

@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
 use crate::local::{NodeError, Role};
-use crate::read::ReadModel;
+use crate::read::{ReadModel, Reads};
 use crate::shared::Shared;
 use crate::store::Incoming;
 use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};

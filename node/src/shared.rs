@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::gate::Gate;
 pub use crate::link::PeerStatus;
 use crate::local::{LocalNode, NodeError};
-use crate::read::ReadModel;
+use crate::read::{ReadError, ReadModel, Reads};
 use crate::writer::Writer;
 
 /// Imports received at once: each may hold a file of [`crate::local::IMPORT_BYTES_MAX`] in the data
@@ -402,7 +402,7 @@ impl Shared {
 
     /// `status` of the running node, with its live peers.
     pub async fn status(&self) -> Result<crate::local::Status, NodeError> {
-        let mut status = self.blocking(|n| n.status()).await?;
+        let mut status = self.blocking(|n| Ok(n.status()?)).await?;
         status.peers = self
             .peers()
             .iter()
@@ -443,7 +443,19 @@ impl Shared {
         self.shutdown.clone()
     }
 
-    /// Runs a read of the node (store work) on the blocking pool.
+    /// Runs reads of the node on the blocking pool; they answer as the read model does.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadModel) -> Result<T, ReadError> + Send + 'static,
+    ) -> Result<T, ReadError> {
+        let node = self.node.clone();
+        match tokio::task::spawn_blocking(move || f(&node)).await {
+            Ok(r) => r,
+            Err(e) => Err(ReadError::Task(e.to_string())),
+        }
+    }
+
+    /// Runs work on the node (reads, a backup, its marker files) on the blocking pool.
     pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&ReadModel) -> Result<T, NodeError> + Send + 'static,

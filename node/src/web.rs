@@ -28,10 +28,9 @@ use spindel_protocol::experience::title_of as experience_title;
 use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
-use crate::local::NodeError;
 use crate::params::Params;
 use crate::query::{self, Facets, Query, QueryError, RecordView};
-use crate::read::ReadModel;
+use crate::read::{ReadError, ReadModel, Reads};
 use crate::shared::Shared;
 use crate::templates::{escape, templates};
 use crate::words::{self, kind_label};
@@ -80,10 +79,10 @@ fn internal(e: impl std::fmt::Display) -> PageError {
     }
 }
 
-fn query_error(e: NodeError) -> PageError {
+fn query_error(e: ReadError) -> PageError {
     match e {
-        NodeError::Query(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
-        NodeError::Query(QueryError::TextTooLong) => {
+        ReadError::Question(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
+        ReadError::Question(QueryError::TextTooLong) => {
             bad_request(words::search_text_too_long(query::TEXT_CHARS_MAX))
         }
         other => internal(other),
@@ -208,7 +207,7 @@ pub struct RecordItem {
     pub region_display: Option<String>,
 }
 
-fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, NodeError> {
+fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, ReadError> {
     let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()
@@ -298,9 +297,9 @@ async fn search_page(
         cursor: get("cursor"),
     };
     let (next_cursor, mut facets, records, region_count) = shared
-        .blocking(move |n| {
+        .read(move |n| {
             // An unknown region shows as zero hits, its name kept in the form.
-            let page = n.search(&q).map_err(NodeError::Query)?;
+            let page = n.search(&q)?;
             let facets = n.facets(&q)?;
             let regions = n.region_count()?;
             let records = items(n, page.records)?;
@@ -428,7 +427,7 @@ fn answer_items(
     node: &ReadModel,
     about: &RecordRef,
     per_region: usize,
-) -> Result<(usize, bool, Vec<AnswerGroupItem>), NodeError> {
+) -> Result<(usize, bool, Vec<AnswerGroupItem>), ReadError> {
     let answers = node.answers_to(about, per_region)?;
     let names = node.shown_names()?;
     let mut groups = Vec::new();
@@ -445,7 +444,7 @@ fn answer_items(
 
 /// What an answer's page says of the record it answers: `held` with its title and link,
 /// `deleted` or `not-held`, and nothing of a deleted record's content.
-fn answered(node: &ReadModel, about: &RecordRef) -> Result<Value, NodeError> {
+fn answered(node: &ReadModel, about: &RecordRef) -> Result<Value, ReadError> {
     Ok(match node.answer_target(about)? {
         crate::answers::Target::Held { record } => {
             let item = items(node, vec![*record])?.pop();
@@ -628,7 +627,7 @@ async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let (o, latest, matrix) = shared
-        .blocking(|n| {
+        .read(|n| {
             let o = n.overview()?;
             let latest = items(n, o.latest.clone())?;
             Ok((o, latest, answer_matrix(n)?))
@@ -647,7 +646,7 @@ async fn overview_page(
 }
 
 /// Who learns from whom, with each region's shown name: rows answer, columns are answered.
-fn answer_matrix(n: &ReadModel) -> Result<Value, NodeError> {
+fn answer_matrix(n: &ReadModel) -> Result<Value, ReadError> {
     let m = n.answer_matrix()?;
     let names = n.shown_names()?;
     let regions: Vec<Value> = m

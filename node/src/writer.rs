@@ -29,7 +29,7 @@ use crate::gate::Gate;
 use crate::local::{
     Allowed, Deleted, Disallowed, Imported, LocalNode, NodeError, Published, now_ms,
 };
-use crate::read::ReadModel;
+use crate::read::{ReadModel, Reads};
 use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
 
 /// Jobs queued for the writer; a sender waits while it is full.

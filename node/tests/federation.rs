@@ -9,6 +9,7 @@ use std::time::Duration;
 mod kit;
 
 use kit::{TestNode, aggregator_of, eventually, eventually_within, method, prepare, start};
+use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_node::transport::{Limits, PeerAddr};

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_protocol::entry::RecordId;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use spindel_node::Reads;
 use spindel_node::store::{ApplyOptions, Incoming, Outcome, Store, StoreError};
 use spindel_protocol::SecretKey;
 use spindel_protocol::entry::{Entry, Head, Payload, RecordId, next_header};

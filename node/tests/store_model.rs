@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_protocol::entry::{Op, RecordId};

@@ -13,8 +13,8 @@ use std::time::Duration;
 mod kit;
 
 use kit::method;
-use spindel_node::Gate;
 use spindel_node::local::{self, LocalNode, NodeError, Role};
+use spindel_node::{Gate, Reads};
 use spindel_node::{ImportJob, ImportProgress, Received, Writer};
 use spindel_protocol::NodeId;
 use spindel_protocol::entry::{Entry, Payload, RecordId, next_header};

@@ -13,6 +13,7 @@ use minijinja::{Value, context};
 
 use super::audit::audit_row;
 use super::auth::{admin_posted, csrf_ok, require_admin, require_any, set_cookie};
+use crate::read::Reads;
 use crate::words;
 
 use super::page::{Editor, SESSION_COOKIE, Session, forbidden, form, or_page, see_other};

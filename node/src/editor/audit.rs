@@ -15,6 +15,7 @@ use super::page::{
     AUDIT_PAGE_LINES, Editor, bad_address, field_labels, filter_link, or_page, page_params,
     title_of,
 };
+use crate::read::Reads;
 use crate::users::AuditEntry;
 use crate::words::{self, AUDIT_ACTIONS};
 

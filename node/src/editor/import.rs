@@ -23,6 +23,7 @@ use super::page::{
 };
 use crate::import_csv::{self, CsvError, Format};
 use crate::local::IMPORT_BYTES_MAX;
+use crate::read::Reads;
 use crate::staff::token;
 use crate::users::{AuditEntry, StaffRole};
 use crate::words::{self, ImportFailure, csv_failure, failure};

@@ -39,6 +39,7 @@ use axum::routing::get;
 
 use crate::listener::ListenerKind;
 use crate::local::Role;
+use crate::read::Reads;
 use crate::shared::Shared;
 
 use accounts::{

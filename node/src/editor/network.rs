@@ -17,6 +17,7 @@ use spindel_protocol::{NodeId, RecordRef};
 use super::auth::require;
 use super::page::{Editor, POSTS_PAGE, filter_link, or_page, page_params, title_of};
 use crate::query::{Query, RecordView};
+use crate::read::Reads;
 use crate::words;
 
 /// A record as the network list and the answer form show it.

@@ -14,6 +14,7 @@ use minijinja::{Value, context};
 use spindel_protocol::record::Kind;
 
 use crate::forms;
+use crate::read::Reads;
 use crate::shared::Shared;
 pub use crate::staff::Session;
 use crate::staff::Staff;

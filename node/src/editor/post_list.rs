@@ -20,6 +20,7 @@ use super::page::{
 };
 use crate::local::NodeError;
 use crate::query::Query;
+use crate::read::Reads;
 use crate::words;
 
 /// Records on the start page.

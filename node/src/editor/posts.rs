@@ -19,6 +19,7 @@ use super::auth::{posted, posted_keeping, require};
 use super::page::{Editor, Session, field_labels, or_page, page_params, see_other, title_of};
 use crate::forms::{self, FormError, Input};
 use crate::local::NodeError;
+use crate::read::Reads;
 use crate::users::AuditEntry;
 use crate::words;
 

@@ -1,22 +1,18 @@
-//! [`LocalNode`]: an opened node (config, key, store), what it reads and reports, and its
-//! markers (`restored`, `offline-from`).
+//! [`LocalNode`]: an opened node (config, key, store) and its markers (`restored`,
+//! `offline-from`); what it answers is the trait [`crate::Reads`] (read.rs).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use spindel_protocol::entry::Hash;
-use spindel_protocol::record::Record;
 use spindel_protocol::{NodeId, SecretKey};
 
 use super::dir::{
-    KEY_FILE, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, Role, read_config, read_key,
+    KEY_FILE, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, read_config, read_key,
     write_file_atomically,
 };
 use super::error::{NodeError, io_err};
-use super::reports::{AuthorStatus, ForkStatus, NO_WEBSITE_WARNING, NodeInfo, Status, fork_advice};
-use crate::query::{self, Query, QueryPage};
+use super::reports::NodeInfo;
 use crate::store::Store;
 
 /// Milliseconds since the Unix epoch, by this machine's clock.
@@ -99,11 +95,6 @@ impl LocalNode {
         &self.key
     }
 
-    /// Runs a query against this node's store.
-    pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
-        Ok(query::run_checked(&self.store, q)?)
-    }
-
     /// This data directory came from `spindel restore` and has not caught up yet.
     pub fn restored(&self) -> bool {
         self.restored.load(std::sync::atomic::Ordering::Acquire)
@@ -175,101 +166,5 @@ impl LocalNode {
             "the aggregator holds every entry this node signed offline"
         );
         Ok(())
-    }
-
-    /// Identity, heads, counts, refusals and forks.
-    pub fn status(&self) -> Result<Status, NodeError> {
-        let heads = self.store.heads()?;
-        let mut authors = Vec::new();
-        for a in crate::regions::authors(&self.store)? {
-            authors.push(AuthorStatus {
-                node_id: a.id.to_hex(),
-                name: a.meta.label().map(str::to_string),
-                display_name: a.meta.display_name.clone(),
-                admitted: a.meta.admitted,
-                frozen: a.meta.frozen,
-                head: a.head,
-                records: a.records,
-                payload_bytes: self.store.payload_bytes_of(&a.id)?,
-                own: a.id == self.node_id(),
-            });
-        }
-        let names: BTreeMap<NodeId, Option<String>> = self
-            .store
-            .authors()?
-            .into_iter()
-            .map(|(id, m)| (id, m.label().map(str::to_string)))
-            .collect();
-        let me = self.node_id();
-        let forks = self
-            .store
-            .forks()?
-            .into_iter()
-            .map(|(author, proof)| {
-                let name = names.get(&author).cloned().flatten();
-                ForkStatus {
-                    author: author.to_hex(),
-                    advice: fork_advice(author == me, name.as_deref(), proof.seq),
-                    name,
-                    seq: proof.seq,
-                    first: Hash::of(&proof.first.header).to_hex(),
-                    second: Hash::of(&proof.second.header).to_hex(),
-                    own: author == me,
-                }
-            })
-            .collect();
-        let refused_by_author = self
-            .store
-            .refusals_by_author()?
-            .into_iter()
-            .map(|(a, r)| (a.to_hex(), r))
-            .collect();
-        Ok(Status {
-            node_id: self.node_id().to_hex(),
-            name: self.config.name.clone(),
-            role: self.config.role,
-            records: self.store.visible_count()?,
-            heads: heads.iter().map(|(id, h)| (id.to_hex(), h.seq)).collect(),
-            peers: Vec::new(),
-            authors,
-            refused: self.store.refusals()?,
-            refused_by_author,
-            forks,
-            generation: self.store.generation()?,
-            restored: self.restored(),
-            admitted_as: self
-                .store
-                .author(&me)?
-                .map(|m| m.name_or_key(&me))
-                .filter(|n| *n != self.config.name),
-            warnings: self.warnings()?,
-            other_copy: None,
-            offline: false,
-            not_sent: None,
-            other_copy_advice: None,
-        })
-    }
-
-    /// What `status` warns about: a region whose profile has no website.
-    fn warnings(&self) -> Result<Vec<String>, NodeError> {
-        let mut out = Vec::new();
-        if self.config.role == Role::Region {
-            let me = self.node_id();
-            let profile = self.store.author(&me)?.and_then(|m| m.profile);
-            let website = match profile {
-                Some(id) => match self.store.record_meta(&me, &id)? {
-                    Some(m) => match self.store.load_record(&me, &id, &m)? {
-                        Some(Record::Profile(p)) => p.website,
-                        _ => None,
-                    },
-                    None => None,
-                },
-                None => None,
-            };
-            if website.is_none() {
-                out.push(NO_WEBSITE_WARNING.to_string());
-            }
-        }
-        Ok(out)
     }
 }

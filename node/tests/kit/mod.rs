@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
 use spindel_node::server::{NodeHandle, NodeSettings, PreBound};

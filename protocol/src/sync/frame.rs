@@ -88,13 +88,13 @@ mod tests {
     #[test]
     fn golden_frame() {
         // Pins the wire form documented in docs/protocol.md: 4-byte big-endian length, then
-        // bincode (variant index 0 = hello, version 1, role 0 = region, name "skane").
+        // bincode (variant index 0 = hello, version 2, role 0 = region, name "skane").
         let frame = encode_frame(&Message::Hello {
-            version: 1,
+            version: crate::sync::PROTOCOL_VERSION,
             role: PeerRole::Region,
             name: "skane".into(),
         });
-        assert_eq!(hex::encode(frame), "0000000900010005736b616e65");
+        assert_eq!(hex::encode(frame), "0000000900020005736b616e65");
         let ack = encode_frame(&Message::Ack { heads: vec![] });
         assert_eq!(hex::encode(ack), "000000020300");
     }

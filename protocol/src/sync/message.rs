@@ -5,10 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::entry::{Hash, PAYLOAD_BYTES_MAX, WIRE_ENTRY_BYTES_MAX, WireEntry};
 use crate::keys::NodeId;
 
-/// QUIC ALPN of this protocol version; bumped on a breaking change.
+/// QUIC ALPN: the framing and the messages. It stays while only `PROTOCOL_VERSION` moves, so
+/// a peer of another version still reaches `Hello` and is refused by name ("peer speaks
+/// version 1, this node 2") instead of failing the TLS handshake without a reason.
 pub const ALPN: &[u8] = b"spindel/1";
-/// The version a `Hello` carries.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The version a `Hello` carries; peers of another version are refused (`ErrorCode::Version`).
+/// 2: entries may hold the kinds event, indicator and experience, which a node of version 1
+/// cannot decode (docs/decisions/0038-protocol-version-2-for-new-kinds.md).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Entries in one batch, at most.

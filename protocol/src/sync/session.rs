@@ -1124,11 +1124,16 @@ pub(super) mod tests {
             vec![],
         ));
         let hello = Message::Hello {
-            version: 99,
+            version: 1,
             role: PeerRole::Region,
             name: "x".into(),
         };
-        assert_eq!(agg.handle(hello).unwrap_err().code, ErrorCode::Version);
+        let refused = agg.handle(hello).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Version);
+        assert_eq!(
+            refused.reason,
+            format!("peer speaks version 1, this node {PROTOCOL_VERSION}")
+        );
         let mut agg = Session::new(config(
             key(1).node_id(),
             PeerRole::Aggregator,
