@@ -51,6 +51,12 @@ fn title_of(data: &serde_json::Value) -> &str {
     ["title", "display_name", "name"]
         .iter()
         .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
+        // An experience: its text's first line (the protocol's title).
+        .or_else(|| {
+            data.get("text")
+                .and_then(|v| v.as_str())
+                .map(spindel_protocol::experience::title_of)
+        })
         .unwrap_or("")
 }
 

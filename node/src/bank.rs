@@ -11,11 +11,12 @@ use crate::query::{self, Query, QueryError, RecordView};
 use crate::store::{AuthorMeta, Store, StoreError};
 
 /// The kinds in the order the page lists them.
-pub const KINDS: [Kind; 5] = [
+pub const KINDS: [Kind; 6] = [
     Kind::Innovation,
     Kind::Method,
     Kind::Researcher,
     Kind::Indicator,
+    Kind::Experience,
     Kind::Profile,
 ];
 

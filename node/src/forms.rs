@@ -30,6 +30,8 @@ pub enum Input {
     Date,
     Number,
     Checkbox,
+    /// One of a few values: (JSON value, Swedish label).
+    Choice(&'static [(&'static str, &'static str)]),
 }
 
 /// One field of a form.
@@ -114,6 +116,19 @@ const INDICATOR: &[Field] = &[
     f("tags", sv::INDICATOR_TAGS, Input::Lines, false),
 ];
 
+const EXPERIENCE: &[Field] = &[
+    f("about", sv::ABOUT, Input::Text, true),
+    f("text", sv::EXPERIENCE_TEXT, Input::Area, true),
+    f(
+        "outcome",
+        sv::EXPERIENCE_OUTCOME,
+        Input::Choice(sv::OUTCOMES),
+        true,
+    ),
+    f("links", sv::LINKS, Input::Lines, false),
+    f("tags", sv::EXPERIENCE_TAGS, Input::Lines, false),
+];
+
 /// The fields of a kind's form, in order.
 pub fn fields(kind: Kind) -> &'static [Field] {
     match kind {
@@ -122,6 +137,7 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Method => METHOD,
         Kind::Researcher => RESEARCHER,
         Kind::Indicator => INDICATOR,
+        Kind::Experience => EXPERIENCE,
     }
 }
 
@@ -375,6 +391,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const ABOUT: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef";
+
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -384,7 +402,7 @@ mod tests {
 
     #[test]
     fn every_kind_maps_from_a_form_and_back() {
-        let cases: [(Kind, &[(&str, &str)]); 5] = [
+        let cases: [(Kind, &[(&str, &str)]); 6] = [
             (
                 Kind::Indicator,
                 &[
@@ -435,6 +453,16 @@ mod tests {
                     ("consent.given", "on"),
                     ("consent.date", "2026-11-01"),
                     ("consent.method", "e-post"),
+                ],
+            ),
+            (
+                Kind::Experience,
+                &[
+                    ("about", ABOUT),
+                    ("text", "Vi provade det\nDet gick bra."),
+                    ("outcome", "not-suitable"),
+                    ("links", "https://a.example.se"),
+                    ("tags", "integration"),
                 ],
             ),
         ];
@@ -654,6 +682,24 @@ mod tests {
                 Kind::Profile,
                 form(&[("display_name", "")]),
                 "display_name",
+                "Fyll i fältet.",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", "skane/123"), ("text", "T"), ("outcome", "tried")]),
+                "about",
+                "NODID/POSTID",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", ABOUT), ("text", "T"), ("outcome", "")]),
+                "outcome",
+                "Välj ett av alternativen.",
+            ),
+            (
+                Kind::Experience,
+                form(&[("about", ABOUT), ("text", " "), ("outcome", "tried")]),
+                "text",
                 "Fyll i fältet.",
             ),
             (

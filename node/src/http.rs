@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json`, without researchers' `email` and `phone` |
 //! | `GET /api/v1/records/{author}/{record_id}` | one record; 404 if unknown or deleted |
+//! | `GET /api/v1/records/{author}/{record_id}/answers` | `{"about","total","capped","groups":[{"author","total","answers":[record]}]}`: the experiences answering it, by region, newest first |
 //! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
 //! | `GET /api/v1/status` | same JSON as `status --json`, without peers' addresses and errors |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
@@ -77,6 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/records", get(records))
         .route("/api/v1/records/{author}/{record_id}", get(record))
+        .route("/api/v1/records/{author}/{record_id}/answers", get(answers))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/status", get(public_status))
         .route("/metrics", get(metrics))
@@ -296,6 +298,32 @@ async fn records(
     let mut response = axum::Json(page).into_response();
     crate::web::personal_data(&mut response);
     Ok(response)
+}
+
+/// The answers (`experience` records) to one record, grouped by answering region, newest
+/// first, at most `answers::ANSWERS_PER_REGION_ALL` a region: known by the answered record's
+/// reference, so also while that record is not held here (or deleted).
+async fn answers(
+    State(shared): State<Arc<Shared>>,
+    Path((author, record_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let author: NodeId = author.parse().map_err(|e| bad(format!("{e}")))?;
+    let rid: RecordId = record_id.parse().map_err(|e| bad(format!("{e}")))?;
+    let about = spindel_protocol::RecordRef {
+        author,
+        record: rid,
+    };
+    let answers = shared
+        .blocking(move |n| Ok(n.answers_to(&about, crate::answers::ANSWERS_PER_REGION_ALL)?))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(axum::Json(serde_json::json!({
+        "about": about.to_string(),
+        "total": answers.total,
+        "capped": answers.capped,
+        "groups": answers.groups,
+    }))
+    .into_response())
 }
 
 async fn record(

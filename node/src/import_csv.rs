@@ -490,6 +490,16 @@ fn convert(
                         message: fields_sv::YES_OR_NO.into(),
                     }),
                 },
+                // A choice as its Swedish label (any case) or its value.
+                Input::Choice(options) => {
+                    let typed = cell.trim().to_lowercase();
+                    if let Some((value, _)) = options
+                        .iter()
+                        .find(|(v, label)| label.to_lowercase() == typed || *v == typed)
+                    {
+                        *cell = value.to_string();
+                    }
+                }
                 _ => {}
             }
         }
@@ -578,8 +588,17 @@ pub fn template(kind: Kind) -> Vec<u8> {
                 let checkbox = forms::fields(kind)
                     .iter()
                     .any(|f| f.name == *name && f.input == Input::Checkbox);
-                match (checkbox, value.is_empty()) {
-                    (true, false) => fields_sv::YES.to_string(),
+                let choice = forms::fields(kind).iter().find_map(|f| match f.input {
+                    Input::Choice(options) if f.name == *name => Some(options),
+                    _ => None,
+                });
+                match (checkbox, value.is_empty(), choice) {
+                    (true, false, _) => fields_sv::YES.to_string(),
+                    // A choice as a person reads it (Swedish); the import takes both.
+                    (_, _, Some(options)) => options
+                        .iter()
+                        .find(|(v, _)| *v == value)
+                        .map_or(value, |(_, label)| label.to_string()),
                     _ => value,
                 }
             })
@@ -683,6 +702,33 @@ mod tests {
             panic!()
         };
         assert_eq!(rows[0].errors[0].field.as_deref(), Some("record_id"));
+    }
+
+    /// An answer's outcome in a cell: its Swedish label in any case, or its JSON value; any
+    /// other word is said beside the outcome.
+    #[test]
+    fn an_experience_outcome_is_read_in_swedish_or_as_its_value() {
+        let about = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef";
+        let text =
+            format!("about;text;outcome\n{about};Vi provade;passade INTE\n{about};T;adapted\n");
+        let (n, lines) = convert(Kind::Experience, &text).unwrap();
+        let lines: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+        assert_eq!(n, 2);
+        assert!(
+            lines[0].contains("\"outcome\":\"not-suitable\""),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("\"outcome\":\"adapted\""), "{lines:?}");
+        let Err(CsvError::Rows { rows, .. }) =
+            convert(Kind::Experience, "about;text;outcome\nx;T;klart\n")
+        else {
+            panic!()
+        };
+        let fields: Vec<_> = rows[0].errors.iter().map(|e| e.field.clone()).collect();
+        assert_eq!(
+            fields,
+            [Some("about".to_string()), Some("outcome".to_string())]
+        );
     }
 
     #[test]
@@ -887,6 +933,7 @@ mod tests {
             Kind::Innovation,
             Kind::Researcher,
             Kind::Indicator,
+            Kind::Experience,
         ] {
             let t = template(kind);
             assert!(t.starts_with(b"\xef\xbb\xbf"));

@@ -6,8 +6,9 @@
 //! - `payloads`: record contents in pack files that can erase a purged payload for good.
 //! - `search`: the tantivy full-text index (Swedish and English stemming), derived data.
 //! - `regions`: authors with their counts, and the one rule that finds a region.
-//! - [`query`], `bank`, `proxybank` (the SROI proxy bank by outcome): filters, facets, cursors, the record JSON shape; the national
-//!   overview, a region's page, SROI.
+//! - [`query`], `bank`: filters, facets, cursors, the record JSON shape; the national
+//!   overview, a region's page, SROI; `proxybank`: the SROI proxy bank by outcome;
+//!   `answers`: the answers to a record, a region's answers, who learns from whom.
 //! - [`local`]: the data directory (config, key file 0600, store) and one write each: init,
 //!   publish, import, delete, allow.
 //! - `read`: the read model: every question the pages, the API, the sync and the CLI ask.
@@ -32,6 +33,7 @@
 //! them the few items of private modules that the command, the tests and the benches use.
 
 mod accept;
+mod answers;
 pub mod backup;
 mod bank;
 mod client;

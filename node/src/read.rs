@@ -115,6 +115,37 @@ pub trait Reads: sealed::Sealed {
         self.local().offline_from()
     }
 
+    /// The answers to `about`, grouped by region (see [`crate::answers::answers_to`]).
+    fn answers_to(
+        &self,
+        about: &spindel_protocol::RecordRef,
+        per_region: usize,
+    ) -> Result<crate::answers::AnswersTo, ReadError> {
+        Ok(crate::answers::answers_to(
+            self.local().store(),
+            about,
+            per_region,
+        )?)
+    }
+
+    /// What `id` answered and what others answered it.
+    fn region_answers(&self, id: &NodeId) -> Result<crate::answers::RegionAnswers, ReadError> {
+        Ok(crate::answers::region_answers(self.local().store(), id)?)
+    }
+
+    /// Who learns from whom.
+    fn answer_matrix(&self) -> Result<crate::answers::Matrix, ReadError> {
+        Ok(crate::answers::matrix(self.local().store())?)
+    }
+
+    /// What this node can say of an answered record.
+    fn answer_target(
+        &self,
+        about: &spindel_protocol::RecordRef,
+    ) -> Result<crate::answers::Target, ReadError> {
+        Ok(crate::answers::target(self.local().store(), about)?)
+    }
+
     /// Identity, heads, counts, refusals and forks.
     fn status(&self) -> Result<Status, ReadError> {
         status_of(self.local())

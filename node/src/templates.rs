@@ -74,6 +74,14 @@ pub(crate) fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/editor_record.html"),
             ),
             (
+                "editor_network.html",
+                include_str!("../templates/editor_network.html"),
+            ),
+            (
+                "editor_network_record.html",
+                include_str!("../templates/editor_network_record.html"),
+            ),
+            (
                 "editor_delete.html",
                 include_str!("../templates/editor_delete.html"),
             ),

@@ -23,7 +23,9 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Serialize;
 use spindel_protocol::NodeId;
+use spindel_protocol::RecordRef;
 use spindel_protocol::entry::RecordId;
+use spindel_protocol::experience::title_of as experience_title;
 use spindel_protocol::record::Kind;
 
 use crate::bank::KINDS;
@@ -221,6 +223,7 @@ fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, Re
             let title = ["title", "display_name", "name", "indicator"]
                 .iter()
                 .find_map(|k| d.get(k).and_then(|v| v.as_str()))
+                .or_else(|| d.get("text").and_then(|v| v.as_str()).map(experience_title))
                 .unwrap_or("(utan titel)")
                 .to_string();
             let region_display = names.get(&view.author).cloned().or(view.region.clone());
@@ -445,36 +448,107 @@ fn proxybank_links(n: &ReadModel, item: &mut RecordItem) -> Result<(), ReadError
     Ok(())
 }
 
+/// An answer's groups by region as the record page shows them.
+#[derive(Debug, Serialize)]
+struct AnswerGroupItem {
+    author: String,
+    region_display: String,
+    total: usize,
+    answers: Vec<RecordItem>,
+}
+
+/// The answers to `about` as the record page shows them, at most `per_region` a region.
+fn answer_items(
+    node: &ReadModel,
+    about: &RecordRef,
+    per_region: usize,
+) -> Result<(usize, bool, Vec<AnswerGroupItem>), ReadError> {
+    let answers = node.answers_to(about, per_region)?;
+    let names = node.shown_names()?;
+    let mut groups = Vec::new();
+    for g in answers.groups {
+        groups.push(AnswerGroupItem {
+            region_display: names.get(&g.author).cloned().unwrap_or_default(),
+            author: g.author,
+            total: g.total,
+            answers: items(node, g.answers)?,
+        });
+    }
+    Ok((answers.total, answers.capped, groups))
+}
+
+/// What an answer's page says of the record it answers: `held` with its title and link,
+/// `deleted` or `not-held`, and nothing of a deleted record's content.
+fn answered(node: &ReadModel, about: &RecordRef) -> Result<Value, ReadError> {
+    Ok(match node.answer_target(about)? {
+        crate::answers::Target::Held { record } => {
+            let item = items(node, vec![*record])?.pop();
+            context! { state => "held", r => item }
+        }
+        crate::answers::Target::Deleted => context! { state => "deleted" },
+        crate::answers::Target::NotHeld => context! { state => "not-held" },
+    })
+}
+
 async fn record_page(
     shared: &Arc<Shared>,
     author: String,
     rid: String,
+    raw: Option<String>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
+    let params = Params::parse(raw.as_deref(), &["svar"])
+        .map_err(|e| bad_request(words::param_error(&e)))?;
+    let all = match params.get("svar") {
+        None => false,
+        Some("alla") => true,
+        Some(_) => return Err(bad_request(words::BAD_ANSWERS_PARAM)),
+    };
+    let per_region = if all {
+        crate::answers::ANSWERS_PER_REGION_ALL
+    } else {
+        crate::answers::ANSWERS_PER_REGION
+    };
     let author: NodeId = author
         .parse()
         .map_err(|_| bad_request(words::BAD_RECORD_ADDRESS_KEY))?;
     let rid: RecordId = rid
         .parse()
         .map_err(|_| bad_request(words::BAD_RECORD_ADDRESS_ID))?;
-    let item = shared
+    let found = shared
         .blocking(move |n| {
-            let view = n.record(&author, &rid)?;
-            let mut item = match view {
-                Some(v) => items(n, vec![v])?.pop(),
-                None => None,
+            let Some(v) = n.record(&author, &rid)? else {
+                return Ok(None);
             };
+            let about = v.data.get("about").and_then(|a| a.as_str());
+            let answered = match about.and_then(|a| a.parse::<RecordRef>().ok()) {
+                Some(about) if v.kind == Kind::Experience => Some(answered(n, &about)?),
+                _ => None,
+            };
+            let this = RecordRef {
+                author,
+                record: rid,
+            };
+            let answers = answer_items(n, &this, per_region)?;
+            let mut item = items(n, vec![v])?.pop();
             if let Some(item) = &mut item {
                 proxybank_links(n, item)?;
             }
-            Ok(item)
+            Ok(item.map(|r| (r, answered, answers)))
         })
         .await
         .map_err(internal)?;
-    let Some(r) = item else {
+    let Some((r, answered, (total, capped, groups))) = found else {
         return Err(not_found(words::NO_SUCH_RECORD_HERE));
     };
     let personal = crate::privacy::is_personal(r.view.kind);
-    Ok(("record.html", "", context! { r => r, personal => personal }))
+    Ok((
+        "record.html",
+        "",
+        context! {
+            r => r, personal => personal, answered => answered,
+            answers => context! { total => total, capped => capped, groups => groups, all => all },
+        },
+    ))
 }
 
 async fn record(
@@ -482,8 +556,9 @@ async fn record(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     Path((author, rid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let r = record_page(&shared, author, rid).await;
+    let r = record_page(&shared, author, rid, raw).await;
     // A researcher's contact details: a person reading is never slowed, a script harvesting
     // is (crate::ratelimit::CONTACTS).
     if let Ok((_, _, ctx)) = &r
@@ -531,11 +606,16 @@ async fn region_page(
                 limit: Some(REGION_RECORDS),
                 ..Query::default()
             })?;
-            Ok(Some((id, page, items(n, latest.records)?)))
+            let a = n.region_answers(&id)?;
+            let answers = context! {
+                given => items(n, a.given)?, given_total => a.given_total,
+                received => items(n, a.received)?, received_total => a.received_total,
+            };
+            Ok(Some((id, page, items(n, latest.records)?, answers)))
         })
         .await
         .map_err(internal)?;
-    let Some((id, region, records)) = found else {
+    let Some((id, region, records, answers)) = found else {
         return Err(not_found(words::NO_SUCH_REGION));
     };
     let hex = id.to_hex();
@@ -572,6 +652,7 @@ async fn region_page(
             here => here,
             all_records => all_records,
             kinds => kinds,
+            answers => answers,
         },
     ))
 }
@@ -651,11 +732,11 @@ async fn proxybank(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -
 async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
-    let (o, latest) = shared
+    let (o, latest, matrix) = shared
         .read(|n| {
             let o = n.overview()?;
             let latest = items(n, o.latest.clone())?;
-            Ok((o, latest))
+            Ok((o, latest, answer_matrix(n)?))
         })
         .await
         .map_err(query_error)?;
@@ -663,8 +744,23 @@ async fn overview_page(
     Ok((
         "overview.html",
         "overview",
-        context! { o => Value::from_serialize(&o), personal => shows_people(&latest), latest => latest, kinds => kinds },
+        context! {
+            o => Value::from_serialize(&o), personal => shows_people(&latest), latest => latest,
+            kinds => kinds, matrix => matrix,
+        },
     ))
+}
+
+/// Who learns from whom, with each region's shown name: rows answer, columns are answered.
+fn answer_matrix(n: &ReadModel) -> Result<Value, ReadError> {
+    let m = n.answer_matrix()?;
+    let names = n.shown_names()?;
+    let regions: Vec<Value> = m
+        .regions
+        .iter()
+        .map(|id| context! { id => id, name => names.get(id).cloned().unwrap_or_default() })
+        .collect();
+    Ok(context! { regions => regions, counts => m.counts, total => m.total })
 }
 
 async fn overview(State(shared): State<Arc<Shared>>) -> Response {

@@ -2,6 +2,7 @@
 //! validation uses ([`crate::record::limits`]). `docs/records.md` is generated from it, and a
 //! test checks the file is up to date and that every field listed is one the schema takes.
 
+use crate::experience::limits::*;
 use crate::record::Kind;
 use crate::record::limits::*;
 
@@ -85,6 +86,13 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("displacement", false, "a fraction from 0 to 1: the share that moved a problem elsewhere".into(), "0"),
             f("drop_off", false, "a fraction from 0 to 1: how much the effect falls each year after the first".into(), "0.1"),
             f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["arbete"]"#),
+        ],
+        Kind::Experience => vec![
+            f("about", true, "the answered record, `NODEID/RECORD_ID` (its author's 64 and its id's 32 lowercase hex characters), of any kind, in any region's log; it may be one this node has not received yet, or one deleted since".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef""#),
+            f("text", true, format!("{}; lists show its first line, cut at {EXPERIENCE_TITLE_CHARS} characters", text(1, EXPERIENCE_TEXT_CHARS_MAX)), r#""Vi provade språkcaféet i två föreningar (exempel).""#),
+            f("outcome", true, format!("one of {}", crate::experience::Outcome::ALL.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")), r#""adapted""#),
+            f("links", false, format!("list of at most {LINKS_MAX} http or https URLs"), r#"["https://example.se/erfarenhet"]"#),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["integration"]"#),
         ],
     }
 }

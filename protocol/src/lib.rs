@@ -12,6 +12,7 @@
 //! - [`record`]: record kinds and their validation (docs/records.md); [`fields`]: the
 //!   same fields as people read them (docs/records.md is generated from it).
 //! - [`indicator`]: the SROI proxy bank's record (outcome, indicator, proxy, value).
+//! - [`experience`]: the `experience` kind, one region's answer to a record.
 //! - [`reference`]: `NODEID/RECORD_ID`, one record naming another in any region's log.
 //! - [`ingest`]: the single accept/refuse decision for an entry.
 //! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
@@ -19,6 +20,7 @@
 
 pub mod codec;
 pub mod entry;
+pub mod experience;
 pub mod fields;
 pub mod fuzz;
 pub mod indicator;

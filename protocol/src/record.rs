@@ -19,15 +19,17 @@ pub enum Kind {
     Method,
     Researcher,
     Indicator,
+    Experience,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
         Kind::Researcher,
         Kind::Indicator,
+        Kind::Experience,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::Method => "method",
             Kind::Researcher => "researcher",
             Kind::Indicator => "indicator",
+            Kind::Experience => "experience",
         }
     }
 
@@ -48,6 +51,7 @@ impl Kind {
             Kind::Method => 2,
             Kind::Researcher => 3,
             Kind::Indicator => 5,
+            Kind::Experience => 6,
         }
     }
 }
@@ -58,24 +62,21 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Why a kind name was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a kind name was refused; the text lists [`Kind::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kind {0:?}: expected {kinds}", kinds = Kind::listed())]
 pub struct ParseKindError(pub String);
 
-impl fmt::Display for ParseKindError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Kind {
+    /// `profile, innovation, ... or experience`, from [`Kind::ALL`].
+    pub fn listed() -> String {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        let (last, rest) = names.split_last().unwrap_or((&"", &[]));
-        write!(
-            f,
-            "unknown kind {:?}: expected {} or {last}",
-            self.0,
-            rest.join(", ")
-        )
+        match names.split_last() {
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 }
-
-impl std::error::Error for ParseKindError {}
 
 impl FromStr for Kind {
     type Err = ParseKindError;
@@ -87,6 +88,7 @@ impl FromStr for Kind {
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
     }
 }
+pub use crate::experience::{Experience, Outcome};
 pub use crate::indicator::Indicator;
 use crate::reference::RecordRef;
 use crate::schema::{Check, is_phone};
@@ -257,6 +259,7 @@ pub enum Record {
     Method(Method),
     Researcher(Researcher),
     Indicator(Indicator),
+    Experience(Experience),
 }
 
 impl Record {
@@ -274,6 +277,10 @@ impl Record {
             Kind::Method => parse(kind, text).map(Record::Method),
             Kind::Researcher => parse(kind, text).map(Record::Researcher),
             Kind::Indicator => parse(kind, text).map(Record::Indicator),
+            // Read field by field, so a bad reference is said with the rest.
+            Kind::Experience => {
+                return crate::experience::from_json_all(text).map(Record::Experience);
+            }
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -292,6 +299,7 @@ impl Record {
             Record::Method(_) => Kind::Method,
             Record::Researcher(_) => Kind::Researcher,
             Record::Indicator(_) => Kind::Indicator,
+            Record::Experience(_) => Kind::Experience,
         }
     }
 
@@ -303,6 +311,7 @@ impl Record {
             Record::Method(r) => serde_json::to_string(r),
             Record::Researcher(r) => serde_json::to_string(r),
             Record::Indicator(r) => serde_json::to_string(r),
+            Record::Experience(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -320,6 +329,7 @@ impl Record {
             Record::Method(r) => &r.title,
             Record::Researcher(r) => &r.name,
             Record::Indicator(r) => r.title(),
+            Record::Experience(r) => r.title(),
         }
     }
 
@@ -331,6 +341,7 @@ impl Record {
             Record::Method(r) => &r.tags,
             Record::Researcher(r) => &r.fields,
             Record::Indicator(r) => &r.tags,
+            Record::Experience(r) => &r.tags,
         }
     }
 
@@ -361,6 +372,7 @@ impl Record {
                 parts.extend(r.fields.iter().map(String::as_str));
             }
             Record::Indicator(r) => parts.extend(r.search_parts()),
+            Record::Experience(r) => return r.search_text(),
         }
         parts.join("\n")
     }
@@ -420,6 +432,7 @@ impl Record {
                 }
             }
             Record::Indicator(r) => r.trim(),
+            Record::Experience(r) => r.trim(),
         }
     }
 
@@ -547,13 +560,19 @@ impl Record {
                 }
             }
             Record::Indicator(r) => r.problems(&c, &mut out),
+            Record::Experience(r) => r.problems(&mut out),
         }
         out
     }
 }
 
 fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> {
-    serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(text).map_err(|e| parse_error(kind, e))
+}
+
+/// A record's JSON that serde could not read, with the field it names.
+pub(crate) fn parse_error(kind: Kind, e: serde_json::Error) -> SchemaError {
+    {
         let msg = e.to_string();
         // serde_json reports a missing consent like any missing field; say what matters.
         if kind == Kind::Researcher && msg.contains("missing field `consent`") {
@@ -579,7 +598,7 @@ fn parse<T: DeserializeOwned>(kind: Kind, text: &str) -> Result<T, SchemaError> 
                 (None, None) => SchemaError::new(message),
             },
         }
-    })
+    }
 }
 
 #[cfg(test)]
@@ -590,7 +609,7 @@ mod tests {
         Record::from_json(kind, json).unwrap_err().message
     }
 
-    const SAMPLES: [(Kind, &str); 4] = [
+    const SAMPLES: [(Kind, &str); 5] = [
         (
             Kind::Profile,
             r#"{"display_name":"Skåne","website":"https://example.se","members":["A"]}"#,
@@ -606,6 +625,10 @@ mod tests {
         (
             Kind::Researcher,
             r#"{"name":"A","affiliation":"B","fields":["c"],"email":"a@b.se","consent":{"given":true,"date":"2026-01-05"}}"#,
+        ),
+        (
+            Kind::Experience,
+            r#"{"about":"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef","text":"t","outcome":"tried","tags":["x"]}"#,
         ),
     ];
 
@@ -633,7 +656,7 @@ mod tests {
     #[test]
         fn arbitrary_and_mutated_record_json_never_panics(
             text in ".{0,300}",
-            which in 0usize..4,
+            which in 0usize..SAMPLES.len(),
             at in proptest::prelude::any::<proptest::sample::Index>(),
             byte in proptest::prelude::any::<u8>(),
         ) {

@@ -56,6 +56,10 @@ pub enum Problem {
     Amount { max: u64 },
     /// The same entry twice in a list.
     Duplicate,
+    /// Not a reference to a record, `NODEID/RECORD_ID`.
+    Reference,
+    /// Not one of the values allowed.
+    Choice { allowed: Vec<&'static str> },
     /// Anything else: the message says it.
     Other,
 }

@@ -189,6 +189,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor/page.rs",
     "editor/auth.rs",
     "editor/posts.rs",
+    "editor/network.rs",
     "editor/post_list.rs",
     "editor/accounts.rs",
     "editor/audit.rs",
@@ -277,6 +278,7 @@ fn the_store_is_private_to_the_node() {
         "query.rs",
         "bank.rs",
         "proxybank.rs",
+        "answers.rs",
         "fuzz.rs",
     ];
     let mut sources = Vec::new();

@@ -151,11 +151,12 @@ fn head_of(path: &std::path::Path) -> Vec<u8> {
 }
 
 /// The kinds a file can be imported as, with a template each.
-const TEMPLATE_KINDS: [Kind; 4] = [
+const TEMPLATE_KINDS: [Kind; 5] = [
     Kind::Method,
     Kind::Innovation,
     Kind::Researcher,
     Kind::Indicator,
+    Kind::Experience,
 ];
 
 /// The page's links to the templates: each kind's name and its label.

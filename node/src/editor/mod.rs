@@ -15,14 +15,15 @@
 //!
 //! Split by job, one module each: `auth` (cookies, CSRF, sessions, login), `posts` (a post's
 //! forms, preview, merge, page, history, removal, drafts), `post_list` (the start page and
-//! `/poster`), `accounts` (`/anvandare`, `/konto`), `audit` (`/logg`) and `import`
-//! (`/importera`). Here: the [`Editor`], its pages, the helpers they share,
+//! `/poster`), `accounts` (`/anvandare`, `/konto`), `audit` (`/logg`), `import`
+//! (`/importera`) and `network` (`/natverket`: every region's records, read-only, to answer). Here: the [`Editor`], its pages, the helpers they share,
 //! and the router.
 
 mod accounts;
 mod audit;
 mod auth;
 mod import;
+mod network;
 mod page;
 mod post_list;
 mod posts;
@@ -90,6 +91,11 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/konto", get(account_form).post(account_post))
         .route("/utkast", get(draft_page))
         .route("/poster", get(posts_page))
+        .route("/natverket", get(network::network_page))
+        .route(
+            "/natverket/{author}/{record_id}",
+            get(network::network_record),
+        )
         .route("/poster/ta-bort", axum::routing::post(posts_remove))
         .route(
             "/importera",

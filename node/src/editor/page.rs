@@ -241,6 +241,11 @@ pub(super) fn title_of(data: &serde_json::Value) -> String {
     ["title", "display_name", "name", "indicator"]
         .iter()
         .find_map(|k| data.get(*k).and_then(|v| v.as_str()))
+        .or_else(|| {
+            data.get("text")
+                .and_then(|v| v.as_str())
+                .map(spindel_protocol::experience::title_of)
+        })
         .unwrap_or("")
         .to_string()
 }

@@ -11,11 +11,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::{Value, context};
 
+use spindel_protocol::RecordRef;
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 
 use super::auth::{posted, posted_keeping, require};
-use super::page::{Editor, Session, field_labels, or_page, see_other, title_of};
+use super::page::{Editor, Session, field_labels, or_page, page_params, see_other, title_of};
 use crate::forms::{self, FormError, Input};
 use crate::local::NodeError;
 use crate::read::Reads;
@@ -100,12 +101,20 @@ impl Editor {
                     Input::Date => ("date", "date"),
                     Input::Number => ("number", "text"),
                     Input::Checkbox => ("checkbox", "checkbox"),
+                    Input::Choice(_) => ("choice", "text"),
+                };
+                let options: Vec<Value> = match f.input {
+                    Input::Choice(options) => options
+                        .iter()
+                        .map(|(value, label)| context! { value => value, label => label })
+                        .collect(),
+                    _ => Vec::new(),
                 };
                 let value = values.get(f.name).cloned().unwrap_or_default();
                 let picks = (f.input == Input::Picks).then(|| picks_of(&value, &choices));
                 context! {
                     name => f.name, label => f.label, help => f.help, required => f.required,
-                    input => input, html_type => html_type, value => value,
+                    input => input, html_type => html_type, options => options, value => value,
                     error => error_of(f.name), picks => picks,
                 }
             })
@@ -139,6 +148,7 @@ impl Editor {
             context! {
                 user => s.user.clone(), csrf => s.csrf.clone(), heading => heading,
                 action => action, fields => fields, errors => summary,
+                answering => at.answering.clone(),
                 version => values.get("version").cloned(), conflict => conflict,
                 notice => notice, failed => failed,
             },
@@ -374,6 +384,8 @@ struct FormAt {
     kind: Kind,
     action: String,
     heading: String,
+    /// An answer's form: the record it answers, shown above the form.
+    answering: Option<Value>,
 }
 
 /// The form of a new post of `kind`.
@@ -382,16 +394,57 @@ fn new_at(kind: Kind) -> FormAt {
         kind,
         action: format!("/ny/{}", kind.as_str()),
         heading: words::new_post(&words::kind_label(kind.as_str(), false).to_lowercase()),
+        answering: None,
+    }
+}
+
+impl Editor {
+    /// An answer's form (`about` filled in): what this node can say of the answered record,
+    /// for the box above the form (its title and region, or that it is deleted or not here).
+    async fn answering(&self, at: &mut FormAt, values: &HashMap<String, String>) {
+        let about = values
+            .get("about")
+            .and_then(|a| a.trim().parse::<RecordRef>().ok());
+        let (Kind::Experience, Some(about)) = (at.kind, about) else {
+            return;
+        };
+        let read = self
+            .shared
+            .blocking(move |n| Ok((n.answer_target(&about)?, n.shown_names()?)))
+            .await;
+        at.answering = match read {
+            Ok((crate::answers::Target::Held { record }, names)) => Some(context! {
+                state => "held", r => super::network::listed(&record, &names),
+            }),
+            Ok((crate::answers::Target::Deleted, _)) => Some(context! { state => "deleted" }),
+            Ok((crate::answers::Target::NotHeld, _)) => Some(context! { state => "not-held" }),
+            Err(e) => {
+                tracing::error!(error = %e, "the answered record could not be read");
+                None
+            }
+        };
     }
 }
 
 pub(super) async fn new_form(
     State(editor): State<Arc<Editor>>,
     Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
     let kind = or_page!(kind_of(&editor, &s, &kind));
+    // `?about=AUTHOR/RECORD_ID`: an answer to that record ("Svara med en erfarenhet").
+    let params = or_page!(page_params(&editor, &s, query.as_deref(), &["about"]));
+    if let (Kind::Experience, Some(about)) = (kind, params.get("about")) {
+        let mut values = HashMap::new();
+        values.insert("about".to_string(), about.to_string());
+        let mut at = new_at(kind);
+        editor.answering(&mut at, &values).await;
+        return editor
+            .form_page(&s, &at, &values, Vec::new(), None, None)
+            .await;
+    }
     if kind == Kind::Profile {
         // A region has one profile: it is edited, never made anew.
         let me = editor.shared.node.node_id();
@@ -420,7 +473,9 @@ pub(super) async fn new_post(
     let path = format!("/ny/{kind}");
     let (s, f) = or_page!(posted_keeping(&editor, &headers, &body, &path));
     let kind = or_page!(kind_of(&editor, &s, &kind));
-    editor.submit(&s, new_at(kind), None, f).await
+    let mut at = new_at(kind);
+    editor.answering(&mut at, &f).await;
+    editor.submit(&s, at, None, f).await
 }
 
 /// `/utkast`: the form a person sent after their session ended, filled in as they left it
@@ -431,7 +486,7 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
     let Some(draft) = editor.staff().take_draft(&s.user) else {
         return see_other("/");
     };
-    let at = if let Some(kind) = draft.path.strip_prefix("/ny/") {
+    let mut at = if let Some(kind) = draft.path.strip_prefix("/ny/") {
         new_at(or_page!(kind_of(&editor, &s, kind)))
     } else {
         let rid = draft
@@ -442,6 +497,7 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
         let (_, view) = or_page!(record_of(&editor, &s, rid).await);
         edit_at(&view)
     };
+    editor.answering(&mut at, &draft.fields).await;
     let notice = words::LOGGED_OUT_BEFORE_SENDING;
     editor
         .form_page(
@@ -496,6 +552,11 @@ pub(super) async fn record_page(
     let published = published_seq.map(|seq| seq == view.seq);
     let offline = published.is_some() && offline;
     let history = editor.history(view.kind, rid).await;
+    // An answer: the record it answers, as its form shows it.
+    let mut at = edit_at(&view);
+    editor
+        .answering(&mut at, &forms::form_from_record(view.kind, &view.data))
+        .await;
     let public = editor
         .public_url
         .as_ref()
@@ -510,6 +571,7 @@ pub(super) async fn record_page(
             offline => offline,
             author => view.author.clone(), record_id => view.record_id.clone(),
             public_url => editor.public_url.clone(), public => public, history => history,
+            answering => at.answering,
         },
     )
 }
@@ -615,8 +677,10 @@ pub(super) async fn edit_form(
     let mut values = forms::form_from_record(view.kind, &view.data);
     // The version this form was opened on: a publish from it is refused once another is out.
     values.insert("version".into(), view.seq.to_string());
+    let mut at = edit_at(&view);
+    editor.answering(&mut at, &values).await;
     editor
-        .form_page(&s, &edit_at(&view), &values, Vec::new(), None, None)
+        .form_page(&s, &at, &values, Vec::new(), None, None)
         .await
 }
 
@@ -626,6 +690,7 @@ fn edit_at(view: &crate::query::RecordView) -> FormAt {
         kind: view.kind,
         action: format!("/post/{}/andra", view.record_id),
         heading: words::edit_post(&title_of(&view.data)),
+        answering: None,
     }
 }
 
@@ -638,7 +703,9 @@ pub(super) async fn edit_post(
     let path = format!("/post/{rid}/andra");
     let (s, f) = or_page!(posted_keeping(&editor, &headers, &body, &path));
     let (rid, view) = or_page!(record_of(&editor, &s, &rid).await);
-    editor.submit(&s, edit_at(&view), Some(rid), f).await
+    let mut at = edit_at(&view);
+    editor.answering(&mut at, &f).await;
+    editor.submit(&s, at, Some(rid), f).await
 }
 
 pub(super) async fn delete_form(

@@ -25,7 +25,8 @@
 //! a range for good, and a record's tags are kept in memory only (built from the payloads on
 //! first use). Each record keeps the payload of its current version only, owned by its author:
 //! a new version or a tombstone purges the previous payload of *that author's* record and
-//! nothing else. Purged ranges are listed under `Z` in the same atomic batch and erased right
+//! nothing else. The answers index (which experiences answer a record, `types.rs`) is in
+//! memory too, built the same way. Purged ranges are listed under `Z` in the same atomic batch and erased right
 //! after it is durable, and on every open before the store is used.
 //!
 //! Writes go through [`Store::apply`]: entries are checked one by one with
@@ -61,6 +62,6 @@ pub use index_queue::{
 pub use keys::{STORE_FORMAT, TimeKey, search_key};
 pub use open::SLED_CACHE_BYTES;
 pub use types::{
-    AdmissionChanges, AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, TagMap,
-    TextHit, Version, unnamed_region,
+    AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta,
+    StoreError, TagMap, TextHit, Version, unnamed_region,
 };

@@ -47,6 +47,8 @@ pub(super) struct Overlay<'s> {
     purged: Vec<Location>,
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
+    /// Each touched answer's new target (`None`: it no longer shows).
+    answer_changes: Vec<(RecordKey, Option<spindel_protocol::RecordRef>)>,
     /// New profile names per author (`None`: its profile no longer shows).
     name_changes: Vec<(NodeId, Option<ProfileName>)>,
     counters: BTreeMap<&'static str, u64>,
@@ -128,6 +130,7 @@ impl<'s> Overlay<'s> {
             new_payloads: BTreeMap::new(),
             purged: Vec::new(),
             tag_changes: Vec::new(),
+            answer_changes: Vec::new(),
             name_changes: Vec::new(),
             counters: BTreeMap::new(),
             author_counters: BTreeMap::new(),
@@ -235,6 +238,8 @@ impl<'s> Overlay<'s> {
             text: Some(record.search_text()),
         });
         self.tag_changes.push((key, lower_tags(record)));
+        self.answer_changes
+            .push((key, super::types::about_of(record)));
         if let Record::Profile(profile) = record {
             let author = self.authors.entry(key.0).or_default();
             author.profile_name.clone_from(&profile.name);
@@ -258,6 +263,7 @@ impl<'s> Overlay<'s> {
             text: None,
         });
         self.tag_changes.push((key, Vec::new()));
+        self.answer_changes.push((key, None));
         if kind == Kind::Profile {
             if let Some(author) = self.authors.get_mut(&key.0) {
                 author.profile_name = None;
@@ -507,6 +513,18 @@ impl<'s> Overlay<'s> {
                         Some(n) => map.insert(author, n),
                         None => map.remove(&author),
                     };
+                }
+            }
+        }
+        if !self.answer_changes.is_empty() {
+            let mut answers = self
+                .store
+                .answers
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(index) = answers.as_mut() {
+                for (key, about) in self.answer_changes {
+                    index.set(key, about);
                 }
             }
         }

@@ -334,6 +334,30 @@ impl Store {
         })
     }
 
+    /// Runs `f` over the answers index, building it from the payloads the first time.
+    pub fn with_answers<R>(
+        &self,
+        f: impl FnOnce(&super::types::Answers) -> R,
+    ) -> Result<R, StoreError> {
+        self.with_lazy(&self.answers, f, || {
+            let mut answers = super::types::Answers::default();
+            let code = spindel_protocol::Kind::Experience;
+            for item in self.db.scan_prefix([b'R']) {
+                let (k, v) = item?;
+                let meta: RecordMeta = decode_meta("record", &v)?;
+                if meta.kind != code {
+                    continue;
+                }
+                let author = node_id_at(&k, 1)?;
+                let rid = record_id_at(&k, 33)?;
+                if let Some(record) = self.load_record(&author, &rid, &meta)? {
+                    answers.set((author, rid), super::types::about_of(&record));
+                }
+            }
+            Ok(answers)
+        })
+    }
+
     /// Runs `f` over the in-memory map in `cell`, building it with `build` the first time,
     /// under the write lock (so no batch changes what it reads; batches keep it current).
     fn with_lazy<M, R>(

@@ -1,15 +1,16 @@
 //! What the store says and keeps: [`StoreError`], the values stored under its keys
-//! ([`RecordMeta`], [`AuthorMeta`], [`PayloadRef`], [`ForkProof`]) and their decoding.
+//! ([`RecordMeta`], [`AuthorMeta`], [`PayloadRef`], [`ForkProof`]) and their decoding; the
+//! in-memory maps built from payloads ([`TagMap`], [`Answers`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use spindel_protocol::NodeId;
 use spindel_protocol::codec::{self, DecodeError};
 use spindel_protocol::entry::{Entry, EntryError, Hash, RecordId, WireEntry};
 use spindel_protocol::ingest::Refusal;
-use spindel_protocol::record::Kind;
+use spindel_protocol::record::{Kind, Record};
+use spindel_protocol::{NodeId, RecordRef};
 
 use super::keys::STORE_FORMAT;
 use crate::payloads::Location;
@@ -236,5 +237,94 @@ impl From<EntryError> for StoreError {
 impl From<DecodeError> for StoreError {
     fn from(e: DecodeError) -> Self {
         corrupt("value", e)
+    }
+}
+
+/// An answer: its author and record id.
+pub type AnswerKey = (NodeId, RecordId);
+
+/// The answers index: which visible `experience` records answer a record (their `about`),
+/// found without scanning the store. Keyed by the answered record's reference, whether this
+/// node holds that record or not, so an answer that arrives first shows once its record does.
+/// In memory only, like the tags (a reference is something a record says, and sled keeps
+/// removed values in its files): built from the payloads on first use
+/// ([`Store::with_answers`](super::Store::with_answers)), kept current by every batch; a new
+/// version that changes `about` moves the answer, and a deleted answer (or one whose new
+/// version arrived without its payload) leaves it. Decision 0037.
+#[derive(Debug, Default)]
+pub struct Answers {
+    by_target: HashMap<RecordRef, BTreeSet<AnswerKey>>,
+    target_of: HashMap<AnswerKey, RecordRef>,
+}
+
+impl Answers {
+    /// `answer` now answers `about` (`None`: it no longer shows); its earlier target forgets it.
+    pub(super) fn set(&mut self, answer: AnswerKey, about: Option<RecordRef>) {
+        if let Some(old) = self.target_of.remove(&answer)
+            && let Some(set) = self.by_target.get_mut(&old)
+        {
+            set.remove(&answer);
+            if set.is_empty() {
+                self.by_target.remove(&old);
+            }
+        }
+        if let Some(about) = about {
+            self.target_of.insert(answer, about);
+            self.by_target.entry(about).or_default().insert(answer);
+        }
+    }
+
+    /// The answers to `about` (in key order; the reader sorts by time).
+    pub fn to(&self, about: &RecordRef) -> Vec<AnswerKey> {
+        self.by_target
+            .get(about)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The record `answer` answers, if it is a visible answer.
+    pub fn target(&self, answer: &AnswerKey) -> Option<RecordRef> {
+        self.target_of.get(answer).copied()
+    }
+
+    /// Every visible answer and what it answers.
+    pub fn all(&self) -> impl Iterator<Item = (&AnswerKey, &RecordRef)> {
+        self.target_of.iter()
+    }
+}
+
+/// The answer a record makes, if it is one: what a batch tells the index.
+pub(super) fn about_of(record: &Record) -> Option<RecordRef> {
+    match record {
+        Record::Experience(e) => Some(e.about),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_moves_with_its_about_and_leaves_when_hidden() {
+        let mut a = Answers::default();
+        let t1 = RecordRef {
+            author: NodeId([1; 32]),
+            record: RecordId([1; 16]),
+        };
+        let t2 = RecordRef {
+            author: NodeId([2; 32]),
+            record: RecordId([2; 16]),
+        };
+        let ans = (NodeId([3; 32]), RecordId([3; 16]));
+        a.set(ans, Some(t1));
+        assert_eq!(a.to(&t1), [ans]);
+        a.set(ans, Some(t2));
+        assert!(a.to(&t1).is_empty());
+        assert_eq!(a.to(&t2), [ans]);
+        assert_eq!(a.target(&ans), Some(t2));
+        a.set(ans, None);
+        assert!(a.to(&t2).is_empty() && a.target(&ans).is_none());
+        assert!(a.by_target.is_empty(), "nothing is left of a hidden answer");
     }
 }

@@ -134,6 +134,29 @@ pub(crate) const METHOD_DESCRIPTION: Said = (
     "Steg, förutsättningar, vad som fungerade och inte.",
 );
 
+pub(crate) const ABOUT: Said = (
+    "Posten som besvaras",
+    "Regionens nyckel, ett snedstreck och postens id (NODID/POSTID), som i postens adress. \
+         Fylls i när du trycker på Svara med en erfarenhet på en post.",
+);
+
+pub(crate) const EXPERIENCE_TEXT: Said = (
+    "Erfarenhet",
+    "Vad ni gjorde med posten och vad ni lärde er. Första raden blir rubriken i listor.",
+);
+
+pub(crate) const EXPERIENCE_OUTCOME: Said = ("Utfall", "Hur det gick med idén hos er.");
+
+/// The outcomes of an experience, by their JSON names, as a person chooses them.
+pub(crate) const OUTCOMES: &[(&str, &str)] = &[
+    ("tried", "Provat"),
+    ("adapted", "Anpassat"),
+    ("planned", "Planerat"),
+    ("not-suitable", "Passade inte"),
+];
+
+pub(crate) const EXPERIENCE_TAGS: Said = ("Taggar", "Ett ämnesord per rad.");
+
 pub(crate) const METHOD_TAGS: Said = ("Taggar", "Ett ämnesord per rad.");
 
 pub(crate) const NAME: Said = ("Namn", "Forskarens namn.");
@@ -199,6 +222,10 @@ pub(crate) fn problem(e: &SchemaError) -> String {
         Problem::Consent => {
             "Forskaren måste ha samtyckt: kryssa i samtycket och ange dagen det gavs.".into()
         }
+        Problem::Reference => "Ange posten som NODID/POSTID: regionens nyckel (64 tecken), ett \
+             snedstreck och postens id (32 tecken), som i postens adress /post/…/…."
+            .into(),
+        Problem::Choice { .. } => "Välj ett av alternativen.".into(),
         Problem::RegionName => format!("Namnet följer inte reglerna: {}", e.message),
         Problem::NotJson => "Posten är inte JSON.".into(),
         Problem::UnknownField => {

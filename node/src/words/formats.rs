@@ -24,6 +24,7 @@ pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
             "indikator",
             "indikatorer",
         ],
+        "experience" => ["Erfarenhet", "Erfarenheter", "erfarenhet", "erfarenheter"],
         "profile" => [
             "Regional plattform",
             "Regionala plattformar",

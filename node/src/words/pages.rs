@@ -38,6 +38,10 @@ pub(crate) const NO_SUCH_RECORD_HERE: &str =
     "Posten finns inte här, eller så har regionen tagit bort den.";
 pub(crate) const TOO_MANY_CONTACTS: &str = "För många sidor med kontaktuppgifter";
 pub(crate) const TOO_MANY_CONTACTS_WAIT: &str = "Den här adressen har hämtat många forskares kontaktuppgifter på kort tid. Vänta en stund och ladda om sidan.";
+pub(crate) const BAD_ANSWERS_PARAM: &str =
+    "Parametern svar kan bara vara svar=alla (alla svar på posten).";
+pub(crate) const NETWORK_UNREADABLE: &str =
+    "Sökningen kunde inte göras: kontrollera sökorden, eller börja om från Nätverket.";
 pub(crate) const NO_SUCH_REGION: &str = "Ingen region med den adressen är känd här.";
 /// The search page's facets, by the parameter each sets.
 pub(crate) const FACET_KIND: &str = "Typ";
