@@ -135,6 +135,13 @@ pub(crate) enum Command {
         /// The next_cursor of a previous page.
         #[arg(long, value_name = "C")]
         cursor: Option<String>,
+        /// Only events that have not ended before this day (Europe/Stockholm); any date filter
+        /// selects events only.
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "from")]
+        from_date: Option<String>,
+        /// Only events that start on or before this day (Europe/Stockholm).
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "from")]
+        to_date: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },

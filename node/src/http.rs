@@ -34,7 +34,16 @@ use crate::params::Params;
 use crate::shared::Shared;
 
 /// Query parameters `GET /api/v1/records` understands.
-const RECORD_PARAMS: &[&str] = &["kind", "region", "tag", "q", "limit", "cursor"];
+const RECORD_PARAMS: &[&str] = &[
+    "kind",
+    "region",
+    "tag",
+    "q",
+    "limit",
+    "cursor",
+    "from_date",
+    "to_date",
+];
 
 /// An API error: status and a one-line message, as `{"error": "..."}`.
 #[derive(Debug)]
@@ -282,7 +291,14 @@ async fn records(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = records_request(raw.as_deref())?;
-    let query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
+    let mut query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
+    let params = Params::parse(raw.as_deref(), RECORD_PARAMS).map_err(|e| bad(e.to_string()))?;
+    query.dates = crate::query::DateRange::parse(
+        params.get("from_date"),
+        params.get("to_date"),
+        crate::query::DATE_PARAMS,
+    )
+    .map_err(|e| bad(e.to_string()))?;
     let page = shared
         .blocking(move |n| n.query(&query))
         .await

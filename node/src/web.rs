@@ -293,6 +293,7 @@ async fn search_page(
         author: None,
         limit: Some(PAGE_SIZE),
         cursor: get("cursor"),
+        dates: None,
     };
     let (next_cursor, mut facets, records, region_count) = shared
         .blocking(move |n| {

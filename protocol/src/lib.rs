@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod entry;
+pub mod event;
 pub mod fields;
 pub mod fuzz;
 pub mod ingest;

@@ -18,14 +18,16 @@ pub enum Kind {
     Innovation,
     Method,
     Researcher,
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
         Kind::Researcher,
+        Kind::Event,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Innovation => "innovation",
             Kind::Method => "method",
             Kind::Researcher => "researcher",
+            Kind::Event => "event",
         }
     }
 
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Innovation => 1,
             Kind::Method => 2,
             Kind::Researcher => 3,
+            Kind::Event => 4,
         }
     }
 }
@@ -56,8 +60,17 @@ impl fmt::Display for Kind {
 
 /// Why a kind name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected profile, innovation, method or researcher")]
+#[error("unknown kind {:?}: expected {}", .0, kind_names())]
 pub struct ParseKindError(pub String);
+
+/// The kinds of [`Kind::ALL`] as a sentence lists them: `a, b or c`.
+fn kind_names() -> String {
+    let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
 
 impl FromStr for Kind {
     type Err = ParseKindError;
@@ -69,6 +82,7 @@ impl FromStr for Kind {
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
     }
 }
+pub use crate::event::Event;
 use crate::schema::{Check, is_phone};
 pub use crate::schema::{
     Problem, SchemaError, is_email, is_http_url, limits, validate_region_name,
@@ -233,6 +247,7 @@ pub enum Record {
     Innovation(Innovation),
     Method(Method),
     Researcher(Researcher),
+    Event(Event),
 }
 
 impl Record {
@@ -249,6 +264,7 @@ impl Record {
             Kind::Innovation => parse(kind, text).map(Record::Innovation),
             Kind::Method => parse(kind, text).map(Record::Method),
             Kind::Researcher => parse(kind, text).map(Record::Researcher),
+            Kind::Event => parse(kind, text).map(Record::Event),
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -266,6 +282,7 @@ impl Record {
             Record::Innovation(_) => Kind::Innovation,
             Record::Method(_) => Kind::Method,
             Record::Researcher(_) => Kind::Researcher,
+            Record::Event(_) => Kind::Event,
         }
     }
 
@@ -276,6 +293,7 @@ impl Record {
             Record::Innovation(r) => serde_json::to_string(r),
             Record::Method(r) => serde_json::to_string(r),
             Record::Researcher(r) => serde_json::to_string(r),
+            Record::Event(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -292,6 +310,7 @@ impl Record {
             Record::Innovation(r) => &r.title,
             Record::Method(r) => &r.title,
             Record::Researcher(r) => &r.name,
+            Record::Event(r) => &r.title,
         }
     }
 
@@ -302,6 +321,7 @@ impl Record {
             Record::Innovation(r) => &r.tags,
             Record::Method(r) => &r.tags,
             Record::Researcher(r) => &r.fields,
+            Record::Event(r) => &r.tags,
         }
     }
 
@@ -331,6 +351,7 @@ impl Record {
                 parts.extend([r.name.as_str(), &r.affiliation]);
                 parts.extend(r.fields.iter().map(String::as_str));
             }
+            Record::Event(r) => parts.extend(r.search_parts()),
         }
         parts.join("\n")
     }
@@ -389,6 +410,7 @@ impl Record {
                     o(&mut c.scope);
                 }
             }
+            Record::Event(r) => r.trim(t, o),
         }
     }
 
@@ -514,6 +536,7 @@ impl Record {
                     )));
                 }
             }
+            Record::Event(r) => r.problems(&c).into_iter().for_each(check),
         }
         out
     }
@@ -557,7 +580,7 @@ mod tests {
         Record::from_json(kind, json).unwrap_err().message
     }
 
-    const SAMPLES: [(Kind, &str); 4] = [
+    const SAMPLES: &[(Kind, &str)] = &[
         (
             Kind::Profile,
             r#"{"display_name":"Skåne","website":"https://example.se","members":["A"]}"#,
@@ -573,6 +596,10 @@ mod tests {
         (
             Kind::Researcher,
             r#"{"name":"A","affiliation":"B","fields":["c"],"email":"a@b.se","consent":{"given":true,"date":"2026-01-05"}}"#,
+        ),
+        (
+            Kind::Event,
+            r#"{"title":"t","start":"2027-03-12T09:00:00+01:00","end":"2027-03-12T12:00:00Z","place":"p"}"#,
         ),
     ];
 
@@ -600,7 +627,7 @@ mod tests {
     #[test]
         fn arbitrary_and_mutated_record_json_never_panics(
             text in ".{0,300}",
-            which in 0usize..4,
+            which in 0usize..SAMPLES.len(),
             at in proptest::prelude::any::<proptest::sample::Index>(),
             byte in proptest::prelude::any::<u8>(),
         ) {
@@ -915,6 +942,18 @@ mod tests {
     fn kind_and_region_name_parsing() {
         assert_eq!("method".parse::<Kind>(), Ok(Kind::Method));
         assert!("Method".parse::<Kind>().is_err());
+        let said = "x".parse::<Kind>().unwrap_err().to_string();
+        for kind in Kind::ALL {
+            assert!(said.contains(kind.as_str()), "{said}");
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
+        assert!(
+            said.ends_with(&format!(" or {}", Kind::ALL[Kind::ALL.len() - 1])),
+            "{said}"
+        );
+        let codes: std::collections::BTreeSet<u8> = Kind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), Kind::ALL.len());
+        assert_eq!(Kind::Event.code(), 4);
         assert!(validate_region_name("skane-1").is_ok());
         assert!(validate_region_name("").is_err());
         assert!(validate_region_name(&"a".repeat(33)).is_err());

@@ -270,6 +270,7 @@ fn the_store_is_private_to_the_node() {
         "store/erase.rs",
         "store/open.rs",
         "store/overlay.rs",
+        "store/calendar.rs",
         "store/apply.rs",
         "store/admissions.rs",
         "payloads.rs",

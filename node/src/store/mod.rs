@@ -41,6 +41,7 @@
 
 mod admissions;
 mod apply;
+mod calendar;
 mod erase;
 mod handle;
 mod history;
@@ -52,6 +53,7 @@ mod reads;
 mod types;
 
 pub use apply::{ApplyOptions, Outcome, Verified};
+pub use calendar::{Calendar, EventKey, Span};
 pub use erase::ABORT_BEFORE_ERASE;
 pub use handle::Store;
 pub use index_queue::{
