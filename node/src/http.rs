@@ -80,8 +80,9 @@ pub struct RegionView {
     pub admitted: bool,
 }
 
-/// The API's routes over a running node.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The API's routes over a running node; `public_url` (settings) makes the calendar feeds'
+/// links absolute.
+pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
     Router::new()
         .route("/api/v1/records", get(records))
         .route("/api/v1/records/{author}/{record_id}", get(record))
@@ -90,6 +91,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(crate::web::routes())
+        .merge(crate::calendar::routes())
+        .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -394,8 +397,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    public_url: Option<String>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone());
+    let app = router(shared.clone(), public_url);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
@@ -415,8 +419,9 @@ pub async fn serve_operator(
 pub fn serve_listener(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
+    public_url: Option<String>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone());
+    let app = router(shared.clone(), public_url);
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
 

@@ -32,8 +32,10 @@
 //! them the few items of private modules that the command, the tests and the benches use.
 
 mod accept;
+mod agenda;
 pub mod backup;
 mod bank;
+mod calendar;
 mod client;
 pub mod control;
 mod dialer;
@@ -72,6 +74,7 @@ mod writer;
 
 // The rest of the crate's surface: what the command, the tests and the benches use of the
 // private modules above.
+pub use agenda::{AGENDA_PAGE_SIZE, FEED_EVENTS_MAX, FEED_PAST_DAYS};
 pub use client::{RemoteQueryError, remote_query, remote_query_as};
 pub use fuzz::query_string as fuzz_query_string;
 pub use gate::Gate;

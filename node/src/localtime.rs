@@ -116,6 +116,15 @@ pub enum LocalTimeError {
 /// first of the two, in summer time (`+02:00`).
 pub fn from_stockholm_local(text: &str) -> Result<String, LocalTimeError> {
     let t = text.trim();
+    // A full RFC 3339 time (an import's cell) keeps its own offset.
+    if spindel_protocol::time::parse_rfc3339(t).is_some() {
+        return Ok(t.to_string());
+    }
+    // A spreadsheet writes a space between date and time.
+    let t = &match t.split_at_checked(10) {
+        Some((date, rest)) if rest.starts_with(' ') => format!("{date}T{}", &rest[1..]),
+        _ => t.to_string(),
+    };
     let with_seconds = match t.len() {
         16 => format!("{t}:00"),
         19 => t.to_string(),
@@ -205,6 +214,8 @@ mod tests {
             f("2027-06-12T09:00:30").unwrap(),
             "2027-06-12T09:00:30+02:00"
         );
+        assert_eq!(f("2027-06-12 09:00").unwrap(), "2027-06-12T09:00:00+02:00");
+        assert_eq!(f("2027-06-12T09:00:00Z").unwrap(), "2027-06-12T09:00:00Z");
         // Spring: 02:00-02:59 does not exist on 28 March 2027.
         assert_eq!(f("2027-03-28T01:59").unwrap(), "2027-03-28T01:59:00+01:00");
         assert_eq!(f("2027-03-28T02:30"), Err(LocalTimeError::Skipped));

@@ -226,6 +226,24 @@ impl ReadModel {
         self.0.own_head()
     }
 
+    /// A page of the calendar at `now_ms` ([`crate::agenda::list`]).
+    pub fn agenda(
+        &self,
+        q: &crate::agenda::AgendaQuery,
+        now_ms: i64,
+    ) -> Result<crate::agenda::Agenda, StoreError> {
+        crate::agenda::list(self.0.store(), q, now_ms)
+    }
+
+    /// What a calendar feed holds at `now_ms` ([`crate::agenda::feed`]).
+    pub fn feed(
+        &self,
+        author: Option<NodeId>,
+        now_ms: i64,
+    ) -> Result<Vec<crate::agenda::AgendaItem>, StoreError> {
+        crate::agenda::feed(self.0.store(), author, now_ms)
+    }
+
     /// [`LocalNode::query`].
     pub fn query(&self, q: &Query) -> Result<QueryPage, NodeError> {
         self.0.query(q)

@@ -195,6 +195,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor/import.rs",
     "import_csv.rs",
     "web.rs",
+    "calendar.rs",
     "templates.rs",
     "words/mod.rs",
     "words/formats.rs",
@@ -277,6 +278,7 @@ fn the_store_is_private_to_the_node() {
         "search.rs",
         "query.rs",
         "bank.rs",
+        "agenda.rs",
         "fuzz.rs",
     ];
     let mut sources = Vec::new();

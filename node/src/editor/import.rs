@@ -150,7 +150,12 @@ fn head_of(path: &std::path::Path) -> Vec<u8> {
 }
 
 /// The kinds a file can be imported as, with a template each.
-const TEMPLATE_KINDS: [Kind; 3] = [Kind::Method, Kind::Innovation, Kind::Researcher];
+const TEMPLATE_KINDS: [Kind; 4] = [
+    Kind::Method,
+    Kind::Innovation,
+    Kind::Researcher,
+    Kind::Event,
+];
 
 /// The page's links to the templates: each kind's name and its label.
 fn template_links() -> Vec<minijinja::Value> {

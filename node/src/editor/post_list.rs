@@ -203,6 +203,7 @@ pub(super) async fn posts_page(
         Kind::Method,
         Kind::Innovation,
         Kind::Researcher,
+        Kind::Event,
         Kind::Profile,
     ]
     .iter()
