@@ -81,6 +81,7 @@ pub use gate::Gate;
 pub use import_csv::CSV_ROW_BYTES_MAX;
 pub use link::REFUSED_BACKOFF_MIN_MS;
 pub use listener::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
+pub use localtime::{from_stockholm_local, stockholm};
 pub use read::ReadModel;
 pub use runtime::StartError;
 pub use session::{SyncReport, sync_until_caught_up};
