@@ -360,3 +360,140 @@ fn a_feed_holds_at_most_its_cap_and_the_recent_past() {
         .collect();
     assert_eq!(titles, ["Snart", "Nyss"]);
 }
+
+const PASSWORD: &str = "ett långt lösenord för test";
+
+/// Redaktionen's form for a meeting place: Swedish wall-clock times, every error beside its
+/// field at once, the hour that does not exist in spring, preview, publish, edit.
+#[test]
+fn a_coordinator_publishes_and_edits_a_meeting_place_in_swedish_time() {
+    use spindel_tests::{
+        editor_network, editor_session, hidden_field, http_exchange, http_form, location,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let net = editor_network(tmp.path(), "anna", "redaktor", PASSWORD);
+    let (admin, http) = (net.region.admin.unwrap(), net.region.http.unwrap());
+    let (sc, csrf) = editor_session(admin, "anna", PASSWORD);
+    let cookie = [("Cookie", sc.as_str())];
+
+    let (status, _, body) = http_exchange(admin, "GET", "/ny/event", &cookie, None);
+    assert_eq!(status, 200);
+    for (id, label) in [
+        ("title", "Titel"),
+        ("start", "Start"),
+        ("end", "Slut"),
+        ("place", "Plats"),
+        ("online_url", "Delta på nätet"),
+        ("registration_url", "Anmälan"),
+    ] {
+        assert!(
+            body.contains(&format!("<label for=\"{id}\">{label}")),
+            "{id}: {body}"
+        );
+    }
+    assert!(body.contains("type=\"datetime-local\""), "{body}");
+    let (_, _, start_page) = http_exchange(admin, "GET", "/", &cookie, None);
+    assert!(
+        start_page.contains("href=\"/ny/event\""),
+        "the editor's start page offers it"
+    );
+
+    // Every problem at once, in page order, what was typed kept.
+    let (status, _, body) = http_form(
+        admin,
+        "/ny/event",
+        &cookie,
+        &[
+            ("title", "Träff i Lund"),
+            ("start", "2099-03-12T09:00"),
+            ("end", "2099-03-12T08:00"),
+            ("registration_url", "anmälan hos Anna"),
+            ("csrf", &csrf),
+            ("action", "preview"),
+        ],
+    );
+    assert_eq!(status, 400);
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {body}"))
+    };
+    assert!(
+        at("id=\"end-fel\">Slutet kan inte vara före starten.")
+            < at("id=\"place-fel\">Ange en plats")
+    );
+    assert!(
+        at("id=\"place-fel\"") < at("id=\"registration_url-fel\">Ange en fullständig webbadress")
+    );
+    assert!(body.contains("value=\"anmälan hos Anna\""), "{body}");
+    // 02:30 on the last Sunday of March does not exist in Sweden.
+    let (status, _, body) = http_form(
+        admin,
+        "/ny/event",
+        &cookie,
+        &[
+            ("title", "Natt"),
+            ("start", "2099-03-29T02:30"),
+            ("place", "Lund"),
+            ("csrf", &csrf),
+            ("action", "preview"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("id=\"start-fel\">Den tiden finns inte"),
+        "{body}"
+    );
+
+    // Preview with the public layout, then publish: stored with the offset of that moment.
+    let fields = [
+        ("title", "Träff i Lund"),
+        ("start", "2099-06-12T09:00"),
+        ("end", "2099-06-12T12:30"),
+        ("place", "Folkets hus, Lund"),
+        ("csrf", csrf.as_str()),
+    ];
+    let mut preview = fields.to_vec();
+    preview.push(("action", "preview"));
+    let (status, _, body) = http_form(admin, "/ny/event", &cookie, &preview);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("fredag 12 juni 2099 kl. 09:00–12:30"),
+        "{body}"
+    );
+    let mut publish = fields.to_vec();
+    publish.push(("action", "publish"));
+    let (status, head, _) = http_form(admin, "/ny/event", &cookie, &publish);
+    assert_eq!(status, 303, "{head}");
+    let page = location(&head);
+    let rid = page["/post/".len()..page.find('?').unwrap()].to_string();
+    let (_, body) = http_get(http, "/api/v1/records?kind=event");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["records"][0]["data"]["start"],
+        "2099-06-12T09:00:00+02:00"
+    );
+    assert_eq!(v["records"][0]["data"]["end"], "2099-06-12T12:30:00+02:00");
+
+    // Edit: the form shows Swedish time again; the new version is on the calendar.
+    let (_, _, body) = http_exchange(admin, "GET", &format!("/post/{rid}/andra"), &cookie, None);
+    assert!(body.contains("value=\"2099-06-12T09:00\""), "{body}");
+    let version = hidden_field(&body, "version").unwrap();
+    let edit = [
+        ("title", "Träff i Lund, ny tid"),
+        ("start", "2099-12-12T10:00"),
+        ("place", "Folkets hus, Lund"),
+        ("version", version.as_str()),
+        ("csrf", csrf.as_str()),
+        ("action", "publish"),
+    ];
+    let (status, head, _) = http_form(admin, &format!("/post/{rid}/andra"), &cookie, &edit);
+    assert_eq!(status, 303, "{head}");
+    let (_, page) = http_get(http, "/kalender");
+    assert!(
+        page.contains("lördag 12 december 2099 kl. 10:00") && page.contains("ny tid"),
+        "{page}"
+    );
+    let events = feed(http, "/kalender.ics");
+    assert_eq!(events[0]["SEQUENCE"], "1");
+    assert_eq!(events[0]["DTSTART"], "20991212T090000Z");
+}

@@ -119,13 +119,13 @@ fn every_template_downloads_and_imports_as_it_is() {
     let (_tmp, dir, node, e) = start();
     let (status, _, body) = e.get("/importera");
     assert_eq!(status, 200);
-    for kind in ["method", "innovation", "researcher"] {
+    for kind in ["method", "innovation", "researcher", "event"] {
         assert!(
             body.contains(&format!("href=\"/importera/mall/{kind}.csv\"")),
             "{kind}: no link on the page"
         );
     }
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         (
             "method",
             &[
@@ -165,6 +165,21 @@ fn every_template_downloads_and_imports_as_it_is() {
                 "consent.date",
                 "consent.method",
                 "consent.scope",
+                "record_id",
+            ],
+        ),
+        (
+            "event",
+            &[
+                "title",
+                "start",
+                "end",
+                "place",
+                "online_url",
+                "organiser",
+                "registration_url",
+                "description",
+                "tags",
                 "record_id",
             ],
         ),
