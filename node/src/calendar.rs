@@ -191,10 +191,25 @@ fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// A record's text as an iCalendar TEXT value takes it: the crate escapes `\`, `,`, `;` and
+/// line feeds, but not a carriage return, which a record's text may hold; a bare one could end
+/// the line for a lenient reader and let one region's record write lines of its own into the
+/// feed (a VEVENT with another region's UID), so every line break becomes a line feed.
+fn text_value(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// A value the crate writes as it is (the calendar's name): one line, no control characters.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// The feed of `events` as iCalendar text.
 pub(crate) fn ics(name: &str, events: &[AgendaItem], public_url: Option<&str>) -> String {
     let mut cal = icalendar::Calendar::new();
-    cal.name(name);
+    cal.name(&one_line(name));
     for e in events {
         let v = &e.view;
         let text = |k: &str| {
@@ -202,6 +217,7 @@ pub(crate) fn ics(name: &str, events: &[AgendaItem], public_url: Option<&str>) -
                 .get(k)
                 .and_then(|x| x.as_str())
                 .filter(|s| !s.is_empty())
+                .map(text_value)
         };
         let mut ev = icalendar::Event::new();
         ev.uid(&format!("{}.{}@spindel", v.record_id, v.author))
@@ -216,9 +232,9 @@ pub(crate) fn ics(name: &str, events: &[AgendaItem], public_url: Option<&str>) -
             } else {
                 e.end_ms + 1
             }))
-            .summary(text("title").unwrap_or_default());
+            .summary(&text("title").unwrap_or_default());
         if let Some(place) = text("place").or(text("online_url")) {
-            ev.location(place);
+            ev.location(&place);
         }
         if let Some(base) = public_url {
             ev.url(&format!(
@@ -228,10 +244,7 @@ pub(crate) fn ics(name: &str, events: &[AgendaItem], public_url: Option<&str>) -
                 v.record_id
             ));
         }
-        let mut description: Vec<String> = text("description")
-            .map(str::to_string)
-            .into_iter()
-            .collect();
+        let mut description: Vec<String> = text("description").into_iter().collect();
         for (label, key) in [
             (words::FEED_ORGANISER, "organiser"),
             (words::FEED_REGISTRATION, "registration_url"),
@@ -307,4 +320,70 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/kalender/tidigare", get(past))
         .route("/kalender.ics", get(national_feed))
         .route("/region/{key}/kalender.ics", get(region_feed))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::query::RecordView;
+
+    fn item(data: serde_json::Value) -> AgendaItem {
+        AgendaItem {
+            view: RecordView {
+                record_id: "cd".repeat(16),
+                kind: spindel_protocol::Kind::Event,
+                region: Some("skane".into()),
+                author: "ab".repeat(32),
+                seq: 3,
+                version: 2,
+                updated_at: "2027-01-01T10:00:00.000Z".into(),
+                created_at: "2027-01-01T09:00:00.000Z".into(),
+                data,
+            },
+            start_ms: 1_804_838_400_000,
+            end_ms: 1_804_892_399_999,
+        }
+    }
+
+    /// A region's text cannot write lines of its own into a feed: every carriage return in a
+    /// title, place or description is a line feed, escaped, and the calendar's name one line.
+    #[test]
+    fn a_records_text_cannot_add_lines_to_the_feed() {
+        let hostile = "Träff\r\nEND:VEVENT\r\nBEGIN:VEVENT\rUID:victim@spindel\nSEQUENCE:99";
+        let text = ics(
+            "Skåne\r\nX-INJECTED:1",
+            &[item(serde_json::json!({
+                "title": hostile, "start": "2027-03-12T09:00:00+01:00",
+                "place": hostile, "description": hostile,
+            }))],
+            Some("https://kb.exempel.se/"),
+        );
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(
+            lines.iter().filter(|l| **l == "BEGIN:VEVENT").count(),
+            1,
+            "{text}"
+        );
+        for line in text.split("\r\n") {
+            assert!(!line.contains('\r') && !line.contains('\n'), "{line:?}");
+            assert!(line.len() <= 75, "{line:?}");
+            assert!(
+                !line.starts_with("UID:victim") && !line.starts_with("SEQUENCE:99"),
+                "{text}"
+            );
+            assert!(!line.starts_with("X-INJECTED"), "{text}");
+        }
+        assert!(
+            text.contains("SEQUENCE:1\r\n"),
+            "the version less one: {text}"
+        );
+        let unfolded = text.replace("\r\n ", "");
+        assert!(unfolded.contains(&format!(
+            "URL:https://kb.exempel.se/post/{}/",
+            "ab".repeat(32)
+        )));
+        // Without an end, DTEND is the next midnight (exclusive).
+        assert!(text.contains("DTEND:20270312T230000Z"), "{text}");
+    }
 }

@@ -164,6 +164,8 @@ fn an_event_reaches_every_calendar_and_feed_and_leaves_them_when_deleted() {
                 .contains("Regional träff")
         );
     }
+    // The start page links the calendar.
+    assert!(http_get(dal_http, "/").1.contains("<a href=\"/kalender\""));
     // The event's page in Swedish time, with its place and registration.
     let (status, page) = http_get(dal_http, &format!("/post/{sk_id}/{rid}"));
     assert_eq!(status, 200);
