@@ -69,7 +69,7 @@ pub(crate) enum Command {
     Publish {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method or researcher (fields: docs/records.md).
+        /// The record kind: profile, innovation, method, researcher or event (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON file of the record, or - for stdin.
@@ -85,7 +85,7 @@ pub(crate) enum Command {
     Import {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method or researcher (fields: docs/records.md).
+        /// The record kind: profile, innovation, method, researcher or event (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON Lines file, one record a line (- for stdin).
@@ -118,7 +118,7 @@ pub(crate) enum Command {
         /// (nodes answer member nodes only).
         #[arg(long, value_name = "PEER", value_parser = parse_peer)]
         from: Option<PeerAddr>,
-        /// Only records of this kind: profile, innovation, method or researcher.
+        /// Only records of this kind: profile, innovation, method, researcher or event.
         #[arg(long, value_parser = parse_kind)]
         kind: Option<Kind>,
         /// Only records of the region admitted under this name (or with this NodeId).
