@@ -97,7 +97,9 @@ pub fn list(store: &Store, q: &AgendaQuery, now_ms: i64) -> Result<Agenda, Store
 }
 
 /// What a feed holds at `now_ms`: every upcoming event, then those that ended in the last
-/// [`FEED_PAST_DAYS`] days, [`FEED_EVENTS_MAX`] at most; `author`'s only if given.
+/// [`FEED_PAST_DAYS`] days, [`FEED_EVENTS_MAX`] at most; `author`'s only if given. In the
+/// national feed each region has an equal share of the cap ([`fair_share`]), so no region fills
+/// it with its own events and pushes the others' out.
 pub fn feed(
     store: &Store,
     author: Option<NodeId>,
@@ -106,7 +108,8 @@ pub fn feed(
     let since = now_ms - FEED_PAST_DAYS * 86_400_000;
     let keys: Vec<((NodeId, RecordId), Span)> = store.with_calendar(|c| {
         let mine = |(k, _): &((NodeId, RecordId), Span)| author.is_none_or(|a| a == k.0);
-        c.upcoming(now_ms)
+        let all: Vec<((NodeId, RecordId), Span)> = c
+            .upcoming(now_ms)
             .into_iter()
             .filter(mine)
             .chain(
@@ -114,10 +117,30 @@ pub fn feed(
                     .take_while(|(_, s)| s.end_ms >= since)
                     .filter(mine),
             )
-            .take(FEED_EVENTS_MAX)
-            .collect()
+            .collect();
+        fair_share(all, FEED_EVENTS_MAX)
     })?;
     items(store, keys.into_iter())
+}
+
+/// At most `max` of `events`, in their order, each author's first `max / authors` at most
+/// (authors with fewer leave their share unused: the cap is a bound, not a quota to fill).
+pub fn fair_share<T>(
+    events: Vec<((NodeId, RecordId), T)>,
+    max: usize,
+) -> Vec<((NodeId, RecordId), T)> {
+    let authors: HashSet<NodeId> = events.iter().map(|((a, _), _)| *a).collect();
+    let share = (max / authors.len().max(1)).max(1);
+    let mut taken: std::collections::HashMap<NodeId, usize> = std::collections::HashMap::new();
+    events
+        .into_iter()
+        .filter(|((a, _), _)| {
+            let n = taken.entry(*a).or_default();
+            *n += 1;
+            *n <= share
+        })
+        .take(max)
+        .collect()
 }
 
 /// The records of `keys`, in their order (one deleted since is left out).
@@ -136,4 +159,33 @@ fn items(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_region_cannot_fill_the_national_feed() {
+        let key = |author: u8, n: u8| ((NodeId([author; 32]), RecordId([n; 16])), ());
+        // Region 1 publishes 10 events sooner than region 2's 2 and region 3's 1.
+        let mut events: Vec<_> = (0..10).map(|n| key(1, n)).collect();
+        events.extend([key(2, 0), key(2, 1), key(3, 0)]);
+        let authors = |v: Vec<((NodeId, RecordId), ())>| -> Vec<u8> {
+            v.into_iter().map(|((a, _), _)| a.0[0]).collect()
+        };
+        assert_eq!(authors(fair_share(events.clone(), 6)), [1, 1, 2, 2, 3]);
+        assert_eq!(authors(fair_share(events.clone(), 100)).len(), 13);
+        let one: Vec<_> = (0..10).map(|n| key(1, n)).collect();
+        assert_eq!(
+            fair_share(one, 4).len(),
+            4,
+            "alone, a region has the whole cap"
+        );
+        assert_eq!(
+            authors(fair_share(events, 2)),
+            [1, 2],
+            "a share is at least one"
+        );
+    }
 }
