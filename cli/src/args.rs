@@ -69,7 +69,7 @@ pub(crate) enum Command {
     Publish {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method, researcher, indicator or experience (fields: docs/records.md).
+        /// The record kind: profile, innovation, method, researcher, event, indicator or experience (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON file of the record, or - for stdin.
@@ -85,7 +85,7 @@ pub(crate) enum Command {
     Import {
         #[command(flatten)]
         dir: DataDir,
-        /// The record kind: profile, innovation, method, researcher, indicator or experience (fields: docs/records.md).
+        /// The record kind: profile, innovation, method, researcher, event, indicator or experience (fields: docs/records.md).
         #[arg(long, value_parser = parse_kind)]
         kind: Kind,
         /// JSON Lines file, one record a line (- for stdin).
@@ -118,7 +118,7 @@ pub(crate) enum Command {
         /// (nodes answer member nodes only).
         #[arg(long, value_name = "PEER", value_parser = parse_peer)]
         from: Option<PeerAddr>,
-        /// Only records of this kind: profile, innovation, method, researcher, indicator or experience.
+        /// Only records of this kind: profile, innovation, method, researcher, event, indicator or experience.
         #[arg(long, value_parser = parse_kind)]
         kind: Option<Kind>,
         /// Only records of the region admitted under this name (or with this NodeId).
@@ -135,6 +135,13 @@ pub(crate) enum Command {
         /// The next_cursor of a previous page.
         #[arg(long, value_name = "C")]
         cursor: Option<String>,
+        /// Only events that have not ended before this day (Europe/Stockholm); any date filter
+        /// selects events only.
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "from")]
+        from_date: Option<String>,
+        /// Only events that start on or before this day (Europe/Stockholm).
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "from")]
+        to_date: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },

@@ -166,6 +166,41 @@ fn resolve_sample_refs(
     Ok(())
 }
 
+/// A sample time relative to the demo's start: `demo-date:+45d 09:00` is 09:00 Swedish time 45
+/// days on (`-3d` days back), as RFC 3339 with the offset of that moment.
+const DEMO_DATE: &str = "demo-date:";
+
+/// Replaces every `demo-date:` string in `value` by the time it stands for at `now_ms`.
+fn resolve_demo_dates(value: &mut Value, now_ms: i64) -> Result<()> {
+    match value {
+        Value::String(text) => {
+            if let Some(rest) = text.strip_prefix(DEMO_DATE) {
+                let bad = || anyhow::anyhow!("{text:?} is not {DEMO_DATE}+DAYSd HH:MM");
+                let (days, time) = rest.split_once(' ').ok_or_else(bad)?;
+                let days: i64 = days
+                    .strip_suffix('d')
+                    .and_then(|d| d.strip_prefix('+').unwrap_or(d).parse().ok())
+                    .ok_or_else(bad)?;
+                let (date, _) = spindel_node::stockholm(now_ms + days * 86_400_000);
+                *text = spindel_node::from_stockholm_local(&format!("{date}T{time}"))
+                    .map_err(|_| bad())?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                resolve_demo_dates(item, now_ms)?;
+            }
+        }
+        Value::Object(fields) => {
+            for item in fields.values_mut() {
+                resolve_demo_dates(item, now_ms)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Creates the nodes and publishes the sample data (blocking: store work).
 fn prepare(
     root: &std::path::Path,
@@ -192,6 +227,8 @@ fn prepare(
         )?;
         for (kind, value) in &sample.records {
             let mut value = value.clone();
+            resolve_demo_dates(&mut value, i64::try_from(local::now_ms()).unwrap_or(0))
+                .with_context(|| format!("demo/samples.jsonl, region {}", sample.name))?;
             resolve_sample_refs(&mut value, &published)
                 .with_context(|| format!("demo/samples.jsonl, region {}", sample.name))?;
             let done = node
@@ -454,6 +491,7 @@ mod tests {
         for (n, r) in regions.iter().enumerate() {
             for (i, (kind, value)) in r.records.iter().enumerate() {
                 let mut value = value.clone();
+                resolve_demo_dates(&mut value, 1_800_000_000_000).unwrap();
                 if resolve_sample_refs(&mut value, &refs).is_err() {
                     continue;
                 }
@@ -473,8 +511,13 @@ mod tests {
             assert_eq!(r.records[0].0, Kind::Profile, "{}: profile first", r.name);
             for (kind, value) in &r.records {
                 let mut value = value.clone();
+                resolve_demo_dates(&mut value, 1_800_000_000_000).unwrap();
                 resolve_sample_refs(&mut value, &refs).unwrap();
                 let record = Record::from_json(*kind, &value.to_string()).unwrap();
+                if let Record::Event(x) = &record {
+                    let all = format!("{} {:?} {:?}", x.title, x.description, x.organiser);
+                    assert!(all.contains("xempel"), "{all}");
+                }
                 if let Record::Researcher(x) = &record {
                     assert!(x.name.contains("exempel"), "{}", x.name);
                     assert!(
@@ -519,6 +562,30 @@ mod tests {
         assert_eq!(many.len(), 11);
         let names: std::collections::BTreeSet<_> = many.iter().map(|r| r.name.clone()).collect();
         assert_eq!(names.len(), 11, "region names are unique");
+    }
+
+    #[test]
+    fn a_sample_date_is_relative_to_the_demo_start_in_swedish_time() {
+        // 2027-01-15T10:00:00Z: winter time; 90 days on is in summer time.
+        let now = 1_800_007_200_000;
+        let mut value = serde_json::json!({
+            "start": "demo-date:+0d 09:00",
+            "list": ["demo-date:+90d 18:30", "demo-date:-1d 00:00", "kept"],
+        });
+        resolve_demo_dates(&mut value, now).unwrap();
+        assert_eq!(value["start"], "2027-01-15T09:00:00+01:00");
+        assert_eq!(value["list"][0], "2027-04-15T18:30:00+02:00");
+        assert_eq!(value["list"][1], "2027-01-14T00:00:00+01:00");
+        assert_eq!(value["list"][2], "kept");
+        for bad in [
+            "demo-date:45d",
+            "demo-date:+45 09:00",
+            "demo-date:+1d 25:00",
+            "demo-date:x 09:00",
+        ] {
+            let e = resolve_demo_dates(&mut serde_json::json!(bad), now).unwrap_err();
+            assert!(e.to_string().contains("is not demo-date:"), "{e}");
+        }
     }
 
     #[test]

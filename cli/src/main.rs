@@ -237,8 +237,16 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             text,
             limit,
             cursor,
+            from_date,
+            to_date,
             out,
         } => {
+            // Checked here too, so a bad date is refused before a node is asked.
+            let dates = spindel_node::query::DateRange::parse(
+                from_date.as_deref(),
+                to_date.as_deref(),
+                spindel_node::query::DATE_FLAGS,
+            )?;
             let request = QueryRequest {
                 kind: kind.map(|k| k.as_str().to_string()),
                 region,
@@ -266,10 +274,14 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 let dir = DataDir {
                     data_dir: data_dir.context("--data-dir or --from is required")?,
                 };
-                let query = spindel_node::query::Query::from_request(&request)?;
-                with_node(&dir, &Request::Query { query: request }, |node| {
-                    Ok(node.query(&query)?)
-                })?
+                let mut query = spindel_node::query::Query::from_request(&request)?;
+                query.dates = dates;
+                let request = Request::Query {
+                    query: request,
+                    from_date,
+                    to_date,
+                };
+                with_node(&dir, &request, |node| Ok(node.query(&query)?))?
             };
             output::emit(out.json, &page, || output::records_table(&page))
         }

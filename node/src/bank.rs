@@ -11,10 +11,11 @@ use crate::query::{self, Query, QueryError, RecordView};
 use crate::store::{AuthorMeta, Store, StoreError};
 
 /// The kinds in the order the page lists them.
-pub const KINDS: [Kind; 6] = [
+pub const KINDS: [Kind; 7] = [
     Kind::Innovation,
     Kind::Method,
     Kind::Researcher,
+    Kind::Event,
     Kind::Indicator,
     Kind::Experience,
     Kind::Profile,

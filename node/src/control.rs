@@ -114,6 +114,12 @@ pub enum Request {
     Status,
     Query {
         query: QueryRequest,
+        /// Only events meeting these days (`YYYY-MM-DD`, Europe/Stockholm); the CLI's
+        /// `--from-date` and `--to-date`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_date: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_date: Option<String>,
     },
     /// Write a backup to this absolute path.
     Backup {
@@ -450,8 +456,18 @@ async fn execute(
             let to = std::path::PathBuf::from(to);
             to_value(&shared.blocking(move |n| n.backup(&to)).await?)
         }
-        Request::Query { query } => {
-            let q = Query::from_request(&query)?;
+        Request::Query {
+            query,
+            from_date,
+            to_date,
+        } => {
+            let mut q = Query::from_request(&query)?;
+            q.dates = crate::query::DateRange::parse(
+                from_date.as_deref(),
+                to_date.as_deref(),
+                crate::query::DATE_FLAGS,
+            )
+            .map_err(NodeError::Query)?;
             to_value(&shared.blocking(move |n| Ok(n.query(&q)?)).await?)
         }
         Request::UserAdd {

@@ -28,6 +28,8 @@ pub enum Input {
     Email,
     Tel,
     Date,
+    /// Stockholm's wall-clock time (`datetime-local`), stored as RFC 3339 with its offset.
+    DateTime,
     Number,
     Checkbox,
     /// One of a few values: (JSON value, Swedish label).
@@ -101,6 +103,23 @@ const RESEARCHER: &[Field] = &[
     f("consent.scope", sv::CONSENT_SCOPE, Input::Text, false),
 ];
 
+const EVENT: &[Field] = &[
+    f("title", sv::EVENT_TITLE, Input::Text, true),
+    f("start", sv::EVENT_START, Input::DateTime, true),
+    f("end", sv::EVENT_END, Input::DateTime, false),
+    f("place", sv::EVENT_PLACE, Input::Area, false),
+    f("online_url", sv::EVENT_ONLINE_URL, Input::Url, false),
+    f("organiser", sv::EVENT_ORGANISER, Input::Text, false),
+    f(
+        "registration_url",
+        sv::EVENT_REGISTRATION_URL,
+        Input::Url,
+        false,
+    ),
+    f("description", sv::EVENT_DESCRIPTION, Input::Area, false),
+    f("tags", sv::EVENT_TAGS, Input::Lines, false),
+];
+
 const INDICATOR: &[Field] = &[
     f("outcome", sv::OUTCOME, Input::Text, true),
     f("indicator", sv::INDICATOR, Input::Text, true),
@@ -136,6 +155,7 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Innovation => INNOVATION,
         Kind::Method => METHOD,
         Kind::Researcher => RESEARCHER,
+        Kind::Event => EVENT,
         Kind::Indicator => INDICATOR,
         Kind::Experience => EXPERIENCE,
     }
@@ -236,6 +256,22 @@ fn json_and_errors(kind: Kind, form: &HashMap<String, String>) -> (Value, Vec<Fo
                 Value::Array(items)
             }
             Input::Checkbox => Value::Bool(!raw.is_empty()),
+            Input::DateTime => {
+                let t = raw.trim();
+                if t.is_empty() {
+                    continue;
+                }
+                match crate::localtime::from_stockholm_local(t) {
+                    Ok(text) => Value::String(text),
+                    Err(e) => {
+                        errors.push(FormError {
+                            field: Some(field.name.to_string()),
+                            message: sv::local_time(e).into(),
+                        });
+                        continue;
+                    }
+                }
+            }
             Input::Number => {
                 let t = raw.trim();
                 // A required number that is missing or unreadable is said here, and a stand-in
@@ -368,6 +404,12 @@ pub fn form_from_record(kind: Kind, data: &Value) -> HashMap<String, String> {
             (_, None | Some(Value::Null)) => continue,
             (Input::Checkbox, Some(Value::Bool(true))) => "on".to_string(),
             (Input::Checkbox, Some(_)) => continue,
+            (Input::DateTime, Some(Value::String(s))) => {
+                match spindel_protocol::time::parse_rfc3339(s) {
+                    Some(t) => crate::localtime::to_stockholm_local(t.utc_ms),
+                    None => s.clone(),
+                }
+            }
             (_, Some(Value::Array(items))) => items
                 .iter()
                 .filter_map(Value::as_str)

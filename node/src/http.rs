@@ -36,7 +36,16 @@ use crate::read::Reads;
 use crate::shared::Shared;
 
 /// Query parameters `GET /api/v1/records` understands.
-const RECORD_PARAMS: &[&str] = &["kind", "region", "tag", "q", "limit", "cursor"];
+const RECORD_PARAMS: &[&str] = &[
+    "kind",
+    "region",
+    "tag",
+    "q",
+    "limit",
+    "cursor",
+    "from_date",
+    "to_date",
+];
 
 /// An API error: status and a one-line message, as `{"error": "..."}`.
 #[derive(Debug)]
@@ -73,8 +82,9 @@ pub struct RegionView {
     pub admitted: bool,
 }
 
-/// The API's routes over a running node.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The API's routes over a running node; `public_url` (settings) makes the calendar feeds'
+/// links absolute.
+pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
     Router::new()
         .route("/api/v1/records", get(records))
         .route("/api/v1/records/{author}/{record_id}", get(record))
@@ -84,6 +94,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(crate::web::routes())
+        .merge(crate::calendar::routes())
+        .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -285,7 +297,14 @@ async fn records(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let request = records_request(raw.as_deref())?;
-    let query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
+    let mut query = crate::query::Query::from_request(&request).map_err(|e| bad(e.to_string()))?;
+    let params = Params::parse(raw.as_deref(), RECORD_PARAMS).map_err(|e| bad(e.to_string()))?;
+    query.dates = crate::query::DateRange::parse(
+        params.get("from_date"),
+        params.get("to_date"),
+        crate::query::DATE_PARAMS,
+    )
+    .map_err(|e| bad(e.to_string()))?;
     let page = shared.read(move |n| n.query(&query)).await.map_err(|e| {
         if e.is_bad_question() {
             bad(e.to_string())
@@ -403,8 +422,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
+    public_url: Option<String>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone());
+    let app = router(shared.clone(), public_url);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
@@ -424,8 +444,9 @@ pub async fn serve_operator(
 pub fn serve_listener(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
+    public_url: Option<String>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone());
+    let app = router(shared.clone(), public_url);
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
 

@@ -33,9 +33,11 @@
 //! them the few items of private modules that the command, the tests and the benches use.
 
 mod accept;
+mod agenda;
 mod answers;
 pub mod backup;
 mod bank;
+mod calendar;
 mod client;
 pub mod control;
 mod dialer;
@@ -75,12 +77,14 @@ mod writer;
 
 // The rest of the crate's surface: what the command, the tests and the benches use of the
 // private modules above.
+pub use agenda::{AGENDA_PAGE_SIZE, FEED_EVENTS_MAX, FEED_PAST_DAYS};
 pub use client::{RemoteQueryError, remote_query, remote_query_as};
 pub use fuzz::query_string as fuzz_query_string;
 pub use gate::Gate;
 pub use import_csv::CSV_ROW_BYTES_MAX;
 pub use link::REFUSED_BACKOFF_MIN_MS;
 pub use listener::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
+pub use localtime::{from_stockholm_local, stockholm};
 pub use read::{ReadError, ReadModel, Reads};
 pub use runtime::StartError;
 pub use session::{SyncReport, sync_until_caught_up};

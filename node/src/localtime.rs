@@ -101,6 +101,53 @@ pub fn stockholm(utc_ms: i64) -> (String, String) {
     (t[..10].to_string(), t[11..19].to_string())
 }
 
+/// Why a Stockholm wall-clock time could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalTimeError {
+    /// Not `YYYY-MM-DDTHH:MM` (seconds allowed) or not a real date and time.
+    Unreadable,
+    /// In the hour the clocks skip in spring (02:00-02:59 on the last Sunday of March).
+    Skipped,
+}
+
+/// Stockholm's wall-clock time `YYYY-MM-DDTHH:MM[:SS]` (what a `datetime-local` input sends)
+/// as RFC 3339 with the offset of that moment: `2027-03-12T09:00:00+01:00`. A time in the hour
+/// the clocks skip in spring is refused; a time in the hour that comes twice in autumn is the
+/// first of the two, in summer time (`+02:00`).
+pub fn from_stockholm_local(text: &str) -> Result<String, LocalTimeError> {
+    let t = text.trim();
+    // A full RFC 3339 time (an import's cell) keeps its own offset.
+    if spindel_protocol::time::parse_rfc3339(t).is_some() {
+        return Ok(t.to_string());
+    }
+    // A spreadsheet writes a space between date and time.
+    let t = &match t.split_at_checked(10) {
+        Some((date, rest)) if rest.starts_with(' ') => format!("{date}T{}", &rest[1..]),
+        _ => t.to_string(),
+    };
+    let with_seconds = match t.len() {
+        16 => format!("{t}:00"),
+        19 => t.to_string(),
+        _ => return Err(LocalTimeError::Unreadable),
+    };
+    // Read as if UTC, then take the offset that puts it back at the same wall-clock time.
+    let as_utc = spindel_protocol::time::parse_rfc3339(&format!("{with_seconds}Z"))
+        .ok_or(LocalTimeError::Unreadable)?
+        .utc_ms;
+    let fits = |offset: i64| stockholm_offset_ms(as_utc - offset) == offset;
+    let offset = [2 * HOUR_MS, HOUR_MS]
+        .into_iter()
+        .find(|o| fits(*o))
+        .ok_or(LocalTimeError::Skipped)?;
+    Ok(format!("{with_seconds}+0{}:00", offset / HOUR_MS))
+}
+
+/// An instant as Stockholm's wall-clock time for a `datetime-local` input: `2027-03-12T09:00`.
+pub fn to_stockholm_local(utc_ms: i64) -> String {
+    let (date, time) = stockholm(utc_ms);
+    format!("{date}T{}", &time[..5])
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -157,6 +204,38 @@ mod tests {
         // 2021: the last Sunday of March was the 28th, of October the 31st.
         assert_eq!(local("2021-03-28T01:00:00Z"), "2021-03-28 03:00:00");
         assert_eq!(local("2021-10-31T00:59:00Z"), "2021-10-31 02:59:00");
+    }
+
+    #[test]
+    fn wall_clock_times_get_the_offset_of_their_moment() {
+        let f = from_stockholm_local;
+        assert_eq!(f("2027-03-12T09:00").unwrap(), "2027-03-12T09:00:00+01:00");
+        assert_eq!(
+            f("2027-06-12T09:00:30").unwrap(),
+            "2027-06-12T09:00:30+02:00"
+        );
+        assert_eq!(f("2027-06-12 09:00").unwrap(), "2027-06-12T09:00:00+02:00");
+        assert_eq!(f("2027-06-12T09:00:00Z").unwrap(), "2027-06-12T09:00:00Z");
+        // Spring: 02:00-02:59 does not exist on 28 March 2027.
+        assert_eq!(f("2027-03-28T01:59").unwrap(), "2027-03-28T01:59:00+01:00");
+        assert_eq!(f("2027-03-28T02:30"), Err(LocalTimeError::Skipped));
+        assert_eq!(f("2027-03-28T03:00").unwrap(), "2027-03-28T03:00:00+02:00");
+        // Autumn: 02:00-02:59 comes twice on 31 October 2027; the first, in summer time.
+        assert_eq!(f("2027-10-31T02:30").unwrap(), "2027-10-31T02:30:00+02:00");
+        assert_eq!(f("2027-10-31T03:00").unwrap(), "2027-10-31T03:00:00+01:00");
+        for bad in [
+            "",
+            "2027-03-12",
+            "2027-02-30T09:00",
+            "2027-03-12T25:00",
+            "12/3 09:00",
+        ] {
+            assert_eq!(f(bad), Err(LocalTimeError::Unreadable), "{bad}");
+        }
+        let back =
+            |t: &str| to_stockholm_local(spindel_protocol::time::parse_rfc3339(t).unwrap().utc_ms);
+        assert_eq!(back("2027-03-12T08:00:00Z"), "2027-03-12T09:00");
+        assert_eq!(back("2027-10-31T02:30:00+02:00"), "2027-10-31T02:30");
     }
 
     #[test]

@@ -14,11 +14,16 @@ use spindel_protocol::record::Kind;
 use spindel_protocol::time::rfc3339_ms;
 
 use crate::store::{AuthorMeta, RecordMeta, Store, StoreError, TimeKey};
+use spindel_protocol::record::limits::{EVENT_YEAR_MAX, EVENT_YEAR_MIN};
 
 /// Records per page unless `limit` says otherwise.
 pub const LIMIT_DEFAULT: usize = 20;
 /// The largest page.
 pub const LIMIT_MAX: usize = 1000;
+/// How the CLI names the date filter (the API: [`DATE_PARAMS`]).
+pub const DATE_FLAGS: (&str, &str) = ("--from-date", "--to-date");
+/// How `GET /api/v1/records` names the date filter.
+pub const DATE_PARAMS: (&str, &str) = ("from_date", "to_date");
 /// Longest `--text` / `q` accepted.
 pub const TEXT_CHARS_MAX: usize = 500;
 
@@ -36,6 +41,70 @@ pub struct Query {
     pub author: Option<NodeId>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// Only events whose `[start, end]` meets these days (Europe/Stockholm); other kinds never.
+    pub dates: Option<DateRange>,
+}
+
+/// Days in Europe/Stockholm as instants: from the first day's midnight to the last day's end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl DateRange {
+    /// The days `from` and `to` (`YYYY-MM-DD`, either may be absent), refused in one line that
+    /// names the parameter (`names`: how this interface calls the two, as `--from-date`).
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        names: (&str, &str),
+    ) -> Result<Option<DateRange>, QueryError> {
+        if from.is_none() && to.is_none() {
+            return Ok(None);
+        }
+        let day = |text: &str, name: &str, next: bool| {
+            let bad = || {
+                QueryError::BadDate(format!(
+                    "{name} must be a date YYYY-MM-DD ({EVENT_YEAR_MIN}-{EVENT_YEAR_MAX}), got {:?}",
+                    text.chars().take(40).collect::<String>()
+                ))
+            };
+            let t = text.trim();
+            let year: i64 = t.get(..4).and_then(|y| y.parse().ok()).ok_or_else(bad)?;
+            if t.len() != 10 || !(EVENT_YEAR_MIN..=EVENT_YEAR_MAX).contains(&year) {
+                return Err(bad());
+            }
+            let midnight = crate::localtime::from_stockholm_local(&format!("{t}T00:00"))
+                .ok()
+                .and_then(|m| spindel_protocol::time::parse_rfc3339(&m))
+                .ok_or_else(bad)?;
+            Ok(if next {
+                // The day's last millisecond: the next midnight (23 to 25 hours on) less one.
+                let next_day = midnight.utc_ms + 36 * 3_600_000;
+                let (date, _) = crate::localtime::stockholm(next_day);
+                let next_midnight =
+                    crate::localtime::from_stockholm_local(&format!("{date}T00:00"))
+                        .ok()
+                        .and_then(|m| spindel_protocol::time::parse_rfc3339(&m))
+                        .ok_or_else(bad)?;
+                next_midnight.utc_ms - 1
+            } else {
+                midnight.utc_ms
+            })
+        };
+        let from_ms = from.map(|f| day(f, names.0, false)).transpose()?;
+        let to_ms = to.map(|t| day(t, names.1, true)).transpose()?;
+        if let (Some(f), Some(t)) = (from_ms, to_ms)
+            && t < f
+        {
+            return Err(QueryError::BadDate(format!(
+                "{} must not be before {}",
+                names.1, names.0
+            )));
+        }
+        Ok(Some(DateRange { from_ms, to_ms }))
+    }
 }
 
 impl Query {
@@ -52,6 +121,7 @@ impl Query {
             author: None,
             limit: r.limit.map(|l| l as usize),
             cursor: r.cursor.clone(),
+            dates: None,
         })
     }
 }
@@ -90,6 +160,8 @@ pub enum QueryError {
     BadCursor(String),
     #[error("search text is over {TEXT_CHARS_MAX} characters")]
     TextTooLong,
+    #[error("{0}")]
+    BadDate(String),
     #[error("unknown region {0:?}; known here: {1}")]
     UnknownRegion(String, String),
     #[error(transparent)]
@@ -166,9 +238,25 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
     let region = region_authors(&authors, q);
     let tagged = tagged_records(store, q)?;
+    // The date filter reads the calendar index: events only, in time order like the rest.
+    let dated: Option<Vec<Candidate>> = match q.dates {
+        Some(d) => Some(store.with_calendar(|c| {
+            c.overlapping(d.from_ms, d.to_ms)
+                .into_iter()
+                .map(|((a, r), s)| (TimeKey::of(s.updated_ms, &a, &r), a, r))
+                .collect()
+        })?),
+        None => None,
+    };
+    let dated_set: Option<HashSet<(NodeId, RecordId)>> = dated
+        .as_ref()
+        .map(|list| list.iter().map(|(_, a, r)| (*a, *r)).collect());
     let keep = |author: &NodeId, rid: &RecordId, meta: &RecordMeta| {
         meta.visible()
             && q.kind.is_none_or(|k| k == meta.kind)
+            && dated_set
+                .as_ref()
+                .is_none_or(|set| set.contains(&(*author, *rid)))
             && tagged
                 .as_ref()
                 .is_none_or(|set| set.contains(&(*author, *rid)))
@@ -191,6 +279,12 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
                     })
                     .filter(|(k, ..)| after.as_ref().is_none_or(|a| k > a))
                     .collect();
+                hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Box::new(hits.into_iter().map(Ok))
+            }
+            None if dated.is_some() => {
+                let mut hits = dated.unwrap_or_default();
+                hits.retain(|(k, ..)| after.as_ref().is_none_or(|a| k > a));
                 hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 Box::new(hits.into_iter().map(Ok))
             }

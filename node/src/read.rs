@@ -151,6 +151,24 @@ pub trait Reads: sealed::Sealed {
         status_of(self.local())
     }
 
+    /// A page of the calendar at `now_ms` ([`crate::agenda::list`]).
+    fn agenda(
+        &self,
+        q: &crate::agenda::AgendaQuery,
+        now_ms: i64,
+    ) -> Result<crate::agenda::Agenda, ReadError> {
+        Ok(crate::agenda::list(self.local().store(), q, now_ms)?)
+    }
+
+    /// What a calendar feed holds at `now_ms` ([`crate::agenda::feed`]).
+    fn feed(
+        &self,
+        author: Option<NodeId>,
+        now_ms: i64,
+    ) -> Result<Vec<crate::agenda::AgendaItem>, ReadError> {
+        Ok(crate::agenda::feed(self.local().store(), author, now_ms)?)
+    }
+
     /// A page of records: the query's filters, checked (an unknown region is a bad question).
     fn query(&self, q: &Query) -> Result<QueryPage, ReadError> {
         Ok(crate::query::run_checked(self.local().store(), q)?)

@@ -174,12 +174,13 @@ impl NodeHandle {
             let addr = listener
                 .local_addr()
                 .map_err(bind("http", SocketAddr::from(([0, 0, 0, 0], 0))))?;
-            let (at, task) = crate::http::serve_listener(shared.clone(), listener)
-                .map_err(bind("http", addr))?;
+            let (at, task) =
+                crate::http::serve_listener(shared.clone(), listener, settings.public_url.clone())
+                    .map_err(bind("http", addr))?;
             self.bound.http = Some(at);
             self.listeners.push(task);
         } else if let Some(addr) = settings.http {
-            let (at, task) = crate::http::serve(shared.clone(), addr)
+            let (at, task) = crate::http::serve(shared.clone(), addr, settings.public_url.clone())
                 .await
                 .map_err(bind("http", addr))?;
             self.bound.http = Some(at);

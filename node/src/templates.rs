@@ -25,6 +25,7 @@ pub(crate) fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/proxybank.html"),
             ),
             ("error.html", include_str!("../templates/error.html")),
+            ("calendar.html", include_str!("../templates/calendar.html")),
             (
                 "integritet.html",
                 include_str!("../templates/integritet.html"),
@@ -108,6 +109,9 @@ pub(crate) fn templates() -> &'static Environment<'static> {
         env.add_filter("kind_count", |k: &str, n: u64| kind_count(k, n));
         env.add_filter("date", date);
         env.add_filter("datetime", datetime);
+        env.add_filter("event_when", |start: &str, end: &str| {
+            crate::words::event_when(start, end)
+        });
         env.add_filter("short_datetime", short_datetime);
         env.add_filter("sv_number", sv_number);
         env.add_filter("sv_amount", sv_amount);

@@ -49,13 +49,13 @@ const STYLE: &str = include_str!("../templates/spindel.css");
 
 /// A page that could not be shown: status, heading and a Swedish sentence saying why.
 #[derive(Debug)]
-pub struct PageError {
+pub(crate) struct PageError {
     status: StatusCode,
     heading: &'static str,
     message: String,
 }
 
-fn bad_request(message: impl Into<String>) -> PageError {
+pub(crate) fn bad_request(message: impl Into<String>) -> PageError {
     PageError {
         status: StatusCode::BAD_REQUEST,
         heading: words::BAD_ADDRESS,
@@ -63,7 +63,7 @@ fn bad_request(message: impl Into<String>) -> PageError {
     }
 }
 
-fn not_found(message: impl Into<String>) -> PageError {
+pub(crate) fn not_found(message: impl Into<String>) -> PageError {
     PageError {
         status: StatusCode::NOT_FOUND,
         heading: words::NO_SUCH_PAGE,
@@ -71,7 +71,7 @@ fn not_found(message: impl Into<String>) -> PageError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> PageError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> PageError {
     tracing::error!(error = %e, "page failed");
     PageError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,7 +145,7 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -> Response {
+pub(crate) fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -> Response {
     match r {
         Ok((template, section, ctx)) => {
             let personal = ctx.get_attr("personal").is_ok_and(|v| v.is_true());
@@ -214,7 +214,10 @@ pub struct RecordItem {
     pub users: Option<Vec<crate::proxybank::User>>,
 }
 
-fn items(node: &ReadModel, views: Vec<RecordView>) -> Result<Vec<RecordItem>, ReadError> {
+pub(crate) fn items(
+    node: &ReadModel,
+    views: Vec<RecordView>,
+) -> Result<Vec<RecordItem>, ReadError> {
     let names: HashMap<String, String> = node.shown_names()?;
     Ok(views
         .into_iter()
@@ -304,6 +307,7 @@ async fn search_page(
         author: None,
         limit: Some(PAGE_SIZE),
         cursor: get("cursor"),
+        dates: None,
     };
     let (next_cursor, mut facets, records, region_count) = shared
         .read(move |n| {

@@ -73,6 +73,17 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("phone", false, "5-20 digits with spaces, - and ( ), one leading + at most; shown only on the record's own page".into(), r#""+46 46-222 00 00""#),
             f("consent", true, format!("object: `given` (must be true), `date` (YYYY-MM-DD, {CONSENT_YEAR_MIN}-{CONSENT_YEAR_MAX}), `method` (how, at most {CONSENT_METHOD_CHARS_MAX} characters), `scope` (for what, at most {CONSENT_SCOPE_CHARS_MAX}; absent: being listed in the knowledge bank). Records with the earlier bare `true` stay readable (\"samtycke utan detaljer\")"), r#"{"given":true,"date":"2026-11-02","method":"e-post"}"#),
         ],
+        Kind::Event => vec![
+            f("title", true, text(1, TITLE_CHARS_MAX), r#""Regional träff om Överenskommelsen""#),
+            f("start", true, format!("RFC 3339 time with an offset (`+01:00`, `+02:00` or `Z`), seconds included; its date in the years {EVENT_YEAR_MIN}-{EVENT_YEAR_MAX}"), r#""2027-03-12T09:00:00+01:00""#),
+            f("end", false, "as `start`, not before it; absent: the event lasts to the end of its start's day".into(), r#""2027-03-12T16:00:00+01:00""#),
+            f("place", false, format!("{}; `place` or `online_url` (or both) is required", text(0, EVENT_PLACE_CHARS_MAX)), r#""Folkets hus, Storgatan 1, Lund""#),
+            f("online_url", false, "an http or https URL to join online".into(), r#""https://exempel.se/mote""#),
+            f("organiser", false, text(0, EVENT_ORGANISER_CHARS_MAX), r#""Coompanion Skåne""#),
+            f("registration_url", false, "an http or https URL to register".into(), r#""https://exempel.se/anmalan""#),
+            f("description", false, text(0, DESCRIPTION_CHARS_MAX), r#""Program och fika""#),
+            f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["överenskommelsen"]"#),
+        ],
         Kind::Indicator => vec![
             f("outcome", true, format!("{}; the proxy bank (`/proxybank`) groups by it (trimmed, case-folded, spaces collapsed)", text(1, OUTCOME_CHARS_MAX)), r#""Fler personer i arbete""#),
             f("indicator", true, format!("{}; what lists show as the record's title", text(1, INDICATOR_CHARS_MAX)), r#""Antal deltagare med anställning efter sex månader""#),
@@ -97,6 +108,14 @@ pub fn fields(kind: Kind) -> Vec<Field> {
     }
 }
 
+/// Fields of which a record of `kind` needs at least one (each listed as not required alone).
+pub fn one_of(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Event => &["place", "online_url"],
+        _ => &[],
+    }
+}
+
 /// `docs/records.md`, as generated from [`fields`].
 pub fn markdown() -> String {
     let mut out = String::from(
@@ -118,7 +137,13 @@ pub fn markdown() -> String {
             out.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 field.name,
-                if field.required { "yes" } else { "" },
+                if field.required {
+                    "yes"
+                } else if one_of(kind).contains(&field.name) {
+                    "one of these"
+                } else {
+                    ""
+                },
                 field.rule
             ));
         }
@@ -149,7 +174,13 @@ mod tests {
             // its example; the required ones alone make a valid record.
             Record::from_json(kind, &example(&all))
                 .unwrap_or_else(|e| panic!("{kind:?} example: {e:?}"));
-            let required: Vec<Field> = all.iter().filter(|f| f.required).cloned().collect();
+            // ... with the first of the fields one of which is required.
+            let group = one_of(kind);
+            let required: Vec<Field> = all
+                .iter()
+                .filter(|f| f.required || group.first() == Some(&f.name))
+                .cloned()
+                .collect();
             Record::from_json(kind, &example(&required))
                 .unwrap_or_else(|e| panic!("{kind:?} required only: {e:?}"));
             for f in &required {
@@ -164,6 +195,20 @@ mod tests {
                     f.name
                 );
             }
+            for name in group {
+                let one: Vec<Field> = all
+                    .iter()
+                    .filter(|f| f.required || f.name == *name)
+                    .cloned()
+                    .collect();
+                Record::from_json(kind, &example(&one))
+                    .unwrap_or_else(|e| panic!("{kind:?} with {name} alone: {e:?}"));
+            }
+            let none: Vec<Field> = all.iter().filter(|f| f.required).cloned().collect();
+            assert!(
+                group.is_empty() || Record::from_json(kind, &example(&none)).is_err(),
+                "{kind:?}: one of {group:?} is listed as required but is not"
+            );
         }
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/records.md");
         let generated = markdown();

@@ -20,6 +20,7 @@
 
 pub mod codec;
 pub mod entry;
+pub mod event;
 pub mod experience;
 pub mod fields;
 pub mod fuzz;

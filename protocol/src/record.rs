@@ -18,16 +18,18 @@ pub enum Kind {
     Innovation,
     Method,
     Researcher,
+    Event,
     Indicator,
     Experience,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
         Kind::Researcher,
+        Kind::Event,
         Kind::Indicator,
         Kind::Experience,
     ];
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Innovation => "innovation",
             Kind::Method => "method",
             Kind::Researcher => "researcher",
+            Kind::Event => "event",
             Kind::Indicator => "indicator",
             Kind::Experience => "experience",
         }
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Innovation => 1,
             Kind::Method => 2,
             Kind::Researcher => 3,
+            Kind::Event => 4,
             Kind::Indicator => 5,
             Kind::Experience => 6,
         }
@@ -88,6 +92,7 @@ impl FromStr for Kind {
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
     }
 }
+pub use crate::event::Event;
 pub use crate::experience::{Experience, Outcome};
 pub use crate::indicator::Indicator;
 use crate::reference::RecordRef;
@@ -258,6 +263,7 @@ pub enum Record {
     Innovation(Innovation),
     Method(Method),
     Researcher(Researcher),
+    Event(Event),
     Indicator(Indicator),
     Experience(Experience),
 }
@@ -276,6 +282,7 @@ impl Record {
             Kind::Innovation => parse(kind, text).map(Record::Innovation),
             Kind::Method => parse(kind, text).map(Record::Method),
             Kind::Researcher => parse(kind, text).map(Record::Researcher),
+            Kind::Event => parse(kind, text).map(Record::Event),
             Kind::Indicator => parse(kind, text).map(Record::Indicator),
             // Read field by field, so a bad reference is said with the rest.
             Kind::Experience => {
@@ -298,6 +305,7 @@ impl Record {
             Record::Innovation(_) => Kind::Innovation,
             Record::Method(_) => Kind::Method,
             Record::Researcher(_) => Kind::Researcher,
+            Record::Event(_) => Kind::Event,
             Record::Indicator(_) => Kind::Indicator,
             Record::Experience(_) => Kind::Experience,
         }
@@ -310,6 +318,7 @@ impl Record {
             Record::Innovation(r) => serde_json::to_string(r),
             Record::Method(r) => serde_json::to_string(r),
             Record::Researcher(r) => serde_json::to_string(r),
+            Record::Event(r) => serde_json::to_string(r),
             Record::Indicator(r) => serde_json::to_string(r),
             Record::Experience(r) => serde_json::to_string(r),
         };
@@ -328,6 +337,7 @@ impl Record {
             Record::Innovation(r) => &r.title,
             Record::Method(r) => &r.title,
             Record::Researcher(r) => &r.name,
+            Record::Event(r) => &r.title,
             Record::Indicator(r) => r.title(),
             Record::Experience(r) => r.title(),
         }
@@ -340,6 +350,7 @@ impl Record {
             Record::Innovation(r) => &r.tags,
             Record::Method(r) => &r.tags,
             Record::Researcher(r) => &r.fields,
+            Record::Event(r) => &r.tags,
             Record::Indicator(r) => &r.tags,
             Record::Experience(r) => &r.tags,
         }
@@ -371,6 +382,7 @@ impl Record {
                 parts.extend([r.name.as_str(), &r.affiliation]);
                 parts.extend(r.fields.iter().map(String::as_str));
             }
+            Record::Event(r) => parts.extend(r.search_parts()),
             Record::Indicator(r) => parts.extend(r.search_parts()),
             Record::Experience(r) => return r.search_text(),
         }
@@ -431,6 +443,7 @@ impl Record {
                     o(&mut c.scope);
                 }
             }
+            Record::Event(r) => r.trim(t, o),
             Record::Indicator(r) => r.trim(),
             Record::Experience(r) => r.trim(),
         }
@@ -559,6 +572,7 @@ impl Record {
                     )));
                 }
             }
+            Record::Event(r) => r.problems(&c).into_iter().for_each(check),
             Record::Indicator(r) => r.problems(&c, &mut out),
             Record::Experience(r) => r.problems(&mut out),
         }
@@ -609,7 +623,7 @@ mod tests {
         Record::from_json(kind, json).unwrap_err().message
     }
 
-    const SAMPLES: [(Kind, &str); 5] = [
+    const SAMPLES: &[(Kind, &str)] = &[
         (
             Kind::Profile,
             r#"{"display_name":"Skåne","website":"https://example.se","members":["A"]}"#,
@@ -629,6 +643,10 @@ mod tests {
         (
             Kind::Experience,
             r#"{"about":"3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29/0123456789abcdef0123456789abcdef","text":"t","outcome":"tried","tags":["x"]}"#,
+        ),
+        (
+            Kind::Event,
+            r#"{"title":"t","start":"2027-03-12T09:00:00+01:00","end":"2027-03-12T12:00:00Z","place":"p"}"#,
         ),
     ];
 
@@ -971,6 +989,18 @@ mod tests {
     fn kind_and_region_name_parsing() {
         assert_eq!("method".parse::<Kind>(), Ok(Kind::Method));
         assert!("Method".parse::<Kind>().is_err());
+        let said = "x".parse::<Kind>().unwrap_err().to_string();
+        for kind in Kind::ALL {
+            assert!(said.contains(kind.as_str()), "{said}");
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
+        assert!(
+            said.ends_with(&format!(" or {}", Kind::ALL[Kind::ALL.len() - 1])),
+            "{said}"
+        );
+        let codes: std::collections::BTreeSet<u8> = Kind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), Kind::ALL.len());
+        assert_eq!(Kind::Event.code(), 4);
         assert!(validate_region_name("skane-1").is_ok());
         assert!(validate_region_name("").is_err());
         assert!(validate_region_name(&"a".repeat(33)).is_err());

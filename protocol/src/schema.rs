@@ -39,6 +39,12 @@ pub enum Problem {
     Date,
     /// Not a number greater than 0.
     Positive,
+    /// Not an RFC 3339 time with an offset.
+    DateTime,
+    /// An end before its start.
+    EndBeforeStart,
+    /// Neither a place nor an online address (an event needs one).
+    PlaceOrOnline,
     /// A year outside `min..=max`.
     Year { min: i64, max: i64, got: i64 },
     /// A researcher record without consent given.
@@ -110,6 +116,12 @@ pub mod limits {
     /// Years a consent date may carry (`YYYY-MM-DD`).
     pub const CONSENT_YEAR_MIN: u32 = 1970;
     pub const CONSENT_YEAR_MAX: u32 = 2200;
+    /// An event's place (an address as text).
+    pub const EVENT_PLACE_CHARS_MAX: usize = 500;
+    pub const EVENT_ORGANISER_CHARS_MAX: usize = 200;
+    /// Years an event's start and end may fall in (as written, in their own offset).
+    pub const EVENT_YEAR_MIN: i64 = 2000;
+    pub const EVENT_YEAR_MAX: i64 = 2100;
     /// An indicator's texts (kind `indicator`).
     pub const OUTCOME_CHARS_MAX: usize = 200;
     pub const INDICATOR_CHARS_MAX: usize = 300;

@@ -196,6 +196,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "editor/import.rs",
     "import_csv.rs",
     "web.rs",
+    "calendar.rs",
     "templates.rs",
     "words/mod.rs",
     "words/formats.rs",
@@ -271,6 +272,7 @@ fn the_store_is_private_to_the_node() {
         "store/erase.rs",
         "store/open.rs",
         "store/overlay.rs",
+        "store/calendar.rs",
         "store/apply.rs",
         "store/admissions.rs",
         "payloads.rs",
@@ -279,6 +281,7 @@ fn the_store_is_private_to_the_node() {
         "bank.rs",
         "proxybank.rs",
         "answers.rs",
+        "agenda.rs",
         "fuzz.rs",
     ];
     let mut sources = Vec::new();

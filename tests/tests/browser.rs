@@ -343,7 +343,7 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
     b.goto(&format!("{base}/"));
     assert_eq!(b.script("return document.documentElement.lang"), "sv");
     let all = b.hits();
-    assert_eq!(all, 46, "the demo's 46 records");
+    assert_eq!(all, 51, "the demo's 51 records");
     assert_eq!(b.text(&b.find("label[for=q]")), "Sökord");
 
     // Search an inflected form: "föreningarna" finds what says "förening".
@@ -950,4 +950,95 @@ fn a_region_answers_another_regions_record_in_chromium_and_axe_passes() {
     for p in [dal, sk, agg] {
         assert_eq!(p.terminate(10), 0);
     }
+}
+
+/// A coordinator publishes a meeting place from Redaktionen (Swedish wall-clock time); a person
+/// finds it on `/kalender`, opens it, and finds the feed to subscribe to. axe-core finds no
+/// serious or critical violation on the calendar, the event's page and `/ny/event`.
+#[test]
+fn a_meeting_place_is_published_found_on_the_calendar_and_subscribed_to_in_chromium() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    use spindel_tests::{EditorNetwork, editor_network, eventually, http_get};
+    let axe = axe_source();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = "ett långt lösenord för webbläsaren";
+    let EditorNetwork {
+        region_id,
+        agg,
+        region,
+        ..
+    } = editor_network(tmp.path(), "anna", "redaktor", password);
+    let editor = format!("http://{}", region.admin.unwrap());
+    let public = format!("http://{}", region.http.unwrap());
+    let agg_http = agg.http.unwrap();
+    let (_driver, b) = start_browser();
+
+    b.goto(&format!("{editor}/"));
+    b.type_into(&b.find("#user"), "anna");
+    b.type_into(&b.find("#password"), password);
+    b.click_and_load(&b.find("form.card button[type=submit]"));
+    let new_event = b
+        .find_all("ul.actions a")
+        .into_iter()
+        .find(|e| b.text(e) == "Ny mötesplats")
+        .expect("a Ny mötesplats link");
+    b.click_and_load(&new_event);
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#title"), "Regional träff om Överenskommelsen");
+    // A datetime-local field takes its value in the browser's own format; set it as a form
+    // submits it.
+    b.script("document.querySelector('#start').value = '2099-06-12T09:00';");
+    b.script("document.querySelector('#end').value = '2099-06-12T12:30';");
+    b.click_until(&b.find("button[value=preview]"), "#place-fel");
+    assert!(b.text(&b.find("#place-fel")).contains("Ange en plats"));
+    b.assert_accessible(&axe);
+    b.type_into(&b.find("#place"), "Folkets hus, Lund");
+    b.type_into(&b.find("#registration_url"), "https://exempel.se/anmalan");
+    b.click_until(&b.find("button[value=preview]"), "article.preview");
+    assert!(
+        b.text(&b.find("article.preview"))
+            .contains("fredag 12 juni 2099 kl. 09:00–12:30")
+    );
+    b.assert_accessible(&axe);
+    b.click_and_load(&b.find("button[value=publish]"));
+    assert!(b.text(&b.find("main")).contains("Publicerad som version"));
+
+    // The calendar: the event, its page, and the feed to subscribe to.
+    b.goto(&format!("{public}/"));
+    b.click_and_load(&b.find("nav a[href='/kalender']"));
+    b.assert_accessible(&axe);
+    b.screenshot("calendar.png");
+    let feed = b.find("a[type='text/calendar']");
+    assert!(b.text(&feed).contains("Prenumerera"));
+    let link = b
+        .find_all("ol.records h3 a")
+        .into_iter()
+        .find(|e| b.text(e) == "Regional träff om Överenskommelsen")
+        .expect("the event on /kalender");
+    b.click_and_load(&link);
+    assert!(
+        b.url().contains(&format!("/post/{region_id}/")),
+        "{}",
+        b.url()
+    );
+    let main = b.text(&b.find("main"));
+    assert!(
+        main.contains("fredag 12 juni 2099 kl. 09:00–12:30"),
+        "{main}"
+    );
+    assert!(
+        main.contains("Folkets hus, Lund") && main.contains("Anmälan"),
+        "{main}"
+    );
+    b.assert_accessible(&axe);
+    b.goto(&format!("{public}/kalender/tidigare"));
+    b.assert_accessible(&axe);
+    eventually(20, "the event in the aggregator's feed", || {
+        http_get(agg_http, "/kalender.ics")
+            .1
+            .contains("SUMMARY:Regional träff om Överenskommelsen")
+    });
 }

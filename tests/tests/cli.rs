@@ -816,7 +816,7 @@ fn messages_a_new_user_meets_name_the_problem() {
     for (cmd, needle) in [
         (
             vec!["publish", "--help"],
-            "profile, innovation, method, researcher, indicator or experience",
+            "profile, innovation, method, researcher",
         ),
         (vec!["delete", "--help"], "32 hex characters"),
         (vec!["allow", "--help"], "64 hex characters"),

@@ -30,7 +30,7 @@ fn demo_syncs_the_eight_regions_and_exits_when_asked() {
         );
     }
     assert!(
-        run.stdout.contains("8 regioner, 46 poster"),
+        run.stdout.contains("8 regioner, 51 poster"),
         "{}",
         run.stdout
     );

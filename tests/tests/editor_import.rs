@@ -119,13 +119,20 @@ fn every_template_downloads_and_imports_as_it_is() {
     let (_tmp, dir, node, e) = start();
     let (status, _, body) = e.get("/importera");
     assert_eq!(status, 200);
-    for kind in ["method", "innovation", "researcher", "indicator"] {
+    for kind in [
+        "method",
+        "innovation",
+        "researcher",
+        "event",
+        "indicator",
+        "experience",
+    ] {
         assert!(
             body.contains(&format!("href=\"/importera/mall/{kind}.csv\"")),
             "{kind}: no link on the page"
         );
     }
-    let expected: [(&str, &[&str]); 4] = [
+    let expected: [(&str, &[&str]); 6] = [
         (
             "method",
             &[
@@ -186,6 +193,25 @@ fn every_template_downloads_and_imports_as_it_is() {
                 "consent.scope",
                 "record_id",
             ],
+        ),
+        (
+            "event",
+            &[
+                "title",
+                "start",
+                "end",
+                "place",
+                "online_url",
+                "organiser",
+                "registration_url",
+                "description",
+                "tags",
+                "record_id",
+            ],
+        ),
+        (
+            "experience",
+            &["about", "text", "outcome", "links", "tags", "record_id"],
         ),
     ];
     for (kind, columns) in expected {

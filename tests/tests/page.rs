@@ -283,7 +283,7 @@ fn every_page_and_bad_parameter() {
             "Coompanion Skåne",
             "Famna",
             "Senast synkad hit",
-            "30: 3 sociala innovationer, 25 metoder, 1 forskarkontakt, 0 indikatorer, 0 erfarenheter, 1 profil",
+            "30: 3 sociala innovationer, 25 metoder, 1 forskarkontakt, 0 mötesplatser, 0 indikatorer, 0 erfarenheter, 1 profil",
             "href=\"/?region=skane\"",
         ] {
             assert!(region.contains(seen), "{seen:?}: {region}");
@@ -601,7 +601,7 @@ fn a_region_page_on_a_mirror_says_when_records_arrived_and_counts_as_the_overvie
     assert!(!mirror.contains("Förbindelse"), "{mirror}");
     assert!(
         mirror.contains(
-            "4: 0 sociala innovationer, 3 metoder, 0 forskarkontakter, 0 indikatorer, 0 erfarenheter, 1 profil"
+            "4: 0 sociala innovationer, 3 metoder, 0 forskarkontakter, 0 mötesplatser, 0 indikatorer, 0 erfarenheter, 1 profil"
         ),
         "{mirror}"
     );

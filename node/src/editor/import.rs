@@ -151,10 +151,11 @@ fn head_of(path: &std::path::Path) -> Vec<u8> {
 }
 
 /// The kinds a file can be imported as, with a template each.
-const TEMPLATE_KINDS: [Kind; 5] = [
+const TEMPLATE_KINDS: [Kind; 6] = [
     Kind::Method,
     Kind::Innovation,
     Kind::Researcher,
+    Kind::Event,
     Kind::Indicator,
     Kind::Experience,
 ];

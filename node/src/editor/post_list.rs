@@ -204,6 +204,7 @@ pub(super) async fn posts_page(
         Kind::Method,
         Kind::Innovation,
         Kind::Researcher,
+        Kind::Event,
         Kind::Indicator,
         Kind::Profile,
     ]

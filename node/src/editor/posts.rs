@@ -99,6 +99,7 @@ impl Editor {
                     Input::Email => ("email", "email"),
                     Input::Tel => ("tel", "tel"),
                     Input::Date => ("date", "date"),
+                    Input::DateTime => ("datetime", "datetime-local"),
                     Input::Number => ("number", "text"),
                     Input::Checkbox => ("checkbox", "checkbox"),
                     Input::Choice(_) => ("choice", "text"),

@@ -25,6 +25,8 @@ pub struct Store {
     /// Each author's names from its current profile, built from the payloads on first use
     /// (never in sled).
     pub(super) profile_names: std::sync::RwLock<Option<ProfileNames>>,
+    /// Visible events by start and end, built from the payloads on first use (never in sled).
+    pub(super) calendar: std::sync::RwLock<Option<super::calendar::Calendar>>,
     /// The answers index, built from the payloads on first use (never in sled).
     pub(super) answers: std::sync::RwLock<Option<super::types::Answers>>,
 }

@@ -42,6 +42,7 @@
 
 mod admissions;
 mod apply;
+mod calendar;
 mod erase;
 mod handle;
 mod history;
@@ -53,6 +54,7 @@ mod reads;
 mod types;
 
 pub use apply::{ApplyOptions, Outcome, Verified};
+pub use calendar::{Calendar, EventKey, Span};
 pub use erase::ABORT_BEFORE_ERASE;
 pub use handle::Store;
 pub use index_queue::{

@@ -126,6 +126,7 @@ impl Store {
             erasing: Mutex::new(()),
             tags: std::sync::RwLock::new(None),
             profile_names: std::sync::RwLock::new(None),
+            calendar: std::sync::RwLock::new(None),
             answers: std::sync::RwLock::new(None),
         };
         // Finish every erasure a crash interrupted before anything reads the store.

@@ -10,12 +10,13 @@ use spindel_protocol::entry::{Entry, Hash, Head, Op, PAYLOAD_BYTES_MAX, RecordId
 use spindel_protocol::ingest::{Accepted, AuthorView, RecordState};
 use spindel_protocol::record::{Kind, Record};
 
+use super::calendar::Span;
 use super::handle::{ProfileName, Store};
 use super::keys::{
     K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
     k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
 };
-use super::reads::lower_tags;
+use super::reads::{event_span, lower_tags};
 use super::types::{
     AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, corrupt, u64_value,
 };
@@ -47,6 +48,8 @@ pub(super) struct Overlay<'s> {
     purged: Vec<Location>,
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
+    /// New times per event (`None`: it no longer shows).
+    calendar_changes: Vec<(RecordKey, Option<Span>)>,
     /// Each touched answer's new target (`None`: it no longer shows).
     answer_changes: Vec<(RecordKey, Option<spindel_protocol::RecordRef>)>,
     /// New profile names per author (`None`: its profile no longer shows).
@@ -130,6 +133,7 @@ impl<'s> Overlay<'s> {
             new_payloads: BTreeMap::new(),
             purged: Vec::new(),
             tag_changes: Vec::new(),
+            calendar_changes: Vec::new(),
             answer_changes: Vec::new(),
             name_changes: Vec::new(),
             counters: BTreeMap::new(),
@@ -238,6 +242,9 @@ impl<'s> Overlay<'s> {
             text: Some(record.search_text()),
         });
         self.tag_changes.push((key, lower_tags(record)));
+        if let Some(span) = event_span(record, updated_ms) {
+            self.calendar_changes.push((key, Some(span)));
+        }
         self.answer_changes
             .push((key, super::types::about_of(record)));
         if let Record::Profile(profile) = record {
@@ -263,6 +270,9 @@ impl<'s> Overlay<'s> {
             text: None,
         });
         self.tag_changes.push((key, Vec::new()));
+        if kind == Kind::Event {
+            self.calendar_changes.push((key, None));
+        }
         self.answer_changes.push((key, None));
         if kind == Kind::Profile {
             if let Some(author) = self.authors.get_mut(&key.0) {
@@ -541,6 +551,18 @@ impl<'s> Overlay<'s> {
                     } else {
                         map.insert(key, t);
                     }
+                }
+            }
+        }
+        if !self.calendar_changes.is_empty() {
+            let mut calendar = self
+                .store
+                .calendar
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(calendar) = calendar.as_mut() {
+                for (key, span) in self.calendar_changes {
+                    calendar.set(key, span);
                 }
             }
         }

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use spindel_protocol::NodeId;
 use spindel_protocol::codec;
 use spindel_protocol::entry::{Entry, HEADER_BYTES_MAX, Hash, Head, Op, Payload, RecordId};
-use spindel_protocol::record::Record;
+use spindel_protocol::record::{Kind, Record};
 
+use super::calendar::{Calendar, Span};
 use super::handle::{ProfileName, ProfileNames, Store};
 use super::keys::{
     K_GENERATION, TimeKey, k_author, k_bytes, k_counter, k_head, k_log, k_payload, k_received,
@@ -358,6 +359,28 @@ impl Store {
         })
     }
 
+    /// Runs `f` over the calendar index of every visible event, building it from the events'
+    /// payloads the first time (times are content: they are never written to sled).
+    pub fn with_calendar<R>(&self, f: impl FnOnce(&Calendar) -> R) -> Result<R, StoreError> {
+        self.with_lazy(&self.calendar, f, || {
+            let mut calendar = Calendar::default();
+            for item in self.db.scan_prefix([b'R']) {
+                let (k, v) = item?;
+                let meta: RecordMeta = decode_meta("record", &v)?;
+                if meta.kind != Kind::Event {
+                    continue;
+                }
+                let author = node_id_at(&k, 1)?;
+                let rid = record_id_at(&k, 33)?;
+                if let Some(record) = self.load_record(&author, &rid, &meta)? {
+                    let span = event_span(&record, meta.updated_ms);
+                    calendar.set((author, rid), span);
+                }
+            }
+            Ok(calendar)
+        })
+    }
+
     /// Runs `f` over the in-memory map in `cell`, building it with `build` the first time,
     /// under the write lock (so no batch changes what it reads; batches keep it current).
     fn with_lazy<M, R>(
@@ -547,6 +570,19 @@ impl Store {
 fn fill_names(meta: &mut AuthorMeta, names: Option<&ProfileName>) {
     meta.profile_name = names.and_then(|n| n.0.clone());
     meta.display_name = names.map(|n| n.1.clone());
+}
+
+/// An event's times, for the calendar index (`None` for other kinds).
+pub(super) fn event_span(record: &Record, updated_ms: u64) -> Option<Span> {
+    let Record::Event(event) = record else {
+        return None;
+    };
+    let (start_ms, end_ms) = event.span_ms()?;
+    Some(Span {
+        start_ms,
+        end_ms,
+        updated_ms,
+    })
 }
 
 /// Lower-cased tags of a record, for the tag filter and facets.

@@ -196,6 +196,57 @@ pub(crate) const NOT_A_YEAR: &str = "Ange året med fyra siffror, till exempel 2
 /// A number field that is not a number.
 pub(crate) const NOT_A_NUMBER: &str = "Ange ett tal, till exempel 3,4.";
 
+pub(crate) const EVENT_TITLE: Said = ("Titel", "Vad träffen heter, högst 200 tecken.");
+
+pub(crate) const EVENT_START: Said = (
+    "Start",
+    "Datum och klockslag i svensk tid. En tid som finns två gånger natten då vintertiden börjar \
+     räknas som den första (sommartid).",
+);
+
+pub(crate) const EVENT_END: Said = (
+    "Slut",
+    "Datum och klockslag i svensk tid. Lämna tomt om träffen slutar samma dag.",
+);
+
+pub(crate) const EVENT_PLACE: Said = (
+    "Plats",
+    "Adressen, till exempel Folkets hus, Storgatan 1, Lund. Ange plats, länk för att delta på \
+     nätet, eller båda.",
+);
+
+pub(crate) const EVENT_ONLINE_URL: Said = (
+    "Delta på nätet",
+    "Webbadress till mötet på nätet, till exempel https://exempel.se/mote.",
+);
+
+pub(crate) const EVENT_ORGANISER: Said = ("Arrangör", "Vem som bjuder in.");
+
+pub(crate) const EVENT_REGISTRATION_URL: Said = (
+    "Anmälan",
+    "Webbadress där man anmäler sig, om anmälan behövs.",
+);
+
+pub(crate) const EVENT_DESCRIPTION: Said = (
+    "Beskrivning",
+    "Program, för vem träffen är, vad som behövs för att delta.",
+);
+
+pub(crate) const EVENT_TAGS: Said = ("Taggar", "Ett ämnesord per rad.");
+
+/// A wall-clock time that could not be placed in Swedish time.
+pub(crate) fn local_time(e: crate::localtime::LocalTimeError) -> &'static str {
+    match e {
+        crate::localtime::LocalTimeError::Unreadable => {
+            "Ange datum och klockslag, till exempel 2027-03-12 09:00."
+        }
+        crate::localtime::LocalTimeError::Skipped => {
+            "Den tiden finns inte: klockan hoppar från 02:00 till 03:00 natten då sommartiden \
+             börjar. Välj en annan tid."
+        }
+    }
+}
+
 /// What the protocol found wrong with a field, in Swedish (without the line of a list).
 pub(crate) fn problem(e: &SchemaError) -> String {
     match &e.problem {
@@ -218,6 +269,11 @@ pub(crate) fn problem(e: &SchemaError) -> String {
         }
         Problem::Date => "Ange datumet som ÅÅÅÅ-MM-DD, till exempel 2026-11-28.".into(),
         Problem::Positive => "Ange ett tal större än 0, till exempel 3,4.".into(),
+        Problem::DateTime => "Ange datum och klockslag, till exempel 2027-03-12 09:00.".into(),
+        Problem::EndBeforeStart => "Slutet kan inte vara före starten.".into(),
+        Problem::PlaceOrOnline => {
+            "Ange en plats eller en länk för att delta på nätet (eller båda).".into()
+        }
         Problem::Year { min, max, .. } => format!("Ange ett år mellan {min} och {max}."),
         Problem::Consent => {
             "Forskaren måste ha samtyckt: kryssa i samtycket och ange dagen det gavs.".into()

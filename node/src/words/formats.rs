@@ -18,6 +18,7 @@ pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
             "forskarkontakt",
             "forskarkontakter",
         ],
+        "event" => ["Mötesplats", "Mötesplatser", "mötesplats", "mötesplatser"],
         "indicator" => [
             "Indikator med proxy",
             "Indikatorer med proxyer",
@@ -80,6 +81,58 @@ pub fn datetime_sv(ms: u64) -> String {
     format!("{d} kl. {hms}")
 }
 
+const WEEKDAYS: [&str; 7] = [
+    "söndag", "måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag",
+];
+const MONTHS: [&str; 12] = [
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+
+/// An instant as Stockholm's `fredag 12 mars 2027` and `09:00`.
+fn day_and_time(utc_ms: i64) -> (String, String) {
+    let local = utc_ms + crate::localtime::stockholm_offset_ms(utc_ms);
+    let days = local.div_euclid(86_400_000);
+    let (y, m, d) = spindel_protocol::time::civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
+    let month = MONTHS[(m as usize).clamp(1, 12) - 1];
+    let (_, hms) = crate::localtime::stockholm(utc_ms);
+    (format!("{weekday} {d} {month} {y}"), hms[..5].to_string())
+}
+
+/// When an event is, in Swedish time: `fredag 12 mars 2027 kl. 09:00–16:00`, across days
+/// `fredag 12 mars 2027 kl. 09:00 – lördag 13 mars 2027 kl. 16:00`; the text as given if it is
+/// not RFC 3339 (`end` may be empty).
+pub fn event_when(start: &str, end: &str) -> String {
+    let parse = |t: &str| spindel_protocol::time::parse_rfc3339(t).map(|t| t.utc_ms);
+    let Some(s) = parse(start) else {
+        return start.to_string();
+    };
+    let (s_day, s_time) = day_and_time(s);
+    match parse(end) {
+        Some(e) if e > s => {
+            let (e_day, e_time) = day_and_time(e);
+            if e_day == s_day {
+                format!("{s_day} kl. {s_time}–{e_time}")
+            } else {
+                format!("{s_day} kl. {s_time} – {e_day} kl. {e_time}")
+            }
+        }
+        _ => format!("{s_day} kl. {s_time}"),
+    }
+}
+
 /// A number the Swedish way: decimal comma, at most two decimals, no trailing zeros.
 pub fn sv_number(v: f64) -> String {
     let s = format!("{v:.2}");
@@ -127,6 +180,23 @@ pub fn wait_sv(wait: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_events_time_in_swedish() {
+        assert_eq!(
+            event_when("2027-03-12T09:00:00+01:00", "2027-03-12T15:00:00Z"),
+            "fredag 12 mars 2027 kl. 09:00–16:00"
+        );
+        assert_eq!(
+            event_when("2027-06-30T22:30:00Z", ""),
+            "torsdag 1 juli 2027 kl. 00:30"
+        );
+        assert_eq!(
+            event_when("2027-10-30T10:00:00+02:00", "2027-10-31T12:00:00+01:00"),
+            "lördag 30 oktober 2027 kl. 10:00 – söndag 31 oktober 2027 kl. 12:00"
+        );
+        assert_eq!(event_when("i morgon", ""), "i morgon");
+    }
 
     #[test]
     fn swedish_numbers_and_text_helpers() {

@@ -148,3 +148,38 @@ pub(crate) fn new_post(kind: &str) -> String {
 pub(crate) fn edit_post(title: &str) -> String {
     format!("Ändra ”{title}”")
 }
+
+// The calendar.
+
+/// The name a calendar feed gives itself (`region`: a region's feed).
+pub fn calendar_name(region: Option<&str>) -> String {
+    match region {
+        Some(r) => format!("Mötesplatser för social ekonomi: {r}"),
+        None => "Mötesplatser för social ekonomi i Sverige".to_string(),
+    }
+}
+
+/// The lines a feed adds below an event's description.
+pub const FEED_REGISTRATION: &str = "Anmälan";
+pub const FEED_ONLINE: &str = "Delta på nätet";
+pub const FEED_ORGANISER: &str = "Arrangör";
+
+/// A calendar page's parameter that cannot be read.
+pub fn calendar_param_error(e: &crate::params::ParamError) -> String {
+    match e {
+        crate::params::ParamError::Unknown { name, .. } => {
+            format!("Okänd parameter ”{name}”. Kalendern förstår region, tag och sida.")
+        }
+        crate::params::ParamError::Repeated(name) => {
+            format!("Parametern ”{name}” står flera gånger.")
+        }
+        crate::params::ParamError::Malformed(_) => {
+            "Adressens parametrar går inte att läsa.".to_string()
+        }
+    }
+}
+
+/// A page number out of range.
+pub fn bad_page_number(max: usize) -> String {
+    format!("Sidnumret ska vara ett heltal från 1 till {max}.")
+}
