@@ -619,6 +619,23 @@ pub(crate) fn parse_error(kind: Kind, e: serde_json::Error) -> SchemaError {
 mod tests {
     use super::*;
 
+    /// A header carries its kind as bincode's variant index, and the store keys carry
+    /// `code()`: the two agree for every kind, so a new kind goes at the end of the enum and an
+    /// entry signed by one version reads as the same kind on every other.
+    #[test]
+    fn a_kinds_wire_index_is_its_store_code() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(crate::codec::encode(&kind), vec![kind.code()], "{kind}");
+            assert_eq!(usize::from(kind.code()), i, "{kind}: ALL is in code order");
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
+        let e = "meeting".parse::<Kind>().unwrap_err().to_string();
+        assert!(
+            e.contains("profile, innovation, method, researcher, event, indicator or experience"),
+            "{e}"
+        );
+    }
+
     fn err(kind: Kind, json: &str) -> String {
         Record::from_json(kind, json).unwrap_err().message
     }
