@@ -207,9 +207,16 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// The feed's PRODID: who made it, in the form RFC 5545 suggests.
+pub(crate) const PRODID: &str = "-//spindel//Kunskapsbanken kalender//SV";
+
 /// The feed of `events` as iCalendar text.
 pub(crate) fn ics(name: &str, events: &[AgendaItem], public_url: Option<&str>) -> String {
     let mut cal = icalendar::Calendar::new();
+    // RFC 5545 3.7.3: the product that made the feed (the crate would name itself).
+    for p in cal.properties.iter_mut().filter(|p| p.key() == "PRODID") {
+        *p = icalendar::Property::new("PRODID", PRODID);
+    }
     cal.name(&one_line(name));
     for e in events {
         let v = &e.view;
@@ -386,5 +393,8 @@ mod tests {
         )));
         // Without an end, DTEND is the next midnight (exclusive).
         assert!(text.contains("DTEND:20270312T230000Z"), "{text}");
+        // The feed names its maker once: spindel, not the crate that writes the text.
+        let prodids: Vec<&&str> = lines.iter().filter(|l| l.starts_with("PRODID:")).collect();
+        assert_eq!(prodids, [&format!("PRODID:{PRODID}").as_str()], "{text}");
     }
 }

@@ -95,6 +95,7 @@ pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
         .route("/healthz", get(healthz))
         .merge(crate::web::routes())
         .merge(crate::calendar::routes())
+        .merge(crate::proxybank_page::routes())
         .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -57,6 +57,7 @@ mod params;
 mod payloads;
 mod privacy;
 mod proxybank;
+mod proxybank_page;
 pub mod query;
 mod ratelimit;
 mod read;

@@ -80,7 +80,7 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> PageError {
     }
 }
 
-fn query_error(e: ReadError) -> PageError {
+pub(crate) fn query_error(e: ReadError) -> PageError {
     match e {
         ReadError::Question(QueryError::BadCursor(_)) => bad_request(words::BAD_CURSOR),
         ReadError::Question(QueryError::TextTooLong) => {
@@ -666,73 +666,6 @@ async fn region(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> R
     page(&shared, r)
 }
 
-/// Parameters the proxy bank understands.
-const PROXYBANK_PARAMS: &[&str] = &["q", "region", "tag", "sida"];
-
-/// `/proxybank` with `params`, at page `page`.
-fn proxybank_url(params: &Params, page: usize) -> String {
-    let mut pairs: Vec<(&str, String)> = ["q", "region", "tag"]
-        .iter()
-        .filter_map(|k| params.get(k).map(|v| (*k, v.to_string())))
-        .collect();
-    if page > 1 {
-        pairs.push(("sida", page.to_string()));
-    }
-    match serde_urlencoded::to_string(pairs) {
-        Ok(q) if !q.is_empty() => format!("/proxybank?{q}"),
-        _ => "/proxybank".to_string(),
-    }
-}
-
-async fn proxybank_page(
-    shared: &Arc<Shared>,
-    raw: Option<&str>,
-) -> Result<(&'static str, &'static str, Value), PageError> {
-    let mut params =
-        Params::parse(raw, PROXYBANK_PARAMS).map_err(|e| bad_request(words::param_error(&e)))?;
-    let tag = params.get("tag").map(str::to_lowercase);
-    params.set("tag", tag);
-    let page = match params.get("sida") {
-        Some(p) => p
-            .parse::<usize>()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or_else(|| bad_request(words::BAD_PAGE_NUMBER))?,
-        None => 1,
-    };
-    let get = |k: &str| params.get(k).map(str::to_string);
-    let q = Query {
-        kind: Some(Kind::Indicator),
-        region: get("region"),
-        tag: get("tag"),
-        text: get("q"),
-        ..Query::default()
-    };
-    let (bank, facets) = shared
-        .read(move |n| {
-            let bank = n.proxybank(&q, page)?;
-            Ok((bank, n.facets(&q)?))
-        })
-        .await
-        .map_err(query_error)?;
-    let prev = (bank.page > 1).then(|| proxybank_url(&params, bank.page - 1));
-    let next = (bank.page < bank.pages).then(|| proxybank_url(&params, bank.page + 1));
-    Ok((
-        "proxybank.html",
-        "proxybank",
-        context! {
-            b => Value::from_serialize(&bank), q => get("q"), region => get("region"),
-            tag => get("tag"), regions => facets.regions, tags => facets.tags,
-            prev => prev, next => next, scan_max => crate::proxybank::SCAN_MAX,
-        },
-    ))
-}
-
-async fn proxybank(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
-    let r = proxybank_page(&shared, raw.as_deref()).await;
-    page(&shared, r)
-}
-
 async fn overview_page(
     shared: &Arc<Shared>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
@@ -820,7 +753,6 @@ pub fn routes() -> axum::Router<Arc<Shared>> {
         .route("/post/{author}/{record_id}", get(record))
         .route("/region/{key}", get(region))
         .route("/oversikt", get(overview))
-        .route("/proxybank", get(proxybank))
         .route("/integritet", get(privacy))
         .route("/assets/spindel.css", get(style))
         .route("/robots.txt", get(robots))

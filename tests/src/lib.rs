@@ -514,7 +514,6 @@ fn exchange_on(
     headers: &[(&str, &str)],
     body: Option<(&str, &str)>,
 ) -> (u16, String, String) {
-    use std::io::Read;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
@@ -545,7 +544,7 @@ fn exchange_on(
         if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break p;
         }
-        let n = stream.read(&mut buf).expect("read http");
+        let n = read_some(&mut stream, &mut buf);
         if n == 0 {
             break raw.len();
         }
@@ -567,7 +566,7 @@ fn exchange_on(
         if complete {
             break;
         }
-        let n = stream.read(&mut buf).expect("read http");
+        let n = read_some(&mut stream, &mut buf);
         if n == 0 {
             break;
         }
@@ -580,6 +579,18 @@ fn exchange_on(
         .unwrap_or(0);
     let body = if chunked { dechunk(&body) } else { body };
     (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One read of the answer; a read a signal interrupted (EINTR) is tried again, as `read_to_end`
+/// does, and any other error fails the test.
+fn read_some(stream: &mut impl std::io::Read, buf: &mut [u8]) -> usize {
+    loop {
+        match stream.read(buf) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read http: {e}"),
+        }
+    }
 }
 
 fn dechunk(mut body: &[u8]) -> Vec<u8> {

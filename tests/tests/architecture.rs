@@ -197,6 +197,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "import_csv.rs",
     "web.rs",
     "calendar.rs",
+    "proxybank_page.rs",
     "templates.rs",
     "words/mod.rs",
     "words/formats.rs",
