@@ -150,15 +150,9 @@ fn head_of(path: &std::path::Path) -> Vec<u8> {
     head
 }
 
-/// The kinds a file can be imported as, with a template each.
-const TEMPLATE_KINDS: [Kind; 6] = [
-    Kind::Method,
-    Kind::Innovation,
-    Kind::Researcher,
-    Kind::Event,
-    Kind::Indicator,
-    Kind::Experience,
-];
+/// The kinds a file can be imported as, with a template each: every kind a region holds
+/// many of.
+const TEMPLATE_KINDS: [Kind; 6] = super::page::POST_KINDS;
 
 /// The page's links to the templates: each kind's name and its label.
 fn template_links() -> Vec<minijinja::Value> {

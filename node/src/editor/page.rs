@@ -22,6 +22,17 @@ use crate::users::{AuditEntry, StaffRole};
 
 use crate::words::{self, ImportFailure};
 
+/// The kinds a region holds many of, in the order Redaktionen lists them (the profile is one a
+/// region, and comes last where it is listed).
+pub(super) const POST_KINDS: [Kind; 6] = [
+    Kind::Method,
+    Kind::Innovation,
+    Kind::Researcher,
+    Kind::Event,
+    Kind::Indicator,
+    Kind::Experience,
+];
+
 /// The value of a `Result<_, Box<Response>>`, or the page the handler answers with instead.
 macro_rules! or_page {
     ($e:expr) => {

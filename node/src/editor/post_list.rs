@@ -200,17 +200,11 @@ pub(super) async fn posts_page(
         )
     };
     let people = editor.staff_names();
-    let kinds: Vec<Value> = [
-        Kind::Method,
-        Kind::Innovation,
-        Kind::Researcher,
-        Kind::Event,
-        Kind::Indicator,
-        Kind::Profile,
-    ]
-    .iter()
-    .map(|k| context! { value => k.as_str(), label => words::kind_label(k.as_str(), true) })
-    .collect();
+    let kinds: Vec<Value> = super::page::POST_KINDS
+        .iter()
+        .chain([Kind::Profile].iter())
+        .map(|k| context! { value => k.as_str(), label => words::kind_label(k.as_str(), true) })
+        .collect();
     editor.page(
         StatusCode::OK,
         "editor_posts.html",
