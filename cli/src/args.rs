@@ -256,6 +256,24 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Checks the aggregators' signed checkpoints and the regions' cosignatures this node
+    /// keeps, and its own view: prints each finding (rollback, withheld, split-view, stale).
+    /// Exits 3 when there are findings, 0 when clean.
+    Audit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Also compare directly with another region over QUIC (as this node: the peer
+        /// answers members only), so an aggregator that shows regions different views is
+        /// caught.
+        #[arg(long, value_name = "NODEID@HOST:PORT", value_parser = parse_peer)]
+        peer: Option<PeerAddr>,
+        /// Count only findings last seen at or after this time (RFC 3339, e.g.
+        /// 2026-12-06T10:00:00Z): those an operator has dealt with before stay out.
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<i64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Identity, heads of every known author, counts, refusals and forks.
     Status {
         #[command(flatten)]
@@ -292,6 +310,13 @@ pub(crate) fn parse_record_id(s: &str) -> Result<RecordId, String> {
 
 pub(crate) fn parse_peer(s: &str) -> Result<PeerAddr, String> {
     s.parse::<PeerAddr>().map_err(|e| e.to_string())
+}
+
+/// An RFC 3339 time, as Unix milliseconds.
+pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
+    spindel_protocol::time::parse_rfc3339(s)
+        .map(|t| t.utc_ms)
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time such as 2026-12-06T10:00:00Z"))
 }
 
 pub(crate) fn parse_node_id(s: &str) -> Result<NodeId, String> {

@@ -26,7 +26,7 @@ use spindel_node::control::Request;
 use spindel_node::local::{self, Allowed, Deleted, Disallowed, Imported, Published, Role, Status};
 use spindel_node::query::QueryPage;
 use spindel_node::server::NodeSettings;
-use spindel_node::transport::Limits;
+use spindel_node::transport::{Limits, PeerAddr};
 use spindel_protocol::sync::QueryRequest;
 
 use args::{Cli, Command, DataDir, RoleArg};
@@ -95,6 +95,7 @@ fn main() -> ExitCode {
     }
     match run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<FindingsFound>().is_some() => ExitCode::from(3),
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {msg}");
@@ -422,10 +423,59 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 )
             })
         }
+        Command::Audit {
+            dir,
+            peer,
+            since,
+            out,
+        } => audit(&dir, peer.as_ref(), since, out.json),
         Command::Status { dir, out } => {
             let status: Status = with_node(&dir, &Request::Status, |node| Ok(node.status()?))?;
             output::emit(out.json, &status, || output::status_text(&status))
         }
+    }
+}
+
+/// `audit` found something (exit code 3; the findings are printed already).
+#[derive(Debug)]
+struct FindingsFound(usize);
+
+impl std::fmt::Display for FindingsFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} findings", self.0)
+    }
+}
+
+impl std::error::Error for FindingsFound {}
+
+/// `spindel audit`: the node's report (through its control socket when it runs), compared
+/// with a peer region's checkpoints when `--peer` is given.
+fn audit(dir: &DataDir, peer: Option<&PeerAddr>, since: Option<i64>, json: bool) -> Result<()> {
+    let now = local::now_ms();
+    let mut bundle: local::AuditBundle =
+        with_node(dir, &Request::Audit, |node| Ok(node.audit_bundle(now)?))?;
+    if let Some(peer) = peer {
+        let key = local::node_key(&dir.data_dir)?;
+        let (checkpoints, cosignatures) = runtime()?
+            .block_on(spindel_node::audit_peer_as(&key, peer, Limits::default()))
+            .map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
+        let bad = bundle.compare_with(&peer.node_id.short(), &checkpoints, &cosignatures, now);
+        if bad > 0 {
+            eprintln!(
+                "warning: {bad} checkpoints or cosignatures from {peer} did not verify and were left out"
+            );
+        }
+    }
+    let mut report = bundle.report;
+    if let Some(since) = since {
+        report.findings.retain(|f| {
+            spindel_protocol::time::parse_rfc3339(&f.last_seen).is_none_or(|t| t.utc_ms >= since)
+        });
+    }
+    output::emit(json, &report, || output::audit_text(&report))?;
+    match report.findings.len() {
+        0 => Ok(()),
+        n => Err(FindingsFound(n).into()),
     }
 }
 

@@ -277,3 +277,62 @@ OFFLINE   no aggregator has confirmed this node since it started: {}",
     }
     out
 }
+
+/// `spindel audit` for a person: each aggregator with its newest checkpoint and who cosigned
+/// it, then each finding on a line of its own.
+pub fn audit_text(r: &spindel_node::local::AuditReport) -> String {
+    let mut out = String::new();
+    if r.aggregators.is_empty() {
+        out.push_str("no checkpoint of any aggregator yet\n");
+    }
+    for a in &r.aggregators {
+        let who = if a.this_node { " (this node)" } else { "" };
+        match &a.latest {
+            Some(l) => {
+                let names: Vec<String> = l
+                    .cosigned_by
+                    .iter()
+                    .map(|c| c.name.clone().unwrap_or_else(|| c.witness[..8].to_string()))
+                    .collect();
+                out.push_str(&format!(
+                    "aggregator {}{who}: checkpoint {} of {} ({} regions), cosigned by {}\n",
+                    &a.aggregator[..8],
+                    l.counter,
+                    l.time,
+                    l.heads.len(),
+                    if names.is_empty() {
+                        "nobody yet".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+            }
+            None => out.push_str(&format!(
+                "aggregator {}{who}: no checkpoint yet\n",
+                &a.aggregator[..8]
+            )),
+        }
+    }
+    if r.findings.is_empty() {
+        out.push_str("no findings");
+    }
+    for f in &r.findings {
+        let region = f
+            .region_name
+            .clone()
+            .or_else(|| f.region.as_ref().map(|r| r[..8].to_string()))
+            .map_or_else(String::new, |r| format!(" region {r}:"));
+        let healed = f
+            .healed
+            .as_ref()
+            .map_or_else(String::new, |h| format!(" (healed {h})"));
+        out.push_str(&format!(
+            "{} aggregator {}:{region} {} (last seen {}){healed}\n",
+            f.kind,
+            &f.aggregator[..8],
+            f.detail,
+            f.last_seen
+        ));
+    }
+    out.trim_end().to_string()
+}

@@ -56,15 +56,39 @@ pub async fn serve_connection(
             }
         };
         match first {
+            Message::AuditRequest => {
+                // A region's checkpoints and cosignatures, for another region's audit: for
+                // members only, like records.
+                let member = is_member(&shared, peer).await;
+                let answer = if member {
+                    match shared.read(|n| n.audit_evidence()).await {
+                        Ok((checkpoints, cosignatures)) => Message::AuditAnswer {
+                            checkpoints,
+                            cosignatures,
+                        },
+                        Err(e) => Message::Error {
+                            code: ErrorCode::Internal,
+                            message: format!("cannot read the checkpoints: {e}"),
+                        },
+                    }
+                } else {
+                    tracing::info!(peer = %peer.short(), "refused an audit request from a key that is not a member");
+                    Message::Error {
+                        code: ErrorCode::NotAdmitted,
+                        message: NOT_A_MEMBER.to_string(),
+                    }
+                };
+                let _ = tokio::time::timeout(first_frame_within, send.send(&answer)).await;
+                send.finish();
+                if !member {
+                    let _ = tokio::time::timeout(first_frame_within, conn.closed()).await;
+                    conn.close(ErrorCode::NotAdmitted.code().into(), b"not a member");
+                    break;
+                }
+            }
             Message::Query(request) => {
                 // Records hold personal data (researcher contacts): only member nodes ask.
-                let member = {
-                    let pinned = shared.gate.is_pinned(&peer);
-                    shared
-                        .blocking(move |n| Ok(pinned || n.is_member(&peer)?))
-                        .await
-                        .unwrap_or(false)
-                };
+                let member = is_member(&shared, peer).await;
                 // The wire carries the answer or its error as text (`QueryResult`).
                 let json = if member {
                     answer_query(&shared, request)
@@ -268,6 +292,16 @@ pub async fn serve_connection(
 }
 
 /// The peer closed the connection with code 0 (`Done`): a normal end, not a failure.
+/// A member may ask queries and for the audit's evidence: a pinned aggregator, an admitted
+/// or known region, the node itself.
+async fn is_member(shared: &Shared, peer: NodeId) -> bool {
+    let pinned = shared.gate.is_pinned(&peer);
+    shared
+        .blocking(move |n| Ok(pinned || n.is_member(&peer)?))
+        .await
+        .unwrap_or(false)
+}
+
 pub(crate) fn closed_normally(conn: &quinn::Connection) -> bool {
     matches!(
         conn.close_reason(),

@@ -2,6 +2,7 @@
 //! (`spindel query --from`), as a member (`remote_query_as`) or with a throw-away key.
 
 use spindel_protocol::SecretKey;
+use spindel_protocol::checkpoint::{SignedCheckpoint, SignedCosignature};
 use spindel_protocol::sync::{Message, QueryRequest};
 
 use crate::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport, TransportError};
@@ -37,6 +38,27 @@ pub async fn remote_query_as(
     }
 }
 
+/// `spindel audit --peer`: the checkpoints and cosignatures another region keeps, asked as
+/// the node whose key is `key` (a member), over a connection of its own.
+pub async fn audit_peer_as(
+    key: &SecretKey,
+    peer: &PeerAddr,
+    limits: Limits,
+) -> Result<(Vec<SignedCheckpoint>, Vec<SignedCosignature>), RemoteQueryError> {
+    let transport = Transport::client(key, limits.clone())?;
+    let answer = ask_message(&transport, peer, Message::AuditRequest, &limits).await;
+    transport.shutdown().await;
+    match answer? {
+        Some(Message::AuditAnswer {
+            checkpoints,
+            cosignatures,
+        }) => Ok((checkpoints, cosignatures)),
+        Some(Message::Error { message, .. }) => Err(RemoteQueryError::Refused(message)),
+        Some(other) => Err(RemoteQueryError::Unexpected(other.name())),
+        None => Err(RemoteQueryError::NoAnswer),
+    }
+}
+
 /// Sends one query on a connection of its own and reads the answer.
 async fn ask(
     transport: &Transport,
@@ -44,11 +66,21 @@ async fn ask(
     request: QueryRequest,
     limits: &Limits,
 ) -> Result<Option<Message>, RemoteQueryError> {
+    ask_message(transport, peer, Message::Query(request), limits).await
+}
+
+/// Sends one message on a connection of its own and reads the one answer.
+async fn ask_message(
+    transport: &Transport,
+    peer: &PeerAddr,
+    message: Message,
+    limits: &Limits,
+) -> Result<Option<Message>, RemoteQueryError> {
     let conn = transport.connect(peer).await?;
     let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     let mut send = FramedSend::new(send);
     let mut recv = FramedRecv::new(recv, limits.frame_bytes_max);
-    send.send(&Message::Query(request)).await?;
+    send.send(&message).await?;
     send.finish();
     let answer = recv.recv().await?;
     conn.close(0u32.into(), b"done");

@@ -112,6 +112,8 @@ pub enum Request {
         node_id: String,
     },
     Status,
+    /// `spindel audit`: the report and the checkpoints kept ([`crate::local::AuditBundle`]).
+    Audit,
     Query {
         query: QueryRequest,
         /// Only events meeting these days (`YYYY-MM-DD`, Europe/Stockholm); the CLI's
@@ -452,6 +454,15 @@ async fn execute(
         }
         Request::Disallow { node_id } => to_value(&shared.writer.disallow(node_id.parse()?).await?),
         Request::Status => to_value(&shared.status().await?),
+        Request::Audit => {
+            let now = crate::shared::now_ms();
+            to_value(
+                &shared
+                    .read(move |n| n.audit_bundle(now))
+                    .await
+                    .map_err(NodeError::from)?,
+            )
+        }
         Request::Backup { to } => {
             let to = std::path::PathBuf::from(to);
             to_value(&shared.blocking(move |n| n.backup(&to)).await?)

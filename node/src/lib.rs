@@ -19,7 +19,7 @@
 //! Above it (they ask the read model and the writer, never the store):
 //! - [`server`]: the one place a running node is assembled and stopped, and `sync_once`;
 //!   `runtime`: the writer, QUIC listener and dialers; `shared`: what its tasks hold; `gate`:
-//!   the catch-up gate of the own log.
+//!   the catch-up gate of the own log; `checkpoints`: an aggregator signs, a region audits.
 //! - `session`: the connection driver (one sync session per stream); `dialer`: the link to
 //!   each aggregator; `link`: why a link ended and when to try again; `client`: the one-shot
 //!   query client; [`transport`]: QUIC with raw-key TLS and frames.
@@ -38,6 +38,7 @@ mod answers;
 pub mod backup;
 mod bank;
 mod calendar;
+mod checkpoints;
 mod client;
 pub mod control;
 mod dialer;
@@ -79,7 +80,7 @@ mod writer;
 // The rest of the crate's surface: what the command, the tests and the benches use of the
 // private modules above.
 pub use agenda::{AGENDA_PAGE_SIZE, FEED_EVENTS_MAX, FEED_PAST_DAYS};
-pub use client::{RemoteQueryError, remote_query, remote_query_as};
+pub use client::{RemoteQueryError, audit_peer_as, remote_query, remote_query_as};
 pub use fuzz::query_string as fuzz_query_string;
 pub use gate::Gate;
 pub use import_csv::CSV_ROW_BYTES_MAX;

@@ -325,6 +325,29 @@ pub trait Reads: sealed::Sealed {
         Ok(heads)
     }
 
+    /// The audit: aggregators witnessed, their newest checkpoints and cosigners, findings.
+    fn audit(&self, now_ms: u64) -> Result<crate::local::AuditReport, ReadError> {
+        Ok(self.local().audit_report(now_ms)?)
+    }
+
+    /// `spindel audit`: the report, and the checkpoints kept to compare with a peer's.
+    fn audit_bundle(&self, now_ms: u64) -> Result<crate::local::AuditBundle, ReadError> {
+        Ok(self.local().audit_bundle(now_ms)?)
+    }
+
+    /// The checkpoints and cosignatures kept, as another region's `audit --peer` asks.
+    fn audit_evidence(
+        &self,
+    ) -> Result<
+        (
+            Vec<spindel_protocol::checkpoint::SignedCheckpoint>,
+            Vec<spindel_protocol::checkpoint::SignedCosignature>,
+        ),
+        ReadError,
+    > {
+        Ok(self.local().audit_evidence()?)
+    }
+
     /// The pinned aggregators whose admission lists vouch for `author` here.
     fn vouchers(&self, author: &NodeId) -> Result<Vec<NodeId>, ReadError> {
         Ok(self.local().store().vouchers(author)?)

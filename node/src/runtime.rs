@@ -143,6 +143,11 @@ impl Running {
         }
         shared.gate.pin(opts.aggregators.iter().map(|p| p.node_id));
         let is_region = shared.node.config().role == Role::Region;
+        tasks.push(if is_region {
+            tokio::spawn(crate::checkpoints::stale_loop(shared.clone()))
+        } else {
+            tokio::spawn(crate::checkpoints::sign_loop(shared.clone()))
+        });
         if is_region && (!opts.aggregators.is_empty() || shared.node.restored()) {
             shared.gate.close();
             let restored = shared.node.restored();

@@ -21,7 +21,7 @@ use spindel_protocol::sync::{
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
-use crate::local::{NodeError, Role};
+use crate::local::{NodeError, Role, WitnessJob};
 use crate::read::{ReadModel, Reads};
 use crate::shared::Shared;
 use crate::store::Incoming;
@@ -160,6 +160,15 @@ pub(crate) async fn drive_session(
     let mut own_log = OwnLog::NotYet;
     let mut forks_rx = shared.writer.events().subscribe_forks();
     session.forks_changed(*forks_rx.borrow_and_update());
+    // Aggregator: its checkpoints and the regions' cosignatures go to every session.
+    let mut checkpoint_rx = shared.checkpoint.subscribe();
+    if let Some(cp) = checkpoint_rx.borrow_and_update().clone() {
+        session.offer_checkpoint(cp);
+    }
+    let mut cosignatures_rx = shared.cosignatures.subscribe();
+    // Region: how far the aggregator sent each author's entries in this session (an entry it
+    // sent that this node refused was not withheld).
+    let mut sent_by_peer: BTreeMap<NodeId, u64> = BTreeMap::new();
     let result = loop {
         while let Some(out) = session.poll() {
             match out {
@@ -182,6 +191,9 @@ pub(crate) async fn drive_session(
                     }
                 }
                 Output::Apply { entries } => {
+                    if pinned {
+                        note_sent(&mut sent_by_peer, &entries);
+                    }
                     let received = Received {
                         from: peer,
                         entries,
@@ -257,6 +269,15 @@ pub(crate) async fn drive_session(
                     if session.lifetime() == Lifetime::Live {
                         tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "link to aggregator up");
                     }
+                    // What the aggregator serves now, against what it signed and acknowledged.
+                    let job = WitnessJob::Heads {
+                        from: peer,
+                        heads: session.peer_heads().clone(),
+                    };
+                    match shared.writer.witness(job).await {
+                        Ok(done) => log_findings(peer, &done),
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
                 }
                 Output::OwnLogAt(seq) => {
                     // Fixed at the aggregator's opening heads (later acks raise what the
@@ -301,6 +322,36 @@ pub(crate) async fn drive_session(
                     }
                 }
                 Output::Rescan => rescan_heads(&shared, &mut session).await,
+                Output::Checkpoint(signed) => {
+                    let job = WitnessJob::Checkpoint {
+                        from: peer,
+                        signed,
+                        acked: session.peer_heads().get(&me).copied().unwrap_or(0),
+                        sent: sent_by_peer.clone(),
+                    };
+                    match shared.writer.witness(job).await {
+                        Ok(done) => {
+                            log_findings(peer, &done);
+                            if let Some(c) = done.cosignature {
+                                session.send_cosignatures(vec![c]);
+                            }
+                        }
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
+                }
+                Output::Cosignatures(list) => {
+                    let job = WitnessJob::Cosignatures { from: peer, list };
+                    match shared.writer.witness(job).await {
+                        Ok(done) => {
+                            log_findings(peer, &done);
+                            if !done.kept.is_empty() && expected_author.is_some() {
+                                // Aggregator: every region sees who witnessed what.
+                                let _ = shared.cosignatures.send(Arc::new(done.kept));
+                            }
+                        }
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
+                }
                 Output::Close { code, reason } => {
                     send.finish();
                     if code != ErrorCode::Done {
@@ -379,6 +430,16 @@ pub(crate) async fn drive_session(
                 session.handle_timeout(deadline.map_or_else(now, |d| now().max(d)));
             }
             _ = forks_rx.changed() => session.forks_changed(*forks_rx.borrow_and_update()),
+            _ = checkpoint_rx.changed() => {
+                if let Some(cp) = checkpoint_rx.borrow_and_update().clone() {
+                    session.offer_checkpoint(cp);
+                }
+            }
+            relayed = cosignatures_rx.recv() => {
+                if let Ok(list) = relayed {
+                    session.send_cosignatures(list.to_vec());
+                }
+            }
             generation = changed(&mut admissions) => session.admissions_changed(generation),
             _ = shutdown.changed() => {
                 conn.close(ErrorCode::Done.code().into(), b"node shutting down");
@@ -387,6 +448,33 @@ pub(crate) async fn drive_session(
         }
     };
     finish(&reader, result)
+}
+
+/// Raises, per author, how far the peer sent entries (the batch's headers).
+fn note_sent(sent: &mut BTreeMap<NodeId, u64>, entries: &[SyncEntry]) {
+    for e in entries {
+        if let Ok(h) = spindel_protocol::entry::Header::decode(&e.entry.header) {
+            let s = sent.entry(h.author).or_insert(0);
+            *s = (*s).max(h.seq);
+        }
+    }
+}
+
+/// Every finding of a witness job is a warning in the log; a refused checkpoint or
+/// cosignature a line of its own.
+fn log_findings(peer: NodeId, done: &crate::local::WitnessDone) {
+    for f in &done.findings {
+        tracing::warn!(
+            finding = f.kind.name(),
+            aggregator = %f.aggregator.short(),
+            region = %f.region.map_or_else(|| "-".to_string(), |r| r.short()),
+            detail = %f.detail,
+            "audit finding"
+        );
+    }
+    if let Some(reason) = done.refused {
+        tracing::warn!(peer = %peer.short(), reason, "refused a checkpoint or cosignature");
+    }
 }
 
 /// Verifies a received batch on the blocking pool, then has the writer apply it.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use spindel_protocol::NodeId;
+use spindel_protocol::checkpoint::{SignedCosignature, VerifiedCheckpoint};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::gate::Gate;
@@ -147,7 +148,16 @@ pub struct Shared {
     pub uploads: Uploads,
     /// Contact details served per client address ([`crate::ratelimit::contacts`]).
     contacts: Mutex<crate::ratelimit::Limiter>,
+    /// Aggregator: its newest checkpoint, offered to every session (the checkpoint task in
+    /// `runtime.rs` signs it).
+    pub checkpoint: watch::Sender<Option<Arc<VerifiedCheckpoint>>>,
+    /// Aggregator: the regions' cosignatures it kept, relayed to every session.
+    pub cosignatures: broadcast::Sender<Arc<Vec<SignedCosignature>>>,
 }
+
+/// Cosignature messages waiting for a slow session, at most (a lagging one skips to the
+/// newest: every region cosigns again at the next checkpoint).
+const COSIGNATURE_QUEUE: usize = 64;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,6 +208,8 @@ impl Shared {
             trusted_proxies,
             uploads: Uploads::default(),
             contacts: Mutex::new(crate::ratelimit::contacts()),
+            checkpoint: watch::Sender::new(None),
+            cosignatures: broadcast::Sender::new(COSIGNATURE_QUEUE),
         }))
     }
 

@@ -237,6 +237,10 @@ enum Job {
     ErasePending {
         reply: Reply<()>,
     },
+    Witness {
+        job: crate::local::WitnessJob,
+        reply: Reply<crate::local::WitnessDone>,
+    },
     Stop {
         done: oneshot::Sender<()>,
     },
@@ -420,6 +424,15 @@ impl Writer {
             .await
     }
 
+    /// Checkpoints and cosignatures: a region witnesses, an aggregator signs and keeps
+    /// (`crate::local::WitnessJob`).
+    pub async fn witness(
+        &self,
+        job: crate::local::WitnessJob,
+    ) -> Result<crate::local::WitnessDone, NodeError> {
+        self.ask(|reply| Job::Witness { job, reply }).await
+    }
+
     /// Erases purged payloads whose erasure failed before.
     pub async fn erase_pending(&self) -> Result<(), NodeError> {
         self.ask(|reply| Job::ErasePending { reply }).await
@@ -572,6 +585,9 @@ impl Actor {
             Job::ErasePending { reply } => {
                 let r = self.node.store().erase_pending().map(drop);
                 let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Job::Witness { job, reply } => {
+                let _ = reply.send(self.node.witness(job, crate::local::now_ms()));
             }
             Job::Stop { done } => return Some(done),
         }

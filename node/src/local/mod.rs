@@ -13,7 +13,7 @@
 //! limits), `dir.rs` (the files of the data directory: config, key, markers), `reports.rs`
 //! (what the operations report), `node.rs` ([`LocalNode`], its reads and markers), `writes.rs`
 //! (the own log's writes and admissions), `import.rs` (`spindel import`), `init.rs` (`init`
-//! and [`LocalNode::open`]).
+//! and [`LocalNode::open`]), `witness.rs` (checkpoints, cosignatures, findings, the audit).
 
 mod dir;
 mod error;
@@ -21,6 +21,7 @@ mod import;
 mod init;
 mod node;
 mod reports;
+mod witness;
 mod writes;
 
 pub use dir::{
@@ -42,4 +43,8 @@ pub use node::{LocalNode, identity, now_ms};
 pub use reports::{
     Allowed, AuthorStatus, Deleted, Disallowed, ForkStatus, Imported, NO_WEBSITE_WARNING, NodeInfo,
     NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
+};
+pub use witness::{
+    AUDIT_ANSWER_BYTES_MAX, AggregatorAudit, AuditBundle, AuditFinding, AuditHead, AuditReport,
+    Cosigner, LatestCheckpoint, WitnessDone, WitnessJob,
 };

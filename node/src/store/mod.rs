@@ -18,6 +18,10 @@
 //! | `D`    | author, refusal reason      | u64 count: refusals of that author's entries |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |
 //! | `E`    | author, record_id, seq (BE) | u64 (BE): the record's own version number that entry made (1, 2, 3 ...); its versions are listed and numbered without reading the log (derived; rebuilt on open when `Mhistory` is not the generation) |
+//! | `W`    | aggregator, counter (BE), hash | a checkpoint received (a region) or signed (an aggregator), as received (witness.rs) |
+//! | `K`    | aggregator, counter (BE), witness | a cosignature of that checkpoint                  |
+//! | `G`    | aggregator                  | what this node remembers of the aggregator's checkpoints (`AggregatorView`) |
+//! | `X`    | finding kind, aggregator, region | a finding with when it was first and last seen, and healed |
 //! | `M`    | name                        | store metadata (`generation`, `format`, `history`) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it
@@ -38,7 +42,8 @@
 //! (errors and stored values); `index_queue.rs` (the full-text commit queue); `handle.rs`
 //! ([`Store`] itself); `reads.rs`; `history.rs` (the versions index) and `erase.rs` (purged
 //! ranges); `open.rs` (open, format upgrade, rebuilds); `overlay.rs` (a batch being checked)
-//! and `apply.rs`; `admissions.rs` (the other writes: admissions, vouches, refusals, forks).
+//! and `apply.rs`; `admissions.rs` (the other writes: admissions, vouches, refusals, forks);
+//! `witness.rs` (checkpoints, cosignatures and findings: this node's own observation).
 
 mod admissions;
 mod apply;
@@ -52,6 +57,7 @@ mod open;
 mod overlay;
 mod reads;
 mod types;
+mod witness;
 
 pub use apply::{ApplyOptions, Outcome, Verified};
 pub use calendar::{Calendar, EventKey, Span};
@@ -67,3 +73,4 @@ pub use types::{
     AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta,
     StoreError, TagMap, TextHit, Version, unnamed_region,
 };
+pub use witness::{CHECKPOINTS_KEPT, COSIGNATURES_KEPT, KeptCheckpoint, KeptFinding, WitnessWrite};
