@@ -166,9 +166,18 @@ impl Prepared {
 
     /// Starts it, dialing `aggregators`.
     pub async fn run(self, aggregators: Vec<PeerAddr>) -> TestNode {
+        self.start(false, aggregators).await
+    }
+
+    /// Starts it, dialing `aggregators` and listening (other regions may reach it).
+    pub async fn start_listening(self, aggregators: Vec<PeerAddr>) -> TestNode {
+        self.start(true, aggregators).await
+    }
+
+    async fn start(self, listen: bool, aggregators: Vec<PeerAddr>) -> TestNode {
         let node = LocalNode::open(&self.path).unwrap();
         let local = std::sync::Arc::new(node);
-        let running = run_shared(local.clone(), false, aggregators, Limits::default()).await;
+        let running = run_shared(local.clone(), listen, aggregators, Limits::default()).await;
         TestNode {
             dir: self.dir,
             running,
@@ -193,6 +202,24 @@ pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
 pub async fn eventually_within(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (up to 20 s) until `probe` gives a value, and returns it.
+pub async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
