@@ -205,6 +205,25 @@ pub fn render(
         "Authors proven to have forked their log (frozen here).",
     );
     let _ = writeln!(out, "spindel_forks {}", status.forks.len());
+    head(
+        &mut out,
+        "spindel_audit_findings",
+        "gauge",
+        "Findings about an aggregator not healed (spindel audit): rollback, withheld, split-view, stale.",
+    );
+    let audit = node.audit(crate::local::now_ms())?;
+    for kind in spindel_protocol::witness::FindingKind::ALL {
+        let n = audit
+            .findings
+            .iter()
+            .filter(|f| f.is(kind) && f.healed.is_none())
+            .count();
+        let _ = writeln!(
+            out,
+            "spindel_audit_findings{{kind=\"{}\"}} {n}",
+            kind.name()
+        );
+    }
 
     let peer_gauges: [PeerGauge; 2] = [
         (

@@ -468,6 +468,7 @@ fn metrics_health_and_a_public_status_without_addresses() {
         "spindel_disk_bytes{part=\"payloads\"}",
         "process_resident_memory_bytes",
         "# TYPE spindel_entries_refused_total counter",
+        "spindel_audit_findings{kind=\"rollback\"} 0",
     ] {
         assert!(metrics.contains(seen), "{seen:?} not in {metrics}");
     }
