@@ -375,6 +375,37 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Valid checkpoints and cosignatures with bytes changed: never a panic, never
+        /// verified (every byte is signed).
+        #[test]
+        fn mutated_checkpoints_never_panic_or_verify(
+            flips in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), 1u8..=255), 1..4),
+        ) {
+            let agg = key(1);
+            let good = SignedCheckpoint::sign(&agg, &checkpoint(&agg, 5, &[(2, 3), (3, 1)]));
+            let cosig = SignedCosignature::sign(&key(4), &good, 9);
+            for (body, signature) in [(&good.signed.body, &good.signed.signature), (&cosig.body, &cosig.signature)] {
+                let mut bytes = [body.as_slice(), signature.as_slice()].concat();
+                for (at, xor) in &flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= xor;
+                }
+                crate::fuzz::checkpoint(&bytes);
+                let (b, s) = bytes.split_at(body.len());
+                let cp = SignedCheckpoint { body: b.to_vec(), signature: s.to_vec() };
+                let co = SignedCosignature { body: b.to_vec(), signature: s.to_vec() };
+                proptest::prop_assert!(cp.verify(None).is_err());
+                proptest::prop_assert!(co.verify().is_err());
+            }
+        }
+
+        #[test]
+        fn arbitrary_checkpoint_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            crate::fuzz::checkpoint(&bytes);
+        }
+    }
+
     #[test]
     fn an_oversize_checkpoint_is_refused_before_decoding() {
         let body = tagged(CHECKPOINT_DOMAIN, &vec![0u8; CHECKPOINT_BYTES_MAX + 1]);

@@ -4,6 +4,7 @@
 //! them in CI for a bounded count; the `cargo fuzz` targets in `fuzz/` run the same functions
 //! for as long as one likes (`fuzz/README.md`).
 
+use crate::checkpoint::{SignedCheckpoint, SignedCosignature};
 use crate::entry::{Entry, Header, Payload};
 use crate::record::{Kind, Record};
 use crate::sync::{FRAME_BYTES_MAX, decode_frame, encode_frame};
@@ -52,4 +53,27 @@ pub fn record(bytes: &[u8]) {
             "a valid record does not round-trip"
         );
     }
+}
+
+/// A checkpoint's or a cosignature's signed bytes as a peer sends them (the last 64 bytes, if
+/// there are as many, as the signature): checking never panics, and what verifies is exactly
+/// the bytes given.
+pub fn checkpoint(bytes: &[u8]) {
+    let cut = bytes.len().saturating_sub(64);
+    let (body, signature) = bytes.split_at(cut);
+    let signed = SignedCheckpoint {
+        body: body.to_vec(),
+        signature: signature.to_vec(),
+    };
+    if let Ok(v) = signed.verify(None) {
+        assert_eq!(
+            v.signed, signed,
+            "a verified checkpoint is not the bytes received"
+        );
+    }
+    let _ = SignedCosignature {
+        body: body.to_vec(),
+        signature: signature.to_vec(),
+    }
+    .verify();
 }

@@ -131,12 +131,14 @@ impl LocalNode {
         let mut held = BTreeMap::new();
         for h in &cp.checkpoint.heads {
             let head = store.head(&h.author)?.map_or(0, |x| x.seq);
-            let at_seq = if head >= h.seq {
+            let meta = store.author(&h.author)?;
+            let frozen = meta.as_ref().is_some_and(|m| m.frozen);
+            // A proven fork explains another entry at a seq: the author signed both.
+            let at_seq = if head >= h.seq && !frozen {
                 store.entry(&h.author, h.seq)?.map(|e| e.hash())
             } else {
                 None
             };
-            let meta = store.author(&h.author)?;
             let takes = meta.is_some_and(|m| m.admitted && !m.frozen)
                 && sent.get(&h.author).copied().unwrap_or(0) < h.seq;
             held.insert(

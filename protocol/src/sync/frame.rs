@@ -97,6 +97,34 @@ mod tests {
         assert_eq!(hex::encode(frame), "0000000900030005736b616e65");
         let ack = encode_frame(&Message::Ack { heads: vec![] });
         assert_eq!(hex::encode(ack), "000000020300");
+        // A checkpoint and a cosignature as they travel: variant 12 and 13, then the signed
+        // bytes and the signature, each with its varint length (the bytes themselves are
+        // pinned in checkpoint.rs).
+        let cp = crate::checkpoint::SignedCheckpoint {
+            body: vec![0xaa; 3],
+            signature: vec![0xbb; 64],
+        };
+        let frame = encode_frame(&Message::Checkpoint {
+            checkpoint: cp.clone(),
+        });
+        assert_eq!(
+            hex::encode(frame),
+            format!("000000460c03aaaaaa40{}", "bb".repeat(64))
+        );
+        let frame = encode_frame(&Message::Cosignatures {
+            cosignatures: vec![crate::checkpoint::SignedCosignature {
+                body: cp.body,
+                signature: cp.signature,
+            }],
+        });
+        assert_eq!(
+            hex::encode(frame),
+            format!("000000470d0103aaaaaa40{}", "bb".repeat(64))
+        );
+        assert_eq!(
+            hex::encode(encode_frame(&Message::AuditRequest)),
+            "000000010e"
+        );
     }
 
     proptest::proptest! {
@@ -109,7 +137,7 @@ mod tests {
         /// crafts than random bytes): never a panic, and a frame that decodes is canonical.
         #[test]
         fn mutated_frames_never_panic_and_decode_canonically(
-            which in 0usize..5,
+            which in 0usize..7,
             flips in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 1..4),
         ) {
             let k = SecretKey::from_bytes(&[3; 32]);
@@ -122,6 +150,8 @@ mod tests {
                 Message::Tips { tips: vec![(k.node_id(), 1, Hash::ZERO)] },
                 Message::Forks { proofs: vec![(entry.entry.clone(), entry.entry.clone())] },
                 Message::Query(QueryRequest { kind: Some("method".into()), region: Some("skane".into()), ..Default::default() }),
+                Message::Checkpoint { checkpoint: crate::checkpoint::SignedCheckpoint::sign(&k, &crate::checkpoint::Checkpoint { aggregator: k.node_id(), counter: 1, time_ms: 1, heads: vec![] }).signed },
+                Message::Cosignatures { cosignatures: vec![crate::checkpoint::SignedCosignature { body: vec![1; 100], signature: vec![2; 64] }] },
             ];
             let mut frame = encode_frame(&messages[which]);
             for (at, byte) in flips {
