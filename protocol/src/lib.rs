@@ -16,8 +16,11 @@
 //! - [`reference`]: `NODEID/RECORD_ID`, one record naming another in any region's log.
 //! - [`ingest`]: the single accept/refuse decision for an entry.
 //! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
+//! - [`checkpoint`]: an aggregator's signed checkpoints and the regions' cosignatures;
+//!   [`witness`]: what a region checks of them and what it finds.
 //! - [`time`]: RFC 3339 formatting of millisecond timestamps.
 
+pub mod checkpoint;
 pub mod codec;
 pub mod entry;
 pub mod event;
@@ -32,6 +35,7 @@ pub mod reference;
 pub mod schema;
 pub mod sync;
 pub mod time;
+pub mod witness;
 
 pub use entry::{Entry, Hash, Header, Op, RecordId};
 pub use keys::{NodeId, SecretKey};

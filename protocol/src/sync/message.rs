@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{SignedCheckpoint, SignedCosignature};
 use crate::entry::{Hash, PAYLOAD_BYTES_MAX, WIRE_ENTRY_BYTES_MAX, WireEntry};
 use crate::keys::NodeId;
 
@@ -12,7 +13,9 @@ pub const ALPN: &[u8] = b"spindel/1";
 /// The version a `Hello` carries; peers of another version are refused (`ErrorCode::Version`).
 /// 2: entries may hold the kinds event, indicator and experience, which a node of version 1
 /// cannot decode (docs/decisions/0038-protocol-version-2-for-new-kinds.md).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: checkpoints, cosignatures and the audit request (messages 12-15), which a node of
+/// version 2 cannot decode (docs/decisions/0039-checkpoints-and-witnesses.md).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Entries in one batch, at most.
@@ -30,6 +33,13 @@ pub const WANT_ENTRIES_MAX: usize = 64;
 /// Wants a peer may send in one session (one for differing tips, one for records held
 /// without their payload, and a margin); more is a protocol violation.
 pub const WANTS_PER_SESSION_MAX: u32 = 4;
+/// Cosignatures in one message, at most (a region sends its own; an aggregator relays those
+/// of one checkpoint, one per region).
+pub const COSIGNATURES_MAX: usize = 256;
+/// Checkpoints in one audit answer, at most (the answer also stays under the frame cap).
+pub const AUDIT_CHECKPOINTS_MAX: usize = 128;
+/// Cosignatures in one audit answer, at most.
+pub const AUDIT_COSIGNATURES_MAX: usize = 1024;
 /// Bytes of the length prefix of a frame.
 pub const FRAME_PREFIX_BYTES: usize = 4;
 
@@ -175,6 +185,24 @@ pub enum Message {
     Admitted {
         admitted: Vec<(NodeId, Option<String>)>,
     },
+    /// An aggregator's signed checkpoint (aggregator to region), sent only once the session
+    /// has sent the region every entry it names that the region lacked.
+    Checkpoint {
+        checkpoint: SignedCheckpoint,
+    },
+    /// Cosignatures: a region's own of a checkpoint it witnessed (region to aggregator), or
+    /// those the aggregator relays from every region (aggregator to region).
+    Cosignatures {
+        cosignatures: Vec<SignedCosignature>,
+    },
+    /// `spindel audit --peer`: asks a region for the checkpoints and cosignatures it keeps
+    /// (on a stream of its own, like a query; members only).
+    AuditRequest,
+    /// The answer to an [`Message::AuditRequest`]: the newest checkpoints first.
+    AuditAnswer {
+        checkpoints: Vec<SignedCheckpoint>,
+        cosignatures: Vec<SignedCosignature>,
+    },
 }
 
 impl Message {
@@ -192,6 +220,10 @@ impl Message {
             Message::Want { .. } => "want",
             Message::Wanted { .. } => "wanted",
             Message::Admitted { .. } => "admitted",
+            Message::Checkpoint { .. } => "checkpoint",
+            Message::Cosignatures { .. } => "cosignatures",
+            Message::AuditRequest => "audit-request",
+            Message::AuditAnswer { .. } => "audit-answer",
         }
     }
 }

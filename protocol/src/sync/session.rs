@@ -17,9 +17,11 @@
 mod decide;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::message::*;
+use crate::checkpoint::{SignedCheckpoint, SignedCosignature, VerifiedCheckpoint};
 use crate::entry::{Hash, WireEntry};
 use crate::keys::NodeId;
 pub use decide::{AdmissionOutcome, HEADS_RESCAN, STALLED_RETRY};
@@ -67,6 +69,13 @@ pub enum Output {
     ReadAdmissions,
     /// Read the store's heads and tell [`Session::local_head`] of each this node relays.
     Rescan,
+    /// Region: a pinned aggregator's checkpoint, after every entry it names that this node
+    /// lacked: verify it, witness it ([`crate::witness::witness`]) and, if all holds, cosign
+    /// it ([`Session::send_cosignatures`]).
+    Checkpoint(SignedCheckpoint),
+    /// Cosignatures: on an aggregator, the region's own (verify, keep, relay); on a region,
+    /// those its pinned aggregator relays (verify, compare, keep).
+    Cosignatures(Vec<SignedCosignature>),
     /// The session is over: close the connection with this code.
     Close { code: ErrorCode, reason: String },
 }
@@ -194,6 +203,9 @@ pub struct Session {
     held_heads: BTreeMap<NodeId, u64>,
     /// Aggregator: regions whose admission ended during this session (not relayed).
     withdrawn: BTreeSet<NodeId>,
+    /// Aggregator: the newest checkpoint, until the session has sent the peer every entry it
+    /// names (then it goes out: a region lacking one after it was withheld).
+    pending_checkpoint: Option<Arc<VerifiedCheckpoint>>,
     rescan_at: Instant,
     retry_at: Instant,
     out: VecDeque<Output>,
@@ -252,6 +264,7 @@ impl Session {
             admissions_reading: false,
             held_heads: BTreeMap::new(),
             withdrawn: BTreeSet::new(),
+            pending_checkpoint: None,
             rescan_at: now + HEADS_RESCAN,
             retry_at: now + STALLED_RETRY,
             out,
@@ -465,6 +478,30 @@ impl Session {
                 self.out.push_back(Output::Wanted(entries));
                 Ok(())
             }
+            (State::Syncing, Message::Checkpoint { checkpoint }) => {
+                if !self.peer_is_pinned_aggregator() {
+                    return Err(violation("only a pinned aggregator sends checkpoints"));
+                }
+                self.out.push_back(Output::Checkpoint(checkpoint));
+                Ok(())
+            }
+            (State::Syncing, Message::Cosignatures { cosignatures }) => {
+                let most = match self.role {
+                    PeerRole::Aggregator => 1,
+                    _ => COSIGNATURES_MAX,
+                };
+                if cosignatures.is_empty() || cosignatures.len() > most {
+                    return Err(violation(format!(
+                        "cosignatures message of {}",
+                        cosignatures.len()
+                    )));
+                }
+                if self.role == PeerRole::Region && !self.peer_is_pinned_aggregator() {
+                    return Err(violation("only a pinned aggregator relays cosignatures"));
+                }
+                self.out.push_back(Output::Cosignatures(cosignatures));
+                Ok(())
+            }
             (State::Syncing, Message::Ack { heads }) => {
                 let Some((author, last_sent)) = self.in_flight.pop_front() else {
                     return Err(violation("ack without a batch in flight"));
@@ -560,6 +597,48 @@ impl Session {
                 proofs: chunk.to_vec(),
             }));
         }
+    }
+
+    /// Aggregator: a new checkpoint. It goes to the peer once the session has sent every
+    /// entry it names that the peer lacked (a newer one replaces it meanwhile).
+    pub fn offer_checkpoint(&mut self, checkpoint: Arc<VerifiedCheckpoint>) {
+        if self.role == PeerRole::Aggregator && self.state != State::Closed {
+            self.pending_checkpoint = Some(checkpoint);
+        }
+    }
+
+    /// Sends cosignatures: a region its own, an aggregator those it relays (at most
+    /// [`COSIGNATURES_MAX`] a message).
+    pub fn send_cosignatures(&mut self, cosignatures: Vec<SignedCosignature>) {
+        if self.state != State::Syncing {
+            return;
+        }
+        for chunk in cosignatures.chunks(COSIGNATURES_MAX) {
+            self.out.push_back(Output::Send(Message::Cosignatures {
+                cosignatures: chunk.to_vec(),
+            }));
+        }
+    }
+
+    /// The pending checkpoint, once every entry it names that this session relays has been
+    /// sent: an author the session offers but has not been told of up to the checkpoint's
+    /// head waits for [`Session::local_head`] (or the next rescan); one the peer refused, or
+    /// whose admission ended, does not hold it back.
+    pub(super) fn checkpoint_covered(&self) -> bool {
+        let Some(cp) = &self.pending_checkpoint else {
+            return false;
+        };
+        cp.checkpoint.heads.iter().all(|h| {
+            if self.withdrawn.contains(&h.author) || self.stalled.contains(&h.author) {
+                return true;
+            }
+            let sent = self.sent.get(&h.author).copied().unwrap_or(0);
+            sent >= h.seq
+        })
+    }
+
+    pub(super) fn take_checkpoint(&mut self) -> Option<Arc<VerifiedCheckpoint>> {
+        self.pending_checkpoint.take()
     }
 
     /// Aggregator: the region this session serves is no longer admitted (`spindel
@@ -825,6 +904,57 @@ pub(super) mod tests {
         );
         let mut s = syncing_aggregator();
         assert!(s.handle(Message::Forks { proofs: vec![] }).is_err());
+    }
+
+    /// A checkpoint goes to the region only after the entries it names that the region
+    /// lacked: a region lacking one afterwards knows it was withheld.
+    #[test]
+    fn a_checkpoint_follows_the_entries_it_names() {
+        use crate::checkpoint::{Checkpoint, CheckpointHead, SignedCheckpoint};
+        let region = key(3);
+        let mut agg = syncing_aggregator();
+        let drain = |s: &mut Session| std::iter::from_fn(|| s.poll()).collect::<Vec<Output>>();
+        drain(&mut agg);
+        let cp = SignedCheckpoint::sign(
+            &key(1),
+            &Checkpoint {
+                aggregator: key(1).node_id(),
+                counter: 1,
+                time_ms: 1,
+                heads: vec![CheckpointHead {
+                    author: region.node_id(),
+                    seq: 2,
+                    hash: Hash::ZERO,
+                }],
+            },
+        );
+        agg.offer_checkpoint(Arc::new(cp.clone()));
+        let is_checkpoint = |o: &Output| matches!(o, Output::Send(Message::Checkpoint { .. }));
+        // The session has not been told of the author yet: the checkpoint waits.
+        assert!(!drain(&mut agg).iter().any(is_checkpoint));
+        agg.local_head(region.node_id(), 2);
+        let outs = drain(&mut agg);
+        assert!(!outs.iter().any(is_checkpoint), "not before the entries: {outs:?}");
+        assert!(matches!(outs[0], Output::Load { from_seq: 1, .. }));
+        let entries: Vec<SyncEntry> = (1..=2)
+            .scan(None, |head: &mut Option<Head>, seq| {
+                let h = next_header(region.node_id(), *head, seq, Kind::Method, RecordId([1; 16]), None);
+                let e = Entry::sign(&region, h);
+                *head = Some(Head { seq, hash: e.hash() });
+                Some(SyncEntry { entry: e.to_wire(), payload: None })
+            })
+            .collect();
+        agg.loaded(region.node_id(), entries);
+        let outs = drain(&mut agg);
+        let batch = outs.iter().position(|o| matches!(o, Output::Send(Message::Entries { .. })));
+        let checkpoint = outs.iter().position(is_checkpoint);
+        assert!(batch.unwrap() < checkpoint.unwrap(), "{outs:?}");
+        // A region takes checkpoints only from the aggregator it pinned; an aggregator
+        // takes one cosignature at a time and never a checkpoint.
+        let mut agg = syncing_aggregator();
+        assert!(agg.handle(Message::Checkpoint { checkpoint: cp.signed }).is_err());
+        let mut agg = syncing_aggregator();
+        assert!(agg.handle(Message::Cosignatures { cosignatures: vec![] }).is_err());
     }
 
     #[test]

@@ -511,6 +511,8 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                     nodes[node_idx].apply(entries, peer_id, Vouched::No);
                 }
                 Output::LinkUp | Output::OwnLogAt(_) => {}
+                // No simulated aggregator signs checkpoints yet.
+                Output::Checkpoint(_) | Output::Cosignatures(_) => {}
                 Output::ReadTips => session.send_tips(nodes[node_idx].tips()),
                 Output::ReadHeaderOnly { max } => {
                     session.send_want(nodes[node_idx].header_only(max));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Lifetime, Output, Session, State};
 use crate::keys::NodeId;
-use crate::sync::message::{ErrorCode, PeerRole, WANT_ENTRIES_MAX};
+use crate::sync::message::{ErrorCode, Message, PeerRole, WANT_ENTRIES_MAX};
 
 /// A live session asks to re-read the store's heads this often ([`Output::Rescan`]), so a
 /// head it was never told of (a bug, a lagged channel) is still sent within this time.
@@ -56,6 +56,12 @@ impl Session {
             self.out.push_back(Output::ReadForks);
         } else if self.admissions_due() {
             self.read_admissions();
+        } else if self.checkpoint_covered() {
+            if let Some(cp) = self.take_checkpoint() {
+                self.out.push_back(Output::Send(Message::Checkpoint {
+                    checkpoint: cp.signed.clone(),
+                }));
+            }
         } else if self.lifetime == Lifetime::UntilCaughtUp && self.caught_up() {
             // No error frame: the close code says it all.
             self.state = State::Closed;
