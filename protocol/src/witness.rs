@@ -621,15 +621,22 @@ mod tests {
     fn two_regions_views_that_cannot_both_be_true_are_a_split_view() {
         let a = cp(5, &[(1, 2), (2, 6)]);
         let b = cp(5, &[(1, 2), (2, 7)]);
-        let found = compare(&[a.clone()], &[b], "region-b");
+        let found = compare(std::slice::from_ref(&a), &[b], "region-b");
         assert_eq!(found[0].kind, FindingKind::SplitView);
         // Interleaved counters: the peer's later checkpoint has author 2 lower.
         let later = cp(6, &[(1, 2), (2, 4)]);
-        let found = compare(&[a.clone()], &[later], "region-b");
+        let found = compare(std::slice::from_ref(&a), &[later], "region-b");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].region, Some(key(2).node_id()));
         // Consistent views find nothing.
-        assert!(compare(&[a.clone()], &[cp(7, &[(1, 3), (2, 6)]), a.clone()], "b").is_empty());
+        assert!(
+            compare(
+                std::slice::from_ref(&a),
+                &[cp(7, &[(1, 3), (2, 6)]), a.clone()],
+                "b"
+            )
+            .is_empty()
+        );
         // A relayed cosignature of another checkpoint under a held counter.
         let cosig = SignedCosignature::sign(&key(3), &cp(5, &[(1, 9)]), NOW)
             .verify()
