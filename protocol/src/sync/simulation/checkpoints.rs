@@ -321,8 +321,8 @@ pub(super) fn watch_link(nodes: &mut [SimNode], link: &mut Link) {
 }
 
 /// Aggregator side of a link: offers its newest checkpoint if the session has not had it,
-/// and relays the cosignatures it kept since (not the region's own; under split view only
-/// those of the region's half).
+/// and relays the cosignatures of it kept since (not the region's own; under split view
+/// only those of the region's half): one of an older checkpoint is superseded.
 pub(super) fn offer_and_relay(nodes: &[SimNode], link: &mut Link) {
     let (agg, region) = (&nodes[link.agg], nodes[link.region].id());
     if let Some(cp) = agg.checkpoint_for(&region)
@@ -338,7 +338,11 @@ pub(super) fn offer_and_relay(nodes: &[SimNode], link: &mut Link) {
     }
     let relay: Vec<SignedCosignature> = agg.signer.cosignatures[link.relayed..]
         .iter()
-        .filter(|(_, b)| b.witness != region && (!split || half(&b.witness) == half(&region)))
+        .filter(|(_, b)| {
+            b.counter == agg.signer.counter
+                && b.witness != region
+                && (!split || half(&b.witness) == half(&region))
+        })
         .map(|(c, _)| c.clone())
         .collect();
     link.relayed = agg.signer.cosignatures.len();
@@ -528,7 +532,7 @@ mod tests {
     /// nothing else; the region itself finds nothing.
     #[test]
     fn a_withholding_aggregator_is_found_by_every_other_region() {
-        for_seeds(8, "withholding aggregator", |seed| {
+        for_seeds(12, "withholding aggregator", |seed| {
             let withheld = key(2).node_id();
             let faults = Faults {
                 aggregator0: AggregatorBehaviour::Withhold(withheld),
@@ -567,7 +571,7 @@ mod tests {
     /// region that lost nothing.
     #[test]
     fn a_rolled_back_aggregator_is_found_by_the_regions_that_saw_more() {
-        for_seeds(8, "rolled-back aggregator", |seed| {
+        for_seeds(12, "rolled-back aggregator", |seed| {
             let faults = Faults {
                 aggregator0: AggregatorBehaviour::Rollback { step: 1500 },
                 ..Faults::default()
@@ -608,7 +612,7 @@ mod tests {
     /// and for the honest aggregator, the checkpoints compare clean.
     #[test]
     fn a_split_view_is_found_by_comparing_the_halves() {
-        for_seeds(8, "split-view aggregator", |seed| {
+        for_seeds(12, "split-view aggregator", |seed| {
             let faults = Faults {
                 aggregator0: AggregatorBehaviour::SplitView,
                 ..Faults::default()

@@ -15,6 +15,7 @@ use crate::entry::{Entry, Hash, Head, Op, Payload, RecordId, WireEntry, next_hea
 use crate::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
 use crate::keys::{NodeId, SecretKey};
 use crate::record::Kind;
+use crate::witness::FindingKind;
 use checkpoints::{AggregatorBehaviour, Signer, Witness, offer_and_relay, watch_link};
 
 fn key(n: u8) -> SecretKey {
@@ -1172,6 +1173,45 @@ fn a_fork_at_equal_height_is_found_through_tips_and_its_proof_reaches_every_regi
         "the late region never got the proof"
     );
     assert!(nodes[3].refused.is_empty());
+    // The aggregator's checkpoints name the other seq 3. The regions that got the proof
+    // before such a checkpoint do not blame the aggregator for the fork. The forking region
+    // got one before the tips exchange showed it the twin (its opening heads say it holds
+    // seq 3, so the checkpoint counts as covered): it finds a split view naming its own log,
+    // a finding the proof it holds afterwards explains (see the report of issue 21).
+    // A later checkpoint (a refresh) names the twin again: the forking region, holding the
+    // proof now, takes it without a finding and cosigns it.
+    for n in nodes.iter_mut() {
+        n.now_ms += crate::witness::CHECKPOINT_REFRESH_MS;
+    }
+    let before = nodes[1].witness.of[&nodes[0].id()].cosigned.len();
+    settle(&mut nodes, &mut link, |_| {});
+    assert_eq!(
+        nodes[1].witness.of[&nodes[0].id()].cosigned.len(),
+        before + 1,
+        "the refresh was not cosigned"
+    );
+    let agg = nodes[0].id();
+    let twin = other.hash();
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        let w = &n.witness.of[&agg];
+        assert!(!w.cosigned.is_empty(), "node {i} cosigned nothing");
+        if i != 1 {
+            assert_eq!(n.witness.findings, vec![], "node {i}");
+            continue;
+        }
+        let [f] = &n.witness.findings[..] else {
+            panic!("the forking region found {:?}", n.witness.findings);
+        };
+        assert_eq!(
+            (f.kind, f.aggregator, f.region),
+            (FindingKind::SplitView, agg, Some(r))
+        );
+        let named = w
+            .kept
+            .iter()
+            .any(|k| k.checkpoint.head(&r).is_some_and(|h| h.hash == twin));
+        assert!(named && n.proofs.contains_key(&r));
+    }
 }
 
 /// An aggregator admits a region while another's session is live: the changed list goes to
