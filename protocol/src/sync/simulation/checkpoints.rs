@@ -509,7 +509,7 @@ impl SimRun {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Faults, for_seeds, key, simulate};
+    use super::super::{Faults, connect, for_seeds, key, settle, simulate, small_world};
     use super::*;
     use crate::witness::FindingKind;
 
@@ -646,5 +646,55 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// A split-view aggregator that lets a cosignature cross the halves is caught at once:
+    /// the region holds another checkpoint under that counter ([`witness::check_cosignature`]).
+    #[test]
+    fn a_relayed_cosignature_of_the_other_half_is_a_split_view() {
+        let mut nodes = small_world(2);
+        let (r1, r2) = (nodes[1].id(), nodes[2].id());
+        nodes[0].signer.behaviour = AggregatorBehaviour::SplitView;
+        nodes[0].signer.half_b = BTreeSet::from([r2]);
+        nodes[1].publish(1);
+        nodes[1].publish(2);
+        let mut first = connect(&nodes, 1, 0);
+        settle(&mut nodes, &mut first, |_| {});
+        let mut second = connect(&nodes, 2, 0);
+        settle(&mut nodes, &mut second, |_| {});
+        let agg = nodes[0].id();
+        let counter = nodes[0].signer.counter;
+        for (n, r) in [(1, r1), (2, r2)] {
+            let w = &nodes[n].witness.of[&agg];
+            assert!(
+                w.cosigned.contains_key(&counter),
+                "region {n} did not cosign"
+            );
+            assert!(
+                nodes[0]
+                    .signer
+                    .cosignatures
+                    .iter()
+                    .any(|(_, b)| b.witness == r)
+            );
+        }
+        assert!(nodes.iter().all(|n| n.witness.findings.is_empty()));
+        // Region 2's cosignature, of the other body, reaches region 1.
+        let theirs: Vec<SignedCosignature> = nodes[0]
+            .signer
+            .cosignatures
+            .iter()
+            .filter(|(_, b)| b.witness == r2 && b.counter == counter)
+            .map(|(c, _)| c.clone())
+            .collect();
+        first.a.send_cosignatures(theirs);
+        settle(&mut nodes, &mut first, |_| {});
+        let found: Vec<_> = nodes[1]
+            .witness
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.aggregator, f.region))
+            .collect();
+        assert_eq!(found, vec![(FindingKind::SplitView, agg, Some(r2))]);
     }
 }
