@@ -1,6 +1,7 @@
 //! The seeded simulation: many regions, one or more aggregators, two [`Session`]s a link
 //! driven against each other in memory, with disconnects, loss, skewed clocks and hostile
-//! regions; every entry is judged by [`ingest::check`] as the store judges it.
+//! regions; every entry is judged by [`ingest::check`] as the store judges it. Aggregators
+//! sign checkpoints, honestly or not, and regions witness and cosign them (`checkpoints`).
 
 mod checkpoints;
 
