@@ -18,7 +18,8 @@ use crate::entry::{Entry, Hash};
 use crate::keys::NodeId;
 use crate::sync::PeerRole;
 use crate::witness::{
-    self, AggregatorView, CHECKPOINT_REFRESH_MS, Context, Finding, Held, Verdict,
+    self, AggregatorView, CHECKPOINT_INTERVAL_MS, CHECKPOINT_REFRESH_MS, Context, Finding, Held,
+    Verdict,
 };
 
 /// What a simulated aggregator does with its checkpoints.
@@ -96,8 +97,9 @@ impl SimNode {
             .collect()
     }
 
-    /// Aggregator: signs a checkpoint when its heads changed since the last one, or the last
-    /// is [`CHECKPOINT_REFRESH_MS`] old. True when it signed.
+    /// Aggregator: signs a checkpoint when its heads changed since the last one and that is
+    /// [`CHECKPOINT_INTERVAL_MS`] old, or the last is [`CHECKPOINT_REFRESH_MS`] old. True when
+    /// it signed.
     pub(super) fn sign_if_due(&mut self) -> bool {
         if self.role != PeerRole::Aggregator {
             return false;
@@ -106,8 +108,9 @@ impl SimNode {
         let due = match &self.signer.latest {
             None => !heads.is_empty(),
             Some(l) => {
-                l.checkpoint.heads != heads
-                    || l.checkpoint.time_ms + CHECKPOINT_REFRESH_MS <= self.now_ms
+                let age = self.now_ms.saturating_sub(l.checkpoint.time_ms);
+                (l.checkpoint.heads != heads && age >= CHECKPOINT_INTERVAL_MS)
+                    || age >= CHECKPOINT_REFRESH_MS
             }
         };
         if !due {

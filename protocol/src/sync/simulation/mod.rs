@@ -730,9 +730,10 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
                 &mut rng,
             ));
         }
-        // Each step (1 s, under `CHECKPOINT_INTERVAL_MS`) an aggregator whose aggregate
-        // changed signs it (so its sessions acknowledge entries a checkpoint does not name
-        // yet), and one whose aggregate did not change still signs now and then.
+        // An aggregator whose aggregate changed signs it at most every
+        // `CHECKPOINT_INTERVAL_MS` (so its sessions acknowledge entries no checkpoint names
+        // yet: a session holds back a checkpoint older than its ack), and one whose
+        // aggregate did not change still signs every `CHECKPOINT_REFRESH_MS`.
         for agg in 0..aggregators {
             if nodes[agg].sign_if_due() {
                 spread_heads(&nodes, &mut links, agg);
@@ -787,6 +788,10 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
     }
     for _round in 0..10_000 {
         let mut moved = false;
+        // A round is a second too: the aggregators sign as in the run.
+        for n in nodes.iter_mut() {
+            n.now_ms += 1000;
+        }
         for agg in 0..aggregators {
             if nodes[agg].sign_if_due() {
                 spread_heads(&nodes, &mut links, agg);
@@ -991,6 +996,10 @@ fn simulation_recovers_from_gaps_and_a_fast_clock() {
 /// Drives a link until no message moves; `tamper` sees each message to the aggregator.
 fn settle(nodes: &mut [SimNode], link: &mut Link, mut tamper: impl FnMut(&mut Message)) {
     loop {
+        // Each round is a second, as a step of a run.
+        for n in nodes.iter_mut() {
+            n.now_ms += 1000;
+        }
         if nodes[link.agg].sign_if_due() {
             checkpoints::offer_and_relay(nodes, link);
         }
