@@ -206,6 +206,10 @@ pub struct Session {
     /// Aggregator: the newest checkpoint, until the session has sent the peer every entry it
     /// names (then it goes out: a region lacking one after it was withheld).
     pending_checkpoint: Option<Arc<VerifiedCheckpoint>>,
+    /// Aggregator: the most of the peer's own log this session told the peer it holds (its
+    /// opening heads, its acks). A checkpoint naming less was signed before that and waits
+    /// for a newer one: the region would take it for a rollback.
+    acked_own: u64,
     rescan_at: Instant,
     retry_at: Instant,
     out: VecDeque<Output>,
@@ -239,6 +243,7 @@ impl Session {
                 admitted,
             }));
         }
+        let acked_own = heads.get(&peer).copied().unwrap_or(0);
         Session {
             me,
             peer_id: peer,
@@ -265,6 +270,7 @@ impl Session {
             held_heads: BTreeMap::new(),
             withdrawn: BTreeSet::new(),
             pending_checkpoint: None,
+            acked_own,
             rescan_at: now + HEADS_RESCAN,
             retry_at: now + STALLED_RETRY,
             out,
@@ -623,11 +629,16 @@ impl Session {
     /// The pending checkpoint, once every entry it names that this session relays has been
     /// sent: an author the session offers but has not been told of up to the checkpoint's
     /// head waits for [`Session::local_head`] (or the next rescan); one the peer refused, or
-    /// whose admission ended, does not hold it back.
+    /// whose admission ended, does not hold it back. One naming less of the peer's own log
+    /// than the session acknowledged waits for a newer one.
     pub(super) fn checkpoint_covered(&self) -> bool {
         let Some(cp) = &self.pending_checkpoint else {
             return false;
         };
+        let own = cp.checkpoint.head(&self.peer_id).map_or(0, |h| h.seq);
+        if own < self.acked_own {
+            return false;
+        }
         cp.checkpoint.heads.iter().all(|h| {
             if self.withdrawn.contains(&h.author) || self.stalled.contains(&h.author) {
                 return true;
@@ -731,6 +742,9 @@ impl Session {
         for (author, seq) in &heads {
             let e = self.local.entry(*author).or_insert(0);
             *e = (*e).max(*seq);
+            if *author == self.peer_id {
+                self.acked_own = self.acked_own.max(*seq);
+            }
         }
         for (author, seq) in held_by_peer {
             // Bounded like the heads: only the batch's authors.
@@ -983,6 +997,86 @@ pub(super) mod tests {
             })
             .is_err()
         );
+    }
+
+    /// A checkpoint signed before the session acknowledged more of the region's own log (an
+    /// aggregator signs at most every `CHECKPOINT_INTERVAL_MS`) waits for a newer one: sent
+    /// after the ack, the region would find it a rollback (`witness`: own head below the ack).
+    #[test]
+    fn a_checkpoint_naming_less_of_the_peers_log_than_was_acknowledged_waits() {
+        use crate::checkpoint::{Checkpoint, CheckpointHead, SignedCheckpoint};
+        let region = key(250);
+        let peer = region.node_id();
+        let agg_key = key(1);
+        let sign = |counter: u64, seq: u64| {
+            Arc::new(SignedCheckpoint::sign(
+                &agg_key,
+                &Checkpoint {
+                    aggregator: agg_key.node_id(),
+                    counter,
+                    time_ms: 1,
+                    heads: vec![CheckpointHead {
+                        author: peer,
+                        seq,
+                        hash: Hash::ZERO,
+                    }],
+                },
+            ))
+        };
+        let drain = |s: &mut Session| std::iter::from_fn(|| s.poll()).collect::<Vec<Output>>();
+        let is_checkpoint = |o: &Output| matches!(o, Output::Send(Message::Checkpoint { .. }));
+        let mut agg = syncing_aggregator();
+        drain(&mut agg);
+        let mut head = None;
+        let entries: Vec<SyncEntry> = (1..=2u64)
+            .map(|seq| {
+                let h = next_header(peer, head, seq, Kind::Method, RecordId([1; 16]), None);
+                let e = Entry::sign(&region, h);
+                head = Some(Head {
+                    seq,
+                    hash: e.hash(),
+                });
+                SyncEntry {
+                    entry: e.to_wire(),
+                    payload: None,
+                }
+            })
+            .collect();
+        agg.handle(Message::Entries { entries }).unwrap();
+        assert!(matches!(drain(&mut agg)[..], [Output::Apply { .. }]));
+        // Signed when the aggregator held seq 1; the batch is acknowledged up to 2.
+        agg.offer_checkpoint(sign(1, 1));
+        agg.applied(vec![(peer, 2)], &[(peer, 2)]);
+        let outs = drain(&mut agg);
+        assert!(
+            matches!(outs[..], [Output::Send(Message::Ack { .. })]),
+            "{outs:?}"
+        );
+        agg.offer_checkpoint(sign(2, 2));
+        assert!(drain(&mut agg).iter().any(is_checkpoint));
+        // The opening heads count as acknowledged too.
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::from([(peer, 3)]),
+            PeerStanding::Member,
+            vec![],
+        ));
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        agg.handle(Message::Heads {
+            heads: vec![(peer, 3)],
+            admitted: vec![],
+        })
+        .unwrap();
+        agg.offer_checkpoint(sign(3, 2));
+        assert!(!drain(&mut agg).iter().any(is_checkpoint));
+        agg.offer_checkpoint(sign(4, 3));
+        assert!(drain(&mut agg).iter().any(is_checkpoint));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The seeded simulation: many regions, one or more aggregators, two [`Session`]s a link
 //! driven against each other in memory, with disconnects, loss, skewed clocks and hostile
-//! regions; every entry is judged by [`ingest::check`] as the store judges it.
+//! regions; every entry is judged by [`ingest::check`] as the store judges it. Aggregators
+//! sign checkpoints, honestly or not, and regions witness and cosign them (`checkpoints`).
+
+mod checkpoints;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -13,6 +16,8 @@ use crate::entry::{Entry, Hash, Head, Op, Payload, RecordId, WireEntry, next_hea
 use crate::ingest::{self, Accepted, AuthorView, RecordState, Refusal};
 use crate::keys::{NodeId, SecretKey};
 use crate::record::Kind;
+use crate::witness::FindingKind;
+use checkpoints::{AggregatorBehaviour, Signer, Witness, offer_and_relay, watch_link};
 
 fn key(n: u8) -> SecretKey {
     SecretKey::from_bytes(&[n; 32])
@@ -133,6 +138,10 @@ struct SimNode {
     admissions_generation: u64,
     /// Region: the names its pinned aggregator admitted authors under.
     names: BTreeMap<NodeId, Option<String>>,
+    /// Aggregator: its checkpoints and the cosignatures it keeps.
+    signer: Signer,
+    /// Region: what it witnessed of each aggregator.
+    witness: Witness,
 }
 
 impl SimNode {
@@ -151,6 +160,8 @@ impl SimNode {
             forks_generation: 0,
             admissions_generation: 0,
             names: BTreeMap::new(),
+            signer: Signer::default(),
+            witness: Witness::default(),
         }
     }
 
@@ -292,6 +303,9 @@ impl SimNode {
                 Ok(())
             }
             Err(refusal) => {
+                if !matches!(refusal, Refusal::Replay(_)) {
+                    self.witness.refused_authors.insert(author);
+                }
                 if let Refusal::Fork { seq, .. } = refusal {
                     let held = self.logs[&author].entries[seq as usize - 1].entry.clone();
                     self.keep_proof(author, (held, entry.to_wire()));
@@ -462,9 +476,16 @@ struct Link {
     a: Session,
     to_a: VecDeque<Message>,
     to_r: VecDeque<Message>,
+    /// The counter of the newest checkpoint offered to the aggregator's session.
+    offered: u64,
+    /// How many of the aggregator's cosignatures were considered for relaying.
+    relayed: usize,
+    /// The region checked the aggregator's opening heads.
+    heads_checked: bool,
 }
 
 fn drive(nodes: &mut [SimNode], link: &mut Link) {
+    watch_link(nodes, link);
     for side_is_region in [true, false] {
         loop {
             // The fork channel: each side hears of every proof its node learnt.
@@ -490,7 +511,12 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                     from_seq,
                     max,
                 } => {
-                    let batch = nodes[node_idx].load(author, from_seq, max);
+                    let batch = if nodes[node_idx].withholds(&author, &peer_id) {
+                        // A withholding aggregator's store "lacks" them for this peer.
+                        vec![]
+                    } else {
+                        nodes[node_idx].load(author, from_seq, max)
+                    };
                     session.loaded(author, batch);
                 }
                 Output::Apply { entries } => {
@@ -511,9 +537,22 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                     nodes[node_idx].apply(entries, peer_id, Vouched::No);
                 }
                 Output::LinkUp | Output::OwnLogAt(_) => {}
-                // No simulated aggregator signs checkpoints yet.
-                Output::Checkpoint(_) | Output::Cosignatures(_) => {}
-                Output::ReadTips => session.send_tips(nodes[node_idx].tips()),
+                Output::Checkpoint(signed) => {
+                    let me = nodes[node_idx].id();
+                    let acked = session.peer_heads().get(&me).copied().unwrap_or(0);
+                    if let Some(c) = nodes[node_idx].witness_checkpoint(peer_id, signed, acked) {
+                        session.send_cosignatures(vec![c]);
+                    }
+                }
+                Output::Cosignatures(list) if side_is_region => {
+                    nodes[node_idx].check_relayed(peer_id, list);
+                }
+                Output::Cosignatures(list) => nodes[node_idx].keep_cosignatures(peer_id, list),
+                Output::ReadTips => {
+                    let mut tips = nodes[node_idx].tips();
+                    tips.retain(|(a, _, _)| !nodes[node_idx].withholds(a, &peer_id));
+                    session.send_tips(tips);
+                }
                 Output::ReadHeaderOnly { max } => {
                     session.send_want(nodes[node_idx].header_only(max));
                 }
@@ -532,6 +571,7 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
             }
         }
     }
+    watch_link(nodes, link);
 }
 
 /// Hands the next message of one direction to its session; a lossy link (`loss` > 0)
@@ -579,26 +619,33 @@ fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
         lifetime: Lifetime::Live,
         now: at(0),
     });
+    let mut heads = agg_node.heads();
+    heads.retain(|a, _| !agg_node.withholds(a, &region_node.id()));
     let a = Session::new(SessionConfig {
         me: agg_node.id(),
         peer: region_node.id(),
         role: PeerRole::Aggregator,
         name: "a".into(),
-        heads: agg_node.heads(),
+        heads,
         standing: standing(agg_node.admitted.contains(&region_node.id())),
         admitted: agg_node.admission_list(),
         admissions_generation: agg_node.admissions_generation,
         lifetime: Lifetime::Live,
         now: at(0),
     });
-    Link {
+    let mut link = Link {
         region,
         agg,
         r,
         a,
         to_a: VecDeque::new(),
         to_r: VecDeque::new(),
-    }
+        offered: 0,
+        relayed: agg_node.signer.cosignatures.len(),
+        heads_checked: false,
+    };
+    offer_and_relay(nodes, &mut link);
+    link
 }
 
 /// An aggregator's heads reach its live sessions (entries it accepted from one region go
@@ -611,6 +658,7 @@ fn spread_heads(nodes: &[SimNode], links: &mut [Option<Link>], agg: usize) {
         for (a, s) in &heads {
             l.a.local_head(*a, *s);
         }
+        offer_and_relay(nodes, l);
     }
 }
 
@@ -626,6 +674,8 @@ struct Faults {
     /// Chance per step that a link's sessions retry what their peer refused; with it,
     /// healing keeps live links (a stall must clear through a retry, not a new session).
     retry: f64,
+    /// What the first aggregator does with its checkpoints (the others are honest).
+    aggregator0: AggregatorBehaviour,
 }
 
 /// A finished run: the nodes (aggregators first) and the final links.
@@ -633,6 +683,8 @@ struct SimRun {
     nodes: Vec<SimNode>,
     links: Vec<Option<Link>>,
     aggregators: usize,
+    /// [`AggregatorBehaviour::Rollback`]: what the rollback took, and who must find it.
+    rollback: Option<checkpoints::RolledBack>,
 }
 
 fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> SimRun {
@@ -655,6 +707,10 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
     for agg in nodes.iter_mut().take(aggregators) {
         agg.admitted.extend(region_ids.iter().copied());
     }
+    nodes[0].signer.behaviour = faults.aggregator0;
+    // Under split view the regions at odd places get the other checkpoints.
+    nodes[0].signer.half_b = region_ids.iter().skip(1).step_by(2).copied().collect();
+    let mut rollback = None;
     let mut links: Vec<Option<Link>> = Vec::new();
     for r in 0..regions {
         for a in 0..aggregators {
@@ -662,9 +718,26 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
         }
     }
     let mut published = 0u64;
-    for _ in 0..3000 {
+    for step in 0..3000 {
         for n in nodes.iter_mut() {
             n.now_ms += 1000;
+        }
+        if faults.aggregator0 == (AggregatorBehaviour::Rollback { step }) {
+            rollback = Some(checkpoints::roll_back(
+                &mut nodes,
+                &mut links,
+                aggregators,
+                &mut rng,
+            ));
+        }
+        // An aggregator whose aggregate changed signs it at most every
+        // `CHECKPOINT_INTERVAL_MS` (so its sessions acknowledge entries no checkpoint names
+        // yet: a session holds back a checkpoint older than its ack), and one whose
+        // aggregate did not change still signs every `CHECKPOINT_REFRESH_MS`.
+        for agg in 0..aggregators {
+            if nodes[agg].sign_if_due() {
+                spread_heads(&nodes, &mut links, agg);
+            }
         }
         let i = rng.gen_range(0..links.len());
         match rng.gen_range(0..100) {
@@ -705,6 +778,7 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
     // retries every link starts over, with them live links keep their sessions.
     for n in nodes.iter_mut() {
         n.now_ms += 3_600_000;
+        n.sign_if_due();
     }
     for (i, link) in links.iter_mut().enumerate() {
         if faults.retry == 0.0 || link.is_none() {
@@ -714,6 +788,15 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
     }
     for _round in 0..10_000 {
         let mut moved = false;
+        // A round is a second too: the aggregators sign as in the run.
+        for n in nodes.iter_mut() {
+            n.now_ms += 1000;
+        }
+        for agg in 0..aggregators {
+            if nodes[agg].sign_if_due() {
+                spread_heads(&nodes, &mut links, agg);
+            }
+        }
         for i in 0..links.len() {
             let link = links[i].as_mut().unwrap();
             if faults.retry > 0.0 {
@@ -735,6 +818,7 @@ fn simulate(seed: u64, regions: usize, aggregators: usize, faults: Faults) -> Si
         nodes,
         links,
         aggregators,
+        rollback,
     }
 }
 
@@ -806,6 +890,7 @@ fn run_sim(seed: u64, regions: usize, aggregators: usize) {
         "{what}: nothing was published"
     );
     run.assert_converged(&what);
+    run.assert_witnessed(&what, false);
     // Honest peers only: nothing is refused but the second copy a region with several
     // aggregators hears.
     assert_reasons(&what, &run.refused(true), &[]);
@@ -853,6 +938,7 @@ fn simulation_refuses_a_hostile_region() {
         let run = simulate(seed, 5, 2, faults);
         let what = format!("seed {seed}");
         run.assert_converged(&what);
+        run.assert_witnessed(&what, false);
         let hostile = run.regions().last().unwrap();
         assert!(!hostile.poison.is_empty(), "{what}: no poison was sent");
         for (i, n) in run.nodes.iter().enumerate() {
@@ -894,6 +980,7 @@ fn simulation_recovers_from_gaps_and_a_fast_clock() {
         let run = simulate(seed, 5, 2, faults);
         let what = format!("seed {seed}");
         run.assert_converged(&what);
+        run.assert_witnessed(&what, true);
         let (agg, reg) = (run.refused(true), run.refused(false));
         assert_reasons(&what, &agg, &["gap", "future_timestamp", "replay"]);
         assert_reasons(&what, &reg, &["gap", "replay"]);
@@ -909,6 +996,13 @@ fn simulation_recovers_from_gaps_and_a_fast_clock() {
 /// Drives a link until no message moves; `tamper` sees each message to the aggregator.
 fn settle(nodes: &mut [SimNode], link: &mut Link, mut tamper: impl FnMut(&mut Message)) {
     loop {
+        // Each round is a second, as a step of a run.
+        for n in nodes.iter_mut() {
+            n.now_ms += 1000;
+        }
+        if nodes[link.agg].sign_if_due() {
+            checkpoints::offer_and_relay(nodes, link);
+        }
         drive(nodes, link);
         let mut moved = false;
         if let Some(mut m) = link.to_a.pop_front() {
@@ -1089,6 +1183,45 @@ fn a_fork_at_equal_height_is_found_through_tips_and_its_proof_reaches_every_regi
         "the late region never got the proof"
     );
     assert!(nodes[3].refused.is_empty());
+    // The aggregator's checkpoints name the other seq 3. The regions that got the proof
+    // before such a checkpoint do not blame the aggregator for the fork. The forking region
+    // got one before the tips exchange showed it the twin (its opening heads say it holds
+    // seq 3, so the checkpoint counts as covered): it finds a split view naming its own log,
+    // a finding the proof it holds afterwards explains (see the report of issue 21).
+    // A later checkpoint (a refresh) names the twin again: the forking region, holding the
+    // proof now, takes it without a finding and cosigns it.
+    for n in nodes.iter_mut() {
+        n.now_ms += crate::witness::CHECKPOINT_REFRESH_MS;
+    }
+    let before = nodes[1].witness.of[&nodes[0].id()].cosigned.len();
+    settle(&mut nodes, &mut link, |_| {});
+    assert_eq!(
+        nodes[1].witness.of[&nodes[0].id()].cosigned.len(),
+        before + 1,
+        "the refresh was not cosigned"
+    );
+    let agg = nodes[0].id();
+    let twin = other.hash();
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        let w = &n.witness.of[&agg];
+        assert!(!w.cosigned.is_empty(), "node {i} cosigned nothing");
+        if i != 1 {
+            assert_eq!(n.witness.findings, vec![], "node {i}");
+            continue;
+        }
+        let [f] = &n.witness.findings[..] else {
+            panic!("the forking region found {:?}", n.witness.findings);
+        };
+        assert_eq!(
+            (f.kind, f.aggregator, f.region),
+            (FindingKind::SplitView, agg, Some(r))
+        );
+        let named = w
+            .kept
+            .iter()
+            .any(|k| k.checkpoint.head(&r).is_some_and(|h| h.hash == twin));
+        assert!(named && n.proofs.contains_key(&r));
+    }
 }
 
 /// An aggregator admits a region while another's session is live: the changed list goes to
