@@ -51,7 +51,7 @@ pub(crate) const POST_REMOVED_FOR_GOOD: &str = "Posten är borttagen och kan int
 /// A search address's parameters the page refused, in Swedish.
 pub(crate) fn param_error(e: &ParamError) -> String {
     match e {
-        ParamError::Unknown { name, known } if known.is_empty() => {
+        ParamError::Unknown { name, known: [] } => {
             format!("Okänd parameter ”{name}”. Sidan tar inga parametrar.")
         }
         ParamError::Unknown { name, known } => {
