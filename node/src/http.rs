@@ -7,6 +7,7 @@
 //! | `GET /api/v1/records/{author}/{record_id}/answers` | `{"about","total","capped","groups":[{"author","total","answers":[record]}]}`: the experiences answering it, by region, newest first |
 //! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
 //! | `GET /api/v1/status` | same JSON as `status --json`, without peers' addresses and errors |
+//! | `GET /api/v1/audit` | same JSON as `audit --json` ([`crate::local::AuditReport`]): checkpoints, cosigners, findings |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `ok` while the node serves |
 //!
@@ -91,11 +92,13 @@ pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
         .route("/api/v1/records/{author}/{record_id}/answers", get(answers))
         .route("/api/v1/regions", get(regions))
         .route("/api/v1/status", get(public_status))
+        .route("/api/v1/audit", get(audit))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(crate::web::routes())
         .merge(crate::calendar::routes())
         .merge(crate::proxybank_page::routes())
+        .merge(crate::audit_page::routes())
         .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -242,6 +245,20 @@ async fn public_status(State(shared): State<Arc<Shared>>) -> Result<Response, Ap
         ));
     }
     Ok(axum::Json(status).into_response())
+}
+
+/// `GET /api/v1/audit`: the same JSON as `spindel audit --json` (no parameters).
+async fn audit(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(raw.as_deref(), &[]).map_err(|e| bad(e.to_string()))?;
+    let now = crate::shared::now_ms();
+    let report = shared
+        .read(move |n| n.audit(now))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(axum::Json(report).into_response())
 }
 
 /// A method other than GET or HEAD: 405 saying why (JSON under `/api/`).

@@ -35,6 +35,7 @@
 mod accept;
 mod agenda;
 mod answers;
+mod audit_page;
 pub mod backup;
 mod bank;
 mod calendar;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// What a query string may not be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    #[error("unknown parameter {name:?}; use {}", known.join(", "))]
+    #[error("unknown parameter {name:?}; {}", use_instead(known))]
     Unknown {
         name: String,
         known: &'static [&'static str],
@@ -16,6 +16,15 @@ pub enum ParamError {
     Repeated(&'static str),
     #[error("the query string does not decode: {0}")]
     Malformed(String),
+}
+
+/// What to use instead of an unknown parameter: the route's, or none at all.
+fn use_instead(known: &[&str]) -> String {
+    if known.is_empty() {
+        "this address takes no parameters".to_string()
+    } else {
+        format!("use {}", known.join(", "))
+    }
 }
 
 /// A route's parameters, each at most once and each one the route knows. Values are trimmed;
@@ -85,6 +94,10 @@ mod tests {
         assert_eq!(
             unknown.to_string(),
             "unknown parameter \"colour\"; use q, kind"
+        );
+        assert_eq!(
+            Params::parse(Some("x=1"), &[]).unwrap_err().to_string(),
+            "unknown parameter \"x\"; this address takes no parameters"
         );
         // Bytes that are not UTF-8 decode lossily (U+FFFD), as browsers send them.
         assert_eq!(

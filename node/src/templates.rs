@@ -25,6 +25,10 @@ pub(crate) fn templates() -> &'static Environment<'static> {
                 include_str!("../templates/proxybank.html"),
             ),
             ("error.html", include_str!("../templates/error.html")),
+            (
+                "granskning.html",
+                include_str!("../templates/granskning.html"),
+            ),
             ("calendar.html", include_str!("../templates/calendar.html")),
             (
                 "integritet.html",

@@ -198,6 +198,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "web.rs",
     "calendar.rs",
     "proxybank_page.rs",
+    "audit_page.rs",
     "templates.rs",
     "words/mod.rs",
     "words/formats.rs",

@@ -567,6 +567,7 @@ fn a_coordinator_publishes_edits_and_deletes_in_chromium_and_axe_passes_every_pa
         "/region/skane".to_string(),
         "/oversikt".to_string(),
         "/integritet".to_string(),
+        "/granskning".to_string(),
         "/finns-inte".to_string(),
     ] {
         b.goto(&format!("{public}{path}"));

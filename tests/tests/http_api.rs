@@ -100,6 +100,17 @@ fn every_route_and_bad_parameter() {
     for key in ["node_id", "role", "records", "heads", "peers"] {
         assert!(st.get(key).is_some(), "status lacks {key}");
     }
+    // The audit: the same JSON as `audit --json`; a region alone has witnessed nothing.
+    let (code, body) = http_get(http, "/api/v1/audit");
+    assert_eq!(code, 200, "{body}");
+    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        audit,
+        spindel(&["audit", "--data-dir", s(&dir), "--json"]).json()
+    );
+    assert_eq!(audit["node"], author.as_str());
+    assert_eq!(audit["aggregators"], serde_json::json!([]));
+    assert_eq!(audit["findings"], serde_json::json!([]));
 
     // Bad parameters: 400 with a JSON error naming the problem.
     for (path, needle) in [
@@ -109,6 +120,10 @@ fn every_route_and_bad_parameter() {
         ("/api/v1/records?limit=5000", "limit"),
         ("/api/v1/records?cursor=zz", "cursor"),
         ("/api/v1/records?colour=red", "unknown parameter"),
+        (
+            "/api/v1/audit?since=1",
+            "unknown parameter \"since\"; this address takes no parameters",
+        ),
         // A repeated parameter is refused, not silently narrowed to its last value.
         (
             "/api/v1/records?kind=method&kind=researcher",

@@ -316,6 +316,18 @@ fn every_page_and_bad_parameter() {
     );
     assert!(a < b && b < c);
 
+    // The audit's page, linked from every page: a region alone has no checkpoint, no findings.
+    let audit = page(http, "/granskning");
+    for seen in [
+        "<h1>Granskning</h1>",
+        "har inte tagit emot någon kontrollpunkt ännu",
+        "Inga fynd",
+    ] {
+        assert!(audit.contains(seen), "{seen:?}: {audit}");
+    }
+    assert!(home.contains("href=\"/granskning\""), "{home}");
+    refused(http, "/granskning?q=x", 400, "Sidan tar inga parametrar");
+
     // The style sheet, unknown pages, writes.
     let (code, head, css) = http_request(http, "GET", "/assets/spindel.css", None);
     assert_eq!(code, 200);

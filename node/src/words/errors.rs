@@ -51,6 +51,9 @@ pub(crate) const POST_REMOVED_FOR_GOOD: &str = "Posten är borttagen och kan int
 /// A search address's parameters the page refused, in Swedish.
 pub(crate) fn param_error(e: &ParamError) -> String {
     match e {
+        ParamError::Unknown { name, known: [] } => {
+            format!("Okänd parameter ”{name}”. Sidan tar inga parametrar.")
+        }
         ParamError::Unknown { name, known } => {
             let (last, rest) = known.split_last().unwrap_or((&"", &[]));
             let names = if rest.is_empty() {

@@ -1,4 +1,5 @@
-//! A kind's Swedish names and counts, dates and times (Stockholm time), numbers and waits.
+//! A kind's and a finding's Swedish names, counts, dates and times (Stockholm time), numbers
+//! and waits.
 
 use std::time::Duration;
 
@@ -45,6 +46,18 @@ pub fn kind_label(kind: &str, plural: bool) -> String {
 pub fn kind_count(kind: &str, n: u64) -> String {
     let w = kind_words(kind);
     format!("{n} {}", if n == 1 { w[2] } else { w[3] })
+}
+
+/// A finding of the audit (`spindel audit`'s kind) in Swedish, as `/granskning` names it.
+pub(crate) fn finding_kind(kind: &str) -> String {
+    match kind {
+        "rollback" => "Tillbakarullning",
+        "withheld" => "Undanhållet",
+        "split-view" => "Olika bilder",
+        "stale" => "Tyst aggregator",
+        other => other,
+    }
+    .to_string()
 }
 
 /// A UTC timestamp (`2026-11-28T01:40:12.345Z`) as Swedish local date and time
