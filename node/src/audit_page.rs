@@ -43,6 +43,8 @@ struct FindingRow {
     kind: String,
     aggregator: String,
     region: Option<String>,
+    /// What the kind means, in Swedish.
+    meaning: String,
     detail: String,
     first_seen: String,
     last_seen: String,
@@ -83,6 +85,7 @@ fn rows(report: AuditReport) -> (Vec<AggregatorRow>, Vec<FindingRow>) {
         .into_iter()
         .map(|f| FindingRow {
             kind: words::finding_kind(&f.kind),
+            meaning: words::finding_meaning(&f.kind),
             aggregator: short(&f.aggregator),
             region: f.region_name.or_else(|| f.region.as_deref().map(short)),
             detail: f.detail,

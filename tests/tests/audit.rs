@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use spindel_tests::{NodeProc, eventually, init_network, publish_run, s, spindel};
+use spindel_tests::{NodeProc, eventually, http_get, init_network, publish_run, s, spindel};
 
 /// `audit --json` of the node in `dir`: (exit code, report).
 fn audit(dir: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
@@ -50,7 +50,10 @@ fn an_aggregator_restored_from_an_old_copy_is_a_rollback_every_region_reports_an
     let pinned = agg.peer(&agg_id);
     let procs: Vec<NodeProc> = regions
         .iter()
-        .map(|(dir, _)| NodeProc::start(dir, &["--aggregator", &pinned, "--listen", "127.0.0.1:0"]))
+        .map(|(dir, _)| {
+            let args = ["--aggregator", &pinned, "--listen", "127.0.0.1:0"];
+            NodeProc::start(dir, &[&args[..], &["--http", "127.0.0.1:0"]].concat())
+        })
         .collect();
     // A healthy network: every region cosigns the checkpoint of the three profiles.
     eventually(
@@ -133,6 +136,12 @@ fn an_aggregator_restored_from_an_old_copy_is_a_rollback_every_region_reports_an
         text.stdout
     );
     assert!(text.stdout.contains("(healed "), "{}", text.stdout);
+    // The region's page says it in Swedish: what happened, and that it healed.
+    let (status, page) = http_get(procs[0].http.unwrap(), "/granskning");
+    assert_eq!(status, 200);
+    for seen in ["Tillbakarullning", "Läkt", "har tappat poster"] {
+        assert!(page.contains(seen), "{seen:?} not on the page: {page}");
+    }
     // An operator who dealt with it looks from then on.
     let later = spindel_protocol::time::rfc3339_ms(spindel_node::local::now_ms() + 1_000);
     assert_eq!(audit(&regions[0].0, &["--since", &later]).0, 0);

@@ -60,6 +60,28 @@ pub(crate) fn finding_kind(kind: &str) -> String {
     .to_string()
 }
 
+/// What a finding about an aggregator means, in one Swedish sentence (the technical detail
+/// beside it stays as the witness wrote it).
+pub(crate) fn finding_meaning(kind: &str) -> String {
+    match kind {
+        "rollback" => {
+            "Den nationella noden har tappat poster som den redan hade bekräftat eller signerat, till exempel efter att den startats från en gammal kopia."
+        }
+        "withheld" => {
+            "Den nationella noden har signerat poster från regionen men inte skickat dem hit."
+        }
+        "split-view" => "Den nationella noden har visat regionerna olika bilder av samma läge.",
+        "stale" => {
+            return format!(
+                "Ingen ny kontrollpunkt från den nationella noden på över {} minuter.",
+                spindel_protocol::witness::STALE_AFTER_MS / 60_000
+            );
+        }
+        _ => "",
+    }
+    .to_string()
+}
+
 /// A UTC timestamp (`2026-11-28T01:40:12.345Z`) as Swedish local date and time
 /// (`("2026-11-28", "02:40:12")`); `None` if it is not one.
 pub(crate) fn local(t: &str) -> Option<(String, String)> {
