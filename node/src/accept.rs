@@ -116,10 +116,11 @@ pub async fn serve_connection(
                             .into_iter()
                             .map(|(a, h)| (a, h.seq))
                             .collect();
-                        Ok((admitted, heads, n.admission_list()?))
+                        let mirror = !admitted && n.is_mirror(&peer)?;
+                        Ok((admitted, mirror, heads, n.admission_list()?))
                     })
                     .await;
-                let Ok((admitted, heads, list)) = setup else {
+                let Ok((admitted, mirror, heads, list)) = setup else {
                     break;
                 };
                 shared.pass_held_session().await;
@@ -134,6 +135,7 @@ pub async fn serve_connection(
                 // One live signer per key: an aggregator takes one sync session per admitted
                 // region; another from the same key (a second running copy) is refused, and
                 // the live one goes on.
+                let mirror = mirror && role == PeerRole::Aggregator;
                 let signer = if role == PeerRole::Aggregator && peer_admitted {
                     let claimed = match shared.claim_signer(peer, &conn) {
                         Err(live) => shared.claim_signer_from(peer, &conn, live).await,
@@ -161,6 +163,9 @@ pub async fn serve_connection(
                     heads,
                     standing: if peer_admitted {
                         PeerStanding::Member
+                    } else if mirror {
+                        // An aggregator allowed to mirror this one (decision 0039).
+                        PeerStanding::Mirror
                     } else {
                         PeerStanding::Stranger
                     },
@@ -173,6 +178,8 @@ pub async fn serve_connection(
                 if let Some(e) = &refused {
                     // Logged here once; the session only sends the refusal.
                     tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
+                } else if mirror {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "mirror aggregator linked");
                 } else if role == PeerRole::Aggregator {
                     tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region linked");
                 }
@@ -191,7 +198,9 @@ pub async fn serve_connection(
                             name: name.clone(),
                             last_seen_ms: Some(crate::shared::now_ms()),
                             address: conn.remote_address().to_string(),
-                            role: if role == PeerRole::Aggregator {
+                            role: if mirror {
+                                "mirror".into()
+                            } else if role == PeerRole::Aggregator {
                                 "region".into()
                             } else {
                                 "incoming".into()
@@ -227,7 +236,10 @@ pub async fn serve_connection(
                     .err()
                     .filter(|e| !e.is_normal_end() && !closed_normally(&conn))
                     .map(ToString::to_string);
-                if role == PeerRole::Aggregator {
+                if mirror {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), reason = why.as_deref().unwrap_or("-"), "mirror aggregator unlinked");
+                    shared.remove_peer(&peer_key);
+                } else if role == PeerRole::Aggregator {
                     match &why {
                         Some(e) => {
                             tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), reason = %e, "region unlinked")

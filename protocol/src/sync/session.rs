@@ -333,6 +333,12 @@ impl Session {
             .then_some(self.peer_id)
     }
 
+    /// Upstream aggregator: the peer is a mirror its operator allowed (`allow --mirror`);
+    /// the driver ends the session with [`Session::no_longer_mirrored`] once it is not.
+    pub fn peer_is_mirror(&self) -> bool {
+        self.standing == PeerStanding::Mirror
+    }
+
     /// This side takes admission lists from the peer: a region from an aggregator, a mirror
     /// from its upstream.
     fn takes_admission_lists(&self) -> bool {
@@ -757,7 +763,9 @@ fn mirror_pair_matches(
     let reason = match standing {
         PeerStanding::Mirror => "this key is allowed as a mirror aggregator, not as a region",
         PeerStanding::Upstream => "the peer dialed as the upstream aggregator is not an aggregator",
-        _ => "this key is admitted as a region; an aggregator mirrors only when allowed as one (spindel allow NODEID --mirror)",
+        _ => {
+            "this key is admitted as a region; an aggregator mirrors only when allowed as one (spindel allow NODEID --mirror)"
+        }
     };
     Err(SessionError {
         code: ErrorCode::Role,
@@ -1286,10 +1294,7 @@ pub(super) mod tests {
 
     /// A session of `standing` on an aggregator, past the hello of an aggregator peer and
     /// its heads (with `admitted`, as an upstream sends them).
-    fn aggregator_pair(
-        standing: PeerStanding,
-        admitted: Vec<(NodeId, Option<String>)>,
-    ) -> Session {
+    fn aggregator_pair(standing: PeerStanding, admitted: Vec<(NodeId, Option<String>)>) -> Session {
         let mut s = Session::new(config(
             key(1).node_id(),
             PeerRole::Aggregator,
@@ -1432,10 +1437,7 @@ pub(super) mod tests {
             vec![],
         ));
         assert_eq!(
-            region
-                .handle(hello(PeerRole::Aggregator))
-                .unwrap_err()
-                .code,
+            region.handle(hello(PeerRole::Aggregator)).unwrap_err().code,
             ErrorCode::Role
         );
     }
