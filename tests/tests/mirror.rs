@@ -195,8 +195,19 @@ fn an_aggregator_not_allowed_as_mirror_is_refused_and_disallow_ends_one() {
         a1.log()
     );
 
-    // Allowed, then disallowed: its session ends, and later records stay away from it.
+    // Allowed: `spindel sync` bootstraps it once (a one-shot mirror session), then it runs.
     allow_mirror(&a1_dir, &a3_id);
+    let synced = spindel(&[
+        "sync",
+        "--data-dir",
+        s(&a3_dir),
+        "--aggregator",
+        &a1_peer,
+        "--json",
+    ]);
+    assert_eq!(synced.code, 0, "{synced:?}");
+    assert_eq!(heads(&a3_dir).get(&r1_id), Some(&2));
+    // Then disallowed: its session ends, and later records stay away from it.
     let a3 = NodeProc::start(
         &a3_dir,
         &["--listen", "127.0.0.1:0", "--aggregator", &a1_peer],
