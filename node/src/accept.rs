@@ -132,10 +132,11 @@ pub async fn serve_connection(
                     PeerRole::Aggregator => (admitted, list),
                     _ => (pinned, Vec::new()),
                 };
+                // An aggregator allowed to mirror this one (decision 0039): no signer, no name.
+                let mirror = mirror && role == PeerRole::Aggregator;
                 // One live signer per key: an aggregator takes one sync session per admitted
                 // region; another from the same key (a second running copy) is refused, and
                 // the live one goes on.
-                let mirror = mirror && role == PeerRole::Aggregator;
                 let signer = if role == PeerRole::Aggregator && peer_admitted {
                     let claimed = match shared.claim_signer(peer, &conn) {
                         Err(live) => shared.claim_signer_from(peer, &conn, live).await,
