@@ -318,8 +318,7 @@ impl Session {
     }
 
     /// The peer is an aggregator this node pinned: its admission list, and the authors it
-    /// relays, are trusted.
-    /// The same holds for the upstream an aggregator mirrors ([`PeerStanding::Upstream`]).
+    /// relays, are trusted. So is the upstream an aggregator mirrors ([`PeerStanding::Upstream`]).
     pub fn peer_is_pinned_aggregator(&self) -> bool {
         (self.role == PeerRole::Region && self.standing == PeerStanding::Member)
             || self.standing == PeerStanding::Upstream
