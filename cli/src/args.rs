@@ -180,7 +180,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         log: LogArgs,
     },
-    /// Aggregator: admit a region (also while the node runs).
+    /// Aggregator: admit a region, or with --mirror allow another aggregator to mirror this one
+    /// (also while the node runs).
     Allow {
         #[command(flatten)]
         dir: DataDir,
@@ -188,13 +189,19 @@ pub(crate) enum Command {
         #[arg(value_parser = parse_node_id)]
         node_id: NodeId,
         /// The region's name in the network (1-32 of a-z, 0-9, -), unique.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mirror")]
         name: Option<String>,
+        /// NODEID is an aggregator that may mirror this one (`spindel run --aggregator` this
+        /// one): it gets every admitted region's records and the admission list; it gets no
+        /// name and regions never see it.
+        #[arg(long)]
+        mirror: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
     /// Aggregator: end a region's admission (also while the node runs): its sessions are
-    /// refused, its name is freed, its new records refused; what it published stays.
+    /// refused, its name is freed, its new records refused; what it published stays. For a
+    /// mirror aggregator: it may no longer mirror this one.
     Disallow {
         #[command(flatten)]
         dir: DataDir,

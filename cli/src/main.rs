@@ -331,15 +331,28 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             dir,
             node_id,
             name,
+            mirror,
             out,
         } => {
             let request = Request::Allow {
                 node_id: node_id.to_hex(),
                 name: name.clone(),
+                mirror,
             };
-            let allowed: Allowed =
-                with_node(&dir, &request, |node| Ok(node.allow(node_id, name)?))?;
+            let allowed: Allowed = with_node(&dir, &request, |node| {
+                Ok(if mirror {
+                    node.allow_mirror(node_id)?
+                } else {
+                    node.allow(node_id, name)?
+                })
+            })?;
             output::emit(out.json, &allowed, || {
+                if allowed.mirror {
+                    return format!(
+                        "allowed {} to mirror this aggregator (it dials this one with --aggregator)",
+                        allowed.node_id
+                    );
+                }
                 format!(
                     "admitted {}{}",
                     allowed.node_id,
@@ -357,6 +370,12 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             };
             let gone: Disallowed = with_node(&dir, &request, |node| Ok(node.disallow(node_id)?))?;
             output::emit(out.json, &gone, || {
+                if gone.mirror {
+                    return format!(
+                        "{} may no longer mirror this aggregator; its live session ends",
+                        gone.node_id
+                    );
+                }
                 format!(
                     "{}{} is no longer admitted; its records stay, new ones are refused",
                     gone.node_id,

@@ -140,10 +140,11 @@ pub async fn serve_connection(
                             .into_iter()
                             .map(|(a, h)| (a, h.seq))
                             .collect();
-                        Ok((admitted, heads, n.admission_list()?))
+                        let mirror = !admitted && n.is_mirror(&peer)?;
+                        Ok((admitted, mirror, heads, n.admission_list()?))
                     })
                     .await;
-                let Ok((admitted, heads, list)) = setup else {
+                let Ok((admitted, mirror, heads, list)) = setup else {
                     break;
                 };
                 shared.pass_held_session().await;
@@ -155,6 +156,8 @@ pub async fn serve_connection(
                     PeerRole::Aggregator => (admitted, list),
                     _ => (pinned, Vec::new()),
                 };
+                // An aggregator allowed to mirror this one (decision 0039): no signer, no name.
+                let mirror = mirror && role == PeerRole::Aggregator;
                 // One live signer per key: an aggregator takes one sync session per admitted
                 // region; another from the same key (a second running copy) is refused, and
                 // the live one goes on.
@@ -185,6 +188,9 @@ pub async fn serve_connection(
                     heads,
                     standing: if peer_admitted {
                         PeerStanding::Member
+                    } else if mirror {
+                        // An aggregator allowed to mirror this one (decision 0039).
+                        PeerStanding::Mirror
                     } else {
                         PeerStanding::Stranger
                     },
@@ -197,6 +203,8 @@ pub async fn serve_connection(
                 if let Some(e) = &refused {
                     // Logged here once; the session only sends the refusal.
                     tracing::warn!(peer = %peer, address = %conn.remote_address(), error = %e, "refused a sync session");
+                } else if mirror {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), "mirror aggregator linked");
                 } else if role == PeerRole::Aggregator {
                     tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), "region linked");
                 }
@@ -215,7 +223,9 @@ pub async fn serve_connection(
                             name: name.clone(),
                             last_seen_ms: Some(crate::shared::now_ms()),
                             address: conn.remote_address().to_string(),
-                            role: if role == PeerRole::Aggregator {
+                            role: if mirror {
+                                "mirror".into()
+                            } else if role == PeerRole::Aggregator {
                                 "region".into()
                             } else {
                                 "incoming".into()
@@ -251,7 +261,10 @@ pub async fn serve_connection(
                     .err()
                     .filter(|e| !e.is_normal_end() && !closed_normally(&conn))
                     .map(ToString::to_string);
-                if role == PeerRole::Aggregator {
+                if mirror {
+                    tracing::info!(peer = %peer.short(), address = %conn.remote_address(), reason = why.as_deref().unwrap_or("-"), "mirror aggregator unlinked");
+                    shared.remove_peer(&peer_key);
+                } else if role == PeerRole::Aggregator {
                     match &why {
                         Some(e) => {
                             tracing::info!(peer = %peer.short(), name = name.as_deref().unwrap_or("-"), address = %conn.remote_address(), reason = %e, "region unlinked")

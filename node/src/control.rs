@@ -107,6 +107,9 @@ pub enum Request {
     Allow {
         node_id: String,
         name: Option<String>,
+        /// An aggregator allowed to mirror this one (`allow --mirror`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mirror: bool,
     },
     Disallow {
         node_id: String,
@@ -449,7 +452,12 @@ async fn execute(
             to_value(&shared.writer.import(job).await?)
         }
         Request::Delete { record_id } => to_value(&shared.writer.delete(record_id.parse()?).await?),
-        Request::Allow { node_id, name } => {
+        Request::Allow {
+            node_id,
+            mirror: true,
+            ..
+        } => to_value(&shared.writer.allow_mirror(node_id.parse()?).await?),
+        Request::Allow { node_id, name, .. } => {
             to_value(&shared.writer.allow(node_id.parse()?, name).await?)
         }
         Request::Disallow { node_id } => to_value(&shared.writer.disallow(node_id.parse()?).await?),

@@ -406,7 +406,13 @@ pub trait Reads: sealed::Sealed {
                 .local()
                 .store()
                 .author(peer)?
-                .is_some_and(|m| m.admitted && !m.frozen))
+                .is_some_and(|m| m.admitted && !m.frozen)
+            || self.local().store().is_mirror(peer)?)
+    }
+
+    /// Aggregator: whether `peer` is an aggregator allowed to mirror this one.
+    fn is_mirror(&self, peer: &NodeId) -> Result<bool, ReadError> {
+        Ok(self.local().store().is_mirror(peer)?)
     }
 
     /// Aggregator: every region it admitted, with the name it admitted it under.

@@ -49,18 +49,26 @@ pub enum RoleError {
         "an aggregator has no editor: a region's records are edited on the region's own node (drop --admin)"
     )]
     AggregatorEditor,
-    #[error("an aggregator does not dial other aggregators; --aggregator is for regions")]
-    AggregatorDials,
+    #[error(
+        "an aggregator mirrors at most one upstream aggregator: give one --aggregator (the one it was started from)"
+    )]
+    AggregatorMirrorsOne,
 }
 
+/// The most upstream aggregators an aggregator mirrors (`--aggregator`, decision 0039).
+pub const UPSTREAMS_MAX: usize = 1;
+
 impl NodeSettings {
-    /// The role rules: an aggregator listens, has no editor and dials no one. A region without
-    /// an aggregator is allowed (it shares nothing; the start warns).
+    /// The role rules: an aggregator listens, has no editor and dials at most one upstream
+    /// aggregator, which it mirrors. A region without an aggregator is allowed (it shares
+    /// nothing; the start warns).
     pub fn check(&self, role: Role) -> Result<(), RoleError> {
         match role {
             Role::Aggregator if self.listen.is_none() => Err(RoleError::AggregatorListens),
             Role::Aggregator if self.admin.is_some() => Err(RoleError::AggregatorEditor),
-            Role::Aggregator if !self.aggregators.is_empty() => Err(RoleError::AggregatorDials),
+            Role::Aggregator if self.aggregators.len() > UPSTREAMS_MAX => {
+                Err(RoleError::AggregatorMirrorsOne)
+            }
             _ => Ok(()),
         }
     }
@@ -284,7 +292,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_aggregator_listens_has_no_editor_and_dials_no_one() {
+    fn an_aggregator_listens_has_no_editor_and_mirrors_at_most_one_upstream() {
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let peer: PeerAddr = format!("{}@127.0.0.1:7700", "ab".repeat(32))
             .parse()
@@ -303,9 +311,11 @@ mod tests {
             agg(&|s| s.admin = Some(addr)),
             Err(RoleError::AggregatorEditor)
         );
+        // One upstream it mirrors; two are refused.
+        assert_eq!(agg(&|s| s.aggregators = vec![peer.clone()]), Ok(()));
         assert_eq!(
-            agg(&|s| s.aggregators = vec![peer.clone()]),
-            Err(RoleError::AggregatorDials)
+            agg(&|s| s.aggregators = vec![peer.clone(), peer.clone()]),
+            Err(RoleError::AggregatorMirrorsOne)
         );
         // A region may run without an aggregator (the start warns), or with an editor.
         let region = NodeSettings {

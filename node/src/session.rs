@@ -317,7 +317,16 @@ pub(crate) async fn drive_session(
                         Ok(list) => list,
                         Err(e) => return store_failed(&conn, &reader, e),
                     };
-                    if session.admission_list(list) == AdmissionOutcome::PeerNoLongerAdmitted {
+                    if session.peer_is_mirror()
+                        && !shared
+                            .blocking(move |n| Ok(n.is_mirror(&peer)?))
+                            .await
+                            .unwrap_or(false)
+                    {
+                        tracing::info!(peer = %peer.short(), "ended the session of an aggregator no longer allowed to mirror");
+                        session.no_longer_mirrored();
+                    } else if session.admission_list(list) == AdmissionOutcome::PeerNoLongerAdmitted
+                    {
                         tracing::info!(peer = %peer.short(), "ended the session of a region no longer admitted");
                     }
                 }
@@ -667,17 +676,27 @@ pub async fn session_with_aggregator(
     let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     // Subscribe before reading the heads (see serve_connection).
     let heads_rx = shared.subscribe_heads();
+    // An aggregator dials only the upstream it mirrors, and offers it the regions it admits.
+    let role = my_role(&shared.node);
     let heads = shared
-        .blocking(|n| Ok(n.heads()?.into_iter().map(|(a, h)| (a, h.seq)).collect()))
+        .blocking(|n| {
+            Ok(n.relay_heads()?
+                .into_iter()
+                .map(|(a, h)| (a, h.seq))
+                .collect())
+        })
         .await?;
     let session = Session::new(SessionConfig {
         me: shared.node.node_id(),
         peer: peer.node_id,
-        role: PeerRole::Region,
+        role,
         name: shared.node.config().name.clone(),
         heads,
-        // A dialed aggregator is pinned.
-        standing: PeerStanding::Member,
+        // A dialed aggregator is pinned (by a mirror: its upstream).
+        standing: match role {
+            PeerRole::Aggregator => PeerStanding::Upstream,
+            _ => PeerStanding::Member,
+        },
         admitted: Vec::new(),
         admissions_generation: 0,
         lifetime: match mode {

@@ -217,6 +217,10 @@ enum Job {
         name: Option<String>,
         reply: Reply<Allowed>,
     },
+    AllowMirror {
+        id: NodeId,
+        reply: Reply<Allowed>,
+    },
     Disallow {
         id: NodeId,
         reply: Reply<Disallowed>,
@@ -393,6 +397,11 @@ impl Writer {
         self.ask(|reply| Job::Allow { id, name, reply }).await
     }
 
+    /// Aggregator: allows an aggregator to mirror this one (see [`LocalNode::allow_mirror`]).
+    pub async fn allow_mirror(&self, id: NodeId) -> Result<Allowed, NodeError> {
+        self.ask(|reply| Job::AllowMirror { id, reply }).await
+    }
+
     /// Aggregator: ends a region's admission (see [`LocalNode::disallow`]); its live session
     /// ends and every connected region is sent the new admission list.
     pub async fn disallow(&self, id: NodeId) -> Result<Disallowed, NodeError> {
@@ -544,10 +553,22 @@ impl Actor {
                 }
                 let _ = reply.send(r);
             }
+            Job::AllowMirror { id, reply } => {
+                let r = self.node.allow_mirror(id);
+                if r.is_ok() {
+                    tracing::info!(aggregator = %id.short(), "allowed an aggregator to mirror this one");
+                }
+                let _ = reply.send(r);
+            }
             Job::Disallow { id, reply } => {
                 let r = self.node.disallow(id);
                 if let Ok(gone) = &r {
-                    tracing::info!(region = %id.short(), name = gone.name.as_deref().unwrap_or("-"), "a region is no longer admitted");
+                    if gone.mirror {
+                        tracing::info!(aggregator = %id.short(), "an aggregator is no longer allowed to mirror this one");
+                    } else {
+                        tracing::info!(region = %id.short(), name = gone.name.as_deref().unwrap_or("-"), "a region is no longer admitted");
+                    }
+                    // A mirror's session ends when it reads the new generation, as a region's.
                     self.events.admissions.send_modify(|g| *g += 1);
                 }
                 let _ = reply.send(r);
@@ -580,6 +601,16 @@ impl Actor {
                     .store()
                     .take_admissions(&list, &from, &me)
                     .map_err(NodeError::from);
+                // A mirror takes its upstream's list as its own: the regions it serves are
+                // sent the changed list (decision 0039).
+                let aggregator = self.node.config().role == crate::local::Role::Aggregator;
+                if aggregator
+                    && r.as_ref().is_ok_and(|c| {
+                        !(c.admitted.is_empty() && c.removed.is_empty() && c.renamed.is_empty())
+                    })
+                {
+                    self.events.admissions.send_modify(|g| *g += 1);
+                }
                 let _ = reply.send(r);
             }
             Job::ErasePending { reply } => {

@@ -187,6 +187,14 @@ pub enum NodeError {
     OwnKey(NodeId),
     #[error("{0} is not admitted here; nothing to disallow")]
     NotAdmittedHere(NodeId),
+    #[error(
+        "{0} is admitted here as a region; a key is a region or a mirror aggregator, not both (spindel disallow it first)"
+    )]
+    MirrorIsARegion(NodeId),
+    #[error(
+        "{0} is allowed here as a mirror aggregator; a key is a region or a mirror aggregator, not both (spindel disallow it first)"
+    )]
+    RegionIsAMirror(NodeId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -51,6 +51,9 @@ pub struct Imported {
 pub struct Allowed {
     pub node_id: String,
     pub name: Option<String>,
+    /// An aggregator allowed to mirror this one (`allow --mirror`): it has no name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
 }
 
 /// What `disallow` reports.
@@ -61,6 +64,9 @@ pub struct Disallowed {
     pub name: Option<String>,
     /// Always false: the region is no longer admitted.
     pub admitted: bool,
+    /// It was a mirror aggregator, now no longer allowed to mirror this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
 }
 
 /// What `delete` reports.

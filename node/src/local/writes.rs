@@ -128,12 +128,39 @@ impl LocalNode {
             },
         };
         validate_region_name(&name).map_err(NodeError::BadName)?;
+        if self.store.is_mirror(&id)? {
+            return Err(NodeError::RegionIsAMirror(id));
+        }
         let meta = self
             .store
             .admit_unique(&id, &name, &self.node_id(), &self.config.name)?;
         Ok(Allowed {
             node_id: id.to_hex(),
             name: meta.label().map(str::to_string),
+            mirror: false,
+        })
+    }
+
+    /// Aggregator: allows the aggregator `id` to mirror this one (persisted; decision 0040):
+    /// it is sent every admitted region's log and the admission list, and may send entries of
+    /// admitted regions. It gets no name and is never in the admission list.
+    pub fn allow_mirror(&self, id: NodeId) -> Result<Allowed, NodeError> {
+        if self.config.role != Role::Aggregator {
+            return Err(NodeError::NotAggregator);
+        }
+        if !id.is_usable() {
+            return Err(NodeError::WeakKey(id));
+        }
+        if id == self.node_id() {
+            return Err(NodeError::OwnKey(id));
+        }
+        if !self.store.allow_mirror(&id)? {
+            return Err(NodeError::MirrorIsARegion(id));
+        }
+        Ok(Allowed {
+            node_id: id.to_hex(),
+            name: None,
+            mirror: true,
         })
     }
 
@@ -148,6 +175,14 @@ impl LocalNode {
         if id == self.node_id() {
             return Err(NodeError::OwnKey(id));
         }
+        if self.store.disallow_mirror(&id)? {
+            return Ok(Disallowed {
+                node_id: id.to_hex(),
+                name: None,
+                admitted: false,
+                mirror: true,
+            });
+        }
         let before = self
             .store
             .disallow(&id)?
@@ -156,6 +191,7 @@ impl LocalNode {
             node_id: id.to_hex(),
             name: Some(before.name_or_key(&id)),
             admitted: false,
+            mirror: false,
         })
     }
 

@@ -10,7 +10,7 @@ use spindel_protocol::entry::Entry;
 use spindel_protocol::sync::HEADS_AUTHORS_MAX;
 
 use super::handle::Store;
-use super::keys::{k_author, k_counter, k_fork, k_vouch, key};
+use super::keys::{k_author, k_counter, k_fork, k_mirror, k_vouch, key};
 use super::types::{AdmissionChanges, AuthorMeta, ForkProof, StoreError, decode_meta, node_id_at};
 
 impl Store {
@@ -285,6 +285,38 @@ impl Store {
         };
         self.db.flush()?;
         Ok(Some(before))
+    }
+
+    /// Aggregator (`spindel allow NODEID --mirror`): `aggregator` may mirror this one. Refused
+    /// (`false`) for a key admitted as a region here: one key is one or the other.
+    pub fn allow_mirror(&self, aggregator: &NodeId) -> Result<bool, StoreError> {
+        {
+            let _guard = self
+                .write
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.author_stored(aggregator)?.is_some_and(|m| m.admitted) {
+                return Ok(false);
+            }
+            self.db.insert(k_mirror(aggregator), &b""[..])?;
+        }
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    /// Aggregator (`spindel disallow`): `aggregator` may no longer mirror this one; `false`
+    /// when it was not allowed to.
+    pub fn disallow_mirror(&self, aggregator: &NodeId) -> Result<bool, StoreError> {
+        let was = self.db.remove(k_mirror(aggregator))?.is_some();
+        if was {
+            self.db.flush()?;
+        }
+        Ok(was)
+    }
+
+    /// Whether `aggregator` is allowed to mirror this one.
+    pub fn is_mirror(&self, aggregator: &NodeId) -> Result<bool, StoreError> {
+        Ok(self.db.contains_key(k_mirror(aggregator))?)
     }
 
     /// Adds `n` to the refusal counter `reason` (refusals found before the store saw an entry,

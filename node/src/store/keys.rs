@@ -79,6 +79,10 @@ pub(super) fn k_author(a: &NodeId) -> Vec<u8> {
 pub(super) fn k_vouch(a: &NodeId, by: &NodeId) -> Vec<u8> {
     key(b'V', &[&a.0, &by.0])
 }
+/// An aggregator this aggregator's operator allowed to mirror it (`allow --mirror`).
+pub(super) fn k_mirror(a: &NodeId) -> Vec<u8> {
+    key(b'O', &[&a.0])
+}
 pub(super) fn k_received(a: &NodeId) -> Vec<u8> {
     key(b'S', &[&a.0])
 }

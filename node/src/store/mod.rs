@@ -14,6 +14,7 @@
 //! | `T`    | !updated_ms (BE), author, record_id | kind code: visible records, newest first |
 //! | `A`    | author                      | [`AuthorMeta`]                          |
 //! | `F`    | author                      | [`ForkProof`]: both signed headers      |
+//! | `O`    | aggregator                  | empty: allowed to mirror this aggregator (`allow --mirror`); never an author, never in the admission list |
 //! | `C`    | refusal reason              | u64 count                               |
 //! | `D`    | author, refusal reason      | u64 count: refusals of that author's entries |
 //! | `S`    | author                      | u64 ms (BE): when this node last accepted an entry of the author (local observation, not derived from the log) |

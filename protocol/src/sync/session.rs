@@ -130,6 +130,21 @@ pub enum PeerStanding {
     Member,
     /// Neither: the peer is told why after its hello and learns no heads.
     Stranger,
+    /// Aggregator: the peer is an aggregator this one's operator allowed to mirror it
+    /// (`spindel allow NODEID --mirror`). It gets the whole aggregate and the admission list,
+    /// and may send entries of any author (each still checked as admitted here).
+    Mirror,
+    /// Aggregator: the peer is the aggregator this one mirrors (dialed with `--aggregator`):
+    /// like a pinned aggregator at a region, its admission list becomes this node's own and
+    /// the authors it relays are vouched for.
+    Upstream,
+}
+
+impl PeerStanding {
+    /// One of the two sides of an aggregator mirroring another.
+    pub fn is_mirror_pair(self) -> bool {
+        matches!(self, PeerStanding::Mirror | PeerStanding::Upstream)
+    }
 }
 
 /// How long a session lasts.
@@ -237,7 +252,7 @@ impl Session {
             role,
             name,
         }));
-        if standing == PeerStanding::Member {
+        if standing != PeerStanding::Stranger {
             out.push_back(Output::Send(Message::Heads {
                 heads: heads.iter().map(|(a, s)| (*a, *s)).collect(),
                 admitted,
@@ -322,15 +337,30 @@ impl Session {
     }
 
     /// The peer is an aggregator this node pinned: its admission list, and the authors it
-    /// relays, are trusted.
+    /// relays, are trusted. So is the upstream an aggregator mirrors ([`PeerStanding::Upstream`]).
     pub fn peer_is_pinned_aggregator(&self) -> bool {
-        self.role == PeerRole::Region && self.standing == PeerStanding::Member
+        (self.role == PeerRole::Region && self.standing == PeerStanding::Member)
+            || self.standing == PeerStanding::Upstream
     }
 
     /// The only author whose entries this node takes from the peer: an aggregator takes a
-    /// region's own.
+    /// region's own. Between a mirror and its upstream any author may travel (each entry still
+    /// signed by its author, and its author admitted at the receiver).
     pub fn expected_author(&self) -> Option<NodeId> {
-        (self.role == PeerRole::Aggregator).then_some(self.peer_id)
+        (self.role == PeerRole::Aggregator && !self.standing.is_mirror_pair())
+            .then_some(self.peer_id)
+    }
+
+    /// Upstream aggregator: the peer is a mirror its operator allowed (`allow --mirror`);
+    /// the driver ends the session with [`Session::no_longer_mirrored`] once it is not.
+    pub fn peer_is_mirror(&self) -> bool {
+        self.standing == PeerStanding::Mirror
+    }
+
+    /// This side takes admission lists from the peer: a region from an aggregator, a mirror
+    /// from its upstream.
+    fn takes_admission_lists(&self) -> bool {
+        self.role == PeerRole::Region || self.standing == PeerStanding::Upstream
     }
 
     pub fn lifetime(&self) -> Lifetime {
@@ -381,6 +411,7 @@ impl Session {
                     (self.role, role),
                     (PeerRole::Region, PeerRole::Aggregator)
                         | (PeerRole::Aggregator, PeerRole::Region)
+                        | (PeerRole::Aggregator, PeerRole::Aggregator)
                 );
                 if !pair_ok {
                     return Err(SessionError {
@@ -389,8 +420,11 @@ impl Session {
                     });
                 }
                 if self.standing == PeerStanding::Stranger {
-                    let reason = match self.role {
-                        PeerRole::Aggregator => {
+                    let reason = match (self.role, role) {
+                        (PeerRole::Aggregator, PeerRole::Aggregator) => {
+                            "this aggregator is not allowed to mirror this one (on it: spindel allow NODEID --mirror)"
+                        }
+                        (PeerRole::Aggregator, _) => {
                             "this region is not admitted by the aggregator (spindel allow)"
                         }
                         _ => "a region syncs only with the aggregators it pinned (--aggregator)",
@@ -400,6 +434,7 @@ impl Session {
                         reason: reason.into(),
                     });
                 }
+                mirror_pair_matches(self.role, role, self.standing)?;
                 self.state = State::AwaitHeads;
                 Ok(())
             }
@@ -408,7 +443,7 @@ impl Session {
                     return Err(violation("heads list is too long"));
                 }
                 if !admitted.is_empty() {
-                    if self.role != PeerRole::Region {
+                    if !self.takes_admission_lists() {
                         return Err(violation("only an aggregator announces admitted authors"));
                     }
                     self.out.push_back(Output::Admitted(admitted));
@@ -446,7 +481,7 @@ impl Session {
                 Ok(())
             }
             (State::Syncing, Message::Admitted { admitted }) => {
-                if self.role != PeerRole::Region {
+                if !self.takes_admission_lists() {
                     return Err(violation("only an aggregator announces admitted authors"));
                 }
                 if admitted.len() > HEADS_AUTHORS_MAX {
@@ -570,7 +605,10 @@ impl Session {
     /// Aggregator: tells the region of a changed admission list (after the opening heads).
     pub fn send_admitted(&mut self, mut admitted: Vec<(NodeId, Option<String>)>) {
         admitted.truncate(HEADS_AUTHORS_MAX);
-        if self.state == State::Syncing && self.role == PeerRole::Aggregator {
+        if self.state == State::Syncing
+            && self.role == PeerRole::Aggregator
+            && self.standing != PeerStanding::Upstream
+        {
             self.out
                 .push_back(Output::Send(Message::Admitted { admitted }));
         }
@@ -659,6 +697,17 @@ impl Session {
         self.close(
             ErrorCode::NotAdmitted,
             "this region is no longer admitted by the aggregator (spindel disallow)".into(),
+        );
+    }
+
+    /// Upstream aggregator: the mirror this session serves is no longer allowed (`spindel
+    /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
+    /// refused.
+    pub fn no_longer_mirrored(&mut self) {
+        self.close(
+            ErrorCode::NotAdmitted,
+            "this aggregator is no longer allowed to mirror the upstream aggregator (spindel disallow)"
+                .into(),
         );
     }
 
@@ -789,6 +838,31 @@ impl Session {
             });
         }
     }
+}
+
+/// Between two aggregators only a mirror and its upstream sync, and only as what each side was
+/// set up as: a key allowed as a region that says it is an aggregator (or the reverse), or an
+/// upstream that turns out to be a region, is refused by role.
+fn mirror_pair_matches(
+    mine: PeerRole,
+    theirs: PeerRole,
+    standing: PeerStanding,
+) -> Result<(), SessionError> {
+    let both_aggregators = mine == PeerRole::Aggregator && theirs == PeerRole::Aggregator;
+    if both_aggregators == standing.is_mirror_pair() {
+        return Ok(());
+    }
+    let reason = match standing {
+        PeerStanding::Mirror => "this key is allowed as a mirror aggregator, not as a region",
+        PeerStanding::Upstream => "the peer dialed as the upstream aggregator is not an aggregator",
+        _ => {
+            "this key is admitted as a region; an aggregator mirrors only when allowed as one (spindel allow NODEID --mirror)"
+        }
+    };
+    Err(SessionError {
+        code: ErrorCode::Role,
+        reason: reason.into(),
+    })
 }
 
 #[cfg(test)]
@@ -1467,5 +1541,155 @@ pub(super) mod tests {
             );
             assert_eq!(region.is_closed(), lifetime == Lifetime::UntilCaughtUp);
         }
+    }
+
+    /// A session of `standing` on an aggregator, past the hello of an aggregator peer and
+    /// its heads (with `admitted`, as an upstream sends them).
+    fn aggregator_pair(standing: PeerStanding, admitted: Vec<(NodeId, Option<String>)>) -> Session {
+        let mut s = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            standing,
+            vec![],
+        ));
+        s.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Aggregator,
+            name: "nationell".into(),
+        })
+        .unwrap();
+        s.handle(Message::Heads {
+            heads: vec![],
+            admitted,
+        })
+        .unwrap();
+        assert!(s.heads_received());
+        s
+    }
+
+    /// Aggregator with aggregator: only a mirror its upstream allowed, and its upstream. The
+    /// upstream sends the mirror everything and its list, takes any author from it (no
+    /// expected author: each is checked as admitted at ingest) and trusts nothing it says of
+    /// admissions; the mirror trusts its upstream like a region its pinned aggregator and
+    /// sends it every author too, never a list. `disallow` ends the mirror's session.
+    #[test]
+    fn a_mirror_and_its_upstream_sync_as_aggregators() {
+        let list = vec![(key(3).node_id(), Some("ostra".to_string()))];
+        let other = key(9).node_id();
+        // The upstream's side.
+        let mut up = aggregator_pair(PeerStanding::Mirror, vec![]);
+        assert_eq!(up.expected_author(), None);
+        assert!(!up.peer_is_pinned_aggregator());
+        while up.poll().is_some() {}
+        up.local_head(other, 2);
+        assert_eq!(
+            up.poll(),
+            Some(Output::Load {
+                author: other,
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+        // A changed list goes to the mirror, which is never in it, and the session goes on.
+        up.admissions_changed(1);
+        while up.poll().is_some() {}
+        assert_eq!(up.admission_list(list.clone()), AdmissionOutcome::Sent);
+        assert_eq!(
+            up.poll(),
+            Some(Output::Send(Message::Admitted {
+                admitted: list.clone()
+            }))
+        );
+        assert!(!up.is_closed());
+        let err = up
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap_err();
+        assert_eq!(err.reason, "only an aggregator announces admitted authors");
+        let mut up = aggregator_pair(PeerStanding::Mirror, vec![]);
+        up.no_longer_mirrored();
+        let outs: Vec<Output> = std::iter::from_fn(|| up.poll()).collect();
+        assert!(matches!(
+            outs.last(),
+            Some(Output::Close {
+                code: ErrorCode::NotAdmitted,
+                ..
+            })
+        ));
+        // The mirror's side: the upstream's list in its heads and later is taken.
+        let mut mirror = aggregator_pair(PeerStanding::Upstream, list.clone());
+        assert_eq!(mirror.expected_author(), None);
+        assert!(mirror.peer_is_pinned_aggregator());
+        let outs: Vec<Output> = std::iter::from_fn(|| mirror.poll()).collect();
+        assert!(outs.contains(&Output::Admitted(list.clone())));
+        assert!(outs.contains(&Output::LinkUp));
+        mirror
+            .handle(Message::Admitted {
+                admitted: list.clone(),
+            })
+            .unwrap();
+        assert_eq!(mirror.poll(), Some(Output::Admitted(list.clone())));
+        // It never reads or sends a list of its own, and sends every author it holds.
+        mirror.admissions_changed(7);
+        mirror.send_admitted(list.clone());
+        assert!(mirror.poll().is_none());
+        mirror.local_head(other, 1);
+        assert_eq!(
+            mirror.poll(),
+            Some(Output::Load {
+                author: other,
+                from_seq: 1,
+                max: BATCH_ENTRIES_MAX
+            })
+        );
+    }
+
+    /// Who is refused between aggregators, and why.
+    #[test]
+    fn aggregators_that_are_no_mirror_pair_are_refused() {
+        let hello = |role| Message::Hello {
+            version: PROTOCOL_VERSION,
+            role,
+            name: "x".into(),
+        };
+        let refusal = |standing, role| {
+            let mut s = Session::new(config(
+                key(1).node_id(),
+                PeerRole::Aggregator,
+                BTreeMap::new(),
+                standing,
+                vec![],
+            ));
+            s.handle(hello(role)).unwrap_err()
+        };
+        // An aggregator key nobody allowed: not admitted, and told how.
+        let e = refusal(PeerStanding::Stranger, PeerRole::Aggregator);
+        assert_eq!(e.code, ErrorCode::NotAdmitted);
+        assert!(e.reason.contains("spindel allow NODEID --mirror"), "{e}");
+        // A region's key that says it is an aggregator, and a mirror's that says region.
+        let e = refusal(PeerStanding::Member, PeerRole::Aggregator);
+        assert_eq!(e.code, ErrorCode::Role);
+        let e = refusal(PeerStanding::Mirror, PeerRole::Region);
+        assert_eq!(
+            e.reason,
+            "this key is allowed as a mirror aggregator, not as a region"
+        );
+        // An upstream that answers as a region.
+        let e = refusal(PeerStanding::Upstream, PeerRole::Region);
+        assert_eq!(e.code, ErrorCode::Role);
+        // A region never mirrors.
+        let mut region = Session::new(config(
+            key(2).node_id(),
+            PeerRole::Region,
+            BTreeMap::new(),
+            PeerStanding::Upstream,
+            vec![],
+        ));
+        assert_eq!(
+            region.handle(hello(PeerRole::Aggregator)).unwrap_err().code,
+            ErrorCode::Role
+        );
     }
 }

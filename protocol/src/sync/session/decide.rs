@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::{Lifetime, Output, Session, State};
+use super::{Lifetime, Output, PeerStanding, Session, State};
 use crate::keys::NodeId;
 use crate::sync::message::{ErrorCode, Message, PeerRole, WANT_ENTRIES_MAX};
 
@@ -117,6 +117,7 @@ impl Session {
 
     pub(super) fn admissions_due(&self) -> bool {
         self.role == PeerRole::Aggregator
+            && self.standing != PeerStanding::Upstream
             && !self.admissions_reading
             && self.admissions_generation != self.admissions_sent
     }
@@ -135,7 +136,10 @@ impl Session {
     pub fn admission_list(&mut self, list: Vec<(NodeId, Option<String>)>) -> AdmissionOutcome {
         self.admissions_reading = false;
         let held = std::mem::take(&mut self.held_heads);
-        if !list.iter().any(|(id, _)| *id == self.peer_id) {
+        // A mirror is never in the list (it is no region); `disallow` ends it through
+        // [`Session::no_longer_mirrored`].
+        if self.standing != PeerStanding::Mirror && !list.iter().any(|(id, _)| *id == self.peer_id)
+        {
             self.no_longer_admitted();
             return AdmissionOutcome::PeerNoLongerAdmitted;
         }

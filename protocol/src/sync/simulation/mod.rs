@@ -346,10 +346,15 @@ impl SimNode {
     /// this node's heads of the batch's authors (refused ones too), for the ack.
     /// Applies a received batch: this node's heads of its authors, and per author the
     /// highest seq the peer proved it holds.
-    fn apply(&mut self, entries: Vec<SyncEntry>, from: NodeId, vouched: Vouched) -> (Heads, Heads) {
+    fn apply(
+        &mut self,
+        entries: Vec<SyncEntry>,
+        expected_author: Option<NodeId>,
+        vouched: Vouched,
+    ) -> (Heads, Heads) {
         let me = self.id();
-        // An aggregator takes from a region only the region's own entries.
-        let expected_author = (self.role == PeerRole::Aggregator).then_some(from);
+        // An aggregator takes from a region only the region's own entries (the session
+        // says: `Session::expected_author`).
         let mut authors = BTreeSet::new();
         let mut batch = Vec::with_capacity(entries.len());
         for e in entries {
@@ -361,9 +366,10 @@ impl SimNode {
                 Err(_) => *self.refused.entry("malformed").or_default() += 1,
             }
         }
-        if self.role == PeerRole::Region && vouched == Vouched::ByThePinnedAggregator {
-            // The pinned aggregator relays only authors it admitted: its sending them
-            // vouches for them (each entry must still be signed by its author).
+        if vouched == Vouched::ByThePinnedAggregator {
+            // The pinned aggregator (or a mirror's upstream) relays only authors it admitted:
+            // its sending them vouches for them (each entry must still be signed by its
+            // author).
             let vouched = authors.iter().filter(|a| **a != me && a.is_usable());
             self.admitted.extend(vouched);
         }
@@ -491,13 +497,18 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
             // The fork channel: each side hears of every proof its node learnt.
             link.r.forks_changed(nodes[link.region].forks_generation);
             link.a.forks_changed(nodes[link.agg].forks_generation);
-            let (session, node_idx, peer_idx) = if side_is_region {
-                (&mut link.r, link.region, link.agg)
+            let (session, node_idx) = if side_is_region {
+                (&mut link.r, link.region)
             } else {
-                (&mut link.a, link.agg, link.region)
+                (&mut link.a, link.agg)
             };
             let Some(out) = session.poll() else { break };
-            let peer_id = nodes[peer_idx].id();
+            let expected = session.expected_author();
+            let vouched = if session.peer_is_pinned_aggregator() {
+                Vouched::ByThePinnedAggregator
+            } else {
+                Vouched::No
+            };
             match out {
                 Output::Send(m) => {
                     if side_is_region {
@@ -520,8 +531,7 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                     session.loaded(author, batch);
                 }
                 Output::Apply { entries } => {
-                    let vouched = Vouched::ByThePinnedAggregator;
-                    let (heads, held) = nodes[node_idx].apply(entries, peer_id, vouched);
+                    let (heads, held) = nodes[node_idx].apply(entries, expected, vouched);
                     session.applied(heads, &held);
                 }
                 Output::Admitted(list) => {
@@ -534,7 +544,7 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                 Output::Tips(tips) => session.send_want(nodes[node_idx].differing(tips)),
                 Output::Want(list) => session.send_wanted(nodes[node_idx].wanted(list)),
                 Output::Wanted(entries) => {
-                    nodes[node_idx].apply(entries, peer_id, Vouched::No);
+                    nodes[node_idx].apply(entries, expected, Vouched::No);
                 }
                 Output::LinkUp | Output::OwnLogAt(_) => {}
                 Output::Checkpoint(signed) => {
@@ -646,6 +656,35 @@ fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
     };
     offer_and_relay(nodes, &mut link);
     link
+}
+
+/// A mirror aggregator's link to its upstream (decision 0039): the mirror's session is the
+/// link's `r` side (dialing, [`PeerStanding::Upstream`]), the upstream's its `a` side
+/// ([`PeerStanding::Mirror`]).
+fn connect_mirror(nodes: &[SimNode], mirror: usize, upstream: usize) -> Link {
+    let (m, u) = (&nodes[mirror], &nodes[upstream]);
+    let side = |me: &SimNode, peer: &SimNode, standing, admitted| {
+        Session::new(SessionConfig {
+            me: me.id(),
+            peer: peer.id(),
+            role: PeerRole::Aggregator,
+            name: "a".into(),
+            heads: me.heads(),
+            standing,
+            admitted,
+            admissions_generation: me.admissions_generation,
+            lifetime: Lifetime::Live,
+            now: at(0),
+        })
+    };
+    Link {
+        region: mirror,
+        agg: upstream,
+        r: side(m, u, PeerStanding::Upstream, vec![]),
+        a: side(u, m, PeerStanding::Mirror, u.admission_list()),
+        to_a: VecDeque::new(),
+        to_r: VecDeque::new(),
+    }
 }
 
 /// An aggregator's heads reach its live sessions (entries it accepted from one region go
@@ -1386,4 +1425,50 @@ fn the_timers_rescan_the_heads_and_retry_a_stalled_author() {
         "the rescan did not send the untold head"
     );
     assert!(link.r.caught_up() && link.a.caught_up());
+}
+
+/// A mirror started from an upstream aggregator (decision 0039) takes its admission list and
+/// every admitted region's log; a region linked to the mirror only reaches the upstream
+/// through it; an author only the mirror admits is refused at the upstream (each author is
+/// checked as admitted at the receiver), and nothing is refused otherwise.
+#[test]
+fn a_mirror_takes_the_aggregate_and_passes_on_what_only_it_received() {
+    // Upstream 0, mirror 1, regions 2 and 3 admitted upstream, region 4 only at the mirror.
+    let mut nodes = small_world(2);
+    nodes.insert(1, SimNode::new(key(201), PeerRole::Aggregator));
+    nodes.push(SimNode::new(key(5), PeerRole::Region));
+    let (r1, r2, r3) = (nodes[2].id(), nodes[3].id(), nodes[4].id());
+    for n in 1..=3 {
+        nodes[2].publish(n);
+    }
+    let mut r1_link = connect(&nodes, 2, 0);
+    settle(&mut nodes, &mut r1_link, |_| {});
+    assert_eq!(nodes[0].head_seq(&r1), 3);
+    let mut mirror = connect_mirror(&nodes, 1, 0);
+    settle(&mut nodes, &mut mirror, |_| {});
+    assert_eq!(nodes[1].logs[&r1].entries, nodes[2].own());
+    assert!(nodes[1].admitted.contains(&r1) && nodes[1].admitted.contains(&r2));
+    // R2 links to the mirror only: admitted there by the upstream's list.
+    for n in 1..=2 {
+        nodes[3].publish(n);
+    }
+    let mut r2_link = connect(&nodes, 3, 1);
+    settle(&mut nodes, &mut r2_link, |_| {});
+    assert_eq!(nodes[1].head_seq(&r2), 2);
+    // An author the mirror alone admits.
+    nodes[1].admitted.insert(r3);
+    nodes[4].publish(1);
+    let mut r3_link = connect(&nodes, 4, 1);
+    settle(&mut nodes, &mut r3_link, |_| {});
+    assert_eq!(nodes[1].head_seq(&r3), 1);
+    // The mirror's heads reach its link to the upstream, as its driver's heads channel.
+    for (a, seq) in nodes[1].heads() {
+        mirror.r.local_head(a, seq);
+    }
+    settle(&mut nodes, &mut mirror, |_| {});
+    assert_eq!(nodes[0].logs[&r2].entries, nodes[3].own());
+    assert!(!nodes[0].logs.contains_key(&r3));
+    assert_eq!(nodes[0].refused, BTreeMap::from([("not_admitted", 1)]));
+    assert!(nodes[1].refused.is_empty(), "{:?}", nodes[1].refused);
+    assert!(mirror.r.is_idle() && mirror.a.is_idle());
 }
