@@ -156,7 +156,7 @@ pub async fn serve_connection(
                     PeerRole::Aggregator => (admitted, list),
                     _ => (pinned, Vec::new()),
                 };
-                // An aggregator allowed to mirror this one (decision 0039): no signer, no name.
+                // An aggregator allowed to mirror this one (decision 0040): no signer, no name.
                 let mirror = mirror && role == PeerRole::Aggregator;
                 // One live signer per key: an aggregator takes one sync session per admitted
                 // region; another from the same key (a second running copy) is refused, and
@@ -189,7 +189,7 @@ pub async fn serve_connection(
                     standing: if peer_admitted {
                         PeerStanding::Member
                     } else if mirror {
-                        // An aggregator allowed to mirror this one (decision 0039).
+                        // An aggregator allowed to mirror this one (decision 0040).
                         PeerStanding::Mirror
                     } else {
                         PeerStanding::Stranger

@@ -55,7 +55,7 @@ pub enum RoleError {
     AggregatorMirrorsOne,
 }
 
-/// The most upstream aggregators an aggregator mirrors (`--aggregator`, decision 0039).
+/// The most upstream aggregators an aggregator mirrors (`--aggregator`, decision 0040).
 pub const UPSTREAMS_MAX: usize = 1;
 
 impl NodeSettings {

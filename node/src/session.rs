@@ -341,7 +341,11 @@ pub(crate) async fn drive_session(
                     match shared.writer.witness(job).await {
                         Ok(done) => {
                             log_findings(peer, &done);
-                            if let Some(c) = done.cosignature {
+                            // Regions are the witnesses: a mirror checks its upstream's
+                            // checkpoints (and logs what it finds) but does not cosign.
+                            if let Some(c) = done.cosignature
+                                && my_role(&shared.node) == PeerRole::Region
+                            {
                                 session.send_cosignatures(vec![c]);
                             }
                         }
@@ -349,11 +353,15 @@ pub(crate) async fn drive_session(
                     }
                 }
                 Output::Cosignatures(list) => {
-                    let job = WitnessJob::Cosignatures { from: peer, list };
+                    let job = WitnessJob::Cosignatures {
+                        from: peer,
+                        list,
+                        relayed: pinned,
+                    };
                     match shared.writer.witness(job).await {
                         Ok(done) => {
                             log_findings(peer, &done);
-                            if !done.kept.is_empty() && expected_author.is_some() {
+                            if !done.kept.is_empty() && !pinned {
                                 // Aggregator: every region sees who witnessed what.
                                 let _ = shared.cosignatures.send(Arc::new(done.kept));
                             }
@@ -445,7 +453,10 @@ pub(crate) async fn drive_session(
                 }
             }
             relayed = cosignatures_rx.recv() => {
-                if let Ok(list) = relayed {
+                // To the regions this aggregator serves (not to an upstream or a mirror).
+                if let Ok(list) = relayed
+                    && expected_author.is_some()
+                {
                     session.send_cosignatures(list.to_vec());
                 }
             }

@@ -602,7 +602,7 @@ impl Actor {
                     .take_admissions(&list, &from, &me)
                     .map_err(NodeError::from);
                 // A mirror takes its upstream's list as its own: the regions it serves are
-                // sent the changed list (decision 0039).
+                // sent the changed list (decision 0040).
                 let aggregator = self.node.config().role == crate::local::Role::Aggregator;
                 if aggregator
                     && r.as_ref().is_ok_and(|c| {

@@ -1,4 +1,4 @@
-//! A second aggregator started from another (decision 0039): real `spindel run` processes on
+//! A second aggregator started from another (decision 0040): real `spindel run` processes on
 //! 127.0.0.1. A mirror allowed by its upstream (`allow --mirror`) and started with
 //! `--aggregator UPSTREAM` holds the whole aggregate, sends back what only it received, and
 //! takes over when the upstream is gone; a third aggregator can be started from it.
@@ -157,9 +157,47 @@ fn a_mirror_holds_the_aggregate_and_takes_over_from_its_upstream() {
             records(dir).get(&late).map(String::as_str) == Some("skane")
         });
     }
+    // Every node's audit stays clean: R1 witnessed both aggregators, A2 its upstream, A3
+    // A2; the survivor's newest checkpoint holds the late record, cosigned by both regions.
+    eventually(
+        TRAVEL_S,
+        "A2's checkpoint with the late record cosigned by R1 and R2",
+        || {
+            let r = audit_json(&r1_dir);
+            r["aggregators"].as_array().unwrap().iter().any(|a| {
+                a["aggregator"] == a2_id.as_str()
+                    && a["latest"]["heads"].as_array().is_some_and(|h| {
+                        h.iter()
+                            .any(|h| h["region"] == r1_id.as_str() && h["seq"] == 5)
+                    })
+                    && a["latest"]["cosigned_by"]
+                        .as_array()
+                        .is_some_and(|c| c.len() == 2)
+            })
+        },
+    );
+    let witnessed: Vec<String> = audit_json(&r1_dir)["aggregators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["aggregator"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        witnessed.contains(&a1_id) && witnessed.contains(&a2_id),
+        "{witnessed:?}"
+    );
+    for dir in [&r1_dir, &r2_dir, &a2_dir, &a3_dir] {
+        let run = spindel(&["audit", "--data-dir", s(dir)]);
+        assert_eq!(run.code, 0, "{}: {}", dir.display(), run.stdout);
+    }
     for p in [r1, r2, a3, a2] {
         assert_eq!(p.terminate(10), 0);
     }
+}
+
+fn audit_json(dir: &Path) -> serde_json::Value {
+    let run = spindel(&["audit", "--data-dir", s(dir), "--json"]);
+    serde_json::from_str(&run.stdout).unwrap()
 }
 
 /// Only an aggregator its upstream's operator allowed mirrors it: another is refused with a

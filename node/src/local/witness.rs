@@ -19,7 +19,6 @@ use spindel_protocol::witness::{
     self, Context, Finding, FindingKind, Held, Verdict, check_cosignature, check_heads, staleness,
 };
 
-use super::dir::Role;
 use super::error::NodeError;
 use super::node::LocalNode;
 use crate::store::{KeptCheckpoint, StoreError, WitnessWrite};
@@ -42,11 +41,12 @@ pub enum WitnessJob {
         from: NodeId,
         heads: BTreeMap<NodeId, u64>,
     },
-    /// Cosignatures `from` a peer: on an aggregator a region's own, on a region those its
-    /// pinned aggregator relays.
+    /// Cosignatures `from` a peer: `relayed` by an aggregator this node pinned (a region's,
+    /// or a mirror's upstream), else a region's own, sent to this aggregator.
     Cosignatures {
         from: NodeId,
         list: Vec<SignedCosignature>,
+        relayed: bool,
     },
     /// Aggregator: sign a checkpoint if what it relays changed (or always, `force`).
     Sign { force: bool },
@@ -98,9 +98,11 @@ impl LocalNode {
                     ..WitnessDone::default()
                 }
             }
-            WitnessJob::Cosignatures { from, list } => {
-                self.take_cosignatures(from, list, now_ms)?
-            }
+            WitnessJob::Cosignatures {
+                from,
+                list,
+                relayed,
+            } => self.take_cosignatures(from, list, relayed, now_ms)?,
             WitnessJob::Sign { force } => WitnessDone {
                 signed: self.sign_checkpoint(force, now_ms)?,
                 ..WitnessDone::default()
@@ -215,11 +217,12 @@ impl LocalNode {
         &self,
         from: NodeId,
         list: Vec<SignedCosignature>,
+        relayed: bool,
         now_ms: u64,
     ) -> Result<WitnessDone, NodeError> {
         let store = self.store();
         let me = self.node_id();
-        let aggregator = self.config().role == Role::Aggregator;
+        let aggregator = !relayed;
         let mut done = WitnessDone::default();
         let mut write = WitnessWrite {
             aggregator: Some(if aggregator { me } else { from }),

@@ -645,8 +645,12 @@ impl Session {
 
     /// Aggregator: a new checkpoint. It goes to the peer once the session has sent every
     /// entry it names that the peer lacked (a newer one replaces it meanwhile).
+    /// Not to the upstream a mirror dialed: checkpoints go to those who pinned this node.
     pub fn offer_checkpoint(&mut self, checkpoint: Arc<VerifiedCheckpoint>) {
-        if self.role == PeerRole::Aggregator && self.state != State::Closed {
+        if self.role == PeerRole::Aggregator
+            && self.standing != PeerStanding::Upstream
+            && self.state != State::Closed
+        {
             self.pending_checkpoint = Some(checkpoint);
         }
     }
@@ -1643,6 +1647,44 @@ pub(super) mod tests {
                 from_seq: 1,
                 max: BATCH_ENTRIES_MAX
             })
+        );
+        // Checkpoints go from the upstream to its mirror (who witnesses it), never back: the
+        // upstream did not pin the mirror and would end the session.
+        let cp = crate::checkpoint::SignedCheckpoint::sign(
+            &key(1),
+            &crate::checkpoint::Checkpoint {
+                aggregator: key(1).node_id(),
+                counter: 1,
+                time_ms: 1,
+                heads: vec![],
+            },
+        );
+        let mut mirror = aggregator_pair(PeerStanding::Upstream, vec![]);
+        mirror.offer_checkpoint(Arc::new(cp.clone()));
+        let outs: Vec<Output> = std::iter::from_fn(|| mirror.poll()).collect();
+        assert!(
+            !outs
+                .iter()
+                .any(|o| matches!(o, Output::Send(Message::Checkpoint { .. }))),
+            "{outs:?}"
+        );
+        mirror
+            .handle(Message::Checkpoint {
+                checkpoint: cp.signed.clone(),
+            })
+            .unwrap();
+        let mut up = aggregator_pair(PeerStanding::Mirror, vec![]);
+        while up.poll().is_some() {}
+        up.offer_checkpoint(Arc::new(cp.clone()));
+        assert!(
+            std::iter::from_fn(|| up.poll())
+                .any(|o| matches!(o, Output::Send(Message::Checkpoint { .. })))
+        );
+        assert!(
+            up.handle(Message::Checkpoint {
+                checkpoint: cp.signed
+            })
+            .is_err()
         );
     }
 

@@ -497,12 +497,13 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
             // The fork channel: each side hears of every proof its node learnt.
             link.r.forks_changed(nodes[link.region].forks_generation);
             link.a.forks_changed(nodes[link.agg].forks_generation);
-            let (session, node_idx) = if side_is_region {
-                (&mut link.r, link.region)
+            let (session, node_idx, peer_idx) = if side_is_region {
+                (&mut link.r, link.region, link.agg)
             } else {
-                (&mut link.a, link.agg)
+                (&mut link.a, link.agg, link.region)
             };
             let Some(out) = session.poll() else { break };
+            let peer_id = nodes[peer_idx].id();
             let expected = session.expected_author();
             let vouched = if session.peer_is_pinned_aggregator() {
                 Vouched::ByThePinnedAggregator
@@ -550,7 +551,10 @@ fn drive(nodes: &mut [SimNode], link: &mut Link) {
                 Output::Checkpoint(signed) => {
                     let me = nodes[node_idx].id();
                     let acked = session.peer_heads().get(&me).copied().unwrap_or(0);
-                    if let Some(c) = nodes[node_idx].witness_checkpoint(peer_id, signed, acked) {
+                    // Regions are the witnesses: a mirror checks its upstream, never cosigns.
+                    if let Some(c) = nodes[node_idx].witness_checkpoint(peer_id, signed, acked)
+                        && nodes[node_idx].role == PeerRole::Region
+                    {
                         session.send_cosignatures(vec![c]);
                     }
                 }
@@ -658,7 +662,7 @@ fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
     link
 }
 
-/// A mirror aggregator's link to its upstream (decision 0039): the mirror's session is the
+/// A mirror aggregator's link to its upstream (decision 0040): the mirror's session is the
 /// link's `r` side (dialing, [`PeerStanding::Upstream`]), the upstream's its `a` side
 /// ([`PeerStanding::Mirror`]).
 fn connect_mirror(nodes: &[SimNode], mirror: usize, upstream: usize) -> Link {
@@ -684,6 +688,9 @@ fn connect_mirror(nodes: &[SimNode], mirror: usize, upstream: usize) -> Link {
         a: side(u, m, PeerStanding::Mirror, u.admission_list()),
         to_a: VecDeque::new(),
         to_r: VecDeque::new(),
+        offered: 0,
+        relayed: u.signer.cosignatures.len(),
+        heads_checked: false,
     }
 }
 
@@ -1427,7 +1434,7 @@ fn the_timers_rescan_the_heads_and_retry_a_stalled_author() {
     assert!(link.r.caught_up() && link.a.caught_up());
 }
 
-/// A mirror started from an upstream aggregator (decision 0039) takes its admission list and
+/// A mirror started from an upstream aggregator (decision 0040) takes its admission list and
 /// every admitted region's log; a region linked to the mirror only reaches the upstream
 /// through it; an author only the mirror admits is refused at the upstream (each author is
 /// checked as admitted at the receiver), and nothing is refused otherwise.
