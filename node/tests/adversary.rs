@@ -83,8 +83,15 @@ impl Hostile {
                         .find(|(a, _)| *a == author)
                         .map_or(0, |(_, s)| *s);
                 }
-                // The aggregate flowing back; head hashes and fork proofs after the heads.
-                Some(Message::Entries { .. } | Message::Tips { .. } | Message::Forks { .. }) => {
+                // The aggregate flowing back; head hashes, fork proofs and the aggregator's
+                // checkpoints after the heads.
+                Some(
+                    Message::Entries { .. }
+                    | Message::Tips { .. }
+                    | Message::Forks { .. }
+                    | Message::Checkpoint { .. }
+                    | Message::Cosignatures { .. },
+                ) => {
                     continue;
                 }
                 other => panic!("unexpected {other:?}"),

@@ -343,3 +343,83 @@ async fn bad_wrong_oversize_and_replayed_checkpoints_are_refused_and_counted() {
     a.running.stop().await.unwrap();
     b.running.stop().await.unwrap();
 }
+
+/// A region's side against a real aggregator: it takes a region's own cosignature of a
+/// checkpoint it signed, once; another key's, one of a checkpoint it never signed, or the same
+/// region again for that checkpoint (which it would relay to everyone) are refused and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_takes_one_cosignature_per_region_and_checkpoint() {
+    use spindel_protocol::checkpoint::SignedCosignature;
+    let region = SecretKey::generate(&mut rand_core::OsRng);
+    let agg = kit::aggregator(&[(region.node_id(), Some("skane"))]).await;
+    let peer = agg.running.peer_addr().unwrap();
+    let mut raw = kit::RawPeer::connect(&region, &peer).await;
+    // The aggregator's checkpoint arrives on the session.
+    let signed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Message::Checkpoint { checkpoint }) = raw.recv.recv().await.unwrap() {
+                return checkpoint;
+            }
+        }
+    })
+    .await
+    .expect("a checkpoint within 10 s");
+    let cp = signed.verify(Some(&agg.id)).unwrap();
+    let send = |c: SignedCosignature| Message::Cosignatures {
+        cosignatures: vec![c],
+    };
+    raw.send
+        .send(&send(SignedCosignature::sign(
+            &region,
+            &cp,
+            local::now_ms(),
+        )))
+        .await
+        .unwrap();
+    // Re-signed with another time, by another key, or of a checkpoint it did not sign.
+    raw.send
+        .send(&send(SignedCosignature::sign(
+            &region,
+            &cp,
+            local::now_ms() + 1,
+        )))
+        .await
+        .unwrap();
+    let stranger = SecretKey::generate(&mut rand_core::OsRng);
+    raw.send
+        .send(&send(SignedCosignature::sign(
+            &stranger,
+            &cp,
+            local::now_ms(),
+        )))
+        .await
+        .unwrap();
+    let other = SignedCheckpoint::sign(
+        &stranger,
+        &Checkpoint {
+            aggregator: stranger.node_id(),
+            counter: cp.checkpoint.counter,
+            time_ms: 1,
+            heads: vec![],
+        },
+    );
+    raw.send
+        .send(&send(SignedCosignature::sign(
+            &region,
+            &other,
+            local::now_ms(),
+        )))
+        .await
+        .unwrap();
+    let node = &agg.running.shared().node;
+    kit::eventually("three cosignatures refused", || {
+        node.refusals().unwrap().get("cosignature_refused").copied() == Some(3)
+    })
+    .await;
+    let report = node.audit(local::now_ms()).unwrap();
+    let latest = report.aggregators[0].latest.as_ref().unwrap();
+    assert_eq!(latest.counter, cp.checkpoint.counter);
+    assert_eq!(latest.cosigned_by.len(), 1);
+    assert_eq!(latest.cosigned_by[0].witness, region.node_id().to_hex());
+    agg.running.stop().await.unwrap();
+}

@@ -236,8 +236,13 @@ impl LocalNode {
             };
             let held = store.checkpoint_hashes(&body.aggregator, body.counter)?;
             let ok = if aggregator {
-                // A region's own cosignature of a checkpoint this aggregator signed.
-                body.witness == from && body.aggregator == me && held.contains(&body.checkpoint)
+                // A region's own cosignature of a checkpoint this aggregator signed, the first
+                // for that checkpoint: each is relayed to every region, so a region may not
+                // have it relayed again and again (re-signed with another time).
+                body.witness == from
+                    && body.aggregator == me
+                    && held.contains(&body.checkpoint)
+                    && !store.has_cosignature(&me, body.counter, &from)?
             } else {
                 // Relayed by the pinned aggregator, about itself, by a region known here.
                 body.aggregator == from

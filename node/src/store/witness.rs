@@ -160,6 +160,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a cosignature of `witness` is kept for `aggregator`'s checkpoint `counter`.
+    pub fn has_cosignature(
+        &self,
+        aggregator: &NodeId,
+        counter: u64,
+        witness: &NodeId,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .contains_key(k_cosignature(aggregator, counter, witness))?)
+    }
+
     /// Every cosignature kept of `aggregator`, newest counter first.
     pub fn all_cosignatures(
         &self,
