@@ -2,10 +2,10 @@
 //! handle every other part holds (like iroh-docs' actor and handle).
 //!
 //! Every write of a running node is a job for it: publish, import, delete, allow, a batch a
-//! peer sent, fork proofs, an aggregator's admission list, erasing purged payloads. The actor
-//! runs them one at a time, so choosing the next own seq, signing and applying can never
-//! interleave, and after each it announces what changed ([`Events`]): new heads to every live
-//! session, a new fork proof, a new admission. No write path can forget to announce.
+//! peer sent, fork proofs, an aggregator's admission list, erasing purged payloads, the
+//! witness's checkpoints. The actor runs them one at a time, so choosing the next own seq,
+//! signing and applying never interleave, and after each it announces what changed
+//! ([`Events`]): new heads, a new fork proof, a new admission. No write path forgets to.
 //!
 //! An import is long (a 50 MB file signs for tens of seconds). The actor hands it to a worker
 //! thread and keeps the own log reserved for it: own-log jobs that arrive meanwhile (publish,
@@ -27,7 +27,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::gate::Gate;
 use crate::local::{
-    Allowed, Deleted, Disallowed, Imported, LocalNode, NodeError, Published, now_ms,
+    Allowed, Deleted, Disallowed, Imported, LocalNode, NodeError, Published, WitnessDone,
+    WitnessJob, now_ms,
 };
 use crate::read::{ReadModel, Reads};
 use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
@@ -44,9 +45,8 @@ pub struct Events {
     heads: broadcast::Sender<(NodeId, u64)>,
     /// Bumped whenever this node learns of a fork, so every session passes the proof on.
     forks: watch::Sender<u64>,
-    /// Aggregator: bumped whenever an admission changes, so every region's session sends the
-    /// new list (the names regions show) before relaying entries of a newly admitted region,
-    /// stops relaying a region no longer admitted, and the session of that region ends.
+    /// Aggregator: bumped on every admission change: each session sends the new list before
+    /// relaying a newly admitted region, stops relaying one no longer admitted (whose ends).
     admissions: watch::Sender<u64>,
 }
 
@@ -242,8 +242,8 @@ enum Job {
         reply: Reply<()>,
     },
     Witness {
-        job: crate::local::WitnessJob,
-        reply: Reply<crate::local::WitnessDone>,
+        job: WitnessJob,
+        reply: Reply<WitnessDone>,
     },
     Stop {
         done: oneshot::Sender<()>,
@@ -433,12 +433,8 @@ impl Writer {
             .await
     }
 
-    /// Checkpoints and cosignatures: a region witnesses, an aggregator signs and keeps
-    /// (`crate::local::WitnessJob`).
-    pub async fn witness(
-        &self,
-        job: crate::local::WitnessJob,
-    ) -> Result<crate::local::WitnessDone, NodeError> {
+    /// Checkpoints and cosignatures: a region witnesses, an aggregator signs and keeps.
+    pub async fn witness(&self, job: WitnessJob) -> Result<WitnessDone, NodeError> {
         self.ask(|reply| Job::Witness { job, reply }).await
     }
 
@@ -555,20 +551,15 @@ impl Actor {
             }
             Job::AllowMirror { id, reply } => {
                 let r = self.node.allow_mirror(id);
-                if r.is_ok() {
-                    tracing::info!(aggregator = %id.short(), "allowed an aggregator to mirror this one");
-                }
+                tracing::info!(aggregator = %id.short(), ok = r.is_ok(), "allow an aggregator to mirror this one");
                 let _ = reply.send(r);
             }
             Job::Disallow { id, reply } => {
                 let r = self.node.disallow(id);
                 if let Ok(gone) = &r {
-                    if gone.mirror {
-                        tracing::info!(aggregator = %id.short(), "an aggregator is no longer allowed to mirror this one");
-                    } else {
-                        tracing::info!(region = %id.short(), name = gone.name.as_deref().unwrap_or("-"), "a region is no longer admitted");
-                    }
                     // A mirror's session ends when it reads the new generation, as a region's.
+                    let what = if gone.mirror { "mirror" } else { "region" };
+                    tracing::info!(key = %id.short(), name = gone.name.as_deref().unwrap_or("-"), what, "an admission ended");
                     self.events.admissions.send_modify(|g| *g += 1);
                 }
                 let _ = reply.send(r);
@@ -601,14 +592,9 @@ impl Actor {
                     .store()
                     .take_admissions(&list, &from, &me)
                     .map_err(NodeError::from);
-                // A mirror takes its upstream's list as its own: the regions it serves are
-                // sent the changed list (decision 0040).
+                // A mirror's regions are sent its upstream's changed list (decision 0040).
                 let aggregator = self.node.config().role == crate::local::Role::Aggregator;
-                if aggregator
-                    && r.as_ref().is_ok_and(|c| {
-                        !(c.admitted.is_empty() && c.removed.is_empty() && c.renamed.is_empty())
-                    })
-                {
+                if aggregator && r.as_ref().is_ok_and(AdmissionChanges::changed) {
                     self.events.admissions.send_modify(|g| *g += 1);
                 }
                 let _ = reply.send(r);

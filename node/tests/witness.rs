@@ -293,10 +293,14 @@ async fn bad_wrong_oversize_and_replayed_checkpoints_are_refused_and_counted() {
     let good = fake.sign(10, &[(a.id, a_head)]);
     fake.send(a.id, good.clone()).await;
     fake.cosignature_from(a.id).await;
-    // The same checkpoint again: a replay.
+    // The newest again (as a new session offers it): nothing to do, nothing counted. Then a
+    // newer one, and the first once more: a replay.
+    fake.send(a.id, good.clone()).await;
+    fake.send(a.id, fake.sign(11, &[(a.id, a_head)])).await;
+    fake.cosignature_from(a.id).await;
     fake.send(a.id, good.clone()).await;
     // Signed by another key in the aggregator's name.
-    let mut forged = fake.sign(11, &[(a.id, a_head)]);
+    let mut forged = fake.sign(12, &[(a.id, a_head)]);
     forged.signature = SecretKey::generate(&mut rand_core::OsRng)
         .sign(&forged.body)
         .to_vec();
@@ -307,7 +311,7 @@ async fn bad_wrong_oversize_and_replayed_checkpoints_are_refused_and_counted() {
         &other,
         &Checkpoint {
             aggregator: other.node_id(),
-            counter: 12,
+            counter: 13,
             time_ms: local::now_ms(),
             heads: vec![],
         },
@@ -336,9 +340,9 @@ async fn bad_wrong_oversize_and_replayed_checkpoints_are_refused_and_counted() {
     // Only the good one is kept, and the region's session is still up.
     let report = node.audit(local::now_ms()).unwrap();
     assert_eq!(report.aggregators.len(), 1);
-    assert_eq!(report.aggregators[0].checkpoints_kept, 1);
+    assert_eq!(report.aggregators[0].checkpoints_kept, 2);
     assert!(report.findings.is_empty(), "{:?}", report.findings);
-    fake.send(a.id, fake.sign(13, &[(a.id, a_head)])).await;
+    fake.send(a.id, fake.sign(14, &[(a.id, a_head)])).await;
     fake.cosignature_from(a.id).await;
     a.running.stop().await.unwrap();
     b.running.stop().await.unwrap();

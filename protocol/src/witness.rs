@@ -131,6 +131,9 @@ pub struct Held {
 /// What a witness decided of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// The newest checkpoint taken, once more (a new session offers it): nothing to do, and
+    /// nothing to count.
+    Again,
     /// Not kept, not cosigned; the refusal counter's name.
     Refused(&'static str),
     /// Kept; cosigned when `findings` is empty.
@@ -156,6 +159,9 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
     let c = &cp.checkpoint;
     let agg = c.aggregator;
     if ctx.same_counter.contains(&cp.hash) {
+        if view.latest.is_some_and(|l| l.hash == cp.hash) {
+            return Verdict::Again;
+        }
         return Verdict::Refused("checkpoint_replayed");
     }
     if !ctx.same_counter.is_empty() {
@@ -491,6 +497,7 @@ mod tests {
         match v {
             Verdict::Taken { findings } => findings.iter().map(|f| (f.kind, f.region)).collect(),
             Verdict::Refused(r) => panic!("refused: {r}"),
+            Verdict::Again => panic!("taken before"),
         }
     }
 
@@ -508,8 +515,11 @@ mod tests {
         assert_eq!(kinds(&witness(&mut view, &second, &c)), vec![]);
         assert_eq!(view.latest.unwrap().counter, 2);
         c.same_counter = vec![second.hash];
+        assert_eq!(witness(&mut view, &second, &c), Verdict::Again);
+        let mut c = ctx(&mine, 3, &first);
+        c.same_counter = vec![first.hash];
         assert_eq!(
-            witness(&mut view, &second, &c),
+            witness(&mut view, &first, &c),
             Verdict::Refused("checkpoint_replayed")
         );
         let c = ctx(&mine, 3, &first);

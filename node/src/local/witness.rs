@@ -164,6 +164,7 @@ impl LocalNode {
             view.since_ms = now_ms;
         }
         let mut findings = match witness::witness(&mut view, &cp, &ctx) {
+            Verdict::Again => return Ok(WitnessDone::default()),
             Verdict::Refused(reason) => {
                 store.count_refusal(reason, 1)?;
                 return Ok(WitnessDone {
@@ -244,10 +245,12 @@ impl LocalNode {
                     && held.contains(&body.checkpoint)
                     && !store.has_cosignature(&me, body.counter, &from)?
             } else {
-                // Relayed by the pinned aggregator, about itself, by a region known here.
+                // Relayed by the pinned aggregator, about itself. One by a key not known here
+                // (a region this node has not heard of yet) is left out, not counted.
+                if store.author(&body.witness)?.is_none() || body.witness == me {
+                    continue;
+                }
                 body.aggregator == from
-                    && body.witness != me
-                    && store.author(&body.witness)?.is_some()
             };
             if !ok {
                 refused += 1;

@@ -182,6 +182,13 @@ pub struct AdmissionChanges {
     pub removed: Vec<NodeId>,
 }
 
+impl AdmissionChanges {
+    /// Whether the list changed anything here.
+    pub fn changed(&self) -> bool {
+        !(self.admitted.is_empty() && self.removed.is_empty() && self.renamed.is_empty())
+    }
+}
+
 /// Proof of a fork: two different signed entries of one author with the same seq.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForkProof {

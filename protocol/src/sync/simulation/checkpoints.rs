@@ -259,6 +259,7 @@ impl SimNode {
         };
         let w = self.witness.of.get_mut(&agg).expect("made above");
         match witness::witness(&mut w.view, &cp, &ctx) {
+            Verdict::Again => None,
             Verdict::Refused(reason) => {
                 *w.refused.entry(reason).or_default() += 1;
                 None
