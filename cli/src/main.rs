@@ -478,7 +478,7 @@ fn audit(dir: &DataDir, peer: Option<&PeerAddr>, since: Option<i64>, json: bool)
         let (checkpoints, cosignatures) = runtime()?
             .block_on(spindel_node::audit_peer_as(&key, peer, Limits::default()))
             .map_err(|e| anyhow::anyhow!("{peer}: {e}"))?;
-        let bad = bundle.compare_with(&peer.node_id.short(), &checkpoints, &cosignatures, now);
+        let bad = bundle.compare_with(&peer.node_id, &checkpoints, &cosignatures, now);
         if bad > 0 {
             eprintln!(
                 "warning: {bad} checkpoints or cosignatures from {peer} did not verify and were left out"
@@ -492,7 +492,13 @@ fn audit(dir: &DataDir, peer: Option<&PeerAddr>, since: Option<i64>, json: bool)
         });
     }
     output::emit(json, &report, || output::audit_text(&report))?;
-    match report.findings.len() {
+    // Healed findings stay listed (a fact to see), but only open ones fail the audit.
+    match report
+        .findings
+        .iter()
+        .filter(|f| f.healed.is_none())
+        .count()
+    {
         0 => Ok(()),
         n => Err(FindingsFound(n).into()),
     }

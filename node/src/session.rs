@@ -191,8 +191,9 @@ pub(crate) async fn drive_session(
                     }
                 }
                 Output::Apply { entries } => {
+                    let mut batch = BTreeMap::new();
                     if pinned {
-                        note_sent(&mut sent_by_peer, &entries);
+                        note_sent(&mut batch, &entries);
                     }
                     let received = Received {
                         from: peer,
@@ -201,7 +202,16 @@ pub(crate) async fn drive_session(
                         vouched: pinned,
                     };
                     match ingest(&shared, received).await {
-                        Ok(a) => session.applied(a.heads, &a.held_by_peer),
+                        Ok(a) => {
+                            // An author whose entries this node refused in this session is
+                            // not one the aggregator withheld (`u64::MAX`: it sent them all).
+                            for (author, last) in batch {
+                                let took = a.heads.iter().any(|(x, s)| *x == author && *s >= last);
+                                let s = sent_by_peer.entry(author).or_insert(0);
+                                *s = if took { (*s).max(last) } else { u64::MAX };
+                            }
+                            session.applied(a.heads, &a.held_by_peer);
+                        }
                         Err(e) => return store_failed(&conn, &reader, e),
                     }
                 }

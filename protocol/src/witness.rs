@@ -136,8 +136,9 @@ pub enum Verdict {
     Again,
     /// Not kept, not cosigned; the refusal counter's name.
     Refused(&'static str),
-    /// Kept; cosigned when `findings` is empty.
-    Taken { findings: Vec<Finding> },
+    /// Kept; cosigned when `findings` is empty and there is no `doubt` (another entry at a
+    /// seq than this node holds: its author forked, which the fork proof will show).
+    Taken { findings: Vec<Finding>, doubt: bool },
 }
 
 /// Everything [`witness`] weighs besides the view and the checkpoint.
@@ -151,6 +152,9 @@ pub struct Context {
     pub same_counter: Vec<Hash>,
     /// What this node holds of each author the checkpoint names.
     pub held: BTreeMap<NodeId, Held>,
+    /// The authors this aggregator's admission list gives this node (it vouches for them): one
+    /// it leaves out of a checkpoint after naming it is a `rollback`.
+    pub listed: std::collections::BTreeSet<NodeId>,
 }
 
 /// Checks a checkpoint of the aggregator `view` remembers (the signature already held) and,
@@ -166,6 +170,7 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
     }
     if !ctx.same_counter.is_empty() {
         return Verdict::Taken {
+            doubt: false,
             findings: vec![finding(
                 FindingKind::SplitView,
                 agg,
@@ -188,10 +193,17 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
     if c.time_ms > ctx.now_ms.saturating_add(FUTURE_SKEW_MS_MAX) {
         return Verdict::Refused("checkpoint_from_the_future");
     }
+    // An honest counter is `max(last + 1, time in ms)`: never below the time, and above it
+    // only by a clock that stepped back. A counter far ahead of its time would let an
+    // aggregator order one region's checkpoints after another's at will.
+    if c.counter < c.time_ms || c.counter > c.time_ms.saturating_add(FUTURE_SKEW_MS_MAX) {
+        return Verdict::Refused("checkpoint_counter_not_its_time");
+    }
     if c.time_ms.saturating_add(STALE_AFTER_MS) < ctx.now_ms {
         return Verdict::Refused("checkpoint_too_old");
     }
     let mut findings = Vec::new();
+    let mut doubt = false;
     for h in &c.heads {
         if let Some(high) = view.high.get(&h.author) {
             if h.seq < high.seq {
@@ -217,17 +229,10 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
             }
         }
         if let Some(held) = ctx.held.get(&h.author) {
-            match held.at_seq {
-                Some(hash) if hash != h.hash => findings.push(finding(
-                    FindingKind::SplitView,
-                    agg,
-                    Some(h.author),
-                    format!(
-                        "checkpoint {} names another entry {} of the region than this node holds",
-                        c.counter, h.seq
-                    ),
-                )),
-                _ => {}
+            // Another entry at a seq this node holds is its author's fork (the tips and the
+            // fork proof show it), not the aggregator's doing: not cosigned, not a finding.
+            if held.at_seq.is_some_and(|hash| hash != h.hash) {
+                doubt = true;
             }
             if held.takes && held.head < h.seq && h.author != ctx.me {
                 findings.push(finding(
@@ -240,6 +245,21 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
                     ),
                 ));
             }
+        }
+    }
+    // A region this aggregator still lists, left out of its checkpoint: what it held of it
+    // is gone from the picture.
+    for (author, high) in &view.high {
+        if c.head(author).is_none() && ctx.listed.contains(author) {
+            findings.push(finding(
+                FindingKind::Rollback,
+                agg,
+                Some(*author),
+                format!(
+                    "checkpoint {} leaves out the region it still lists, checkpoint {} held it up to entry {}",
+                    c.counter, high.counter, high.seq
+                ),
+            ));
         }
     }
     let acked = view.acked.max(ctx.acked);
@@ -262,6 +282,15 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
         hash: cp.hash,
     });
     for h in &c.heads {
+        // Only authors this node knows (it holds some of their log, or takes it): a checkpoint
+        // of made-up authors does not grow what this node remembers.
+        let known = ctx
+            .held
+            .get(&h.author)
+            .is_some_and(|held| held.takes || held.head > 0);
+        if !known && !view.high.contains_key(&h.author) {
+            continue;
+        }
         let high = view.high.entry(h.author).or_insert(High {
             seq: 0,
             hash: Hash::ZERO,
@@ -275,7 +304,7 @@ pub fn witness(view: &mut AggregatorView, cp: &VerifiedCheckpoint, ctx: &Context
             };
         }
     }
-    Verdict::Taken { findings }
+    Verdict::Taken { findings, doubt }
 }
 
 /// The aggregator's opening heads (what it serves when asked) against what it signed before
@@ -454,12 +483,15 @@ mod tests {
             &agg,
             &Checkpoint {
                 aggregator: agg.node_id(),
-                counter,
-                time_ms: NOW - 1_000 + counter,
+                counter: T0 + counter,
+                time_ms: T0 + counter,
                 heads,
             },
         )
     }
+
+    /// Counters and times of the test checkpoints start here (an honest counter is its time).
+    const T0: u64 = NOW - 100_000;
 
     /// This node (key 1) holds authors 1, 2, 3 as far as `heads` says, with the same entries.
     fn ctx(heads: &[(u8, u64)], acked: u64, checkpoint: &VerifiedCheckpoint) -> Context {
@@ -490,12 +522,16 @@ mod tests {
             acked,
             same_counter: vec![],
             held,
+            listed: Default::default(),
         }
     }
 
     fn kinds(v: &Verdict) -> Vec<(FindingKind, Option<NodeId>)> {
         match v {
-            Verdict::Taken { findings } => findings.iter().map(|f| (f.kind, f.region)).collect(),
+            Verdict::Taken { findings, doubt } => {
+                assert!(!doubt, "in doubt");
+                findings.iter().map(|f| (f.kind, f.region)).collect()
+            }
             Verdict::Refused(r) => panic!("refused: {r}"),
             Verdict::Again => panic!("taken before"),
         }
@@ -513,7 +549,7 @@ mod tests {
         let second = cp(2, &[(1, 3), (2, 5), (3, 1)]);
         let mut c = ctx(&[(1, 3), (2, 5), (3, 1)], 3, &second);
         assert_eq!(kinds(&witness(&mut view, &second, &c)), vec![]);
-        assert_eq!(view.latest.unwrap().counter, 2);
+        assert_eq!(view.latest.unwrap().counter, T0 + 2);
         c.same_counter = vec![second.hash];
         assert_eq!(witness(&mut view, &second, &c), Verdict::Again);
         let mut c = ctx(&mine, 3, &first);
@@ -575,13 +611,17 @@ mod tests {
         let mut c = ctx(&[(1, 2), (2, 4)], 2, &c2);
         c.held.get_mut(&key(2).node_id()).unwrap().takes = false;
         assert_eq!(kinds(&witness(&mut view, &c2, &c)), vec![]);
-        // Another entry at a seq this node holds.
+        // Another entry at a seq this node holds: its author forked (the fork proof shows
+        // it); not the aggregator's doing, so no finding, but not cosigned either.
         let c3 = cp(3, &[(1, 2), (2, 6)]);
         let mut c = ctx(&[(1, 2), (2, 6)], 2, &c3);
         c.held.get_mut(&key(2).node_id()).unwrap().at_seq = Some(Hash([9; 32]));
         assert_eq!(
-            kinds(&witness(&mut view, &c3, &c)),
-            vec![(FindingKind::SplitView, Some(key(2).node_id()))]
+            witness(&mut view, &c3, &c),
+            Verdict::Taken {
+                findings: vec![],
+                doubt: true
+            }
         );
         // One counter, two bodies.
         let other = cp(3, &[(1, 2)]);
@@ -593,12 +633,77 @@ mod tests {
         );
     }
 
+    /// The review's holes: a counter far from its time, a listed region left out, and a
+    /// checkpoint of made-up authors.
+    #[test]
+    fn a_counter_far_from_its_time_a_region_left_out_and_made_up_authors() {
+        let agg = key(100);
+        let sign = |counter: u64, heads: Vec<CheckpointHead>| {
+            SignedCheckpoint::sign(
+                &agg,
+                &Checkpoint {
+                    aggregator: agg.node_id(),
+                    counter,
+                    time_ms: T0,
+                    heads,
+                },
+            )
+        };
+        let mut view = AggregatorView::default();
+        for counter in [T0 - 1, T0 + FUTURE_SKEW_MS_MAX + 1] {
+            let far = sign(counter, vec![]);
+            assert_eq!(
+                witness(&mut view, &far, &ctx(&[], 0, &far)),
+                Verdict::Refused("checkpoint_counter_not_its_time")
+            );
+        }
+        let first = cp(1, &[(1, 2), (2, 5)]);
+        witness(&mut view, &first, &ctx(&[(1, 2), (2, 5)], 2, &first));
+        // Region 2, still on the aggregator's list, is gone from its next checkpoint.
+        let without = cp(2, &[(1, 2)]);
+        let mut c = ctx(&[(1, 2), (2, 5)], 2, &without);
+        c.listed = [key(2).node_id()].into_iter().collect();
+        assert_eq!(
+            kinds(&witness(&mut view, &without, &c)),
+            vec![(FindingKind::Rollback, Some(key(2).node_id()))]
+        );
+        // No longer listed (its admission ended): not a finding.
+        let again = cp(3, &[(1, 2)]);
+        assert_eq!(
+            kinds(&witness(&mut view, &again, &ctx(&[(1, 2)], 2, &again))),
+            vec![]
+        );
+        // Authors this node does not know do not grow what it remembers.
+        let made_up: Vec<CheckpointHead> = (0..50u8)
+            .map(|i| CheckpointHead {
+                author: key(150 + i).node_id(),
+                seq: 1,
+                hash: Hash([i; 32]),
+            })
+            .collect();
+        let mut heads = made_up.clone();
+        heads.push(CheckpointHead {
+            author: key(1).node_id(),
+            seq: 2,
+            hash: hash(1, 2),
+        });
+        heads.sort_by_key(|h| h.author);
+        let fake = sign(T0 + 4, heads);
+        let mut c = ctx(&[(1, 2)], 2, &fake);
+        for (a, h) in c.held.iter_mut() {
+            h.takes = *a == key(1).node_id();
+        }
+        let before = view.high.len();
+        assert_eq!(kinds(&witness(&mut view, &fake, &c)), vec![]);
+        assert_eq!(view.high.len(), before);
+    }
+
     #[test]
     fn times_out_of_bounds_are_refused_and_silence_is_stale() {
         let mut view = AggregatorView::default();
         let mut future = cp(1, &[(1, 1)]);
         let c = Context {
-            now_ms: NOW - FUTURE_SKEW_MS_MAX - 10_000,
+            now_ms: T0 - FUTURE_SKEW_MS_MAX - 10_000,
             ..ctx(&[(1, 1)], 0, &future)
         };
         assert_eq!(

@@ -152,18 +152,25 @@ impl LocalNode {
                 },
             );
         }
+        let listed = store
+            .vouchers_all()?
+            .into_iter()
+            .filter(|(_, by)| by.contains(&from))
+            .map(|(a, _)| a)
+            .collect();
         let ctx = Context {
             me,
             now_ms,
             acked,
             same_counter: store.checkpoint_hashes(&from, cp.checkpoint.counter)?,
             held,
+            listed,
         };
         let mut view = store.witness_view(&from)?;
         if view.since_ms == 0 {
             view.since_ms = now_ms;
         }
-        let mut findings = match witness::witness(&mut view, &cp, &ctx) {
+        let (mut findings, doubt) = match witness::witness(&mut view, &cp, &ctx) {
             Verdict::Again => return Ok(WitnessDone::default()),
             Verdict::Refused(reason) => {
                 store.count_refusal(reason, 1)?;
@@ -172,7 +179,7 @@ impl LocalNode {
                     ..WitnessDone::default()
                 });
             }
-            Verdict::Taken { findings } => findings,
+            Verdict::Taken { findings, doubt } => (findings, doubt),
         };
         // Cosignatures relayed before the checkpoint arrived, of another one under its counter.
         for c in store.cosignatures(&from, cp.checkpoint.counter)? {
@@ -182,8 +189,7 @@ impl LocalNode {
                 findings.push(f);
             }
         }
-        let cosignature = findings
-            .is_empty()
+        let cosignature = (findings.is_empty() && !doubt)
             .then(|| SignedCosignature::sign(&self.key, &cp, now_ms));
         let counter = cp.checkpoint.counter;
         store.write_witness(
@@ -269,7 +275,9 @@ impl LocalNode {
             done.refused = Some("cosignature_refused");
         }
         done.findings = write.findings.clone();
-        store.write_witness(write, now_ms)?;
+        if !write.cosignatures.is_empty() || !write.findings.is_empty() {
+            store.write_witness(write, now_ms)?;
+        }
         Ok(done)
     }
 
@@ -474,17 +482,18 @@ impl LocalNode {
 const BUNDLE_CHECKPOINT_BYTES_MAX: usize = spindel_protocol::checkpoint::CHECKPOINT_BYTES_MAX + 128;
 
 impl AuditBundle {
-    /// Adds what comparing this node's checkpoints with another region's finds
-    /// ([`witness::compare`]; a cosignature of that region of another checkpoint than this
-    /// node holds under its counter is a split view too). Checkpoints or cosignatures whose
+    /// Adds what comparing this node's checkpoints with the region `peer`'s finds
+    /// ([`witness::compare`]; a cosignature of that region's own, of another checkpoint than
+    /// this node holds under its counter, is a split view too). Checkpoints or cosignatures whose
     /// signature fails are left out and counted in the returned number.
     pub fn compare_with(
         &mut self,
-        peer: &str,
+        peer: &NodeId,
         theirs: &[SignedCheckpoint],
         cosignatures: &[SignedCosignature],
         now_ms: u64,
     ) -> usize {
+        let label = peer.short();
         let mine: Vec<VerifiedCheckpoint> = self
             .checkpoints
             .iter()
@@ -507,12 +516,17 @@ impl AuditBundle {
                 v
             })
             .collect();
-        let mut found = witness::compare(&mine, &theirs, peer);
+        let mut found = witness::compare(&mine, &theirs, &label);
         for c in cosignatures {
             let Ok(body) = c.verify() else {
                 bad += 1;
                 continue;
             };
+            // Only the peer's own cosignatures are its word; others it passes on could be
+            // anyone's (a key made up to accuse an honest aggregator).
+            if body.witness != *peer {
+                continue;
+            }
             let held: Vec<spindel_protocol::Hash> = mine
                 .iter()
                 .filter(|m| {

@@ -116,7 +116,8 @@ impl SimNode {
         if !due {
             return false;
         }
-        self.signer.counter += 1;
+        // As a node's: above the last one, and at least the time.
+        self.signer.counter = (self.signer.counter + 1).max(self.now_ms);
         let checkpoint = Checkpoint {
             aggregator: self.id(),
             counter: self.signer.counter,
@@ -256,6 +257,8 @@ impl SimNode {
             acked,
             same_counter,
             held,
+            // As the node's vouches: what the aggregators' lists gave this region.
+            listed: self.admitted.clone(),
         };
         let w = self.witness.of.get_mut(&agg).expect("made above");
         match witness::witness(&mut w.view, &cp, &ctx) {
@@ -264,8 +267,8 @@ impl SimNode {
                 *w.refused.entry(reason).or_default() += 1;
                 None
             }
-            Verdict::Taken { findings } => {
-                let clean = findings.is_empty();
+            Verdict::Taken { findings, doubt } => {
+                let clean = findings.is_empty() && !doubt;
                 self.witness.findings.extend(findings);
                 let cosignature = clean.then(|| {
                     w.cosigned.insert(cp.checkpoint.counter, cp.hash);
