@@ -19,8 +19,9 @@ use super::types::{StoreError, corrupt, node_id_at};
 pub const CHECKPOINTS_KEPT: usize = 32;
 /// Cosignatures kept per aggregator (the newest by counter).
 pub const COSIGNATURES_KEPT: usize = 512;
-/// Bytes of one stored witness value, at most (a checkpoint of the most authors, and margin).
-const WITNESS_VALUE_BYTES_MAX: usize = CHECKPOINT_BYTES_MAX + 4096;
+/// Bytes of one stored witness value, at most: a checkpoint of the most authors, or a view
+/// of that many (an author's high-water mark is 82 bytes against a checkpoint head's 73).
+const WITNESS_VALUE_BYTES_MAX: usize = 2 * CHECKPOINT_BYTES_MAX;
 
 fn k_checkpoint(agg: &NodeId, counter: u64, hash: &Hash) -> Vec<u8> {
     key(b'W', &[&agg.0, &counter.to_be_bytes(), &hash.0])
