@@ -292,11 +292,15 @@ pub fn audit_text(r: &spindel_node::local::AuditReport) -> String {
                 let names: Vec<String> = l
                     .cosigned_by
                     .iter()
-                    .map(|c| c.name.clone().unwrap_or_else(|| c.witness[..8].to_string()))
+                    .map(|c| {
+                        c.name
+                            .clone()
+                            .unwrap_or_else(|| short(&c.witness).to_string())
+                    })
                     .collect();
                 out.push_str(&format!(
                     "aggregator {}{who}: checkpoint {} of {} ({} regions), cosigned by {}\n",
-                    &a.aggregator[..8],
+                    short(&a.aggregator),
                     l.counter,
                     l.time,
                     l.heads.len(),
@@ -309,7 +313,7 @@ pub fn audit_text(r: &spindel_node::local::AuditReport) -> String {
             }
             None => out.push_str(&format!(
                 "aggregator {}{who}: no checkpoint yet\n",
-                &a.aggregator[..8]
+                short(&a.aggregator)
             )),
         }
     }
@@ -320,7 +324,7 @@ pub fn audit_text(r: &spindel_node::local::AuditReport) -> String {
         let region = f
             .region_name
             .clone()
-            .or_else(|| f.region.as_ref().map(|r| r[..8].to_string()))
+            .or_else(|| f.region.as_deref().map(|r| short(r).to_string()))
             .map_or_else(String::new, |r| format!(" region {r}:"));
         let healed = f
             .healed
@@ -329,10 +333,15 @@ pub fn audit_text(r: &spindel_node::local::AuditReport) -> String {
         out.push_str(&format!(
             "{} aggregator {}:{region} {} (last seen {}){healed}\n",
             f.kind,
-            &f.aggregator[..8],
+            short(&f.aggregator),
             f.detail,
             f.last_seen
         ));
     }
     out.trim_end().to_string()
+}
+
+/// The first 8 characters of a key in hex (the whole text if it is shorter).
+fn short(hex: &str) -> &str {
+    hex.get(..8).unwrap_or(hex)
 }

@@ -81,13 +81,13 @@ pub(crate) async fn stale_loop(shared: Arc<Shared>) {
             .filter(|f| f.is(FindingKind::Stale))
             .map(|f| {
                 if !stale.contains(&f.aggregator) {
-                    tracing::warn!(finding = "stale", aggregator = %&f.aggregator[..8], detail = %f.detail, "audit finding");
+                    tracing::warn!(finding = "stale", aggregator = %f.aggregator.get(..8).unwrap_or(&f.aggregator), detail = %f.detail, "audit finding");
                 }
                 f.aggregator.clone()
             })
             .collect();
         for back in stale.difference(&now) {
-            tracing::info!(aggregator = %&back[..8], "a fresh checkpoint arrived from an aggregator that had gone silent");
+            tracing::info!(aggregator = %back.get(..8).unwrap_or(back), "a fresh checkpoint arrived from an aggregator that had gone silent");
         }
         stale = now;
     }

@@ -79,14 +79,6 @@ fn decode<T: Serialize + serde::de::DeserializeOwned>(
         .map_err(|e| corrupt(what, e))
 }
 
-fn counter_at(bytes: &[u8]) -> Result<u64, StoreError> {
-    bytes
-        .get(33..41)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| corrupt(hex::encode(bytes), "short key"))
-}
-
 impl Store {
     /// What this node remembers of `aggregator` (default when nothing yet).
     pub fn witness_view(&self, aggregator: &NodeId) -> Result<AggregatorView, StoreError> {
@@ -274,7 +266,6 @@ impl Store {
             if keys.len() > kept {
                 let mut batch = sled::Batch::default();
                 for k in &keys[..keys.len() - kept] {
-                    counter_at(k)?;
                     batch.remove(k.clone());
                 }
                 self.db.apply_batch(batch)?;
