@@ -258,6 +258,11 @@ pub(crate) enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// The network's charter: draw one up, sign it as a founding region, read it.
+    Charter {
+        #[command(subcommand)]
+        command: CharterCommand,
+    },
     /// Staff accounts of the editor (`run --admin`): add, list, remove, reset-password, audit.
     User {
         #[command(subcommand)]
@@ -366,6 +371,58 @@ pub(crate) fn parse_public_url(s: &str) -> std::result::Result<String, String> {
         ));
     }
     Ok(url.to_string())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CharterCommand {
+    /// Draw up a charter: the network's name, the founding regions and the threshold of
+    /// endorsements that admit (or revocations that end) a region. Signed by nobody yet:
+    /// each founding region runs `spindel charter sign` on the file.
+    New {
+        /// The network's name (1-100 characters).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Endorsements that admit a region, and revocations that end one (1 to the
+        /// number of founding regions).
+        #[arg(long, value_name = "K")]
+        threshold: u32,
+        /// A founding region: its node id (`spindel status` shows it) and its name in the
+        /// network (1-32 of a-z, 0-9, -).
+        #[arg(value_name = "NODEID=NAME", required = true, value_parser = parse_founder)]
+        founders: Vec<(NodeId, String)>,
+        /// The charter file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Sign a charter as this founding region (with the node's key); the file is rewritten
+    /// with the signature added.
+    Sign {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The charter's network, id, threshold and founding regions, and who has signed.
+    Show {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+fn parse_founder(s: &str) -> Result<(NodeId, String), String> {
+    let (id, name) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NODEID=NAME"))?;
+    let id: NodeId = id
+        .parse()
+        .map_err(|_| format!("{id:?} is not a node id (64 lowercase hex characters)"))?;
+    Ok((id, name.to_string()))
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@
 //! The work is done by `spindel_node`.
 
 mod args;
+mod charter;
 mod demo;
 mod logging;
 mod node_call;
@@ -326,6 +327,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 },
             )
         }
+        Command::Charter { command } => charter::run(command),
         Command::User { command } => users::run(command),
         Command::Allow {
             dir,

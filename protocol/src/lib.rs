@@ -18,8 +18,11 @@
 //! - [`sync`]: the wire messages, frames, and the sync session that decides every frame.
 //! - [`checkpoint`]: an aggregator's signed checkpoints and the regions' cosignatures;
 //!   [`witness`]: what a region checks of them and what it finds.
+//! - [`charter`]: a network's signed charter (founders, threshold); [`membership`]: who
+//!   belongs, replayed from the regions' endorsements and revocations.
 //! - [`time`]: RFC 3339 formatting of millisecond timestamps.
 
+pub mod charter;
 pub mod checkpoint;
 pub mod codec;
 pub mod entry;
@@ -30,6 +33,7 @@ pub mod fuzz;
 pub mod indicator;
 pub mod ingest;
 pub mod keys;
+pub mod membership;
 pub mod record;
 pub mod reference;
 pub mod schema;

@@ -64,6 +64,8 @@ pub enum Problem {
     Duplicate,
     /// Not a reference to a record, `NODEID/RECORD_ID`.
     Reference,
+    /// Not a node id: 64 lowercase hex characters of a usable ed25519 key.
+    NodeId,
     /// Not one of the values allowed.
     Choice { allowed: Vec<&'static str> },
     /// Anything else: the message says it.

@@ -281,6 +281,9 @@ pub(crate) fn problem(e: &SchemaError) -> String {
         Problem::Reference => "Ange posten som NODID/POSTID: regionens nyckel (64 tecken), ett \
              snedstreck och postens id (32 tecken), som i postens adress /post/…/…."
             .into(),
+        Problem::NodeId => "Ange regionens nyckel: 64 tecken 0-9 och a-f, som `spindel status` \
+             visar den."
+            .into(),
         Problem::Choice { .. } => "Välj ett av alternativen.".into(),
         Problem::RegionName => format!("Namnet följer inte reglerna: {}", e.message),
         Problem::NotJson => "Posten är inte JSON.".into(),

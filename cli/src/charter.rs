@@ -1,0 +1,197 @@
+//! `spindel charter ...`: a network's charter file, drawn up, signed by each founding region
+//! with its node key, and read. The rules (and the file's format) are
+//! `spindel_protocol::charter`'s; this module reads and writes the file.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use spindel_protocol::charter::{
+    CHARTER_FILE_BYTES_MAX, Charter, Examined, Founder, SignedCharter,
+};
+use spindel_protocol::time::rfc3339_ms;
+
+use crate::args::CharterCommand;
+use crate::output;
+
+/// A charter as `show` (and the other commands) print it.
+#[derive(Debug, Serialize)]
+struct Shown {
+    network: String,
+    /// The charter id: SHA-256 of the signed bytes (64 hex).
+    id: String,
+    threshold: u32,
+    created: String,
+    founders: Vec<ShownFounder>,
+    /// Every founding region signed: the charter is in force.
+    complete: bool,
+    /// The names of the founding regions that have not signed.
+    missing: Vec<String>,
+    /// Where the file is (new and sign).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShownFounder {
+    node: String,
+    name: String,
+    signed: bool,
+}
+
+fn shown(e: &Examined, file: Option<&Path>) -> Shown {
+    Shown {
+        network: e.charter.network.clone(),
+        id: e.id.to_hex(),
+        threshold: e.charter.threshold,
+        created: rfc3339_ms(e.charter.created_ms),
+        founders: e
+            .charter
+            .founders
+            .iter()
+            .map(|f| ShownFounder {
+                node: f.node.to_hex(),
+                name: f.name.clone(),
+                signed: e.signed.contains(&f.node),
+            })
+            .collect(),
+        complete: e.complete(),
+        missing: e.missing.iter().map(|f| f.name.clone()).collect(),
+        file: file.map(|p| p.display().to_string()),
+    }
+}
+
+fn table(s: &Shown) -> String {
+    let mut out = format!(
+        "charter of {:?}\nid         {}\nthreshold  {} of the members endorse a region (or revoke one)\ncreated    {}\n",
+        s.network, s.id, s.threshold, s.created
+    );
+    for f in &s.founders {
+        out.push_str(&format!(
+            "  {:<32} {}  {}\n",
+            f.name,
+            f.node,
+            if f.signed { "signed" } else { "not signed" }
+        ));
+    }
+    if s.complete {
+        out.push_str("every founding region has signed: the charter is in force");
+    } else {
+        out.push_str(&format!(
+            "not in force until signed by: {} (each runs: spindel charter sign --data-dir DIR FILE)",
+            s.missing.join(", ")
+        ));
+    }
+    out
+}
+
+/// Reads and parses a charter file, size-capped before it is read whole.
+pub(crate) fn read(path: &Path) -> Result<SignedCharter> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read the charter {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(CHARTER_FILE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read the charter {}", path.display()))?;
+    SignedCharter::from_file_text(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, synced, then
+/// renamed over it: a reader sees the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str, create_new: bool) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        if create_new {
+            // Never over another file: a hard link fails if the name is taken.
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)?;
+        } else {
+            std::fs::rename(&tmp, path)?;
+        }
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write the charter {}", path.display()))
+}
+
+pub(crate) fn run(command: CharterCommand) -> Result<()> {
+    match command {
+        CharterCommand::New {
+            name,
+            threshold,
+            founders,
+            out,
+            json,
+        } => {
+            if out.exists() {
+                bail!(
+                    "{} exists: a charter file is never overwritten (choose another --out)",
+                    out.display()
+                );
+            }
+            let mut founders: Vec<Founder> = founders
+                .into_iter()
+                .map(|(node, name)| Founder { node, name })
+                .collect();
+            founders.sort_by_key(|f| f.node);
+            let charter = Charter {
+                network: name.trim().to_string(),
+                threshold,
+                created_ms: spindel_node::local::now_ms(),
+                founders,
+            };
+            let signed = SignedCharter::new(&charter).context("the charter is refused")?;
+            write_atomically(&out, &signed.to_file_text(), true)?;
+            let s = shown(&signed.examine()?, Some(&out));
+            output::emit(json.json, &s, || {
+                format!("wrote {}\n{}", out.display(), table(&s))
+            })
+        }
+        CharterCommand::Sign { dir, file, out } => {
+            let mut signed = read(&file)?;
+            let key = spindel_node::local::node_key(&dir.data_dir)?;
+            let examined = signed
+                .sign(&key)
+                .with_context(|| format!("{}: cannot sign", file.display()))?;
+            write_atomically(&file, &signed.to_file_text(), false)?;
+            let s = shown(&examined, Some(&file));
+            output::emit(out.json, &s, || {
+                format!(
+                    "signed {} as {}\n{}",
+                    file.display(),
+                    key.node_id(),
+                    table(&s)
+                )
+            })
+        }
+        CharterCommand::Show { file, out } => {
+            let signed = read(&file)?;
+            let examined = signed
+                .examine()
+                .with_context(|| format!("{}", file.display()))?;
+            let s = shown(&examined, None);
+            output::emit(out.json, &s, || table(&s))
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Who belongs to a network with a charter, decided by the regions' own signed records and
+//! the charter alone (docs/protocol.md, "Membership"; decision 0041).
+//!
+//! Two records carry the acts: an [`Endorsement`] (a member vouches for a key under a name,
+//! possibly as the replacement of a lost, leaked or frozen key) and a [`Revocation`] (a
+//! member asks that a region's membership end). Each is an ordinary record in its author's
+//! own log, signed by it; deleting it withdraws it. [`Membership::compute`] replays every live
+//! act in one order every node agrees on, whatever order the records arrived in: by the
+//! author's signed timestamp, then author key, then seq. An act counts only if its author's
+//! region is a member at that point of the replay (and its key is the region's, its log taken
+//! that far), so an act is decided by the acts before it in that order alone, and the same
+//! records give the same members on every node.
+//!
+//! The rules, in replay order:
+//! - The charter's founders are members from the start, under their charter names.
+//! - An endorsement counts for its triple (key, name, replaced key). Once `threshold`
+//!   distinct member regions endorsed the same triple, the key is a member under that name.
+//!   A key that ever belonged to a region is never admitted again, and a name once held stays
+//!   its region's (a former member's too): a candidate under a held name waits, `blocked`.
+//! - A replacement takes the place of the region of the key it replaces: the region keeps its
+//!   name and records under its new key, and the old key's log is taken up to the highest
+//!   `upto` the counted endorsements named. A revoked region comes back this way too.
+//! - A revocation of a member counts for that member's region. At `threshold` distinct member
+//!   regions, the region is a former member, its key's log taken up to the highest `upto` the
+//!   counted revocations named.
+//! - An act that does not apply when it is replayed (endorsing a member, revoking a former
+//!   member, an act by a non-member) counts nothing, now or later. Votes of a region that
+//!   stops being a member stop counting; a change clears the votes it used.
+//!
+//! Entries of a key past its cut are not shown. Its acts count by their time: those signed
+//! before the change were made while its region was a member and count wherever they are in
+//! the log; later ones do not. Nodes take entries from every key that is or was a region's
+//! ([`Standing::Former`] included), so every node holds the same logs and replays the same
+//! acts: the seeded simulation in the tests shows that refusing entries past a cut lets nodes
+//! disagree, as a node may have taken them before it learnt of the change. Only members'
+//! connections are taken, so such entries come only from those moments.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::charter::Charter;
+use crate::keys::NodeId;
+use crate::schema::{Check, Problem, SchemaError, validate_region_name};
+
+/// The limits of the membership kinds, named.
+pub mod limits {
+    /// A revocation's reason, in characters.
+    pub const REASON_CHARS_MAX: usize = 2000;
+}
+use limits::*;
+
+/// A member vouches for `node` under `name`; with `replaces`, as the new key of that key's
+/// region, whose entries after `upto` are then refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endorsement {
+    pub node: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// With `replaces`: the last seq of the replaced key's log that stays (its head as the
+    /// endorsing region held it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upto: Option<u64>,
+}
+
+/// A member asks that `node`'s region stop being a member; its entries after `upto` (its head
+/// as the revoking region held it) are then refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    pub node: String,
+    pub reason: String,
+    pub upto: u64,
+}
+
+fn node_problem(c: &Check, field: &str, value: &str) -> Option<SchemaError> {
+    match NodeId::from_str(value) {
+        Ok(id) if id.is_usable() => None,
+        _ => Some(c.fail(
+            field,
+            Problem::NodeId,
+            format!(
+                "{field} must be a node id (64 lowercase hex characters of a usable key), got {:?}",
+                value.chars().take(80).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// Reads a membership record's JSON, trimmed, with every problem at once (in field order).
+fn read<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    text: &str,
+    trim: impl FnOnce(&mut T),
+    problems: impl FnOnce(&T, &mut Vec<SchemaError>),
+) -> Result<T, Vec<SchemaError>> {
+    let mut value: T = serde_json::from_str(text).map_err(|e| {
+        vec![SchemaError {
+            message: format!("invalid {kind} record: {e}"),
+            field: None,
+            problem: Problem::NotJson,
+        }]
+    })?;
+    trim(&mut value);
+    let mut out = Vec::new();
+    problems(&value, &mut out);
+    if out.is_empty() { Ok(value) } else { Err(out) }
+}
+
+impl Endorsement {
+    /// An endorsement from its JSON (see [`read`]).
+    pub fn from_json_all(text: &str) -> Result<Endorsement, Vec<SchemaError>> {
+        read(
+            "endorsement",
+            text,
+            Endorsement::trim,
+            Endorsement::problems,
+        )
+    }
+
+    pub(crate) fn trim(&mut self) {
+        trim(&mut self.node);
+        trim(&mut self.name);
+        if let Some(r) = &mut self.replaces {
+            trim(r);
+        }
+    }
+
+    pub(crate) fn problems(&self, out: &mut Vec<SchemaError>) {
+        let c = Check {
+            kind: "endorsement",
+        };
+        out.extend(node_problem(&c, "node", &self.node));
+        if let Err(e) = validate_region_name(&self.name) {
+            out.push(c.fail("name", Problem::RegionName, format!("name: {e}")));
+        }
+        match (&self.replaces, self.upto) {
+            (Some(old), upto) => {
+                out.extend(node_problem(&c, "replaces", old));
+                if *old == self.node {
+                    out.push(c.fail(
+                        "replaces",
+                        Problem::Other,
+                        "replaces names the endorsed key itself".into(),
+                    ));
+                }
+                if upto.is_none() {
+                    out.push(c.fail(
+                        "upto",
+                        Problem::Required,
+                        "upto is required with replaces: the replaced key's last entry that stays"
+                            .into(),
+                    ));
+                }
+            }
+            (None, Some(_)) => out.push(c.fail(
+                "upto",
+                Problem::Other,
+                "upto is given only with replaces".into(),
+            )),
+            (None, None) => {}
+        }
+    }
+}
+
+impl Revocation {
+    /// A revocation from its JSON (see [`read`]).
+    pub fn from_json_all(text: &str) -> Result<Revocation, Vec<SchemaError>> {
+        read("revocation", text, Revocation::trim, Revocation::problems)
+    }
+
+    pub(crate) fn trim(&mut self) {
+        trim(&mut self.node);
+        trim(&mut self.reason);
+    }
+
+    pub(crate) fn problems(&self, out: &mut Vec<SchemaError>) {
+        let c = Check { kind: "revocation" };
+        out.extend(node_problem(&c, "node", &self.node));
+        if let Err(e) = c.text("reason", &self.reason, 1, REASON_CHARS_MAX) {
+            out.push(e);
+        }
+    }
+}
+
+fn trim(s: &mut String) {
+    let t = s.trim();
+    if t.len() != s.len() {
+        *s = t.to_string();
+    }
+}
+
+/// One membership act: a live endorsement or revocation, with where it is in its author's log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Act {
+    /// The author's signed timestamp: the replay's order (then author, then seq).
+    pub time_ms: u64,
+    pub author: NodeId,
+    pub seq: u64,
+    pub what: What,
+}
+
+/// What an act does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum What {
+    Endorse {
+        node: NodeId,
+        name: String,
+        /// The key it replaces, and the last seq of that key's log that stays.
+        replaces: Option<(NodeId, u64)>,
+    },
+    Revoke {
+        node: NodeId,
+        upto: u64,
+    },
+}
+
+impl Act {
+    /// The act of a validated endorsement.
+    pub fn endorsement(author: NodeId, seq: u64, time_ms: u64, e: &Endorsement) -> Option<Act> {
+        let node = NodeId::from_str(&e.node).ok()?;
+        let replaces = match (&e.replaces, e.upto) {
+            (Some(old), Some(upto)) => Some((NodeId::from_str(old).ok()?, upto)),
+            (None, _) => None,
+            (Some(_), None) => return None,
+        };
+        Some(Act {
+            time_ms,
+            author,
+            seq,
+            what: What::Endorse {
+                node,
+                name: e.name.clone(),
+                replaces,
+            },
+        })
+    }
+
+    /// The act of a validated revocation.
+    pub fn revocation(author: NodeId, seq: u64, time_ms: u64, r: &Revocation) -> Option<Act> {
+        Some(Act {
+            time_ms,
+            author,
+            seq,
+            what: What::Revoke {
+                node: NodeId::from_str(&r.node).ok()?,
+                upto: r.upto,
+            },
+        })
+    }
+}
+
+/// One key of a region, in the order the region held them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionKey {
+    pub node: NodeId,
+    /// When it became the region's key (0: a founder's, from the charter).
+    pub since_ms: u64,
+    /// The last seq of its log that is taken; `None` while it is the region's live key.
+    pub until: Option<u64>,
+    /// Why it ended: `"replaced"` or `"revoked"`.
+    pub ended: Option<&'static str>,
+}
+
+/// A region of the network: its name and keys, and how it came in (and went).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub name: String,
+    pub founder: bool,
+    /// When it became a member (0 for a founder).
+    pub since_ms: u64,
+    /// The keys whose endorsements admitted it (or its latest key); empty for a founder.
+    pub endorsed_by: Vec<NodeId>,
+    pub keys: Vec<RegionKey>,
+    pub revoked: Option<Revoked>,
+}
+
+impl Region {
+    /// The region's newest key.
+    pub fn key(&self) -> NodeId {
+        self.keys.last().map_or(NodeId([0; 32]), |k| k.node)
+    }
+
+    /// A member now (not revoked).
+    pub fn active(&self) -> bool {
+        self.revoked.is_none()
+    }
+}
+
+/// How a region's membership ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revoked {
+    pub at_ms: u64,
+    /// The keys whose revocations counted.
+    pub by: Vec<NodeId>,
+}
+
+/// Endorsements of a key that have not (yet) made it a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub node: NodeId,
+    pub name: String,
+    pub replaces: Option<NodeId>,
+    /// The endorsing keys of member regions (votes of regions no longer members are left out).
+    pub endorsed_by: Vec<NodeId>,
+    /// Why it cannot take effect even at the threshold (the name is another region's).
+    pub blocked: Option<String>,
+}
+
+/// Revocations of a member region that have not (yet) ended it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRevocation {
+    pub node: NodeId,
+    pub name: String,
+    pub revoked_by: Vec<NodeId>,
+}
+
+/// What a node makes of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// A member region's live key.
+    Member { name: String },
+    /// A key whose entries are taken only up to `until`: replaced, or its region revoked.
+    Former { name: String, until: u64 },
+    /// Not a key of any region: its entries are refused.
+    Stranger,
+}
+
+/// The network's members, from the charter and the acts ([`Membership::compute`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub threshold: usize,
+    pub regions: Vec<Region>,
+    pub pending: Vec<Pending>,
+    pub pending_revocations: Vec<PendingRevocation>,
+    by_key: BTreeMap<NodeId, usize>,
+}
+
+/// An endorsement's target: the key, its name, the key it replaces.
+type Candidate = (NodeId, String, Option<NodeId>);
+
+/// The replay's state.
+struct Replay {
+    threshold: usize,
+    regions: Vec<Region>,
+    by_key: BTreeMap<NodeId, usize>,
+    /// Per candidate, each endorsing region's latest vote: (its key, the `upto` it named).
+    endorsements: BTreeMap<Candidate, BTreeMap<usize, (NodeId, u64)>>,
+    /// Per region, each revoking region's latest vote: (its key, the key named, `upto`).
+    revocations: BTreeMap<usize, BTreeMap<usize, (NodeId, NodeId, u64)>>,
+}
+
+impl Replay {
+    /// The region whose key `author` may act at `seq` (a member, and the key's log taken that
+    /// far).
+    fn voter(&self, author: &NodeId, seq: u64) -> Option<usize> {
+        let r = *self.by_key.get(author)?;
+        let region = &self.regions[r];
+        let key = region.keys.iter().find(|k| k.node == *author)?;
+        (region.active() && key.until.is_none_or(|u| seq <= u)).then_some(r)
+    }
+
+    /// The votes of regions that are members now, by voting key.
+    fn counted<T: Copy + Ord>(&self, votes: &BTreeMap<usize, T>) -> Vec<T> {
+        let mut out: Vec<T> = votes
+            .iter()
+            .filter(|(r, _)| self.regions[**r].active())
+            .map(|(_, v)| *v)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whose region holds `name` (every region keeps its name, former members too).
+    fn holder(&self, name: &str) -> Option<usize> {
+        self.regions.iter().position(|r| r.name == name)
+    }
+
+    fn endorse(
+        &mut self,
+        act: &Act,
+        voter: usize,
+        node: NodeId,
+        name: &str,
+        replaces: Option<(NodeId, u64)>,
+    ) {
+        if self.by_key.contains_key(&node) {
+            return;
+        }
+        let replaced = match replaces {
+            Some((old, _)) => match self.by_key.get(&old) {
+                Some(r) => Some(*r),
+                None => return,
+            },
+            None => None,
+        };
+        let candidate = (node, name.to_string(), replaces.map(|(old, _)| old));
+        let upto = replaces.map_or(0, |(_, u)| u);
+        self.endorsements
+            .entry(candidate.clone())
+            .or_default()
+            .insert(voter, (act.author, upto));
+        let counted = self.counted(&self.endorsements[&candidate]);
+        if counted.len() < self.threshold {
+            return;
+        }
+        if self.holder(name).is_some_and(|h| Some(h) != replaced) {
+            return;
+        }
+        let endorsed_by: Vec<NodeId> = counted.iter().map(|(k, _)| *k).collect();
+        let key = RegionKey {
+            node,
+            since_ms: act.time_ms,
+            until: None,
+            ended: None,
+        };
+        let index = match replaced {
+            Some(r) => {
+                let old = candidate.2;
+                let until = counted.iter().map(|(_, u)| *u).max().unwrap_or(0);
+                let region = &mut self.regions[r];
+                for k in region.keys.iter_mut().filter(|k| k.until.is_none()) {
+                    // The named key keeps what the endorsements named; any other open key of
+                    // the region (none today) keeps nothing.
+                    k.until = Some(if Some(k.node) == old { until } else { 0 });
+                    k.ended = Some("replaced");
+                }
+                region.keys.push(key);
+                region.name = name.to_string();
+                region.endorsed_by = endorsed_by;
+                region.revoked = None;
+                self.revocations.remove(&r);
+                r
+            }
+            None => {
+                self.regions.push(Region {
+                    name: name.to_string(),
+                    founder: false,
+                    since_ms: act.time_ms,
+                    endorsed_by,
+                    keys: vec![key],
+                    revoked: None,
+                });
+                self.regions.len() - 1
+            }
+        };
+        self.by_key.insert(node, index);
+        self.endorsements.retain(|(n, _, _), _| *n != node);
+    }
+
+    fn revoke(&mut self, act: &Act, voter: usize, node: NodeId, upto: u64) {
+        let Some(&target) = self.by_key.get(&node) else {
+            return;
+        };
+        if !self.regions[target].active() {
+            return;
+        }
+        self.revocations
+            .entry(target)
+            .or_default()
+            .insert(voter, (act.author, node, upto));
+        let counted = self.counted(&self.revocations[&target]);
+        if counted.len() < self.threshold {
+            return;
+        }
+        let region = &mut self.regions[target];
+        for k in region.keys.iter_mut().filter(|k| k.until.is_none()) {
+            let until = counted
+                .iter()
+                .filter(|(_, named, _)| *named == k.node)
+                .map(|(_, _, u)| *u)
+                .max()
+                .unwrap_or(0);
+            k.until = Some(until);
+            k.ended = Some("revoked");
+        }
+        region.revoked = Some(Revoked {
+            at_ms: act.time_ms,
+            by: counted.iter().map(|(k, _, _)| *k).collect(),
+        });
+        self.revocations.remove(&target);
+    }
+}
+
+impl Membership {
+    /// Replays `acts` (in any order; duplicates of one author and seq are taken once) from
+    /// the charter: see the module docs.
+    pub fn compute(charter: &Charter, acts: impl IntoIterator<Item = Act>) -> Membership {
+        let mut acts: Vec<Act> = acts.into_iter().collect();
+        acts.sort();
+        acts.dedup_by(|a, b| a.author == b.author && a.seq == b.seq);
+        Replay::run(charter, &acts).finish()
+    }
+}
+
+impl Replay {
+    fn run(charter: &Charter, acts: &[Act]) -> Replay {
+        let mut replay = Replay {
+            threshold: charter.threshold.max(1) as usize,
+            regions: Vec::with_capacity(charter.founders.len()),
+            by_key: BTreeMap::new(),
+            endorsements: BTreeMap::new(),
+            revocations: BTreeMap::new(),
+        };
+        for f in &charter.founders {
+            replay.by_key.insert(f.node, replay.regions.len());
+            replay.regions.push(Region {
+                name: f.name.clone(),
+                founder: true,
+                since_ms: 0,
+                endorsed_by: Vec::new(),
+                keys: vec![RegionKey {
+                    node: f.node,
+                    since_ms: 0,
+                    until: None,
+                    ended: None,
+                }],
+                revoked: None,
+            });
+        }
+        for act in acts {
+            let Some(voter) = replay.voter(&act.author, act.seq) else {
+                continue;
+            };
+            match &act.what {
+                What::Endorse {
+                    node,
+                    name,
+                    replaces,
+                } => replay.endorse(act, voter, *node, name, *replaces),
+                What::Revoke { node, upto } => replay.revoke(act, voter, *node, *upto),
+            }
+        }
+        replay
+    }
+
+    fn finish(self) -> Membership {
+        let replay = self;
+        let pending = replay
+            .endorsements
+            .iter()
+            .filter_map(|((node, name, replaces), votes)| {
+                let counted = replay.counted(votes);
+                let replaced = replaces.and_then(|old| replay.by_key.get(&old).copied());
+                (!counted.is_empty()).then(|| Pending {
+                    node: *node,
+                    name: name.clone(),
+                    replaces: *replaces,
+                    endorsed_by: counted.iter().map(|(k, _)| *k).collect(),
+                    blocked: replay
+                        .holder(name)
+                        .filter(|h| Some(*h) != replaced)
+                        .map(|h| format!("the name is held by {}", replay.regions[h].key())),
+                })
+            })
+            .collect();
+        let pending_revocations = replay
+            .revocations
+            .iter()
+            .filter_map(|(target, votes)| {
+                let counted = replay.counted(votes);
+                let region = &replay.regions[*target];
+                (!counted.is_empty() && region.active()).then(|| PendingRevocation {
+                    node: region.key(),
+                    name: region.name.clone(),
+                    revoked_by: counted.iter().map(|(k, _, _)| *k).collect(),
+                })
+            })
+            .collect();
+        Membership {
+            threshold: replay.threshold,
+            regions: replay.regions,
+            pending,
+            pending_revocations,
+            by_key: replay.by_key,
+        }
+    }
+}
+
+impl Membership {
+    /// What this network makes of `key`.
+    pub fn standing(&self, key: &NodeId) -> Standing {
+        let Some(region) = self.region_of(key) else {
+            return Standing::Stranger;
+        };
+        match region.keys.iter().find(|k| k.node == *key) {
+            Some(k) if region.active() && k.until.is_none() => Standing::Member {
+                name: region.name.clone(),
+            },
+            Some(k) => Standing::Former {
+                name: region.name.clone(),
+                until: k.until.unwrap_or(0),
+            },
+            None => Standing::Stranger,
+        }
+    }
+
+    /// The region `key` is (or was) a key of.
+    pub fn region_of(&self, key: &NodeId) -> Option<&Region> {
+        self.by_key.get(key).map(|i| &self.regions[*i])
+    }
+
+    /// The live keys of the member regions, with their names.
+    pub fn members(&self) -> impl Iterator<Item = (NodeId, &str)> + '_ {
+        self.regions
+            .iter()
+            .filter(|r| r.active())
+            .map(|r| (r.key(), r.name.as_str()))
+    }
+
+    /// Every key that ever belonged to a region, with what is taken of its log.
+    pub fn keys(&self) -> impl Iterator<Item = (NodeId, Standing)> + '_ {
+        self.by_key.keys().map(|k| (*k, self.standing(k)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,547 @@
+//! The membership rules one by one, then a seeded simulation: nodes that take the same logs in
+//! random orders (and refuse what their membership of the moment refuses) end with the same
+//! members.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::charter::Founder;
+use crate::keys::SecretKey;
+
+fn id(n: u8) -> NodeId {
+    SecretKey::from_bytes(&[n; 32]).node_id()
+}
+
+fn charter(founders: &[(u8, &str)], threshold: u32) -> Charter {
+    let mut founders: Vec<Founder> = founders
+        .iter()
+        .map(|(n, name)| Founder {
+            node: id(*n),
+            name: name.to_string(),
+        })
+        .collect();
+    founders.sort_by_key(|f| f.node);
+    Charter {
+        network: "SOUL".into(),
+        threshold,
+        created_ms: 1,
+        founders,
+    }
+}
+
+fn endorse(by: u8, seq: u64, t: u64, node: u8, name: &str) -> Act {
+    Act {
+        time_ms: t,
+        author: id(by),
+        seq,
+        what: What::Endorse {
+            node: id(node),
+            name: name.into(),
+            replaces: None,
+        },
+    }
+}
+
+fn replace(by: u8, seq: u64, t: u64, node: u8, name: &str, old: u8, upto: u64) -> Act {
+    Act {
+        time_ms: t,
+        author: id(by),
+        seq,
+        what: What::Endorse {
+            node: id(node),
+            name: name.into(),
+            replaces: Some((id(old), upto)),
+        },
+    }
+}
+
+fn revoke(by: u8, seq: u64, t: u64, node: u8, upto: u64) -> Act {
+    Act {
+        time_ms: t,
+        author: id(by),
+        seq,
+        what: What::Revoke {
+            node: id(node),
+            upto,
+        },
+    }
+}
+
+fn three() -> Charter {
+    charter(&[(1, "skane"), (2, "dalarna"), (3, "stockholm")], 2)
+}
+
+fn member(name: &str) -> Standing {
+    Standing::Member { name: name.into() }
+}
+
+#[test]
+fn founders_are_members_and_threshold_endorsements_admit() {
+    let c = three();
+    let m = Membership::compute(&c, []);
+    assert_eq!(m.standing(&id(1)), member("skane"));
+    assert_eq!(m.standing(&id(9)), Standing::Stranger);
+    assert_eq!(m.members().count(), 3);
+
+    let one = Membership::compute(&c, [endorse(1, 5, 10, 4, "gotland")]);
+    assert_eq!(one.standing(&id(4)), Standing::Stranger);
+    assert_eq!(one.pending.len(), 1);
+    assert_eq!(one.pending[0].endorsed_by, [id(1)]);
+
+    let acts = [
+        endorse(1, 5, 10, 4, "gotland"),
+        endorse(2, 3, 20, 4, "gotland"),
+    ];
+    let two = Membership::compute(&c, acts.clone());
+    assert_eq!(two.standing(&id(4)), member("gotland"));
+    assert!(two.pending.is_empty());
+    let region = two.region_of(&id(4)).unwrap();
+    assert_eq!(region.since_ms, 20);
+    let mut want = vec![id(1), id(2)];
+    want.sort();
+    assert_eq!(region.endorsed_by, want);
+    // Any order of the same acts, and a duplicate, give the same members.
+    let mut rev = acts.to_vec();
+    rev.reverse();
+    rev.push(acts[0].clone());
+    assert_eq!(Membership::compute(&c, rev), two);
+}
+
+#[test]
+fn acts_of_non_members_and_acts_that_do_not_apply_count_nothing() {
+    let c = three();
+    // 9 is no member: its endorsement is no vote, now or later.
+    let m = Membership::compute(
+        &c,
+        [
+            endorse(9, 1, 5, 4, "gotland"),
+            endorse(1, 1, 10, 4, "gotland"),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), Standing::Stranger);
+    // An act signed before its author was a member counts nothing either: 4 endorsed 5 at
+    // t=5, and was admitted at t=20.
+    let m = Membership::compute(
+        &c,
+        [
+            endorse(4, 1, 5, 5, "halland"),
+            endorse(1, 1, 10, 4, "gotland"),
+            endorse(2, 1, 20, 4, "gotland"),
+            endorse(1, 2, 30, 5, "halland"),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), member("gotland"));
+    assert_eq!(m.standing(&id(5)), Standing::Stranger);
+    assert_eq!(m.pending[0].endorsed_by, [id(1)]);
+    // Revoking a region that is not a member yet is no vote.
+    let m = Membership::compute(
+        &c,
+        [
+            revoke(1, 1, 5, 4, 0),
+            endorse(2, 1, 10, 4, "gotland"),
+            endorse(3, 1, 20, 4, "gotland"),
+            revoke(2, 2, 30, 4, 7),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), member("gotland"));
+    assert_eq!(m.pending_revocations[0].revoked_by, [id(2)]);
+    // Endorsements that differ in name are different votes.
+    let m = Membership::compute(
+        &c,
+        [
+            endorse(1, 1, 10, 4, "gotland"),
+            endorse(2, 1, 20, 4, "oland"),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), Standing::Stranger);
+    assert_eq!(m.pending.len(), 2);
+}
+
+#[test]
+fn revocation_ends_a_region_at_the_highest_point_named() {
+    let c = three();
+    let m = Membership::compute(&c, [revoke(1, 1, 10, 3, 40), revoke(2, 1, 20, 3, 42)]);
+    assert_eq!(
+        m.standing(&id(3)),
+        Standing::Former {
+            name: "stockholm".into(),
+            until: 42
+        }
+    );
+    let region = m.region_of(&id(3)).unwrap();
+    let mut want = vec![id(1), id(2)];
+    want.sort();
+    assert_eq!(region.revoked.as_ref().unwrap().by, want);
+    assert_eq!(region.keys[0].ended, Some("revoked"));
+    // Its later acts count nothing; acts before the cut counted while it was a member.
+    let m = Membership::compute(
+        &c,
+        [
+            endorse(3, 5, 5, 4, "gotland"),
+            revoke(1, 1, 10, 3, 40),
+            revoke(2, 1, 20, 3, 42),
+            endorse(1, 2, 30, 4, "gotland"),
+            endorse(3, 43, 35, 5, "halland"),
+        ],
+    );
+    assert_eq!(
+        m.standing(&id(4)),
+        Standing::Stranger,
+        "3's vote stopped counting"
+    );
+    assert_eq!(m.pending[0].endorsed_by, [id(1)]);
+    // A revoked key is never admitted again; its name stays its region's.
+    let m = Membership::compute(
+        &c,
+        [
+            revoke(1, 1, 10, 3, 40),
+            revoke(2, 1, 20, 3, 42),
+            endorse(1, 2, 30, 3, "stockholm"),
+            endorse(2, 2, 40, 3, "stockholm"),
+            endorse(1, 3, 50, 6, "stockholm"),
+            endorse(2, 3, 60, 6, "stockholm"),
+        ],
+    );
+    assert!(matches!(m.standing(&id(3)), Standing::Former { .. }));
+    assert_eq!(m.standing(&id(6)), Standing::Stranger);
+    assert!(m.pending[0].blocked.is_some(), "{:?}", m.pending);
+    // ... but the region comes back under a new key endorsed as its replacement.
+    let m = Membership::compute(
+        &c,
+        [
+            revoke(1, 1, 10, 3, 40),
+            revoke(2, 1, 20, 3, 42),
+            replace(1, 2, 30, 6, "stockholm", 3, 42),
+            replace(2, 2, 40, 6, "stockholm", 3, 42),
+        ],
+    );
+    assert_eq!(m.standing(&id(6)), member("stockholm"));
+    assert_eq!(m.region_of(&id(3)).unwrap().keys.len(), 2);
+}
+
+#[test]
+fn a_replacement_takes_the_region_and_ends_the_old_key() {
+    let c = three();
+    let m = Membership::compute(
+        &c,
+        [
+            replace(1, 1, 10, 7, "dalarna", 2, 12),
+            replace(3, 1, 20, 7, "dalarna", 2, 15),
+        ],
+    );
+    assert_eq!(m.standing(&id(7)), member("dalarna"));
+    assert_eq!(
+        m.standing(&id(2)),
+        Standing::Former {
+            name: "dalarna".into(),
+            until: 15
+        }
+    );
+    let region = m.region_of(&id(7)).unwrap();
+    assert!(
+        region.founder,
+        "the region is the founder, under its new key"
+    );
+    assert_eq!(region.keys[0].ended, Some("replaced"));
+    assert_eq!(m.members().count(), 3);
+    // Another region's name is not taken by a replacement.
+    let m = Membership::compute(
+        &c,
+        [
+            replace(1, 1, 10, 7, "skane", 2, 12),
+            replace(3, 1, 20, 7, "skane", 2, 15),
+        ],
+    );
+    assert_eq!(m.standing(&id(7)), Standing::Stranger);
+    assert!(m.pending[0].blocked.is_some());
+}
+
+#[test]
+fn two_keys_wanting_one_name_the_first_to_the_threshold_wins() {
+    let c = three();
+    let acts = [
+        endorse(1, 1, 10, 4, "gotland"),
+        endorse(1, 2, 11, 5, "gotland"),
+        endorse(2, 1, 30, 5, "gotland"),
+        endorse(3, 1, 40, 4, "gotland"),
+    ];
+    let m = Membership::compute(&c, acts);
+    assert_eq!(m.standing(&id(5)), member("gotland"));
+    assert_eq!(m.standing(&id(4)), Standing::Stranger);
+    assert!(m.pending[0].blocked.is_some());
+}
+
+/// One log entry of the simulation.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Any other record.
+    Plain,
+    Act(What),
+    /// A tombstone of the act at this seq (withdrawn).
+    Withdraw(u64),
+}
+
+/// One author's log: (time, step) per seq (seq = index + 1).
+type Log = Vec<(u64, Step)>;
+
+/// A node of the simulation: what it holds of each log, and the members it computes.
+struct SimNode {
+    held: BTreeMap<NodeId, usize>,
+}
+
+impl SimNode {
+    fn acts(&self, logs: &BTreeMap<NodeId, Log>) -> Vec<Act> {
+        let mut out = Vec::new();
+        for (author, n) in &self.held {
+            let log = &logs[author][..*n];
+            for (i, (t, step)) in log.iter().enumerate() {
+                let seq = i as u64 + 1;
+                let withdrawn = log
+                    .iter()
+                    .any(|(_, s)| matches!(s, Step::Withdraw(w) if *w == seq));
+                if let (Step::Act(what), false) = (step, withdrawn) {
+                    out.push(Act {
+                        time_ms: *t,
+                        author: *author,
+                        seq,
+                        what: what.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn membership(&mut self, c: &Charter, logs: &BTreeMap<NodeId, Log>) -> Membership {
+        Membership::compute(c, self.acts(logs))
+    }
+
+    /// Takes the next entry of `author` if it is (or was) a region's key: entries past a
+    /// cut are held (so every node holds the same log) and count nothing.
+    fn offer(&mut self, c: &Charter, logs: &BTreeMap<NodeId, Log>, author: NodeId) -> bool {
+        let held = self.held.get(&author).copied().unwrap_or(0);
+        if held >= logs[&author].len() {
+            return false;
+        }
+        let takes = self.membership(c, logs).standing(&author) != Standing::Stranger;
+        if takes {
+            self.held.insert(author, held + 1);
+        }
+        takes
+    }
+}
+
+fn scenario(rng: &mut StdRng) -> (Charter, BTreeMap<NodeId, Log>) {
+    const NAMES: [&str; 6] = [
+        "gotland", "oland", "halland", "varmland", "skane", "blekinge",
+    ];
+    let founders = rng.gen_range(2..=5u8);
+    let threshold = rng.gen_range(1..=u32::from(founders));
+    let list: Vec<(u8, String)> = (1..=founders).map(|n| (n, format!("f{n}"))).collect();
+    let refs: Vec<(u8, &str)> = list.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let c = charter(&refs, threshold);
+    let keys: Vec<u8> = (1..=founders + rng.gen_range(2..=5u8)).collect();
+    let mut logs = BTreeMap::new();
+    for &k in &keys {
+        let mut log: Log = Vec::new();
+        for _ in 0..rng.gen_range(0..10) {
+            let t = rng.gen_range(0..1000u64);
+            let target = keys[rng.gen_range(0..keys.len())];
+            let step = match rng.gen_range(0..10) {
+                0..=2 => Step::Plain,
+                3..=5 => Step::Act(What::Endorse {
+                    node: id(target),
+                    name: NAMES[rng.gen_range(0..NAMES.len())].into(),
+                    replaces: None,
+                }),
+                6 => {
+                    let old = keys[rng.gen_range(0..keys.len())];
+                    Step::Act(What::Endorse {
+                        node: id(target),
+                        name: NAMES[rng.gen_range(0..NAMES.len())].into(),
+                        replaces: Some((id(old), rng.gen_range(0..6))),
+                    })
+                }
+                7 | 8 => Step::Act(What::Revoke {
+                    node: id(target),
+                    upto: rng.gen_range(0..8),
+                }),
+                _ => match log.iter().position(|(_, s)| matches!(s, Step::Act(_))) {
+                    Some(i) => Step::Withdraw(i as u64 + 1),
+                    None => Step::Plain,
+                },
+            };
+            log.push((t, step));
+        }
+        logs.insert(id(k), log);
+    }
+    (c, logs)
+}
+
+/// Nodes take the same logs in random orders, each refusing what its membership of the
+/// moment refuses and dropping what a cut it learns leaves out; every node ends with the same
+/// members, and holds every log as far as the members take it.
+#[test]
+fn nodes_that_take_the_same_records_in_any_order_agree_on_the_members() {
+    let seeds = std::env::var("SPINDEL_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300u64);
+    let mut admitted_somewhere = 0;
+    let mut revoked_somewhere = 0;
+    for seed in 0..seeds {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (c, logs) = scenario(&mut rng);
+        let authors: Vec<NodeId> = logs.keys().copied().collect();
+        let mut results = Vec::new();
+        for _node in 0..3 {
+            let mut node = SimNode {
+                held: BTreeMap::new(),
+            };
+            // Random offers until a full round changes nothing (takes nothing, cuts nothing).
+            loop {
+                let before = node.held.clone();
+                let mut order = authors.clone();
+                order.shuffle(&mut rng);
+                for a in order {
+                    for _ in 0..rng.gen_range(1..4) {
+                        node.offer(&c, &logs, a);
+                    }
+                }
+                node.membership(&c, &logs);
+                if node.held == before {
+                    break;
+                }
+            }
+            let m = node.membership(&c, &logs);
+            // Every key that is or was a region's is held whole (a former key's entries past
+            // its cut too: they count nothing, and the log stays one chain everywhere).
+            for (key, standing) in m.keys() {
+                let held = node.held.get(&key).copied().unwrap_or(0);
+                let want = match standing {
+                    Standing::Stranger => 0,
+                    _ => logs[&key].len(),
+                };
+                assert_eq!(held, want, "seed {seed}: {key:?} is {standing:?}");
+            }
+            results.push((m, node.held));
+        }
+        for r in &results[1..] {
+            assert_eq!(r.0, results[0].0, "seed {seed}: members differ");
+            // Every key that is or was a region's is held whole everywhere (a key only one
+            // node took while it looked admitted, and that turned out a stranger, counts
+            // nothing: its acts are no votes).
+            let known = |held: &BTreeMap<NodeId, usize>| -> BTreeMap<NodeId, usize> {
+                held.iter()
+                    .filter(|(k, _)| r.0.standing(k) != Standing::Stranger)
+                    .map(|(k, n)| (*k, *n))
+                    .collect()
+            };
+            assert_eq!(
+                known(&r.1),
+                known(&results[0].1),
+                "seed {seed}: held logs differ"
+            );
+        }
+        let m = &results[0].0;
+        admitted_somewhere += usize::from(m.regions.iter().any(|r| !r.founder));
+        revoked_somewhere += usize::from(m.regions.iter().any(|r| r.revoked.is_some()));
+    }
+    // The scenarios reach both kinds of change, not only the charter.
+    assert!(
+        admitted_somewhere > seeds as usize / 10,
+        "{admitted_somewhere}"
+    );
+    assert!(
+        revoked_somewhere > seeds as usize / 20,
+        "{revoked_somewhere}"
+    );
+}
+
+#[test]
+fn membership_records_are_checked_field_by_field() {
+    let node = id(4).to_hex();
+    let ok = format!(r#"{{"node":"{node}","name":"gotland"}}"#);
+    assert!(Endorsement::from_json_all(&ok).is_ok());
+    let problems = |kind: &str, json: String| {
+        let errs = if kind == "endorsement" {
+            Endorsement::from_json_all(&json).map(drop)
+        } else {
+            Revocation::from_json_all(&json).map(drop)
+        };
+        errs.unwrap_err()
+            .into_iter()
+            .map(|e| (e.field.unwrap_or_default(), e.problem))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        problems(
+            "endorsement",
+            r#"{"node":"abc","name":"Gotland","extra":1}"#.into()
+        ),
+        [(String::new(), Problem::NotJson)]
+    );
+    assert_eq!(
+        problems("endorsement", r#"{"node":"abc","name":"Gotland"}"#.into()),
+        [
+            ("node".to_string(), Problem::NodeId),
+            ("name".to_string(), Problem::RegionName)
+        ]
+    );
+    assert_eq!(
+        problems(
+            "endorsement",
+            format!(r#"{{"node":"{node}","name":"gotland","replaces":"{node}"}}"#)
+        ),
+        [
+            ("replaces".to_string(), Problem::Other),
+            ("upto".to_string(), Problem::Required)
+        ]
+    );
+    assert_eq!(
+        problems(
+            "endorsement",
+            format!(r#"{{"node":"{node}","name":"gotland","upto":3}}"#)
+        ),
+        [("upto".to_string(), Problem::Other)]
+    );
+    // A key that is not a point on the curve is not a node id.
+    let unusable = format!("01{}", "00".repeat(31));
+    assert_eq!(
+        problems(
+            "revocation",
+            format!(r#"{{"node":"{unusable}","reason":"x","upto":1}}"#)
+        ),
+        [("node".to_string(), Problem::NodeId)]
+    );
+    assert_eq!(
+        problems(
+            "revocation",
+            format!(r#"{{"node":"{node}","reason":"","upto":1}}"#)
+        ),
+        [("reason".to_string(), Problem::Required)]
+    );
+    let long = "x".repeat(limits::REASON_CHARS_MAX + 1);
+    assert!(matches!(
+        problems(
+            "revocation",
+            format!(r#"{{"node":"{node}","reason":"{long}","upto":1}}"#)
+        )[..],
+        [(_, Problem::Length { .. })]
+    ));
+    let r = Revocation::from_json_all(&format!(
+        r#"{{"node":" {node} ","reason":" nedlagd ","upto":9}}"#
+    ))
+    .expect("a revocation with spaces around its fields is read, trimmed");
+    assert_eq!(r.reason, "nedlagd");
+    let act = Act::revocation(id(1), 3, 50, &r).unwrap();
+    assert_eq!(
+        act.what,
+        What::Revoke {
+            node: id(4),
+            upto: 9
+        }
+    );
+}
