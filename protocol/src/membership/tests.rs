@@ -7,7 +7,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::charter::Founder;
 use crate::keys::SecretKey;
 
 fn id(n: u8) -> NodeId {
@@ -15,20 +14,12 @@ fn id(n: u8) -> NodeId {
 }
 
 fn charter(founders: &[(u8, &str)], threshold: u32) -> Charter {
-    let mut founders: Vec<Founder> = founders
+    let keys: Vec<(SecretKey, &str)> = founders
         .iter()
-        .map(|(n, name)| Founder {
-            node: id(*n),
-            name: name.to_string(),
-        })
+        .map(|(n, name)| (SecretKey::from_bytes(&[*n; 32]), *name))
         .collect();
-    founders.sort_by_key(|f| f.node);
-    Charter {
-        network: "SOUL".into(),
-        threshold,
-        created_ms: 1,
-        founders,
-    }
+    let refs: Vec<(&SecretKey, &str)> = keys.iter().map(|(k, n)| (k, *n)).collect();
+    crate::charter::tests::charter_of(&refs, threshold)
 }
 
 fn endorse(by: u8, seq: u64, t: u64, node: u8, name: &str) -> Act {
