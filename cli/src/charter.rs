@@ -97,42 +97,22 @@ pub(crate) fn read(path: &Path) -> Result<SignedCharter> {
     SignedCharter::from_file_text(&bytes).with_context(|| format!("{}", path.display()))
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory, synced, then
-/// renamed over it: a reader sees the old file or the new one, never half of one.
-fn write_atomically(path: &Path, text: &str, create_new: bool) -> Result<()> {
-    use std::io::Write;
+/// Writes the charter file at `path` atomically (`new`: never over an existing file).
+fn write(path: &Path, text: &str, new: bool) -> Result<()> {
     let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
     let name = path
         .file_name()
+        .and_then(|n| n.to_str())
         .with_context(|| format!("{} is not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        if create_new {
-            // Never over another file: a hard link fails if the name is taken.
-            std::fs::hard_link(&tmp, path)?;
-            std::fs::remove_file(&tmp)?;
-        } else {
-            std::fs::rename(&tmp, path)?;
-        }
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write the charter {}", path.display()))
+    let written = if new {
+        spindel_node::local::create_file_atomically(dir, name, text.as_bytes())
+    } else {
+        spindel_node::local::write_file_atomically(dir, name, text.as_bytes())
+    };
+    written.with_context(|| format!("cannot write the charter {}", path.display()))
 }
 
 pub(crate) fn run(command: CharterCommand) -> Result<()> {
@@ -162,7 +142,7 @@ pub(crate) fn run(command: CharterCommand) -> Result<()> {
                 founders,
             };
             let signed = SignedCharter::new(&charter).context("the charter is refused")?;
-            write_atomically(&out, &signed.to_file_text(), true)?;
+            write(&out, &signed.to_file_text(), true)?;
             let s = shown(&signed.examine()?, Some(&out));
             output::emit(json.json, &s, || {
                 format!("wrote {}\n{}", out.display(), table(&s))
@@ -174,7 +154,7 @@ pub(crate) fn run(command: CharterCommand) -> Result<()> {
             let examined = signed
                 .sign(&key)
                 .with_context(|| format!("{}: cannot sign", file.display()))?;
-            write_atomically(&file, &signed.to_file_text(), false)?;
+            write(&file, &signed.to_file_text(), false)?;
             let s = shown(&examined, Some(&file));
             output::emit(out.json, &s, || {
                 format!(

@@ -93,7 +93,7 @@ pub enum CharterError {
     SignedTwice(String),
     #[error("the signature of founding region {0} does not verify over the charter")]
     BadSignature(String),
-    #[error("not signed by every founding region: {missing} ha(s) not signed")]
+    #[error("not in force: not yet signed by {missing}")]
     Unsigned { missing: String },
 }
 

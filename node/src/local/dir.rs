@@ -71,7 +71,17 @@ pub(crate) fn write_config(dir: &Path, config: &NodeConfig) -> Result<(), NodeEr
 
 /// Writes `DIR/name` atomically, only its owner may read it: a temporary file (0600), synced,
 /// renamed over the old one, the directory synced.
-pub(crate) fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+pub fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+    write_through_temp(dir, name, bytes, false)
+}
+
+/// [`write_file_atomically`], but never over an existing file: the temporary file is linked
+/// to `name` (which fails if the name is taken) instead of renamed over it.
+pub fn create_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+    write_through_temp(dir, name, bytes, true)
+}
+
+fn write_through_temp(dir: &Path, name: &str, bytes: &[u8], new: bool) -> Result<(), NodeError> {
     let tmp = dir.join(format!("{name}.tmp"));
     // Created exclusively: never through a link someone left in its place (a stale file or
     // link from a crash is removed first; removing a link does not follow it).
@@ -88,7 +98,15 @@ pub(crate) fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Res
         .map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, dir.join(name)).map_err(io_err(dir))?;
+    let target = dir.join(name);
+    if new {
+        let linked = fs::hard_link(&tmp, &target).map_err(io_err(&target));
+        // The temporary name goes either way (the link, if made, holds the bytes).
+        let removed = fs::remove_file(&tmp).map_err(io_err(&tmp));
+        linked.and(removed)?;
+    } else {
+        fs::rename(&tmp, &target).map_err(io_err(dir))?;
+    }
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))?;

@@ -26,7 +26,7 @@ mod writes;
 
 pub use dir::{
     CONFIG_FILE, KEY_FILE, KEY_FILE_BYTES_MAX, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, Role,
-    node_key, read_config,
+    create_file_atomically, node_key, read_config, write_file_atomically,
 };
 pub(crate) use dir::{write_config, write_key};
 pub use error::{

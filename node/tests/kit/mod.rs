@@ -200,22 +200,25 @@ pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
 
 /// Waits until `cond` holds, checking every 20 ms; fails the test after `within`.
 pub async fn eventually_within(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(within, what, || std::future::ready(cond().then_some(()))).await
 }
 
 /// Waits (up to 20 s) until `probe` gives a value, and returns it.
 pub async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
+    probe: impl FnMut() -> F,
+) -> T {
+    poll_until(Duration::from_secs(20), what, probe).await
+}
+
+/// Asks `probe` every 20 ms until it gives a value (the condition waited for, not a guess at
+/// how long it takes); fails the test after `within`.
+async fn poll_until<T, F: std::future::Future<Output = Option<T>>>(
+    within: Duration,
+    what: &str,
     mut probe: impl FnMut() -> F,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(v) = probe().await {
             return v;
