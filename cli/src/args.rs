@@ -55,6 +55,10 @@ pub(crate) enum Command {
         /// (/integritet) names it as the contact for the region's records.
         #[arg(long, value_name = "URL")]
         website: Option<String>,
+        /// The network's charter (every founding region signed it): the node adopts it at
+        /// once (as `spindel charter adopt` would).
+        #[arg(long, value_name = "FILE")]
+        charter: Option<PathBuf>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -196,6 +200,42 @@ pub(crate) enum Command {
         /// name and regions never see it.
         #[arg(long)]
         mirror: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Under a charter: vouch, as a member region, for a region's key under its name in the
+    /// network. Once as many member regions as the charter's threshold have, every node takes
+    /// it as a member. With --replaces, the key is the new key of a region whose key was
+    /// lost, leaked or frozen by a fork. Withdrawn with `spindel delete RECORD_ID` before it
+    /// takes effect.
+    Endorse {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The endorsed key (64 hex characters), as `spindel id` prints it on that node.
+        #[arg(value_parser = parse_node_id)]
+        node_id: NodeId,
+        /// The region's name in the network (1-32 of a-z, 0-9, -), the same in every
+        /// endorsement of the key.
+        #[arg(long)]
+        name: String,
+        /// The key this one replaces (its region keeps its name and records).
+        #[arg(long, value_name = "OLD_NODEID", value_parser = parse_node_id)]
+        replaces: Option<NodeId>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Under a charter: ask, as a member region, that a region's membership end. Once as many
+    /// member regions as the charter's threshold have, its new entries are refused
+    /// everywhere; what it published before stays, marked as a former member's.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The member's key (64 hex characters).
+        #[arg(value_parser = parse_node_id)]
+        node_id: NodeId,
+        /// Why (1-2000 characters), kept with the act and shown to every region.
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -399,6 +439,17 @@ pub enum CharterCommand {
     /// Sign a charter as this founding region (with the node's key); the file is rewritten
     /// with the signature added.
     Sign {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Adopt a charter (signed by every founding region) as this node's network, for good:
+    /// from then on the regions' endorsements and revocations decide who belongs, and this
+    /// node syncs only with nodes of the same charter. Run it while the node is stopped.
+    Adopt {
         #[command(flatten)]
         dir: DataDir,
         #[arg(value_name = "FILE")]

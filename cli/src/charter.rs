@@ -97,6 +97,31 @@ pub(crate) fn read(path: &Path) -> Result<SignedCharter> {
     SignedCharter::from_file_text(&bytes).with_context(|| format!("{}", path.display()))
 }
 
+/// Reads a charter file that is in force (every founder signed), or says what is wrong.
+pub(crate) fn in_force(path: &Path) -> Result<SignedCharter> {
+    let signed = read(path)?;
+    signed
+        .verify()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(signed)
+}
+
+/// One line on a charter just adopted.
+pub(crate) fn adopted_line(a: &spindel_node::local::Adopted) -> String {
+    let standing = match (a.standing.as_str(), &a.name) {
+        ("member", Some(name)) => format!("a member, as {name:?}"),
+        ("former", Some(name)) => format!("a former member ({name:?})"),
+        ("aggregator", _) => {
+            "the aggregator: it takes the sessions of member regions only, as their endorsements decide".to_string()
+        }
+        _ => "not a member yet: the member regions endorse it (spindel endorse)".to_string(),
+    };
+    format!(
+        "adopted the charter of {:?} ({} founding regions, threshold {}, id {}): this node is {standing}",
+        a.network, a.founders, a.threshold, a.id
+    )
+}
+
 /// Writes the charter file at `path` atomically (`new`: never over an existing file).
 fn write(path: &Path, text: &str, new: bool) -> Result<()> {
     let dir = match path.parent() {
@@ -164,6 +189,12 @@ pub(crate) fn run(command: CharterCommand) -> Result<()> {
                     table(&s)
                 )
             })
+        }
+        CharterCommand::Adopt { dir, file, out } => {
+            let signed = in_force(&file)?;
+            let node = spindel_node::local::LocalNode::open(&dir.data_dir)?;
+            let adopted = node.adopt_charter(&signed)?;
+            output::emit(out.json, &adopted, || adopted_line(&adopted))
         }
         CharterCommand::Show { file, out } => {
             let signed = read(&file)?;

@@ -1,6 +1,9 @@
 //! `spindel demo`: a whole national network on loopback. One aggregator and the eight regional
 //! platforms of SOUL's action plan (or N), each a real node with its own key and sled store in a
-//! temporary directory, replicating over QUIC exactly as in production.
+//! temporary directory, replicating over QUIC exactly as in production. The platforms are the
+//! founders of a charter they all sign, with a majority threshold; once they run, a ninth
+//! platform (`cli/demo/newcomer.jsonl`) is endorsed into the network by a majority of them
+//! and then starts, as a newcomer does (decision 0041).
 //!
 //! The sample records are data, not code: `cli/demo/samples.jsonl`, one record a line
 //! (`{"region", "kind", "record"}`; a region's display name is its profile's), compiled into
@@ -23,12 +26,19 @@ use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
 use spindel_node::{ReadModel, Reads};
 use spindel_protocol::NodeId;
+use spindel_protocol::charter::{Charter, Founder, SignedCharter};
 use spindel_protocol::record::Kind;
 
 /// Regions `--regions` accepts.
 pub const DEMO_REGIONS_MAX: usize = 64;
 /// The sample records, one a line.
 const SAMPLES: &str = include_str!("../demo/samples.jsonl");
+/// The ninth platform's records, in the same form: it is endorsed into the network.
+const NEWCOMER: &str = include_str!("../demo/newcomer.jsonl");
+/// The network's name in the demo's charter.
+const NETWORK: &str = "SOUL";
+/// How long the demo waits for the newcomer's endorsements to reach the aggregator.
+const ENDORSED_WITHIN: Duration = Duration::from_secs(30);
 /// How often the summary is read while the network gets in sync (each read is a few store
 /// lookups per region, on the blocking pool).
 const SYNC_POLL: Duration = Duration::from_millis(50);
@@ -56,10 +66,22 @@ struct SampleLine {
 
 /// The eight platforms of the action plan with their sample records, in the file's order.
 pub fn seed_regions() -> Result<Vec<RegionSample>> {
+    samples_of(SAMPLES, "samples.jsonl")
+}
+
+/// The ninth platform, endorsed into the network once the others run.
+pub fn newcomer() -> Result<RegionSample> {
+    samples_of(NEWCOMER, "newcomer.jsonl")?
+        .pop()
+        .ok_or_else(|| anyhow!("demo/newcomer.jsonl holds no region"))
+}
+
+/// The regions of a samples file, in its order.
+fn samples_of(text: &str, file: &str) -> Result<Vec<RegionSample>> {
     let mut regions: Vec<RegionSample> = Vec::new();
-    for (i, line) in SAMPLES.lines().enumerate() {
-        let s: SampleLine = serde_json::from_str(line)
-            .with_context(|| format!("demo/samples.jsonl line {}", i + 1))?;
+    for (i, line) in text.lines().enumerate() {
+        let s: SampleLine =
+            serde_json::from_str(line).with_context(|| format!("demo/{file} line {}", i + 1))?;
         let at = match regions.iter().position(|r| r.name == s.region) {
             Some(at) => at,
             None => {
@@ -80,7 +102,7 @@ pub fn seed_regions() -> Result<Vec<RegionSample>> {
         regions[at].records.push((s.kind, s.record));
     }
     if let Some(r) = regions.iter().find(|r| r.display_name.is_empty()) {
-        bail!("demo/samples.jsonl: region {} has no profile", r.name);
+        bail!("demo/{file}: region {} has no profile", r.name);
     }
     Ok(regions)
 }
@@ -201,36 +223,79 @@ fn resolve_demo_dates(value: &mut Value, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
-/// Creates the nodes and publishes the sample data (blocking: store work).
+/// The demo's nodes before they run.
+struct Prepared {
+    agg: LocalNode,
+    /// The founding regions, in the samples' order.
+    founders: Vec<(RegionSample, LocalNode)>,
+    /// The ninth platform: it adopted the charter and waits to be endorsed.
+    newcomer: (RegionSample, LocalNode),
+    /// Endorsements that admit a region: a majority of the founders.
+    threshold: usize,
+}
+
+/// Creates the nodes, has every founder sign the charter and every node adopt it, and
+/// publishes the sample data (blocking: store work).
 fn prepare(
     root: &std::path::Path,
     samples: Vec<RegionSample>,
     progress: &(dyn Fn(String) + Sync),
-) -> Result<(LocalNode, Vec<(RegionSample, LocalNode)>)> {
-    let agg = local::init_open(
-        &root.join("nationell"),
-        "nationell",
-        Role::Aggregator,
-        Some("SOUL nationellt nätverk"),
-        &mut rand_core::OsRng,
-    )?;
-    let mut prepared = Vec::new();
+) -> Result<Prepared> {
+    let create = |name: &str, role: Role, display_name: &str| {
+        local::init_open(
+            &root.join(name),
+            name,
+            role,
+            Some(display_name),
+            &mut rand_core::OsRng,
+        )
+    };
+    let agg = create("nationell", Role::Aggregator, "SOUL nationellt nätverk")?;
+    let mut founders = Vec::new();
+    for sample in samples {
+        let node = create(&sample.name, Role::Region, &sample.display_name)?;
+        founders.push((sample, node));
+    }
+    let sample = newcomer()?;
+    let node = create(&sample.name, Role::Region, &sample.display_name)?;
+    let newcomer = (sample, node);
+    let threshold = founders.len() / 2 + 1;
+    let mut named: Vec<Founder> = founders
+        .iter()
+        .map(|(s, n)| Founder {
+            node: n.node_id(),
+            name: s.name.clone(),
+        })
+        .collect();
+    named.sort_by_key(|f| f.node);
+    let mut charter = SignedCharter::new(&Charter {
+        network: NETWORK.into(),
+        threshold: u32::try_from(threshold)?,
+        created_ms: local::now_ms(),
+        founders: named,
+    })?;
+    for (_, node) in &founders {
+        charter.sign(node.key())?;
+    }
+    for node in std::iter::once(&agg)
+        .chain(founders.iter().map(|(_, n)| n))
+        .chain([&newcomer.1])
+    {
+        node.adopt_charter(&charter)?;
+    }
+    progress(format!(
+        "stadga för {NETWORK}: {} grundande regioner har signerat; stöd från {threshold} tar in en ny region",
+        founders.len()
+    ));
     // (region, title) -> the reference of a sample record published before (see `SAMPLE_REF`).
     let mut published: std::collections::HashMap<(String, String), String> = Default::default();
-    for sample in samples {
-        let node = local::init_open(
-            &root.join(&sample.name),
-            &sample.name,
-            Role::Region,
-            Some(&sample.display_name),
-            &mut rand_core::OsRng,
-        )?;
+    for (sample, node) in founders.iter().chain(std::iter::once(&newcomer)) {
         for (kind, value) in &sample.records {
             let mut value = value.clone();
             resolve_demo_dates(&mut value, i64::try_from(local::now_ms()).unwrap_or(0))
-                .with_context(|| format!("demo/samples.jsonl, region {}", sample.name))?;
+                .with_context(|| format!("demo samples, region {}", sample.name))?;
             resolve_sample_refs(&mut value, &published)
-                .with_context(|| format!("demo/samples.jsonl, region {}", sample.name))?;
+                .with_context(|| format!("demo samples, region {}", sample.name))?;
             let done = node
                 .publish(
                     *kind,
@@ -251,15 +316,82 @@ fn prepare(
                 );
             }
         }
-        agg.allow(node.node_id(), Some(sample.name.clone()))?;
         progress(format!(
             "{}: {} poster signerade",
             sample.display_name,
             sample.records.len()
         ));
-        prepared.push((sample, node));
     }
-    Ok((agg, prepared))
+    Ok(Prepared {
+        agg,
+        founders,
+        newcomer,
+        threshold,
+    })
+}
+
+/// The first `threshold` founders endorse the newcomer (as `spindel endorse` does, through
+/// each running node's writer); returns once the aggregator and every founder count it as a
+/// member (each computes it itself from the endorsements it holds).
+async fn endorse_newcomer(
+    aggregator: &NodeHandle,
+    founders: &[(RegionSample, NodeId, NodeHandle)],
+    newcomer: &RegionSample,
+    id: NodeId,
+    threshold: usize,
+    progress: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    let act = local::ActRequest::Endorse {
+        node: id.to_hex(),
+        name: newcomer.name.clone(),
+        replaces: None,
+    };
+    let mut by = Vec::new();
+    for (sample, _, handle) in founders.iter().take(threshold) {
+        let shared = handle.shared().clone();
+        let asked = act.clone();
+        let (kind, json) = shared.blocking(move |n| n.act_record(&asked)).await?;
+        shared.writer.publish(kind, json, None).await?;
+        by.push(sample.name.clone());
+    }
+    progress(format!(
+        "{} ansöker om att gå med i nätverket; stöd från {} av {} regioner ({})",
+        newcomer.display_name,
+        by.len(),
+        founders.len(),
+        by.join(", ")
+    ));
+    let nodes: Vec<ReadModel> = std::iter::once(aggregator)
+        .chain(founders.iter().map(|(.., h)| h))
+        .map(|h| h.shared().node.clone())
+        .collect();
+    let key = id.to_hex();
+    let deadline = Instant::now() + ENDORSED_WITHIN;
+    let mut poll = tokio::time::interval(SYNC_POLL);
+    loop {
+        poll.tick().await;
+        let member = nodes.iter().all(|node| {
+            node.membership().is_some_and(|m| {
+                m.regions
+                    .iter()
+                    .any(|r| r.node == key && r.state == "member")
+            })
+        });
+        if member {
+            progress(format!(
+                "{} är medlem: varje nod räknar det själv ur regionernas signerade stöd",
+                newcomer.display_name
+            ));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "not every node counted {} as a member within {} s",
+                newcomer.name,
+                ENDORSED_WITHIN.as_secs()
+            );
+        }
+    }
 }
 
 /// Creates the nodes, publishes the sample data and starts the network.
@@ -290,7 +422,12 @@ pub async fn start(
     // Any failure from here on removes the directory again (it holds the nodes' keys).
     let guard = RemoveOnFailure(Some(root.clone()));
     progress(format!("data i {}", root.display()));
-    let (agg, prepared) = {
+    let Prepared {
+        agg,
+        founders,
+        newcomer,
+        threshold,
+    } = {
         let (root, progress) = (root.clone(), progress.clone());
         tokio::task::spawn_blocking(move || prepare(&root, samples, &*progress)).await??
     };
@@ -318,22 +455,50 @@ pub async fn start(
         peer.host,
         peer.port
     ));
+    let settings = NodeSettings {
+        aggregators: vec![peer.clone()],
+        ..NodeSettings::default()
+    };
     let mut regions = Vec::new();
-    for (sample, node) in prepared {
+    for (sample, node) in founders {
         let id = node.node_id();
-        let settings = NodeSettings {
-            aggregators: vec![peer.clone()],
-            ..NodeSettings::default()
-        };
-        regions.push((sample, id, NodeHandle::start(node, settings).await?));
+        regions.push((sample, id, NodeHandle::start(node, settings.clone()).await?));
     }
     guard.disarm();
-    Ok(Demo {
+    let mut demo = Demo {
         root,
         aggregator,
         regions,
         http,
-    })
+    };
+    // The ninth platform: endorsed by a majority of the running founders, then started.
+    let (sample, node) = newcomer;
+    let id = node.node_id();
+    let endorsed = endorse_newcomer(
+        &demo.aggregator,
+        &demo.regions,
+        &sample,
+        id,
+        threshold,
+        &*progress,
+    )
+    .await;
+    let started = match endorsed {
+        Ok(()) => NodeHandle::start(node, settings)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(handle) => {
+            demo.regions.push((sample, id, handle));
+            Ok(demo)
+        }
+        Err(e) => {
+            demo.shutdown().await;
+            Err(e)
+        }
+    }
 }
 
 /// Removes a directory when dropped, unless disarmed.
@@ -484,8 +649,17 @@ mod tests {
 
     #[test]
     fn every_sample_record_is_valid_and_examples_are_marked() {
-        let regions = seed_regions().unwrap();
+        let mut regions = seed_regions().unwrap();
         assert_eq!(regions.len(), 8);
+        // The ninth platform's records too, marked as an example, under a name of its own.
+        let ninth = newcomer().unwrap();
+        assert!(
+            ninth.display_name.contains("exempel"),
+            "{}",
+            ninth.display_name
+        );
+        assert!(regions.iter().all(|r| r.name != ninth.name));
+        regions.push(ninth);
         // Every sample record can be named; each name stands for a reference of the right shape.
         let mut refs = std::collections::HashMap::new();
         for (n, r) in regions.iter().enumerate() {

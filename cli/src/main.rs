@@ -105,6 +105,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// `spindel endorse` and `spindel revoke`: checked against the membership this node holds,
+/// then published in its own log like any record.
+fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
+    let request = Request::Act { act: act.clone() };
+    let acted: local::Acted = with_node(dir, &request, |node| {
+        let (kind, record) = node.act_record(&act)?;
+        let published =
+            node.publish(kind, &record, None, &mut rand_core::OsRng, local::now_ms())?;
+        Ok(node.acted(&act, &published.record_id, published.seq, published.offline)?)
+    })?;
+    output::emit(json, &acted, || {
+        let what = if acted.kind == "endorsement" {
+            "endorsed"
+        } else {
+            "asked to revoke"
+        };
+        let state = match (acted.done, acted.kind.as_str()) {
+            (true, "endorsement") => format!("{} is a member now", acted.name),
+            (true, _) => format!("{} is no longer a member", acted.name),
+            (false, _) => format!(
+                "{} of {} member regions so far (spindel delete {} withdraws it until then)",
+                acted.counted, acted.threshold, acted.record_id
+            ),
+        };
+        format!("{what} {} ({}): {state}", acted.node, acted.name)
+    })
+}
+
 fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
     let mut rng = rand_core::OsRng;
     match cli.command {
@@ -114,8 +142,14 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             role,
             display_name,
             website,
+            charter,
             out,
         } => {
+            // The charter is read and checked first: a bad one leaves no node behind.
+            let charter = match &charter {
+                Some(path) => Some(charter::in_force(path)?),
+                None => None,
+            };
             let role = match role {
                 RoleArg::Region => Role::Region,
                 RoleArg::Aggregator => Role::Aggregator,
@@ -125,14 +159,34 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 website: website.as_deref(),
             };
             let info = local::init_with(&dir.data_dir, &name, role, profile, &mut rng)?;
-            output::emit(out.json, &info, || {
-                format!(
+            let adopted = match &charter {
+                Some(signed) => Some(local::LocalNode::open(&dir.data_dir)?.adopt_charter(signed)?),
+                None => None,
+            };
+            #[derive(serde::Serialize)]
+            struct Created<'a> {
+                #[serde(flatten)]
+                info: &'a local::NodeInfo,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                charter: Option<&'a local::Adopted>,
+            }
+            let created = Created {
+                info: &info,
+                charter: adopted.as_ref(),
+            };
+            output::emit(out.json, &created, || {
+                let mut text = format!(
                     "created {} node {:?} in {}\nnode id: {}",
                     info.role.as_str(),
                     info.name,
                     dir.data_dir.display(),
                     info.node_id
-                )
+                );
+                if let Some(a) = &adopted {
+                    text.push('\n');
+                    text.push_str(&charter::adopted_line(a));
+                }
+                text
             })
         }
         Command::Id { dir, out } => {
@@ -366,6 +420,34 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 )
             })
         }
+        Command::Endorse {
+            dir,
+            node_id,
+            name,
+            replaces,
+            out,
+        } => act(
+            &dir,
+            local::ActRequest::Endorse {
+                node: node_id.to_hex(),
+                name,
+                replaces: replaces.map(|r| r.to_hex()),
+            },
+            out.json,
+        ),
+        Command::Revoke {
+            dir,
+            node_id,
+            reason,
+            out,
+        } => act(
+            &dir,
+            local::ActRequest::Revoke {
+                node: node_id.to_hex(),
+                reason,
+            },
+            out.json,
+        ),
         Command::Disallow { dir, node_id, out } => {
             let request = Request::Disallow {
                 node_id: node_id.to_hex(),

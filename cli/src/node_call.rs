@@ -53,7 +53,10 @@ pub(crate) fn with_node_body<'b, T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let writes = matches!(
         request,
-        Request::Publish { .. } | Request::Import { .. } | Request::Delete { .. }
+        Request::Publish { .. }
+            | Request::Import { .. }
+            | Request::Delete { .. }
+            | Request::Act { .. }
     );
     check_data_dir(&dir.data_dir)?;
     let deadline = std::time::Instant::now() + NODE_START_WAIT;

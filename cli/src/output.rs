@@ -124,6 +124,62 @@ pub fn warn_offline(offline: bool) {
     }
 }
 
+/// The membership lines of `spindel status` under a charter: the charter, then each pending
+/// act and each former member.
+fn membership_text(m: &spindel_node::local::MembershipReport) -> String {
+    let members = m.regions.iter().filter(|r| r.state == "member").count();
+    let mut out = format!(
+        "\ncharter   {:?} ({}…): {members} member regions, {} endorsements admit a region",
+        m.network,
+        &m.charter[..16],
+        m.threshold
+    );
+    let by = |names: &[String]| {
+        if names.is_empty() {
+            "none yet".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    for p in &m.pending {
+        out.push_str(&format!(
+            "\npending   {} {}…: endorsed by {} of {} ({}){}",
+            p.name,
+            &p.node[..16],
+            p.endorsed_by.len(),
+            m.threshold,
+            by(&p.endorsed_by),
+            p.blocked
+                .as_deref()
+                .map(|b| format!("; blocked: {b}"))
+                .unwrap_or_default()
+        ));
+    }
+    for p in &m.pending_revocations {
+        out.push_str(&format!(
+            "\nrevoking  {} {}…: asked by {} of {} ({})",
+            p.name,
+            &p.node[..16],
+            p.revoked_by.len(),
+            m.threshold,
+            by(&p.revoked_by)
+        ));
+    }
+    for r in m.regions.iter().filter(|r| r.state != "member") {
+        out.push_str(&format!(
+            "\nformer    {} {}…: revoked{}",
+            r.name,
+            &r.node[..16],
+            r.revoked
+                .as_ref()
+                .map(|v| format!(" by {}", v.by.join(", ")))
+                .unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    out
+}
+
 /// The text `spindel status` prints.
 pub fn status_text(s: &Status) -> String {
     let mut out = format!(
@@ -138,11 +194,20 @@ pub fn status_text(s: &Status) -> String {
         "AUTHOR", "NODE", "HEAD", "RECORDS", "STATE"
     ));
     for a in &s.authors {
-        let state = match (a.frozen, a.admitted) {
+        // Under a charter the regions' acts say what a key is.
+        let region = s.membership.as_ref().map(|m| {
+            m.regions
+                .iter()
+                .find(|r| r.keys.iter().any(|k| k.node == a.node_id))
+        });
+        let state = match (a.frozen, a.admitted, region) {
             _ if a.own && s.role == Role::Aggregator => "this node (authors nothing)",
-            (true, _) => "frozen (fork)",
-            (false, true) => "admitted",
-            (false, false) => "known",
+            (true, _, _) => "frozen (fork)",
+            (_, _, Some(Some(r))) if r.state == "member" && r.node == a.node_id => "member",
+            (_, _, Some(Some(_))) => "former member",
+            (_, _, Some(None)) => "not a member",
+            (false, true, None) => "admitted",
+            (false, false, None) => "known",
         };
         out.push_str(&format!(
             "{:<20} {:<18} {:>6} {:>8}  {}\n",
@@ -152,6 +217,9 @@ pub fn status_text(s: &Status) -> String {
             a.records,
             state
         ));
+    }
+    if let Some(m) = &s.membership {
+        out.push_str(&membership_text(m));
     }
     for p in &s.peers {
         let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();

@@ -130,10 +130,9 @@ pub async fn serve_connection(
                 let admissions_at = *admissions_rx.borrow();
                 let setup = shared
                     .blocking(move |n| {
-                        let meta = n.author(&peer)?;
                         // A frozen region still gets its session: it learns of its fork
                         // (the proof) there; ingest refuses its entries as frozen.
-                        let admitted = meta.as_ref().is_some_and(|m| m.admitted);
+                        let admitted = n.admits_session(&peer)?;
                         // Only the regions it admits: one no longer admitted is not relayed.
                         let heads = n
                             .relay_heads()?
@@ -196,6 +195,7 @@ pub async fn serve_connection(
                     },
                     admitted: announce,
                     admissions_generation: admissions_at,
+                    charter: shared.node.charter_id(),
                     lifetime: Lifetime::Live,
                     now: now(),
                 });

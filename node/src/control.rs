@@ -114,6 +114,10 @@ pub enum Request {
     Disallow {
         node_id: String,
     },
+    /// `spindel endorse` and `spindel revoke`: checked, then published like any record.
+    Act {
+        act: crate::local::ActRequest,
+    },
     Status,
     /// `spindel audit`: the report and the checkpoints kept ([`crate::local::AuditBundle`]).
     Audit,
@@ -461,6 +465,15 @@ async fn execute(
             to_value(&shared.writer.allow(node_id.parse()?, name).await?)
         }
         Request::Disallow { node_id } => to_value(&shared.writer.disallow(node_id.parse()?).await?),
+        Request::Act { act } => {
+            let asked = act.clone();
+            let (kind, json) = shared.blocking(move |n| n.act_record(&asked)).await?;
+            let published = shared
+                .writer
+                .publish_expecting(kind, json, None, None)
+                .await?;
+            to_value(&shared.blocking(move |n| n.acted(&act, &published)).await?)
+        }
         Request::Status => to_value(&shared.status().await?),
         Request::Audit => {
             let now = crate::shared::now_ms();

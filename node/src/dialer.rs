@@ -67,7 +67,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
                 tracing::info!(peer = %peer.node_id.short(), reason = %e, "link to aggregator closed")
             }
             Err(e) if e.is_permanent() && last_failure != text => {
-                tracing::error!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "the aggregator refuses this node; an operator must act (admit it with `spindel allow`, or fix the pinned key); trying again later");
+                tracing::error!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "the aggregator refuses this node; someone must act first (the error says who: an operator's `spindel allow`, the member regions' endorsements under a charter, or the pinned key); trying again later");
             }
             Err(e) if was_up || last_failure != text => {
                 tracing::warn!(peer = %peer.node_id.short(), address = %address, error = %e, retry_in_s = %retry_s, "link to aggregator down; reconnecting");

@@ -158,6 +158,8 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Event => EVENT,
         Kind::Indicator => INDICATOR,
         Kind::Experience => EXPERIENCE,
+        // Membership acts have pages of their own, never the record form.
+        Kind::Endorsement | Kind::Revocation => &[],
     }
 }
 
@@ -775,7 +777,7 @@ mod tests {
     #[test]
     fn every_field_of_every_kind_is_a_field_of_its_record() {
         // The forms cover the schemas: a record with every field set reads back whole.
-        for kind in Kind::ALL {
+        for kind in Kind::KNOWLEDGE {
             for field in fields(kind) {
                 assert!(
                     !field.label.is_empty() && !field.help.is_empty(),

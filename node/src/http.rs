@@ -5,7 +5,8 @@
 //! | `GET /api/v1/records?kind=&region=&tag=&q=&limit=&cursor=` | same JSON as `query --json`, without researchers' `email` and `phone` |
 //! | `GET /api/v1/records/{author}/{record_id}` | one record; 404 if unknown or deleted |
 //! | `GET /api/v1/records/{author}/{record_id}/answers` | `{"about","total","capped","groups":[{"author","total","answers":[record]}]}`: the experiences answering it, by region, newest first |
-//! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head"}]}` |
+//! | `GET /api/v1/regions` | `{"regions":[{"node_id","name","display_name","records","head","admitted","membership"?}]}`; `membership` under a charter |
+//! | `GET /api/v1/network` | under a charter, the membership ([`crate::local::MembershipReport`]); else `{"charter": null}` |
 //! | `GET /api/v1/status` | same JSON as `status --json`, without peers' addresses and errors |
 //! | `GET /api/v1/audit` | same JSON as `audit --json` ([`crate::local::AuditReport`]): checkpoints, cosigners, findings |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
@@ -81,6 +82,10 @@ pub struct RegionView {
     /// False for a region whose admission ended (`spindel disallow` at its aggregator): its
     /// records stay, under the name made from its key.
     pub admitted: bool,
+    /// Under a charter: the region this key is (or was) a key of: member or former, since
+    /// when, endorsed by whom, its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<crate::local::RegionMembership>,
 }
 
 /// The API's routes over a running node; `public_url` (settings) makes the calendar feeds'
@@ -91,6 +96,7 @@ pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
         .route("/api/v1/records/{author}/{record_id}", get(record))
         .route("/api/v1/records/{author}/{record_id}/answers", get(answers))
         .route("/api/v1/regions", get(regions))
+        .route("/api/v1/network", get(network))
         .route("/api/v1/status", get(public_status))
         .route("/api/v1/audit", get(audit))
         .route("/metrics", get(metrics))
@@ -99,6 +105,7 @@ pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
         .merge(crate::calendar::routes())
         .merge(crate::proxybank_page::routes())
         .merge(crate::audit_page::routes())
+        .merge(crate::network_page::routes())
         .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -406,10 +413,18 @@ pub fn region_list(
     node: &crate::read::ReadModel,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
     let mut out = Vec::new();
+    let report = node.membership();
     for a in node.authors()? {
         if !a.is_region() {
             continue;
         }
+        let key = a.id.to_hex();
+        let membership = report.as_ref().and_then(|m| {
+            m.regions
+                .iter()
+                .find(|r| r.keys.iter().any(|k| k.node == key))
+                .cloned()
+        });
         out.push(RegionView {
             node_id: a.id.to_hex(),
             name: Some(a.meta.name_or_key(&a.id)),
@@ -417,6 +432,7 @@ pub fn region_list(
             records: a.records,
             head: a.head,
             admitted: a.meta.admitted,
+            membership,
         });
     }
     out.sort_by(|a, b| a.display_name.cmp(&b.display_name));
@@ -429,6 +445,18 @@ async fn regions(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
         .await
         .map_err(|e| internal(e.to_string()))?;
     Ok(axum::Json(serde_json::json!({ "regions": list })).into_response())
+}
+
+/// The network's membership under a charter; `{"charter": null}` without one.
+async fn network(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let report = shared
+        .read(|n| Ok(n.membership()))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(match report {
+        Some(r) => axum::Json(r).into_response(),
+        None => axum::Json(serde_json::json!({ "charter": null })).into_response(),
+    })
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {

@@ -55,6 +55,7 @@ pub mod local;
 mod localtime;
 mod login;
 mod metrics;
+mod network_page;
 mod params;
 mod payloads;
 mod privacy;

@@ -399,15 +399,42 @@ pub trait Reads: sealed::Sealed {
     }
 
     /// Whether `peer` may ask this node's records: itself, or an admitted region that is not
-    /// frozen (pinned aggregators are asked about by the caller).
+    /// frozen (pinned aggregators are asked about by the caller). Under a charter, admitted
+    /// means a member region's live key (a revoked or replaced key is not).
     fn is_member(&self, peer: &NodeId) -> Result<bool, ReadError> {
         Ok(*peer == self.local().node_id()
-            || self
-                .local()
-                .store()
-                .author(peer)?
-                .is_some_and(|m| m.admitted && !m.frozen)
+            || self.connects(peer)?
             || self.local().store().is_mirror(peer)?)
+    }
+
+    /// Whether an aggregator takes a sync session of the region `peer`: one it admitted
+    /// (`spindel allow`), or under a charter a member region's live key. A frozen region
+    /// still gets its session (it learns of its fork there); ingest refuses its entries.
+    fn admits_session(&self, peer: &NodeId) -> Result<bool, ReadError> {
+        let store = self.local().store();
+        Ok(match store.members() {
+            Some(members) => members.is_member(peer),
+            None => store.author(peer)?.is_some_and(|m| m.admitted),
+        })
+    }
+
+    /// [`Reads::admits_session`], and not frozen.
+    fn connects(&self, peer: &NodeId) -> Result<bool, ReadError> {
+        Ok(self.admits_session(peer)?
+            && !self.local().store().author(peer)?.is_some_and(|m| m.frozen))
+    }
+
+    /// Under a charter: who belongs, with their keys and the pending acts.
+    fn membership(&self) -> Option<crate::local::MembershipReport> {
+        self.local()
+            .store()
+            .members()
+            .map(|m| crate::local::membership_report(&m))
+    }
+
+    /// The id of the charter this node adopted, if any (sent after every hello).
+    fn charter_id(&self) -> Option<spindel_protocol::entry::Hash> {
+        self.local().store().members().map(|m| m.charter.id)
     }
 
     /// Aggregator: whether `peer` is an aggregator allowed to mirror this one.
@@ -418,6 +445,15 @@ pub trait Reads: sealed::Sealed {
     /// Aggregator: every region it admitted, with the name it admitted it under.
     fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, ReadError> {
         let me = self.local().node_id();
+        // Under a charter: the member regions' live keys, under their names in the network.
+        if let Some(members) = self.local().store().members() {
+            return Ok(members
+                .membership
+                .members()
+                .filter(|(a, _)| *a != me)
+                .map(|(a, name)| (a, Some(name.to_string())))
+                .collect());
+        }
         Ok(self
             .local()
             .store()
@@ -531,6 +567,10 @@ fn status_of(node: &LocalNode) -> Result<Status, ReadError> {
         offline: false,
         not_sent: None,
         other_copy_advice: None,
+        membership: node
+            .store()
+            .members()
+            .map(|m| crate::local::membership_report(&m)),
     })
 }
 
@@ -616,6 +656,22 @@ impl ReadModel {
     /// Makes everything written so far durable, at a node's stop ([`LocalNode::flush`]).
     pub fn flush(&self) -> Result<(), NodeError> {
         self.0.flush()
+    }
+
+    /// The record a membership act is published as, once checked
+    /// ([`LocalNode::act_record`]).
+    pub fn act_record(&self, act: &crate::local::ActRequest) -> Result<(Kind, String), NodeError> {
+        self.0.act_record(act)
+    }
+
+    /// What a published act counts for now ([`LocalNode::acted`]).
+    pub fn acted(
+        &self,
+        act: &crate::local::ActRequest,
+        published: &crate::local::Published,
+    ) -> Result<crate::local::Acted, NodeError> {
+        self.0
+            .acted(act, &published.record_id, published.seq, published.offline)
     }
 
     /// What refuses an import of `kind` whatever its lines, as the writer would refuse it

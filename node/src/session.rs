@@ -428,7 +428,14 @@ pub(crate) async fn drive_session(
             frame = rx.recv() => match frame {
                 Some(Ok(Some(m))) => {
                     if let Err(e) = session.handle(m) {
-                        tracing::warn!(peer = %peer.short(), error = %e, "peer broke the protocol");
+                        if e.code == ErrorCode::Protocol {
+                            tracing::warn!(peer = %peer.short(), error = %e, "peer broke the protocol");
+                        } else if session.lifetime() == Lifetime::Live {
+                            tracing::warn!(peer = %peer.short(), error = %e, "refused the peer's session");
+                        } else {
+                            // A one-shot sync says it once, as its error.
+                            tracing::debug!(peer = %peer.short(), error = %e, "refused the peer's session");
+                        }
                     }
                 }
                 Some(Ok(None)) | None => break Err(LinkError::StreamEnded),
@@ -720,6 +727,7 @@ pub async fn session_with_aggregator(
         },
         admitted: Vec::new(),
         admissions_generation: 0,
+        charter: shared.node.charter_id(),
         lifetime: match mode {
             SessionMode::Live => Lifetime::Live,
             SessionMode::UntilCaughtUp => Lifetime::UntilCaughtUp,

@@ -29,6 +29,10 @@ pub(crate) fn templates() -> &'static Environment<'static> {
                 "granskning.html",
                 include_str!("../templates/granskning.html"),
             ),
+            (
+                "natverket.html",
+                include_str!("../templates/natverket.html"),
+            ),
             ("calendar.html", include_str!("../templates/calendar.html")),
             (
                 "integritet.html",
@@ -81,6 +85,14 @@ pub(crate) fn templates() -> &'static Environment<'static> {
             (
                 "editor_network.html",
                 include_str!("../templates/editor_network.html"),
+            ),
+            (
+                "editor_members.html",
+                include_str!("../templates/editor_members.html"),
+            ),
+            (
+                "editor_act_confirm.html",
+                include_str!("../templates/editor_act_confirm.html"),
             ),
             (
                 "editor_network_record.html",

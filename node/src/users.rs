@@ -563,7 +563,7 @@ pub struct AuditEntry {
     pub time_ms: u64,
     pub user: String,
     /// `publish`, `edit`, `delete`, `import`, `erase_on_request`, `login`, `login_failed`,
-    /// `logout`, `user_add`, `user_remove`, `password_reset`.
+    /// `logout`, `user_add`, `user_remove`, `password_reset`, `endorse`, `revoke`.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,

@@ -391,8 +391,7 @@ impl Writer {
         Ok(i)
     }
 
-    /// Aggregator: admits a region (see [`LocalNode::allow`]); every connected region is sent
-    /// the new admission list.
+    /// Aggregator: admits a region ([`LocalNode::allow`]); connected regions get the new list.
     pub async fn allow(&self, id: NodeId, name: Option<String>) -> Result<Allowed, NodeError> {
         self.ask(|reply| Job::Allow { id, name, reply }).await
     }
@@ -402,14 +401,12 @@ impl Writer {
         self.ask(|reply| Job::AllowMirror { id, reply }).await
     }
 
-    /// Aggregator: ends a region's admission (see [`LocalNode::disallow`]); its live session
-    /// ends and every connected region is sent the new admission list.
+    /// Aggregator: ends a region's admission ([`LocalNode::disallow`]) and its live session.
     pub async fn disallow(&self, id: NodeId) -> Result<Disallowed, NodeError> {
         self.ask(|reply| Job::Disallow { id, reply }).await
     }
 
-    /// Applies a batch a peer sent ([`Received::check`]ed); the heads that advanced are
-    /// announced.
+    /// Applies a batch a peer sent ([`Received::check`]ed), announcing the heads it advanced.
     pub async fn ingest(&self, batch: Checked) -> Result<AppliedBatch, NodeError> {
         self.ask(|reply| Job::Ingest { batch, reply }).await
     }
@@ -422,8 +419,7 @@ impl Writer {
         self.ask(|reply| Job::ForkProofs { proofs, reply }).await
     }
 
-    /// Region: takes the admission list of `from`, an aggregator it pinned (the truth for the
-    /// authors it vouches for, removals included); returns what changed.
+    /// Region: takes the admission list of `from`, a pinned aggregator; returns what changed.
     pub async fn take_admissions(
         &self,
         from: NodeId,
@@ -443,9 +439,8 @@ impl Writer {
         self.ask(|reply| Job::ErasePending { reply }).await
     }
 
-    /// Finishes the jobs queued so far (an import past its commit point included; one before
-    /// it is cancelled) and stops; later jobs fail with [`NodeError::Stopped`]. Returns once
-    /// the writer let go of the node.
+    /// Finishes the queued jobs (an import before its commit point is cancelled) and stops;
+    /// later jobs fail with [`NodeError::Stopped`]. Returns once it let go of the node.
     pub async fn stop(&self) {
         let (done, _) = oneshot::channel();
         // A second stop, or one after the queue closed, waits all the same.
@@ -472,7 +467,12 @@ impl Actor {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.blocking_recv() {
             // A job that panics (a bug, a panic inside sled) loses its reply, not the writer.
+            let members_at = self.node.store().members_generation();
             let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(job)));
+            // An act took effect: sessions read the admission list again, as after `allow`.
+            if self.node.store().members_generation() != members_at {
+                self.events.admissions.send_modify(|g| *g += 1);
+            }
             match step {
                 Ok(Some(_done)) => {
                     rx.close();

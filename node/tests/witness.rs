@@ -74,6 +74,7 @@ impl Fake {
                     })
                     .await
                     .unwrap();
+                    send.send(&Message::Charter { id: None }).await.unwrap();
                     send.send(&Message::Heads {
                         heads: vec![],
                         admitted,

@@ -105,6 +105,17 @@ pub fn fields(kind: Kind) -> Vec<Field> {
             f("links", false, format!("list of at most {LINKS_MAX} http or https URLs"), r#"["https://example.se/erfarenhet"]"#),
             f("tags", false, list(TAGS_MAX, TAG_CHARS_MAX), r#"["integration"]"#),
         ],
+        Kind::Endorsement => vec![
+            f("node", true, "the endorsed key: a node id (64 lowercase hex characters of a usable key)".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29""#),
+            f("name", true, format!("the region's name in the network (1-{REGION_NAME_CHARS_MAX} of a-z, 0-9, -); every endorsement of a key must give the same one"), r#""jamtland""#),
+            f("replaces", false, "a node id: the lost, leaked or frozen key whose region the endorsed key takes over; needs `upto`".into(), r#""d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a""#),
+            f("upto", false, "with `replaces` only, and then required: the replaced key's last seq that stays (its head as the endorsing region held it)".into(), "12"),
+        ],
+        Kind::Revocation => vec![
+            f("node", true, "the key of the member whose membership should end (a node id)".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29""#),
+            f("reason", true, text(1, crate::membership::limits::REASON_CHARS_MAX), r#""Plattformen har lagts ned""#),
+            f("upto", true, "the revoked key's last seq that stays (its head as the revoking region held it)".into(), "40"),
+        ],
     }
 }
 
@@ -125,7 +136,8 @@ pub fn markdown() -> String {
          writes it again. Unknown fields are an error; strings are trimmed UTF-8; limits count\n\
          characters; a record is at most 64 KiB encoded. `publish --file` takes one record as a\n\
          JSON object, `import --file` one per line (a line may add `\"record_id\"` to publish a\n\
-         new version of an own record).\n",
+         new version of an own record). `endorsement` and `revocation` are membership acts,\n\
+         published with `spindel endorse` and `spindel revoke` (docs/protocol.md, \"Membership\").\n",
     );
     for kind in Kind::ALL {
         out.push_str(&format!(

@@ -98,6 +98,8 @@ pub enum Refusal {
     },
     #[error("tombstone for unknown record {0}")]
     UnknownRecord(RecordId),
+    #[error("record {0} is a membership act: it is never edited, only deleted (withdrawn)")]
+    ActEdited(RecordId),
     #[error("tombstone carries a payload hash or length")]
     TombstoneWithPayload,
     #[error("payload is {len} bytes, over the limit of {PAYLOAD_BYTES_MAX}")]
@@ -139,6 +141,7 @@ impl Refusal {
             Refusal::Tombstoned(_) => "tombstoned",
             Refusal::KindChanged { .. } => "kind_changed",
             Refusal::UnknownRecord(_) => "unknown_record",
+            Refusal::ActEdited(_) => "act_edited",
             Refusal::TombstoneWithPayload => "tombstone_with_payload",
             Refusal::PayloadTooLarge { .. } => "payload_too_large",
             Refusal::PayloadSizeMismatch { .. } => "payload_size_mismatch",
@@ -304,6 +307,9 @@ pub fn check_verified(
                 stored: state.kind,
                 got: header.kind,
             });
+        }
+        if header.kind.is_membership() && header.op == Op::Put {
+            return Err(Refusal::ActEdited(header.record_id));
         }
     }
 
@@ -711,6 +717,35 @@ mod tests {
         ));
         assert_eq!(note(refuse(&log, &t, None)), "profile_deleted");
 
+        // A membership act is never edited, only deleted (withdrawn).
+        let act = payload(&format!(
+            r#"{{"node":"{}","name":"jamtland"}}"#,
+            SecretKey::from_bytes(&[2; 32]).node_id()
+        ));
+        let act_id = RecordId([9; 16]);
+        let at = |log: &Log, body: Option<&Vec<u8>>| {
+            resign(next_header(
+                key().node_id(),
+                log.head(),
+                NOW,
+                Kind::Endorsement,
+                act_id,
+                body.map(Vec::as_slice),
+            ))
+        };
+        let e = at(&log, Some(&act));
+        assert!(
+            check(&log, None, NOW, &e, Some(&act))
+                .unwrap()
+                .record
+                .is_some()
+        );
+        log.apply(e);
+        let again = at(&log, Some(&act));
+        assert_eq!(note(refuse(&log, &again, Some(&act))), "act_edited");
+        let withdrawn = at(&log, None);
+        check(&log, None, NOW, &withdrawn, None).unwrap();
+
         let all = [
             "not_admitted",
             "wrong_author",
@@ -724,6 +759,7 @@ mod tests {
             "tombstoned",
             "kind_changed",
             "unknown_record",
+            "act_edited",
             "tombstone_with_payload",
             "payload_too_large",
             "payload_size_mismatch",

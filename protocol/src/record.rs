@@ -21,10 +21,29 @@ pub enum Kind {
     Event,
     Indicator,
     Experience,
+    /// A membership act: a member vouches for a key under a name (docs/protocol.md).
+    Endorsement,
+    /// A membership act: a member asks that a region's membership end.
+    Revocation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    /// Every kind an entry can carry.
+    pub const ALL: [Kind; 9] = [
+        Kind::Profile,
+        Kind::Innovation,
+        Kind::Method,
+        Kind::Researcher,
+        Kind::Event,
+        Kind::Indicator,
+        Kind::Experience,
+        Kind::Endorsement,
+        Kind::Revocation,
+    ];
+
+    /// The knowledge bank's kinds: what forms, imports, lists and searches offer. The
+    /// membership kinds are published with `spindel endorse` and `spindel revoke`.
+    pub const KNOWLEDGE: [Kind; 7] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
@@ -43,6 +62,8 @@ impl Kind {
             Kind::Event => "event",
             Kind::Indicator => "indicator",
             Kind::Experience => "experience",
+            Kind::Endorsement => "endorsement",
+            Kind::Revocation => "revocation",
         }
     }
 
@@ -56,7 +77,15 @@ impl Kind {
             Kind::Event => 4,
             Kind::Indicator => 5,
             Kind::Experience => 6,
+            Kind::Endorsement => 7,
+            Kind::Revocation => 8,
         }
+    }
+
+    /// A membership act, not knowledge: never edited (only deleted, which withdraws it),
+    /// and counted by [`crate::membership::Membership::compute`].
+    pub fn is_membership(self) -> bool {
+        matches!(self, Kind::Endorsement | Kind::Revocation)
     }
 }
 
@@ -66,15 +95,15 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Why a kind name was refused; the text lists [`Kind::ALL`].
+/// Why a kind name was refused; the text lists [`Kind::KNOWLEDGE`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown kind {0:?}: expected {kinds}", kinds = Kind::listed())]
 pub struct ParseKindError(pub String);
 
 impl Kind {
-    /// `profile, innovation, ... or experience`, from [`Kind::ALL`].
+    /// `profile, innovation, ... or experience`, from [`Kind::KNOWLEDGE`].
     pub fn listed() -> String {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let names: Vec<&str> = Kind::KNOWLEDGE.iter().map(|k| k.as_str()).collect();
         match names.split_last() {
             Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
             None => String::new(),
@@ -85,8 +114,10 @@ impl Kind {
 impl FromStr for Kind {
     type Err = ParseKindError;
 
+    /// Only the knowledge kinds ([`Kind::KNOWLEDGE`]): every name a person types (a form, a
+    /// query, `publish --kind`) stays out of the membership kinds.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::ALL
+        Kind::KNOWLEDGE
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| ParseKindError(s.chars().take(40).collect()))
@@ -95,6 +126,7 @@ impl FromStr for Kind {
 pub use crate::event::Event;
 pub use crate::experience::{Experience, Outcome};
 pub use crate::indicator::Indicator;
+pub use crate::membership::{Endorsement, Revocation};
 use crate::reference::RecordRef;
 use crate::schema::{Check, is_phone};
 pub use crate::schema::{
@@ -266,6 +298,8 @@ pub enum Record {
     Event(Event),
     Indicator(Indicator),
     Experience(Experience),
+    Endorsement(Endorsement),
+    Revocation(Revocation),
 }
 
 impl Record {
@@ -288,6 +322,12 @@ impl Record {
             Kind::Experience => {
                 return crate::experience::from_json_all(text).map(Record::Experience);
             }
+            Kind::Endorsement => {
+                return Endorsement::from_json_all(text).map(Record::Endorsement);
+            }
+            Kind::Revocation => {
+                return Revocation::from_json_all(text).map(Record::Revocation);
+            }
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -308,6 +348,8 @@ impl Record {
             Record::Event(_) => Kind::Event,
             Record::Indicator(_) => Kind::Indicator,
             Record::Experience(_) => Kind::Experience,
+            Record::Endorsement(_) => Kind::Endorsement,
+            Record::Revocation(_) => Kind::Revocation,
         }
     }
 
@@ -321,6 +363,8 @@ impl Record {
             Record::Event(r) => serde_json::to_string(r),
             Record::Indicator(r) => serde_json::to_string(r),
             Record::Experience(r) => serde_json::to_string(r),
+            Record::Endorsement(r) => serde_json::to_string(r),
+            Record::Revocation(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -340,6 +384,8 @@ impl Record {
             Record::Event(r) => &r.title,
             Record::Indicator(r) => r.title(),
             Record::Experience(r) => r.title(),
+            Record::Endorsement(r) => &r.name,
+            Record::Revocation(r) => &r.reason,
         }
     }
 
@@ -353,6 +399,7 @@ impl Record {
             Record::Event(r) => &r.tags,
             Record::Indicator(r) => &r.tags,
             Record::Experience(r) => &r.tags,
+            Record::Endorsement(_) | Record::Revocation(_) => &[],
         }
     }
 
@@ -385,6 +432,8 @@ impl Record {
             Record::Event(r) => parts.extend(r.search_parts()),
             Record::Indicator(r) => parts.extend(r.search_parts()),
             Record::Experience(r) => return r.search_text(),
+            Record::Endorsement(r) => parts.extend([r.name.as_str(), &r.node]),
+            Record::Revocation(r) => parts.extend([r.node.as_str(), &r.reason]),
         }
         parts.join("\n")
     }
@@ -446,6 +495,8 @@ impl Record {
             Record::Event(r) => r.trim(t, o),
             Record::Indicator(r) => r.trim(),
             Record::Experience(r) => r.trim(),
+            Record::Endorsement(r) => r.trim(),
+            Record::Revocation(r) => r.trim(),
         }
     }
 
@@ -575,6 +626,8 @@ impl Record {
             Record::Event(r) => r.problems(&c).into_iter().for_each(check),
             Record::Indicator(r) => r.problems(&c, &mut out),
             Record::Experience(r) => r.problems(&mut out),
+            Record::Endorsement(r) => r.problems(&mut out),
+            Record::Revocation(r) => r.problems(&mut out),
         }
         out
     }
@@ -627,7 +680,13 @@ mod tests {
         for (i, kind) in Kind::ALL.into_iter().enumerate() {
             assert_eq!(crate::codec::encode(&kind), vec![kind.code()], "{kind}");
             assert_eq!(usize::from(kind.code()), i, "{kind}: ALL is in code order");
-            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+            // A person types only the knowledge kinds.
+            assert_eq!(
+                kind.as_str().parse::<Kind>().is_ok(),
+                Kind::KNOWLEDGE.contains(&kind),
+                "{kind}"
+            );
+            assert_eq!(kind.is_membership(), !Kind::KNOWLEDGE.contains(&kind));
         }
         let e = "meeting".parse::<Kind>().unwrap_err().to_string();
         assert!(
@@ -1007,12 +1066,16 @@ mod tests {
         assert_eq!("method".parse::<Kind>(), Ok(Kind::Method));
         assert!("Method".parse::<Kind>().is_err());
         let said = "x".parse::<Kind>().unwrap_err().to_string();
-        for kind in Kind::ALL {
+        for kind in Kind::KNOWLEDGE {
             assert!(said.contains(kind.as_str()), "{said}");
             assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
         }
+        assert!(!said.contains("endorsement"), "{said}");
         assert!(
-            said.ends_with(&format!(" or {}", Kind::ALL[Kind::ALL.len() - 1])),
+            said.ends_with(&format!(
+                " or {}",
+                Kind::KNOWLEDGE[Kind::KNOWLEDGE.len() - 1]
+            )),
             "{said}"
         );
         let codes: std::collections::BTreeSet<u8> = Kind::ALL.iter().map(|k| k.code()).collect();

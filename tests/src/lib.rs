@@ -824,3 +824,24 @@ pub fn editor_session(admin: std::net::SocketAddr, user: &str, password: &str) -
     let (_, _, body) = http_exchange(admin, "GET", "/", &[("Cookie", &sc)], None);
     (sc, csrf_field(&body))
 }
+
+/// Every author's head at the node in `dir` (`status --json`'s `heads`: NodeId hex to seq).
+pub fn heads(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    let status = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+    serde_json::from_value(status["heads"].clone()).expect("heads")
+}
+
+/// Every current record at the node in `dir`: record id to the region name it is shown under.
+pub fn records_by_region(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    spindel(&["query", "--data-dir", s(dir), "--json", "--limit", "1000"]).json()["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            (
+                r["record_id"].as_str().unwrap_or_default().to_string(),
+                r["region"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

@@ -343,7 +343,10 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
     b.goto(&format!("{base}/"));
     assert_eq!(b.script("return document.documentElement.lang"), "sv");
     let all = b.hits();
-    assert_eq!(all, 51, "the demo's 51 records");
+    assert_eq!(
+        all, 53,
+        "the demo's 53 records (the ninth platform's two among them)"
+    );
     assert_eq!(b.text(&b.find("label[for=q]")), "Sökord");
 
     // Search an inflected form: "föreningarna" finds what says "förening".
@@ -423,6 +426,15 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
         "{overview}"
     );
     b.screenshot("overview.png");
+
+    // The network's own page: the founders, and the ninth platform they endorsed.
+    b.goto(&format!("{base}/natverket"));
+    let network = b.text(&b.find("main"));
+    assert!(network.contains("Grundande region"), "{network}");
+    assert!(network.contains("varmland"), "{network}");
+    assert!(network.contains("Stöd från"), "{network}");
+    b.assert_accessible(&axe_source());
+    b.screenshot("network.png");
 
     // On a phone-sized screen nothing runs off the side.
     b.goto(&format!("{base}/?q=f%C3%B6reningarna"));
@@ -1042,4 +1054,75 @@ fn a_meeting_place_is_published_found_on_the_calendar_and_subscribed_to_in_chrom
             .1
             .contains("SUMMARY:Regional träff om Överenskommelsen")
     });
+}
+
+/// Redaktionen's membership pages under a charter, in Chromium: an admin endorses a region
+/// through the form (first with a bad id, said beside the field), the confirmation page and
+/// the result, and axe-core finds no serious or critical violation on any of them.
+#[test]
+fn an_admin_endorses_a_region_in_chromium_and_axe_passes_the_membership_pages() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    use spindel_tests::{NodeProc, init, s, spindel, user_add};
+    let axe = axe_source();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (skane, skane_id) = init(t, "skane", "region");
+    let (_, gotland_id) = init(t, "gotland", "region");
+    let file = t.join("soul.json");
+    let founder = format!("{skane_id}=skane");
+    spindel(&[
+        "charter",
+        "new",
+        "--name",
+        "SOUL",
+        "--threshold",
+        "1",
+        &founder,
+        "--out",
+        s(&file),
+    ])
+    .ok();
+    spindel(&["charter", "sign", "--data-dir", s(&skane), s(&file)]).ok();
+    spindel(&["charter", "adopt", "--data-dir", s(&skane), s(&file)]).ok();
+    let password = "ett långt lösenord för webbläsaren";
+    user_add(&skane, "anna", "admin", Some(password));
+    let node = NodeProc::start(&skane, &["--admin", "127.0.0.1:0"]);
+    let editor = format!("http://{}", node.admin.unwrap());
+    let (_driver, b) = start_browser();
+    b.goto(&format!("{editor}/"));
+    b.type_into(&b.find("#user"), "anna");
+    b.type_into(&b.find("#password"), password);
+    b.click_and_load(&b.find("form.card button[type=submit]"));
+
+    b.goto(&format!("{editor}/medlemskap"));
+    assert!(b.text(&b.find("main")).contains("Grundande region"));
+    b.assert_accessible(&axe);
+    // A bad id: said beside the field, the name kept.
+    b.type_into(&b.find("#stod-node"), "inte-ett-id");
+    b.type_into(&b.find("#stod-name"), "gotland");
+    b.click_and_load(&b.find("form[action='/medlemskap/stod'] button[type=submit]"));
+    assert!(b.text(&b.find("#stod-node-fel")).contains("64 tecken"));
+    assert_eq!(
+        b.script("return document.querySelector('#stod-name').value"),
+        "gotland"
+    );
+    b.assert_accessible(&axe);
+    // The confirmation page, then the act.
+    b.clear(&b.find("#stod-node"));
+    b.type_into(&b.find("#stod-node"), &gotland_id);
+    b.click_until(
+        &b.find("form[action='/medlemskap/stod'] button[type=submit]"),
+        "input[name=confirm]",
+    );
+    assert!(b.text(&b.find("main")).contains("När 1 medlem har"));
+    b.assert_accessible(&axe);
+    b.click_until(&b.find("main form button[type=submit]"), "p.notice");
+    let done = b.text(&b.find("main"));
+    assert!(done.contains("gotland är nu medlem"), "{done}");
+    b.assert_accessible(&axe);
+    b.screenshot("editor-membership.png");
+    b.call("DELETE", "", None);
 }

@@ -18,11 +18,14 @@ const SEED_REGIONS: [&str; 8] = [
     "Västra Götalandsplattformen",
 ];
 
+/// The ninth platform, endorsed into the network by the eight founders' majority.
+const NEWCOMER: &str = "Social ekonomi Värmland (exempel)";
+
 #[test]
-fn demo_syncs_the_eight_regions_and_exits_when_asked() {
+fn demo_syncs_the_eight_regions_and_the_ninth_they_endorse_and_exits_when_asked() {
     let run = spindel(&["demo", "--http", "127.0.0.1:0", "--exit-when-synced"]);
     assert_eq!(run.code, 0, "{run:?}");
-    for region in SEED_REGIONS {
+    for region in SEED_REGIONS.iter().chain([&NEWCOMER]) {
         assert!(
             run.stdout.contains(region),
             "summary lacks {region}: {}",
@@ -30,11 +33,19 @@ fn demo_syncs_the_eight_regions_and_exits_when_asked() {
         );
     }
     assert!(
-        run.stdout.contains("8 regioner, 51 poster"),
+        run.stdout.contains("9 regioner, 53 poster"),
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("synkat: 8/8"), "{}", run.stderr);
+    assert!(run.stderr.contains("synkat: 9/9"), "{}", run.stderr);
+    // The charter, the endorsements and the newcomer's admission are said as they happen.
+    for said in [
+        "stadga för SOUL: 8 grundande regioner har signerat; stöd från 5 tar in en ny region",
+        &format!("{NEWCOMER} ansöker om att gå med i nätverket; stöd från 5 av 8 regioner"),
+        &format!("{NEWCOMER} är medlem"),
+    ] {
+        assert!(run.stderr.contains(said), "{said:?}: {}", run.stderr);
+    }
     // The temporary network is removed afterwards.
     let dir = run
         .stderr
@@ -57,7 +68,7 @@ fn demo_syncs_the_eight_regions_and_exits_when_asked() {
         "--exit-when-synced",
     ]);
     assert_eq!(three.code, 0, "{three:?}");
-    assert!(three.stdout.contains("3 regioner"), "{}", three.stdout);
+    assert!(three.stdout.contains("4 regioner"), "{}", three.stdout);
     let json = spindel(&[
         "demo",
         "--regions",
@@ -69,7 +80,7 @@ fn demo_syncs_the_eight_regions_and_exits_when_asked() {
     ])
     .json();
     let regions = json["regions"].as_array().unwrap();
-    assert_eq!(regions.len(), 3, "{json}");
+    assert_eq!(regions.len(), 4, "{json}");
     for r in regions {
         assert_eq!(r["head"], r["at_aggregator"], "{r}");
         assert_eq!(r["head"], r["in_every_region"], "{r}");
@@ -123,7 +134,20 @@ fn running_demo_serves_the_aggregate_over_http_and_stops_on_sigterm() {
     let (code, body) = http_get(http, "/api/v1/regions");
     assert_eq!(code, 200);
     let regions: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(regions["regions"].as_array().unwrap().len(), 8);
+    assert_eq!(regions["regions"].as_array().unwrap().len(), 9);
+    // The charter's members: eight founders and the ninth, endorsed by five of them.
+    let (code, body) = http_get(http, "/api/v1/network");
+    assert_eq!(code, 200);
+    let network: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(network["threshold"], 5);
+    let members = network["regions"].as_array().unwrap();
+    assert_eq!(members.iter().filter(|r| r["founder"] == true).count(), 8);
+    let ninth = members.iter().find(|r| r["name"] == "varmland").unwrap();
+    assert_eq!(ninth["state"], "member");
+    assert_eq!(ninth["endorsed_by"].as_array().unwrap().len(), 5);
+    let (code, page) = http_get(http, "/natverket");
+    assert_eq!(code, 200);
+    assert!(page.contains(">varmland</a>"), "{page}");
     let (_, body) = http_get(http, "/api/v1/records?q=f%C3%B6reningarna&limit=50");
     let found: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(

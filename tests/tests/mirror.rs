@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use spindel_tests::{NodeProc, disallow, eventually, init, init_network, publish_run, s, spindel};
+use spindel_tests::{
+    NodeProc, disallow, eventually, heads, init, init_network, publish_run, records_by_region, s,
+    spindel,
+};
 
 /// How long a record may take to travel in these tests (a deadline, not a wait).
 const TRAVEL_S: u64 = 30;
@@ -23,25 +26,6 @@ fn publish(dir: &Path, title: &str) -> String {
 
 fn status(dir: &Path) -> serde_json::Value {
     spindel(&["status", "--data-dir", s(dir), "--json"]).json()
-}
-
-fn heads(dir: &Path) -> BTreeMap<String, u64> {
-    serde_json::from_value(status(dir)["heads"].clone()).unwrap()
-}
-
-/// Every current record at `dir`: record id → the region name it is shown under.
-fn records(dir: &Path) -> BTreeMap<String, String> {
-    spindel(&["query", "--data-dir", s(dir), "--json", "--limit", "1000"]).json()["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["record_id"].as_str().unwrap().to_string(),
-                r["region"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// `dir` holds the logs of `authors` as far as `reference` does (`reference`'s heads).
@@ -94,7 +78,7 @@ fn a_mirror_holds_the_aggregate_and_takes_over_from_its_upstream() {
         holds(&a2_dir, &reference, &regions)
     });
     // Under the names A1 admitted them with: A2 took A1's list as its own.
-    let at_a2 = records(&a2_dir);
+    let at_a2 = records_by_region(&a2_dir);
     for id in &ids {
         assert!(at_a2.contains_key(id), "{id} missing at A2");
     }
@@ -127,10 +111,10 @@ fn a_mirror_holds_the_aggregate_and_takes_over_from_its_upstream() {
     let r2 = NodeProc::start(&r2_dir, &["--aggregator", &a2_peer]);
     let via_mirror = publish(&r2_dir, "Bara via reserven");
     eventually(TRAVEL_S, "R2's record at A1 through the mirror", || {
-        records(&a1_dir).contains_key(&via_mirror)
+        records_by_region(&a1_dir).contains_key(&via_mirror)
     });
     eventually(TRAVEL_S, "R2's record at R1", || {
-        records(&r1_dir).contains_key(&via_mirror)
+        records_by_region(&r1_dir).contains_key(&via_mirror)
     });
 
     // A1 is gone for good: kill -9, its directory removed.
@@ -148,13 +132,13 @@ fn a_mirror_holds_the_aggregate_and_takes_over_from_its_upstream() {
     eventually(TRAVEL_S, "the whole aggregate at A3", || {
         holds(&a3_dir, &reference, &regions)
     });
-    assert_eq!(records(&a3_dir), records(&a2_dir));
+    assert_eq!(records_by_region(&a3_dir), records_by_region(&a2_dir));
 
     // R1 publishes: it reaches A2, A3 and R2 (which pinned A2 only).
     let late = publish(&r1_dir, "Efter bytet");
     for (dir, what) in [(&a2_dir, "A2"), (&a3_dir, "A3"), (&r2_dir, "R2")] {
         eventually(TRAVEL_S, &format!("R1's new record at {what}"), || {
-            records(dir).get(&late).map(String::as_str) == Some("skane")
+            records_by_region(dir).get(&late).map(String::as_str) == Some("skane")
         });
     }
     // Every node's audit stays clean: R1 witnessed both aggregators, A2 its upstream, A3

@@ -16,13 +16,15 @@
 //! Split by job, one module each: `auth` (cookies, CSRF, sessions, login), `posts` (a post's
 //! forms, preview, merge, page, history, removal, drafts), `post_list` (the start page and
 //! `/poster`), `accounts` (`/anvandare`, `/konto`), `audit` (`/logg`), `import`
-//! (`/importera`) and `network` (`/natverket`: every region's records, read-only, to answer). Here: the [`Editor`], its pages, the helpers they share,
+//! (`/importera`), `network` (`/natverket`: every region's records, read-only, to answer) and
+//! `members` (`/medlemskap`: who belongs; an admin endorses or revokes). Here: the [`Editor`], its pages, the helpers they share,
 //! and the router.
 
 mod accounts;
 mod audit;
 mod auth;
 mod import;
+mod members;
 mod network;
 mod page;
 mod post_list;
@@ -92,6 +94,9 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/utkast", get(draft_page))
         .route("/poster", get(posts_page))
         .route("/natverket", get(network::network_page))
+        .route("/medlemskap", get(members::members))
+        .route("/medlemskap/stod", axum::routing::post(members::endorse))
+        .route("/medlemskap/uteslut", axum::routing::post(members::revoke))
         .route(
             "/natverket/{author}/{record_id}",
             get(network::network_record),

@@ -195,6 +195,11 @@ pub enum NodeError {
         "{0} is allowed here as a mirror aggregator; a key is a region or a mirror aggregator, not both (spindel disallow it first)"
     )]
     RegionIsAMirror(NodeId),
+    /// A membership act refused, with the reason (decision 0041).
+    #[error(transparent)]
+    Membership(#[from] MembershipRefusal),
+    #[error("charter: {0}")]
+    Charter(spindel_protocol::charter::CharterError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -206,4 +211,48 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + 
         path: path.to_path_buf(),
         error,
     }
+}
+
+/// Why an act (or withdrawing one) was refused: it would count nothing, or it would change
+/// what only another act changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipRefusal {
+    #[error(
+        "this node has no charter, so there is no membership to act on (spindel charter adopt --data-dir DIR FILE; in a network without one, the aggregator's operator runs spindel allow)"
+    )]
+    NoCharter,
+    #[error("this region is not a member of the network: its acts would count nothing")]
+    NotAMember,
+    #[error("{field}: {text:?} is not a usable node id (64 lowercase hex characters)")]
+    BadKey { field: &'static str, text: String },
+    #[error("{key} is already the key of the region {region:?}; a key is endorsed once")]
+    AlreadyMember { key: NodeId, region: String },
+    #[error(
+        "{key} was a key of the region {region:?}, and a key never comes back (endorse a new key with --replaces)"
+    )]
+    FormerKey { key: NodeId, region: String },
+    #[error("--replaces {key}: not a key of any region in this network")]
+    ReplacesUnknown { key: NodeId },
+    #[error(
+        "--replaces {key}: that key is the region {region:?}'s, so its new key keeps that name (--name {region})"
+    )]
+    ReplacesOtherName { key: NodeId, region: String },
+    #[error(
+        "the name {name:?} is the region of {holder}'s; a name is held for good (a new key for that region is endorsed with --replaces {holder})"
+    )]
+    NameHeld { name: String, holder: NodeId },
+    #[error("this region has endorsed {key} as {name:?} already; it counts once")]
+    EndorsedTwice { key: NodeId, name: String },
+    #[error("this region has asked to revoke {key} already; it counts once")]
+    RevokedTwice { key: NodeId },
+    #[error(
+        "{key} is no longer a member key of {region:?} (revoked or replaced): nothing to revoke"
+    )]
+    RevokeFormer { key: NodeId, region: String },
+    #[error("{key} is not a member of this network: nothing to revoke")]
+    RevokeStranger { key: NodeId },
+    #[error(
+        "record {record} is a membership act that took effect; deleting it would change who belongs, so it stays (spindel revoke ends a membership)"
+    )]
+    TookEffect { record: RecordId },
 }

@@ -12,9 +12,10 @@
 //! Its files, each below the ones that use it: `error.rs` ([`NodeError`] and the import's
 //! limits), `dir.rs` (the files of the data directory: config, key, markers), `reports.rs`
 //! (what the operations report), `node.rs` ([`LocalNode`], its reads and markers), `writes.rs`
-//! (the own log's writes and admissions), `import.rs` (`spindel import`), `init.rs` (`init`
+//! (the own log's writes and admissions), `acts.rs` (the charter and the membership acts), `import.rs` (`spindel import`), `init.rs` (`init`
 //! and [`LocalNode::open`]), `witness.rs` (checkpoints, cosignatures, findings, the audit).
 
+mod acts;
 mod dir;
 mod error;
 mod import;
@@ -24,6 +25,7 @@ mod reports;
 mod witness;
 mod writes;
 
+pub use acts::{ActRequest, Acted, Adopted};
 pub use dir::{
     CONFIG_FILE, KEY_FILE, KEY_FILE_BYTES_MAX, NodeConfig, OFFLINE_MARKER, RESTORED_MARKER, Role,
     create_file_atomically, node_key, read_config, write_file_atomically,
@@ -31,7 +33,7 @@ pub use dir::{
 pub(crate) use dir::{write_config, write_key};
 pub use error::{
     IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
-    ImportFileProblem, ImportLineError, LineError, NodeError,
+    ImportFileProblem, ImportLineError, LineError, MembershipRefusal, NodeError,
 };
 pub use import::{
     IMPORT_APPLIED, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT, IMPORT_STAGING,
@@ -43,6 +45,10 @@ pub use node::{LocalNode, identity, now_ms};
 pub use reports::{
     Allowed, AuthorStatus, Deleted, Disallowed, ForkStatus, Imported, NO_WEBSITE_WARNING, NodeInfo,
     NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
+};
+pub use reports::{
+    KeyView, MembershipReport, PendingEndorsement, PendingRevocationView, RegionMembership,
+    RevokedView, membership_report,
 };
 pub use witness::{
     AUDIT_ANSWER_BYTES_MAX, AggregatorAudit, AuditBundle, AuditFinding, AuditHead, AuditReport,

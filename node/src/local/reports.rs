@@ -181,6 +181,9 @@ pub struct Status {
     /// do, in one paragraph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_copy_advice: Option<String>,
+    /// Under a charter: the network's membership (regions, keys, pending acts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipReport>,
 }
 
 /// Own entries `first..=last` no pinned aggregator has acknowledged.
@@ -227,3 +230,149 @@ pub fn other_copy_advice(range: &NotSent, address: Option<&str>, held: Option<u6
 pub const NO_WEBSITE_WARNING: &str = "the region's profile has no website, so /integritet \
      names no contact for its records: publish the profile with a \"website\" (spindel \
      publish --kind profile, or Profil in the editor)";
+
+/// A network's membership as `status`, `/api/v1/network` and `/natverket` show it: the
+/// charter, each region with its keys, and the acts still pending. Keys are hex; the acting
+/// regions are named by their names in the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipReport {
+    pub network: String,
+    /// The charter id (SHA-256 of its signed bytes).
+    pub charter: String,
+    pub threshold: usize,
+    pub regions: Vec<RegionMembership>,
+    pub pending: Vec<PendingEndorsement>,
+    pub pending_revocations: Vec<PendingRevocationView>,
+}
+
+/// One region of the network, member or former.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionMembership {
+    pub name: String,
+    /// Its live key (the newest).
+    pub node: String,
+    /// `member` or `former` (revoked).
+    pub state: String,
+    pub founder: bool,
+    /// When it became a member (RFC 3339): the charter's creation for a founder.
+    pub since: String,
+    /// The regions whose endorsements admitted it (none for a founder).
+    pub endorsed_by: Vec<String>,
+    /// When it was revoked, and by which regions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<RevokedView>,
+    /// Every key it has had, oldest first.
+    pub keys: Vec<KeyView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokedView {
+    pub at: String,
+    pub by: Vec<String>,
+}
+
+/// One key of a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub node: String,
+    pub since: String,
+    /// The last seq of its log that counts, once the key was replaced or its region revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// Why it ended (`replaced`, `revoked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+/// A key endorsed by fewer member regions than the threshold so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingEndorsement {
+    pub node: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    pub endorsed_by: Vec<String>,
+    /// Why it cannot take effect even at the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+/// A member asked to be revoked by fewer member regions than the threshold so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRevocationView {
+    pub node: String,
+    pub name: String,
+    pub revoked_by: Vec<String>,
+}
+
+/// The report of `members` (see [`MembershipReport`]).
+pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
+    use spindel_protocol::time::rfc3339_ms;
+    let m = &members.membership;
+    let named = |keys: &[spindel_protocol::NodeId]| -> Vec<String> {
+        keys.iter()
+            .map(|k| {
+                m.region_of(k)
+                    .map_or_else(|| k.to_hex()[..8].to_string(), |r| r.name.clone())
+            })
+            .collect()
+    };
+    MembershipReport {
+        network: members.charter.charter.network.clone(),
+        charter: members.charter.id.to_hex(),
+        threshold: m.threshold,
+        regions: m
+            .regions
+            .iter()
+            .map(|r| RegionMembership {
+                name: r.name.clone(),
+                node: r.key().to_hex(),
+                state: if r.active() { "member" } else { "former" }.into(),
+                founder: r.founder,
+                since: rfc3339_ms(if r.founder {
+                    members.charter.charter.created_ms
+                } else {
+                    r.since_ms
+                }),
+                endorsed_by: named(&r.endorsed_by),
+                revoked: r.revoked.as_ref().map(|v| RevokedView {
+                    at: rfc3339_ms(v.at_ms),
+                    by: named(&v.by),
+                }),
+                keys: r
+                    .keys
+                    .iter()
+                    .map(|k| KeyView {
+                        node: k.node.to_hex(),
+                        since: rfc3339_ms(match k.since_ms {
+                            0 => members.charter.charter.created_ms,
+                            t => t,
+                        }),
+                        until: k.until,
+                        ended: k.ended.map(str::to_string),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        pending: m
+            .pending
+            .iter()
+            .map(|p| PendingEndorsement {
+                node: p.node.to_hex(),
+                name: p.name.clone(),
+                replaces: p.replaces.map(|r| r.to_hex()),
+                endorsed_by: named(&p.endorsed_by),
+                blocked: p.blocked.clone(),
+            })
+            .collect(),
+        pending_revocations: m
+            .pending_revocations
+            .iter()
+            .map(|p| PendingRevocationView {
+                node: p.node.to_hex(),
+                name: p.name.clone(),
+                revoked_by: named(&p.revoked_by),
+            })
+            .collect(),
+    }
+}

@@ -89,6 +89,9 @@ impl LocalNode {
         if meta.kind == Kind::Profile {
             return Err(NodeError::ProfileDelete);
         }
+        if meta.kind.is_membership() {
+            self.check_withdrawal(&record_id)?;
+        }
         let header = next_header(me, head, now_ms, meta.kind, record_id, None);
         let entry = Entry::sign(&self.key, header);
         let seq = entry.header().seq;

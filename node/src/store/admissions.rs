@@ -1,17 +1,25 @@
 //! The store's writes besides [`Store::apply`]: admissions (`allow`, an aggregator's list at a
-//! region, `disallow`), vouches, refusals counted before the store saw an entry, and fork
-//! proofs a peer sent.
+//! region, `disallow`), vouches, refusals counted before the store saw an entry, fork proofs a
+//! peer sent, and the charter under which the regions' acts decide instead (`members.rs`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use spindel_protocol::NodeId;
+use spindel_protocol::charter::{CHARTER_FILE_BYTES_MAX, SignedCharter, VerifiedCharter};
 use spindel_protocol::codec;
 use spindel_protocol::entry::Entry;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::membership::Act;
 use spindel_protocol::sync::HEADS_AUTHORS_MAX;
 
 use super::handle::Store;
-use super::keys::{k_author, k_counter, k_fork, k_mirror, k_vouch, key};
-use super::types::{AdmissionChanges, AuthorMeta, ForkProof, StoreError, decode_meta, node_id_at};
+use super::keys::{K_CHARTER, k_author, k_counter, k_fork, k_mirror, k_vouch, key};
+use super::members::{Held, Members, act_of, settle};
+use super::types::{
+    AdmissionChanges, AuthorMeta, ForkProof, RecordMeta, StoreError, corrupt, decode_meta,
+    node_id_at, record_id_at,
+};
 
 impl Store {
     /// Marks `author` as admitted (aggregator: `spindel allow`; every node: itself).
@@ -40,6 +48,9 @@ impl Store {
         me: &NodeId,
         reserved: &str,
     ) -> Result<AuthorMeta, StoreError> {
+        if self.members().is_some() {
+            return Err(StoreError::CharterDecides);
+        }
         {
             let _guard = self
                 .write
@@ -96,6 +107,10 @@ impl Store {
         from: &NodeId,
         me: &NodeId,
     ) -> Result<AdmissionChanges, StoreError> {
+        // Under a charter the regions' acts decide, never an aggregator's list.
+        if self.members().is_some() {
+            return Ok(AdmissionChanges::default());
+        }
         // Checked before the lock: which keys are listed, under which (valid) names. A key
         // new here must be a usable public key (a point decompression, so only for new ones;
         // authors are never deleted, so a key known now is known under the lock).
@@ -231,6 +246,9 @@ impl Store {
     /// it relays only those), and records `by` as one that vouches for `author` (see
     /// [`Store::take_admissions`]). Keeps the name known; never unfreezes.
     pub fn vouch(&self, author: &NodeId, by: &NodeId) -> Result<(), StoreError> {
+        if self.members().is_some() {
+            return Ok(());
+        }
         let wrote = {
             let _guard = self
                 .write
@@ -263,6 +281,9 @@ impl Store {
     /// no aggregator vouches for it any more; its stored entries stay (signed history), new
     /// ones are refused as not admitted. `None` when it was not admitted.
     pub fn disallow(&self, author: &NodeId) -> Result<Option<AuthorMeta>, StoreError> {
+        if self.members().is_some() {
+            return Err(StoreError::CharterDecides);
+        }
         let before = {
             let _guard = self
                 .write
@@ -358,5 +379,118 @@ impl Store {
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(true)
+    }
+}
+
+impl Store {
+    /// The charter's membership, if this node adopted one.
+    pub fn members(&self) -> Option<Arc<Members>> {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Moves whenever membership changes (an act took effect or was withdrawn, or a charter
+    /// was adopted).
+    pub fn members_generation(&self) -> u64 {
+        self.members_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps `members` as this node's membership (a batch changed it, durably).
+    pub(super) fn set_members(&self, members: Members) {
+        *self
+            .members
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(members));
+        self.members_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Reads the adopted charter and every live act (on open).
+    pub(super) fn load_members(&self) -> Result<Option<Members>, StoreError> {
+        let Some(bytes) = self.db.get(K_CHARTER)? else {
+            return Ok(None);
+        };
+        let held: Held = codec::decode::<Held, { CHARTER_FILE_BYTES_MAX + 64 }>("charter", &bytes)
+            .map_err(|e| corrupt("charter", e))?;
+        let charter = SignedCharter::from_file_text(held.file.as_bytes())
+            .and_then(|s| s.verify())
+            .map_err(|e| corrupt("charter", e))?;
+        Ok(Some(Members::new(charter, held.me, self.scan_acts()?)))
+    }
+
+    /// Every live membership act held here, read from the payloads.
+    fn scan_acts(&self) -> Result<BTreeMap<(NodeId, RecordId), Act>, StoreError> {
+        let mut acts = BTreeMap::new();
+        for item in self.db.scan_prefix([b'R']) {
+            let (k, v) = item?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            if !meta.kind.is_membership() || meta.deleted {
+                continue;
+            }
+            let author = node_id_at(&k, 1)?;
+            let rid = record_id_at(&k, 33)?;
+            if let Some(record) = self.load_record(&author, &rid, &meta)?
+                && let Some(act) = act_of(author, meta.seq, meta.updated_ms, &record)
+            {
+                acts.insert((author, rid), act);
+            }
+        }
+        Ok(acts)
+    }
+
+    /// Adopts `charter` (verified, complete) as this node's, for good: `me` is this node's
+    /// key. Every author's admission is set from the membership it gives, in one atomic write.
+    /// Refused when another charter is held; adopting the same one again changes nothing.
+    pub fn adopt_charter(
+        &self,
+        charter: &VerifiedCharter,
+        me: NodeId,
+    ) -> Result<Arc<Members>, StoreError> {
+        let guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = self.members() {
+            if held.charter.id == charter.id {
+                return Ok(held);
+            }
+            return Err(StoreError::OtherCharter {
+                held: held.charter.id.to_hex(),
+            });
+        }
+        let held = Held {
+            file: charter.signed.to_file_text(),
+            me,
+        };
+        let members = Members::new(charter.clone(), me, self.scan_acts()?);
+        let mut batch = sled::Batch::default();
+        batch.insert(K_CHARTER, codec::encode(&held));
+        let mut authors: BTreeMap<NodeId, AuthorMeta> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            authors.insert(node_id_at(&k, 1)?, decode_meta("author", &v)?);
+        }
+        for (key, _) in members.membership.keys() {
+            authors.entry(key).or_default();
+        }
+        authors.entry(me).or_default();
+        for (key, meta) in authors.iter_mut() {
+            if settle(&members, key, meta) {
+                batch.insert(k_author(key), codec::encode(meta));
+            }
+        }
+        // Vouches of an aggregator's lists decide nothing any more.
+        for item in self.db.scan_prefix([b'V']) {
+            batch.remove(item?.0);
+        }
+        self.db.apply_batch(batch)?;
+        self.set_members(members);
+        drop(guard);
+        self.db.flush()?;
+        self.members()
+            .ok_or_else(|| corrupt("charter", "not kept after it was adopted"))
     }
 }

@@ -29,6 +29,10 @@ pub struct Store {
     pub(super) calendar: std::sync::RwLock<Option<super::calendar::Calendar>>,
     /// The answers index, built from the payloads on first use (never in sled).
     pub(super) answers: std::sync::RwLock<Option<super::types::Answers>>,
+    /// The adopted charter and the membership its acts give (`None`: no charter).
+    pub(super) members: std::sync::RwLock<Option<Arc<super::members::Members>>>,
+    /// Moves whenever membership changes (the writer tells sessions, as after `allow`).
+    pub(super) members_generation: std::sync::atomic::AtomicU64,
 }
 
 /// `name` and `display_name` of an author's current, visible profile.

@@ -101,6 +101,8 @@ pub(super) fn k_bytes(a: &NodeId) -> Vec<u8> {
 }
 pub(super) const K_GENERATION: &[u8] = b"Mgeneration";
 pub(super) const K_FORMAT: &[u8] = b"Mformat";
+/// The charter this node adopted, with its own key (`members.rs`).
+pub(super) const K_CHARTER: &[u8] = b"Mcharter";
 /// The generation the `E` index (a record's versions) was last complete at. A binary that does
 /// not keep the index moves the generation without it; the next open then rebuilds the index,
 /// so an older binary in between never leaves it short (no format change needed).

@@ -23,7 +23,7 @@
 //! | `K`    | aggregator, counter (BE), witness | a cosignature of that checkpoint                  |
 //! | `G`    | aggregator                  | what this node remembers of the aggregator's checkpoints (`AggregatorView`) |
 //! | `X`    | finding kind, aggregator, region | a finding with when it was first and last seen, and healed |
-//! | `M`    | name                        | store metadata (`generation`, `format`, `history`) |
+//! | `M`    | name                        | store metadata (`generation`, `format`, `history`, `charter`: the adopted charter file and this node's key) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it
 //! happens to rewrite them): payloads live in the packs of `crate::payloads`, which can erase
@@ -43,7 +43,8 @@
 //! (errors and stored values); `index_queue.rs` (the full-text commit queue); `handle.rs`
 //! ([`Store`] itself); `reads.rs`; `history.rs` (the versions index) and `erase.rs` (purged
 //! ranges); `open.rs` (open, format upgrade, rebuilds); `overlay.rs` (a batch being checked)
-//! and `apply.rs`; `admissions.rs` (the other writes: admissions, vouches, refusals, forks);
+//! and `apply.rs`; `admissions.rs` (the other writes: admissions, vouches, refusals, forks); `members.rs` (the
+//! charter and the membership its acts give, decision 0041);
 //! `witness.rs` (checkpoints, cosignatures and findings: this node's own observation).
 
 mod admissions;
@@ -54,6 +55,7 @@ mod handle;
 mod history;
 mod index_queue;
 mod keys;
+mod members;
 mod open;
 mod overlay;
 mod reads;
@@ -69,6 +71,7 @@ pub use index_queue::{
     index_retry_wait,
 };
 pub use keys::{STORE_FORMAT, TimeKey, search_key};
+pub use members::Members;
 pub use open::SLED_CACHE_BYTES;
 pub use types::{
     AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta,

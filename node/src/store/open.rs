@@ -128,6 +128,8 @@ impl Store {
             profile_names: std::sync::RwLock::new(None),
             calendar: std::sync::RwLock::new(None),
             answers: std::sync::RwLock::new(None),
+            members: std::sync::RwLock::new(None),
+            members_generation: std::sync::atomic::AtomicU64::new(0),
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;
@@ -148,6 +150,12 @@ impl Store {
         }
         // Segments still holding deleted documents (a crash before their merge) go now.
         store.index.search.expunge_deletes(0)?;
+        if let Some(members) = store.load_members()? {
+            *store
+                .members
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(members));
+        }
         Ok(store)
     }
 
@@ -167,6 +175,9 @@ impl Store {
             let author = node_id_at(&k, 1)?;
             let rid = record_id_at(&k, 33)?;
             let meta: RecordMeta = decode_meta("record", &v)?;
+            if meta.kind.is_membership() {
+                continue;
+            }
             let Some(record) = self.load_record(&author, &rid, &meta)? else {
                 continue;
             };

@@ -1,7 +1,7 @@
 //! A batch being applied: the store plus what the batch so far changed ([`Overlay`]), what
 //! ingest sees of one author through it ([`View`]), and its one atomic write ([`Committed`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use spindel_protocol::NodeId;
@@ -10,12 +10,15 @@ use spindel_protocol::entry::{Entry, Hash, Head, Op, PAYLOAD_BYTES_MAX, RecordId
 use spindel_protocol::ingest::{Accepted, AuthorView, RecordState};
 use spindel_protocol::record::{Kind, Record};
 
+use spindel_protocol::membership::Act;
+
 use super::calendar::Span;
 use super::handle::{ProfileName, Store};
 use super::keys::{
     K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
     k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
 };
+use super::members::{Members, act_of, settle};
 use super::reads::{event_span, lower_tags};
 use super::types::{
     AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, corrupt, u64_value,
@@ -61,6 +64,10 @@ pub(super) struct Overlay<'s> {
     versions: HashMap<RecordKey, u64>,
     pub(super) accepted: u64,
     pub(super) forked: bool,
+    /// Under a charter: the membership as this batch so far changed it (taken from the store
+    /// at the first act the batch accepts or withdraws), and whether it changed.
+    members: Option<Members>,
+    members_changed: bool,
 }
 
 pub(super) struct View<'o, 's> {
@@ -142,7 +149,43 @@ impl<'s> Overlay<'s> {
             versions: HashMap::new(),
             accepted: 0,
             forked: false,
+            members: None,
+            members_changed: false,
         }
+    }
+
+    /// A membership act of `key` is now `act` (`None`: deleted, or not readable). Under a
+    /// charter, membership is computed again and every author whose admission or name it
+    /// changed is written in this batch, so the batch's next entries are checked against it.
+    /// Without a charter an act decides nothing.
+    fn set_act(&mut self, key: RecordKey, act: Option<Act>) -> Result<(), StoreError> {
+        let Some(mut draft) = self
+            .members
+            .take()
+            .or_else(|| self.store.members().map(|m| (*m).clone()))
+        else {
+            return Ok(());
+        };
+        let before: BTreeSet<NodeId> = draft.membership.keys().map(|(k, _)| k).collect();
+        if draft.set_act(key, act) {
+            self.members_changed = true;
+            let after = draft.membership.keys().map(|(k, _)| k);
+            let touched: BTreeSet<NodeId> = before.into_iter().chain(after).collect();
+            for k in touched {
+                if !self.authors.contains_key(&k) {
+                    let meta = self.store.author_stored(&k)?.unwrap_or_default();
+                    self.authors.insert(k, meta);
+                }
+                if let Some(meta) = self.authors.get_mut(&k)
+                    && settle(&draft, &k, meta)
+                {
+                    let meta = meta.clone();
+                    self.put_meta(k_author(&k), &meta);
+                }
+            }
+        }
+        self.members = Some(draft);
+        Ok(())
     }
 
     /// The version number the next entry of `key` makes: one more than the last, in this
@@ -345,6 +388,11 @@ impl<'s> Overlay<'s> {
                     payload: held.then_some(h.payload_hash),
                 };
                 match record.as_ref().filter(|_| held) {
+                    // A membership act counts; it is not knowledge (no list, search or tag).
+                    Some(record) if h.kind.is_membership() => {
+                        self.set_act(key, act_of(a, h.seq, h.timestamp_ms, record))?;
+                    }
+                    None if h.kind.is_membership() => self.set_act(key, None)?,
                     Some(record) => {
                         self.batch.insert(
                             k_time(meta.updated_ms, &a, &h.record_id),
@@ -357,7 +405,12 @@ impl<'s> Overlay<'s> {
                 meta
             }
             Op::Tombstone => {
-                self.hide(key, h.timestamp_ms, h.kind);
+                // A withdrawn act counts no more; a deleted record shows no more.
+                if h.kind.is_membership() {
+                    self.set_act(key, None)?;
+                } else {
+                    self.hide(key, h.timestamp_ms, h.kind);
+                }
                 RecordMeta {
                     kind: h.kind,
                     seq: h.seq,
@@ -396,11 +449,15 @@ impl<'s> Overlay<'s> {
         meta.payload = Some(h.payload_hash);
         self.new_payloads
             .insert(key, (h.seq, h.payload_hash, bytes));
-        self.batch.insert(
-            k_time(meta.updated_ms, &h.author, &h.record_id),
-            &[h.kind.code()][..],
-        );
-        self.show(key, meta.updated_ms, &record);
+        if h.kind.is_membership() {
+            self.set_act(key, act_of(h.author, h.seq, h.timestamp_ms, &record))?;
+        } else {
+            self.batch.insert(
+                k_time(meta.updated_ms, &h.author, &h.record_id),
+                &[h.kind.code()][..],
+            );
+            self.show(key, meta.updated_ms, &record);
+        }
         self.put_meta(k_record(&h.author, &h.record_id), &meta);
         self.records.insert(key, Some(meta));
         tracing::info!(author = %h.author.short(), seq = h.seq, "a record that arrived without its payload is complete now");
@@ -507,6 +564,11 @@ impl<'s> Overlay<'s> {
                 self.store.packs.abandon(segment, start);
             }
             return Err(e.into());
+        }
+        if self.members_changed
+            && let Some(members) = self.members.take()
+        {
+            self.store.set_members(members);
         }
         if !self.changes.is_empty() {
             self.store.index.enqueue(self.changes, generation);

@@ -59,6 +59,12 @@ pub enum StoreError {
         "{max} regions are admitted already, as many as an admission list carries; disallow one first"
     )]
     TooManyAdmitted { max: usize },
+    #[error("this node holds another charter ({held}); a node adopts one charter, for good")]
+    OtherCharter { held: String },
+    #[error(
+        "this network has a charter: its regions decide who belongs, not an operator (spindel endorse NODEID --name NAME, spindel revoke NODEID --reason TEXT)"
+    )]
+    CharterDecides,
     #[error("entry {index} of the batch was refused: {refusal}")]
     Refused { index: usize, refusal: Refusal },
 }
@@ -110,8 +116,10 @@ pub struct PayloadRef {
 pub type TagMap = HashMap<(NodeId, RecordId), Vec<String>>;
 
 impl RecordMeta {
+    /// The knowledge bank shows it: current, held, and knowledge (a membership act is shown
+    /// on the network's pages only).
     pub fn visible(&self) -> bool {
-        !self.deleted && self.payload.is_some()
+        !self.deleted && self.payload.is_some() && !self.kind.is_membership()
     }
 }
 

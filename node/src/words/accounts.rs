@@ -27,6 +27,8 @@ pub(crate) const AUDIT_ACTIONS: &[(&str, &str)] = &[
     ("user_remove", "tog bort konto"),
     ("password_reset", "gav nytt lösenord"),
     ("password_changed", "bytte sitt lösenord"),
+    ("endorse", "gav stöd till en region"),
+    ("revoke", "begärde att ett medlemskap upphör"),
 ];
 
 /// An action of the audit trail no page knows.

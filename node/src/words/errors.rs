@@ -1,6 +1,6 @@
 //! A typed error as the Swedish sentence a person reads.
 
-use crate::local::NodeError;
+use crate::local::{Acted, MembershipRefusal, NodeError};
 use crate::params::ParamError;
 use crate::users::UserError;
 
@@ -37,11 +37,65 @@ pub(crate) fn write_refused(e: &NodeError) -> String {
         NodeError::Deleted(_) => POST_REMOVED_FOR_GOOD.into(),
         NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
         NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
+        NodeError::Membership(r) => membership_refusal(r),
         NodeError::OwnLogForked(_) => "Regionens logg har en gaffel (två olika poster med samma nummer); inget kan publiceras förrän den som driver noden har åtgärdat den. Inget sparades.".into(),
         other => {
             tracing::error!(error = %other, "a write from the editor failed");
             "Posten kunde inte sparas på grund av ett fel i noden. Inget sparades; be den som driver noden läsa dess logg.".into()
         }
+    }
+}
+
+/// Why a membership act was refused, in Swedish (a key by its first 16 characters).
+pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
+    let short = |k: &spindel_protocol::NodeId| k.to_hex()[..16].to_string();
+    match r {
+        MembershipRefusal::NoCharter => "Nätverket har ingen stadga, så det finns inget medlemskap att besluta om. Nodens operatör antar stadgan med spindel charter adopt.".into(),
+        MembershipRefusal::NotAMember => "Er region är inte medlem i nätverket, så dess beslut räknas inte.".into(),
+        MembershipRefusal::BadKey { .. } => ACT_NODE_ID.into(),
+        MembershipRefusal::AlreadyMember { region, .. } => format!("Nyckeln är redan regionen {region}s; en nyckel får stöd en gång."),
+        MembershipRefusal::FormerKey { region, .. } => format!("Nyckeln har varit regionen {region}s och kan inte komma tillbaka. En ny nyckel för regionen får stöd som ersättare."),
+        MembershipRefusal::ReplacesUnknown { key } => format!("Nyckeln {} som ska ersättas hör inte till någon region.", short(key)),
+        MembershipRefusal::ReplacesOtherName { region, .. } => format!("Nyckeln som ska ersättas är regionen {region}s, så den nya nyckeln behåller det namnet."),
+        MembershipRefusal::NameHeld { name, .. } => format!("Namnet {name} hör redan till en region, för alltid. En ny nyckel för den regionen får stöd som ersättare."),
+        MembershipRefusal::EndorsedTwice { name, .. } => format!("Er region har redan gett {name} sitt stöd; det räknas en gång."),
+        MembershipRefusal::RevokedTwice { .. } => "Er region har redan begärt att det medlemskapet upphör; det räknas en gång.".into(),
+        MembershipRefusal::RevokeFormer { region, .. } => format!("Nyckeln är inte längre medlem för {region}; det finns inget att begära."),
+        MembershipRefusal::RevokeStranger { key } => format!("Nyckeln {} är inte medlem i nätverket; det finns inget att begära.", short(key)),
+        MembershipRefusal::TookEffect { .. } => "Beslutet har redan fått verkan och ligger kvar: att ta bort det skulle ändra vem som är medlem. Ett medlemskap upphör bara om medlemmarna begär det.".into(),
+    }
+}
+
+/// A node id field that does not hold one.
+pub(crate) const ACT_NODE_ID: &str = "Ange regionens nod-id: 64 tecken, siffror och bokstäverna a–f (regionen ser det med spindel id).";
+/// A region name field that does not hold one.
+pub(crate) const ACT_NAME: &str =
+    "Ange regionens namn i nätverket: 1–32 tecken, a–z, 0–9 och bindestreck.";
+
+/// A revocation's reason, missing or too long.
+pub(crate) fn act_reason(max: usize) -> String {
+    format!("Skriv ett skäl, högst {max} tecken. Det syns för alla regioner.")
+}
+
+/// A membership act published, and what it counts for now.
+pub(crate) fn act_done(a: &Acted) -> String {
+    match (a.kind.as_str(), a.done) {
+        ("endorsement", true) => format!(
+            "Stödet är publicerat, och {} är nu medlem i nätverket.",
+            a.name
+        ),
+        ("endorsement", false) => format!(
+            "Stödet är publicerat: {} av {} medlemmar har gett {} sitt stöd.",
+            a.counted, a.threshold, a.name
+        ),
+        (_, true) => format!(
+            "Begäran är publicerad, och {} är inte längre medlem.",
+            a.name
+        ),
+        (_, false) => format!(
+            "Begäran är publicerad: {} av {} medlemmar har begärt att {}s medlemskap upphör.",
+            a.counted, a.threshold, a.name
+        ),
     }
 }
 
@@ -70,7 +124,7 @@ pub(crate) fn param_error(e: &ParamError) -> String {
 
 /// A kind in a search address that is none of the four.
 pub(crate) fn unknown_kind(k: &str) -> String {
-    let kinds: Vec<&str> = spindel_protocol::record::Kind::ALL
+    let kinds: Vec<&str> = spindel_protocol::record::Kind::KNOWLEDGE
         .iter()
         .map(|k| k.as_str())
         .collect();

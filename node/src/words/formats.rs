@@ -33,6 +33,18 @@ pub(crate) fn kind_words(kind: &str) -> [&str; 4] {
             "profil",
             "profiler",
         ],
+        "endorsement" => [
+            "Stöd för medlemskap",
+            "Stöd för medlemskap",
+            "stöd för medlemskap",
+            "stöd för medlemskap",
+        ],
+        "revocation" => [
+            "Begäran om uteslutning",
+            "Begäranden om uteslutning",
+            "begäran om uteslutning",
+            "begäranden om uteslutning",
+        ],
         other => [other; 4],
     }
 }

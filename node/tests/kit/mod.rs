@@ -279,6 +279,12 @@ impl RawPeer {
             p.recv.recv().await.unwrap(),
             Some(Message::Hello { .. })
         ));
+        // Without a charter, like the nodes of these tests.
+        p.send.send(&Message::Charter { id: None }).await.unwrap();
+        assert_eq!(
+            p.recv.recv().await.unwrap(),
+            Some(Message::Charter { id: None })
+        );
         p.send
             .send(&Message::Heads {
                 heads: vec![],

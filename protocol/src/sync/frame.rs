@@ -88,13 +88,13 @@ mod tests {
     #[test]
     fn golden_frame() {
         // Pins the wire form documented in docs/protocol.md: 4-byte big-endian length, then
-        // bincode (variant index 0 = hello, version 2, role 0 = region, name "skane").
+        // bincode (variant index 0 = hello, version 4, role 0 = region, name "skane").
         let frame = encode_frame(&Message::Hello {
             version: crate::sync::PROTOCOL_VERSION,
             role: PeerRole::Region,
             name: "skane".into(),
         });
-        assert_eq!(hex::encode(frame), "0000000900030005736b616e65");
+        assert_eq!(hex::encode(frame), "0000000900040005736b616e65");
         let ack = encode_frame(&Message::Ack { heads: vec![] });
         assert_eq!(hex::encode(ack), "000000020300");
         // A checkpoint and a cosignature as they travel: variant 12 and 13, then the signed

@@ -15,7 +15,10 @@ pub const ALPN: &[u8] = b"spindel/1";
 /// cannot decode (docs/decisions/0038-protocol-version-2-for-new-kinds.md).
 /// 3: checkpoints, cosignatures and the audit request (messages 12-15), which a node of
 /// version 2 cannot decode (docs/decisions/0039-checkpoints-and-witnesses.md).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: the charter message after the hello (message 16), and the membership kinds endorsement
+/// and revocation, which a node of version 3 cannot decode
+/// (docs/decisions/0041-membership-decided-by-the-regions.md).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Entries in one batch, at most.
@@ -71,6 +74,9 @@ pub enum ErrorCode {
     /// one node would sign the same seqs and fork its log, so the second is refused (the
     /// message names the first's address and since when).
     OtherCopy,
+    /// The two nodes hold different charters (or one holds none): they are not one network,
+    /// or one holds an older charter.
+    Charter,
 }
 
 impl ErrorCode {
@@ -84,6 +90,7 @@ impl ErrorCode {
             ErrorCode::Role => 4,
             ErrorCode::Internal => 5,
             ErrorCode::OtherCopy => 6,
+            ErrorCode::Charter => 7,
         }
     }
 
@@ -97,6 +104,7 @@ impl ErrorCode {
             ErrorCode::Role,
             ErrorCode::Internal,
             ErrorCode::OtherCopy,
+            ErrorCode::Charter,
         ]
         .into_iter()
         .find(|c| u64::from(c.code()) == code)
@@ -203,6 +211,12 @@ pub enum Message {
         checkpoints: Vec<SignedCheckpoint>,
         cosignatures: Vec<SignedCosignature>,
     },
+    /// The id of the charter the sender's network runs under (SHA-256 of its signed bytes),
+    /// or none (a network of `spindel allow`), sent once right after the hello: two nodes of
+    /// different charters do not sync ([`ErrorCode::Charter`]).
+    Charter {
+        id: Option<Hash>,
+    },
 }
 
 impl Message {
@@ -224,6 +238,7 @@ impl Message {
             Message::Cosignatures { .. } => "cosignatures",
             Message::AuditRequest => "audit-request",
             Message::AuditAnswer { .. } => "audit-answer",
+            Message::Charter { .. } => "charter",
         }
     }
 }

@@ -17,7 +17,7 @@
 mod checkpoints;
 mod decide;
 
-use checkpoints::mirror_pair_matches;
+use checkpoints::{charter_mismatch, mirror_pair_matches};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -101,6 +101,7 @@ fn violation(reason: impl Into<String>) -> SessionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHello,
+    AwaitCharter,
     AwaitHeads,
     Syncing,
     Closed,
@@ -177,6 +178,8 @@ pub struct SessionConfig {
     /// admission list they were read at ([`Session::admissions_changed`]).
     pub admitted: Vec<(NodeId, Option<String>)>,
     pub admissions_generation: u64,
+    /// The id of the charter this node runs under, if any (both sides must hold the same).
+    pub charter: Option<Hash>,
     pub lifetime: Lifetime,
     /// When the session starts (its timers count from here).
     pub now: Instant,
@@ -191,6 +194,7 @@ pub struct Session {
     standing: PeerStanding,
     policy: SendPolicy,
     lifetime: Lifetime,
+    charter: Option<Hash>,
     state: State,
     local: BTreeMap<NodeId, u64>,
     /// What the peer has told us it holds (heads, acks).
@@ -246,6 +250,7 @@ impl Session {
             standing,
             admitted,
             admissions_generation,
+            charter,
             lifetime,
             now,
         } = config;
@@ -256,6 +261,7 @@ impl Session {
             name,
         }));
         if standing != PeerStanding::Stranger {
+            out.push_back(Output::Send(Message::Charter { id: charter }));
             out.push_back(Output::Send(Message::Heads {
                 heads: heads.iter().map(|(a, s)| (*a, *s)).collect(),
                 admitted,
@@ -269,6 +275,7 @@ impl Session {
             standing,
             policy: SendPolicy::of(role),
             lifetime,
+            charter,
             state: State::AwaitHello,
             local: heads,
             peer: BTreeMap::new(),
@@ -427,6 +434,9 @@ impl Session {
                         (PeerRole::Aggregator, PeerRole::Aggregator) => {
                             "this aggregator is not allowed to mirror this one (on it: spindel allow NODEID --mirror)"
                         }
+                        (PeerRole::Aggregator, _) if self.charter.is_some() => {
+                            "this region is not a member of the network: the member regions decide (on each of them: spindel endorse NODEID --name NAME)"
+                        }
                         (PeerRole::Aggregator, _) => {
                             "this region is not admitted by the aggregator (spindel allow)"
                         }
@@ -438,6 +448,16 @@ impl Session {
                     });
                 }
                 mirror_pair_matches(self.role, role, self.standing)?;
+                self.state = State::AwaitCharter;
+                Ok(())
+            }
+            (State::AwaitCharter, Message::Charter { id }) => {
+                if id != self.charter {
+                    return Err(SessionError {
+                        code: ErrorCode::Charter,
+                        reason: charter_mismatch(id, self.charter),
+                    });
+                }
                 self.state = State::AwaitHeads;
                 Ok(())
             }
@@ -803,6 +823,7 @@ pub(super) mod tests {
             standing,
             admitted,
             admissions_generation: 0,
+            charter: None,
             lifetime: Lifetime::Live,
             now: at(0),
         }
@@ -827,7 +848,8 @@ pub(super) mod tests {
             s.poll(),
             Some(Output::Send(Message::Hello { .. }))
         ));
-        // Heads go out in the same flight as the hello.
+        // The charter and the heads go out in the same flight as the hello.
+        assert_eq!(s.poll(), Some(Output::Send(Message::Charter { id: None })));
         assert!(matches!(
             s.poll(),
             Some(Output::Send(Message::Heads { .. }))
@@ -863,6 +885,7 @@ pub(super) mod tests {
             name: "r".into(),
         })
         .unwrap();
+        agg.handle(Message::Charter { id: None }).unwrap();
         agg.handle(Message::Heads {
             heads: vec![],
             admitted: vec![],
@@ -1052,6 +1075,7 @@ pub(super) mod tests {
             name: "r".into(),
         })
         .unwrap();
+        agg.handle(Message::Charter { id: None }).unwrap();
         agg.handle(Message::Heads {
             heads: vec![(peer, 3)],
             admitted: vec![],
@@ -1080,6 +1104,7 @@ pub(super) mod tests {
                 name: "agg".into(),
             })
             .unwrap();
+        region.handle(Message::Charter { id: None }).unwrap();
         region
             .handle(Message::Heads {
                 heads: vec![],
@@ -1126,6 +1151,7 @@ pub(super) mod tests {
                 name: "agg".into(),
             })
             .unwrap();
+        region2.handle(Message::Charter { id: None }).unwrap();
         region2
             .handle(Message::Heads {
                 heads: vec![],
@@ -1157,6 +1183,7 @@ pub(super) mod tests {
             name: "r".into(),
         })
         .unwrap();
+        agg.handle(Message::Charter { id: None }).unwrap();
         agg.handle(Message::Heads {
             heads: vec![],
             admitted: vec![],
@@ -1298,6 +1325,7 @@ pub(super) mod tests {
             name: "r".into(),
         })
         .unwrap();
+        agg.handle(Message::Charter { id: None }).unwrap();
         agg.handle(Message::Heads {
             heads: vec![],
             admitted: vec![],
@@ -1407,6 +1435,7 @@ pub(super) mod tests {
                     name: "agg".into(),
                 })
                 .unwrap();
+            region.handle(Message::Charter { id: None }).unwrap();
             region
                 .handle(Message::Heads {
                     heads: vec![],
@@ -1469,6 +1498,7 @@ pub(super) mod tests {
             name: "nationell".into(),
         })
         .unwrap();
+        s.handle(Message::Charter { id: None }).unwrap();
         s.handle(Message::Heads {
             heads: vec![],
             admitted,
@@ -1592,6 +1622,91 @@ pub(super) mod tests {
             })
             .is_err()
         );
+    }
+
+    /// Two nodes sync only under the same charter: another one, or one side without any,
+    /// closes the session with `ErrorCode::Charter` and says which, before any heads are read.
+    #[test]
+    fn a_peer_of_another_charter_is_refused_by_name() {
+        let ours = Hash::of(b"our charter");
+        let theirs = Hash::of(b"an older charter");
+        let refusal = |mine: Option<Hash>, peer: Option<Hash>| {
+            let mut region = Session::new(SessionConfig {
+                charter: mine,
+                ..config(
+                    key(2).node_id(),
+                    PeerRole::Region,
+                    BTreeMap::new(),
+                    PeerStanding::Member,
+                    vec![],
+                )
+            });
+            region
+                .handle(Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    role: PeerRole::Aggregator,
+                    name: "agg".into(),
+                })
+                .unwrap();
+            let result = region.handle(Message::Charter { id: peer });
+            (result, region)
+        };
+        let (ok, mut same) = refusal(Some(ours), Some(ours));
+        ok.unwrap();
+        same.handle(Message::Heads {
+            heads: vec![],
+            admitted: vec![],
+        })
+        .unwrap();
+        assert!(same.heads_received());
+        for (mine, peer, said) in [
+            (
+                Some(ours),
+                Some(theirs),
+                "another network, or one side holds an older charter",
+            ),
+            (Some(ours), None, "the peer runs without a charter"),
+            (
+                None,
+                Some(theirs),
+                "this node has none (spindel charter adopt",
+            ),
+        ] {
+            let (result, mut region) = refusal(mine, peer);
+            let e = result.unwrap_err();
+            assert_eq!(e.code, ErrorCode::Charter);
+            assert!(e.reason.contains(said), "{e}");
+            let sent: Vec<Output> = std::iter::from_fn(|| region.poll()).collect();
+            assert!(sent.iter().any(|o| matches!(
+                o,
+                Output::Close {
+                    code: ErrorCode::Charter,
+                    ..
+                }
+            )));
+            assert!(!region.heads_received());
+        }
+        // Heads before the charter are out of order.
+        let mut agg = Session::new(config(
+            key(1).node_id(),
+            PeerRole::Aggregator,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        agg.handle(Message::Hello {
+            version: PROTOCOL_VERSION,
+            role: PeerRole::Region,
+            name: "r".into(),
+        })
+        .unwrap();
+        let e = agg
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Protocol);
     }
 
     /// Who is refused between aggregators, and why.

@@ -1,12 +1,14 @@
 //! What a [`Session`] does with checkpoints and cosignatures: an aggregator's session holds
 //! its newest checkpoint until it has sent every entry the checkpoint names; a region's takes
-//! them only from the aggregator it pinned (decision 0039). And which aggregators may sync
-//! with each other at all (a mirror and its upstream, decision 0040).
+//! them only from the aggregator it pinned (decision 0039). And which peers may sync with each
+//! other at all: aggregators only as a mirror and its upstream (decision 0040), and nodes of
+//! one charter only (decision 0041).
 
 use std::sync::Arc;
 
 use super::{Output, PeerStanding, Session, SessionError, State, violation};
 use crate::checkpoint::{SignedCosignature, VerifiedCheckpoint};
+use crate::entry::Hash;
 use crate::sync::message::{COSIGNATURES_MAX, ErrorCode, Message, PeerRole};
 
 impl Session {
@@ -116,4 +118,25 @@ pub(super) fn mirror_pair_matches(
         code: ErrorCode::Role,
         reason: reason.into(),
     })
+}
+
+/// Why two nodes of different charters do not sync, said so either operator knows what to do.
+pub(super) fn charter_mismatch(theirs: Option<Hash>, mine: Option<Hash>) -> String {
+    let short = |h: Hash| h.to_hex()[..16].to_string();
+    match (theirs, mine) {
+        (None, Some(mine)) => format!(
+            "the peer runs without a charter; this node's network has charter {} (on the peer: spindel charter adopt)",
+            short(mine)
+        ),
+        (Some(theirs), None) => format!(
+            "the peer's network has charter {}; this node has none (spindel charter adopt --data-dir DIR FILE)",
+            short(theirs)
+        ),
+        (Some(theirs), Some(mine)) => format!(
+            "the peer holds charter {}, this node {}: another network, or one side holds an older charter",
+            short(theirs),
+            short(mine)
+        ),
+        (None, None) => "the charters differ".to_string(),
+    }
 }

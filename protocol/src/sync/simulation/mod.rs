@@ -629,6 +629,7 @@ fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
         standing: PeerStanding::Member,
         admitted: vec![],
         admissions_generation: 0,
+        charter: None,
         lifetime: Lifetime::Live,
         now: at(0),
     });
@@ -643,6 +644,7 @@ fn connect(nodes: &[SimNode], region: usize, agg: usize) -> Link {
         standing: standing(agg_node.admitted.contains(&region_node.id())),
         admitted: agg_node.admission_list(),
         admissions_generation: agg_node.admissions_generation,
+        charter: None,
         lifetime: Lifetime::Live,
         now: at(0),
     });
@@ -676,6 +678,7 @@ fn connect_mirror(nodes: &[SimNode], mirror: usize, upstream: usize) -> Link {
             standing,
             admitted,
             admissions_generation: me.admissions_generation,
+            charter: None,
             lifetime: Lifetime::Live,
             now: at(0),
         })
@@ -1281,7 +1284,7 @@ fn a_changed_admission_list_reaches_a_linked_region_before_the_new_regions_entri
     nodes[0].admissions_generation += 1;
     link.a.admissions_changed(nodes[0].admissions_generation);
     drive(&mut nodes, &mut link);
-    assert_eq!(names_to_region(&link), ["hello", "heads"]);
+    assert_eq!(names_to_region(&link), ["hello", "charter", "heads"]);
     settle(&mut nodes, &mut link, |_| {});
     assert!(
         nodes[1].names.contains_key(&r2),

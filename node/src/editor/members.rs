@@ -1,0 +1,212 @@
+//! `/medlemskap`: the network's membership in Redaktionen (decision 0041). Every member of
+//! staff sees the charter, the member regions and the pending acts; an admin endorses a region
+//! or asks that one's membership end. Each act goes through a confirmation page that says
+//! what it does, is checked as `spindel endorse`/`revoke` check it, is published in the
+//! region's own log through the writer, and is written to the audit trail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use minijinja::{Value, context};
+use spindel_protocol::NodeId;
+use spindel_protocol::membership::limits::REASON_CHARS_MAX;
+use spindel_protocol::record::validate_region_name;
+
+use super::auth::{admin_posted, require};
+use super::page::{Editor, Session, or_page};
+use crate::local::ActRequest;
+use crate::read::Reads;
+use crate::users::AuditEntry;
+use crate::words;
+
+/// What a person typed into one of the two forms, kept to show again.
+#[derive(Debug, Default)]
+struct Typed {
+    node: String,
+    name: String,
+    reason: String,
+}
+
+impl Typed {
+    fn of(f: &HashMap<String, String>) -> Typed {
+        let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+        Typed {
+            node: get("node"),
+            name: get("name"),
+            reason: get("reason"),
+        }
+    }
+}
+
+/// The act a form asks for, or each field's problem in Swedish.
+fn act_of(revoke: bool, t: &Typed) -> Result<(ActRequest, NodeId), HashMap<&'static str, String>> {
+    let mut errors = HashMap::new();
+    let node = t.node.parse::<NodeId>().ok().filter(NodeId::is_usable);
+    if node.is_none() {
+        errors.insert("node", words::ACT_NODE_ID.to_string());
+    }
+    if revoke {
+        let chars = t.reason.chars().count();
+        if chars == 0 || chars > REASON_CHARS_MAX {
+            errors.insert("reason", words::act_reason(REASON_CHARS_MAX));
+        }
+    } else if validate_region_name(&t.name).is_err() {
+        errors.insert("name", words::ACT_NAME.to_string());
+    }
+    match node {
+        Some(id) if errors.is_empty() => Ok((
+            if revoke {
+                ActRequest::Revoke {
+                    node: id.to_hex(),
+                    reason: t.reason.clone(),
+                }
+            } else {
+                ActRequest::Endorse {
+                    node: id.to_hex(),
+                    name: t.name.clone(),
+                    replaces: None,
+                }
+            },
+            id,
+        )),
+        _ => Err(errors),
+    }
+}
+
+impl Editor {
+    /// The membership page, with what was typed and its problems (or a page-level message).
+    async fn members_page(
+        &self,
+        s: &Session,
+        status: StatusCode,
+        form: Option<(&str, &Typed, HashMap<&'static str, String>)>,
+        message: Option<String>,
+        error: Option<String>,
+    ) -> Response {
+        let report = self.shared.node.membership();
+        let (which, typed, errors) = match form {
+            Some((which, t, errors)) => (
+                Some(which.to_string()),
+                context! { node => t.node.clone(), name => t.name.clone(), reason => t.reason.clone() },
+                errors,
+            ),
+            None => (None, Value::UNDEFINED, HashMap::new()),
+        };
+        self.page(
+            status,
+            "editor_members.html",
+            context! {
+                section => "members", user => s.user.clone(), csrf => s.csrf.clone(),
+                is_admin => s.role == crate::users::StaffRole::Admin,
+                report => report, which => which, typed => typed,
+                errors => Value::from_serialize(&errors), message => message, error => error,
+                reason_max => REASON_CHARS_MAX,
+            },
+        )
+    }
+
+    /// An act, confirmed: checked against the membership this node holds, published, noted.
+    async fn act(&self, s: &Session, act: ActRequest, which: &str, t: &Typed) -> Response {
+        let asked = act.clone();
+        let record = self.shared.blocking(move |n| n.act_record(&asked)).await;
+        let published = match record {
+            Ok((kind, json)) => self.shared.writer.publish(kind, json, None).await,
+            Err(e) => Err(e),
+        };
+        let done = match published {
+            Ok(p) => {
+                let (asked, published) = (act.clone(), p.clone());
+                self.shared
+                    .blocking(move |n| n.acted(&asked, &published))
+                    .await
+                    .map(|a| (p, a))
+            }
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok((p, acted)) => {
+                let mut e = AuditEntry::new(&s.user, which, crate::local::now_ms());
+                e.kind = Some(acted.kind.clone());
+                e.record_id = Some(p.record_id.clone());
+                e.seq = Some(p.seq);
+                e.detail = Some(format!("{} ({})", acted.name, &acted.node[..16]));
+                self.staff().note(&e);
+                let message = words::act_done(&acted);
+                self.members_page(s, StatusCode::OK, None, Some(message), None)
+                    .await
+            }
+            Err(e) => {
+                let form = Some((which, t, HashMap::new()));
+                let error = Some(words::write_refused(&e));
+                self.members_page(s, StatusCode::CONFLICT, form, None, error)
+                    .await
+            }
+        }
+    }
+
+    /// A posted act form: back with its problems, to the confirmation page, or (confirmed)
+    /// the act.
+    async fn act_posted(&self, headers: &HeaderMap, body: &[u8], revoke: bool) -> Response {
+        let (s, f) = or_page!(admin_posted(self, headers, body));
+        let which = if revoke { "revoke" } else { "endorse" };
+        let t = Typed::of(&f);
+        let (act, id) = match act_of(revoke, &t) {
+            Ok(a) => a,
+            Err(errors) => {
+                let form = Some((which, &t, errors));
+                return self
+                    .members_page(&s, StatusCode::BAD_REQUEST, form, None, None)
+                    .await;
+            }
+        };
+        if f.get("confirm").map(String::as_str) == Some("ja") {
+            return self.act(&s, act, which, &t).await;
+        }
+        let report = self.shared.node.membership();
+        let region = report.as_ref().and_then(|m| {
+            m.regions
+                .iter()
+                .find(|r| r.keys.iter().any(|k| k.node == id.to_hex()))
+                .map(|r| r.name.clone())
+        });
+        self.page(
+            StatusCode::OK,
+            "editor_act_confirm.html",
+            context! {
+                section => "members", user => s.user.clone(), csrf => s.csrf.clone(),
+                which => which, node => id.to_hex(), name => t.name.clone(),
+                reason => t.reason.clone(), region => region, report => report,
+            },
+        )
+    }
+}
+
+/// `GET /medlemskap`: the charter, the members, the pending acts, and (for an admin) the forms.
+pub(super) async fn members(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+    let s = or_page!(require(&editor, &headers));
+    editor
+        .members_page(&s, StatusCode::OK, None, None, None)
+        .await
+}
+
+/// `POST /medlemskap/stod`: endorse a region (after its confirmation page).
+pub(super) async fn endorse(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    editor.act_posted(&headers, &body, false).await
+}
+
+/// `POST /medlemskap/uteslut`: ask that a member's membership end (after its confirmation page).
+pub(super) async fn revoke(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    editor.act_posted(&headers, &body, true).await
+}

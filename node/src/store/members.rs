@@ -1,0 +1,129 @@
+//! Membership under a charter (decision 0041): the charter this node adopted, every live
+//! membership act (endorsements and revocations, in memory only, read from the payloads on
+//! open and kept by every batch), and the [`Membership`] they give.
+//!
+//! What membership decides is written into each author's [`AuthorMeta`] (`admitted`, and
+//! `admitted_name`) in the same atomic batch as the act that changed it, so ingest, the
+//! aggregator's admission list and every page read it as they read `spindel allow`'s
+//! admissions in a network without a charter. Under a charter only the acts decide:
+//! `allow`, `disallow`, an aggregator's admission list and its vouches change nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use spindel_protocol::NodeId;
+use spindel_protocol::charter::VerifiedCharter;
+use spindel_protocol::entry::RecordId;
+use spindel_protocol::membership::{Act, Membership, Standing};
+use spindel_protocol::record::Record;
+
+use super::types::AuthorMeta;
+
+/// The charter as kept in the store: the file's text as adopted, and this node's key (it
+/// always takes its own entries, member or not yet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Held {
+    pub(super) file: String,
+    pub(super) me: NodeId,
+}
+
+/// The charter, the live acts and the membership they give.
+#[derive(Debug, Clone)]
+pub struct Members {
+    pub charter: VerifiedCharter,
+    pub me: NodeId,
+    acts: BTreeMap<(NodeId, RecordId), Act>,
+    pub membership: Membership,
+}
+
+impl Members {
+    pub(super) fn new(
+        charter: VerifiedCharter,
+        me: NodeId,
+        acts: BTreeMap<(NodeId, RecordId), Act>,
+    ) -> Members {
+        let membership = Membership::compute(&charter.charter, acts.values().cloned());
+        Members {
+            charter,
+            me,
+            acts,
+            membership,
+        }
+    }
+
+    /// Puts the act of `key` (or takes it out: deleted, withdrawn) and computes membership
+    /// again; `true` when the act set changed.
+    pub(super) fn set_act(&mut self, key: (NodeId, RecordId), act: Option<Act>) -> bool {
+        let changed = match act {
+            Some(act) => self.acts.insert(key, act.clone()).as_ref() != Some(&act),
+            None => self.acts.remove(&key).is_some(),
+        };
+        if changed {
+            self.membership =
+                Membership::compute(&self.charter.charter, self.acts.values().cloned());
+        }
+        changed
+    }
+
+    /// What membership makes of `key` in its author metadata: whether its entries are taken
+    /// (a member's, a former member's up to its cut, and this node's own), and its name.
+    pub fn admission(&self, key: &NodeId) -> (bool, Option<String>) {
+        match self.membership.standing(key) {
+            Standing::Member { name } | Standing::Former { name, .. } => (true, Some(name)),
+            Standing::Stranger => (*key == self.me, None),
+        }
+    }
+
+    /// Whether `key` is a member region's live key: what an aggregator admits a connection
+    /// of, and a node answers queries of.
+    pub fn is_member(&self, key: &NodeId) -> bool {
+        matches!(self.membership.standing(key), Standing::Member { .. })
+    }
+
+    /// The number of live acts.
+    pub fn acts(&self) -> usize {
+        self.acts.len()
+    }
+
+    /// Whether taking the act `key` out would change who belongs (or under which key, or
+    /// what is taken of a log): then it took effect, and withdrawing it is no longer the way.
+    pub fn took_effect(&self, key: &(NodeId, RecordId)) -> bool {
+        if !self.acts.contains_key(key) {
+            return false;
+        }
+        let without = Membership::compute(
+            &self.charter.charter,
+            self.acts
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(_, a)| a.clone()),
+        );
+        without.regions != self.membership.regions
+    }
+}
+
+/// The act a membership record makes, as its author signed it.
+pub(super) fn act_of(author: NodeId, seq: u64, time_ms: u64, record: &Record) -> Option<Act> {
+    match record {
+        Record::Endorsement(e) => Act::endorsement(author, seq, time_ms, e),
+        Record::Revocation(r) => Act::revocation(author, seq, time_ms, r),
+        _ => None,
+    }
+}
+
+/// Sets `meta`'s admission and name from membership; `true` when it changed.
+pub(super) fn settle(members: &Members, key: &NodeId, meta: &mut AuthorMeta) -> bool {
+    let (admitted, name) = members.admission(key);
+    // This node's own name is kept when membership gives it none (a newcomer not yet
+    // endorsed is known by the name it was set up with).
+    let name = match (name, *key == members.me) {
+        (None, true) => meta.admitted_name.clone(),
+        (name, _) => name,
+    };
+    if meta.admitted == admitted && meta.admitted_name == name {
+        return false;
+    }
+    meta.admitted = admitted;
+    meta.admitted_name = name;
+    true
+}

@@ -1,0 +1,301 @@
+//! A hostile aggregator against a region under a charter (decision 0041), over real QUIC: a
+//! fake aggregator, speaking the protocol by hand, admits a key that is no member in its
+//! admission list and relays that key's log, an endorsement the key signed of itself, and an
+//! endorsement forged in a founder's name. The region refuses and counts each; only the
+//! founders' own endorsements make the key a member there, and then its log is taken under the
+//! name they gave.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+#[path = "kit/mod.rs"]
+mod kit;
+
+use spindel_node::Reads;
+use spindel_node::local::LocalNode;
+use spindel_node::transport::{FramedRecv, FramedSend, Limits, PeerAddr, Transport};
+use spindel_protocol::charter::{Charter, Founder, SignedCharter};
+use spindel_protocol::entry::{Entry, Hash, Head, Payload, RecordId, next_header};
+use spindel_protocol::record::Kind;
+use spindel_protocol::sync::{FRAME_BYTES_MAX, Message, PROTOCOL_VERSION, PeerRole, SyncEntry};
+use spindel_protocol::{NodeId, SecretKey};
+
+/// One signed entry of `key`'s log after `head`, holding `body` as a record of `kind`.
+fn entry(key: &SecretKey, head: Option<Head>, kind: Kind, rid: u8, body: String) -> SyncEntry {
+    let payload = Payload::seal(&mut rand_core::OsRng, body);
+    let h = next_header(
+        key.node_id(),
+        head,
+        spindel_node::local::now_ms(),
+        kind,
+        RecordId([rid; 16]),
+        Some(&payload),
+    );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload: Some(payload),
+    }
+}
+
+fn endorse(of: &NodeId, name: &str) -> String {
+    serde_json::json!({"node": of.to_hex(), "name": name}).to_string()
+}
+
+/// An aggregator that speaks the protocol by hand: it gives the charter id it is told,
+/// announces `admitted`, then sends each batch the test hands it and passes back the acks.
+struct Fake {
+    addr: PeerAddr,
+    batches: tokio::sync::mpsc::UnboundedSender<Vec<SyncEntry>>,
+    acks: tokio::sync::mpsc::UnboundedReceiver<Vec<(NodeId, u64)>>,
+    _transport: Transport,
+}
+
+impl Fake {
+    fn start(charter: Hash, admitted: Vec<(NodeId, Option<String>)>) -> Fake {
+        let key = SecretKey::generate(&mut rand_core::OsRng);
+        let transport =
+            Transport::bind(&key, "127.0.0.1:0".parse().unwrap(), Limits::default()).unwrap();
+        let addr = PeerAddr {
+            node_id: key.node_id(),
+            host: "127.0.0.1".into(),
+            port: transport.local_addr().unwrap().port(),
+        };
+        let (batches, mut to_send) = tokio::sync::mpsc::unbounded_channel::<Vec<SyncEntry>>();
+        let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
+        let t = transport.clone();
+        tokio::spawn(async move {
+            let incoming = t.accept().await.unwrap();
+            let (conn, _region) = t.handshake(incoming).await.unwrap();
+            let (s, r) = conn.accept_bi().await.unwrap();
+            let mut send = FramedSend::new(s);
+            let mut recv = FramedRecv::new(r, FRAME_BYTES_MAX);
+            for m in [
+                Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    role: PeerRole::Aggregator,
+                    name: "falsk".into(),
+                },
+                Message::Charter { id: Some(charter) },
+                Message::Heads {
+                    heads: vec![],
+                    admitted,
+                },
+            ] {
+                send.send(&m).await.unwrap();
+            }
+            loop {
+                tokio::select! {
+                    batch = to_send.recv() => match batch {
+                        Some(entries) => send.send(&Message::Entries { entries }).await.unwrap(),
+                        None => return,
+                    },
+                    m = recv.recv() => match m {
+                        Ok(Some(Message::Ack { heads })) => {
+                            if ack_tx.send(heads).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        _ => return,
+                    },
+                }
+            }
+        });
+        Fake {
+            addr,
+            batches,
+            acks,
+            _transport: transport,
+        }
+    }
+
+    /// Sends one batch and returns the region's ack of it.
+    async fn relay(&mut self, entries: Vec<SyncEntry>) -> Vec<(NodeId, u64)> {
+        self.batches.send(entries).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.acks.recv())
+            .await
+            .expect("an ack within 20 s")
+            .expect("the session lasts")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
+    let dir = tempfile::tempdir().unwrap();
+    let skane = kit::new_node(dir.path(), "skane", spindel_node::local::Role::Region, &[]);
+    let dalarna = SecretKey::generate(&mut rand_core::OsRng);
+    let stockholm = SecretKey::generate(&mut rand_core::OsRng);
+    let stranger = SecretKey::generate(&mut rand_core::OsRng);
+    let mut founders = vec![
+        Founder {
+            node: skane.node_id(),
+            name: "skane".into(),
+        },
+        Founder {
+            node: dalarna.node_id(),
+            name: "dalarna".into(),
+        },
+        Founder {
+            node: stockholm.node_id(),
+            name: "stockholm".into(),
+        },
+    ];
+    founders.sort_by_key(|f| f.node);
+    let charter = Charter {
+        network: "SOUL".into(),
+        threshold: 2,
+        created_ms: spindel_node::local::now_ms(),
+        founders,
+    };
+    let mut signed = SignedCharter::new(&charter).unwrap();
+    signed.sign(skane.key()).unwrap();
+    signed.sign(&dalarna).unwrap();
+    signed.sign(&stockholm).unwrap();
+    let adopted = skane.adopt_charter(&signed).unwrap();
+    assert_eq!(adopted.standing, "member");
+    let id = signed.id();
+
+    // The fake aggregator lists the stranger as admitted, under a name.
+    let mut fake = Fake::start(id, vec![(stranger.node_id(), Some("jamtland".into()))]);
+    let skane = Arc::new(skane);
+    let running = kit::run_shared(
+        skane.clone(),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+
+    // The stranger's log: an endorsement of itself, then a record.
+    let own = entry(
+        &stranger,
+        None,
+        Kind::Endorsement,
+        1,
+        endorse(&stranger.node_id(), "jamtland"),
+    );
+    let own_head = head(&own);
+    let record = entry(
+        &stranger,
+        Some(own_head),
+        Kind::Method,
+        2,
+        serde_json::json!({"title": "Jämtlands metod", "summary": "s"}).to_string(),
+    );
+    let ack = fake.relay(vec![own.clone(), record.clone()]).await;
+    assert_eq!(
+        held(&ack, &stranger.node_id()),
+        0,
+        "a non-member's entries are refused"
+    );
+    // An endorsement in a founder's name that the stranger signed.
+    let genuine = entry(
+        &dalarna,
+        None,
+        Kind::Endorsement,
+        3,
+        endorse(&stranger.node_id(), "jamtland"),
+    );
+    let header = genuine.entry.header.clone();
+    let forged = SyncEntry {
+        entry: spindel_protocol::entry::WireEntry {
+            signature: stranger.sign(&header).to_vec(),
+            header,
+        },
+        payload: genuine.payload,
+    };
+    let ack = fake.relay(vec![forged]).await;
+    assert_eq!(
+        held(&ack, &dalarna.node_id()),
+        0,
+        "a forged endorsement is refused"
+    );
+    let refusals = node.refusals().unwrap();
+    assert!(
+        refusals.get("not_admitted").copied().unwrap_or(0) >= 2,
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.get("bad_signature").copied().unwrap_or(0) >= 1,
+        "{refusals:?}"
+    );
+    assert!(
+        !node
+            .author(&stranger.node_id())
+            .unwrap()
+            .is_some_and(|m| m.admitted)
+    );
+
+    // One founder's endorsement is not enough; the second makes it a member, and its log is
+    // taken when relayed again.
+    let by_dalarna = entry(
+        &dalarna,
+        None,
+        Kind::Endorsement,
+        4,
+        endorse(&stranger.node_id(), "jamtland"),
+    );
+    fake.relay(vec![by_dalarna]).await;
+    let ack = fake.relay(vec![own.clone(), record.clone()]).await;
+    assert_eq!(held(&ack, &stranger.node_id()), 0, "one endorsement of two");
+    let by_stockholm = entry(
+        &stockholm,
+        None,
+        Kind::Endorsement,
+        5,
+        endorse(&stranger.node_id(), "jamtland"),
+    );
+    fake.relay(vec![by_stockholm]).await;
+    let ack = fake.relay(vec![own, record]).await;
+    assert_eq!(
+        held(&ack, &stranger.node_id()),
+        2,
+        "a member now: its log is taken"
+    );
+    let meta = node.author(&stranger.node_id()).unwrap().unwrap();
+    assert!(meta.admitted);
+    assert_eq!(meta.admitted_name.as_deref(), Some("jamtland"));
+    // Acts are no knowledge: only the record shows, under the name the members gave.
+    let page = node
+        .query(&spindel_node::query::Query {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    let shown: Vec<(Kind, Option<String>)> = page
+        .records
+        .iter()
+        .map(|r| (r.kind, r.region.clone()))
+        .collect();
+    assert!(
+        shown.contains(&(Kind::Method, Some("jamtland".into()))),
+        "{shown:?}"
+    );
+    assert!(!shown.iter().any(|(k, _)| k.is_membership()), "{shown:?}");
+    // The store reads the same membership after a restart.
+    drop(node);
+    running.stop().await.unwrap();
+    drop(skane);
+    let reopened = LocalNode::open(&dir.path().join("skane")).unwrap();
+    assert!(
+        reopened
+            .author(&stranger.node_id())
+            .unwrap()
+            .is_some_and(|m| m.admitted)
+    );
+}
+
+fn head(e: &SyncEntry) -> Head {
+    let entry = Entry::from_wire(e.entry.clone()).unwrap();
+    Head {
+        seq: entry.header().seq,
+        hash: entry.hash(),
+    }
+}
+
+/// The seq an ack says the region holds of `author`.
+fn held(ack: &[(NodeId, u64)], author: &NodeId) -> u64 {
+    ack.iter().find(|(a, _)| a == author).map_or(0, |(_, s)| *s)
+}

@@ -1,0 +1,453 @@
+//! Membership decided by the regions (decision 0041), through real `spindel run` processes on
+//! 127.0.0.1: a charter of three founding regions with threshold 2, an aggregator that
+//! carries it, and a fourth region that is refused until two members endorse it, then
+//! revoked by two. Nodes of another charter, or of none, are refused by name.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use spindel_tests::{
+    NodeProc, eventually, heads, http_get, init, publish_run, records_by_region, s, spindel,
+};
+
+/// How long a record or an act may take to travel in these tests (a deadline, not a wait).
+const TRAVEL_S: u64 = 30;
+
+fn publish(dir: &Path, title: &str) -> String {
+    let json =
+        serde_json::json!({"title": title, "summary": "Samverkan mellan regionerna"}).to_string();
+    let run = publish_run(dir, "method", &json);
+    assert_eq!(run.code, 0, "{run:?}");
+    run.json()["record_id"].as_str().unwrap().to_string()
+}
+
+/// A charter file of `founders` (dir, id, name) with threshold `k`, signed by every founder.
+fn charter(tmp: &Path, file: &str, k: u32, founders: &[(&Path, &str, &str)]) -> PathBuf {
+    let path = tmp.join(file);
+    let k = k.to_string();
+    let named: Vec<String> = founders
+        .iter()
+        .map(|(_, id, name)| format!("{id}={name}"))
+        .collect();
+    let mut args = vec!["charter", "new", "--name", "SOUL", "--threshold", &k];
+    args.extend(named.iter().map(String::as_str));
+    args.extend(["--out", s(&path)]);
+    spindel(&args).ok();
+    for (dir, _, _) in founders {
+        spindel(&["charter", "sign", "--data-dir", s(dir), s(&path)]).ok();
+    }
+    path
+}
+
+fn act(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    spindel(&all).json()
+}
+
+#[test]
+fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (skane, skane_id) = init(t, "skane", "region");
+    let (dalarna, dalarna_id) = init(t, "dalarna", "region");
+    let (stockholm, stockholm_id) = init(t, "stockholm", "region");
+    let founders = [
+        (skane.as_path(), skane_id.as_str(), "skane"),
+        (dalarna.as_path(), dalarna_id.as_str(), "dalarna"),
+        (stockholm.as_path(), stockholm_id.as_str(), "stockholm"),
+    ];
+    let file = charter(t, "soul.json", 2, &founders);
+    for (dir, _, name) in &founders {
+        let adopted = act(&["charter", "adopt", "--data-dir", s(dir), s(&file)]);
+        assert_eq!(adopted["standing"], "member");
+        assert_eq!(adopted["name"], *name);
+    }
+    // The aggregator and the newcomer take the charter at init.
+    let agg_dir = t.join("nationell");
+    let agg = act(&[
+        "init",
+        "--data-dir",
+        s(&agg_dir),
+        "--name",
+        "nationell",
+        "--role",
+        "aggregator",
+        "--charter",
+        s(&file),
+    ]);
+    assert_eq!(agg["charter"]["standing"], "aggregator");
+    let agg_id = agg["node_id"].as_str().unwrap().to_string();
+    let jamtland = t.join("jamtland");
+    let newcomer = act(&[
+        "init",
+        "--data-dir",
+        s(&jamtland),
+        "--name",
+        "jamtland",
+        "--charter",
+        s(&file),
+    ]);
+    assert_eq!(newcomer["charter"]["standing"], "newcomer");
+    let jamtland_id = newcomer["node_id"].as_str().unwrap().to_string();
+
+    // Under a charter the aggregator's operator admits nobody.
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&agg_dir),
+        &jamtland_id,
+        "--name",
+        "jamtland",
+    ])
+    .fails(1, "spindel endorse");
+    // An unsigned charter is not taken, and nothing is left behind.
+    let draft = t.join("draft.json");
+    let mut args = vec!["charter", "new", "--name", "SOUL", "--threshold", "1"];
+    let one = format!("{skane_id}=skane");
+    args.extend([one.as_str(), "--out", s(&draft)]);
+    spindel(&args).ok();
+    let gotland = t.join("gotland");
+    spindel(&[
+        "init",
+        "--data-dir",
+        s(&gotland),
+        "--name",
+        "gotland",
+        "--charter",
+        s(&draft),
+    ])
+    .fails(1, "not yet signed by skane");
+    assert!(!gotland.exists(), "a refused init leaves no node behind");
+
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let _skane = NodeProc::start(&skane, &["--aggregator", &peer]);
+    let dalarna_run = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let stockholm_run = NodeProc::start(
+        &stockholm,
+        &["--aggregator", &peer, "--http", "127.0.0.1:0"],
+    );
+    let page = || http_get(stockholm_run.http.unwrap(), "/natverket").1;
+    let first = publish(&skane, "Skånes metod");
+    eventually(TRAVEL_S, "a founder's record at the other founders", || {
+        records_by_region(&stockholm).contains_key(&first)
+            && records_by_region(&dalarna).contains_key(&first)
+    });
+
+    // The newcomer is refused until two members endorse it.
+    let early = publish(&jamtland, "Jämtlands metod");
+    let newcomer_run = NodeProc::start(&jamtland, &["--aggregator", &peer]);
+    eventually(TRAVEL_S, "the aggregator refusing the newcomer", || {
+        agg.log().contains("not a member of the network")
+    });
+    assert!(!records_by_region(&stockholm).contains_key(&early));
+    // Its own endorsement counts nothing, and it may not even publish one.
+    spindel(&[
+        "endorse",
+        "--data-dir",
+        s(&jamtland),
+        &jamtland_id,
+        "--name",
+        "jamtland",
+    ])
+    .fails(1, "not a member of the network");
+    let one = act(&[
+        "endorse",
+        "--data-dir",
+        s(&skane),
+        &jamtland_id,
+        "--name",
+        "jamtland",
+    ]);
+    assert_eq!(
+        (one["counted"].as_u64(), one["done"].as_bool()),
+        (Some(1), Some(false))
+    );
+    // Pending, as status, the API and the page show it (once skåne's act reached stockholm).
+    eventually(TRAVEL_S, "the pending endorsement at stockholm", || {
+        let status = spindel(&["status", "--data-dir", s(&stockholm), "--json"]).json();
+        status["membership"]["pending"][0]["endorsed_by"] == serde_json::json!(["skane"])
+    });
+    let text = spindel(&["status", "--data-dir", s(&stockholm)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(text.contains("charter   \"SOUL\""), "{text}");
+    assert!(text.contains("pending   jamtland"), "{text}");
+    assert!(text.contains("endorsed by 1 of 2 (skane)"), "{text}");
+    assert!(page().contains("stöd från 1 av 2 (skane)"), "{}", page());
+    // Twice from one region counts once, and is refused as such.
+    spindel(&[
+        "endorse",
+        "--data-dir",
+        s(&skane),
+        &jamtland_id,
+        "--name",
+        "jamtland",
+    ])
+    .fails(1, "counts once");
+    eventually(TRAVEL_S, "skåne's endorsement at dalarna", || {
+        heads(&dalarna).get(&skane_id) == heads(&skane).get(&skane_id)
+    });
+    let two = act(&[
+        "endorse",
+        "--data-dir",
+        s(&dalarna),
+        &jamtland_id,
+        "--name",
+        "jamtland",
+    ]);
+    assert_eq!(two["done"], true, "{two}");
+    assert_eq!(two["name"], "jamtland");
+    // An act that took effect stays: deleting it would change who belongs.
+    spindel(&[
+        "delete",
+        "--data-dir",
+        s(&dalarna),
+        two["record_id"].as_str().unwrap(),
+    ])
+    .fails(1, "took effect");
+    // A refused region waits before it asks again; restarted, it links at once.
+    newcomer_run.terminate(30);
+    let _jamtland = NodeProc::start(&jamtland, &["--aggregator", &peer]);
+    eventually(
+        TRAVEL_S,
+        "the newcomer's records at every region, under its name",
+        || {
+            [&skane, &dalarna, &stockholm]
+                .iter()
+                .all(|d| records_by_region(d).get(&early).map(String::as_str) == Some("jamtland"))
+        },
+    );
+    // The member as every view shows it: endorsed by the two, with its key.
+    let (code, network) = http_get(agg.http.unwrap(), "/api/v1/network");
+    assert_eq!(code, 200);
+    let network: serde_json::Value = serde_json::from_str(&network).unwrap();
+    let member = network["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "jamtland")
+        .cloned()
+        .unwrap();
+    assert_eq!(member["state"], "member");
+    assert_eq!(member["founder"], false);
+    assert_eq!(member["keys"][0]["node"], jamtland_id.as_str());
+    let mut by: Vec<String> = serde_json::from_value(member["endorsed_by"].clone()).unwrap();
+    by.sort();
+    assert_eq!(by, ["dalarna", "skane"]);
+    assert_eq!(network["threshold"], 2);
+    assert!(network["pending"].as_array().unwrap().is_empty());
+    let (_, regions) = http_get(stockholm_run.http.unwrap(), "/api/v1/regions");
+    let regions: serde_json::Value = serde_json::from_str(&regions).unwrap();
+    assert!(
+        regions["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["node_id"] == jamtland_id.as_str() && r["membership"]["state"] == "member"),
+        "{regions}"
+    );
+    eventually(TRAVEL_S, "the new member on stockholm's page", || {
+        page().contains("Stöd från") && page().contains(">jamtland</a>")
+    });
+    let later = publish(&jamtland, "Jämtlands andra metod");
+    eventually(
+        TRAVEL_S,
+        "the new member's next record at stockholm",
+        || records_by_region(&stockholm).contains_key(&later),
+    );
+
+    // Two members revoke it: its session ends and its new records reach nobody.
+    let why = "Plattformen har lagts ned";
+    act(&[
+        "revoke",
+        "--data-dir",
+        s(&stockholm),
+        &jamtland_id,
+        "--reason",
+        why,
+    ]);
+    eventually(TRAVEL_S, "stockholm's revocation at skåne", || {
+        heads(&skane).get(&stockholm_id) == heads(&stockholm).get(&stockholm_id)
+    });
+    let done = act(&[
+        "revoke",
+        "--data-dir",
+        s(&skane),
+        &jamtland_id,
+        "--reason",
+        why,
+    ]);
+    assert_eq!(done["done"], true, "{done}");
+    eventually(
+        TRAVEL_S,
+        "the aggregator ending the revoked region's session",
+        || {
+            agg.log()
+                .contains("ended the session of a region no longer admitted")
+        },
+    );
+    let held = heads(&agg_dir).get(&jamtland_id).copied();
+    let after = publish(&jamtland, "Efter uteslutningen");
+    let marker = publish(&dalarna, "Dalarnas metod efteråt");
+    eventually(TRAVEL_S, "a member's later record at stockholm", || {
+        records_by_region(&stockholm).contains_key(&marker)
+    });
+    eventually(
+        TRAVEL_S,
+        "the aggregator refusing the revoked region again",
+        || agg.log().matches("not a member of the network").count() >= 2,
+    );
+    assert_eq!(heads(&agg_dir).get(&jamtland_id).copied(), held);
+    assert!(!records_by_region(&stockholm).contains_key(&after));
+    // What it published as a member stays.
+    assert!(records_by_region(&stockholm).contains_key(&later));
+    let html = page();
+    assert!(html.contains("Tidigare medlemmar"), "{html}");
+    assert!(html.contains("på begäran av"), "{html}");
+    let status = spindel(&["status", "--data-dir", s(&stockholm)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(status.contains("former    jamtland"), "{status}");
+
+    // Nodes of another charter, or of none, do not sync with this network.
+    dalarna_run.terminate(30);
+    let older = charter(t, "older.json", 3, &founders);
+    let (other_agg, other_id) = init(t, "annan", "aggregator");
+    // An aggregator without a charter that admits the region anyway.
+    spindel(&[
+        "allow",
+        "--data-dir",
+        s(&other_agg),
+        &dalarna_id,
+        "--name",
+        "dalarna",
+    ])
+    .ok();
+    let other = NodeProc::start(&other_agg, &["--listen", "127.0.0.1:0"]);
+    let other_peer = other.peer(&other_id);
+    spindel(&[
+        "sync",
+        "--data-dir",
+        s(&dalarna),
+        "--aggregator",
+        &other_peer,
+    ])
+    .fails(1, "the peer runs without a charter");
+    drop(other);
+    spindel(&["charter", "adopt", "--data-dir", s(&other_agg), s(&older)]).ok();
+    spindel(&["charter", "adopt", "--data-dir", s(&other_agg), s(&file)])
+        .fails(1, "another charter");
+    let other = NodeProc::start(&other_agg, &["--listen", "127.0.0.1:0"]);
+    let other_peer = other.peer(&other_id);
+    spindel(&[
+        "sync",
+        "--data-dir",
+        s(&dalarna),
+        "--aggregator",
+        &other_peer,
+    ])
+    .fails(1, "older charter");
+}
+
+/// Redaktionen under a charter: staff see the members and the pending acts; an admin endorses
+/// a region through a confirmation page that says what the act does, a field's problem is
+/// said beside it with what was typed kept, the act is in the audit trail, and a redaktör
+/// cannot act.
+#[test]
+fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (skane, skane_id) = init(t, "skane", "region");
+    let (dalarna, dalarna_id) = init(t, "dalarna", "region");
+    let founders = [
+        (skane.as_path(), skane_id.as_str(), "skane"),
+        (dalarna.as_path(), dalarna_id.as_str(), "dalarna"),
+    ];
+    let file = charter(t, "soul.json", 2, &founders);
+    spindel(&["charter", "adopt", "--data-dir", s(&skane), s(&file)]).ok();
+    let (_, gotland_id) = init(t, "gotland", "region");
+    let password = "ett långt lösenord för redaktionen";
+    spindel_tests::user_add(&skane, "anna", "admin", Some(password));
+    spindel_tests::user_add(&skane, "bo", "redaktor", Some(password));
+    let node = NodeProc::start(&skane, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let (cookie, csrf) = spindel_tests::editor_session(admin, "anna", password);
+    let get =
+        |path: &str| spindel_tests::http_exchange(admin, "GET", path, &[("Cookie", &cookie)], None);
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        spindel_tests::http_form(admin, path, &[("Cookie", &cookie)], &all)
+    };
+
+    let (code, _, page) = get("/medlemskap");
+    assert_eq!(code, 200);
+    assert!(page.contains("Grundande region"), "{page}");
+    assert!(
+        page.contains("En region blir medlem när 2 medlemmar"),
+        "{page}"
+    );
+    // A bad id is said beside its field, and the name typed stays.
+    let (code, _, page) = post(
+        "/medlemskap/stod",
+        &[("node", "inte-ett-id"), ("name", "gotland")],
+    );
+    assert_eq!(code, 400);
+    assert!(page.contains("id=\"stod-node-fel\""), "{page}");
+    assert!(page.contains("aria-invalid=\"true\""), "{page}");
+    assert!(page.contains("value=\"gotland\""), "{page}");
+    // The confirmation page says what the act does, and publishes nothing yet.
+    let fields = [("node", gotland_id.as_str()), ("name", "gotland")];
+    let (code, _, page) = post("/medlemskap/stod", &fields);
+    assert_eq!(code, 200);
+    assert!(page.contains("Ge stöd till gotland"), "{page}");
+    assert!(
+        page.contains("När 2 medlemmar har gett samma nyckel stöd"),
+        "{page}"
+    );
+    let before = heads(&skane).get(&skane_id).copied();
+    let (code, _, page) = post(
+        "/medlemskap/stod",
+        &[fields[0], fields[1], ("confirm", "ja")],
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Stödet är publicerat: 1 av 2"), "{page}");
+    assert_eq!(heads(&skane).get(&skane_id).copied(), before.map(|h| h + 1));
+    assert!(page.contains("<strong>gotland</strong>"), "{page}");
+    // Twice is refused in Swedish, and nothing more is published.
+    let (code, _, page) = post(
+        "/medlemskap/stod",
+        &[fields[0], fields[1], ("confirm", "ja")],
+    );
+    assert_eq!(code, 409);
+    assert!(page.contains("har redan gett gotland sitt stöd"), "{page}");
+    let (_, _, log) = get("/logg");
+    assert!(log.contains("gav stöd till en region"), "{log}");
+    assert!(log.contains("gotland"), "{log}");
+    // A redaktör sees the page, but may not act.
+    let (bo, bo_csrf) = spindel_tests::editor_session(admin, "bo", password);
+    let (code, _, page) =
+        spindel_tests::http_exchange(admin, "GET", "/medlemskap", &[("Cookie", &bo)], None);
+    assert_eq!(code, 200);
+    assert!(page.contains("Bara en administratör"), "{page}");
+    let (code, _, _) = spindel_tests::http_form(
+        admin,
+        "/medlemskap/uteslut",
+        &[("Cookie", &bo)],
+        &[
+            ("csrf", &bo_csrf),
+            ("node", &dalarna_id),
+            ("reason", "Prov"),
+            ("confirm", "ja"),
+        ],
+    );
+    assert_eq!(code, 403);
+}
