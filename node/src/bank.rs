@@ -183,9 +183,12 @@ pub struct RegionPage {
     pub sroi: SroiStats,
     /// The seq at which this region's log is proven forked, if it is.
     pub fork_seq: Option<u64>,
-    /// False once its admission ended (`spindel disallow` at its aggregator): its records
-    /// stay, new ones are refused.
+    /// False once its admission ended (`spindel disallow` at its aggregator; under a charter,
+    /// once its region was revoked or this key replaced): its records stay, new ones are
+    /// refused.
     pub admitted: bool,
+    /// Under a charter: the region this key is (or was) a key of, with its key history.
+    pub membership: Option<crate::local::RegionMembership>,
 }
 
 /// The region page of `id`; `None` if this node knows no profile of it.
@@ -196,8 +199,17 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
     let Some(profile_id) = meta.profile else {
         return Ok(None);
     };
+    let members = store.members();
+    let key = id.to_hex();
+    let membership = members.as_ref().and_then(|m| {
+        crate::local::membership_report(m)
+            .regions
+            .into_iter()
+            .find(|r| r.keys.iter().any(|k| k.node == key))
+    });
     Ok(Some(RegionPage {
-        admitted: meta.admitted,
+        admitted: members.map_or(meta.admitted, |m| m.is_member(id)),
+        membership,
         row: region_row(store, id, &meta)?,
         profile: query::get(store, id, &profile_id)?,
         sroi: SroiStats::of(sroi_figures(store, Some(id))?),

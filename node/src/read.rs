@@ -445,15 +445,8 @@ pub trait Reads: sealed::Sealed {
     /// Aggregator: every region it admitted, with the name it admitted it under.
     fn admission_list(&self) -> Result<Vec<(NodeId, Option<String>)>, ReadError> {
         let me = self.local().node_id();
-        // Under a charter: the member regions' live keys, under their names in the network.
-        if let Some(members) = self.local().store().members() {
-            return Ok(members
-                .membership
-                .members()
-                .filter(|(a, _)| *a != me)
-                .map(|(a, name)| (a, Some(name.to_string())))
-                .collect());
-        }
+        // Under a charter this is every key whose log is taken (a former member's too, so live
+        // sessions keep relaying it whole); who may hold a session is `admits_session`.
         Ok(self
             .local()
             .store()

@@ -50,10 +50,20 @@ pub fn region_matches(id: &NodeId, meta: &AuthorMeta, key: &str) -> bool {
 }
 
 /// The region `key` names, if this node knows it (see [`region_matches`]).
+/// Under a charter a region's name stands for each key it has had (a replaced key, its new
+/// one): the name finds its live key.
 pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreError> {
-    Ok(store
+    let found: Vec<NodeId> = store
         .authors()?
         .into_iter()
-        .find(|(id, m)| region_matches(id, m, key))
-        .map(|(id, _)| id))
+        .filter(|(id, m)| region_matches(id, m, key))
+        .map(|(id, _)| id)
+        .collect();
+    if found.len() > 1
+        && let Some(members) = store.members()
+        && let Some(live) = found.iter().find(|id| members.is_member(id))
+    {
+        return Ok(Some(*live));
+    }
+    Ok(found.into_iter().next())
 }

@@ -323,8 +323,19 @@ pub(crate) async fn drive_session(
                     );
                 }
                 Output::ReadAdmissions => {
-                    let list = match shared.blocking(|n| Ok(n.admission_list()?)).await {
-                        Ok(list) => list,
+                    // A region whose session this node no longer takes (under a charter: a
+                    // revoked or replaced key, still relayed) is left out of its own list, so
+                    // its session ends.
+                    let read = shared
+                        .blocking(move |n| Ok((n.admission_list()?, n.admits_session(&peer)?)))
+                        .await;
+                    let list = match read {
+                        Ok((mut list, admitted)) => {
+                            if !admitted {
+                                list.retain(|(a, _)| *a != peer);
+                            }
+                            list
+                        }
                         Err(e) => return store_failed(&conn, &reader, e),
                     };
                     if session.peer_is_mirror()

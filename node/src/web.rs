@@ -650,6 +650,7 @@ async fn region_page(
             sroi => Value::from_serialize(&region.sroi),
             fork_seq => region.fork_seq,
             admitted => region.admitted,
+            membership => Value::from_serialize(&region.membership),
             personal => shows_people(&records),
             records => records,
             connected => connected,

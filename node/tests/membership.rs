@@ -120,41 +120,152 @@ impl Fake {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
+/// A region "skane" not running yet, a founder of a charter of three (threshold 2) whose other
+/// founders' keys the test holds, with the charter adopted.
+struct Chartered {
+    dir: tempfile::TempDir,
+    skane: LocalNode,
+    dalarna: SecretKey,
+    stockholm: SecretKey,
+    id: Hash,
+}
+
+fn chartered() -> Chartered {
     let dir = tempfile::tempdir().unwrap();
     let skane = kit::new_node(dir.path(), "skane", spindel_node::local::Role::Region, &[]);
     let dalarna = SecretKey::generate(&mut rand_core::OsRng);
     let stockholm = SecretKey::generate(&mut rand_core::OsRng);
-    let stranger = SecretKey::generate(&mut rand_core::OsRng);
-    let mut founders = vec![
-        Founder {
-            node: skane.node_id(),
-            name: "skane".into(),
-        },
-        Founder {
-            node: dalarna.node_id(),
-            name: "dalarna".into(),
-        },
-        Founder {
-            node: stockholm.node_id(),
-            name: "stockholm".into(),
-        },
-    ];
+    let mut founders: Vec<Founder> = [
+        (skane.node_id(), "skane"),
+        (dalarna.node_id(), "dalarna"),
+        (stockholm.node_id(), "stockholm"),
+    ]
+    .into_iter()
+    .map(|(node, name)| Founder {
+        node,
+        name: name.into(),
+    })
+    .collect();
     founders.sort_by_key(|f| f.node);
-    let charter = Charter {
+    let mut signed = SignedCharter::new(&Charter {
         network: "SOUL".into(),
         threshold: 2,
         created_ms: spindel_node::local::now_ms(),
         founders,
-    };
-    let mut signed = SignedCharter::new(&charter).unwrap();
+    })
+    .unwrap();
     signed.sign(skane.key()).unwrap();
     signed.sign(&dalarna).unwrap();
     signed.sign(&stockholm).unwrap();
     let adopted = skane.adopt_charter(&signed).unwrap();
     assert_eq!(adopted.standing, "member");
-    let id = signed.id();
+    Chartered {
+        dir,
+        skane,
+        dalarna,
+        stockholm,
+        id: signed.id(),
+    }
+}
+
+fn method(title: &str) -> String {
+    serde_json::json!({"title": title, "summary": "s"}).to_string()
+}
+
+/// A revoked region's records up to the cut its revokers named stay; the rest stop showing
+/// everywhere: one shown before the revocation arrived is taken down (its payload purged),
+/// and one that arrives afterwards is taken without its payload. Its log stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_regions_records_past_its_cut_show_nowhere() {
+    let Chartered {
+        dir: _dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let member = SecretKey::generate(&mut rand_core::OsRng);
+    let mut fake = Fake::start(id, vec![]);
+    let running = kit::run_shared(
+        Arc::new(skane),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+    let endorse_by = |key: &SecretKey| {
+        entry(
+            key,
+            None,
+            Kind::Endorsement,
+            1,
+            endorse(&member.node_id(), "jamtland"),
+        )
+    };
+    let (by_dalarna, by_stockholm) = (endorse_by(&dalarna), endorse_by(&stockholm));
+    fake.relay(vec![by_dalarna.clone()]).await;
+    fake.relay(vec![by_stockholm.clone()]).await;
+    let mut log = Vec::new();
+    let mut at = None;
+    for (i, title) in ["Första", "Andra", "Tredje"].into_iter().enumerate() {
+        let e = entry(&member, at, Kind::Method, 10 + i as u8, method(title));
+        at = Some(head(&e));
+        log.push(e);
+    }
+    let ack = fake.relay(log).await;
+    assert_eq!(held(&ack, &member.node_id()), 3);
+    let titles = |node: &spindel_node::ReadModel| -> Vec<String> {
+        let mut t = kit::titles_of(node, spindel_node::query::Query::default());
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&node), ["Andra", "Första", "Tredje"]);
+    // Revoked by both other founders; the cut is the most either saw: seq 2.
+    let revoke = |key: &SecretKey, after: &SyncEntry, upto: u64| {
+        let body = serde_json::json!({"node": member.node_id().to_hex(), "reason": "Nedlagd", "upto": upto});
+        entry(
+            key,
+            Some(head(after)),
+            Kind::Revocation,
+            2,
+            body.to_string(),
+        )
+    };
+    fake.relay(vec![revoke(&dalarna, &by_dalarna, 1)]).await;
+    assert_eq!(
+        titles(&node).len(),
+        3,
+        "one revocation of two changes nothing"
+    );
+    fake.relay(vec![revoke(&stockholm, &by_stockholm, 2)]).await;
+    assert_eq!(titles(&node), ["Andra", "Första"]);
+    // Its next entry is taken (its log stays whole) and shows nowhere.
+    let fourth = entry(&member, at, Kind::Method, 20, method("Fjärde"));
+    let ack = fake.relay(vec![fourth]).await;
+    assert_eq!(held(&ack, &member.node_id()), 4);
+    assert_eq!(titles(&node), ["Andra", "Första"]);
+    let report = node.membership().unwrap();
+    let region = report
+        .regions
+        .iter()
+        .find(|r| r.name == "jamtland")
+        .unwrap();
+    assert_eq!(region.state, "former");
+    assert_eq!(region.keys[0].until, Some(2));
+    assert_eq!(region.revoked.as_ref().unwrap().by.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
+    let Chartered {
+        dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let stranger = SecretKey::generate(&mut rand_core::OsRng);
 
     // The fake aggregator lists the stranger as admitted, under a name.
     let mut fake = Fake::start(id, vec![(stranger.node_id(), Some("jamtland".into()))]);
@@ -237,7 +348,7 @@ async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
         4,
         endorse(&stranger.node_id(), "jamtland"),
     );
-    fake.relay(vec![by_dalarna]).await;
+    fake.relay(vec![by_dalarna.clone()]).await;
     let ack = fake.relay(vec![own.clone(), record.clone()]).await;
     assert_eq!(held(&ack, &stranger.node_id()), 0, "one endorsement of two");
     let by_stockholm = entry(
@@ -274,17 +385,44 @@ async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
         "{shown:?}"
     );
     assert!(!shown.iter().any(|(k, _)| k.is_membership()), "{shown:?}");
-    // The store reads the same membership after a restart.
+    // One founder deleting its endorsement after it took effect undoes nothing: a withdrawal
+    // is replayed at its own time, after the admission.
+    let withdrawal = tombstone_of(&dalarna, &by_dalarna);
+    let ack = fake.relay(vec![withdrawal]).await;
+    assert_eq!(held(&ack, &dalarna.node_id()), 2);
+    let is_member = |n: &dyn Fn() -> Option<spindel_node::local::MembershipReport>| {
+        n().is_some_and(|m| {
+            m.regions
+                .iter()
+                .any(|r| r.name == "jamtland" && r.state == "member")
+        })
+    };
+    assert!(is_member(&|| node.membership()));
+    assert!(node.author(&stranger.node_id()).unwrap().unwrap().admitted);
+    // The store computes the same membership after a restart, from the acts it keeps (the
+    // withdrawn one's payload is gone).
     drop(node);
     running.stop().await.unwrap();
     drop(skane);
     let reopened = LocalNode::open(&dir.path().join("skane")).unwrap();
-    assert!(
-        reopened
-            .author(&stranger.node_id())
-            .unwrap()
-            .is_some_and(|m| m.admitted)
+    assert!(is_member(&|| reopened.membership()));
+}
+
+/// The author's tombstone of the record `put` made, next in its log.
+fn tombstone_of(key: &SecretKey, put: &SyncEntry) -> SyncEntry {
+    let entry = Entry::from_wire(put.entry.clone()).unwrap();
+    let h = next_header(
+        key.node_id(),
+        Some(head(put)),
+        spindel_node::local::now_ms(),
+        entry.header().kind,
+        entry.header().record_id,
+        None,
     );
+    SyncEntry {
+        entry: Entry::sign(key, h).to_wire(),
+        payload: None,
+    }
 }
 
 fn head(e: &SyncEntry) -> Head {

@@ -24,6 +24,11 @@ pub const AUTHOR_ENTRIES_MAX: u64 = 2_000_000;
 /// a few tens of MB.
 pub const AUTHOR_PAYLOAD_BYTES_MAX: u64 = 1 << 30;
 
+/// Membership acts (endorsements and revocations, withdrawn ones too) one author may make:
+/// every act is replayed by every node whenever membership changes, so one member cannot make
+/// that cost grow without bound. A region acts a few times a year.
+pub const ACTS_PER_AUTHOR_MAX: u64 = 500;
+
 /// What the receiver knows of one record of the author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordState {
@@ -65,6 +70,10 @@ pub trait AuthorView {
     fn profile(&self) -> Option<RecordId>;
     /// Sum of the signed payload lengths of the author's current versions.
     fn payload_bytes(&self) -> u64;
+    /// The signed time of the author's head entry: a log's times never go back.
+    fn head_time(&self) -> Option<u64>;
+    /// How many membership acts the author has made (see [`ACTS_PER_AUTHOR_MAX`]).
+    fn acts(&self) -> u64;
 }
 
 /// Why an entry was refused. Every variant is reached by a test in this module.
@@ -100,6 +109,16 @@ pub enum Refusal {
     UnknownRecord(RecordId),
     #[error("record {0} is a membership act: it is never edited, only deleted (withdrawn)")]
     ActEdited(RecordId),
+    #[error(
+        "the author has made {0} membership acts, the most one author may (ACTS_PER_AUTHOR_MAX)"
+    )]
+    ActQuota(u64),
+    #[error("a membership act sent by its author without its payload counts nowhere")]
+    ActWithoutPayload,
+    #[error(
+        "timestamp {got} is before the author's previous entry's ({previous}): a log's times never go back"
+    )]
+    TimeWentBack { previous: u64, got: u64 },
     #[error("tombstone carries a payload hash or length")]
     TombstoneWithPayload,
     #[error("payload is {len} bytes, over the limit of {PAYLOAD_BYTES_MAX}")]
@@ -142,6 +161,9 @@ impl Refusal {
             Refusal::KindChanged { .. } => "kind_changed",
             Refusal::UnknownRecord(_) => "unknown_record",
             Refusal::ActEdited(_) => "act_edited",
+            Refusal::ActQuota(_) => "act_quota",
+            Refusal::ActWithoutPayload => "act_without_payload",
+            Refusal::TimeWentBack { .. } => "time_went_back",
             Refusal::TombstoneWithPayload => "tombstone_with_payload",
             Refusal::PayloadTooLarge { .. } => "payload_too_large",
             Refusal::PayloadSizeMismatch { .. } => "payload_size_mismatch",
@@ -295,6 +317,16 @@ pub fn check_verified(
             now_ms,
         });
     }
+    // Times only go forward, so an act cannot be dated back past entries signed before it
+    // (a replaced or revoked key cannot vote as of a time before its last entry).
+    if let Some(previous) = view.head_time()
+        && header.timestamp_ms < previous
+    {
+        return Err(Refusal::TimeWentBack {
+            previous,
+            got: header.timestamp_ms,
+        });
+    }
 
     let stored = view.record(&header.record_id);
     if let Some(state) = stored {
@@ -331,6 +363,16 @@ pub fn check_verified(
             })
         }
         Op::Put => {
+            if header.kind.is_membership() {
+                if view.acts() >= ACTS_PER_AUTHOR_MAX {
+                    return Err(Refusal::ActQuota(view.acts()));
+                }
+                // From its author an act comes whole: one sent without its payload to some
+                // aggregators would count on some nodes and not others.
+                if payload.is_none() && expected_author == Some(header.author) {
+                    return Err(Refusal::ActWithoutPayload);
+                }
+            }
             if header.kind == Kind::Profile
                 && let Some(existing) = view.profile()
                 && existing != header.record_id
@@ -399,6 +441,8 @@ mod tests {
         profile: Option<RecordId>,
         /// Payload bytes of records this log does not list (to bring it near the quota).
         base_bytes: u64,
+        /// Acts this log does not hold (to bring it near the acts quota).
+        acts: u64,
     }
 
     impl AuthorView for Log {
@@ -432,6 +476,17 @@ mod tests {
                     .values()
                     .map(|r| u64::from(r.payload_len))
                     .sum::<u64>()
+        }
+        fn head_time(&self) -> Option<u64> {
+            self.entries.last().map(|e| e.header().timestamp_ms)
+        }
+        fn acts(&self) -> u64 {
+            self.acts
+                + self
+                    .entries
+                    .iter()
+                    .filter(|e| e.header().kind.is_membership() && e.header().op == Op::Put)
+                    .count() as u64
         }
     }
 
@@ -503,6 +558,11 @@ mod tests {
 
     fn resign(header: Header) -> Entry {
         Entry::sign(&key(), header)
+    }
+
+    /// The acts `log`'s own entries hold.
+    fn log_acts(log: &Log) -> u64 {
+        log.acts() - log.acts
     }
 
     #[test]
@@ -745,6 +805,35 @@ mod tests {
         assert_eq!(note(refuse(&log, &again, Some(&act))), "act_edited");
         let withdrawn = at(&log, None);
         check(&log, None, NOW, &withdrawn, None).unwrap();
+        // From its author an act comes whole; at the quota no more acts are taken.
+        let fresh = |log: &Log, rid: u8| {
+            resign(next_header(
+                key().node_id(),
+                log.head(),
+                NOW,
+                Kind::Endorsement,
+                RecordId([rid; 16]),
+                Some(&act),
+            ))
+        };
+        let bare = fresh(&log, 10);
+        assert_eq!(
+            check(&log, Some(key().node_id()), NOW, &bare, None)
+                .unwrap_err()
+                .reason(),
+            note("act_without_payload")
+        );
+        check(&log, None, NOW, &bare, None).unwrap();
+        log.acts = ACTS_PER_AUTHOR_MAX - log_acts(&log);
+        assert_eq!(
+            note(refuse(&log, &fresh(&log, 11), Some(&act))),
+            "act_quota"
+        );
+        log.acts = 0;
+        // A log's times never go back.
+        let mut h = fresh(&log, 12).header().clone();
+        h.timestamp_ms = NOW - 1;
+        assert_eq!(note(refuse(&log, &resign(h), Some(&act))), "time_went_back");
 
         let all = [
             "not_admitted",
@@ -760,6 +849,9 @@ mod tests {
             "kind_changed",
             "unknown_record",
             "act_edited",
+            "act_quota",
+            "act_without_payload",
+            "time_went_back",
             "tombstone_with_payload",
             "payload_too_large",
             "payload_size_mismatch",

@@ -4,8 +4,10 @@
 //! Two records carry the acts: an [`Endorsement`] (a member vouches for a key under a name,
 //! possibly as the replacement of a lost, leaked or frozen key) and a [`Revocation`] (a
 //! member asks that a region's membership end). Each is an ordinary record in its author's
-//! own log, signed by it; deleting it withdraws it. [`Membership::compute`] replays every live
-//! act in one order every node agrees on, whatever order the records arrived in: by the
+//! own log, signed by it; deleting it withdraws it from the tombstone's time on: a withdrawal
+//! takes its vote back only while the change it voted for has not happened.
+//! [`Membership::compute`] replays every act in one order every node agrees on, whatever order
+//! the records arrived in: by the
 //! author's signed timestamp, then author key, then seq. An act counts only if its author's
 //! region is a member at that point of the replay (and its key is the region's, its log taken
 //! that far), so an act is decided by the acts before it in that order alone, and the same
@@ -193,18 +195,21 @@ fn trim(s: &mut String) {
     }
 }
 
-/// One membership act: a live endorsement or revocation, with where it is in its author's log.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One membership act: an endorsement or revocation, with where it is in its author's log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Act {
     /// The author's signed timestamp: the replay's order (then author, then seq).
     pub time_ms: u64,
     pub author: NodeId,
     pub seq: u64,
     pub what: What,
+    /// The signed time of the author's tombstone that withdrew it: from then on in the replay
+    /// its vote is taken back, unless the change it voted for has happened.
+    pub withdrawn_ms: Option<u64>,
 }
 
 /// What an act does.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum What {
     Endorse {
         node: NodeId,
@@ -236,6 +241,7 @@ impl Act {
                 name: e.name.clone(),
                 replaces,
             },
+            withdrawn_ms: None,
         })
     }
 
@@ -249,6 +255,7 @@ impl Act {
                 node: NodeId::from_str(&r.node).ok()?,
                 upto: r.upto,
             },
+            withdrawn_ms: None,
         })
     }
 }
@@ -351,6 +358,10 @@ struct Replay {
     endorsements: BTreeMap<Candidate, BTreeMap<usize, (NodeId, u64)>>,
     /// Per region, each revoking region's latest vote: (its key, the key named, `upto`).
     revocations: BTreeMap<usize, BTreeMap<usize, (NodeId, NodeId, u64)>>,
+    /// Which act cast each standing vote: (candidate, voter) and (target, voter) to the act's
+    /// index, so a withdrawal takes back only its own act's vote.
+    endorsed_by_act: BTreeMap<(Candidate, usize), usize>,
+    revoked_by_act: BTreeMap<(usize, usize), usize>,
 }
 
 impl Replay {
@@ -381,7 +392,7 @@ impl Replay {
 
     fn endorse(
         &mut self,
-        act: &Act,
+        (index, act): (usize, &Act),
         voter: usize,
         node: NodeId,
         name: &str,
@@ -403,6 +414,8 @@ impl Replay {
             .entry(candidate.clone())
             .or_default()
             .insert(voter, (act.author, upto));
+        self.endorsed_by_act
+            .insert((candidate.clone(), voter), index);
         let counted = self.counted(&self.endorsements[&candidate]);
         if counted.len() < self.threshold {
             return;
@@ -449,9 +462,10 @@ impl Replay {
         };
         self.by_key.insert(node, index);
         self.endorsements.retain(|(n, _, _), _| *n != node);
+        self.endorsed_by_act.retain(|((n, _, _), _), _| *n != node);
     }
 
-    fn revoke(&mut self, act: &Act, voter: usize, node: NodeId, upto: u64) {
+    fn revoke(&mut self, (index, act): (usize, &Act), voter: usize, node: NodeId, upto: u64) {
         let Some(&target) = self.by_key.get(&node) else {
             return;
         };
@@ -462,6 +476,7 @@ impl Replay {
             .entry(target)
             .or_default()
             .insert(voter, (act.author, node, upto));
+        self.revoked_by_act.insert((target, voter), index);
         let counted = self.counted(&self.revocations[&target]);
         if counted.len() < self.threshold {
             return;
@@ -482,6 +497,51 @@ impl Replay {
             by: counted.iter().map(|(k, _, _)| *k).collect(),
         });
         self.revocations.remove(&target);
+        self.revoked_by_act.retain(|(t, _), _| *t != target);
+    }
+
+    /// The act at `index` is withdrawn: its vote, if it still stands (its change has not
+    /// happened, and no later act of its region replaced it), is taken back.
+    fn withdraw(&mut self, index: usize, act: &Act) {
+        match &act.what {
+            What::Endorse {
+                node,
+                name,
+                replaces,
+            } => {
+                let candidate = (*node, name.clone(), replaces.map(|(old, _)| old));
+                let cast = self
+                    .endorsed_by_act
+                    .iter()
+                    .find(|((c, _), i)| *c == candidate && **i == index)
+                    .map(|((_, voter), _)| *voter);
+                if let Some(voter) = cast {
+                    self.endorsed_by_act.remove(&(candidate.clone(), voter));
+                    if let Some(votes) = self.endorsements.get_mut(&candidate) {
+                        votes.remove(&voter);
+                        if votes.is_empty() {
+                            self.endorsements.remove(&candidate);
+                        }
+                    }
+                }
+            }
+            What::Revoke { .. } => {
+                let cast = self
+                    .revoked_by_act
+                    .iter()
+                    .find(|(_, i)| **i == index)
+                    .map(|(k, _)| *k);
+                if let Some((target, voter)) = cast {
+                    self.revoked_by_act.remove(&(target, voter));
+                    if let Some(votes) = self.revocations.get_mut(&target) {
+                        votes.remove(&voter);
+                        if votes.is_empty() {
+                            self.revocations.remove(&target);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -504,6 +564,8 @@ impl Replay {
             by_key: BTreeMap::new(),
             endorsements: BTreeMap::new(),
             revocations: BTreeMap::new(),
+            endorsed_by_act: BTreeMap::new(),
+            revoked_by_act: BTreeMap::new(),
         };
         for f in &charter.founders {
             replay.by_key.insert(f.node, replay.regions.len());
@@ -521,7 +583,21 @@ impl Replay {
                 revoked: None,
             });
         }
-        for act in acts {
+        // Each act at its time, each withdrawal at its own (after the act, at equal times).
+        let mut events: Vec<(u64, u8, NodeId, u64, usize)> = Vec::with_capacity(acts.len());
+        for (i, act) in acts.iter().enumerate() {
+            events.push((act.time_ms, 0, act.author, act.seq, i));
+            if let Some(t) = act.withdrawn_ms {
+                events.push((t.max(act.time_ms), 1, act.author, act.seq, i));
+            }
+        }
+        events.sort();
+        for (_, phase, _, _, i) in events {
+            let act = &acts[i];
+            if phase == 1 {
+                replay.withdraw(i, act);
+                continue;
+            }
             let Some(voter) = replay.voter(&act.author, act.seq) else {
                 continue;
             };
@@ -530,8 +606,8 @@ impl Replay {
                     node,
                     name,
                     replaces,
-                } => replay.endorse(act, voter, *node, name, *replaces),
-                What::Revoke { node, upto } => replay.revoke(act, voter, *node, *upto),
+                } => replay.endorse((i, act), voter, *node, name, *replaces),
+                What::Revoke { node, upto } => replay.revoke((i, act), voter, *node, *upto),
             }
         }
         replay

@@ -433,8 +433,15 @@ fn a_person_searches_reads_and_filters_the_knowledge_bank_in_chromium() {
     assert!(network.contains("Grundande region"), "{network}");
     assert!(network.contains("varmland"), "{network}");
     assert!(network.contains("Stöd från"), "{network}");
-    b.assert_accessible(&axe_source());
+    let axe = axe_source();
+    b.assert_accessible(&axe);
     b.screenshot("network.png");
+    // The ninth platform's page: endorsed by whom, and its key.
+    b.goto(&format!("{base}/region/varmland"));
+    let region = b.text(&b.find("main"));
+    assert!(region.contains("Regionens nycklar"), "{region}");
+    assert!(region.contains("med stöd från"), "{region}");
+    b.assert_accessible(&axe);
 
     // On a phone-sized screen nothing runs off the side.
     b.goto(&format!("{base}/?q=f%C3%B6reningarna"));

@@ -46,25 +46,30 @@ fn act(args: &[&str]) -> serde_json::Value {
     spindel(&all).json()
 }
 
-#[test]
-fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    let (skane, skane_id) = init(t, "skane", "region");
-    let (dalarna, dalarna_id) = init(t, "dalarna", "region");
-    let (stockholm, stockholm_id) = init(t, "stockholm", "region");
-    let founders = [
-        (skane.as_path(), skane_id.as_str(), "skane"),
-        (dalarna.as_path(), dalarna_id.as_str(), "dalarna"),
-        (stockholm.as_path(), stockholm_id.as_str(), "stockholm"),
-    ];
+/// Three founding regions (skane, dalarna, stockholm) of a charter with threshold 2 that each
+/// adopted, and an aggregator made with `init --charter`; none runs yet.
+struct Founded {
+    dirs: [PathBuf; 3],
+    ids: [String; 3],
+    file: PathBuf,
+    agg_dir: PathBuf,
+    agg_id: String,
+}
+
+fn founded(t: &Path) -> Founded {
+    let names = ["skane", "dalarna", "stockholm"];
+    let made = names.map(|name| init(t, name, "region"));
+    let founders: Vec<(&Path, &str, &str)> = made
+        .iter()
+        .zip(names)
+        .map(|((dir, id), name)| (dir.as_path(), id.as_str(), name))
+        .collect();
     let file = charter(t, "soul.json", 2, &founders);
     for (dir, _, name) in &founders {
         let adopted = act(&["charter", "adopt", "--data-dir", s(dir), s(&file)]);
         assert_eq!(adopted["standing"], "member");
         assert_eq!(adopted["name"], *name);
     }
-    // The aggregator and the newcomer take the charter at init.
     let agg_dir = t.join("nationell");
     let agg = act(&[
         "init",
@@ -78,7 +83,33 @@ fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
         s(&file),
     ]);
     assert_eq!(agg["charter"]["standing"], "aggregator");
-    let agg_id = agg["node_id"].as_str().unwrap().to_string();
+    let [(a, a_id), (b, b_id), (c, c_id)] = made;
+    Founded {
+        dirs: [a, b, c],
+        ids: [a_id, b_id, c_id],
+        file,
+        agg_dir,
+        agg_id: agg["node_id"].as_str().unwrap().to_string(),
+    }
+}
+
+#[test]
+fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, stockholm],
+        ids: [skane_id, dalarna_id, stockholm_id],
+        file,
+        agg_dir,
+        agg_id,
+    } = founded(t);
+    let founders = [
+        (skane.as_path(), skane_id.as_str(), "skane"),
+        (dalarna.as_path(), dalarna_id.as_str(), "dalarna"),
+        (stockholm.as_path(), stockholm_id.as_str(), "stockholm"),
+    ];
+    // The newcomer takes the charter at init.
     let jamtland = t.join("jamtland");
     let newcomer = act(&[
         "init",
@@ -316,6 +347,16 @@ fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
         .stdout
         .clone();
     assert!(status.contains("former    jamtland"), "{status}");
+    // Its region page marks it as a former member, with its key's history.
+    let (code, region) = http_get(stockholm_run.http.unwrap(), "/region/jamtland");
+    assert_eq!(code, 200);
+    assert!(
+        region.contains("Regionen är inte längre med i nätverket"),
+        "{region}"
+    );
+    assert!(region.contains("Regionens nycklar"), "{region}");
+    assert!(region.contains("(utesluten)"), "{region}");
+    assert!(region.contains(&jamtland_id), "{region}");
 
     // Nodes of another charter, or of none, do not sync with this network.
     dalarna_run.terminate(30);
@@ -450,4 +491,124 @@ fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
         ],
     );
     assert_eq!(code, 403);
+}
+
+/// A region whose key is lost is given a new one by two members' endorsements with
+/// `--replaces`: the new node, set up from nothing, catches up from the aggregate and holds the
+/// region's earlier records under its name, publishes again under it, and the old key is
+/// refused from then on.
+#[test]
+fn a_lost_key_is_replaced_by_endorsement_and_the_new_node_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, stockholm],
+        ids: [skane_id, dalarna_id, _],
+        file,
+        agg_dir,
+        agg_id,
+    } = founded(t);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let old = NodeProc::start(&skane, &["--aggregator", &peer]);
+    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let _stockholm = NodeProc::start(&stockholm, &["--aggregator", &peer]);
+    let before = publish(&skane, "Skånes metod före");
+    eventually(TRAVEL_S, "skåne's record at dalarna", || {
+        records_by_region(&dalarna).contains_key(&before)
+    });
+    // The server and its key are gone.
+    old.kill9();
+    let renewed = t.join("skane-ny");
+    let new_id = act(&[
+        "init",
+        "--data-dir",
+        s(&renewed),
+        "--name",
+        "skane",
+        "--charter",
+        s(&file),
+    ])["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The new key cannot take another name than the region's.
+    spindel(&[
+        "endorse",
+        "--data-dir",
+        s(&dalarna),
+        &new_id,
+        "--name",
+        "gotland",
+        "--replaces",
+        &skane_id,
+    ])
+    .fails(1, "keeps that name");
+    let one = act(&[
+        "endorse",
+        "--data-dir",
+        s(&dalarna),
+        &new_id,
+        "--name",
+        "skane",
+        "--replaces",
+        &skane_id,
+    ]);
+    assert_eq!(one["done"], false);
+    eventually(TRAVEL_S, "dalarna's endorsement at stockholm", || {
+        heads(&stockholm).get(&dalarna_id) == heads(&dalarna).get(&dalarna_id)
+    });
+    let two = act(&[
+        "endorse",
+        "--data-dir",
+        s(&stockholm),
+        &new_id,
+        "--name",
+        "skane",
+        "--replaces",
+        &skane_id,
+    ]);
+    assert_eq!(two["done"], true, "{two}");
+    // The new node catches up from the aggregate: the region's earlier record, under its name.
+    let _renewed = NodeProc::start(&renewed, &["--aggregator", &peer]);
+    eventually(
+        TRAVEL_S,
+        "the region's earlier record at its new node",
+        || records_by_region(&renewed).get(&before).map(String::as_str) == Some("skane"),
+    );
+    let after = publish(&renewed, "Skånes metod efter");
+    eventually(
+        TRAVEL_S,
+        "the new key's record at dalarna under the region's name",
+        || records_by_region(&dalarna).get(&after).map(String::as_str) == Some("skane"),
+    );
+    assert_eq!(
+        records_by_region(&dalarna).get(&before).map(String::as_str),
+        Some("skane"),
+        "the earlier record stays the region's"
+    );
+    // The old key, started again from its copy, is refused, and what it signs reaches nobody.
+    let stale = publish(&skane, "Från den gamla nyckeln");
+    let old = NodeProc::start(&skane, &["--aggregator", &peer]);
+    eventually(TRAVEL_S, "the aggregator refusing the old key", || {
+        agg.log().contains(&format!("peer={skane_id}"))
+            && agg.log().contains("not a member of the network")
+    });
+    drop(old);
+    let marker = publish(&stockholm, "Stockholms metod efteråt");
+    eventually(TRAVEL_S, "a member's later record at dalarna", || {
+        records_by_region(&dalarna).contains_key(&marker)
+    });
+    assert!(!records_by_region(&dalarna).contains_key(&stale));
+    let status = spindel(&["status", "--data-dir", s(&dalarna), "--json"]).json();
+    let region = status["membership"]["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "skane")
+        .cloned()
+        .unwrap();
+    assert_eq!(region["node"], new_id.as_str());
+    assert_eq!(region["keys"][0]["ended"], "replaced");
+    assert_eq!(region["keys"][1]["node"], new_id.as_str());
 }

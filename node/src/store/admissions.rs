@@ -14,11 +14,11 @@ use spindel_protocol::membership::Act;
 use spindel_protocol::sync::HEADS_AUTHORS_MAX;
 
 use super::handle::Store;
-use super::keys::{K_CHARTER, k_author, k_counter, k_fork, k_mirror, k_vouch, key};
-use super::members::{Held, Members, act_of, settle};
+use super::keys::{K_CHARTER, k_act, k_author, k_counter, k_fork, k_mirror, k_vouch, key};
+use super::members::{Held, Members, settle};
 use super::types::{
-    AdmissionChanges, AuthorMeta, ForkProof, RecordMeta, StoreError, corrupt, decode_meta,
-    node_id_at, record_id_at,
+    AdmissionChanges, AuthorMeta, ForkProof, StoreError, corrupt, decode_meta, node_id_at,
+    record_id_at,
 };
 
 impl Store {
@@ -424,21 +424,57 @@ impl Store {
     /// Every live membership act held here, read from the payloads.
     fn scan_acts(&self) -> Result<BTreeMap<(NodeId, RecordId), Act>, StoreError> {
         let mut acts = BTreeMap::new();
-        for item in self.db.scan_prefix([b'R']) {
+        for item in self.db.scan_prefix([b'N']) {
             let (k, v) = item?;
-            let meta: RecordMeta = decode_meta("record", &v)?;
-            if !meta.kind.is_membership() || meta.deleted {
-                continue;
-            }
-            let author = node_id_at(&k, 1)?;
-            let rid = record_id_at(&k, 33)?;
-            if let Some(record) = self.load_record(&author, &rid, &meta)?
-                && let Some(act) = act_of(author, meta.seq, meta.updated_ms, &record)
-            {
-                acts.insert((author, rid), act);
-            }
+            let act: Act = decode_meta("membership act", &v)?;
+            acts.insert((node_id_at(&k, 1)?, record_id_at(&k, 33)?), act);
         }
         Ok(acts)
+    }
+
+    /// The membership act of `key`, as kept (withdrawn or not).
+    pub(super) fn act(&self, key: &(NodeId, RecordId)) -> Result<Option<Act>, StoreError> {
+        match self.db.get(k_act(&key.0, &key.1))? {
+            Some(v) => Ok(Some(decode_meta("membership act", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes into `batch` every author's admission and name as `members` gives them.
+    fn settle_all(&self, members: &Members, batch: &mut sled::Batch) -> Result<usize, StoreError> {
+        let mut authors: BTreeMap<NodeId, AuthorMeta> = BTreeMap::new();
+        for item in self.db.scan_prefix([b'A']) {
+            let (k, v) = item?;
+            authors.insert(node_id_at(&k, 1)?, decode_meta("author", &v)?);
+        }
+        for (key, _) in members.membership.keys() {
+            authors.entry(key).or_default();
+        }
+        authors.entry(members.me).or_default();
+        let mut changed = 0;
+        for (key, meta) in authors.iter_mut() {
+            if settle(members, key, meta) {
+                batch.insert(k_author(key), codec::encode(meta));
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// On open: the membership the kept charter and acts give, with every author's admission
+    /// written to agree with it (whatever an older binary, or a rule since changed, left).
+    pub(super) fn open_members(&self) -> Result<(), StoreError> {
+        let Some(members) = self.load_members()? else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        if self.settle_all(&members, &mut batch)? > 0 {
+            self.db.apply_batch(batch)?;
+            self.db.flush()?;
+            tracing::info!("author admissions written again from the charter's membership");
+        }
+        self.set_members(members);
+        Ok(())
     }
 
     /// Adopts `charter` (verified, complete) as this node's, for good: `me` is this node's
@@ -468,20 +504,7 @@ impl Store {
         let members = Members::new(charter.clone(), me, self.scan_acts()?);
         let mut batch = sled::Batch::default();
         batch.insert(K_CHARTER, codec::encode(&held));
-        let mut authors: BTreeMap<NodeId, AuthorMeta> = BTreeMap::new();
-        for item in self.db.scan_prefix([b'A']) {
-            let (k, v) = item?;
-            authors.insert(node_id_at(&k, 1)?, decode_meta("author", &v)?);
-        }
-        for (key, _) in members.membership.keys() {
-            authors.entry(key).or_default();
-        }
-        authors.entry(me).or_default();
-        for (key, meta) in authors.iter_mut() {
-            if settle(&members, key, meta) {
-                batch.insert(k_author(key), codec::encode(meta));
-            }
-        }
+        self.settle_all(&members, &mut batch)?;
         // Vouches of an aggregator's lists decide nothing any more.
         for item in self.db.scan_prefix([b'V']) {
             batch.remove(item?.0);

@@ -128,6 +128,8 @@ impl Store {
         let mut outcomes = Vec::with_capacity(batch.len());
         for ((index, incoming), verdict) in batch.into_iter().enumerate().zip(verdicts) {
             let header = incoming.entry.header().clone();
+            // Acts of another author earlier in the batch count before this entry is checked.
+            ov.settle_members(Some(&header.author))?;
             ov.preload(&header.author, &header.record_id, header.seq)?;
             let view = View {
                 ov: &ov,

@@ -86,6 +86,10 @@ pub(super) fn k_mirror(a: &NodeId) -> Vec<u8> {
 pub(super) fn k_received(a: &NodeId) -> Vec<u8> {
     key(b'S', &[&a.0])
 }
+/// A membership act's decision (keys, name, `upto`, times; never a reason's text).
+pub(super) fn k_act(a: &NodeId, r: &RecordId) -> Vec<u8> {
+    key(b'N', &[&a.0, &r.0])
+}
 pub(super) fn k_fork(a: &NodeId) -> Vec<u8> {
     key(b'F', &[&a.0])
 }

@@ -51,18 +51,21 @@ impl Members {
         }
     }
 
-    /// Puts the act of `key` (or takes it out: deleted, withdrawn) and computes membership
-    /// again; `true` when the act set changed.
-    pub(super) fn set_act(&mut self, key: (NodeId, RecordId), act: Option<Act>) -> bool {
-        let changed = match act {
-            Some(act) => self.acts.insert(key, act.clone()).as_ref() != Some(&act),
-            None => self.acts.remove(&key).is_some(),
-        };
-        if changed {
-            self.membership =
-                Membership::compute(&self.charter.charter, self.acts.values().cloned());
-        }
-        changed
+    /// Keeps the act of `key`; `true` when it is new (call [`Members::recompute`] after).
+    pub(super) fn put_act(&mut self, key: (NodeId, RecordId), act: Act) -> bool {
+        self.acts.insert(key, act.clone()).as_ref() != Some(&act)
+    }
+
+    /// Computes membership again from the charter and every act.
+    pub(super) fn recompute(&mut self) {
+        self.membership = Membership::compute(&self.charter.charter, self.acts.values().cloned());
+    }
+
+    /// How many acts `author` has made (withdrawn ones too): ingest's quota.
+    pub fn acts_of(&self, author: &NodeId) -> u64 {
+        self.acts
+            .range((*author, RecordId([0; 16]))..=(*author, RecordId([0xff; 16])))
+            .count() as u64
     }
 
     /// What membership makes of `key` in its author metadata: whether its entries are taken
@@ -85,10 +88,11 @@ impl Members {
         self.acts.len()
     }
 
-    /// Whether taking the act `key` out would change who belongs (or under which key, or
-    /// what is taken of a log): then it took effect, and withdrawing it is no longer the way.
+    /// Whether the act `key` counted in a change that happened (taking it out of the replay
+    /// would change who belongs, under which key, or what is taken of a log): withdrawing it
+    /// now would change nothing, since a withdrawal is replayed at its own time.
     pub fn took_effect(&self, key: &(NodeId, RecordId)) -> bool {
-        if !self.acts.contains_key(key) {
+        if self.acts.get(key).is_none_or(|a| a.withdrawn_ms.is_some()) {
             return false;
         }
         let without = Membership::compute(

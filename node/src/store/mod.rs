@@ -23,6 +23,7 @@
 //! | `K`    | aggregator, counter (BE), witness | a cosignature of that checkpoint                  |
 //! | `G`    | aggregator                  | what this node remembers of the aggregator's checkpoints (`AggregatorView`) |
 //! | `X`    | finding kind, aggregator, region | a finding with when it was first and last seen, and healed |
+//! | `N`    | author, record_id           | a membership act ([`Act`](spindel_protocol::membership::Act)): what it decides and when, and when it was withdrawn; kept after its payload is purged, so a withdrawal replays at its time |
 //! | `M`    | name                        | store metadata (`generation`, `format`, `history`, `charter`: the adopted charter file and this node's key) |
 //!
 //! **Nothing a record says is written to sled** (it keeps removed values in its files until it

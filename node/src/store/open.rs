@@ -150,12 +150,7 @@ impl Store {
         }
         // Segments still holding deleted documents (a crash before their merge) go now.
         store.index.search.expunge_deletes(0)?;
-        if let Some(members) = store.load_members()? {
-            *store
-                .members
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(members));
-        }
+        store.open_members()?;
         Ok(store)
     }
 

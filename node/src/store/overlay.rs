@@ -10,13 +10,13 @@ use spindel_protocol::entry::{Entry, Hash, Head, Op, PAYLOAD_BYTES_MAX, RecordId
 use spindel_protocol::ingest::{Accepted, AuthorView, RecordState};
 use spindel_protocol::record::{Kind, Record};
 
-use spindel_protocol::membership::Act;
+use spindel_protocol::membership::{Act, Standing};
 
 use super::calendar::Span;
 use super::handle::{ProfileName, Store};
 use super::keys::{
-    K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
-    k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
+    K_GENERATION, K_HISTORY, k_act, k_author, k_author_counter, k_bytes, k_counter, k_erase,
+    k_fork, k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
 };
 use super::members::{Members, act_of, settle};
 use super::reads::{event_span, lower_tags};
@@ -35,6 +35,8 @@ pub(super) struct Overlay<'s> {
     store: &'s Store,
     pub(super) batch: sled::Batch,
     heads: HashMap<NodeId, Option<Head>>,
+    /// The signed time of each author's head entry.
+    head_times: HashMap<NodeId, Option<u64>>,
     hashes: HashMap<(NodeId, u64), Hash>,
     log: HashMap<(NodeId, u64), WireEntry>,
     records: HashMap<RecordKey, Option<RecordMeta>>,
@@ -68,6 +70,12 @@ pub(super) struct Overlay<'s> {
     /// at the first act the batch accepts or withdraws), and whether it changed.
     members: Option<Members>,
     members_changed: bool,
+    /// The acts this batch wrote (`N`), by record.
+    acts_written: HashMap<RecordKey, Act>,
+    /// The standings membership last settled at in this batch, and the author of the acts
+    /// not settled yet (see [`Overlay::settle_members`]).
+    settled: Option<BTreeMap<NodeId, Standing>>,
+    unsettled: Option<NodeId>,
 }
 
 pub(super) struct View<'o, 's> {
@@ -115,6 +123,12 @@ impl AuthorView for View<'_, '_> {
     fn payload_bytes(&self) -> u64 {
         self.ov.bytes.get(&self.author).copied().unwrap_or(0)
     }
+    fn head_time(&self) -> Option<u64> {
+        self.ov.head_times.get(&self.author).copied().flatten()
+    }
+    fn acts(&self) -> u64 {
+        self.ov.acts_of(&self.author)
+    }
 }
 
 /// What a committed batch left to do once it is durable.
@@ -130,6 +144,7 @@ impl<'s> Overlay<'s> {
             store,
             batch: sled::Batch::default(),
             heads: HashMap::new(),
+            head_times: HashMap::new(),
             hashes: HashMap::new(),
             log: HashMap::new(),
             records: HashMap::new(),
@@ -151,14 +166,81 @@ impl<'s> Overlay<'s> {
             forked: false,
             members: None,
             members_changed: false,
+            acts_written: HashMap::new(),
+            settled: None,
+            unsettled: None,
         }
     }
 
-    /// A membership act of `key` is now `act` (`None`: deleted, or not readable). Under a
-    /// charter, membership is computed again and every author whose admission or name it
-    /// changed is written in this batch, so the batch's next entries are checked against it.
-    /// Without a charter an act decides nothing.
-    fn set_act(&mut self, key: RecordKey, act: Option<Act>) -> Result<(), StoreError> {
+    /// The last seq of `author`'s log that shows, once its key was replaced or its region
+    /// revoked under a charter (as this batch so far has it).
+    fn cut_of(&self, author: &NodeId) -> Option<u64> {
+        let standing = match &self.members {
+            Some(m) => m.membership.standing(author),
+            None => self.store.members()?.membership.standing(author),
+        };
+        match standing {
+            Standing::Former { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// A knowledge record of `author` at `seq` is past its key's cut: taken (the log stays
+    /// whole on every node) without its payload, so it shows nowhere.
+    fn past_cut(&self, author: &NodeId, seq: u64, kind: Kind) -> bool {
+        !kind.is_membership() && self.cut_of(author).is_some_and(|until| seq > until)
+    }
+
+    /// `author`'s key was cut at `until`: its knowledge records whose current version is past
+    /// it stop showing, and their payloads are purged, as a stripped put's would be.
+    fn cut(&mut self, author: NodeId, until: u64) -> Result<(), StoreError> {
+        let mut records: BTreeMap<RecordId, RecordMeta> =
+            self.store.records_of(&author)?.into_iter().collect();
+        for ((a, rid), meta) in &self.records {
+            if *a == author
+                && let Some(meta) = meta
+            {
+                records.insert(*rid, meta.clone());
+            }
+        }
+        for (rid, mut meta) in records {
+            if meta.seq <= until || meta.kind.is_membership() || !meta.visible() {
+                continue;
+            }
+            let key = (author, rid);
+            self.preload(&author, &rid, meta.seq)?;
+            self.batch.remove(k_time(meta.updated_ms, &author, &rid));
+            self.purge_payload(key);
+            self.hide(key, meta.updated_ms, meta.kind);
+            meta.payload = None;
+            self.put_meta(k_record(&author, &rid), &meta);
+            self.records.insert(key, Some(meta));
+        }
+        Ok(())
+    }
+
+    /// A membership act of `key` was accepted (`Some`), or withdrawn at its tombstone's
+    /// signed time (`Err(at_ms)`). It is kept under `N` in this batch (a withdrawn one too: a
+    /// withdrawal is replayed at its own time). Under a charter the batch's membership is
+    /// marked to be computed again ([`Overlay::settle_members`]), once, before an entry of
+    /// another author is checked and at the commit.
+    fn note_act(&mut self, key: RecordKey, act: Result<Act, u64>) -> Result<(), StoreError> {
+        let act = match act {
+            Ok(act) => act,
+            Err(at_ms) => {
+                let known = match self.acts_written.get(&key) {
+                    Some(a) => Some(a.clone()),
+                    None => self.store.act(&key)?,
+                };
+                let Some(mut act) = known.filter(|a| a.withdrawn_ms.is_none()) else {
+                    return Ok(());
+                };
+                act.withdrawn_ms = Some(at_ms);
+                act
+            }
+        };
+        self.put_meta(k_act(&key.0, &key.1), &act);
+        self.acts_written.insert(key, act.clone());
         let Some(mut draft) = self
             .members
             .take()
@@ -166,26 +248,70 @@ impl<'s> Overlay<'s> {
         else {
             return Ok(());
         };
-        let before: BTreeSet<NodeId> = draft.membership.keys().map(|(k, _)| k).collect();
-        if draft.set_act(key, act) {
+        if self.settled.is_none() {
+            self.settled = Some(draft.membership.keys().collect());
+        }
+        if draft.put_act(key, act) {
             self.members_changed = true;
-            let after = draft.membership.keys().map(|(k, _)| k);
-            let touched: BTreeSet<NodeId> = before.into_iter().chain(after).collect();
-            for k in touched {
-                if !self.authors.contains_key(&k) {
-                    let meta = self.store.author_stored(&k)?.unwrap_or_default();
-                    self.authors.insert(k, meta);
-                }
-                if let Some(meta) = self.authors.get_mut(&k)
-                    && settle(&draft, &k, meta)
-                {
-                    let meta = meta.clone();
-                    self.put_meta(k_author(&k), &meta);
-                }
-            }
+            self.unsettled = Some(key.0);
         }
         self.members = Some(draft);
         Ok(())
+    }
+
+    /// Computes the batch's membership again if an act changed it, unless only `author`'s
+    /// own acts did and `author`'s entry is next (a batch holds one author's entries: its acts
+    /// cannot change its own admission, so one computation a batch does). Every key whose
+    /// standing changed gets its admission and name written; a new cut takes down what is
+    /// held past it.
+    pub(super) fn settle_members(&mut self, next: Option<&NodeId>) -> Result<(), StoreError> {
+        let Some(by) = self.unsettled else {
+            return Ok(());
+        };
+        if next == Some(&by) {
+            return Ok(());
+        }
+        let Some(mut draft) = self.members.take() else {
+            return Ok(());
+        };
+        self.unsettled = None;
+        draft.recompute();
+        let before = self.settled.take().unwrap_or_default();
+        let after: BTreeMap<NodeId, Standing> = draft.membership.keys().collect();
+        let touched: BTreeSet<NodeId> = before.keys().chain(after.keys()).copied().collect();
+        for (k, standing) in &after {
+            // A cut that is new (or moved back): what this batch or the store holds of the
+            // key past it no longer shows.
+            if let Standing::Former { until, .. } = standing
+                && before.get(k) != Some(standing)
+            {
+                self.cut(*k, *until)?;
+            }
+        }
+        for k in touched {
+            if !self.authors.contains_key(&k) {
+                let meta = self.store.author_stored(&k)?.unwrap_or_default();
+                self.authors.insert(k, meta);
+            }
+            if let Some(meta) = self.authors.get_mut(&k)
+                && settle(&draft, &k, meta)
+            {
+                let meta = meta.clone();
+                self.put_meta(k_author(&k), &meta);
+            }
+        }
+        self.settled = Some(after);
+        self.members = Some(draft);
+        Ok(())
+    }
+
+    /// How many acts `author` has made, as this batch so far has it (ingest's quota); none
+    /// counted without a charter (acts then decide nothing, and cost nothing).
+    fn acts_of(&self, author: &NodeId) -> u64 {
+        match &self.members {
+            Some(m) => m.acts_of(author),
+            None => self.store.members().map_or(0, |m| m.acts_of(author)),
+        }
     }
 
     /// The version number the next entry of `key` makes: one more than the last, in this
@@ -213,7 +339,15 @@ impl<'s> Overlay<'s> {
         }
         if !self.heads.contains_key(author) {
             let head = self.store.head(author)?;
+            let time = match head {
+                Some(h) => self
+                    .store
+                    .entry(author, h.seq)?
+                    .map(|e| e.header().timestamp_ms),
+                None => None,
+            };
             self.heads.insert(*author, head);
+            self.head_times.insert(*author, time);
         }
         let head_seq = self
             .heads
@@ -350,6 +484,7 @@ impl<'s> Overlay<'s> {
         self.hashes.insert((a, h.seq), hash);
         let head = Head { seq: h.seq, hash };
         self.heads.insert(a, Some(head));
+        self.head_times.insert(a, Some(h.timestamp_ms));
         self.put_meta(k_head(&a), &head);
 
         let key = (a, h.record_id);
@@ -372,7 +507,8 @@ impl<'s> Overlay<'s> {
         let created_ms = old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms);
         let meta = match h.op {
             Op::Put => {
-                let stored = payload.filter(|_| record.is_some());
+                let shows = !self.past_cut(&a, h.seq, h.kind);
+                let stored = payload.filter(|_| record.is_some() && shows);
                 let held = stored.is_some();
                 if let Some(bytes) = stored {
                     debug_assert!(bytes.len() <= PAYLOAD_BYTES_MAX);
@@ -390,9 +526,12 @@ impl<'s> Overlay<'s> {
                 match record.as_ref().filter(|_| held) {
                     // A membership act counts; it is not knowledge (no list, search or tag).
                     Some(record) if h.kind.is_membership() => {
-                        self.set_act(key, act_of(a, h.seq, h.timestamp_ms, record))?;
+                        if let Some(act) = act_of(a, h.seq, h.timestamp_ms, record) {
+                            self.note_act(key, Ok(act))?;
+                        }
                     }
-                    None if h.kind.is_membership() => self.set_act(key, None)?,
+                    // An act without its payload is not known yet: it counts once it comes.
+                    None if h.kind.is_membership() => {}
                     Some(record) => {
                         self.batch.insert(
                             k_time(meta.updated_ms, &a, &h.record_id),
@@ -407,7 +546,7 @@ impl<'s> Overlay<'s> {
             Op::Tombstone => {
                 // A withdrawn act counts no more; a deleted record shows no more.
                 if h.kind.is_membership() {
-                    self.set_act(key, None)?;
+                    self.note_act(key, Err(h.timestamp_ms))?;
                 } else {
                     self.hide(key, h.timestamp_ms, h.kind);
                 }
@@ -440,6 +579,10 @@ impl<'s> Overlay<'s> {
         let (Some(bytes), Some(record)) = (payload, record) else {
             return Err(corrupt("completion", "accepted without its payload"));
         };
+        if self.past_cut(&h.author, h.seq, h.kind) {
+            // Past its key's cut: the record stays without its payload.
+            return Ok(());
+        }
         let mut meta = self
             .records
             .get(&key)
@@ -450,7 +593,9 @@ impl<'s> Overlay<'s> {
         self.new_payloads
             .insert(key, (h.seq, h.payload_hash, bytes));
         if h.kind.is_membership() {
-            self.set_act(key, act_of(h.author, h.seq, h.timestamp_ms, &record))?;
+            if let Some(act) = act_of(h.author, h.seq, h.timestamp_ms, &record) {
+                self.note_act(key, Ok(act))?;
+            }
         } else {
             self.batch.insert(
                 k_time(meta.updated_ms, &h.author, &h.record_id),
@@ -503,6 +648,7 @@ impl<'s> Overlay<'s> {
     /// Writes the batch: payloads first (durable in the packs), then one atomic sled batch
     /// that names them, lists the purged ranges, and moves the log.
     pub(super) fn commit(mut self) -> Result<Committed, StoreError> {
+        self.settle_members(None)?;
         if self.accepted == 0 && self.counters.is_empty() && !self.forked {
             return Ok(Committed::default());
         }

@@ -38,22 +38,26 @@ impl TestNode {
 
     /// The titles of the records a query finds here.
     pub fn titles(&self, q: Query) -> Vec<String> {
-        self.node()
-            .query(&Query {
-                limit: Some(1000),
-                ..q
-            })
-            .unwrap()
-            .records
-            .iter()
-            .filter_map(|r| {
-                r.data
-                    .get("title")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-            .collect()
+        titles_of(self.node(), q)
     }
+}
+
+/// The titles of the records a query finds at `node` (at most 1000).
+pub fn titles_of(node: &spindel_node::ReadModel, q: Query) -> Vec<String> {
+    node.query(&Query {
+        limit: Some(1000),
+        ..q
+    })
+    .unwrap()
+    .records
+    .iter()
+    .filter_map(|r| {
+        r.data
+            .get("title")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    })
+    .collect()
 }
 
 /// A new node `name` of `role` in `parent/name` that admits `admit` (with a name, or one made

@@ -32,6 +32,7 @@ fn endorse(by: u8, seq: u64, t: u64, node: u8, name: &str) -> Act {
             name: name.into(),
             replaces: None,
         },
+        withdrawn_ms: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn replace(by: u8, seq: u64, t: u64, node: u8, name: &str, old: u8, upto: u64) -
             name: name.into(),
             replaces: Some((id(old), upto)),
         },
+        withdrawn_ms: None,
     }
 }
 
@@ -57,6 +59,7 @@ fn revoke(by: u8, seq: u64, t: u64, node: u8, upto: u64) -> Act {
             node: id(node),
             upto,
         },
+        withdrawn_ms: None,
     }
 }
 
@@ -98,6 +101,56 @@ fn founders_are_members_and_threshold_endorsements_admit() {
     rev.reverse();
     rev.push(acts[0].clone());
     assert_eq!(Membership::compute(&c, rev), two);
+}
+
+/// A withdrawal is replayed at its own time: before the change it takes the vote back; after
+/// it, the change stands (one member cannot expel a region it helped admit by deleting its
+/// endorsement, nor bring a revoked one back by deleting its revocation).
+#[test]
+fn a_withdrawal_takes_a_vote_back_only_until_its_change_happens() {
+    let c = three();
+    let withdrawn = |mut a: Act, at: u64| {
+        a.withdrawn_ms = Some(at);
+        a
+    };
+    // Withdrawn at 15, before the second endorsement at 20: no admission.
+    let early = Membership::compute(
+        &c,
+        [
+            withdrawn(endorse(1, 5, 10, 4, "gotland"), 15),
+            endorse(2, 3, 20, 4, "gotland"),
+        ],
+    );
+    assert_eq!(early.standing(&id(4)), Standing::Stranger);
+    assert_eq!(early.pending[0].endorsed_by, [id(2)]);
+    // Withdrawn at 25, after the admission at 20: it stands.
+    let late = Membership::compute(
+        &c,
+        [
+            withdrawn(endorse(1, 5, 10, 4, "gotland"), 25),
+            endorse(2, 3, 20, 4, "gotland"),
+        ],
+    );
+    assert_eq!(late.standing(&id(4)), member("gotland"));
+    // A revocation withdrawn after it took effect: the region stays revoked.
+    let revoked = Membership::compute(
+        &c,
+        [
+            withdrawn(revoke(1, 6, 30, 3, 7), 50),
+            revoke(2, 4, 40, 3, 7),
+        ],
+    );
+    assert!(matches!(revoked.standing(&id(3)), Standing::Former { .. }));
+    // ... and withdrawn before the second one: the region stays a member.
+    let kept = Membership::compute(
+        &c,
+        [
+            withdrawn(revoke(1, 6, 30, 3, 7), 35),
+            revoke(2, 4, 40, 3, 7),
+        ],
+    );
+    assert_eq!(kept.standing(&id(3)), member("stockholm"));
+    assert_eq!(kept.pending_revocations[0].revoked_by, [id(2)]);
 }
 
 #[test]
@@ -289,15 +342,18 @@ impl SimNode {
             let log = &logs[author][..*n];
             for (i, (t, step)) in log.iter().enumerate() {
                 let seq = i as u64 + 1;
-                let withdrawn = log
-                    .iter()
-                    .any(|(_, s)| matches!(s, Step::Withdraw(w) if *w == seq));
-                if let (Step::Act(what), false) = (step, withdrawn) {
+                // A withdrawal takes the vote back from its own time on.
+                let withdrawn_ms = log.iter().find_map(|(wt, s)| match s {
+                    Step::Withdraw(w) if *w == seq => Some(*wt),
+                    _ => None,
+                });
+                if let Step::Act(what) = step {
                     out.push(Act {
                         time_ms: *t,
                         author: *author,
                         seq,
                         what: what.clone(),
+                        withdrawn_ms,
                     });
                 }
             }

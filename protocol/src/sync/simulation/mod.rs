@@ -97,6 +97,16 @@ impl AuthorView for SimView<'_> {
             l.records.values().map(|r| u64::from(r.payload_len)).sum()
         })
     }
+    fn head_time(&self) -> Option<u64> {
+        let last = self.log?.entries.last()?;
+        crate::entry::Entry::from_wire(last.entry.clone())
+            .ok()
+            .map(|e| e.header().timestamp_ms)
+    }
+    fn acts(&self) -> u64 {
+        // The simulation's logs hold no membership acts.
+        0
+    }
 }
 
 /// What a region does to the batches of its own log it sends.
