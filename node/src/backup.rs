@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use spindel_protocol::charter::SignedCharter;
 use spindel_protocol::codec;
 use spindel_protocol::entry::{Entry, Hash, WireEntry};
 use spindel_protocol::ingest::check_fork_proof;
@@ -99,6 +100,10 @@ enum Item {
     Users(Vec<u8>),
     /// The next part of the audit trail (`audit.jsonl`).
     Audit(Vec<u8>),
+    /// The charter the node adopted (its file's text): adopted again once the entries are in.
+    Charter {
+        file: String,
+    },
 }
 
 /// What `backup` reports.
@@ -222,6 +227,11 @@ pub fn write(node: &LocalNode, to: &Path) -> Result<BackedUp, NodeError> {
             vouched.sort();
             for (id, by) in vouched {
                 w.item(&Item::Vouched { id, by })?;
+            }
+            if let Some(members) = store.members() {
+                w.item(&Item::Charter {
+                    file: members.charter.signed.to_file_text(),
+                })?;
             }
             let mut entries = 0u64;
             for (author, head) in &heads {
@@ -529,10 +539,17 @@ fn restore_into(
     let mut audit: Option<fs::File> = None;
     let mut audit_bytes = 0u64;
     let audit_path = dir.join(AUDIT_FILE);
+    let mut charter = None;
     loop {
         let (item, before) = reader.item(from)?;
         match item {
             Item::Node { .. } => return Err(bad(from, "a second identity in the middle")),
+            Item::Charter { file } => {
+                let verified = SignedCharter::from_file_text(file.as_bytes())
+                    .and_then(|s| s.verify())
+                    .map_err(|e| bad(from, format!("its charter: {e}")))?;
+                charter = Some(verified);
+            }
             Item::Vouched { id, by } => {
                 // Only for authors the backup admits (a region's record of whose list did).
                 if id != key.node_id() && store.is_admitted(&id)? {
@@ -621,6 +638,11 @@ fn restore_into(
         }
     }
     apply(&store, &mut batch)?;
+    // The charter last: the entries went in under the admissions the backup holds, and the
+    // acts among them now decide them again.
+    if let Some(charter) = &charter {
+        store.adopt_charter(charter, key.node_id())?;
+    }
     let mut trailing = [0u8; 1];
     if reader.input.read(&mut trailing).map_err(io_err(from))? != 0 {
         return Err(bad(from, "bytes after its end mark"));

@@ -431,7 +431,10 @@ pub fn region_list(
             display_name: a.meta.display_name.clone(),
             records: a.records,
             head: a.head,
-            admitted: a.meta.admitted,
+            // Under a charter: a member region's live key (a former member's is not).
+            admitted: membership
+                .as_ref()
+                .map_or(a.meta.admitted, |m| m.state == "member" && m.node == key),
             membership,
         });
     }

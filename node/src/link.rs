@@ -1,7 +1,7 @@
 //! Why a link to a peer ended ([`LinkError`]), and when to try again ([`Backoff`]).
 //!
 //! A refusal that only an operator can lift (this region is not admitted, the peer is not the
-//! pinned key, the roles or protocol versions do not match) is *permanent*: the dialer waits
+//! pinned key, the roles, protocol versions or charters do not match) is *permanent*: the dialer waits
 //! [`REFUSED_BACKOFF_MIN_MS`] and longer before it asks again, instead of retrying every few
 //! seconds for ever. Everything else (no answer, a lost connection, a store error) is
 //! *transient* and retried within [`BACKOFF_MAX_MS`], so a restarted aggregator is back in
@@ -66,7 +66,12 @@ impl LinkError {
         matches!(self, LinkError::Transport(TransportError::WrongPeer { .. }))
             || matches!(
                 self.code(),
-                Some(ErrorCode::NotAdmitted | ErrorCode::Role | ErrorCode::Version)
+                Some(
+                    ErrorCode::NotAdmitted
+                        | ErrorCode::Role
+                        | ErrorCode::Version
+                        | ErrorCode::Charter
+                )
             )
     }
 }

@@ -586,6 +586,18 @@ fn warnings_of(node: &LocalNode) -> Result<Vec<String>, ReadError> {
         if website.is_none() {
             out.push(NO_WEBSITE_WARNING.to_string());
         }
+        // Under a charter: a region that is no member signs what reaches no one.
+        if let Some(members) = node.store().members() {
+            match members.membership.standing(&me) {
+                spindel_protocol::membership::Standing::Member { .. } => {}
+                spindel_protocol::membership::Standing::Former { .. } => out.push(
+                    "this key is no longer a member of the network (the member regions revoked it, or endorsed a new key for the region): what it publishes reaches no one".into(),
+                ),
+                spindel_protocol::membership::Standing::Stranger => out.push(format!(
+                    "this region is not a member of the network yet: what it publishes reaches the others once enough member regions endorse it (send them its node id {me}; restart the node once they have, to link at once)"
+                )),
+            }
+        }
     }
     Ok(out)
 }

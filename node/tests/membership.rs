@@ -437,3 +437,39 @@ fn head(e: &SyncEntry) -> Head {
 fn held(ack: &[(NodeId, u64)], author: &NodeId) -> u64 {
     ack.iter().find(|(a, _)| a == author).map_or(0, |(_, s)| *s)
 }
+
+/// A backup carries the charter: the restored node runs under it, and its own acts count the
+/// same.
+#[test]
+fn a_backup_carries_the_charter_and_the_restored_node_computes_the_same_members() {
+    let Chartered { dir, skane, id, .. } = chartered();
+    let newcomer = SecretKey::generate(&mut rand_core::OsRng);
+    let act = spindel_node::local::ActRequest::Endorse {
+        node: newcomer.node_id().to_hex(),
+        name: "gotland".into(),
+        replaces: None,
+    };
+    let (kind, json) = skane.act_record(&act).unwrap();
+    skane
+        .publish(
+            kind,
+            &json,
+            None,
+            &mut rand_core::OsRng,
+            spindel_node::local::now_ms(),
+        )
+        .unwrap();
+    let before = skane.membership().unwrap();
+    let file = dir.path().join("skane.backup");
+    spindel_node::backup::write(&skane, &file).unwrap();
+    drop(skane);
+    let to = dir.path().join("skane-ny");
+    spindel_node::backup::restore(&file, &to).unwrap();
+    let restored = LocalNode::open(&to).unwrap();
+    let after = restored
+        .membership()
+        .expect("the restored node holds the charter");
+    assert_eq!(after.charter, id.to_hex());
+    assert_eq!(after, before);
+    assert_eq!(after.pending[0].endorsed_by, ["skane"]);
+}

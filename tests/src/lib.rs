@@ -845,3 +845,12 @@ pub fn records_by_region(dir: &Path) -> std::collections::BTreeMap<String, Strin
         })
         .collect()
 }
+
+/// A copy of the directory `from` at `to`, as `cp -a` makes it (modes and times kept).
+pub fn copy_dir(from: &Path, to: &Path) {
+    let done = std::process::Command::new("cp")
+        .args(["-a", s(from), s(to)])
+        .status()
+        .expect("cp");
+    assert!(done.success(), "cp -a {} {}", from.display(), to.display());
+}

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use spindel_tests::{
-    Initialised, NodeProc, eventually, import_args, init, init_regions, publish_run, s, spindel,
-    spindel_env, spindel_stdin,
+    Initialised, NodeProc, copy_dir, eventually, import_args, init, init_regions, publish_run, s,
+    spindel, spindel_env, spindel_stdin,
 };
 
 /// How long erasure may take after a tombstone or a new version is applied (the promise).
@@ -859,13 +859,4 @@ fn an_import_a_crash_interrupts_lands_whole_or_not_at_all() {
     std::fs::remove_file(&committed).unwrap();
     let after = publish_run(&dir, "method", r#"{"title":"Loss","summary":"s"}"#);
     assert_eq!(after.json()["seq"], 2);
-}
-
-/// A copy of a data directory, as an operator's `cp -a` makes it (modes and times kept).
-fn copy_dir(from: &Path, to: &Path) {
-    let done = std::process::Command::new("cp")
-        .args(["-a", s(from), s(to)])
-        .status()
-        .unwrap();
-    assert!(done.success(), "cp -a {} {}", from.display(), to.display());
 }

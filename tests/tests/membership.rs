@@ -177,6 +177,15 @@ fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
         agg.log().contains("not a member of the network")
     });
     assert!(!records_by_region(&stockholm).contains_key(&early));
+    let warned = |dir: &Path, what: &str| {
+        let status = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+        status["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(what))
+    };
+    assert!(warned(&jamtland, "not a member of the network yet"));
     // Its own endorsement counts nothing, and it may not even publish one.
     spindel(&[
         "endorse",
@@ -337,6 +346,13 @@ fn regions_admit_and_revoke_a_region_and_other_charters_are_refused() {
     );
     assert_eq!(heads(&agg_dir).get(&jamtland_id).copied(), held);
     assert!(!records_by_region(&stockholm).contains_key(&after));
+    // The revoked node may not hear of the revocation itself (its session ends first); its
+    // status says why the aggregator refuses it.
+    let text = spindel(&["status", "--data-dir", s(&jamtland)])
+        .ok()
+        .stdout
+        .clone();
+    assert!(text.contains("member of the network"), "{text}");
     // What it published as a member stays.
     assert!(records_by_region(&stockholm).contains_key(&later));
     let html = page();
@@ -611,4 +627,108 @@ fn a_lost_key_is_replaced_by_endorsement_and_the_new_node_catches_up() {
     assert_eq!(region["node"], new_id.as_str());
     assert_eq!(region["keys"][0]["ended"], "replaced");
     assert_eq!(region["keys"][1]["node"], new_id.as_str());
+}
+
+/// A region frozen by a fork (an old copy of its node signed offline) is given a new key by two
+/// members' endorsements: its earlier records stay under its name, and it publishes again
+/// under the new key, which every node takes.
+#[test]
+fn a_region_frozen_by_a_fork_is_replaced_by_endorsement_and_publishes_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, stockholm],
+        ids: [skane_id, _, _],
+        file,
+        agg_dir,
+        agg_id,
+    } = founded(t);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let _stockholm = NodeProc::start(&stockholm, &["--aggregator", &peer]);
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    let before = publish(&skane, "Före kopian");
+    assert_eq!(node.terminate(10), 0);
+    let old = t.join("skane-kopia");
+    spindel_tests::copy_dir(&skane, &old);
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    publish(&skane, "Efter kopian");
+    let seq = heads(&skane)[&skane_id];
+    eventually(TRAVEL_S, "skåne's log at dalarna", || {
+        heads(&dalarna).get(&skane_id) == Some(&seq)
+    });
+    assert_eq!(node.terminate(10), 0);
+    // The old copy signs the same seq again, offline, then goes online: a fork.
+    std::fs::remove_dir_all(&skane).unwrap();
+    std::fs::rename(&old, &skane).unwrap();
+    publish(&skane, "Gaffel");
+    let forked = NodeProc::start(&skane, &["--aggregator", &peer]);
+    eventually(TRAVEL_S, "dalarna to name the fork", || {
+        let status = spindel(&["status", "--data-dir", s(&dalarna), "--json"]).json();
+        status["forks"].as_array().is_some_and(|f| !f.is_empty())
+    });
+    drop(forked);
+    // A new key for the region, endorsed by two members.
+    let renewed = t.join("skane-ny");
+    let new_id = act(&[
+        "init",
+        "--data-dir",
+        s(&renewed),
+        "--name",
+        "skane",
+        "--charter",
+        s(&file),
+    ])["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (dir, other) in [(&dalarna, &stockholm), (&stockholm, &dalarna)] {
+        let done = act(&[
+            "endorse",
+            "--data-dir",
+            s(dir),
+            &new_id,
+            "--name",
+            "skane",
+            "--replaces",
+            &skane_id,
+        ]);
+        if done["done"] == false {
+            let (author, by) = (dir, other);
+            eventually(
+                TRAVEL_S,
+                "the first endorsement at the second member",
+                || {
+                    let id = spindel(&["id", "--data-dir", s(author)])
+                        .ok()
+                        .stdout
+                        .trim()
+                        .to_string();
+                    heads(by).get(&id) == heads(author).get(&id)
+                },
+            );
+        }
+    }
+    let _renewed = NodeProc::start(&renewed, &["--aggregator", &peer]);
+    eventually(
+        TRAVEL_S,
+        "the region's earlier record at its new node",
+        || records_by_region(&renewed).get(&before).map(String::as_str) == Some("skane"),
+    );
+    let again = publish(&renewed, "Skåne publicerar igen");
+    eventually(
+        TRAVEL_S,
+        "the new key's record at dalarna and stockholm",
+        || {
+            [&dalarna, &stockholm]
+                .iter()
+                .all(|d| records_by_region(d).get(&again).map(String::as_str) == Some("skane"))
+        },
+    );
+    assert_eq!(
+        records_by_region(&dalarna).get(&before).map(String::as_str),
+        Some("skane"),
+        "the frozen key's earlier record stays the region's"
+    );
 }

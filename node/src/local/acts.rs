@@ -156,12 +156,11 @@ impl LocalNode {
                         None
                     }
                 };
-                if m.pending.iter().any(|p| {
-                    p.node == id
-                        && p.name == *name
-                        && p.replaces == replaces.map(|(old, _)| old)
-                        && p.endorsed_by.contains(&me)
-                }) {
+                // One vote a region for a key, whatever name it gave.
+                if m.pending
+                    .iter()
+                    .any(|p| p.node == id && p.endorsed_by.contains(&me))
+                {
                     return Err(refused(MembershipRefusal::EndorsedTwice {
                         key: id,
                         name: name.clone(),

@@ -241,7 +241,9 @@ pub enum MembershipRefusal {
         "the name {name:?} is the region of {holder}'s; a name is held for good (a new key for that region is endorsed with --replaces {holder})"
     )]
     NameHeld { name: String, holder: NodeId },
-    #[error("this region has endorsed {key} as {name:?} already; it counts once")]
+    #[error(
+        "this region has endorsed {key} already (a region has one vote for a key, not one a name); it counts once, not as {name:?} too"
+    )]
     EndorsedTwice { key: NodeId, name: String },
     #[error("this region has asked to revoke {key} already; it counts once")]
     RevokedTwice { key: NodeId },
@@ -252,7 +254,7 @@ pub enum MembershipRefusal {
     #[error("{key} is not a member of this network: nothing to revoke")]
     RevokeStranger { key: NodeId },
     #[error(
-        "record {record} is a membership act that took effect; deleting it would change who belongs, so it stays (spindel revoke ends a membership)"
+        "record {record} is a membership act that took effect: withdrawing it now would change nothing, since a withdrawal never undoes a change that happened (spindel revoke ends a membership)"
     )]
     TookEffect { record: RecordId },
 }

@@ -435,7 +435,7 @@ impl Session {
                             "this aggregator is not allowed to mirror this one (on it: spindel allow NODEID --mirror)"
                         }
                         (PeerRole::Aggregator, _) if self.charter.is_some() => {
-                            "this region is not a member of the network: the member regions decide (on each of them: spindel endorse NODEID --name NAME)"
+                            "this region is not a member of the network: the member regions decide (a new region is admitted by their spindel endorse NODEID --name NAME; a revoked or replaced key never comes back)"
                         }
                         (PeerRole::Aggregator, _) => {
                             "this region is not admitted by the aggregator (spindel allow)"
@@ -649,10 +649,12 @@ impl Session {
     /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
     /// refused.
     pub fn no_longer_admitted(&mut self) {
-        self.close(
-            ErrorCode::NotAdmitted,
-            "this region is no longer admitted by the aggregator (spindel disallow)".into(),
-        );
+        let reason = if self.charter.is_some() {
+            "this region is no longer a member of the network: the member regions revoked it, or endorsed a new key for it"
+        } else {
+            "this region is no longer admitted by the aggregator (spindel disallow)"
+        };
+        self.close(ErrorCode::NotAdmitted, reason.into());
     }
 
     /// Upstream aggregator: the mirror this session serves is no longer allowed (`spindel
