@@ -507,6 +507,38 @@ fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
         ],
     );
     assert_eq!(code, 403);
+    // Anna's session ends while she writes a revocation (the node was down past the idle
+    // time): what she typed is kept, and comes back in the form after she logs in again.
+    assert_eq!(node.terminate(10), 0);
+    let path = skane.join("sessions.json");
+    let mut sessions: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for s in sessions["sessions"].as_array_mut().unwrap() {
+        let ms = s["last_seen_ms"].as_u64().unwrap() - 31 * 60 * 1000;
+        s["last_seen_ms"] = ms.into();
+        s["started_ms"] = ms.into();
+    }
+    std::fs::write(&path, sessions.to_string()).unwrap();
+    let node = NodeProc::start(&skane, &["--admin", "127.0.0.1:0"]);
+    let admin = node.admin.unwrap();
+    let reason = "Plattformen har inte svarat på ett år";
+    let (code, head, _) = spindel_tests::http_form(
+        admin,
+        "/medlemskap/uteslut",
+        &[("Cookie", &cookie)],
+        &[("csrf", &csrf), ("node", &dalarna_id), ("reason", reason)],
+    );
+    assert_eq!(code, 303);
+    assert!(head.contains("/logga-in?sparat=1"), "{head}");
+    let (again, _) = spindel_tests::editor_session(admin, "anna", password);
+    let (code, _, page) =
+        spindel_tests::http_exchange(admin, "GET", "/utkast", &[("Cookie", &again)], None);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(reason) && page.contains(&dalarna_id),
+        "{page}"
+    );
+    assert!(page.contains("inget är publicerat ännu"), "{page}");
 }
 
 /// A region whose key is lost is given a new one by two members' endorsements with

@@ -297,7 +297,11 @@ pub(super) fn require_admin(
     editor: &Editor,
     headers: &HeaderMap,
 ) -> Result<Session, Box<Response>> {
-    let s = require(editor, headers)?;
+    admin_only(editor, require(editor, headers)?)
+}
+
+/// `s` if it is an admin's, or the page that says only admins may.
+fn admin_only(editor: &Editor, s: Session) -> Result<Session, Box<Response>> {
     if s.role != StaffRole::Admin {
         return Err(Box::new(editor.error(
             StatusCode::FORBIDDEN,
@@ -307,6 +311,17 @@ pub(super) fn require_admin(
         )));
     }
     Ok(s)
+}
+
+/// [`posted_keeping`] by an admin.
+pub(super) fn admin_posted_keeping(
+    editor: &Editor,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+) -> Result<(Session, HashMap<String, String>), Box<Response>> {
+    let (s, f) = posted_keeping(editor, headers, body, path)?;
+    Ok((admin_only(editor, s)?, f))
 }
 
 /// [`posted`] by an admin.

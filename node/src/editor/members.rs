@@ -16,7 +16,7 @@ use spindel_protocol::NodeId;
 use spindel_protocol::membership::limits::REASON_CHARS_MAX;
 use spindel_protocol::record::validate_region_name;
 
-use super::auth::{admin_posted, require};
+use super::auth::{admin_posted_keeping, require};
 use super::page::{Editor, Session, or_page};
 use crate::local::ActRequest;
 use crate::read::Reads;
@@ -151,8 +151,13 @@ impl Editor {
     /// A posted act form: back with its problems, to the confirmation page, or (confirmed)
     /// the act.
     async fn act_posted(&self, headers: &HeaderMap, body: &[u8], revoke: bool) -> Response {
-        let (s, f) = or_page!(admin_posted(self, headers, body));
-        let which = if revoke { "revoke" } else { "endorse" };
+        let (which, path) = if revoke {
+            ("revoke", REVOKE_PATH)
+        } else {
+            ("endorse", ENDORSE_PATH)
+        };
+        // A form sent after its session ended comes back filled in after the login.
+        let (s, f) = or_page!(admin_posted_keeping(self, headers, body, path));
         let t = Typed::of(&f);
         let (act, id) = match act_of(revoke, &t) {
             Ok(a) => a,
@@ -182,6 +187,37 @@ impl Editor {
                 reason => t.reason.clone(), region => region, report => report,
             },
         )
+    }
+}
+
+/// `POST` addresses of the two forms (also the paths their kept drafts carry).
+pub(super) const ENDORSE_PATH: &str = "/medlemskap/stod";
+pub(super) const REVOKE_PATH: &str = "/medlemskap/uteslut";
+
+impl Editor {
+    /// The membership page with a form kept when its session ended (`/utkast`), filled in
+    /// again; nothing is published.
+    pub(super) async fn members_draft(
+        &self,
+        s: &Session,
+        path: &str,
+        fields: &HashMap<String, String>,
+    ) -> Response {
+        let which = if path == REVOKE_PATH {
+            "revoke"
+        } else {
+            "endorse"
+        };
+        let typed = Typed::of(fields);
+        let note = Some(words::LOGGED_OUT_BEFORE_SENDING.to_string());
+        self.members_page(
+            s,
+            StatusCode::OK,
+            Some((which, &typed, HashMap::new())),
+            note,
+            None,
+        )
+        .await
     }
 }
 

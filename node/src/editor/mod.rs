@@ -95,8 +95,8 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/poster", get(posts_page))
         .route("/natverket", get(network::network_page))
         .route("/medlemskap", get(members::members))
-        .route("/medlemskap/stod", axum::routing::post(members::endorse))
-        .route("/medlemskap/uteslut", axum::routing::post(members::revoke))
+        .route(members::ENDORSE_PATH, axum::routing::post(members::endorse))
+        .route(members::REVOKE_PATH, axum::routing::post(members::revoke))
         .route(
             "/natverket/{author}/{record_id}",
             get(network::network_record),

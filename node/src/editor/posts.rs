@@ -487,6 +487,9 @@ pub(super) async fn draft_page(State(editor): State<Arc<Editor>>, headers: Heade
     let Some(draft) = editor.staff().take_draft(&s.user) else {
         return see_other("/");
     };
+    if draft.path.starts_with("/medlemskap/") {
+        return editor.members_draft(&s, &draft.path, &draft.fields).await;
+    }
     let mut at = if let Some(kind) = draft.path.strip_prefix("/ny/") {
         new_at(or_page!(kind_of(&editor, &s, kind)))
     } else {
