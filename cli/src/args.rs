@@ -239,6 +239,19 @@ pub(crate) enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Under a charter: hand this region over to a new key. The node makes the key, signs a
+    /// rotation with the old one, and switches once an aggregator holds it; the old key file
+    /// is kept as node.key.retired-<time> and never used again. The region keeps its name,
+    /// records and pages.
+    RotateKey {
+        #[command(flatten)]
+        dir: DataDir,
+        /// How long to wait for the switch on a running node, in seconds (0: do not wait).
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        wait: u64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Aggregator: end a region's admission (also while the node runs): its sessions are
     /// refused, its name is freed, its new records refused; what it published stays. For a
     /// mirror aggregator: it may no longer mirror this one.

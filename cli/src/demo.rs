@@ -629,11 +629,11 @@ impl Demo {
 
 /// Waits until `node` is the last handle to its node (the stopped tasks have let go), then
 /// drops it on the blocking pool: the store flushes and closes its files.
-async fn release(node: ReadModel) {
+pub(crate) async fn release(node: ReadModel) {
     let deadline = Instant::now() + RELEASE_WITHIN;
     while node.holders() > 1 {
         if Instant::now() >= deadline {
-            tracing::warn!("a demo node's tasks still hold its store; removing its files anyway");
+            tracing::warn!("a stopped node's tasks still hold its store; going on without waiting");
             return;
         }
         tokio::time::sleep(RELEASE_POLL).await;

@@ -133,6 +133,59 @@ fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
     })
 }
 
+/// `spindel rotate-key`: the rotation signed (by the running node, or here on a stopped
+/// one), then, on a running node, the switch to the new key waited for up to `wait`.
+fn rotate_key(dir: &args::DataDir, wait: std::time::Duration, json: bool) -> Result<()> {
+    let mut running = true;
+    let mut rotated: local::Rotated = with_node(dir, &Request::RotateKey, |node| {
+        running = false;
+        Ok(node.rotate_key(&mut rand_core::OsRng, local::now_ms())?)
+    })?;
+    if running && !wait.is_zero() {
+        let bar = output::spinner("waiting for an aggregator to hold the rotation");
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if local::identity(&dir.data_dir).is_ok_and(|i| i.node_id == rotated.to) {
+                rotated.switched = true;
+                break;
+            }
+            std::thread::sleep(node_call::NODE_START_POLL);
+        }
+        bar.finish_and_clear();
+    }
+    if rotated.switched {
+        rotated.retired = newest_retired(&dir.data_dir);
+    }
+    output::emit(json, &rotated, || {
+        let head = format!(
+            "{} hands over from {} to {} (rotation entry {})",
+            rotated.region, rotated.from, rotated.to, rotated.seq
+        );
+        match (&rotated.retired, running) {
+            (Some(retired), _) => format!(
+                "{head}: the node runs under the new key; the old key is kept as {retired}, never used again"
+            ),
+            (None, true) => format!(
+                "{head}: the node switches once an aggregator holds the rotation, and signs nothing until then (spindel status shows it)"
+            ),
+            (None, false) => format!(
+                "{head}: start the node (spindel run); it switches once an aggregator holds the rotation, and signs nothing until then"
+            ),
+        }
+    })
+}
+
+/// The newest `node.key.retired-*` of a data directory.
+fn newest_retired(dir: &std::path::Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(local::RETIRED_KEY_PREFIX))
+        .collect();
+    names.sort();
+    names.pop().map(|n| dir.join(n).display().to_string())
+}
+
 fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
     let mut rng = rand_core::OsRng;
     match cli.command {
@@ -435,6 +488,9 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             },
             out.json,
         ),
+        Command::RotateKey { dir, wait, out } => {
+            rotate_key(&dir, std::time::Duration::from_secs(wait), out.json)
+        }
         Command::Revoke {
             dir,
             node_id,

@@ -57,6 +57,7 @@ pub(crate) fn with_node_body<'b, T: serde::de::DeserializeOwned>(
             | Request::Import { .. }
             | Request::Delete { .. }
             | Request::Act { .. }
+            | Request::RotateKey
     );
     check_data_dir(&dir.data_dir)?;
     let deadline = std::time::Instant::now() + NODE_START_WAIT;

@@ -17,8 +17,10 @@ use crate::{demo, output};
 
 /// `spindel run`: the node until SIGINT/SIGTERM. The node is assembled by
 /// [`NodeHandle::start`]; this only opens it, prints where it is reached and waits.
+/// A node that switched to a rotated key (`spindel rotate-key`) is stopped and started again
+/// from its directory, under the new key.
 pub(crate) fn run_node(dir: &DataDir, settings: NodeSettings) -> Result<()> {
-    let node = open(dir)?;
+    let mut node = open(dir)?;
     // The role rules before anything starts (NodeHandle::start checks them too).
     settings.check(node.config().role)?;
     let rt = runtime()?;
@@ -26,27 +28,40 @@ pub(crate) fn run_node(dir: &DataDir, settings: NodeSettings) -> Result<()> {
         // Before anything says the node runs: a SIGTERM right after "running" (systemd, a
         // test) must stop it cleanly, not kill it.
         let mut stop = StopSignals::install()?;
-        let handle = NodeHandle::start(node, settings).await?;
-        let bound = handle.bound;
-        for (what, at) in [
-            ("listening on", bound.listen),
-            ("http on", bound.http),
-            ("metrics on", bound.metrics),
-            ("editor on", bound.admin),
-        ] {
-            if let Some(at) = at {
-                eprintln!("{what} {at}");
+        loop {
+            let handle = NodeHandle::start(node, settings.clone()).await?;
+            let bound = handle.bound;
+            for (what, at) in [
+                ("listening on", bound.listen),
+                ("http on", bound.http),
+                ("metrics on", bound.metrics),
+                ("editor on", bound.admin),
+            ] {
+                if let Some(at) = at {
+                    eprintln!("{what} {at}");
+                }
+            }
+            eprintln!(
+                "node {} running; stop with Ctrl-C",
+                handle.shared().node.node_id()
+            );
+            let mut switched = handle.switched();
+            tokio::select! {
+                _ = stop.wait() => {
+                    tracing::info!("shutting down");
+                    handle.stop().await?;
+                    eprintln!("stopped");
+                    return Ok(());
+                }
+                _ = switched.wait_for(|s| *s) => {
+                    eprintln!("an aggregator holds the key rotation: starting again under the new key");
+                    let held = handle.shared().node.clone();
+                    handle.stop().await?;
+                    demo::release(held).await;
+                    node = open(dir)?;
+                }
             }
         }
-        eprintln!(
-            "node {} running; stop with Ctrl-C",
-            handle.shared().node.node_id()
-        );
-        stop.wait().await;
-        tracing::info!("shutting down");
-        handle.stop().await?;
-        eprintln!("stopped");
-        Ok(())
     })
 }
 

@@ -118,6 +118,9 @@ pub enum Request {
     Act {
         act: crate::local::ActRequest,
     },
+    /// `spindel rotate-key`: the rotation signed with the key it retires; the node switches
+    /// once an aggregator holds it.
+    RotateKey,
     Status,
     /// `spindel audit`: the report and the checkpoints kept ([`crate::local::AuditBundle`]).
     Audit,
@@ -474,6 +477,7 @@ async fn execute(
                 .await?;
             to_value(&shared.blocking(move |n| n.acted(&act, &published)).await?)
         }
+        Request::RotateKey => to_value(&shared.writer.rotate_key().await?),
         Request::Status => to_value(&shared.status().await?),
         Request::Audit => {
             let now = crate::shared::now_ms();

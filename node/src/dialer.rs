@@ -48,6 +48,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         {
             shared.gate.refused_as_copy(peer.node_id, reason);
         }
+        shared.note_refused_not_admitted(
+            matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::NotAdmitted)),
+        );
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let wait = backoff.after(&result, started.elapsed(), jitter);
         let text = result.as_ref().err().map(ToString::to_string);

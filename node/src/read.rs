@@ -564,6 +564,7 @@ fn status_of(node: &LocalNode) -> Result<Status, ReadError> {
             .store()
             .members()
             .map(|m| crate::local::membership_report(&m)),
+        handover: node.handover(),
     })
 }
 
@@ -590,9 +591,11 @@ fn warnings_of(node: &LocalNode) -> Result<Vec<String>, ReadError> {
         if let Some(members) = node.store().members() {
             match members.membership.standing(&me) {
                 spindel_protocol::membership::Standing::Member { .. } => {}
-                spindel_protocol::membership::Standing::Former { .. } => out.push(
-                    "this key is no longer a member of the network (the member regions revoked it, or endorsed a new key for the region): what it publishes reaches no one".into(),
-                ),
+                spindel_protocol::membership::Standing::Former { .. } => {
+                    if let Err(e) = node.check_puts() {
+                        out.push(e.to_string());
+                    }
+                }
                 spindel_protocol::membership::Standing::Stranger => out.push(format!(
                     "this region is not a member of the network yet: what it publishes reaches the others once enough member regions endorse it (send them its node id {me}; restart the node once they have, to link at once)"
                 )),
@@ -646,6 +649,16 @@ impl ReadModel {
     /// The aggregator acknowledged the own log up to `acked` ([`LocalNode::own_acked`]).
     pub fn own_acked(&self, acked: u64) -> Result<(), NodeError> {
         self.0.own_acked(acked)
+    }
+
+    /// A key rotation signed and not switched to yet ([`LocalNode::handover`]).
+    pub fn handover(&self) -> Option<crate::local::Handover> {
+        self.0.handover()
+    }
+
+    /// The data directory switches to the rotation's new key ([`LocalNode::switch_key`]).
+    pub fn switch_key(&self, now_ms: u64) -> Result<std::path::PathBuf, NodeError> {
+        self.0.switch_key(now_ms)
     }
 
     /// A restored node caught up with itself ([`LocalNode::clear_restored`]).

@@ -31,6 +31,42 @@ pub enum StartError {
 /// How often purged payloads whose erasure failed are tried again.
 pub const ERASE_RETRY: Duration = Duration::from_secs(30);
 
+/// How often a region handing over to a rotated key looks whether an aggregator holds the
+/// rotation.
+pub const HANDOVER_POLL: Duration = Duration::from_millis(250);
+
+/// A region whose key signed a rotation switches to the new key once an aggregator holds the
+/// rotation (the old key must carry it there: an aggregator takes only a member key's
+/// session), then says so through [`Shared::switched`] and ends.
+async fn handover_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(HANDOVER_POLL);
+    let mut failed = false;
+    loop {
+        tick.tick().await;
+        let Some(handover) = shared.node.handover() else {
+            continue;
+        };
+        if !shared.node.dir().join(crate::local::NEXT_KEY_FILE).exists()
+            || !shared.own_log_delivered(handover.seq)
+        {
+            continue;
+        }
+        let now = crate::shared::now_ms();
+        match shared.blocking(move |n| n.switch_key(now)).await {
+            Ok(retired) => {
+                tracing::info!(to = %handover.to, retired = %retired.display(), "an aggregator holds the key rotation: running under the new key");
+                shared.switched.send_replace(true);
+                return;
+            }
+            Err(e) if !failed => {
+                tracing::error!(error = %e, "cannot switch to the rotated key; trying again");
+                failed = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// What `spindel run` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -143,6 +179,9 @@ impl Running {
         }
         shared.gate.pin(opts.aggregators.iter().map(|p| p.node_id));
         let is_region = shared.node.config().role == Role::Region;
+        if is_region {
+            tasks.push(tokio::spawn(handover_loop(shared.clone())));
+        }
         tasks.push(if is_region {
             tokio::spawn(crate::checkpoints::stale_loop(shared.clone()))
         } else {

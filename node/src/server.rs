@@ -210,6 +210,12 @@ impl NodeHandle {
         Ok(())
     }
 
+    /// Becomes true once the node switched to a rotated key: stop it and start the data
+    /// directory again, to run under the new key (`spindel run` does).
+    pub fn switched(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.running.shared.switched.subscribe()
+    }
+
     /// What every task of the node holds.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.running.shared

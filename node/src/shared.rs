@@ -153,6 +153,12 @@ pub struct Shared {
     pub checkpoint: watch::Sender<Option<Arc<VerifiedCheckpoint>>>,
     /// Aggregator: the regions' cosignatures it kept, relayed to every session.
     pub cosignatures: broadcast::Sender<Arc<Vec<SignedCosignature>>>,
+    /// True once the data directory switched to a rotated key: whoever runs the node starts
+    /// it again, under the new key (see `crate::local::Handover`).
+    pub switched: watch::Sender<bool>,
+    /// A pinned aggregator's latest session of this node ended refusing its key as not
+    /// admitted (after a rotation: the aggregator holds it already).
+    refused_not_admitted: std::sync::atomic::AtomicBool,
 }
 
 /// Cosignature messages waiting for a slow session, at most (a lagging one skips to the
@@ -210,7 +216,27 @@ impl Shared {
             contacts: Mutex::new(crate::ratelimit::contacts()),
             checkpoint: watch::Sender::new(None),
             cosignatures: broadcast::Sender::new(COSIGNATURE_QUEUE),
+            switched: watch::Sender::new(false),
+            refused_not_admitted: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// How a pinned aggregator's session of this node ended: refusing its key as not
+    /// admitted, or otherwise.
+    pub(crate) fn note_refused_not_admitted(&self, refused: bool) {
+        self.refused_not_admitted
+            .store(refused, std::sync::atomic::Ordering::Release);
+    }
+
+    /// An aggregator holds this node's own log up to `seq` (its acknowledgement said so), or
+    /// refuses the key (after a rotation at `seq`: because it holds the rotation).
+    pub(crate) fn own_log_delivered(&self, seq: u64) -> bool {
+        lock(&self.peers)
+            .values()
+            .any(|p| p.own_acked.is_some_and(|a| a >= seq))
+            || self
+                .refused_not_admitted
+                .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The client address of a request (see `crate::login::client_address`).

@@ -203,6 +203,10 @@ enum Job {
         record_id: RecordId,
         reply: Reply<Deleted>,
     },
+    /// `spindel rotate-key`: the rotation entry, signed with the key it retires.
+    Rotate {
+        reply: Reply<crate::local::Rotated>,
+    },
     Import {
         job: ImportJob,
         reply: Reply<Imported>,
@@ -255,7 +259,11 @@ impl Job {
     fn needs_own_log(&self) -> bool {
         matches!(
             self,
-            Job::Publish { .. } | Job::Delete { .. } | Job::Import { .. } | Job::Stop { .. }
+            Job::Publish { .. }
+                | Job::Delete { .. }
+                | Job::Rotate { .. }
+                | Job::Import { .. }
+                | Job::Stop { .. }
         )
     }
 }
@@ -379,6 +387,15 @@ impl Writer {
         let mut d = self.ask(|reply| Job::Delete { record_id, reply }).await?;
         d.offline = self.signed_offline(offline, d.seq).await;
         Ok(d)
+    }
+
+    /// Signs the rotation of this region's key (see [`LocalNode::rotate_key`]).
+    pub async fn rotate_key(&self) -> Result<crate::local::Rotated, NodeError> {
+        self.gate.ready(&self.read).await?;
+        let offline = self.gate.offline();
+        let r = self.ask(|reply| Job::Rotate { reply }).await?;
+        self.signed_offline(offline, r.seq).await;
+        Ok(r)
     }
 
     /// Imports a file of JSON Lines (see [`LocalNode::import`]), all or nothing.
@@ -524,6 +541,11 @@ impl Actor {
             }
             Job::Delete { record_id, reply } => {
                 let r = self.node.delete(record_id, now_ms());
+                self.own_written();
+                let _ = reply.send(r);
+            }
+            Job::Rotate { reply } => {
+                let r = self.node.rotate_key(&mut rand_core::OsRng, now_ms());
                 self.own_written();
                 let _ = reply.send(r);
             }

@@ -408,6 +408,131 @@ async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
     assert!(is_member(&|| reopened.membership()));
 }
 
+/// A region's rotation counts only when its own key signed it: a rotation in dalarna's log
+/// signed by another key, and an endorsement by stockholm "replacing" dalarna (one vote of
+/// two), change nothing; dalarna's own rotation hands the region over at once. After it, the
+/// old key's entries are taken (its log stays whole) and show nowhere, and the new key
+/// publishes under the region's name. A rotation naming another seq as its cut is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_counts_only_when_the_old_key_signed_it() {
+    let Chartered {
+        dir: _dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let successor = SecretKey::generate(&mut rand_core::OsRng);
+    let mut fake = Fake::start(id, vec![]);
+    let running = kit::run_shared(
+        Arc::new(skane),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+    let rotation = |upto: u64| {
+        serde_json::json!({
+            "node": successor.node_id().to_hex(),
+            "name": "dalarna",
+            "replaces": dalarna.node_id().to_hex(),
+            "upto": upto,
+        })
+        .to_string()
+    };
+    let is_key_of_dalarna = |node: &spindel_node::ReadModel| {
+        node.membership().is_some_and(|m| {
+            m.regions
+                .iter()
+                .any(|r| r.name == "dalarna" && r.node == successor.node_id().to_hex())
+        })
+    };
+    // Forged: in dalarna's log, signed by the successor's key.
+    let genuine = entry(&dalarna, None, Kind::Endorsement, 1, rotation(1));
+    let header = genuine.entry.header.clone();
+    let forged = SyncEntry {
+        entry: spindel_protocol::entry::WireEntry {
+            signature: successor.sign(&header).to_vec(),
+            header,
+        },
+        payload: genuine.payload.clone(),
+    };
+    let ack = fake.relay(vec![forged]).await;
+    assert_eq!(
+        held(&ack, &dalarna.node_id()),
+        0,
+        "a forged rotation is refused"
+    );
+    assert!(
+        node.refusals()
+            .unwrap()
+            .get("bad_signature")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
+    // Another member's endorsement of a replacement is one vote, not a rotation.
+    let vote = entry(&stockholm, None, Kind::Endorsement, 2, rotation(0));
+    fake.relay(vec![vote]).await;
+    assert!(!is_key_of_dalarna(&node));
+    // A rotation that names another cut than itself is refused.
+    let off = entry(&dalarna, None, Kind::Endorsement, 3, rotation(0));
+    let ack = fake.relay(vec![off]).await;
+    assert_eq!(held(&ack, &dalarna.node_id()), 0);
+    assert!(
+        node.refusals()
+            .unwrap()
+            .get("rotation_upto")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
+    // Dalarna's own rotation: the region is the successor's at once.
+    let ack = fake.relay(vec![genuine.clone()]).await;
+    assert_eq!(held(&ack, &dalarna.node_id()), 1);
+    assert!(is_key_of_dalarna(&node));
+    // The old key's entries after it are taken and show nowhere; the new key's show under
+    // the region's name.
+    let late = entry(
+        &dalarna,
+        Some(head(&genuine)),
+        Kind::Method,
+        4,
+        method("Gammal nyckel"),
+    );
+    let fresh = entry(&successor, None, Kind::Method, 5, method("Ny nyckel"));
+    let ack = fake.relay(vec![late, fresh]).await;
+    assert_eq!(held(&ack, &dalarna.node_id()), 2);
+    assert_eq!(held(&ack, &successor.node_id()), 1);
+    let page = node
+        .query(&spindel_node::query::Query {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    let shown: Vec<(String, Option<String>)> = page
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::Method)
+        .map(|r| {
+            (
+                r.data["title"].as_str().unwrap_or("").to_string(),
+                r.region.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [("Ny nyckel".to_string(), Some("dalarna".to_string()))]
+    );
+    let report = node.membership().unwrap();
+    let region = report.regions.iter().find(|r| r.name == "dalarna").unwrap();
+    assert_eq!(region.keys[0].ended.as_deref(), Some("rotated"));
+    assert_eq!(region.keys[0].until, Some(1));
+    running.stop().await.unwrap();
+}
+
 /// The author's tombstone of the record `put` made, next in its log.
 fn tombstone_of(key: &SecretKey, put: &SyncEntry) -> SyncEntry {
     let entry = Entry::from_wire(put.entry.clone()).unwrap();

@@ -119,6 +119,10 @@ pub enum Refusal {
         "timestamp {got} is before the author's previous entry's ({previous}): a log's times never go back"
     )]
     TimeWentBack { previous: u64, got: u64 },
+    #[error(
+        "a rotation (an endorsement replacing its own author) names upto {upto:?}, not its own seq {seq}: the rotation entry is the old key's last"
+    )]
+    RotationUpto { seq: u64, upto: Option<u64> },
     #[error("tombstone carries a payload hash or length")]
     TombstoneWithPayload,
     #[error("payload is {len} bytes, over the limit of {PAYLOAD_BYTES_MAX}")]
@@ -164,6 +168,7 @@ impl Refusal {
             Refusal::ActQuota(_) => "act_quota",
             Refusal::ActWithoutPayload => "act_without_payload",
             Refusal::TimeWentBack { .. } => "time_went_back",
+            Refusal::RotationUpto { .. } => "rotation_upto",
             Refusal::TombstoneWithPayload => "tombstone_with_payload",
             Refusal::PayloadTooLarge { .. } => "payload_too_large",
             Refusal::PayloadSizeMismatch { .. } => "payload_size_mismatch",
@@ -418,7 +423,18 @@ fn check_payload(header: &crate::entry::Header, bytes: &[u8]) -> Result<Record, 
         return Err(Refusal::PayloadHashMismatch);
     }
     let decoded = Payload::decode(bytes).map_err(|e| Refusal::PayloadMalformed(e.to_string()))?;
-    Ok(Record::from_json(header.kind, &decoded.body)?)
+    let record = Record::from_json(header.kind, &decoded.body)?;
+    // A rotation says where the old key's log ends: at the rotation entry itself.
+    if let Record::Endorsement(e) = &record
+        && e.is_rotation_by(&header.author)
+        && e.upto != Some(header.seq)
+    {
+        return Err(Refusal::RotationUpto {
+            seq: header.seq,
+            upto: e.upto,
+        });
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -816,6 +832,16 @@ mod tests {
                 Some(&act),
             ))
         };
+        let fresh_with = |log: &Log, rid: u8, body: &Vec<u8>| {
+            resign(next_header(
+                key().node_id(),
+                log.head(),
+                NOW,
+                Kind::Endorsement,
+                RecordId([rid; 16]),
+                Some(body),
+            ))
+        };
         let bare = fresh(&log, 10);
         assert_eq!(
             check(&log, Some(key().node_id()), NOW, &bare, None)
@@ -834,6 +860,22 @@ mod tests {
         let mut h = fresh(&log, 12).header().clone();
         h.timestamp_ms = NOW - 1;
         assert_eq!(note(refuse(&log, &resign(h), Some(&act))), "time_went_back");
+        // A rotation names its own seq as the old key's last.
+        let rotation = |upto: u64| {
+            payload(&format!(
+                r#"{{"node":"{}","name":"jamtland","replaces":"{}","upto":{upto}}}"#,
+                SecretKey::from_bytes(&[2; 32]).node_id(),
+                key().node_id()
+            ))
+        };
+        let next = log.head().map_or(1, |h| h.seq + 1);
+        let wrong = rotation(next - 1);
+        assert_eq!(
+            note(refuse(&log, &fresh_with(&log, 13, &wrong), Some(&wrong))),
+            "rotation_upto"
+        );
+        let right = rotation(next);
+        check(&log, None, NOW, &fresh_with(&log, 13, &right), Some(&right)).unwrap();
 
         let all = [
             "not_admitted",
@@ -852,6 +894,7 @@ mod tests {
             "act_quota",
             "act_without_payload",
             "time_went_back",
+            "rotation_upto",
             "tombstone_with_payload",
             "payload_too_large",
             "payload_size_mismatch",

@@ -22,6 +22,14 @@
 //! - A replacement takes the place of the region of the key it replaces: the region keeps its
 //!   name and records under its new key, and the old key's log is taken up to the highest
 //!   `upto` the counted endorsements named. A revoked region comes back this way too.
+//! - A rotation is an endorsement in a member key's own log that `replaces` that very key,
+//!   under its region's name: the region's own hand-over to a new key, which needs no other
+//!   vote. It takes effect when replayed; the old key's log is taken up to the rotation entry
+//!   (its `upto` is its own seq, which ingest checks), and the region keeps its name, its
+//!   records and the votes cast on it (a rotation does not escape a pending revocation). A
+//!   rotation under another name, or to a key that ever was a region's, counts nothing. A
+//!   replacement endorsed by `threshold` members still applies to a region that rotated: the
+//!   members' decision ends whichever key is live then (a leaked key's rotation included).
 //! - A revocation of a member counts for that member's region. At `threshold` distinct member
 //!   regions, the region is a former member, its key's log taken up to the highest `upto` the
 //!   counted revocations named.
@@ -54,7 +62,8 @@ pub mod limits {
 use limits::*;
 
 /// A member vouches for `node` under `name`; with `replaces`, as the new key of that key's
-/// region, whose entries after `upto` are then refused.
+/// region, whose entries after `upto` are then refused. An endorsement that `replaces` its
+/// own author is a rotation ([`Endorsement::is_rotation_by`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endorsement {
@@ -168,6 +177,14 @@ impl Endorsement {
     }
 }
 
+impl Endorsement {
+    /// This endorsement, in `author`'s log, hands `author`'s region over to `node`: a
+    /// rotation, which counts alone (see the module docs).
+    pub fn is_rotation_by(&self, author: &NodeId) -> bool {
+        self.replaces.as_deref() == Some(author.to_hex().as_str())
+    }
+}
+
 impl Revocation {
     /// A revocation from its JSON (see [`read`]).
     pub fn from_json_all(text: &str) -> Result<Revocation, Vec<SchemaError>> {
@@ -268,7 +285,7 @@ pub struct RegionKey {
     pub since_ms: u64,
     /// The last seq of its log that is taken; `None` while it is the region's live key.
     pub until: Option<u64>,
-    /// Why it ended: `"replaced"` or `"revoked"`.
+    /// Why it ended: `"rotated"`, `"replaced"` or `"revoked"`.
     pub ended: Option<&'static str>,
 }
 
@@ -401,6 +418,12 @@ impl Replay {
         if self.by_key.contains_key(&node) {
             return;
         }
+        if let Some((old, _)) = replaces
+            && old == act.author
+        {
+            self.rotate(act, voter, node, name);
+            return;
+        }
         let replaced = match replaces {
             Some((old, _)) => match self.by_key.get(&old) {
                 Some(r) => Some(*r),
@@ -461,6 +484,34 @@ impl Replay {
             }
         };
         self.by_key.insert(node, index);
+        self.endorsements.retain(|(n, _, _), _| *n != node);
+        self.endorsed_by_act.retain(|((n, _, _), _), _| *n != node);
+    }
+
+    /// A rotation: the region's live key names its successor in its own log. It takes effect
+    /// at once, under the region's name only: the old key's log is taken up to the rotation
+    /// entry itself, and nothing else of the region changes (its pending revocations stand).
+    fn rotate(&mut self, act: &Act, region: usize, node: NodeId, name: &str) {
+        let region_ref = &mut self.regions[region];
+        if region_ref.name != name {
+            return;
+        }
+        let Some(old) = region_ref
+            .keys
+            .iter_mut()
+            .find(|k| k.node == act.author && k.until.is_none())
+        else {
+            return;
+        };
+        old.until = Some(act.seq);
+        old.ended = Some("rotated");
+        region_ref.keys.push(RegionKey {
+            node,
+            since_ms: act.time_ms,
+            until: None,
+            ended: None,
+        });
+        self.by_key.insert(node, region);
         self.endorsements.retain(|(n, _, _), _| *n != node);
         self.endorsed_by_act.retain(|((n, _, _), _), _| *n != node);
     }

@@ -764,3 +764,105 @@ fn a_region_frozen_by_a_fork_is_replaced_by_endorsement_and_publishes_again() {
         "the frozen key's earlier record stays the region's"
     );
 }
+
+/// A region rotates its key while its node runs: the node makes the new key, signs the
+/// rotation with the old one, switches once the aggregator holds it, and publishes on under
+/// the region's name; every node follows. The old key's file is kept 0600 and never used: a
+/// copy of the old node, restored from a backup taken before, is refused by the aggregator and
+/// what it would sign reaches no one.
+#[test]
+fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, stockholm],
+        ids: [skane_id, _, _],
+        agg_dir,
+        agg_id,
+        ..
+    } = founded(t);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let _stockholm = NodeProc::start(&stockholm, &["--aggregator", &peer]);
+    let before = publish(&skane, "Skånes metod före bytet");
+    eventually(TRAVEL_S, "skåne's record at dalarna", || {
+        records_by_region(&dalarna).contains_key(&before)
+    });
+    let backup = t.join("skane.backup");
+    spindel(&["backup", "--data-dir", s(&skane), "--to", s(&backup)]).ok();
+    // An aggregator's key is not rotated: its regions pin it.
+    spindel(&["rotate-key", "--data-dir", s(&agg_dir)]).fails(1, "aggregator's key is not rotated");
+
+    let rotated = act(&["rotate-key", "--data-dir", s(&skane)]);
+    assert_eq!(rotated["switched"], true, "{rotated}");
+    assert_eq!(rotated["from"], skane_id.as_str());
+    assert_eq!(rotated["region"], "skane");
+    let new_id = rotated["to"].as_str().unwrap().to_string();
+    let retired = PathBuf::from(rotated["retired"].as_str().unwrap());
+    assert!(
+        retired
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("node.key.retired-")
+    );
+    assert_eq!(
+        std::fs::metadata(&retired).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!skane.join("node.key.next").exists());
+    assert_eq!(
+        act(&["id", "--data-dir", s(&skane)])["node_id"],
+        new_id.as_str(),
+        "node.key is the new key"
+    );
+    eventually(TRAVEL_S, "the node running under the new key", || {
+        node.log().contains("starting again under the new key")
+            && node.log().contains(&format!("node {new_id} running"))
+    });
+    let after = publish(&skane, "Skånes metod efter bytet");
+    eventually(
+        TRAVEL_S,
+        "the new key's record at dalarna as skåne's",
+        || records_by_region(&dalarna).get(&after).map(String::as_str) == Some("skane"),
+    );
+    assert_eq!(
+        records_by_region(&dalarna).get(&before).map(String::as_str),
+        Some("skane"),
+        "the earlier record stays the region's"
+    );
+    for dir in [&dalarna, &stockholm, &agg_dir] {
+        let status = spindel(&["status", "--data-dir", s(dir), "--json"]).json();
+        let region = status["membership"]["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "skane")
+            .cloned()
+            .unwrap();
+        assert_eq!(region["node"], new_id.as_str(), "{}", dir.display());
+        assert_eq!(region["state"], "member");
+        assert_eq!(region["keys"][0]["ended"], "rotated");
+        assert_eq!(region["keys"][1]["node"], new_id.as_str());
+    }
+
+    // The old node, restored from the backup, is refused by the aggregator: it never signs.
+    let old = t.join("skane-gammal");
+    spindel(&["restore", "--from", s(&backup), "--data-dir", s(&old)]).ok();
+    let old_node = NodeProc::start(&old, &["--aggregator", &peer]);
+    eventually(TRAVEL_S, "the aggregator refusing the old key", || {
+        agg.log().contains(&format!("peer={skane_id}"))
+            && agg.log().contains("not a member of the network")
+    });
+    drop(old_node);
+    let refused = publish_run(
+        &old,
+        "method",
+        &serde_json::json!({"title": "Från den gamla nyckeln", "summary": "s"}).to_string(),
+    );
+    assert_ne!(refused.code, 0, "{refused:?}");
+}

@@ -257,4 +257,29 @@ pub enum MembershipRefusal {
         "record {record} is a membership act that took effect: withdrawing it now would change nothing, since a withdrawal never undoes a change that happened (spindel revoke ends a membership)"
     )]
     TookEffect { record: RecordId },
+    #[error(
+        "an aggregator's key is not rotated: its regions pin it (NODEID@HOST:PORT in their settings); start a new aggregator and give the regions its address"
+    )]
+    AggregatorRotates,
+    #[error(
+        "this key has handed the region over to {to} (rotation entry {seq}) and signs nothing more; the node switches to the new key once an aggregator holds the rotation (spindel status shows the hand-over)"
+    )]
+    HandingOver { to: String, seq: u64 },
+    #[error(
+        "this key handed the region {region:?} over to {to} (spindel rotate-key) and signs nothing more; the node that holds the new key (its node.key) runs the region"
+    )]
+    KeyRotated { region: String, to: String },
+    #[error(
+        "this key is no longer a member key of {region:?} (replaced or revoked by the member regions): its new records would count nowhere (deleting records still works)"
+    )]
+    KeyEnded { region: String },
+    #[error(
+        "{path}: holds the key {key}, which is a region's key already; move the file away and run spindel rotate-key again"
+    )]
+    NextKeyUsed {
+        path: std::path::PathBuf,
+        key: NodeId,
+    },
+    #[error("this node's key has no rotation to switch to")]
+    NoHandover,
 }

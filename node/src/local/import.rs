@@ -338,6 +338,7 @@ impl LocalNode {
         self.import_allowed(kind)?;
         let (total, digest) = self.validate_import(kind, source, rng)?;
         let _writer = self.own_log_writer()?;
+        self.check_puts()?;
         if cancel.load(Ordering::Acquire) {
             return Err(NodeError::Cancelled);
         }
@@ -385,7 +386,7 @@ impl LocalNode {
                 "import cannot create profiles; use `publish --kind profile`".into(),
             ));
         }
-        Ok(())
+        self.check_puts()
     }
 
     /// Step 1: checks every line (schema, consent, sizes, named record ids) and returns the

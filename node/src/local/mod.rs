@@ -4,6 +4,7 @@
 //! ```text
 //! DIR/config.toml   name, role (written last by init: its presence means "a node lives here")
 //! DIR/node.key      the ed25519 secret key, 64 hex characters, mode 0600
+//! DIR/node.key.next, node.key.retired-<time>   a key rotation's new and old key (rotation.rs)
 //! DIR/store/        sled: the signed logs and everything derived (see `crate::store`)
 //! DIR/index/        tantivy full-text index, derived, rebuilt when stale
 //! DIR/import.*      an import on its way into the store (see import.rs), erased when in
@@ -12,7 +13,7 @@
 //! Its files, each below the ones that use it: `error.rs` ([`NodeError`] and the import's
 //! limits), `dir.rs` (the files of the data directory: config, key, markers), `reports.rs`
 //! (what the operations report), `node.rs` ([`LocalNode`], its reads and markers), `writes.rs`
-//! (the own log's writes and admissions), `acts.rs` (the charter and the membership acts), `import.rs` (`spindel import`), `init.rs` (`init`
+//! (the own log's writes and admissions), `acts.rs` (the charter and the membership acts), `rotation.rs` (`rotate-key`), `import.rs` (`spindel import`), `init.rs` (`init`
 //! and [`LocalNode::open`]), `witness.rs` (checkpoints, cosignatures, findings, the audit).
 
 mod acts;
@@ -22,6 +23,7 @@ mod import;
 mod init;
 mod node;
 mod reports;
+mod rotation;
 mod witness;
 mod writes;
 
@@ -50,6 +52,7 @@ pub use reports::{
     KeyView, MembershipReport, PendingEndorsement, PendingRevocationView, RegionMembership,
     RevokedView, membership_report,
 };
+pub use rotation::{Handover, NEXT_KEY_FILE, RETIRED_KEY_PREFIX, Rotated};
 pub use witness::{
     AUDIT_ANSWER_BYTES_MAX, AggregatorAudit, AuditBundle, AuditFinding, AuditHead, AuditReport,
     Cosigner, LatestCheckpoint, WitnessDone, WitnessJob,

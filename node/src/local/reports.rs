@@ -184,6 +184,10 @@ pub struct Status {
     /// Under a charter: the network's membership (regions, keys, pending acts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership: Option<MembershipReport>,
+    /// A key rotation signed and not switched to yet (`spindel rotate-key`): the node signs
+    /// nothing until an aggregator holds the rotation and it runs under the new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<super::Handover>,
 }
 
 /// Own entries `first..=last` no pinned aggregator has acknowledged.
@@ -279,7 +283,7 @@ pub struct KeyView {
     /// The last seq of its log that counts, once the key was replaced or its region revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<u64>,
-    /// Why it ended (`replaced`, `revoked`).
+    /// Why it ended (`rotated`, `replaced`, `revoked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
 }

@@ -50,6 +50,7 @@ impl LocalNode {
         }
         let record = self.prepare(kind, json)?;
         let _writer = self.own_log_writer()?;
+        self.check_puts()?;
         if let (Some(expected), Some(rid)) = (expected, record_id) {
             let current = crate::query::get(&self.store, &self.node_id(), &rid)?.map(|v| v.seq);
             if current != Some(expected) {
@@ -319,7 +320,7 @@ impl LocalNode {
     }
 
     /// Seals, signs and appends one record; returns its (seq, entry hash).
-    fn sign_and_apply(
+    pub(super) fn sign_and_apply(
         &self,
         record_id: RecordId,
         record: Record,

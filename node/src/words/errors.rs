@@ -63,6 +63,11 @@ pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
         MembershipRefusal::RevokeFormer { region, .. } => format!("Nyckeln är inte längre medlem för {region}; det finns inget att begära."),
         MembershipRefusal::RevokeStranger { key } => format!("Nyckeln {} är inte medlem i nätverket; det finns inget att begära.", short(key)),
         MembershipRefusal::TookEffect { .. } => "Beslutet har redan fått verkan och ligger kvar: att ta bort det skulle ändra vem som är medlem. Ett medlemskap upphör bara om medlemmarna begär det.".into(),
+        MembershipRefusal::AggregatorRotates => "En aggregators nyckel byts inte: regionerna har den i sina inställningar.".into(),
+        MembershipRefusal::HandingOver { .. } => "Regionen byter nyckel just nu, och den gamla nyckeln skriver inget mer. Noden går över till den nya nyckeln så snart aggregatorn har tagit emot bytet; försök igen om en stund. Inget sparades.".into(),
+        MembershipRefusal::KeyRotated { region, .. } => format!("Den här nodens nyckel har lämnat över regionen {region} till en ny nyckel och skriver inget mer. Regionen drivs av noden som har den nya nyckeln. Inget sparades."),
+        MembershipRefusal::KeyEnded { region } => format!("Den här nodens nyckel är inte längre medlemsnyckel för {region}: nya poster skulle inte synas någonstans. Att ta bort poster går fortfarande. Inget sparades."),
+        MembershipRefusal::NextKeyUsed { .. } | MembershipRefusal::NoHandover => "Nyckelbytet kunde inte göras; den som driver noden ser varför i spindel status.".into(),
     }
 }
 

@@ -302,6 +302,129 @@ fn a_replacement_takes_the_region_and_ends_the_old_key() {
     assert!(m.pending[0].blocked.is_some());
 }
 
+/// A region hands itself over to a new key: `by` rotates to `node` at its own `seq`.
+fn rotate(by: u8, seq: u64, t: u64, node: u8, name: &str) -> Act {
+    replace(by, seq, t, node, name, by, seq)
+}
+
+#[test]
+fn a_rotation_hands_the_region_over_at_once_and_ends_the_old_key_at_it() {
+    let c = three();
+    let m = Membership::compute(&c, [rotate(2, 5, 10, 7, "dalarna")]);
+    assert_eq!(m.standing(&id(7)), member("dalarna"));
+    assert_eq!(
+        m.standing(&id(2)),
+        Standing::Former {
+            name: "dalarna".into(),
+            until: 5
+        }
+    );
+    let region = m.region_of(&id(7)).unwrap();
+    assert!(region.founder && region.endorsed_by.is_empty());
+    assert_eq!(region.keys[0].ended, Some("rotated"));
+    assert_eq!(region.keys[1].since_ms, 10);
+    // The new key acts for the region; the old key's acts after the rotation count nothing.
+    let m = Membership::compute(
+        &c,
+        [
+            rotate(2, 5, 10, 7, "dalarna"),
+            endorse(2, 6, 11, 4, "gotland"),
+            endorse(1, 1, 12, 4, "gotland"),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), Standing::Stranger);
+    let m = Membership::compute(
+        &c,
+        [
+            rotate(2, 5, 10, 7, "dalarna"),
+            endorse(7, 1, 11, 4, "gotland"),
+            endorse(1, 1, 12, 4, "gotland"),
+        ],
+    );
+    assert_eq!(m.standing(&id(4)), member("gotland"));
+    // Under another name, to a key that is a region's, by a stranger: nothing.
+    for act in [
+        rotate(2, 5, 10, 7, "gotland"),
+        rotate(2, 5, 10, 1, "dalarna"),
+        rotate(9, 5, 10, 7, "dalarna"),
+    ] {
+        let m = Membership::compute(&c, [act.clone()]);
+        assert_eq!(m.standing(&id(2)), member("dalarna"), "{act:?}");
+        assert_eq!(m.members().count(), 3, "{act:?}");
+    }
+    // Twice in a row: each key ends at its own rotation.
+    let m = Membership::compute(
+        &c,
+        [
+            rotate(2, 5, 10, 7, "dalarna"),
+            rotate(7, 3, 20, 8, "dalarna"),
+        ],
+    );
+    assert_eq!(m.standing(&id(8)), member("dalarna"));
+    let keys: Vec<_> = m
+        .region_of(&id(8))
+        .unwrap()
+        .keys
+        .iter()
+        .map(|k| k.until)
+        .collect();
+    assert_eq!(keys, [Some(5), Some(3), None]);
+}
+
+#[test]
+fn a_rotation_racing_a_revocation_is_decided_by_the_replay_order() {
+    let c = three();
+    // The revocation first: the revoked key's rotation counts nothing.
+    let m = Membership::compute(
+        &c,
+        [
+            revoke(1, 1, 10, 2, 4),
+            revoke(3, 1, 11, 2, 4),
+            rotate(2, 5, 12, 7, "dalarna"),
+        ],
+    );
+    assert_eq!(m.standing(&id(7)), Standing::Stranger);
+    assert!(!m.region_of(&id(2)).unwrap().active());
+    // The rotation first: the revocation's votes stand on the region, and at the threshold
+    // they end it, whichever key they named; the new key keeps only what they named of it.
+    let m = Membership::compute(
+        &c,
+        [
+            revoke(1, 1, 10, 2, 4),
+            rotate(2, 5, 11, 7, "dalarna"),
+            revoke(3, 1, 12, 7, 2),
+        ],
+    );
+    let region = m.region_of(&id(7)).unwrap();
+    assert!(!region.active());
+    assert_eq!(
+        m.standing(&id(7)),
+        Standing::Former {
+            name: "dalarna".into(),
+            until: 2
+        }
+    );
+    assert_eq!(region.keys[0].until, Some(5), "the rotation's cut stays");
+    // A replacement the members endorse still ends a key that rotated (a leaked key's
+    // rotation does not keep the region from the members' decision).
+    let m = Membership::compute(
+        &c,
+        [
+            rotate(2, 5, 10, 7, "dalarna"),
+            replace(1, 1, 11, 6, "dalarna", 2, 4),
+            replace(3, 1, 12, 6, "dalarna", 2, 4),
+        ],
+    );
+    assert_eq!(m.standing(&id(6)), member("dalarna"));
+    assert_eq!(
+        m.standing(&id(7)),
+        Standing::Former {
+            name: "dalarna".into(),
+            until: 0
+        }
+    );
+}
+
 #[test]
 fn two_keys_wanting_one_name_the_first_to_the_threshold_wins() {
     let c = three();
@@ -396,7 +519,17 @@ fn scenario(rng: &mut StdRng) -> (Charter, BTreeMap<NodeId, Log>) {
         for _ in 0..rng.gen_range(0..10) {
             let t = rng.gen_range(0..1000u64);
             let target = keys[rng.gen_range(0..keys.len())];
-            let step = match rng.gen_range(0..10) {
+            let step = match rng.gen_range(0..11) {
+                // A rotation of this key's region, mostly under its own (founder's) name.
+                10 => Step::Act(What::Endorse {
+                    node: id(target),
+                    name: if rng.gen_bool(0.8) {
+                        format!("f{k}")
+                    } else {
+                        NAMES[rng.gen_range(0..NAMES.len())].into()
+                    },
+                    replaces: Some((id(k), log.len() as u64 + 1)),
+                }),
                 0..=2 => Step::Plain,
                 3..=5 => Step::Act(What::Endorse {
                     node: id(target),
@@ -438,6 +571,7 @@ fn nodes_that_take_the_same_records_in_any_order_agree_on_the_members() {
         .unwrap_or(300u64);
     let mut admitted_somewhere = 0;
     let mut revoked_somewhere = 0;
+    let mut rotated_somewhere = 0;
     for seed in 0..seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let (c, logs) = scenario(&mut rng);
@@ -495,7 +629,16 @@ fn nodes_that_take_the_same_records_in_any_order_agree_on_the_members() {
         let m = &results[0].0;
         admitted_somewhere += usize::from(m.regions.iter().any(|r| !r.founder));
         revoked_somewhere += usize::from(m.regions.iter().any(|r| r.revoked.is_some()));
+        rotated_somewhere += usize::from(
+            m.regions
+                .iter()
+                .any(|r| r.keys.iter().any(|k| k.ended == Some("rotated"))),
+        );
     }
+    assert!(
+        rotated_somewhere > seeds as usize / 20,
+        "{rotated_somewhere}"
+    );
     // The scenarios reach both kinds of change, not only the charter.
     assert!(
         admitted_somewhere > seeds as usize / 10,
