@@ -165,8 +165,12 @@ fn rotate_key(dir: &args::DataDir, wait: std::time::Duration, json: bool) -> Res
             (Some(retired), _) => format!(
                 "{head}: the node runs under the new key; the old key is kept as {retired}, never used again"
             ),
+            (None, true) if wait.is_zero() => format!(
+                "{head}: the node switches once an aggregator holds it, and signs nothing until then (spindel status shows the hand-over)"
+            ),
             (None, true) => format!(
-                "{head}: the node switches once an aggregator holds the rotation, and signs nothing until then (spindel status shows it)"
+                "{head}: no aggregator held it within {} s; the node switches by itself once one does, and signs nothing until then (spindel status shows the hand-over)",
+                wait.as_secs()
             ),
             (None, false) => format!(
                 "{head}: start the node (spindel run); it switches once an aggregator holds the rotation, and signs nothing until then"

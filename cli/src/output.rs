@@ -204,7 +204,17 @@ pub fn status_text(s: &Status) -> String {
             _ if a.own && s.role == Role::Aggregator => "this node (authors nothing)",
             (true, _, _) => "frozen (fork)",
             (_, _, Some(Some(r))) if r.state == "member" && r.node == a.node_id => "member",
-            (_, _, Some(Some(_))) => "former member",
+            // An earlier key of a region: how it ended.
+            (_, _, Some(Some(r))) => match r
+                .keys
+                .iter()
+                .find(|k| k.node == a.node_id)
+                .and_then(|k| k.ended.as_deref())
+            {
+                Some("rotated") => "earlier key (rotated)",
+                Some("replaced") => "earlier key (replaced)",
+                _ => "former member",
+            },
             (_, _, Some(None)) => "not a member",
             (false, true, None) => "admitted",
             (false, false, None) => "known",
@@ -220,6 +230,15 @@ pub fn status_text(s: &Status) -> String {
     }
     if let Some(m) = &s.membership {
         out.push_str(&membership_text(m));
+    }
+    if let Some(h) = &s.handover {
+        out.push_str(&format!(
+            "
+handover  this key hands the region over to {}… (rotation entry {}): the node signs nothing until an aggregator holds it, then runs under the new key
+",
+            &h.to[..16],
+            h.seq
+        ));
     }
     for p in &s.peers {
         let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();

@@ -94,12 +94,17 @@ pub struct Overview {
 
 fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow, StoreError> {
     let mut counts = vec![0u64; KINDS.len()];
-    for (_, m) in store.records_of(id)? {
-        if m.visible()
-            && let Some(i) = KINDS.iter().position(|k| *k == m.kind)
-        {
-            counts[i] += 1;
+    let mut last_received = None;
+    // Counted over every key the region has had.
+    for key in crate::regions::region_keys(store, id) {
+        for (_, m) in store.records_of(&key)? {
+            if m.visible()
+                && let Some(i) = KINDS.iter().position(|k| *k == m.kind)
+            {
+                counts[i] += 1;
+            }
         }
+        last_received = last_received.max(store.last_received_ms(&key)?);
     }
     let name = meta.name_or_key(id);
     Ok(RegionRow {
@@ -108,15 +113,15 @@ fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow
         name,
         total: counts.iter().sum(),
         counts,
-        last_received: store.last_received_ms(id)?.map(rfc3339_ms),
+        last_received: last_received.map(rfc3339_ms),
     })
 }
 
 /// Every SROI figure in visible innovations (of `only` when given).
-fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>, StoreError> {
+fn sroi_figures(store: &Store, only: Option<&[NodeId]>) -> Result<Vec<SroiFigure>, StoreError> {
     let mut out = Vec::new();
     for (id, meta) in store.authors()? {
-        if only.is_some_and(|o| *o != id) {
+        if only.is_some_and(|o| !o.contains(&id)) {
             continue;
         }
         for (rid, m) in store.records_of(&id)? {
@@ -146,7 +151,8 @@ fn sroi_figures(store: &Store, only: Option<&NodeId>) -> Result<Vec<SroiFigure>,
 pub fn overview(store: &Store) -> Result<Overview, QueryError> {
     let mut regions = Vec::new();
     for (id, meta) in store.authors()? {
-        if meta.profile.is_none() {
+        // One row a region: its newest key with a profile stands for it.
+        if meta.profile.is_none() || crate::regions::representative(store, &id)? != Some(id) {
             continue;
         }
         regions.push(region_row(store, &id, &meta)?);
@@ -196,9 +202,14 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
     let Some(meta) = store.author(id)? else {
         return Ok(None);
     };
-    let Some(profile_id) = meta.profile else {
+    // The profile of the region's newest key that has one (a rotated region's old key's).
+    let Some(shown_by) = crate::regions::representative(store, id)? else {
         return Ok(None);
     };
+    let Some(profile_id) = store.author(&shown_by)?.and_then(|m| m.profile) else {
+        return Ok(None);
+    };
+    let keys = crate::regions::region_keys(store, id);
     let members = store.members();
     let key = id.to_hex();
     let membership = members.as_ref().and_then(|m| {
@@ -210,9 +221,15 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
     Ok(Some(RegionPage {
         admitted: members.map_or(meta.admitted, |m| m.is_member(id)),
         membership,
-        row: region_row(store, id, &meta)?,
-        profile: query::get(store, id, &profile_id)?,
-        sroi: SroiStats::of(sroi_figures(store, Some(id))?),
+        row: {
+            let mut row = region_row(store, id, &meta)?;
+            if let Some(m) = store.author(&shown_by)? {
+                row.display_name = m.shown(&shown_by);
+            }
+            row
+        },
+        profile: query::get(store, &shown_by, &profile_id)?,
+        sroi: SroiStats::of(sroi_figures(store, Some(&keys))?),
         fork_seq: store
             .forks()?
             .into_iter()

@@ -48,9 +48,10 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         {
             shared.gate.refused_as_copy(peer.node_id, reason);
         }
-        shared.note_refused_not_admitted(
-            matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::NotAdmitted)),
-        );
+        let not_admitted = matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::NotAdmitted));
+        shared.note_refused_not_admitted(not_admitted);
+        // A key handing over is refused once the aggregator holds its rotation: expected.
+        let handed_over = not_admitted && shared.node.handover().is_some();
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let wait = backoff.after(&result, started.elapsed(), jitter);
         let text = result.as_ref().err().map(ToString::to_string);
@@ -66,6 +67,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         let retry_s = format!("{:.1}", wait.as_secs_f64());
         match &result {
             Ok(()) => tracing::info!(peer = %peer.node_id.short(), "link to aggregator closed"),
+            Err(_) if handed_over => {
+                tracing::info!(peer = %peer.node_id.short(), "the aggregator holds the key rotation and no longer takes the old key");
+            }
             Err(e) if e.is_normal_end() => {
                 tracing::info!(peer = %peer.node_id.short(), reason = %e, "link to aggregator closed")
             }

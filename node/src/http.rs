@@ -408,17 +408,30 @@ async fn record(
     }
 }
 
-/// Every author with a profile, with its visible record count and head.
+/// Every region (an author with a profile), with its visible record count and head. Under a
+/// charter a region is one entry whatever keys it had: its live key, its records counted over
+/// every key, its profile from its newest key that has one.
 pub fn region_list(
     node: &crate::read::ReadModel,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
     let mut out = Vec::new();
     let report = node.membership();
-    for a in node.authors()? {
-        if !a.is_region() {
+    let authors = node.authors()?;
+    let rows: std::collections::BTreeMap<NodeId, &crate::regions::AuthorRow> =
+        authors.iter().map(|a| (a.id, a)).collect();
+    for a in &authors {
+        if !a.is_region() || node.representative(&a.id)? != Some(a.id) {
             continue;
         }
-        let key = a.id.to_hex();
+        let keys = node.region_keys(&a.id);
+        let live = keys.last().copied().unwrap_or(a.id);
+        let records = keys
+            .iter()
+            .filter_map(|k| rows.get(k))
+            .map(|r| r.records)
+            .sum();
+        let head = rows.get(&live).map_or(0, |r| r.head);
+        let key = live.to_hex();
         let membership = report.as_ref().and_then(|m| {
             m.regions
                 .iter()
@@ -426,11 +439,11 @@ pub fn region_list(
                 .cloned()
         });
         out.push(RegionView {
-            node_id: a.id.to_hex(),
+            node_id: key.clone(),
             name: Some(a.meta.name_or_key(&a.id)),
             display_name: a.meta.display_name.clone(),
-            records: a.records,
-            head: a.head,
+            records,
+            head,
             // Under a charter: a member region's live key (a former member's is not).
             admitted: membership
                 .as_ref()

@@ -5,7 +5,7 @@
 //! author, record id), so paging is stable while new records arrive: they sort before the
 //! cursor and never shift later pages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
@@ -446,18 +446,28 @@ fn facet_counts(
             })
             .collect(),
     );
+    // One entry a region name: a region's keys (rotated, replaced, live) count together,
+    // labelled as a key with a profile shows it.
+    let mut by_name: BTreeMap<String, (String, bool, u64)> = BTreeMap::new();
+    for (id, count) in regions {
+        let Some(meta) = authors.get(&id) else {
+            continue;
+        };
+        let entry = by_name
+            .entry(meta.name_or_key(&id))
+            .or_insert_with(|| (meta.shown(&id), false, 0));
+        if meta.profile.is_some() && !entry.1 {
+            *entry = (meta.shown(&id), true, entry.2);
+        }
+        entry.2 += count;
+    }
     let regions = sorted(
-        regions
+        by_name
             .into_iter()
-            .filter_map(|(id, count)| {
-                let meta = authors.get(&id)?;
-                let value = meta.name_or_key(&id);
-                let label = meta.shown(&id);
-                Some(FacetCount {
-                    value,
-                    label,
-                    count,
-                })
+            .map(|(value, (label, _, count))| FacetCount {
+                value,
+                label,
+                count,
             })
             .collect(),
     );

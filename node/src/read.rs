@@ -174,6 +174,16 @@ pub trait Reads: sealed::Sealed {
         Ok(crate::query::run_checked(self.local().store(), q)?)
     }
 
+    /// Every key of `id`'s region, oldest first ([`crate::regions::region_keys`]).
+    fn region_keys(&self, id: &NodeId) -> Vec<NodeId> {
+        crate::regions::region_keys(self.local().store(), id)
+    }
+
+    /// The key that stands for `id`'s region in lists ([`crate::regions::representative`]).
+    fn representative(&self, id: &NodeId) -> Result<Option<NodeId>, ReadError> {
+        Ok(crate::regions::representative(self.local().store(), id)?)
+    }
+
     /// See `authors`.
     fn authors(&self) -> Result<Vec<AuthorRow>, ReadError> {
         Ok(authors(self.local().store())?)

@@ -67,3 +67,28 @@ pub fn find_region(store: &Store, key: &str) -> Result<Option<NodeId>, StoreErro
     }
     Ok(found.into_iter().next())
 }
+
+/// Every key of `id`'s region, oldest first: under a charter the keys the region has had
+/// (rotated, replaced and live); otherwise `id` alone. A region keeps its records, pages and
+/// counts across its keys.
+pub fn region_keys(store: &Store, id: &NodeId) -> Vec<NodeId> {
+    store
+        .members()
+        .and_then(|m| {
+            m.membership
+                .region_of(id)
+                .map(|r| r.keys.iter().map(|k| k.node).collect())
+        })
+        .unwrap_or_else(|| vec![*id])
+}
+
+/// The key that stands for `id`'s region in lists: its newest key with a profile (a region
+/// that rotated keeps its old key's profile until it edits it under the new one).
+pub fn representative(store: &Store, id: &NodeId) -> Result<Option<NodeId>, StoreError> {
+    for key in region_keys(store, id).into_iter().rev() {
+        if store.author(&key)?.is_some_and(|m| m.profile.is_some()) {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
+}

@@ -52,6 +52,14 @@ async fn handover_loop(shared: Arc<Shared>) {
             continue;
         }
         let now = crate::shared::now_ms();
+        // The aggregators' acknowledgements were of the old key's log.
+        if let Err(e) = shared
+            .writer
+            .witness(crate::local::WitnessJob::KeyRotated)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot reset what the aggregators acknowledged");
+        }
         match shared.blocking(move |n| n.switch_key(now)).await {
             Ok(retired) => {
                 tracing::info!(to = %handover.to, retired = %retired.display(), "an aggregator holds the key rotation: running under the new key");

@@ -605,8 +605,9 @@ async fn region_page(
             let Some(page) = n.region_page(&id)? else {
                 return Ok(None);
             };
+            // Every key's records: the region keeps them across a rotation or replacement.
             let latest = n.query(&Query {
-                author: Some(id),
+                region: Some(page.row.name.clone()),
                 limit: Some(REGION_RECORDS),
                 ..Query::default()
             })?;

@@ -785,7 +785,7 @@ fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
     let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
     let peer = agg.peer(&agg_id);
     let node = NodeProc::start(&skane, &["--aggregator", &peer]);
-    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let dalarna_run = NodeProc::start(&dalarna, &["--aggregator", &peer, "--http", "127.0.0.1:0"]);
     let _stockholm = NodeProc::start(&stockholm, &["--aggregator", &peer]);
     let before = publish(&skane, "Skånes metod före bytet");
     eventually(TRAVEL_S, "skåne's record at dalarna", || {
@@ -849,6 +849,31 @@ fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
         assert_eq!(region["keys"][0]["ended"], "rotated");
         assert_eq!(region["keys"][1]["node"], new_id.as_str());
     }
+
+    // What the aggregators acknowledged of the old key is not held against the new one.
+    assert!(!node.log().contains("rollback"), "{}", node.log());
+    assert!(!node.log().contains("ERROR"), "{}", node.log());
+    // The old key's records stay as they are: the new key cannot edit or delete them.
+    spindel(&["delete", "--data-dir", s(&skane), &before]).fails(1, "earlier key");
+    // One region in the API, under its live key, its records counted over both keys.
+    let (_, regions) = http_get(dalarna_run.http.unwrap(), "/api/v1/regions");
+    let regions: serde_json::Value = serde_json::from_str(&regions).unwrap();
+    let skane_rows: Vec<&serde_json::Value> = regions["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "skane")
+        .collect();
+    assert_eq!(skane_rows.len(), 1, "{regions}");
+    assert_eq!(skane_rows[0]["node_id"], new_id.as_str());
+    assert_eq!(skane_rows[0]["admitted"], true);
+    assert_eq!(skane_rows[0]["records"], 3, "the profile and both records");
+    // The region page shows both records and the key history.
+    let (code, page) = http_get(dalarna_run.http.unwrap(), "/region/skane");
+    assert_eq!(code, 200);
+    assert!(page.contains("Skånes metod före bytet") && page.contains("Skånes metod efter bytet"));
+    assert!(page.contains("regionen bytte nyckel"), "{page}");
+    assert!(page.contains(&new_id));
 
     // The old node, restored from the backup, is refused by the aggregator: it never signs.
     let old = t.join("skane-gammal");

@@ -99,6 +99,10 @@ pub enum NodeError {
     AggregatorAuthors,
     #[error("record {0} does not exist in this region")]
     UnknownRecord(RecordId),
+    #[error(
+        "record {record} was published under this region's earlier key {key}, which signs nothing more: it stays as it is and cannot be edited or deleted from this node (publish a new record instead)"
+    )]
+    EarlierKeyRecord { record: RecordId, key: NodeId },
     #[error("record {0} is deleted; a deleted record cannot be published again")]
     Deleted(RecordId),
     #[error(

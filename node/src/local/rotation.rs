@@ -203,6 +203,13 @@ impl LocalNode {
             }
         };
         fs::rename(&next_path, &key_path).map_err(io_err(&key_path))?;
+        // The old key's entries are delivered (the rotation, its last, is held): what the
+        // offline marker counted was of its log.
+        match fs::remove_file(self.dir.join(super::dir::OFFLINE_MARKER)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&self.dir.join(super::dir::OFFLINE_MARKER))(e)),
+        }
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(&self.dir))?;

@@ -50,6 +50,9 @@ pub enum WitnessJob {
     },
     /// Aggregator: sign a checkpoint if what it relays changed (or always, `force`).
     Sign { force: bool },
+    /// Region: this node is about to run under a rotated key; what the aggregators
+    /// acknowledged was of the old key's log, which the new key's does not continue.
+    KeyRotated,
 }
 
 /// What a [`WitnessJob`] did.
@@ -103,6 +106,22 @@ impl LocalNode {
                 list,
                 relayed,
             } => self.take_cosignatures(from, list, relayed, now_ms)?,
+            WitnessJob::KeyRotated => {
+                let store = self.store();
+                for agg in store.witnessed_aggregators()? {
+                    let mut view = store.witness_view(&agg)?;
+                    view.acked = 0;
+                    store.write_witness(
+                        WitnessWrite {
+                            aggregator: Some(agg),
+                            view: Some(view),
+                            ..WitnessWrite::default()
+                        },
+                        now_ms,
+                    )?;
+                }
+                WitnessDone::default()
+            }
             WitnessJob::Sign { force } => WitnessDone {
                 signed: self.sign_checkpoint(force, now_ms)?,
                 ..WitnessDone::default()

@@ -83,7 +83,7 @@ impl LocalNode {
         let meta = self
             .store
             .record_meta(&me, &record_id)?
-            .ok_or(NodeError::UnknownRecord(record_id))?;
+            .ok_or_else(|| self.unknown_record(record_id))?;
         if meta.deleted {
             return Err(NodeError::Deleted(record_id));
         }
@@ -305,7 +305,7 @@ impl LocalNode {
         let meta = self
             .store
             .record_meta(&me, &rid)?
-            .ok_or(NodeError::UnknownRecord(rid))?;
+            .ok_or_else(|| self.unknown_record(rid))?;
         if meta.deleted {
             return Err(NodeError::Deleted(rid));
         }
@@ -317,6 +317,17 @@ impl LocalNode {
             });
         }
         Ok(rid)
+    }
+
+    /// A record this region's key does not hold: said as one of its earlier key's when it is.
+    fn unknown_record(&self, rid: RecordId) -> NodeError {
+        let me = self.node_id();
+        for key in crate::regions::region_keys(&self.store, &me) {
+            if key != me && matches!(self.store.record_meta(&key, &rid), Ok(Some(_))) {
+                return NodeError::EarlierKeyRecord { record: rid, key };
+            }
+        }
+        NodeError::UnknownRecord(rid)
     }
 
     /// Seals, signs and appends one record; returns its (seq, entry hash).

@@ -35,6 +35,7 @@ pub(crate) fn write_refused(e: &NodeError) -> String {
             "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
         }
         NodeError::Deleted(_) => POST_REMOVED_FOR_GOOD.into(),
+        NodeError::EarlierKeyRecord { .. } => "Posten publicerades under regionens tidigare nyckel, som inte skriver något mer. Den ligger kvar som den är och kan inte ändras eller tas bort härifrån; publicera en ny post i stället. Inget sparades.".into(),
         NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
         NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
         NodeError::Membership(r) => membership_refusal(r),
