@@ -44,6 +44,7 @@ mod client;
 pub mod control;
 mod dialer;
 mod editor;
+mod events;
 mod forms;
 mod fuzz;
 mod gate;

@@ -23,7 +23,7 @@ use spindel_protocol::entry::{Entry, RecordId, WireEntry};
 use spindel_protocol::ingest::Refusal;
 use spindel_protocol::record::Kind;
 use spindel_protocol::sync::SyncEntry;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gate::Gate;
 use crate::local::{
@@ -35,52 +35,7 @@ use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
 
 /// Jobs queued for the writer; a sender waits while it is full.
 pub const WRITER_QUEUE: usize = 256;
-/// Capacity of the new-heads broadcast; a session that lags re-reads all heads.
-pub const HEADS_CHANNEL_CAPACITY: usize = 4096;
-
-/// What the writer tells the rest of the node after a write.
-#[derive(Debug)]
-pub struct Events {
-    /// Every head that advanced, own or a peer's.
-    heads: broadcast::Sender<(NodeId, u64)>,
-    /// Bumped whenever this node learns of a fork, so every session passes the proof on.
-    forks: watch::Sender<u64>,
-    /// Aggregator: bumped on every admission change: each session sends the new list before
-    /// relaying a newly admitted region, stops relaying one no longer admitted (whose ends).
-    admissions: watch::Sender<u64>,
-}
-
-impl Default for Events {
-    fn default() -> Events {
-        Events {
-            heads: broadcast::channel(HEADS_CHANNEL_CAPACITY).0,
-            forks: watch::Sender::new(0),
-            admissions: watch::Sender::new(0),
-        }
-    }
-}
-
-impl Events {
-    pub fn subscribe_heads(&self) -> broadcast::Receiver<(NodeId, u64)> {
-        self.heads.subscribe()
-    }
-
-    pub fn subscribe_forks(&self) -> watch::Receiver<u64> {
-        self.forks.subscribe()
-    }
-
-    pub fn subscribe_admissions(&self) -> watch::Receiver<u64> {
-        self.admissions.subscribe()
-    }
-
-    fn head(&self, author: NodeId, seq: u64) {
-        let _ = self.heads.send((author, seq));
-    }
-
-    fn fork(&self) {
-        self.forks.send_modify(|n| *n += 1);
-    }
-}
+pub use crate::events::Events;
 
 /// What applying a received batch gave.
 #[derive(Debug)]
@@ -488,7 +443,7 @@ impl Actor {
             let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(job)));
             // An act took effect: sessions read the admission list again, as after `allow`.
             if self.node.store().members_generation() != members_at {
-                self.events.admissions.send_modify(|g| *g += 1);
+                self.events.admission();
             }
             match step {
                 Ok(Some(_done)) => {
@@ -567,7 +522,7 @@ impl Actor {
                 let r = self.node.allow(id, name);
                 if let Ok(allowed) = &r {
                     tracing::info!(region = %id.short(), name = allowed.name.as_deref().unwrap_or("-"), "admitted a region");
-                    self.events.admissions.send_modify(|g| *g += 1);
+                    self.events.admission();
                 }
                 let _ = reply.send(r);
             }
@@ -582,7 +537,7 @@ impl Actor {
                     // A mirror's session ends when it reads the new generation, as a region's.
                     let what = if gone.mirror { "mirror" } else { "region" };
                     tracing::info!(key = %id.short(), name = gone.name.as_deref().unwrap_or("-"), what, "an admission ended");
-                    self.events.admissions.send_modify(|g| *g += 1);
+                    self.events.admission();
                 }
                 let _ = reply.send(r);
             }
@@ -617,7 +572,7 @@ impl Actor {
                 // A mirror's regions are sent its upstream's changed list (decision 0040).
                 let aggregator = self.node.config().role == crate::local::Role::Aggregator;
                 if aggregator && r.as_ref().is_ok_and(AdmissionChanges::changed) {
-                    self.events.admissions.send_modify(|g| *g += 1);
+                    self.events.admission();
                 }
                 let _ = reply.send(r);
             }

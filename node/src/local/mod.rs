@@ -44,6 +44,7 @@ pub use import::{
 pub(crate) use init::in_new_node_dir;
 pub use init::{InitProfile, init, init_open, init_with};
 pub use node::{LocalNode, identity, now_ms};
+pub use reports::Handover;
 pub use reports::{
     Allowed, AuthorStatus, Deleted, Disallowed, ForkStatus, Imported, NO_WEBSITE_WARNING, NodeInfo,
     NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
@@ -52,7 +53,7 @@ pub use reports::{
     KeyView, MembershipReport, PendingEndorsement, PendingRevocationView, RegionMembership,
     RevokedView, membership_report,
 };
-pub use rotation::{Handover, NEXT_KEY_FILE, RETIRED_KEY_PREFIX, Rotated};
+pub use rotation::{NEXT_KEY_FILE, RETIRED_KEY_PREFIX, Rotated};
 pub use witness::{
     AUDIT_ANSWER_BYTES_MAX, AggregatorAudit, AuditBundle, AuditFinding, AuditHead, AuditReport,
     Cosigner, LatestCheckpoint, WitnessDone, WitnessJob,

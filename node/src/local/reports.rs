@@ -187,7 +187,7 @@ pub struct Status {
     /// A key rotation signed and not switched to yet (`spindel rotate-key`): the node signs
     /// nothing until an aggregator holds the rotation and it runs under the new key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handover: Option<super::Handover>,
+    pub handover: Option<Handover>,
 }
 
 /// Own entries `first..=last` no pinned aggregator has acknowledged.
@@ -379,4 +379,16 @@ pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
             })
             .collect(),
     }
+}
+
+/// A key rotation signed and not yet switched to (`spindel rotate-key`): the node signs
+/// nothing until it switches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The key handing over (this node's `node.key`).
+    pub from: String,
+    /// The region's new key (`node.key.next`).
+    pub to: String,
+    /// The rotation entry: the old key's last.
+    pub seq: u64,
 }

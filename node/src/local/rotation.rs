@@ -27,22 +27,12 @@ use spindel_protocol::record::Kind;
 use super::dir::{KEY_FILE, Role, read_key, write_key};
 use super::error::{MembershipRefusal, NodeError, io_err};
 use super::node::LocalNode;
+use super::reports::Handover;
 
 /// The new key between `rotate-key` and the switch.
 pub const NEXT_KEY_FILE: &str = "node.key.next";
 /// The old key after the switch: `node.key.retired-<UTC time>`.
 pub const RETIRED_KEY_PREFIX: &str = "node.key.retired-";
-
-/// A rotation signed and not yet switched to: the node signs nothing until it switches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handover {
-    /// The key handing over (this node's `node.key`).
-    pub from: String,
-    /// The region's new key (`node.key.next`).
-    pub to: String,
-    /// The rotation entry: the old key's last.
-    pub seq: u64,
-}
 
 /// What `spindel rotate-key` reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
