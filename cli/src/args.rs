@@ -239,6 +239,26 @@ pub(crate) enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Under a charter: order, as a member region, that a record be erased, when a person
+    /// asked and its author cannot act (the region is gone or lost its key). Once as many
+    /// member regions as the charter's threshold have, every node purges it as a deletion
+    /// would; the order and its reason stay visible to every region. A region's own live key
+    /// erases what an earlier key of it published, alone. Withdrawn with `spindel delete
+    /// RECORD_ID` before it takes effect.
+    Erase {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The record, as AUTHOR/RECORD_ID (its region's node id and its id, as in its
+        /// address).
+        #[arg(value_name = "AUTHOR/RECORD_ID")]
+        record: String,
+        /// Why (1-2000 characters), kept with the order and shown to every region: no
+        /// personal data.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Under a charter: hand this region over to a new key. The node makes the key, signs a
     /// rotation with the old one, and switches once an aggregator holds it; the old key file
     /// is kept as node.key.retired-<time> and never used again. The region keeps its name,

@@ -116,6 +116,20 @@ fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
         Ok(node.acted(&act, &published.record_id, published.seq, published.offline)?)
     })?;
     output::emit(json, &acted, || {
+        if acted.kind == "erasure" {
+            let record = acted.record.as_deref().unwrap_or_default();
+            return if acted.done {
+                format!(
+                    "ordered {}/{record} erased: erased on every node now; the order and its reason stay visible",
+                    acted.node
+                )
+            } else {
+                format!(
+                    "ordered {}/{record} erased: {} of {} member regions so far (spindel delete {} withdraws it until then)",
+                    acted.node, acted.counted, acted.threshold, acted.record_id
+                )
+            };
+        }
         let what = if acted.kind == "endorsement" {
             "endorsed"
         } else {
@@ -492,6 +506,27 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             },
             out.json,
         ),
+        Command::Erase {
+            dir,
+            record,
+            reason,
+            out,
+        } => {
+            let Some((author, record)) = record.split_once('/') else {
+                bail!(
+                    "{record:?}: give the record as AUTHOR/RECORD_ID (the region's node id, a slash, the record id)"
+                );
+            };
+            act(
+                &dir,
+                local::ActRequest::Erase {
+                    author: author.to_string(),
+                    record: record.to_string(),
+                    reason,
+                },
+                out.json,
+            )
+        }
         Command::RotateKey { dir, wait, out } => {
             rotate_key(&dir, std::time::Duration::from_secs(wait), out.json)
         }

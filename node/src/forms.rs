@@ -159,7 +159,7 @@ pub fn fields(kind: Kind) -> &'static [Field] {
         Kind::Indicator => INDICATOR,
         Kind::Experience => EXPERIENCE,
         // Membership acts have pages of their own, never the record form.
-        Kind::Endorsement | Kind::Revocation => &[],
+        Kind::Endorsement | Kind::Revocation | Kind::Erasure => &[],
     }
 }
 

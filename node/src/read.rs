@@ -436,10 +436,12 @@ pub trait Reads: sealed::Sealed {
 
     /// Under a charter: who belongs, with their keys and the pending acts.
     fn membership(&self) -> Option<crate::local::MembershipReport> {
-        self.local()
-            .store()
-            .members()
-            .map(|m| crate::local::membership_report(&m))
+        let store = self.local().store();
+        store.members().map(|m| {
+            // The orders' reasons, when the store answers; the decisions without them else.
+            crate::local::membership_report_in(store, &m)
+                .unwrap_or_else(|_| crate::local::membership_report(&m))
+        })
     }
 
     /// The id of the charter this node adopted, if any (sent after every hello).
@@ -570,10 +572,10 @@ fn status_of(node: &LocalNode) -> Result<Status, ReadError> {
         offline: false,
         not_sent: None,
         other_copy_advice: None,
-        membership: node
-            .store()
-            .members()
-            .map(|m| crate::local::membership_report(&m)),
+        membership: match node.store().members() {
+            Some(m) => Some(crate::local::membership_report_in(node.store(), &m)?),
+            None => None,
+        },
         handover: node.handover(),
     })
 }

@@ -533,6 +533,79 @@ async fn a_rotation_counts_only_when_the_old_key_signed_it() {
     running.stop().await.unwrap();
 }
 
+/// An erasure order counts only from member regions: a stranger's (as a hostile aggregator
+/// would relay its own) is refused, a forged one in a founder's name is refused, another
+/// member's order alone erases nothing, and the record's own region's order erases it at
+/// once, its log whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_order_counts_only_from_members() {
+    let Chartered {
+        dir: _dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let mut fake = Fake::start(id, vec![]);
+    let running = kit::run_shared(
+        Arc::new(skane),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+    // Dalarna's record, the one to erase.
+    let record = entry(&dalarna, None, Kind::Method, 1, method("Om en person"));
+    fake.relay(vec![record.clone()]).await;
+    let titles = |node: &spindel_node::ReadModel| kit::titles_of(node, Default::default());
+    assert!(titles(&node).contains(&"Om en person".to_string()));
+    let order = serde_json::json!({
+        "author": dalarna.node_id().to_hex(),
+        "record": RecordId([1; 16]).to_hex(),
+        "reason": "Personen har begärt radering",
+    })
+    .to_string();
+    let stranger = SecretKey::generate(&mut rand_core::OsRng);
+    let by_stranger = entry(&stranger, None, Kind::Erasure, 2, order.clone());
+    let ack = fake.relay(vec![by_stranger]).await;
+    assert_eq!(
+        held(&ack, &stranger.node_id()),
+        0,
+        "a non-member's order is refused"
+    );
+    let genuine = entry(&stockholm, None, Kind::Erasure, 3, order.clone());
+    let header = genuine.entry.header.clone();
+    let forged = SyncEntry {
+        entry: spindel_protocol::entry::WireEntry {
+            signature: stranger.sign(&header).to_vec(),
+            header,
+        },
+        payload: genuine.payload.clone(),
+    };
+    let ack = fake.relay(vec![forged]).await;
+    assert_eq!(
+        held(&ack, &stockholm.node_id()),
+        0,
+        "a forged order is refused"
+    );
+    // One member's order of two: nothing yet.
+    fake.relay(vec![genuine]).await;
+    assert!(titles(&node).contains(&"Om en person".to_string()));
+    let report = node.membership().unwrap();
+    assert_eq!(report.erasures[0].state, "pending");
+    // An order from the record's own region (its live key) takes effect at once: here
+    // dalarna orders its own record erased.
+    let by_dalarna = entry(&dalarna, Some(head(&record)), Kind::Erasure, 4, order);
+    let ack = fake.relay(vec![by_dalarna]).await;
+    assert_eq!(held(&ack, &dalarna.node_id()), 2, "its log stays whole");
+    assert!(!titles(&node).contains(&"Om en person".to_string()));
+    let report = node.membership().unwrap();
+    assert_eq!(report.erasures[0].state, "erased");
+    assert_eq!(report.erasures[0].reasons.len(), 2);
+    running.stop().await.unwrap();
+}
+
 /// The author's tombstone of the record `put` made, next in its log.
 fn tombstone_of(key: &SecretKey, put: &SyncEntry) -> SyncEntry {
     let entry = Entry::from_wire(put.entry.clone()).unwrap();

@@ -108,13 +108,18 @@ pub fn fields(kind: Kind) -> Vec<Field> {
         Kind::Endorsement => vec![
             f("node", true, "the endorsed key: a node id (64 lowercase hex characters of a usable key)".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29""#),
             f("name", true, format!("the region's name in the network (1-{REGION_NAME_CHARS_MAX} of a-z, 0-9, -); every endorsement of a key must give the same one"), r#""jamtland""#),
-            f("replaces", false, "a node id: the lost, leaked or frozen key whose region the endorsed key takes over; needs `upto`".into(), r#""d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a""#),
+            f("replaces", false, "a node id: the lost, leaked or frozen key whose region the endorsed key takes over; needs `upto`. An endorsement in a key's own log that replaces that key is a rotation: its `upto` is its own seq".into(), r#""d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a""#),
             f("upto", false, "with `replaces` only, and then required: the replaced key's last seq that stays (its head as the endorsing region held it)".into(), "12"),
         ],
         Kind::Revocation => vec![
             f("node", true, "the key of the member whose membership should end (a node id)".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29""#),
             f("reason", true, text(1, crate::membership::limits::REASON_CHARS_MAX), r#""Plattformen har lagts ned""#),
             f("upto", true, "the revoked key's last seq that stays (its head as the revoking region held it)".into(), "40"),
+        ],
+        Kind::Erasure => vec![
+            f("author", true, "the key that published the record to erase (a node id)".into(), r#""3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29""#),
+            f("record", true, "the record's id (32 lowercase hex characters)".into(), r#""0123456789abcdef0123456789abcdef""#),
+            f("reason", true, format!("{}; shown with the order to every region, so no personal data", text(1, crate::membership::limits::REASON_CHARS_MAX)), r#""Personen har begärt radering och regionen finns inte längre""#),
         ],
     }
 }

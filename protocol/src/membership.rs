@@ -51,6 +51,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::charter::Charter;
+use crate::entry::RecordId;
 use crate::keys::NodeId;
 use crate::schema::{Check, Problem, SchemaError, validate_region_name};
 
@@ -85,6 +86,18 @@ pub struct Revocation {
     pub node: String,
     pub reason: String,
     pub upto: u64,
+}
+
+/// Members order the record `author`/`record` erased: a person asked for it, and its author
+/// cannot act (gone, its key lost). At `threshold` member regions (or at once, ordered by the
+/// live key of the record's own region: a region erasing its earlier key's record) every
+/// node purges the record's payloads as a tombstone would; the order and its reason stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureOrder {
+    pub author: String,
+    pub record: String,
+    pub reason: String,
 }
 
 fn node_problem(c: &Check, field: &str, value: &str) -> Option<SchemaError> {
@@ -185,6 +198,37 @@ impl Endorsement {
     }
 }
 
+impl ErasureOrder {
+    /// An erasure order from its JSON (see [`read`]).
+    pub fn from_json_all(text: &str) -> Result<ErasureOrder, Vec<SchemaError>> {
+        read("erasure", text, ErasureOrder::trim, ErasureOrder::problems)
+    }
+
+    pub(crate) fn trim(&mut self) {
+        trim(&mut self.author);
+        trim(&mut self.record);
+        trim(&mut self.reason);
+    }
+
+    pub(crate) fn problems(&self, out: &mut Vec<SchemaError>) {
+        let c = Check { kind: "erasure" };
+        out.extend(node_problem(&c, "author", &self.author));
+        if RecordId::from_str(&self.record).is_err() {
+            out.push(c.fail(
+                "record",
+                Problem::Other,
+                format!(
+                    "record must be a record id (32 lowercase hex characters), got {:?}",
+                    self.record.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+        if let Err(e) = c.text("reason", &self.reason, 1, REASON_CHARS_MAX) {
+            out.push(e);
+        }
+    }
+}
+
 impl Revocation {
     /// A revocation from its JSON (see [`read`]).
     pub fn from_json_all(text: &str) -> Result<Revocation, Vec<SchemaError>> {
@@ -238,6 +282,11 @@ pub enum What {
         node: NodeId,
         upto: u64,
     },
+    /// An order that the record `record` of `author` be erased.
+    Erase {
+        author: NodeId,
+        record: RecordId,
+    },
 }
 
 impl Act {
@@ -257,6 +306,20 @@ impl Act {
                 node,
                 name: e.name.clone(),
                 replaces,
+            },
+            withdrawn_ms: None,
+        })
+    }
+
+    /// The act of a validated erasure order.
+    pub fn erasure(author: NodeId, seq: u64, time_ms: u64, e: &ErasureOrder) -> Option<Act> {
+        Some(Act {
+            time_ms,
+            author,
+            seq,
+            what: What::Erase {
+                author: NodeId::from_str(&e.author).ok()?,
+                record: RecordId::from_str(&e.record).ok()?,
             },
             withdrawn_ms: None,
         })
@@ -342,6 +405,26 @@ pub struct PendingRevocation {
     pub revoked_by: Vec<NodeId>,
 }
 
+/// A record the members ordered erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Erased {
+    pub author: NodeId,
+    pub record: RecordId,
+    /// When the order took effect (the deciding order's signed time).
+    pub at_ms: u64,
+    /// The keys whose orders counted.
+    pub by: Vec<NodeId>,
+}
+
+/// Erasure orders of a record that have not (yet) taken effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingErasure {
+    pub author: NodeId,
+    pub record: RecordId,
+    /// The ordering keys of member regions.
+    pub ordered_by: Vec<NodeId>,
+}
+
 /// What a node makes of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
@@ -360,6 +443,9 @@ pub struct Membership {
     pub regions: Vec<Region>,
     pub pending: Vec<Pending>,
     pub pending_revocations: Vec<PendingRevocation>,
+    /// Records erased by the members' orders, in the order they took effect.
+    pub erased: Vec<Erased>,
+    pub pending_erasures: Vec<PendingErasure>,
     by_key: BTreeMap<NodeId, usize>,
 }
 
@@ -379,6 +465,10 @@ struct Replay {
     /// index, so a withdrawal takes back only its own act's vote.
     endorsed_by_act: BTreeMap<(Candidate, usize), usize>,
     revoked_by_act: BTreeMap<(usize, usize), usize>,
+    /// Per record, each ordering region's key; and which act cast each standing order.
+    erasures: BTreeMap<(NodeId, RecordId), BTreeMap<usize, NodeId>>,
+    erased_by_act: BTreeMap<((NodeId, RecordId), usize), usize>,
+    erased: Vec<Erased>,
 }
 
 impl Replay {
@@ -551,6 +641,40 @@ impl Replay {
         self.revoked_by_act.retain(|(t, _), _| *t != target);
     }
 
+    /// An order that `author`'s record `record` be erased, by `voter`'s region. It takes
+    /// effect at `threshold` member regions, or at once when `voter` is the record's own
+    /// region (its live key erasing what an earlier key of it published).
+    fn erase(
+        &mut self,
+        (index, act): (usize, &Act),
+        voter: usize,
+        author: NodeId,
+        record: RecordId,
+    ) {
+        let target = (author, record);
+        if self.erased.iter().any(|e| (e.author, e.record) == target) {
+            return;
+        }
+        self.erasures
+            .entry(target)
+            .or_default()
+            .insert(voter, act.author);
+        self.erased_by_act.insert((target, voter), index);
+        let own = self.by_key.get(&author) == Some(&voter);
+        let counted = self.counted(&self.erasures[&target]);
+        if !own && counted.len() < self.threshold {
+            return;
+        }
+        self.erased.push(Erased {
+            author,
+            record,
+            at_ms: act.time_ms,
+            by: if own { vec![act.author] } else { counted },
+        });
+        self.erasures.remove(&target);
+        self.erased_by_act.retain(|(t, _), _| *t != target);
+    }
+
     /// The act at `index` is withdrawn: its vote, if it still stands (its change has not
     /// happened, and no later act of its region replaced it), is taken back.
     fn withdraw(&mut self, index: usize, act: &Act) {
@@ -572,6 +696,23 @@ impl Replay {
                         votes.remove(&voter);
                         if votes.is_empty() {
                             self.endorsements.remove(&candidate);
+                        }
+                    }
+                }
+            }
+            What::Erase { author, record } => {
+                let target = (*author, *record);
+                let cast = self
+                    .erased_by_act
+                    .iter()
+                    .find(|((t, _), i)| *t == target && **i == index)
+                    .map(|((_, voter), _)| *voter);
+                if let Some(voter) = cast {
+                    self.erased_by_act.remove(&(target, voter));
+                    if let Some(votes) = self.erasures.get_mut(&target) {
+                        votes.remove(&voter);
+                        if votes.is_empty() {
+                            self.erasures.remove(&target);
                         }
                     }
                 }
@@ -617,6 +758,9 @@ impl Replay {
             revocations: BTreeMap::new(),
             endorsed_by_act: BTreeMap::new(),
             revoked_by_act: BTreeMap::new(),
+            erasures: BTreeMap::new(),
+            erased_by_act: BTreeMap::new(),
+            erased: Vec::new(),
         };
         for f in &charter.founders {
             replay.by_key.insert(f.node, replay.regions.len());
@@ -659,6 +803,7 @@ impl Replay {
                     replaces,
                 } => replay.endorse((i, act), voter, *node, name, *replaces),
                 What::Revoke { node, upto } => replay.revoke((i, act), voter, *node, *upto),
+                What::Erase { author, record } => replay.erase((i, act), voter, *author, *record),
             }
         }
         replay
@@ -697,11 +842,25 @@ impl Replay {
                 })
             })
             .collect();
+        let pending_erasures = replay
+            .erasures
+            .iter()
+            .filter_map(|((author, record), votes)| {
+                let counted = replay.counted(votes);
+                (!counted.is_empty()).then_some(PendingErasure {
+                    author: *author,
+                    record: *record,
+                    ordered_by: counted,
+                })
+            })
+            .collect();
         Membership {
             threshold: replay.threshold,
             regions: replay.regions,
             pending,
             pending_revocations,
+            erased: replay.erased,
+            pending_erasures,
             by_key: replay.by_key,
         }
     }
@@ -723,6 +882,13 @@ impl Membership {
             },
             None => Standing::Stranger,
         }
+    }
+
+    /// The members ordered `author`'s record `record` erased.
+    pub fn is_erased(&self, author: &NodeId, record: &RecordId) -> bool {
+        self.erased
+            .iter()
+            .any(|e| e.author == *author && e.record == *record)
     }
 
     /// The region `key` is (or was) a key of.

@@ -25,11 +25,14 @@ pub enum Kind {
     Endorsement,
     /// A membership act: a member asks that a region's membership end.
     Revocation,
+    /// A membership act: a member orders a record erased (a person asked, and its author
+    /// cannot act).
+    Erasure,
 }
 
 impl Kind {
     /// Every kind an entry can carry.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Profile,
         Kind::Innovation,
         Kind::Method,
@@ -39,6 +42,7 @@ impl Kind {
         Kind::Experience,
         Kind::Endorsement,
         Kind::Revocation,
+        Kind::Erasure,
     ];
 
     /// The knowledge bank's kinds: what forms, imports, lists and searches offer. The
@@ -64,6 +68,7 @@ impl Kind {
             Kind::Experience => "experience",
             Kind::Endorsement => "endorsement",
             Kind::Revocation => "revocation",
+            Kind::Erasure => "erasure",
         }
     }
 
@@ -79,13 +84,14 @@ impl Kind {
             Kind::Experience => 6,
             Kind::Endorsement => 7,
             Kind::Revocation => 8,
+            Kind::Erasure => 9,
         }
     }
 
     /// A membership act, not knowledge: never edited (only deleted, which withdraws it),
     /// and counted by [`crate::membership::Membership::compute`].
     pub fn is_membership(self) -> bool {
-        matches!(self, Kind::Endorsement | Kind::Revocation)
+        matches!(self, Kind::Endorsement | Kind::Revocation | Kind::Erasure)
     }
 }
 
@@ -126,7 +132,7 @@ impl FromStr for Kind {
 pub use crate::event::Event;
 pub use crate::experience::{Experience, Outcome};
 pub use crate::indicator::Indicator;
-pub use crate::membership::{Endorsement, Revocation};
+pub use crate::membership::{Endorsement, ErasureOrder, Revocation};
 use crate::reference::RecordRef;
 use crate::schema::{Check, is_phone};
 pub use crate::schema::{
@@ -300,6 +306,7 @@ pub enum Record {
     Experience(Experience),
     Endorsement(Endorsement),
     Revocation(Revocation),
+    Erasure(ErasureOrder),
 }
 
 impl Record {
@@ -328,6 +335,9 @@ impl Record {
             Kind::Revocation => {
                 return Revocation::from_json_all(text).map(Record::Revocation);
             }
+            Kind::Erasure => {
+                return ErasureOrder::from_json_all(text).map(Record::Erasure);
+            }
         };
         let mut record = parsed.map_err(|e| vec![e])?;
         record.trim();
@@ -350,6 +360,7 @@ impl Record {
             Record::Experience(_) => Kind::Experience,
             Record::Endorsement(_) => Kind::Endorsement,
             Record::Revocation(_) => Kind::Revocation,
+            Record::Erasure(_) => Kind::Erasure,
         }
     }
 
@@ -365,6 +376,7 @@ impl Record {
             Record::Experience(r) => serde_json::to_string(r),
             Record::Endorsement(r) => serde_json::to_string(r),
             Record::Revocation(r) => serde_json::to_string(r),
+            Record::Erasure(r) => serde_json::to_string(r),
         };
         // Serializing these plain structs (finite floats only, by validation) cannot fail.
         result.unwrap_or_else(|e| panic!("serializing a validated record failed: {e}"))
@@ -386,6 +398,7 @@ impl Record {
             Record::Experience(r) => r.title(),
             Record::Endorsement(r) => &r.name,
             Record::Revocation(r) => &r.reason,
+            Record::Erasure(r) => &r.reason,
         }
     }
 
@@ -399,7 +412,7 @@ impl Record {
             Record::Event(r) => &r.tags,
             Record::Indicator(r) => &r.tags,
             Record::Experience(r) => &r.tags,
-            Record::Endorsement(_) | Record::Revocation(_) => &[],
+            Record::Endorsement(_) | Record::Revocation(_) | Record::Erasure(_) => &[],
         }
     }
 
@@ -434,6 +447,7 @@ impl Record {
             Record::Experience(r) => return r.search_text(),
             Record::Endorsement(r) => parts.extend([r.name.as_str(), &r.node]),
             Record::Revocation(r) => parts.extend([r.node.as_str(), &r.reason]),
+            Record::Erasure(r) => parts.extend([r.author.as_str(), &r.record, &r.reason]),
         }
         parts.join("\n")
     }
@@ -497,6 +511,7 @@ impl Record {
             Record::Experience(r) => r.trim(),
             Record::Endorsement(r) => r.trim(),
             Record::Revocation(r) => r.trim(),
+            Record::Erasure(r) => r.trim(),
         }
     }
 
@@ -628,6 +643,7 @@ impl Record {
             Record::Experience(r) => r.problems(&mut out),
             Record::Endorsement(r) => r.problems(&mut out),
             Record::Revocation(r) => r.problems(&mut out),
+            Record::Erasure(r) => r.problems(&mut out),
         }
         out
     }

@@ -854,3 +854,34 @@ pub fn copy_dir(from: &Path, to: &Path) {
         .expect("cp");
     assert!(done.success(), "cp -a {} {}", from.display(), to.display());
 }
+
+/// Every file under `dir` whose bytes contain `needle` (ASCII case ignored: the full-text
+/// index keeps lower-cased words).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let needle = needle.to_ascii_lowercase().into_bytes();
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file()
+                && let Ok(bytes) = std::fs::read(&path)
+                && bytes
+                    .to_ascii_lowercase()
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

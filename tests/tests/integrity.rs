@@ -8,43 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use spindel_tests::{
-    Initialised, NodeProc, copy_dir, eventually, import_args, init, init_regions, publish_run, s,
-    spindel, spindel_env, spindel_stdin,
+    Initialised, NodeProc, copy_dir, eventually, files_containing, import_args, init, init_regions,
+    publish_run, s, spindel, spindel_env, spindel_stdin,
 };
 
 /// How long erasure may take after a tombstone or a new version is applied (the promise).
 const ERASE_DEADLINE_S: u64 = 60;
-
-/// Every file under `dir` whose bytes contain `needle` (ASCII case ignored: the full-text
-/// index keeps lower-cased words).
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let needle = needle.to_ascii_lowercase().into_bytes();
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file()
-                && let Ok(bytes) = std::fs::read(&path)
-                && bytes
-                    .to_ascii_lowercase()
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_slice())
-            {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
 
 /// An aggregator that admitted `regions` (each initialised in `tmp`), running with `extra`
 /// arguments: its directory, process and peer address, and each region's directory and NodeId.

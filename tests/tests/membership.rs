@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use spindel_tests::{
-    NodeProc, eventually, heads, http_get, init, publish_run, records_by_region, s, spindel,
+    NodeProc, eventually, files_containing, heads, http_get, init, publish_run, records_by_region,
+    s, spindel,
 };
 
 /// How long a record or an act may take to travel in these tests (a deadline, not a wait).
@@ -489,6 +490,41 @@ fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
     let (_, _, log) = get("/logg");
     assert!(log.contains("gav stöd till en region"), "{log}");
     assert!(log.contains("gotland"), "{log}");
+    // An erasure order: a bad address is said beside its field; a good one is confirmed first,
+    // then published (one of two: pending, with a link for the others to co-sign).
+    let record = publish(&skane, "En post om en person");
+    let target = format!("{skane_id}/{record}");
+    let (code, _, page) = post(
+        "/medlemskap/radera",
+        &[
+            ("record", "inte/en-post"),
+            ("reason", "Personen bad om det"),
+        ],
+    );
+    assert_eq!(code, 400);
+    assert!(page.contains("id=\"radera-post-fel\""), "{page}");
+    assert!(page.contains("Personen bad om det"), "{page}");
+    let erase = [
+        ("record", target.as_str()),
+        ("reason", "Personen har begärt radering"),
+    ];
+    let (code, _, page) = post("/medlemskap/radera", &erase);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("Beordra att en post från skane raderas"),
+        "{page}"
+    );
+    let (code, _, page) = post(
+        "/medlemskap/radera",
+        &[erase[0], erase[1], ("confirm", "ja")],
+    );
+    assert_eq!(code, 200, "{page}");
+    // Skåne's own record, ordered by its own live key: erased at once.
+    assert!(page.contains("posten raderas nu på varje nod"), "{page}");
+    assert!(!records_by_region(&skane).contains_key(&record));
+    assert!(page.contains("Personen har begärt radering"), "{page}");
+    let (_, _, log) = get("/logg");
+    assert!(log.contains("beordrade att en post raderas"), "{log}");
     // A redaktör sees the page, but may not act.
     let (bo, bo_csrf) = spindel_tests::editor_session(admin, "bo", password);
     let (code, _, page) =
@@ -890,4 +926,158 @@ fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
         &serde_json::json!({"title": "Från den gamla nyckeln", "summary": "s"}).to_string(),
     );
     assert_ne!(refused.code, 0, "{refused:?}");
+}
+
+/// A person asks that a record about them be removed, and the region that published it has
+/// lost its key: two members co-sign an erasure order, and at the threshold every node purges
+/// the record (its bytes leave the disk) while the order and its reasons stay on /natverket.
+/// One order alone, and an order withdrawn before the second, change nothing.
+#[test]
+fn members_order_a_record_erased_when_its_region_cannot_act() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, stockholm],
+        ids: [skane_id, _, _],
+        agg_dir,
+        agg_id,
+        ..
+    } = founded(t);
+    let agg = NodeProc::start(
+        &agg_dir,
+        &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+    );
+    let peer = agg.peer(&agg_id);
+    let skane_run = NodeProc::start(&skane, &["--aggregator", &peer]);
+    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let stockholm_run = NodeProc::start(
+        &stockholm,
+        &["--aggregator", &peer, "--http", "127.0.0.1:0"],
+    );
+    let canary = "Zebulonssonska";
+    let record = publish(&skane, &format!("Metod med {canary} gården"));
+    let kept = publish(&skane, "Skånes andra metod");
+    eventually(TRAVEL_S, "skåne's records at stockholm", || {
+        let held = records_by_region(&stockholm);
+        held.contains_key(&record) && held.contains_key(&kept)
+    });
+    for dir in [&dalarna, &stockholm, &agg_dir] {
+        assert!(
+            !files_containing(dir, canary).is_empty(),
+            "held on disk first"
+        );
+    }
+    // Skåne's server and key are gone.
+    skane_run.kill9();
+    let target = format!("{skane_id}/{record}");
+    let reason = "Personen i posten har begärt radering; Skåne kan inte längre publicera";
+    spindel(&[
+        "erase",
+        "--data-dir",
+        s(&dalarna),
+        &skane_id,
+        "--reason",
+        reason,
+    ])
+    .fails(1, "AUTHOR/RECORD_ID");
+    spindel(&[
+        "erase",
+        "--data-dir",
+        s(&dalarna),
+        &format!("{skane_id}/{}", "0".repeat(32)),
+        "--reason",
+        reason,
+    ])
+    .fails(1, "not held here");
+    // An order withdrawn before the threshold counts nothing.
+    let first = act(&[
+        "erase",
+        "--data-dir",
+        s(&dalarna),
+        &target,
+        "--reason",
+        reason,
+    ]);
+    assert_eq!(first["done"], false, "{first}");
+    assert_eq!(first["counted"], 1);
+    spindel(&[
+        "erase",
+        "--data-dir",
+        s(&dalarna),
+        &target,
+        "--reason",
+        reason,
+    ])
+    .fails(1, "counts once");
+    spindel(&[
+        "delete",
+        "--data-dir",
+        s(&dalarna),
+        first["record_id"].as_str().unwrap(),
+    ])
+    .ok();
+    let again = act(&[
+        "erase",
+        "--data-dir",
+        s(&dalarna),
+        &target,
+        "--reason",
+        reason,
+    ]);
+    assert_eq!(again["counted"], 1, "{again}");
+    let dalarna_id = act(&["id", "--data-dir", s(&dalarna)])["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(TRAVEL_S, "dalarna's order at stockholm", || {
+        heads(&stockholm).get(&dalarna_id) == heads(&dalarna).get(&dalarna_id)
+    });
+    assert!(
+        records_by_region(&stockholm).contains_key(&record),
+        "one order of two erases nothing"
+    );
+    let second = act(&[
+        "erase",
+        "--data-dir",
+        s(&stockholm),
+        &target,
+        "--reason",
+        reason,
+    ]);
+    assert_eq!(second["done"], true, "{second}");
+    for dir in [&dalarna, &stockholm, &agg_dir] {
+        eventually(TRAVEL_S, "the record erased everywhere", || {
+            !records_by_region(dir).contains_key(&record)
+        });
+        assert!(
+            records_by_region(dir).contains_key(&kept),
+            "only the ordered record goes"
+        );
+    }
+    for dir in [&dalarna, &stockholm, &agg_dir] {
+        eventually(60, "the record's bytes off the disk", || {
+            files_containing(dir, canary).is_empty()
+        });
+    }
+    // The order and its reason stay visible, on the page and in the API.
+    let (code, page) = http_get(stockholm_run.http.unwrap(), "/natverket");
+    assert_eq!(code, 200);
+    assert!(page.contains(reason), "{page}");
+    let (_, network) = http_get(agg.http.unwrap(), "/api/v1/network");
+    let network: serde_json::Value = serde_json::from_str(&network).unwrap();
+    let order = &network["erasures"][0];
+    assert_eq!(order["state"], "erased", "{network}");
+    assert_eq!(order["record"], record.as_str());
+    assert_eq!(order["region"], "skane");
+    assert_eq!(order["reasons"].as_array().unwrap().len(), 2);
+    // The aggregator cannot issue one.
+    spindel(&[
+        "erase",
+        "--data-dir",
+        s(&agg_dir),
+        &format!("{skane_id}/{kept}"),
+        "--reason",
+        reason,
+    ])
+    .fails(1, "not a member");
 }

@@ -1,14 +1,15 @@
 //! `/medlemskap`: the network's membership in Redaktionen (decision 0041). Every member of
-//! staff sees the charter, the member regions and the pending acts; an admin endorses a region
-//! or asks that one's membership end. Each act goes through a confirmation page that says
-//! what it does, is checked as `spindel endorse`/`revoke` check it, is published in the
-//! region's own log through the writer, and is written to the audit trail.
+//! staff sees the charter, the member regions and the pending acts; an admin endorses a region,
+//! asks that one's membership end, or orders (co-signs) a record's erasure. Each act goes
+//! through a confirmation page that says what it does, is checked as `spindel
+//! endorse`/`revoke`/`erase` check it, is published in the region's own log through the
+//! writer, and is written to the audit trail.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::{Value, context};
@@ -23,12 +24,48 @@ use crate::read::Reads;
 use crate::users::AuditEntry;
 use crate::words;
 
-/// What a person typed into one of the two forms, kept to show again.
+/// What a person typed into one of the three forms, kept to show again.
 #[derive(Debug, Default)]
 struct Typed {
     node: String,
     name: String,
     reason: String,
+    /// An erasure order's record, `AUTHOR/RECORD_ID`.
+    record: String,
+}
+
+/// Which of the three acts a form asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Endorse,
+    Revoke,
+    Erase,
+}
+
+impl Which {
+    /// The form's name in the page and the audit trail's action.
+    fn name(self) -> &'static str {
+        match self {
+            Which::Endorse => "endorse",
+            Which::Revoke => "revoke",
+            Which::Erase => "erase",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Which::Endorse => ENDORSE_PATH,
+            Which::Revoke => REVOKE_PATH,
+            Which::Erase => ERASE_PATH,
+        }
+    }
+
+    fn of_path(path: &str) -> Which {
+        [Which::Endorse, Which::Revoke, Which::Erase]
+            .into_iter()
+            .find(|w| w.path() == path)
+            .unwrap_or(Which::Endorse)
+    }
 }
 
 impl Typed {
@@ -38,13 +75,40 @@ impl Typed {
             node: get("node"),
             name: get("name"),
             reason: get("reason"),
+            record: get("record"),
         }
     }
 }
 
 /// The act a form asks for, or each field's problem in Swedish.
-fn act_of(revoke: bool, t: &Typed) -> Result<(ActRequest, NodeId), HashMap<&'static str, String>> {
+fn act_of(which: Which, t: &Typed) -> Result<(ActRequest, NodeId), HashMap<&'static str, String>> {
     let mut errors = HashMap::new();
+    if which == Which::Erase {
+        let parsed = t.record.split_once('/').and_then(|(a, r)| {
+            let author = a.parse::<NodeId>().ok().filter(NodeId::is_usable)?;
+            r.parse::<spindel_protocol::entry::RecordId>().ok()?;
+            Some((author, r.to_string()))
+        });
+        if parsed.is_none() {
+            errors.insert("record", words::ERASE_RECORD.to_string());
+        }
+        let chars = t.reason.chars().count();
+        if chars == 0 || chars > REASON_CHARS_MAX {
+            errors.insert("reason", words::act_reason(REASON_CHARS_MAX));
+        }
+        return match parsed {
+            Some((author, record)) if errors.is_empty() => Ok((
+                ActRequest::Erase {
+                    author: author.to_hex(),
+                    record,
+                    reason: t.reason.clone(),
+                },
+                author,
+            )),
+            _ => Err(errors),
+        };
+    }
+    let revoke = which == Which::Revoke;
     let node = t.node.parse::<NodeId>().ok().filter(NodeId::is_usable);
     if node.is_none() {
         errors.insert("node", words::ACT_NODE_ID.to_string());
@@ -91,7 +155,10 @@ impl Editor {
         let (which, typed, errors) = match form {
             Some((which, t, errors)) => (
                 Some(which.to_string()),
-                context! { node => t.node.clone(), name => t.name.clone(), reason => t.reason.clone() },
+                context! {
+                    node => t.node.clone(), name => t.name.clone(), reason => t.reason.clone(),
+                    record => t.record.clone(),
+                },
                 errors,
             ),
             None => (None, Value::UNDEFINED, HashMap::new()),
@@ -133,7 +200,10 @@ impl Editor {
                 e.kind = Some(acted.kind.clone());
                 e.record_id = Some(p.record_id.clone());
                 e.seq = Some(p.seq);
-                e.detail = Some(format!("{} ({})", acted.name, &acted.node[..16]));
+                e.detail = Some(match &acted.record {
+                    Some(record) => format!("{}/{record}", acted.node),
+                    None => format!("{} ({})", acted.name, &acted.node[..16]),
+                });
                 self.staff().note(&e);
                 let message = words::act_done(&acted);
                 self.members_page(s, StatusCode::OK, None, Some(message), None)
@@ -150,16 +220,12 @@ impl Editor {
 
     /// A posted act form: back with its problems, to the confirmation page, or (confirmed)
     /// the act.
-    async fn act_posted(&self, headers: &HeaderMap, body: &[u8], revoke: bool) -> Response {
-        let (which, path) = if revoke {
-            ("revoke", REVOKE_PATH)
-        } else {
-            ("endorse", ENDORSE_PATH)
-        };
+    async fn act_posted(&self, headers: &HeaderMap, body: &[u8], asked: Which) -> Response {
+        let which = asked.name();
         // A form sent after its session ended comes back filled in after the login.
-        let (s, f) = or_page!(admin_posted_keeping(self, headers, body, path));
+        let (s, f) = or_page!(admin_posted_keeping(self, headers, body, asked.path()));
         let t = Typed::of(&f);
-        let (act, id) = match act_of(revoke, &t) {
+        let (act, id) = match act_of(asked, &t) {
             Ok(a) => a,
             Err(errors) => {
                 let form = Some((which, &t, errors));
@@ -185,14 +251,16 @@ impl Editor {
                 section => "members", user => s.user.clone(), csrf => s.csrf.clone(),
                 which => which, node => id.to_hex(), name => t.name.clone(),
                 reason => t.reason.clone(), region => region, report => report,
+                record => t.record.clone(),
             },
         )
     }
 }
 
-/// `POST` addresses of the two forms (also the paths their kept drafts carry).
+/// `POST` addresses of the three forms (also the paths their kept drafts carry).
 pub(super) const ENDORSE_PATH: &str = "/medlemskap/stod";
 pub(super) const REVOKE_PATH: &str = "/medlemskap/uteslut";
+pub(super) const ERASE_PATH: &str = "/medlemskap/radera";
 
 impl Editor {
     /// The membership page with a form kept when its session ended (`/utkast`), filled in
@@ -203,11 +271,7 @@ impl Editor {
         path: &str,
         fields: &HashMap<String, String>,
     ) -> Response {
-        let which = if path == REVOKE_PATH {
-            "revoke"
-        } else {
-            "endorse"
-        };
+        let which = Which::of_path(path).name();
         let typed = Typed::of(fields);
         let note = Some(words::LOGGED_OUT_BEFORE_SENDING.to_string());
         self.members_page(
@@ -222,10 +286,27 @@ impl Editor {
 }
 
 /// `GET /medlemskap`: the charter, the members, the pending acts, and (for an admin) the forms.
-pub(super) async fn members(State(editor): State<Arc<Editor>>, headers: HeaderMap) -> Response {
+/// `?radera=AUTHOR/RECORD_ID` fills in the erasure form (a pending order's "co-sign" link).
+pub(super) async fn members(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let s = or_page!(require(&editor, &headers));
+    let record = raw.as_deref().and_then(|q| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "radera")
+            .map(|(_, v)| v.chars().take(200).collect::<String>())
+    });
+    let form = record.map(|record| Typed {
+        record,
+        ..Typed::default()
+    });
+    let form = form.as_ref().map(|t| ("erase", t, HashMap::new()));
     editor
-        .members_page(&s, StatusCode::OK, None, None, None)
+        .members_page(&s, StatusCode::OK, form, None, None)
         .await
 }
 
@@ -235,7 +316,7 @@ pub(super) async fn endorse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    editor.act_posted(&headers, &body, false).await
+    editor.act_posted(&headers, &body, Which::Endorse).await
 }
 
 /// `POST /medlemskap/uteslut`: ask that a member's membership end (after its confirmation page).
@@ -244,5 +325,14 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    editor.act_posted(&headers, &body, true).await
+    editor.act_posted(&headers, &body, Which::Revoke).await
+}
+
+/// `POST /medlemskap/radera`: order (co-sign) a record's erasure (after its confirmation page).
+pub(super) async fn erase(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    editor.act_posted(&headers, &body, Which::Erase).await
 }

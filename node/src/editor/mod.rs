@@ -97,6 +97,7 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route("/medlemskap", get(members::members))
         .route(members::ENDORSE_PATH, axum::routing::post(members::endorse))
         .route(members::REVOKE_PATH, axum::routing::post(members::revoke))
+        .route(members::ERASE_PATH, axum::routing::post(members::erase))
         .route(
             "/natverket/{author}/{record_id}",
             get(network::network_record),

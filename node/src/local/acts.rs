@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
 use spindel_protocol::charter::{SignedCharter, VerifiedCharter};
 use spindel_protocol::entry::RecordId;
-use spindel_protocol::membership::{Endorsement, Revocation, Standing};
+use spindel_protocol::membership::{Endorsement, ErasureOrder, Revocation, Standing};
 use spindel_protocol::record::Kind;
 
 use super::error::{MembershipRefusal, NodeError};
@@ -26,26 +26,37 @@ pub enum ActRequest {
     },
     /// `spindel revoke NODEID --reason TEXT`.
     Revoke { node: String, reason: String },
+    /// `spindel erase AUTHOR/RECORD_ID --reason TEXT`.
+    Erase {
+        author: String,
+        record: String,
+        reason: String,
+    },
 }
 
 /// What `endorse` and `revoke` report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Acted {
-    /// `endorsement` or `revocation`.
+    /// `endorsement`, `revocation` or `erasure`.
     pub kind: String,
     /// The act's record in this region's log (`spindel delete` withdraws it before it takes
     /// effect).
     pub record_id: String,
     pub seq: u64,
-    /// The key acted on, and the name it is (to be) a member under.
+    /// The key acted on (an erasure: the record's author), and the name it is (to be) a
+    /// member under (an erasure: its region's name).
     pub node: String,
     pub name: String,
     /// Distinct member regions whose act of this kind on this key counts now (this one
     /// included), and how many the charter needs.
     pub counted: usize,
     pub threshold: usize,
-    /// The act took effect: the key is a member now (endorse), or its region is not (revoke).
+    /// The act took effect: the key is a member now (endorse), its region is not (revoke),
+    /// or the record is erased everywhere (erase).
     pub done: bool,
+    /// An erasure order: the record it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
     #[serde(default)]
     pub offline: bool,
 }
@@ -77,6 +88,14 @@ fn key_of(field: &'static str, text: &str) -> Result<NodeId, NodeError> {
                 text: text.chars().take(80).collect(),
             })
         })
+}
+
+fn record_of(text: &str) -> Result<RecordId, NodeError> {
+    text.parse::<RecordId>().map_err(|_| {
+        refused(MembershipRefusal::BadRecord {
+            text: text.chars().take(80).collect(),
+        })
+    })
 }
 
 impl LocalNode {
@@ -201,6 +220,41 @@ impl LocalNode {
                 };
                 Ok((Kind::Revocation, serde_json::to_string(&record)?))
             }
+            ActRequest::Erase {
+                author,
+                record,
+                reason,
+            } => {
+                let id = key_of("author", author)?;
+                let rid = record_of(record)?;
+                match self.store.record_meta(&id, &rid)? {
+                    None => {
+                        return Err(refused(MembershipRefusal::EraseUnknown {
+                            author: id,
+                            record: rid,
+                        }));
+                    }
+                    Some(meta) if meta.kind.is_membership() => {
+                        return Err(refused(MembershipRefusal::EraseAct { record: rid }));
+                    }
+                    Some(_) => {}
+                }
+                if m.is_erased(&id, &rid) {
+                    return Err(refused(MembershipRefusal::ErasedAlready { record: rid }));
+                }
+                if m.pending_erasures
+                    .iter()
+                    .any(|p| p.author == id && p.record == rid && p.ordered_by.contains(&me))
+                {
+                    return Err(refused(MembershipRefusal::OrderedTwice { record: rid }));
+                }
+                let order = ErasureOrder {
+                    author: id.to_hex(),
+                    record: rid.to_hex(),
+                    reason: reason.clone(),
+                };
+                Ok((Kind::Erasure, serde_json::to_string(&order)?))
+            }
         }
     }
 
@@ -220,9 +274,31 @@ impl LocalNode {
         let (kind, node) = match act {
             ActRequest::Endorse { node, .. } => ("endorsement", key_of("node", node)?),
             ActRequest::Revoke { node, .. } => ("revocation", key_of("node", node)?),
+            ActRequest::Erase { author, .. } => ("erasure", key_of("author", author)?),
         };
         let region = m.region_of(&node);
+        let mut erased_record = None;
         let (name, counted, done) = match act {
+            ActRequest::Erase { record, .. } => {
+                let rid = record_of(record)?;
+                erased_record = Some(rid.to_hex());
+                let name = region.map(|r| r.name.clone()).unwrap_or_default();
+                match m
+                    .erased
+                    .iter()
+                    .find(|e| e.author == node && e.record == rid)
+                {
+                    Some(e) => (name, e.by.len(), true),
+                    None => (
+                        name,
+                        m.pending_erasures
+                            .iter()
+                            .find(|p| p.author == node && p.record == rid)
+                            .map_or(0, |p| p.ordered_by.len()),
+                        false,
+                    ),
+                }
+            }
             ActRequest::Endorse { name, .. } => match region {
                 Some(r) => (r.name.clone(), r.endorsed_by.len(), true),
                 None => (
@@ -258,6 +334,7 @@ impl LocalNode {
             counted,
             threshold: m.threshold,
             done,
+            record: erased_record,
             offline,
         })
     }

@@ -286,4 +286,18 @@ pub enum MembershipRefusal {
     },
     #[error("this node's key has no rotation to switch to")]
     NoHandover,
+    #[error("{text:?} is not a record id (32 lowercase hex characters): give AUTHOR/RECORD_ID")]
+    BadRecord { text: String },
+    #[error(
+        "record {author}/{record} is not held here: an order erases a record the network holds (spindel query shows ids)"
+    )]
+    EraseUnknown { author: NodeId, record: RecordId },
+    #[error(
+        "record {record} is a membership act: an act is withdrawn by its author, and an erasure order erases knowledge records"
+    )]
+    EraseAct { record: RecordId },
+    #[error("record {record} is erased already by the member regions' order")]
+    ErasedAlready { record: RecordId },
+    #[error("this region has ordered record {record} erased already; it counts once")]
+    OrderedTwice { record: RecordId },
 }

@@ -247,6 +247,36 @@ pub struct MembershipReport {
     pub regions: Vec<RegionMembership>,
     pub pending: Vec<PendingEndorsement>,
     pub pending_revocations: Vec<PendingRevocationView>,
+    /// The members' erasure orders: records erased, and orders still short of the
+    /// threshold, each with the orders' reasons.
+    #[serde(default)]
+    pub erasures: Vec<ErasureView>,
+}
+
+/// A record the member regions ordered erased, or an order still pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureView {
+    /// The record's author key and id.
+    pub author: String,
+    pub record: String,
+    /// The name of the author's region (its key's first characters if none).
+    pub region: String,
+    /// `erased` or `pending`.
+    pub state: String,
+    /// When it took effect (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The regions whose orders count (took effect: counted).
+    pub ordered_by: Vec<String>,
+    /// Each order's reason, by the ordering region's name.
+    pub reasons: Vec<OrderReason>,
+}
+
+/// One region's reason for an erasure order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderReason {
+    pub region: String,
+    pub reason: String,
 }
 
 /// One region of the network, member or former.
@@ -378,7 +408,59 @@ pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
                 revoked_by: named(&p.revoked_by),
             })
             .collect(),
+        erasures: m
+            .erased
+            .iter()
+            .map(|e| (e.author, e.record, "erased", Some(e.at_ms), &e.by))
+            .chain(
+                m.pending_erasures
+                    .iter()
+                    .map(|p| (p.author, p.record, "pending", None, &p.ordered_by)),
+            )
+            .map(|(author, record, state, at, by)| ErasureView {
+                author: author.to_hex(),
+                record: record.to_hex(),
+                region: named(&[author]).remove(0),
+                state: state.into(),
+                at: at.map(rfc3339_ms),
+                ordered_by: named(by),
+                reasons: Vec::new(),
+            })
+            .collect(),
     }
+}
+
+/// [`membership_report`] with each erasure order's reason, read from the orders held in
+/// `store`.
+pub fn membership_report_in(
+    store: &crate::store::Store,
+    members: &crate::store::Members,
+) -> Result<MembershipReport, crate::store::StoreError> {
+    let mut report = membership_report(members);
+    let m = &members.membership;
+    for ((by, order), (author, record)) in members.erasure_orders() {
+        let Some(view) = report
+            .erasures
+            .iter_mut()
+            .find(|v| v.author == author.to_hex() && v.record == record.to_hex())
+        else {
+            continue;
+        };
+        let Some(meta) = store.record_meta(&by, &order)? else {
+            continue;
+        };
+        if let Some(spindel_protocol::record::Record::Erasure(o)) =
+            store.load_record(&by, &order, &meta)?
+        {
+            view.reasons.push(OrderReason {
+                region: m
+                    .region_of(&by)
+                    .map_or_else(|| by.to_hex()[..8].to_string(), |r| r.name.clone()),
+                reason: o.reason,
+            });
+        }
+    }
+    Ok(report)
 }
 
 /// A key rotation signed and not yet switched to (`spindel rotate-key`): the node signs

@@ -37,6 +37,21 @@ pub struct Members {
 }
 
 impl Members {
+    /// The live erasure orders (not withdrawn): the order's record key and the record it
+    /// names.
+    pub fn erasure_orders(
+        &self,
+    ) -> impl Iterator<Item = ((NodeId, RecordId), (NodeId, RecordId))> + '_ {
+        self.acts.iter().filter_map(|(key, act)| match act.what {
+            spindel_protocol::membership::What::Erase { author, record }
+                if act.withdrawn_ms.is_none() =>
+            {
+                Some((*key, (author, record)))
+            }
+            _ => None,
+        })
+    }
+
     pub(super) fn new(
         charter: VerifiedCharter,
         me: NodeId,
@@ -111,6 +126,7 @@ pub(super) fn act_of(author: NodeId, seq: u64, time_ms: u64, record: &Record) ->
     match record {
         Record::Endorsement(e) => Act::endorsement(author, seq, time_ms, e),
         Record::Revocation(r) => Act::revocation(author, seq, time_ms, r),
+        Record::Erasure(o) => Act::erasure(author, seq, time_ms, o),
         _ => None,
     }
 }

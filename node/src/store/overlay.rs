@@ -191,6 +191,56 @@ impl<'s> Overlay<'s> {
         !kind.is_membership() && self.cut_of(author).is_some_and(|until| seq > until)
     }
 
+    /// A knowledge record's version is kept without its payload: past its key's cut, or its
+    /// record erased by the members' order.
+    fn withheld(&self, author: &NodeId, rid: &RecordId, seq: u64, kind: Kind) -> bool {
+        self.past_cut(author, seq, kind) || (!kind.is_membership() && self.erased(author, rid))
+    }
+
+    /// The members ordered `author`'s record `rid` erased (under a charter).
+    fn erased(&self, author: &NodeId, rid: &RecordId) -> bool {
+        match &self.members {
+            Some(m) => m.membership.is_erased(author, rid),
+            None => self
+                .store
+                .members()
+                .is_some_and(|m| m.membership.is_erased(author, rid)),
+        }
+    }
+
+    /// The members' order to erase `author`'s record `rid` took effect: a knowledge record
+    /// held here stops showing and its payload is purged, as its author's tombstone would
+    /// purge it. Its log stays whole.
+    fn erase_ordered(&mut self, author: NodeId, rid: RecordId) -> Result<(), StoreError> {
+        let key = (author, rid);
+        let meta = match self.records.get(&key) {
+            Some(m) => m.clone(),
+            None => self.store.record_meta(&author, &rid)?,
+        };
+        if let Some(meta) = meta
+            && !meta.kind.is_membership()
+        {
+            self.take_down(key, meta)?;
+        }
+        Ok(())
+    }
+
+    /// A knowledge record stops showing and its payload is purged (its meta stays, without a
+    /// payload: a cut or an erasure order, not its author's deletion).
+    fn take_down(&mut self, key: RecordKey, mut meta: RecordMeta) -> Result<(), StoreError> {
+        let (author, rid) = key;
+        self.preload(&author, &rid, meta.seq)?;
+        if meta.visible() {
+            self.batch.remove(k_time(meta.updated_ms, &author, &rid));
+        }
+        self.purge_payload(key);
+        self.hide(key, meta.updated_ms, meta.kind);
+        meta.payload = None;
+        self.put_meta(k_record(&author, &rid), &meta);
+        self.records.insert(key, Some(meta));
+        Ok(())
+    }
+
     /// `author`'s key was cut at `until`: its knowledge records whose current version is past
     /// it stop showing, and their payloads are purged, as a stripped put's would be.
     fn cut(&mut self, author: NodeId, until: u64) -> Result<(), StoreError> {
@@ -203,18 +253,11 @@ impl<'s> Overlay<'s> {
                 records.insert(*rid, meta.clone());
             }
         }
-        for (rid, mut meta) in records {
+        for (rid, meta) in records {
             if meta.seq <= until || meta.kind.is_membership() || !meta.visible() {
                 continue;
             }
-            let key = (author, rid);
-            self.preload(&author, &rid, meta.seq)?;
-            self.batch.remove(k_time(meta.updated_ms, &author, &rid));
-            self.purge_payload(key);
-            self.hide(key, meta.updated_ms, meta.kind);
-            meta.payload = None;
-            self.put_meta(k_record(&author, &rid), &meta);
-            self.records.insert(key, Some(meta));
+            self.take_down((author, rid), meta)?;
         }
         Ok(())
     }
@@ -275,7 +318,20 @@ impl<'s> Overlay<'s> {
             return Ok(());
         };
         self.unsettled = None;
+        let erased_before: BTreeSet<(NodeId, RecordId)> = draft
+            .membership
+            .erased
+            .iter()
+            .map(|e| (e.author, e.record))
+            .collect();
         draft.recompute();
+        let newly_erased: Vec<(NodeId, RecordId)> = draft
+            .membership
+            .erased
+            .iter()
+            .map(|e| (e.author, e.record))
+            .filter(|k| !erased_before.contains(k))
+            .collect();
         let before = self.settled.take().unwrap_or_default();
         let after: BTreeMap<NodeId, Standing> = draft.membership.keys().collect();
         let touched: BTreeSet<NodeId> = before.keys().chain(after.keys()).copied().collect();
@@ -302,6 +358,9 @@ impl<'s> Overlay<'s> {
         }
         self.settled = Some(after);
         self.members = Some(draft);
+        for (author, rid) in newly_erased {
+            self.erase_ordered(author, rid)?;
+        }
         Ok(())
     }
 
@@ -507,7 +566,7 @@ impl<'s> Overlay<'s> {
         let created_ms = old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms);
         let meta = match h.op {
             Op::Put => {
-                let shows = !self.past_cut(&a, h.seq, h.kind);
+                let shows = !self.withheld(&a, &h.record_id, h.seq, h.kind);
                 let stored = payload.filter(|_| record.is_some() && shows);
                 let held = stored.is_some();
                 if let Some(bytes) = stored {
@@ -579,8 +638,8 @@ impl<'s> Overlay<'s> {
         let (Some(bytes), Some(record)) = (payload, record) else {
             return Err(corrupt("completion", "accepted without its payload"));
         };
-        if self.past_cut(&h.author, h.seq, h.kind) {
-            // Past its key's cut: the record stays without its payload.
+        if self.withheld(&h.author, &h.record_id, h.seq, h.kind) {
+            // Past its key's cut, or erased by the members: it stays without its payload.
             return Ok(());
         }
         let mut meta = self

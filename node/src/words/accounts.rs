@@ -29,6 +29,7 @@ pub(crate) const AUDIT_ACTIONS: &[(&str, &str)] = &[
     ("password_changed", "bytte sitt lösenord"),
     ("endorse", "gav stöd till en region"),
     ("revoke", "begärde att ett medlemskap upphör"),
+    ("erase", "beordrade att en post raderas"),
 ];
 
 /// An action of the audit trail no page knows.

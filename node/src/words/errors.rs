@@ -69,8 +69,16 @@ pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
         MembershipRefusal::KeyRotated { region, .. } => format!("Den här nodens nyckel har lämnat över regionen {region} till en ny nyckel och skriver inget mer. Regionen drivs av noden som har den nya nyckeln. Inget sparades."),
         MembershipRefusal::KeyEnded { region } => format!("Den här nodens nyckel är inte längre medlemsnyckel för {region}: nya poster skulle inte synas någonstans. Att ta bort poster går fortfarande. Inget sparades."),
         MembershipRefusal::NextKeyUsed { .. } | MembershipRefusal::NoHandover => "Nyckelbytet kunde inte göras; den som driver noden ser varför i spindel status.".into(),
+        MembershipRefusal::BadRecord { .. } => ERASE_RECORD.into(),
+        MembershipRefusal::EraseUnknown { .. } => "Posten finns inte här. Ange regionens nod-id och postens id så som de står i postens adress.".into(),
+        MembershipRefusal::EraseAct { .. } => "Posten är ett medlemsbeslut; ett sådant tas tillbaka av den region som fattade det. En raderingsorder gäller poster i kunskapsbanken.".into(),
+        MembershipRefusal::ErasedAlready { .. } => "Posten är redan raderad på medlemmarnas order.".into(),
+        MembershipRefusal::OrderedTwice { .. } => "Er region har redan skrivit under den raderingsordern; den räknas en gång.".into(),
     }
 }
+
+/// A record field of an erasure order that does not hold `AUTHOR/RECORD_ID`.
+pub(crate) const ERASE_RECORD: &str = "Ange postens adress som NOD-ID/POST-ID: regionens nod-id (64 tecken) och postens id (32 tecken), siffror och bokstäverna a–f, så som de står i postens adress.";
 
 /// A node id field that does not hold one.
 pub(crate) const ACT_NODE_ID: &str = "Ange regionens nod-id: 64 tecken, siffror och bokstäverna a–f (regionen ser det med spindel id).";
@@ -86,6 +94,13 @@ pub(crate) fn act_reason(max: usize) -> String {
 /// A membership act published, and what it counts for now.
 pub(crate) fn act_done(a: &Acted) -> String {
     match (a.kind.as_str(), a.done) {
+        ("erasure", true) => {
+            "Ordern är publicerad, och posten raderas nu på varje nod. Ordern och skälet syns för alla regioner.".into()
+        }
+        ("erasure", false) => format!(
+            "Ordern är publicerad: {} av {} medlemmar har skrivit under. Posten raderas när {} har gjort det.",
+            a.counted, a.threshold, a.threshold
+        ),
         ("endorsement", true) => format!(
             "Stödet är publicerat, och {} är nu medlem i nätverket.",
             a.name

@@ -425,6 +425,49 @@ fn a_rotation_racing_a_revocation_is_decided_by_the_replay_order() {
     );
 }
 
+fn erase(by: u8, seq: u64, t: u64, author: u8, record: u8) -> Act {
+    Act {
+        time_ms: t,
+        author: id(by),
+        seq,
+        what: What::Erase {
+            author: id(author),
+            record: RecordId([record; 16]),
+        },
+        withdrawn_ms: None,
+    }
+}
+
+#[test]
+fn an_erasure_takes_effect_at_the_threshold_or_at_once_from_the_records_own_region() {
+    let c = three();
+    let r = RecordId([5; 16]);
+    // One order of two: pending; a non-member's order counts nothing.
+    let m = Membership::compute(&c, [erase(1, 1, 10, 2, 5), erase(9, 1, 11, 2, 5)]);
+    assert!(!m.is_erased(&id(2), &r));
+    assert_eq!(m.pending_erasures[0].ordered_by, [id(1)]);
+    // Two members: erased, and the order is kept with who gave it.
+    let m = Membership::compute(&c, [erase(1, 1, 10, 2, 5), erase(3, 1, 20, 2, 5)]);
+    assert!(m.is_erased(&id(2), &r));
+    assert_eq!(m.erased[0].at_ms, 20);
+    assert!(m.pending_erasures.is_empty());
+    // A withdrawn order before the second counts nothing; after it, the erasure stands.
+    let mut first = erase(1, 1, 10, 2, 5);
+    first.withdrawn_ms = Some(15);
+    let m = Membership::compute(&c, [first.clone(), erase(3, 1, 20, 2, 5)]);
+    assert!(!m.is_erased(&id(2), &r));
+    first.withdrawn_ms = Some(25);
+    let m = Membership::compute(&c, [first, erase(3, 1, 20, 2, 5)]);
+    assert!(m.is_erased(&id(2), &r));
+    // The region's live key erases what its earlier key published, alone.
+    let m = Membership::compute(&c, [rotate(2, 5, 10, 7, "dalarna"), erase(7, 1, 11, 2, 5)]);
+    assert!(m.is_erased(&id(2), &r));
+    assert_eq!(m.erased[0].by, [id(7)]);
+    // Another region alone does not.
+    let m = Membership::compute(&c, [erase(3, 1, 11, 2, 5)]);
+    assert!(!m.is_erased(&id(2), &r));
+}
+
 #[test]
 fn two_keys_wanting_one_name_the_first_to_the_threshold_wins() {
     let c = three();
@@ -519,7 +562,11 @@ fn scenario(rng: &mut StdRng) -> (Charter, BTreeMap<NodeId, Log>) {
         for _ in 0..rng.gen_range(0..10) {
             let t = rng.gen_range(0..1000u64);
             let target = keys[rng.gen_range(0..keys.len())];
-            let step = match rng.gen_range(0..11) {
+            let step = match rng.gen_range(0..12) {
+                11 => Step::Act(What::Erase {
+                    author: id(target),
+                    record: RecordId([rng.gen_range(0..3u8); 16]),
+                }),
                 // A rotation of this key's region, mostly under its own (founder's) name.
                 10 => Step::Act(What::Endorse {
                     node: id(target),
@@ -572,6 +619,7 @@ fn nodes_that_take_the_same_records_in_any_order_agree_on_the_members() {
     let mut admitted_somewhere = 0;
     let mut revoked_somewhere = 0;
     let mut rotated_somewhere = 0;
+    let mut erased_somewhere = 0;
     for seed in 0..seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let (c, logs) = scenario(&mut rng);
@@ -629,12 +677,14 @@ fn nodes_that_take_the_same_records_in_any_order_agree_on_the_members() {
         let m = &results[0].0;
         admitted_somewhere += usize::from(m.regions.iter().any(|r| !r.founder));
         revoked_somewhere += usize::from(m.regions.iter().any(|r| r.revoked.is_some()));
+        erased_somewhere += usize::from(!m.erased.is_empty());
         rotated_somewhere += usize::from(
             m.regions
                 .iter()
                 .any(|r| r.keys.iter().any(|k| k.ended == Some("rotated"))),
         );
     }
+    assert!(erased_somewhere > seeds as usize / 20, "{erased_somewhere}");
     assert!(
         rotated_somewhere > seeds as usize / 20,
         "{rotated_somewhere}"
@@ -656,10 +706,10 @@ fn membership_records_are_checked_field_by_field() {
     let ok = format!(r#"{{"node":"{node}","name":"gotland"}}"#);
     assert!(Endorsement::from_json_all(&ok).is_ok());
     let problems = |kind: &str, json: String| {
-        let errs = if kind == "endorsement" {
-            Endorsement::from_json_all(&json).map(drop)
-        } else {
-            Revocation::from_json_all(&json).map(drop)
+        let errs = match kind {
+            "endorsement" => Endorsement::from_json_all(&json).map(drop),
+            "erasure" => ErasureOrder::from_json_all(&json).map(drop),
+            _ => Revocation::from_json_all(&json).map(drop),
         };
         errs.unwrap_err()
             .into_iter()
@@ -697,6 +747,33 @@ fn membership_records_are_checked_field_by_field() {
         ),
         [("upto".to_string(), Problem::Other)]
     );
+    // An erasure order names a key, a record id and a reason, each checked.
+    let rid = "0123456789abcdef0123456789abcdef";
+    assert!(
+        ErasureOrder::from_json_all(&format!(
+            r#"{{"author":"{node}","record":"{rid}","reason":"Personen bad om det"}}"#
+        ))
+        .is_ok()
+    );
+    assert_eq!(
+        problems(
+            "erasure",
+            r#"{"author":"abc","record":"xyz","reason":""}"#.into()
+        ),
+        [
+            ("author".to_string(), Problem::NodeId),
+            ("record".to_string(), Problem::Other),
+            ("reason".to_string(), Problem::Required)
+        ]
+    );
+    let long_reason = "x".repeat(limits::REASON_CHARS_MAX + 1);
+    assert!(matches!(
+        problems(
+            "erasure",
+            format!(r#"{{"author":"{node}","record":"{rid}","reason":"{long_reason}"}}"#)
+        )[..],
+        [(_, Problem::Length { .. })]
+    ));
     // A key that is not a point on the curve is not a node id.
     let unusable = format!("01{}", "00".repeat(31));
     assert_eq!(

@@ -94,7 +94,7 @@ mod tests {
             role: PeerRole::Region,
             name: "skane".into(),
         });
-        assert_eq!(hex::encode(frame), "0000000900040005736b616e65");
+        assert_eq!(hex::encode(frame), "0000000900050005736b616e65");
         let ack = encode_frame(&Message::Ack { heads: vec![] });
         assert_eq!(hex::encode(ack), "000000020300");
         // A checkpoint and a cosignature as they travel: variant 12 and 13, then the signed

@@ -18,7 +18,9 @@ pub const ALPN: &[u8] = b"spindel/1";
 /// 4: the charter message after the hello (message 16), and the membership kinds endorsement
 /// and revocation, which a node of version 3 cannot decode
 /// (docs/decisions/0041-membership-decided-by-the-regions.md).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: the membership kind erasure (code 9), the members' order that a record be erased,
+/// which a node of version 4 cannot decode.
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Entries in one batch, at most.
