@@ -281,6 +281,7 @@ fn the_store_is_private_to_the_node() {
         "store/erase.rs",
         "store/open.rs",
         "store/overlay.rs",
+        "store/overlay/members.rs",
         "store/calendar.rs",
         "store/apply.rs",
         "store/admissions.rs",
@@ -296,16 +297,7 @@ fn the_store_is_private_to_the_node() {
         "fuzz.rs",
     ];
     let mut sources = Vec::new();
-    for entry in std::fs::read_dir(node_src()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            for inner in std::fs::read_dir(&path).unwrap() {
-                sources.push(inner.unwrap().path());
-            }
-        } else {
-            sources.push(path);
-        }
-    }
+    files_under(&node_src(), &[".rs"], &mut sources);
     for path in sources {
         let name = path
             .strip_prefix(node_src())

@@ -1,7 +1,7 @@
 //! A batch being applied: the store plus what the batch so far changed ([`Overlay`]), what
 //! ingest sees of one author through it ([`View`]), and its one atomic write ([`Committed`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use spindel_protocol::NodeId;
@@ -15,16 +15,18 @@ use spindel_protocol::membership::{Act, Standing};
 use super::calendar::Span;
 use super::handle::{ProfileName, Store};
 use super::keys::{
-    K_GENERATION, K_HISTORY, k_act, k_author, k_author_counter, k_bytes, k_counter, k_erase,
-    k_fork, k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
+    K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
+    k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
 };
-use super::members::{Members, act_of, settle};
+use super::members::{Members, act_of};
 use super::reads::{event_span, lower_tags};
 use super::types::{
     AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, corrupt, u64_value,
 };
 use crate::payloads::Location;
 use crate::search::DocChange;
+
+mod members;
 
 /// A record of one author: the unit payloads, tags and full-text documents belong to.
 type RecordKey = (NodeId, RecordId);
@@ -169,207 +171,6 @@ impl<'s> Overlay<'s> {
             acts_written: HashMap::new(),
             settled: None,
             unsettled: None,
-        }
-    }
-
-    /// The last seq of `author`'s log that shows, once its key was replaced or its region
-    /// revoked under a charter (as this batch so far has it).
-    fn cut_of(&self, author: &NodeId) -> Option<u64> {
-        let standing = match &self.members {
-            Some(m) => m.membership.standing(author),
-            None => self.store.members()?.membership.standing(author),
-        };
-        match standing {
-            Standing::Former { until, .. } => Some(until),
-            _ => None,
-        }
-    }
-
-    /// A knowledge record of `author` at `seq` is past its key's cut: taken (the log stays
-    /// whole on every node) without its payload, so it shows nowhere.
-    fn past_cut(&self, author: &NodeId, seq: u64, kind: Kind) -> bool {
-        !kind.is_membership() && self.cut_of(author).is_some_and(|until| seq > until)
-    }
-
-    /// A knowledge record's version is kept without its payload: past its key's cut, or its
-    /// record erased by the members' order.
-    fn withheld(&self, author: &NodeId, rid: &RecordId, seq: u64, kind: Kind) -> bool {
-        self.past_cut(author, seq, kind) || (!kind.is_membership() && self.erased(author, rid))
-    }
-
-    /// The members ordered `author`'s record `rid` erased (under a charter).
-    fn erased(&self, author: &NodeId, rid: &RecordId) -> bool {
-        match &self.members {
-            Some(m) => m.membership.is_erased(author, rid),
-            None => self
-                .store
-                .members()
-                .is_some_and(|m| m.membership.is_erased(author, rid)),
-        }
-    }
-
-    /// The members' order to erase `author`'s record `rid` took effect: a knowledge record
-    /// held here stops showing and its payload is purged, as its author's tombstone would
-    /// purge it. Its log stays whole.
-    fn erase_ordered(&mut self, author: NodeId, rid: RecordId) -> Result<(), StoreError> {
-        let key = (author, rid);
-        let meta = match self.records.get(&key) {
-            Some(m) => m.clone(),
-            None => self.store.record_meta(&author, &rid)?,
-        };
-        if let Some(meta) = meta
-            && !meta.kind.is_membership()
-        {
-            self.take_down(key, meta)?;
-        }
-        Ok(())
-    }
-
-    /// A knowledge record stops showing and its payload is purged (its meta stays, without a
-    /// payload: a cut or an erasure order, not its author's deletion).
-    fn take_down(&mut self, key: RecordKey, mut meta: RecordMeta) -> Result<(), StoreError> {
-        let (author, rid) = key;
-        self.preload(&author, &rid, meta.seq)?;
-        if meta.visible() {
-            self.batch.remove(k_time(meta.updated_ms, &author, &rid));
-        }
-        self.purge_payload(key);
-        self.hide(key, meta.updated_ms, meta.kind);
-        meta.payload = None;
-        self.put_meta(k_record(&author, &rid), &meta);
-        self.records.insert(key, Some(meta));
-        Ok(())
-    }
-
-    /// `author`'s key was cut at `until`: its knowledge records whose current version is past
-    /// it stop showing, and their payloads are purged, as a stripped put's would be.
-    fn cut(&mut self, author: NodeId, until: u64) -> Result<(), StoreError> {
-        let mut records: BTreeMap<RecordId, RecordMeta> =
-            self.store.records_of(&author)?.into_iter().collect();
-        for ((a, rid), meta) in &self.records {
-            if *a == author
-                && let Some(meta) = meta
-            {
-                records.insert(*rid, meta.clone());
-            }
-        }
-        for (rid, meta) in records {
-            if meta.seq <= until || meta.kind.is_membership() || !meta.visible() {
-                continue;
-            }
-            self.take_down((author, rid), meta)?;
-        }
-        Ok(())
-    }
-
-    /// A membership act of `key` was accepted (`Some`), or withdrawn at its tombstone's
-    /// signed time (`Err(at_ms)`). It is kept under `N` in this batch (a withdrawn one too: a
-    /// withdrawal is replayed at its own time). Under a charter the batch's membership is
-    /// marked to be computed again ([`Overlay::settle_members`]), once, before an entry of
-    /// another author is checked and at the commit.
-    fn note_act(&mut self, key: RecordKey, act: Result<Act, u64>) -> Result<(), StoreError> {
-        let act = match act {
-            Ok(act) => act,
-            Err(at_ms) => {
-                let known = match self.acts_written.get(&key) {
-                    Some(a) => Some(a.clone()),
-                    None => self.store.act(&key)?,
-                };
-                let Some(mut act) = known.filter(|a| a.withdrawn_ms.is_none()) else {
-                    return Ok(());
-                };
-                act.withdrawn_ms = Some(at_ms);
-                act
-            }
-        };
-        self.put_meta(k_act(&key.0, &key.1), &act);
-        self.acts_written.insert(key, act.clone());
-        let Some(mut draft) = self
-            .members
-            .take()
-            .or_else(|| self.store.members().map(|m| (*m).clone()))
-        else {
-            return Ok(());
-        };
-        if self.settled.is_none() {
-            self.settled = Some(draft.membership.keys().collect());
-        }
-        if draft.put_act(key, act) {
-            self.members_changed = true;
-            self.unsettled = Some(key.0);
-        }
-        self.members = Some(draft);
-        Ok(())
-    }
-
-    /// Computes the batch's membership again if an act changed it, unless only `author`'s
-    /// own acts did and `author`'s entry is next (a batch holds one author's entries: its acts
-    /// cannot change its own admission, so one computation a batch does). Every key whose
-    /// standing changed gets its admission and name written; a new cut takes down what is
-    /// held past it.
-    pub(super) fn settle_members(&mut self, next: Option<&NodeId>) -> Result<(), StoreError> {
-        let Some(by) = self.unsettled else {
-            return Ok(());
-        };
-        if next == Some(&by) {
-            return Ok(());
-        }
-        let Some(mut draft) = self.members.take() else {
-            return Ok(());
-        };
-        self.unsettled = None;
-        let erased_before: BTreeSet<(NodeId, RecordId)> = draft
-            .membership
-            .erased
-            .iter()
-            .map(|e| (e.author, e.record))
-            .collect();
-        draft.recompute();
-        let newly_erased: Vec<(NodeId, RecordId)> = draft
-            .membership
-            .erased
-            .iter()
-            .map(|e| (e.author, e.record))
-            .filter(|k| !erased_before.contains(k))
-            .collect();
-        let before = self.settled.take().unwrap_or_default();
-        let after: BTreeMap<NodeId, Standing> = draft.membership.keys().collect();
-        let touched: BTreeSet<NodeId> = before.keys().chain(after.keys()).copied().collect();
-        for (k, standing) in &after {
-            // A cut that is new (or moved back): what this batch or the store holds of the
-            // key past it no longer shows.
-            if let Standing::Former { until, .. } = standing
-                && before.get(k) != Some(standing)
-            {
-                self.cut(*k, *until)?;
-            }
-        }
-        for k in touched {
-            if !self.authors.contains_key(&k) {
-                let meta = self.store.author_stored(&k)?.unwrap_or_default();
-                self.authors.insert(k, meta);
-            }
-            if let Some(meta) = self.authors.get_mut(&k)
-                && settle(&draft, &k, meta)
-            {
-                let meta = meta.clone();
-                self.put_meta(k_author(&k), &meta);
-            }
-        }
-        self.settled = Some(after);
-        self.members = Some(draft);
-        for (author, rid) in newly_erased {
-            self.erase_ordered(author, rid)?;
-        }
-        Ok(())
-    }
-
-    /// How many acts `author` has made, as this batch so far has it (ingest's quota); none
-    /// counted without a charter (acts then decide nothing, and cost nothing).
-    fn acts_of(&self, author: &NodeId) -> u64 {
-        match &self.members {
-            Some(m) => m.acts_of(author),
-            None => self.store.members().map_or(0, |m| m.acts_of(author)),
         }
     }
 

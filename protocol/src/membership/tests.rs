@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::schema::Problem;
 use crate::keys::SecretKey;
 
 fn id(n: u8) -> NodeId {
