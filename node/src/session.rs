@@ -73,8 +73,8 @@ pub(crate) struct SessionCtx {
     pub(crate) peer: NodeId,
     /// Key of the peer in the status table.
     pub(crate) peer_key: String,
-    /// Aggregator serving a region: told of admission changes (the session sends the region
-    /// the list).
+    /// Told of admission (membership) changes: an aggregator serving a region sends it the
+    /// list; a node that dialed an aggregator asks it to retry what it refused.
     pub(crate) admissions: Option<watch::Receiver<u64>>,
 }
 
@@ -715,6 +715,9 @@ pub async fn session_with_aggregator(
     let (send, recv) = conn.open_bi().await.map_err(TransportError::from)?;
     // Subscribe before reading the heads (see serve_connection).
     let heads_rx = shared.subscribe_heads();
+    // A change of membership here asks the aggregator to send again what was refused.
+    let mut admissions_rx = shared.writer.events().subscribe_admissions();
+    let admissions_generation = *admissions_rx.borrow_and_update();
     // An aggregator dials only the upstream it mirrors, and offers it the regions it admits.
     let role = my_role(&shared.node);
     let heads = shared
@@ -737,7 +740,7 @@ pub async fn session_with_aggregator(
             _ => PeerStanding::Member,
         },
         admitted: Vec::new(),
-        admissions_generation: 0,
+        admissions_generation,
         charter: shared.node.charter_id(),
         lifetime: match mode {
             SessionMode::Live => Lifetime::Live,
@@ -753,7 +756,7 @@ pub async fn session_with_aggregator(
         conn: conn.clone(),
         peer: peer.node_id,
         peer_key: key.to_string(),
-        admissions: None,
+        admissions: Some(admissions_rx),
     };
     let began = Instant::now();
     let result = drive_session(ctx, send, recv, session, heads_rx).await;

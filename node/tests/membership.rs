@@ -48,6 +48,8 @@ struct Fake {
     addr: PeerAddr,
     batches: tokio::sync::mpsc::UnboundedSender<Vec<SyncEntry>>,
     acks: tokio::sync::mpsc::UnboundedReceiver<Vec<(NodeId, u64)>>,
+    /// One message per `Retry` the region sent.
+    retries: tokio::sync::mpsc::UnboundedReceiver<()>,
     _transport: Transport,
 }
 
@@ -63,6 +65,7 @@ impl Fake {
         };
         let (batches, mut to_send) = tokio::sync::mpsc::unbounded_channel::<Vec<SyncEntry>>();
         let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
+        let (retry_tx, retries) = tokio::sync::mpsc::unbounded_channel();
         let t = transport.clone();
         tokio::spawn(async move {
             let incoming = t.accept().await.unwrap();
@@ -96,6 +99,9 @@ impl Fake {
                                 return;
                             }
                         }
+                        Ok(Some(Message::Retry)) => {
+                            let _ = retry_tx.send(());
+                        }
                         Ok(Some(_)) => {}
                         _ => return,
                     },
@@ -106,6 +112,7 @@ impl Fake {
             addr,
             batches,
             acks,
+            retries,
             _transport: transport,
         }
     }
@@ -358,7 +365,14 @@ async fn a_region_takes_membership_from_signed_acts_not_from_its_aggregator() {
         5,
         endorse(&stranger.node_id(), "jamtland"),
     );
+    while fake.retries.try_recv().is_ok() {}
     fake.relay(vec![by_stockholm]).await;
+    // Its membership changed: the region asks the aggregator to send again what it refused
+    // (the stranger's log, refused before), instead of waiting for the session's retry.
+    tokio::time::timeout(std::time::Duration::from_secs(20), fake.retries.recv())
+        .await
+        .expect("a retry within 20 s")
+        .expect("the session lasts");
     let ack = fake.relay(vec![own, record]).await;
     assert_eq!(
         held(&ack, &stranger.node_id()),

@@ -7,8 +7,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::schema::Problem;
 use crate::keys::SecretKey;
+use crate::schema::Problem;
 
 fn id(n: u8) -> NodeId {
     SecretKey::from_bytes(&[n; 32]).node_id()

@@ -18,9 +18,12 @@ pub const ALPN: &[u8] = b"spindel/1";
 /// 4: the charter message after the hello (message 16), and the membership kinds endorsement
 /// and revocation, which a node of version 3 cannot decode
 /// (docs/decisions/0041-membership-decided-by-the-regions.md).
-/// 5: the membership kind erasure (code 9), the members' order that a record be erased,
-/// which a node of version 4 cannot decode.
+/// 5: the membership kind erasure (code 9), the members' order that a record be erased, and
+/// message 17 (retry), which a node of version 4 cannot decode.
 pub const PROTOCOL_VERSION: u16 = 5;
+/// [`Message::Retry`]s an aggregator acts on in one session; later ones are ignored (each
+/// may resend a batch per author the peer refused, so a peer cannot loop it).
+pub const RETRIES_ASKED_MAX: u32 = 64;
 /// Default cap of one frame (length prefix excluded).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024;
 /// Entries in one batch, at most.
@@ -219,6 +222,10 @@ pub enum Message {
     Charter {
         id: Option<Hash>,
     },
+    /// A region (or mirror) to the aggregator it dialed: its membership changed, so it may now
+    /// take authors it refused earlier in this session; send them again from what it
+    /// acknowledged (at most [`RETRIES_ASKED_MAX`] a session are acted on).
+    Retry,
 }
 
 impl Message {
@@ -241,6 +248,7 @@ impl Message {
             Message::AuditRequest => "audit-request",
             Message::AuditAnswer { .. } => "audit-answer",
             Message::Charter { .. } => "charter",
+            Message::Retry => "retry",
         }
     }
 }

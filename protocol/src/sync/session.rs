@@ -232,6 +232,8 @@ pub struct Session {
     /// opening heads, its acks). A checkpoint naming less was signed before that and waits
     /// for a newer one: the region would take it for a rollback.
     acked_own: u64,
+    /// Aggregator: the peer's [`Message::Retry`]s acted on in this session.
+    retries_asked: u32,
     rescan_at: Instant,
     retry_at: Instant,
     out: VecDeque<Output>,
@@ -296,6 +298,7 @@ impl Session {
             withdrawn: BTreeSet::new(),
             pending_checkpoint: None,
             acked_own,
+            retries_asked: 0,
             rescan_at: now + HEADS_RESCAN,
             retry_at: now + STALLED_RETRY,
             out,
@@ -491,6 +494,18 @@ impl Session {
                 }
                 self.applying = true;
                 self.out.push_back(Output::Apply { entries });
+                Ok(())
+            }
+            (State::Syncing, Message::Retry) => {
+                if self.peer_is_pinned_aggregator() {
+                    return Err(violation(
+                        "only a region or a mirror asks its aggregator to retry",
+                    ));
+                }
+                if self.retries_asked < RETRIES_ASKED_MAX {
+                    self.retries_asked += 1;
+                    self.retry_stalled();
+                }
                 Ok(())
             }
             (State::Syncing, Message::Forks { proofs }) => {
@@ -1213,7 +1228,7 @@ pub(super) mod tests {
             });
         }
         while agg.poll().is_some() {}
-        agg.loaded(k.node_id(), entries);
+        agg.loaded(k.node_id(), entries.clone());
         while agg.poll().is_some() {}
         // The peer took seq 1 and refused seq 2 (say, from the future): stalled, nothing more.
         agg.handle(Message::Ack {
@@ -1230,6 +1245,73 @@ pub(super) mod tests {
                 max: BATCH_ENTRIES_MAX
             })
         );
+        // Refused again; the region's membership changes and it asks: sent again at once.
+        agg.loaded(k.node_id(), entries[1..].to_vec());
+        while agg.poll().is_some() {}
+        agg.handle(Message::Ack {
+            heads: vec![(k.node_id(), 1)],
+        })
+        .unwrap();
+        assert!(agg.poll().is_none());
+        agg.handle(Message::Retry).unwrap();
+        assert!(matches!(agg.poll(), Some(Output::Load { from_seq: 2, .. })));
+        // A peer that keeps asking is acted on RETRIES_ASKED_MAX times in a session, no more.
+        for _ in 1..RETRIES_ASKED_MAX {
+            agg.loaded(k.node_id(), entries[1..].to_vec());
+            while agg.poll().is_some() {}
+            agg.handle(Message::Ack {
+                heads: vec![(k.node_id(), 1)],
+            })
+            .unwrap();
+            agg.handle(Message::Retry).unwrap();
+            assert!(matches!(agg.poll(), Some(Output::Load { .. })));
+        }
+        agg.loaded(k.node_id(), entries[1..].to_vec());
+        while agg.poll().is_some() {}
+        agg.handle(Message::Ack {
+            heads: vec![(k.node_id(), 1)],
+        })
+        .unwrap();
+        agg.handle(Message::Retry).unwrap();
+        assert!(
+            agg.poll().is_none(),
+            "past RETRIES_ASKED_MAX a retry is ignored"
+        );
+    }
+
+    /// A region whose membership changes asks the aggregator it dialed to send again what it
+    /// refused; an aggregator never asks a region, and a region that receives one is told off.
+    #[test]
+    fn a_region_asks_for_a_retry_when_its_membership_changes() {
+        let mut region = Session::new(config(
+            key(2).node_id(),
+            PeerRole::Region,
+            BTreeMap::new(),
+            PeerStanding::Member,
+            vec![],
+        ));
+        region.admissions_changed(1);
+        while region.poll().is_some() {}
+        region
+            .handle(Message::Hello {
+                version: PROTOCOL_VERSION,
+                role: PeerRole::Aggregator,
+                name: "nationell".into(),
+            })
+            .unwrap();
+        region.handle(Message::Charter { id: None }).unwrap();
+        region
+            .handle(Message::Heads {
+                heads: vec![],
+                admitted: vec![],
+            })
+            .unwrap();
+        while region.poll().is_some() {}
+        region.admissions_changed(1);
+        assert!(region.poll().is_none(), "no change, no retry");
+        region.admissions_changed(2);
+        assert_eq!(region.poll(), Some(Output::Send(Message::Retry)));
+        assert!(region.handle(Message::Retry).is_err());
     }
 
     /// An aggregator that stops admitting a region stops offering its entries (a batch that
@@ -1573,8 +1655,10 @@ pub(super) mod tests {
             })
             .unwrap();
         assert_eq!(mirror.poll(), Some(Output::Admitted(list.clone())));
-        // It never reads or sends a list of its own, and sends every author it holds.
+        // It never reads or sends a list of its own (a change of its own asks the upstream
+        // to retry what it refused), and sends every author it holds.
         mirror.admissions_changed(7);
+        assert_eq!(mirror.poll(), Some(Output::Send(Message::Retry)));
         mirror.send_admitted(list.clone());
         assert!(mirror.poll().is_none());
         mirror.local_head(other, 1);

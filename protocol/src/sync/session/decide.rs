@@ -108,11 +108,17 @@ impl Session {
         self.forks_generation = generation;
     }
 
-    /// Aggregator: the admission list changed; `generation` counts the changes. A list the
-    /// region does not have yet is read ([`Output::ReadAdmissions`]) once heads are exchanged,
-    /// and before any head told after this one is offered.
+    /// The admission list (under a charter: membership) changed here: `generation` counts the
+    /// changes. An aggregator serving a region reads the list the region does not have yet
+    /// ([`Output::ReadAdmissions`]) once heads are exchanged, before any head told after this
+    /// one is offered. A region (or a mirror) asks the aggregator it dialed to send again
+    /// what it refused, which it may take now ([`Message::Retry`]).
     pub fn admissions_changed(&mut self, generation: u64) {
+        let changed = generation != self.admissions_generation;
         self.admissions_generation = generation;
+        if changed && self.state == State::Syncing && self.peer_is_pinned_aggregator() {
+            self.out.push_back(Output::Send(Message::Retry));
+        }
     }
 
     pub(super) fn admissions_due(&self) -> bool {
