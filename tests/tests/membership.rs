@@ -490,6 +490,27 @@ fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
     let (_, _, log) = get("/logg");
     assert!(log.contains("gav stöd till en region"), "{log}");
     assert!(log.contains("gotland"), "{log}");
+    // The pending endorsement is withdrawn from the page; the audit trail says so.
+    let (_, _, page) = get("/medlemskap");
+    assert!(page.contains("Era beslut som väntar"), "{page}");
+    let act_id = spindel_tests::hidden_field(&page, "record_id").unwrap();
+    let (code, _, page) = post(
+        "/medlemskap/dra-tillbaka",
+        &[("record_id", act_id.as_str())],
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("Stödet för gotland är tillbakadraget"),
+        "{page}"
+    );
+    assert!(!page.contains("Era beslut som väntar"), "{page}");
+    let (code, _, _) = post(
+        "/medlemskap/dra-tillbaka",
+        &[("record_id", act_id.as_str())],
+    );
+    assert_eq!(code, 409, "withdrawn already");
+    let (_, _, log) = get("/logg");
+    assert!(log.contains("drog tillbaka ett medlemsbeslut"), "{log}");
     // An erasure order: a bad address is said beside its field; a good one is confirmed first,
     // then published (one of two: pending, with a link for the others to co-sign).
     let record = publish(&skane, "En post om en person");

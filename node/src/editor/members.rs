@@ -261,6 +261,8 @@ impl Editor {
 pub(super) const ENDORSE_PATH: &str = "/medlemskap/stod";
 pub(super) const REVOKE_PATH: &str = "/medlemskap/uteslut";
 pub(super) const ERASE_PATH: &str = "/medlemskap/radera";
+/// `POST` address of a pending act's withdrawal.
+pub(super) const WITHDRAW_PATH: &str = "/medlemskap/dra-tillbaka";
 
 impl Editor {
     /// The membership page with a form kept when its session ended (`/utkast`), filled in
@@ -326,6 +328,66 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     editor.act_posted(&headers, &body, Which::Revoke).await
+}
+
+/// `POST /medlemskap/dra-tillbaka`: withdraw one of this region's pending acts (`record_id`),
+/// as `spindel delete` does; refused, with the reason, once it took effect.
+pub(super) async fn withdraw(
+    State(editor): State<Arc<Editor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (s, f) = or_page!(admin_posted_keeping(
+        &editor,
+        &headers,
+        &body,
+        WITHDRAW_PATH
+    ));
+    let own = editor
+        .shared
+        .node
+        .membership()
+        .map(|m| m.own_pending)
+        .unwrap_or_default();
+    let asked = f
+        .get("record_id")
+        .map(|r| r.trim().to_string())
+        .unwrap_or_default();
+    let Some(act) = own.into_iter().find(|a| a.record_id == asked) else {
+        let error = Some(words::WITHDRAW_UNKNOWN.to_string());
+        return editor
+            .members_page(&s, StatusCode::CONFLICT, None, None, error)
+            .await;
+    };
+    let rid = match asked.parse() {
+        Ok(rid) => rid,
+        Err(_) => {
+            let error = Some(words::WITHDRAW_UNKNOWN.to_string());
+            return editor
+                .members_page(&s, StatusCode::BAD_REQUEST, None, None, error)
+                .await;
+        }
+    };
+    match editor.shared.writer.delete(rid).await {
+        Ok(d) => {
+            let mut e = AuditEntry::new(&s.user, "withdraw", crate::local::now_ms());
+            e.kind = Some(act.kind.clone());
+            e.record_id = Some(d.record_id.clone());
+            e.seq = Some(d.seq);
+            e.detail = Some(act.about.clone());
+            editor.staff().note(&e);
+            let message = Some(words::withdrawn(&act.kind, &act.about));
+            editor
+                .members_page(&s, StatusCode::OK, None, message, None)
+                .await
+        }
+        Err(e) => {
+            let error = Some(words::write_refused(&e));
+            editor
+                .members_page(&s, StatusCode::CONFLICT, None, None, error)
+                .await
+        }
+    }
 }
 
 /// `POST /medlemskap/radera`: order (co-sign) a record's erasure (after its confirmation page).

@@ -99,6 +99,10 @@ pub fn router(editor: Arc<Editor>) -> Router {
         .route(members::REVOKE_PATH, axum::routing::post(members::revoke))
         .route(members::ERASE_PATH, axum::routing::post(members::erase))
         .route(
+            members::WITHDRAW_PATH,
+            axum::routing::post(members::withdraw),
+        )
+        .route(
             "/natverket/{author}/{record_id}",
             get(network::network_record),
         )

@@ -50,8 +50,8 @@ pub use reports::{
     NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
 };
 pub use reports::{
-    ErasureView, KeyView, MembershipReport, OrderReason, PendingEndorsement, PendingRevocationView,
-    RegionMembership, RevokedView, membership_report, membership_report_in,
+    ErasureView, KeyView, MembershipReport, OrderReason, OwnAct, PendingEndorsement,
+    PendingRevocationView, RegionMembership, RevokedView, membership_report, membership_report_in,
 };
 pub use rotation::{NEXT_KEY_FILE, RETIRED_KEY_PREFIX, Rotated};
 pub use witness::{

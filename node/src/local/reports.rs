@@ -251,6 +251,21 @@ pub struct MembershipReport {
     /// threshold, each with the orders' reasons.
     #[serde(default)]
     pub erasures: Vec<ErasureView>,
+    /// This node's own acts that have not taken effect: each may still be withdrawn
+    /// (`spindel delete RECORD_ID`, or Dra tillbaka in Redaktionen).
+    #[serde(default)]
+    pub own_pending: Vec<OwnAct>,
+}
+
+/// One of this node's acts still pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnAct {
+    /// The act's record in this region's log.
+    pub record_id: String,
+    /// `endorsement`, `revocation` or `erasure`.
+    pub kind: String,
+    /// What it is about: the region's name (an erasure: `AUTHOR/RECORD_ID`).
+    pub about: String,
 }
 
 /// A record the member regions ordered erased, or an order still pending.
@@ -427,7 +442,50 @@ pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
                 reasons: Vec::new(),
             })
             .collect(),
+        own_pending: own_pending(members),
     }
+}
+
+/// This node's acts whose vote still stands and has not taken effect.
+fn own_pending(members: &crate::store::Members) -> Vec<OwnAct> {
+    use spindel_protocol::membership::What;
+    let m = &members.membership;
+    let me = members.me;
+    members
+        .own_acts()
+        .filter_map(|(rid, what)| {
+            let (kind, about) = match what {
+                What::Endorse { node, name, .. } => (
+                    "endorsement",
+                    m.pending
+                        .iter()
+                        .any(|p| p.node == node && p.name == name && p.endorsed_by.contains(&me))
+                        .then_some(name)?,
+                ),
+                What::Revoke { node, .. } => (
+                    "revocation",
+                    m.pending_revocations
+                        .iter()
+                        .find(|p| p.node == node && p.revoked_by.contains(&me))
+                        .map(|p| p.name.clone())?,
+                ),
+                What::Erase { author, record } => (
+                    "erasure",
+                    m.pending_erasures
+                        .iter()
+                        .any(|p| {
+                            p.author == author && p.record == record && p.ordered_by.contains(&me)
+                        })
+                        .then(|| format!("{author}/{record}"))?,
+                ),
+            };
+            Some(OwnAct {
+                record_id: rid.to_hex(),
+                kind: kind.into(),
+                about,
+            })
+        })
+        .collect()
 }
 
 /// [`membership_report`] with each erasure order's reason, read from the orders held in

@@ -52,6 +52,16 @@ impl Members {
         })
     }
 
+    /// This node's own live acts (not withdrawn): each record id and what it does.
+    pub fn own_acts(
+        &self,
+    ) -> impl Iterator<Item = (RecordId, spindel_protocol::membership::What)> + '_ {
+        self.acts
+            .iter()
+            .filter(|((author, _), act)| *author == self.me && act.withdrawn_ms.is_none())
+            .map(|((_, rid), act)| (*rid, act.what.clone()))
+    }
+
     pub(super) fn new(
         charter: VerifiedCharter,
         me: NodeId,

@@ -30,6 +30,7 @@ pub(crate) const AUDIT_ACTIONS: &[(&str, &str)] = &[
     ("endorse", "gav stöd till en region"),
     ("revoke", "begärde att ett medlemskap upphör"),
     ("erase", "beordrade att en post raderas"),
+    ("withdraw", "drog tillbaka ett medlemsbeslut"),
 ];
 
 /// An action of the audit trail no page knows.

@@ -77,6 +77,18 @@ pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
     }
 }
 
+/// A withdrawal of an act that is not one of this region's pending ones.
+pub(crate) const WITHDRAW_UNKNOWN: &str = "Det beslutet väntar inte längre: det har fått verkan eller dragits tillbaka redan. Listan nedan visar hur det står nu.";
+
+/// A pending act withdrawn.
+pub(crate) fn withdrawn(kind: &str, about: &str) -> String {
+    match kind {
+        "endorsement" => format!("Stödet för {about} är tillbakadraget."),
+        "revocation" => format!("Begäran om att {about}s medlemskap upphör är tillbakadragen."),
+        _ => "Raderingsordern är tillbakadragen.".into(),
+    }
+}
+
 /// A record field of an erasure order that does not hold `AUTHOR/RECORD_ID`.
 pub(crate) const ERASE_RECORD: &str = "Ange postens adress som NOD-ID/POST-ID: regionens nod-id (64 tecken) och postens id (32 tecken), siffror och bokstäverna a–f, så som de står i postens adress.";
 
