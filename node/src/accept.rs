@@ -140,10 +140,11 @@ pub async fn serve_connection(
                             .map(|(a, h)| (a, h.seq))
                             .collect();
                         let mirror = !admitted && n.is_mirror(&peer)?;
-                        Ok((admitted, mirror, heads, n.admission_list()?))
+                        let rotated = !admitted && n.handed_over(&peer);
+                        Ok((admitted, mirror, rotated, heads, n.admission_list()?))
                     })
                     .await;
-                let Ok((admitted, mirror, heads, list)) = setup else {
+                let Ok((admitted, mirror, rotated, heads, list)) = setup else {
                     break;
                 };
                 shared.pass_held_session().await;
@@ -190,6 +191,9 @@ pub async fn serve_connection(
                     } else if mirror {
                         // An aggregator allowed to mirror this one (decision 0040).
                         PeerStanding::Mirror
+                    } else if rotated && role == PeerRole::Aggregator {
+                        // A key that handed its region over: told so, so its node switches.
+                        PeerStanding::Rotated
                     } else {
                         PeerStanding::Stranger
                     },

@@ -48,10 +48,12 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         {
             shared.gate.refused_as_copy(peer.node_id, reason);
         }
-        let not_admitted = matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::NotAdmitted));
-        shared.note_refused_not_admitted(not_admitted);
-        // A key handing over is refused once the aggregator holds its rotation: expected.
-        let handed_over = not_admitted && shared.node.handover().is_some();
+        // A key handing over is refused once the aggregator holds its rotation: expected, and
+        // the sign to switch.
+        let handed_over = matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::Rotated));
+        if handed_over {
+            shared.note_rotation_held();
+        }
         let jitter = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let wait = backoff.after(&result, started.elapsed(), jitter);
         let text = result.as_ref().err().map(ToString::to_string);

@@ -71,6 +71,7 @@ impl LinkError {
                         | ErrorCode::Role
                         | ErrorCode::Version
                         | ErrorCode::Charter
+                        | ErrorCode::Rotated
                 )
             )
     }

@@ -434,6 +434,17 @@ pub trait Reads: sealed::Sealed {
             && !self.local().store().author(peer)?.is_some_and(|m| m.frozen))
     }
 
+    /// Under a charter: `key` handed its region over to a new key (a rotation held here).
+    fn handed_over(&self, key: &NodeId) -> bool {
+        self.local().store().members().is_some_and(|m| {
+            m.membership.region_of(key).is_some_and(|r| {
+                r.keys
+                    .iter()
+                    .any(|k| k.node == *key && k.ended == Some("rotated"))
+            })
+        })
+    }
+
     /// Under a charter: who belongs, with their keys and the pending acts.
     fn membership(&self) -> Option<crate::local::MembershipReport> {
         let store = self.local().store();

@@ -327,12 +327,21 @@ pub(crate) async fn drive_session(
                     // revoked or replaced key, still relayed) is left out of its own list, so
                     // its session ends.
                     let read = shared
-                        .blocking(move |n| Ok((n.admission_list()?, n.admits_session(&peer)?)))
+                        .blocking(move |n| {
+                            Ok((
+                                n.admission_list()?,
+                                n.admits_session(&peer)?,
+                                n.handed_over(&peer),
+                            ))
+                        })
                         .await;
                     let list = match read {
-                        Ok((mut list, admitted)) => {
+                        Ok((mut list, admitted, rotated)) => {
                             if !admitted {
                                 list.retain(|(a, _)| *a != peer);
+                            }
+                            if rotated {
+                                session.peer_rotated();
                             }
                             list
                         }

@@ -156,9 +156,9 @@ pub struct Shared {
     /// True once the data directory switched to a rotated key: whoever runs the node starts
     /// it again, under the new key (see `crate::local::Handover`).
     pub switched: watch::Sender<bool>,
-    /// A pinned aggregator's latest session of this node ended refusing its key as not
-    /// admitted (after a rotation: the aggregator holds it already).
-    refused_not_admitted: std::sync::atomic::AtomicBool,
+    /// A pinned aggregator refused this node's key as one that handed its region over
+    /// ([`ErrorCode::Rotated`]): it holds the rotation.
+    rotation_held: std::sync::atomic::AtomicBool,
 }
 
 /// Cosignature messages waiting for a slow session, at most (a lagging one skips to the
@@ -217,25 +217,26 @@ impl Shared {
             checkpoint: watch::Sender::new(None),
             cosignatures: broadcast::Sender::new(COSIGNATURE_QUEUE),
             switched: watch::Sender::new(false),
-            refused_not_admitted: std::sync::atomic::AtomicBool::new(false),
+            rotation_held: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
-    /// How a pinned aggregator's session of this node ended: refusing its key as not
-    /// admitted, or otherwise.
-    pub(crate) fn note_refused_not_admitted(&self, refused: bool) {
-        self.refused_not_admitted
-            .store(refused, std::sync::atomic::Ordering::Release);
+    /// A pinned aggregator refused this node's key as one that handed its region over: it
+    /// holds the rotation.
+    pub(crate) fn note_rotation_held(&self) {
+        self.rotation_held
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// An aggregator holds this node's own log up to `seq` (its acknowledgement said so), or
-    /// refuses the key (after a rotation at `seq`: because it holds the rotation).
+    /// An aggregator holds this node's own log up to `seq`: its acknowledgement said so, or
+    /// (after a rotation) it refused the key for the rotation it holds. Both are the
+    /// aggregator's own word; nothing else counts.
     pub(crate) fn own_log_delivered(&self, seq: u64) -> bool {
         lock(&self.peers)
             .values()
             .any(|p| p.own_acked.is_some_and(|a| a >= seq))
             || self
-                .refused_not_admitted
+                .rotation_held
                 .load(std::sync::atomic::Ordering::Acquire)
     }
 

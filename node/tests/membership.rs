@@ -140,6 +140,21 @@ struct Chartered {
 fn chartered() -> Chartered {
     let dir = tempfile::tempdir().unwrap();
     let skane = kit::new_node(dir.path(), "skane", spindel_node::local::Role::Region, &[]);
+    let (signed, dalarna, stockholm) = charter_of(&skane);
+    let adopted = skane.adopt_charter(&signed).unwrap();
+    assert_eq!(adopted.standing, "member");
+    Chartered {
+        dir,
+        skane,
+        dalarna,
+        stockholm,
+        id: signed.id(),
+    }
+}
+
+/// A charter of three founders (threshold 2), `skane` one of them, signed by all, with the
+/// other two founders' keys.
+fn charter_of(skane: &LocalNode) -> (SignedCharter, SecretKey, SecretKey) {
     let dalarna = SecretKey::generate(&mut rand_core::OsRng);
     let stockholm = SecretKey::generate(&mut rand_core::OsRng);
     let mut founders: Vec<Founder> = [
@@ -164,15 +179,82 @@ fn chartered() -> Chartered {
     signed.sign(skane.key()).unwrap();
     signed.sign(&dalarna).unwrap();
     signed.sign(&stockholm).unwrap();
-    let adopted = skane.adopt_charter(&signed).unwrap();
-    assert_eq!(adopted.standing, "member");
-    Chartered {
-        dir,
-        skane,
-        dalarna,
-        stockholm,
-        id: signed.id(),
+    (signed, dalarna, stockholm)
+}
+
+/// A node that held a record and the order that erases it before it knew the charter takes
+/// the record down when it adopts the charter, and it stays down after a reopen.
+#[test]
+fn adopting_a_charter_takes_down_what_the_held_acts_erase() {
+    let dir = tempfile::tempdir().unwrap();
+    let skane = kit::new_node(dir.path(), "skane", spindel_node::local::Role::Region, &[]);
+    let now = spindel_node::local::now_ms;
+    let canary = "Kanarieslingan";
+    let p = skane
+        .publish(
+            Kind::Method,
+            &method(canary),
+            None,
+            &mut rand_core::OsRng,
+            now(),
+        )
+        .unwrap();
+    let order = serde_json::json!({
+        "author": skane.node_id().to_hex(),
+        "record": p.record_id,
+        "reason": "Personen bad om det",
+    })
+    .to_string();
+    skane
+        .publish(Kind::Erasure, &order, None, &mut rand_core::OsRng, now())
+        .unwrap();
+    let shown = |n: &LocalNode| {
+        n.query(&spindel_node::query::Query {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap()
+        .records
+        .iter()
+        .any(|r| r.data["title"] == canary)
+    };
+    assert!(shown(&skane), "without a charter an order counts nothing");
+    let on_disk = |dir: &std::path::Path| {
+        walk(dir).iter().any(|f| {
+            std::fs::read(f).is_ok_and(|b| b.windows(canary.len()).any(|w| w == canary.as_bytes()))
+        })
+    };
+    assert!(on_disk(&dir.path().join("skane")));
+    let (signed, _, _) = charter_of(&skane);
+    skane.adopt_charter(&signed).unwrap();
+    assert!(
+        !shown(&skane),
+        "the region's own order erases it once the charter is held"
+    );
+    drop(skane);
+    let reopened = LocalNode::open(&dir.path().join("skane")).unwrap();
+    assert!(!shown(&reopened));
+    assert!(
+        !on_disk(&dir.path().join("skane")),
+        "the record's bytes are off the disk"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
     }
+    out
 }
 
 fn method(title: &str) -> String {

@@ -100,9 +100,13 @@ pub enum NodeError {
     #[error("record {0} does not exist in this region")]
     UnknownRecord(RecordId),
     #[error(
-        "record {record} was published under this region's earlier key {key}, which signs nothing more: it stays as it is and cannot be edited or deleted from this node (publish a new record instead)"
+        "record {record} was published under this region's earlier key {key}, which signs nothing more: it cannot be edited from this node (publish a new record instead); to remove it, order its erasure (spindel erase {key}/{record} --reason TEXT), which this region's own order does at once"
     )]
     EarlierKeyRecord { record: RecordId, key: NodeId },
+    #[error(
+        "record {0} was erased by the member regions' order: a new version of it would show nowhere (publish a new record; an erased profile comes back only under a new key, spindel rotate-key)"
+    )]
+    ErasedByOrder(RecordId),
     #[error("record {0} is deleted; a deleted record cannot be published again")]
     Deleted(RecordId),
     #[error(
@@ -274,7 +278,7 @@ pub enum MembershipRefusal {
     )]
     KeyRotated { region: String, to: String },
     #[error(
-        "this key is no longer a member key of {region:?} (replaced or revoked by the member regions): its new records would count nowhere (deleting records still works)"
+        "this key is no longer a member key of {region:?} (replaced or revoked by the member regions): what it signs reaches no one, deletions included (a record of it is removed by the member regions' erasure order, spindel erase)"
     )]
     KeyEnded { region: String },
     #[error(

@@ -71,9 +71,10 @@ impl LocalNode {
         })
     }
 
-    /// Puts (records, imports, profile edits) are signed only by a live member key under a
-    /// charter: a rotated, replaced or revoked key's new records would count nowhere.
-    /// Deletions stay allowed (a person's erasure is honoured whatever the key's standing).
+    /// Under a charter only a live member key signs (records, imports, profile edits,
+    /// deletions): a rotated, replaced or revoked key's new entries would reach no one, as no
+    /// aggregator takes its session (a deletion included: the member regions' erasure order
+    /// removes such a record).
     pub(crate) fn check_puts(&self) -> Result<(), NodeError> {
         let Some(members) = self.store.members() else {
             return Ok(());

@@ -78,6 +78,7 @@ impl LocalNode {
         }
         let me = self.node_id();
         let _writer = self.own_log_writer()?;
+        self.check_puts()?;
         let head = self.store.head(&me)?;
         let now_ms = self.own_time(now_ms, head)?;
         let meta = self
@@ -290,6 +291,14 @@ impl LocalNode {
         let me = self.node_id();
         if kind == Kind::Profile {
             let current = self.store.author(&me)?.and_then(|m| m.profile);
+            if let Some(p) = current
+                && self
+                    .store
+                    .members()
+                    .is_some_and(|m| m.membership.is_erased(&me, &p))
+            {
+                return Err(NodeError::ErasedByOrder(p));
+            }
             return match (current, given) {
                 (Some(p), Some(g)) if p != g => Err(NodeError::ProfileId(format!(
                     "its record id is {p}, not {g}"
@@ -302,6 +311,13 @@ impl LocalNode {
         let Some(rid) = given else {
             return Ok(RecordId::random(rng));
         };
+        if self
+            .store
+            .members()
+            .is_some_and(|m| m.membership.is_erased(&me, &rid))
+        {
+            return Err(NodeError::ErasedByOrder(rid));
+        }
         let meta = self
             .store
             .record_meta(&me, &rid)?

@@ -474,7 +474,7 @@ impl Store {
             tracing::info!("author admissions written again from the charter's membership");
         }
         self.set_members(members);
-        Ok(())
+        self.enforce_membership()
     }
 
     /// Adopts `charter` (verified, complete) as this node's, for good: `me` is this node's
@@ -513,6 +513,8 @@ impl Store {
         self.set_members(members);
         drop(guard);
         self.db.flush()?;
+        // Records the acts held here cut or erase stop showing now.
+        self.enforce_membership()?;
         self.members()
             .ok_or_else(|| corrupt("charter", "not kept after it was adopted"))
     }

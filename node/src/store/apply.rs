@@ -104,6 +104,28 @@ impl Store {
         })
     }
 
+    /// Takes down what membership cuts and erases wherever it still shows ([`Overlay`]'s
+    /// `enforce_all`), durably, then erases the purged payloads.
+    pub(super) fn enforce_membership(&self) -> Result<(), StoreError> {
+        let guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ov = Overlay::new(self);
+        ov.enforce_all()?;
+        let committed = ov.commit()?;
+        drop(guard);
+        self.db.flush()?;
+        if !committed.purged.is_empty() {
+            tracing::info!(
+                payloads = committed.purged.len(),
+                "took down records that membership cuts or erases"
+            );
+            self.erase(&committed.purged)?;
+        }
+        Ok(())
+    }
+
     /// Applies a batch [`Store::verify`] checked (see [`Store::apply`]). An entry whose author
     /// was not admitted at verification but is now is verified here, under the lock.
     pub fn apply_verified(

@@ -68,6 +68,9 @@ pub(super) struct Overlay<'s> {
     versions: HashMap<RecordKey, u64>,
     pub(super) accepted: u64,
     pub(super) forked: bool,
+    /// A record was taken down (a cut, an erasure order): the batch is written even without
+    /// an accepted entry.
+    took_down: bool,
     /// Under a charter: the membership as this batch so far changed it (taken from the store
     /// at the first act the batch accepts or withdraws), and whether it changed.
     members: Option<Members>,
@@ -166,6 +169,7 @@ impl<'s> Overlay<'s> {
             versions: HashMap::new(),
             accepted: 0,
             forked: false,
+            took_down: false,
             members: None,
             members_changed: false,
             acts_written: HashMap::new(),
@@ -509,7 +513,7 @@ impl<'s> Overlay<'s> {
     /// that names them, lists the purged ranges, and moves the log.
     pub(super) fn commit(mut self) -> Result<Committed, StoreError> {
         self.settle_members(None)?;
-        if self.accepted == 0 && self.counters.is_empty() && !self.forked {
+        if self.accepted == 0 && self.counters.is_empty() && !self.forked && !self.took_down {
             return Ok(Committed::default());
         }
         for (reason, n) in std::mem::take(&mut self.counters) {

@@ -35,7 +35,8 @@ pub(crate) fn write_refused(e: &NodeError) -> String {
             "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
         }
         NodeError::Deleted(_) => POST_REMOVED_FOR_GOOD.into(),
-        NodeError::EarlierKeyRecord { .. } => "Posten publicerades under regionens tidigare nyckel, som inte skriver något mer. Den ligger kvar som den är och kan inte ändras eller tas bort härifrån; publicera en ny post i stället. Inget sparades.".into(),
+        NodeError::EarlierKeyRecord { .. } => "Posten publicerades under regionens tidigare nyckel, som inte skriver något mer, så den kan inte ändras härifrån; publicera en ny post i stället. För att ta bort den: beordra att den raderas under Medlemskap (er regions egen order räcker). Inget sparades.".into(),
+        NodeError::ErasedByOrder(_) => "Posten är raderad på medlemmarnas order; en ny version av den skulle inte synas. Publicera en ny post i stället. Inget sparades.".into(),
         NodeError::Stale { current: None, .. } => "Posten togs bort medan formuläret var öppet, så ändringen publicerades inte. Vill du ha kvar texten: kopiera den till en ny post.".into(),
         NodeError::OtherCopy(_) => "En annan kopia av den här noden (samma nyckel) är ansluten till aggregatorn; den här noden publicerar ingenting så länge. Inget sparades. Be den som driver noden stoppa kopian som inte ska köras.".into(),
         NodeError::Membership(r) => membership_refusal(r),
@@ -67,7 +68,7 @@ pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
         MembershipRefusal::AggregatorRotates => "En aggregators nyckel byts inte: regionerna har den i sina inställningar.".into(),
         MembershipRefusal::HandingOver { .. } => "Regionen byter nyckel just nu, och den gamla nyckeln skriver inget mer. Noden går över till den nya nyckeln så snart aggregatorn har tagit emot bytet; försök igen om en stund. Inget sparades.".into(),
         MembershipRefusal::KeyRotated { region, .. } => format!("Den här nodens nyckel har lämnat över regionen {region} till en ny nyckel och skriver inget mer. Regionen drivs av noden som har den nya nyckeln. Inget sparades."),
-        MembershipRefusal::KeyEnded { region } => format!("Den här nodens nyckel är inte längre medlemsnyckel för {region}: nya poster skulle inte synas någonstans. Att ta bort poster går fortfarande. Inget sparades."),
+        MembershipRefusal::KeyEnded { region } => format!("Den här nodens nyckel är inte längre medlemsnyckel för {region}: det den skriver når ingen, inte heller att ta bort en post. En post tas bort genom medlemmarnas raderingsorder. Inget sparades."),
         MembershipRefusal::NextKeyUsed { .. } | MembershipRefusal::NoHandover => "Nyckelbytet kunde inte göras; den som driver noden ser varför i spindel status.".into(),
         MembershipRefusal::BadRecord { .. } => ERASE_RECORD.into(),
         MembershipRefusal::EraseUnknown { .. } => "Posten finns inte här. Ange regionens nod-id och postens id så som de står i postens adress.".into(),

@@ -82,6 +82,9 @@ pub enum ErrorCode {
     /// The two nodes hold different charters (or one holds none): they are not one network,
     /// or one holds an older charter.
     Charter,
+    /// The key handed its region over to a new key (a rotation this node holds): its sessions
+    /// are refused, and the node that holds the new key runs the region.
+    Rotated,
 }
 
 impl ErrorCode {
@@ -96,6 +99,7 @@ impl ErrorCode {
             ErrorCode::Internal => 5,
             ErrorCode::OtherCopy => 6,
             ErrorCode::Charter => 7,
+            ErrorCode::Rotated => 8,
         }
     }
 
@@ -110,6 +114,7 @@ impl ErrorCode {
             ErrorCode::Internal,
             ErrorCode::OtherCopy,
             ErrorCode::Charter,
+            ErrorCode::Rotated,
         ]
         .into_iter()
         .find(|c| u64::from(c.code()) == code)

@@ -134,6 +134,10 @@ pub enum PeerStanding {
     Member,
     /// Neither: the peer is told why after its hello and learns no heads.
     Stranger,
+    /// Aggregator: the peer's key handed its region over to a new key (a rotation this node
+    /// holds): refused like a stranger, with [`ErrorCode::Rotated`], so the region's node
+    /// knows the rotation arrived and switches to the new key.
+    Rotated,
     /// Aggregator: the peer is an aggregator this one's operator allowed to mirror it
     /// (`spindel allow NODEID --mirror`). It gets the whole aggregate and the admission list,
     /// and may send entries of any author (each still checked as admitted here).
@@ -234,10 +238,16 @@ pub struct Session {
     acked_own: u64,
     /// Aggregator: the peer's [`Message::Retry`]s acted on in this session.
     retries_asked: u32,
+    /// Aggregator: the peer's key handed its region over (learnt during the session): its
+    /// end says so ([`ErrorCode::Rotated`]).
+    peer_rotated: bool,
     rescan_at: Instant,
     retry_at: Instant,
     out: VecDeque<Output>,
 }
+
+/// Why an aggregator refuses a key that handed its region over.
+const ROTATED: &str = "this key handed its region over to a new key (a rotation this aggregator holds): the node runs under the new key from now on";
 
 impl Session {
     /// Starts a session: the hello goes out, and the heads in the same flight to a member
@@ -262,7 +272,7 @@ impl Session {
             role,
             name,
         }));
-        if standing != PeerStanding::Stranger {
+        if !matches!(standing, PeerStanding::Stranger | PeerStanding::Rotated) {
             out.push_back(Output::Send(Message::Charter { id: charter }));
             out.push_back(Output::Send(Message::Heads {
                 heads: heads.iter().map(|(a, s)| (*a, *s)).collect(),
@@ -299,6 +309,7 @@ impl Session {
             pending_checkpoint: None,
             acked_own,
             retries_asked: 0,
+            peer_rotated: false,
             rescan_at: now + HEADS_RESCAN,
             retry_at: now + STALLED_RETRY,
             out,
@@ -430,6 +441,12 @@ impl Session {
                     return Err(SessionError {
                         code: ErrorCode::Role,
                         reason: format!("a {:?} does not sync with a {role:?}", self.role),
+                    });
+                }
+                if self.standing == PeerStanding::Rotated {
+                    return Err(SessionError {
+                        code: ErrorCode::Rotated,
+                        reason: ROTATED.into(),
                     });
                 }
                 if self.standing == PeerStanding::Stranger {
@@ -660,10 +677,21 @@ impl Session {
         }
     }
 
+    /// Aggregator: the peer's key handed its region over (a rotation): when the session ends
+    /// for it, it ends with [`ErrorCode::Rotated`].
+    pub fn peer_rotated(&mut self) {
+        self.peer_rotated = true;
+    }
+
     /// Aggregator: the region this session serves is no longer admitted (`spindel
-    /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
-    /// refused.
+    /// disallow`, or under a charter the regions' acts): the session ends with
+    /// [`ErrorCode::NotAdmitted`] ([`ErrorCode::Rotated`] for a key that handed its region
+    /// over), as a new one would be refused.
     pub fn no_longer_admitted(&mut self) {
+        if self.peer_rotated {
+            self.close(ErrorCode::Rotated, ROTATED.into());
+            return;
+        }
         let reason = if self.charter.is_some() {
             "this region is no longer a member of the network: the member regions revoked it, or endorsed a new key for it"
         } else {
@@ -1817,6 +1845,11 @@ pub(super) mod tests {
         let e = refusal(PeerStanding::Stranger, PeerRole::Aggregator);
         assert_eq!(e.code, ErrorCode::NotAdmitted);
         assert!(e.reason.contains("spindel allow NODEID --mirror"), "{e}");
+        // A region's key that handed its region over: refused as rotated, the only refusal
+        // its node takes as the sign to switch to the new key.
+        let e = refusal(PeerStanding::Rotated, PeerRole::Region);
+        assert_eq!(e.code, ErrorCode::Rotated);
+        assert_eq!(ErrorCode::from_code(8), Some(ErrorCode::Rotated));
         // A region's key that says it is an aggregator, and a mirror's that says region.
         let e = refusal(PeerStanding::Member, PeerRole::Aggregator);
         assert_eq!(e.code, ErrorCode::Role);

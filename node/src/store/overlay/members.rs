@@ -62,8 +62,27 @@ impl Overlay<'_> {
         };
         if let Some(meta) = meta
             && !meta.kind.is_membership()
+            && meta.payload.is_some()
         {
             self.take_down(key, meta)?;
+        }
+        Ok(())
+    }
+
+    /// What the store's membership cuts and erases, taken down wherever it still shows: on
+    /// open and when a charter is adopted (a node that held records before it knew the acts
+    /// that end them).
+    pub(in crate::store) fn enforce_all(&mut self) -> Result<(), StoreError> {
+        let Some(members) = self.store.members() else {
+            return Ok(());
+        };
+        for (key, standing) in members.membership.keys() {
+            if let Standing::Former { until, .. } = standing {
+                self.cut(key, until)?;
+            }
+        }
+        for e in &members.membership.erased {
+            self.erase_ordered(e.author, e.record)?;
         }
         Ok(())
     }
@@ -72,6 +91,7 @@ impl Overlay<'_> {
     /// payload: a cut or an erasure order, not its author's deletion).
     fn take_down(&mut self, key: RecordKey, mut meta: RecordMeta) -> Result<(), StoreError> {
         let (author, rid) = key;
+        self.took_down = true;
         self.preload(&author, &rid, meta.seq)?;
         if meta.visible() {
             self.batch.remove(k_time(meta.updated_ms, &author, &rid));
