@@ -246,9 +246,6 @@ pub struct Session {
     out: VecDeque<Output>,
 }
 
-/// Why an aggregator refuses a key that handed its region over.
-const ROTATED: &str = "this key handed its region over to a new key (a rotation this aggregator holds): the node runs under the new key from now on";
-
 impl Session {
     /// Starts a session: the hello goes out, and the heads in the same flight to a member
     /// (one round trip to resume); a stranger learns nothing but the refusal.
@@ -446,7 +443,7 @@ impl Session {
                 if self.standing == PeerStanding::Rotated {
                     return Err(SessionError {
                         code: ErrorCode::Rotated,
-                        reason: ROTATED.into(),
+                        reason: decide::ROTATED.into(),
                     });
                 }
                 if self.standing == PeerStanding::Stranger {
@@ -675,49 +672,6 @@ impl Session {
                 proofs: chunk.to_vec(),
             }));
         }
-    }
-
-    /// Aggregator: the peer's key handed its region over (a rotation): when the session ends
-    /// for it, it ends with [`ErrorCode::Rotated`].
-    pub fn peer_rotated(&mut self) {
-        self.peer_rotated = true;
-    }
-
-    /// Aggregator: the region this session serves is no longer admitted (`spindel
-    /// disallow`, or under a charter the regions' acts): the session ends with
-    /// [`ErrorCode::NotAdmitted`] ([`ErrorCode::Rotated`] for a key that handed its region
-    /// over), as a new one would be refused.
-    pub fn no_longer_admitted(&mut self) {
-        if self.peer_rotated {
-            self.close(ErrorCode::Rotated, ROTATED.into());
-            return;
-        }
-        let reason = if self.charter.is_some() {
-            "this region is no longer a member of the network: the member regions revoked it, or endorsed a new key for it"
-        } else {
-            "this region is no longer admitted by the aggregator (spindel disallow)"
-        };
-        self.close(ErrorCode::NotAdmitted, reason.into());
-    }
-
-    /// Upstream aggregator: the mirror this session serves is no longer allowed (`spindel
-    /// disallow`): the session ends with [`ErrorCode::NotAdmitted`], as a new one would be
-    /// refused.
-    pub fn no_longer_mirrored(&mut self) {
-        self.close(
-            ErrorCode::NotAdmitted,
-            "this aggregator is no longer allowed to mirror the upstream aggregator (spindel disallow)"
-                .into(),
-        );
-    }
-
-    /// Stops offering `author`'s entries in this session (an aggregator no longer relays a
-    /// region it no longer admits). What the peer acknowledged is kept, so a later
-    /// [`Session::local_head`] of the author (admitted again) resumes from there. A batch
-    /// already loading for it is dropped when it arrives.
-    pub fn withdraw(&mut self, author: &NodeId) {
-        self.local.remove(author);
-        self.stalled.remove(author);
     }
 
     /// The authors whose entries this session offers the peer, with this node's heads.
