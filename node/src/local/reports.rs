@@ -496,7 +496,45 @@ pub fn membership_report_in(
 ) -> Result<MembershipReport, crate::store::StoreError> {
     let mut report = membership_report(members);
     let m = &members.membership;
+    // An order naming a membership act erases nothing (an act is withdrawn by its author).
+    let mut acts = std::collections::BTreeSet::new();
+    for e in m
+        .erased
+        .iter()
+        .map(|e| (e.author, e.record))
+        .chain(m.pending_erasures.iter().map(|p| (p.author, p.record)))
+    {
+        if store
+            .record_meta(&e.0, &e.1)?
+            .is_some_and(|meta| meta.kind.is_membership())
+        {
+            acts.insert((e.0.to_hex(), e.1.to_hex()));
+        }
+    }
+    report
+        .erasures
+        .retain(|v| !acts.contains(&(v.author.clone(), v.record.clone())));
+    // Only the reasons of the orders that count (a non-member's order, or one of a region no
+    // longer a member, is no part of the decision).
+    let counted = |author: &spindel_protocol::NodeId,
+                   record: &spindel_protocol::entry::RecordId,
+                   by: &spindel_protocol::NodeId| {
+        m.erased
+            .iter()
+            .find(|e| e.author == *author && e.record == *record)
+            .map(|e| e.by.contains(by))
+            .or_else(|| {
+                m.pending_erasures
+                    .iter()
+                    .find(|p| p.author == *author && p.record == *record)
+                    .map(|p| p.ordered_by.contains(by))
+            })
+            .unwrap_or(false)
+    };
     for ((by, order), (author, record)) in members.erasure_orders() {
+        if !counted(&author, &record, &by) {
+            continue;
+        }
         let Some(view) = report
             .erasures
             .iter_mut()

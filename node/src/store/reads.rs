@@ -423,6 +423,27 @@ impl Store {
             .filter(|(_, m)| m.admitted && !m.frozen)
             .map(|(id, _)| id)
             .collect();
+        // Under a charter a record past its key's cut, or erased by the members' order, is
+        // kept without its payload on purpose: never asked for.
+        let members = self.members();
+        let withheld = |author: &NodeId, k: &[u8], meta: &RecordMeta| {
+            let Some(m) = &members else {
+                return false;
+            };
+            let past_cut = !meta.kind.is_membership()
+                && matches!(
+                    m.membership.standing(author),
+                    spindel_protocol::membership::Standing::Former { until, .. } if meta.seq > until
+                );
+            let erased = k
+                .get(33..49)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .is_some_and(|rid| {
+                    m.membership
+                        .is_erased(author, &spindel_protocol::entry::RecordId(rid))
+                });
+            past_cut || erased
+        };
         let mut start = [0u8; 48];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut start);
         let from = key(b'R', &[&start]);
@@ -439,7 +460,7 @@ impl Store {
                 continue;
             }
             let meta: RecordMeta = decode_meta("record", &v)?;
-            if !meta.deleted && meta.payload.is_none() {
+            if !meta.deleted && meta.payload.is_none() && !withheld(&author, &k, &meta) {
                 out.push((author, meta.seq));
             }
         }
