@@ -1104,3 +1104,54 @@ fn members_order_a_record_erased_when_its_region_cannot_act() {
     ])
     .fails(1, "not a member");
 }
+
+/// A rotation signed on a stopped node and carried to the aggregator by a one-shot `spindel
+/// sync` (the old key's last session): when the node starts, the aggregator refuses the old
+/// key as rotated, and that refusal, the only one that counts, makes the node switch to the
+/// new key and publish on under the region's name.
+#[test]
+fn a_node_started_after_its_rotation_reached_the_aggregator_switches_on_the_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Founded {
+        dirs: [skane, dalarna, _],
+        agg_dir,
+        agg_id,
+        ..
+    } = founded(t);
+    let agg = NodeProc::start(&agg_dir, &["--listen", "127.0.0.1:0"]);
+    let peer = agg.peer(&agg_id);
+    let _dalarna = NodeProc::start(&dalarna, &["--aggregator", &peer]);
+    let rotated = act(&["rotate-key", "--data-dir", s(&skane)]);
+    assert_eq!(rotated["switched"], false, "{rotated}");
+    let new_id = rotated["to"].as_str().unwrap().to_string();
+    // Stopped and handing over: it signs nothing.
+    let refused = publish_run(
+        &skane,
+        "method",
+        &serde_json::json!({"title": "Under bytet", "summary": "s"}).to_string(),
+    );
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("handed the region over"),
+        "{refused:?}"
+    );
+    spindel(&["sync", "--data-dir", s(&skane), "--aggregator", &peer]).ok();
+    let node = NodeProc::start(&skane, &["--aggregator", &peer]);
+    eventually(TRAVEL_S, "the node running under the new key", || {
+        node.log().contains(&format!("node {new_id} running"))
+    });
+    assert!(
+        node.log()
+            .contains("the aggregator holds the key rotation and no longer takes the old key"),
+        "{}",
+        node.log()
+    );
+    assert!(!node.log().contains("ERROR"), "{}", node.log());
+    let after = publish(&skane, "Skånes metod efter bytet");
+    eventually(
+        TRAVEL_S,
+        "the new key's record at dalarna as skåne's",
+        || records_by_region(&dalarna).get(&after).map(String::as_str) == Some("skane"),
+    );
+}
