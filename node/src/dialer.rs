@@ -51,6 +51,18 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, transport: Transport, peer: P
         // A key handing over is refused once the aggregator holds its rotation: expected, and
         // the sign to switch.
         let handed_over = matches!(&result, Err(e) if e.code() == Some(spindel_protocol::sync::ErrorCode::Rotated));
+        // A refusal for good (not another copy: that one has its own state) is kept for a
+        // restored node's writes, which then fail at once.
+        if let Err(e) = &result
+            && e.is_permanent()
+            && e.code() != Some(spindel_protocol::sync::ErrorCode::OtherCopy)
+        {
+            let said = match e {
+                LinkError::Closed { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            shared.gate.refused_for_good(Some(&said));
+        }
         if handed_over {
             shared.note_rotation_held();
         }

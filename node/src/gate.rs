@@ -61,6 +61,10 @@ pub struct Gate {
     other_copy: Mutex<std::collections::BTreeMap<NodeId, (String, Option<u64>)>>,
     /// Pinned aggregators that took a session of this node since it started.
     confirmed: Mutex<BTreeSet<NodeId>>,
+    /// What the last pinned aggregator that refused this node for good said (not admitted,
+    /// rotated, another charter), until one takes a session of it: a restored node that no
+    /// aggregator takes cannot catch up, and a write fails at once instead of waiting.
+    refused: watch::Sender<Option<String>>,
 }
 
 impl Default for Gate {
@@ -71,6 +75,7 @@ impl Default for Gate {
             pinned: Mutex::new(BTreeSet::new()),
             other_copy: Mutex::new(std::collections::BTreeMap::new()),
             confirmed: Mutex::new(BTreeSet::new()),
+            refused: watch::Sender::new(None),
         }
     }
 }
@@ -99,22 +104,57 @@ impl Gate {
         *self.state.borrow() == CatchUp::Waiting
     }
 
+    /// A pinned aggregator refused this node's session for good (`reason`, its words; not
+    /// another copy: see [`Gate::refused_as_copy`]), or (`None`) took one.
+    pub fn refused_for_good(&self, reason: Option<&str>) {
+        self.refused.send_replace(reason.map(|r| {
+            r.strip_prefix("peer closed: ")
+                .unwrap_or(r)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect()
+        }));
+    }
+
     /// Waits until own-log writes may go on.
     pub async fn ready(&self, node: &ReadModel) -> Result<(), NodeError> {
         let mut rx = self.state.subscribe();
-        let wait = if node.restored() {
+        let restored = node.restored();
+        let wait = if restored {
             RESTORED_PUBLISH_WAIT
         } else {
             // The offline fallback opens the gate after CATCH_UP_WAIT; this is a backstop.
             CATCH_UP_WAIT * 3
         };
-        match tokio::time::timeout(wait, rx.wait_for(|c| *c != CatchUp::Waiting)).await {
-            Ok(Ok(c)) if *c == CatchUp::Ready => Ok(()),
-            Ok(Ok(_)) => Err(NodeError::OtherCopy(self.other_copy().unwrap_or_default())),
-            _ => Err(NodeError::CatchingUp {
-                waited_s: wait.as_secs(),
-                restored: node.restored(),
-            }),
+        // A restored node that its aggregator refuses for good cannot catch up: said as soon
+        // as the refusal is known, not after the wait.
+        let mut refused_rx = self.refused.subscribe();
+        let refused = async {
+            if !restored {
+                return std::future::pending().await;
+            }
+            let said = refused_rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.clone().unwrap_or_default());
+            match said {
+                Ok(said) => said,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let ready = tokio::time::timeout(wait, rx.wait_for(|c| *c != CatchUp::Waiting));
+        tokio::select! {
+            biased;
+            r = ready => match r {
+                Ok(Ok(c)) if *c == CatchUp::Ready => Ok(()),
+                Ok(Ok(_)) => Err(NodeError::OtherCopy(self.other_copy().unwrap_or_default())),
+                _ => Err(NodeError::CatchingUp {
+                    waited_s: wait.as_secs(),
+                    restored,
+                }),
+            },
+            reason = refused => Err(NodeError::RestoredRefused(reason)),
         }
     }
 
@@ -179,6 +219,7 @@ impl Gate {
     /// aggregators' heads (the other copy may have signed meanwhile) and then signs again.
     pub fn session_accepted(&self, aggregator: NodeId) {
         lock(&self.confirmed).insert(aggregator);
+        self.refused.send_replace(None);
         let none_left = {
             let mut map = lock(&self.other_copy);
             map.remove(&aggregator);

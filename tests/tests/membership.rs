@@ -942,13 +942,20 @@ fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
                 .log()
                 .contains("this key handed its region over to a new key")
     });
-    drop(old_node);
+    // It cannot catch up, so it signs nothing, and says so at once (not after the 30 s a
+    // restored node waits to catch up).
     let refused = publish_run(
         &old,
         "method",
         &serde_json::json!({"title": "Från den gamla nyckeln", "summary": "s"}).to_string(),
     );
     assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("its aggregator refuses it")
+            && refused.stderr.contains("handed its region over"),
+        "{refused:?}"
+    );
+    drop(old_node);
 }
 
 /// A person asks that a record about them be removed, and the region that published it has

@@ -170,6 +170,10 @@ pub enum NodeError {
          run it with `spindel run --aggregator PEER` until it has, then publish"
     )]
     RestoredNotCaughtUp,
+    #[error(
+        "this node was restored from a backup and its aggregator refuses it ({0}): it cannot catch up, so it signs nothing; nothing was written"
+    )]
+    RestoredRefused(String),
     #[error("{0}")]
     OwnLogForked(String),
     #[error("{}", if *restored {

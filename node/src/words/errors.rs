@@ -31,6 +31,7 @@ pub(crate) fn account_error(e: &UserError) -> String {
 /// logged).
 pub(crate) fn write_refused(e: &NodeError) -> String {
     match e {
+        NodeError::RestoredRefused(_) => "Noden är återställd från en säkerhetskopia och aggregatorn tar inte emot den, så den kan inte komma ikapp och skriver inget. Inget sparades; den som driver noden ser varför i spindel status.".into(),
         NodeError::CatchingUp { .. } | NodeError::RestoredNotCaughtUp => {
             "Noden kommer just nu ikapp sin egen logg hos aggregatorn; inget sparades. Försök igen om en stund.".to_string()
         }
