@@ -221,6 +221,11 @@ pub(crate) enum Command {
         /// The key this one replaces (its region keeps its name and records).
         #[arg(long, value_name = "OLD_NODEID", value_parser = parse_node_id)]
         replaces: Option<NodeId>,
+        /// With --replaces: the replaced key's last entry that stays (default: this node's
+        /// head of it). For a leaked key, the last entry before the thief's: every endorser
+        /// gives the same, as the highest counts.
+        #[arg(long, value_name = "SEQ", requires = "replaces")]
+        upto: Option<u64>,
         #[command(flatten)]
         out: JsonFlag,
     },

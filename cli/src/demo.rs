@@ -345,6 +345,7 @@ async fn endorse_newcomer(
         node: id.to_hex(),
         name: newcomer.name.clone(),
         replaces: None,
+        upto: None,
     };
     let mut by = Vec::new();
     for (sample, _, handle) in founders.iter().take(threshold) {

@@ -496,6 +496,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             node_id,
             name,
             replaces,
+            upto,
             out,
         } => act(
             &dir,
@@ -503,6 +504,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 node: node_id.to_hex(),
                 name,
                 replaces: replaces.map(|r| r.to_hex()),
+                upto,
             },
             out.json,
         ),

@@ -739,13 +739,48 @@ fn held(ack: &[(NodeId, u64)], author: &NodeId) -> u64 {
 /// same.
 #[test]
 fn a_backup_carries_the_charter_and_the_restored_node_computes_the_same_members() {
-    let Chartered { dir, skane, id, .. } = chartered();
+    let Chartered {
+        dir,
+        skane,
+        id,
+        dalarna: _dalarna_key,
+        ..
+    } = chartered();
     let newcomer = SecretKey::generate(&mut rand_core::OsRng);
     let act = spindel_node::local::ActRequest::Endorse {
         node: newcomer.node_id().to_hex(),
         name: "gotland".into(),
         replaces: None,
+        upto: None,
     };
+    // --upto only with --replaces, and only as far as this node holds the replaced log.
+    let upto = |upto: u64| spindel_node::local::ActRequest::Endorse {
+        node: newcomer.node_id().to_hex(),
+        name: "dalarna".into(),
+        replaces: Some(_dalarna_key.node_id().to_hex()),
+        upto: Some(upto),
+    };
+    assert!(
+        skane
+            .act_record(&spindel_node::local::ActRequest::Endorse {
+                node: newcomer.node_id().to_hex(),
+                name: "gotland".into(),
+                replaces: None,
+                upto: Some(1),
+            })
+            .unwrap_err()
+            .to_string()
+            .contains("only with --replaces")
+    );
+    assert!(
+        skane
+            .act_record(&upto(1))
+            .unwrap_err()
+            .to_string()
+            .contains("up to entry 0 only")
+    );
+    let (_, json) = skane.act_record(&upto(0)).unwrap();
+    assert!(json.contains("\"upto\":0"), "{json}");
     let (kind, json) = skane.act_record(&act).unwrap();
     skane
         .publish(

@@ -133,6 +133,7 @@ fn act_of(which: Which, t: &Typed) -> Result<(ActRequest, NodeId), HashMap<&'sta
                     node: id.to_hex(),
                     name: t.name.clone(),
                     replaces: None,
+                    upto: None,
                 }
             },
             id,

@@ -17,12 +17,16 @@ use super::node::LocalNode;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "act", rename_all = "lowercase")]
 pub enum ActRequest {
-    /// `spindel endorse NODEID --name NAME [--replaces OLD]`.
+    /// `spindel endorse NODEID --name NAME [--replaces OLD [--upto SEQ]]`.
     Endorse {
         node: String,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaces: Option<String>,
+        /// With `replaces`: the old key's last entry that stays (default: this node's head of
+        /// it). A leaked key is cut before the thief's entries this way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upto: Option<u64>,
     },
     /// `spindel revoke NODEID --reason TEXT`.
     Revoke { node: String, reason: String },
@@ -142,8 +146,12 @@ impl LocalNode {
                 node,
                 name,
                 replaces,
+                upto,
             } => {
                 let id = key_of("node", node)?;
+                if upto.is_some() && replaces.is_none() {
+                    return Err(refused(MembershipRefusal::UptoWithoutReplaces));
+                }
                 if let Some(region) = m.region_of(&id) {
                     let (key, region) = (id, region.name.clone());
                     return Err(refused(match m.standing(&id) {
@@ -163,7 +171,18 @@ impl LocalNode {
                                 region: region.name.clone(),
                             }));
                         }
-                        Some((old, head(&old)?))
+                        let held = head(&old)?;
+                        match upto {
+                            Some(u) if *u > held => {
+                                return Err(refused(MembershipRefusal::UptoBeyond {
+                                    key: old,
+                                    upto: *u,
+                                    held,
+                                }));
+                            }
+                            Some(u) => Some((old, *u)),
+                            None => Some((old, held)),
+                        }
                     }
                     None => {
                         if let Some(held) = m.regions.iter().find(|r| r.name == *name) {

@@ -294,6 +294,12 @@ pub enum MembershipRefusal {
     },
     #[error("this node's key has no rotation to switch to")]
     NoHandover,
+    #[error("--upto is given only with --replaces: the replaced key's last entry that stays")]
+    UptoWithoutReplaces,
+    #[error(
+        "--upto {upto}: this node holds {key}'s log up to entry {held} only; name an entry it holds (every endorser the same)"
+    )]
+    UptoBeyond { key: NodeId, upto: u64, held: u64 },
     #[error("{text:?} is not a record id (32 lowercase hex characters): give AUTHOR/RECORD_ID")]
     BadRecord { text: String },
     #[error(

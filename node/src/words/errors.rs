@@ -72,6 +72,7 @@ pub(crate) fn membership_refusal(r: &MembershipRefusal) -> String {
         MembershipRefusal::KeyEnded { region } => format!("Den här nodens nyckel är inte längre medlemsnyckel för {region}: det den skriver når ingen, inte heller att ta bort en post. En post tas bort genom medlemmarnas raderingsorder. Inget sparades."),
         MembershipRefusal::NextKeyUsed { .. } | MembershipRefusal::NoHandover => "Nyckelbytet kunde inte göras; den som driver noden ser varför i spindel status.".into(),
         MembershipRefusal::BadRecord { .. } => ERASE_RECORD.into(),
+        MembershipRefusal::UptoWithoutReplaces | MembershipRefusal::UptoBeyond { .. } => "Den sista posten som ska stå kvar anges bara för en nyckel som ersätts, och bara en som noden har.".into(),
         MembershipRefusal::EraseUnknown { .. } => "Posten finns inte här. Ange regionens nod-id och postens id så som de står i postens adress.".into(),
         MembershipRefusal::EraseAct { .. } => "Posten är ett medlemsbeslut; ett sådant tas tillbaka av den region som fattade det. En raderingsorder gäller poster i kunskapsbanken.".into(),
         MembershipRefusal::ErasedAlready { .. } => "Posten är redan raderad på medlemmarnas order.".into(),
