@@ -42,10 +42,6 @@ const ENDORSED_WITHIN: Duration = Duration::from_secs(30);
 /// How often the summary is read while the network gets in sync (each read is a few store
 /// lookups per region, on the blocking pool).
 const SYNC_POLL: Duration = Duration::from_millis(50);
-/// How long shutting down waits for a node's tasks to let go of its store, and how often it
-/// looks.
-const RELEASE_WITHIN: Duration = Duration::from_secs(10);
-const RELEASE_POLL: Duration = Duration::from_millis(5);
 
 /// One region of the demo: its node name, display name, and records to publish.
 #[derive(Debug, Clone)]
@@ -621,25 +617,11 @@ impl Demo {
             tracing::warn!(error = %e, "the demo's aggregator did not stop cleanly");
         }
         for node in nodes {
-            release(node).await;
+            crate::node_call::release(node).await;
         }
         let root = self.root;
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(root)).await;
     }
-}
-
-/// Waits until `node` is the last handle to its node (the stopped tasks have let go), then
-/// drops it on the blocking pool: the store flushes and closes its files.
-pub(crate) async fn release(node: ReadModel) {
-    let deadline = Instant::now() + RELEASE_WITHIN;
-    while node.holders() > 1 {
-        if Instant::now() >= deadline {
-            tracing::warn!("a stopped node's tasks still hold its store; going on without waiting");
-            return;
-        }
-        tokio::time::sleep(RELEASE_POLL).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || drop(node)).await;
 }
 
 #[cfg(test)]

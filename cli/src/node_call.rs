@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use spindel_node::control::{self, Request};
@@ -116,4 +117,23 @@ pub(crate) fn check_data_dir(dir: &Path) -> Result<()> {
 pub(crate) fn open(dir: &DataDir) -> Result<LocalNode> {
     check_data_dir(&dir.data_dir)?;
     Ok(LocalNode::open(&dir.data_dir)?)
+}
+
+/// How long shutting down waits for a node's tasks to let go of its store, and how often it
+/// looks.
+const RELEASE_WITHIN: Duration = Duration::from_secs(10);
+const RELEASE_POLL: Duration = Duration::from_millis(5);
+
+/// Waits until `node` is the last handle to its node (the stopped tasks have let go), then
+/// drops it on the blocking pool: the store flushes and closes its files.
+pub(crate) async fn release(node: spindel_node::ReadModel) {
+    let deadline = Instant::now() + RELEASE_WITHIN;
+    while node.holders() > 1 {
+        if Instant::now() >= deadline {
+            tracing::warn!("a stopped node's tasks still hold its store; going on without waiting");
+            return;
+        }
+        tokio::time::sleep(RELEASE_POLL).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(node)).await;
 }

@@ -57,7 +57,7 @@ pub(crate) fn run_node(dir: &DataDir, settings: NodeSettings) -> Result<()> {
                     eprintln!("an aggregator holds the key rotation: starting again under the new key");
                     let held = handle.shared().node.clone();
                     handle.stop().await?;
-                    demo::release(held).await;
+                    crate::node_call::release(held).await;
                     node = open(dir)?;
                 }
             }

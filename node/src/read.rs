@@ -436,13 +436,10 @@ pub trait Reads: sealed::Sealed {
 
     /// Under a charter: `key` handed its region over to a new key (a rotation held here).
     fn handed_over(&self, key: &NodeId) -> bool {
-        self.local().store().members().is_some_and(|m| {
-            m.membership.region_of(key).is_some_and(|r| {
-                r.keys
-                    .iter()
-                    .any(|k| k.node == *key && k.ended == Some("rotated"))
-            })
-        })
+        self.local()
+            .store()
+            .members()
+            .is_some_and(|m| m.membership.rotated_to(key).is_some())
     }
 
     /// Under a charter: who belongs, with their keys and the pending acts.
@@ -615,7 +612,7 @@ fn warnings_of(node: &LocalNode) -> Result<Vec<String>, ReadError> {
             match members.membership.standing(&me) {
                 spindel_protocol::membership::Standing::Member { .. } => {}
                 spindel_protocol::membership::Standing::Former { .. } => {
-                    if let Err(e) = node.check_puts() {
+                    if let Err(e) = node.check_signs() {
                         out.push(e.to_string());
                     }
                 }

@@ -45,7 +45,7 @@
 //! disagree, as a node may have taken them before it learnt of the change. Only members'
 //! connections are taken, so such entries come only from those moments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -248,6 +248,8 @@ pub struct Membership {
     pub erased: Vec<Erased>,
     pub pending_erasures: Vec<PendingErasure>,
     by_key: BTreeMap<NodeId, usize>,
+    /// The records of `erased`, for [`Membership::is_erased`] (asked for every entry taken).
+    erased_keys: BTreeSet<(NodeId, RecordId)>,
 }
 
 /// An endorsement's target: the key, its name, the key it replaces.
@@ -270,6 +272,7 @@ struct Replay {
     erasures: BTreeMap<(NodeId, RecordId), BTreeMap<usize, NodeId>>,
     erased_by_act: BTreeMap<((NodeId, RecordId), usize), usize>,
     erased: Vec<Erased>,
+    erased_keys: BTreeSet<(NodeId, RecordId)>,
 }
 
 impl Replay {
@@ -453,7 +456,7 @@ impl Replay {
         record: RecordId,
     ) {
         let target = (author, record);
-        if self.erased.iter().any(|e| (e.author, e.record) == target) {
+        if self.erased_keys.contains(&target) {
             return;
         }
         self.erasures
@@ -466,6 +469,7 @@ impl Replay {
         if !own && counted.len() < self.threshold {
             return;
         }
+        self.erased_keys.insert(target);
         self.erased.push(Erased {
             author,
             record,
@@ -562,6 +566,7 @@ impl Replay {
             erasures: BTreeMap::new(),
             erased_by_act: BTreeMap::new(),
             erased: Vec::new(),
+            erased_keys: BTreeSet::new(),
         };
         for f in &charter.founders {
             replay.by_key.insert(f.node, replay.regions.len());
@@ -663,6 +668,7 @@ impl Replay {
             erased: replay.erased,
             pending_erasures,
             by_key: replay.by_key,
+            erased_keys: replay.erased_keys,
         }
     }
 }
@@ -687,9 +693,17 @@ impl Membership {
 
     /// The members ordered `author`'s record `record` erased.
     pub fn is_erased(&self, author: &NodeId, record: &RecordId) -> bool {
-        self.erased
-            .iter()
-            .any(|e| e.author == *author && e.record == *record)
+        self.erased_keys.contains(&(*author, *record))
+    }
+
+    /// The key `key` handed its region over to by a rotation, and the rotation's seq (the
+    /// last of `key`'s log that counts), if it did.
+    pub fn rotated_to(&self, key: &NodeId) -> Option<(NodeId, u64)> {
+        let region = self.region_of(key)?;
+        let at = region.keys.iter().position(|k| k.node == *key)?;
+        let old = &region.keys[at];
+        let next = region.keys.get(at + 1)?;
+        (old.ended == Some("rotated")).then(|| (next.node, old.until.unwrap_or(0)))
     }
 
     /// The region `key` is (or was) a key of.

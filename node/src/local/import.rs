@@ -338,7 +338,7 @@ impl LocalNode {
         self.import_allowed(kind)?;
         let (total, digest) = self.validate_import(kind, source, rng)?;
         let _writer = self.own_log_writer()?;
-        self.check_puts()?;
+        self.check_signs()?;
         if cancel.load(Ordering::Acquire) {
             return Err(NodeError::Cancelled);
         }
@@ -386,7 +386,7 @@ impl LocalNode {
                 "import cannot create profiles; use `publish --kind profile`".into(),
             ));
         }
-        self.check_puts()
+        self.check_signs()
     }
 
     /// Step 1: checks every line (schema, consent, sizes, named record ids) and returns the

@@ -58,16 +58,12 @@ impl LocalNode {
     /// The rotation this node's key made, when it is this node's own region's live key no
     /// longer because of it (and the new key's file is here to switch to).
     pub fn handover(&self) -> Option<Handover> {
-        let members = self.store.members()?;
         let me = self.node_id();
-        let region = members.membership.region_of(&me)?;
-        let at = region.keys.iter().position(|k| k.node == me)?;
-        let key = &region.keys[at];
-        let next = region.keys.get(at + 1)?;
-        (key.ended == Some("rotated")).then(|| Handover {
+        let (to, seq) = self.store.members()?.membership.rotated_to(&me)?;
+        Some(Handover {
             from: me.to_hex(),
-            to: next.node.to_hex(),
-            seq: key.until.unwrap_or(0),
+            to: to.to_hex(),
+            seq,
         })
     }
 
@@ -75,7 +71,7 @@ impl LocalNode {
     /// deletions): a rotated, replaced or revoked key's new entries would reach no one, as no
     /// aggregator takes its session (a deletion included: the member regions' erasure order
     /// removes such a record).
-    pub(crate) fn check_puts(&self) -> Result<(), NodeError> {
+    pub(crate) fn check_signs(&self) -> Result<(), NodeError> {
         let Some(members) = self.store.members() else {
             return Ok(());
         };
@@ -115,7 +111,7 @@ impl LocalNode {
         let name = match members.membership.standing(&me) {
             Standing::Member { name } => name,
             _ => {
-                self.check_puts()?;
+                self.check_signs()?;
                 return Err(refused(MembershipRefusal::NotAMember));
             }
         };

@@ -50,7 +50,7 @@ impl LocalNode {
         }
         let record = self.prepare(kind, json)?;
         let _writer = self.own_log_writer()?;
-        self.check_puts()?;
+        self.check_signs()?;
         if let (Some(expected), Some(rid)) = (expected, record_id) {
             let current = crate::query::get(&self.store, &self.node_id(), &rid)?.map(|v| v.seq);
             if current != Some(expected) {
@@ -78,7 +78,7 @@ impl LocalNode {
         }
         let me = self.node_id();
         let _writer = self.own_log_writer()?;
-        self.check_puts()?;
+        self.check_signs()?;
         let head = self.store.head(&me)?;
         let now_ms = self.own_time(now_ms, head)?;
         let meta = self
