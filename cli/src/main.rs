@@ -119,10 +119,16 @@ fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
         if acted.kind == "erasure" {
             let record = acted.record.as_deref().unwrap_or_default();
             return if acted.done {
-                format!(
-                    "ordered {}/{record} erased: erased on every node now; the order and its reason stay visible",
-                    acted.node
-                )
+                match acted.held_until.as_deref() {
+                    Some(until) => format!(
+                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled (here at {until}); the order and its reason stay visible",
+                        acted.node
+                    ),
+                    None => format!(
+                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled; the order and its reason stay visible",
+                        acted.node
+                    ),
+                }
             } else {
                 format!(
                     "ordered {}/{record} erased: {} of {} member regions so far (spindel delete {} withdraws it until then)",
@@ -449,6 +455,8 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                     limits: file.limits,
                     trusted_proxies: file.trusted_proxies,
                     public_url,
+                    erasure_settle: file.erasure_settle,
+                    embed_ancestors: file.embed_ancestors,
                 },
             )
         }

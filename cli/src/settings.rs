@@ -30,6 +30,12 @@ pub(crate) struct RunFile {
     pub(crate) trusted_proxies: Vec<toml::Spanned<String>>,
     /// Where readers find the knowledge bank; the editor links to it.
     pub(crate) public_url: Option<toml::Spanned<String>>,
+    /// Seconds a payload the members ordered erased is held, hidden, before it is erased for
+    /// good (default: three days).
+    pub(crate) erasure_settle_secs: Option<u64>,
+    /// The sites (origins) that may frame `/inbaddning`; absent or empty: any site.
+    #[serde(default)]
+    pub(crate) embed_ancestors: Vec<toml::Spanned<String>>,
 }
 
 /// What a key of the settings file takes, as an error of the wrong type says it.
@@ -41,6 +47,8 @@ pub(crate) fn run_file_expects(key: &str) -> &'static str {
         "public_url" => "an http or https URL string, like \"https://kunskapsbank.example.se\"",
         "log_level" => "one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
         "log_format" => "\"text\" or \"json\"",
+        "erasure_settle_secs" => "a whole number of seconds, like 259200 (three days)",
+        "embed_ancestors" => "a list of origin strings, like [\"https://www.skane.example.se\"]",
         "limits" => "a table ([limits])",
         k if k.starts_with("limits.") => "a whole number",
         _ => "another value",
@@ -176,6 +184,8 @@ pub(crate) struct Settings {
     pub(crate) limits: Limits,
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
     pub(crate) public_url: Option<String>,
+    pub(crate) erasure_settle: Option<std::time::Duration>,
+    pub(crate) embed_ancestors: Vec<String>,
 }
 
 /// The settings file of `run`: `--config FILE` (which must exist), else `DIR/spindel.toml` if
@@ -247,6 +257,10 @@ pub(crate) fn parse_run_file(path: &Path, text: &str) -> Result<Settings> {
             ),
         ));
     }
+    for (i, o) in file.embed_ancestors.iter().enumerate() {
+        spindel_node::embed_origin(o.get_ref())
+            .map_err(|e| at(o.span(), &format!("embed_ancestors[{i}]"), e))?;
+    }
     let public_url = file
         .public_url
         .as_ref()
@@ -263,6 +277,12 @@ pub(crate) fn parse_run_file(path: &Path, text: &str) -> Result<Settings> {
         log_format: file.log_format,
         limits: file.limits,
         trusted_proxies,
+        erasure_settle: file.erasure_settle_secs.map(std::time::Duration::from_secs),
+        embed_ancestors: file
+            .embed_ancestors
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .collect(),
         path: Some(path.to_path_buf()),
     })
 }
@@ -324,6 +344,20 @@ mod tests {
         );
         let e = error("log_format = \"xml\"\n");
         assert!(e.starts_with("/etc/spindel/skane.toml line 1, column 14: log_format: expected \"text\" or \"json\""), "{e}");
+        let e = error("erasure_settle_secs = \"tre dygn\"\n");
+        assert!(
+            e.contains("line 1, column 23: erasure_settle_secs: expected a whole number of seconds, like 259200 (three days), got a string"),
+            "{e}"
+        );
+        let settings = parse_run_file(
+            Path::new("/etc/spindel/skane.toml"),
+            "erasure_settle_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.erasure_settle,
+            Some(std::time::Duration::from_secs(60))
+        );
         let e = error("http = 7780\n");
         assert!(
             e.ends_with("line 1, column 8: http: expected a \"HOST:PORT\" string, got a number"),

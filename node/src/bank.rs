@@ -213,7 +213,7 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
     let members = store.members();
     let key = id.to_hex();
     let membership = members.as_ref().and_then(|m| {
-        crate::local::membership_report(m)
+        crate::local::membership_report(m, 1)
             .regions
             .into_iter()
             .find(|r| r.keys.iter().any(|k| k.node == key))

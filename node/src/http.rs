@@ -88,9 +88,31 @@ pub struct RegionView {
     pub membership: Option<crate::local::RegionMembership>,
 }
 
-/// The API's routes over a running node; `public_url` (settings) makes the calendar feeds'
-/// links absolute.
-pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
+/// What the public listener's pages take from the settings.
+#[derive(Debug, Clone)]
+pub struct PageSettings {
+    /// `public_url`: makes the feeds' and the embed's links absolute.
+    pub public_url: Option<String>,
+    /// `embed_ancestors`: the sites that may frame `/inbaddning`.
+    pub embed_ancestors: crate::feeds::EmbedAncestors,
+}
+
+impl PageSettings {
+    /// From the settings' `public_url` and `embed_ancestors` (checked: an origin that is not
+    /// one is refused, naming it).
+    pub fn new(
+        public_url: Option<String>,
+        embed_ancestors: &[String],
+    ) -> Result<PageSettings, String> {
+        Ok(PageSettings {
+            public_url,
+            embed_ancestors: crate::feeds::EmbedAncestors::from_origins(embed_ancestors)?,
+        })
+    }
+}
+
+/// The API's routes over a running node, with the pages' settings.
+pub fn router(shared: Arc<Shared>, settings: PageSettings) -> Router {
     Router::new()
         .route("/api/v1/records", get(records))
         .route("/api/v1/records/{author}/{record_id}", get(record))
@@ -106,7 +128,11 @@ pub fn router(shared: Arc<Shared>, public_url: Option<String>) -> Router {
         .merge(crate::proxybank_page::routes())
         .merge(crate::audit_page::routes())
         .merge(crate::network_page::routes())
-        .layer(axum::Extension(crate::calendar::PublicUrl(public_url)))
+        .merge(crate::feeds::routes())
+        .layer(axum::Extension(crate::calendar::PublicUrl(
+            settings.public_url,
+        )))
+        .layer(axum::Extension(settings.embed_ancestors))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -415,7 +441,7 @@ pub fn region_list(
     node: &crate::read::ReadModel,
 ) -> Result<Vec<RegionView>, crate::local::NodeError> {
     let mut out = Vec::new();
-    let report = node.membership();
+    let report = node.membership_decisions();
     let authors = node.authors()?;
     let rows: std::collections::BTreeMap<NodeId, &crate::regions::AuthorRow> =
         authors.iter().map(|a| (a.id, a)).collect();
@@ -464,9 +490,23 @@ async fn regions(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
 }
 
 /// The network's membership under a charter; `{"charter": null}` without one.
-async fn network(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+/// `?erasures_page=N` (from 1) pages through the erasure orders.
+async fn network(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params =
+        Params::parse(raw.as_deref(), &["erasures_page"]).map_err(|e| bad(e.to_string()))?;
+    let page = match params.get("erasures_page") {
+        Some(p) => p.parse::<usize>().ok().filter(|p| *p >= 1).ok_or_else(|| {
+            bad(format!(
+                "erasures_page: {p:?} is not a page number (1, 2, 3 ...)"
+            ))
+        })?,
+        None => 1,
+    };
     let report = shared
-        .read(|n| Ok(n.membership()))
+        .read(move |n| Ok(n.membership_page(page)))
         .await
         .map_err(|e| internal(e.to_string()))?;
     Ok(match report {
@@ -484,9 +524,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    public_url: Option<String>,
+    settings: PageSettings,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone(), public_url);
+    let app = router(shared.clone(), settings);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
@@ -506,9 +546,9 @@ pub async fn serve_operator(
 pub fn serve_listener(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
-    public_url: Option<String>,
+    settings: PageSettings,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(shared.clone(), public_url);
+    let app = router(shared.clone(), settings);
     serve_on(&shared, ListenerKind::Public, listener, app)
 }
 

@@ -24,11 +24,14 @@ async fn network_page(
     shared: &Arc<Shared>,
     raw: Option<&str>,
 ) -> Result<(&'static str, &'static str, minijinja::Value), PageError> {
-    Params::parse(raw, &[]).map_err(|e| bad_request(words::param_error(&e)))?;
+    let params =
+        Params::parse(raw, &["raderingar"]).map_err(|e| bad_request(words::param_error(&e)))?;
+    let page = erasures_page(&params)?;
     let report = shared
-        .read(|n| Ok(n.membership()))
+        .read(move |n| Ok(n.membership_page(page)))
         .await
         .map_err(internal)?;
+    let (prev, next) = erasure_links("/natverket", report.as_ref());
     let (members, former): (Vec<_>, Vec<_>) = report
         .as_ref()
         .map(|r| r.regions.clone())
@@ -38,8 +41,38 @@ async fn network_page(
     Ok((
         "natverket.html",
         "network",
-        context! { report => report, members => members, former => former },
+        context! {
+            report => report, members => members, former => former,
+            erasures_prev => prev, erasures_next => next,
+        },
     ))
+}
+
+/// The page of erasure orders `?raderingar=N` asks for (from 1).
+pub(crate) fn erasures_page(params: &Params) -> Result<usize, PageError> {
+    match params.get("raderingar") {
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| bad_request(words::BAD_PAGE_NUMBER)),
+        None => Ok(1),
+    }
+}
+
+/// Links to the previous and next page of erasure orders on `path`, where there is one.
+pub(crate) fn erasure_links(
+    path: &str,
+    report: Option<&crate::local::MembershipReport>,
+) -> (Option<String>, Option<String>) {
+    let Some(r) = report else {
+        return (None, None);
+    };
+    let link = |page: usize| format!("{path}?raderingar={page}#radering");
+    (
+        (r.erasures_page > 1).then(|| link(r.erasures_page - 1)),
+        (r.erasures_page < r.erasures_pages).then(|| link(r.erasures_page + 1)),
+    )
 }
 
 /// `/natverket`: who belongs to the network, and who decided it.

@@ -442,13 +442,28 @@ pub trait Reads: sealed::Sealed {
             .is_some_and(|m| m.membership.rotated_to(key).is_some())
     }
 
-    /// Under a charter: who belongs, with their keys and the pending acts.
+    /// Under a charter: who belongs, with their keys and the pending acts (the first page of
+    /// the erasure orders).
     fn membership(&self) -> Option<crate::local::MembershipReport> {
+        self.membership_page(1)
+    }
+
+    /// [`Reads::membership`] without the orders' reasons (nothing read from the store): who
+    /// belongs, for a list of regions.
+    fn membership_decisions(&self) -> Option<crate::local::MembershipReport> {
+        self.local()
+            .store()
+            .members()
+            .map(|m| crate::local::membership_report(&m, 1))
+    }
+
+    /// [`Reads::membership`] with page `page` (from 1) of the erasure orders.
+    fn membership_page(&self, page: usize) -> Option<crate::local::MembershipReport> {
         let store = self.local().store();
         store.members().map(|m| {
             // The orders' reasons, when the store answers; the decisions without them else.
-            crate::local::membership_report_in(store, &m)
-                .unwrap_or_else(|_| crate::local::membership_report(&m))
+            crate::local::membership_report_in(store, &m, page)
+                .unwrap_or_else(|_| crate::local::membership_report(&m, page))
         })
     }
 
@@ -581,7 +596,7 @@ fn status_of(node: &LocalNode) -> Result<Status, ReadError> {
         not_sent: None,
         other_copy_advice: None,
         membership: match node.store().members() {
-            Some(m) => Some(crate::local::membership_report_in(node.store(), &m)?),
+            Some(m) => Some(crate::local::membership_report_in(node.store(), &m, 1)?),
             None => None,
         },
         handover: node.handover(),

@@ -83,6 +83,9 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (settings: `trusted_proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long payloads the members ordered erased are held before they are erased for good
+    /// (settings: `erasure_settle_secs`; `None`: [`crate::store::ERASURE_SETTLE`]).
+    pub erasure_settle: Option<Duration>,
 }
 
 /// A running node's tasks.
@@ -109,6 +112,9 @@ impl Running {
     /// of `node`, with its own key.
     pub async fn start(node: Arc<LocalNode>, opts: RunOptions) -> Result<Running, StartError> {
         let key = node.key().clone();
+        if let Some(settle) = opts.erasure_settle {
+            node.set_erasure_settle(settle);
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Shared::with_proxies(node, shutdown_rx, opts.trusted_proxies.clone())?;
         let mut tasks = Vec::new();
@@ -155,16 +161,37 @@ impl Running {
             }));
         }
         {
-            // A purged payload whose erasure failed (a full disk, an I/O error) is retried.
+            // Payloads held for erasure orders are erased for good once the orders settle
+            // (looked at again when membership changes, and when the next one is due); a
+            // purged payload whose erasure failed (a full disk, an I/O error) is retried.
             let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(ERASE_RETRY);
+                let mut members = shared.writer.events().subscribe_admissions();
                 loop {
-                    tick.tick().await;
+                    let mut wait = ERASE_RETRY;
+                    match shared.writer.purge_settled().await {
+                        Ok(settled) => {
+                            if let Some(due) = settled.next_due_ms {
+                                let ms = due.saturating_sub(crate::local::now_ms());
+                                wait = wait.min(Duration::from_millis(ms));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "erasing the payloads of settled erasure orders failed; retried");
+                        }
+                    }
                     if shared.node.erasures_pending()
                         && let Err(e) = shared.writer.erase_pending().await
                     {
                         tracing::error!(error = %e, "erasing purged payloads failed; retried");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        changed = members.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             }));

@@ -38,6 +38,11 @@ pub struct NodeSettings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where readers find the knowledge bank; the editor links to it.
     pub public_url: Option<String>,
+    /// How long payloads the members ordered erased are held before they are erased for good
+    /// (`None`: [`crate::store::ERASURE_SETTLE`]).
+    pub erasure_settle: Option<Duration>,
+    /// The sites that may frame `/inbaddning` (origins; empty: any site).
+    pub embed_ancestors: Vec<String>,
 }
 
 /// A setting the node's role does not allow (each says what to change).
@@ -91,6 +96,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Editor(#[from] crate::editor::EditorError),
+    #[error("embed_ancestors: {0}")]
+    EmbedAncestors(String),
 }
 
 /// Where a started node is reached (the addresses bound, port 0 resolved).
@@ -146,6 +153,7 @@ impl NodeHandle {
             aggregators: settings.aggregators.clone(),
             limits: settings.limits.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            erasure_settle: settings.erasure_settle,
         };
         let running = Running::start(node, opts).await?;
         let control = match crate::control::serve(running.shared.clone()) {
@@ -178,17 +186,19 @@ impl NodeHandle {
     ) -> Result<(), ServeError> {
         let shared = self.running.shared.clone();
         let bind = |what, addr| move |error| ServeError::Bind { what, addr, error };
+        let pages =
+            crate::http::PageSettings::new(settings.public_url.clone(), &settings.embed_ancestors)
+                .map_err(ServeError::EmbedAncestors)?;
         if let Some(listener) = prebound.http {
             let addr = listener
                 .local_addr()
                 .map_err(bind("http", SocketAddr::from(([0, 0, 0, 0], 0))))?;
-            let (at, task) =
-                crate::http::serve_listener(shared.clone(), listener, settings.public_url.clone())
-                    .map_err(bind("http", addr))?;
+            let (at, task) = crate::http::serve_listener(shared.clone(), listener, pages)
+                .map_err(bind("http", addr))?;
             self.bound.http = Some(at);
             self.listeners.push(task);
         } else if let Some(addr) = settings.http {
-            let (at, task) = crate::http::serve(shared.clone(), addr, settings.public_url.clone())
+            let (at, task) = crate::http::serve(shared.clone(), addr, pages)
                 .await
                 .map_err(bind("http", addr))?;
             self.bound.http = Some(at);

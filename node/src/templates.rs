@@ -35,6 +35,10 @@ pub(crate) fn templates() -> &'static Environment<'static> {
             ),
             ("calendar.html", include_str!("../templates/calendar.html")),
             (
+                "inbaddning.html",
+                include_str!("../templates/inbaddning.html"),
+            ),
+            (
                 "integritet.html",
                 include_str!("../templates/integritet.html"),
             ),

@@ -401,6 +401,17 @@ async fn search_page(
         search_url(&p)
     });
     let first_page = get("cursor").map(|_| with("cursor", None));
+    // The same search as an Atom feed (its filters, not its page).
+    let feed = {
+        let pairs: Vec<(&str, String)> = ["kind", "region", "tag", "q"]
+            .into_iter()
+            .filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k, v)))
+            .collect();
+        match serde_urlencoded::to_string(&pairs) {
+            Ok(q) if !q.is_empty() => format!("/flode.atom?{q}"),
+            _ => "/flode.atom".to_string(),
+        }
+    };
     Ok((
         "search.html",
         "search",
@@ -417,6 +428,7 @@ async fn search_page(
             next_page => next_page,
             first_page => first_page,
             region_count => region_count,
+            feed => feed,
         },
     ))
 }
@@ -596,6 +608,7 @@ pub fn retry_after(response: &mut Response, wait: std::time::Duration) {
 async fn region_page(
     shared: &Arc<Shared>,
     key: String,
+    public_url: Option<String>,
 ) -> Result<(&'static str, &'static str, Value), PageError> {
     let found = shared
         .blocking(move |n| {
@@ -642,6 +655,18 @@ async fn region_page(
     only_region.set("region", Some(region.row.name.clone()));
     let all_records = search_url(&only_region);
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+    // How the region's own website shows its newest records: the embed's line to paste, and
+    // the feeds, absolute under `public_url` (else the reader adds this site's address).
+    let name_q = serde_urlencoded::to_string([("region", &region.row.name)]).unwrap_or_default();
+    let site = public_url
+        .as_deref()
+        .map_or("https://KUNSKAPSBANKENS-ADRESS", |u| {
+            u.trim_end_matches('/')
+        });
+    let embed = format!(
+        "<iframe src=\"{site}/inbaddning?{name_q}&limit=5\" title=\"Senaste i kunskapsbanken\" width=\"100%\" height=\"420\"></iframe>"
+    );
+    let atom = format!("/flode.atom?{name_q}");
     Ok((
         "region.html",
         "",
@@ -659,12 +684,18 @@ async fn region_page(
             all_records => all_records,
             kinds => kinds,
             answers => answers,
+            embed => embed,
+            atom => atom,
         },
     ))
 }
 
-async fn region(State(shared): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
-    let r = region_page(&shared, key).await;
+async fn region(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(public_url): axum::Extension<crate::calendar::PublicUrl>,
+    Path(key): Path<String>,
+) -> Response {
+    let r = region_page(&shared, key, public_url.0).await;
     page(&shared, r)
 }
 

@@ -200,6 +200,9 @@ enum Job {
     ErasePending {
         reply: Reply<()>,
     },
+    PurgeSettled {
+        reply: Reply<crate::store::SettledErasures>,
+    },
     Witness {
         job: WitnessJob,
         reply: Reply<WitnessDone>,
@@ -411,6 +414,11 @@ impl Writer {
         self.ask(|reply| Job::ErasePending { reply }).await
     }
 
+    /// Erases for good the payloads held for erasure orders that settled by now.
+    pub async fn purge_settled(&self) -> Result<crate::store::SettledErasures, NodeError> {
+        self.ask(|reply| Job::PurgeSettled { reply }).await
+    }
+
     /// Finishes the queued jobs (an import before its commit point is cancelled) and stops;
     /// later jobs fail with [`NodeError::Stopped`]. Returns once it let go of the node.
     pub async fn stop(&self) {
@@ -579,6 +587,10 @@ impl Actor {
             Job::ErasePending { reply } => {
                 let r = self.node.store().erase_pending().map(drop);
                 let _ = reply.send(r.map_err(NodeError::from));
+            }
+            Job::PurgeSettled { reply } => {
+                let r = self.node.purge_settled_erasures(crate::local::now_ms());
+                let _ = reply.send(r);
             }
             Job::Witness { job, reply } => {
                 let _ = reply.send(self.node.witness(job, crate::local::now_ms()));

@@ -205,8 +205,15 @@ fn adopting_a_charter_takes_down_what_the_held_acts_erase() {
         "reason": "Personen bad om det",
     })
     .to_string();
+    let ordered_ms = now();
     skane
-        .publish(Kind::Erasure, &order, None, &mut rand_core::OsRng, now())
+        .publish(
+            Kind::Erasure,
+            &order,
+            None,
+            &mut rand_core::OsRng,
+            ordered_ms,
+        )
         .unwrap();
     let shown = |n: &LocalNode| {
         n.query(&spindel_node::query::Query {
@@ -235,9 +242,20 @@ fn adopting_a_charter_takes_down_what_the_held_acts_erase() {
     let reopened = LocalNode::open(&dir.path().join("skane")).unwrap();
     assert!(!shown(&reopened));
     assert!(
+        on_disk(&dir.path().join("skane")),
+        "held, hidden, until the order settles"
+    );
+    // The bytes go once the order settled: the settle time after it began to be held.
+    let early = reopened.purge_settled_erasures(now()).unwrap();
+    assert_eq!(early.purged, 0);
+    let due = early.next_due_ms.unwrap();
+    assert!(due >= ordered_ms + spindel_node::store::ERASURE_SETTLE.as_millis() as u64);
+    assert_eq!(reopened.purge_settled_erasures(due).unwrap().purged, 1);
+    assert!(
         !on_disk(&dir.path().join("skane")),
         "the record's bytes are off the disk"
     );
+    assert!(!shown(&reopened));
 }
 
 /// Every file under `dir`.
@@ -690,18 +708,223 @@ async fn an_erasure_order_counts_only_from_members() {
     assert!(titles(&node).contains(&"Om en person".to_string()));
     let report = node.membership().unwrap();
     assert_eq!(report.erasures[0].state, "pending");
-    // An order from the record's own region (its live key) takes effect at once: here
-    // dalarna orders its own record erased.
+    // An order from the record's own region (its live key) counts with it: here dalarna
+    // orders its own record erased, the second of two.
     let by_dalarna = entry(&dalarna, Some(head(&record)), Kind::Erasure, 4, order);
     let ack = fake.relay(vec![by_dalarna]).await;
     assert_eq!(held(&ack, &dalarna.node_id()), 2, "its log stays whole");
     assert!(!titles(&node).contains(&"Om en person".to_string()));
     let report = node.membership().unwrap();
     assert_eq!(report.erasures[0].state, "erased");
-    // The reasons shown are those of the orders that decided it (here the region's own).
-    assert_eq!(report.erasures[0].ordered_by, ["dalarna"]);
-    assert_eq!(report.erasures[0].reasons.len(), 1);
-    assert_eq!(report.erasures[0].reasons[0].region, "dalarna");
+    // The reasons shown are those of the orders that decided it.
+    let mut by = report.erasures[0].ordered_by.clone();
+    by.sort();
+    assert_eq!(by, ["dalarna", "stockholm"]);
+    assert_eq!(report.erasures[0].reasons.len(), 2);
+    running.stop().await.unwrap();
+}
+
+/// An erasure order is decided by the signed times of the acts before it, and an act signed
+/// earlier can arrive later: a withdrawal signed before the deciding order undoes the
+/// erasure. The node hides the record at once but holds its bytes until the order settles, so
+/// the late withdrawal shows it again (as on a node that took the acts in signed order); an
+/// order that stands is erased for good once it settled, by the running node on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again() {
+    let Chartered {
+        dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let mut fake = Fake::start(id, vec![]);
+    let skane = Arc::new(skane);
+    let running = kit::run_shared(
+        skane.clone(),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+    let canary = "Ingridsdotter-Zetterlund";
+    let record = entry(&dalarna, None, Kind::Method, 1, method(canary));
+    fake.relay(vec![record.clone()]).await;
+    let shown = || kit::titles_of(&node, Default::default()).contains(&canary.to_string());
+    let on_disk = || {
+        walk(dir.path()).iter().any(|f| {
+            std::fs::read(f).is_ok_and(|b| b.windows(canary.len()).any(|w| w == canary.as_bytes()))
+        })
+    };
+    assert!(shown());
+    let order = serde_json::json!({
+        "author": dalarna.node_id().to_hex(),
+        "record": RecordId([1; 16]).to_hex(),
+        "reason": "Personen har begärt radering",
+    })
+    .to_string();
+    let first = entry(&stockholm, None, Kind::Erasure, 2, order.clone());
+    fake.relay(vec![first.clone()]).await;
+    // Stockholm withdraws its order; the withdrawal is signed now but travels late.
+    let withdrawal = tombstone_of(&stockholm, &first);
+    let signed_ms = Entry::from_wire(withdrawal.entry.clone())
+        .unwrap()
+        .header()
+        .timestamp_ms;
+    kit::eventually("the clock past the withdrawal's time", || {
+        spindel_node::local::now_ms() > signed_ms
+    })
+    .await;
+    // Skåne's order arrives second: with Stockholm's (as this node knows it), the threshold.
+    running
+        .shared()
+        .writer
+        .publish(Kind::Erasure, order.clone(), None)
+        .await
+        .unwrap();
+    assert!(!shown(), "hidden at once");
+    let report = node.membership().unwrap();
+    assert_eq!(report.erasures[0].state, "erased");
+    assert!(
+        report.erasures[0].held_until.is_some(),
+        "held here until it settles: {:?}",
+        report.erasures[0]
+    );
+    assert!(on_disk(), "held, not erased yet");
+    // The withdrawal arrives: signed before Skåne's order, it took Stockholm's vote back
+    // first. One order of two: the record shows again, from the held bytes.
+    fake.relay(vec![withdrawal.clone()]).await;
+    assert!(shown(), "the undone order shows the record again");
+    let report = node.membership().unwrap();
+    assert_eq!(report.erasures[0].state, "pending");
+    assert_eq!(report.erasures[0].held_until, None);
+    // Stockholm orders it again: erased, and with a settle time of nothing the running
+    // node erases the bytes for good on its own.
+    skane.set_erasure_settle(std::time::Duration::ZERO);
+    let again = entry(&stockholm, Some(head(&withdrawal)), Kind::Erasure, 3, order);
+    fake.relay(vec![again]).await;
+    assert!(!shown());
+    kit::eventually("the bytes erased for good", || !on_disk()).await;
+    assert!(!shown());
+    let report = node.membership().unwrap();
+    assert_eq!(report.erasures[0].state, "erased");
+    assert_eq!(report.erasures[0].held_until, None);
+    running.stop().await.unwrap();
+}
+
+/// Erasure orders are listed a page at a time (ERASURES_PER_PAGE), pending first, so a
+/// network with thousands of orders costs a page's reads per request; erasure orders have a
+/// quota of their own, apart from the endorsements and revocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_orders_are_listed_a_page_at_a_time() {
+    use spindel_node::local::ERASURES_PER_PAGE;
+    let Chartered {
+        dir: _dir,
+        skane,
+        dalarna,
+        stockholm,
+        id,
+    } = chartered();
+    let mut fake = Fake::start(id, vec![]);
+    let running = kit::run_shared(
+        Arc::new(skane),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let node = running.shared().node.clone();
+    let mut orders = Vec::new();
+    let mut prev = None;
+    for i in 0..=ERASURES_PER_PAGE {
+        let order = serde_json::json!({
+            "author": dalarna.node_id().to_hex(),
+            "record": RecordId([i as u8; 16]).to_hex(),
+            "reason": format!("Begäran nummer {i}"),
+        })
+        .to_string();
+        let e = entry(&stockholm, prev, Kind::Erasure, i as u8, order);
+        prev = Some(head(&e));
+        orders.push(e);
+    }
+    let ack = fake.relay(orders).await;
+    assert_eq!(
+        held(&ack, &stockholm.node_id()),
+        ERASURES_PER_PAGE as u64 + 1
+    );
+    let first = node.membership_page(1).unwrap();
+    assert_eq!(first.erasures.len(), ERASURES_PER_PAGE);
+    assert_eq!(first.erasures_total, ERASURES_PER_PAGE + 1);
+    assert_eq!(first.erasures_pages, 2);
+    assert!(first.erasures.iter().all(|e| e.reasons.len() == 1));
+    let second = node.membership_page(2).unwrap();
+    assert_eq!(second.erasures.len(), 1);
+    assert_eq!(second.erasures_page, 2);
+    assert_eq!(second.erasures[0].state, "pending");
+    assert!(node.membership_page(3).unwrap().erasures.is_empty());
+    running.stop().await.unwrap();
+}
+
+/// Held payloads whose orders settled are erased a pass of HELD_PURGED_PER_PASS at a time, so
+/// a peer's batch waits for one pass at most; the next pass is due at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_erasures_are_erased_a_pass_at_a_time() {
+    use spindel_node::store::HELD_PURGED_PER_PASS;
+    let Chartered {
+        dir: _dir,
+        skane,
+        dalarna,
+        stockholm: _stockholm,
+        id,
+    } = chartered();
+    let mut fake = Fake::start(id, vec![]);
+    let skane = Arc::new(skane);
+    let running = kit::run_shared(
+        skane.clone(),
+        false,
+        vec![fake.addr.clone()],
+        Limits::default(),
+    )
+    .await;
+    let n = HELD_PURGED_PER_PASS + 1;
+    let mut batch = Vec::new();
+    let mut prev = None;
+    for i in 0..n {
+        let e = entry(
+            &dalarna,
+            prev,
+            Kind::Method,
+            i as u8,
+            method(&format!("Post {i}")),
+        );
+        prev = Some(head(&e));
+        batch.push(e);
+    }
+    fake.relay(std::mem::take(&mut batch)).await;
+    // Dalarna orders its own records erased (its live key: each order decides alone).
+    for i in 0..n {
+        let order = serde_json::json!({
+            "author": dalarna.node_id().to_hex(),
+            "record": RecordId([i as u8; 16]).to_hex(),
+            "reason": "Personerna har begärt radering",
+        })
+        .to_string();
+        let e = entry(&dalarna, prev, Kind::Erasure, 200 - i as u8, order);
+        prev = Some(head(&e));
+        batch.push(e);
+    }
+    fake.relay(batch).await;
+    let node = running.shared().node.clone();
+    assert!(kit::titles_of(&node, Default::default()).is_empty());
+    let later =
+        spindel_node::local::now_ms() + 10 * spindel_node::store::ERASURE_SETTLE.as_millis() as u64;
+    let first = skane.purge_settled_erasures(later).unwrap();
+    assert_eq!(first.purged, HELD_PURGED_PER_PASS);
+    assert_eq!(first.next_due_ms, Some(later), "the rest is due at once");
+    let second = skane.purge_settled_erasures(later).unwrap();
+    assert_eq!(second.purged, 1);
+    assert_eq!(second.next_due_ms, None);
     running.stop().await.unwrap();
 }
 

@@ -33,6 +33,13 @@
 //! - A revocation of a member counts for that member's region. At `threshold` distinct member
 //!   regions, the region is a former member, its key's log taken up to the highest `upto` the
 //!   counted revocations named.
+//! - An erasure order counts for its record while its key's log is taken up to it. At
+//!   `threshold` distinct member regions the record is erased. An order of the record's own
+//!   region (its live key, for what an earlier key published) also erases it alone, at its
+//!   time, unless it was withdrawn or its key's log is cut before it, whenever that cut comes
+//!   (the members stop a thief with the region's key that way; a key cut is cut wherever it
+//!   is, a key that rotated since included). Nodes hold the record's bytes for a settle time
+//!   before erasing them, so a cut that arrives within it shows the record again.
 //! - An act that does not apply when it is replayed (endorsing a member, revoking a former
 //!   member, an act by a non-member) counts nothing, now or later. Votes of a region that
 //!   stops being a member stop counting; a change clears the votes it used.
@@ -54,6 +61,7 @@ use crate::charter::Charter;
 use crate::entry::RecordId;
 use crate::keys::NodeId;
 
+mod erasure;
 mod records;
 pub use records::{Endorsement, ErasureOrder, Revocation, limits};
 
@@ -211,7 +219,7 @@ pub struct PendingRevocation {
 pub struct Erased {
     pub author: NodeId,
     pub record: RecordId,
-    /// When the order took effect (the deciding order's signed time).
+    /// When the order took effect: the deciding order's signed time.
     pub at_ms: u64,
     /// The keys whose orders counted.
     pub by: Vec<NodeId>,
@@ -255,6 +263,9 @@ pub struct Membership {
 /// An endorsement's target: the key, its name, the key it replaces.
 type Candidate = (NodeId, String, Option<NodeId>);
 
+/// A region's standing erasure order: its key, the act's index and the act's seq.
+type OrderVote = (NodeId, usize, u64);
+
 /// The replay's state.
 struct Replay {
     threshold: usize,
@@ -268,14 +279,38 @@ struct Replay {
     /// index, so a withdrawal takes back only its own act's vote.
     endorsed_by_act: BTreeMap<(Candidate, usize), usize>,
     revoked_by_act: BTreeMap<(usize, usize), usize>,
-    /// Per record, each ordering region's key; and which act cast each standing order.
-    erasures: BTreeMap<(NodeId, RecordId), BTreeMap<usize, NodeId>>,
-    erased_by_act: BTreeMap<((NodeId, RecordId), usize), usize>,
+    /// Per record, each ordering region's standing order.
+    erasures: BTreeMap<(NodeId, RecordId), BTreeMap<usize, OrderVote>>,
     erased: Vec<Erased>,
     erased_keys: BTreeSet<(NodeId, RecordId)>,
+    /// Orders of a record's own region, by act index, decided when the replay ends
+    /// ([`Replay::own_orders_decide`]).
+    own_orders: BTreeMap<usize, (NodeId, RecordId)>,
 }
 
 impl Replay {
+    /// `key`'s log is taken as far as `seq` (a live key, or one cut at or after it).
+    fn covers(&self, key: &NodeId, seq: u64) -> bool {
+        self.by_key.get(key).is_some_and(|r| {
+            self.regions[*r]
+                .keys
+                .iter()
+                .any(|k| k.node == *key && k.until.is_none_or(|u| seq <= u))
+        })
+    }
+
+    /// A cut named `until` for `key`, which already ended (it rotated): its log is taken no
+    /// further than that either (a thief's rotation after its acts does not keep them).
+    fn cut_ended(&mut self, region: usize, key: &NodeId, until: u64) {
+        for k in self.regions[region]
+            .keys
+            .iter_mut()
+            .filter(|k| k.node == *key && k.until.is_some())
+        {
+            k.until = k.until.map(|u| u.min(until));
+        }
+    }
+
     /// The region whose key `author` may act at `seq` (a member, and the key's log taken that
     /// far).
     fn voter(&self, author: &NodeId, seq: u64) -> Option<usize> {
@@ -351,10 +386,13 @@ impl Replay {
             Some(r) => {
                 let old = candidate.2;
                 let until = counted.iter().map(|(_, u)| *u).max().unwrap_or(0);
+                if let Some(old) = old {
+                    self.cut_ended(r, &old, until);
+                }
                 let region = &mut self.regions[r];
                 for k in region.keys.iter_mut().filter(|k| k.until.is_none()) {
                     // The named key keeps what the endorsements named; any other open key of
-                    // the region (none today) keeps nothing.
+                    // the region (one its named key rotated to) keeps nothing.
                     k.until = Some(if Some(k.node) == old { until } else { 0 });
                     k.ended = Some("replaced");
                 }
@@ -426,6 +464,15 @@ impl Replay {
         if counted.len() < self.threshold {
             return;
         }
+        // A named key that already ended (rotated) is cut too, at the highest `upto` named.
+        let mut ended: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for (_, named, upto) in &counted {
+            let u = ended.entry(*named).or_default();
+            *u = (*u).max(*upto);
+        }
+        for (named, upto) in ended {
+            self.cut_ended(target, &named, upto);
+        }
         let region = &mut self.regions[target];
         for k in region.keys.iter_mut().filter(|k| k.until.is_none()) {
             let until = counted
@@ -443,41 +490,6 @@ impl Replay {
         });
         self.revocations.remove(&target);
         self.revoked_by_act.retain(|(t, _), _| *t != target);
-    }
-
-    /// An order that `author`'s record `record` be erased, by `voter`'s region. It takes
-    /// effect at `threshold` member regions, or at once when `voter` is the record's own
-    /// region (its live key erasing what an earlier key of it published).
-    fn erase(
-        &mut self,
-        (index, act): (usize, &Act),
-        voter: usize,
-        author: NodeId,
-        record: RecordId,
-    ) {
-        let target = (author, record);
-        if self.erased_keys.contains(&target) {
-            return;
-        }
-        self.erasures
-            .entry(target)
-            .or_default()
-            .insert(voter, act.author);
-        self.erased_by_act.insert((target, voter), index);
-        let own = self.by_key.get(&author) == Some(&voter);
-        let counted = self.counted(&self.erasures[&target]);
-        if !own && counted.len() < self.threshold {
-            return;
-        }
-        self.erased_keys.insert(target);
-        self.erased.push(Erased {
-            author,
-            record,
-            at_ms: act.time_ms,
-            by: if own { vec![act.author] } else { counted },
-        });
-        self.erasures.remove(&target);
-        self.erased_by_act.retain(|(t, _), _| *t != target);
     }
 
     /// The act at `index` is withdrawn: its vote, if it still stands (its change has not
@@ -507,18 +519,10 @@ impl Replay {
             }
             What::Erase { author, record } => {
                 let target = (*author, *record);
-                let cast = self
-                    .erased_by_act
-                    .iter()
-                    .find(|((t, _), i)| *t == target && **i == index)
-                    .map(|((_, voter), _)| *voter);
-                if let Some(voter) = cast {
-                    self.erased_by_act.remove(&(target, voter));
-                    if let Some(votes) = self.erasures.get_mut(&target) {
-                        votes.remove(&voter);
-                        if votes.is_empty() {
-                            self.erasures.remove(&target);
-                        }
+                if let Some(votes) = self.erasures.get_mut(&target) {
+                    votes.retain(|_, (_, cast, _)| *cast != index);
+                    if votes.is_empty() {
+                        self.erasures.remove(&target);
                     }
                 }
             }
@@ -564,9 +568,9 @@ impl Replay {
             endorsed_by_act: BTreeMap::new(),
             revoked_by_act: BTreeMap::new(),
             erasures: BTreeMap::new(),
-            erased_by_act: BTreeMap::new(),
             erased: Vec::new(),
             erased_keys: BTreeSet::new(),
+            own_orders: BTreeMap::new(),
         };
         for f in &charter.founders {
             replay.by_key.insert(f.node, replay.regions.len());
@@ -612,6 +616,7 @@ impl Replay {
                 What::Erase { author, record } => replay.erase((i, act), voter, *author, *record),
             }
         }
+        replay.own_orders_decide(acts);
         replay
     }
 
@@ -650,12 +655,12 @@ impl Replay {
             .collect();
         let pending_erasures = replay
             .erasures
-            .iter()
-            .filter_map(|((author, record), votes)| {
-                let counted = replay.counted(votes);
+            .keys()
+            .filter_map(|target| {
+                let counted = replay.ordered_by(target);
                 (!counted.is_empty()).then_some(PendingErasure {
-                    author: *author,
-                    record: *record,
+                    author: target.0,
+                    record: target.1,
                     ordered_by: counted,
                 })
             })

@@ -198,6 +198,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "import_csv.rs",
     "web.rs",
     "calendar.rs",
+    "feeds.rs",
     "proxybank_page.rs",
     "audit_page.rs",
     "network_page.rs",

@@ -1133,3 +1133,131 @@ fn an_admin_endorses_a_region_in_chromium_and_axe_passes_the_membership_pages() 
     b.screenshot("editor-membership.png");
     b.call("DELETE", "", None);
 }
+
+/// Serves `html` to every request on a port of its own (another origin than the node's), for
+/// as long as the test runs.
+fn host_page(html: String) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    addr
+}
+
+/// A region's own website frames the embed: a page served from another origin shows the
+/// region's newest records inside its iframe, the origin `embed_ancestors` names and no
+/// other (a third site's frame stays empty), and no other page of the node can be framed.
+/// axe-core passes the embed.
+#[test]
+fn a_regions_website_shows_the_embed_in_an_iframe_in_chromium() {
+    if !slow_tests() {
+        eprintln!("skipped: set SPINDEL_SLOW_TESTS=1 to run the browser test");
+        return;
+    }
+    use spindel_tests::{NodeProc, init, publish};
+    let axe = axe_source();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = init(tmp.path(), "skane", "region");
+    publish(
+        &dir,
+        "method",
+        r#"{"title":"Lokal överenskommelse i Lund","summary":"Hur kommunen och föreningarna skrev en överenskommelse."}"#,
+    );
+    // The node is started first (its port is in the frames' address); the sites' pages come
+    // after, and the allowed one's origin is known before the node starts.
+    let allowed_port = free_port();
+    let allowed_origin = format!("http://127.0.0.1:{allowed_port}");
+    std::fs::write(
+        dir.join("spindel.toml"),
+        format!("embed_ancestors = [\"{allowed_origin}\"]\n"),
+    )
+    .unwrap();
+    let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
+    let http = node.http.unwrap();
+    let frame = |src: &str| {
+        format!(
+            "<!doctype html><html lang=\"sv\"><head><meta charset=\"utf-8\"><title>Region Skåne</title></head>\
+             <body><h1>Region Skånes webbplats</h1>\
+             <iframe id=\"kb\" title=\"Senaste i kunskapsbanken\" src=\"http://{http}{src}\" width=\"400\" height=\"300\"></iframe>\
+             </body></html>"
+        )
+    };
+    // The allowed site: its own pages on the port its origin names.
+    let allowed = {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", allowed_port)).unwrap();
+        let pages: std::collections::BTreeMap<&str, String> = [
+            ("/inbaddning", frame("/inbaddning?kind=method&limit=3")),
+            ("/sok", frame("/")),
+        ]
+        .into_iter()
+        .collect();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let html = pages.get(path).cloned().unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+            }
+        });
+        allowed_origin
+    };
+    let other = host_page(frame("/inbaddning?kind=method&limit=3"));
+    let (_driver, browser) = start_browser();
+    let frame_texts = |page: &str| -> (String, Vec<String>) {
+        browser.goto(page);
+        let iframe = browser.find("#kb");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            browser.call("POST", "/frame", Some(json!({"id": {(ELEMENT): iframe}})));
+            let state = browser.script("return document.readyState + ' ' + location.href");
+            let ready = state.as_str().unwrap_or("").to_string();
+            if ready.starts_with("complete") && !ready.ends_with("about:blank") {
+                let titles = browser.texts("li h2 a");
+                let href = ready.split_once(' ').map(|x| x.1).unwrap_or("").to_string();
+                browser.call("POST", "/frame/parent", Some(json!({})));
+                return (href, titles);
+            }
+            browser.call("POST", "/frame/parent", Some(json!({})));
+            assert!(Instant::now() < deadline, "the frame never loaded: {ready}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The allowed site shows the region's newest record inside its frame.
+    let (href, titles) = frame_texts(&format!("{allowed}/inbaddning"));
+    assert!(href.contains("/inbaddning"), "{href}");
+    assert_eq!(titles, ["Lokal överenskommelse i Lund"]);
+    browser.screenshot("embed-in-a-regions-site.png");
+    // Another site's frame is refused by the browser (frame-ancestors): an error page.
+    let (href, titles) = frame_texts(&format!("http://{other}/"));
+    assert!(titles.is_empty(), "{titles:?}");
+    assert!(href.starts_with("chrome-error://"), "{href}");
+    // Any other page of the node refuses every frame, the allowed site's too.
+    let (href, titles) = frame_texts(&format!("{allowed}/sok"));
+    assert!(
+        titles.is_empty() && href.starts_with("chrome-error://"),
+        "{href}"
+    );
+    // The embed itself passes axe-core.
+    browser.goto(&format!("http://{http}/inbaddning"));
+    assert_eq!(browser.texts("li h2 a"), ["Lokal överenskommelse i Lund"]);
+    browser.assert_accessible(&axe);
+}

@@ -540,8 +540,10 @@ fn an_admin_endorses_a_region_from_redaktionen_after_a_confirmation_page() {
         &[erase[0], erase[1], ("confirm", "ja")],
     );
     assert_eq!(code, 200, "{page}");
-    // Skåne's own record, ordered by its own live key: erased at once.
-    assert!(page.contains("posten raderas nu på varje nod"), "{page}");
+    // Skåne's own record, ordered by its own live key: hidden at once everywhere, its bytes
+    // erased for good once the order settled.
+    assert!(page.contains("posten döljs nu på varje nod"), "{page}");
+    assert!(page.contains("raderar dess innehåll för gott"), "{page}");
     assert!(!records_by_region(&skane).contains_key(&record));
     assert!(page.contains("Personen har begärt radering"), "{page}");
     let (_, _, log) = get("/logg");
@@ -959,9 +961,10 @@ fn a_region_rotates_its_key_and_publishes_on_under_its_name() {
 }
 
 /// A person asks that a record about them be removed, and the region that published it has
-/// lost its key: two members co-sign an erasure order, and at the threshold every node purges
-/// the record (its bytes leave the disk) while the order and its reasons stay on /natverket.
-/// One order alone, and an order withdrawn before the second, change nothing.
+/// lost its key: two members co-sign an erasure order, and at the threshold every node hides
+/// the record at once and erases its bytes once the order settled (here after a second,
+/// `erasure_settle_secs = 1`), while the order and its reasons stay on /natverket. One order
+/// alone, and an order withdrawn before the second, change nothing.
 #[test]
 fn members_order_a_record_erased_when_its_region_cannot_act() {
     let tmp = tempfile::tempdir().unwrap();
@@ -973,6 +976,9 @@ fn members_order_a_record_erased_when_its_region_cannot_act() {
         agg_id,
         ..
     } = founded(t);
+    for dir in [&dalarna, &stockholm, &agg_dir] {
+        std::fs::write(dir.join("spindel.toml"), "erasure_settle_secs = 1\n").unwrap();
+    }
     let agg = NodeProc::start(
         &agg_dir,
         &["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"],
@@ -1100,6 +1106,18 @@ fn members_order_a_record_erased_when_its_region_cannot_act() {
     assert_eq!(order["record"], record.as_str());
     assert_eq!(order["region"], "skane");
     assert_eq!(order["reasons"].as_array().unwrap().len(), 2);
+    assert_eq!(network["erasures_total"], 1);
+    assert_eq!(network["erasures_pages"], 1);
+    let (code, body) = http_get(agg.http.unwrap(), "/api/v1/network?erasures_page=0");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("erasures_page"), "{body}");
+    let (code, _) = http_get(agg.http.unwrap(), "/api/v1/network?erasures_page=2");
+    assert_eq!(code, 200, "a page past the last is empty");
+    let (code, page) = http_get(stockholm_run.http.unwrap(), "/natverket?raderingar=2");
+    assert_eq!(code, 200);
+    assert!(page.contains("Till första sidan"), "{page}");
+    let (code, _) = http_get(stockholm_run.http.unwrap(), "/natverket?raderingar=noll");
+    assert_eq!(code, 400);
     // The aggregator cannot issue one.
     spindel(&[
         "erase",

@@ -152,7 +152,23 @@ impl Editor {
         message: Option<String>,
         error: Option<String>,
     ) -> Response {
-        let report = self.shared.node.membership();
+        self.members_page_at(s, status, form, message, error, 1)
+            .await
+    }
+
+    /// [`Editor::members_page`] with page `page` of the erasure orders.
+    async fn members_page_at(
+        &self,
+        s: &Session,
+        status: StatusCode,
+        form: Option<(&str, &Typed, HashMap<&'static str, String>)>,
+        message: Option<String>,
+        error: Option<String>,
+        page: usize,
+    ) -> Response {
+        let report = self.shared.node.membership_page(page);
+        let (erasures_prev, erasures_next) =
+            crate::network_page::erasure_links("/medlemskap", report.as_ref());
         let (which, typed, errors) = match form {
             Some((which, t, errors)) => (
                 Some(which.to_string()),
@@ -171,6 +187,7 @@ impl Editor {
                 section => "members", user => s.user.clone(), csrf => s.csrf.clone(),
                 is_admin => s.role == crate::users::StaffRole::Admin,
                 report => report, which => which, typed => typed,
+                erasures_prev => erasures_prev, erasures_next => erasures_next,
                 errors => Value::from_serialize(&errors), message => message, error => error,
                 reason_max => REASON_CHARS_MAX,
             },
@@ -296,20 +313,28 @@ pub(super) async fn members(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let s = or_page!(require(&editor, &headers));
-    let record = raw.as_deref().and_then(|q| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| k == "radera")
-            .map(|(_, v)| v.chars().take(200).collect::<String>())
-    });
+    let pairs: Vec<(String, String)> = raw
+        .as_deref()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let record = pairs
+        .iter()
+        .find(|(k, _)| k == "radera")
+        .map(|(_, v)| v.chars().take(200).collect::<String>());
+    // A page number that is not one shows the first page.
+    let page = pairs
+        .iter()
+        .find(|(k, _)| k == "raderingar")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
     let form = record.map(|record| Typed {
         record,
         ..Typed::default()
     });
     let form = form.as_ref().map(|t| ("erase", t, HashMap::new()));
     editor
-        .members_page(&s, StatusCode::OK, form, None, None)
+        .members_page_at(&s, StatusCode::OK, form, None, None, page)
         .await
 }
 

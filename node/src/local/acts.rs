@@ -9,6 +9,7 @@ use spindel_protocol::charter::{SignedCharter, VerifiedCharter};
 use spindel_protocol::entry::RecordId;
 use spindel_protocol::membership::{Endorsement, ErasureOrder, Revocation, Standing};
 use spindel_protocol::record::Kind;
+use spindel_protocol::time::rfc3339_ms;
 
 use super::error::{MembershipRefusal, NodeError};
 use super::node::LocalNode;
@@ -61,6 +62,13 @@ pub struct Acted {
     /// An erasure order: the record it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// An erasure that took effect: when it did (RFC 3339; the record is hidden from then on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<String>,
+    /// An erasure that took effect: when this node erases the record's bytes for good, if it
+    /// holds them (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
     #[serde(default)]
     pub offline: bool,
 }
@@ -297,6 +305,7 @@ impl LocalNode {
         };
         let region = m.region_of(&node);
         let mut erased_record = None;
+        let (mut erased_at, mut held_until) = (None, None);
         let (name, counted, done) = match act {
             ActRequest::Erase { record, .. } => {
                 let rid = record_of(record)?;
@@ -307,7 +316,14 @@ impl LocalNode {
                     .iter()
                     .find(|e| e.author == node && e.record == rid)
                 {
-                    Some(e) => (name, e.by.len(), true),
+                    Some(e) => {
+                        erased_at = Some(rfc3339_ms(e.at_ms));
+                        held_until = self
+                            .store
+                            .held_payload(&node, &rid)?
+                            .map(|h| rfc3339_ms(self.store.erasure_due_ms(e.at_ms, h.since_ms)));
+                        (name, e.by.len(), true)
+                    }
                     None => (
                         name,
                         m.pending_erasures
@@ -354,6 +370,8 @@ impl LocalNode {
             threshold: m.threshold,
             done,
             record: erased_record,
+            erased_at,
+            held_until,
             offline,
         })
     }

@@ -50,8 +50,9 @@ pub use reports::{
     NotSent, OFFLINE_WARNING, Published, Status, fork_advice, other_copy_advice,
 };
 pub use reports::{
-    ErasureView, KeyView, MembershipReport, OrderReason, OwnAct, PendingEndorsement,
-    PendingRevocationView, RegionMembership, RevokedView, membership_report, membership_report_in,
+    ERASURES_PER_PAGE, ErasureView, KeyView, MembershipReport, OrderReason, OwnAct,
+    PendingEndorsement, PendingRevocationView, RegionMembership, RevokedView, membership_report,
+    membership_report_in,
 };
 pub use rotation::{NEXT_KEY_FILE, RETIRED_KEY_PREFIX, Rotated};
 pub use witness::{

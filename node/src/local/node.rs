@@ -76,6 +76,20 @@ impl LocalNode {
         &self.dir
     }
 
+    /// Erases for good the payloads held for erasure orders that settled by `now_ms` (a
+    /// running node's writer does this as orders come due; see [`crate::store::ERASURE_SETTLE`]).
+    pub fn purge_settled_erasures(
+        &self,
+        now_ms: u64,
+    ) -> Result<crate::store::SettledErasures, NodeError> {
+        Ok(self.store.purge_settled_erasures(now_ms)?)
+    }
+
+    /// How long payloads the members ordered erased are held before they are erased for good.
+    pub fn set_erasure_settle(&self, settle: std::time::Duration) {
+        self.store.set_erasure_settle(settle);
+    }
+
     /// Makes everything written so far durable (sled flushes in the background too).
     pub fn flush(&self) -> Result<(), NodeError> {
         self.store.flush()?;

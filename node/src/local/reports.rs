@@ -247,10 +247,19 @@ pub struct MembershipReport {
     pub regions: Vec<RegionMembership>,
     pub pending: Vec<PendingEndorsement>,
     pub pending_revocations: Vec<PendingRevocationView>,
-    /// The members' erasure orders: records erased, and orders still short of the
-    /// threshold, each with the orders' reasons.
+    /// The members' erasure orders, a page of [`ERASURES_PER_PAGE`] at a time: orders still
+    /// short of the threshold first, then records erased, newest first, each with the
+    /// orders' reasons.
     #[serde(default)]
     pub erasures: Vec<ErasureView>,
+    /// How many erasures and pending orders there are, the page listed (from 1), and the
+    /// number of pages.
+    #[serde(default)]
+    pub erasures_total: usize,
+    #[serde(default)]
+    pub erasures_page: usize,
+    #[serde(default)]
+    pub erasures_pages: usize,
     /// This node's own acts that have not taken effect: each may still be withdrawn
     /// (`spindel delete RECORD_ID`, or Dra tillbaka in Redaktionen).
     #[serde(default)]
@@ -285,6 +294,11 @@ pub struct ErasureView {
     pub ordered_by: Vec<String>,
     /// Each order's reason, by the ordering region's name.
     pub reasons: Vec<OrderReason>,
+    /// Erased, and this node still holds the record's bytes (hidden from every read, in case
+    /// an act signed earlier undoes the order): when they are erased for good (RFC 3339).
+    /// Absent once they are, and on a node that never held them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
 }
 
 /// One region's reason for an erasure order.
@@ -354,10 +368,30 @@ pub struct PendingRevocationView {
     pub revoked_by: Vec<String>,
 }
 
-/// The report of `members` (see [`MembershipReport`]).
-pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
+/// Erasures and pending erasure orders a membership report lists at once (`erasures_page`
+/// pages through the rest): each listed order's reasons are read from its record, so a page
+/// costs at most this many reads, however many orders the network has signed.
+pub const ERASURES_PER_PAGE: usize = 50;
+
+/// The report of `members` (see [`MembershipReport`]), with page `page` (from 1) of its
+/// erasures.
+pub fn membership_report(members: &crate::store::Members, page: usize) -> MembershipReport {
     use spindel_protocol::time::rfc3339_ms;
     let m = &members.membership;
+    // Pending orders first, then erasures, newest first; an order naming a membership act
+    // erases nothing (an act is withdrawn by its author) and is left out.
+    let erasures = || {
+        m.pending_erasures
+            .iter()
+            .map(|p| (p.author, p.record, "pending", None, &p.ordered_by))
+            .chain(
+                m.erased
+                    .iter()
+                    .rev()
+                    .map(|e| (e.author, e.record, "erased", Some(e.at_ms), &e.by)),
+            )
+            .filter(|(author, record, ..)| !members.is_act(author, record))
+    };
     let named = |keys: &[spindel_protocol::NodeId]| -> Vec<String> {
         keys.iter()
             .map(|k| {
@@ -423,15 +457,12 @@ pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
                 revoked_by: named(&p.revoked_by),
             })
             .collect(),
-        erasures: m
-            .erased
-            .iter()
-            .map(|e| (e.author, e.record, "erased", Some(e.at_ms), &e.by))
-            .chain(
-                m.pending_erasures
-                    .iter()
-                    .map(|p| (p.author, p.record, "pending", None, &p.ordered_by)),
-            )
+        erasures_total: erasures().count(),
+        erasures_page: page.max(1),
+        erasures_pages: erasures().count().div_ceil(ERASURES_PER_PAGE),
+        erasures: erasures()
+            .skip((page.max(1) - 1).saturating_mul(ERASURES_PER_PAGE))
+            .take(ERASURES_PER_PAGE)
             .map(|(author, record, state, at, by)| ErasureView {
                 author: author.to_hex(),
                 record: record.to_hex(),
@@ -440,6 +471,7 @@ pub fn membership_report(members: &crate::store::Members) -> MembershipReport {
                 at: at.map(rfc3339_ms),
                 ordered_by: named(by),
                 reasons: Vec::new(),
+                held_until: None,
             })
             .collect(),
         own_pending: own_pending(members),
@@ -488,37 +520,43 @@ fn own_pending(members: &crate::store::Members) -> Vec<OwnAct> {
         .collect()
 }
 
-/// [`membership_report`] with each erasure order's reason, read from the orders held in
-/// `store`.
+/// [`membership_report`] with each listed erasure order's reasons, read from the orders held
+/// in `store`, and whether this node still holds the erased record's bytes. Only the page's
+/// orders are read.
 pub fn membership_report_in(
     store: &crate::store::Store,
     members: &crate::store::Members,
+    page: usize,
 ) -> Result<MembershipReport, crate::store::StoreError> {
-    let mut report = membership_report(members);
+    use spindel_protocol::NodeId;
+    use spindel_protocol::entry::RecordId;
+    use std::str::FromStr;
+    let mut report = membership_report(members, page);
     let m = &members.membership;
-    // An order naming a membership act erases nothing (an act is withdrawn by its author).
-    let mut acts = std::collections::BTreeSet::new();
-    for e in m
-        .erased
+    let target = |v: &ErasureView| -> Option<(NodeId, RecordId)> {
+        Some((
+            NodeId::from_str(&v.author).ok()?,
+            RecordId::from_str(&v.record).ok()?,
+        ))
+    };
+    let listed: std::collections::HashMap<(NodeId, RecordId), usize> = report
+        .erasures
         .iter()
-        .map(|e| (e.author, e.record))
-        .chain(m.pending_erasures.iter().map(|p| (p.author, p.record)))
-    {
-        if store
-            .record_meta(&e.0, &e.1)?
-            .is_some_and(|meta| meta.kind.is_membership())
+        .enumerate()
+        .filter_map(|(i, v)| Some((target(v)?, i)))
+        .collect();
+    for e in &m.erased {
+        if let Some(i) = listed.get(&(e.author, e.record))
+            && let Some(held) = store.held_payload(&e.author, &e.record)?
         {
-            acts.insert((e.0.to_hex(), e.1.to_hex()));
+            report.erasures[*i].held_until = Some(spindel_protocol::time::rfc3339_ms(
+                store.erasure_due_ms(e.at_ms, held.since_ms),
+            ));
         }
     }
-    report
-        .erasures
-        .retain(|v| !acts.contains(&(v.author.clone(), v.record.clone())));
     // Only the reasons of the orders that count (a non-member's order, or one of a region no
     // longer a member, is no part of the decision).
-    let counted = |author: &spindel_protocol::NodeId,
-                   record: &spindel_protocol::entry::RecordId,
-                   by: &spindel_protocol::NodeId| {
+    let counted = |author: &NodeId, record: &RecordId, by: &NodeId| {
         m.erased
             .iter()
             .find(|e| e.author == *author && e.record == *record)
@@ -532,23 +570,19 @@ pub fn membership_report_in(
             .unwrap_or(false)
     };
     for ((by, order), (author, record)) in members.erasure_orders() {
+        let Some(i) = listed.get(&(author, record)) else {
+            continue;
+        };
         if !counted(&author, &record, &by) {
             continue;
         }
-        let Some(view) = report
-            .erasures
-            .iter_mut()
-            .find(|v| v.author == author.to_hex() && v.record == record.to_hex())
-        else {
-            continue;
-        };
         let Some(meta) = store.record_meta(&by, &order)? else {
             continue;
         };
         if let Some(spindel_protocol::record::Record::Erasure(o)) =
             store.load_record(&by, &order, &meta)?
         {
-            view.reasons.push(OrderReason {
+            report.erasures[*i].reasons.push(OrderReason {
                 region: m
                     .region_of(&by)
                     .map_or_else(|| by.to_hex()[..8].to_string(), |r| r.name.clone()),

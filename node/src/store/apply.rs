@@ -111,7 +111,10 @@ impl Store {
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut ov = Overlay::new(self);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut ov = Overlay::new(self, now_ms);
         ov.enforce_all()?;
         let committed = ov.commit()?;
         drop(guard);
@@ -146,7 +149,7 @@ impl Store {
             .write
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut ov = Overlay::new(self);
+        let mut ov = Overlay::new(self, opts.now_ms);
         let mut outcomes = Vec::with_capacity(batch.len());
         for ((index, incoming), verdict) in batch.into_iter().enumerate().zip(verdicts) {
             let header = incoming.entry.header().clone();

@@ -33,6 +33,9 @@ pub struct Store {
     pub(super) members: std::sync::RwLock<Option<Arc<super::members::Members>>>,
     /// Moves whenever membership changes (the writer tells sessions, as after `allow`).
     pub(super) members_generation: std::sync::atomic::AtomicU64,
+    /// How long a payload the members ordered erased is held after the order's decision (or
+    /// after this node held it, if later) before it is erased for good (erase.rs).
+    pub(super) erasure_settle_ms: std::sync::atomic::AtomicU64,
 }
 
 /// `name` and `display_name` of an author's current, visible profile.

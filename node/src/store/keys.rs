@@ -24,6 +24,10 @@ pub(super) fn k_payload(a: &NodeId, r: &RecordId) -> Vec<u8> {
 pub(super) fn k_pack(segment: u32) -> Vec<u8> {
     key(b'Q', &[&segment.to_be_bytes()])
 }
+/// A payload held until the members' erasure order settles ([`super::types::HeldPayload`]).
+pub(super) fn k_held(a: &NodeId, r: &RecordId) -> Vec<u8> {
+    key(b'Y', &[&a.0, &r.0])
+}
 pub(super) fn k_erase(at: &Location) -> Vec<u8> {
     key(b'Z', &[&at.segment.to_be_bytes(), &at.offset.to_be_bytes()])
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
 use spindel_protocol::charter::VerifiedCharter;
 use spindel_protocol::entry::RecordId;
-use spindel_protocol::membership::{Act, Membership, Standing};
+use spindel_protocol::membership::{Act, Membership, Standing, What};
 use spindel_protocol::record::Record;
 
 use super::types::AuthorMeta;
@@ -37,15 +37,19 @@ pub struct Members {
 }
 
 impl Members {
+    /// `record` of `author` is a membership act held here (an erasure order naming one erases
+    /// nothing: an act is withdrawn by its author).
+    pub fn is_act(&self, author: &NodeId, record: &RecordId) -> bool {
+        self.acts.contains_key(&(*author, *record))
+    }
+
     /// The live erasure orders (not withdrawn): the order's record key and the record it
     /// names.
     pub fn erasure_orders(
         &self,
     ) -> impl Iterator<Item = ((NodeId, RecordId), (NodeId, RecordId))> + '_ {
         self.acts.iter().filter_map(|(key, act)| match act.what {
-            spindel_protocol::membership::What::Erase { author, record }
-                if act.withdrawn_ms.is_none() =>
-            {
+            What::Erase { author, record } if act.withdrawn_ms.is_none() => {
                 Some((*key, (author, record)))
             }
             _ => None,
@@ -53,9 +57,7 @@ impl Members {
     }
 
     /// This node's own live acts (not withdrawn): each record id and what it does.
-    pub fn own_acts(
-        &self,
-    ) -> impl Iterator<Item = (RecordId, spindel_protocol::membership::What)> + '_ {
+    pub fn own_acts(&self) -> impl Iterator<Item = (RecordId, What)> + '_ {
         self.acts
             .iter()
             .filter(|((author, _), act)| *author == self.me && act.withdrawn_ms.is_none())
@@ -86,10 +88,12 @@ impl Members {
         self.membership = Membership::compute(&self.charter.charter, self.acts.values().cloned());
     }
 
-    /// How many acts `author` has made (withdrawn ones too): ingest's quota.
-    pub fn acts_of(&self, author: &NodeId) -> u64 {
+    /// How many acts `author` has made (withdrawn ones too), its erasure orders or its
+    /// other acts: ingest's quotas.
+    pub fn acts_of(&self, author: &NodeId, erasures: bool) -> u64 {
         self.acts
             .range((*author, RecordId([0; 16]))..=(*author, RecordId([0xff; 16])))
+            .filter(|(_, a)| matches!(a.what, What::Erase { .. }) == erasures)
             .count() as u64
     }
 

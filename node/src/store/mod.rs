@@ -9,6 +9,7 @@
 //! | `P`    | author, record_id           | [`PayloadRef`]: where the current version's payload is in the packs |
 //! | `Q`    | pack number (BE)            | u64 (BE): the pack's committed length   |
 //! | `Z`    | pack number, offset (BE)    | u32 (BE) length: a purged range still to be erased |
+//! | `Y`    | author, record_id           | [`HeldPayload`]: a payload the members ordered erased, out of every read (no `P` key) until the order settles (erase.rs) |
 //! | `H`    | author                      | [`Head`](spindel_protocol::entry::Head)                              |
 //! | `R`    | author, record_id           | [`RecordMeta`] (current version)        |
 //! | `T`    | !updated_ms (BE), author, record_id | kind code: visible records, newest first |
@@ -65,7 +66,7 @@ mod witness;
 
 pub use apply::{ApplyOptions, Outcome, Verified};
 pub use calendar::{Calendar, EventKey, Span};
-pub use erase::ABORT_BEFORE_ERASE;
+pub use erase::{ABORT_BEFORE_ERASE, ERASURE_SETTLE, HELD_PURGED_PER_PASS, SettledErasures};
 pub use handle::Store;
 pub use index_queue::{
     EXPUNGE_INTERVAL_MS, INDEX_COMMIT_INTERVAL_MS, INDEX_RETRY_MAX_MS, INDEX_RETRY_MIN_MS,
@@ -75,7 +76,7 @@ pub use keys::{STORE_FORMAT, TimeKey, search_key};
 pub use members::Members;
 pub use open::SLED_CACHE_BYTES;
 pub use types::{
-    AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta,
-    StoreError, TagMap, TextHit, Version, unnamed_region,
+    AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, HeldPayload, Incoming, PayloadRef,
+    RecordMeta, StoreError, TagMap, TextHit, Version, unnamed_region,
 };
 pub use witness::{CHECKPOINTS_KEPT, COSIGNATURES_KEPT, KeptCheckpoint, KeptFinding, WitnessWrite};

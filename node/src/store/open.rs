@@ -130,6 +130,9 @@ impl Store {
             answers: std::sync::RwLock::new(None),
             members: std::sync::RwLock::new(None),
             members_generation: std::sync::atomic::AtomicU64::new(0),
+            erasure_settle_ms: std::sync::atomic::AtomicU64::new(
+                super::erase::ERASURE_SETTLE.as_millis() as u64,
+            ),
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;

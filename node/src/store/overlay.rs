@@ -21,7 +21,8 @@ use super::keys::{
 use super::members::{Members, act_of};
 use super::reads::{event_span, lower_tags};
 use super::types::{
-    AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, corrupt, u64_value,
+    AuthorMeta, ForkProof, HeldPayload, Incoming, PayloadRef, RecordMeta, StoreError, corrupt,
+    u64_value,
 };
 use crate::payloads::Location;
 use crate::search::DocChange;
@@ -53,6 +54,10 @@ pub(super) struct Overlay<'s> {
     new_payloads: BTreeMap<RecordKey, (u64, Hash, Vec<u8>)>,
     /// Stored payload ranges this batch purges.
     purged: Vec<Location>,
+    /// Payloads held for an erasure order, as this batch so far has them (`None`: none).
+    held: HashMap<RecordKey, Option<HeldPayload>>,
+    /// The writer's clock: when a payload began to be held.
+    now_ms: u64,
     /// New tags per record (empty: the record no longer shows).
     tag_changes: Vec<(RecordKey, Vec<String>)>,
     /// New times per event (`None`: it no longer shows).
@@ -131,8 +136,8 @@ impl AuthorView for View<'_, '_> {
     fn head_time(&self) -> Option<u64> {
         self.ov.head_times.get(&self.author).copied().flatten()
     }
-    fn acts(&self) -> u64 {
-        self.ov.acts_of(&self.author)
+    fn acts(&self, erasures: bool) -> u64 {
+        self.ov.acts_of(&self.author, erasures)
     }
 }
 
@@ -144,9 +149,11 @@ pub(super) struct Committed {
 }
 
 impl<'s> Overlay<'s> {
-    pub(super) fn new(store: &'s Store) -> Self {
+    pub(super) fn new(store: &'s Store, now_ms: u64) -> Self {
         Overlay {
             store,
+            held: HashMap::new(),
+            now_ms,
             batch: sled::Batch::default(),
             heads: HashMap::new(),
             head_times: HashMap::new(),
@@ -366,8 +373,10 @@ impl<'s> Overlay<'s> {
         if let Some(old) = old.as_ref().filter(|m| m.visible()) {
             self.batch.remove(k_time(old.updated_ms, &a, &h.record_id));
         }
-        // Only the current version keeps a payload: the previous one is purged.
+        // Only the current version keeps a payload: the previous one is purged (one held for
+        // an erasure order too: a later version replaced it).
         self.purge_payload(key);
+        self.drop_held(key)?;
         let created_ms = old.as_ref().map_or(h.timestamp_ms, |m| m.created_ms);
         let meta = match h.op {
             Op::Put => {

@@ -112,6 +112,16 @@ pub struct PayloadRef {
     pub at: Location,
 }
 
+/// A payload the members ordered erased, hidden from every read and held (the `Y` key) until
+/// the order settles: erased for good then, shown again if the order is undone before (a
+/// withdrawal or a cut signed earlier that arrives late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldPayload {
+    pub payload: PayloadRef,
+    /// When this node began to hold it (its clock).
+    pub since_ms: u64,
+}
+
 /// Lower-cased tags (researchers: fields) of every visible record.
 pub type TagMap = HashMap<(NodeId, RecordId), Vec<String>>;
 

@@ -110,7 +110,14 @@ pub(crate) fn act_reason(max: usize) -> String {
 pub(crate) fn act_done(a: &Acted) -> String {
     match (a.kind.as_str(), a.done) {
         ("erasure", true) => {
-            "Ordern är publicerad, och posten raderas nu på varje nod. Ordern och skälet syns för alla regioner.".into()
+            let day = |at: &str| at.get(..10).unwrap_or(at).to_string();
+            format!(
+                "Ordern är publicerad, och posten döljs nu på varje nod. Varje nod raderar dess innehåll för gott när ordern har stått sig{}. Ordern och skälet syns för alla regioner.",
+                a.held_until
+                    .as_deref()
+                    .map(|h| format!(" (här: {})", day(h)))
+                    .unwrap_or_default()
+            )
         }
         ("erasure", false) => format!(
             "Ordern är publicerad: {} av {} medlemmar har skrivit under. Posten raderas när {} har gjort det.",

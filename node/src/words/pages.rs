@@ -183,3 +183,39 @@ pub fn calendar_param_error(e: &crate::params::ParamError) -> String {
 pub fn bad_page_number(max: usize) -> String {
     format!("Sidnumret ska vara ett heltal från 1 till {max}.")
 }
+
+// The Atom feed and the embed.
+
+/// Who a feed says it is by (each entry names its region).
+pub const FEED_AUTHOR: &str = "Kunskapsbanken för social ekonomi";
+
+/// The title of the feed of these filters.
+pub fn feed_title(
+    kind: Option<&str>,
+    region: Option<&str>,
+    tag: Option<&str>,
+    text: Option<&str>,
+) -> String {
+    let mut title = match kind {
+        Some(k) => format!(
+            "Kunskapsbanken: {}",
+            super::formats::kind_label(k, true).to_lowercase()
+        ),
+        None => "Kunskapsbanken: det senaste".to_string(),
+    };
+    if let Some(r) = region {
+        title.push_str(&format!(" från {r}"));
+    }
+    if let Some(t) = tag {
+        title.push_str(&format!(" med taggen {t}"));
+    }
+    if let Some(q) = text {
+        title.push_str(&format!(" som nämner \"{q}\""));
+    }
+    title
+}
+
+/// A `limit` of the embed that is not a number of records it shows.
+pub(crate) fn embed_limit(max: usize) -> String {
+    format!("Antalet poster (limit) är ett heltal från 1 till {max}.")
+}

@@ -405,7 +405,11 @@ fn a_rotation_racing_a_revocation_is_decided_by_the_replay_order() {
             until: 2
         }
     );
-    assert_eq!(region.keys[0].until, Some(5), "the rotation's cut stays");
+    assert_eq!(
+        region.keys[0].until,
+        Some(4),
+        "a cut named for the old key reaches back past its rotation, as the revoker named it"
+    );
     // A replacement the members endorse still ends a key that rotated (a leaked key's
     // rotation does not keep the region from the members' decision).
     let m = Membership::compute(
@@ -440,7 +444,7 @@ fn erase(by: u8, seq: u64, t: u64, author: u8, record: u8) -> Act {
 }
 
 #[test]
-fn an_erasure_takes_effect_at_the_threshold_or_at_once_from_the_records_own_region() {
+fn an_erasure_takes_effect_at_the_threshold_or_from_the_records_own_region_unless_its_key_is_cut() {
     let c = three();
     let r = RecordId([5; 16]);
     // One order of two: pending; a non-member's order counts nothing.
@@ -460,10 +464,77 @@ fn an_erasure_takes_effect_at_the_threshold_or_at_once_from_the_records_own_regi
     first.withdrawn_ms = Some(25);
     let m = Membership::compute(&c, [first, erase(3, 1, 20, 2, 5)]);
     assert!(m.is_erased(&id(2), &r));
-    // The region's live key erases what its earlier key published, alone.
-    let m = Membership::compute(&c, [rotate(2, 5, 10, 7, "dalarna"), erase(7, 1, 11, 2, 5)]);
+    // The region's live key erases what its earlier key published, alone, at its time.
+    let rotated = rotate(2, 5, 10, 7, "dalarna");
+    let thief = erase(7, 2, 11, 2, 5);
+    let m = Membership::compute(&c, [rotated.clone(), thief.clone()]);
     assert!(m.is_erased(&id(2), &r));
     assert_eq!(m.erased[0].by, [id(7)]);
+    assert_eq!(m.erased[0].at_ms, 11);
+    // Another member's order with it reaches the threshold.
+    let m = Membership::compute(&c, [rotated.clone(), thief.clone(), erase(1, 1, 30, 2, 5)]);
+    assert_eq!(m.erased[0].at_ms, 30);
+    assert_eq!(m.erased[0].by, [id(1), id(7)]);
+    // A stolen key's order: the members cut its log before it, however late the cut is
+    // signed, and the record stays (in any arrival order). A cut that keeps the order does
+    // not.
+    let cut = |old: u8, t: u64, upto: u64| {
+        [
+            replace(1, 1, t, 8, "dalarna", old, upto),
+            replace(3, 1, t + 1, 8, "dalarna", old, upto),
+        ]
+    };
+    for t in [12, 1_000_000_000] {
+        let mut acts = vec![rotated.clone(), thief.clone()];
+        acts.extend(cut(7, t, 1));
+        let m = Membership::compute(&c, acts.iter().rev().cloned());
+        assert!(!m.is_erased(&id(2), &r), "a cut at {t}");
+        assert_eq!(m.standing(&id(8)), member("dalarna"));
+    }
+    let mut acts = vec![rotated.clone(), thief.clone()];
+    acts.extend(cut(7, 12, 2));
+    assert!(Membership::compute(&c, acts).is_erased(&id(2), &r));
+    // The thief rotates after its order: the cut naming the stolen key still reaches back
+    // before the order, and the key it rotated to keeps nothing.
+    let mut acts = vec![
+        rotated.clone(),
+        thief.clone(),
+        rotate(7, 3, 12, 9, "dalarna"),
+    ];
+    acts.extend(cut(7, 13, 1));
+    let m = Membership::compute(&c, acts);
+    assert!(!m.is_erased(&id(2), &r));
+    assert_eq!(m.standing(&id(8)), member("dalarna"));
+    assert_eq!(
+        m.standing(&id(7)),
+        Standing::Former {
+            name: "dalarna".into(),
+            until: 1
+        }
+    );
+    // Its vote no longer counts toward the threshold either: a member's later order is one
+    // of two.
+    let mut acts = vec![rotated.clone(), thief.clone()];
+    acts.extend(cut(7, 12, 1));
+    acts.push(erase(1, 2, 40, 2, 5));
+    let m = Membership::compute(&c, acts);
+    assert!(!m.is_erased(&id(2), &r));
+    assert_eq!(m.pending_erasures[0].ordered_by, [id(1)]);
+    // Revoked with its log cut before the order: nothing.
+    let m = Membership::compute(
+        &c,
+        [
+            rotated.clone(),
+            thief.clone(),
+            revoke(1, 1, 12, 7, 1),
+            revoke(3, 1, 13, 7, 1),
+        ],
+    );
+    assert!(!m.is_erased(&id(2), &r));
+    // Withdrawn: nothing.
+    let mut withdrawn = thief.clone();
+    withdrawn.withdrawn_ms = Some(20);
+    assert!(!Membership::compute(&c, [rotated, withdrawn]).is_erased(&id(2), &r));
     // Another region alone does not.
     let m = Membership::compute(&c, [erase(3, 1, 11, 2, 5)]);
     assert!(!m.is_erased(&id(2), &r));

@@ -1,6 +1,10 @@
 //! The overlay's membership half: acts noted as a batch takes them, membership computed again
 //! once a batch ([`Overlay::settle_members`]), and what a change does to the records held: a
-//! key's cut and the members' erasure orders take records down.
+//! key's cut takes records down, the members' erasure orders hide them and hold their
+//! payloads until the order settles (`Y`; [`Store::purge_settled_erasures`] erases them
+//! then), and an order undone before that shows them again.
+//!
+//! [`Store::purge_settled_erasures`]: super::super::Store::purge_settled_erasures
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,9 +13,12 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::membership::{Act, Standing};
 use spindel_protocol::record::Kind;
 
-use super::super::keys::{k_act, k_author, k_record, k_time};
+use spindel_protocol::entry::{Hash, Payload};
+use spindel_protocol::record::Record;
+
+use super::super::keys::{k_act, k_author, k_held, k_payload, k_record, k_time};
 use super::super::members::settle;
-use super::super::types::RecordMeta;
+use super::super::types::{HeldPayload, RecordMeta, corrupt};
 use super::{Overlay, RecordKey, StoreError};
 
 impl Overlay<'_> {
@@ -52,8 +59,9 @@ impl Overlay<'_> {
     }
 
     /// The members' order to erase `author`'s record `rid` took effect: a knowledge record
-    /// held here stops showing and its payload is purged, as its author's tombstone would
-    /// purge it. Its log stays whole.
+    /// held here stops showing at once, and its payload is held (out of every read) until the
+    /// order settles, then erased as its author's tombstone would erase it. Its log stays
+    /// whole.
     fn erase_ordered(&mut self, author: NodeId, rid: RecordId) -> Result<(), StoreError> {
         let key = (author, rid);
         let meta = match self.records.get(&key) {
@@ -64,9 +72,111 @@ impl Overlay<'_> {
             && !meta.kind.is_membership()
             && meta.payload.is_some()
         {
-            self.take_down(key, meta)?;
+            self.take_down(key, meta, true)?;
         }
         Ok(())
+    }
+
+    /// The payload held for an erasure order of `key`, as this batch so far has it.
+    fn held_of(&mut self, key: RecordKey) -> Result<Option<HeldPayload>, StoreError> {
+        if let Some(h) = self.held.get(&key) {
+            return Ok(*h);
+        }
+        let h = self.store.held_payload(&key.0, &key.1)?;
+        self.held.insert(key, h);
+        Ok(h)
+    }
+
+    /// Keeps the payload `key` holds out of every read until the erasure order settles: a
+    /// stored payload moves from `P` to `Y`; one written earlier in this batch is dropped (it
+    /// never showed here, and a node that held it shows it again if the order is undone).
+    fn hold_payload(&mut self, key: RecordKey) -> Result<(), StoreError> {
+        self.new_payloads.remove(&key);
+        if let Some(Some(stored)) = self.refs.insert(key, None) {
+            self.drop_held(key)?;
+            self.batch.remove(k_payload(&key.0, &key.1));
+            let held = HeldPayload {
+                payload: stored,
+                since_ms: self.now_ms,
+            };
+            self.put_meta(k_held(&key.0, &key.1), &held);
+            self.held.insert(key, Some(held));
+        }
+        Ok(())
+    }
+
+    /// The payload held for an erasure order of `key`, if any, is purged (a later version or
+    /// a tombstone replaced it).
+    pub(super) fn drop_held(&mut self, key: RecordKey) -> Result<(), StoreError> {
+        // Only an erased record has one (a batch that undoes an order shows it again).
+        if !self.held.contains_key(&key) && !self.erased(&key.0, &key.1) {
+            return Ok(());
+        }
+        if let Some(held) = self.held_of(key)? {
+            self.purged.push(held.payload.at);
+            self.batch.remove(k_held(&key.0, &key.1));
+            self.held.insert(key, None);
+            self.took_down = true;
+        }
+        Ok(())
+    }
+
+    /// The erasure order of `author`'s record `rid` was undone before it settled (a
+    /// withdrawal or a cut signed earlier arrived): the held payload is its current
+    /// version's again and the record shows, as on a node that never saw the order decide.
+    /// A held payload that is no longer the current version's is purged.
+    fn restore_held(&mut self, author: NodeId, rid: RecordId) -> Result<(), StoreError> {
+        let key = (author, rid);
+        let Some(held) = self.held_of(key)? else {
+            return Ok(());
+        };
+        self.preload(&author, &rid, 0)?;
+        self.batch.remove(k_held(&author, &rid));
+        self.held.insert(key, None);
+        self.took_down = true;
+        let current = self.records.get(&key).cloned().flatten().filter(|m| {
+            !m.deleted
+                && m.payload.is_none()
+                && m.seq == held.payload.seq
+                && !self.past_cut(&author, m.seq, m.kind)
+        });
+        let record = match &current {
+            Some(meta) => self.held_record(&held, meta.kind)?,
+            None => None,
+        };
+        let (Some(mut meta), Some(record)) = (current, record) else {
+            self.purged.push(held.payload.at);
+            return Ok(());
+        };
+        self.put_meta(k_payload(&author, &rid), &held.payload);
+        self.refs.insert(key, Some(held.payload));
+        meta.payload = Some(held.payload.hash);
+        self.batch.insert(
+            k_time(meta.updated_ms, &author, &rid),
+            &[meta.kind.code()][..],
+        );
+        self.show(key, meta.updated_ms, &record);
+        self.put_meta(k_record(&author, &rid), &meta);
+        self.records.insert(key, Some(meta));
+        tracing::info!(author = %author.short(), record = %rid, "an erasure order was undone before it settled: the record shows again");
+        Ok(())
+    }
+
+    /// The record a held payload holds (`None` when its bytes are gone or not its own).
+    fn held_record(&self, held: &HeldPayload, kind: Kind) -> Result<Option<Record>, StoreError> {
+        let bytes = self
+            .store
+            .packs
+            .read(held.payload.at)
+            .map_err(|e| self.store.packs_error(e))?;
+        let Some(bytes) = bytes.filter(|b| Hash::of(b) == held.payload.hash) else {
+            return Ok(None);
+        };
+        let hash = held.payload.hash;
+        let payload = Payload::decode(&bytes).map_err(|e| corrupt(format!("payload {hash}"), e))?;
+        Record::from_json(kind, &payload.body)
+            .map(Some)
+            .map_err(|e| corrupt(format!("payload {hash}"), e))
     }
 
     /// What the store's membership cuts and erases, taken down wherever it still shows: on
@@ -84,19 +194,36 @@ impl Overlay<'_> {
         for e in &members.membership.erased {
             self.erase_ordered(e.author, e.record)?;
         }
+        // A payload held for an order that no longer stands (undone while this node was
+        // stopped, or by a store written before it was held): the record shows again.
+        for ((author, rid), _) in self.store.held_payloads()? {
+            if !members.membership.is_erased(&author, &rid) {
+                self.restore_held(author, rid)?;
+            }
+        }
         Ok(())
     }
 
-    /// A knowledge record stops showing and its payload is purged (its meta stays, without a
-    /// payload: a cut or an erasure order, not its author's deletion).
-    fn take_down(&mut self, key: RecordKey, mut meta: RecordMeta) -> Result<(), StoreError> {
+    /// A knowledge record stops showing and its payload is purged, or with `hold` held until
+    /// the erasure order settles (its meta stays, without a payload: a cut or an erasure
+    /// order, not its author's deletion).
+    fn take_down(
+        &mut self,
+        key: RecordKey,
+        mut meta: RecordMeta,
+        hold: bool,
+    ) -> Result<(), StoreError> {
         let (author, rid) = key;
         self.took_down = true;
         self.preload(&author, &rid, meta.seq)?;
         if meta.visible() {
             self.batch.remove(k_time(meta.updated_ms, &author, &rid));
         }
-        self.purge_payload(key);
+        if hold {
+            self.hold_payload(key)?;
+        } else {
+            self.purge_payload(key);
+        }
         self.hide(key, meta.updated_ms, meta.kind);
         meta.payload = None;
         self.put_meta(k_record(&author, &rid), &meta);
@@ -120,7 +247,7 @@ impl Overlay<'_> {
             if meta.seq <= until || meta.kind.is_membership() || !meta.visible() {
                 continue;
             }
-            self.take_down((author, rid), meta)?;
+            self.take_down((author, rid), meta, false)?;
         }
         Ok(())
     }
@@ -202,6 +329,10 @@ impl Overlay<'_> {
             .map(|e| (e.author, e.record))
             .filter(|k| !erased_before.contains(k))
             .collect();
+        let undone: Vec<(NodeId, RecordId)> = erased_before
+            .into_iter()
+            .filter(|(a, r)| !draft.membership.is_erased(a, r))
+            .collect();
         let before = self.settled.take().unwrap_or_default();
         let after: BTreeMap<NodeId, Standing> = draft.membership.keys().collect();
         let touched: BTreeSet<NodeId> = before.keys().chain(after.keys()).copied().collect();
@@ -231,15 +362,22 @@ impl Overlay<'_> {
         for (author, rid) in newly_erased {
             self.erase_ordered(author, rid)?;
         }
+        for (author, rid) in undone {
+            self.restore_held(author, rid)?;
+        }
         Ok(())
     }
 
-    /// How many acts `author` has made, as this batch so far has it (ingest's quota); none
-    /// counted without a charter (acts then decide nothing, and cost nothing).
-    pub(super) fn acts_of(&self, author: &NodeId) -> u64 {
+    /// How many acts `author` has made, its erasure orders or its other acts, as this batch
+    /// so far has it (ingest's quotas); none counted without a charter (acts then decide
+    /// nothing, and cost nothing).
+    pub(super) fn acts_of(&self, author: &NodeId, erasures: bool) -> u64 {
         match &self.members {
-            Some(m) => m.acts_of(author),
-            None => self.store.members().map_or(0, |m| m.acts_of(author)),
+            Some(m) => m.acts_of(author, erasures),
+            None => self
+                .store
+                .members()
+                .map_or(0, |m| m.acts_of(author, erasures)),
         }
     }
 }

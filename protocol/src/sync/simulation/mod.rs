@@ -103,7 +103,7 @@ impl AuthorView for SimView<'_> {
             .ok()
             .map(|e| e.header().timestamp_ms)
     }
-    fn acts(&self) -> u64 {
+    fn acts(&self, _erasures: bool) -> u64 {
         // The simulation's logs hold no membership acts.
         0
     }
