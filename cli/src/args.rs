@@ -149,6 +149,34 @@ pub(crate) enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Write every current record to standard output: JSON Lines with what each author
+    /// signed (to verify with verify-export, or import again), or CSV for a spreadsheet.
+    Export {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Only records of this kind.
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<Kind>,
+        /// Only records of the region admitted under this name (or with this NodeId).
+        #[arg(long, value_name = "NAME")]
+        region: Option<String>,
+        /// jsonl (default) or csv.
+        #[arg(long, default_value = "jsonl", value_parser = parse_export_format)]
+        format: spindel_node::ExportFormat,
+        /// Researchers' e-mail addresses and phone numbers too (left out by default: an
+        /// export file travels; those are shown one record at a time).
+        #[arg(long)]
+        contacts: bool,
+    },
+    /// Check a JSON Lines export without trusting whoever made it: every line's signature,
+    /// its payload against the signed header, and its data against the payload.
+    VerifyExport {
+        /// The export file, or - for standard input.
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Run the node until SIGINT/SIGTERM: replicate over QUIC, serve queries and the control
     /// channel.
     Run {
@@ -377,6 +405,10 @@ pub(crate) enum Command {
 pub(crate) enum RoleArg {
     Region,
     Aggregator,
+}
+
+fn parse_export_format(s: &str) -> Result<spindel_node::ExportFormat, String> {
+    s.parse()
 }
 
 pub(crate) fn parse_kind(s: &str) -> Result<Kind, String> {

@@ -12,7 +12,11 @@ use spindel_protocol::charter::{
 };
 use spindel_protocol::time::rfc3339_ms;
 
-use crate::args::CharterCommand;
+use spindel_node::control::Request;
+use spindel_node::local;
+
+use crate::args::{self, CharterCommand};
+use crate::node_call::with_node;
 use crate::output;
 
 /// A charter as `show` (and the other commands) print it.
@@ -205,4 +209,52 @@ pub(crate) fn run(command: CharterCommand) -> Result<()> {
             output::emit(out.json, &s, || table(&s))
         }
     }
+}
+
+/// `spindel endorse` and `spindel revoke`: checked against the membership this node holds,
+/// then published in its own log like any record.
+pub(crate) fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
+    let request = Request::Act { act: act.clone() };
+    let acted: local::Acted = with_node(dir, &request, |node| {
+        let (kind, record) = node.act_record(&act)?;
+        let published =
+            node.publish(kind, &record, None, &mut rand_core::OsRng, local::now_ms())?;
+        Ok(node.acted(&act, &published.record_id, published.seq, published.offline)?)
+    })?;
+    output::emit(json, &acted, || {
+        if acted.kind == "erasure" {
+            let record = acted.record.as_deref().unwrap_or_default();
+            return if acted.done {
+                match acted.held_until.as_deref() {
+                    Some(until) => format!(
+                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled (here at {until}); the order and its reason stay visible",
+                        acted.node
+                    ),
+                    None => format!(
+                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled; the order and its reason stay visible",
+                        acted.node
+                    ),
+                }
+            } else {
+                format!(
+                    "ordered {}/{record} erased: {} of {} member regions so far (spindel delete {} withdraws it until then)",
+                    acted.node, acted.counted, acted.threshold, acted.record_id
+                )
+            };
+        }
+        let what = if acted.kind == "endorsement" {
+            "endorsed"
+        } else {
+            "asked to revoke"
+        };
+        let state = match (acted.done, acted.kind.as_str()) {
+            (true, "endorsement") => format!("{} is a member now", acted.name),
+            (true, _) => format!("{} is no longer a member", acted.name),
+            (false, _) => format!(
+                "{} of {} member regions so far (spindel delete {} withdraws it until then)",
+                acted.counted, acted.threshold, acted.record_id
+            ),
+        };
+        format!("{what} {} ({}): {state}", acted.node, acted.name)
+    })
 }

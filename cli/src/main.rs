@@ -7,6 +7,7 @@
 mod args;
 mod charter;
 mod demo;
+mod export;
 mod logging;
 mod node_call;
 mod output;
@@ -103,54 +104,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// `spindel endorse` and `spindel revoke`: checked against the membership this node holds,
-/// then published in its own log like any record.
-fn act(dir: &args::DataDir, act: local::ActRequest, json: bool) -> Result<()> {
-    let request = Request::Act { act: act.clone() };
-    let acted: local::Acted = with_node(dir, &request, |node| {
-        let (kind, record) = node.act_record(&act)?;
-        let published =
-            node.publish(kind, &record, None, &mut rand_core::OsRng, local::now_ms())?;
-        Ok(node.acted(&act, &published.record_id, published.seq, published.offline)?)
-    })?;
-    output::emit(json, &acted, || {
-        if acted.kind == "erasure" {
-            let record = acted.record.as_deref().unwrap_or_default();
-            return if acted.done {
-                match acted.held_until.as_deref() {
-                    Some(until) => format!(
-                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled (here at {until}); the order and its reason stay visible",
-                        acted.node
-                    ),
-                    None => format!(
-                        "ordered {}/{record} erased: hidden on every node now, its bytes erased for good once the order settled; the order and its reason stay visible",
-                        acted.node
-                    ),
-                }
-            } else {
-                format!(
-                    "ordered {}/{record} erased: {} of {} member regions so far (spindel delete {} withdraws it until then)",
-                    acted.node, acted.counted, acted.threshold, acted.record_id
-                )
-            };
-        }
-        let what = if acted.kind == "endorsement" {
-            "endorsed"
-        } else {
-            "asked to revoke"
-        };
-        let state = match (acted.done, acted.kind.as_str()) {
-            (true, "endorsement") => format!("{} is a member now", acted.name),
-            (true, _) => format!("{} is no longer a member", acted.name),
-            (false, _) => format!(
-                "{} of {} member regions so far (spindel delete {} withdraws it until then)",
-                acted.counted, acted.threshold, acted.record_id
-            ),
-        };
-        format!("{what} {} ({}): {state}", acted.node, acted.name)
-    })
 }
 
 /// `spindel rotate-key`: the rotation signed (by the running node, or here on a stopped
@@ -361,6 +314,22 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                 format!("deleted {} (seq {})", deleted.record_id, deleted.seq)
             })
         }
+        Command::Export {
+            dir,
+            kind,
+            region,
+            format,
+            contacts,
+        } => export::export(
+            &dir,
+            spindel_node::ExportFilter {
+                kind,
+                region,
+                contacts,
+            },
+            format,
+        ),
+        Command::VerifyExport { file, out } => export::verify_export(&file, out.json),
         Command::Query {
             data_dir,
             from,
@@ -506,7 +475,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             replaces,
             upto,
             out,
-        } => act(
+        } => charter::act(
             &dir,
             local::ActRequest::Endorse {
                 node: node_id.to_hex(),
@@ -527,7 +496,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
                     "{record:?}: give the record as AUTHOR/RECORD_ID (the region's node id, a slash, the record id)"
                 );
             };
-            act(
+            charter::act(
                 &dir,
                 local::ActRequest::Erase {
                     author: author.to_string(),
@@ -545,7 +514,7 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             node_id,
             reason,
             out,
-        } => act(
+        } => charter::act(
             &dir,
             local::ActRequest::Revoke {
                 node: node_id.to_hex(),

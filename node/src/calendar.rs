@@ -20,13 +20,8 @@ use serde::Serialize;
 use crate::agenda::{AGENDA_PAGES_MAX, AgendaItem, AgendaQuery, When};
 use crate::params::Params;
 use crate::shared::Shared;
-use crate::web::{PageError, RecordItem, bad_request, internal, items, not_found, page};
+use crate::web::{PageError, PublicUrl, RecordItem, bad_request, internal, items, not_found, page};
 use crate::words;
-
-/// Where readers find the knowledge bank (settings `public_url`): the feeds link each event's
-/// page under it.
-#[derive(Debug, Clone)]
-pub struct PublicUrl(pub Option<String>);
 
 /// Parameters the calendar pages understand.
 const CALENDAR_PARAMS: &[&str] = &["region", "tag", "sida"];

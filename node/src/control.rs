@@ -133,6 +133,12 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to_date: Option<String>,
     },
+    /// `spindel export`: a chunk of the export from `after` on.
+    Export {
+        filter: crate::export::ExportFilter,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
     /// Write a backup to this absolute path.
     Backup {
         to: String,
@@ -492,6 +498,11 @@ async fn execute(
             let to = std::path::PathBuf::from(to);
             to_value(&shared.blocking(move |n| n.backup(&to)).await?)
         }
+        Request::Export { filter, after } => to_value(
+            &shared
+                .blocking(move |n| Ok(crate::export::chunk(n, &filter, after)?))
+                .await?,
+        ),
         Request::Query {
             query,
             from_date,

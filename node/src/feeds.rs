@@ -16,12 +16,13 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use spindel_protocol::Kind;
 
-use crate::calendar::PublicUrl;
 use crate::params::Params;
 use crate::query::Query;
 use crate::read::Reads;
 use crate::shared::Shared;
-use crate::web::{PageError, RecordItem, bad_request, internal, items, page, query_error};
+use crate::web::{
+    PageError, PublicUrl, RecordItem, bad_request, internal, items, page, query_error,
+};
 use crate::words;
 
 /// Entries of a feed: the newest versions first.

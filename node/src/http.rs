@@ -129,9 +129,8 @@ pub fn router(shared: Arc<Shared>, settings: PageSettings) -> Router {
         .merge(crate::audit_page::routes())
         .merge(crate::network_page::routes())
         .merge(crate::feeds::routes())
-        .layer(axum::Extension(crate::calendar::PublicUrl(
-            settings.public_url,
-        )))
+        .merge(crate::export::routes())
+        .layer(axum::Extension(crate::web::PublicUrl(settings.public_url)))
         .layer(axum::Extension(settings.embed_ancestors))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

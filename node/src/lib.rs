@@ -45,6 +45,7 @@ pub mod control;
 mod dialer;
 mod editor;
 mod events;
+mod export;
 mod feeds;
 mod forms;
 mod fuzz;
@@ -85,6 +86,10 @@ mod writer;
 // private modules above.
 pub use agenda::{AGENDA_PAGE_SIZE, FEED_EVENTS_MAX, FEED_PAST_DAYS};
 pub use client::{RemoteQueryError, audit_peer_as, remote_query, remote_query_as};
+pub use export::{
+    CSV_COLUMNS, EXPORT_CHUNK_RECORDS, ExportChunk, ExportFilter, ExportFormat, ExportLine,
+    LineCheck, chunk as export_chunk, verify_line, write_lines,
+};
 pub use feeds::{EMBED_LIMIT_MAX, FEED_ENTRIES_MAX, check_origin as embed_origin};
 pub use fuzz::query_string as fuzz_query_string;
 pub use gate::Gate;

@@ -36,6 +36,11 @@ use crate::shared::Shared;
 use crate::templates::{escape, templates};
 use crate::words::{self, kind_label};
 
+/// Where readers find the knowledge bank (settings `public_url`): the feeds and the embed link
+/// each record's page under it.
+#[derive(Debug, Clone)]
+pub struct PublicUrl(pub Option<String>);
+
 /// Results per page.
 pub const PAGE_SIZE: usize = 20;
 /// Latest records on a region's page.
@@ -692,7 +697,7 @@ async fn region_page(
 
 async fn region(
     State(shared): State<Arc<Shared>>,
-    axum::Extension(public_url): axum::Extension<crate::calendar::PublicUrl>,
+    axum::Extension(public_url): axum::Extension<PublicUrl>,
     Path(key): Path<String>,
 ) -> Response {
     let r = region_page(&shared, key, public_url.0).await;

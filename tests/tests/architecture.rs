@@ -199,6 +199,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "web.rs",
     "calendar.rs",
     "feeds.rs",
+    "export.rs",
     "proxybank_page.rs",
     "audit_page.rs",
     "network_page.rs",

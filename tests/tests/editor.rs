@@ -264,6 +264,11 @@ fn login_needs_the_form_token_and_a_session_ends_at_logout() {
     assert_eq!(status, 200);
     assert!(body.contains("Inloggad som anna (administratör)"), "{body}");
     assert!(body.contains("regionens poster") || body.contains("Regionens poster"));
+    // The line that shows the region's newest records on its own website (the embed).
+    assert!(
+        body.contains("&lt;iframe src=&quot;") && body.contains("inbaddning?region="),
+        "{body}"
+    );
     let token = csrf_field(&body);
 
     // A login form from a second tab, sent after this one logged in: already in, not a 403.

@@ -117,9 +117,15 @@ fn the_atom_feed_follows_new_versions_and_deletions_with_the_search_filters() {
     }
     // The search page links its own feed; a region's page gives the embed's line to paste.
     let (_, _, page) = http_request(http, "GET", "/?kind=method&tag=samverkan", None);
-    assert!(page.contains("flode.atom?kind=method&amp;tag=samverkan"), "{page}");
+    assert!(
+        page.contains("flode.atom?kind=method&amp;tag=samverkan"),
+        "{page}"
+    );
     let (_, _, page) = http_request(http, "GET", "/region/skane", None);
-    assert!(page.contains("inbaddning?region=skane&amp;limit=5"), "{page}");
+    assert!(
+        page.contains("inbaddning?region=skane&amp;limit=5"),
+        "{page}"
+    );
     assert!(page.contains("flode.atom?region=skane"), "{page}");
     // A new version: the same entry, updated, first in the feed.
     publish_version(

@@ -84,6 +84,18 @@ pub(super) async fn start(
     let other_copy = editor.shared.gate.other_copy();
     let not_sent = other_copy.as_ref().and_then(|_| editor.shared.not_sent());
     let held = editor.shared.gate.other_copy_held();
+    // The line a region's own website frames the embed with (decision 0042).
+    let name = editor.shared.node.config().name.clone();
+    let site = editor
+        .public_url
+        .as_deref()
+        .map_or("https://KUNSKAPSBANKENS-ADRESS", |u| {
+            u.trim_end_matches('/')
+        });
+    let region_q = serde_urlencoded::to_string([("region", &name)]).unwrap_or_default();
+    let embed = format!(
+        "<iframe src=\"{site}/inbaddning?{region_q}&limit=5\" title=\"Senaste i kunskapsbanken\" width=\"100%\" height=\"420\"></iframe>"
+    );
     editor.page(
         StatusCode::OK,
         "editor_start.html",
@@ -100,6 +112,7 @@ pub(super) async fn start(
             collides => not_sent.as_ref().zip(held).is_some_and(|(n, h)| h >= n.first),
             held => held,
             deleted => deleted, offline_written => offline_written,
+            embed => embed, public_url => editor.public_url.clone(),
         },
     )
 }

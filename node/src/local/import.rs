@@ -277,6 +277,75 @@ fn line_digest(digest: &mut Sha256, line: &str) {
     digest.update(line.as_bytes());
 }
 
+/// An import line's own record id (if any) and the record's JSON. A line of `spindel export`
+/// (it holds `entry` and `data`) names its record and holds it under `data`: it must be this
+/// region's own record, of the import's kind, with nothing left out; it then publishes that
+/// record's next version with the line's content (the round trip of an edited export).
+fn import_line<'l>(
+    me: &spindel_protocol::NodeId,
+    kind: Kind,
+    line: &'l str,
+) -> Result<(Option<RecordId>, std::borrow::Cow<'l, str>), NodeError> {
+    if !(line.contains("\"entry\"") && line.contains("\"data\"")) {
+        return split_record_id(line);
+    }
+    let value: serde_json::Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(_) => return split_record_id(line),
+    };
+    let Some(obj) = value.as_object() else {
+        return split_record_id(line);
+    };
+    let (Some(data), Some(serde_json::Value::String(_))) = (obj.get("data"), obj.get("entry"))
+    else {
+        return split_record_id(line);
+    };
+    let bad = |field: &str, message: String| {
+        NodeError::Schema(SchemaError {
+            message,
+            field: Some(field.into()),
+            problem: spindel_protocol::record::Problem::Other,
+        })
+    };
+    let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let author = text("author");
+    if author != me.to_hex() {
+        return Err(bad(
+            "author",
+            format!(
+                "the record is another region's (author {}): an import publishes this region's own records only",
+                author.get(..16).unwrap_or(author)
+            ),
+        ));
+    }
+    if text("kind") != kind.as_str() {
+        return Err(bad(
+            "kind",
+            format!(
+                "the record is of kind {:?}, the import's kind is {}",
+                text("kind"),
+                kind.as_str()
+            ),
+        ));
+    }
+    if obj.get("contacts_left_out") == Some(&serde_json::Value::Bool(true)) {
+        return Err(bad(
+            "data",
+            "the export left this researcher's e-mail address and phone number out: export with --contacts to import it".into(),
+        ));
+    }
+    let rid = text("record_id").parse::<RecordId>().map_err(|_| {
+        bad(
+            "record_id",
+            format!(
+                "record_id must be 32 hex characters, got {:?}",
+                text("record_id")
+            ),
+        )
+    })?;
+    Ok((Some(rid), std::borrow::Cow::Owned(data.to_string())))
+}
+
 /// An import line's own `record_id` (if any) and the record's JSON without it.
 fn split_record_id(line: &str) -> Result<(Option<RecordId>, std::borrow::Cow<'_, str>), NodeError> {
     if !line.contains("\"record_id\"") {
@@ -415,7 +484,7 @@ impl LocalNode {
             } else {
                 // A line may name an own record to publish a new version of it, so running
                 // an edited file again updates instead of duplicating.
-                split_record_id(line)
+                import_line(&self.node_id(), kind, line)
                     .map_err(LineError::Record)
                     .and_then(|(given, body)| {
                         if let Some(rid) = given
@@ -514,7 +583,7 @@ impl LocalNode {
                 error: Box::new(e),
             };
             // Validated in step 1; a record named there may have been deleted since.
-            let (given, body) = split_record_id(line).map_err(at_line)?;
+            let (given, body) = import_line(&me, kind, line).map_err(at_line)?;
             let record = self.prepare(kind, &body).map_err(at_line)?;
             let rid = self.target_record(kind, given, rng).map_err(at_line)?;
             let payload = Payload::seal(rng, record.to_json());
