@@ -187,8 +187,22 @@ fn cell(v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// One record as a CSV row of [`CSV_COLUMNS`].
+/// A cell a spreadsheet would take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return) gets a leading `'`, so a record's text is shown, never run.
+fn inert(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// One record as a CSV row of [`CSV_COLUMNS`], every cell [`inert`].
 pub fn csv_row(line: &ExportLine) -> Vec<String> {
+    csv_cells(line).into_iter().map(inert).collect()
+}
+
+fn csv_cells(line: &ExportLine) -> Vec<String> {
     let v = &line.view;
     let d = &v.data;
     let title = ["title", "display_name", "name", "indicator"]
@@ -294,20 +308,32 @@ pub fn verify_line(line: &str) -> Result<LineCheck, String> {
         .verify()
         .map_err(|e| format!("entry: the signature does not hold: {e}"))?;
     let h = entry.header();
+    if h.op != spindel_protocol::entry::Op::Put {
+        return Err("entry: a deletion, not a version of the record".into());
+    }
     let same = [
         ("author", h.author.to_hex() == l.view.author),
         ("seq", h.seq == l.view.seq),
         ("record_id", h.record_id.to_hex() == l.view.record_id),
         ("kind", h.kind == l.view.kind),
+        (
+            "updated_at",
+            spindel_protocol::time::rfc3339_ms(h.timestamp_ms) == l.view.updated_at,
+        ),
     ];
     if let Some((field, _)) = same.iter().find(|(_, ok)| !ok) {
         return Err(format!("{field}: not the signed entry's"));
     }
     let Some(payload_hex) = &l.payload else {
-        return Ok(LineCheck {
-            signed: true,
-            payload: false,
-        });
+        // Only a researcher's line whose contact details were left out goes without its
+        // payload; its data is then unchecked (the rest of it is the author's claim).
+        if l.contacts_left_out && crate::privacy::is_personal(h.kind) {
+            return Ok(LineCheck {
+                signed: true,
+                payload: false,
+            });
+        }
+        return Err("payload: missing, so data cannot be checked (only a researcher's line with its contacts left out may leave it out)".into());
     };
     if payload_hex.len() > 2 * PAYLOAD_BYTES_MAX {
         return Err(format!("payload: over {PAYLOAD_BYTES_MAX} bytes"));
@@ -332,6 +358,11 @@ pub fn verify_line(line: &str) -> Result<LineCheck, String> {
 /// Exports streamed at once over HTTP by one node; one more is answered 503 (each holds a
 /// reader of the store for each chunk, and a connection for as long as its client reads).
 pub const EXPORTS_AT_ONCE_MAX: usize = 4;
+/// How long a chunk waits for the client to take the one before it: a client that stops
+/// reading loses its export (and its place among [`EXPORTS_AT_ONCE_MAX`]).
+pub const EXPORT_SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The longest one export over HTTP may take, however steadily its client reads.
+pub const EXPORT_TIME_MAX: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS_AT_ONCE_MAX);
 
@@ -389,7 +420,10 @@ async fn export(
     };
     let filter = ExportFilter {
         kind,
-        region: params.get("region").map(str::to_string),
+        region: params
+            .get("region")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         contacts: false,
     };
     let Ok(permit) = EXPORTS.try_acquire() else {
@@ -404,34 +438,61 @@ async fn export(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     };
+    // The first chunk before the answer: a filter that finds no region is a 400 with its
+    // reason, not a broken transfer.
+    let f = filter.clone();
+    let first_chunk = match shared.read(move |n| chunk(n, &f, None)).await {
+        Ok(c) => c,
+        Err(crate::read::ReadError::Question(e)) => return bad(e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "an export could not start");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({ "error": e.to_string() })),
+            )
+                .into_response();
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
         let _permit = permit;
-        let mut after = None;
+        let started = tokio::time::Instant::now();
+        let mut next = Some(first_chunk);
         let mut first = true;
-        loop {
-            let (f, a) = (filter.clone(), after.clone());
-            let read = shared.read(move |n| chunk(n, &f, a)).await;
-            let c = match read {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "an export stopped: a chunk could not be read");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            };
+        while let Some(c) = next.take() {
             let mut buf = Vec::new();
             if let Err(e) = write_lines(&mut buf, format, &c.lines, first) {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
             first = false;
-            if tx.send(Ok(buf)).await.is_err() {
+            match tokio::time::timeout(EXPORT_SEND_WAIT, tx.send(Ok(buf))).await {
+                Ok(Ok(())) => {}
+                // The client went away.
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::info!("an export stopped: its client stopped reading");
+                    return;
+                }
+            }
+            let Some(after) = c.next else {
+                return;
+            };
+            if started.elapsed() > EXPORT_TIME_MAX {
+                tracing::info!("an export stopped: it took longer than EXPORT_TIME_MAX");
+                let _ = tx
+                    .send(Err(std::io::Error::other("the export took too long")))
+                    .await;
                 return;
             }
-            match c.next {
-                Some(n) => after = Some(n),
-                None => return,
+            let f = filter.clone();
+            match shared.read(move |n| chunk(n, &f, Some(after))).await {
+                Ok(c) => next = Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "an export stopped: a chunk could not be read");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
             }
         }
     });
@@ -448,6 +509,9 @@ async fn export(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
+    // Researchers are in it (without their contact details): kept by no cache, indexed by no
+    // search engine.
+    crate::web::personal_data(&mut r);
     r
 }
 

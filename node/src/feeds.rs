@@ -84,7 +84,9 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with(['.', '-']);
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
     if host_ok && port_ok {
         Ok(())
     } else {
@@ -261,27 +263,32 @@ fn filters(params: &Params, limit: usize) -> Result<Query, PageError> {
     })
 }
 
-/// Regions' own presentations a feed or an embed may skip: its query asks for this many
-/// records more than it shows (a region has one profile).
-const PROFILES_SKIPPED_MAX: usize = 32;
+/// Pages of its own size a feed or an embed reads at most to fill itself after leaving out
+/// profiles and researchers (a bound on the work one request does).
+const PAGES_READ_MAX: usize = 8;
 
 /// The records `q` finds, newest version first, contacts left out, as the pages list them. A
-/// region's profile is its presentation, not news: left out unless `q` asks for profiles.
+/// region's profile is its presentation, not news, and a researcher is a person who agreed to
+/// be listed, not to be syndicated: both are left out unless `q` asks for that kind.
 fn newest(
     n: &crate::read::ReadModel,
     q: &Query,
 ) -> Result<Vec<RecordItem>, crate::read::ReadError> {
     let shown = q.limit.unwrap_or(FEED_ENTRIES_MAX);
     let mut asked = q.clone();
-    if q.kind.is_none() {
-        asked.limit = Some(shown + PROFILES_SKIPPED_MAX);
+    let mut records = Vec::with_capacity(shown);
+    for _ in 0..PAGES_READ_MAX {
+        let mut found = n.search(&asked)?;
+        crate::privacy::leave_out_contacts(&mut found);
+        records.extend(found.records.into_iter().filter(|r| {
+            q.kind.is_some() || (r.kind != Kind::Profile && !crate::privacy::is_personal(r.kind))
+        }));
+        match found.next_cursor {
+            Some(c) if records.len() < shown => asked.cursor = Some(c),
+            _ => break,
+        }
     }
-    let mut found = n.search(&asked)?;
-    crate::privacy::leave_out_contacts(&mut found);
-    found
-        .records
-        .retain(|r| q.kind.is_some() || r.kind != Kind::Profile);
-    let mut list = items(n, found.records)?;
+    let mut list = items(n, records)?;
     list.sort_by(|a, b| b.view.updated_at.cmp(&a.view.updated_at));
     list.truncate(shown);
     Ok(list)
@@ -312,6 +319,9 @@ async fn feed(
     .await;
     match r {
         Ok((params, title, entries)) => {
+            let personal = entries
+                .iter()
+                .any(|e| crate::privacy::is_personal(e.view.kind));
             let now = spindel_protocol::time::rfc3339_ms(crate::local::now_ms());
             let body = atom(
                 &title,
@@ -325,6 +335,9 @@ async fn feed(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/atom+xml; charset=utf-8"),
             );
+            if personal {
+                crate::web::personal_data(&mut r);
+            }
             r
         }
         Err(e) => page(&shared, Err(e)),
@@ -391,6 +404,12 @@ async fn embed(
         Err(e) => return page(&shared, Err(internal(e))),
     };
     let mut r = crate::web::html(StatusCode::OK, body);
+    if entries
+        .iter()
+        .any(|e| crate::privacy::is_personal(e.view.kind))
+    {
+        crate::web::personal_data(&mut r);
+    }
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors {}",
         ancestors.0
@@ -459,6 +478,7 @@ mod tests {
             "https://a.se; script-src *",
             "https://a.se:0",
             "https://a.se:99999",
+            "https://a.se:+443",
             "ftp://a.se",
             "https://a .se",
         ] {

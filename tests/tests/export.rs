@@ -97,6 +97,16 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
         "{}",
         run.stderr
     );
+    // A line without its payload cannot pass off changed data (only a researcher's line with
+    // its contacts left out goes without one).
+    let innovation = all.lines().find(|l| l.contains("Fixartjänst")).unwrap();
+    let mut line: serde_json::Value = serde_json::from_str(innovation).unwrap();
+    line["data"]["sroi"]["ratio"] = serde_json::json!(12.0);
+    line.as_object_mut().unwrap().remove("payload");
+    std::fs::write(&bad, format!("{line}\n")).unwrap();
+    let run = verify(&bad);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("payload: missing"), "{}", run.stderr);
 
     // CSV: flat columns a spreadsheet reads.
     let csv_text = export(&dir, &["--format", "csv", "--kind", "indicator"]);
@@ -114,6 +124,23 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
     assert_eq!(&rows[0][col("sroi_ratio")], "3.4");
     assert_eq!(&rows[0][col("sroi_year")], "2025");
     spindel(&["export", "--data-dir", s(&dir), "--format", "xml"]).fails(2, "jsonl or csv");
+    // A text a spreadsheet would run as a formula is shown as text.
+    publish(
+        &dir,
+        "method",
+        r#"{"title":"=HYPERLINK(\"http://exempel.se\";\"klicka\")","summary":"@SUM(A1)"}"#,
+    );
+    let csv_text = export(&dir, &["--format", "csv", "--kind", "method"]);
+    let mut rd = csv::Reader::from_reader(csv_text.as_bytes());
+    let row = rd
+        .records()
+        .map(Result::unwrap)
+        .find(|r| r[col("title")].contains("HYPERLINK"))
+        .unwrap();
+    assert!(row[col("title")].starts_with("'="), "{row:?}");
+    assert!(row[col("summary")].starts_with("'@"), "{row:?}");
+    let many = many + 1;
+    let total = total + 1;
 
     // Through a running node: the CLI asks it a chunk at a time; the API streams the same.
     let node = NodeProc::start(&dir, &["--http", "127.0.0.1:0"]);
@@ -132,6 +159,20 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
         !body.contains("eva.forskare@example.se"),
         "no contacts over HTTP"
     );
+    assert!(
+        head.to_lowercase()
+            .contains("cache-control: private, no-store"),
+        "{head}"
+    );
+    let (status, _, body) = http_request(http, "GET", "/api/v1/export?region=gotland", None);
+    assert_eq!(
+        status, 400,
+        "an unknown region is said, not a broken transfer: {body}"
+    );
+    assert!(body.contains("gotland"), "{body}");
+    let (status, _, body) = http_request(http, "GET", "/api/v1/export?region=", None);
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), total);
     let (status, _, body) =
         http_request(http, "GET", "/api/v1/export?format=csv&kind=method", None);
     assert_eq!(status, 200);
@@ -159,6 +200,14 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
     let edited_path = t.join("metoder-andrade.jsonl");
     std::fs::write(&edited_path, edited).unwrap();
     import_file(&dir, "method", &edited_path).ok();
+    // The same file again is an older export now: refused, naming the line, nothing written.
+    let run = import_file(&dir, "method", &edited_path);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("newer version than this export holds"),
+        "{}",
+        run.stderr
+    );
     let after = export(&dir, &["--kind", "method"]);
     assert_eq!(after.lines().count(), many, "updated, not added");
     assert!(after.contains("Metod 7, reviderad"));
@@ -180,6 +229,14 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
             assert_eq!(now.get(rid), Some(title));
         }
     }
+    // A deleted record leaves the export.
+    let gone = now.keys().next().unwrap().clone();
+    spindel(&["delete", "--data-dir", s(&dir), &gone]).ok();
+    let after_delete = export(&dir, &["--kind", "method"]);
+    assert_eq!(after_delete.lines().count(), many - 1);
+    assert!(!after_delete.contains(&gone));
+    let (_, _, body) = http_request(http, "GET", "/api/v1/export?kind=method", None);
+    assert!(!body.contains(&gone));
     // A researcher exported without contacts is not imported (it would lose them).
     let researcher_path = t.join("forskare-utan.jsonl");
     std::fs::write(&researcher_path, export(&dir, &["--kind", "researcher"])).unwrap();

@@ -84,8 +84,13 @@ pub(super) async fn start(
     let other_copy = editor.shared.gate.other_copy();
     let not_sent = other_copy.as_ref().and_then(|_| editor.shared.not_sent());
     let held = editor.shared.gate.other_copy_held();
-    // The line a region's own website frames the embed with (decision 0042).
-    let name = editor.shared.node.config().name.clone();
+    // The line a region's own website frames the embed with (decision 0042), under the name
+    // the network knows the region by.
+    let me = editor.shared.node.node_id();
+    let name = editor.shared.node.author(&me).ok().flatten().map_or_else(
+        || editor.shared.node.config().name.clone(),
+        |m| m.name_or_key(&me),
+    );
     let site = editor
         .public_url
         .as_deref()

@@ -279,9 +279,11 @@ fn line_digest(digest: &mut Sha256, line: &str) {
 
 /// An import line's own record id (if any) and the record's JSON. A line of `spindel export`
 /// (it holds `entry` and `data`) names its record and holds it under `data`: it must be this
-/// region's own record, of the import's kind, with nothing left out; it then publishes that
-/// record's next version with the line's content (the round trip of an edited export).
+/// region's own record, of the import's kind, with nothing left out, exported from its
+/// current version (an older export would undo what was published since); it then publishes
+/// that record's next version with the line's content (the round trip of an edited export).
 fn import_line<'l>(
+    store: &crate::store::Store,
     me: &spindel_protocol::NodeId,
     kind: Kind,
     line: &'l str,
@@ -343,6 +345,19 @@ fn import_line<'l>(
             ),
         )
     })?;
+    let exported = obj.get("seq").and_then(serde_json::Value::as_u64);
+    if let Some(current) = store.record_meta(me, &rid)?.filter(|m| !m.deleted)
+        && exported != Some(current.seq)
+    {
+        return Err(bad(
+            "seq",
+            format!(
+                "the record has a newer version than this export holds (entry {} in the region's log, the export has {}): export it again and edit that",
+                current.seq,
+                exported.map_or("none".to_string(), |s| s.to_string())
+            ),
+        ));
+    }
     Ok((Some(rid), std::borrow::Cow::Owned(data.to_string())))
 }
 
@@ -484,7 +499,7 @@ impl LocalNode {
             } else {
                 // A line may name an own record to publish a new version of it, so running
                 // an edited file again updates instead of duplicating.
-                import_line(&self.node_id(), kind, line)
+                import_line(&self.store, &self.node_id(), kind, line)
                     .map_err(LineError::Record)
                     .and_then(|(given, body)| {
                         if let Some(rid) = given
@@ -583,7 +598,7 @@ impl LocalNode {
                 error: Box::new(e),
             };
             // Validated in step 1; a record named there may have been deleted since.
-            let (given, body) = import_line(&me, kind, line).map_err(at_line)?;
+            let (given, body) = import_line(&self.store, &me, kind, line).map_err(at_line)?;
             let record = self.prepare(kind, &body).map_err(at_line)?;
             let rid = self.target_record(kind, given, rng).map_err(at_line)?;
             let payload = Payload::seal(rng, record.to_json());
