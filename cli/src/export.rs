@@ -71,7 +71,10 @@ pub(crate) fn export(dir: &DataDir, filter: ExportFilter, format: ExportFormat) 
             .write_all(&buf)
             .context("cannot write the export")?;
     }
-    eprintln!("exported {count} records");
+    eprintln!(
+        "exported {count} {}",
+        if count == 1 { "record" } else { "records" }
+    );
     Ok(())
 }
 
@@ -132,9 +135,15 @@ pub(crate) fn verify_export(file: &Path, json: bool) -> Result<()> {
             );
         }
         let line = String::from_utf8_lossy(&buf);
-        let line = line.trim();
+        let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() {
             continue;
+        }
+        if number == 1 && line.starts_with("record_id,") {
+            bail!(
+                "{}: this is the CSV form of an export, which carries no signatures: verify the JSON Lines form (spindel export --format jsonl)",
+                file.display()
+            );
         }
         v.lines += 1;
         match spindel_node::verify_line(line) {

@@ -33,9 +33,8 @@ pub(crate) struct RunFile {
     /// Seconds a payload the members ordered erased is held, hidden, before it is erased for
     /// good (default: three days).
     pub(crate) erasure_settle_secs: Option<u64>,
-    /// The sites (origins) that may frame `/inbaddning`; absent or empty: any site.
-    #[serde(default)]
-    pub(crate) embed_ancestors: Vec<toml::Spanned<String>>,
+    /// The sites (origins) that may frame `/inbaddning`; absent: any site.
+    pub(crate) embed_ancestors: Option<toml::Spanned<Vec<toml::Spanned<String>>>>,
 }
 
 /// What a key of the settings file takes, as an error of the wrong type says it.
@@ -257,9 +256,18 @@ pub(crate) fn parse_run_file(path: &Path, text: &str) -> Result<Settings> {
             ),
         ));
     }
-    for (i, o) in file.embed_ancestors.iter().enumerate() {
-        spindel_node::embed_origin(o.get_ref())
-            .map_err(|e| at(o.span(), &format!("embed_ancestors[{i}]"), e))?;
+    if let Some(list) = &file.embed_ancestors {
+        if list.get_ref().is_empty() {
+            return Err(at(
+                list.span(),
+                "embed_ancestors",
+                "an empty list: leave the key out to let any site frame the embed, or list the sites that may, like [\"https://www.skane.example.se\"]".into(),
+            ));
+        }
+        for (i, o) in list.get_ref().iter().enumerate() {
+            spindel_node::embed_origin(o.get_ref())
+                .map_err(|e| at(o.span(), &format!("embed_ancestors[{i}]"), e))?;
+        }
     }
     let public_url = file
         .public_url
@@ -280,9 +288,13 @@ pub(crate) fn parse_run_file(path: &Path, text: &str) -> Result<Settings> {
         erasure_settle: file.erasure_settle_secs.map(std::time::Duration::from_secs),
         embed_ancestors: file
             .embed_ancestors
-            .into_iter()
-            .map(toml::Spanned::into_inner)
-            .collect(),
+            .map(|l| {
+                l.into_inner()
+                    .into_iter()
+                    .map(toml::Spanned::into_inner)
+                    .collect()
+            })
+            .unwrap_or_default(),
         path: Some(path.to_path_buf()),
     })
 }

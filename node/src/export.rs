@@ -165,6 +165,10 @@ pub const CSV_COLUMNS: &[&str] = &[
     "place",
     "affiliation",
     "fields",
+    "organisations",
+    "links",
+    "email",
+    "phone",
 ];
 
 /// A JSON value as one CSV cell: text as it is, numbers as JSON writes them (a point for the
@@ -250,6 +254,11 @@ fn csv_cells(line: &ExportLine) -> Vec<String> {
         field("place"),
         field("affiliation"),
         field("fields"),
+        field("organisations"),
+        field("links"),
+        // Only in an export with --contacts.
+        field("email"),
+        field("phone"),
     ]
 }
 
@@ -268,6 +277,10 @@ pub fn write_lines(
             }
         }
         ExportFormat::Csv => {
+            if first {
+                // UTF-8 with a byte-order mark: how a spreadsheet (Excel) knows å, ä and ö.
+                out.extend_from_slice("\u{feff}".as_bytes());
+            }
             let mut w = csv::WriterBuilder::new().from_writer(&mut *out);
             if first {
                 w.write_record(CSV_COLUMNS)?;

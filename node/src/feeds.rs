@@ -72,7 +72,7 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"))
         .ok_or_else(|| {
-            format!("{origin:?} is not an origin: it starts with https:// or http://")
+            format!("{origin:?} is not an origin: it must start with https:// or http://")
         })?;
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -364,15 +364,36 @@ async fn embed(
         };
         let q = filters(&params, limit)?;
         let entries = shared
-            .read(move |n| newest(n, &q))
+            .read(move |n| {
+                // A region the address misspells is said, not shown as an empty list.
+                if q.region.is_some() {
+                    n.query(&Query {
+                        region: q.region.clone(),
+                        limit: Some(1),
+                        ..Query::default()
+                    })?;
+                }
+                newest(n, &q)
+            })
             .await
-            .map_err(query_error)?;
+            .map_err(|e| match e {
+                crate::read::ReadError::Question(crate::query::QueryError::UnknownRegion(
+                    r,
+                    known,
+                )) => bad_request(words::embed_unknown_region(&r, &known)),
+                other => query_error(other),
+            })?;
         Ok::<_, PageError>((params, entries))
     }
     .await;
-    let (params, entries) = match r {
-        Ok(found) => found,
-        Err(e) => return page(&shared, Err(e)),
+    // An error is shown inside the frame too (the embed's own page, its own policy), so the
+    // region's website says what is wrong instead of a browser's refusal.
+    let (status, error, params, entries) = match r {
+        Ok((params, entries)) => (StatusCode::OK, None, Some(params), entries),
+        Err(e) => {
+            let (status, message) = e.parts();
+            (status, Some(message.to_string()), None, Vec::new())
+        }
     };
     let base = public_url.0.as_deref();
     let list: Vec<minijinja::Value> = entries
@@ -388,12 +409,22 @@ async fn embed(
             }
         })
         .collect();
-    let more = under(base, &format!("/{}", query_string(&params, FEED_PARAMS)));
+    let more = under(
+        base,
+        &format!(
+            "/{}",
+            params
+                .as_ref()
+                .map(|p| query_string(p, FEED_PARAMS))
+                .unwrap_or_default()
+        ),
+    );
     let rendered = crate::templates::templates()
         .get_template("inbaddning.html")
         .and_then(|t| {
             t.render(context! {
                 records => list,
+                error => error,
                 more => more,
                 stylesheet => under(base, "/assets/inbaddning.css"),
                 node_name => shared.node.config().name.clone(),
@@ -403,7 +434,7 @@ async fn embed(
         Ok(b) => b,
         Err(e) => return page(&shared, Err(internal(e))),
     };
-    let mut r = crate::web::html(StatusCode::OK, body);
+    let mut r = crate::web::html(status, body);
     if entries
         .iter()
         .any(|e| crate::privacy::is_personal(e.view.kind))

@@ -60,6 +60,13 @@ pub(crate) struct PageError {
     message: String,
 }
 
+impl PageError {
+    /// Its status and its sentence (the embed shows them inside its own frame).
+    pub(crate) fn parts(&self) -> (StatusCode, &str) {
+        (self.status, &self.message)
+    }
+}
+
 pub(crate) fn bad_request(message: impl Into<String>) -> PageError {
     PageError {
         status: StatusCode::BAD_REQUEST,
@@ -691,6 +698,7 @@ async fn region_page(
             answers => answers,
             embed => embed,
             atom => atom,
+            public_url_known => public_url.is_some(),
         },
     ))
 }

@@ -220,18 +220,32 @@ fn the_embed_may_be_framed_only_where_the_settings_say() {
             .unwrap()
             .starts_with("text/css")
     );
+    // A mistake in the address is said inside the frame (the embed's own policy), so the
+    // region's website shows what is wrong, not a browser's refusal or an empty list.
     for (bad, says) in [
         ("/inbaddning?limit=0", "från 1 till 20"),
         ("/inbaddning?limit=21", "från 1 till 20"),
         ("/inbaddning?kind=roman", "roman"),
         ("/inbaddning?q=ord", "q"),
+        (
+            "/inbaddning?region=gotland",
+            "Ingen region heter ”gotland” här",
+        ),
     ] {
-        let (status, _, body) = http_request(http, "GET", bad, None);
+        let (status, head, body) = http_request(http, "GET", bad, None);
         assert_eq!(status, 400, "{bad}");
         assert!(body.contains(says), "{bad}: {body}");
+        let policy = spindel_tests::header(&head, "content-security-policy").unwrap();
+        assert!(
+            !policy.contains("frame-ancestors 'none'"),
+            "{bad}: {policy}"
+        );
     }
     drop(node);
     // An origin that is not one stops the start with the file, the line and the key.
+    std::fs::write(dir.join("spindel.toml"), "embed_ancestors = []\n").unwrap();
+    spindel(&["run", "--data-dir", s(&dir), "--http", "127.0.0.1:0"])
+        .fails(1, "embed_ancestors: an empty list: leave the key out");
     std::fs::write(
         dir.join("spindel.toml"),
         "log_level = \"info\"\nembed_ancestors = [\"https://a.se; script-src *\"]\n",

@@ -346,7 +346,27 @@ fn import_line<'l>(
         )
     })?;
     let exported = obj.get("seq").and_then(serde_json::Value::as_u64);
-    if let Some(current) = store.record_meta(me, &rid)?.filter(|m| !m.deleted)
+    let current = store.record_meta(me, &rid)?.filter(|m| !m.deleted);
+    // A researcher's contact details are kept only by a line that has them: an export made
+    // without them (its marker lost on the way, by a tool or a spreadsheet) would erase them.
+    if let Some(meta) = current
+        .as_ref()
+        .filter(|m| crate::privacy::is_personal(m.kind))
+        && let Some(held) = store.load_record(me, &rid, meta)?
+    {
+        let held: serde_json::Value = serde_json::from_str(&held.to_json()).unwrap_or_default();
+        for field in crate::privacy::CONTACT_FIELDS {
+            if held.get(field).is_some() && data.get(field).is_none() {
+                return Err(bad(
+                    field,
+                    format!(
+                        "the record has a {field} this line does not: an export made without --contacts would erase it; export with --contacts and edit that"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(current) = current
         && exported != Some(current.seq)
     {
         return Err(bad(

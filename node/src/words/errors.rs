@@ -165,6 +165,11 @@ pub(crate) fn param_error(e: &ParamError) -> String {
     }
 }
 
+/// A region the embed's address names that no region here is called.
+pub(crate) fn embed_unknown_region(region: &str, known: &str) -> String {
+    format!("Ingen region heter ”{region}” här. Regionerna heter: {known}.")
+}
+
 /// A kind in a search address that is none of the four.
 pub(crate) fn unknown_kind(k: &str) -> String {
     let kinds: Vec<&str> = spindel_protocol::record::Kind::KNOWLEDGE
