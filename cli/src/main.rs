@@ -285,8 +285,17 @@ fn run(cli: Cli, settings: Option<Settings>) -> Result<()> {
             })?;
             output::warn_offline(imported.offline);
             output::emit(out.json, &imported, || {
+                let unchanged = match imported.unchanged {
+                    0 => String::new(),
+                    n => format!("; {n} unchanged, not published again"),
+                };
+                if imported.imported == 0 {
+                    return format!(
+                        "imported nothing: every line holds what its {kind} record holds already{unchanged}"
+                    );
+                }
                 format!(
-                    "imported {} {kind} records (seq {}-{}){}",
+                    "imported {} {kind} records (seq {}-{}){}{unchanged}",
                     imported.imported,
                     imported.first_seq,
                     imported.last_seq,

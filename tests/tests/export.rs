@@ -230,6 +230,38 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
             .collect()
     };
     let (before, now) = (titles(&methods), titles(&after));
+    // Only the edited line was published: the others held what their records held already,
+    // so they are no new versions (and do not jump to the top of the feeds).
+    let versions: Vec<u64> = after
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        versions.iter().filter(|v| **v == 2).count(),
+        1,
+        "{versions:?}"
+    );
+    // An export imported again as it is publishes nothing.
+    let unchanged_path = t.join("metoder-oforandrade.jsonl");
+    std::fs::write(&unchanged_path, &after).unwrap();
+    let run = spindel(&[
+        "import",
+        "--data-dir",
+        s(&dir),
+        "--kind",
+        "method",
+        "--file",
+        s(&unchanged_path),
+        "--json",
+    ]);
+    run.ok();
+    let done: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(done["imported"], 0, "{done}");
+    assert_eq!(done["unchanged"], many, "{done}");
     assert_eq!(before.len(), now.len());
     for (rid, title) in &before {
         if title != "Metod 7" {

@@ -388,6 +388,9 @@ pub(crate) async fn import_post(
             Ok(done) => {
                 editor2.note_import(&s2, kind, &done);
                 let mut said = words::imported(done.imported);
+                if done.unchanged > 0 {
+                    said.push_str(&words::imported_unchanged(done.unchanged));
+                }
                 if done.offline {
                     said.push_str(words::IMPORTED_OFFLINE);
                 }

@@ -40,7 +40,7 @@ use spindel_protocol::entry::{
     Entry, Head, PAYLOAD_BYTES_MAX, Payload, RecordId, WIRE_ENTRY_BYTES_MAX, next_header,
 };
 use spindel_protocol::ingest::{AUTHOR_ENTRIES_MAX, AUTHOR_PAYLOAD_BYTES_MAX, Refusal};
-use spindel_protocol::record::{Kind, SchemaError};
+use spindel_protocol::record::{Kind, Record, SchemaError};
 use spindel_protocol::sync::SyncEntry;
 
 use super::dir::Role;
@@ -440,7 +440,18 @@ impl LocalNode {
         cancel: &AtomicBool,
     ) -> Result<Imported, NodeError> {
         self.import_allowed(kind)?;
-        let (total, digest) = self.validate_import(kind, source, rng)?;
+        let (total, unchanged, digest) = self.validate_import(kind, source, rng)?;
+        if total == 0 {
+            // Every line holds what its record holds already: nothing to sign.
+            let head = self.store.head(&self.node_id())?.map_or(0, |h| h.seq);
+            return Ok(Imported {
+                imported: 0,
+                first_seq: head,
+                last_seq: head,
+                unchanged,
+                offline: false,
+            });
+        }
         let _writer = self.own_log_writer()?;
         self.check_signs()?;
         if cancel.load(Ordering::Acquire) {
@@ -448,6 +459,10 @@ impl LocalNode {
         }
         let staged = self
             .stage_import(kind, source, (total, digest), rng, now_ms, progress, cancel)
+            .map(|imported| Imported {
+                unchanged,
+                ..imported
+            })
             .and_then(|imported| {
                 fault(ImportFault::Staged);
                 // The commit point: past it a cancel changes nothing.
@@ -500,18 +515,19 @@ impl LocalNode {
         kind: Kind,
         source: ImportSource<'_>,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<(u64, [u8; 32]), NodeError> {
+    ) -> Result<(u64, u64, [u8; 32]), NodeError> {
         let mut digest = Sha256::new();
         let mut count = 0usize;
         let mut errors = Vec::new();
         let mut invalid = 0usize;
         let mut named: HashMap<RecordId, usize> = HashMap::new();
+        let mut unchanged = 0u64;
         source.for_each_line(&mut |number, line| {
             line_digest(&mut digest, line);
             if line.trim().is_empty() {
                 return Ok(());
             }
-            if count + invalid >= IMPORT_RECORDS_MAX {
+            if count + invalid + unchanged as usize >= IMPORT_RECORDS_MAX {
                 return Err(NodeError::ImportTooLarge);
             }
             let checked = if line.trim_start().starts_with('[') {
@@ -530,16 +546,18 @@ impl LocalNode {
                                 first,
                             });
                         }
-                        self.prepare(kind, &body).map_err(LineError::Record)?;
-                        if given.is_some() {
+                        let record = self.prepare(kind, &body).map_err(LineError::Record)?;
+                        if let Some(rid) = given {
                             self.target_record(kind, given, rng)
                                 .map_err(LineError::Record)?;
+                            return self.holds_already(&rid, &record).map_err(LineError::Record);
                         }
-                        Ok(())
+                        Ok(false)
                     })
             };
             match checked {
-                Ok(()) => count += 1,
+                Ok(true) => unchanged += 1,
+                Ok(false) => count += 1,
                 Err(error) => {
                     invalid += 1;
                     if errors.len() < IMPORT_ERRORS_SHOWN {
@@ -558,10 +576,23 @@ impl LocalNode {
                 lines: errors,
             });
         }
-        if count == 0 {
+        if count == 0 && unchanged == 0 {
             return Err(NodeError::ImportEmpty);
         }
-        Ok((count as u64, digest.finalize().into()))
+        Ok((count as u64, unchanged, digest.finalize().into()))
+    }
+
+    /// This region's record `rid` holds `record` already (its current version, same content):
+    /// a line that changes nothing publishes nothing.
+    fn holds_already(&self, rid: &RecordId, record: &Record) -> Result<bool, NodeError> {
+        let me = self.node_id();
+        let Some(meta) = self.store.record_meta(&me, rid)?.filter(|m| !m.deleted) else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .load_record(&me, rid, &meta)?
+            .is_some_and(|held| held.to_json() == record.to_json()))
     }
 
     /// Step 2 (under the own-log lock): signs every line into `DIR/import.staging`, synced,
@@ -609,9 +640,6 @@ impl LocalNode {
             if cancel.load(Ordering::Acquire) {
                 return Err(NodeError::Cancelled);
             }
-            if done == total {
-                return Err(changed());
-            }
             let at_line = |e: NodeError| NodeError::ImportRefusedAt {
                 name: source.name().to_string(),
                 line: number,
@@ -620,6 +648,15 @@ impl LocalNode {
             // Validated in step 1; a record named there may have been deleted since.
             let (given, body) = import_line(&self.store, &me, kind, line).map_err(at_line)?;
             let record = self.prepare(kind, &body).map_err(at_line)?;
+            // A line that changes nothing was counted so in step 1, and is skipped here alike.
+            if let Some(rid) = given
+                && self.holds_already(&rid, &record).map_err(at_line)?
+            {
+                return Ok(());
+            }
+            if done == total {
+                return Err(changed());
+            }
             let rid = self.target_record(kind, given, rng).map_err(at_line)?;
             let payload = Payload::seal(rng, record.to_json());
             if payload.len() > PAYLOAD_BYTES_MAX {
@@ -673,6 +710,7 @@ impl LocalNode {
             imported: done,
             first_seq,
             last_seq: head.map_or(0, |h| h.seq),
+            unchanged: 0,
             offline: false,
         })
     }

@@ -41,6 +41,10 @@ pub struct Imported {
     pub imported: u64,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// Lines naming an own record whose content they hold already: nothing published for
+    /// them (an export imported again unchanged is no new version).
+    #[serde(default)]
+    pub unchanged: u64,
     /// Signed offline (see [`Published::offline`]).
     #[serde(default)]
     pub offline: bool,

@@ -375,6 +375,15 @@ pub(crate) fn imported(n: u64) -> String {
     }
 }
 
+/// Added to [`imported`] for lines that held what their record holds already.
+pub(crate) fn imported_unchanged(n: u64) -> String {
+    if n == 1 {
+        " 1 rad var oförändrad och publicerades inte igen.".to_string()
+    } else {
+        format!(" {n} rader var oförändrade och publicerades inte igen.")
+    }
+}
+
 /// Added to [`imported`] when no aggregator has answered since the node started.
 pub(crate) const IMPORTED_OFFLINE: &str = " Ingen aggregator har svarat ännu sedan noden startade: posterna skickas \
      när förbindelsen är tillbaka. Kan en annan kopia av den här noden vara \
