@@ -190,12 +190,15 @@ pub(crate) fn run_demo(
                 "synced_in_ms": took.as_millis() as u64,
                 "page": format!("http://{}/", demo.http),
                 "api": format!("http://{}/api/v1/records", demo.http),
+                "feed": format!("http://{}/flode.atom", demo.http),
+                "embed": format!("http://{}/inbaddning", demo.http),
             })
             .to_string()
         } else {
             format!(
                 "{}\nKunskapsbanken: http://{addr}/\n\
-                 HTTP API: http://{addr}/api/v1/records  (regioner: /api/v1/regions)",
+                 HTTP API: http://{addr}/api/v1/records  (regioner: /api/v1/regions)\n\
+                 På en egen webbplats: http://{addr}/inbaddning  (flöde: /flode.atom, export: /api/v1/export)",
                 output::demo_summary(&rows, took),
                 addr = demo.http
             )

@@ -524,7 +524,7 @@ async fn export(
     }
     // Researchers are in it (without their contact details): kept by no cache, indexed by no
     // search engine.
-    crate::web::personal_data(&mut r);
+    crate::privacy::personal_data(&mut r);
     r
 }
 

@@ -336,7 +336,7 @@ async fn feed(
                 HeaderValue::from_static("application/atom+xml; charset=utf-8"),
             );
             if personal {
-                crate::web::personal_data(&mut r);
+                crate::privacy::personal_data(&mut r);
             }
             r
         }
@@ -439,7 +439,7 @@ async fn embed(
         .iter()
         .any(|e| crate::privacy::is_personal(e.view.kind))
     {
-        crate::web::personal_data(&mut r);
+        crate::privacy::personal_data(&mut r);
     }
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors {}",

@@ -365,7 +365,7 @@ async fn records(
     let mut page = page;
     crate::privacy::leave_out_contacts(&mut page);
     let mut response = axum::Json(page).into_response();
-    crate::web::personal_data(&mut response);
+    crate::privacy::personal_data(&mut response);
     Ok(response)
 }
 
@@ -425,7 +425,7 @@ async fn record(
             }
             let mut response = axum::Json(v).into_response();
             if personal {
-                crate::web::personal_data(&mut response);
+                crate::privacy::personal_data(&mut response);
             }
             Ok(response)
         }

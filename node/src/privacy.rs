@@ -17,6 +17,18 @@ pub fn is_personal(kind: Kind) -> bool {
     kind == Kind::Researcher
 }
 
+/// Marks a response that carries personal data (a researcher contact): no cache keeps it and
+/// no search engine indexes it.
+pub fn personal_data(response: &mut axum::response::Response) {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+}
+
 /// Takes the contact fields out of every researcher record of a page (lists never carry them
 /// in bulk: the HTTP API and remote queries).
 pub fn leave_out_contacts(page: &mut QueryPage) {

@@ -163,7 +163,7 @@ pub(crate) fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -
             let personal = ctx.get_attr("personal").is_ok_and(|v| v.is_true());
             let mut response = render(shared, StatusCode::OK, template, section, ctx);
             if personal {
-                personal_data(&mut response);
+                crate::privacy::personal_data(&mut response);
             }
             response
         }
@@ -175,17 +175,6 @@ pub(crate) fn page(shared: &Shared, r: Result<(&str, &str, Value), PageError>) -
             context! { heading => e.heading, message => e.message },
         ),
     }
-}
-
-/// Marks a response that carries personal data (a researcher contact): no cache keeps it and
-/// no search engine indexes it.
-pub fn personal_data(response: &mut Response) {
-    let h = response.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
 }
 
 /// Whether a list of records shows a person (a researcher contact).

@@ -269,6 +269,7 @@ fn the_store_is_private_to_the_node() {
         "users.rs",
         "forms.rs",
         "local/import.rs",
+        "local/import/lines.rs",
         "local/witness.rs",
         "writer.rs",
         "events.rs",
