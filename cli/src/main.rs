@@ -40,7 +40,9 @@ use settings::{Settings, run_file};
 /// Largest `--file` accepted by `publish` (a record is at most 64 KiB encoded).
 const PUBLISH_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Largest `--file` accepted by `import`.
-const IMPORT_FILE_BYTES_MAX: u64 = spindel_node::control::IMPORT_BYTES_MAX;
+const IMPORT_FILE_BYTES_MAX: u64 = spindel_node::control::IMPORT_FILE_BYTES_MAX;
+/// Standard input is read whole before it is sent: a larger import is given as a file.
+const IMPORT_STDIN_BYTES_MAX: u64 = spindel_node::control::IMPORT_BYTES_MAX;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -696,7 +698,11 @@ impl<'a> ImportInput<'a> {
                 });
             }
         }
-        Ok(ImportInput::Text(read_input(path, IMPORT_FILE_BYTES_MAX)?))
+        Ok(ImportInput::Text(
+            read_input(path, IMPORT_STDIN_BYTES_MAX).map_err(|e| {
+                anyhow::anyhow!("{e:#} (a larger import is read from a file: --file PATH, up to {IMPORT_FILE_BYTES_MAX} bytes)")
+            })?,
+        ))
     }
 
     fn len(&self) -> u64 {

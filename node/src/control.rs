@@ -28,10 +28,10 @@ use crate::shared::Shared;
 use crate::writer::ImportJob;
 
 pub const SOCKET_FILE: &str = "control.sock";
-pub use crate::local::IMPORT_BYTES_MAX;
+pub use crate::local::{IMPORT_BYTES_MAX, IMPORT_FILE_BYTES_MAX};
 /// Largest control request line: a publish carries its record (a file of at most 1 MiB) as a
 /// JSON string, where a control character takes six bytes. An import's bytes follow its line
-/// and are capped by [`IMPORT_BYTES_MAX`].
+/// and are capped by [`IMPORT_FILE_BYTES_MAX`].
 pub const REQUEST_BYTES_MAX: u64 = 8 * 1024 * 1024;
 /// How long the control socket waits after a failed accept (out of file descriptors).
 pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -58,7 +58,7 @@ pub enum RequestError {
     Kind(#[from] spindel_protocol::record::ParseKindError),
     #[error(transparent)]
     UploadsBusy(#[from] UploadsBusy),
-    #[error("the import is {0} bytes, over the limit of {IMPORT_BYTES_MAX}")]
+    #[error("the import is {0} bytes, over the limit of {IMPORT_FILE_BYTES_MAX}")]
     UploadTooLarge(u64),
     #[error(
         "the import stalled after {got} of its {bytes} bytes (nothing for {} s); nothing was imported",
@@ -338,7 +338,7 @@ async fn receive_upload(
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
     bytes: u64,
 ) -> Result<(), RequestError> {
-    if bytes > IMPORT_BYTES_MAX {
+    if bytes > IMPORT_FILE_BYTES_MAX {
         return Err(RequestError::UploadTooLarge(bytes));
     }
     let path = dir.join(name);
@@ -619,7 +619,7 @@ mod tests {
             dir.path(),
             "import.upload.2",
             &mut over,
-            IMPORT_BYTES_MAX + 1,
+            IMPORT_FILE_BYTES_MAX + 1,
         )
         .await
         .unwrap_err()

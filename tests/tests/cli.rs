@@ -682,20 +682,46 @@ fn disallow_ends_an_admission_and_frees_its_name() {
 }
 
 /// Size limits on what the CLI and the control socket take in (issue 9): an import file over
-/// `IMPORT_BYTES_MAX` is refused before it is read whole, and a running node answers a control
-/// request over `REQUEST_BYTES_MAX` with a one-line error instead of buffering more.
+/// `IMPORT_FILE_BYTES_MAX` (2 GiB, read a line at a time) is refused before it is read,
+/// standard input over `IMPORT_BYTES_MAX` (read whole) is refused pointing at `--file`, and a
+/// running node answers a control request over `REQUEST_BYTES_MAX` with a one-line error
+/// instead of buffering more.
 #[test]
 fn import_files_and_control_requests_are_size_capped() {
     use std::io::{BufRead, Write};
     let tmp = tempfile::tempdir().unwrap();
     let dir = region(tmp.path(), "skane");
     let big = tmp.path().join("big.jsonl");
-    let max = spindel_node::control::IMPORT_BYTES_MAX;
+    let max = spindel_node::control::IMPORT_FILE_BYTES_MAX;
     std::fs::File::create(&big)
         .unwrap()
         .set_len(max + 1)
         .unwrap();
     import_file(&dir, "method", &big).fails(1, &format!("over the limit of {max} bytes"));
+    // A file over the old 64 MiB limit is taken, a line at a time (here its first line is
+    // bad, so nothing is written).
+    let stdin_max = spindel_node::control::IMPORT_BYTES_MAX;
+    let mut text = String::from("{\"title\":\"\"}\n");
+    let pad = format!("{}\n", " ".repeat(1023));
+    while (text.len() as u64) <= stdin_max {
+        text.push_str(&pad);
+    }
+    let over = tmp.path().join("over-64mib.jsonl");
+    std::fs::write(&over, &text).unwrap();
+    import_file(&dir, "method", &over).fails(1, "line 1");
+    spindel_tests::spindel_stdin(
+        &[
+            "import",
+            "--data-dir",
+            s(&dir),
+            "--kind",
+            "method",
+            "--file",
+            "-",
+        ],
+        &text,
+    )
+    .fails(1, "a larger import is read from a file: --file PATH");
     // A line longer than any record could be (a file without newlines, say) is named.
     let long = tmp.path().join("long.jsonl");
     let line_max = spindel_node::local::IMPORT_LINE_BYTES_MAX;

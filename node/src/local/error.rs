@@ -14,8 +14,15 @@ use crate::store::StoreError;
 pub const IMPORT_RECORDS_MAX: usize = 1_000_000;
 /// Invalid lines named in an import error before "and N more".
 pub const IMPORT_ERRORS_SHOWN: usize = 5;
-/// Largest import file (`spindel import --file`), whether or not a node runs.
+/// Largest import read whole in memory or uploaded through a browser: standard input to
+/// `spindel import --file -`, and Redaktionen's import form.
 pub const IMPORT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest import file (`spindel import --file PATH`), whether or not a node runs. It is read a
+/// line at a time (twice: checked, then signed into the staging file), so memory stays bounded
+/// whatever its size; the disk holds the staged entries (about the file's size) and, through a
+/// running node, the received copy. Past it the region's payload quota (1 GiB of records)
+/// would refuse the import anyway.
+pub const IMPORT_FILE_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 /// Longest line of an import file (a record is at most 64 KiB encoded; JSON escapes can
 /// make its line longer).
 pub const IMPORT_LINE_BYTES_MAX: usize = 1024 * 1024;
@@ -47,7 +54,7 @@ pub enum LineError {
 pub enum ImportFileProblem {
     #[error("cannot read it: {0}")]
     Unreadable(std::io::Error),
-    #[error("over the limit of {IMPORT_BYTES_MAX} bytes")]
+    #[error("over the limit of {IMPORT_FILE_BYTES_MAX} bytes")]
     TooLarge,
     #[error("line {0} is over the limit of {IMPORT_LINE_BYTES_MAX} bytes")]
     LineTooLong(usize),

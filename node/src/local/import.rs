@@ -45,7 +45,7 @@ use spindel_protocol::sync::SyncEntry;
 
 use super::dir::Role;
 use super::error::{
-    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
+    IMPORT_ERRORS_SHOWN, IMPORT_FILE_BYTES_MAX, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
     ImportFileProblem, ImportLineError, LineError, NodeError, io_err,
 };
 use super::node::{LocalNode, now_ms};
@@ -130,7 +130,7 @@ impl ImportSource<'_> {
                 break;
             }
             read += n as u64;
-            if read > IMPORT_BYTES_MAX {
+            if read > IMPORT_FILE_BYTES_MAX {
                 return Err(bad(ImportFileProblem::TooLarge));
             }
             if line.len() > IMPORT_LINE_BYTES_MAX {

@@ -34,8 +34,9 @@ pub use dir::{
 };
 pub(crate) use dir::{write_config, write_key};
 pub use error::{
-    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_LINE_BYTES_MAX, IMPORT_RECORDS_MAX,
-    ImportFileProblem, ImportLineError, LineError, MembershipRefusal, NodeError,
+    IMPORT_BYTES_MAX, IMPORT_ERRORS_SHOWN, IMPORT_FILE_BYTES_MAX, IMPORT_LINE_BYTES_MAX,
+    IMPORT_RECORDS_MAX, ImportFileProblem, ImportLineError, LineError, MembershipRefusal,
+    NodeError,
 };
 pub use import::{
     IMPORT_APPLIED, IMPORT_CHUNK_ENTRIES, IMPORT_COMMITTED, IMPORT_FAULT, IMPORT_STAGING,
