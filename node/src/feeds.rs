@@ -463,17 +463,7 @@ const EMBED_STYLE: &str = include_str!("../templates/inbaddning.css");
 
 /// The embed's own small stylesheet.
 async fn embed_style() -> Response {
-    let mut r = (StatusCode::OK, EMBED_STYLE).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    r
+    crate::web::stylesheet(EMBED_STYLE)
 }
 
 /// The feed's and the embed's routes.

@@ -170,6 +170,19 @@ pub(crate) fn paragraphs(s: &str) -> Value {
     Value::from_safe_string(html)
 }
 
+/// The line a region's own website pastes to frame the embed with the region's five newest
+/// records (decision 0042): under `public_url`, else under a placeholder the page says to
+/// replace.
+pub(crate) fn embed_line(public_url: Option<&str>, region: &str) -> String {
+    let site = public_url.map_or("https://KUNSKAPSBANKENS-ADRESS", |u| {
+        u.trim_end_matches('/')
+    });
+    let region = serde_urlencoded::to_string([("region", region)]).unwrap_or_default();
+    format!(
+        "<iframe src=\"{site}/inbaddning?{region}&limit=5\" title=\"Senaste i kunskapsbanken\" width=\"100%\" height=\"420\"></iframe>"
+    )
+}
+
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

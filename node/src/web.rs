@@ -658,16 +658,11 @@ async fn region_page(
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
     // How the region's own website shows its newest records: the embed's line to paste, and
     // the feeds, absolute under `public_url` (else the reader adds this site's address).
-    let name_q = serde_urlencoded::to_string([("region", &region.row.name)]).unwrap_or_default();
-    let site = public_url
-        .as_deref()
-        .map_or("https://KUNSKAPSBANKENS-ADRESS", |u| {
-            u.trim_end_matches('/')
-        });
-    let embed = format!(
-        "<iframe src=\"{site}/inbaddning?{name_q}&limit=5\" title=\"Senaste i kunskapsbanken\" width=\"100%\" height=\"420\"></iframe>"
+    let embed = crate::templates::embed_line(public_url.as_deref(), &region.row.name);
+    let atom = format!(
+        "/flode.atom?{}",
+        serde_urlencoded::to_string([("region", &region.row.name)]).unwrap_or_default()
     );
-    let atom = format!("/flode.atom?{name_q}");
     Ok((
         "region.html",
         "",
@@ -762,7 +757,12 @@ async fn privacy(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 pub async fn style() -> Response {
-    let mut r = STYLE.into_response();
+    stylesheet(STYLE)
+}
+
+/// A stylesheet compiled into the binary, cached by browsers for an hour.
+pub(crate) fn stylesheet(css: &'static str) -> Response {
+    let mut r = css.into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -127,6 +127,16 @@ impl Fake {
     }
 }
 
+/// `skane` running with the hand-driven aggregator of charter `id` as its only aggregator.
+async fn behind_a_fake(
+    skane: Arc<LocalNode>,
+    id: Hash,
+) -> (Fake, spindel_node::server::NodeHandle) {
+    let fake = Fake::start(id, vec![]);
+    let running = kit::run_shared(skane, false, vec![fake.addr.clone()], Limits::default()).await;
+    (fake, running)
+}
+
 /// A region "skane" not running yet, a founder of a charter of three (threshold 2) whose other
 /// founders' keys the test holds, with the charter adopted.
 struct Chartered {
@@ -292,14 +302,7 @@ async fn a_revoked_regions_records_past_its_cut_show_nowhere() {
         id,
     } = chartered();
     let member = SecretKey::generate(&mut rand_core::OsRng);
-    let mut fake = Fake::start(id, vec![]);
-    let running = kit::run_shared(
-        Arc::new(skane),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(Arc::new(skane), id).await;
     let node = running.shared().node.clone();
     let endorse_by = |key: &SecretKey| {
         entry(
@@ -537,14 +540,7 @@ async fn a_rotation_counts_only_when_the_old_key_signed_it() {
         id,
     } = chartered();
     let successor = SecretKey::generate(&mut rand_core::OsRng);
-    let mut fake = Fake::start(id, vec![]);
-    let running = kit::run_shared(
-        Arc::new(skane),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(Arc::new(skane), id).await;
     let node = running.shared().node.clone();
     let rotation = |upto: u64| {
         serde_json::json!({
@@ -660,14 +656,7 @@ async fn an_erasure_order_counts_only_from_members() {
         stockholm,
         id,
     } = chartered();
-    let mut fake = Fake::start(id, vec![]);
-    let running = kit::run_shared(
-        Arc::new(skane),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(Arc::new(skane), id).await;
     let node = running.shared().node.clone();
     // Dalarna's record, the one to erase.
     let record = entry(&dalarna, None, Kind::Method, 1, method("Om en person"));
@@ -738,15 +727,8 @@ async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again()
         stockholm,
         id,
     } = chartered();
-    let mut fake = Fake::start(id, vec![]);
     let skane = Arc::new(skane);
-    let running = kit::run_shared(
-        skane.clone(),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(skane.clone(), id).await;
     let node = running.shared().node.clone();
     let canary = "Ingridsdotter-Zetterlund";
     let record = entry(&dalarna, None, Kind::Method, 1, method(canary));
@@ -826,14 +808,7 @@ async fn erasure_orders_are_listed_a_page_at_a_time() {
         stockholm,
         id,
     } = chartered();
-    let mut fake = Fake::start(id, vec![]);
-    let running = kit::run_shared(
-        Arc::new(skane),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(Arc::new(skane), id).await;
     let node = running.shared().node.clone();
     let mut orders = Vec::new();
     let mut prev = None;
@@ -878,15 +853,8 @@ async fn settled_erasures_are_erased_a_pass_at_a_time() {
         stockholm: _stockholm,
         id,
     } = chartered();
-    let mut fake = Fake::start(id, vec![]);
     let skane = Arc::new(skane);
-    let running = kit::run_shared(
-        skane.clone(),
-        false,
-        vec![fake.addr.clone()],
-        Limits::default(),
-    )
-    .await;
+    let (mut fake, running) = behind_a_fake(skane.clone(), id).await;
     let n = HELD_PURGED_PER_PASS + 1;
     let mut batch = Vec::new();
     let mut prev = None;

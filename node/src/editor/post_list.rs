@@ -91,16 +91,7 @@ pub(super) async fn start(
         || editor.shared.node.config().name.clone(),
         |m| m.name_or_key(&me),
     );
-    let site = editor
-        .public_url
-        .as_deref()
-        .map_or("https://KUNSKAPSBANKENS-ADRESS", |u| {
-            u.trim_end_matches('/')
-        });
-    let region_q = serde_urlencoded::to_string([("region", &name)]).unwrap_or_default();
-    let embed = format!(
-        "<iframe src=\"{site}/inbaddning?{region_q}&limit=5\" title=\"Senaste i kunskapsbanken\" width=\"100%\" height=\"420\"></iframe>"
-    );
+    let embed = crate::templates::embed_line(editor.public_url.as_deref(), &name);
     editor.page(
         StatusCode::OK,
         "editor_start.html",
