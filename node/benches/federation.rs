@@ -2,7 +2,8 @@
 //! - the raw `verify_strict` rate and the batch-verify rate (the ceiling);
 //! - the aggregator's ingest rate from 8 regions at once (1 KiB records), and its ratio to both;
 //! - publish -> visible-at-aggregator latency p50 / p99 over a live link;
-//! - bytes and round trips to resume when 1 entry of 100,000 is missing.
+//! - bytes and round trips to resume when 1 entry of 100,000 is missing;
+//! - a new region's cold join of a 100,000-entry aggregate, as a ratio of the ceiling.
 //!
 //! Figures, not assertions. SPINDEL_BENCH_SCALE=0.1 runs a smaller version.
 
@@ -333,6 +334,56 @@ async fn resume() {
     agg.stop().await.unwrap();
 }
 
+/// A new region's first sync of the national aggregate, what `spindel sync` does: 8 regions'
+/// logs of 1 KiB records at the aggregator (pushed there first, not timed), taken by a fresh
+/// region through real QUIC on loopback; every entry verified with `verify_strict`, stored
+/// durably and handed to the full-text index. Printed against the machine's ceiling: the
+/// `verify_strict` rate of one core, measured in this run, times its cores.
+async fn cold_join(strict: f64) {
+    let per_region = scale(12_500);
+    let tmp = tempfile::tempdir().unwrap();
+    let regions: Vec<Arc<LocalNode>> = (0..8)
+        .map(|i| Arc::new(region(tmp.path(), &format!("r{i}"), per_region, 900)))
+        .collect();
+    let fresh = Arc::new(kit::new_node(tmp.path(), "ny", Role::Region, &[]));
+    let mut ids: Vec<NodeId> = regions.iter().map(|r| r.node_id()).collect();
+    ids.push(fresh.node_id());
+    let (agg, peer) = aggregator(tmp.path(), &ids).await;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    for r in &regions {
+        let shared = Shared::new(r.clone(), stop_rx.clone()).unwrap();
+        let transport = Transport::client(r.key(), Limits::default()).unwrap();
+        sync_until_caught_up(&shared, &transport, &peer, "bench")
+            .await
+            .unwrap();
+        transport.shutdown().await;
+    }
+    let aggregate = 8 * (per_region as u64 + 1);
+    while total_entries(&agg.shared().node) < aggregate {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(regions);
+    let shared = Shared::new(fresh.clone(), stop_rx.clone()).unwrap();
+    let transport = Transport::client(fresh.key(), Limits::default()).unwrap();
+    let t = Instant::now();
+    sync_until_caught_up(&shared, &transport, &peer, "bench")
+        .await
+        .unwrap();
+    let took = t.elapsed().as_secs_f64();
+    let held = total_entries(&shared.node) - 1;
+    assert_eq!(held, aggregate, "the new region holds the whole aggregate");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ceiling = strict * cores as f64;
+    let rate = aggregate as f64 / took;
+    println!(
+        "cold join: a new region's first sync of {aggregate} entries (8 regions, 1 KiB records) through QUIC: {took:.2} s = {rate:.0} entries/s \
+         = {:.2} of the verify_strict ceiling on {cores} cores ({ceiling:.0}/s)",
+        rate / ceiling
+    );
+    transport.shutdown().await;
+    agg.stop().await.unwrap();
+}
+
 fn main() {
     let (strict, batch) = verify_rates();
     println!("verify_strict: {strict:.0} signatures/s (one core)");
@@ -341,7 +392,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // SPINDEL_BENCH_ONLY=raw|network|latency|resume runs one part (for profiling).
+    // SPINDEL_BENCH_ONLY=raw|network|latency|resume|join runs one part (for profiling).
     let only = std::env::var("SPINDEL_BENCH_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
     rt.block_on(async {
@@ -356,6 +407,9 @@ fn main() {
         }
         if run("resume") {
             resume().await;
+        }
+        if run("join") {
+            cold_join(strict).await;
         }
     });
 }

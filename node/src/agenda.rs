@@ -63,12 +63,7 @@ pub fn list(store: &Store, q: &AgendaQuery, now_ms: i64) -> Result<Agenda, Store
     let tagged: Option<HashSet<(NodeId, RecordId)>> = match &q.tag {
         Some(tag) => {
             let wanted = tag.trim().to_lowercase();
-            Some(store.with_tags(|map| {
-                map.iter()
-                    .filter(|(_, tags)| tags.contains(&wanted))
-                    .map(|(key, _)| *key)
-                    .collect()
-            })?)
+            Some(store.with_tally(|t| t.tagged(&wanted))?)
         }
         None => None,
     };

@@ -2,6 +2,8 @@
 //! overview (records per region and kind, the latest additions, SROI figures gathered across
 //! regions) and a region's own page. No HTML here: `web.rs` renders these.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use spindel_protocol::NodeId;
 use spindel_protocol::record::{Kind, Record};
@@ -50,36 +52,19 @@ pub struct SroiFigure {
     pub record_id: String,
 }
 
-/// SROI figures across regions: how many, median and range of the ratios.
+/// SROI figures across regions: how many, median and range of the ratios, and the highest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SroiStats {
     pub count: usize,
     pub median: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
-    /// Highest ratio first.
+    /// The [`SROI_FIGURES_SHOWN`] highest ratios, highest first.
     pub figures: Vec<SroiFigure>,
 }
 
-impl SroiStats {
-    /// Statistics of `figures` (any order).
-    pub fn of(mut figures: Vec<SroiFigure>) -> SroiStats {
-        figures.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
-        let ratios: Vec<f64> = figures.iter().rev().map(|f| f.ratio).collect();
-        let median = match ratios.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(ratios[n / 2]),
-            n => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
-        };
-        SroiStats {
-            count: figures.len(),
-            median,
-            min: ratios.first().copied(),
-            max: ratios.last().copied(),
-            figures,
-        }
-    }
-}
+/// SROI figures a page lists (the highest; count, median and range cover them all).
+pub const SROI_FIGURES_SHOWN: usize = 50;
 
 /// The national overview.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,11 +82,9 @@ fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow
     let mut last_received = None;
     // Counted over every key the region has had.
     for key in crate::regions::region_keys(store, id) {
-        for (_, m) in store.records_of(&key)? {
-            if m.visible()
-                && let Some(i) = KINDS.iter().position(|k| *k == m.kind)
-            {
-                counts[i] += 1;
+        for (kind, n) in store.with_tally(|t| t.kinds_of(&key))? {
+            if let Some(i) = KINDS.iter().position(|k| *k == kind) {
+                counts[i] += n;
             }
         }
         last_received = last_received.max(store.last_received_ms(&key)?);
@@ -117,34 +100,38 @@ fn region_row(store: &Store, id: &NodeId, meta: &AuthorMeta) -> Result<RegionRow
     })
 }
 
-/// Every SROI figure in visible innovations (of `only` when given).
-fn sroi_figures(store: &Store, only: Option<&[NodeId]>) -> Result<Vec<SroiFigure>, StoreError> {
-    let mut out = Vec::new();
-    for (id, meta) in store.authors()? {
-        if only.is_some_and(|o| !o.contains(&id)) {
+/// The SROI figures of visible innovations (of `only` when given), from the tally: the
+/// payloads read are those of the figures shown.
+fn sroi_stats(store: &Store, only: Option<&[NodeId]>) -> Result<SroiStats, StoreError> {
+    let only: Option<HashSet<NodeId>> = only.map(|o| o.iter().copied().collect());
+    let summary = store.with_tally(|t| t.sroi(only.as_ref(), SROI_FIGURES_SHOWN))?;
+    let mut figures = Vec::with_capacity(summary.top.len());
+    for (_, id, rid) in summary.top {
+        let (Some(meta), Some(m)) = (store.author(&id)?, store.record_meta(&id, &rid)?) else {
             continue;
-        }
-        for (rid, m) in store.records_of(&id)? {
-            if m.kind != Kind::Innovation || !m.visible() {
-                continue;
-            }
-            if let Some(Record::Innovation(inn)) = store.load_record(&id, &rid, &m)?
-                && let Some(sroi) = inn.sroi
-            {
-                out.push(SroiFigure {
-                    ratio: sroi.ratio,
-                    year: sroi.year,
-                    report_url: sroi.report_url,
-                    title: inn.title,
-                    region: meta.label().map(str::to_string),
-                    region_display: Some(meta.shown(&id)),
-                    author: id.to_hex(),
-                    record_id: rid.to_hex(),
-                });
-            }
+        };
+        if let Some(Record::Innovation(inn)) = store.load_record(&id, &rid, &m)?
+            && let Some(sroi) = inn.sroi
+        {
+            figures.push(SroiFigure {
+                ratio: sroi.ratio,
+                year: sroi.year,
+                report_url: sroi.report_url,
+                title: inn.title,
+                region: meta.label().map(str::to_string),
+                region_display: Some(meta.shown(&id)),
+                author: id.to_hex(),
+                record_id: rid.to_hex(),
+            });
         }
     }
-    Ok(out)
+    Ok(SroiStats {
+        count: summary.count,
+        median: summary.median,
+        min: summary.min,
+        max: summary.max,
+        figures,
+    })
 }
 
 /// The national overview of everything this node holds.
@@ -177,7 +164,7 @@ pub fn overview(store: &Store) -> Result<Overview, QueryError> {
         totals,
         regions,
         latest,
-        sroi: SroiStats::of(sroi_figures(store, None)?),
+        sroi: sroi_stats(store, None)?,
     })
 }
 
@@ -229,7 +216,7 @@ pub fn region_page(store: &Store, id: &NodeId) -> Result<Option<RegionPage>, Sto
             row
         },
         profile: query::get(store, &shown_by, &profile_id)?,
-        sroi: SroiStats::of(sroi_figures(store, Some(&keys))?),
+        sroi: sroi_stats(store, Some(&keys))?,
         fork_seq: store
             .forks()?
             .into_iter()
@@ -281,36 +268,4 @@ pub fn controllers(store: &Store) -> Result<Vec<Controller>, StoreError> {
     }
     out.sort_by(|a, b| a.shown.cmp(&b.shown));
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fig(ratio: f64) -> SroiFigure {
-        SroiFigure {
-            ratio,
-            year: None,
-            report_url: None,
-            title: format!("{ratio}"),
-            region: None,
-            region_display: None,
-            author: String::new(),
-            record_id: String::new(),
-        }
-    }
-
-    #[test]
-    fn sroi_median_and_range() {
-        let s = SroiStats::of(vec![fig(3.0), fig(1.5), fig(7.25)]);
-        assert_eq!(
-            (s.count, s.median, s.min, s.max),
-            (3, Some(3.0), Some(1.5), Some(7.25))
-        );
-        assert_eq!(s.figures[0].ratio, 7.25, "highest first");
-        let even = SroiStats::of(vec![fig(2.0), fig(4.0), fig(1.0), fig(10.0)]);
-        assert_eq!(even.median, Some(3.0));
-        let none = SroiStats::of(vec![]);
-        assert_eq!((none.count, none.median, none.min), (0, None, None));
-    }
 }

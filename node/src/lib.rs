@@ -61,12 +61,14 @@ mod metrics;
 mod network_page;
 mod params;
 mod payloads;
+mod pipeline;
 mod privacy;
 mod proxybank;
 mod proxybank_page;
 pub mod query;
 mod ratelimit;
 mod read;
+mod received;
 mod regions;
 mod runtime;
 mod search;
@@ -85,6 +87,7 @@ mod writer;
 // The rest of the crate's surface: what the command, the tests and the benches use of the
 // private modules above.
 pub use agenda::{AGENDA_PAGE_SIZE, FEED_EVENTS_MAX, FEED_PAST_DAYS};
+pub use bank::SROI_FIGURES_SHOWN;
 pub use client::{RemoteQueryError, audit_peer_as, remote_query, remote_query_as};
 pub use export::{
     CSV_COLUMNS, EXPORT_CHUNK_RECORDS, ExportChunk, ExportFilter, ExportFormat, ExportLine,
@@ -98,8 +101,9 @@ pub use link::REFUSED_BACKOFF_MIN_MS;
 pub use listener::{HTTP_BODY_WINDOW, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT};
 pub use localtime::{from_stockholm_local, stockholm};
 pub use read::{ReadError, ReadModel, Reads};
+pub use received::Received;
 pub use runtime::StartError;
 pub use session::{SyncReport, sync_until_caught_up};
 pub use shared::{PEER_CONNECTIONS_MAX, Shared};
 pub use staff::{COMMAND_LINE, Staff};
-pub use writer::{ImportJob, ImportProgress, Received, Writer};
+pub use writer::{ImportJob, ImportProgress, Writer};

@@ -5,7 +5,8 @@
 //! author, record id), so paging is stable while new records arrive: they sort before the
 //! cursor and never shift later pages.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use spindel_protocol::NodeId;
@@ -13,7 +14,9 @@ use spindel_protocol::entry::RecordId;
 use spindel_protocol::record::Kind;
 use spindel_protocol::time::rfc3339_ms;
 
-use crate::store::{AuthorMeta, RecordMeta, Store, StoreError, TimeKey};
+use crate::store::{
+    AuthorMeta, FacetFilter, FacetTally, RecordMeta, Store, StoreError, TextHit, TimeKey,
+};
 use spindel_protocol::record::limits::{EVENT_YEAR_MAX, EVENT_YEAR_MIN};
 
 /// Records per page unless `limit` says otherwise.
@@ -187,14 +190,7 @@ fn tagged_records(
     let Some(wanted) = q.tag.as_deref().map(|t| t.trim().to_lowercase()) else {
         return Ok(None);
     };
-    store
-        .with_tags(|map| {
-            map.iter()
-                .filter(|(_, tags)| tags.contains(&wanted))
-                .map(|(key, _)| *key)
-                .collect()
-        })
-        .map(Some)
+    store.with_tally(|t| t.tagged(&wanted)).map(Some)
 }
 
 /// A record in time order: (time-index key, author, record id).
@@ -225,8 +221,30 @@ pub fn run_checked(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     run(store, q)
 }
 
+/// The full-text hits of `q` (`None`: it searches no text), searched once for a page and its
+/// facets.
+pub fn text_hits(store: &Store, q: &Query) -> Result<Option<Vec<TextHit>>, QueryError> {
+    match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.chars().count() > TEXT_CHARS_MAX => Err(QueryError::TextTooLong),
+        Some(text) => Ok(Some(store.search(text)?.unwrap_or_default())),
+        None => Ok(None),
+    }
+}
+
 /// Runs `q` against `store`.
 pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
+    run_with(store, q, text_hits(store, q)?)
+}
+
+/// The search page's records and facets, the text searched once.
+pub fn page_and_facets(store: &Store, q: &Query) -> Result<(QueryPage, Facets), QueryError> {
+    let hits = text_hits(store, q)?;
+    let facets = facets_with(store, q, hits.as_deref())?;
+    Ok((run_with(store, q, hits)?, facets))
+}
+
+/// [`run`] over the text hits `hits` (of [`text_hits`]).
+fn run_with(store: &Store, q: &Query, hits: Option<Vec<TextHit>>) -> Result<QueryPage, QueryError> {
     let limit = q.limit.unwrap_or(LIMIT_DEFAULT);
     if limit == 0 || limit > LIMIT_MAX {
         return Err(QueryError::BadLimit(limit));
@@ -263,44 +281,40 @@ pub fn run(store: &Store, q: &Query) -> Result<QueryPage, QueryError> {
     };
 
     // Candidates in time order (newest first), then one loop loads, filters and pages them.
-    let candidates: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> =
-        match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            Some(text) => {
-                if text.chars().count() > TEXT_CHARS_MAX {
-                    return Err(QueryError::TextTooLong);
-                }
-                // Order the hits by the index's update times (no store reads).
-                let mut hits: Vec<Candidate> = store
-                    .search(text)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(updated_ms, author, rid)| {
-                        (TimeKey::of(updated_ms, &author, &rid), author, rid)
-                    })
-                    .filter(|(k, ..)| after.as_ref().is_none_or(|a| k > a))
-                    .collect();
-                hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                Box::new(hits.into_iter().map(Ok))
-            }
-            None if dated.is_some() => {
-                let mut hits = dated.unwrap_or_default();
-                hits.retain(|(k, ..)| after.as_ref().is_none_or(|a| k > a));
-                hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                Box::new(hits.into_iter().map(Ok))
-            }
-            None => Box::new(
-                store
-                    .time_index(after.as_ref())
-                    .filter_map(|item| match item {
-                        // The time index carries the kind: skip other kinds without a store read.
-                        Ok((_, _, _, code)) if q.kind.is_some_and(|kind| kind.code() != code) => {
-                            None
-                        }
-                        Ok((k, author, rid, _)) => Some(Ok((k, author, rid))),
-                        Err(e) => Some(Err(e)),
-                    }),
-            ),
-        };
+    let candidates: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> = match hits {
+        Some(hits) => {
+            // The hits in time-key order by the index's update times (no store reads), as a
+            // heap: a page takes its few from the top without sorting them all.
+            let after = after.as_ref().and_then(TimeKey::parts);
+            let mut heap: BinaryHeap<Reverse<(u64, NodeId, RecordId)>> = hits
+                .into_iter()
+                .map(|(updated_ms, author, rid)| (u64::MAX - updated_ms, author, rid))
+                .filter(|place| after.is_none_or(|a| *place > a))
+                .map(Reverse)
+                .collect();
+            Box::new(std::iter::from_fn(move || {
+                heap.pop().map(|Reverse((inverted, author, rid))| {
+                    Ok((TimeKey::of(u64::MAX - inverted, &author, &rid), author, rid))
+                })
+            }))
+        }
+        None if dated.is_some() => {
+            let mut hits = dated.unwrap_or_default();
+            hits.retain(|(k, ..)| after.as_ref().is_none_or(|a| k > a));
+            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            Box::new(hits.into_iter().map(Ok))
+        }
+        None => Box::new(
+            store
+                .time_index(after.as_ref())
+                .filter_map(|item| match item {
+                    // The time index carries the kind: skip other kinds without a store read.
+                    Ok((_, _, _, code)) if q.kind.is_some_and(|kind| kind.code() != code) => None,
+                    Ok((k, author, rid, _)) => Some(Ok((k, author, rid))),
+                    Err(e) => Some(Err(e)),
+                }),
+        ),
+    };
     let mut found: Vec<(TimeKey, NodeId, RecordId, RecordMeta)> = Vec::new();
     for item in candidates {
         let (k, author, rid) = item?;
@@ -362,76 +376,42 @@ pub const FACET_TAGS_MAX: usize = 30;
 
 /// The facet counts of `q` (its limit and cursor are ignored: the counts cover every match).
 pub fn facets(store: &Store, q: &Query) -> Result<Facets, QueryError> {
-    let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
-    let region = region_authors(&authors, q);
-    let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
-    let mut metas: Vec<(NodeId, RecordId, RecordMeta)> = Vec::new();
-    match q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(text) => {
-            if text.chars().count() > TEXT_CHARS_MAX {
-                return Err(QueryError::TextTooLong);
-            }
-            for (_, author, rid) in store.search(text)?.unwrap_or_default() {
-                if let Some(meta) = store.record_meta(&author, &rid)? {
-                    metas.push((author, rid, meta));
-                }
-            }
-        }
-        None => {
-            for author in authors.keys() {
-                for (rid, meta) in store.records_of(author)? {
-                    metas.push((*author, rid, meta));
-                }
-            }
-        }
-    }
-    store.with_tags(|tag_map| {
-        facet_counts(
-            q,
-            &authors,
-            region.as_ref(),
-            tag.as_deref(),
-            &metas,
-            tag_map,
-        )
-    })?
+    facets_with(store, q, text_hits(store, q)?.as_deref())
 }
 
-/// The counting half of [`facets`], over the candidate records and the tag map.
-fn facet_counts(
-    q: &Query,
-    authors: &HashMap<NodeId, AuthorMeta>,
-    region: Option<&HashSet<NodeId>>,
-    tag: Option<&str>,
-    metas: &[(NodeId, RecordId, RecordMeta)],
-    tag_map: &crate::store::TagMap,
-) -> Result<Facets, QueryError> {
-    let no_tags: Vec<String> = Vec::new();
-    let mut kinds: HashMap<Kind, u64> = HashMap::new();
-    let mut regions: HashMap<NodeId, u64> = HashMap::new();
-    let mut tags: HashMap<String, u64> = HashMap::new();
-    let mut total = 0;
-    for (author, rid, meta) in metas.iter().filter(|(_, _, m)| m.visible()) {
-        let record_tags = tag_map.get(&(*author, *rid)).unwrap_or(&no_tags);
-        let kind_ok = q.kind.is_none_or(|k| k == meta.kind);
-        let region_ok =
-            region.is_none_or(|set| set.contains(author)) && q.author.is_none_or(|a| a == *author);
-        let tag_ok = tag.is_none_or(|t| record_tags.iter().any(|x| x == t));
-        if region_ok && tag_ok {
-            *kinds.entry(meta.kind).or_default() += 1;
+/// [`facets`] over the text hits `hits` (of [`text_hits`]).
+fn facets_with(store: &Store, q: &Query, hits: Option<&[TextHit]>) -> Result<Facets, QueryError> {
+    let authors: HashMap<NodeId, AuthorMeta> = store.authors()?.into_iter().collect();
+    // The region's keys, narrowed to one author when the query names one.
+    let only: Option<HashSet<NodeId>> = match (region_authors(&authors, q), q.author) {
+        (region, None) => region,
+        (None, Some(a)) => Some(HashSet::from([a])),
+        (Some(region), Some(a)) => Some(region.into_iter().filter(|x| *x == a).collect()),
+    };
+    let tag = q.tag.as_deref().map(|t| t.trim().to_lowercase());
+    let filter = FacetFilter {
+        kind: q.kind,
+        authors: only.as_ref(),
+        tag: tag.as_deref(),
+    };
+    let counted = match hits {
+        Some(hits) => {
+            let keys: Vec<(NodeId, RecordId)> = hits.iter().map(|(_, a, r)| (*a, *r)).collect();
+            store.with_tally(|t| t.facets_of(&keys, filter))?
         }
-        if kind_ok && tag_ok {
-            *regions.entry(*author).or_default() += 1;
-        }
-        if kind_ok && region_ok {
-            for t in record_tags {
-                *tags.entry(t.clone()).or_default() += 1;
-            }
-        }
-        if kind_ok && region_ok && tag_ok {
-            total += 1;
-        }
-    }
+        None => store.with_tally(|t| t.facets(filter))?,
+    };
+    Ok(facet_list(&authors, counted))
+}
+
+/// The facets as the page lists them: largest first, a region's keys as one region.
+fn facet_list(authors: &HashMap<NodeId, AuthorMeta>, counted: FacetTally) -> Facets {
+    let FacetTally {
+        total,
+        kinds,
+        authors: regions,
+        tags,
+    } = counted;
     let sorted = |mut v: Vec<FacetCount>| {
         v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.label.cmp(&b.label)));
         v
@@ -481,12 +461,12 @@ fn facet_counts(
             .collect(),
     );
     tags.truncate(FACET_TAGS_MAX);
-    Ok(Facets {
+    Facets {
         total,
         kinds,
         regions,
         tags,
-    })
+    }
 }
 
 /// One current, visible record; `None` if unknown or deleted.

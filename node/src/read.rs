@@ -245,6 +245,14 @@ pub trait Reads: sealed::Sealed {
         Ok(crate::query::run(self.local().store(), q)?)
     }
 
+    /// [`Reads::search`] and [`Reads::facets`] of one query, its text searched once.
+    fn search_and_facets(
+        &self,
+        q: &crate::query::Query,
+    ) -> Result<(crate::query::QueryPage, crate::query::Facets), ReadError> {
+        Ok(crate::query::page_and_facets(self.local().store(), q)?)
+    }
+
     /// Counts per kind, region and tag for a query (each with the other filters kept).
     fn facets(&self, q: &crate::query::Query) -> Result<crate::query::Facets, ReadError> {
         Ok(crate::query::facets(self.local().store(), q)?)

@@ -10,12 +10,14 @@
 //! index is missing, unreadable or its generation differs from the store's, the store rebuilds
 //! it from the log ([`crate::store::Store::open`]).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tantivy::collector::DocSetCollector;
+use spindel_protocol::NodeId;
+use spindel_protocol::entry::RecordId;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -23,7 +25,10 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
+    Term,
+};
 
 /// Memory budget of the index writer (tantivy's minimum is 15 MB).
 const WRITER_HEAP_BYTES: usize = 32 * 1024 * 1024;
@@ -41,11 +46,124 @@ pub struct DocChange {
     pub text: Option<String>,
 }
 
-/// One text hit: the record's key and its update time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One text hit: the record's author and id, and its update time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
-    pub key: String,
+    pub author: NodeId,
+    pub record: RecordId,
     pub updated_ms: u64,
+}
+
+/// The key a record has in the index: its author and id in hex, `AUTHOR/RECORD`.
+pub fn doc_key(author: &NodeId, record: &RecordId) -> String {
+    format!("{}/{}", author.to_hex(), record.to_hex())
+}
+
+/// The author and id a [`doc_key`] names (`None`: not one).
+fn parse_doc_key(key: &[u8]) -> Option<(NodeId, RecordId)> {
+    let (author_hex, rest) = key.split_at_checked(64)?;
+    let record_hex = rest.strip_prefix(b"/")?;
+    let (mut author, mut record) = (NodeId([0; 32]), RecordId([0; 16]));
+    unhex(author_hex, &mut author.0)?;
+    unhex(record_hex, &mut record.0)?;
+    Some((author, record))
+}
+
+/// Each byte's value as a lower-case hex digit, or `0xff` (what `doc_key` writes).
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// `src` (lower-case hex, twice as long as `dst`) into `dst`; `None` if it is not that. One
+/// table lookup a digit: a search decodes a key per hit.
+fn unhex(src: &[u8], dst: &mut [u8]) -> Option<()> {
+    if src.len() != dst.len() * 2 {
+        return None;
+    }
+    let mut bad = 0u8;
+    for (out, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        let (hi, lo) = (HEX_DIGITS[pair[0] as usize], HEX_DIGITS[pair[1] as usize]);
+        bad |= hi | lo;
+        *out = (hi << 4) | (lo & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(())
+}
+
+/// Collects every matching document's key and update time from the fast fields: a segment's
+/// key ordinals are sorted and read from its dictionary in one pass (a lookup each would open
+/// a dictionary block per hit).
+struct KeyCollector;
+
+struct SegmentKeys {
+    keys: Option<StrColumn>,
+    updated: Column<u64>,
+    /// (key ordinal, update time) of each hit.
+    found: Vec<(u64, u64)>,
+}
+
+impl Collector for KeyCollector {
+    type Fruit = Vec<Hit>;
+    type Child = SegmentKeys;
+
+    fn for_segment(&self, _: u32, reader: &SegmentReader) -> tantivy::Result<SegmentKeys> {
+        let fast = reader.fast_fields();
+        Ok(SegmentKeys {
+            keys: fast.str("key")?,
+            updated: fast.u64("updated_ms")?,
+            found: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<std::io::Result<Vec<Hit>>>) -> tantivy::Result<Vec<Hit>> {
+        let mut out = Vec::new();
+        for fruit in fruits {
+            out.append(&mut fruit?);
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegmentKeys {
+    type Fruit = std::io::Result<Vec<Hit>>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(ord) = self.keys.as_ref().and_then(|k| k.term_ords(doc).next()) {
+            self.found.push((ord, self.updated.first(doc).unwrap_or(0)));
+        }
+    }
+
+    fn harvest(mut self) -> std::io::Result<Vec<Hit>> {
+        let Some(keys) = self.keys else {
+            return Ok(Vec::new());
+        };
+        self.found.sort_unstable();
+        let mut out = Vec::with_capacity(self.found.len());
+        let mut times = self.found.iter().map(|(_, t)| *t);
+        keys.dictionary()
+            .sorted_ords_to_term_cb(self.found.iter().map(|(o, _)| *o), |bytes| {
+                if let (Some((author, record)), Some(updated_ms)) =
+                    (parse_doc_key(bytes), times.next())
+                {
+                    out.push(Hit {
+                        author,
+                        record,
+                        updated_ms,
+                    });
+                }
+                Ok(())
+            })?;
+        Ok(out)
+    }
 }
 
 /// How the index's background work goes, for `/metrics`.
@@ -415,38 +533,7 @@ impl SearchIndex {
             return Ok(None);
         }
         let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
-        let hits = searcher.search(&query, &DocSetCollector)?;
-        let mut by_segment: HashMap<u32, Vec<u32>> = HashMap::new();
-        for address in hits {
-            by_segment
-                .entry(address.segment_ord)
-                .or_default()
-                .push(address.doc_id);
-        }
-        let mut out = Vec::new();
-        let mut key = String::new();
-        for (segment, docs) in by_segment {
-            let reader = searcher.segment_reader(segment);
-            let fast = reader.fast_fields();
-            let Some(keys) = fast.str("key")? else {
-                continue;
-            };
-            let updated = fast.u64("updated_ms")?;
-            for doc in docs {
-                let Some(ord) = keys.term_ords(doc).next() else {
-                    continue;
-                };
-                key.clear();
-                if keys.ord_to_str(ord, &mut key)? {
-                    out.push(Hit {
-                        key: key.clone(),
-                        updated_ms: updated.first(doc).unwrap_or(0),
-                    });
-                }
-            }
-        }
-        Ok(Some(out))
+        Ok(Some(self.reader.searcher().search(&query, &KeyCollector)?))
     }
 
     /// Number of documents in the last committed state.
@@ -459,6 +546,31 @@ impl SearchIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The document key of test record `name` (one letter), and back.
+    fn test_key(name: &str) -> String {
+        doc_key(&NodeId([name.as_bytes()[0]; 32]), &RecordId([0; 16]))
+    }
+
+    fn test_name(hit: Hit) -> String {
+        char::from(hit.author.0[0]).to_string()
+    }
+
+    #[test]
+    fn a_doc_key_reads_back_and_anything_else_is_refused() {
+        let (a, r) = (NodeId([0xa7; 32]), RecordId([0x1f; 16]));
+        let key = doc_key(&a, &r);
+        assert_eq!(parse_doc_key(key.as_bytes()), Some((a, r)));
+        for bad in [
+            key.replace('a', "A"),
+            key.replace('/', ":"),
+            key[..key.len() - 2].to_string(),
+            format!("{key}0"),
+            key.replacen('7', "g", 1),
+        ] {
+            assert_eq!(parse_doc_key(bad.as_bytes()), None, "{bad}");
+        }
+    }
 
     fn stems(language: Language, text: &str) -> Vec<String> {
         let mut a = analyzer(language);
@@ -512,7 +624,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (index, _) = SearchIndex::open(dir.path()).unwrap();
         let doc = |key: &str, text: Option<&str>| DocChange {
-            key: key.into(),
+            key: test_key(key),
             updated_ms: 1,
             text: text.map(str::to_string),
         };
@@ -565,7 +677,7 @@ mod tests {
         let dir = tmp.path().join("index");
         let (index, _) = SearchIndex::open(&dir).unwrap();
         let doc = |key: &str, text: Option<&str>| DocChange {
-            key: key.into(),
+            key: test_key(key),
             updated_ms: 1,
             text: text.map(str::to_string),
         };
@@ -594,7 +706,7 @@ mod tests {
                 .unwrap()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|h| h.key)
+                .map(test_name)
                 .collect()
         };
         assert_eq!(keys("qxzvbnmxq"), ["b"]);
@@ -626,12 +738,12 @@ mod tests {
             .apply(
                 &[
                     DocChange {
-                        key: "a".into(),
+                        key: test_key("a"),
                         updated_ms: 1,
                         text: Some("Integration i föreningar".into()),
                     },
                     DocChange {
-                        key: "b".into(),
+                        key: test_key("b"),
                         updated_ms: 2,
                         text: Some("Social enterprises and associations".into()),
                     },
@@ -645,7 +757,7 @@ mod tests {
                 .unwrap()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|h| h.key)
+                .map(test_name)
                 .collect();
             v.sort();
             v
@@ -660,12 +772,12 @@ mod tests {
             .apply(
                 &[
                     DocChange {
-                        key: "a".into(),
+                        key: test_key("a"),
                         updated_ms: 3,
                         text: Some("Läxhjälp".into()),
                     },
                     DocChange {
-                        key: "b".into(),
+                        key: test_key("b"),
                         updated_ms: 3,
                         text: None,
                     },

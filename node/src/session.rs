@@ -22,11 +22,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
 use crate::local::{NodeError, Role, WitnessJob};
+use crate::pipeline::{Pipeline, acknowledge};
 use crate::read::{ReadModel, Reads};
+use crate::received::{AppliedBatch, Received};
 use crate::shared::Shared;
 use crate::store::Incoming;
 use crate::transport::{FramedRecv, FramedSend, PeerAddr, Traffic, Transport, TransportError};
-use crate::writer::{AppliedBatch, Received};
 
 /// How often a session refreshes the lag it reports in `status`.
 const LAG_REFRESH: Duration = Duration::from_millis(250);
@@ -169,8 +170,22 @@ pub(crate) async fn drive_session(
     // Region: how far the aggregator sent each author's entries in this session (an entry it
     // sent that this node refused was not withheld).
     let mut sent_by_peer: BTreeMap<NodeId, u64> = BTreeMap::new();
+    // Received batches: verified while the batch before is applied, applied in order.
+    let mut pipeline = Pipeline::default();
     let result = loop {
         while let Some(out) = session.poll() {
+            // Anything else touches what those batches change: they are in first.
+            if !matches!(
+                out,
+                Output::Send(_) | Output::Load { .. } | Output::Apply { .. }
+            ) {
+                while let Some((sent, applied)) = pipeline.next().await {
+                    match applied {
+                        Ok(a) => acknowledge(&mut session, &mut sent_by_peer, sent, a),
+                        Err(e) => return store_failed(&conn, &reader, e),
+                    }
+                }
+            }
             match out {
                 Output::Send(m) => {
                     if let Err(e) = send.send(&m).await {
@@ -201,19 +216,7 @@ pub(crate) async fn drive_session(
                         expected_author,
                         vouched: pinned,
                     };
-                    match ingest(&shared, received).await {
-                        Ok(a) => {
-                            // An author whose entries this node refused in this session is
-                            // not one the aggregator withheld (`u64::MAX`: it sent them all).
-                            for (author, last) in batch {
-                                let took = a.heads.iter().any(|(x, s)| *x == author && *s >= last);
-                                let s = sent_by_peer.entry(author).or_insert(0);
-                                *s = if took { (*s).max(last) } else { u64::MAX };
-                            }
-                            session.applied(a.heads, &a.held_by_peer);
-                        }
-                        Err(e) => return store_failed(&conn, &reader, e),
-                    }
+                    pipeline.push(&shared, received, batch);
                 }
                 Output::Forks(proofs) => {
                     if let Err(e) = shared.writer.fork_proofs(proofs).await {
@@ -445,6 +448,10 @@ pub(crate) async fn drive_session(
         }
         let deadline = session.poll_timeout();
         tokio::select! {
+            Some((sent, applied)) = pipeline.next(), if !pipeline.is_empty() => match applied {
+                Ok(a) => acknowledge(&mut session, &mut sent_by_peer, sent, a),
+                Err(e) => return store_failed(&conn, &reader, e),
+            },
             frame = rx.recv() => match frame {
                 Some(Ok(Some(m))) => {
                     if let Err(e) = session.handle(m) {

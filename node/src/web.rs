@@ -313,8 +313,7 @@ async fn search_page(
     let (next_cursor, mut facets, records, region_count) = shared
         .read(move |n| {
             // An unknown region shows as zero hits, its name kept in the form.
-            let page = n.search(&q)?;
-            let facets = n.facets(&q)?;
+            let (page, facets) = n.search_and_facets(&q)?;
             let regions = n.region_count()?;
             let records = items(n, page.records)?;
             Ok((page.next_cursor, facets, records, regions))

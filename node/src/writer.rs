@@ -13,7 +13,7 @@
 //! did before the actor. Stopping the writer cancels an import before its commit point and
 //! waits for one past it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,6 @@ use spindel_protocol::NodeId;
 use spindel_protocol::entry::{Entry, RecordId, WireEntry};
 use spindel_protocol::ingest::Refusal;
 use spindel_protocol::record::Kind;
-use spindel_protocol::sync::SyncEntry;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::gate::Gate;
@@ -31,75 +30,35 @@ use crate::local::{
     WitnessJob, now_ms,
 };
 use crate::read::{ReadModel, Reads};
-use crate::store::{AdmissionChanges, ApplyOptions, Incoming, Outcome, Verified};
+use crate::received::{AppliedBatch, Checked};
+use crate::store::{AdmissionChanges, ApplyOptions, Outcome};
 
 /// Jobs queued for the writer; a sender waits while it is full.
 pub const WRITER_QUEUE: usize = 256;
 pub use crate::events::Events;
 
-/// What applying a received batch gave.
+/// The answer to a job queued at the writer.
 #[derive(Debug)]
-pub struct AppliedBatch {
-    /// This node's heads of the batch's authors, after it (acked back).
-    pub heads: Vec<(NodeId, u64)>,
-    /// Per author, the highest seq the peer proved it holds (an entry accepted or replayed).
-    pub held_by_peer: Vec<(NodeId, u64)>,
-    pub accepted: u64,
+pub struct Answer<T> {
+    answer: oneshot::Receiver<Result<T, NodeError>>,
+    stopped: watch::Receiver<bool>,
 }
 
-/// A batch a peer sent, and how to take it; [`Received::check`] readies it for the writer.
-#[derive(Debug)]
-pub struct Received {
-    pub from: NodeId,
-    pub entries: Vec<SyncEntry>,
-    /// An aggregator takes only the region's own entries from it.
-    pub expected_author: Option<NodeId>,
-    /// From the aggregator this region pinned: its sending an author vouches for it.
-    pub vouched: bool,
-}
-
-impl Received {
-    /// Decodes the batch and checks its signatures, on the caller's thread (a session's, on
-    /// the blocking pool: batches of many sessions verify on all cores; the writer applies).
-    pub fn check(self, node: &ReadModel) -> Result<Checked, NodeError> {
-        let mut incoming = Vec::with_capacity(self.entries.len());
-        let mut authors = BTreeSet::new();
-        let mut malformed = 0u64;
-        for e in self.entries {
-            match Entry::from_wire(e.entry) {
-                Ok(entry) => {
-                    authors.insert(entry.header().author);
-                    incoming.push(Incoming {
-                        entry,
-                        payload: e.payload,
-                    });
-                }
-                Err(err) => {
-                    malformed += 1;
-                    tracing::debug!(%err, "malformed entry in batch");
-                }
+impl<T> Answer<T> {
+    /// Waits until the writer has done the job.
+    pub async fn wait(self) -> Result<T, NodeError> {
+        // A reply dropped unanswered: the job was queued behind a stop, or it panicked (the
+        // writer logged it and goes on).
+        self.answer.await.map_err(|_| {
+            if *self.stopped.borrow() {
+                NodeError::Stopped
+            } else {
+                NodeError::Task(
+                    "the write failed inside the writer; the node's log says why".into(),
+                )
             }
-        }
-        Ok(Checked {
-            from: self.from,
-            verified: node.verify(incoming, self.expected_author)?,
-            expected_author: self.expected_author,
-            authors,
-            malformed,
-            vouched: self.vouched,
-        })
+        })?
     }
-}
-
-/// A received batch, decoded and verified, for [`Writer::ingest`].
-#[derive(Debug)]
-pub struct Checked {
-    from: NodeId,
-    verified: Verified,
-    expected_author: Option<NodeId>,
-    authors: BTreeSet<NodeId>,
-    malformed: u64,
-    vouched: bool,
 }
 
 /// An import's file in the data directory.
@@ -272,22 +231,21 @@ impl Writer {
     }
 
     async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, NodeError> {
+        self.queue(job).await?.wait().await
+    }
+
+    /// Queues `job` (the writer takes jobs in the order they are queued); its answer comes
+    /// with [`Answer::wait`].
+    async fn queue<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<Answer<T>, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(job(reply))
             .await
             .map_err(|_| NodeError::Stopped)?;
-        // A reply dropped unanswered: the job was queued behind a stop, or it panicked (the
-        // writer logged it and goes on).
-        answer.await.map_err(|_| {
-            if *self.stopped.borrow() {
-                NodeError::Stopped
-            } else {
-                NodeError::Task(
-                    "the write failed inside the writer; the node's log says why".into(),
-                )
-            }
-        })?
+        Ok(Answer {
+            answer,
+            stopped: self.stopped.clone(),
+        })
     }
 
     /// Publishes a record (see [`LocalNode::publish`]) once the own log may be written.
@@ -384,6 +342,12 @@ impl Writer {
     /// Applies a batch a peer sent ([`Received::check`]ed), announcing the heads it advanced.
     pub async fn ingest(&self, batch: Checked) -> Result<AppliedBatch, NodeError> {
         self.ask(|reply| Job::Ingest { batch, reply }).await
+    }
+
+    /// [`Writer::ingest`] in two steps: the batch is queued when this returns, behind every
+    /// job queued before it; [`Answer::wait`] waits until it is applied.
+    pub async fn queue_ingest(&self, batch: Checked) -> Result<Answer<AppliedBatch>, NodeError> {
+        self.queue(|reply| Job::Ingest { batch, reply }).await
     }
 
     /// Checks fork proofs a peer sent and keeps those that hold; returns how many were new.

@@ -331,6 +331,7 @@ async fn a_revoked_regions_records_past_its_cut_show_nowhere() {
         t
     };
     assert_eq!(titles(&node), ["Andra", "Första", "Tredje"]);
+    kit::tally_agrees(&node);
     // Revoked by both other founders; the cut is the most either saw: seq 2.
     let revoke = |key: &SecretKey, after: &SyncEntry, upto: u64| {
         let body = serde_json::json!({"node": member.node_id().to_hex(), "reason": "Nedlagd", "upto": upto});
@@ -350,6 +351,7 @@ async fn a_revoked_regions_records_past_its_cut_show_nowhere() {
     );
     fake.relay(vec![revoke(&stockholm, &by_stockholm, 2)]).await;
     assert_eq!(titles(&node), ["Andra", "Första"]);
+    kit::tally_agrees(&node);
     // Its next entry is taken (its log stays whole) and shows nowhere.
     let fourth = entry(&member, at, Kind::Method, 20, method("Fjärde"));
     let ack = fake.relay(vec![fourth]).await;
@@ -740,6 +742,7 @@ async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again()
         })
     };
     assert!(shown());
+    kit::tally_agrees(&node);
     let order = serde_json::json!({
         "author": dalarna.node_id().to_hex(),
         "record": RecordId([1; 16]).to_hex(),
@@ -766,6 +769,7 @@ async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again()
         .await
         .unwrap();
     assert!(!shown(), "hidden at once");
+    kit::tally_agrees(&node);
     let report = node.membership().unwrap();
     assert_eq!(report.erasures[0].state, "erased");
     assert!(
@@ -778,6 +782,7 @@ async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again()
     // first. One order of two: the record shows again, from the held bytes.
     fake.relay(vec![withdrawal.clone()]).await;
     assert!(shown(), "the undone order shows the record again");
+    kit::tally_agrees(&node);
     let report = node.membership().unwrap();
     assert_eq!(report.erasures[0].state, "pending");
     assert_eq!(report.erasures[0].held_until, None);
@@ -789,6 +794,7 @@ async fn an_erasure_undone_by_a_late_earlier_withdrawal_shows_the_record_again()
     assert!(!shown());
     kit::eventually("the bytes erased for good", || !on_disk()).await;
     assert!(!shown());
+    kit::tally_agrees(&node);
     let report = node.membership().unwrap();
     assert_eq!(report.erasures[0].state, "erased");
     assert_eq!(report.erasures[0].held_until, None);

@@ -35,24 +35,26 @@ impl Author {
 
     fn method(&mut self, rid: RecordId, title: &str) -> Incoming {
         let body = serde_json::json!({"title": title, "summary": "s"}).to_string();
-        let payload = Payload::seal(&mut rand_core::OsRng, body);
+        self.entry(Kind::Method, rid, Some(body))
+    }
+
+    /// The next entry: `body` put as `kind`, or a tombstone (`None`).
+    fn entry(&mut self, kind: Kind, rid: RecordId, body: Option<String>) -> Incoming {
+        let payload = body.map(|b| Payload::seal(&mut rand_core::OsRng, b));
         let h = next_header(
             self.key.node_id(),
             self.head,
             NOW,
-            Kind::Method,
+            kind,
             rid,
-            Some(&payload),
+            payload.as_deref(),
         );
         let entry = Entry::sign(&self.key, h);
         self.head = Some(Head {
             seq: entry.header().seq,
             hash: entry.hash(),
         });
-        Incoming {
-            entry,
-            payload: Some(payload),
-        }
+        Incoming { entry, payload }
     }
 }
 
@@ -109,6 +111,146 @@ fn admission_forks_and_counters_persist() {
     assert_eq!(refusals.get("fork"), Some(&1));
     assert_eq!(refusals.get("frozen"), Some(&2));
     assert_eq!(store.head(&a.key.node_id()).unwrap().unwrap().seq, 1);
+}
+
+/// The tally (facets, region counts, SROI figures) follows every kind of change exactly as a
+/// rebuild from the payloads gives it: put, new version, tombstone, a header-only put and its
+/// completion, a fork that freezes its author, and a reopened store.
+#[test]
+fn the_tally_follows_every_kind_of_change() {
+    use spindel_node::query::{Query, facets};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (mut a, mut b) = (Author::new(11), Author::new(12));
+    store.admit(&a.key.node_id(), Some("skane".into())).unwrap();
+    store
+        .admit(&b.key.node_id(), Some("dalarna".into()))
+        .unwrap();
+    let innovation = |tags: &[&str], ratio: f64| {
+        Some(
+            serde_json::json!({"title": "I", "summary": "s", "tags": tags, "sroi": {"ratio": ratio}})
+                .to_string(),
+        )
+    };
+    // (total, "förening" tagged, SROI count and highest), checked against a rebuild.
+    let check = |store: &Store, want: (u64, u64, usize, Option<f64>), step: &str| {
+        let all = facets(store, &Query::default()).unwrap();
+        let tagged = facets(
+            store,
+            &Query {
+                tag: Some("FÖRENING".into()),
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        let sroi = store.with_tally(|t| t.sroi(None, 10)).unwrap();
+        assert_eq!(
+            (all.total, tagged.total, sroi.count, sroi.max),
+            want,
+            "{step}"
+        );
+        assert_eq!(store.visible_count().unwrap(), all.total, "{step}");
+        assert!(
+            store.tally_is_exact().unwrap(),
+            "{step}: kept against rebuilt"
+        );
+    };
+    check(&store, (0, 0, 0, None), "empty");
+    let (r1, r2, r3) = (RecordId([1; 16]), RecordId([2; 16]), RecordId([3; 16]));
+    let put = a.entry(
+        Kind::Innovation,
+        r1,
+        innovation(&["Förening", "kooperativ", "förening"], 2.5),
+    );
+    let other = b.entry(
+        Kind::Method,
+        r2,
+        Some(r#"{"title":"M","summary":"s","tags":["förening"]}"#.into()),
+    );
+    store.apply(vec![put, other.clone()], opts()).unwrap();
+    check(&store, (2, 2, 1, Some(2.5)), "put");
+    let tags = facets(&store, &Query::default()).unwrap().tags;
+    assert_eq!(
+        tags.iter()
+            .map(|t| (t.value.as_str(), t.count))
+            .collect::<Vec<_>>(),
+        [("förening", 2), ("kooperativ", 1)],
+        "a tag counts a record once, in any case"
+    );
+    let version = a.entry(Kind::Innovation, r1, innovation(&["kooperativ"], 4.0));
+    store.apply(vec![version], opts()).unwrap();
+    check(&store, (2, 1, 1, Some(4.0)), "new version");
+    let gone = b.entry(Kind::Method, r2, None);
+    store.apply(vec![gone], opts()).unwrap();
+    check(&store, (1, 0, 1, Some(4.0)), "tombstone");
+    let mut header_only = a.entry(Kind::Innovation, r3, innovation(&["förening"], 9.0));
+    let payload = header_only.payload.take();
+    store.apply(vec![header_only.clone()], opts()).unwrap();
+    check(&store, (1, 0, 1, Some(4.0)), "header-only put");
+    header_only.payload = payload;
+    assert_eq!(
+        store.apply(vec![header_only], opts()).unwrap(),
+        vec![Outcome::Accepted]
+    );
+    check(&store, (2, 1, 2, Some(9.0)), "completed");
+    let mut twin = Author::new(12);
+    let fork = twin.method(RecordId([9; 16]), "Tvilling");
+    assert_eq!(
+        refused(&store.apply(vec![fork], opts()).unwrap()[0]),
+        "fork"
+    );
+    check(&store, (2, 1, 2, Some(9.0)), "fork: its author frozen");
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    check(&store, (2, 1, 2, Some(9.0)), "reopened");
+    let regions = facets(&store, &Query::default()).unwrap().regions;
+    assert_eq!(
+        regions
+            .iter()
+            .map(|r| (r.value.as_str(), r.count))
+            .collect::<Vec<_>>(),
+        [("skane", 2)]
+    );
+}
+
+/// A batch large enough to be verified on every core keeps each verdict with its own entry:
+/// one bad signature late in the batch, in another run than the first, is refused as such,
+/// its author's later entries miss their predecessor, and the other author's all count.
+#[test]
+fn a_batch_verified_on_every_core_keeps_each_verdict_in_its_place() {
+    use spindel_node::store::VERIFY_RUN_MIN;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (mut a, mut b) = (Author::new(21), Author::new(22));
+    store.admit(&a.key.node_id(), None).unwrap();
+    store.admit(&b.key.node_id(), None).unwrap();
+    let n = 2 * VERIFY_RUN_MIN;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(a.method(RecordId([i as u8; 16]), "A"));
+        batch.push(b.method(RecordId([i as u8; 16]), "B"));
+    }
+    let bad = 2 * n - 6; // a's entry at seq n - 2, near the end of the batch
+    let mut wire = batch[bad].entry.to_wire();
+    wire.signature[9] ^= 1;
+    batch[bad].entry = Entry::from_wire(wire).unwrap();
+    let outcomes = store.apply(batch, opts()).unwrap();
+    let reasons: Vec<&str> = outcomes.iter().map(refused).collect();
+    assert_eq!(reasons[bad], "bad_signature");
+    assert!(
+        reasons[..bad].iter().all(|r| *r == "accepted"),
+        "{reasons:?}"
+    );
+    for (i, r) in reasons.iter().enumerate().skip(bad + 1) {
+        let want = if i % 2 == 0 { "gap" } else { "accepted" };
+        assert_eq!(*r, want, "entry {i}");
+    }
+    assert_eq!(store.head(&b.key.node_id()).unwrap().unwrap().seq, n as u64);
+    assert_eq!(
+        store.head(&a.key.node_id()).unwrap().unwrap().seq,
+        n as u64 - 3,
+        "a's log ends before its bad entry"
+    );
 }
 
 #[test]

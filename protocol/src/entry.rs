@@ -266,6 +266,15 @@ impl Entry {
             .verify(&self.header_bytes, &self.signature)
     }
 
+    /// [`Entry::verify`] with its author's key decoded already; a verifier of another key
+    /// refuses (`BadKey`).
+    pub fn verify_with(&self, verifier: &crate::keys::Verifier) -> Result<(), VerifyError> {
+        if verifier.node_id() != self.header.author {
+            return Err(VerifyError::BadKey);
+        }
+        verifier.verify(&self.header_bytes, &self.signature)
+    }
+
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -448,7 +457,24 @@ mod tests {
                 tampered.verify().is_err(),
                 "signature byte {i} flipped still verifies"
             );
+            let verifier = entry.header().author.verifier().unwrap();
+            assert_eq!(
+                tampered.verify_with(&verifier),
+                tampered.verify(),
+                "a decoded key gives the same verdict, byte {i}"
+            );
         }
+        let author = entry.header().author.verifier().unwrap();
+        assert_eq!(entry.verify_with(&author), Ok(()));
+        let other = crate::SecretKey::from_bytes(&[9; 32])
+            .node_id()
+            .verifier()
+            .unwrap();
+        assert_eq!(
+            entry.verify_with(&other),
+            Err(VerifyError::BadKey),
+            "another key's verifier checks nothing of this entry"
+        );
     }
 
     #[test]

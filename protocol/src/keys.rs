@@ -59,6 +59,38 @@ impl NodeId {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
         verify_strict(&self.0, message, signature)
     }
+
+    /// This key decoded once, to check many of its signatures ([`Verifier`]).
+    pub fn verifier(&self) -> Result<Verifier, VerifyError> {
+        Ok(Verifier {
+            id: *self,
+            key: VerifyingKey::from_bytes(&self.0).map_err(|_| VerifyError::BadKey)?,
+        })
+    }
+}
+
+/// A node's public key, decoded (the point decompressed) once: a batch checks every entry of
+/// an author with one decoding. Each check is still `verify_strict` over the bytes given.
+#[derive(Debug, Clone, Copy)]
+pub struct Verifier {
+    id: NodeId,
+    key: VerifyingKey,
+}
+
+impl Verifier {
+    /// The key this checks signatures of.
+    pub fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    /// `verify_strict` of `signature` over exactly `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+        let signature = ed25519_dalek::Signature::from_slice(signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        self.key
+            .verify_strict(message, &signature)
+            .map_err(|_| VerifyError::BadSignature)
+    }
 }
 
 /// `verify_strict` over raw bytes: the one signature check of spindel.
@@ -69,11 +101,7 @@ pub fn verify_strict(
     signature: &[u8],
 ) -> Result<(), VerifyError> {
     let key_bytes: &[u8; 32] = public_key.try_into().map_err(|_| VerifyError::BadKey)?;
-    let key = VerifyingKey::from_bytes(key_bytes).map_err(|_| VerifyError::BadKey)?;
-    let signature =
-        ed25519_dalek::Signature::from_slice(signature).map_err(|_| VerifyError::BadSignature)?;
-    key.verify_strict(message, &signature)
-        .map_err(|_| VerifyError::BadSignature)
+    NodeId(*key_bytes).verifier()?.verify(message, signature)
 }
 
 impl fmt::Display for NodeId {

@@ -315,6 +315,31 @@ fn every_page_and_bad_parameter() {
         overview.find("1 : 2</td>").unwrap(),
     );
     assert!(a < b && b < c);
+    // Past SROI_FIGURES_SHOWN figures the table lists the highest; count, median and range
+    // still cover every figure.
+    let many = dir.join("sroi.jsonl");
+    let lines: Vec<String> = (0..spindel_node::SROI_FIGURES_SHOWN)
+        .map(|i| {
+            serde_json::json!({"title": format!("Mätt innovation {i}"), "summary": "s", "sroi": {"ratio": 10.0 + i as f64}})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&many, lines.join("\n")).unwrap();
+    import_file(&dir, "innovation", &many).ok();
+    let overview = page(http, "/oversikt");
+    let shown = spindel_node::SROI_FIGURES_SHOWN;
+    for seen in [
+        format!("{} beräkningar", shown + 3),
+        format!("(de {shown} högsta av {})", shown + 3),
+        "spridning 1 : 2 till 1 : 59".to_string(),
+        "Mätt innovation 0<".to_string(),
+    ] {
+        assert!(overview.contains(&seen), "{seen:?}: {overview}");
+    }
+    assert!(
+        !overview.contains("1 : 2</td>"),
+        "the lowest figure is past the shown ones"
+    );
 
     // The audit's page, linked from every page: a region alone has no checkpoint, no findings.
     let audit = page(http, "/granskning");

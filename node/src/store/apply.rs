@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use spindel_protocol::NodeId;
 use spindel_protocol::ingest::{self, AuthorView, Refusal};
+use spindel_protocol::keys::{Verifier, VerifyError};
 
 use super::erase::ABORT_BEFORE_ERASE;
 use super::handle::Store;
@@ -52,6 +53,45 @@ impl Verified {
     }
 }
 
+/// Entries a thread of [`verify_all`] checks at least: below twice this, one thread does all.
+pub const VERIFY_RUN_MIN: usize = 32;
+
+/// `verify_strict` of each entry `batch[i]`, `i` in `which`, in order, on every core: the
+/// entries are split into one run a core (each run decodes an author's key once), so a
+/// session's batch uses the whole machine while the writer applies the batch before it.
+fn verify_all(batch: &[Incoming], which: &[usize]) -> Vec<Result<(), VerifyError>> {
+    let verify_run = |run: &[usize]| -> Vec<Result<(), VerifyError>> {
+        let mut keys: HashMap<NodeId, Result<Verifier, VerifyError>> = HashMap::new();
+        run.iter()
+            .map(|i| {
+                let entry = &batch[*i].entry;
+                let author = entry.header().author;
+                match keys.entry(author).or_insert_with(|| author.verifier()) {
+                    Ok(verifier) => entry.verify_with(verifier),
+                    Err(e) => Err(*e),
+                }
+            })
+            .collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per_run = which.len().div_ceil(cores).max(VERIFY_RUN_MIN);
+    if which.len() <= per_run {
+        return verify_run(which);
+    }
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = which
+            .chunks(per_run)
+            .map(|run| scope.spawn(move || verify_run(run)))
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| {
+                run.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// The result of one entry of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -81,8 +121,8 @@ impl Store {
         expected_author: Option<NodeId>,
     ) -> Result<Verified, StoreError> {
         let mut admitted: HashMap<NodeId, bool> = HashMap::new();
-        let mut verdicts = Vec::with_capacity(batch.len());
-        for i in &batch {
+        let mut checked = Vec::with_capacity(batch.len());
+        for (index, i) in batch.iter().enumerate() {
             let a = i.entry.header().author;
             let ok = match admitted.get(&a) {
                 Some(ok) => *ok,
@@ -94,8 +134,13 @@ impl Store {
                     ok
                 }
             };
-            let expected = expected_author.is_none_or(|e| e == a);
-            verdicts.push((ok && expected).then(|| i.entry.verify()));
+            if ok && expected_author.is_none_or(|e| e == a) {
+                checked.push(index);
+            }
+        }
+        let mut verdicts: Vec<Option<Result<(), VerifyError>>> = vec![None; batch.len()];
+        for (index, verdict) in checked.iter().zip(verify_all(&batch, &checked)) {
+            verdicts[*index] = Some(verdict);
         }
         Ok(Verified {
             batch,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use spindel_protocol::NodeId;
 
 use super::index_queue::IndexQueue;
-use super::types::{StoreError, TagMap};
+use super::types::StoreError;
 use crate::payloads::{PAYLOADS_DIR, Packs};
 
 /// The node's store: sled for the log and its derived keys, tantivy for full text.
@@ -20,8 +20,9 @@ pub struct Store {
     pub(super) write: Mutex<()>,
     /// Serialises erasure passes (after each batch, and on open).
     pub(super) erasing: Mutex<()>,
-    /// Tags of visible records, built from the payloads on first use (never in sled).
-    pub(super) tags: std::sync::RwLock<Option<TagMap>>,
+    /// Every visible record's kind, tags and SROI ratio, counted; built from the payloads on
+    /// first use (never in sled).
+    pub(super) tally: std::sync::RwLock<Option<super::tally::Tally>>,
     /// Each author's names from its current profile, built from the payloads on first use
     /// (never in sled).
     pub(super) profile_names: std::sync::RwLock<Option<ProfileNames>>,

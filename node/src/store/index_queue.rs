@@ -90,6 +90,9 @@ impl Retry {
 pub(super) struct IndexQueue {
     pub(super) search: SearchIndex,
     pending: Mutex<(Vec<DocChange>, u64)>,
+    /// Held while a commit runs, so commits stay in order; `pending` is not, so the writer
+    /// queues the next batch's changes while tantivy indexes and syncs the last ones.
+    committing: Mutex<()>,
     /// How many changes wait in `pending` (read by `/metrics` without waiting for a commit).
     pending_count: std::sync::atomic::AtomicU64,
     commit_failures: std::sync::atomic::AtomicU64,
@@ -102,6 +105,7 @@ impl IndexQueue {
         IndexQueue {
             search,
             pending: Mutex::new((Vec::new(), 0)),
+            committing: Mutex::new(()),
             pending_count: std::sync::atomic::AtomicU64::new(0),
             commit_failures: std::sync::atomic::AtomicU64::new(0),
             stop: std::sync::atomic::AtomicBool::new(false),
@@ -122,32 +126,37 @@ impl IndexQueue {
     /// Commits pending changes, if any.
     pub(super) fn flush(&self) -> Result<(), SearchError> {
         use std::sync::atomic::Ordering;
-        let mut p = self
-            .pending
+        let _commit = self
+            .committing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if p.0.is_empty() {
-            return Ok(());
-        }
-        let changes = std::mem::take(&mut p.0);
-        // Hold the lock while committing so commits stay in order. The changes of a failed
-        // commit stay queued (a delete must never be lost while later commits stamp the index
-        // as up to date). Applying them again is harmless: each change deletes every earlier
-        // document of its record before it adds one.
-        match self.search.apply(&changes, p.1) {
-            Ok(()) => {
-                self.pending_count
-                    .store(p.0.len() as u64, Ordering::Relaxed);
-                Ok(())
+        let (changes, generation) = {
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if p.0.is_empty() {
+                return Ok(());
             }
-            Err(e) => {
-                let mut requeued = changes;
-                requeued.append(&mut p.0);
-                p.0 = requeued;
-                self.commit_failures.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
-        }
+            self.pending_count.store(0, Ordering::Relaxed);
+            (std::mem::take(&mut p.0), p.1)
+        };
+        // The changes of a failed commit go back before any queued since (a delete must never
+        // be lost while later commits stamp the index as up to date). Applying them again is
+        // harmless: each change deletes every earlier document of its record before it adds
+        // one.
+        self.search.apply(&changes, generation).inspect_err(|_| {
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut requeued = changes;
+            requeued.append(&mut p.0);
+            p.0 = requeued;
+            self.pending_count
+                .store(p.0.len() as u64, Ordering::Relaxed);
+            self.commit_failures.fetch_add(1, Ordering::Relaxed);
+        })
     }
 
     pub(super) fn health(&self) -> crate::search::IndexHealth {

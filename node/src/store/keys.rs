@@ -60,6 +60,18 @@ impl TimeKey {
         TimeKey(k_time(updated_ms, author, rid))
     }
 
+    /// (inverted time, author, record), ordered as the key is; `None` for a malformed key.
+    pub fn parts(&self) -> Option<(u64, NodeId, RecordId)> {
+        let bytes = self.0.get(1..)?;
+        let (time, rest) = bytes.split_first_chunk::<8>()?;
+        let (author, record) = rest.split_first_chunk::<32>()?;
+        Some((
+            u64::from_be_bytes(*time),
+            NodeId(*author),
+            RecordId(<[u8; 16]>::try_from(record).ok()?),
+        ))
+    }
+
     /// The opaque cursor that names this place (hex).
     pub fn to_cursor(&self) -> String {
         hex::encode(&self.0[1..])
@@ -125,7 +137,7 @@ pub(super) const STORE_FORMAT_UPGRADED: u64 = 2;
 
 /// The key a record has in the full-text index.
 pub fn search_key(a: &NodeId, r: &RecordId) -> String {
-    format!("{}/{}", a.to_hex(), r.to_hex())
+    crate::search::doc_key(a, r)
 }
 
 #[cfg(test)]

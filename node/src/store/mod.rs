@@ -61,10 +61,11 @@ mod members;
 mod open;
 mod overlay;
 mod reads;
+mod tally;
 mod types;
 mod witness;
 
-pub use apply::{ApplyOptions, Outcome, Verified};
+pub use apply::{ApplyOptions, Outcome, VERIFY_RUN_MIN, Verified};
 pub use calendar::{Calendar, EventKey, Span};
 pub use erase::{ABORT_BEFORE_ERASE, ERASURE_SETTLE, HELD_PURGED_PER_PASS, SettledErasures};
 pub use handle::Store;
@@ -75,8 +76,9 @@ pub use index_queue::{
 pub use keys::{STORE_FORMAT, TimeKey, search_key};
 pub use members::Members;
 pub use open::SLED_CACHE_BYTES;
+pub use tally::{Counted, FacetFilter, FacetTally, SroiSummary, Tally};
 pub use types::{
     AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, HeldPayload, Incoming, PayloadRef,
-    RecordMeta, StoreError, TagMap, TextHit, Version, unnamed_region,
+    RecordMeta, StoreError, TextHit, Version, unnamed_region,
 };
 pub use witness::{CHECKPOINTS_KEPT, COSIGNATURES_KEPT, KeptCheckpoint, KeptFinding, WitnessWrite};

@@ -124,7 +124,7 @@ impl Store {
             committer: Some(committer),
             write: Mutex::new(()),
             erasing: Mutex::new(()),
-            tags: std::sync::RwLock::new(None),
+            tally: std::sync::RwLock::new(None),
             profile_names: std::sync::RwLock::new(None),
             calendar: std::sync::RwLock::new(None),
             answers: std::sync::RwLock::new(None),

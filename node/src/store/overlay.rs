@@ -19,7 +19,8 @@ use super::keys::{
     k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
 };
 use super::members::{Members, act_of};
-use super::reads::{event_span, lower_tags};
+use super::reads::event_span;
+use super::tally::Counted;
 use super::types::{
     AuthorMeta, ForkProof, HeldPayload, Incoming, PayloadRef, RecordMeta, StoreError, corrupt,
     u64_value,
@@ -58,8 +59,8 @@ pub(super) struct Overlay<'s> {
     held: HashMap<RecordKey, Option<HeldPayload>>,
     /// The writer's clock: when a payload began to be held.
     now_ms: u64,
-    /// New tags per record (empty: the record no longer shows).
-    tag_changes: Vec<(RecordKey, Vec<String>)>,
+    /// What the tally counts of each touched record (`None`: it no longer shows).
+    tally_changes: Vec<(RecordKey, Option<Counted>)>,
     /// New times per event (`None`: it no longer shows).
     calendar_changes: Vec<(RecordKey, Option<Span>)>,
     /// Each touched answer's new target (`None`: it no longer shows).
@@ -166,7 +167,7 @@ impl<'s> Overlay<'s> {
             bytes: HashMap::new(),
             new_payloads: BTreeMap::new(),
             purged: Vec::new(),
-            tag_changes: Vec::new(),
+            tally_changes: Vec::new(),
             calendar_changes: Vec::new(),
             answer_changes: Vec::new(),
             name_changes: Vec::new(),
@@ -289,7 +290,7 @@ impl<'s> Overlay<'s> {
             updated_ms,
             text: Some(record.search_text()),
         });
-        self.tag_changes.push((key, lower_tags(record)));
+        self.tally_changes.push((key, Some(Counted::of(record))));
         if let Some(span) = event_span(record, updated_ms) {
             self.calendar_changes.push((key, Some(span)));
         }
@@ -317,7 +318,7 @@ impl<'s> Overlay<'s> {
             updated_ms,
             text: None,
         });
-        self.tag_changes.push((key, Vec::new()));
+        self.tally_changes.push((key, None));
         if kind == Kind::Event {
             self.calendar_changes.push((key, None));
         }
@@ -619,19 +620,15 @@ impl<'s> Overlay<'s> {
                 }
             }
         }
-        if !self.tag_changes.is_empty() {
-            let mut tags = self
+        if !self.tally_changes.is_empty() {
+            let mut tally = self
                 .store
-                .tags
+                .tally
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(map) = tags.as_mut() {
-                for (key, t) in self.tag_changes {
-                    if t.is_empty() {
-                        map.remove(&key);
-                    } else {
-                        map.insert(key, t);
-                    }
+            if let Some(tally) = tally.as_mut() {
+                for (key, counted) in self.tally_changes {
+                    tally.set(key, counted);
                 }
             }
         }

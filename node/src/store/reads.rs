@@ -14,8 +14,9 @@ use super::keys::{
     K_GENERATION, TimeKey, k_author, k_bytes, k_counter, k_head, k_log, k_payload, k_received,
     k_record, key,
 };
+use super::tally::{Counted, Tally};
 use super::types::{
-    AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, TagMap, TextHit, corrupt,
+    AuthorMeta, ForkProof, Incoming, PayloadRef, RecordMeta, StoreError, TextHit, corrupt,
     decode_meta, node_id_at, record_id_at, u64_value,
 };
 
@@ -314,25 +315,39 @@ impl Store {
             .collect()
     }
 
-    /// Runs `f` over the tags of every visible record, building them from the payloads the
-    /// first time (tags are content: they are never written to sled).
-    pub fn with_tags<R>(&self, f: impl FnOnce(&TagMap) -> R) -> Result<R, StoreError> {
-        self.with_lazy(&self.tags, f, || {
-            let mut map = TagMap::new();
-            for item in self.db.scan_prefix([b'R']) {
-                let (k, v) = item?;
-                let author = node_id_at(&k, 1)?;
-                let rid = record_id_at(&k, 33)?;
-                let meta: RecordMeta = decode_meta("record", &v)?;
-                if let Some(record) = self.load_record(&author, &rid, &meta)? {
-                    let tags = lower_tags(&record);
-                    if !tags.is_empty() {
-                        map.insert((author, rid), tags);
-                    }
-                }
+    /// Runs `f` over the tally of every visible record, building it from the payloads the
+    /// first time (tags and ratios are content: they are never written to sled).
+    pub fn with_tally<R>(&self, f: impl FnOnce(&Tally) -> R) -> Result<R, StoreError> {
+        self.with_lazy(&self.tally, f, || self.tally_from_payloads())
+    }
+
+    /// The tally as the payloads give it, read afresh.
+    fn tally_from_payloads(&self) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        for item in self.db.scan_prefix([b'R']) {
+            let (k, v) = item?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            if !meta.visible() {
+                continue;
             }
-            Ok(map)
-        })
+            let author = node_id_at(&k, 1)?;
+            let rid = record_id_at(&k, 33)?;
+            if let Some(record) = self.load_record(&author, &rid, &meta)? {
+                tally.set((author, rid), Some(Counted::of(&record)));
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Whether the tally every batch keeps holds what a rebuild from the payloads gives
+    /// (tests call it after each kind of change; an unbuilt tally is exact).
+    pub fn tally_is_exact(&self) -> Result<bool, StoreError> {
+        let fresh = self.tally_from_payloads()?;
+        let kept = self
+            .tally
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(kept.as_ref().is_none_or(|kept| kept.same_as(&fresh)))
     }
 
     /// Runs `f` over the answers index, building it from the payloads the first time.
@@ -469,11 +484,7 @@ impl Store {
 
     /// Visible (current, not deleted) records of one author.
     pub fn visible_count_of(&self, author: &NodeId) -> Result<u64, StoreError> {
-        Ok(self
-            .records_of(author)?
-            .iter()
-            .filter(|(_, m)| m.visible())
-            .count() as u64)
+        self.with_tally(|t| t.count_of(author))
     }
 
     /// Visible records in time order (newest first), from just after `after` (a time key).
@@ -500,19 +511,11 @@ impl Store {
     /// has no searchable word.
     pub fn search(&self, text: &str) -> Result<Option<Vec<TextHit>>, StoreError> {
         self.index.flush()?;
-        let Some(hits) = self.index.search.search(text)? else {
-            return Ok(None);
-        };
-        let mut out = Vec::with_capacity(hits.len());
-        for hit in hits {
-            let Some((a, r)) = hit.key.split_once('/') else {
-                continue;
-            };
-            if let (Ok(a), Ok(r)) = (a.parse::<NodeId>(), r.parse::<RecordId>()) {
-                out.push((hit.updated_ms, a, r));
-            }
-        }
-        Ok(Some(out))
+        Ok(self.index.search.search(text)?.map(|hits| {
+            hits.into_iter()
+                .map(|h| (h.updated_ms, h.author, h.record))
+                .collect()
+        }))
     }
 
     /// How the full-text index's commits and merges go (`/metrics`).
@@ -529,12 +532,7 @@ impl Store {
 
     /// Visible records, counted.
     pub fn visible_count(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for item in self.db.scan_prefix([b'T']) {
-            item?;
-            n += 1;
-        }
-        Ok(n)
+        self.with_tally(|t| t.len() as u64)
     }
 
     /// The refusal counter `reason` as stored.
@@ -604,9 +602,4 @@ pub(super) fn event_span(record: &Record, updated_ms: u64) -> Option<Span> {
         end_ms,
         updated_ms,
     })
-}
-
-/// Lower-cased tags of a record, for the tag filter and facets.
-pub(super) fn lower_tags(record: &Record) -> Vec<String> {
-    record.tags().iter().map(|t| t.to_lowercase()).collect()
 }

@@ -1,6 +1,6 @@
 //! What the store says and keeps: [`StoreError`], the values stored under its keys
 //! ([`RecordMeta`], [`AuthorMeta`], [`PayloadRef`], [`ForkProof`]) and their decoding; the
-//! in-memory maps built from payloads ([`TagMap`], [`Answers`]).
+//! in-memory maps built from payloads ([`Answers`]; the tally is `tally.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -121,9 +121,6 @@ pub struct HeldPayload {
     /// When this node began to hold it (its clock).
     pub since_ms: u64,
 }
-
-/// Lower-cased tags (researchers: fields) of every visible record.
-pub type TagMap = HashMap<(NodeId, RecordId), Vec<String>>;
 
 impl RecordMeta {
     /// The knowledge bank shows it: current, held, and knowledge (a membership act is shown

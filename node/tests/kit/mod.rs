@@ -60,6 +60,37 @@ pub fn titles_of(node: &spindel_node::ReadModel, q: Query) -> Vec<String> {
     .collect()
 }
 
+/// The tally's counts (the facets of an empty search) agree with the records the query pages
+/// through, read from sled: in all and per kind.
+pub fn tally_agrees(node: &spindel_node::ReadModel) {
+    let facets = node.facets(&Query::default()).unwrap();
+    let mut by_kind: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut cursor = None;
+    loop {
+        let page = node
+            .query(&Query {
+                limit: Some(1000),
+                cursor,
+                ..Query::default()
+            })
+            .unwrap();
+        for r in &page.records {
+            *by_kind.entry(r.kind.as_str().to_string()).or_default() += 1;
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let counted: std::collections::BTreeMap<String, u64> = facets
+        .kinds
+        .iter()
+        .map(|k| (k.value.clone(), k.count))
+        .collect();
+    assert_eq!(counted, by_kind, "the tally's kinds against the records");
+    assert_eq!(facets.total, by_kind.values().sum::<u64>());
+}
+
 /// A new node `name` of `role` in `parent/name` that admits `admit` (with a name, or one made
 /// from the key).
 pub fn new_node(

@@ -211,7 +211,9 @@ pub struct Session {
     /// Batches sent and not yet acknowledged, oldest first: (author, last seq of the batch).
     /// Acks come back in order, one per batch.
     in_flight: VecDeque<(NodeId, u64)>,
-    applying: bool,
+    /// Batches received and handed to the driver (`Output::Apply`), not yet applied: at most
+    /// [`BATCHES_IN_FLIGHT_MAX`], applied and acknowledged in the order received.
+    applying: usize,
     /// The peer's tips arrived (one message a session).
     tips_received: bool,
     /// Wants the peer sent this session.
@@ -292,7 +294,7 @@ impl Session {
             loading: BTreeSet::new(),
             stalled: BTreeSet::new(),
             in_flight: VecDeque::new(),
-            applying: false,
+            applying: 0,
             tips_received: false,
             wants_received: 0,
             tips_asked: false,
@@ -332,7 +334,7 @@ impl Session {
         self.state == State::Syncing
             && self.in_flight.is_empty()
             && self.loading.is_empty()
-            && !self.applying
+            && self.applying == 0
             && self.out.is_empty()
             && self.decided()
             && self.wanted().next().is_none()
@@ -495,10 +497,10 @@ impl Session {
                 Ok(())
             }
             (State::Syncing, Message::Entries { entries }) => {
-                if self.applying {
-                    return Err(violation(
-                        "entries before the previous batch was acknowledged",
-                    ));
+                if self.applying >= BATCHES_IN_FLIGHT_MAX {
+                    return Err(violation(format!(
+                        "more than {BATCHES_IN_FLIGHT_MAX} batches unacknowledged"
+                    )));
                 }
                 if entries.is_empty() || entries.len() > BATCH_ENTRIES_MAX {
                     return Err(violation(format!("batch of {} entries", entries.len())));
@@ -506,7 +508,7 @@ impl Session {
                 if !entries.iter().all(entry_within_limits) {
                     return Err(violation("entry over its size limit"));
                 }
-                self.applying = true;
+                self.applying += 1;
                 self.out.push_back(Output::Apply { entries });
                 Ok(())
             }
@@ -731,14 +733,14 @@ impl Session {
         self.pump();
     }
 
-    /// The driver applied a batch. `heads` are this node's heads for the batch's authors, after
+    /// The driver applied a batch (the oldest of those it was handed). `heads` are this node's heads for the batch's authors, after
     /// it was made durable (they go back in the ack). `held_by_peer` is, per author, the highest
     /// seq of an entry of the batch this node now holds as sent (accepted, or a replay of one it
     /// held): what the peer proved it holds. Only that raises what this session believes the
     /// peer has; a refused entry proves nothing, so a peer that sends another author's entry
     /// (or a bad one) is still sent what it lacks.
     pub fn applied(&mut self, heads: Vec<(NodeId, u64)>, held_by_peer: &[(NodeId, u64)]) {
-        self.applying = false;
+        self.applying = self.applying.saturating_sub(1);
         if self.state != State::Syncing {
             return;
         }
@@ -924,6 +926,55 @@ pub(super) mod tests {
         );
         let mut s = syncing_aggregator();
         assert!(s.handle(Message::Forks { proofs: vec![] }).is_err());
+    }
+
+    /// A receiver takes up to BATCHES_IN_FLIGHT_MAX batches before it applied the first (its
+    /// driver verifies one while the writer applies another), acknowledges them in order, and
+    /// a batch past what a sender may have unacknowledged is a violation.
+    #[test]
+    fn batches_in_flight_are_taken_up_to_the_window_and_acknowledged_in_order() {
+        let region = key(2);
+        let batch = |seq: u64| Message::Entries {
+            entries: vec![SyncEntry {
+                entry: Entry::sign(
+                    &region,
+                    next_header(
+                        region.node_id(),
+                        None,
+                        seq,
+                        Kind::Method,
+                        RecordId([1; 16]),
+                        None,
+                    ),
+                )
+                .to_wire(),
+                payload: None,
+            }],
+        };
+        let drain = |s: &mut Session| std::iter::from_fn(|| s.poll()).collect::<Vec<Output>>();
+        let mut agg = syncing_aggregator();
+        drain(&mut agg);
+        for seq in 1..=BATCHES_IN_FLIGHT_MAX as u64 {
+            agg.handle(batch(seq)).unwrap();
+        }
+        let applies = drain(&mut agg);
+        assert_eq!(applies.len(), BATCHES_IN_FLIGHT_MAX);
+        assert!(applies.iter().all(|o| matches!(o, Output::Apply { .. })));
+        assert!(!agg.is_idle(), "batches are still being applied");
+        agg.applied(vec![(region.node_id(), 1)], &[]);
+        assert!(matches!(
+            drain(&mut agg)[..],
+            [Output::Send(Message::Ack { .. })]
+        ));
+        // One acknowledged: the sender may send one more, and no more than that.
+        agg.handle(batch(5)).unwrap();
+        let refused = agg.handle(batch(6)).unwrap_err();
+        assert!(
+            refused.reason.contains("unacknowledged"),
+            "{}",
+            refused.reason
+        );
+        assert!(agg.is_closed());
     }
 
     /// A checkpoint goes to the region only after the entries it names that the region
