@@ -1,5 +1,6 @@
 //! `cargo bench -p spindel-node --bench import`: prints how fast a region imports, queries,
-//! computes the knowledge bank page's facets and overview, and rebuilds its index. Figures, not assertions: speed targets live here, never in tests.
+//! computes the knowledge bank page's facets and overview, serves its pages over HTTP, how much
+//! memory and disk it takes, and how fast it rebuilds its index. Figures, not assertions: speed targets live here, never in tests.
 //!
 //! SPINDEL_BENCH_RECORDS sets the record count (default 100,000).
 
@@ -10,6 +11,7 @@ use std::time::Instant;
 use spindel_node::Reads;
 use spindel_node::local::{self, LocalNode, Role};
 use spindel_node::query::Query;
+use spindel_node::server::{NodeHandle, NodeSettings, PreBound};
 use spindel_protocol::record::Kind;
 
 fn main() {
@@ -121,6 +123,61 @@ fn main() {
         assert_eq!(o.sroi.count, n);
     });
 
+    time(
+        &format!("text facets, a word every record has ({n} hits)"),
+        5,
+        &|| {
+            let q = Query {
+                text: Some("ekonomi".into()),
+                ..Query::default()
+            };
+            assert_eq!(node.facets(&q).unwrap().total as usize, n);
+        },
+    );
+
+    // The pages as a browser gets them: the node assembled as `spindel run` assembles it,
+    // each page over HTTP on loopback, the median of 5 after one warm-up request.
+    let node = std::sync::Arc::new(node);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt
+        .block_on(NodeHandle::start_with(
+            node.clone(),
+            NodeSettings {
+                http: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                ..NodeSettings::default()
+            },
+            PreBound::default(),
+        ))
+        .unwrap();
+    let http = running.bound.http.unwrap();
+    for page in [
+        "/",
+        "/?q=f%C3%B6reningarna",
+        "/?q=ekonomi",
+        "/?kind=innovation&tag=t7",
+        "/oversikt",
+        "/api/v1/records?q=ekonomi",
+        "/flode.atom",
+        "/api/v1/status",
+    ] {
+        let (ms, bytes) = page_ms(http, page);
+        println!("page {page} ({n} records): {ms:.1} ms median of 5, {bytes} bytes");
+    }
+    rt.block_on(running.stop()).unwrap();
+    println!(
+        "peak resident memory of this process: {:.0} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
+    drop(rt);
+    let node = std::sync::Arc::into_inner(node).unwrap();
+    let size: u64 = walk(&path);
+    println!(
+        "data directory: {:.1} MiB = {:.2} times the {:.1} MiB of JSON imported",
+        size as f64 / 1048576.0,
+        size as f64 / bytes as f64,
+        bytes as f64 / 1048576.0
+    );
+
     drop(node);
     std::fs::remove_dir_all(path.join("index")).unwrap();
     let t = Instant::now();
@@ -131,8 +188,40 @@ fn main() {
     );
     let st = node.status().unwrap();
     println!("records after rebuild: {}", st.records);
-    let size: u64 = walk(&path);
-    println!("data directory size: {:.1} MiB", size as f64 / 1048576.0);
+}
+
+/// One page over HTTP/1.1: the median time of 5 requests after a warm-up, and its size.
+fn page_ms(addr: std::net::SocketAddr, path: &str) -> (f64, usize) {
+    use std::io::{Read, Write};
+    let get = || {
+        let t = Instant::now();
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).unwrap();
+        assert!(body.starts_with(b"HTTP/1.1 200"), "{path}");
+        (t.elapsed().as_secs_f64() * 1000.0, body.len())
+    };
+    get();
+    let mut times: Vec<(f64, usize)> = (0..5).map(|_| get()).collect();
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    times[2]
+}
+
+/// The process's peak resident set (`VmHWM`), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn walk(p: &std::path::Path) -> u64 {

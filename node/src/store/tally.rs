@@ -49,8 +49,42 @@ impl Counted {
 #[derive(Debug, Clone, PartialEq)]
 struct Kept {
     kind: Kind,
-    tags: Box<[TagId]>,
+    tags: Tags,
     sroi: Option<f64>,
+}
+
+/// Tags kept inline at most (most records have a few): no allocation, and a facet count reads
+/// them with the record, not from a second place in memory.
+const TAGS_INLINE: usize = 4;
+
+/// A record's tag numbers, inline up to [`TAGS_INLINE`], on the heap beyond.
+#[derive(Debug, Clone, PartialEq)]
+enum Tags {
+    Inline(u8, [TagId; TAGS_INLINE]),
+    Heap(Box<[TagId]>),
+}
+
+impl Tags {
+    fn of(ids: Vec<TagId>) -> Tags {
+        if ids.len() <= TAGS_INLINE {
+            let mut inline = [0; TAGS_INLINE];
+            inline[..ids.len()].copy_from_slice(&ids);
+            Tags::Inline(ids.len() as u8, inline)
+        } else {
+            Tags::Heap(ids.into_boxed_slice())
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, TagId> {
+        match self {
+            Tags::Inline(len, ids) => ids[..usize::from(*len)].iter(),
+            Tags::Heap(ids) => ids.iter(),
+        }
+    }
+
+    fn contains(&self, id: &TagId) -> bool {
+        self.iter().any(|t| t == id)
+    }
 }
 
 /// Counts of the records a search's facets would show: what matches, per kind, author and tag
@@ -134,9 +168,9 @@ impl Tally {
             self.forget(key, old);
         }
         let Some(c) = counted else { return };
-        let tags: Box<[TagId]> = c.tags.into_iter().map(|t| self.intern(t)).collect();
+        let tags = Tags::of(c.tags.into_iter().map(|t| self.intern(t)).collect());
         *self.totals.entry((c.kind, key.0)).or_default() += 1;
-        for t in &tags {
+        for t in tags.iter() {
             *self.tagged.entry((c.kind, key.0, *t)).or_default() += 1;
         }
         if let Some(r) = c.sroi {
@@ -487,6 +521,24 @@ mod tests {
             }
         );
         assert_eq!(t.free.len(), t.names.len());
+    }
+
+    #[test]
+    fn tags_past_the_inline_ones_count_as_the_first() {
+        let many: Vec<String> = (0..=TAGS_INLINE).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut t = Tally::default();
+        t.set(key(1, 1), counted(Kind::Method, &refs, None));
+        t.set(key(1, 2), counted(Kind::Method, &refs[..1], None));
+        let f = t.facets(FacetFilter {
+            kind: None,
+            authors: None,
+            tag: Some(refs[TAGS_INLINE]),
+        });
+        assert_eq!(f.total, 1, "the tag kept on the heap");
+        assert_eq!(f.tags.len(), TAGS_INLINE + 1);
+        assert_eq!(t.tagged("t0").len(), 2);
+        assert_eq!(t.tagged(refs[TAGS_INLINE]).len(), 1);
     }
 
     #[test]
