@@ -29,11 +29,92 @@ pub(crate) struct Pipeline {
     pending: VecDeque<Pending>,
     /// Fires once the batch pushed last is queued at the writer (or has failed before).
     queued: Option<oneshot::Receiver<()>>,
+    /// New heads this node announced of authors a pending batch carries: told to the session
+    /// once no pending batch carries them (until its batch is acknowledged, the session would
+    /// take the peer's own entries for news and send them back).
+    deferred: BTreeMap<NodeId, u64>,
+}
+
+impl Drop for Pipeline {
+    /// The session ended: its batches are not checked or queued any further (one already
+    /// queued is still applied by the writer; its result goes nowhere).
+    fn drop(&mut self) {
+        for (_, task) in &self.pending {
+            task.abort();
+        }
+    }
 }
 
 impl Pipeline {
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Whether a pending batch holds entries of `author`.
+    fn carries(&self, author: &NodeId) -> bool {
+        self.pending
+            .iter()
+            .any(|(sent, _)| sent.contains_key(author))
+    }
+
+    /// This node's new head of `author`, for the session: now, or once no pending batch
+    /// carries the author.
+    pub(crate) fn local_head(&mut self, session: &mut Session, author: NodeId, seq: u64) {
+        if self.carries(&author) {
+            let d = self.deferred.entry(author).or_insert(0);
+            *d = (*d).max(seq);
+        } else {
+            session.local_head(author, seq);
+        }
+    }
+
+    /// Takes back every batch, in order, acknowledging each (anything else the session does
+    /// touches what they change).
+    pub(crate) async fn drain(
+        &mut self,
+        session: &mut Session,
+        mut sent_by_peer: Option<&mut BTreeMap<NodeId, u64>>,
+    ) -> Result<(), NodeError> {
+        while let Some((sent, applied)) = self.next().await {
+            self.acknowledge(session, sent_by_peer.as_deref_mut(), sent, applied?);
+        }
+        Ok(())
+    }
+
+    /// A batch of the pipeline is applied ([`Pipeline::next`]): the session acknowledges it,
+    /// then hears the heads deferred for authors no pending batch carries any more. With
+    /// `sent_by_peer` (a dialed, pinned aggregator) what it sent of each author is noted: an
+    /// author whose entries this node refused in this session is not one the aggregator
+    /// withheld (`u64::MAX`: it sent them all).
+    pub(crate) fn acknowledge(
+        &mut self,
+        session: &mut Session,
+        sent_by_peer: Option<&mut BTreeMap<NodeId, u64>>,
+        sent: BTreeMap<NodeId, u64>,
+        applied: AppliedBatch,
+    ) {
+        if let Some(sent_by_peer) = sent_by_peer {
+            for (author, last) in sent {
+                let took = applied
+                    .heads
+                    .iter()
+                    .any(|(x, s)| *x == author && *s >= last);
+                let s = sent_by_peer.entry(author).or_insert(0);
+                *s = if took { (*s).max(last) } else { u64::MAX };
+            }
+        }
+        session.applied(applied.heads, &applied.held_by_peer);
+        let free: Vec<NodeId> = self
+            .deferred
+            .keys()
+            .filter(|a| !self.carries(a))
+            .copied()
+            .collect();
+        for author in free {
+            if let Some(seq) = self.deferred.remove(&author) {
+                session.local_head(author, seq);
+            }
+        }
     }
 
     /// Starts `received` (whose entries reach per author the seqs in `sent`): verified now,
@@ -79,24 +160,4 @@ impl Pipeline {
         let (sent, _) = self.pending.pop_front()?;
         Some((sent, result))
     }
-}
-
-/// A batch of the pipeline is applied: the session acknowledges it, and what the peer sent
-/// of each author is noted (`sent_by_peer`; an author whose entries this node refused in this
-/// session is not one the aggregator withheld: `u64::MAX`, it sent them all).
-pub(crate) fn acknowledge(
-    session: &mut Session,
-    sent_by_peer: &mut BTreeMap<NodeId, u64>,
-    sent: BTreeMap<NodeId, u64>,
-    applied: AppliedBatch,
-) {
-    for (author, last) in sent {
-        let took = applied
-            .heads
-            .iter()
-            .any(|(x, s)| *x == author && *s >= last);
-        let s = sent_by_peer.entry(author).or_insert(0);
-        *s = if took { (*s).max(last) } else { u64::MAX };
-    }
-    session.applied(applied.heads, &applied.held_by_peer);
 }

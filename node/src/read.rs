@@ -683,6 +683,11 @@ impl ReadModel {
         self.0.store().verify(incoming, expected_author)
     }
 
+    /// The records the pages show, counted (building the tally they are counted from).
+    pub(crate) fn visible_count(&self) -> Result<u64, StoreError> {
+        self.0.store().visible_count()
+    }
+
     /// This node's own observations, kept in marker files beside the store (never the store):
     /// own entries from `seq` on were signed offline ([`LocalNode::mark_offline`]).
     pub fn mark_offline(&self, seq: u64) -> Result<(), NodeError> {

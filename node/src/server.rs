@@ -176,6 +176,20 @@ impl NodeHandle {
             handle.stop().await?;
             return Err(e);
         }
+        // The tally the pages, `status` and `/metrics` count from is read from every payload
+        // once (and holds back writes meanwhile): at the start, not at the first request.
+        let shared = handle.running.shared.clone();
+        drop(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match shared.node.visible_count() {
+                Ok(records) => tracing::info!(
+                    records,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "counted the records the pages show"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot count the records the pages show"),
+            }
+        }));
         Ok(handle)
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::link::LinkError;
 use crate::local::{NodeError, Role, WitnessJob};
-use crate::pipeline::{Pipeline, acknowledge};
+use crate::pipeline::Pipeline;
 use crate::read::{ReadModel, Reads};
 use crate::received::{AppliedBatch, Received};
 use crate::shared::Shared;
@@ -178,13 +178,11 @@ pub(crate) async fn drive_session(
             if !matches!(
                 out,
                 Output::Send(_) | Output::Load { .. } | Output::Apply { .. }
-            ) {
-                while let Some((sent, applied)) = pipeline.next().await {
-                    match applied {
-                        Ok(a) => acknowledge(&mut session, &mut sent_by_peer, sent, a),
-                        Err(e) => return store_failed(&conn, &reader, e),
-                    }
-                }
+            ) && let Err(e) = pipeline
+                .drain(&mut session, pinned.then_some(&mut sent_by_peer))
+                .await
+            {
+                return store_failed(&conn, &reader, e);
             }
             match out {
                 Output::Send(m) => {
@@ -207,9 +205,7 @@ pub(crate) async fn drive_session(
                 }
                 Output::Apply { entries } => {
                     let mut batch = BTreeMap::new();
-                    if pinned {
-                        note_sent(&mut batch, &entries);
-                    }
+                    note_sent(&mut batch, &entries);
                     let received = Received {
                         from: peer,
                         entries,
@@ -449,7 +445,7 @@ pub(crate) async fn drive_session(
         let deadline = session.poll_timeout();
         tokio::select! {
             Some((sent, applied)) = pipeline.next(), if !pipeline.is_empty() => match applied {
-                Ok(a) => acknowledge(&mut session, &mut sent_by_peer, sent, a),
+                Ok(a) => pipeline.acknowledge(&mut session, pinned.then_some(&mut sent_by_peer), sent, a),
                 Err(e) => return store_failed(&conn, &reader, e),
             },
             frame = rx.recv() => match frame {
@@ -479,9 +475,12 @@ pub(crate) async fn drive_session(
                     if let Some(rx) = admissions.as_mut() {
                         session.admissions_changed(*rx.borrow_and_update());
                     }
-                    session.local_head(author, seq);
+                    pipeline.local_head(&mut session, author, seq);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if let Err(e) = pipeline.drain(&mut session, pinned.then_some(&mut sent_by_peer)).await {
+                        return store_failed(&conn, &reader, e);
+                    }
                     rescan_heads(&shared, &mut session).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Ok(()),

@@ -56,9 +56,41 @@ impl Verified {
 /// Entries a thread of [`verify_all`] checks at least: below twice this, one thread does all.
 pub const VERIFY_RUN_MIN: usize = 32;
 
-/// `verify_strict` of each entry `batch[i]`, `i` in `which`, in order, on every core: the
-/// entries are split into one run a core (each run decodes an author's key once), so a
-/// session's batch uses the whole machine while the writer applies the batch before it.
+/// Threads checking signatures beside the threads that asked, over every batch of every
+/// session at once: at most the machine's cores less one, so a peer's batches cannot start
+/// more threads than the machine runs.
+static VERIFY_HELPERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Helper threads reserved by one [`verify_all`], given back when dropped (a panic too).
+struct Helpers(usize);
+
+impl Helpers {
+    /// Up to `wanted` helpers, as many as are free.
+    fn reserve(wanted: usize) -> Helpers {
+        use std::sync::atomic::Ordering;
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let limit = CORES
+            .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+            .saturating_sub(1);
+        let mut got = 0;
+        let _ = VERIFY_HELPERS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
+            got = wanted.min(limit.saturating_sub(busy));
+            Some(busy + got)
+        });
+        Helpers(got)
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        VERIFY_HELPERS.fetch_sub(self.0, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// `verify_strict` of each entry `batch[i]`, `i` in `which`, in order: split into runs of at
+/// least [`VERIFY_RUN_MIN`] entries, one on this thread and the others on free helper threads
+/// ([`VERIFY_HELPERS`]), each run decoding an author's key once. A helper that cannot be
+/// started leaves its run to this thread.
 fn verify_all(batch: &[Incoming], which: &[usize]) -> Vec<Result<(), VerifyError>> {
     let verify_run = |run: &[usize]| -> Vec<Result<(), VerifyError>> {
         let mut keys: HashMap<NodeId, Result<Verifier, VerifyError>> = HashMap::new();
@@ -73,22 +105,35 @@ fn verify_all(batch: &[Incoming], which: &[usize]) -> Vec<Result<(), VerifyError
             })
             .collect()
     };
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let per_run = which.len().div_ceil(cores).max(VERIFY_RUN_MIN);
-    if which.len() <= per_run {
+    let helpers = Helpers::reserve((which.len() / VERIFY_RUN_MIN).saturating_sub(1));
+    if helpers.0 == 0 {
         return verify_run(which);
     }
+    let per_run = which.len().div_ceil(helpers.0 + 1);
     std::thread::scope(|scope| {
-        let runs: Vec<_> = which
-            .chunks(per_run)
-            .map(|run| scope.spawn(move || verify_run(run)))
-            .collect();
-        runs.into_iter()
-            .flat_map(|run| {
-                run.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let mut runs = which.chunks(per_run);
+        let own = runs.next().unwrap_or_default();
+        let started: Vec<_> = runs
+            .map(|run| {
+                (
+                    run,
+                    std::thread::Builder::new()
+                        .name("spindel-verify".into())
+                        .spawn_scoped(scope, move || verify_run(run)),
+                )
             })
-            .collect()
+            .collect();
+        let mut out = verify_run(own);
+        for (run, thread) in started {
+            match thread {
+                Ok(t) => out.extend(
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                ),
+                Err(_) => out.extend(verify_run(run)),
+            }
+        }
+        out
     })
 }
 
