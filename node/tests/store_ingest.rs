@@ -253,6 +253,34 @@ fn a_batch_verified_on_every_core_keeps_each_verdict_in_its_place() {
     );
 }
 
+/// Past INDEX_PENDING_BYTES_MAX of text queued for the full-text index, the batch that passed it
+/// commits the index before it returns: the queue's memory stays bounded when indexing falls
+/// behind the writer (a join), and the writer slows to the index's pace.
+#[test]
+fn a_batch_past_the_index_queue_bound_commits_the_index_before_it_returns() {
+    use spindel_node::store::INDEX_PENDING_BYTES_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut a = Author::new(31);
+    store.admit(&a.key.node_id(), None).unwrap();
+    let description = "samverkan ".repeat(1_990);
+    let n = INDEX_PENDING_BYTES_MAX / description.len() + 2;
+    let batch: Vec<Incoming> = (0..n)
+        .map(|i| {
+            let body = serde_json::json!({"title": format!("Innovation {i}"), "summary": "s", "description": description});
+            a.entry(Kind::Innovation, RecordId([(i % 251) as u8, (i / 251) as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), Some(body.to_string()))
+        })
+        .collect();
+    let outcomes = store.apply(batch, opts()).unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Accepted));
+    assert_eq!(
+        store.index_health().changes_pending,
+        0,
+        "the writer committed what passed the bound"
+    );
+    assert_eq!(store.search("samverkan").unwrap().unwrap().len(), n);
+}
+
 #[test]
 fn all_or_nothing_batch_writes_nothing_on_refusal() {
     let dir = tempfile::tempdir().unwrap();

@@ -301,6 +301,13 @@ impl Store {
         if wrote_entries {
             self.db.flush()?;
         }
+        if self.index.is_behind() {
+            // Indexing fell behind: this batch waits for the index (a failed commit stays
+            // queued and is tried again by the committer).
+            if let Err(e) = self.index.flush() {
+                tracing::warn!(error = %e, "the full-text index could not keep up; its commit is tried again");
+            }
+        }
         if !committed.purged.is_empty() {
             if ABORT_BEFORE_ERASE.load(std::sync::atomic::Ordering::Relaxed) {
                 std::process::abort();

@@ -11,6 +11,11 @@ pub const INDEX_COMMIT_INTERVAL_MS: u64 = 200;
 /// often (the erasure promise is 60 s; docs/data-protection.md).
 pub const EXPUNGE_INTERVAL_MS: u64 = 5_000;
 
+/// Bytes of text (and keys) queued for the full-text index past which the writer commits them
+/// itself, waiting for the index: when indexing falls behind (a join, a large import), the
+/// queue's memory stays bounded and the writer slows to the index's pace.
+pub const INDEX_PENDING_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// The first wait before a failed commit or merge of the full-text index is tried again; it
 /// doubles with each failure in a row.
 pub const INDEX_RETRY_MIN_MS: u64 = 200;
@@ -90,6 +95,8 @@ impl Retry {
 pub(super) struct IndexQueue {
     pub(super) search: SearchIndex,
     pending: Mutex<(Vec<DocChange>, u64)>,
+    /// Bytes of text and keys in `pending`.
+    pending_bytes: std::sync::atomic::AtomicUsize,
     /// Held while a commit runs, so commits stay in order; `pending` is not, so the writer
     /// queues the next batch's changes while tantivy indexes and syncs the last ones.
     committing: Mutex<()>,
@@ -99,12 +106,21 @@ pub(super) struct IndexQueue {
     pub(super) stop: std::sync::atomic::AtomicBool,
 }
 
+/// Bytes of text and keys `changes` hold.
+fn bytes_of(changes: &[DocChange]) -> usize {
+    changes
+        .iter()
+        .map(|c| c.key.len() + c.text.as_ref().map_or(0, String::len))
+        .sum()
+}
+
 impl IndexQueue {
     /// A queue over `search` with nothing pending.
     pub(super) fn new(search: SearchIndex) -> IndexQueue {
         IndexQueue {
             search,
             pending: Mutex::new((Vec::new(), 0)),
+            pending_bytes: std::sync::atomic::AtomicUsize::new(0),
             committing: Mutex::new(()),
             pending_count: std::sync::atomic::AtomicU64::new(0),
             commit_failures: std::sync::atomic::AtomicU64::new(0),
@@ -117,10 +133,19 @@ impl IndexQueue {
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.pending_bytes
+            .fetch_add(bytes_of(&changes), std::sync::atomic::Ordering::Relaxed);
         p.0.extend(changes);
         p.1 = generation;
         self.pending_count
             .store(p.0.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether more than [`INDEX_PENDING_BYTES_MAX`] wait to be committed.
+    pub(super) fn is_behind(&self) -> bool {
+        self.pending_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > INDEX_PENDING_BYTES_MAX
     }
 
     /// Commits pending changes, if any.
@@ -139,6 +164,7 @@ impl IndexQueue {
                 return Ok(());
             }
             self.pending_count.store(0, Ordering::Relaxed);
+            self.pending_bytes.store(0, Ordering::Relaxed);
             (std::mem::take(&mut p.0), p.1)
         };
         // The changes of a failed commit go back before any queued since (a delete must never
@@ -153,6 +179,7 @@ impl IndexQueue {
             let mut requeued = changes;
             requeued.append(&mut p.0);
             p.0 = requeued;
+            self.pending_bytes.store(bytes_of(&p.0), Ordering::Relaxed);
             self.pending_count
                 .store(p.0.len() as u64, Ordering::Relaxed);
             self.commit_failures.fetch_add(1, Ordering::Relaxed);

@@ -70,8 +70,8 @@ pub use calendar::{Calendar, EventKey, Span};
 pub use erase::{ABORT_BEFORE_ERASE, ERASURE_SETTLE, HELD_PURGED_PER_PASS, SettledErasures};
 pub use handle::Store;
 pub use index_queue::{
-    EXPUNGE_INTERVAL_MS, INDEX_COMMIT_INTERVAL_MS, INDEX_RETRY_MAX_MS, INDEX_RETRY_MIN_MS,
-    index_retry_wait,
+    EXPUNGE_INTERVAL_MS, INDEX_COMMIT_INTERVAL_MS, INDEX_PENDING_BYTES_MAX, INDEX_RETRY_MAX_MS,
+    INDEX_RETRY_MIN_MS, index_retry_wait,
 };
 pub use keys::{STORE_FORMAT, TimeKey, search_key};
 pub use members::Members;
