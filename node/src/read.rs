@@ -683,8 +683,9 @@ impl ReadModel {
         self.0.store().verify(incoming, expected_author)
     }
 
-    /// The records the pages show, counted (building the tally they are counted from).
-    pub(crate) fn visible_count(&self) -> Result<u64, StoreError> {
+    /// Builds what the pages read from the payloads (`Store::warm`); the records they show.
+    pub(crate) fn warm(&self) -> Result<u64, StoreError> {
+        self.0.store().warm()?;
         self.0.store().visible_count()
     }
 

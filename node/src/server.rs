@@ -176,12 +176,13 @@ impl NodeHandle {
             handle.stop().await?;
             return Err(e);
         }
-        // The tally the pages, `status` and `/metrics` count from is read from every payload
-        // once (and holds back writes meanwhile): at the start, not at the first request.
+        // What the pages, `status` and `/metrics` read from the payloads (the tally, the
+        // calendar, the answers) is built in one pass (holding back writes meanwhile): at the
+        // start, not at the first request.
         let shared = handle.running.shared.clone();
         drop(tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            match shared.node.visible_count() {
+            match shared.node.warm() {
                 Ok(records) => tracing::info!(
                     records,
                     seconds = started.elapsed().as_secs_f64(),

@@ -202,7 +202,12 @@ fn the_tally_follows_every_kind_of_change() {
     check(&store, (2, 1, 2, Some(9.0)), "fork: its author frozen");
     drop(store);
     let store = Store::open(dir.path()).unwrap();
-    check(&store, (2, 1, 2, Some(9.0)), "reopened");
+    store.warm().unwrap();
+    check(
+        &store,
+        (2, 1, 2, Some(9.0)),
+        "reopened and warmed in one pass",
+    );
     let regions = facets(&store, &Query::default()).unwrap().regions;
     assert_eq!(
         regions

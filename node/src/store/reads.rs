@@ -339,6 +339,63 @@ impl Store {
         Ok(tally)
     }
 
+    /// Builds the in-memory maps read from the payloads (the tally, the calendar, the answers)
+    /// that are not built yet, in one pass over the records: a node does this as it starts, so
+    /// no first request waits for a build. Each map is what its own first use would build.
+    pub fn warm(&self) -> Result<(), StoreError> {
+        fn unbuilt<M>(cell: &std::sync::RwLock<Option<M>>) -> bool {
+            cell.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none()
+        }
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut tally, mut calendar, mut answers) = (
+            unbuilt(&self.tally).then(Tally::default),
+            unbuilt(&self.calendar).then(Calendar::default),
+            unbuilt(&self.answers).then(super::types::Answers::default),
+        );
+        if tally.is_none() && calendar.is_none() && answers.is_none() {
+            return Ok(());
+        }
+        for item in self.db.scan_prefix([b'R']) {
+            let (k, v) = item?;
+            let meta: RecordMeta = decode_meta("record", &v)?;
+            let wanted = (tally.is_some() && meta.visible())
+                || (calendar.is_some() && meta.kind == Kind::Event)
+                || (answers.is_some() && meta.kind == Kind::Experience);
+            if !wanted {
+                continue;
+            }
+            let key = (node_id_at(&k, 1)?, record_id_at(&k, 33)?);
+            let Some(record) = self.load_record(&key.0, &key.1, &meta)? else {
+                continue;
+            };
+            if let Some(t) = tally.as_mut().filter(|_| meta.visible()) {
+                t.set(key, Some(Counted::of(&record)));
+            }
+            if let Some(c) = calendar.as_mut().filter(|_| meta.kind == Kind::Event) {
+                c.set(key, event_span(&record, meta.updated_ms));
+            }
+            if let Some(a) = answers.as_mut().filter(|_| meta.kind == Kind::Experience) {
+                a.set(key, super::types::about_of(&record));
+            }
+        }
+        fn put<M>(cell: &std::sync::RwLock<Option<M>>, built: Option<M>) {
+            if let Some(built) = built {
+                cell.write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(built);
+            }
+        }
+        put(&self.tally, tally);
+        put(&self.calendar, calendar);
+        put(&self.answers, answers);
+        Ok(())
+    }
+
     /// Whether the tally every batch keeps holds what a rebuild from the payloads gives
     /// (tests call it after each kind of change; an unbuilt tally is exact).
     pub fn tally_is_exact(&self) -> Result<bool, StoreError> {
