@@ -106,8 +106,13 @@ fn sroi_stats(store: &Store, only: Option<&[NodeId]>) -> Result<SroiStats, Store
     let only: Option<HashSet<NodeId>> = only.map(|o| o.iter().copied().collect());
     let summary = store.with_tally(|t| t.sroi(only.as_ref(), SROI_FIGURES_SHOWN))?;
     let mut figures = Vec::with_capacity(summary.top.len());
+    let mut authors: std::collections::HashMap<NodeId, Option<AuthorMeta>> = Default::default();
     for (_, id, rid) in summary.top {
-        let (Some(meta), Some(m)) = (store.author(&id)?, store.record_meta(&id, &rid)?) else {
+        let meta = match authors.get(&id) {
+            Some(meta) => meta.clone(),
+            None => authors.entry(id).or_insert(store.author(&id)?).clone(),
+        };
+        let (Some(meta), Some(m)) = (meta, store.record_meta(&id, &rid)?) else {
             continue;
         };
         if let Some(Record::Innovation(inn)) = store.load_record(&id, &rid, &m)?

@@ -396,8 +396,7 @@ fn facets_with(store: &Store, q: &Query, hits: Option<&[TextHit]>) -> Result<Fac
     };
     let counted = match hits {
         Some(hits) => {
-            let keys: Vec<(NodeId, RecordId)> = hits.iter().map(|(_, a, r)| (*a, *r)).collect();
-            store.with_tally(|t| t.facets_of(&keys, filter))?
+            store.with_tally(|t| t.facets_of(hits.iter().map(|(_, a, r)| (*a, *r)), filter))?
         }
         None => store.with_tally(|t| t.facets(filter))?,
     };

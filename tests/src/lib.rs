@@ -147,6 +147,13 @@ pub fn import_file(dir: &Path, kind: &str, file: &Path) -> Run {
     spindel(&import_args(dir, kind, file))
 }
 
+/// [`import_file`] with `--json`: what was imported, as one JSON document.
+pub fn import_file_json(dir: &Path, kind: &str, file: &Path) -> Run {
+    let mut args = import_args(dir, kind, file).to_vec();
+    args.push("--json");
+    spindel(&args)
+}
+
 /// Stops a child as an operator would: SIGTERM, then SIGKILL if it has not exited `within`
 /// (a demo removes its temporary directory, with the nodes' keys, only when it is let stop).
 pub fn stop_gently(child: &mut std::process::Child, within: std::time::Duration) {

@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use spindel_tests::{
-    allow, import_file, init, publish, publish_version, s, spindel, spindel_env, spindel_stdin,
+    allow, import_file, import_file_json, init, publish, publish_version, s, spindel, spindel_env,
+    spindel_stdin,
 };
 
 const INNOVATION: &str = r#"{"title":"Språkcafé i föreningen","summary":"Nyanlända och föreningsaktiva möts varje vecka","tags":["integration","Språk"],"organisations":["Coompanion Skåne"],"sroi":{"ratio":3.4,"year":2012}}"#;
@@ -556,17 +557,7 @@ fn import_is_all_or_nothing_and_names_bad_lines() {
 
     let good = tmp.path().join("good.jsonl");
     std::fs::write(&good, lines.join("\n")).unwrap();
-    let v = spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&good),
-        "--json",
-    ])
-    .json();
+    let v = import_file_json(&dir, "method", &good).json();
     assert_eq!(v["imported"], 250);
     assert_eq!(v["first_seq"], 2);
     assert_eq!(v["last_seq"], 251);
@@ -1064,18 +1055,7 @@ fn import_lines_with_record_id_update_instead_of_duplicating() {
         "{\"title\":\"Första\",\"summary\":\"s\"}\n{\"title\":\"Andra\",\"summary\":\"s\"}\n",
     )
     .unwrap();
-    let import = |f: &Path| {
-        spindel(&[
-            "import",
-            "--data-dir",
-            s(&dir),
-            "--kind",
-            "method",
-            "--file",
-            s(f),
-            "--json",
-        ])
-    };
+    let import = |f: &Path| import_file_json(&dir, "method", f);
     import(&file).json();
     let methods = || -> Vec<(String, String)> {
         let v = spindel(&["query", "--data-dir", s(&dir), "--kind", "method", "--json"]).json();

@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use spindel_tests::{NodeProc, http_request, import_file, init, publish, s, spindel};
+use spindel_tests::{
+    NodeProc, http_request, import_file, import_file_json, init, publish, s, spindel,
+};
 
 const INNOVATION: &str = r#"{"title":"Fixartjänst i Falun","summary":"Äldre får hjälp hemma.","sroi":{"ratio":3.4,"year":2025,"report_url":"https://exempel.se/sroi.pdf"}}"#;
 const INDICATOR: &str = r#"{"outcome":"Ökad självständighet","indicator":"Färre hemtjänsttimmar","proxy":"Kostnad per hemtjänsttimme","value_sek":520,"unit":"timme","year":2024,"source":"Kommunens taxa 2024","deadweight":0.25}"#;
@@ -248,16 +250,7 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
     // An export imported again as it is publishes nothing.
     let unchanged_path = t.join("metoder-oforandrade.jsonl");
     std::fs::write(&unchanged_path, &after).unwrap();
-    let run = spindel(&[
-        "import",
-        "--data-dir",
-        s(&dir),
-        "--kind",
-        "method",
-        "--file",
-        s(&unchanged_path),
-        "--json",
-    ]);
+    let run = import_file_json(&dir, "method", &unchanged_path);
     run.ok();
     let done: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(done["imported"], 0, "{done}");
@@ -305,15 +298,7 @@ fn an_export_verifies_streams_in_chunks_and_round_trips() {
     drop(node);
     // Another region's export is not this region's to publish.
     let (other, _) = init(t, "dalarna", "region");
-    let run = spindel(&[
-        "import",
-        "--data-dir",
-        s(&other),
-        "--kind",
-        "method",
-        "--file",
-        s(&edited_path),
-    ]);
+    let run = import_file(&other, "method", &edited_path);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("another region's"), "{}", run.stderr);
 }

@@ -318,47 +318,61 @@ impl Store {
     /// Runs `f` over the tally of every visible record, building it from the payloads the
     /// first time (tags and ratios are content: they are never written to sled).
     pub fn with_tally<R>(&self, f: impl FnOnce(&Tally) -> R) -> Result<R, StoreError> {
-        self.with_lazy(&self.tally, f, || self.tally_from_payloads())
+        self.with_lazy(&self.tally, f, || {
+            Ok(self
+                .read_payloads(true, false, false)?
+                .0
+                .unwrap_or_default())
+        })
     }
 
-    /// The tally as the payloads give it, read afresh.
-    fn tally_from_payloads(&self) -> Result<Tally, StoreError> {
-        let mut tally = Tally::default();
-        for item in self.db.scan_prefix([b'R']) {
-            let (k, v) = item?;
-            let meta: RecordMeta = decode_meta("record", &v)?;
-            if !meta.visible() {
-                continue;
-            }
-            let author = node_id_at(&k, 1)?;
-            let rid = record_id_at(&k, 33)?;
-            if let Some(record) = self.load_record(&author, &rid, &meta)? {
-                tally.set((author, rid), Some(Counted::of(&record)));
-            }
-        }
-        Ok(tally)
+    /// Runs `f` over the answers index, building it from the payloads the first time.
+    pub fn with_answers<R>(
+        &self,
+        f: impl FnOnce(&super::types::Answers) -> R,
+    ) -> Result<R, StoreError> {
+        self.with_lazy(&self.answers, f, || {
+            Ok(self
+                .read_payloads(false, false, true)?
+                .2
+                .unwrap_or_default())
+        })
     }
 
-    /// Builds the in-memory maps read from the payloads (the tally, the calendar, the answers)
-    /// that are not built yet, in one pass over the records: a node does this as it starts, so
-    /// no first request waits for a build. Each map is what its own first use would build.
-    pub fn warm(&self) -> Result<(), StoreError> {
-        fn unbuilt<M>(cell: &std::sync::RwLock<Option<M>>) -> bool {
-            cell.read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_none()
-        }
-        let _write = self
-            .write
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Runs `f` over the calendar index of every visible event, building it from the events'
+    /// payloads the first time (times are content: they are never written to sled).
+    pub fn with_calendar<R>(&self, f: impl FnOnce(&Calendar) -> R) -> Result<R, StoreError> {
+        self.with_lazy(&self.calendar, f, || {
+            Ok(self
+                .read_payloads(false, true, false)?
+                .1
+                .unwrap_or_default())
+        })
+    }
+
+    /// The maps read from the payloads that are asked for (the tally, the calendar, the
+    /// answers), built afresh in one pass over the records.
+    #[allow(clippy::type_complexity)]
+    fn read_payloads(
+        &self,
+        tally: bool,
+        calendar: bool,
+        answers: bool,
+    ) -> Result<
+        (
+            Option<Tally>,
+            Option<Calendar>,
+            Option<super::types::Answers>,
+        ),
+        StoreError,
+    > {
         let (mut tally, mut calendar, mut answers) = (
-            unbuilt(&self.tally).then(Tally::default),
-            unbuilt(&self.calendar).then(Calendar::default),
-            unbuilt(&self.answers).then(super::types::Answers::default),
+            tally.then(Tally::default),
+            calendar.then(Calendar::default),
+            answers.then(super::types::Answers::default),
         );
         if tally.is_none() && calendar.is_none() && answers.is_none() {
-            return Ok(());
+            return Ok((None, None, None));
         }
         for item in self.db.scan_prefix([b'R']) {
             let (k, v) = item?;
@@ -383,6 +397,18 @@ impl Store {
                 a.set(key, super::types::about_of(&record));
             }
         }
+        Ok((tally, calendar, answers))
+    }
+
+    /// Builds the in-memory maps read from the payloads that are not built yet, in one pass
+    /// ([`Store::read_payloads`]): a node does this as it starts, so no first request waits
+    /// for a build.
+    pub fn warm(&self) -> Result<(), StoreError> {
+        fn unbuilt<M>(cell: &std::sync::RwLock<Option<M>>) -> bool {
+            cell.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none()
+        }
         fn put<M>(cell: &std::sync::RwLock<Option<M>>, built: Option<M>) {
             if let Some(built) = built {
                 cell.write()
@@ -390,6 +416,15 @@ impl Store {
                     .get_or_insert(built);
             }
         }
+        let _write = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tally, calendar, answers) = self.read_payloads(
+            unbuilt(&self.tally),
+            unbuilt(&self.calendar),
+            unbuilt(&self.answers),
+        )?;
         put(&self.tally, tally);
         put(&self.calendar, calendar);
         put(&self.answers, answers);
@@ -399,58 +434,15 @@ impl Store {
     /// Whether the tally every batch keeps holds what a rebuild from the payloads gives
     /// (tests call it after each kind of change; an unbuilt tally is exact).
     pub fn tally_is_exact(&self) -> Result<bool, StoreError> {
-        let fresh = self.tally_from_payloads()?;
+        let fresh = self
+            .read_payloads(true, false, false)?
+            .0
+            .unwrap_or_default();
         let kept = self
             .tally
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(kept.as_ref().is_none_or(|kept| kept.same_as(&fresh)))
-    }
-
-    /// Runs `f` over the answers index, building it from the payloads the first time.
-    pub fn with_answers<R>(
-        &self,
-        f: impl FnOnce(&super::types::Answers) -> R,
-    ) -> Result<R, StoreError> {
-        self.with_lazy(&self.answers, f, || {
-            let mut answers = super::types::Answers::default();
-            let code = spindel_protocol::Kind::Experience;
-            for item in self.db.scan_prefix([b'R']) {
-                let (k, v) = item?;
-                let meta: RecordMeta = decode_meta("record", &v)?;
-                if meta.kind != code {
-                    continue;
-                }
-                let author = node_id_at(&k, 1)?;
-                let rid = record_id_at(&k, 33)?;
-                if let Some(record) = self.load_record(&author, &rid, &meta)? {
-                    answers.set((author, rid), super::types::about_of(&record));
-                }
-            }
-            Ok(answers)
-        })
-    }
-
-    /// Runs `f` over the calendar index of every visible event, building it from the events'
-    /// payloads the first time (times are content: they are never written to sled).
-    pub fn with_calendar<R>(&self, f: impl FnOnce(&Calendar) -> R) -> Result<R, StoreError> {
-        self.with_lazy(&self.calendar, f, || {
-            let mut calendar = Calendar::default();
-            for item in self.db.scan_prefix([b'R']) {
-                let (k, v) = item?;
-                let meta: RecordMeta = decode_meta("record", &v)?;
-                if meta.kind != Kind::Event {
-                    continue;
-                }
-                let author = node_id_at(&k, 1)?;
-                let rid = record_id_at(&k, 33)?;
-                if let Some(record) = self.load_record(&author, &rid, &meta)? {
-                    let span = event_span(&record, meta.updated_ms);
-                    calendar.set((author, rid), span);
-                }
-            }
-            Ok(calendar)
-        })
     }
 
     /// Runs `f` over the in-memory map in `cell`, building it with `build` the first time,

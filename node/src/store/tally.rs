@@ -319,9 +319,9 @@ impl Tally {
 
     /// Facet counts over the visible records among `hits` (a full-text search's). Counted
     /// into arrays by kind, author and tag number, turned into maps once at the end.
-    pub fn facets_of<'k>(
+    pub fn facets_of(
         &self,
-        hits: impl IntoIterator<Item = &'k RecordKey>,
+        hits: impl IntoIterator<Item = RecordKey>,
         f: FacetFilter<'_>,
     ) -> FacetTally {
         let tag = f.tag.map(|t| self.ids.get(t).copied());
@@ -331,7 +331,7 @@ impl Tally {
         let mut total = 0;
         // The index holds one document a record: a hit is never counted twice.
         for key in hits {
-            let Some(kept) = self.records.get(key) else {
+            let Some(kept) = self.records.get(&key) else {
                 continue;
             };
             let (kind_ok, author_ok) = (f.kind_ok(kept.kind), f.author_ok(&key.0));
