@@ -2,13 +2,16 @@
 //!
 //! sled is log-structured: a removed value stays in its segment files until sled happens to
 //! rewrite them, so nothing a record says is ever written to sled. Payloads live here instead,
-//! in append-only pack files, and sled holds only where each one is (see `crate::store`):
+//! in append-only pack files, and sled holds only where each one is (see `crate::store`). The
+//! signed entries of a batch are appended with its payloads (store format 4): sled writes each
+//! changed page again, so the entries take far less room here than in sled, and they are
+//! never erased.
 //!
 //! ```text
 //! DIR/payloads/00000001.pack   payload bytes, back to back; a new file past SEGMENT_BYTES_SOFT_MAX
 //! ```
 //!
-//! - **Append**: the payloads of a batch are written at the end of the active pack and made
+//! - **Append**: the payloads and entries of a batch are written at the end of the active pack and made
 //!   durable (`fdatasync`) *before* the sled batch that names them is applied. sled records the
 //!   committed length of the pack in the same batch.
 //! - **Open**: every pack is cut back to its committed length, and a pack sled never committed

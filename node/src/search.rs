@@ -23,7 +23,8 @@ use tantivy::schema::{
     FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter, TextAnalyzer, Token,
+    TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
@@ -209,9 +210,125 @@ fn analyzer(language: Language) -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(TOKEN_BYTES_MAX))
         .filter(LowerCaser);
+    let stemmer = CachedStemmer(language);
     match StopWordFilter::new(language) {
-        Some(stop) => builder.filter(stop).filter(Stemmer::new(language)).build(),
-        None => builder.filter(Stemmer::new(language)).build(),
+        Some(stop) => builder.filter(stop).filter(stemmer).build(),
+        None => builder.filter(stemmer).build(),
+    }
+}
+
+/// Words whose stems one analyzer remembers: a fixed table, a word's slot chosen by its hash,
+/// a new word taking the slot of the one before it. Its memory is this many short words,
+/// allocated once.
+pub const STEM_CACHE_SLOTS: usize = 8 * 1024;
+
+/// The Snowball stemmer of tantivy's `Stemmer` filter, remembering the stems of recent words:
+/// a record's words are mostly common ones, and stemming a word costs far more than finding
+/// it in the table. The stems are exactly the stemmer's. The table lives as long as the
+/// analyzer (tantivy clones one per segment being written, and one per query).
+#[derive(Clone, Copy)]
+struct CachedStemmer(Language);
+
+impl TokenFilter for CachedStemmer {
+    type Tokenizer<T: Tokenizer> = CachedStemmerFilter<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> CachedStemmerFilter<T> {
+        let algorithm = match self.0 {
+            Language::Swedish => rust_stemmers::Algorithm::Swedish,
+            _ => rust_stemmers::Algorithm::English,
+        };
+        CachedStemmerFilter {
+            algorithm,
+            inner,
+            stems: Vec::new(),
+        }
+    }
+}
+
+/// One slot of the table: a word and its stem (both empty while unused).
+#[derive(Default)]
+struct StemSlot {
+    word: String,
+    stem: String,
+}
+
+struct CachedStemmerFilter<T> {
+    algorithm: rust_stemmers::Algorithm,
+    inner: T,
+    /// [`STEM_CACHE_SLOTS`] slots once the first text is analysed.
+    stems: Vec<StemSlot>,
+}
+
+impl<T: Clone> Clone for CachedStemmerFilter<T> {
+    /// A clone starts with nothing remembered.
+    fn clone(&self) -> Self {
+        CachedStemmerFilter {
+            algorithm: self.algorithm,
+            inner: self.inner.clone(),
+            stems: Vec::new(),
+        }
+    }
+}
+
+impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
+    type TokenStream<'a> = CachedStemStream<'a, T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        if self.stems.is_empty() {
+            self.stems.resize_with(STEM_CACHE_SLOTS, StemSlot::default);
+        }
+        CachedStemStream {
+            tail: self.inner.token_stream(text),
+            stemmer: rust_stemmers::Stemmer::create(self.algorithm),
+            stems: &mut self.stems,
+        }
+    }
+}
+
+/// The slot of `word`: FNV-1a of its bytes.
+fn stem_slot(word: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in word.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h as usize) % STEM_CACHE_SLOTS
+}
+
+struct CachedStemStream<'a, S> {
+    tail: S,
+    stemmer: rust_stemmers::Stemmer,
+    stems: &'a mut [StemSlot],
+}
+
+impl<S: TokenStream> TokenStream for CachedStemStream<'_, S> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token_mut();
+        let Some(slot) = self.stems.get_mut(stem_slot(&token.text)) else {
+            // No table (never: `token_stream` made it): stem without remembering.
+            token.text = self.stemmer.stem(&token.text).into_owned();
+            return true;
+        };
+        if slot.word != token.text || slot.word.is_empty() {
+            let stem = self.stemmer.stem(&token.text);
+            slot.stem.clear();
+            slot.stem.push_str(&stem);
+            slot.word.clear();
+            slot.word.push_str(&token.text);
+        }
+        token.text.clear();
+        token.text.push_str(&slot.stem);
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
     }
 }
 
@@ -554,6 +671,77 @@ mod tests {
 
     fn test_name(hit: Hit) -> String {
         char::from(hit.author.0[0]).to_string()
+    }
+
+    /// The tokens `analyzer` makes of `text`.
+    fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        analyzer
+            .token_stream(text)
+            .process(&mut |t| out.push(t.text.clone()));
+        out
+    }
+
+    /// The remembering stemmer gives exactly tantivy's own Snowball stems, in both languages:
+    /// for words seen before and new ones, across many texts through one analyzer (as a
+    /// segment is written), and past [`STEM_CACHE_SLOTS`] distinct words, where new words take
+    /// the slots of old ones.
+    #[test]
+    fn remembered_stems_are_the_stemmers_own_also_past_the_cache_bound() {
+        let texts: Vec<String> = [
+            "Föreningarna i regionen startade kooperativ; FÖRENINGEN lär sig av föreningar.",
+            "Social enterprises are running cooperatives and learning from running them.",
+            "Läxhjälp för nyanlända ungdomar, studiecirklar och bygdegårdarnas mötesplatser.",
+            "Föreningarna i regionen startade kooperativ; FÖRENINGEN lär sig av föreningar.",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(
+            (0..4 * STEM_CACHE_SLOTS)
+                .collect::<Vec<_>>()
+                .chunks(500)
+                .map(|c| {
+                    c.iter()
+                        .map(|i| format!("ordningarna{i} runnings{i}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
+        )
+        .chain(["föreningarna running".to_string()])
+        .collect();
+        for language in [Language::Swedish, Language::English] {
+            let builder = || {
+                TextAnalyzer::builder(SimpleTokenizer::default())
+                    .filter(RemoveLongFilter::limit(TOKEN_BYTES_MAX))
+                    .filter(LowerCaser)
+                    .filter(StopWordFilter::new(language).unwrap())
+            };
+            let mut theirs = builder()
+                .filter(tantivy::tokenizer::Stemmer::new(language))
+                .build();
+            let mut ours = analyzer(language);
+            let mut words = 0;
+            for text in &texts {
+                let expected = tokens(&mut theirs, text);
+                words += expected.len();
+                assert_eq!(
+                    tokens(&mut ours, text),
+                    expected,
+                    "{language:?}: {text:.80}"
+                );
+            }
+            assert!(words > 8 * STEM_CACHE_SLOTS, "{words}");
+        }
+        let mut sv = analyzer(Language::Swedish);
+        assert_eq!(tokens(&mut sv, "föreningarna"), ["förening"]);
+        // What it remembers stays within the table, which is filled.
+        let mut filter = CachedStemmer(Language::English).transform(SimpleTokenizer::default());
+        for text in &texts {
+            filter.token_stream(text).process(&mut |_| {});
+        }
+        assert_eq!(filter.stems.len(), STEM_CACHE_SLOTS);
+        let used = filter.stems.iter().filter(|s| !s.word.is_empty()).count();
+        assert!(used > STEM_CACHE_SLOTS / 2, "{used}");
     }
 
     #[test]

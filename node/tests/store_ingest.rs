@@ -706,7 +706,7 @@ fn payload_bytes_follow_current_versions() {
 }
 
 /// A store from before the payload count (format 2, no `B` keys) is counted on open and marked
-/// format 3, so a binary that does not keep the count (it reads format 2) cannot open it and
+/// format 4, so a binary that does not keep the count (it reads format 2) cannot open it and
 /// let the count go stale; formats older than 2 and newer than this binary's are refused by
 /// name.
 #[test]
@@ -745,14 +745,14 @@ fn a_format_2_store_is_counted_and_upgraded_and_other_formats_are_refused() {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.payload_bytes_of(&ia).unwrap(), total);
     }
-    assert_eq!(format_now(), 3);
+    assert_eq!(format_now(), 4);
 
-    set_format(4, false);
+    set_format(5, false);
     let Err(newer) = Store::open(dir.path()) else {
         panic!("a newer format is refused");
     };
     assert!(
-        matches!(newer, StoreError::NewerFormat { found: 4, .. }),
+        matches!(newer, StoreError::NewerFormat { found: 5, .. }),
         "{newer}"
     );
     assert!(newer.to_string().contains("newer spindel"), "{newer}");
@@ -765,6 +765,90 @@ fn a_format_2_store_is_counted_and_upgraded_and_other_formats_are_refused() {
         matches!(older, StoreError::OldFormat { found: 1, .. }),
         "{older}"
     );
+}
+
+/// Format 4 keeps the signed entries in the packs, `L` saying where in 16 bytes; a format-3
+/// store (the entries themselves under `L`) is opened and marked 4 without a rewrite, and its
+/// old entries are served beside new ones, byte for byte, also by the versions index rebuilt
+/// from them.
+#[test]
+fn entries_live_in_the_packs_and_a_format_3_stores_entries_are_read_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Author::new(12);
+    let ia = a.key.node_id();
+    let rid = RecordId([1; 16]);
+    let first: Vec<Incoming> = (0..3)
+        .map(|i| a.method(rid, &format!("Version {i}")))
+        .collect();
+    let wire = |inc: &Incoming| spindel_protocol::codec::encode(&inc.entry.to_wire());
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.admit(&ia, None).unwrap();
+        store.apply(first.clone(), opts()).unwrap();
+    }
+    let sled_dir = dir.path().join("store");
+    let log_values = || log_values_of(&sled::open(&sled_dir).unwrap());
+    // Format 4: sled holds where each entry is, not the entry.
+    let refs = log_values();
+    assert_eq!(refs.len(), 3);
+    assert!(refs.iter().all(|v| v.len() == 16), "{refs:?}");
+    // Made a format-3 store: every entry under its `L` key, the versions index gone.
+    {
+        let db = sled::open(&sled_dir).unwrap();
+        for inc in &first {
+            let mut k = vec![b'L'];
+            k.extend_from_slice(&ia.0);
+            k.extend_from_slice(&inc.entry.header().seq.to_be_bytes());
+            db.insert(k, wire(inc)).unwrap();
+        }
+        for k in db.scan_prefix([b'E']).keys() {
+            db.remove(k.unwrap()).unwrap();
+        }
+        db.remove(b"Mhistory").unwrap();
+        db.insert(b"Mformat", &3u64.to_be_bytes()[..]).unwrap();
+        db.flush().unwrap();
+    }
+    assert!(log_values().iter().all(|v| v.len() > 16));
+    let later = a.method(rid, "Version 3");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.apply(vec![later.clone()], opts()).unwrap();
+        let served = store.entries_from(&ia, 1, 10).unwrap();
+        let all: Vec<&Incoming> = first.iter().chain([&later]).collect();
+        assert_eq!(served.len(), 4);
+        for (got, sent) in served.iter().zip(&all) {
+            assert_eq!(wire(got), wire(sent));
+        }
+        assert_eq!(
+            store.entry(&ia, 2).unwrap().map(|e| e.hash()),
+            Some(first[1].entry.hash())
+        );
+        // The versions index was rebuilt from the old entries and the new one numbered after.
+        let versions: Vec<u64> = store
+            .versions(&ia, &rid)
+            .unwrap()
+            .iter()
+            .map(|v| v.number)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3, 4]);
+    }
+    let db = sled::open(&sled_dir).unwrap();
+    let format = db.get(b"Mformat").unwrap().unwrap();
+    assert_eq!(u64::from_be_bytes(format.as_ref().try_into().unwrap()), 4);
+    assert_eq!(
+        log_values_of(&db)
+            .iter()
+            .map(|v| v.len() == 16)
+            .collect::<Vec<_>>(),
+        vec![false, false, false, true]
+    );
+}
+
+fn log_values_of(db: &sled::Db) -> Vec<Vec<u8>> {
+    db.scan_prefix([b'L'])
+        .values()
+        .map(|v| v.unwrap().to_vec())
+        .collect()
 }
 
 /// A record's versions are counted from the log: 1, 2, 3 whatever else the author published

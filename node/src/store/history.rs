@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use spindel_protocol::NodeId;
-use spindel_protocol::entry::{Entry, Op, RecordId};
+use spindel_protocol::entry::{Op, RecordId};
 
 use super::handle::Store;
 use super::keys::{K_HISTORY, k_version, key};
@@ -40,7 +40,7 @@ impl Store {
         let mut counts: HashMap<RecordId, u64> = HashMap::new();
         for item in self.db.scan_prefix([b'L']) {
             let (k, v) = item?;
-            let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
+            let entry = self.log_entry(&k, &v)?;
             let h = entry.header();
             if author != Some(h.author) {
                 author = Some(h.author);

@@ -128,12 +128,44 @@ pub(super) const K_CHARTER: &[u8] = b"Mcharter";
 /// so an older binary in between never leaves it short (no format change needed).
 pub(super) const K_HISTORY: &[u8] = b"Mhistory";
 /// The store's layout version: 2 keeps payloads out of sled (in packs) and no tags in sled;
-/// 3 keeps each author's payload bytes under `B` in every batch. A format-2 store is counted
-/// once on open and marked 3, so a binary that does not keep the count (format 2) refuses it
-/// afterwards instead of letting the count go stale.
-pub const STORE_FORMAT: u64 = 3;
-/// The oldest layout this version opens (and upgrades in place).
-pub(super) const STORE_FORMAT_UPGRADED: u64 = 2;
+/// 3 keeps each author's payload bytes under `B` in every batch; 4 keeps the signed entries
+/// in the packs too, `L` saying where ([`log_ref`]). A format-2 store is counted once on open
+/// and a format-3 store is only marked, both as 4: their `L` values hold the entries
+/// themselves and are read as they are, while new entries go to the packs. A binary that
+/// reads format 2 or 3 refuses the store afterwards instead of misreading a log reference or
+/// letting the count go stale.
+pub const STORE_FORMAT: u64 = 4;
+/// The oldest layout this version opens: before the payload count, so it is counted on open
+/// and marked [`STORE_FORMAT`].
+pub(super) const STORE_FORMAT_UNCOUNTED: u64 = 2;
+/// The layout with the entries in sled: opened and marked [`STORE_FORMAT`], nothing rewritten.
+pub(super) const STORE_FORMAT_INLINE_LOG: u64 = 3;
+
+/// Bytes of an `L` value that says where its entry is in the packs: pack, offset, length
+/// (BE). An entry kept in sled itself (formats 2 and 3) is never this short: its signature
+/// alone is 64 bytes.
+pub(super) const LOG_REF_BYTES: usize = 4 + 8 + 4;
+
+/// The `L` value of an entry kept in the packs at `at`.
+pub(super) fn log_ref(at: &Location) -> [u8; LOG_REF_BYTES] {
+    let mut v = [0u8; LOG_REF_BYTES];
+    v[..4].copy_from_slice(&at.segment.to_be_bytes());
+    v[4..12].copy_from_slice(&at.offset.to_be_bytes());
+    v[12..].copy_from_slice(&at.len.to_be_bytes());
+    v
+}
+
+/// Where an `L` value says its entry is; `None` for an entry kept in sled itself.
+pub(super) fn parse_log_ref(v: &[u8]) -> Option<Location> {
+    let v: &[u8; LOG_REF_BYTES] = v.try_into().ok()?;
+    let (segment, rest) = v.split_first_chunk::<4>()?;
+    let (offset, len) = rest.split_first_chunk::<8>()?;
+    Some(Location {
+        segment: u32::from_be_bytes(*segment),
+        offset: u64::from_be_bytes(*offset),
+        len: u32::from_be_bytes(len.try_into().ok()?),
+    })
+}
 
 /// The key a record has in the full-text index.
 pub fn search_key(a: &NodeId, r: &RecordId) -> String {

@@ -5,7 +5,7 @@
 //!
 //! | prefix | key                         | value                                   |
 //! |--------|-----------------------------|-----------------------------------------|
-//! | `L`    | author, seq (BE)            | the entry as received ([`WireEntry`](spindel_protocol::entry::WireEntry))   |
+//! | `L`    | author, seq (BE)            | where the entry as received ([`WireEntry`](spindel_protocol::entry::WireEntry)) is in the packs: pack, offset, length, 16 bytes BE (format 4); in a store upgraded from format 3 or 2, the older entries themselves |
 //! | `P`    | author, record_id           | [`PayloadRef`]: where the current version's payload is in the packs |
 //! | `Q`    | pack number (BE)            | u64 (BE): the pack's committed length   |
 //! | `Z`    | pack number, offset (BE)    | u32 (BE) length: a purged range still to be erased |

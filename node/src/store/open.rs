@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use super::handle::Store;
 use super::index_queue::IndexQueue;
-use super::keys::{K_FORMAT, STORE_FORMAT, STORE_FORMAT_UPGRADED, k_bytes, search_key};
+use super::keys::{
+    K_FORMAT, STORE_FORMAT, STORE_FORMAT_INLINE_LOG, STORE_FORMAT_UNCOUNTED, k_bytes, search_key,
+};
 use super::types::{
     RecordMeta, StoreError, corrupt, decode_meta, node_id_at, record_id_at, u64_value,
 };
@@ -57,7 +59,9 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
 }
 
 /// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout, except a
-/// format-2 store, which it returns as needing its payload bytes counted (then it is marked 3).
+/// format-3 store, which it marks 4 at once (its entries stay in sled and are read as they
+/// are), and a format-2 store, which it returns as needing its payload bytes counted (then it
+/// is marked 4).
 fn check_format(db: &sled::Db, dir: &Path) -> Result<bool, StoreError> {
     let found = match db.get(K_FORMAT)? {
         Some(v) => u64_value("store format", &v)?,
@@ -71,7 +75,17 @@ fn check_format(db: &sled::Db, dir: &Path) -> Result<bool, StoreError> {
     let path = dir.to_path_buf();
     match found {
         STORE_FORMAT => Ok(false),
-        STORE_FORMAT_UPGRADED => Ok(true),
+        STORE_FORMAT_INLINE_LOG => {
+            db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
+            db.flush()?;
+            tracing::info!(
+                from = found,
+                to = STORE_FORMAT,
+                "store format upgraded: new entries are kept in the packs"
+            );
+            Ok(false)
+        }
+        STORE_FORMAT_UNCOUNTED => Ok(true),
         f if f > STORE_FORMAT => Err(StoreError::NewerFormat { path, found }),
         _ => Err(StoreError::OldFormat { path, found }),
     }
@@ -197,7 +211,7 @@ impl Store {
     }
 
     /// Counts every author's payload bytes once, for a format-2 store (written before the
-    /// count was kept; afterwards each batch keeps it), and marks the store format 3 in the
+    /// count was kept; afterwards each batch keeps it), and marks the store [`STORE_FORMAT`] in the
     /// same write.
     fn count_payload_bytes(&self) -> Result<(), StoreError> {
         let _guard = self

@@ -16,7 +16,7 @@ use super::calendar::Span;
 use super::handle::{ProfileName, Store};
 use super::keys::{
     K_GENERATION, K_HISTORY, k_author, k_author_counter, k_bytes, k_counter, k_erase, k_fork,
-    k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, search_key,
+    k_head, k_log, k_pack, k_payload, k_record, k_time, k_version, log_ref, search_key,
 };
 use super::members::{Members, act_of};
 use super::reads::event_span;
@@ -53,6 +53,9 @@ pub(super) struct Overlay<'s> {
     bytes: HashMap<NodeId, u64>,
     /// Payloads this batch writes: the current version's of each record (seq, hash, bytes).
     new_payloads: BTreeMap<RecordKey, (u64, Hash, Vec<u8>)>,
+    /// The entries this batch accepts, encoded as received, in the order accepted: written to
+    /// the pack with the payloads, `L` saying where.
+    new_log: Vec<(NodeId, u64, Vec<u8>)>,
     /// Stored payload ranges this batch purges.
     purged: Vec<Location>,
     /// Payloads held for an erasure order, as this batch so far has them (`None`: none).
@@ -166,6 +169,7 @@ impl<'s> Overlay<'s> {
             lens: HashMap::new(),
             bytes: HashMap::new(),
             new_payloads: BTreeMap::new(),
+            new_log: Vec::new(),
             purged: Vec::new(),
             tally_changes: Vec::new(),
             calendar_changes: Vec::new(),
@@ -346,7 +350,7 @@ impl<'s> Overlay<'s> {
         let a = h.author;
         let hash = entry.hash();
         let wire = entry.to_wire();
-        self.batch.insert(k_log(&a, h.seq), codec::encode(&wire));
+        self.new_log.push((a, h.seq, codec::encode(&wire)));
         let number = self.next_version((a, h.record_id))?;
         self.batch.insert(
             k_version(&a, &h.record_id, h.seq),
@@ -544,12 +548,18 @@ impl<'s> Overlay<'s> {
             .insert(K_GENERATION, &generation.to_be_bytes()[..]);
         self.batch.insert(K_HISTORY, &generation.to_be_bytes()[..]);
         let mut appended = None;
-        if !self.new_payloads.is_empty() {
-            let total = self.new_payloads.values().map(|p| p.2.len()).sum();
+        if !self.new_payloads.is_empty() || !self.new_log.is_empty() {
+            let total = self.new_payloads.values().map(|p| p.2.len()).sum::<usize>()
+                + self.new_log.iter().map(|e| e.2.len()).sum::<usize>();
             let mut buf = Vec::with_capacity(total);
             let mut placed = Vec::with_capacity(self.new_payloads.len());
             for (key, (seq, hash, bytes)) in std::mem::take(&mut self.new_payloads) {
                 placed.push((key, seq, hash, buf.len() as u64, bytes.len() as u32));
+                buf.extend_from_slice(&bytes);
+            }
+            let mut logged = Vec::with_capacity(self.new_log.len());
+            for (a, seq, bytes) in std::mem::take(&mut self.new_log) {
+                logged.push((a, seq, buf.len() as u64, bytes.len() as u32));
                 buf.extend_from_slice(&bytes);
             }
             let (segment, start) = self
@@ -557,17 +567,22 @@ impl<'s> Overlay<'s> {
                 .packs
                 .append(&buf)
                 .map_err(|e| self.store.packs_error(e))?;
+            let at = |offset: u64, len: u32| Location {
+                segment,
+                offset: start + offset,
+                len,
+            };
             for ((a, rid), seq, hash, offset, len) in placed {
                 let r = PayloadRef {
                     seq,
                     hash,
-                    at: Location {
-                        segment,
-                        offset: start + offset,
-                        len,
-                    },
+                    at: at(offset, len),
                 };
                 self.put_meta(k_payload(&a, &rid), &r);
+            }
+            for (a, seq, offset, len) in logged {
+                self.batch
+                    .insert(k_log(&a, seq), &log_ref(&at(offset, len))[..]);
             }
             self.batch.insert(
                 k_pack(segment),

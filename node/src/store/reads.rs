@@ -12,7 +12,7 @@ use super::calendar::{Calendar, Span};
 use super::handle::{ProfileName, ProfileNames, Store};
 use super::keys::{
     K_GENERATION, TimeKey, k_author, k_bytes, k_counter, k_head, k_log, k_payload, k_received,
-    k_record, key,
+    k_record, key, parse_log_ref,
 };
 use super::tally::{Counted, Tally};
 use super::types::{
@@ -158,11 +158,24 @@ impl Store {
     /// The stored entry of `author` at `seq`.
     pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
         match self.db.get(k_log(author, seq))? {
-            Some(v) => Entry::decode(&v)
-                .map(Some)
-                .map_err(|e| corrupt(format!("log {} seq {seq}", author.short()), e)),
+            Some(v) => self.log_entry(&k_log(author, seq), &v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The entry an `L` key's value names: read from the packs where it says (format 4), or
+    /// the value itself (an entry written under format 2 or 3).
+    pub(super) fn log_entry(&self, key: &[u8], value: &[u8]) -> Result<Entry, StoreError> {
+        let what = || format!("log entry {}", hex::encode(key));
+        let Some(at) = parse_log_ref(value) else {
+            return Entry::decode(value).map_err(|e| corrupt(what(), e));
+        };
+        let bytes = self
+            .packs
+            .read(at)
+            .map_err(|e| self.packs_error(e))?
+            .ok_or_else(|| corrupt(what(), format!("missing from pack {}", at.segment)))?;
+        Entry::decode(&bytes).map_err(|e| corrupt(what(), e))
     }
 
     /// Up to `max` entries of `author` from `from_seq` on, each with its payload if still held.
@@ -177,7 +190,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.range(start..=end).take(max) {
             let (k, v) = item?;
-            let entry = Entry::decode(&v).map_err(|e| corrupt(hex::encode(&k), e))?;
+            let entry = self.log_entry(&k, &v)?;
             let h = entry.header();
             // Only the current version travels with its payload: older ones are purged.
             let payload = match h.op {
