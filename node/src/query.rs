@@ -396,7 +396,8 @@ fn facets_with(store: &Store, q: &Query, hits: Option<&[TextHit]>) -> Result<Fac
     };
     let counted = match hits {
         Some(hits) => {
-            store.with_tally(|t| t.facets_of(hits.iter().map(|(_, a, r)| (*a, *r)), filter))?
+            let keys = crate::store::in_key_order(hits, |(_, a, r)| (*a, *r));
+            store.with_tally(|t| t.facets_of(keys, filter))?
         }
         None => store.with_tally(|t| t.facets(filter))?,
     };

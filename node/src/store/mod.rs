@@ -76,7 +76,7 @@ pub use index_queue::{
 pub use keys::{STORE_FORMAT, TimeKey, search_key};
 pub use members::Members;
 pub use open::SLED_CACHE_BYTES;
-pub use tally::{Counted, FacetFilter, FacetTally, SroiSummary, Tally};
+pub use tally::{Counted, FacetFilter, FacetTally, SroiSummary, Tally, in_key_order};
 pub use types::{
     AdmissionChanges, AnswerKey, Answers, AuthorMeta, ForkProof, HeldPayload, Incoming, PayloadRef,
     RecordMeta, StoreError, TextHit, Version, unnamed_region,

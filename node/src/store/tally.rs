@@ -129,7 +129,9 @@ pub struct SroiSummary {
 /// Every visible knowledge record, counted (module docs).
 #[derive(Debug, Default, PartialEq)]
 pub struct Tally {
-    records: HashMap<RecordKey, Kept>,
+    /// In key order: a search's hits come in runs sorted by key (one run per index segment),
+    /// so its facets walk this forward instead of looking each hit up at random ([`Walk`]).
+    records: BTreeMap<RecordKey, Kept>,
     /// Visible records per kind and author.
     totals: HashMap<(Kind, NodeId), u64>,
     /// Visible records per kind, author and tag.
@@ -329,9 +331,10 @@ impl Tally {
         let mut authors: Vec<(NodeId, u64)> = Vec::new();
         let mut tags = vec![0u64; self.names.len()];
         let mut total = 0;
+        let mut walk = Walk::new(&self.records);
         // The index holds one document a record: a hit is never counted twice.
         for key in hits {
-            let Some(kept) = self.records.get(&key) else {
+            let Some(kept) = walk.get(&key) else {
                 continue;
             };
             let (kind_ok, author_ok) = (f.kind_ok(kept.kind), f.author_ok(&key.0));
@@ -458,6 +461,86 @@ impl Tally {
     }
 }
 
+/// The keys of `items` in increasing order, from its increasing runs (a search's hits come
+/// in one sorted run per index segment): a k-way merge, so a [`Walk`] over them steps through
+/// the tally once instead of once per run.
+pub fn in_key_order<'h, T>(
+    items: &'h [T],
+    key: impl Fn(&T) -> RecordKey + 'h,
+) -> impl Iterator<Item = RecordKey> + 'h {
+    use std::cmp::Reverse;
+    let mut heap = std::collections::BinaryHeap::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start + 1;
+        let mut prev = key(&items[start]);
+        while let Some(next) = items.get(end).map(&key) {
+            if next <= prev {
+                break;
+            }
+            prev = next;
+            end += 1;
+        }
+        heap.push(Reverse((key(&items[start]), start, end)));
+        start = end;
+    }
+    std::iter::from_fn(move || {
+        let Reverse((k, i, end)) = heap.pop()?;
+        if let Some(next) = items.get(i + 1).filter(|_| i + 1 < end) {
+            heap.push(Reverse((key(next), i + 1, end)));
+        }
+        Some(k)
+    })
+}
+
+/// Entries a [`Walk`] steps forward to reach the next key before it searches afresh.
+pub const WALK_STEPS_MAX: usize = 16;
+
+/// Looks up keys that mostly come in increasing runs: each is found by stepping forward from
+/// the last one (sequential reads, few cache misses) when it is at most [`WALK_STEPS_MAX`]
+/// entries further on, else by a search from the root. Any order gives the same answers.
+struct Walk<'t> {
+    map: &'t BTreeMap<RecordKey, Kept>,
+    iter: Option<std::collections::btree_map::Range<'t, RecordKey, Kept>>,
+    /// The entry the walk stands on (`None`: past the end, or not started).
+    at: Option<(&'t RecordKey, &'t Kept)>,
+    last: Option<RecordKey>,
+}
+
+impl<'t> Walk<'t> {
+    fn new(map: &'t BTreeMap<RecordKey, Kept>) -> Self {
+        Walk {
+            map,
+            iter: None,
+            at: None,
+            last: None,
+        }
+    }
+
+    fn get(&mut self, key: &RecordKey) -> Option<&'t Kept> {
+        let forward = self.last.is_some_and(|last| last < *key) && self.iter.is_some();
+        self.last = Some(*key);
+        if forward {
+            for _ in 0..=WALK_STEPS_MAX {
+                match self.at {
+                    None => return None,
+                    Some((k, kept)) => match k.cmp(key) {
+                        std::cmp::Ordering::Equal => return Some(kept),
+                        std::cmp::Ordering::Greater => return None,
+                        std::cmp::Ordering::Less => {
+                            self.at = self.iter.as_mut().and_then(Iterator::next);
+                        }
+                    },
+                }
+            }
+        }
+        let mut iter = self.map.range(*key..);
+        self.at = iter.next();
+        self.iter = Some(iter);
+        self.at.filter(|(k, _)| *k == key).map(|(_, kept)| kept)
+    }
+}
+
 fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K) {
     if let Some(n) = map.get_mut(&key) {
         *n -= 1;
@@ -481,6 +564,59 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             sroi,
         })
+    }
+
+    /// A walk answers as the map does whatever the order of the keys asked: runs in order
+    /// with gaps shorter and longer than [`WALK_STEPS_MAX`], keys missing between and past
+    /// every entry, a run that starts again lower, repeats, and random order.
+    #[test]
+    fn a_walk_finds_what_the_map_holds_in_any_order() {
+        let mut map = BTreeMap::new();
+        for a in [3u8, 7] {
+            for r in (0..=250u8).step_by(2) {
+                let kept = Kept {
+                    kind: Kind::Method,
+                    tags: Tags::of(vec![u32::from(r)]),
+                    sroi: None,
+                };
+                map.insert(key(a, r), kept);
+            }
+        }
+        let mut asked: Vec<RecordKey> = Vec::new();
+        for a in [1u8, 3, 5, 7, 9] {
+            asked.extend((0..=255u8).map(|r| key(a, r)));
+        }
+        asked.extend((0..=255u8).step_by(3 * WALK_STEPS_MAX).map(|r| key(7, r)));
+        asked.extend([key(7, 250), key(7, 250), key(3, 4), key(9, 0), key(0, 0)]);
+        let mut shuffled = asked.clone();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        // Merged runs come out sorted, each key as often as it went in.
+        let merged: Vec<RecordKey> = in_key_order(&shuffled, |k| *k).collect();
+        let mut sorted = shuffled.clone();
+        sorted.sort();
+        assert_eq!(merged, sorted);
+        let runs: Vec<RecordKey> = [key(5, 1), key(5, 9), key(3, 2), key(3, 3), key(4, 0)].into();
+        let merged: Vec<RecordKey> = in_key_order(&runs, |k| *k).collect();
+        assert_eq!(
+            merged,
+            [key(3, 2), key(3, 3), key(4, 0), key(5, 1), key(5, 9)]
+        );
+        for keys in [asked, shuffled, sorted] {
+            let mut walk = Walk::new(&map);
+            let mut found = 0;
+            for k in &keys {
+                let got = walk.get(k);
+                assert_eq!(got, map.get(k), "{k:?}");
+                found += usize::from(got.is_some());
+            }
+            assert!(found > map.len(), "{found}");
+        }
     }
 
     #[test]
