@@ -206,11 +206,18 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-fn analyzer(language: Language) -> TextAnalyzer {
+/// The index's two languages: tantivy's name of each (for its stop words) and its Snowball
+/// stemmer.
+const SWEDISH: (Language, rust_stemmers::Algorithm) =
+    (Language::Swedish, rust_stemmers::Algorithm::Swedish);
+const ENGLISH: (Language, rust_stemmers::Algorithm) =
+    (Language::English, rust_stemmers::Algorithm::English);
+
+fn analyzer((language, algorithm): (Language, rust_stemmers::Algorithm)) -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(TOKEN_BYTES_MAX))
         .filter(LowerCaser);
-    let stemmer = CachedStemmer(language);
+    let stemmer = CachedStemmer(algorithm);
     match StopWordFilter::new(language) {
         Some(stop) => builder.filter(stop).filter(stemmer).build(),
         None => builder.filter(stemmer).build(),
@@ -221,25 +228,26 @@ fn analyzer(language: Language) -> TextAnalyzer {
 /// a new word taking the slot of the one before it. Its memory is this many short words,
 /// allocated once.
 pub const STEM_CACHE_SLOTS: usize = 8 * 1024;
+/// Texts an analyzer stems before it makes its table: a query (a few words, a fresh analyzer
+/// each) never pays for one; a segment being written makes it at its second document.
+pub const STEM_CACHE_AFTER_TEXTS: usize = 1;
 
 /// The Snowball stemmer of tantivy's `Stemmer` filter, remembering the stems of recent words:
 /// a record's words are mostly common ones, and stemming a word costs far more than finding
 /// it in the table. The stems are exactly the stemmer's. The table lives as long as the
 /// analyzer (tantivy clones one per segment being written, and one per query).
 #[derive(Clone, Copy)]
-struct CachedStemmer(Language);
+struct CachedStemmer(rust_stemmers::Algorithm);
 
 impl TokenFilter for CachedStemmer {
     type Tokenizer<T: Tokenizer> = CachedStemmerFilter<T>;
 
     fn transform<T: Tokenizer>(self, inner: T) -> CachedStemmerFilter<T> {
-        let algorithm = match self.0 {
-            Language::Swedish => rust_stemmers::Algorithm::Swedish,
-            _ => rust_stemmers::Algorithm::English,
-        };
+        let algorithm = self.0;
         CachedStemmerFilter {
             algorithm,
             inner,
+            texts: 0,
             stems: Vec::new(),
         }
     }
@@ -255,7 +263,10 @@ struct StemSlot {
 struct CachedStemmerFilter<T> {
     algorithm: rust_stemmers::Algorithm,
     inner: T,
-    /// [`STEM_CACHE_SLOTS`] slots once the first text is analysed.
+    /// Texts analysed so far.
+    texts: usize,
+    /// [`STEM_CACHE_SLOTS`] slots once [`STEM_CACHE_AFTER_TEXTS`] texts were analysed; empty
+    /// before (each word is stemmed).
     stems: Vec<StemSlot>,
 }
 
@@ -265,6 +276,7 @@ impl<T: Clone> Clone for CachedStemmerFilter<T> {
         CachedStemmerFilter {
             algorithm: self.algorithm,
             inner: self.inner.clone(),
+            texts: 0,
             stems: Vec::new(),
         }
     }
@@ -274,9 +286,10 @@ impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
     type TokenStream<'a> = CachedStemStream<'a, T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        if self.stems.is_empty() {
+        if self.stems.is_empty() && self.texts >= STEM_CACHE_AFTER_TEXTS {
             self.stems.resize_with(STEM_CACHE_SLOTS, StemSlot::default);
         }
+        self.texts = self.texts.saturating_add(1);
         CachedStemStream {
             tail: self.inner.token_stream(text),
             stemmer: rust_stemmers::Stemmer::create(self.algorithm),
@@ -307,7 +320,7 @@ impl<S: TokenStream> TokenStream for CachedStemStream<'_, S> {
         }
         let token = self.tail.token_mut();
         let Some(slot) = self.stems.get_mut(stem_slot(&token.text)) else {
-            // No table (never: `token_stream` made it): stem without remembering.
+            // No table yet: stem without remembering.
             token.text = self.stemmer.stem(&token.text).into_owned();
             return true;
         };
@@ -391,12 +404,8 @@ impl SearchIndex {
         let index = Index::open_or_create(directory, schema)?;
         // tantivy's default merge policy keeps the segment count down; `expunge_deletes`
         // merges away every segment that still holds a deleted document.
-        index
-            .tokenizers()
-            .register("spindel_sv", analyzer(Language::Swedish));
-        index
-            .tokenizers()
-            .register("spindel_en", analyzer(Language::English));
+        index.tokenizers().register("spindel_sv", analyzer(SWEDISH));
+        index.tokenizers().register("spindel_en", analyzer(ENGLISH));
         let generation = index
             .load_metas()?
             .payload
@@ -709,7 +718,8 @@ mod tests {
         )
         .chain(["föreningarna running".to_string()])
         .collect();
-        for language in [Language::Swedish, Language::English] {
+        for pair in [SWEDISH, ENGLISH] {
+            let language = pair.0;
             let builder = || {
                 TextAnalyzer::builder(SimpleTokenizer::default())
                     .filter(RemoveLongFilter::limit(TOKEN_BYTES_MAX))
@@ -719,7 +729,7 @@ mod tests {
             let mut theirs = builder()
                 .filter(tantivy::tokenizer::Stemmer::new(language))
                 .build();
-            let mut ours = analyzer(language);
+            let mut ours = analyzer(pair);
             let mut words = 0;
             for text in &texts {
                 let expected = tokens(&mut theirs, text);
@@ -732,10 +742,15 @@ mod tests {
             }
             assert!(words > 8 * STEM_CACHE_SLOTS, "{words}");
         }
-        let mut sv = analyzer(Language::Swedish);
+        let mut sv = analyzer(SWEDISH);
         assert_eq!(tokens(&mut sv, "föreningarna"), ["förening"]);
-        // What it remembers stays within the table, which is filled.
-        let mut filter = CachedStemmer(Language::English).transform(SimpleTokenizer::default());
+        // A query's analyzer (one text) makes no table; what it remembers later stays
+        // within the table, which is filled.
+        let mut filter = CachedStemmer(ENGLISH.1).transform(SimpleTokenizer::default());
+        filter
+            .token_stream("running cooperatives")
+            .process(&mut |_| {});
+        assert!(filter.stems.is_empty());
         for text in &texts {
             filter.token_stream(text).process(&mut |_| {});
         }
@@ -760,7 +775,7 @@ mod tests {
         }
     }
 
-    fn stems(language: Language, text: &str) -> Vec<String> {
+    fn stems(language: (Language, rust_stemmers::Algorithm), text: &str) -> Vec<String> {
         let mut a = analyzer(language);
         let mut s = a.token_stream(text);
         let mut out = Vec::new();
@@ -772,28 +787,22 @@ mod tests {
 
     #[test]
     fn swedish_inflections_share_a_stem_and_keep_a_ring() {
-        assert_eq!(
-            stems(Language::Swedish, "föreningarna"),
-            stems(Language::Swedish, "förening")
-        );
-        assert_eq!(
-            stems(Language::Swedish, "Föreningar"),
-            stems(Language::Swedish, "förening")
-        );
+        assert_eq!(stems(SWEDISH, "föreningarna"), stems(SWEDISH, "förening"));
+        assert_eq!(stems(SWEDISH, "Föreningar"), stems(SWEDISH, "förening"));
         // å ä ö survive: no ASCII folding before the stemmer.
-        assert!(stems(Language::Swedish, "näringsliv")[0].contains('ä'));
+        assert!(stems(SWEDISH, "näringsliv")[0].contains('ä'));
         // Stop words vanish.
-        assert!(stems(Language::Swedish, "och").is_empty());
+        assert!(stems(SWEDISH, "och").is_empty());
         assert_eq!(
-            stems(Language::English, "associations"),
-            stems(Language::English, "association")
+            stems(ENGLISH, "associations"),
+            stems(ENGLISH, "association")
         );
     }
 
     /// Whether any segment's term dictionary (Swedish field) still holds `word`'s stem,
     /// deleted documents included.
     fn holds_term(index: &SearchIndex, word: &str) -> bool {
-        let stem = stems(Language::Swedish, word).remove(0);
+        let stem = stems(SWEDISH, word).remove(0);
         index.reader.reload().unwrap();
         let searcher = index.reader.searcher();
         searcher.segment_readers().iter().any(|segment| {

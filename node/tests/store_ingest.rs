@@ -832,7 +832,7 @@ fn entries_live_in_the_packs_and_a_format_3_stores_entries_are_read_as_they_are(
             .collect();
         assert_eq!(versions, vec![1, 2, 3, 4]);
     }
-    let db = sled::open(&sled_dir).unwrap();
+    let mut db = sled::open(&sled_dir).unwrap();
     let format = db.get(b"Mformat").unwrap().unwrap();
     assert_eq!(u64::from_be_bytes(format.as_ref().try_into().unwrap()), 4);
     assert_eq!(
@@ -842,6 +842,37 @@ fn entries_live_in_the_packs_and_a_format_3_stores_entries_are_read_as_they_are(
             .collect::<Vec<_>>(),
         vec![false, false, false, true]
     );
+    // A damaged reference is refused by name: one naming more bytes than an entry can have
+    // (nothing that long is read), and one naming another seq's entry.
+    let mut k4 = vec![b'L'];
+    k4.extend_from_slice(&ia.0);
+    k4.extend_from_slice(&4u64.to_be_bytes());
+    let good = db.get(&k4).unwrap().unwrap().to_vec();
+    let mut long = good.clone();
+    let over = spindel_protocol::entry::WIRE_ENTRY_BYTES_MAX as u32 + 1;
+    long[12..].copy_from_slice(&over.to_be_bytes());
+    let mut k3 = k4.clone();
+    k3[33..].copy_from_slice(&3u64.to_be_bytes());
+    let inline3 = db.get(&k3).unwrap().unwrap().to_vec();
+    for (value, at, says) in [
+        (long, &k4, "over"),
+        (good.clone(), &k3, "another author's or seq's"),
+    ] {
+        db.insert(at, value).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let seq = u64::from_be_bytes(at[33..].try_into().unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let err = store.entry(&ia, seq).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        drop(store);
+        let db2 = sled::open(&sled_dir).unwrap();
+        db2.insert(&k4, good.clone()).unwrap();
+        db2.insert(&k3, inline3.clone()).unwrap();
+        db2.flush().unwrap();
+        drop(db2);
+        db = sled::open(&sled_dir).unwrap();
+    }
 }
 
 fn log_values_of(db: &sled::Db) -> Vec<Vec<u8>> {

@@ -58,34 +58,35 @@ fn open_sled(dir: &Path, sled_dir: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout, except a
-/// format-3 store, which it marks 4 at once (its entries stay in sled and are read as they
-/// are), and a format-2 store, which it returns as needing its payload bytes counted (then it
-/// is marked 4).
-fn check_format(db: &sled::Db, dir: &Path) -> Result<bool, StoreError> {
+/// What opening a store of an older layout does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    /// Nothing: the store is this binary's layout.
+    None,
+    /// Format 3: marked [`STORE_FORMAT`] once it opened (its entries stay in sled and are read
+    /// as they are); until then the binary before still opens it.
+    Mark,
+    /// Format 2: each author's payload bytes are counted, then it is marked.
+    Count,
+}
+
+/// Marks a new store with [`STORE_FORMAT`]; refuses one written in another layout, except the
+/// formats it upgrades ([`Upgrade`]).
+fn check_format(db: &sled::Db, dir: &Path) -> Result<Upgrade, StoreError> {
     let found = match db.get(K_FORMAT)? {
         Some(v) => u64_value("store format", &v)?,
         None if db.scan_prefix([b'L']).next().is_some() => 1,
         None => {
             db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
             db.flush()?;
-            return Ok(false);
+            return Ok(Upgrade::None);
         }
     };
     let path = dir.to_path_buf();
     match found {
-        STORE_FORMAT => Ok(false),
-        STORE_FORMAT_INLINE_LOG => {
-            db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
-            db.flush()?;
-            tracing::info!(
-                from = found,
-                to = STORE_FORMAT,
-                "store format upgraded: new entries are kept in the packs"
-            );
-            Ok(false)
-        }
-        STORE_FORMAT_UNCOUNTED => Ok(true),
+        STORE_FORMAT => Ok(Upgrade::None),
+        STORE_FORMAT_INLINE_LOG => Ok(Upgrade::Mark),
+        STORE_FORMAT_UNCOUNTED => Ok(Upgrade::Count),
         f if f > STORE_FORMAT => Err(StoreError::NewerFormat { path, found }),
         _ => Err(StoreError::OldFormat { path, found }),
     }
@@ -150,7 +151,7 @@ impl Store {
         };
         // Finish every erasure a crash interrupted before anything reads the store.
         store.erase_pending()?;
-        if upgrade {
+        if upgrade == Upgrade::Count {
             store.count_payload_bytes()?;
         }
         let generation = store.generation()?;
@@ -168,6 +169,15 @@ impl Store {
         // Segments still holding deleted documents (a crash before their merge) go now.
         store.index.search.expunge_deletes(0)?;
         store.open_members()?;
+        if upgrade == Upgrade::Mark {
+            store.db.insert(K_FORMAT, &STORE_FORMAT.to_be_bytes()[..])?;
+            store.db.flush()?;
+            tracing::info!(
+                from = STORE_FORMAT_INLINE_LOG,
+                to = STORE_FORMAT,
+                "store format upgraded: new entries are kept in the packs"
+            );
+        }
         Ok(store)
     }
 

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use spindel_protocol::NodeId;
 use spindel_protocol::codec;
-use spindel_protocol::entry::{Entry, HEADER_BYTES_MAX, Hash, Head, Op, Payload, RecordId};
+use spindel_protocol::entry::{
+    Entry, HEADER_BYTES_MAX, Hash, Head, Op, Payload, RecordId, WIRE_ENTRY_BYTES_MAX,
+};
 use spindel_protocol::record::{Kind, Record};
 
 use super::calendar::{Calendar, Span};
@@ -167,15 +169,30 @@ impl Store {
     /// the value itself (an entry written under format 2 or 3).
     pub(super) fn log_entry(&self, key: &[u8], value: &[u8]) -> Result<Entry, StoreError> {
         let what = || format!("log entry {}", hex::encode(key));
-        let Some(at) = parse_log_ref(value) else {
-            return Entry::decode(value).map_err(|e| corrupt(what(), e));
+        let entry = match parse_log_ref(value) {
+            None => Entry::decode(value).map_err(|e| corrupt(what(), e))?,
+            Some(at) => {
+                if at.len as usize > WIRE_ENTRY_BYTES_MAX {
+                    return Err(corrupt(
+                        what(),
+                        format!("names {} bytes, over {WIRE_ENTRY_BYTES_MAX}", at.len),
+                    ));
+                }
+                let bytes = self
+                    .packs
+                    .read(at)
+                    .map_err(|e| self.packs_error(e))?
+                    .ok_or_else(|| corrupt(what(), format!("missing from pack {}", at.segment)))?;
+                Entry::decode(&bytes).map_err(|e| corrupt(what(), e))?
+            }
         };
-        let bytes = self
-            .packs
-            .read(at)
-            .map_err(|e| self.packs_error(e))?
-            .ok_or_else(|| corrupt(what(), format!("missing from pack {}", at.segment)))?;
-        Entry::decode(&bytes).map_err(|e| corrupt(what(), e))
+        let h = entry.header();
+        if key.get(1..33) != Some(&h.author.0[..])
+            || key.get(33..41) != Some(&h.seq.to_be_bytes()[..])
+        {
+            return Err(corrupt(what(), "holds another author's or seq's entry"));
+        }
+        Ok(entry)
     }
 
     /// Up to `max` entries of `author` from `from_seq` on, each with its payload if still held.

@@ -37,7 +37,7 @@ pub enum StoreError {
     },
     #[error(
         "the store in {path} was written by an older spindel (store format {found}, this one reads {STORE_FORMAT}): \
-         it kept record contents where they cannot be erased. Keep node.key and config.toml, move store/ and index/ \
+         it kept record contents where they cannot be erased. Keep node.key and config.toml, move store/, index/ and payloads/ \
          out of {path}, then `spindel sync --data-dir {path} --aggregator PEER` fetches the node's log back \
          (delete the old store/ once it has)"
     )]
