@@ -159,8 +159,9 @@ impl Store {
 
     /// The stored entry of `author` at `seq`.
     pub fn entry(&self, author: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
-        match self.db.get(k_log(author, seq))? {
-            Some(v) => self.log_entry(&k_log(author, seq), &v).map(Some),
+        let key = k_log(author, seq);
+        match self.db.get(&key)? {
+            Some(v) => self.log_entry(&key, &v).map(Some),
             None => Ok(None),
         }
     }
@@ -187,9 +188,7 @@ impl Store {
             }
         };
         let h = entry.header();
-        if key.get(1..33) != Some(&h.author.0[..])
-            || key.get(33..41) != Some(&h.seq.to_be_bytes()[..])
-        {
+        if key != k_log(&h.author, h.seq).as_slice() {
             return Err(corrupt(what(), "holds another author's or seq's entry"));
         }
         Ok(entry)

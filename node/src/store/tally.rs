@@ -233,11 +233,6 @@ impl Tally {
         self.records.is_empty()
     }
 
-    /// Whether `key` is a visible record.
-    pub fn contains(&self, key: &RecordKey) -> bool {
-        self.records.contains_key(key)
-    }
-
     /// Visible records of `author` per kind.
     pub fn kinds_of(&self, author: &NodeId) -> HashMap<Kind, u64> {
         let mut out = HashMap::new();
